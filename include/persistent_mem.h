@@ -1,0 +1,371 @@
+/* persistent_mem: a lock-free persistent memory allocator.
+ *
+ * A *space* is a heap inside a memory-mapped file.  A multithreaded program
+ * allocates from it with persistent_malloc()/persistent_free(); what it
+ * stores survives restarts and crashes and is found again through tagged
+ * roots.  Allocation, free, realloc and the root calls never take a lock.
+ *
+ * Conventions
+ *   - A space is named by an allocator_space_t pointer, which is the base
+ *     address of its mapping, so offsets are (char *)ptr - (char *)space.
+ *   - Setup calls (open, close, info, sync, check, stats) return 0 or a
+ *     negative code: a PERSISTENT_E_* below or -errno.  persistent_errormsg()
+ *     explains the last failure of the calling thread.
+ *   - Allocation calls behave like libc: NULL with errno set (ENOMEM when the
+ *     space is exhausted, EINVAL for bad arguments, EROFS on a read-only
+ *     space).
+ *   - Misuse that is detected (double free, a pointer that is not a live
+ *     block of the space) is reported through the error hook and changes
+ *     nothing.
+ *   - No call here is async-signal-safe.
+ *
+ * The calls marked [seed] keep the names and shapes of the "Persistence of
+ * Memory" allocator, so programs written for it compile unchanged.
+ */
+#ifndef PERSISTENT_MEM_H
+#define PERSISTENT_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#ifndef __cplusplus
+#include <stdbool.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PERSISTENT_MEM_VERSION_MAJOR 0
+#define PERSISTENT_MEM_VERSION_MINOR 1
+
+/* ------------------------------------------------------------------------ */
+/* Types and offsets                                                          */
+
+/* Opaque.  A pointer to it is the base address of the space's mapping. */
+typedef struct allocator_space allocator_space_t;
+
+/* An offset from the base of a space; 0 means NULL (offset 0 is the header,
+ * never a block).  [seed] */
+#if UINTPTR_MAX > 0xffffffffu
+typedef uint64_t persistent_offset_t;
+#else
+typedef uint32_t persistent_offset_t;
+#endif
+
+static inline persistent_offset_t
+persistent_offset_from_ptr(const void *space, const void *ptr)
+{
+    return (uintptr_t)ptr > (uintptr_t)space
+               ? (persistent_offset_t)((uintptr_t)ptr - (uintptr_t)space)
+               : 0;
+}
+
+static inline void *
+persistent_ptr_from_offset(const void *space, persistent_offset_t off)
+{
+    return off ? (void *)((uintptr_t)space + off) : (void *)0;
+}
+
+/* [seed] ptr -> offset (0 for NULL) and offset -> ptr (NULL for 0). */
+#define ptr_to_persistent_offset(space, ptr) \
+    persistent_offset_from_ptr((const void *)(space), (const void *)(ptr))
+#define persistent_offset_to_ptr(space, off) \
+    persistent_ptr_from_offset((const void *)(space), (persistent_offset_t)(off))
+/* The spelling used in the seed's README. */
+#define persistent_persistent_offset_to_ptr(space, off) \
+    persistent_offset_to_ptr(space, off)
+
+/* ------------------------------------------------------------------------ */
+/* Error codes (negative; -errno values are used beside them)                */
+
+enum persistent_error {
+    PERSISTENT_E_NOT_SPACE   = -1001, /* the file is not a space */
+    PERSISTENT_E_TRUNCATED   = -1002, /* shorter than its header says */
+    PERSISTENT_E_VERSION     = -1003, /* another major format version */
+    PERSISTENT_E_WORD_SIZE   = -1004, /* made by a 32/64-bit other build */
+    PERSISTENT_E_BYTE_ORDER  = -1005, /* made on a machine of other endianness */
+    PERSISTENT_E_CHECKSUM    = -1006, /* header checksum does not match */
+    PERSISTENT_E_SIZE        = -1007, /* header sizes disagree with the file
+                                         or with each other */
+    PERSISTENT_E_BUSY        = -1008, /* another writer has the space open */
+    PERSISTENT_E_CORRUPT     = -1009, /* heap metadata is inconsistent */
+    PERSISTENT_E_DOUBLE_FREE = -1010, /* (error hook) block already free */
+    PERSISTENT_E_BAD_POINTER = -1011, /* (error hook) not a live block */
+    PERSISTENT_E_FLUSH       = -1012, /* requested flush method unavailable */
+    PERSISTENT_E_READONLY    = -1013  /* space opened read-only */
+};
+
+/* Message for the last failed call of this thread (never NULL). */
+const char *persistent_errormsg(void);
+/* Static description of a code returned by any call here. */
+const char *persistent_strerror(int code);
+
+/* ------------------------------------------------------------------------ */
+/* [seed] Lifecycle                                                           */
+
+/* Creates filename as a space with room for requested_size bytes of blocks,
+ * or opens it read-write if it already is a space (an existing space is
+ * never shrunk or re-initialised; requested_size is then ignored).  A file
+ * that exists and is not a space is left untouched.  NULL with errno and
+ * persistent_errormsg() on failure (EBUSY: another writer has it). */
+allocator_space_t *create_persistent_allocator(const char *filename,
+                                               size_t requested_size);
+
+/* Opens filename privately for forensics: mapped copy-on-write, works on a
+ * read-only file and on a space left dirty by a crash, never writes the
+ * file.  Allocation works in the private copy.  NULL with errno on failure. */
+allocator_space_t *load_private_persistent_allocator(const char *filename);
+
+/* Closes the space and marks a clean shutdown.  No thread may be inside a
+ * call on the space.  NULL is a no-op. */
+void destroy_persistent_allocator(allocator_space_t *space);
+
+/* [seed] Returns the current address of a raw pointer stored in the space
+ * while it was mapped elsewhere: during any earlier mapping recorded in the
+ * header (the last 16), the pointer itself when it is already inside the
+ * current mapping, NULL when it belongs to none.  Where the ranges of two
+ * earlier mappings overlap, the most recent wins; persistent_ptr_from()
+ * resolves the others. */
+void *persistent_ptr(allocator_space_t *space, void *ptr);
+
+/* Rewrites ptr as a pointer from the mapping with this generation (see
+ * persistent_space_info); NULL if that generation is not recorded or ptr is
+ * outside its range. */
+void *persistent_ptr_from(allocator_space_t *space, void *ptr,
+                          uint64_t generation);
+
+/* ------------------------------------------------------------------------ */
+/* Richer lifecycle                                                           */
+
+#define PERSISTENT_OPEN_CREATE     0x01u /* create the file if absent */
+#define PERSISTENT_OPEN_EXCL       0x02u /* with CREATE: fail if it exists */
+#define PERSISTENT_OPEN_READONLY   0x04u /* map read-only beside a writer */
+#define PERSISTENT_OPEN_PRIVATE    0x08u /* copy-on-write, never writes */
+#define PERSISTENT_OPEN_NO_RECOVER 0x10u /* with PRIVATE: no in-memory
+                                            recovery; the heap as on file,
+                                            allocation disabled */
+
+/* Durability: what a completed call survives.  Recorded with the space. */
+enum persistent_durability {
+    PERSISTENT_DURABILITY_DEFAULT = 0, /* the space's recorded mode; PROCESS
+                                          for a new space on an ordinary file */
+    PERSISTENT_DURABILITY_PROCESS = 1, /* survives the process being killed
+                                          at any instruction; no flushes */
+    PERSISTENT_DURABILITY_PMEM    = 2, /* also survives power failure on real
+                                          persistent memory: every metadata
+                                          change is flushed and fenced */
+    PERSISTENT_DURABILITY_SYNC    = 3  /* as PROCESS, plus persistent_sync()
+                                          makes everything durable on disk */
+};
+
+struct persistent_options {
+    uint32_t flags;          /* PERSISTENT_OPEN_* */
+    uint32_t durability;     /* enum persistent_durability */
+    uint64_t size;           /* create: bytes of blocks wanted */
+    uint64_t max_size;       /* create: growable up to this many bytes of
+                                blocks; 0 = fixed at size */
+    uint32_t mode;           /* create: file mode, 0 = 0644 (umask applies) */
+    uint32_t reserved;
+};
+
+/* Opens (and with PERSISTENT_OPEN_CREATE creates) a space.  Every open
+ * validates the file first; a file that fails validation is never written.
+ * An open for writing takes an exclusive flock(2): a second writer, in this
+ * process or another, gets PERSISTENT_E_BUSY.  A writer that finds the space
+ * was not closed cleanly recovers it before returning. */
+int persistent_space_open(const char *path,
+                          const struct persistent_options *opts,
+                          allocator_space_t **out);
+
+/* Closes a space opened by either call; marks it clean when opened for
+ * writing.  No thread may be inside a call on the space. */
+int persistent_space_close(allocator_space_t *space);
+
+struct persistent_base {
+    uint64_t base;           /* mapping address */
+    uint64_t size;           /* bytes of address space reserved there */
+    uint64_t generation;
+};
+
+struct persistent_info {
+    uint32_t format_major, format_minor;
+    uint32_t page_size;          /* run granularity */
+    uint32_t superblock_size;    /* target superblock size */
+    uint64_t file_size;          /* bytes in the file now */
+    uint64_t capacity;           /* bytes of pages now */
+    uint64_t max_capacity;       /* bytes of pages at the maximum size */
+    uint64_t meta_size;          /* bytes of metadata before page 0 */
+    uint64_t generation;         /* of the current (writer) mapping */
+    uint64_t create_time_ns;
+    uint8_t  uuid[16];
+    uint32_t growable;           /* 1 if it can grow up to max_capacity */
+    uint32_t durability;         /* enum persistent_durability in effect */
+    uint32_t clean_at_open;      /* 1 if the last close was clean */
+    uint32_t recovered;          /* 1 if this open ran recovery */
+    uint32_t open_flags;         /* PERSISTENT_OPEN_* of this handle */
+    uint32_t n_bases;            /* entries in bases[], newest first */
+    struct persistent_base bases[16];
+};
+
+int persistent_space_info(allocator_space_t *space,
+                          struct persistent_info *info);
+
+/* Makes everything written so far durable (msync + fsync on ordinary files,
+ * a drain on persistent memory).  0 or -errno. */
+int persistent_sync(allocator_space_t *space);
+
+/* ------------------------------------------------------------------------ */
+/* [seed] Allocation                                                          */
+
+/* At least 16-byte aligned; NULL for size 0, for impossible sizes and when
+ * the space is exhausted (errno ENOMEM). */
+void *persistent_malloc(allocator_space_t *space, size_t size);
+
+/* NULL is a no-op.  A pointer that is not a live block of this space
+ * (interior, foreign, already free) is reported through the error hook and
+ * the heap is left as it was. */
+void persistent_free(allocator_space_t *space, void *ptr);
+
+/* Resizes *ptr in place when it can, else moves and copies.  Returns false,
+ * with *ptr unchanged and still valid, for a NULL *ptr, size 0, or when no
+ * room is left.  [seed: persistent_realloc(space, ptr, size) on an lvalue] */
+bool persistent_realloc_impl(allocator_space_t *space, void **ptr,
+                             size_t new_size);
+#define persistent_realloc(space, ptr, new_size) \
+    persistent_realloc_impl((space), (void **)&(ptr), (new_size))
+
+/* [seed] Allocates a root: a zeroed block found again by its tag after a
+ * restart with persistent_find_root().  NULL with errno EEXIST if the tag
+ * already names a root (see persistent_root_get). */
+void *persistent_malloc_root(allocator_space_t *space, uint64_t root_class,
+                             size_t size);
+
+/* [seed] The root with this tag, or NULL. */
+void *persistent_find_root(allocator_space_t *space, uint64_t root_class);
+
+/* ------------------------------------------------------------------------ */
+/* Richer allocation                                                          */
+
+/* Zeroed n * size bytes; NULL with errno ENOMEM on overflow. */
+void *persistent_calloc(allocator_space_t *space, size_t n, size_t size);
+
+/* alignment: a power of two up to 2 MiB.  EINVAL otherwise. */
+void *persistent_aligned_alloc(allocator_space_t *space, size_t alignment,
+                               size_t size);
+
+/* Bytes usable at ptr (>= the size asked for); 0 for NULL or a pointer that
+ * is not a live block. */
+size_t persistent_usable_size(allocator_space_t *space, const void *ptr);
+
+/* libc-style realloc: NULL ptr allocates; size 0 frees and returns NULL;
+ * NULL on failure with ptr untouched. */
+void *persistent_reallocate(allocator_space_t *space, void *ptr, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Roots                                                                      */
+
+/* The root with this tag, created zeroed with size bytes if absent.  Two
+ * threads racing get the same block; a root is never visible before it is
+ * zeroed.  *created (may be NULL) tells whether this call made it.  An
+ * existing root is returned as it is, whatever its size. */
+void *persistent_root_get(allocator_space_t *space, uint64_t tag, size_t size,
+                          bool *created);
+
+/* Removes the root and frees its block.  0, or -ENOENT. */
+int persistent_root_remove(allocator_space_t *space, uint64_t tag);
+
+/* Iteration over live roots, in no particular order.  Zero-initialise the
+ * iterator; each call returns 1 and one root, or 0 at the end.  Roots added
+ * or removed during the walk may or may not be seen. */
+struct persistent_root_iter {
+    uint64_t table;
+    uint64_t slot;
+};
+int persistent_root_next(allocator_space_t *space,
+                         struct persistent_root_iter *it, uint64_t *tag,
+                         void **ptr);
+
+/* ------------------------------------------------------------------------ */
+/* Publishing calls: crash-atomic with a location inside the space.          */
+/* After a crash at any point, either both the block and *dest changed or     */
+/* neither did.  dest must point into the space.  0 or -errno.                */
+
+int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
+                          size_t size);
+int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest);
+int persistent_realloc_into(allocator_space_t *space,
+                            persistent_offset_t *dest, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics and checking                                                    */
+
+#define PERSISTENT_N_CLASSES 36
+
+struct persistent_stats {
+    uint64_t live_bytes;          /* usable bytes of live blocks */
+    uint64_t live_blocks;
+    uint64_t small_live_bytes, large_live_bytes;
+    uint64_t superblocks, superblock_bytes;
+    uint64_t large_runs, large_bytes;
+    uint64_t free_bytes;          /* pages in no run */
+    uint64_t file_size;           /* footprint on disk */
+    uint64_t capacity;
+    uint32_t n_classes;
+    uint32_t reserved;
+    struct {
+        uint32_t block_size;
+        uint32_t superblocks;
+        uint64_t live_blocks;
+    } cls[PERSISTENT_N_CLASSES];
+};
+
+/* A walk of the heap: exact when no thread is allocating. */
+int persistent_stats_get(allocator_space_t *space, struct persistent_stats *st);
+
+struct persistent_check_report {
+    uint64_t n_errors;
+    uint64_t runs, superblocks, large_runs;
+    uint64_t live_blocks, live_bytes;
+    uint64_t roots;
+    uint64_t pending_remote_frees;  /* freed, not yet collected */
+    uint64_t in_flight_lanes;       /* publishing calls in flight */
+    uint64_t orphan_bits;           /* crash leftovers (bits of no live
+                                       run or block) a writer's open clears;
+                                       harmless, not errors */
+    char first_error[256];
+};
+
+/* Read-only full consistency check of the header, the run bitmaps, every
+ * superblock, the roots and the lanes.  Writes nothing, so it works on a
+ * read-only or private (forensic) mapping.  Returns 0 when consistent,
+ * PERSISTENT_E_CORRUPT when report->n_errors > 0. */
+int persistent_check(allocator_space_t *space,
+                     struct persistent_check_report *report);
+
+/* ------------------------------------------------------------------------ */
+/* Misuse reporting                                                           */
+
+/* Called for each detected misuse: code is PERSISTENT_E_DOUBLE_FREE or
+ * PERSISTENT_E_BAD_POINTER, ptr the offending pointer.  Process-wide; NULL
+ * restores the default, which prints one line to stderr. */
+typedef void persistent_error_fn(allocator_space_t *space, int code,
+                                 const void *ptr, const char *msg, void *arg);
+void persistent_error_hook_set(persistent_error_fn *fn, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Persistence primitives                                                     */
+
+/* Write back and fence addr..addr+len with the method chosen for this
+ * process: CLWB, else CLFLUSHOPT, else CLFLUSH (by CPUID), or as forced by
+ * PERSISTENT_MEM_FLUSH=clwb|clflushopt|clflush|msync|none. */
+void persistent_persist(const void *addr, size_t len);
+void persistent_flush(const void *addr, size_t len);
+void persistent_drain(void);
+/* "clwb", "clflushopt", "clflush", "msync", "none" ... */
+const char *persistent_flush_method(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,188 @@
+/* The allocation entry points: malloc's fast path, calloc, aligned
+ * allocation, usable size and realloc.
+ *
+ * The fast path takes the next free block of the thread's current word:
+ * a bit from the cached mask, one plain load and store of the allocation
+ * word (this thread owns the superblock, see superblock.c), no atomic
+ * read-modify-write.  Everything else is sb_refill_alloc(). */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void *large_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size,
+                         size_t align)
+{
+    pm_op_begin(rec);       /* a scavenge may touch this thread's superblocks */
+    void *p = lg_alloc(rt, rec, size, align);
+    pm_op_end(rec);
+    return p;
+}
+
+static inline void *small_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
+{
+    struct pm_tcache *t = &rec->cls[c];
+    pm_op_begin(rec);
+    uint64_t m = t->mask;
+    if (PM_LIKELY(m != 0 && pm_load_relaxed(&rec->revokes) == rec->seen_revokes)) {
+        uint32_t i = pm_ctz64(m);
+        t->mask = m & (m - 1);
+        pm_atomic_u64 *w = t->aword;
+        pm_store_relaxed(w, pm_load_relaxed(w) | (UINT64_C(1) << i));
+        pm_persist(rt, w, sizeof *w);
+        void *p = t->wbase + (size_t)i * t->bsize;
+        pm_op_end(rec);
+        return p;
+    }
+    void *p = sb_refill_alloc(rt, rec, c);
+    if (PM_UNLIKELY(p == NULL))
+        /* no superblock to be had for the class: a run of pages is still a
+         * block of that size (G5b: no false exhaustion) */
+        p = large_alloc(rt, rec, pm_class_size(c), 0);
+    return p;
+}
+
+void *persistent_malloc(allocator_space_t *space, size_t size)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (PM_UNLIKELY(rec == NULL))
+        return NULL;
+    if (PM_LIKELY(size - 1 < (size_t)rt->max_small))
+        return small_alloc(rt, rec, pm_size_class(size));
+    if (size == 0)
+        return NULL;
+    return large_alloc(rt, rec, size, 0);
+}
+
+void *pm_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size, size_t align)
+{
+    if (size == 0)
+        size = 1;
+    if (align <= 16) {
+        if (size <= rt->max_small)
+            return small_alloc(rt, rec, pm_size_class(size));
+        return large_alloc(rt, rec, size, 0);
+    }
+    if (size <= rt->max_small && align <= rt->page_size) {
+        /* a class whose every block is aligned enough */
+        for (uint32_t c = pm_size_class(size); c < rt->n_small; c++)
+            if (rt->cls[c].align >= align)
+                return small_alloc(rt, rec, c);
+    }
+    return large_alloc(rt, rec, size, align);
+}
+
+void *persistent_calloc(allocator_space_t *space, size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = persistent_malloc(space, total);
+    if (p)
+        memset(p, 0, total);
+    return p;
+}
+
+void *persistent_aligned_alloc(allocator_space_t *space, size_t alignment,
+                               size_t size)
+{
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0 ||
+        alignment > PM_BASE_ALIGN) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return NULL;
+    if (size == 0)
+        return NULL;
+    return pm_alloc(rt, rec, size, alignment);
+}
+
+size_t pm_usable(struct pm_rt *rt, const void *ptr)
+{
+    uint32_t s, idx;
+    struct pm_sb_header *h;
+    int r = sb_locate(rt, ptr, &s, &h, &idx);
+    if (r == 1)
+        return lg_usable(rt, ptr);
+    if (r != 0)
+        return 0;
+    uint64_t bit = UINT64_C(1) << (idx & 63);
+    if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit) ||
+        (pm_load_relaxed(&h->bits[h->n_words + (idx >> 6)]) & bit))
+        return 0;
+    return h->block_size;
+}
+
+size_t persistent_usable_size(allocator_space_t *space, const void *ptr)
+{
+    struct pm_rt *rt = pm_rt_of(space);
+    if (rt == NULL || ptr == NULL)
+        return 0;
+    return pm_usable(rt, ptr);
+}
+
+static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t n)
+{
+    size_t us = pm_usable(rt, p);
+    if (us == 0) {
+        pm_misuse(rt, PERSISTENT_E_BAD_POINTER, p, "persistent_realloc");
+        errno = EINVAL;
+        return NULL;
+    }
+    uint32_t s, idx;
+    struct pm_sb_header *h;
+    if (sb_locate(rt, p, &s, &h, &idx) == 0) {
+        if (n <= us && (us <= 64 || n > us / 2))
+            return p;                   /* same block, little waste */
+    } else if (n > rt->max_small || n > us / 2) {
+        pm_op_begin(rec);
+        bool ok = lg_resize_in_place(rt, p, n);
+        pm_op_end(rec);
+        if (ok)
+            return p;
+    }
+    void *q = pm_alloc(rt, rec, n, 0);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, n < us ? n : us);
+    pm_free_block(rt, rec, p);
+    return q;
+}
+
+bool persistent_realloc_impl(allocator_space_t *space, void **ptr, size_t new_size)
+{
+    if (ptr == NULL || *ptr == NULL || new_size == 0) {
+        errno = EINVAL;
+        return false;
+    }
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return false;
+    void *q = realloc_core(rt, rec, *ptr, new_size);
+    if (q == NULL)
+        return false;
+    *ptr = q;
+    return true;
+}
+
+void *persistent_reallocate(allocator_space_t *space, void *ptr, size_t size)
+{
+    if (ptr == NULL)
+        return persistent_malloc(space, size);
+    if (size == 0) {
+        persistent_free(space, ptr);
+        return NULL;
+    }
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return NULL;
+    return realloc_core(rt, rec, ptr, size);
+}

@@ -1,0 +1,87 @@
+/* Error codes, the per-thread error message and the misuse hook. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static _Thread_local char errbuf[512] PM_TLS_IE;
+
+static persistent_error_fn *_Atomic hook_fn;
+static void *_Atomic hook_arg;
+
+int pm_err(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *persistent_errormsg(void)
+{
+    return errbuf[0] ? errbuf : "no error";
+}
+
+const char *persistent_strerror(int code)
+{
+    switch (code) {
+    case 0: return "success";
+    case PERSISTENT_E_NOT_SPACE: return "not a persistent_mem space";
+    case PERSISTENT_E_TRUNCATED: return "space file is truncated";
+    case PERSISTENT_E_VERSION: return "unsupported format version";
+    case PERSISTENT_E_WORD_SIZE: return "space made with another word size";
+    case PERSISTENT_E_BYTE_ORDER: return "space made with another byte order";
+    case PERSISTENT_E_CHECKSUM: return "space header checksum mismatch";
+    case PERSISTENT_E_SIZE: return "space sizes disagree with the file";
+    case PERSISTENT_E_BUSY: return "space is open for writing elsewhere";
+    case PERSISTENT_E_CORRUPT: return "space metadata is inconsistent";
+    case PERSISTENT_E_DOUBLE_FREE: return "double free";
+    case PERSISTENT_E_BAD_POINTER: return "pointer is not a live block";
+    case PERSISTENT_E_FLUSH: return "flush method not available";
+    case PERSISTENT_E_READONLY: return "space is read-only";
+    default:
+        if (code < 0 && code > -4096)
+            return strerror(-code);
+        return "unknown error";
+    }
+}
+
+int pm_code_to_errno(int code)
+{
+    if (code < 0 && code > -1000)
+        return -code;
+    switch (code) {
+    case PERSISTENT_E_BUSY: return EBUSY;
+    case PERSISTENT_E_READONLY: return EROFS;
+    case PERSISTENT_E_FLUSH: return ENOTSUP;
+    case PERSISTENT_E_CORRUPT: return EIO;
+    default: return EINVAL;
+    }
+}
+
+void persistent_error_hook_set(persistent_error_fn *fn, void *arg)
+{
+    pm_store_release(&hook_arg, arg);
+    pm_store_release(&hook_fn, fn);
+}
+
+void pm_misuse(struct pm_rt *rt, int code, const void *ptr, const char *what)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "persistent_mem: %s: %s %p",
+             what, persistent_strerror(code), ptr);
+    persistent_error_fn *fn = pm_load_acquire(&hook_fn);
+    if (fn)
+        fn((allocator_space_t *)(rt ? rt->base : NULL), code, ptr, msg,
+           pm_load_acquire(&hook_arg));
+    else
+        fprintf(stderr, "%s\n", msg);
+}
+
+/* Test points (internal.h): a test installs a function that is called at
+ * each PM_HOOK_* point; NULL in normal use, so each point costs one load. */
+pm_hook_fn *_Atomic pm_test_hook;

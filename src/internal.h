@@ -1,0 +1,409 @@
+/* Internal types and cross-file prototypes, grouped by the file that
+ * defines them.  Nothing here is installed.
+ *
+ * The volatile runtime of an open space (struct pm_rt) lives in process
+ * memory, never in the file: page claims, the page -> superblock map,
+ * superblock ownership, partial lists and thread records are all hints that
+ * every open rebuilds from the persistent truth described in layout.h.
+ */
+#ifndef PM_INTERNAL_H
+#define PM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Built with -fvisibility=hidden: only the public API is exported. */
+#pragma GCC visibility push(default)
+#include "persistent_mem.h"
+#pragma GCC visibility pop
+#include "atomic.h"
+#include "layout.h"
+#include "persist.h"
+
+/* Thread-local state is read on every allocation; the initial-exec model
+ * makes that a plain %fs-relative load instead of a __tls_get_addr call
+ * (a GNU attribute, the reason this header is not plain C11). */
+#define PM_TLS_IE __attribute__((tls_model("initial-exec")))
+
+#define PM_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define PM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define PM_N_CLASSES      PERSISTENT_N_CLASSES
+#define PM_MAX_SMALL      16384u      /* largest size class */
+#define PM_OWNED_MAX      6           /* superblocks a thread keeps per class
+                                         besides the current one */
+#define PM_MAX_RECS       4096u       /* thread records per open space */
+#define PM_NO_SB          UINT32_MAX
+#define PM_MAX_CAPACITY   (UINT64_C(1) << 40)  /* 1 TiB of pages */
+
+/* struct pm_rt.mode */
+#define PM_MODE_WRITER    1u
+#define PM_MODE_READONLY  2u
+#define PM_MODE_PRIVATE   3u
+
+/* Superblock anchor (struct pm_sbctl.anchor):
+ *   bits 0..2   state
+ *   bits 8..23  record id: the owner when OWNED or REVOKING, the last owner
+ *               when ORPHAN
+ *   bits 32..63 version, bumped by every transition so a stale CAS fails */
+#define PM_SB_FREE        0u   /* not a superblock (or being set up) */
+#define PM_SB_OWNED       1u   /* one thread allocates from it */
+#define PM_SB_ORPHAN      2u   /* nobody owns it, in no list (was full) */
+#define PM_SB_LISTED      3u   /* in its class's partial list */
+#define PM_SB_REVOKING    4u   /* a thief is taking it from its owner */
+
+static inline uint32_t pm_anchor_state(uint64_t a) { return (uint32_t)(a & 7u); }
+static inline uint32_t pm_anchor_owner(uint64_t a) { return (uint32_t)(a >> 8) & 0xffffu; }
+static inline uint64_t pm_anchor_make(uint64_t old, uint32_t state, uint32_t owner)
+{
+    return ((old >> 32) + 1) << 32 | (uint64_t)owner << 8 | state;
+}
+
+/* Volatile control of one superblock, indexed by its first page.  Stale
+ * accesses through an old index land on another valid control word (or an
+ * unused one), never on block memory: that is why it is not in-band. */
+struct pm_sbctl {
+    pm_atomic_u64 anchor;
+    pm_atomic_u64 summary;        /* bit w: remote word w may have bits */
+    pm_atomic_u32 next;           /* partial-list link: first page + 1 */
+    pm_atomic_u32 n_pub;          /* publishing remote frees in flight */
+    pm_atomic_u32 cls;
+    uint32_t reserved;
+};
+
+/* Geometry of one size class in one space. */
+struct pm_class {
+    uint32_t block_size;
+    uint32_t n_blocks;            /* 0: class not served by superblocks here */
+    uint32_t n_pages;
+    uint32_t data_start;          /* block 0 offset from superblock start */
+    uint32_t n_words;
+    uint32_t align;               /* natural alignment of every block */
+    uint64_t recip;               /* ceil(2^40 / block_size) */
+    uint64_t last_mask;           /* valid bits of the last bitmap word */
+};
+
+/* Per class, owner-only state of a thread record.  The first four fields
+ * are all the malloc fast path reads. */
+struct pm_tcache {
+    uint64_t mask;                /* free blocks of the current word not yet
+                                     handed out */
+    char *wbase;                  /* address of block 64 * word */
+    pm_atomic_u64 *aword;         /* the current allocation-bitmap word */
+    uint32_t bsize;
+    uint32_t sb;                  /* current superblock, PM_NO_SB if none */
+    uint32_t word;                /* index of aword in its bitmap */
+    uint32_t n_owned;
+    uint32_t owned[PM_OWNED_MAX]; /* other superblocks this thread owns */
+};
+
+/* One thread's state in one open space.  Records are type-stable: they are
+ * recycled, never freed, while the space is open. */
+struct pm_trec {
+    pm_atomic_u32 busy;           /* inside an owner operation */
+    pm_atomic_u32 revokes;        /* bumped by a thief before membarrier */
+    uint32_t seen_revokes;
+    uint32_t id;                  /* index in rt->recs, >= 1 */
+    pm_atomic_u32 in_use;
+    int32_t lane;                 /* publish lane index, -1 if none */
+    uint64_t rng;                 /* per-thread xorshift state */
+    struct pm_tcache cls[PM_N_CLASSES];
+};
+
+/* An open space. */
+struct pm_rt {
+    char *base;                   /* == (char *)space */
+    struct pm_header *hdr;
+    int fd;
+    uint32_t mode;                /* PM_MODE_* */
+    uint32_t open_flags;          /* PERSISTENT_OPEN_* */
+    uint32_t durability;          /* PM_DUR_* in effect */
+    const struct pm_flush_ops *flush;  /* per-change write-back: PMEM only */
+    uint64_t instance;            /* unique per open in this process */
+    uint64_t reserve_size;        /* bytes of address space reserved */
+    bool clean_at_open;
+    bool recovered;
+    bool can_alloc;               /* writer, or private with recovery */
+
+    /* geometry, copied from the fixed header */
+    uint32_t page_shift;
+    uint64_t page_size;
+    uint64_t data_off;
+    uint64_t max_pages;
+    char *data;                   /* base + data_off */
+    pm_atomic_u64 n_pages;        /* pages in the file and mapped */
+
+    /* persistent run bitmaps (in the mapping) */
+    pm_atomic_u64 *start_bits, *end_bits, *kind_bits;
+
+    /* mutable header state: a copy of the current slot */
+    struct pm_state st;
+    int cur_slot;
+    pthread_mutex_t grow_lock;    /* growth and header updates only */
+
+    /* page allocator (pages.c) */
+    pm_atomic_u64 *used;          /* claimed pages, 1 bit each */
+    pm_atomic_u64 hint;           /* lowest page that may be free | version */
+    uint64_t used_words;
+
+    /* superblocks (superblock.c) */
+    pm_atomic_u32 *pagemap;       /* page -> superblock first page + 1 */
+    struct pm_sbctl *ctl;         /* indexed by first page */
+    pm_atomic_u64 partial[PM_N_CLASSES];  /* tagged heads */
+    struct pm_class cls[PM_N_CLASSES];
+    uint32_t n_small;             /* classes [0, n_small) are served */
+    uint32_t max_small;           /* block size of class n_small - 1 */
+
+    /* thread records (thread.c) */
+    struct pm_trec *recs;
+    pm_atomic_u32 n_recs;         /* high-water of record ids */
+    pm_atomic_u32 pins;           /* thread-exit handbacks in progress */
+    pm_atomic_u32 closing;
+
+    /* publish lanes (publish.c) */
+    pm_atomic_u32 *lane_owner;    /* record id holding each lane */
+    struct pm_lane_table *_Atomic lane_chunk[64];  /* overflow tables */
+    pm_atomic_u32 n_lane_chunks;
+
+    /* volatile allocations of this runtime, released at close */
+    void *vol;
+    size_t vol_size;
+};
+
+/* ---- error.c ---- */
+int pm_err(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void pm_misuse(struct pm_rt *rt, int code, const void *ptr, const char *what);
+int pm_code_to_errno(int code);
+
+/* ---- checksum.c ---- */
+uint32_t pm_crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t pm_fixed_checksum(const struct pm_fixed *f);
+uint32_t pm_state_checksum(const struct pm_state *s);
+
+/* ---- os_posix.c ---- */
+int os_open(const char *path, int writable, int *fd);
+int os_create_temp(const char *path, unsigned mode, int *fd, char *tmp,
+                   size_t tmp_len);
+int os_link(const char *from, const char *to);
+void os_unlink(const char *path);
+int os_lock_writer(int fd);
+void os_close(int fd);
+int os_file_size(int fd, uint64_t *size);
+int os_pread_all(int fd, void *buf, size_t len, uint64_t off);
+int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+int os_allocate(int fd, uint64_t off, uint64_t len);
+int os_fsync(int fd);
+int os_msync(void *addr, size_t len);
+void *os_reserve(uint64_t preferred, uint64_t size, uint64_t align,
+                 bool *at_preferred);
+int os_map_file(void *addr, uint64_t len, int fd, uint64_t off,
+                uint32_t mode);
+void os_unmap(void *addr, uint64_t len);
+void *os_vol_alloc(size_t size);
+void os_vol_free(void *p, size_t size);
+uint64_t os_time_ns(void);
+void os_random(void *buf, size_t len);
+int os_membarrier_init(void);
+int os_membarrier(void);
+uint32_t os_ncpu(void);
+
+/* ---- space.c ---- */
+struct pm_rt *pm_rt_of(const allocator_space_t *space);
+int pm_state_commit(struct pm_rt *rt, const struct pm_state *next);
+struct pm_rt *pm_rt_by_instance(uint64_t instance);
+struct pm_rt *pm_rt_pin(uint64_t instance);
+void pm_rt_unpin(struct pm_rt *rt);
+int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages);
+extern pm_atomic_u64 pm_close_epoch;
+
+/* Persistence of one metadata change (PMEM durability only; the other
+ * modes rely on the page cache and sync points).  Every call is also a
+ * crash point for the deterministic crash tests. */
+static inline void pm_flush(struct pm_rt *rt, const void *addr, size_t len)
+{
+    if (PM_UNLIKELY(rt->flush != NULL))
+        rt->flush->flush(addr, len);
+}
+static inline void pm_drain(struct pm_rt *rt)
+{
+    if (PM_UNLIKELY(rt->flush != NULL))
+        rt->flush->drain();
+}
+static inline void pm_persist(struct pm_rt *rt, const void *addr, size_t len)
+{
+    if (PM_UNLIKELY(rt->flush != NULL)) {
+        rt->flush->flush(addr, len);
+        rt->flush->drain();
+    }
+}
+
+/* ---- sizeclass.c ---- */
+uint32_t pm_size_class(size_t size);          /* size in 1..PM_MAX_SMALL */
+uint32_t pm_class_size(uint32_t cls);
+void pm_classes_init(struct pm_rt *rt);
+
+/* ---- pages.c ---- */
+int pg_init(struct pm_rt *rt);
+uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align_pages);
+bool pg_claim_at(struct pm_rt *rt, uint64_t first, uint64_t n);
+void pg_release(struct pm_rt *rt, uint64_t first, uint64_t n);
+bool pg_is_used(struct pm_rt *rt, uint64_t page);
+void pg_mark_used(struct pm_rt *rt, uint64_t first, uint64_t n);
+bool pg_bit(const pm_atomic_u64 *bits, uint64_t page);
+void pg_bit_set(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t page);
+void pg_bit_clear(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t page);
+uint64_t pg_next_set(const pm_atomic_u64 *bits, uint64_t from, uint64_t limit);
+uint64_t pg_prev_set(const pm_atomic_u64 *bits, uint64_t at);  /* <= at */
+uint64_t pg_run_end(struct pm_rt *rt, uint64_t first);  /* last page */
+#define PG_NONE UINT64_MAX
+
+/* ---- thread.c ---- */
+struct pm_trec *pm_thread_attach(allocator_space_t *space, struct pm_rt **rtp);
+void pm_thread_release(struct pm_rt *rt, struct pm_trec *rec);
+void pm_threads_rt_close(struct pm_rt *rt);
+struct pm_tls_cur {
+    const allocator_space_t *space;
+    struct pm_rt *rt;
+    struct pm_trec *rec;
+    uint64_t epoch;
+};
+extern _Thread_local struct pm_tls_cur pm_tls PM_TLS_IE;
+
+/* The calling thread's record in space, attaching on first use; NULL with
+ * errno when the space is not open here or cannot allocate. */
+static inline struct pm_trec *pm_thread_rec(allocator_space_t *space,
+                                            struct pm_rt **rtp)
+{
+    if (PM_LIKELY(pm_tls.space == space &&
+                  pm_tls.epoch == pm_load_relaxed(&pm_close_epoch))) {
+        *rtp = pm_tls.rt;
+        return pm_tls.rec;
+    }
+    return pm_thread_attach(space, rtp);
+}
+
+/* Owner operations are bracketed by these; see superblock.c (revocation). */
+static inline void pm_op_begin(struct pm_trec *rec)
+{
+    pm_store_relaxed(&rec->busy, 1u);
+    pm_compiler_fence();   /* ordered against a thief by membarrier */
+}
+static inline void pm_op_end(struct pm_trec *rec)
+{
+    pm_store_release(&rec->busy, 0u);  /* thief reads it with acquire */
+}
+
+/* ---- superblock.c ---- */
+static inline struct pm_sb_header *sb_header(struct pm_rt *rt, uint32_t first)
+{
+    return (struct pm_sb_header *)(rt->data + ((uint64_t)first << rt->page_shift));
+}
+void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls);
+/* Inside an operation: a free block of class cls taken out of the cache
+ * but not marked allocated (publish.c commits it after its lane record). */
+void *sb_reserve(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls,
+                 pm_atomic_u64 **aword, uint64_t *bit);
+void sb_free_local(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
+                   struct pm_sb_header *h, uint32_t idx);
+void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
+                    struct pm_sb_header *h, uint32_t idx);
+void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
+                   struct pm_sb_header *h, uint32_t idx);
+void sb_thread_exit(struct pm_rt *rt, struct pm_trec *rec);
+bool sb_readopt(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
+                uint32_t cls);
+void sb_after_local_free(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
+                         struct pm_sb_header *h, uint32_t idx);
+void sb_list_if_orphan(struct pm_rt *rt, uint32_t first, uint32_t cls);
+bool sb_owner_sync(struct pm_rt *rt, struct pm_trec *rec);
+int sb_locate(struct pm_rt *rt, const void *ptr, uint32_t *first,
+              struct pm_sb_header **hp, uint32_t *idx);
+void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t first, uint32_t n_used);
+uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec);
+bool sb_header_valid(struct pm_rt *rt, const struct pm_sb_header *h,
+                     uint64_t first);
+
+/* ---- large.c ---- */
+/* Inside an operation.  lg_reserve claims pages only; lg_commit makes them
+ * a live run. */
+uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
+                    size_t align, uint64_t *n_pages);
+void *lg_commit(struct pm_rt *rt, uint64_t first, uint64_t n);
+void *lg_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size,
+               size_t align);
+int lg_free(struct pm_rt *rt, void *ptr);
+size_t lg_usable(struct pm_rt *rt, const void *ptr);
+bool lg_resize_in_place(struct pm_rt *rt, void *ptr, size_t new_size);
+bool lg_is_block(struct pm_rt *rt, const void *ptr, uint64_t *first,
+                 uint64_t *last);
+
+/* ---- alloc.c ---- */
+void *pm_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size,
+               size_t align);
+size_t pm_usable(struct pm_rt *rt, const void *ptr);
+
+/* ---- free.c ---- */
+void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr);
+
+
+/* ---- publish.c ---- */
+struct pm_resv {                  /* a block reserved, not yet committed */
+    void *blk;
+    bool large;
+    pm_atomic_u64 *aword;         /* small: its allocation word and bit */
+    uint64_t bit;
+    uint64_t first, n;            /* large: its pages */
+};
+struct pm_pubfree {               /* a block being freed under a lane */
+    bool large, local;
+    uint32_t s, idx;
+    struct pm_sb_header *h;
+    uint64_t first, last;
+};
+void *pub_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
+                  struct pm_resv *rv);
+void pub_commit(struct pm_rt *rt, struct pm_resv *rv);
+int pub_free_prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk,
+                     struct pm_pubfree *pf);
+void pub_free_do(struct pm_rt *rt, struct pm_pubfree *pf);
+void pub_free_finish(struct pm_rt *rt, struct pm_trec *rec,
+                     struct pm_pubfree *pf);
+void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
+                      size_t size, uint64_t *winner);
+int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val);
+int pm_lanes_recover(struct pm_rt *rt);
+int pm_lanes_in_flight(struct pm_rt *rt);
+
+/* ---- recover.c ---- */
+int pm_validate_runs(struct pm_rt *rt, uint64_t *bad_page, const char **why);
+int pm_engine_prepare(struct pm_rt *rt); /* volatile runtime, validation:
+                                           writes nothing to the file */
+int pm_engine_start(struct pm_rt *rt);   /* recovery and rebuild */
+void pm_engine_close(struct pm_rt *rt);
+
+/* ---- hooks (test points) ---- */
+enum pm_hook_point {
+    PM_HOOK_SB_TAKEN = 1,         /* a superblock was just taken */
+    PM_HOOK_REMOTE_PUSH,          /* remote free: bit set, not yet listed */
+    PM_HOOK_LARGE_CLAIM,          /* pages claimed, run not yet committed */
+    PM_HOOK_ROOT_INSERT,          /* root key claimed, block not published */
+    PM_HOOK_GROW                  /* inside growth, lock held */
+};
+typedef void pm_hook_fn(int point);
+extern pm_hook_fn *_Atomic pm_test_hook;
+static inline void pm_hook(int point)
+{
+    pm_hook_fn *fn = pm_load_relaxed(&pm_test_hook);
+    if (PM_UNLIKELY(fn != NULL))
+        fn(point);
+}
+
+/* ---- bits ---- */
+static inline uint32_t pm_ctz64(uint64_t x) { return (uint32_t)__builtin_ctzll(x); }
+static inline uint32_t pm_clz64(uint64_t x) { return (uint32_t)__builtin_clzll(x); }
+static inline uint32_t pm_popcount64(uint64_t x) { return (uint32_t)__builtin_popcountll(x); }
+
+#endif

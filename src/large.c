@@ -1,0 +1,127 @@
+/* Large blocks: runs of whole pages with no header; the run bits say where
+ * they start and end (layout.h).
+ *
+ * Order of persists (PMEM durability; each fenced before the next)
+ *   alloc:   pages claimed (volatile); END set; START set (the commit)
+ *   free:    START cleared (the commit); END cleared; pages released
+ *   grow:    following pages claimed; new END set; old END cleared (commit)
+ *   shrink:  new END set (the commit); old END cleared; tail released
+ * A crash between two steps leaves an END bit that belongs to no START,
+ * which recovery clears.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
+                    size_t align, uint64_t *n_pages)
+{
+    uint64_t page = rt->page_size;
+    if (size == 0 || align > PM_BASE_ALIGN) {
+        errno = EINVAL;
+        return PG_NONE;
+    }
+    if (size > (rt->max_pages << rt->page_shift)) {
+        errno = ENOMEM;
+        return PG_NONE;
+    }
+    uint64_t n = ((uint64_t)size + page - 1) >> rt->page_shift;
+    uint64_t align_pages = align > page ? align >> rt->page_shift : 1;
+    bool scavenged = false;
+    for (;;) {
+        uint64_t first = pg_alloc(rt, n, align_pages);
+        if (first != PG_NONE) {
+            pm_hook(PM_HOOK_LARGE_CLAIM);
+            *n_pages = n;
+            return first;
+        }
+        uint64_t seen = pm_load_acquire(&rt->n_pages);
+        if (pm_space_grow(rt, seen, n + align_pages - 1) == 0)
+            continue;
+        if (!scavenged) {
+            scavenged = true;
+            sb_scavenge(rt, rec);
+            continue;
+        }
+        errno = ENOMEM;
+        return PG_NONE;
+    }
+}
+
+void *lg_commit(struct pm_rt *rt, uint64_t first, uint64_t n)
+{
+    pg_bit_set(rt, rt->end_bits, first + n - 1);
+    pg_bit_set(rt, rt->start_bits, first);      /* commit */
+    return rt->data + (first << rt->page_shift);
+}
+
+void *lg_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size, size_t align)
+{
+    uint64_t n;
+    uint64_t first = lg_reserve(rt, rec, size, align, &n);
+    return first == PG_NONE ? NULL : lg_commit(rt, first, n);
+}
+
+bool lg_is_block(struct pm_rt *rt, const void *ptr, uint64_t *first,
+                 uint64_t *last)
+{
+    uintptr_t p = (uintptr_t)ptr, d = (uintptr_t)rt->data;
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    if (p < d || p - d >= (n << rt->page_shift) || ((p - d) & (rt->page_size - 1)))
+        return false;
+    uint64_t f = (p - d) >> rt->page_shift;
+    if (!pg_bit(rt->start_bits, f) || pg_bit(rt->kind_bits, f))
+        return false;
+    uint64_t l = pg_next_set(rt->end_bits, f, n);
+    if (l == PG_NONE)
+        return false;
+    *first = f;
+    *last = l;
+    return true;
+}
+
+int lg_free(struct pm_rt *rt, void *ptr)
+{
+    uint64_t first, last;
+    if (!lg_is_block(rt, ptr, &first, &last))
+        return PERSISTENT_E_BAD_POINTER;
+    pm_atomic_u64 *w = &rt->start_bits[first >> 6];
+    uint64_t bit = UINT64_C(1) << (first & 63);
+    /* two threads freeing the same block: only one clears the bit */
+    if (!(pm_fetch_and_acq_rel(w, ~bit) & bit))
+        return PERSISTENT_E_DOUBLE_FREE;
+    pm_persist(rt, w, sizeof *w);                   /* commit */
+    pg_bit_clear(rt, rt->end_bits, last);
+    pg_release(rt, first, last - first + 1);
+    return 0;
+}
+
+size_t lg_usable(struct pm_rt *rt, const void *ptr)
+{
+    uint64_t first, last;
+    if (!lg_is_block(rt, ptr, &first, &last))
+        return 0;
+    return (size_t)((last - first + 1) << rt->page_shift);
+}
+
+bool lg_resize_in_place(struct pm_rt *rt, void *ptr, size_t new_size)
+{
+    uint64_t first, last;
+    if (!lg_is_block(rt, ptr, &first, &last) || new_size == 0)
+        return false;
+    uint64_t n_old = last - first + 1;
+    uint64_t n_new = ((uint64_t)new_size + rt->page_size - 1) >> rt->page_shift;
+    if (n_new == n_old)
+        return true;
+    if (n_new < n_old) {
+        pg_bit_set(rt, rt->end_bits, first + n_new - 1);  /* commit */
+        pg_bit_clear(rt, rt->end_bits, last);
+        pg_release(rt, first + n_new, n_old - n_new);
+        return true;
+    }
+    if (!pg_claim_at(rt, last + 1, n_new - n_old))
+        return false;
+    pg_bit_set(rt, rt->end_bits, first + n_new - 1);
+    pg_bit_clear(rt, rt->end_bits, last);                 /* commit */
+    return true;
+}

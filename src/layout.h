@@ -1,0 +1,232 @@
+/* The on-file format of a space: fixed-width structs, offsets only.
+ *
+ * A space file is
+ *
+ *   [ header (struct pm_header) | run bitmaps | root table | lanes ] meta
+ *   [ page 0 | page 1 | ... | page n_pages-1 ]                        data
+ *
+ * The data region is cut into pages of 2^page_shift bytes (256 B .. 4 KiB,
+ * scaled with the space).  Every allocation that is not a small block is a
+ * run of whole pages; every superblock is a run too.  Three bitmaps with one
+ * bit per page of the space's maximum size say where the live runs are:
+ *
+ *   START  page is the first page of a live run      (the commit bit)
+ *   END    page is the last page of a live run
+ *   KIND   the run starting here is a superblock (its header is in-band)
+ *
+ * A run is live exactly when its START bit is set; its length is the distance
+ * to the first END bit at or after it.  A superblock begins with a
+ * struct pm_sb_header followed by its allocation and remote-free bitmaps.
+ * Everything else the allocator knows (which pages are claimed, who owns a
+ * superblock, free lists, hints) is volatile and rebuilt at open.
+ *
+ * No field holds an address.  Every size and offset the format depends on is
+ * pinned by a _Static_assert at the end of this file; changing one is a
+ * format change (bump PM_FORMAT_MAJOR for incompatible ones).
+ */
+#ifndef PM_LAYOUT_H
+#define PM_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atomic.h"
+
+#define PM_MAGIC            "PMSPACE\x1a"   /* 8 bytes, no terminator used */
+#define PM_FORMAT_MAJOR     1
+#define PM_FORMAT_MINOR     0
+#define PM_BYTE_ORDER_MARK  UINT64_C(0x0102030405060708)
+
+#define PM_HEADER_SIZE      2048u     /* struct pm_header */
+#define PM_META_ALIGN       64u       /* alignment of meta areas */
+#define PM_DATA_ALIGN       4096u     /* data_off is a multiple of this */
+#define PM_BASE_ALIGN       (UINT64_C(2) << 20) /* mapping bases are 2 MiB aligned */
+#define PM_MIN_PAGE_SHIFT   8u        /* 256-byte pages for tiny spaces */
+#define PM_MAX_PAGE_SHIFT   12u       /* 4 KiB pages from 128 KiB up */
+#define PM_N_BASES          16u       /* mapping-base history kept */
+
+/* pm_fixed.flags */
+#define PM_FLAG_GROWABLE    0x1u
+
+/* pm_state.durability: recorded with the space; the values of
+ * enum persistent_durability in persistent_mem.h */
+#define PM_DUR_PROCESS      1u
+#define PM_DUR_PMEM         2u
+#define PM_DUR_SYNC         3u
+
+/* Written once at create and never again; checksummed. */
+struct pm_fixed {
+    uint8_t  magic[8];
+    uint64_t byte_order;          /* PM_BYTE_ORDER_MARK in the writer's order */
+    uint16_t major;
+    uint16_t minor;
+    uint8_t  word_size;           /* sizeof(void *) of the creator */
+    uint8_t  page_shift;
+    uint16_t reserved0;
+    uint32_t header_size;         /* PM_HEADER_SIZE */
+    uint32_t sb_size;             /* target superblock size in bytes */
+    uint32_t flags;               /* PM_FLAG_* */
+    uint32_t roots_cap;           /* slots in the in-meta root table */
+    uint32_t n_lanes;             /* publish lanes in meta */
+    uint32_t reserved1;
+    uint64_t max_pages;           /* pages at the maximum size */
+    uint64_t data_off;            /* offset of page 0 */
+    uint64_t meta_size;           /* == data_off */
+    uint64_t bits_size;           /* bytes of each run bitmap */
+    uint64_t start_bits_off;
+    uint64_t end_bits_off;
+    uint64_t kind_bits_off;
+    uint64_t roots_off;
+    uint64_t lanes_off;
+    uint64_t create_time_ns;      /* CLOCK_REALTIME at create */
+    uint8_t  uuid[16];            /* random, version 4 */
+    uint8_t  reserved2[108];
+    uint32_t checksum;            /* CRC-32C of the struct with this field 0 */
+};
+
+/* One mapping of the space by a writer: where it was and how much of the
+ * address space it reserved.  persistent_ptr() rewrites pointers from it. */
+struct pm_base_rec {
+    uint64_t base;
+    uint64_t size;
+    uint64_t generation;
+};
+
+/* The mutable part of the header, kept twice.  A writer fills the slot that
+ * is not current with seq + 1 and persists it; an open picks the valid slot
+ * with the higher seq, so a crash in the middle of an update leaves the
+ * previous state.  Only open, close and growth write it. */
+struct pm_state {
+    uint64_t seq;
+    uint64_t n_pages;             /* data pages now in the file */
+    uint64_t file_size;           /* == data_off + n_pages << page_shift */
+    uint64_t generation;          /* generation of bases[0] */
+    uint32_t clean;               /* 1 after a clean close */
+    uint32_t durability;          /* PM_DUR_* */
+    uint32_t n_bases;             /* valid entries in bases[], newest first */
+    uint32_t n_opens;             /* writer opens so far (diagnostic) */
+    struct pm_base_rec bases[PM_N_BASES];
+    uint8_t  reserved[76];
+    uint32_t checksum;            /* CRC-32C of the slot with this field 0 */
+};
+
+/* Words changed by lock-free code while the space is open; not checksummed,
+ * each is valid on its own at every instant. */
+struct pm_live {
+    pm_atomic_u64 roots_next_off; /* first overflow root table, 0 if none */
+    pm_atomic_u64 root0_val;      /* the root with tag 0 (0 is the empty key) */
+    pm_atomic_u64 lanes_next_off; /* first overflow lane table, 0 if none */
+    uint64_t reserved[13];
+};
+
+struct pm_header {
+    struct pm_fixed fixed;        /*    0 */
+    struct pm_state state[2];     /*  256 */
+    struct pm_live live;          /* 1280 */
+    uint8_t reserved[640];        /* 1408 */
+};
+
+/* Root table slot.  key 0 is the empty key (tag 0 lives in pm_live); a slot,
+ * once it holds a key, keeps it until an open compacts the table.  val is
+ * the offset of the root block, 0 when the tag has no block. */
+struct pm_root_slot {
+    pm_atomic_u64 key;
+    pm_atomic_u64 val;
+};
+
+/* An overflow root table, allocated from the heap when the ones before it
+ * have no room for a key.  Followed by cap slots. */
+struct pm_root_table {
+    uint64_t magic;               /* PM_ROOT_TABLE_MAGIC */
+    uint64_t cap;
+    pm_atomic_u64 next_off;
+    uint64_t reserved;
+    struct pm_root_slot slot[];
+};
+#define PM_ROOT_TABLE_MAGIC UINT64_C(0x52544f4f524d5001)  /* "\1PMROOTR" */
+
+/* A publish lane: the intent record of one in-flight publishing call.
+ * op == PM_LANE_IDLE when nothing is in flight. */
+struct pm_lane {
+    pm_atomic_u64 op;             /* PM_LANE_* | seq << 8 */
+    uint64_t dest_off;            /* location inside the space being set */
+    uint64_t block_off;           /* block being published or freed */
+    uint64_t old_off;             /* realloc: block being replaced */
+    uint64_t size;
+    uint64_t reserved[3];
+};
+
+#define PM_LANE_IDLE        0u
+#define PM_LANE_ALLOC       1u   /* block_off is being published at dest */
+#define PM_LANE_FREE        2u   /* block_off is being freed from dest */
+#define PM_LANE_REALLOC     3u   /* block_off replaces old_off at dest */
+
+/* An overflow lane table, allocated from the heap when every lane is held
+ * by a live thread; chained from pm_live.lanes_next_off.  Followed by n
+ * lanes. */
+struct pm_lane_table {
+    uint64_t magic;               /* PM_LANE_TABLE_MAGIC */
+    uint64_t n;
+    pm_atomic_u64 next_off;
+    uint64_t reserved[5];
+    struct pm_lane lane[];
+};
+#define PM_LANE_TABLE_MAGIC UINT64_C(0x534e414c4d500001)  /* "\1PMLANS" */
+
+/* The in-band header of a superblock.  n_words 64-bit words of allocation
+ * bits follow it, then n_words words of remote-free bits.  A block is
+ *   free       alloc 0, remote 0
+ *   live       alloc 1, remote 0
+ *   freed by another thread, not yet collected by the owner
+ *              alloc 1, remote 1
+ * (alloc 0, remote 1 only arises from a detected double free or a crash in
+ * the middle of a collection; recovery and collection clear it.) */
+struct pm_sb_header {
+    uint32_t magic;               /* PM_SB_MAGIC */
+    uint16_t cls;                 /* size class index */
+    uint16_t n_words;             /* words in each bitmap */
+    uint32_t n_blocks;
+    uint32_t block_size;
+    uint32_t n_pages;             /* length of the run */
+    uint32_t data_start;          /* offset of block 0 from the header */
+    uint32_t check;               /* pm_sb_check() of the fields above */
+    uint32_t reserved[9];
+    pm_atomic_u64 bits[];
+};
+#define PM_SB_MAGIC         0x53424d50u  /* "PMBS" */
+#define PM_SB_MAX_BLOCKS    4096u        /* so one summary word covers a bitmap */
+
+static inline uint32_t pm_sb_check(const struct pm_sb_header *h)
+{
+    uint64_t x = ((uint64_t)h->magic << 32) ^ ((uint64_t)h->cls << 16) ^
+                 h->n_words;
+    x ^= ((uint64_t)h->n_blocks << 32) ^ h->block_size;
+    x ^= ((uint64_t)h->n_pages << 40) ^ ((uint64_t)h->data_start << 8);
+    x *= UINT64_C(0x9e3779b97f4a7c15);
+    return (uint32_t)(x >> 32);
+}
+
+_Static_assert(sizeof(struct pm_fixed) == 256, "pm_fixed is 256 bytes");
+_Static_assert(offsetof(struct pm_fixed, byte_order) == 8, "byte order at 8");
+_Static_assert(offsetof(struct pm_fixed, major) == 16, "major at 16");
+_Static_assert(offsetof(struct pm_fixed, word_size) == 20, "word size at 20");
+_Static_assert(offsetof(struct pm_fixed, max_pages) == 48, "max_pages at 48");
+_Static_assert(offsetof(struct pm_fixed, uuid) == 128, "uuid at 128");
+_Static_assert(offsetof(struct pm_fixed, checksum) == 252, "checksum last");
+_Static_assert(sizeof(struct pm_base_rec) == 24, "base record is 24 bytes");
+_Static_assert(sizeof(struct pm_state) == 512, "pm_state is 512 bytes");
+_Static_assert(offsetof(struct pm_state, bases) == 48, "bases at 48");
+_Static_assert(offsetof(struct pm_state, checksum) == 508, "checksum last");
+_Static_assert(sizeof(struct pm_live) == 128, "pm_live is 128 bytes");
+_Static_assert(sizeof(struct pm_header) == PM_HEADER_SIZE, "header size");
+_Static_assert(offsetof(struct pm_header, state) == 256, "state at 256");
+_Static_assert(offsetof(struct pm_header, live) == 1280, "live at 1280");
+_Static_assert(sizeof(struct pm_root_slot) == 16, "root slot is 16 bytes");
+_Static_assert(sizeof(struct pm_root_table) == 32, "root table head");
+_Static_assert(sizeof(struct pm_lane) == 64, "a lane is one cache line");
+_Static_assert(sizeof(struct pm_lane_table) == 64, "lane table head is a line");
+_Static_assert(sizeof(struct pm_sb_header) == 64, "sb header is one line");
+_Static_assert(offsetof(struct pm_sb_header, bits) == 64, "bits after header");
+_Static_assert(PM_HEADER_SIZE % PM_META_ALIGN == 0, "meta alignment");
+
+#endif

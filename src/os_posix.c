@@ -1,0 +1,297 @@
+/* Every system call the library makes: files, locks, mappings, time,
+ * randomness and membarrier.  Errors come back as -errno.
+ *
+ * _GNU_SOURCE: MAP_FIXED_NOREPLACE, MAP_NORESERVE, getrandom, syscall and
+ * O_CLOEXEC are Linux/GNU interfaces. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#endif
+
+#include "internal.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define PM_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PM_UNDER_TSAN 1
+#endif
+#endif
+
+int os_open(const char *path, int writable, int *fd)
+{
+    int f = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (f < 0)
+        return -errno;
+    *fd = f;
+    return 0;
+}
+
+int os_create_temp(const char *path, unsigned mode, int *fd, char *tmp,
+                   size_t tmp_len)
+{
+    for (int attempt = 0; attempt < 64; attempt++) {
+        uint64_t r;
+        os_random(&r, sizeof r);
+        int n = snprintf(tmp, tmp_len, "%s.%012llx.tmp", path,
+                         (unsigned long long)(r & 0xffffffffffffull));
+        if (n < 0 || (size_t)n >= tmp_len)
+            return -ENAMETOOLONG;
+        int f = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        if (f >= 0) {
+            *fd = f;
+            return 0;
+        }
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
+int os_link(const char *from, const char *to)
+{
+    return link(from, to) == 0 ? 0 : -errno;
+}
+
+void os_unlink(const char *path)
+{
+    (void)unlink(path);
+}
+
+int os_lock_writer(int fd)
+{
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR)
+            continue;
+        return errno == EWOULDBLOCK ? PERSISTENT_E_BUSY : -errno;
+    }
+    return 0;
+}
+
+void os_close(int fd)
+{
+    if (fd >= 0)
+        (void)close(fd);
+}
+
+int os_file_size(int fd, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int os_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Real blocks behind [off, off+len), so that running out of disk shows up
+ * here as ENOSPC and never later as SIGBUS on a store. */
+int os_allocate(int fd, uint64_t off, uint64_t len)
+{
+    int r;
+    do
+        r = posix_fallocate(fd, (off_t)off, (off_t)len);
+    while (r == EINTR);
+    return -r;
+}
+
+int os_fsync(int fd)
+{
+    return fsync(fd) == 0 ? 0 : -errno;
+}
+
+int os_msync(void *addr, size_t len)
+{
+    uintptr_t a = (uintptr_t)addr & ~(uintptr_t)4095;
+    len += (uintptr_t)addr - a;
+    return msync((void *)a, len, MS_SYNC) == 0 ? 0 : -errno;
+}
+
+static void *reserve_at(uint64_t addr, uint64_t size)
+{
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+#if !defined(PM_UNDER_TSAN) && defined(MAP_FIXED_NOREPLACE)
+    /* ThreadSanitizer aborts on MAP_FIXED_NOREPLACE outside its application
+     * ranges; a plain hint has the same outcome once the result is checked. */
+    flags |= MAP_FIXED_NOREPLACE;
+#endif
+    void *p = mmap((void *)(uintptr_t)addr, size, PROT_NONE, flags, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if ((uint64_t)(uintptr_t)p != addr) {
+        /* an old kernel treating the flag as a hint, or a plain hint */
+        munmap(p, size);
+        return NULL;
+    }
+    return p;
+}
+
+void *os_reserve(uint64_t preferred, uint64_t size, uint64_t align,
+                 bool *at_preferred)
+{
+    *at_preferred = false;
+    if (preferred != 0 && preferred % align == 0) {
+        void *p = reserve_at(preferred, size);
+        if (p) {
+            *at_preferred = true;
+            return p;
+        }
+    }
+    uint64_t span = size + align;
+    char *p = mmap(NULL, span, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+    if (a > (uintptr_t)p)
+        munmap(p, a - (uintptr_t)p);
+    uintptr_t end = (uintptr_t)p + span;
+    if (end > a + size)
+        munmap((void *)(a + size), end - (a + size));
+    return (void *)a;
+}
+
+int os_map_file(void *addr, uint64_t len, int fd, uint64_t off, uint32_t mode)
+{
+    int prot = mode == PM_MODE_READONLY ? PROT_READ : PROT_READ | PROT_WRITE;
+    int flags = MAP_FIXED | (mode == PM_MODE_PRIVATE ? MAP_PRIVATE : MAP_SHARED);
+    void *p = mmap(addr, len, prot, flags, fd, (off_t)off);
+    if (p == MAP_FAILED)
+        return -errno;
+    return 0;
+}
+
+void os_unmap(void *addr, uint64_t len)
+{
+    if (addr && len)
+        (void)munmap(addr, len);
+}
+
+void *os_vol_alloc(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void os_vol_free(void *p, size_t size)
+{
+    if (p)
+        (void)munmap(p, size);
+}
+
+uint64_t os_time_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void os_random(void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    /* no entropy source: still distinct per call and process */
+    static pm_atomic_u64 counter;
+    uint64_t x = os_time_ns() ^ ((uint64_t)getpid() << 32) ^
+                 pm_fetch_add_relaxed(&counter, 0x9e3779b97f4a7c15u);
+    while (len > 0) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        *p++ = (char)x;
+        len--;
+    }
+}
+
+int os_membarrier_init(void)
+{
+#if defined(__linux__) && defined(__NR_membarrier)
+    static pm_atomic_u32 state;   /* 0 unknown, 1 usable, 2 not */
+    uint32_t s = pm_load_acquire(&state);
+    if (s == 0) {
+        long q = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+        s = 2;
+        if (q >= 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+            syscall(__NR_membarrier,
+                    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+            s = 1;
+        pm_store_release(&state, s);
+    }
+    return s == 1 ? 0 : -ENOSYS;
+#else
+    return -ENOSYS;
+#endif
+}
+
+int os_membarrier(void)
+{
+#if defined(__linux__) && defined(__NR_membarrier)
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return 0;
+    return -errno;
+#else
+    return -ENOSYS;
+#endif
+}
+
+uint32_t os_ncpu(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (uint32_t)n : 1u;
+}

@@ -1,0 +1,231 @@
+/* The page allocator and the persistent run bitmaps.
+ *
+ * Claims: a volatile bitmap (rt->used, one bit per page) says which pages a
+ * run, a superblock or an allocation in progress holds.  A claim sets the
+ * bits of [first, first + n) word by word with CAS and rolls back if another
+ * thread got there first, so it never waits.  Coalescing is implicit: a
+ * freed run is only cleared bits.  rt->used is rebuilt at every open from
+ * the START/END bits, so a claim that never became a run costs nothing
+ * after a crash.
+ *
+ * Search is first fit, lowest address first, to keep the file's used part
+ * small.  rt->hint is a lower bound on the first free page (bits 0..39) with
+ * a version (bits 40..63): frees lower it and bump the version, an
+ * allocation that took the first free page raises it with a CAS that fails
+ * if anything changed meanwhile.  When the hinted search fails a full scan
+ * from page 0 runs before anyone reports exhaustion, so a stale hint can
+ * cost time but never a false ENOMEM (G5b).
+ *
+ * Persistent run bits (START/END/KIND, see layout.h) are set and cleared
+ * with atomic RMW because neighbouring runs share words; each change is
+ * persisted before the next dependent one.
+ */
+#include "internal.h"
+
+#define HINT_PAGE_MASK ((UINT64_C(1) << 40) - 1)
+
+static uint64_t mask_of(uint64_t lo, uint64_t cnt)
+{
+    return (cnt >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << cnt) - 1) << lo;
+}
+
+/* ---- persistent run bits ---- */
+
+bool pg_bit(const pm_atomic_u64 *bits, uint64_t page)
+{
+    return (pm_load_acquire((pm_atomic_u64 *)&bits[page >> 6]) >> (page & 63)) & 1;
+}
+
+void pg_bit_set(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t page)
+{
+    pm_atomic_u64 *w = &bits[page >> 6];
+    pm_fetch_or_acq_rel(w, UINT64_C(1) << (page & 63));
+    pm_persist(rt, w, sizeof *w);
+}
+
+void pg_bit_clear(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t page)
+{
+    pm_atomic_u64 *w = &bits[page >> 6];
+    pm_fetch_and_acq_rel(w, ~(UINT64_C(1) << (page & 63)));
+    pm_persist(rt, w, sizeof *w);
+}
+
+/* First set bit in [from, limit), PG_NONE if none. */
+uint64_t pg_next_set(const pm_atomic_u64 *bits, uint64_t from, uint64_t limit)
+{
+    if (from >= limit)
+        return PG_NONE;
+    uint64_t w = from >> 6;
+    uint64_t x = pm_load_acquire((pm_atomic_u64 *)&bits[w]) & (~UINT64_C(0) << (from & 63));
+    for (;;) {
+        if (x) {
+            uint64_t p = (w << 6) + pm_ctz64(x);
+            return p < limit ? p : PG_NONE;
+        }
+        if (++w << 6 >= limit)
+            return PG_NONE;
+        x = pm_load_acquire((pm_atomic_u64 *)&bits[w]);
+    }
+}
+
+/* Last set bit at or before at, PG_NONE if none. */
+uint64_t pg_prev_set(const pm_atomic_u64 *bits, uint64_t at)
+{
+    uint64_t w = at >> 6;
+    uint64_t x = pm_load_acquire((pm_atomic_u64 *)&bits[w]) &
+                 (~UINT64_C(0) >> (63 - (at & 63)));
+    for (;;) {
+        if (x)
+            return (w << 6) + 63 - pm_clz64(x);
+        if (w == 0)
+            return PG_NONE;
+        x = pm_load_acquire((pm_atomic_u64 *)&bits[--w]);
+    }
+}
+
+/* First clear bit in [from, limit), PG_NONE if none. */
+static uint64_t next_clear(const pm_atomic_u64 *bits, uint64_t from, uint64_t limit)
+{
+    if (from >= limit)
+        return PG_NONE;
+    uint64_t w = from >> 6;
+    uint64_t x = ~pm_load_relaxed((pm_atomic_u64 *)&bits[w]) & (~UINT64_C(0) << (from & 63));
+    for (;;) {
+        if (x) {
+            uint64_t p = (w << 6) + pm_ctz64(x);
+            return p < limit ? p : PG_NONE;
+        }
+        if (++w << 6 >= limit)
+            return PG_NONE;
+        x = ~pm_load_relaxed((pm_atomic_u64 *)&bits[w]);
+    }
+}
+
+uint64_t pg_run_end(struct pm_rt *rt, uint64_t first)
+{
+    return pg_next_set(rt->end_bits, first, pm_load_acquire(&rt->n_pages));
+}
+
+/* ---- claims ---- */
+
+int pg_init(struct pm_rt *rt)
+{
+    pm_store_relaxed(&rt->hint, 0);
+    return 0;
+}
+
+bool pg_is_used(struct pm_rt *rt, uint64_t page)
+{
+    return pg_bit(rt->used, page);
+}
+
+/* Recovery only (single-threaded): mark a live run. */
+void pg_mark_used(struct pm_rt *rt, uint64_t first, uint64_t n)
+{
+    for (uint64_t p = first; p < first + n;) {
+        uint64_t lo = p & 63, cnt = 64 - lo < first + n - p ? 64 - lo : first + n - p;
+        pm_fetch_or_acq_rel(&rt->used[p >> 6], mask_of(lo, cnt));
+        p += cnt;
+    }
+}
+
+static void clear_range(struct pm_rt *rt, uint64_t first, uint64_t end)
+{
+    for (uint64_t p = first; p < end;) {
+        uint64_t lo = p & 63, cnt = 64 - lo < end - p ? 64 - lo : end - p;
+        pm_fetch_and_acq_rel(&rt->used[p >> 6], ~mask_of(lo, cnt));
+        p += cnt;
+    }
+}
+
+static void hint_lower(struct pm_rt *rt, uint64_t page)
+{
+    uint64_t h = pm_load_relaxed(&rt->hint);
+    for (;;) {
+        uint64_t hp = h & HINT_PAGE_MASK;
+        uint64_t nh = (((h >> 40) + 1) << 40) | (page < hp ? page : hp);
+        if (pm_cas_weak_acq_rel(&rt->hint, &h, nh))
+            return;
+    }
+}
+
+bool pg_claim_at(struct pm_rt *rt, uint64_t first, uint64_t n)
+{
+    uint64_t end = first + n;
+    if (n == 0 || end > pm_load_acquire(&rt->n_pages) || end < first)
+        return false;
+    for (uint64_t p = first; p < end;) {
+        uint64_t lo = p & 63, cnt = 64 - lo < end - p ? 64 - lo : end - p;
+        uint64_t m = mask_of(lo, cnt);
+        pm_atomic_u64 *w = &rt->used[p >> 6];
+        uint64_t old = pm_load_relaxed(w);
+        do {
+            if (old & m) {
+                /* someone may have skipped these pages as used meanwhile */
+                clear_range(rt, first, p);
+                hint_lower(rt, first);
+                return false;
+            }
+        } while (!pm_cas_weak_acq_rel(w, &old, old | m));
+        p += cnt;
+    }
+    return true;
+}
+
+void pg_release(struct pm_rt *rt, uint64_t first, uint64_t n)
+{
+    clear_range(rt, first, first + n);
+    hint_lower(rt, first);
+}
+
+/* Lowest run of n free pages at or after from whose first page p has
+ * (p + phase) % align == 0; *first_free gets the first free page seen. */
+static uint64_t find_free(struct pm_rt *rt, uint64_t from, uint64_t n,
+                          uint64_t align, uint64_t phase, uint64_t limit,
+                          uint64_t *first_free)
+{
+    uint64_t p = from;
+    *first_free = PG_NONE;
+    while (p < limit && limit - p >= n) {
+        uint64_t z = next_clear(rt->used, p, limit);
+        if (z == PG_NONE)
+            return PG_NONE;
+        if (*first_free == PG_NONE)
+            *first_free = z;
+        if (align > 1)
+            z += (align - (z + phase) % align) % align;
+        if (z >= limit || limit - z < n)
+            return PG_NONE;
+        uint64_t s = pg_next_set(rt->used, z, z + n);
+        if (s == PG_NONE)
+            return z;
+        p = s + 1;
+    }
+    return PG_NONE;
+}
+
+uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align)
+{
+    uint64_t phase = rt->data_off >> rt->page_shift;
+    if (n == 0 || align == 0)
+        return PG_NONE;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t limit = pm_load_acquire(&rt->n_pages);
+        uint64_t h = pm_load_acquire(&rt->hint);
+        uint64_t from = pass == 0 ? (h & HINT_PAGE_MASK) : 0;
+        for (;;) {
+            uint64_t first_free;
+            uint64_t p = find_free(rt, from, n, align, phase, limit, &first_free);
+            if (p == PG_NONE)
+                break;
+            if (pg_claim_at(rt, p, n)) {
+                if (pass == 0 && p == first_free)
+                    (void)pm_cas_strong_acq_rel(&rt->hint, &h,
+                                                (h & ~HINT_PAGE_MASK) | (p + n));
+                return p;
+            }
+            from = p;          /* lost a race for part of it: look again */
+        }
+    }
+    return PG_NONE;
+}

@@ -1,0 +1,575 @@
+/* Publishing calls: allocate-into, free-from and realloc-into a location
+ * inside the space, crash-atomic through a lane (an intent record, one
+ * cache line in the file).  Roots use the same mechanism.
+ *
+ * Each thread holds one lane while it lives; lanes beyond those in the
+ * metadata come from overflow tables chained from the header, so a thread
+ * always gets one without waiting.
+ *
+ * Protocol (every step persisted and fenced before the next in PMEM mode):
+ *   alloc-into   reserve a block (taken from the thread's cache or pages
+ *                claimed, nothing persistent yet); lane = ALLOC(dest, blk);
+ *                commit the block (alloc bit / START); *dest = blk; lane idle.
+ *   free-from    lane = FREE(dest, blk); *dest = 0; free blk; lane idle;
+ *                only then may blk be reused (pages released, superblock
+ *                released, remote bit collected: n_pub holds collection off).
+ *   realloc-into reserve new, copy; lane = REALLOC(dest, new, old); commit
+ *                new; *dest = new; free old; lane idle.
+ * Recovery of a lane that is not idle:
+ *   ALLOC    *dest == blk ? keep blk : free blk
+ *   FREE     *dest == blk ? *dest = 0 ; free blk (idempotent)
+ *   REALLOC  *dest == new ? keep new, free old : free new
+ * "free" there is idempotent because no block named by a live lane can have
+ * been reused, so after a crash at any point either both the block and
+ * *dest changed or neither did.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define LANE_CHUNK 64u     /* lanes per overflow table */
+#define LANE_MAX_CHUNKS 64u
+
+/* ---- lanes ---- */
+
+static uint32_t n_meta_lanes(struct pm_rt *rt)
+{
+    return rt->hdr->fixed.n_lanes;
+}
+
+static struct pm_lane *lane_at(struct pm_rt *rt, uint32_t i)
+{
+    uint32_t n = n_meta_lanes(rt);
+    if (i < n)
+        return (struct pm_lane *)(rt->base + rt->hdr->fixed.lanes_off) + i;
+    struct pm_lane_table *t = pm_load_acquire(&rt->lane_chunk[(i - n) / LANE_CHUNK]);
+    return &t->lane[(i - n) % LANE_CHUNK];
+}
+
+static bool chunk_valid(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t limit = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
+    uint64_t size = sizeof(struct pm_lane_table) + LANE_CHUNK * sizeof(struct pm_lane);
+    if (off < rt->data_off || off % 64 != 0 || off >= limit || limit - off < size)
+        return false;
+    const struct pm_lane_table *t = (const struct pm_lane_table *)(rt->base + off);
+    return t->magic == PM_LANE_TABLE_MAGIC && t->n == LANE_CHUNK;
+}
+
+/* Walks the chain of overflow tables, caching each; returns the link word
+ * at its end. */
+static pm_atomic_u64 *chunks_discover(struct pm_rt *rt)
+{
+    pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
+    for (uint32_t k = 0; k < LANE_MAX_CHUNKS; k++) {
+        uint64_t off = pm_load_acquire(link);
+        if (off == 0 || !chunk_valid(rt, off))
+            return link;
+        struct pm_lane_table *t = (struct pm_lane_table *)(rt->base + off);
+        pm_store_release(&rt->lane_chunk[k], t);
+        uint32_t have = pm_load_acquire(&rt->n_lane_chunks);
+        while (have < k + 1 &&
+               !pm_cas_weak_acq_rel(&rt->n_lane_chunks, &have, k + 1))
+            ;
+        link = &t->next_off;
+    }
+    return NULL;
+}
+
+static bool chunk_add(struct pm_rt *rt, struct pm_trec *rec)
+{
+    size_t size = sizeof(struct pm_lane_table) + LANE_CHUNK * sizeof(struct pm_lane);
+    struct pm_lane_table *t = pm_alloc(rt, rec, size, 64);
+    if (t == NULL)
+        return false;
+    memset(t, 0, size);
+    t->magic = PM_LANE_TABLE_MAGIC;
+    t->n = LANE_CHUNK;
+    pm_persist(rt, t, size);
+    uint64_t off = (uint64_t)((char *)t - rt->base);
+    for (;;) {
+        pm_atomic_u64 *link = chunks_discover(rt);
+        if (link == NULL) {
+            pm_free_block(rt, rec, t);
+            return false;
+        }
+        uint64_t zero = 0;
+        if (pm_cas_strong_acq_rel(link, &zero, off)) {
+            pm_persist(rt, link, sizeof *link);
+            chunks_discover(rt);
+            return true;
+        }
+    }
+}
+
+static struct pm_lane *lane_get(struct pm_rt *rt, struct pm_trec *rec)
+{
+    if (rec->lane >= 0)
+        return lane_at(rt, (uint32_t)rec->lane);
+    for (;;) {
+        uint32_t total = n_meta_lanes(rt) +
+                         pm_load_acquire(&rt->n_lane_chunks) * LANE_CHUNK;
+        for (uint32_t i = 0; i < total; i++) {
+            uint32_t zero = 0;
+            if (pm_load_relaxed(&rt->lane_owner[i]) == 0 &&
+                pm_cas_strong_acq_rel(&rt->lane_owner[i], &zero, rec->id)) {
+                rec->lane = (int32_t)i;
+                return lane_at(rt, i);
+            }
+        }
+        if (!chunk_add(rt, rec)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+}
+
+static void lane_set(struct pm_rt *rt, struct pm_lane *l, uint64_t op,
+                     uint64_t dest, uint64_t blk, uint64_t old, uint64_t size)
+{
+    l->dest_off = dest;
+    l->block_off = blk;
+    l->old_off = old;
+    l->size = size;
+    pm_store_release(&l->op, op);       /* last: the record is whole */
+    pm_persist(rt, l, sizeof *l);
+}
+
+static void lane_clear(struct pm_rt *rt, struct pm_lane *l)
+{
+    pm_store_release(&l->op, (uint64_t)PM_LANE_IDLE);
+    pm_persist(rt, &l->op, sizeof l->op);
+}
+
+/* ---- reserve and commit ---- */
+
+void *pub_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
+                  struct pm_resv *rv)
+{
+    memset(rv, 0, sizeof *rv);
+    if (size == 0)
+        size = 1;
+    if (size <= rt->max_small) {
+        rv->blk = sb_reserve(rt, rec, pm_size_class(size), &rv->aword, &rv->bit);
+        if (rv->blk != NULL)
+            return rv->blk;
+    }
+    uint64_t first = lg_reserve(rt, rec, size, 0, &rv->n);
+    if (first == PG_NONE)
+        return NULL;
+    rv->large = true;
+    rv->first = first;
+    rv->blk = rt->data + (first << rt->page_shift);
+    return rv->blk;
+}
+
+void pub_commit(struct pm_rt *rt, struct pm_resv *rv)
+{
+    if (rv->large) {
+        lg_commit(rt, rv->first, rv->n);
+    } else {
+        pm_store_relaxed(rv->aword, pm_load_relaxed(rv->aword) | rv->bit);
+        pm_persist(rt, rv->aword, sizeof *rv->aword);
+    }
+}
+
+/* ---- the free half ---- */
+
+int pub_free_prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk,
+                     struct pm_pubfree *pf)
+{
+    memset(pf, 0, sizeof *pf);
+    int r = sb_locate(rt, blk, &pf->s, &pf->h, &pf->idx);
+    if (r == 0) {
+        uint32_t w = pf->idx >> 6;
+        uint64_t bit = UINT64_C(1) << (pf->idx & 63);
+        if (!(pm_load_relaxed(&pf->h->bits[w]) & bit) ||
+            (pm_load_relaxed(&pf->h->bits[pf->h->n_words + w]) & bit))
+            return PERSISTENT_E_DOUBLE_FREE;
+        uint64_t a = pm_load_relaxed(&rt->ctl[pf->s].anchor);
+        pf->local = (pm_anchor_state(a) == PM_SB_OWNED && pm_anchor_owner(a) == rec->id) ||
+                    (pm_anchor_state(a) == PM_SB_ORPHAN && pm_anchor_owner(a) == rec->id &&
+                     sb_readopt(rt, rec, pf->s, pf->h->cls));
+        if (!pf->local)   /* before the remote bit: see collect() */
+            pm_fetch_add_seq_cst(&rt->ctl[pf->s].n_pub, 1u);
+        return 0;
+    }
+    if (r == 1 && lg_is_block(rt, blk, &pf->first, &pf->last)) {
+        pf->large = true;
+        return 0;
+    }
+    return r == 1 ? PERSISTENT_E_BAD_POINTER : r;
+}
+
+/* The block stops being live; it cannot be reused until pub_free_finish. */
+void pub_free_do(struct pm_rt *rt, struct pm_pubfree *pf)
+{
+    if (pf->large) {
+        pg_bit_clear(rt, rt->start_bits, pf->first);       /* commit */
+        pg_bit_clear(rt, rt->end_bits, pf->last);
+        return;
+    }
+    uint32_t w = pf->idx >> 6;
+    uint64_t bit = UINT64_C(1) << (pf->idx & 63);
+    if (pf->local) {
+        pm_atomic_u64 *aw = &pf->h->bits[w];
+        pm_store_relaxed(aw, pm_load_relaxed(aw) & ~bit);
+        pm_persist(rt, aw, sizeof *aw);
+    } else {
+        pm_atomic_u64 *rw = &pf->h->bits[pf->h->n_words + w];
+        pm_fetch_or_seq_cst(rw, bit);
+        pm_persist(rt, rw, sizeof *rw);
+        pm_fetch_or_seq_cst(&rt->ctl[pf->s].summary, UINT64_C(1) << w);
+    }
+}
+
+/* After the lane is idle: the block may be reused from here on. */
+void pub_free_finish(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *pf)
+{
+    if (pf->large) {
+        pg_release(rt, pf->first, pf->last - pf->first + 1);
+        return;
+    }
+    if (pf->local) {
+        sb_after_local_free(rt, rec, pf->s, pf->h, pf->idx);
+        return;
+    }
+    /* seq_cst against detach(): one of us lists the superblock */
+    pm_fetch_sub_seq_cst(&rt->ctl[pf->s].n_pub, 1u);
+    sb_list_if_orphan(rt, pf->s, pf->h->cls);
+}
+
+/* ---- the calls ---- */
+
+static int dest_check(struct pm_rt *rt, const persistent_offset_t *dest,
+                      uint64_t *off)
+{
+    uintptr_t d = (uintptr_t)dest, b = (uintptr_t)rt->base;
+    uint64_t limit = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
+    if (dest == NULL || d < b + rt->data_off || d - b > limit - sizeof *dest ||
+        (d & (sizeof *dest - 1)) != 0)
+        return pm_err(-EINVAL, "destination %p is not an aligned word inside the space",
+                      (const void *)dest);
+    *off = d - b;
+    return 0;
+}
+
+static inline pm_atomic_u64 *dest_word(persistent_offset_t *dest)
+{
+    return (pm_atomic_u64 *)(void *)dest;
+}
+
+int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
+                          size_t size)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return pm_err(-errno, "alloc_into: %s", persistent_strerror(-errno));
+    uint64_t doff = 0;
+    int r = dest_check(rt, dest, &doff);
+    if (r < 0)
+        return r;
+    if (size == 0)
+        return pm_err(-EINVAL, "alloc_into: size 0");
+    struct pm_lane *l = lane_get(rt, rec);
+    if (l == NULL)
+        return pm_err(-ENOMEM, "alloc_into: no lane");
+    pm_op_begin(rec);
+    struct pm_resv rv;
+    if (pub_reserve(rt, rec, size, &rv) == NULL) {
+        pm_op_end(rec);
+        return pm_err(-ENOMEM, "alloc_into: out of space");
+    }
+    uint64_t boff = (uint64_t)((char *)rv.blk - rt->base);
+    lane_set(rt, l, PM_LANE_ALLOC, doff, boff, 0, size);
+    pub_commit(rt, &rv);
+    pm_store_release(dest_word(dest), boff);
+    pm_persist(rt, dest, sizeof *dest);
+    lane_clear(rt, l);
+    pm_op_end(rec);
+    return 0;
+}
+
+int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return pm_err(-errno, "free_from: %s", persistent_strerror(-errno));
+    uint64_t doff = 0;
+    int r = dest_check(rt, dest, &doff);
+    if (r < 0)
+        return r;
+    uint64_t boff = pm_load_acquire(dest_word(dest));
+    if (boff == 0)
+        return 0;
+    struct pm_lane *l = lane_get(rt, rec);
+    if (l == NULL)
+        return pm_err(-ENOMEM, "free_from: no lane");
+    pm_op_begin(rec);
+    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+        sb_owner_sync(rt, rec);
+    struct pm_pubfree pf;
+    r = pub_free_prepare(rt, rec, rt->base + boff, &pf);
+    if (r != 0) {
+        pm_op_end(rec);
+        pm_misuse(rt, r, rt->base + boff, "persistent_free_from");
+        return pm_err(-EINVAL, "free_from: %s", persistent_strerror(r));
+    }
+    lane_set(rt, l, PM_LANE_FREE, doff, boff, 0, 0);
+    pm_store_release(dest_word(dest), (uint64_t)0);
+    pm_persist(rt, dest, sizeof *dest);
+    pub_free_do(rt, &pf);
+    lane_clear(rt, l);
+    pub_free_finish(rt, rec, &pf);
+    pm_op_end(rec);
+    return 0;
+}
+
+int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
+                            size_t size)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return pm_err(-errno, "realloc_into: %s", persistent_strerror(-errno));
+    uint64_t doff = 0;
+    int r = dest_check(rt, dest, &doff);
+    if (r < 0)
+        return r;
+    uint64_t ooff = pm_load_acquire(dest_word(dest));
+    if (ooff == 0)
+        return persistent_alloc_into(space, dest, size);
+    if (size == 0)
+        return pm_err(-EINVAL, "realloc_into: size 0 (use persistent_free_from)");
+    void *old = rt->base + ooff;
+    size_t us = pm_usable(rt, old);
+    if (us == 0) {
+        pm_misuse(rt, PERSISTENT_E_BAD_POINTER, old, "persistent_realloc_into");
+        return pm_err(-EINVAL, "realloc_into: *dest is not a live block");
+    }
+    /* in place: nothing about *dest changes, and a large resize is
+     * crash-atomic by itself (large.c) */
+    if (us <= rt->max_small && size <= us && (us <= 64 || size > us / 2) &&
+        lg_usable(rt, old) == 0)
+        return 0;
+    if (lg_usable(rt, old) != 0 && (size > rt->max_small || size > us / 2)) {
+        pm_op_begin(rec);
+        bool ok = lg_resize_in_place(rt, old, size);
+        pm_op_end(rec);
+        if (ok)
+            return 0;
+    }
+    struct pm_lane *l = lane_get(rt, rec);
+    if (l == NULL)
+        return pm_err(-ENOMEM, "realloc_into: no lane");
+    pm_op_begin(rec);
+    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+        sb_owner_sync(rt, rec);
+    struct pm_resv rv;
+    if (pub_reserve(rt, rec, size, &rv) == NULL) {
+        pm_op_end(rec);
+        return pm_err(-ENOMEM, "realloc_into: out of space");
+    }
+    memcpy(rv.blk, old, size < us ? size : us);
+    pm_persist(rt, rv.blk, size < us ? size : us);
+    struct pm_pubfree pf;
+    r = pub_free_prepare(rt, rec, old, &pf);
+    if (r != 0) {
+        /* the reserved block was never committed: it is simply still free */
+        pm_op_end(rec);
+        pm_misuse(rt, r, old, "persistent_realloc_into");
+        return pm_err(-EINVAL, "realloc_into: %s", persistent_strerror(r));
+    }
+    uint64_t noff = (uint64_t)((char *)rv.blk - rt->base);
+    lane_set(rt, l, PM_LANE_REALLOC, doff, noff, ooff, size);
+    pub_commit(rt, &rv);
+    pm_store_release(dest_word(dest), noff);
+    pm_persist(rt, dest, sizeof *dest);
+    pub_free_do(rt, &pf);
+    lane_clear(rt, l);
+    pub_free_finish(rt, rec, &pf);
+    pm_op_end(rec);
+    return 0;
+}
+
+/* ---- roots (roots.c) publish through a lane too ---- */
+
+void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
+                      size_t size, uint64_t *winner)
+{
+    struct pm_lane *l = lane_get(rt, rec);
+    if (l == NULL)
+        return NULL;
+    pm_op_begin(rec);
+    struct pm_resv rv;
+    if (pub_reserve(rt, rec, size, &rv) == NULL) {
+        pm_op_end(rec);
+        return NULL;
+    }
+    memset(rv.blk, 0, size ? size : 1);
+    pm_persist(rt, rv.blk, size ? size : 1);
+    uint64_t voff = (uint64_t)((char *)val - rt->base);
+    uint64_t boff = (uint64_t)((char *)rv.blk - rt->base);
+    lane_set(rt, l, PM_LANE_ALLOC, voff, boff, 0, size);
+    pub_commit(rt, &rv);
+    pm_hook(PM_HOOK_ROOT_INSERT);
+    uint64_t cur = 0;
+    if (pm_cas_strong_acq_rel(val, &cur, boff)) {
+        pm_persist(rt, val, sizeof *val);
+        lane_clear(rt, l);
+        pm_op_end(rec);
+        *winner = boff;
+        return rv.blk;
+    }
+    /* another thread's root won: ours goes, still under the lane */
+    struct pm_pubfree pf;
+    if (pub_free_prepare(rt, rec, rv.blk, &pf) == 0) {
+        pub_free_do(rt, &pf);
+        lane_clear(rt, l);
+        pub_free_finish(rt, rec, &pf);
+    } else {
+        lane_clear(rt, l);
+    }
+    pm_op_end(rec);
+    *winner = cur;
+    return NULL;
+}
+
+int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
+{
+    struct pm_lane *l = lane_get(rt, rec);
+    if (l == NULL)
+        return -ENOMEM;
+    pm_op_begin(rec);
+    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+        sb_owner_sync(rt, rec);
+    uint64_t v = pm_load_acquire(val);
+    struct pm_pubfree pf;
+    if (v == 0 || pub_free_prepare(rt, rec, rt->base + v, &pf) != 0) {
+        pm_op_end(rec);
+        return -ENOENT;
+    }
+    uint64_t voff = (uint64_t)((char *)val - rt->base);
+    lane_set(rt, l, PM_LANE_FREE, voff, v, 0, 0);
+    if (!pm_cas_strong_acq_rel(val, &v, (uint64_t)0)) {
+        /* removed by another thread meanwhile: undo our preparation */
+        lane_clear(rt, l);
+        if (!pf.large && !pf.local) {
+            pm_fetch_sub_seq_cst(&rt->ctl[pf.s].n_pub, 1u);
+            sb_list_if_orphan(rt, pf.s, pf.h->cls);
+        }
+        pm_op_end(rec);
+        return -ENOENT;
+    }
+    pm_persist(rt, val, sizeof *val);
+    pub_free_do(rt, &pf);
+    lane_clear(rt, l);
+    pub_free_finish(rt, rec, &pf);
+    pm_op_end(rec);
+    return 0;
+}
+
+/* ---- recovery ---- */
+
+/* Before the rebuild walk, from the persistent bits alone. */
+static void ensure(struct pm_rt *rt, uint64_t boff, bool live)
+{
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    if (boff < rt->data_off || boff >= rt->data_off + (n << rt->page_shift))
+        return;
+    uint64_t page = (boff - rt->data_off) >> rt->page_shift;
+    uint64_t s = pg_prev_set(rt->start_bits, page);
+    if (s != PG_NONE && pg_bit(rt->kind_bits, s)) {
+        struct pm_sb_header *h = sb_header(rt, (uint32_t)s);
+        if (sb_header_valid(rt, h, s) && page < s + h->n_pages) {
+            uint64_t x = boff - (rt->data_off + (s << rt->page_shift)) - h->data_start;
+            if (x % h->block_size != 0 || x / h->block_size >= h->n_blocks)
+                return;
+            uint64_t idx = x / h->block_size;
+            uint64_t bit = UINT64_C(1) << (idx & 63);
+            pm_atomic_u64 *aw = &h->bits[idx >> 6], *rw = &h->bits[h->n_words + (idx >> 6)];
+            uint64_t a = pm_load_relaxed(aw);
+            pm_store_relaxed(aw, live ? a | bit : a & ~bit);
+            pm_persist(rt, aw, sizeof *aw);
+            pm_store_relaxed(rw, pm_load_relaxed(rw) & ~bit);
+            pm_persist(rt, rw, sizeof *rw);
+            return;
+        }
+    }
+    if (live || (boff - rt->data_off) % rt->page_size != 0 ||
+        !pg_bit(rt->start_bits, page) || pg_bit(rt->kind_bits, page))
+        return;
+    uint64_t e = pg_next_set(rt->end_bits, page, n);
+    pg_bit_clear(rt, rt->start_bits, page);            /* commit */
+    if (e != PG_NONE)
+        pg_bit_clear(rt, rt->end_bits, e);
+}
+
+static bool off_ok(struct pm_rt *rt, uint64_t off, bool allow_roots)
+{
+    uint64_t limit = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
+    const struct pm_fixed *f = &rt->hdr->fixed;
+    if (off % 8 != 0)
+        return false;
+    if (off >= rt->data_off && off < limit)
+        return true;
+    if (!allow_roots)
+        return false;
+    if (off == offsetof(struct pm_header, live.root0_val))
+        return true;
+    return off >= f->roots_off &&
+           off < f->roots_off + (uint64_t)f->roots_cap * sizeof(struct pm_root_slot) &&
+           (off - f->roots_off) % sizeof(struct pm_root_slot) ==
+               offsetof(struct pm_root_slot, val);
+}
+
+int pm_lanes_recover(struct pm_rt *rt)
+{
+    chunks_discover(rt);
+    uint32_t total = n_meta_lanes(rt) + pm_load_acquire(&rt->n_lane_chunks) * LANE_CHUNK;
+    for (uint32_t i = 0; i < total; i++) {
+        struct pm_lane *l = lane_at(rt, i);
+        uint64_t op = pm_load_acquire(&l->op) & 0xff;
+        if (op == PM_LANE_IDLE)
+            continue;
+        /* an overflow root table is in the data region, so dest may be
+         * anywhere there; the meta root table only through val words */
+        if (op > PM_LANE_REALLOC || !off_ok(rt, l->dest_off, true) ||
+            !off_ok(rt, l->block_off, false) ||
+            (op == PM_LANE_REALLOC && !off_ok(rt, l->old_off, false)))
+            return pm_err(PERSISTENT_E_CORRUPT,
+                          "publish lane %u holds an invalid record", i);
+        pm_atomic_u64 *dest = (pm_atomic_u64 *)(rt->base + l->dest_off);
+        uint64_t cur = pm_load_acquire(dest);
+        if (op == PM_LANE_ALLOC) {
+            ensure(rt, l->block_off, cur == l->block_off);
+        } else if (op == PM_LANE_FREE) {
+            if (cur == l->block_off) {
+                pm_store_release(dest, (uint64_t)0);
+                pm_persist(rt, dest, sizeof *dest);
+            }
+            ensure(rt, l->block_off, false);
+        } else {
+            bool forward = cur == l->block_off;
+            ensure(rt, l->block_off, forward);
+            if (forward)
+                ensure(rt, l->old_off, false);
+        }
+        lane_clear(rt, l);
+    }
+    return 0;
+}
+
+int pm_lanes_in_flight(struct pm_rt *rt)
+{
+    chunks_discover(rt);
+    uint32_t total = n_meta_lanes(rt) + pm_load_acquire(&rt->n_lane_chunks) * LANE_CHUNK;
+    int n = 0;
+    for (uint32_t i = 0; i < total; i++)
+        if ((pm_load_acquire(&lane_at(rt, i)->op) & 0xff) != PM_LANE_IDLE)
+            n++;
+    return n;
+}

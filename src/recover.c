@@ -1,0 +1,181 @@
+/* Building the volatile runtime of an open space from the persistent truth,
+ * and recovery after an unclean shutdown.
+ *
+ * Every open walks the run bitmaps once: it marks the claimed pages, maps
+ * superblock pages to their superblock, and lists every superblock with a
+ * free block in its class's partial list, so no thread-cached state of a
+ * previous process matters.  A writer also repairs, idempotently:
+ *   - remote-free bits are applied (alloc &= ~remote, remote = 0): frees
+ *     that were pending in a dead process take effect;
+ *   - superblocks with no live block are released;
+ *   - END and KIND bits that belong to no live run (left by a crash in the
+ *     middle of a carve, free or resize) are cleared;
+ *   - publish lanes are rolled forward or back (publish.c).
+ * Before it writes anything a writer validates the whole run structure, so
+ * a damaged file is refused with PERSISTENT_E_CORRUPT and left unchanged.
+ * A crash during recovery is recovered by the next open: every step can be
+ * repeated.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+static uint64_t round_up(uint64_t x, uint64_t a)
+{
+    return (x + a - 1) / a * a;
+}
+
+/* Structural check of the runs without writing anything. */
+int pm_validate_runs(struct pm_rt *rt, uint64_t *bad_page, const char **why)
+{
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    uint64_t p = 0;
+    while (p < n) {
+        uint64_t s = pg_next_set(rt->start_bits, p, n);
+        if (s == PG_NONE)
+            break;
+        uint64_t e = pg_next_set(rt->end_bits, s, n);
+        if (e == PG_NONE) {
+            *bad_page = s;
+            *why = "run has no end";
+            return PERSISTENT_E_CORRUPT;
+        }
+        if (pg_next_set(rt->start_bits, s + 1, e + 1) != PG_NONE) {
+            *bad_page = s;
+            *why = "runs overlap";
+            return PERSISTENT_E_CORRUPT;
+        }
+        if (pg_bit(rt->kind_bits, s)) {
+            struct pm_sb_header *h = sb_header(rt, (uint32_t)s);
+            if (!sb_header_valid(rt, h, s) || s + h->n_pages - 1 != e) {
+                *bad_page = s;
+                *why = "superblock header is invalid";
+                return PERSISTENT_E_CORRUPT;
+            }
+            const struct pm_class *k = &rt->cls[h->cls];
+            if ((pm_load_relaxed(&h->bits[k->n_words - 1]) & ~k->last_mask) != 0) {
+                *bad_page = s;
+                *why = "superblock bitmap has bits past its last block";
+                return PERSISTENT_E_CORRUPT;
+            }
+        }
+        p = e + 1;
+    }
+    return 0;
+}
+
+static void clear_bits_in(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t from,
+                          uint64_t to)
+{
+    uint64_t q = from;
+    while ((q = pg_next_set(bits, q, to)) != PG_NONE)
+        pg_bit_clear(rt, bits, q++);
+}
+
+static void rebuild(struct pm_rt *rt, bool repair)
+{
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    uint64_t p = 0;
+    for (;;) {
+        uint64_t s = pg_next_set(rt->start_bits, p, n);
+        uint64_t gap_end = s == PG_NONE ? n : s;
+        if (repair) {
+            clear_bits_in(rt, rt->end_bits, p, gap_end);
+            clear_bits_in(rt, rt->kind_bits, p, gap_end);
+        }
+        if (s == PG_NONE)
+            break;
+        uint64_t e = pg_next_set(rt->end_bits, s, n);
+        if (e == PG_NONE)
+            break;                              /* tolerant (read-only) walk */
+        if (repair)
+            clear_bits_in(rt, rt->kind_bits, s + 1, e + 1);
+        p = e + 1;
+        if (!pg_bit(rt->kind_bits, s)) {
+            pg_mark_used(rt, s, e - s + 1);
+            continue;
+        }
+        struct pm_sb_header *h = sb_header(rt, (uint32_t)s);
+        if (!sb_header_valid(rt, h, s))
+            continue;                           /* tolerant walk only */
+        const struct pm_class *k = &rt->cls[h->cls];
+        pm_atomic_u64 *al = h->bits, *rm = h->bits + k->n_words;
+        uint32_t used = 0;
+        for (uint32_t w = 0; w < k->n_words; w++) {
+            uint64_t a = pm_load_relaxed(&al[w]);
+            uint64_t r = pm_load_relaxed(&rm[w]);
+            if (r != 0 && repair) {
+                pm_store_relaxed(&al[w], a & ~r);
+                pm_persist(rt, &al[w], sizeof al[w]);
+                pm_store_relaxed(&rm[w], 0);
+                pm_persist(rt, &rm[w], sizeof rm[w]);
+            }
+            used += pm_popcount64(a & ~r);
+        }
+        if (used == 0 && repair) {
+            pg_bit_clear(rt, rt->start_bits, s);    /* commit */
+            pg_bit_clear(rt, rt->end_bits, e);
+            pg_bit_clear(rt, rt->kind_bits, s);
+            continue;
+        }
+        pg_mark_used(rt, s, e - s + 1);
+        sb_adopt_rebuilt(rt, (uint32_t)s, used);
+    }
+}
+
+int pm_engine_prepare(struct pm_rt *rt)
+{
+    uint64_t mp = rt->max_pages;
+    size_t used_sz = round_up((mp + 63) / 64 * 8, 64);
+    size_t map_sz = round_up(mp * sizeof(pm_atomic_u32), 64);
+    size_t ctl_sz = round_up(mp * sizeof(struct pm_sbctl), 64);
+    size_t rec_sz = round_up(PM_MAX_RECS * sizeof(struct pm_trec), 64);
+    size_t lane_sz = round_up((rt->hdr->fixed.n_lanes + 64 * 64) * sizeof(pm_atomic_u32), 64);
+    rt->vol_size = used_sz + map_sz + ctl_sz + rec_sz + lane_sz;
+    char *v = os_vol_alloc(rt->vol_size);
+    if (v == NULL)
+        return pm_err(-ENOMEM, "cannot reserve %zu bytes for the runtime",
+                      rt->vol_size);
+    rt->vol = v;
+    rt->used = (pm_atomic_u64 *)v;
+    rt->pagemap = (pm_atomic_u32 *)(v + used_sz);
+    rt->ctl = (struct pm_sbctl *)(v + used_sz + map_sz);
+    rt->recs = (struct pm_trec *)(v + used_sz + map_sz + ctl_sz);
+    rt->lane_owner = (pm_atomic_u32 *)(v + used_sz + map_sz + ctl_sz + rec_sz);
+    rt->used_words = (mp + 63) / 64;
+    pm_classes_init(rt);
+    pg_init(rt);
+    if (rt->can_alloc) {
+        uint64_t page;
+        const char *why;
+        int r = pm_validate_runs(rt, &page, &why);
+        if (r < 0)
+            return pm_err(r, "space is damaged at page %llu: %s; not opened "
+                             "for writing (a private open without recovery "
+                             "can inspect it)",
+                          (unsigned long long)page, why);
+    }
+    return 0;
+}
+
+int pm_engine_start(struct pm_rt *rt)
+{
+    bool repair = rt->can_alloc;
+    if (repair) {
+        /* lanes first: rolling one back can empty a superblock */
+        int r = pm_lanes_recover(rt);
+        if (r < 0)
+            return r;
+    }
+    rebuild(rt, repair);
+    rt->recovered = repair && !rt->clean_at_open;
+    return 0;
+}
+
+void pm_engine_close(struct pm_rt *rt)
+{
+    if (rt->vol) {
+        os_vol_free(rt->vol, rt->vol_size);
+        rt->vol = NULL;
+    }
+}

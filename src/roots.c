@@ -1,0 +1,245 @@
+/* Roots: a lock-free table from 64-bit tags to blocks, kept in the file.
+ *
+ * Table 0 lives in the metadata.  When a tag's probe window there holds
+ * other keys only, the search moves on to overflow tables allocated from
+ * the heap and chained through next_off (created with a CAS; the loser
+ * frees its copy).  A slot that once held a key keeps it, so a probe that
+ * meets an empty slot proves the tag absent, and two threads inserting the
+ * same tag meet in the same slot.  Tag 0 (the empty key) has its own word in
+ * the header.
+ *
+ * A slot's value is the offset of the root's block, set from 0 with a CAS:
+ * racing creators agree on the first block and the others free theirs, so
+ * both get the same root.  The block is zeroed (and persisted) before the
+ * CAS publishes it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define PROBE 32u
+
+struct table {
+    struct pm_root_slot *slot;
+    uint64_t cap;
+    pm_atomic_u64 *next;
+};
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    x ^= x >> 27;
+    x *= UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+static void table0(struct pm_rt *rt, struct table *t)
+{
+    const struct pm_fixed *f = &rt->hdr->fixed;
+    t->slot = (struct pm_root_slot *)(rt->base + f->roots_off);
+    t->cap = f->roots_cap;
+    t->next = &rt->hdr->live.roots_next_off;
+}
+
+/* The overflow table at off, or false if off does not hold a valid one. */
+static bool table_at(struct pm_rt *rt, uint64_t off, struct table *t)
+{
+    uint64_t limit = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
+    if (off < rt->data_off || off >= limit || off % 16 != 0 ||
+        limit - off < sizeof(struct pm_root_table))
+        return false;
+    struct pm_root_table *tb = (struct pm_root_table *)(rt->base + off);
+    if (tb->magic != PM_ROOT_TABLE_MAGIC || tb->cap == 0 ||
+        (tb->cap & (tb->cap - 1)) != 0 ||
+        (limit - off - sizeof *tb) / sizeof(struct pm_root_slot) < tb->cap)
+        return false;
+    t->slot = tb->slot;
+    t->cap = tb->cap;
+    t->next = &tb->next_off;
+    return true;
+}
+
+static uint64_t new_table(struct pm_rt *rt, struct pm_trec *rec,
+                          pm_atomic_u64 *link, uint64_t cap)
+{
+    size_t size = sizeof(struct pm_root_table) + cap * sizeof(struct pm_root_slot);
+    struct pm_root_table *tb = pm_alloc(rt, rec, size, 64);
+    if (tb == NULL)
+        return 0;
+    memset(tb, 0, size);
+    tb->magic = PM_ROOT_TABLE_MAGIC;
+    tb->cap = cap;
+    pm_persist(rt, tb, size);
+    uint64_t off = (uint64_t)((char *)tb - rt->base);
+    uint64_t cur = 0;
+    if (pm_cas_strong_acq_rel(link, &cur, off)) {
+        pm_persist(rt, link, sizeof *link);
+        return off;
+    }
+    pm_free_block(rt, rec, tb);
+    return cur;
+}
+
+/* The value word for tag, creating its slot if create; NULL if absent (or,
+ * creating, if no table could be allocated). */
+static pm_atomic_u64 *val_find(struct pm_rt *rt, struct pm_trec *rec,
+                               uint64_t tag, bool create)
+{
+    if (tag == 0)
+        return &rt->hdr->live.root0_val;
+    struct table t;
+    table0(rt, &t);
+    uint64_t h = mix(tag);
+    for (;;) {
+        uint64_t n = t.cap < PROBE ? t.cap : PROBE;
+        for (uint64_t i = 0; i < n; i++) {
+            struct pm_root_slot *s = &t.slot[(h + i) & (t.cap - 1)];
+            uint64_t k = pm_load_acquire(&s->key);
+            if (k == 0) {
+                if (!create)
+                    return NULL;
+                if (pm_cas_strong_acq_rel(&s->key, &k, tag)) {
+                    pm_persist(rt, &s->key, sizeof s->key);
+                    return &s->val;
+                }
+            }
+            if (k == tag)
+                return &s->val;
+        }
+        uint64_t off = pm_load_acquire(t.next);
+        if (off == 0) {
+            if (!create)
+                return NULL;
+            off = new_table(rt, rec, t.next, t.cap * 2 > 4096 ? t.cap * 2 : 4096);
+            if (off == 0)
+                return NULL;
+        }
+        if (!table_at(rt, off, &t))
+            return NULL;
+    }
+}
+
+static void *val_ptr(struct pm_rt *rt, uint64_t v)
+{
+    uint64_t limit = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
+    if (v < rt->data_off || v >= limit)
+        return NULL;
+    return rt->base + v;
+}
+
+/* Shared by persistent_root_get and persistent_malloc_root. */
+static void *root_create(allocator_space_t *space, uint64_t tag, size_t size,
+                         bool *created, bool exclusive)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (created)
+        *created = false;
+    if (rec == NULL)
+        return NULL;
+    pm_atomic_u64 *val = val_find(rt, rec, tag, true);
+    if (val == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint64_t v = pm_load_acquire(val);
+    if (v == 0) {
+        void *blk = pub_root_create(rt, rec, val, size, &v);
+        if (blk != NULL) {
+            if (created)
+                *created = true;
+            return blk;
+        }
+        if (v == 0)
+            return NULL;                /* errno from the allocation */
+    }
+    if (exclusive) {
+        errno = EEXIST;
+        return NULL;
+    }
+    return val_ptr(rt, v);
+}
+
+void *persistent_root_get(allocator_space_t *space, uint64_t tag, size_t size,
+                          bool *created)
+{
+    return root_create(space, tag, size, created, false);
+}
+
+void *persistent_malloc_root(allocator_space_t *space, uint64_t root_class,
+                             size_t size)
+{
+    return root_create(space, root_class, size, NULL, true);
+}
+
+void *persistent_find_root(allocator_space_t *space, uint64_t root_class)
+{
+    struct pm_rt *rt = pm_rt_of(space);
+    if (rt == NULL)
+        return NULL;
+    pm_atomic_u64 *val = val_find(rt, NULL, root_class, false);
+    if (val == NULL)
+        return NULL;
+    uint64_t v = pm_load_acquire(val);
+    return v ? val_ptr(rt, v) : NULL;
+}
+
+int persistent_root_remove(allocator_space_t *space, uint64_t tag)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return pm_err(-errno, "root remove: %s", persistent_strerror(-errno));
+    pm_atomic_u64 *val = val_find(rt, rec, tag, false);
+    int r = val ? pub_root_remove(rt, rec, val) : -ENOENT;
+    if (r == -ENOENT)
+        return pm_err(r, "no root with tag %#llx", (unsigned long long)tag);
+    if (r < 0)
+        return pm_err(r, "root remove: %s", persistent_strerror(r));
+    return 0;
+}
+
+int persistent_root_next(allocator_space_t *space, struct persistent_root_iter *it,
+                         uint64_t *tag, void **ptr)
+{
+    struct pm_rt *rt = pm_rt_of(space);
+    if (rt == NULL || it == NULL)
+        return pm_err(-EINVAL, "not an open space");
+    for (;;) {
+        if (it->table == 0) {
+            it->table = 1;
+            it->slot = 0;
+            uint64_t v = pm_load_acquire(&rt->hdr->live.root0_val);
+            if (v != 0 && val_ptr(rt, v)) {
+                if (tag)
+                    *tag = 0;
+                if (ptr)
+                    *ptr = val_ptr(rt, v);
+                return 1;
+            }
+        }
+        struct table t;
+        table0(rt, &t);
+        for (uint64_t i = 1; i < it->table; i++) {
+            uint64_t off = pm_load_acquire(t.next);
+            if (off == 0 || !table_at(rt, off, &t))
+                return 0;
+        }
+        while (it->slot < t.cap) {
+            struct pm_root_slot *s = &t.slot[it->slot++];
+            uint64_t k = pm_load_acquire(&s->key);
+            uint64_t v = pm_load_acquire(&s->val);
+            if (k != 0 && v != 0 && val_ptr(rt, v)) {
+                if (tag)
+                    *tag = k;
+                if (ptr)
+                    *ptr = val_ptr(rt, v);
+                return 1;
+            }
+        }
+        it->table++;
+        it->slot = 0;
+    }
+}

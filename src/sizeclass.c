@@ -1,0 +1,110 @@
+/* Size classes and the superblock geometry of each class in a space.
+ *
+ * Classes: 16..128 by 16, then four per doubling up to 16 KiB (36 in all),
+ * so the waste inside a block is below 20% from 64 bytes up; below that the
+ * 16-byte alignment granule dominates.
+ *
+ * A superblock of class c is a run of n_pages pages: a 64-byte header, the
+ * allocation and remote-free bitmaps, then n_blocks blocks starting at a
+ * multiple of the class's natural alignment (the largest power of two that
+ * divides the block size, up to the page size), so a 4 KiB block is page
+ * aligned and aligned allocation can pick a class.  n_pages is the smallest
+ * length from the space's target superblock size up that wastes at most an
+ * eighth of the run and holds two blocks or more. */
+#include "internal.h"
+
+uint32_t pm_class_size(uint32_t c)
+{
+    if (c < 8)
+        return 16u * (c + 1);
+    uint32_t j = (c - 8) / 4, i = (c - 8) % 4;
+    return (128u << j) + (i + 1) * (32u << j);
+}
+
+uint32_t pm_size_class(size_t size)
+{
+    if (size <= 128)
+        return (uint32_t)((size + 15) >> 4) - 1;
+    uint64_t s = (uint64_t)size - 1;
+    uint32_t k = 63 - pm_clz64(s);
+    return 8 + (k - 7) * 4 + (uint32_t)((s >> (k - 2)) & 3);
+}
+
+static uint32_t round_up32(uint32_t x, uint32_t a)
+{
+    return (x + a - 1) / a * a;
+}
+
+static uint32_t data_start_for(uint32_t n, uint32_t align)
+{
+    uint32_t words = (n + 63) / 64;
+    return round_up32((uint32_t)sizeof(struct pm_sb_header) + 16u * words,
+                      align < 16 ? 16 : align);
+}
+
+/* Most blocks of size b that fit in bytes with their header. */
+static uint32_t blocks_in(uint64_t bytes, uint32_t b, uint32_t align)
+{
+    if (bytes <= sizeof(struct pm_sb_header))
+        return 0;
+    uint64_t n = (bytes - sizeof(struct pm_sb_header)) / b;
+    if (n > PM_SB_MAX_BLOCKS)
+        n = PM_SB_MAX_BLOCKS;
+    while (n > 0 && data_start_for((uint32_t)n, align) + n * b > bytes)
+        n--;
+    return (uint32_t)n;
+}
+
+void pm_classes_init(struct pm_rt *rt)
+{
+    uint64_t page = rt->page_size;
+    uint64_t target = rt->hdr->fixed.sb_size;
+    uint64_t max_bytes = rt->max_pages << rt->page_shift;
+    uint64_t m_start = target / page ? target / page : 1;
+
+    rt->n_small = 0;
+    rt->max_small = 0;
+    for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
+        struct pm_class *k = &rt->cls[c];
+        uint32_t b = pm_class_size(c);
+        uint32_t align = b & (~b + 1);
+        if (align > page)
+            align = (uint32_t)page;
+        uint64_t best_m = 0;
+        uint32_t best_n = 0;
+        uint64_t m_end = m_start * 4 + (b + page - 1) / page + 1;
+        for (uint64_t m = m_start; m <= m_end; m++) {
+            uint64_t bytes = m * page;
+            uint32_t n = blocks_in(bytes, b, align);
+            if (n < 2)
+                continue;
+            uint64_t waste = bytes - (uint64_t)n * b;
+            if (waste * 8 <= bytes) {
+                best_m = m;
+                best_n = n;
+                break;
+            }
+            if (best_m == 0 ||
+                waste * best_m * page < (best_m * page - (uint64_t)best_n * b) * bytes) {
+                best_m = m;
+                best_n = n;
+            }
+        }
+        k->block_size = b;
+        k->align = align;
+        k->recip = ((UINT64_C(1) << 40) + b - 1) / b;
+        /* A class whose superblock would take more than a quarter of the
+         * space is served by page runs instead (G5b: small spaces). */
+        if (best_m == 0 || best_m * page * 4 > max_bytes || c != rt->n_small) {
+            k->n_blocks = 0;
+            continue;
+        }
+        k->n_pages = (uint32_t)best_m;
+        k->n_blocks = best_n;
+        k->n_words = (best_n + 63) / 64;
+        k->data_start = data_start_for(best_n, align);
+        k->last_mask = (best_n % 64) ? (UINT64_C(1) << (best_n % 64)) - 1 : ~UINT64_C(0);
+        rt->n_small = c + 1;
+        rt->max_small = b;
+    }
+}

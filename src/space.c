@@ -1,0 +1,763 @@
+/* Space lifecycle: plan, create, validate, map, grow, close; the header's
+ * double-buffered state; the registry of open spaces; persistent_ptr.
+ *
+ * Invariants
+ *   - A file is validated (read with pread, never mapped) before anything
+ *     else happens; a file that fails is never written.
+ *   - A new space is built under a temporary name and link(2)ed into place,
+ *     so a space file either does not exist or is complete, and an existing
+ *     file is never overwritten.
+ *   - The mapping reserves the address range of the maximum size up front,
+ *     so growth extends it in place and no pointer moves.
+ *   - pm_state is only written by open, close and growth, under grow_lock
+ *     or before the space is visible to other threads.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define PM_MAX_OPEN 256
+
+static struct {
+    pm_atomic_uptr base;
+    struct pm_rt *_Atomic rt;
+} registry[PM_MAX_OPEN];
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pm_atomic_u64 instance_counter;
+pm_atomic_u64 pm_close_epoch;
+
+struct pm_rt *pm_rt_of(const allocator_space_t *space)
+{
+    if (space == NULL)
+        return NULL;
+    if (pm_tls.space == space && pm_tls.epoch == pm_load_relaxed(&pm_close_epoch))
+        return pm_tls.rt;
+    for (int i = 0; i < PM_MAX_OPEN; i++)
+        if (pm_load_acquire(&registry[i].base) == (uintptr_t)space)
+            return pm_load_acquire(&registry[i].rt);
+    return NULL;
+}
+
+static uint64_t round_up(uint64_t x, uint64_t a)
+{
+    return (x + a - 1) / a * a;
+}
+
+static uint64_t pow2_floor(uint64_t x)
+{
+    return x ? UINT64_C(1) << (63 - pm_clz64(x)) : 0;
+}
+
+static uint64_t clamp64(uint64_t x, uint64_t lo, uint64_t hi)
+{
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+static uint64_t bswap64(uint64_t x)
+{
+    return __builtin_bswap64(x);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Format planning                                                            */
+
+/* Fills the fixed header and the first state for a new space with room for
+ * size bytes of pages, growable up to max_size.  Page size, superblock size,
+ * root and lane counts scale with the maximum so that a tiny space costs a
+ * page of metadata and a big one gets 4 KiB pages and 64 KiB superblocks. */
+static int plan(uint64_t size, uint64_t max_size, struct pm_fixed *f,
+                struct pm_state *s)
+{
+    if (size == 0)
+        return pm_err(-EINVAL, "cannot create a space of 0 bytes");
+    uint64_t maxcap = max_size > size ? max_size : size;
+    if (maxcap > PM_MAX_CAPACITY)
+        return pm_err(-EFBIG, "space of %llu bytes is above the 1 TiB limit",
+                      (unsigned long long)maxcap);
+
+    uint64_t page = clamp64(pow2_floor(maxcap / 32), UINT64_C(1) << PM_MIN_PAGE_SHIFT,
+                            UINT64_C(1) << PM_MAX_PAGE_SHIFT);
+    uint32_t shift = pm_ctz64(page);
+    uint64_t unit = PM_DATA_ALIGN / page;   /* pages per 4 KiB */
+    uint64_t n_pages = round_up((size + page - 1) / page, unit);
+    uint64_t max_pages = round_up((maxcap + page - 1) / page, unit);
+
+    memset(f, 0, sizeof *f);
+    memcpy(f->magic, PM_MAGIC, 8);
+    f->byte_order = PM_BYTE_ORDER_MARK;
+    f->major = PM_FORMAT_MAJOR;
+    f->minor = PM_FORMAT_MINOR;
+    f->word_size = (uint8_t)sizeof(void *);
+    f->page_shift = (uint8_t)shift;
+    f->header_size = PM_HEADER_SIZE;
+    /* room for 64 superblocks, so every class can have one in a small
+     * space (G5b) */
+    f->sb_size = (uint32_t)clamp64(pow2_floor(maxcap / 64), page, 65536);
+    f->flags = max_pages > n_pages ? PM_FLAG_GROWABLE : 0;
+    f->roots_cap = (uint32_t)clamp64(pow2_floor(maxcap / 16384), 16, 1024);
+    f->n_lanes = (uint32_t)clamp64(maxcap / 262144, 8, 256);
+    f->max_pages = max_pages;
+    f->bits_size = round_up((max_pages + 63) / 64 * 8, PM_META_ALIGN);
+
+    uint64_t off = PM_HEADER_SIZE;
+    f->start_bits_off = off;
+    off += f->bits_size;
+    f->end_bits_off = off;
+    off += f->bits_size;
+    f->kind_bits_off = off;
+    off += f->bits_size;
+    f->roots_off = off;
+    off += (uint64_t)f->roots_cap * sizeof(struct pm_root_slot);
+    off = round_up(off, PM_META_ALIGN);
+    f->lanes_off = off;
+    off += (uint64_t)f->n_lanes * sizeof(struct pm_lane);
+    f->data_off = round_up(off, PM_DATA_ALIGN);
+    f->meta_size = f->data_off;
+    f->create_time_ns = os_time_ns();
+    os_random(f->uuid, sizeof f->uuid);
+    f->uuid[6] = (uint8_t)((f->uuid[6] & 0x0f) | 0x40);   /* version 4 */
+    f->uuid[8] = (uint8_t)((f->uuid[8] & 0x3f) | 0x80);   /* variant 1 */
+    f->checksum = pm_fixed_checksum(f);
+
+    memset(s, 0, sizeof *s);
+    s->seq = 1;
+    s->n_pages = n_pages;
+    s->file_size = f->data_off + (n_pages << shift);
+    s->clean = 1;
+    s->durability = PM_DUR_PROCESS;
+    s->checksum = pm_state_checksum(s);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Validation (G5): a clear code per defect, and nothing is ever written.    */
+
+static bool area_ok(uint64_t off, uint64_t len, uint64_t lo, uint64_t hi)
+{
+    return off >= lo && len <= hi && off <= hi - len;
+}
+
+static int check_fixed(const char *path, const struct pm_fixed *f)
+{
+    uint64_t page = UINT64_C(1) << (f->page_shift & 63);
+    if (f->header_size != PM_HEADER_SIZE ||
+        f->page_shift < PM_MIN_PAGE_SHIFT || f->page_shift > PM_MAX_PAGE_SHIFT)
+        return pm_err(PERSISTENT_E_SIZE, "%s: header/page size %u/%u is invalid",
+                      path, f->header_size, 1u << (f->page_shift & 31));
+    if (f->max_pages == 0 || f->max_pages > (PM_MAX_CAPACITY >> f->page_shift))
+        return pm_err(PERSISTENT_E_SIZE, "%s: maximum of %llu pages is invalid",
+                      path, (unsigned long long)f->max_pages);
+    if (f->data_off % PM_DATA_ALIGN != 0 || f->meta_size != f->data_off ||
+        f->bits_size < (f->max_pages + 63) / 64 * 8)
+        return pm_err(PERSISTENT_E_SIZE, "%s: metadata size %llu is inconsistent",
+                      path, (unsigned long long)f->data_off);
+    if (f->roots_cap == 0 || f->roots_cap > (1u << 20) ||
+        f->n_lanes == 0 || f->n_lanes > 4096 ||
+        f->sb_size < page || f->sb_size > (1u << 20) ||
+        (f->sb_size & (f->sb_size - 1)) != 0)
+        return pm_err(PERSISTENT_E_SIZE, "%s: root/lane/superblock sizes are invalid",
+                      path);
+    uint64_t lo = PM_HEADER_SIZE, hi = f->data_off;
+    uint64_t roots_len = (uint64_t)f->roots_cap * sizeof(struct pm_root_slot);
+    uint64_t lanes_len = (uint64_t)f->n_lanes * sizeof(struct pm_lane);
+    if (!area_ok(f->start_bits_off, f->bits_size, lo, hi) ||
+        !area_ok(f->end_bits_off, f->bits_size, f->start_bits_off + f->bits_size, hi) ||
+        !area_ok(f->kind_bits_off, f->bits_size, f->end_bits_off + f->bits_size, hi) ||
+        !area_ok(f->roots_off, roots_len, f->kind_bits_off + f->bits_size, hi) ||
+        !area_ok(f->lanes_off, lanes_len, f->roots_off + roots_len, hi) ||
+        f->lanes_off % PM_META_ALIGN != 0 || f->start_bits_off % 8 != 0 ||
+        f->end_bits_off % 8 != 0 || f->kind_bits_off % 8 != 0 ||
+        f->roots_off % 16 != 0)
+        return pm_err(PERSISTENT_E_SIZE, "%s: metadata areas overlap or overflow",
+                      path);
+    return 0;
+}
+
+static int check_state(const char *path, const struct pm_fixed *f,
+                       const struct pm_state *s)
+{
+    uint64_t bytes = s->n_pages << f->page_shift;
+    if (s->n_pages == 0 || s->n_pages > f->max_pages ||
+        s->file_size != f->data_off + bytes || bytes % PM_DATA_ALIGN != 0 ||
+        (!(f->flags & PM_FLAG_GROWABLE) && s->n_pages != f->max_pages) ||
+        s->n_bases > PM_N_BASES)
+        return pm_err(PERSISTENT_E_SIZE,
+                      "%s: header says %llu pages in %llu bytes, which disagree",
+                      path, (unsigned long long)s->n_pages,
+                      (unsigned long long)s->file_size);
+    return 0;
+}
+
+/* Reads and validates the header of the file open on fd. */
+static int validate(const char *path, int fd, struct pm_fixed *f,
+                    struct pm_state *st, int *slot)
+{
+    uint64_t fsize;
+    int r = os_file_size(fd, &fsize);
+    if (r < 0)
+        return pm_err(r, "%s: %s", path,
+                      r == -EINVAL ? "not a regular file" : persistent_strerror(r));
+    unsigned char buf[PM_HEADER_SIZE];
+    memset(buf, 0, sizeof buf);
+    size_t n = fsize < PM_HEADER_SIZE ? (size_t)fsize : PM_HEADER_SIZE;
+    if (n < 8)
+        return pm_err(PERSISTENT_E_NOT_SPACE,
+                      "%s: not a persistent_mem space (%llu bytes)", path,
+                      (unsigned long long)fsize);
+    r = os_pread_all(fd, buf, n, 0);
+    if (r < 0)
+        return pm_err(r, "%s: read: %s", path, persistent_strerror(r));
+    if (memcmp(buf, PM_MAGIC, 8) != 0)
+        return pm_err(PERSISTENT_E_NOT_SPACE,
+                      "%s: not a persistent_mem space (bad magic)", path);
+    if (fsize < PM_HEADER_SIZE)
+        return pm_err(PERSISTENT_E_TRUNCATED,
+                      "%s: truncated to %llu bytes, shorter than its header",
+                      path, (unsigned long long)fsize);
+
+    /* The magic, the byte-order mark, the word size and the version sit at
+     * fixed offsets in every format version, so they are judged before the
+     * checksum, whose position a future major version may move. */
+    memcpy(f, buf, sizeof *f);
+    if (f->byte_order == bswap64(PM_BYTE_ORDER_MARK))
+        return pm_err(PERSISTENT_E_BYTE_ORDER,
+                      "%s: made on a machine of the other byte order", path);
+    if (f->byte_order != PM_BYTE_ORDER_MARK)
+        return pm_err(PERSISTENT_E_CHECKSUM,
+                      "%s: header damaged (byte-order mark %016llx)", path,
+                      (unsigned long long)f->byte_order);
+    if (f->word_size != sizeof(void *))
+        return pm_err(PERSISTENT_E_WORD_SIZE,
+                      "%s: made by a %u-bit build, this is %u-bit", path,
+                      8u * f->word_size, 8u * (unsigned)sizeof(void *));
+    if (f->major != PM_FORMAT_MAJOR)
+        return pm_err(PERSISTENT_E_VERSION,
+                      "%s: format version %u.%u, this library reads %u.x", path,
+                      f->major, f->minor, PM_FORMAT_MAJOR);
+    if (pm_fixed_checksum(f) != f->checksum)
+        return pm_err(PERSISTENT_E_CHECKSUM,
+                      "%s: header checksum mismatch (stored %08x, computed %08x)",
+                      path, f->checksum, pm_fixed_checksum(f));
+
+    int best = -1;
+    struct pm_state s[2];
+    memcpy(s, buf + offsetof(struct pm_header, state), sizeof s);
+    for (int i = 0; i < 2; i++)
+        if (s[i].seq != 0 && pm_state_checksum(&s[i]) == s[i].checksum &&
+            (best < 0 || s[i].seq > s[best].seq))
+            best = i;
+    if (best < 0)
+        return pm_err(PERSISTENT_E_CHECKSUM,
+                      "%s: both header state slots fail their checksum", path);
+
+    r = check_fixed(path, f);
+    if (r == 0)
+        r = check_state(path, f, &s[best]);
+    if (r < 0)
+        return r;
+    if (fsize < s[best].file_size)
+        return pm_err(PERSISTENT_E_TRUNCATED,
+                      "%s: truncated: %llu bytes, header says %llu", path,
+                      (unsigned long long)fsize,
+                      (unsigned long long)s[best].file_size);
+    /* A larger file is what a crash in the middle of growth leaves. */
+    uint64_t max_file = f->data_off + (f->max_pages << f->page_shift);
+    if (fsize > s[best].file_size &&
+        (!(f->flags & PM_FLAG_GROWABLE) || fsize > max_file))
+        return pm_err(PERSISTENT_E_SIZE,
+                      "%s: %llu bytes, header says %llu", path,
+                      (unsigned long long)fsize,
+                      (unsigned long long)s[best].file_size);
+    *st = s[best];
+    *slot = best;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Header state                                                               */
+
+/* Header updates are made durable in every mode but PROCESS: with cache-line
+ * write-back on persistent memory, else with msync of the header page. */
+static void persist_header(struct pm_rt *rt, const void *addr, size_t len)
+{
+    if (rt->durability == PM_DUR_PROCESS)
+        return;
+    if (rt->flush != NULL && rt->flush != &pm_ops_msync) {
+        rt->flush->flush(addr, len);
+        rt->flush->drain();
+    } else {
+        (void)os_msync(rt->base, PM_HEADER_SIZE);
+    }
+}
+
+int pm_state_commit(struct pm_rt *rt, const struct pm_state *next)
+{
+    struct pm_state s = *next;
+    s.seq = rt->st.seq + 1;
+    s.checksum = pm_state_checksum(&s);
+    int slot = 1 - rt->cur_slot;
+    memcpy(&rt->hdr->state[slot], &s, sizeof s);
+    persist_header(rt, &rt->hdr->state[slot], sizeof s);
+    rt->st = s;
+    rt->cur_slot = slot;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Create                                                                     */
+
+static int space_create(const char *path, const struct persistent_options *o,
+                        int *fdp)
+{
+    struct pm_fixed f;
+    struct pm_state s;
+    int r = plan(o->size, o->max_size, &f, &s);
+    if (r < 0)
+        return r;
+
+    char tmp[4096];
+    int fd;
+    r = os_create_temp(path, o->mode ? o->mode : 0644, &fd, tmp, sizeof tmp);
+    if (r < 0)
+        return pm_err(r, "%s: cannot create: %s", path, persistent_strerror(r));
+    r = os_lock_writer(fd);
+    if (r == 0) {
+        r = os_allocate(fd, 0, s.file_size);
+        if (r < 0)
+            pm_err(r, "%s: cannot allocate %llu bytes: %s", path,
+                   (unsigned long long)s.file_size, persistent_strerror(r));
+    }
+    if (r == 0) {
+        struct pm_header h;
+        memset(&h, 0, sizeof h);
+        h.fixed = f;
+        h.state[0] = s;
+        r = os_pwrite_all(fd, &h, sizeof h, 0);
+        /* the header reaches the disk before the name does */
+        if (r == 0)
+            r = os_fsync(fd);
+        if (r < 0)
+            pm_err(r, "%s: cannot write header: %s", path, persistent_strerror(r));
+    }
+    if (r == 0) {
+        r = os_link(tmp, path);
+        if (r < 0 && r != -EEXIST)
+            pm_err(r, "%s: cannot link: %s", path, persistent_strerror(r));
+    }
+    os_unlink(tmp);
+    if (r < 0) {
+        os_close(fd);
+        return r;
+    }
+    *fdp = fd;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Open                                                                       */
+
+static uint32_t resolve_durability(uint32_t asked, bool created,
+                                   const struct pm_state *st)
+{
+    if (asked != PERSISTENT_DURABILITY_DEFAULT)
+        return asked;
+    if (!created && st->durability >= PM_DUR_PROCESS && st->durability <= PM_DUR_SYNC)
+        return st->durability;
+    return PM_DUR_PROCESS;
+}
+
+static int registry_add(struct pm_rt *rt)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (int i = 0; i < PM_MAX_OPEN; i++) {
+        if (pm_load_relaxed(&registry[i].rt) == NULL) {
+            pm_store_release(&registry[i].rt, rt);
+            pm_store_release(&registry[i].base, (uintptr_t)rt->base);
+            pthread_mutex_unlock(&registry_lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return pm_err(-EMFILE, "more than %d spaces open in this process", PM_MAX_OPEN);
+}
+
+static struct pm_rt *registry_remove(const allocator_space_t *space)
+{
+    struct pm_rt *rt = NULL;
+    pthread_mutex_lock(&registry_lock);
+    for (int i = 0; i < PM_MAX_OPEN; i++) {
+        if (pm_load_relaxed(&registry[i].base) == (uintptr_t)space) {
+            rt = pm_load_relaxed(&registry[i].rt);
+            pm_store_release(&registry[i].base, (uintptr_t)0);
+            pm_store_release(&registry[i].rt, (struct pm_rt *)NULL);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return rt;
+}
+
+struct pm_rt *pm_rt_by_instance(uint64_t instance)
+{
+    for (int i = 0; i < PM_MAX_OPEN; i++) {
+        struct pm_rt *rt = pm_load_acquire(&registry[i].rt);
+        if (rt && rt->instance == instance)
+            return rt;
+    }
+    return NULL;
+}
+
+/* Thread exit: keeps rt alive while the exiting thread hands back its
+ * record; close waits for pins to drain after unregistering. */
+struct pm_rt *pm_rt_pin(uint64_t instance)
+{
+    struct pm_rt *rt;
+    pthread_mutex_lock(&registry_lock);
+    rt = pm_rt_by_instance(instance);
+    if (rt != NULL && pm_load_acquire(&rt->closing) == 0)
+        pm_fetch_add_acq_rel(&rt->pins, 1u);
+    else
+        rt = NULL;
+    pthread_mutex_unlock(&registry_lock);
+    return rt;
+}
+
+void pm_rt_unpin(struct pm_rt *rt)
+{
+    pm_fetch_sub_acq_rel(&rt->pins, 1u);
+}
+
+static void rt_unmap_free(struct pm_rt *rt)
+{
+    if (rt->base)
+        os_unmap(rt->base, rt->reserve_size);
+    os_close(rt->fd);
+    pthread_mutex_destroy(&rt->grow_lock);
+    free(rt);
+}
+
+static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
+                   uint32_t durability, bool created, allocator_space_t **out)
+{
+    struct pm_fixed f;
+    struct pm_state st;
+    int slot = 0;
+    int r = validate(path, fd, &f, &st, &slot);
+    if (r < 0) {
+        os_close(fd);
+        return r;
+    }
+    r = pm_flush_check();
+    if (r < 0) {
+        os_close(fd);
+        return r;
+    }
+
+    struct pm_rt *rt = calloc(1, sizeof *rt);
+    if (rt == NULL) {
+        os_close(fd);
+        return pm_err(-ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&rt->grow_lock, NULL);
+    rt->fd = fd;
+    rt->mode = mode;
+    rt->open_flags = oflags;
+    rt->instance = pm_fetch_add_relaxed(&instance_counter, 1) + 1;
+    rt->page_shift = f.page_shift;
+    rt->page_size = UINT64_C(1) << f.page_shift;
+    rt->data_off = f.data_off;
+    rt->max_pages = f.max_pages;
+    rt->reserve_size = round_up(f.data_off + (f.max_pages << f.page_shift), 4096);
+    rt->st = st;
+    rt->cur_slot = slot;
+    rt->clean_at_open = st.clean != 0;
+
+    bool at_pref;
+    uint64_t preferred = st.n_bases ? st.bases[0].base : 0;
+    char *base = os_reserve(preferred, rt->reserve_size, PM_BASE_ALIGN, &at_pref);
+    if (base == NULL) {
+        uint64_t size = rt->reserve_size;
+        rt_unmap_free(rt);
+        return pm_err(-ENOMEM, "%s: cannot reserve %llu bytes of address space",
+                      path, (unsigned long long)size);
+    }
+    rt->base = base;
+    r = os_map_file(base, st.file_size, fd, 0, mode);
+    if (r < 0) {
+        rt_unmap_free(rt);
+        return pm_err(r, "%s: mmap: %s", path, persistent_strerror(r));
+    }
+    rt->hdr = (struct pm_header *)base;
+    rt->data = base + f.data_off;
+    rt->start_bits = (pm_atomic_u64 *)(base + f.start_bits_off);
+    rt->end_bits = (pm_atomic_u64 *)(base + f.end_bits_off);
+    rt->kind_bits = (pm_atomic_u64 *)(base + f.kind_bits_off);
+    pm_store_relaxed(&rt->n_pages, st.n_pages);
+
+    rt->durability = mode == PM_MODE_WRITER
+                         ? resolve_durability(durability, created, &st)
+                         : PM_DUR_PROCESS;
+    if (rt->durability == PM_DUR_PMEM)
+        rt->flush = pm_flush_forced() ? pm_flush_ops_get() : &pm_ops_msync;
+    rt->can_alloc = mode == PM_MODE_WRITER ||
+                    (mode == PM_MODE_PRIVATE && !(oflags & PERSISTENT_OPEN_NO_RECOVER));
+
+    /* everything that can refuse the file runs before the first write */
+    r = pm_engine_prepare(rt);
+    if (r < 0) {
+        pm_engine_close(rt);
+        rt_unmap_free(rt);
+        return r;
+    }
+    if (mode == PM_MODE_WRITER) {
+        /* Dirty before the heap is touched: a crash from here on is
+         * recovered by the next open. */
+        struct pm_state next = rt->st;
+        next.clean = 0;
+        next.durability = rt->durability;
+        next.n_opens++;
+        if (next.n_bases == 0 || next.bases[0].base != (uint64_t)(uintptr_t)base ||
+            next.bases[0].size != rt->reserve_size) {
+            uint32_t keep = next.n_bases < PM_N_BASES ? next.n_bases : PM_N_BASES - 1;
+            memmove(&next.bases[1], &next.bases[0], keep * sizeof next.bases[0]);
+            next.generation++;
+            next.bases[0].base = (uint64_t)(uintptr_t)base;
+            next.bases[0].size = rt->reserve_size;
+            next.bases[0].generation = next.generation;
+            next.n_bases = keep + 1;
+        }
+        pm_state_commit(rt, &next);
+    }
+    r = pm_engine_start(rt);
+    if (r == 0)
+        r = registry_add(rt);
+    if (r < 0) {
+        pm_engine_close(rt);
+        rt_unmap_free(rt);
+        return r;
+    }
+    *out = (allocator_space_t *)base;
+    return 0;
+}
+
+int persistent_space_open(const char *path, const struct persistent_options *opts,
+                          allocator_space_t **out)
+{
+    struct persistent_options o;
+    memset(&o, 0, sizeof o);
+    if (opts)
+        o = *opts;
+    if (path == NULL || out == NULL)
+        return pm_err(-EINVAL, "path and out must not be NULL");
+    *out = NULL;
+    uint32_t known = PERSISTENT_OPEN_CREATE | PERSISTENT_OPEN_EXCL |
+                     PERSISTENT_OPEN_READONLY | PERSISTENT_OPEN_PRIVATE |
+                     PERSISTENT_OPEN_NO_RECOVER;
+    if (o.flags & ~known)
+        return pm_err(-EINVAL, "unknown open flags %#x", o.flags & ~known);
+    if (o.durability > PERSISTENT_DURABILITY_SYNC)
+        return pm_err(-EINVAL, "unknown durability %u", o.durability);
+    uint32_t mode = PM_MODE_WRITER;
+    if (o.flags & PERSISTENT_OPEN_PRIVATE)
+        mode = PM_MODE_PRIVATE;
+    else if (o.flags & PERSISTENT_OPEN_READONLY)
+        mode = PM_MODE_READONLY;
+    if ((o.flags & (PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_READONLY)) ==
+            (PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_READONLY) ||
+        (mode != PM_MODE_WRITER && (o.flags & PERSISTENT_OPEN_CREATE)) ||
+        ((o.flags & PERSISTENT_OPEN_NO_RECOVER) && mode != PM_MODE_PRIVATE))
+        return pm_err(-EINVAL, "incompatible open flags %#x", o.flags);
+
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int fd = -1;
+        bool created = false;
+        int r = os_open(path, mode == PM_MODE_WRITER, &fd);
+        if (r == -ENOENT && (o.flags & PERSISTENT_OPEN_CREATE)) {
+            r = space_create(path, &o, &fd);
+            if (r == -EEXIST && !(o.flags & PERSISTENT_OPEN_EXCL))
+                continue;               /* lost a race to another creator */
+            if (r == -EEXIST)
+                return pm_err(r, "%s: already exists", path);
+            if (r < 0)
+                return r;
+            created = true;
+        } else if (r < 0) {
+            return pm_err(r, "%s: %s", path, persistent_strerror(r));
+        } else if ((o.flags & PERSISTENT_OPEN_CREATE) &&
+                   (o.flags & PERSISTENT_OPEN_EXCL)) {
+            os_close(fd);
+            return pm_err(-EEXIST, "%s: already exists", path);
+        }
+        if (mode == PM_MODE_WRITER && !created) {
+            r = os_lock_writer(fd);
+            if (r < 0) {
+                os_close(fd);
+                return pm_err(r, "%s: %s", path,
+                              r == PERSISTENT_E_BUSY
+                                  ? "another writer has the space open"
+                                  : persistent_strerror(r));
+            }
+        }
+        return open_fd(path, fd, mode, o.flags, o.durability, created, out);
+    }
+    return pm_err(-EAGAIN, "%s: keeps appearing and disappearing", path);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Close, sync, growth                                                        */
+
+static int sync_all(struct pm_rt *rt)
+{
+    uint64_t size = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
+    int r = os_msync(rt->base, size);
+    if (r == 0)
+        r = os_fsync(rt->fd);
+    return r;
+}
+
+int persistent_space_close(allocator_space_t *space)
+{
+    if (space == NULL)
+        return 0;
+    struct pm_rt *rt = registry_remove(space);
+    if (rt == NULL)
+        return pm_err(-EINVAL, "%p is not an open space", (const void *)space);
+    /* every thread's cached lookup of this space is stale from here on */
+    pm_fetch_add_acq_rel(&pm_close_epoch, 1);
+    pm_threads_rt_close(rt);
+    pm_engine_close(rt);
+    int r = 0;
+    if (rt->mode == PM_MODE_WRITER) {
+        if (rt->durability != PM_DUR_PROCESS)
+            r = sync_all(rt);
+        struct pm_state next = rt->st;
+        next.clean = 1;
+        pm_state_commit(rt, &next);
+        if (rt->durability != PM_DUR_PROCESS && r == 0)
+            r = os_fsync(rt->fd);
+        if (r < 0)
+            pm_err(r, "close: sync failed: %s", persistent_strerror(r));
+    }
+    rt_unmap_free(rt);
+    return r;
+}
+
+int persistent_sync(allocator_space_t *space)
+{
+    struct pm_rt *rt = pm_rt_of(space);
+    if (rt == NULL)
+        return pm_err(-EINVAL, "%p is not an open space", (const void *)space);
+    if (rt->mode != PM_MODE_WRITER)
+        return 0;       /* a private or read-only mapping never writes */
+    if (rt->flush)
+        rt->flush->drain();
+    int r = sync_all(rt);
+    if (r < 0)
+        return pm_err(r, "sync: %s", persistent_strerror(r));
+    return 0;
+}
+
+int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages)
+{
+    if (rt->mode != PM_MODE_WRITER || seen_pages >= rt->max_pages)
+        return -ENOMEM;
+    pthread_mutex_lock(&rt->grow_lock);
+    uint64_t cur = pm_load_acquire(&rt->n_pages);
+    if (cur != seen_pages) {
+        pthread_mutex_unlock(&rt->grow_lock);
+        return 0;                       /* another thread grew it */
+    }
+    uint64_t unit = PM_DATA_ALIGN >> rt->page_shift;
+    uint64_t add = need_pages;
+    if (add < cur / 8)
+        add = cur / 8;
+    add = round_up(add ? add : 1, unit);
+    uint64_t next_pages = cur + add < rt->max_pages ? cur + add : rt->max_pages;
+    uint64_t old_size = rt->data_off + (cur << rt->page_shift);
+    uint64_t new_size = rt->data_off + (next_pages << rt->page_shift);
+    int r = os_allocate(rt->fd, old_size, new_size - old_size);
+    if (r == 0)
+        r = os_map_file(rt->base + old_size, new_size - old_size, rt->fd, old_size,
+                        rt->mode);
+    if (r == 0) {
+        struct pm_state next = rt->st;
+        next.n_pages = next_pages;
+        next.file_size = new_size;
+        pm_state_commit(rt, &next);
+        pm_hook(PM_HOOK_GROW);
+        pm_store_release(&rt->n_pages, next_pages);
+    }
+    pthread_mutex_unlock(&rt->grow_lock);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Information and pointers                                                   */
+
+int persistent_space_info(allocator_space_t *space, struct persistent_info *info)
+{
+    struct pm_rt *rt = pm_rt_of(space);
+    if (rt == NULL || info == NULL)
+        return pm_err(-EINVAL, "not an open space");
+    const struct pm_fixed *f = &rt->hdr->fixed;
+    memset(info, 0, sizeof *info);
+    info->format_major = f->major;
+    info->format_minor = f->minor;
+    info->page_size = (uint32_t)rt->page_size;
+    info->superblock_size = f->sb_size;
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    info->capacity = n << rt->page_shift;
+    info->file_size = rt->data_off + info->capacity;
+    info->max_capacity = rt->max_pages << rt->page_shift;
+    info->meta_size = rt->data_off;
+    info->generation = rt->st.generation;
+    info->create_time_ns = f->create_time_ns;
+    memcpy(info->uuid, f->uuid, sizeof info->uuid);
+    info->growable = (f->flags & PM_FLAG_GROWABLE) ? 1u : 0u;
+    info->durability = rt->durability;
+    info->clean_at_open = rt->clean_at_open;
+    info->recovered = rt->recovered;
+    info->open_flags = rt->open_flags;
+    info->n_bases = rt->st.n_bases;
+    for (uint32_t i = 0; i < rt->st.n_bases && i < 16; i++) {
+        info->bases[i].base = rt->st.bases[i].base;
+        info->bases[i].size = rt->st.bases[i].size;
+        info->bases[i].generation = rt->st.bases[i].generation;
+    }
+    return 0;
+}
+
+void *persistent_ptr(allocator_space_t *space, void *ptr)
+{
+    struct pm_rt *rt = pm_rt_of(space);
+    if (rt == NULL || ptr == NULL)
+        return NULL;
+    uint64_t p = (uint64_t)(uintptr_t)ptr, b = (uint64_t)(uintptr_t)rt->base;
+    if (p >= b && p - b < rt->reserve_size)
+        return ptr;
+    for (uint32_t i = 0; i < rt->st.n_bases; i++) {
+        const struct pm_base_rec *e = &rt->st.bases[i];
+        if (p >= e->base && p - e->base < e->size)
+            return rt->base + (p - e->base);
+    }
+    return NULL;
+}
+
+void *persistent_ptr_from(allocator_space_t *space, void *ptr, uint64_t generation)
+{
+    struct pm_rt *rt = pm_rt_of(space);
+    if (rt == NULL || ptr == NULL)
+        return NULL;
+    uint64_t p = (uint64_t)(uintptr_t)ptr;
+    for (uint32_t i = 0; i < rt->st.n_bases; i++) {
+        const struct pm_base_rec *e = &rt->st.bases[i];
+        if (e->generation == generation)
+            return p >= e->base && p - e->base < e->size
+                       ? rt->base + (p - e->base)
+                       : NULL;
+    }
+    return NULL;
+}

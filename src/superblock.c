@@ -1,0 +1,717 @@
+/* Superblocks: carving, ownership, the slow halves of the owner's malloc and
+ * free, remote frees, partial lists, collection, release, scavenging and
+ * revocation.
+ *
+ * Invariants
+ *  - Only the owner (anchor OWNED with its record id) writes a superblock's
+ *    allocation bitmap, and only between pm_op_begin() and pm_op_end(); it
+ *    uses plain (relaxed) loads and stores, no read-modify-write.  Any
+ *    thread may set remote bits (atomic OR); only the owner clears them.
+ *  - A superblock a thread owns is its current one for the class or holds a
+ *    free block.  When the current one has no free block left the owner
+ *    detaches it (ORPHAN); it comes back through a remote free (which lists
+ *    it) or through its last owner freeing into it (which re-adopts it).
+ *  - LISTED <=> in exactly one partial list; only the thread that pops it
+ *    moves it out of LISTED.
+ *  - A remote free sets its remote bit, then the summary bit, then reads the
+ *    anchor; a detaching owner CASes the anchor to ORPHAN, then reads the
+ *    summary.  All four are seq_cst, so at least one of the two sees the
+ *    other and a superblock with pending frees is never left unlisted.
+ *  - Control words (struct pm_sbctl) are indexed by first page and never
+ *    freed, so a late access through a stale index lands on a control word,
+ *    not on block memory; the worst a stale remote free can do is list a
+ *    superblock spuriously, and adoption copes with that.
+ *  - Revocation: a thief CASes OWNED(v) to REVOKING(v), bumps v's revokes
+ *    counter, issues membarrier(2), then reads v's busy flag.  An owner
+ *    reads its revokes counter right after raising busy, so either the
+ *    thief sees busy (and gives the superblock back) or the owner sees the
+ *    bump (and re-validates before touching anything).  Nobody waits.
+ *
+ * Order of persists (PMEM durability; each step fenced before the next)
+ *   carve:       header and bitmaps; KIND and END; START (the commit)
+ *   release:     START cleared (the commit); END and KIND cleared
+ *   malloc:      alloc bit set, then the block is returned
+ *   local free:  alloc bit cleared
+ *   remote free: remote bit set
+ *   collect:     alloc bits cleared; then remote bits cleared
+ *   (a crash between the two steps of a collect leaves alloc 0 remote 1,
+ *   which recovery clears)
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+static inline struct pm_sbctl *ctl_of(struct pm_rt *rt, uint32_t first)
+{
+    return &rt->ctl[first];
+}
+
+static inline pm_atomic_u64 *alloc_bits(struct pm_sb_header *h)
+{
+    return h->bits;
+}
+
+static inline pm_atomic_u64 *remote_bits(struct pm_sb_header *h)
+{
+    return h->bits + h->n_words;
+}
+
+static inline bool owned_by(uint64_t a, uint32_t id)
+{
+    return pm_anchor_state(a) == PM_SB_OWNED && pm_anchor_owner(a) == id;
+}
+
+bool sb_header_valid(struct pm_rt *rt, const struct pm_sb_header *h,
+                     uint64_t first)
+{
+    if (h->magic != PM_SB_MAGIC || h->check != pm_sb_check(h) ||
+        h->cls >= rt->n_small)
+        return false;
+    const struct pm_class *k = &rt->cls[h->cls];
+    return h->n_blocks == k->n_blocks && h->block_size == k->block_size &&
+           h->n_words == k->n_words && h->n_pages == k->n_pages &&
+           h->data_start == k->data_start &&
+           first + h->n_pages <= pm_load_acquire(&rt->n_pages);
+}
+
+/* ---- partial lists: Treiber stacks with a 32-bit tag against ABA ---- */
+
+static void partial_push(struct pm_rt *rt, uint32_t c, uint32_t s)
+{
+    pm_atomic_u64 *head = &rt->partial[c];
+    uint64_t h = pm_load_relaxed(head);
+    uint64_t nh;
+    do {
+        pm_store_relaxed(&ctl_of(rt, s)->next, (uint32_t)h);
+        nh = (((h >> 32) + 1) << 32) | (uint64_t)(s + 1);
+    } while (!pm_cas_weak_acq_rel(head, &h, nh));
+}
+
+static uint32_t partial_pop(struct pm_rt *rt, uint32_t c)
+{
+    pm_atomic_u64 *head = &rt->partial[c];
+    uint64_t h = pm_load_acquire(head);
+    while ((uint32_t)h != 0) {
+        uint32_t s = (uint32_t)h - 1;
+        /* racy if s was popped meanwhile; the tag makes that CAS fail */
+        uint64_t next = pm_load_relaxed(&ctl_of(rt, s)->next);
+        uint64_t nh = (((h >> 32) + 1) << 32) | next;
+        if (pm_cas_weak_acq_rel(head, &h, nh))
+            return s;
+    }
+    return PM_NO_SB;
+}
+
+/* ---- anchor transitions ---- */
+
+static bool anchor_move(struct pm_rt *rt, uint32_t s, uint32_t from_state,
+                        uint32_t from_owner, bool any_owner, uint32_t to_state,
+                        uint32_t to_owner)
+{
+    pm_atomic_u64 *a = &ctl_of(rt, s)->anchor;
+    uint64_t old = pm_load_acquire(a);
+    for (;;) {
+        if (pm_anchor_state(old) != from_state ||
+            (!any_owner && pm_anchor_owner(old) != from_owner))
+            return false;
+        if (pm_cas_strong_seq_cst(a, &old, pm_anchor_make(old, to_state, to_owner)))
+            return true;
+    }
+}
+
+/* ---- carving and releasing ---- */
+
+static void format(struct pm_rt *rt, uint32_t first, uint32_t c, uint32_t owner)
+{
+    const struct pm_class *k = &rt->cls[c];
+    struct pm_sb_header *h = sb_header(rt, first);
+    memset(h, 0, sizeof *h + 16u * k->n_words);
+    h->magic = PM_SB_MAGIC;
+    h->cls = (uint16_t)c;
+    h->n_words = (uint16_t)k->n_words;
+    h->n_blocks = k->n_blocks;
+    h->block_size = k->block_size;
+    h->n_pages = k->n_pages;
+    h->data_start = k->data_start;
+    h->check = pm_sb_check(h);
+    pm_persist(rt, h, sizeof *h + 16u * k->n_words);
+
+    struct pm_sbctl *ctl = ctl_of(rt, first);
+    pm_store_relaxed(&ctl->summary, 0);
+    pm_store_relaxed(&ctl->cls, c);
+    pm_store_relaxed(&ctl->n_pub, 0);
+    uint64_t a = pm_load_relaxed(&ctl->anchor);
+    pm_store_release(&ctl->anchor, pm_anchor_make(a, PM_SB_OWNED, owner));
+    for (uint32_t i = 0; i < k->n_pages; i++)
+        pm_store_relaxed(&rt->pagemap[first + i], first + 1);
+
+    pg_bit_set(rt, rt->kind_bits, first);
+    pg_bit_set(rt, rt->end_bits, first + k->n_pages - 1);
+    pg_bit_set(rt, rt->start_bits, first);      /* commit */
+}
+
+/* The caller owns s (anchor OWNED by it) and s holds no live block. */
+static bool release(struct pm_rt *rt, struct pm_trec *rec, uint32_t s)
+{
+    struct pm_sb_header *h = sb_header(rt, s);
+    uint32_t n = h->n_pages;
+    if (!anchor_move(rt, s, PM_SB_OWNED, rec->id, false, PM_SB_FREE, 0))
+        return false;                           /* being revoked */
+    pg_bit_clear(rt, rt->start_bits, s);        /* commit */
+    pg_bit_clear(rt, rt->end_bits, s + n - 1);
+    pg_bit_clear(rt, rt->kind_bits, s);
+    for (uint32_t i = 0; i < n; i++)
+        pm_store_relaxed(&rt->pagemap[s + i], 0u);
+    pg_release(rt, s, n);
+    return true;
+}
+
+static uint32_t carve(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
+{
+    uint64_t first = pg_alloc(rt, rt->cls[c].n_pages, 1);
+    if (first == PG_NONE)
+        return PM_NO_SB;
+    pm_hook(PM_HOOK_SB_TAKEN);
+    format(rt, (uint32_t)first, c, rec->id);
+    return (uint32_t)first;
+}
+
+/* ---- collection of remote frees (owner only) ---- */
+
+static bool all_clear(struct pm_sb_header *h)
+{
+    pm_atomic_u64 *al = alloc_bits(h);
+    for (uint32_t w = 0; w < h->n_words; w++)
+        if (pm_load_relaxed(&al[w]) != 0)
+            return false;
+    return true;
+}
+
+static bool collect(struct pm_rt *rt, uint32_t s)
+{
+    struct pm_sbctl *ctl = ctl_of(rt, s);
+    if (pm_load_relaxed(&ctl->summary) == 0)
+        return false;
+    uint64_t sum = pm_exchange_acq_rel(&ctl->summary, 0);
+    if (sum == 0)
+        return false;
+    struct pm_sb_header *h = sb_header(rt, s);
+    pm_atomic_u64 *al = alloc_bits(h), *rm = remote_bits(h);
+    uint64_t r[64];
+    for (uint64_t m = sum; m; m &= m - 1)
+        r[pm_ctz64(m)] = pm_load_acquire(&rm[pm_ctz64(m)]);
+    /* A publishing free raises n_pub before it sets its remote bit, so a bit
+     * read above implies its n_pub is visible here; its block must not be
+     * reused until its lane record is retired, so leave everything for a
+     * later collection. */
+    if (pm_load_acquire(&ctl->n_pub) != 0) {
+        pm_fetch_or_acq_rel(&ctl->summary, sum);
+        return false;
+    }
+    const struct pm_class *k = &rt->cls[h->cls];
+    bool freed = false;
+    for (uint64_t m = sum; m; m &= m - 1) {
+        uint32_t w = pm_ctz64(m);
+        if (r[w] == 0)
+            continue;
+        uint64_t a = pm_load_relaxed(&al[w]);
+        for (uint64_t bad = r[w] & ~a; bad; bad &= bad - 1)
+            /* remote bits on free blocks: double frees seen late */
+            pm_misuse(rt, PERSISTENT_E_DOUBLE_FREE,
+                      (char *)h + k->data_start +
+                          (size_t)(w * 64 + pm_ctz64(bad)) * k->block_size,
+                      "persistent_free");
+        pm_store_relaxed(&al[w], a & ~r[w]);
+        pm_persist(rt, &al[w], sizeof al[w]);
+        pm_fetch_and_acq_rel(&rm[w], ~r[w]);
+        pm_persist(rt, &rm[w], sizeof rm[w]);
+        freed = freed || (a & r[w]) != 0;
+    }
+    return freed;
+}
+
+/* ---- the owner's per-class cache ---- */
+
+static void set_current(struct pm_rt *rt, struct pm_tcache *t, uint32_t s,
+                        uint32_t c)
+{
+    const struct pm_class *k = &rt->cls[c];
+    t->sb = s;
+    t->word = k->n_words - 1;       /* next_word() starts at word 0 */
+    t->mask = 0;
+    t->bsize = k->block_size;
+}
+
+static void drop_current(struct pm_tcache *t)
+{
+    t->sb = PM_NO_SB;
+    t->mask = 0;
+}
+
+/* Moves t to the next bitmap word of its superblock that has a free block,
+ * looking at every word once, the current one last. */
+static bool next_word(struct pm_rt *rt, struct pm_tcache *t, uint32_t c)
+{
+    const struct pm_class *k = &rt->cls[c];
+    struct pm_sb_header *h = sb_header(rt, t->sb);
+    pm_atomic_u64 *al = alloc_bits(h), *rm = remote_bits(h);
+    uint32_t w = t->word;
+    for (uint32_t i = 0; i < k->n_words; i++) {
+        w = w + 1 == k->n_words ? 0 : w + 1;
+        uint64_t valid = w + 1 == k->n_words ? k->last_mask : ~UINT64_C(0);
+        uint64_t m = ~(pm_load_relaxed(&al[w]) | pm_load_relaxed(&rm[w])) & valid;
+        if (m) {
+            t->word = w;
+            t->mask = m;
+            t->aword = &al[w];
+            t->wbase = (char *)h + k->data_start + (size_t)w * 64 * k->block_size;
+            return true;
+        }
+    }
+    t->mask = 0;
+    return false;
+}
+
+static void owned_remove(struct pm_tcache *t, uint32_t s)
+{
+    for (uint32_t i = 0; i < t->n_owned; i++)
+        if (t->owned[i] == s) {
+            t->owned[i] = t->owned[--t->n_owned];
+            return;
+        }
+}
+
+/* Hands a superblock the caller owns to everyone: released if empty,
+ * else listed. */
+static void hand_back(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
+                      uint32_t c)
+{
+    if (!owned_by(pm_load_acquire(&ctl_of(rt, s)->anchor), rec->id))
+        return;
+    collect(rt, s);
+    if (all_clear(sb_header(rt, s)) && release(rt, rec, s))
+        return;
+    if (anchor_move(rt, s, PM_SB_OWNED, rec->id, false, PM_SB_LISTED, 0))
+        partial_push(rt, c, s);
+}
+
+/* The current superblock of t has no free block: detach it. */
+static void detach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
+                   uint32_t c)
+{
+    uint32_t s = t->sb;
+    drop_current(t);
+    if (!anchor_move(rt, s, PM_SB_OWNED, rec->id, false, PM_SB_ORPHAN, rec->id))
+        return;                         /* being revoked: the thief has it */
+    struct pm_sbctl *ctl = ctl_of(rt, s);
+    if (pm_load_seq_cst(&ctl->summary) == 0 || pm_load_seq_cst(&ctl->n_pub) != 0)
+        return;     /* nothing pending, or a publishing free lists it later */
+    /* a remote free raced with the detach and may have seen OWNED */
+    if (anchor_move(rt, s, PM_SB_ORPHAN, 0, true, PM_SB_LISTED, 0))
+        partial_push(rt, c, s);
+}
+
+/* Makes s (just adopted, owned by rec) current if it has a free block,
+ * else detaches it again. */
+static bool use_adopted(struct pm_rt *rt, struct pm_trec *rec,
+                        struct pm_tcache *t, uint32_t s, uint32_t c)
+{
+    collect(rt, s);
+    set_current(rt, t, s, c);
+    if (next_word(rt, t, c))
+        return true;
+    detach(rt, rec, t, c);
+    return false;
+}
+
+bool sb_owner_sync(struct pm_rt *rt, struct pm_trec *rec)
+{
+    rec->seen_revokes = pm_load_acquire(&rec->revokes);
+    bool lost = false;
+    for (uint32_t c = 0; c < rt->n_small; c++) {
+        struct pm_tcache *t = &rec->cls[c];
+        if (t->sb != PM_NO_SB &&
+            !owned_by(pm_load_acquire(&ctl_of(rt, t->sb)->anchor), rec->id)) {
+            drop_current(t);
+            lost = true;
+        }
+        for (uint32_t i = 0; i < t->n_owned;) {
+            if (!owned_by(pm_load_acquire(&ctl_of(rt, t->owned[i])->anchor), rec->id)) {
+                t->owned[i] = t->owned[--t->n_owned];
+                lost = true;
+            } else {
+                i++;
+            }
+        }
+    }
+    return lost;
+}
+
+/* Makes rec's cache for class c hold a free block (t->mask != 0): the
+ * current superblock, then one it owns, then the partial list, then a new
+ * one, growing the space or scavenging when pages run out.  The caller is
+ * inside an operation; false (errno ENOMEM) when nothing can be found. */
+static bool refill(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
+                   bool may_carve)
+{
+    struct pm_tcache *t = &rec->cls[c];
+    const struct pm_class *k = &rt->cls[c];
+    bool scavenged = false;
+
+    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+        sb_owner_sync(rt, rec);
+    for (;;) {
+        if (t->mask != 0)
+            return true;
+        if (t->sb != PM_NO_SB) {
+            if (next_word(rt, t, c))
+                return true;
+            if (collect(rt, t->sb) && next_word(rt, t, c))
+                return true;
+            detach(rt, rec, t, c);
+        }
+        while (t->n_owned > 0) {
+            uint32_t s = t->owned[--t->n_owned];
+            if (owned_by(pm_load_acquire(&ctl_of(rt, s)->anchor), rec->id) &&
+                use_adopted(rt, rec, t, s, c))
+                return true;
+        }
+        uint32_t s;
+        while ((s = partial_pop(rt, c)) != PM_NO_SB) {
+            if (!anchor_move(rt, s, PM_SB_LISTED, 0, true, PM_SB_OWNED, rec->id))
+                continue;
+            pm_hook(PM_HOOK_SB_TAKEN);
+            if (use_adopted(rt, rec, t, s, c))
+                return true;
+        }
+        if (!may_carve)
+            return false;
+        s = carve(rt, rec, c);
+        if (s != PM_NO_SB) {
+            set_current(rt, t, s, c);
+            if (next_word(rt, t, c))
+                return true;
+            continue;
+        }
+        uint64_t seen = pm_load_acquire(&rt->n_pages);
+        if (pm_space_grow(rt, seen, k->n_pages) == 0)
+            continue;
+        if (!scavenged) {
+            scavenged = true;
+            sb_scavenge(rt, rec);
+            continue;
+        }
+        errno = ENOMEM;
+        return false;
+    }
+}
+
+/* Takes the next free block of the current word out of the cache without
+ * marking it allocated; *aword and *bit say how to commit it. */
+static void *take(struct pm_tcache *t, pm_atomic_u64 **aword, uint64_t *bit)
+{
+    uint64_t m = t->mask;
+    uint32_t i = pm_ctz64(m);
+    t->mask = m & (m - 1);
+    *aword = t->aword;
+    *bit = UINT64_C(1) << i;
+    return t->wbase + (size_t)i * t->bsize;
+}
+
+/* When no superblock of class c can be carved: a free block of a larger
+ * class that exists already, else NULL (the caller tries a page run). */
+static void *take_larger(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
+                         pm_atomic_u64 **w, uint64_t *bit)
+{
+    for (uint32_t d = c + 1; d < rt->n_small; d++)
+        if (refill(rt, rec, d, false))
+            return take(&rec->cls[d], w, bit);
+    return NULL;
+}
+
+void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
+{
+    pm_atomic_u64 *w;
+    uint64_t bit;
+    void *p;
+    if (refill(rt, rec, c, true))
+        p = take(&rec->cls[c], &w, &bit);
+    else if ((p = take_larger(rt, rec, c, &w, &bit)) == NULL) {
+        pm_op_end(rec);
+        return NULL;
+    }
+    pm_store_relaxed(w, pm_load_relaxed(w) | bit);
+    pm_persist(rt, w, sizeof *w);
+    pm_op_end(rec);
+    return p;
+}
+
+void *sb_reserve(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
+                 pm_atomic_u64 **aword, uint64_t *bit)
+{
+    if (refill(rt, rec, c, true))
+        return take(&rec->cls[c], aword, bit);
+    return take_larger(rt, rec, c, aword, bit);
+}
+
+/* ---- frees ---- */
+
+int sb_locate(struct pm_rt *rt, const void *ptr, uint32_t *first,
+              struct pm_sb_header **hp, uint32_t *idx)
+{
+    uintptr_t p = (uintptr_t)ptr, d = (uintptr_t)rt->data;
+    uint64_t limit = pm_load_acquire(&rt->n_pages) << rt->page_shift;
+    if (p < d || p - d >= limit)
+        return PERSISTENT_E_BAD_POINTER;
+    uint32_t f1 = pm_load_relaxed(&rt->pagemap[(p - d) >> rt->page_shift]);
+    if (f1 == 0)
+        return 1;                               /* not in a superblock */
+    struct pm_sb_header *h = sb_header(rt, f1 - 1);
+    if (h->magic != PM_SB_MAGIC || h->cls >= rt->n_small)
+        return PERSISTENT_E_BAD_POINTER;
+    const struct pm_class *k = &rt->cls[h->cls];
+    uintptr_t b0 = (uintptr_t)h + k->data_start;
+    if (p < b0)
+        return PERSISTENT_E_BAD_POINTER;
+    uint64_t x = p - b0;
+    uint64_t i = (x * k->recip) >> 40;
+    if (i >= k->n_blocks || i * k->block_size != x)
+        return PERSISTENT_E_BAD_POINTER;        /* interior pointer */
+    *first = f1 - 1;
+    *hp = h;
+    *idx = (uint32_t)i;
+    return 0;
+}
+
+/* After an owner cleared block idx of s: keep the freed block handy if it
+ * is in the current word, release s if it holds nothing and is not the
+ * current superblock. */
+void sb_after_local_free(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
+                         struct pm_sb_header *h, uint32_t idx)
+{
+    struct pm_tcache *t = &rec->cls[h->cls];
+    if (t->sb == s) {
+        if (t->word == idx >> 6)
+            t->mask |= UINT64_C(1) << (idx & 63);
+        return;                                  /* the current one stays */
+    }
+    if (pm_load_relaxed(&alloc_bits(h)[idx >> 6]) == 0 && all_clear(h) &&
+        pm_load_relaxed(&ctl_of(rt, s)->summary) == 0 &&
+        pm_load_relaxed(&ctl_of(rt, s)->n_pub) == 0) {
+        owned_remove(t, s);
+        (void)release(rt, rec, s);
+    }
+}
+
+void sb_free_local(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
+                   struct pm_sb_header *h, uint32_t idx)
+{
+    uint32_t w = idx >> 6;
+    uint64_t bit = UINT64_C(1) << (idx & 63);
+    pm_atomic_u64 *aw = &alloc_bits(h)[w];
+    uint64_t a = pm_load_relaxed(aw);
+    if (!(a & bit) || (pm_load_relaxed(&remote_bits(h)[w]) & bit)) {
+        pm_misuse(rt, PERSISTENT_E_DOUBLE_FREE,
+                  (char *)h + h->data_start + (size_t)idx * h->block_size,
+                  "persistent_free");
+        return;
+    }
+    pm_store_relaxed(aw, a & ~bit);
+    pm_persist(rt, aw, sizeof *aw);
+    sb_after_local_free(rt, rec, s, h, idx);
+}
+
+/* Re-adopts an orphan this thread owned last, so its frees are local. */
+bool sb_readopt(struct pm_rt *rt, struct pm_trec *rec, uint32_t s, uint32_t c)
+{
+    struct pm_tcache *t = &rec->cls[c];
+    if (t->n_owned >= PM_OWNED_MAX)
+        return false;
+    if (!anchor_move(rt, s, PM_SB_ORPHAN, rec->id, false, PM_SB_OWNED, rec->id))
+        return false;
+    t->owned[t->n_owned++] = s;
+    return true;
+}
+
+/* A remote free's last step: a detached superblock with a free block must
+ * be findable, so the freer lists it. */
+void sb_list_if_orphan(struct pm_rt *rt, uint32_t s, uint32_t c)
+{
+    if (pm_anchor_state(pm_load_seq_cst(&ctl_of(rt, s)->anchor)) == PM_SB_ORPHAN &&
+        anchor_move(rt, s, PM_SB_ORPHAN, 0, true, PM_SB_LISTED, 0))
+        partial_push(rt, c, s);
+}
+
+void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
+                    struct pm_sb_header *h, uint32_t idx)
+{
+    (void)rec;
+    uint32_t w = idx >> 6;
+    uint64_t bit = UINT64_C(1) << (idx & 63);
+    void *blk = (char *)h + h->data_start + (size_t)idx * h->block_size;
+    if (!(pm_load_relaxed(&alloc_bits(h)[w]) & bit)) {
+        pm_misuse(rt, PERSISTENT_E_DOUBLE_FREE, blk, "persistent_free");
+        return;
+    }
+    pm_atomic_u64 *rw = &remote_bits(h)[w];
+    uint64_t old = pm_fetch_or_seq_cst(rw, bit);
+    if (old & bit) {
+        pm_misuse(rt, PERSISTENT_E_DOUBLE_FREE, blk, "persistent_free");
+        return;
+    }
+    pm_persist(rt, rw, sizeof *rw);
+    pm_hook(PM_HOOK_REMOTE_PUSH);
+    pm_fetch_or_seq_cst(&ctl_of(rt, s)->summary, UINT64_C(1) << w);
+    sb_list_if_orphan(rt, s, h->cls);
+}
+
+void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
+                   struct pm_sb_header *h, uint32_t idx)
+{
+    pm_op_begin(rec);
+    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+        sb_owner_sync(rt, rec);
+    uint64_t a = pm_load_relaxed(&ctl_of(rt, s)->anchor);
+    if (owned_by(a, rec->id) ||
+        (pm_anchor_state(a) == PM_SB_ORPHAN && pm_anchor_owner(a) == rec->id &&
+         sb_readopt(rt, rec, s, h->cls)))
+        sb_free_local(rt, rec, s, h, idx);
+    else
+        sb_free_remote(rt, rec, s, h, idx);
+    pm_op_end(rec);
+}
+
+/* ---- thread exit, recovery, scavenging ---- */
+
+void sb_thread_exit(struct pm_rt *rt, struct pm_trec *rec)
+{
+    pm_op_begin(rec);
+    sb_owner_sync(rt, rec);
+    for (uint32_t c = 0; c < rt->n_small; c++) {
+        struct pm_tcache *t = &rec->cls[c];
+        if (t->sb != PM_NO_SB) {
+            uint32_t s = t->sb;
+            drop_current(t);
+            hand_back(rt, rec, s, c);
+        }
+        while (t->n_owned > 0)
+            hand_back(rt, rec, t->owned[--t->n_owned], c);
+    }
+    pm_op_end(rec);
+}
+
+/* Recovery: s was found live with n_used blocks; make it reachable. */
+void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t s, uint32_t n_used)
+{
+    struct pm_sb_header *h = sb_header(rt, s);
+    struct pm_sbctl *ctl = ctl_of(rt, s);
+    pm_store_relaxed(&ctl->summary, 0);
+    pm_store_relaxed(&ctl->n_pub, 0);
+    pm_store_relaxed(&ctl->cls, h->cls);
+    for (uint32_t i = 0; i < h->n_pages; i++)
+        pm_store_relaxed(&rt->pagemap[s + i], s + 1);
+    uint64_t a = pm_load_relaxed(&ctl->anchor);
+    if (n_used < h->n_blocks) {
+        pm_store_release(&ctl->anchor, pm_anchor_make(a, PM_SB_LISTED, 0));
+        partial_push(rt, h->cls, s);
+    } else {
+        pm_store_release(&ctl->anchor, pm_anchor_make(a, PM_SB_ORPHAN, 0));
+    }
+}
+
+/* Takes superblocks from other threads that are not inside an operation;
+ * each stolen one is collected and released if empty, else listed. */
+static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec)
+{
+    if (os_membarrier_init() != 0)
+        return 0;
+    enum { BATCH = 256 };
+    uint32_t cand[BATCH];
+    uint32_t freed = 0;
+    uint64_t limit = pm_load_acquire(&rt->n_pages);
+    uint64_t p = 0;
+    while (p < limit) {
+        uint32_t n = 0;
+        while (n < BATCH && (p = pg_next_set(rt->start_bits, p, limit)) != PG_NONE) {
+            uint32_t s = (uint32_t)p++;
+            if (!pg_bit(rt->kind_bits, s))
+                continue;
+            uint64_t a = pm_load_acquire(&ctl_of(rt, s)->anchor);
+            uint32_t v = pm_anchor_owner(a);
+            if (pm_anchor_state(a) != PM_SB_OWNED || v == rec->id)
+                continue;
+            if (!anchor_move(rt, s, PM_SB_OWNED, v, false, PM_SB_REVOKING, v))
+                continue;
+            pm_fetch_add_acq_rel(&rt->recs[v].revokes, 1u);
+            cand[n++] = s;
+        }
+        if (p == PG_NONE)
+            p = limit;
+        if (n == 0)
+            continue;
+        bool fenced = os_membarrier() == 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t s = cand[i];
+            uint32_t v = pm_anchor_owner(pm_load_acquire(&ctl_of(rt, s)->anchor));
+            if (!fenced || pm_load_acquire(&rt->recs[v].busy) != 0) {
+                anchor_move(rt, s, PM_SB_REVOKING, v, false, PM_SB_OWNED, v);
+                continue;
+            }
+            if (!anchor_move(rt, s, PM_SB_REVOKING, v, false, PM_SB_OWNED, rec->id))
+                continue;
+            uint32_t c = sb_header(rt, s)->cls;
+            collect(rt, s);
+            if (all_clear(sb_header(rt, s)) && release(rt, rec, s)) {
+                freed++;
+                continue;
+            }
+            if (anchor_move(rt, s, PM_SB_OWNED, rec->id, false, PM_SB_LISTED, 0))
+                partial_push(rt, c, s);
+        }
+    }
+    return freed;
+}
+
+uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec)
+{
+    uint32_t freed = 0;
+    for (uint32_t c = 0; c < rt->n_small; c++) {
+        /* empty every partial list, releasing what is empty, then put the
+         * rest back; the local chain runs through the (now owned) ctl */
+        uint32_t chain = PM_NO_SB, s;
+        while ((s = partial_pop(rt, c)) != PM_NO_SB) {
+            if (!anchor_move(rt, s, PM_SB_LISTED, 0, true, PM_SB_OWNED, rec->id))
+                continue;
+            collect(rt, s);
+            if (all_clear(sb_header(rt, s)) && release(rt, rec, s)) {
+                freed++;
+                continue;
+            }
+            pm_store_relaxed(&ctl_of(rt, s)->next, chain == PM_NO_SB ? 0u : chain + 1);
+            chain = s;
+        }
+        while (chain != PM_NO_SB) {
+            uint32_t next = pm_load_relaxed(&ctl_of(rt, chain)->next);
+            if (anchor_move(rt, chain, PM_SB_OWNED, rec->id, false, PM_SB_LISTED, 0))
+                partial_push(rt, c, chain);
+            chain = next ? next - 1 : PM_NO_SB;
+        }
+    }
+    /* this thread's own empty superblocks */
+    for (uint32_t c = 0; c < rt->n_small; c++) {
+        struct pm_tcache *t = &rec->cls[c];
+        for (uint32_t i = 0; i < t->n_owned;) {
+            uint32_t s = t->owned[i];
+            collect(rt, s);
+            if (all_clear(sb_header(rt, s)) && release(rt, rec, s)) {
+                t->owned[i] = t->owned[--t->n_owned];
+                freed++;
+            } else {
+                i++;
+            }
+        }
+    }
+    freed += revoke_others(rt, rec);
+    return freed;
+}

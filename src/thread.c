@@ -1,0 +1,162 @@
+/* Thread records: each thread that allocates in a space gets a record
+ * (its per-class caches, its busy flag, its lane), found again through a
+ * one-entry thread-local cache, and handed back when the thread exits.
+ *
+ * Records are type-stable (never freed while the space is open) so a thief
+ * or a late reader can always touch one.  Closing a space invalidates every
+ * thread's cached lookup by bumping pm_close_epoch. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+
+#include "internal.h"
+
+_Thread_local struct pm_tls_cur pm_tls PM_TLS_IE;
+
+#define PM_TLS_SLOTS 16
+struct tls_ent {
+    uint64_t instance;
+    struct pm_rt *rt;
+    struct pm_trec *rec;
+};
+static _Thread_local struct tls_ent tls_ents[PM_TLS_SLOTS];
+
+static pthread_key_t exit_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void thread_exit(void *arg);
+
+static void key_init(void)
+{
+    (void)pthread_key_create(&exit_key, thread_exit);
+}
+
+static void rec_init(struct pm_rt *rt, struct pm_trec *rec, uint32_t id)
+{
+    rec->id = id;
+    rec->lane = -1;
+    rec->seen_revokes = pm_load_acquire(&rec->revokes);
+    rec->rng = (uint64_t)id * UINT64_C(0x9e3779b97f4a7c15) ^ rt->instance;
+    for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
+        struct pm_tcache *t = &rec->cls[c];
+        memset(t, 0, sizeof *t);
+        t->sb = PM_NO_SB;
+        t->bsize = pm_class_size(c);
+    }
+}
+
+/* A record is claimed only by the CAS of its in_use word, whether it is
+ * recycled or new: a thread scanning for free records may reach a new id
+ * the moment n_recs is bumped. */
+static struct pm_trec *rec_claim(struct pm_rt *rt)
+{
+    for (;;) {
+        uint32_t n = pm_load_acquire(&rt->n_recs);
+        for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++) {
+            uint32_t zero = 0;
+            if (pm_load_relaxed(&rt->recs[id].in_use) == 0 &&
+                pm_cas_strong_acq_rel(&rt->recs[id].in_use, &zero, 1u)) {
+                rec_init(rt, &rt->recs[id], id);
+                return &rt->recs[id];
+            }
+        }
+        if (n + 1 >= PM_MAX_RECS)
+            return NULL;
+        /* open one more id and compete for it like for any other */
+        (void)pm_cas_strong_acq_rel(&rt->n_recs, &n, n + 1);
+    }
+}
+
+static struct pm_rt *rt_lookup(const allocator_space_t *space)
+{
+    pm_tls.space = NULL;                /* force the registry path */
+    return pm_rt_of(space);
+}
+
+struct pm_trec *pm_thread_attach(allocator_space_t *space, struct pm_rt **rtp)
+{
+    /* read the epoch before the lookup: a close after this bumps it */
+    uint64_t epoch = pm_load_acquire(&pm_close_epoch);
+    struct pm_rt *rt = rt_lookup(space);
+    if (rt == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!rt->can_alloc) {
+        errno = EROFS;
+        return NULL;
+    }
+    struct pm_trec *rec = NULL;
+    int free_slot = -1;
+    for (int i = 0; i < PM_TLS_SLOTS; i++) {
+        if (tls_ents[i].instance == rt->instance) {
+            rec = tls_ents[i].rec;
+            break;
+        }
+        if (free_slot < 0 && (tls_ents[i].instance == 0 ||
+                              pm_rt_by_instance(tls_ents[i].instance) == NULL))
+            free_slot = i;
+    }
+    if (rec == NULL) {
+        if (free_slot < 0) {
+            errno = EMFILE;             /* this thread uses too many spaces */
+            return NULL;
+        }
+        rec = rec_claim(rt);
+        if (rec == NULL) {
+            errno = EAGAIN;             /* too many threads in this space */
+            return NULL;
+        }
+        tls_ents[free_slot].instance = rt->instance;
+        tls_ents[free_slot].rt = rt;
+        tls_ents[free_slot].rec = rec;
+        pthread_once(&key_once, key_init);
+        (void)pthread_setspecific(exit_key, (void *)1);
+    }
+    pm_tls.rt = rt;
+    pm_tls.rec = rec;
+    pm_tls.epoch = epoch;
+    pm_tls.space = space;
+    *rtp = rt;
+    return rec;
+}
+
+void pm_thread_release(struct pm_rt *rt, struct pm_trec *rec)
+{
+    sb_thread_exit(rt, rec);
+    if (rec->lane >= 0) {
+        pm_store_release(&rt->lane_owner[rec->lane], 0u);
+        rec->lane = -1;
+    }
+    pm_store_release(&rec->in_use, 0u);
+}
+
+static void thread_exit(void *arg)
+{
+    (void)arg;
+    pm_tls.space = NULL;
+    for (int i = 0; i < PM_TLS_SLOTS; i++) {
+        if (tls_ents[i].instance == 0)
+            continue;
+        struct pm_rt *rt = pm_rt_pin(tls_ents[i].instance);
+        if (rt != NULL) {
+            pm_thread_release(rt, tls_ents[i].rec);
+            pm_rt_unpin(rt);
+        }
+        tls_ents[i].instance = 0;
+    }
+}
+
+void pm_threads_rt_close(struct pm_rt *rt)
+{
+    pm_store_release(&rt->closing, 1u);
+    while (pm_load_acquire(&rt->pins) != 0)
+        sched_yield();                  /* a thread exit handing back */
+    /* the closing thread's own entry is dead now; free its slot */
+    for (int i = 0; i < PM_TLS_SLOTS; i++)
+        if (tls_ents[i].instance == rt->instance)
+            tls_ents[i].instance = 0;
+    if (pm_tls.rt == rt)
+        pm_tls.space = NULL;
+}

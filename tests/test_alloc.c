@@ -1,0 +1,232 @@
+/* The allocation calls, one edge case at a time. */
+#include "check.h"
+
+#include <stdint.h>
+
+static allocator_space_t *s;
+static struct t_misuse mis;
+
+static void expect_misuse(int code, const void *ptr, const char *what)
+{
+    if (mis.count != 1 || mis.last_code != code || mis.last_ptr != ptr) {
+        fprintf(stderr, "%s: %d reports, last code %d ptr %p (want %d %p)\n", what,
+                mis.count, mis.last_code, mis.last_ptr, code, ptr);
+        t_failures++;
+    }
+    mis = (struct t_misuse){0};
+}
+
+static void test_malloc(void)
+{
+    errno = 0;
+    CHECK(persistent_malloc(s, 0) == NULL);
+    errno = 0;
+    CHECK(persistent_malloc(s, SIZE_MAX) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    CHECK(persistent_malloc(s, SIZE_MAX / 2) == NULL);
+    CHECK(persistent_malloc(s, (64u << 20) + 1) == NULL);    /* above capacity */
+    for (size_t n = 1; n <= 70000; n += (n < 300 ? 1 : n / 7)) {
+        char *p = persistent_malloc(s, n);
+        REQUIRE(p != NULL);
+        CHECK((uintptr_t)p % 16 == 0);
+        size_t u = persistent_usable_size(s, p);
+        CHECK(u >= n);
+        if (n >= 64 && n <= 16384)
+            CHECK(u - n <= n / 4);              /* waste within a class */
+        memset(p, 0xab, u);
+        persistent_free(s, p);
+        CHECK_EQ(persistent_usable_size(s, p), 0);   /* freed: no longer live */
+    }
+    CHECK_EQ(persistent_usable_size(s, NULL), 0);
+    CHECK_EQ(mis.count, 0);
+}
+
+static void test_calloc(void)
+{
+    errno = 0;
+    CHECK(persistent_calloc(s, SIZE_MAX / 2, 4) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    CHECK(persistent_calloc(s, (size_t)1 << 33, (size_t)1 << 33) == NULL);
+    /* dirty a block, free it, calloc the same size: zeroed */
+    for (size_t n = 8; n <= 200000; n *= 5) {
+        unsigned char *d = persistent_malloc(s, n);
+        REQUIRE(d != NULL);
+        memset(d, 0xff, n);
+        persistent_free(s, d);
+        unsigned char *z = persistent_calloc(s, n / 4, 4);
+        REQUIRE(z != NULL);
+        size_t bad = 0;
+        for (size_t i = 0; i < n / 4 * 4; i++)
+            bad += z[i] != 0;
+        CHECK_EQ(bad, 0);
+        persistent_free(s, z);
+    }
+}
+
+static void test_aligned(void)
+{
+    for (size_t a = 1; a <= (2u << 20); a <<= 1) {
+        static const size_t sizes[] = {1, 24, 100, 4096, 5000, 70000};
+        for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+            void *p = persistent_aligned_alloc(s, a, sizes[i]);
+            REQUIRE(p != NULL);
+            CHECK((uintptr_t)p % a == 0);
+            CHECK((uintptr_t)p % 16 == 0);
+            CHECK(persistent_usable_size(s, p) >= sizes[i]);
+            memset(p, 1, sizes[i]);
+            persistent_free(s, p);
+        }
+    }
+    errno = 0;
+    CHECK(persistent_aligned_alloc(s, 3, 10) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK(persistent_aligned_alloc(s, 0, 10) == NULL);
+    CHECK(persistent_aligned_alloc(s, 4u << 20, 10) == NULL);
+    CHECK(persistent_aligned_alloc(s, 64, 0) == NULL);
+    CHECK_EQ(mis.count, 0);
+}
+
+static void test_realloc(void)
+{
+    /* the seed's macro: false for NULL, size 0 and exhaustion, ptr intact */
+    char *p = NULL;
+    CHECK(!persistent_realloc(s, p, 10));
+    p = persistent_malloc(s, 40);
+    REQUIRE(p != NULL);
+    strcpy(p, "keep me");
+    char *q = p;
+    CHECK(!persistent_realloc(s, p, 0));
+    CHECK(p == q);
+    CHECK(!persistent_realloc(s, p, SIZE_MAX / 2));
+    CHECK(p == q && strcmp(p, "keep me") == 0);
+
+    /* shrink a little: same block; grow: moved, contents kept */
+    CHECK(persistent_realloc(s, p, 33));
+    CHECK(p == q);
+    for (size_t n = 100; n < 300000; n = n * 3 + 7) {
+        char *old = p;
+        REQUIRE(persistent_realloc(s, p, n));
+        CHECK(strcmp(p, "keep me") == 0);
+        CHECK(persistent_usable_size(s, p) >= n);
+        if (p != old)
+            CHECK_EQ(persistent_usable_size(s, old), 0);
+    }
+    /* a large block grows in place when the next pages are free */
+    void *big = persistent_malloc(s, 100000);
+    REQUIRE(big != NULL);
+    void *fence = persistent_malloc(s, 300000);  /* so it is not the last run */
+    REQUIRE(fence != NULL);
+    persistent_free(s, fence);
+    void *before = big;
+    REQUIRE(persistent_realloc(s, big, 250000));
+    CHECK(big == before);
+    /* and shrinks in place, giving the tail back */
+    REQUIRE(persistent_realloc(s, big, 150000));
+    CHECK(big == before);
+    CHECK(persistent_usable_size(s, big) < 160000);
+    /* shrinking far below moves it into a small class */
+    REQUIRE(persistent_realloc(s, big, 100));
+    CHECK(persistent_usable_size(s, big) < 200);
+    persistent_free(s, big);
+    persistent_free(s, p);
+
+    /* the libc-style call */
+    char *r = persistent_reallocate(s, NULL, 20);
+    REQUIRE(r != NULL);
+    strcpy(r, "abc");
+    r = persistent_reallocate(s, r, 5000);
+    REQUIRE(r != NULL);
+    CHECK(strcmp(r, "abc") == 0);
+    char *keep = r;
+    CHECK(persistent_reallocate(s, r, SIZE_MAX / 2) == NULL);
+    CHECK(strcmp(keep, "abc") == 0);
+    CHECK(persistent_reallocate(s, keep, 0) == NULL);     /* frees */
+    CHECK_EQ(persistent_usable_size(s, keep), 0);
+    CHECK_EQ(mis.count, 0);
+}
+
+static void test_misuse(void)
+{
+    persistent_free(s, NULL);
+    CHECK_EQ(mis.count, 0);
+
+    char *p = persistent_malloc(s, 100);
+    REQUIRE(p != NULL);
+    persistent_free(s, p + 16);                        /* interior */
+    expect_misuse(PERSISTENT_E_BAD_POINTER, p + 16, "interior small");
+    persistent_free(s, p + 1);
+    expect_misuse(PERSISTENT_E_BAD_POINTER, p + 1, "misaligned small");
+    persistent_free(s, p);
+    CHECK_EQ(mis.count, 0);
+    persistent_free(s, p);                             /* double */
+    expect_misuse(PERSISTENT_E_DOUBLE_FREE, p, "double small");
+
+    char *big = persistent_malloc(s, 1u << 20);
+    REQUIRE(big != NULL);
+    persistent_free(s, big + 4096);                    /* interior of a run */
+    expect_misuse(PERSISTENT_E_BAD_POINTER, big + 4096, "interior large");
+    persistent_free(s, big);
+    persistent_free(s, big);
+    expect_misuse(PERSISTENT_E_BAD_POINTER, big, "double large");
+
+    int on_stack;
+    persistent_free(s, &on_stack);                     /* foreign */
+    expect_misuse(PERSISTENT_E_BAD_POINTER, &on_stack, "stack pointer");
+    void *heap = malloc(32);
+    persistent_free(s, heap);
+    expect_misuse(PERSISTENT_E_BAD_POINTER, heap, "libc pointer");
+    free(heap);
+    persistent_free(s, (char *)s + 64);                /* the header */
+    expect_misuse(PERSISTENT_E_BAD_POINTER, (char *)s + 64, "header");
+
+    void *x = persistent_malloc(s, 64);
+    REQUIRE(x != NULL);
+    CHECK(!persistent_realloc(s, heap, 10));
+    expect_misuse(PERSISTENT_E_BAD_POINTER, heap, "realloc of a foreign pointer");
+    persistent_free(s, x);
+
+    /* after all that the heap is intact and holds nothing */
+    t_check_clean(s, "after misuse");
+    struct persistent_check_report rep;
+    persistent_check(s, &rep);
+    CHECK_EQ(rep.live_blocks, 0);
+}
+
+static void test_stats(void)
+{
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    uint64_t base_live = st.live_bytes;
+    void *a = persistent_malloc(s, 100);     /* class 112 */
+    void *b = persistent_malloc(s, 1u << 20);
+    REQUIRE(a && b);
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    CHECK_EQ(st.live_bytes, base_live + 112 + (1u << 20));
+    CHECK_EQ(st.large_runs, 1);
+    CHECK(st.cls[6].live_blocks >= 1);
+    CHECK_EQ(st.cls[6].block_size, 112);
+    CHECK(st.file_size > st.capacity);
+    CHECK(st.free_bytes < st.capacity);
+    persistent_free(s, a);
+    persistent_free(s, b);
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    CHECK_EQ(st.live_bytes, base_live);
+}
+
+int main(void)
+{
+    const char *p = t_path("alloc");
+    s = create_persistent_allocator(p, 64u << 20);
+    REQUIRE(s != NULL);
+    persistent_error_hook_set(t_misuse_hook, &mis);
+    test_malloc();
+    test_calloc();
+    test_aligned();
+    test_realloc();
+    test_misuse();
+    test_stats();
+    t_check_clean(s, "at the end");
+    destroy_persistent_allocator(s);
+    unlink(p);
+    return t_done();
+}

@@ -1,0 +1,170 @@
+/* Growth: a growable space extends its file and mapping in place, so every
+ * pointer taken before growth stays valid; a full fixed space says ENOMEM. */
+#include "check.h"
+
+#include <pthread.h>
+
+struct blk {
+    void *p;
+    size_t n;
+};
+
+static void test_grow_in_place(void)
+{
+    const char *p = t_path("grow");
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 64u << 10;
+    o.max_size = 256u << 20;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    struct persistent_info in0, in;
+    REQUIRE(persistent_space_info(s, &in0) == 0);
+    CHECK_EQ(in0.growable, 1);
+    CHECK_EQ(in0.capacity, 64u << 10);
+    CHECK(in0.max_capacity >= 256u << 20);
+    struct stat st;
+    REQUIRE(stat(p, &st) == 0);
+    CHECK_EQ(st.st_size, in0.file_size);
+
+    enum { N = 6000 };
+    static struct blk b[N];
+    uint64_t seed = 42, total = 0;
+    for (int i = 0; i < N; i++) {
+        b[i].n = 1 + t_rand(&seed) % (i % 50 == 0 ? 200000 : 3000);
+        b[i].p = persistent_malloc(s, b[i].n);
+        REQUIRE(b[i].p != NULL);
+        t_fill(b[i].p, b[i].n, (uint64_t)i);
+        total += b[i].n;
+    }
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK(in.capacity > in0.capacity);
+    CHECK(in.capacity >= total);
+    REQUIRE(stat(p, &st) == 0);
+    CHECK_EQ(st.st_size, in.file_size);
+    CHECK(in.bases[0].base == in0.bases[0].base);   /* never moved */
+    /* one block bigger than everything so far grows it again */
+    void *huge = persistent_malloc(s, 64u << 20);
+    REQUIRE(huge != NULL);
+    memset(huge, 0x11, 64u << 20);
+    for (int i = 0; i < N; i++)
+        CHECK(t_verify(b[i].p, b[i].n, (uint64_t)i));
+    t_check_clean(s, "after growth");
+    destroy_persistent_allocator(s);
+
+    /* the size is kept, the data is there */
+    s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    struct persistent_info in2;
+    REQUIRE(persistent_space_info(s, &in2) == 0);
+    CHECK(in2.capacity >= in.capacity + (64u << 20));
+    if ((uintptr_t)s == in0.bases[0].base)
+        for (int i = 0; i < N; i++)
+            CHECK(t_verify(b[i].p, b[i].n, (uint64_t)i));
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+static void test_limits(void)
+{
+    /* growth stops at the maximum */
+    const char *p = t_path("max");
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 64u << 10;
+    o.max_size = 1u << 20;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    uint64_t got = 0;
+    void *x;
+    while ((x = persistent_malloc(s, 1000)) != NULL)
+        got += 1000;
+    CHECK_EQ(errno, ENOMEM);
+    CHECK(got > 700u << 10);
+    CHECK(got <= 1u << 20);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK_EQ(in.capacity, in.max_capacity);
+    CHECK(persistent_malloc(s, 2u << 20) == NULL);
+    t_check_clean(s, "at the maximum");
+    destroy_persistent_allocator(s);
+    unlink(p);
+
+    /* a fixed space does not grow */
+    p = t_path("fixed");
+    s = create_persistent_allocator(p, 256u << 10);
+    REQUIRE(s != NULL);
+    CHECK(persistent_malloc(s, 300u << 10) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    struct stat st;
+    REQUIRE(stat(p, &st) == 0);
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK_EQ(st.st_size, in.file_size);
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+struct worker {
+    allocator_space_t *s;
+    int id;
+    int ok;
+};
+
+static void *grow_worker(void *arg)
+{
+    struct worker *w = arg;
+    enum { M = 3000 };
+    struct blk *b = calloc(M, sizeof *b);
+    uint64_t seed = 1000 + (uint64_t)w->id;
+    w->ok = 1;
+    for (int i = 0; i < M; i++) {
+        b[i].n = 1 + t_rand(&seed) % (i % 100 == 0 ? 100000 : 2000);
+        b[i].p = persistent_malloc(w->s, b[i].n);
+        if (b[i].p == NULL) {
+            w->ok = 0;
+            break;
+        }
+        t_fill(b[i].p, b[i].n, (uint64_t)w->id << 32 | (uint64_t)i);
+    }
+    for (int i = 0; i < M && b[i].p; i++) {
+        if (!t_verify(b[i].p, b[i].n, (uint64_t)w->id << 32 | (uint64_t)i))
+            w->ok = 0;
+        if (i % 2)
+            persistent_free(w->s, b[i].p);
+    }
+    free(b);
+    return NULL;
+}
+
+static void test_concurrent_growth(void)
+{
+    const char *p = t_path("cgrow");
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 64u << 10;
+    o.max_size = 512u << 20;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    enum { T = 6 };
+    pthread_t th[T];
+    struct worker w[T];
+    for (int i = 0; i < T; i++) {
+        w[i] = (struct worker){s, i, 0};
+        pthread_create(&th[i], NULL, grow_worker, &w[i]);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(w[i].ok);
+    }
+    t_check_clean(s, "after concurrent growth");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+int main(void)
+{
+    test_grow_in_place();
+    test_limits();
+    test_concurrent_growth();
+    return t_done();
+}

@@ -1,0 +1,79 @@
+/* Size classes and superblock geometry, for spaces from 8 KiB to 1 TiB. */
+#include "check.h"
+
+#include "internal.h"
+
+static void test_classes(void)
+{
+    CHECK_EQ(pm_class_size(0), 16);
+    CHECK_EQ(pm_class_size(7), 128);
+    CHECK_EQ(pm_class_size(8), 160);
+    CHECK_EQ(pm_class_size(PM_N_CLASSES - 1), PM_MAX_SMALL);
+    uint32_t prev = 0;
+    for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
+        uint32_t b = pm_class_size(c);
+        CHECK(b > prev);
+        CHECK(b % 16 == 0);
+        prev = b;
+    }
+    for (size_t n = 1; n <= PM_MAX_SMALL; n++) {
+        uint32_t c = pm_size_class(n);
+        REQUIRE(c < PM_N_CLASSES);
+        uint32_t b = pm_class_size(c);
+        CHECK(b >= n);
+        CHECK(c == 0 || pm_class_size(c - 1) < n);      /* the smallest fit */
+        if (n >= 64)
+            CHECK((b - n) * 5 <= b);                     /* waste <= 20% */
+    }
+}
+
+static void test_geometry(void)
+{
+    static const uint64_t sizes[] = {8192, 65536, 1u << 20, 4u << 20, 64u << 20,
+                                     1ull << 30, 1ull << 40};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        struct pm_rt rt;
+        struct pm_header hdr;
+        memset(&rt, 0, sizeof rt);
+        memset(&hdr, 0, sizeof hdr);
+        uint64_t cap = sizes[i];
+        uint64_t page = cap / 32 < 256 ? 256 : cap / 32 > 4096 ? 4096 : cap / 32;
+        rt.page_size = page;
+        rt.page_shift = (uint32_t)__builtin_ctzll(page);
+        rt.max_pages = cap / page;
+        uint64_t sb = cap / 64 < page ? page : cap / 64 > 65536 ? 65536 : cap / 64;
+        hdr.fixed.sb_size = (uint32_t)sb;
+        rt.hdr = &hdr;
+        pm_classes_init(&rt);
+        CHECK(rt.n_small > 0);
+        if (cap >= (4u << 20))
+            CHECK_EQ(rt.n_small, PM_N_CLASSES);         /* every class served */
+        for (uint32_t c = 0; c < rt.n_small; c++) {
+            const struct pm_class *k = &rt.cls[c];
+            uint64_t bytes = (uint64_t)k->n_pages * page;
+            CHECK(k->n_blocks >= 2 && k->n_blocks <= PM_SB_MAX_BLOCKS);
+            CHECK_EQ(k->n_words, (k->n_blocks + 63) / 64);
+            CHECK(k->data_start >= 64 + 16 * k->n_words);
+            CHECK(k->data_start % k->align == 0);
+            CHECK(k->block_size % k->align == 0);
+            CHECK(k->data_start + (uint64_t)k->n_blocks * k->block_size <= bytes);
+            CHECK(k->n_pages * page * 4 <= cap);
+            /* waste of a superblock: at most an eighth once it is 8+ blocks */
+            if (k->n_blocks >= 8)
+                CHECK((bytes - (uint64_t)k->n_blocks * k->block_size) * 8 <= bytes);
+            /* the reciprocal division is exact over the whole superblock */
+            for (uint64_t x = 0; x < bytes; x += k->block_size) {
+                CHECK_EQ((x * k->recip) >> 40, x / k->block_size);
+                if (x + k->block_size - 1 < bytes)
+                    CHECK_EQ(((x + k->block_size - 1) * k->recip) >> 40, x / k->block_size);
+            }
+        }
+    }
+}
+
+int main(void)
+{
+    test_classes();
+    test_geometry();
+    return t_done();
+}

@@ -1,0 +1,233 @@
+/* Space lifecycle: create, open, close, sizes, the seed's calls, offsets,
+ * info and sync. */
+#include "check.h"
+
+static void test_create_and_sizes(void)
+{
+    const char *p = t_path("sizes");
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE | PERSISTENT_OPEN_EXCL;
+    o.size = 1u << 20;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK_EQ(in.format_major, 1);
+    CHECK_EQ(in.capacity, 1u << 20);
+    CHECK_EQ(in.max_capacity, 1u << 20);
+    CHECK_EQ(in.growable, 0);
+    CHECK_EQ(in.page_size, 4096);
+    /* metadata is a few pages, never a megabyte (G5b) */
+    CHECK(in.meta_size <= 4 * 4096);
+    CHECK_EQ(in.file_size, in.meta_size + in.capacity);
+    struct stat st;
+    REQUIRE(stat(p, &st) == 0);
+    CHECK_EQ(st.st_size, in.file_size);
+    /* the file's blocks are really allocated (posix_fallocate) */
+    CHECK((uint64_t)st.st_blocks * 512 >= in.file_size);
+    CHECK_EQ(in.clean_at_open, 1);
+    CHECK_EQ(in.recovered, 0);
+    CHECK_EQ(in.n_bases, 1);
+    CHECK_EQ(in.bases[0].base, (uint64_t)(uintptr_t)s);
+    CHECK_EQ(in.generation, 1);
+    CHECK_EQ(in.durability, PERSISTENT_DURABILITY_PROCESS);
+    CHECK((uintptr_t)s % (2u << 20) == 0);
+
+    /* a second create with EXCL fails, without EXCL it opens (busy here) */
+    allocator_space_t *s2;
+    CHECK_EQ(persistent_space_open(p, &o, &s2), -EEXIST);
+    CHECK_EQ(persistent_space_close(s), 0);
+
+    /* reopening never re-initialises nor resizes */
+    allocator_space_t *s3 = create_persistent_allocator(p, 123);
+    REQUIRE(s3 != NULL);
+    REQUIRE(persistent_space_info(s3, &in) == 0);
+    CHECK_EQ(in.capacity, 1u << 20);
+    CHECK_EQ(in.clean_at_open, 1);
+    destroy_persistent_allocator(s3);
+    unlink(p);
+}
+
+static void test_rounding(void)
+{
+    /* odd sizes round up to a page of data, plus a page or so of metadata */
+    static const size_t sizes[] = {1, 8192, 10000, 65536 + 1, 300000, 5u << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        const char *p = t_path("round");
+        allocator_space_t *s = create_persistent_allocator(p, sizes[i]);
+        REQUIRE(s != NULL);
+        struct persistent_info in;
+        REQUIRE(persistent_space_info(s, &in) == 0);
+        CHECK(in.capacity >= sizes[i]);
+        CHECK(in.capacity - sizes[i] < 4096);
+        CHECK(in.file_size - sizes[i] <= 4096 + in.meta_size);
+        CHECK(in.meta_size <= (sizes[i] < (1u << 20) ? 4096u : 16384u));
+        destroy_persistent_allocator(s);
+        unlink(p);
+    }
+}
+
+static void test_tiny(void)
+{
+    /* an 8 KiB space opens, serves a few small blocks, then says no */
+    const char *p = t_path("tiny");
+    allocator_space_t *s = create_persistent_allocator(p, 8192);
+    REQUIRE(s != NULL);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK_EQ(in.capacity, 8192);
+    CHECK(in.file_size <= 8192 + 4096);
+    int n = 0;
+    void *b[4096];
+    while (n < 4096 && (b[n] = persistent_malloc(s, 32)) != NULL) {
+        memset(b[n], 0x5a, 32);
+        n++;
+    }
+    CHECK(n >= 16);
+    CHECK(n * 32 <= 8192);
+    CHECK_EQ(errno, ENOMEM);
+    t_check_clean(s, "tiny full");
+    for (int i = 0; i < n; i++)
+        persistent_free(s, b[i]);
+    /* everything is usable again, for a bigger size too */
+    void *big = persistent_malloc(s, 4096);
+    CHECK(big != NULL);
+    persistent_free(s, big);
+    t_check_clean(s, "tiny empty");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+static void test_seed_calls(void)
+{
+    const char *p = t_path("seed");
+    allocator_space_t *s = create_persistent_allocator(p, 1u << 20);
+    REQUIRE(s != NULL);
+    char *a = persistent_malloc(s, 100);
+    REQUIRE(a != NULL);
+    persistent_offset_t off = ptr_to_persistent_offset(s, a);
+    CHECK(off != 0);
+    CHECK(persistent_offset_to_ptr(s, off) == a);
+    CHECK(persistent_persistent_offset_to_ptr(s, off) == a);
+    CHECK_EQ(ptr_to_persistent_offset(s, NULL), 0);
+    CHECK(persistent_offset_to_ptr(s, 0) == NULL);
+    CHECK(sizeof(persistent_offset_t) == sizeof(void *));
+    CHECK(persistent_ptr(s, a) == a);
+    CHECK(persistent_ptr(s, NULL) == NULL);
+    int local;
+    CHECK(persistent_ptr(s, &local) == NULL);
+    persistent_free(s, a);
+    destroy_persistent_allocator(s);
+    destroy_persistent_allocator(NULL);
+
+    /* the seed's calls report failures through errno */
+    errno = 0;
+    CHECK(create_persistent_allocator("/nonexistent-dir/x.space", 4096) == NULL);
+    CHECK_EQ(errno, ENOENT);
+    CHECK(load_private_persistent_allocator(t_path("absent")) == NULL);
+    CHECK_EQ(errno, ENOENT);
+    unlink(p);
+}
+
+static void test_bad_arguments(void)
+{
+    allocator_space_t *s;
+    struct persistent_options o = {0};
+    CHECK_EQ(persistent_space_open(NULL, &o, &s), -EINVAL);
+    CHECK_EQ(persistent_space_open(t_path("x"), &o, NULL), -EINVAL);
+    o.flags = 0x8000;
+    CHECK_EQ(persistent_space_open(t_path("x"), &o, &s), -EINVAL);
+    o.flags = PERSISTENT_OPEN_CREATE | PERSISTENT_OPEN_READONLY;
+    CHECK_EQ(persistent_space_open(t_path("x"), &o, &s), -EINVAL);
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 0;
+    CHECK_EQ(persistent_space_open(t_path("x"), &o, &s), -EINVAL);
+    CHECK(strlen(persistent_errormsg()) > 0);
+    o.size = (uint64_t)1 << 41;
+    CHECK_EQ(persistent_space_open(t_path("x"), &o, &s), -EFBIG);
+    o.size = 4096;
+    o.durability = 99;
+    CHECK_EQ(persistent_space_open(t_path("x"), &o, &s), -EINVAL);
+    CHECK_EQ(persistent_space_close((allocator_space_t *)&o), -EINVAL);
+    CHECK(persistent_malloc((allocator_space_t *)&o, 10) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK(strcmp(persistent_strerror(PERSISTENT_E_BUSY), "space is open for writing elsewhere") == 0);
+    CHECK(strcmp(persistent_strerror(-ENOENT), strerror(ENOENT)) == 0);
+}
+
+static void test_durability_recorded(void)
+{
+    const char *p = t_path("dur");
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 1u << 20;
+    o.durability = PERSISTENT_DURABILITY_SYNC;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    char *a = persistent_malloc(s, 64);
+    REQUIRE(a != NULL);
+    strcpy(a, "durable");
+    CHECK_EQ(persistent_sync(s), 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    /* the mode is remembered: a default open gets it back */
+    o.flags = 0;
+    o.durability = 0;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK_EQ(in.durability, PERSISTENT_DURABILITY_SYNC);
+    CHECK_EQ(in.clean_at_open, 1);
+    persistent_space_close(s);
+    unlink(p);
+}
+
+static void test_many_spaces(void)
+{
+    /* several spaces open at once in one thread, each its own heap */
+    allocator_space_t *s[6];
+    const char *paths[6];
+    char *blk[6];
+    for (int i = 0; i < 6; i++) {
+        paths[i] = strdup(t_path("many"));
+        s[i] = create_persistent_allocator(paths[i], 256u << 10);
+        REQUIRE(s[i] != NULL);
+        blk[i] = persistent_malloc(s[i], 48);
+        REQUIRE(blk[i] != NULL);
+        CHECK((char *)blk[i] > (char *)s[i]);
+        snprintf(blk[i], 48, "space %d", i);
+    }
+    for (int i = 0; i < 6; i++) {
+        char want[48];
+        snprintf(want, sizeof want, "space %d", i);
+        CHECK(strcmp(blk[i], want) == 0);
+        CHECK(persistent_usable_size(s[i], blk[i]) >= 48);
+        persistent_free(s[i], blk[i]);
+        destroy_persistent_allocator(s[i]);
+        unlink(paths[i]);
+        free((void *)paths[i]);
+    }
+    /* closing and reopening at the same address gives a fresh cache */
+    const char *p = t_path("again");
+    for (int round = 0; round < 3; round++) {
+        allocator_space_t *a = create_persistent_allocator(p, 256u << 10);
+        REQUIRE(a != NULL);
+        void *x = persistent_malloc(a, 100);
+        CHECK(x != NULL);
+        persistent_free(a, x);
+        t_check_clean(a, "reopen round");
+        destroy_persistent_allocator(a);
+    }
+    unlink(p);
+}
+
+int main(void)
+{
+    test_create_and_sizes();
+    test_rounding();
+    test_tiny();
+    test_seed_calls();
+    test_bad_arguments();
+    test_durability_recorded();
+    test_many_spaces();
+    return t_done();
+}

@@ -1,0 +1,293 @@
+/* G5: every kind of bad file gets its own error code and stays byte for
+ * byte unchanged, whichever way it is opened. */
+#include "check.h"
+
+#include "internal.h"
+
+static void make_space(const char *path, uint64_t size, uint64_t max)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = size;
+    o.max_size = max;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    char *r = persistent_malloc_root(s, 7, 64);
+    REQUIRE(r != NULL);
+    strcpy(r, "content");
+    for (int i = 0; i < 100; i++)
+        REQUIRE(persistent_malloc(s, 16 + (size_t)i * 40) != NULL);
+    REQUIRE(persistent_space_close(s) == 0);
+}
+
+static void patch(const char *path, uint64_t off, const void *buf, size_t len)
+{
+    int fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(pwrite(fd, buf, len, (off_t)off) == (ssize_t)len);
+    close(fd);
+}
+
+static void read_header(const char *path, struct pm_header *h)
+{
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, h, sizeof *h, 0) == (ssize_t)sizeof *h);
+    close(fd);
+}
+
+static void write_header(const char *path, const struct pm_header *h)
+{
+    patch(path, 0, h, sizeof *h);
+}
+
+static int current_slot(const struct pm_header *h)
+{
+    return h->state[1].seq > h->state[0].seq ? 1 : 0;
+}
+
+/* Opens path in every mode; each must fail with want and leave it alone. */
+static void expect_refused(const char *path, int want, const char *what)
+{
+    uint64_t before = t_file_hash(path);
+    struct stat st0, st1;
+    REQUIRE(stat(path, &st0) == 0);
+    static const uint32_t modes[] = {0, PERSISTENT_OPEN_CREATE, PERSISTENT_OPEN_READONLY,
+                                     PERSISTENT_OPEN_PRIVATE};
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        struct persistent_options o = {0};
+        o.flags = modes[i];
+        o.size = 1u << 20;
+        allocator_space_t *s = NULL;
+        int r = persistent_space_open(path, &o, &s);
+        if (r != want) {
+            fprintf(stderr, "%s (flags %#x): got %d (%s), want %d\n", what, modes[i], r,
+                    persistent_errormsg(), want);
+            t_failures++;
+        }
+        CHECK(s == NULL);
+        CHECK(strlen(persistent_errormsg()) > 10);
+    }
+    errno = 0;
+    CHECK(create_persistent_allocator(path, 1u << 20) == NULL);
+    CHECK(errno != 0);
+    CHECK(load_private_persistent_allocator(path) == NULL);
+    REQUIRE(stat(path, &st1) == 0);
+    CHECK_EQ(st1.st_size, st0.st_size);
+    if (t_file_hash(path) != before) {
+        fprintf(stderr, "%s: file changed\n", what);
+        t_failures++;
+    }
+}
+
+static void test_not_a_space(void)
+{
+    const char *p = t_path("empty");
+    int fd = open(p, O_CREAT | O_RDWR, 0644);
+    REQUIRE(fd >= 0);
+    close(fd);
+    expect_refused(p, PERSISTENT_E_NOT_SPACE, "empty file");
+
+    const char *text = "This is a text file that happens to be here.\n";
+    for (int i = 0; i < 200; i++)
+        patch(p, (uint64_t)i * strlen(text), text, strlen(text));
+    expect_refused(p, PERSISTENT_E_NOT_SPACE, "text file");
+
+    char zeros[65536] = {0};
+    REQUIRE(truncate(p, 0) == 0);
+    patch(p, 0, zeros, sizeof zeros);
+    expect_refused(p, PERSISTENT_E_NOT_SPACE, "zero file");
+    unlink(p);
+
+    /* a directory */
+    allocator_space_t *s;
+    struct persistent_options o = {0};
+    CHECK(persistent_space_open("/", &o, &s) < 0);
+}
+
+static void test_truncated(void)
+{
+    const char *p = t_path("trunc");
+    make_space(p, 1u << 20, 0);
+    struct stat st;
+    REQUIRE(stat(p, &st) == 0);
+    REQUIRE(truncate(p, st.st_size - 4096) == 0);
+    expect_refused(p, PERSISTENT_E_TRUNCATED, "data cut short");
+    REQUIRE(truncate(p, 1000) == 0);
+    expect_refused(p, PERSISTENT_E_TRUNCATED, "cut inside the header");
+    unlink(p);
+}
+
+static void test_version_word_order(void)
+{
+    const char *p = t_path("ver");
+    make_space(p, 1u << 20, 0);
+    struct pm_header h, orig;
+    read_header(p, &orig);
+
+    h = orig;
+    h.fixed.major = PM_FORMAT_MAJOR + 1;
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_VERSION, "next major version");
+    /* with a valid checksum too: still the version that is reported */
+    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_VERSION, "next major version, checksummed");
+
+    h = orig;
+    h.fixed.word_size = 4;
+    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_WORD_SIZE, "32-bit space");
+
+    h = orig;
+    h.fixed.byte_order = __builtin_bswap64(PM_BYTE_ORDER_MARK);
+    h.fixed.checksum = __builtin_bswap32(pm_fixed_checksum(&h.fixed));
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_BYTE_ORDER, "other byte order");
+
+    /* a newer minor version of the same major opens */
+    h = orig;
+    h.fixed.minor = PM_FORMAT_MINOR + 3;
+    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
+    write_header(p, &h);
+    allocator_space_t *s = create_persistent_allocator(p, 0);
+    CHECK(s != NULL);
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+static void test_checksums(void)
+{
+    const char *p = t_path("crc");
+    make_space(p, 1u << 20, 0);
+    struct pm_header h, orig;
+    read_header(p, &orig);
+
+    h = orig;
+    h.fixed.uuid[3] ^= 0x40;
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_CHECKSUM, "flipped bit in the fixed header");
+
+    h = orig;
+    h.fixed.byte_order ^= 0x10000;
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_CHECKSUM, "damaged byte-order mark");
+
+    h = orig;
+    h.state[0].n_pages ^= 1;
+    h.state[1].n_pages ^= 1;
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_CHECKSUM, "both state slots damaged");
+
+    /* one damaged slot is what a crash in the middle of an update leaves:
+     * the other one is used */
+    h = orig;
+    h.state[current_slot(&orig)].clean ^= 3;
+    write_header(p, &h);
+    allocator_space_t *s = create_persistent_allocator(p, 0);
+    CHECK(s != NULL);
+    if (s) {
+        CHECK(persistent_find_root(s, 7) != NULL);
+        destroy_persistent_allocator(s);
+    }
+    unlink(p);
+}
+
+static void test_sizes(void)
+{
+    const char *p = t_path("size");
+    make_space(p, 1u << 20, 0);
+    struct pm_header h, orig;
+    read_header(p, &orig);
+    int cur = current_slot(&orig);
+
+    h = orig;
+    h.state[cur].n_pages += 16;        /* more pages than the file has room for */
+    h.state[cur].checksum = pm_state_checksum(&h.state[cur]);
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_SIZE, "state disagrees with the fixed header");
+
+    h = orig;
+    h.fixed.data_off += 64;
+    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_SIZE, "misaligned data offset");
+
+    h = orig;
+    h.fixed.page_shift = 20;
+    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_SIZE, "page size out of range");
+
+    h = orig;
+    h.fixed.kind_bits_off = h.fixed.start_bits_off;
+    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_SIZE, "overlapping metadata");
+
+    /* a fixed-size space whose file is longer than it says */
+    write_header(p, &orig);
+    struct stat st;
+    REQUIRE(stat(p, &st) == 0);
+    REQUIRE(truncate(p, st.st_size + 8192) == 0);
+    expect_refused(p, PERSISTENT_E_SIZE, "file longer than a fixed space");
+    unlink(p);
+
+    /* a growable space whose file is longer: a crash during growth */
+    p = t_path("grow");
+    make_space(p, 1u << 20, 8u << 20);
+    REQUIRE(stat(p, &st) == 0);
+    REQUIRE(truncate(p, st.st_size + 65536) == 0);
+    allocator_space_t *s = create_persistent_allocator(p, 0);
+    CHECK(s != NULL);
+    if (s) {
+        t_check_clean(s, "after interrupted growth");
+        CHECK(persistent_malloc(s, 2u << 20) != NULL);
+        destroy_persistent_allocator(s);
+    }
+    unlink(p);
+}
+
+static void test_damaged_heap(void)
+{
+    /* a START bit with no END after it cannot come from a crash: a writer
+     * refuses, a forensic private open without recovery still works */
+    const char *p = t_path("heap");
+    make_space(p, 1u << 20, 0);
+    struct pm_header h;
+    read_header(p, &h);
+    uint64_t last_word = h.fixed.end_bits_off + h.fixed.bits_size - 8;
+    uint64_t zero = 0;
+    /* clear every END bit */
+    for (uint64_t o = h.fixed.end_bits_off; o <= last_word; o += 8)
+        patch(p, o, &zero, sizeof zero);
+    uint64_t before = t_file_hash(p);
+    allocator_space_t *s;
+    struct persistent_options o = {0};
+    CHECK_EQ(persistent_space_open(p, &o, &s), PERSISTENT_E_CORRUPT);
+    CHECK(t_file_hash(p) == before);
+    o.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(s, &rep), PERSISTENT_E_CORRUPT);
+    CHECK(rep.n_errors > 0);
+    CHECK(strstr(rep.first_error, "no end") != NULL);
+    char *r = persistent_find_root(s, 7);
+    CHECK(r != NULL && strcmp(r, "content") == 0);
+    CHECK(persistent_malloc(s, 10) == NULL);     /* no recovery, no allocation */
+    persistent_space_close(s);
+    CHECK(t_file_hash(p) == before);
+    unlink(p);
+}
+
+int main(void)
+{
+    test_not_a_space();
+    test_truncated();
+    test_version_word_order();
+    test_checksums();
+    test_sizes();
+    test_damaged_heap();
+    return t_done();
+}

@@ -1,0 +1,186 @@
+/* G6: one writer at a time (in this process or another), readers beside
+ * it, and a private forensic open of a crashed space that never writes. */
+#include "check.h"
+
+static char self[4096];
+
+static int run(const char *role, const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(self, self, role, path, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- roles run in another process ---- */
+
+static int role_try_writer(const char *path)
+{
+    struct persistent_options o = {0};
+    allocator_space_t *s;
+    int r = persistent_space_open(path, &o, &s);
+    if (r == PERSISTENT_E_BUSY)
+        return 10;
+    if (r == 0)
+        persistent_space_close(s);
+    return 11;
+}
+
+static int role_try_reader(const char *path)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_READONLY;
+    allocator_space_t *s;
+    if (persistent_space_open(path, &o, &s) != 0)
+        return 11;
+    char *r = persistent_find_root(s, 1);
+    int ok = r != NULL && strcmp(r, "shared") == 0;
+    persistent_space_close(s);
+    return ok ? 10 : 12;
+}
+
+/* Writes something, then dies without closing. */
+static int role_crash(const char *path)
+{
+    allocator_space_t *s = create_persistent_allocator(path, 1u << 20);
+    if (s == NULL)
+        return 11;
+    char *r = persistent_malloc_root(s, 1, 64);
+    strcpy(r, "before the crash");
+    for (int i = 0; i < 1000; i++) {
+        char *b = persistent_malloc(s, 24 + (size_t)(i % 300));
+        if (i % 3 == 0)
+            persistent_free(s, b);
+    }
+    raise(SIGKILL);
+    return 12;
+}
+
+/* ---- the test proper ---- */
+
+static void test_two_writers(void)
+{
+    const char *p = t_path("writers");
+    allocator_space_t *w = create_persistent_allocator(p, 1u << 20);
+    REQUIRE(w != NULL);
+    char *root = persistent_malloc_root(w, 1, 32);
+    REQUIRE(root != NULL);
+    strcpy(root, "shared");
+
+    /* a second writer in this process */
+    allocator_space_t *w2;
+    struct persistent_options o = {0};
+    CHECK_EQ(persistent_space_open(p, &o, &w2), PERSISTENT_E_BUSY);
+    CHECK(strstr(persistent_errormsg(), "another writer") != NULL);
+    errno = 0;
+    CHECK(create_persistent_allocator(p, 1u << 20) == NULL);
+    CHECK_EQ(errno, EBUSY);
+    /* ... and in another process */
+    CHECK_EQ(run("writer", p), 10);
+
+    /* readers beside the writer, here and elsewhere */
+    CHECK_EQ(run("reader", p), 10);
+    o.flags = PERSISTENT_OPEN_READONLY;
+    allocator_space_t *r;
+    REQUIRE(persistent_space_open(p, &o, &r) == 0);
+    CHECK(r != w);
+    char *rr = persistent_find_root(r, 1);
+    REQUIRE(rr != NULL);
+    CHECK(strcmp(rr, "shared") == 0);
+    /* the reader sees the writer's later stores: one file, shared pages */
+    strcpy(root, "changed");
+    CHECK(strcmp(rr, "changed") == 0);
+    /* a reader cannot allocate or free */
+    errno = 0;
+    CHECK(persistent_malloc(r, 10) == NULL);
+    CHECK_EQ(errno, EROFS);
+    struct t_misuse m = {0};
+    persistent_error_hook_set(t_misuse_hook, &m);
+    persistent_free(r, rr);
+    CHECK_EQ(m.count, 1);
+    persistent_error_hook_set(NULL, NULL);
+    t_check_clean(r, "reader");
+    strcpy(root, "shared");
+    persistent_space_close(r);
+
+    /* after the writer closes, another can open */
+    destroy_persistent_allocator(w);
+    CHECK_EQ(run("writer", p), 11);
+    unlink(p);
+}
+
+static void test_private_of_crashed(void)
+{
+    const char *p = t_path("crashed");
+    CHECK_EQ(run("crash", p), 128 + SIGKILL);
+    REQUIRE(chmod(p, 0444) == 0);
+    uint64_t before = t_file_hash(p);
+
+    allocator_space_t *s = load_private_persistent_allocator(p);
+    REQUIRE(s != NULL);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK_EQ(in.clean_at_open, 0);
+    CHECK_EQ(in.open_flags & PERSISTENT_OPEN_PRIVATE, PERSISTENT_OPEN_PRIVATE);
+    char *r = persistent_find_root(s, 1);
+    REQUIRE(r != NULL);
+    CHECK(strcmp(r, "before the crash") == 0);
+    t_check_clean(s, "private open of a crashed space");
+    /* the private copy is a working heap; none of it reaches the file */
+    strcpy(r, "scribbled in the private copy");
+    for (int i = 0; i < 2000; i++) {
+        void *b = persistent_malloc(s, 100);
+        REQUIRE(b != NULL);
+        memset(b, 0xee, 100);
+    }
+    CHECK_EQ(persistent_sync(s), 0);
+    destroy_persistent_allocator(s);
+    CHECK(t_file_hash(p) == before);
+
+    /* forensic view without recovery */
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    r = persistent_find_root(s, 1);
+    CHECK(r != NULL && strcmp(r, "before the crash") == 0);
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    persistent_space_close(s);
+    CHECK(t_file_hash(p) == before);
+
+    /* a writer recovers it */
+    REQUIRE(chmod(p, 0644) == 0);
+    s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK_EQ(in.clean_at_open, 0);
+    CHECK_EQ(in.recovered, 1);
+    r = persistent_find_root(s, 1);
+    CHECK(r != NULL && strcmp(r, "before the crash") == 0);
+    t_check_clean(s, "after recovery");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3) {
+        if (strcmp(argv[1], "writer") == 0)
+            return role_try_writer(argv[2]);
+        if (strcmp(argv[1], "reader") == 0)
+            return role_try_reader(argv[2]);
+        if (strcmp(argv[1], "crash") == 0)
+            return role_crash(argv[2]);
+        return 2;
+    }
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    REQUIRE(n > 0);
+    self[n] = '\0';
+    test_two_writers();
+    test_private_of_crashed();
+    return t_done();
+}
