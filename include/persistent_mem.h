@@ -128,6 +128,12 @@ void destroy_persistent_allocator(allocator_space_t *space);
  * resolves the others. */
 void *persistent_ptr(allocator_space_t *space, void *ptr);
 
+/* The open space whose mapping (its whole reserved range) contains ptr, or
+ * NULL.  Lock-free; a thread-local cache makes repeated lookups of the same
+ * space cheap.  This is how data stored in a space finds its space again
+ * after a remap (the C++ PersistentPtr uses it). */
+allocator_space_t *persistent_space_of(const void *ptr);
+
 /* Rewrites ptr as a pointer from the mapping with this generation (see
  * persistent_space_info); NULL if that generation is not recorded or ptr is
  * outside its range. */
@@ -195,6 +201,9 @@ struct persistent_info {
     uint64_t capacity;           /* bytes of pages now */
     uint64_t max_capacity;       /* bytes of pages at the maximum size */
     uint64_t meta_size;          /* bytes of metadata before page 0 */
+    uint64_t used_size;          /* high-water mark: bytes up to the end of
+                                    the highest page ever used (recorded at
+                                    growth and close) */
     uint64_t generation;         /* of the current (writer) mapping */
     uint64_t create_time_ns;
     uint8_t  uuid[16];
@@ -306,6 +315,7 @@ struct persistent_stats {
     uint64_t live_blocks;
     uint64_t small_live_bytes, large_live_bytes;
     uint64_t superblocks, superblock_bytes;
+    uint64_t empty_superblocks;   /* held, with no live block */
     uint64_t large_runs, large_bytes;
     uint64_t free_bytes;          /* pages in no run */
     uint64_t file_size;           /* footprint on disk */

@@ -227,12 +227,13 @@ static int stats_run(struct pm_rt *rt, const struct run *r, void *arg)
     st->superblock_bytes += bytes;
     st->cls[c].superblocks++;
     pm_atomic_u64 *al = r->h->bits, *rm = r->h->bits + k->n_words;
-    for (uint32_t w = 0; w < k->n_words; w++) {
-        uint64_t live = pm_popcount64(pm_load_relaxed(&al[w]) & ~pm_load_relaxed(&rm[w]));
-        st->cls[c].live_blocks += live;
-        st->live_blocks += live;
-        st->small_live_bytes += live * k->block_size;
-    }
+    uint64_t sb_live = 0;
+    for (uint32_t w = 0; w < k->n_words; w++)
+        sb_live += pm_popcount64(pm_load_relaxed(&al[w]) & ~pm_load_relaxed(&rm[w]));
+    st->cls[c].live_blocks += sb_live;
+    st->live_blocks += sb_live;
+    st->small_live_bytes += sb_live * k->block_size;
+    st->empty_superblocks += sb_live == 0;
     return 0;
 }
 

@@ -258,6 +258,7 @@ void pg_bit_clear(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t page);
 uint64_t pg_next_set(const pm_atomic_u64 *bits, uint64_t from, uint64_t limit);
 uint64_t pg_prev_set(const pm_atomic_u64 *bits, uint64_t at);  /* <= at */
 uint64_t pg_run_end(struct pm_rt *rt, uint64_t first);  /* last page */
+uint64_t pm_hwm_pages(struct pm_rt *rt);
 #define PG_NONE UINT64_MAX
 
 /* ---- thread.c ---- */

@@ -106,7 +106,8 @@ struct pm_state {
     uint32_t n_bases;             /* valid entries in bases[], newest first */
     uint32_t n_opens;             /* writer opens so far (diagnostic) */
     struct pm_base_rec bases[PM_N_BASES];
-    uint8_t  reserved[76];
+    uint64_t hwm_pages;           /* pages up to the highest ever used */
+    uint8_t  reserved[68];
     uint32_t checksum;            /* CRC-32C of the slot with this field 0 */
 };
 

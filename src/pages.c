@@ -229,3 +229,19 @@ uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align)
     }
     return PG_NONE;
 }
+
+/* Pages up to the highest one ever claimed in this open, or recorded. */
+uint64_t pm_hwm_pages(struct pm_rt *rt)
+{
+    uint64_t h = rt->st.hwm_pages;
+    if (rt->used == NULL)
+        return h;
+    for (uint64_t w = pm_load_acquire(&rt->n_pages) / 64 + 1; w-- > 0;) {
+        uint64_t x = w < rt->used_words ? pm_load_relaxed(&rt->used[w]) : 0;
+        if (x) {
+            uint64_t top = w * 64 + 64 - pm_clz64(x);
+            return top > h ? top : h;
+        }
+    }
+    return h;
+}

@@ -177,5 +177,10 @@ void pm_engine_close(struct pm_rt *rt)
     if (rt->vol) {
         os_vol_free(rt->vol, rt->vol_size);
         rt->vol = NULL;
+        rt->used = NULL;
+        rt->pagemap = NULL;
+        rt->ctl = NULL;
+        rt->recs = NULL;
+        rt->lane_owner = NULL;
     }
 }

@@ -41,6 +41,33 @@ struct pm_rt *pm_rt_of(const allocator_space_t *space)
     return NULL;
 }
 
+struct space_hit {
+    uintptr_t lo, hi;
+    allocator_space_t *space;
+    uint64_t epoch;
+};
+static _Thread_local struct space_hit last_hit;
+
+allocator_space_t *persistent_space_of(const void *ptr)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    uint64_t epoch = pm_load_acquire(&pm_close_epoch);
+    if (p - last_hit.lo < last_hit.hi - last_hit.lo && last_hit.epoch == epoch)
+        return last_hit.space;
+    for (int i = 0; i < PM_MAX_OPEN; i++) {
+        struct pm_rt *rt = pm_load_acquire(&registry[i].rt);
+        if (rt == NULL || pm_load_acquire(&registry[i].base) != (uintptr_t)rt->base)
+            continue;
+        uintptr_t b = (uintptr_t)rt->base;
+        if (p - b < rt->reserve_size) {
+            last_hit = (struct space_hit){b, b + rt->reserve_size,
+                                          (allocator_space_t *)rt->base, epoch};
+            return (allocator_space_t *)rt->base;
+        }
+    }
+    return NULL;
+}
+
 static uint64_t round_up(uint64_t x, uint64_t a)
 {
     return (x + a - 1) / a * a;
@@ -628,6 +655,7 @@ int persistent_space_close(allocator_space_t *space)
     /* every thread's cached lookup of this space is stale from here on */
     pm_fetch_add_acq_rel(&pm_close_epoch, 1);
     pm_threads_rt_close(rt);
+    uint64_t hwm = pm_hwm_pages(rt);
     pm_engine_close(rt);
     int r = 0;
     if (rt->mode == PM_MODE_WRITER) {
@@ -635,6 +663,7 @@ int persistent_space_close(allocator_space_t *space)
             r = sync_all(rt);
         struct pm_state next = rt->st;
         next.clean = 1;
+        next.hwm_pages = hwm;
         pm_state_commit(rt, &next);
         if (rt->durability != PM_DUR_PROCESS && r == 0)
             r = os_fsync(rt->fd);
@@ -686,6 +715,7 @@ int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages)
         struct pm_state next = rt->st;
         next.n_pages = next_pages;
         next.file_size = new_size;
+        next.hwm_pages = cur;      /* growth means the old pages were full */
         pm_state_commit(rt, &next);
         pm_hook(PM_HOOK_GROW);
         pm_store_release(&rt->n_pages, next_pages);
@@ -713,6 +743,7 @@ int persistent_space_info(allocator_space_t *space, struct persistent_info *info
     info->file_size = rt->data_off + info->capacity;
     info->max_capacity = rt->max_pages << rt->page_shift;
     info->meta_size = rt->data_off;
+    info->used_size = (rt->can_alloc ? pm_hwm_pages(rt) : rt->st.hwm_pages) << rt->page_shift;
     info->generation = rt->st.generation;
     info->create_time_ns = f->create_time_ns;
     memcpy(info->uuid, f->uuid, sizeof info->uuid);

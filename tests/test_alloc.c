@@ -211,6 +211,9 @@ static void test_stats(void)
     persistent_free(s, b);
     REQUIRE(persistent_stats_get(s, &st) == 0);
     CHECK_EQ(st.live_bytes, base_live);
+    /* the thread's current superblock of a class stays when it empties */
+    CHECK(st.empty_superblocks >= 1);
+    CHECK(st.empty_superblocks <= st.superblocks);
 }
 
 int main(void)

@@ -129,6 +129,40 @@ static void test_seed_calls(void)
     unlink(p);
 }
 
+static void test_space_of_and_used(void)
+{
+    const char *p1 = t_path("of1"), *p2 = t_path("of2");
+    allocator_space_t *a = create_persistent_allocator(p1, 1u << 20);
+    allocator_space_t *b = create_persistent_allocator(p2, 1u << 20);
+    REQUIRE(a && b);
+    char *x = persistent_malloc(a, 10), *y = persistent_malloc(b, 100000);
+    REQUIRE(x && y);
+    CHECK(persistent_space_of(x) == a);
+    CHECK(persistent_space_of(y + 99999) == b);
+    CHECK(persistent_space_of(x) == a);          /* through the cache again */
+    CHECK(persistent_space_of(a) == a);
+    int local;
+    CHECK(persistent_space_of(&local) == NULL);
+    CHECK(persistent_space_of(NULL) == NULL);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(b, &in) == 0);
+    CHECK(in.used_size >= 100000);
+    CHECK(in.used_size <= in.capacity);
+    uint64_t used = in.used_size;
+    destroy_persistent_allocator(a);
+    CHECK(persistent_space_of(x) == NULL);       /* closed: no longer found */
+    CHECK(persistent_space_of(y) == b);
+    destroy_persistent_allocator(b);
+    /* the high-water mark is kept by the file */
+    b = create_persistent_allocator(p2, 0);
+    REQUIRE(b != NULL);
+    REQUIRE(persistent_space_info(b, &in) == 0);
+    CHECK_EQ(in.used_size, used);
+    destroy_persistent_allocator(b);
+    unlink(p1);
+    unlink(p2);
+}
+
 static void test_bad_arguments(void)
 {
     allocator_space_t *s;
@@ -226,6 +260,7 @@ int main(void)
     test_rounding();
     test_tiny();
     test_seed_calls();
+    test_space_of_and_used();
     test_bad_arguments();
     test_durability_recorded();
     test_many_spaces();
