@@ -85,7 +85,7 @@ test)
     ninja -C "$BUILD-tsan"
     # without ASLR: TSan's shadow layout does not fit every randomised mapping
     PM_STRESS_SCALE=0.2 setarch "$(uname -m)" -R \
-        meson test -C "$BUILD-tsan" --print-errorlogs --suite stress --suite api --suite cpp
+        meson test -C "$BUILD-tsan" --print-errorlogs --suite stress --suite api --suite crash-mt --suite cpp
     echo "== clang, -Werror: build everything, run the unit suite"
     CC=clang CXX=clang++ setup "$BUILD-clang" --werror
     ninja -C "$BUILD-clang"

@@ -297,11 +297,22 @@ int persistent_root_next(allocator_space_t *space,
 /* ------------------------------------------------------------------------ */
 /* Publishing calls: crash-atomic with a location inside the space.          */
 /* After a crash at any point, either both the block and *dest changed or     */
-/* neither did.  dest must point into the space.  0 or -errno.                */
+/* neither did (the shape of PMDK's pmemobj_alloc(pop, &oid, ...)).  dest     */
+/* must be an aligned word inside the space's pages (typically a field of a   */
+/* block or root).  Return 0 or -errno.                                       */
 
+/* Allocates size bytes and stores the block's offset in *dest.  *dest is
+ * overwritten; a block it held is not freed. */
 int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
                           size_t size);
+/* Frees the block whose offset is in *dest and sets *dest to 0.  The block
+ * is taken out of *dest with a CAS: of threads freeing from the same
+ * location at once, exactly one frees it.  0 (nothing done) if *dest is 0. */
 int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest);
+/* Resizes the block in *dest: in place when it can (*dest unchanged), else
+ * moves it, copying min(old, size) bytes, and swaps *dest from the old
+ * block to the new one with a CAS (-EAGAIN, nothing changed, if another
+ * thread changed *dest meanwhile).  A 0 *dest allocates. */
 int persistent_realloc_into(allocator_space_t *space,
                             persistent_offset_t *dest, size_t size);
 

@@ -120,7 +120,10 @@ struct pm_rt {
     uint32_t mode;                /* PM_MODE_* */
     uint32_t open_flags;          /* PERSISTENT_OPEN_* */
     uint32_t durability;          /* PM_DUR_* in effect */
-    const struct pm_flush_ops *flush;  /* per-change write-back: PMEM only */
+    const struct pm_flush_ops *flush;  /* per-change write-back: PMEM only
+                                          (and every mode under crash tests) */
+    uint32_t map_mode;            /* PM_MODE_* the file is mapped with */
+    bool map_sync;                /* DAX: mapped with MAP_SYNC */
     uint64_t instance;            /* unique per open in this process */
     uint64_t reserve_size;        /* bytes of address space reserved */
     bool clean_at_open;
@@ -200,7 +203,8 @@ int os_msync(void *addr, size_t len);
 void *os_reserve(uint64_t preferred, uint64_t size, uint64_t align,
                  bool *at_preferred);
 int os_map_file(void *addr, uint64_t len, int fd, uint64_t off,
-                uint32_t mode);
+                uint32_t mode, bool sync);
+bool os_probe_dax(int fd);
 void os_unmap(void *addr, uint64_t len);
 void *os_vol_alloc(size_t size);
 void os_vol_free(void *p, size_t size);
@@ -370,6 +374,8 @@ void pub_commit(struct pm_rt *rt, struct pm_resv *rv);
 int pub_free_prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk,
                      struct pm_pubfree *pf);
 void pub_free_do(struct pm_rt *rt, struct pm_pubfree *pf);
+void pub_free_abandon(struct pm_rt *rt, struct pm_trec *rec,
+                      struct pm_pubfree *pf);
 void pub_free_finish(struct pm_rt *rt, struct pm_trec *rec,
                      struct pm_pubfree *pf);
 void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
@@ -384,6 +390,20 @@ int pm_engine_prepare(struct pm_rt *rt); /* volatile runtime, validation:
                                            writes nothing to the file */
 int pm_engine_start(struct pm_rt *rt);   /* recovery and rebuild */
 void pm_engine_close(struct pm_rt *rt);
+
+/* ---- crashsim.c (test support, inert unless armed) ---- */
+#define PM_CRASH_NONE        0
+#define PM_CRASH_KILL        1   /* SIGKILL at the chosen crash point */
+#define PM_CRASH_POWER       2   /* ... and only flushed lines reach the file */
+#define PM_CRASH_POWER_EVICT 3   /* ... plus a random subset of dirty lines */
+void pm_crash_arm(uint64_t at, int mode, uint64_t seed);  /* at 0: count only */
+uint64_t pm_crash_points(void);
+bool pm_crash_armed(void);
+int pm_crash_mode(void);
+const struct pm_flush_ops *pm_crash_wrap(const struct pm_flush_ops *real);
+void pm_crash_attach(char *base, uint64_t len, int fd);
+void pm_crash_detach(char *base);
+void pm_crash_resize(char *base, uint64_t len);
 
 /* ---- hooks (test points) ---- */
 enum pm_hook_point {

@@ -199,14 +199,38 @@ void *os_reserve(uint64_t preferred, uint64_t size, uint64_t align,
     return (void *)a;
 }
 
-int os_map_file(void *addr, uint64_t len, int fd, uint64_t off, uint32_t mode)
+int os_map_file(void *addr, uint64_t len, int fd, uint64_t off, uint32_t mode,
+                bool sync)
 {
     int prot = mode == PM_MODE_READONLY ? PROT_READ : PROT_READ | PROT_WRITE;
     int flags = MAP_FIXED | (mode == PM_MODE_PRIVATE ? MAP_PRIVATE : MAP_SHARED);
+#if defined(MAP_SYNC) && defined(MAP_SHARED_VALIDATE)
+    if (sync)
+        flags = MAP_FIXED | MAP_SHARED_VALIDATE | MAP_SYNC;
+#else
+    (void)sync;
+#endif
     void *p = mmap(addr, len, prot, flags, fd, (off_t)off);
     if (p == MAP_FAILED)
         return -errno;
     return 0;
+}
+
+/* A file on a DAX file system (real persistent memory) accepts MAP_SYNC:
+ * its pages are the media, and cache-line write-back makes stores durable. */
+bool os_probe_dax(int fd)
+{
+#if defined(MAP_SYNC) && defined(MAP_SHARED_VALIDATE)
+    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                   MAP_SHARED_VALIDATE | MAP_SYNC, fd, 0);
+    if (p == MAP_FAILED)
+        return false;
+    munmap(p, 4096);
+    return true;
+#else
+    (void)fd;
+    return false;
+#endif
 }
 
 void os_unmap(void *addr, uint64_t len)

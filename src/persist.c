@@ -75,13 +75,27 @@ static void select_default(void)
         (void)pm_flush_select("auto", f);
 }
 
-const struct pm_flush_ops *pm_flush_ops_get(void)
+static const struct pm_flush_ops *real_ops(void)
 {
     const struct pm_flush_ops *o = pm_load_acquire(&active);
     if (PM_LIKELY(o != NULL))
         return o;
     pthread_once(&init_once, select_default);
     return pm_load_acquire(&active);
+}
+
+const struct pm_flush_ops *pm_flush_ops_get(void)
+{
+    return real_ops();
+}
+
+/* The public calls go through the crash simulation when a test armed it,
+ * so an application's own persists are crash points and reach the
+ * simulated file like the library's. */
+static const struct pm_flush_ops *public_ops(void)
+{
+    const struct pm_flush_ops *o = real_ops();
+    return PM_UNLIKELY(pm_crash_armed()) ? pm_crash_wrap(o) : o;
 }
 
 int pm_flush_check(void)
@@ -100,22 +114,22 @@ int pm_flush_forced(void)
 
 void persistent_flush(const void *addr, size_t len)
 {
-    pm_flush_ops_get()->flush(addr, len);
+    public_ops()->flush(addr, len);
 }
 
 void persistent_drain(void)
 {
-    pm_flush_ops_get()->drain();
+    public_ops()->drain();
 }
 
 void persistent_persist(const void *addr, size_t len)
 {
-    const struct pm_flush_ops *o = pm_flush_ops_get();
+    const struct pm_flush_ops *o = public_ops();
     o->flush(addr, len);
     o->drain();
 }
 
 const char *persistent_flush_method(void)
 {
-    return pm_flush_ops_get()->name;
+    return real_ops()->name;
 }

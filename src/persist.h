@@ -13,6 +13,14 @@ struct pm_flush_ops {
     void (*drain)(void);                          /* wait for write-backs */
 };
 
+/* Every cache line that [addr, addr + len) touches, once, in order: the
+ * loop all the write-back variants share (tested on its own). */
+#define PM_CACHE_LINE 64u
+#define PM_FOR_EACH_LINE(p, addr, len)                                        \
+    for (uintptr_t p = (uintptr_t)(addr) & ~(uintptr_t)(PM_CACHE_LINE - 1),   \
+                   p##_end = (len) ? (uintptr_t)(addr) + (len) : 0;           \
+         p < p##_end; p += PM_CACHE_LINE)
+
 /* arch/<cpu>/flush.c: fills ops[] with the variants this build can run on
  * this CPU (given CPUID-like feature bits), best first; returns the count. */
 #define PM_CPU_CLFLUSH     0x1u

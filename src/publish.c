@@ -224,6 +224,17 @@ void pub_free_do(struct pm_rt *rt, struct pm_pubfree *pf)
     }
 }
 
+/* A prepared free that will not happen (its location changed): undo the
+ * preparation. */
+void pub_free_abandon(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *pf)
+{
+    (void)rec;
+    if (!pf->large && !pf->local) {
+        pm_fetch_sub_seq_cst(&rt->ctl[pf->s].n_pub, 1u);
+        sb_list_if_orphan(rt, pf->s, pf->h->cls);
+    }
+}
+
 /* After the lane is idle: the block may be reused from here on. */
 void pub_free_finish(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *pf)
 {
@@ -302,30 +313,41 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
     int r = dest_check(rt, dest, &doff);
     if (r < 0)
         return r;
-    uint64_t boff = pm_load_acquire(dest_word(dest));
-    if (boff == 0)
-        return 0;
     struct pm_lane *l = lane_get(rt, rec);
     if (l == NULL)
         return pm_err(-ENOMEM, "free_from: no lane");
-    pm_op_begin(rec);
-    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
-        sb_owner_sync(rt, rec);
-    struct pm_pubfree pf;
-    r = pub_free_prepare(rt, rec, rt->base + boff, &pf);
-    if (r != 0) {
+    for (;;) {
+        uint64_t boff = pm_load_acquire(dest_word(dest));
+        if (boff == 0)
+            return 0;                   /* nothing there, or taken meanwhile */
+        pm_op_begin(rec);
+        if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+            sb_owner_sync(rt, rec);
+        struct pm_pubfree pf;
+        r = pub_free_prepare(rt, rec, rt->base + boff, &pf);
+        if (r != 0) {
+            pm_op_end(rec);
+            if (pm_load_acquire(dest_word(dest)) != boff)
+                continue;               /* another thread took it first */
+            pm_misuse(rt, r, rt->base + boff, "persistent_free_from");
+            return pm_err(-EINVAL, "free_from: %s", persistent_strerror(r));
+        }
+        lane_set(rt, l, PM_LANE_FREE, doff, boff, 0, 0);
+        /* take the block out of *dest: of two threads freeing from the same
+         * location, one gets it */
+        if (!pm_cas_strong_acq_rel(dest_word(dest), &boff, (uint64_t)0)) {
+            lane_clear(rt, l);
+            pub_free_abandon(rt, rec, &pf);
+            pm_op_end(rec);
+            continue;
+        }
+        pm_persist(rt, dest, sizeof *dest);
+        pub_free_do(rt, &pf);
+        lane_clear(rt, l);
+        pub_free_finish(rt, rec, &pf);
         pm_op_end(rec);
-        pm_misuse(rt, r, rt->base + boff, "persistent_free_from");
-        return pm_err(-EINVAL, "free_from: %s", persistent_strerror(r));
+        return 0;
     }
-    lane_set(rt, l, PM_LANE_FREE, doff, boff, 0, 0);
-    pm_store_release(dest_word(dest), (uint64_t)0);
-    pm_persist(rt, dest, sizeof *dest);
-    pub_free_do(rt, &pf);
-    lane_clear(rt, l);
-    pub_free_finish(rt, rec, &pf);
-    pm_op_end(rec);
-    return 0;
 }
 
 int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
@@ -386,7 +408,22 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
     uint64_t noff = (uint64_t)((char *)rv.blk - rt->base);
     lane_set(rt, l, PM_LANE_REALLOC, doff, noff, ooff, size);
     pub_commit(rt, &rv);
-    pm_store_release(dest_word(dest), noff);
+    uint64_t cur = ooff;
+    if (!pm_cas_strong_acq_rel(dest_word(dest), &cur, noff)) {
+        /* *dest changed under us: the new block goes, still under the
+         * lane (recovery would free it too), the old one stays */
+        pub_free_abandon(rt, rec, &pf);
+        struct pm_pubfree nf;
+        if (pub_free_prepare(rt, rec, rv.blk, &nf) == 0) {
+            pub_free_do(rt, &nf);
+            lane_clear(rt, l);
+            pub_free_finish(rt, rec, &nf);
+        } else {
+            lane_clear(rt, l);
+        }
+        pm_op_end(rec);
+        return pm_err(-EAGAIN, "realloc_into: the location changed meanwhile");
+    }
     pm_persist(rt, dest, sizeof *dest);
     pub_free_do(rt, &pf);
     lane_clear(rt, l);
@@ -457,10 +494,7 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
     if (!pm_cas_strong_acq_rel(val, &v, (uint64_t)0)) {
         /* removed by another thread meanwhile: undo our preparation */
         lane_clear(rt, l);
-        if (!pf.large && !pf.local) {
-            pm_fetch_sub_seq_cst(&rt->ctl[pf.s].n_pub, 1u);
-            sb_list_if_orphan(rt, pf.s, pf.h->cls);
-        }
+        pub_free_abandon(rt, rec, &pf);
         pm_op_end(rec);
         return -ENOENT;
     }

@@ -310,12 +310,10 @@ static int validate(const char *path, int fd, struct pm_fixed *f,
  * write-back on persistent memory, else with msync of the header page. */
 static void persist_header(struct pm_rt *rt, const void *addr, size_t len)
 {
-    if (rt->durability == PM_DUR_PROCESS)
-        return;
-    if (rt->flush != NULL && rt->flush != &pm_ops_msync) {
+    if (rt->flush != NULL) {            /* PMEM (cache lines or msync), tests */
         rt->flush->flush(addr, len);
         rt->flush->drain();
-    } else {
+    } else if (rt->durability == PM_DUR_SYNC) {
         (void)os_msync(rt->base, PM_HEADER_SIZE);
     }
 }
@@ -386,14 +384,14 @@ static int space_create(const char *path, const struct persistent_options *o,
 /* ------------------------------------------------------------------------ */
 /* Open                                                                       */
 
-static uint32_t resolve_durability(uint32_t asked, bool created,
+static uint32_t resolve_durability(uint32_t asked, bool created, bool dax,
                                    const struct pm_state *st)
 {
     if (asked != PERSISTENT_DURABILITY_DEFAULT)
         return asked;
     if (!created && st->durability >= PM_DUR_PROCESS && st->durability <= PM_DUR_SYNC)
         return st->durability;
-    return PM_DUR_PROCESS;
+    return dax ? PM_DUR_PMEM : PM_DUR_PROCESS;
 }
 
 static int registry_add(struct pm_rt *rt)
@@ -459,8 +457,10 @@ void pm_rt_unpin(struct pm_rt *rt)
 
 static void rt_unmap_free(struct pm_rt *rt)
 {
-    if (rt->base)
+    if (rt->base) {
+        pm_crash_detach(rt->base);
         os_unmap(rt->base, rt->reserve_size);
+    }
     os_close(rt->fd);
     pthread_mutex_destroy(&rt->grow_lock);
     free(rt);
@@ -477,12 +477,6 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
         os_close(fd);
         return r;
     }
-    r = pm_flush_check();
-    if (r < 0) {
-        os_close(fd);
-        return r;
-    }
-
     struct pm_rt *rt = calloc(1, sizeof *rt);
     if (rt == NULL) {
         os_close(fd);
@@ -502,6 +496,18 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
     rt->cur_slot = slot;
     rt->clean_at_open = st.clean != 0;
 
+    bool dax = mode == PM_MODE_WRITER && os_probe_dax(fd);
+    rt->durability = mode == PM_MODE_WRITER
+                         ? resolve_durability(durability, created, dax, &st)
+                         : PM_DUR_PROCESS;
+    rt->map_mode = mode;
+    rt->map_sync = dax && rt->durability == PM_DUR_PMEM;
+    int crash = pm_crash_mode();
+    if (crash >= PM_CRASH_POWER && mode == PM_MODE_WRITER) {
+        rt->map_mode = PM_MODE_PRIVATE;     /* only flushed lines reach the file */
+        rt->map_sync = false;
+    }
+
     bool at_pref;
     uint64_t preferred = st.n_bases ? st.bases[0].base : 0;
     char *base = os_reserve(preferred, rt->reserve_size, PM_BASE_ALIGN, &at_pref);
@@ -512,7 +518,7 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
                       path, (unsigned long long)size);
     }
     rt->base = base;
-    r = os_map_file(base, st.file_size, fd, 0, mode);
+    r = os_map_file(base, st.file_size, fd, 0, rt->map_mode, rt->map_sync);
     if (r < 0) {
         rt_unmap_free(rt);
         return pm_err(r, "%s: mmap: %s", path, persistent_strerror(r));
@@ -524,11 +530,15 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
     rt->kind_bits = (pm_atomic_u64 *)(base + f.kind_bits_off);
     pm_store_relaxed(&rt->n_pages, st.n_pages);
 
-    rt->durability = mode == PM_MODE_WRITER
-                         ? resolve_durability(durability, created, &st)
-                         : PM_DUR_PROCESS;
+    /* PMEM durability writes back cache lines where they are the media (DAX)
+     * or when PERSISTENT_MEM_FLUSH forces an instruction, else msyncs */
     if (rt->durability == PM_DUR_PMEM)
-        rt->flush = pm_flush_forced() ? pm_flush_ops_get() : &pm_ops_msync;
+        rt->flush = dax || pm_flush_forced() ? pm_flush_ops_get() : &pm_ops_msync;
+    if (crash != PM_CRASH_NONE && mode == PM_MODE_WRITER) {
+        rt->flush = pm_crash_wrap(rt->flush);
+        if (crash >= PM_CRASH_POWER)
+            pm_crash_attach(base, st.file_size, fd);
+    }
     rt->can_alloc = mode == PM_MODE_WRITER ||
                     (mode == PM_MODE_PRIVATE && !(oflags & PERSISTENT_OPEN_NO_RECOVER));
 
@@ -592,6 +602,9 @@ int persistent_space_open(const char *path, const struct persistent_options *opt
         mode = PM_MODE_PRIVATE;
     else if (o.flags & PERSISTENT_OPEN_READONLY)
         mode = PM_MODE_READONLY;
+    int fr = pm_flush_check();      /* before anything is created */
+    if (fr < 0)
+        return fr;
     if ((o.flags & (PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_READONLY)) ==
             (PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_READONLY) ||
         (mode != PM_MODE_WRITER && (o.flags & PERSISTENT_OPEN_CREATE)) ||
@@ -710,7 +723,9 @@ int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages)
     int r = os_allocate(rt->fd, old_size, new_size - old_size);
     if (r == 0)
         r = os_map_file(rt->base + old_size, new_size - old_size, rt->fd, old_size,
-                        rt->mode);
+                        rt->map_mode, rt->map_sync);
+    if (r == 0)
+        pm_crash_resize(rt->base, new_size);
     if (r == 0) {
         struct pm_state next = rt->st;
         next.n_pages = next_pages;

@@ -10,8 +10,6 @@
 #define HWCAP_DCPOP (1u << 16)
 #endif
 
-#define LINE 64u
-
 uint32_t arch_cpu_features(void)
 {
     return (getauxval(AT_HWCAP) & HWCAP_DCPOP) ? PM_CPU_DC_CVAP : 0;
@@ -19,9 +17,7 @@ uint32_t arch_cpu_features(void)
 
 static void flush_cvap(const void *addr, size_t len)
 {
-    uintptr_t p = (uintptr_t)addr & ~(uintptr_t)(LINE - 1);
-    uintptr_t end = (uintptr_t)addr + len;
-    for (; p < end; p += LINE)
+    PM_FOR_EACH_LINE(p, addr, len)
         __asm__ volatile("dc cvap, %0" : : "r"(p) : "memory");
 }
 

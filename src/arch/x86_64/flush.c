@@ -8,8 +8,6 @@
 
 #include "../../persist.h"
 
-#define LINE 64u
-
 uint32_t arch_cpu_features(void)
 {
     unsigned a, b, c, d;
@@ -29,18 +27,14 @@ uint32_t arch_cpu_features(void)
 __attribute__((target("clwb")))
 static void flush_clwb(const void *addr, size_t len)
 {
-    uintptr_t p = (uintptr_t)addr & ~(uintptr_t)(LINE - 1);
-    uintptr_t end = (uintptr_t)addr + len;
-    for (; p < end; p += LINE)
+    PM_FOR_EACH_LINE(p, addr, len)
         _mm_clwb((void *)p);
 }
 
 __attribute__((target("clflushopt")))
 static void flush_clflushopt(const void *addr, size_t len)
 {
-    uintptr_t p = (uintptr_t)addr & ~(uintptr_t)(LINE - 1);
-    uintptr_t end = (uintptr_t)addr + len;
-    for (; p < end; p += LINE)
+    PM_FOR_EACH_LINE(p, addr, len)
         _mm_clflushopt((void *)p);
 }
 
@@ -48,9 +42,7 @@ static void flush_clflushopt(const void *addr, size_t len)
  * drain has nothing to wait for; the two weaker ones need SFENCE. */
 static void flush_clflush(const void *addr, size_t len)
 {
-    uintptr_t p = (uintptr_t)addr & ~(uintptr_t)(LINE - 1);
-    uintptr_t end = (uintptr_t)addr + len;
-    for (; p < end; p += LINE)
+    PM_FOR_EACH_LINE(p, addr, len)
         _mm_clflush((const void *)p);
 }
 

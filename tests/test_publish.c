@@ -1,0 +1,178 @@
+/* Publishing calls: arguments, semantics, racing frees of one location,
+ * more threads than lanes, and the durability modes they run under. */
+#include "check.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+static struct t_misuse mis;
+
+static void test_basics(allocator_space_t *s)
+{
+    persistent_offset_t *slot = persistent_root_get(s, 1, 16 * sizeof *slot, NULL);
+    REQUIRE(slot != NULL);
+    persistent_offset_t outside = 0;
+    CHECK_EQ(persistent_alloc_into(s, &outside, 10), -EINVAL);      /* not in it */
+    CHECK_EQ(persistent_alloc_into(s, (persistent_offset_t *)((char *)s + 64), 10),
+             -EINVAL);                                              /* metadata */
+    CHECK_EQ(persistent_alloc_into(s, (persistent_offset_t *)((char *)slot + 3), 10),
+             -EINVAL);                                              /* misaligned */
+    CHECK_EQ(persistent_alloc_into(s, &slot[0], 0), -EINVAL);
+    CHECK_EQ(persistent_alloc_into(s, NULL, 10), -EINVAL);
+
+    CHECK_EQ(persistent_alloc_into(s, &slot[0], 100), 0);
+    REQUIRE(slot[0] != 0);
+    char *p = persistent_offset_to_ptr(s, slot[0]);
+    CHECK(persistent_usable_size(s, p) >= 100);
+    strcpy(p, "published");
+    CHECK_EQ(persistent_alloc_into(s, &slot[1], 300000), 0);         /* large */
+    CHECK(persistent_usable_size(s, persistent_offset_to_ptr(s, slot[1])) >= 300000);
+
+    /* realloc-into: in place, moved with contents, from 0 */
+    persistent_offset_t before = slot[0];
+    CHECK_EQ(persistent_realloc_into(s, &slot[0], 90), 0);
+    CHECK_EQ(slot[0], before);
+    CHECK_EQ(persistent_realloc_into(s, &slot[0], 5000), 0);
+    CHECK(slot[0] != before);
+    CHECK_EQ(persistent_usable_size(s, p), 0);                       /* old freed */
+    CHECK(strcmp(persistent_offset_to_ptr(s, slot[0]), "published") == 0);
+    CHECK_EQ(persistent_realloc_into(s, &slot[0], 200000), 0);
+    CHECK(strcmp(persistent_offset_to_ptr(s, slot[0]), "published") == 0);
+    before = slot[1];
+    CHECK_EQ(persistent_realloc_into(s, &slot[1], 100000), 0);      /* shrinks */
+    CHECK_EQ(slot[1], before);
+    CHECK_EQ(persistent_realloc_into(s, &slot[2], 64), 0);
+    CHECK(slot[2] != 0);
+    CHECK_EQ(persistent_realloc_into(s, &slot[2], 0), -EINVAL);
+
+    /* free-from: clears, and a second call has nothing to do */
+    for (int i = 0; i < 3; i++) {
+        void *q = persistent_offset_to_ptr(s, slot[i]);
+        CHECK_EQ(persistent_free_from(s, &slot[i]), 0);
+        CHECK_EQ(slot[i], 0);
+        CHECK_EQ(persistent_usable_size(s, q), 0);
+        CHECK_EQ(persistent_free_from(s, &slot[i]), 0);
+    }
+    /* a location holding something that is not a block */
+    slot[3] = 12345;
+    CHECK_EQ(persistent_free_from(s, &slot[3]), -EINVAL);
+    CHECK_EQ(mis.count, 1);
+    CHECK_EQ(slot[3], 12345);                                       /* untouched */
+    mis = (struct t_misuse){0};
+    slot[3] = 0;
+    t_check_clean(s, "publish basics");
+}
+
+/* ---- racing frees of one location, and more threads than lanes ---- */
+
+static allocator_space_t *S;
+static persistent_offset_t *shared;
+static pthread_barrier_t all_have_lanes;
+
+static void *racer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    /* every thread holds a lane at once: more than the metadata has */
+    persistent_offset_t *first = &shared[32 + id];
+    REQUIRE(persistent_alloc_into(S, first, 8) == 0);
+    REQUIRE(persistent_free_from(S, first) == 0);
+    pthread_barrier_wait(&all_have_lanes);
+    for (int round = 0; round < 200; round++) {
+        int i = (round + id) % 8;
+        if (id % 2)
+            persistent_free_from(S, &shared[i]);
+        else if (__atomic_load_n(&shared[i], __ATOMIC_ACQUIRE) == 0)
+            persistent_alloc_into(S, &shared[8 + id], 24 + (size_t)round);
+        if (id % 2 == 0) {
+            /* move what we made into a shared location, if it is free */
+            persistent_offset_t mine = __atomic_load_n(&shared[8 + id], __ATOMIC_ACQUIRE);
+            persistent_offset_t zero = 0;
+            if (mine && __atomic_compare_exchange_n(&shared[i], &zero, mine, false,
+                                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                __atomic_store_n(&shared[8 + id], 0, __ATOMIC_RELEASE);
+        }
+    }
+    return NULL;
+}
+
+static void test_races(void)
+{
+    const char *p = t_path("pubrace");
+    S = create_persistent_allocator(p, 8u << 10 << 10);
+    REQUIRE(S != NULL);
+    shared = persistent_root_get(S, 2, 80 * sizeof *shared, NULL);
+    REQUIRE(shared != NULL);
+    enum { T = 40 };                     /* the space has 32 lanes in its metadata */
+    pthread_barrier_init(&all_have_lanes, NULL, T);
+    pthread_t th[T];
+    for (int i = 0; i < T; i++)
+        pthread_create(&th[i], NULL, racer, (void *)(intptr_t)i);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    CHECK_EQ(mis.count, 0);              /* no double free: one taker each */
+    for (int i = 0; i < 80; i++)
+        if (shared[i])
+            CHECK_EQ(persistent_free_from(S, &shared[i]), 0);
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(S, &rep), 0);
+    CHECK_EQ(rep.in_flight_lanes, 0);
+    /* the root and the overflow lane tables the threads needed */
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(S, &st) == 0);
+    CHECK(st.live_blocks >= 2);           /* at least one overflow table */
+    CHECK(st.live_blocks <= 2 + 4);
+    destroy_persistent_allocator(S);
+    /* the lane tables are found again and are idle */
+    S = create_persistent_allocator(p, 0);
+    REQUIRE(S != NULL);
+    CHECK_EQ(persistent_check(S, &rep), 0);
+    destroy_persistent_allocator(S);
+    unlink(p);
+}
+
+static void test_modes(void)
+{
+    static const uint32_t modes[] = {PERSISTENT_DURABILITY_PROCESS,
+                                     PERSISTENT_DURABILITY_PMEM,
+                                     PERSISTENT_DURABILITY_SYNC};
+    for (size_t m = 0; m < 3; m++) {
+        const char *p = t_path("modes");
+        struct persistent_options o = {0};
+        o.flags = PERSISTENT_OPEN_CREATE;
+        o.size = 4u << 20;
+        o.durability = modes[m];
+        allocator_space_t *s;
+        REQUIRE(persistent_space_open(p, &o, &s) == 0);
+        test_basics(s);
+        for (int i = 0; i < 2000; i++)
+            persistent_free(s, persistent_malloc(s, 1 + (size_t)i % 5000));
+        CHECK_EQ(persistent_sync(s), 0);
+        persistent_space_close(s);
+        /* a default open keeps the recorded mode; a new file is PROCESS */
+        o.flags = 0;
+        o.durability = PERSISTENT_DURABILITY_DEFAULT;
+        REQUIRE(persistent_space_open(p, &o, &s) == 0);
+        struct persistent_info in;
+        REQUIRE(persistent_space_info(s, &in) == 0);
+        CHECK_EQ(in.durability, modes[m]);
+        t_check_clean(s, "reopened");
+        persistent_space_close(s);
+        unlink(p);
+    }
+    const char *p = t_path("default");
+    allocator_space_t *s = create_persistent_allocator(p, 1u << 20);
+    REQUIRE(s != NULL);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK_EQ(in.durability, PERSISTENT_DURABILITY_PROCESS);   /* not DAX */
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+int main(void)
+{
+    persistent_error_hook_set(t_misuse_hook, &mis);
+    test_modes();
+    test_races();
+    return t_done();
+}
