@@ -19,7 +19,23 @@ static void *large_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size,
     return p;
 }
 
-static inline void *small_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
+/* Everything but the fast path; called inside the operation. */
+__attribute__((noinline)) static void *small_alloc_slow(struct pm_rt *rt,
+                                                        struct pm_trec *rec,
+                                                        uint32_t c)
+{
+    void *p = sb_refill_alloc(rt, rec, c);
+    if (PM_UNLIKELY(p == NULL))
+        /* no superblock to be had for the class: a run of pages is still a
+         * block of that size (G5b: no false exhaustion) */
+        p = large_alloc(rt, rec, pm_class_size(c), 0);
+    return p;
+}
+
+/* always_inline: the fast path is a dozen instructions and a call would
+ * cost as much again (a GNU attribute). */
+__attribute__((always_inline)) static inline void *
+small_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
 {
     struct pm_tcache *t = &rec->cls[c];
     pm_op_begin(rec);
@@ -34,12 +50,7 @@ static inline void *small_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t 
         pm_op_end(rec);
         return p;
     }
-    void *p = sb_refill_alloc(rt, rec, c);
-    if (PM_UNLIKELY(p == NULL))
-        /* no superblock to be had for the class: a run of pages is still a
-         * block of that size (G5b: no false exhaustion) */
-        p = large_alloc(rt, rec, pm_class_size(c), 0);
-    return p;
+    return small_alloc_slow(rt, rec, c);
 }
 
 void *persistent_malloc(allocator_space_t *space, size_t size)

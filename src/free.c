@@ -19,16 +19,66 @@ void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
         pm_misuse(rt, r, ptr, "persistent_free");
 }
 
+/* The owner freeing one of its own small blocks, in one piece: locate,
+ * check, clear the bit.  Anything else (a large block, another thread's
+ * superblock, misuse, a revocation in progress, a superblock emptied) is
+ * left to the general path; false then, with nothing changed. */
+static inline bool free_fast(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
+{
+    uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)rt->data);
+    if (PM_UNLIKELY(off >= (pm_load_relaxed(&rt->n_pages) << rt->page_shift)))
+        return false;
+    uint32_t f1 = pm_load_relaxed(&rt->pagemap[off >> rt->page_shift]);
+    if (PM_UNLIKELY(f1 == 0))
+        return false;
+    uint32_t s = f1 - 1;
+    struct pm_sb_header *h = sb_header(rt, s);
+    uint32_t c = h->cls;
+    if (PM_UNLIKELY(c >= rt->n_small))
+        return false;
+    const struct pm_class *k = &rt->cls[c];
+    uint64_t x = (uint64_t)((uintptr_t)ptr - (uintptr_t)h) - k->data_start;
+    uint64_t idx = (x * k->recip) >> 40;
+    if (PM_UNLIKELY(idx >= k->n_blocks || idx * k->block_size != x))
+        return false;
+    uint32_t w = (uint32_t)(idx >> 6);
+    uint64_t bit = UINT64_C(1) << (idx & 63);
+    pm_atomic_u64 *aw = &h->bits[w];
+    pm_op_begin(rec);
+    uint64_t a = pm_load_relaxed(&rt->ctl[s].anchor);
+    uint64_t word = pm_load_relaxed(aw);
+    struct pm_tcache *t = &rec->cls[c];
+    if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
+                    pm_anchor_state(a) != PM_SB_OWNED || pm_anchor_owner(a) != rec->id ||
+                    !(word & bit) || (pm_load_relaxed(&h->bits[k->n_words + w]) & bit) ||
+                    ((word & ~bit) == 0 && t->sb != s))) {
+        pm_op_end(rec);
+        return false;
+    }
+    pm_store_relaxed(aw, word & ~bit);
+    pm_persist(rt, aw, sizeof *aw);
+    if (t->sb == s) {
+        if (t->word == w)
+            t->mask |= bit;         /* reuse it soon: it is in cache */
+        else
+            t->freemap |= UINT64_C(1) << w;
+    }
+    pm_op_end(rec);
+    return true;
+}
+
 void persistent_free(allocator_space_t *space, void *ptr)
 {
     if (ptr == NULL)
         return;
     struct pm_rt *rt;
     struct pm_trec *rec = pm_thread_rec(space, &rt);
-    if (rec == NULL) {
+    if (PM_UNLIKELY(rec == NULL)) {
         pm_misuse(pm_rt_of(space), PERSISTENT_E_BAD_POINTER, ptr,
                   "persistent_free (space not open for writing here)");
         return;
     }
+    if (PM_LIKELY(free_fast(rt, rec, ptr)))
+        return;
     pm_free_block(rt, rec, ptr);
 }

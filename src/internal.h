@@ -96,6 +96,9 @@ struct pm_tcache {
     uint32_t sb;                  /* current superblock, PM_NO_SB if none */
     uint32_t word;                /* index of aword in its bitmap */
     uint32_t n_owned;
+    uint64_t freemap;             /* words of sb other than word that may
+                                     have free blocks (a hint: rebuilt when
+                                     sb becomes current or is collected) */
     uint32_t owned[PM_OWNED_MAX]; /* other superblocks this thread owns */
 };
 
@@ -245,7 +248,17 @@ static inline void pm_persist(struct pm_rt *rt, const void *addr, size_t len)
 }
 
 /* ---- sizeclass.c ---- */
-uint32_t pm_size_class(size_t size);          /* size in 1..PM_MAX_SMALL */
+extern const uint8_t pm_class_of_granule[65];
+/* The class of a size in 1..PM_MAX_SMALL: a table up to 1 KiB, then four
+ * classes per doubling. */
+static inline uint32_t pm_size_class(size_t size)
+{
+    if (size <= 1024)
+        return pm_class_of_granule[(size + 15) >> 4];
+    uint64_t s = (uint64_t)size - 1;
+    uint32_t k = 63 - (uint32_t)__builtin_clzll(s);
+    return 8 + (k - 7) * 4 + (uint32_t)((s >> (k - 2)) & 3);
+}
 uint32_t pm_class_size(uint32_t cls);
 void pm_classes_init(struct pm_rt *rt);
 

@@ -21,14 +21,14 @@ uint32_t pm_class_size(uint32_t c)
     return (128u << j) + (i + 1) * (32u << j);
 }
 
-uint32_t pm_size_class(size_t size)
-{
-    if (size <= 128)
-        return (uint32_t)((size + 15) >> 4) - 1;
-    uint64_t s = (uint64_t)size - 1;
-    uint32_t k = 63 - pm_clz64(s);
-    return 8 + (k - 7) * 4 + (uint32_t)((s >> (k - 2)) & 3);
-}
+/* pm_size_class (internal.h) for sizes up to 1 KiB, by 16-byte granule */
+const uint8_t pm_class_of_granule[65] = {
+    0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9,
+    10, 10, 11, 11, 12, 12, 12, 12, 13, 13, 13, 13, 14,
+    14, 14, 14, 15, 15, 15, 15, 16, 16, 16, 16, 16, 16,
+    16, 16, 17, 17, 17, 17, 17, 17, 17, 17, 18, 18, 18,
+    18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19,
+};
 
 static uint32_t round_up32(uint32_t x, uint32_t a)
 {

@@ -233,14 +233,30 @@ static bool collect(struct pm_rt *rt, uint32_t s)
 
 /* ---- the owner's per-class cache ---- */
 
+/* Which words of t's superblock have a free block right now. */
+static void rebuild_freemap(struct pm_rt *rt, struct pm_tcache *t, uint32_t c)
+{
+    const struct pm_class *k = &rt->cls[c];
+    struct pm_sb_header *h = sb_header(rt, t->sb);
+    pm_atomic_u64 *al = alloc_bits(h), *rm = remote_bits(h);
+    uint64_t fm = 0;
+    for (uint32_t w = 0; w < k->n_words; w++) {
+        uint64_t valid = w + 1 == k->n_words ? k->last_mask : ~UINT64_C(0);
+        if (~(pm_load_relaxed(&al[w]) | pm_load_relaxed(&rm[w])) & valid)
+            fm |= UINT64_C(1) << w;
+    }
+    t->freemap = fm;
+}
+
 static void set_current(struct pm_rt *rt, struct pm_tcache *t, uint32_t s,
                         uint32_t c)
 {
     const struct pm_class *k = &rt->cls[c];
     t->sb = s;
-    t->word = k->n_words - 1;       /* next_word() starts at word 0 */
+    t->word = k->n_words;           /* none yet */
     t->mask = 0;
     t->bsize = k->block_size;
+    rebuild_freemap(rt, t, c);
 }
 
 static void drop_current(struct pm_tcache *t)
@@ -249,16 +265,16 @@ static void drop_current(struct pm_tcache *t)
     t->mask = 0;
 }
 
-/* Moves t to the next bitmap word of its superblock that has a free block,
- * looking at every word once, the current one last. */
+/* Moves t to the lowest word of its superblock the free-word hint names
+ * that really has a free block. */
 static bool next_word(struct pm_rt *rt, struct pm_tcache *t, uint32_t c)
 {
     const struct pm_class *k = &rt->cls[c];
     struct pm_sb_header *h = sb_header(rt, t->sb);
     pm_atomic_u64 *al = alloc_bits(h), *rm = remote_bits(h);
-    uint32_t w = t->word;
-    for (uint32_t i = 0; i < k->n_words; i++) {
-        w = w + 1 == k->n_words ? 0 : w + 1;
+    while (t->freemap) {
+        uint32_t w = pm_ctz64(t->freemap);
+        t->freemap &= t->freemap - 1;
         uint64_t valid = w + 1 == k->n_words ? k->last_mask : ~UINT64_C(0);
         uint64_t m = ~(pm_load_relaxed(&al[w]) | pm_load_relaxed(&rm[w])) & valid;
         if (m) {
@@ -367,8 +383,11 @@ static bool refill(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
         if (t->sb != PM_NO_SB) {
             if (next_word(rt, t, c))
                 return true;
-            if (collect(rt, t->sb) && next_word(rt, t, c))
-                return true;
+            if (collect(rt, t->sb)) {
+                rebuild_freemap(rt, t, c);
+                if (next_word(rt, t, c))
+                    return true;
+            }
             detach(rt, rec, t, c);
         }
         while (t->n_owned > 0) {
@@ -494,6 +513,8 @@ void sb_after_local_free(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
     if (t->sb == s) {
         if (t->word == idx >> 6)
             t->mask |= UINT64_C(1) << (idx & 63);
+        else
+            t->freemap |= UINT64_C(1) << (idx >> 6);
         return;                                  /* the current one stays */
     }
     if (pm_load_relaxed(&alloc_bits(h)[idx >> 6]) == 0 && all_clear(h) &&
