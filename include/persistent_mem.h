@@ -18,6 +18,10 @@
  *     block of the space) is reported through the error hook and changes
  *     nothing.
  *   - No call here is async-signal-safe.
+ *   - After fork(), a space the parent had open does not exist in the child
+ *     (calls on it fail as on any unknown space): the two processes would
+ *     share its lock and pages.  The child may open it again once the
+ *     parent has closed it.
  *
  * The calls marked [seed] keep the names and shapes of the "Persistence of
  * Memory" allocator, so programs written for it compile unchanged.

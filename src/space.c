@@ -394,8 +394,30 @@ static uint32_t resolve_durability(uint32_t asked, bool created, bool dax,
     return dax ? PM_DUR_PMEM : PM_DUR_PROCESS;
 }
 
+/* In a child after fork() the parent's spaces are gone: the child shares
+ * the parent's writer lock and MAP_SHARED pages, so using them would race
+ * with the parent.  The child's calls on them fail as on any unknown space;
+ * opening the file again reports it busy while the parent has it. */
+static void forget_after_fork(void)
+{
+    for (int i = 0; i < PM_MAX_OPEN; i++) {
+        pm_store_relaxed(&registry[i].base, (uintptr_t)0);
+        pm_store_relaxed(&registry[i].rt, (struct pm_rt *)NULL);
+    }
+    pm_fetch_add_acq_rel(&pm_close_epoch, 1);
+    pthread_mutex_init(&registry_lock, NULL);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_init(void)
+{
+    (void)pthread_atfork(NULL, NULL, forget_after_fork);
+}
+
 static int registry_add(struct pm_rt *rt)
 {
+    pthread_once(&fork_once, fork_init);
     pthread_mutex_lock(&registry_lock);
     for (int i = 0; i < PM_MAX_OPEN; i++) {
         if (pm_load_relaxed(&registry[i].rt) == NULL) {

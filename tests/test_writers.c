@@ -113,6 +113,39 @@ static void test_two_writers(void)
     unlink(p);
 }
 
+static void test_fork(void)
+{
+    const char *p = t_path("fork");
+    allocator_space_t *s = create_persistent_allocator(p, 1u << 20);
+    REQUIRE(s != NULL);
+    char *r = persistent_malloc_root(s, 1, 16);
+    REQUIRE(r != NULL);
+    strcpy(r, "parent");
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* the parent's space is not the child's */
+        int bad = 0;
+        errno = 0;
+        bad += persistent_malloc(s, 10) != NULL || errno != EINVAL;
+        bad += persistent_find_root(s, 1) != NULL;
+        struct persistent_options o = {0};
+        allocator_space_t *s2;
+        bad += persistent_space_open(p, &o, &s2) != PERSISTENT_E_BUSY;
+        _exit(bad);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* the parent goes on as before */
+    CHECK(strcmp(persistent_find_root(s, 1), "parent") == 0);
+    void *x = persistent_malloc(s, 100);
+    CHECK(x != NULL);
+    persistent_free(s, x);
+    t_check_clean(s, "after fork");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
 static void test_private_of_crashed(void)
 {
     const char *p = t_path("crashed");
@@ -181,6 +214,7 @@ int main(int argc, char **argv)
     REQUIRE(n > 0);
     self[n] = '\0';
     test_two_writers();
+    test_fork();
     test_private_of_crashed();
     return t_done();
 }
