@@ -111,7 +111,6 @@ struct pm_trec {
     uint32_t id;                  /* index in rt->recs, >= 1 */
     pm_atomic_u32 in_use;
     int32_t lane;                 /* publish lane index, -1 if none */
-    uint64_t rng;                 /* per-thread xorshift state */
     struct pm_tcache cls[PM_N_CLASSES];
 };
 
@@ -229,16 +228,6 @@ extern pm_atomic_u64 pm_close_epoch;
 /* Persistence of one metadata change (PMEM durability only; the other
  * modes rely on the page cache and sync points).  Every call is also a
  * crash point for the deterministic crash tests. */
-static inline void pm_flush(struct pm_rt *rt, const void *addr, size_t len)
-{
-    if (PM_UNLIKELY(rt->flush != NULL))
-        rt->flush->flush(addr, len);
-}
-static inline void pm_drain(struct pm_rt *rt)
-{
-    if (PM_UNLIKELY(rt->flush != NULL))
-        rt->flush->drain();
-}
 static inline void pm_persist(struct pm_rt *rt, const void *addr, size_t len)
 {
     if (PM_UNLIKELY(rt->flush != NULL)) {
@@ -267,7 +256,6 @@ int pg_init(struct pm_rt *rt);
 uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align_pages);
 bool pg_claim_at(struct pm_rt *rt, uint64_t first, uint64_t n);
 void pg_release(struct pm_rt *rt, uint64_t first, uint64_t n);
-bool pg_is_used(struct pm_rt *rt, uint64_t page);
 void pg_mark_used(struct pm_rt *rt, uint64_t first, uint64_t n);
 bool pg_bit(const pm_atomic_u64 *bits, uint64_t page);
 void pg_bit_set(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t page);

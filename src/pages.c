@@ -114,11 +114,6 @@ int pg_init(struct pm_rt *rt)
     return 0;
 }
 
-bool pg_is_used(struct pm_rt *rt, uint64_t page)
-{
-    return pg_bit(rt->used, page);
-}
-
 /* Recovery only (single-threaded): mark a live run. */
 void pg_mark_used(struct pm_rt *rt, uint64_t first, uint64_t n)
 {

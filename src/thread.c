@@ -32,12 +32,11 @@ static void key_init(void)
     (void)pthread_key_create(&exit_key, thread_exit);
 }
 
-static void rec_init(struct pm_rt *rt, struct pm_trec *rec, uint32_t id)
+static void rec_init(struct pm_trec *rec, uint32_t id)
 {
     rec->id = id;
     rec->lane = -1;
     rec->seen_revokes = pm_load_acquire(&rec->revokes);
-    rec->rng = (uint64_t)id * UINT64_C(0x9e3779b97f4a7c15) ^ rt->instance;
     for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
         struct pm_tcache *t = &rec->cls[c];
         memset(t, 0, sizeof *t);
@@ -57,7 +56,7 @@ static struct pm_trec *rec_claim(struct pm_rt *rt)
             uint32_t zero = 0;
             if (pm_load_relaxed(&rt->recs[id].in_use) == 0 &&
                 pm_cas_strong_acq_rel(&rt->recs[id].in_use, &zero, 1u)) {
-                rec_init(rt, &rt->recs[id], id);
+                rec_init(&rt->recs[id], id);
                 return &rt->recs[id];
             }
         }
