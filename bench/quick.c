@@ -8,8 +8,8 @@
  *
  * Prints Mops/s (one op = one malloc or one free), the median of 5 runs,
  * at 1, 2 and 4 threads, and the ratio persistent_mem / glibc.
- * This is the quick check of the allocator issue; bench/bench runs the full
- * comparison. */
+ * This is the quick check of the allocator issue; run.py runs the full
+ * comparison (see README.md). */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <pthread.h>
