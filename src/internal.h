@@ -150,7 +150,7 @@ struct pm_rt {
 
     /* page allocator (pages.c) */
     pm_atomic_u64 *used;          /* claimed pages, 1 bit each */
-    pm_atomic_u64 hint;           /* lowest page that may be free | version */
+    pm_atomic_u64 hints[17];      /* per run length: lowest start | version */
     uint64_t used_words;
 
     /* superblocks (superblock.c) */

@@ -9,10 +9,13 @@
  * after a crash.
  *
  * Search is first fit, lowest address first, to keep the file's used part
- * small.  rt->hint is a lower bound on the first free page (bits 0..39) with
- * a version (bits 40..63): frees lower it and bump the version, an
- * allocation that took the first free page raises it with a CAS that fails
- * if anything changed meanwhile.  When the hinted search fails a full scan
+ * small, a 64-bit word at a time.  rt->hints[n - 1] is a lower bound on
+ * where a run of n free pages can start (bits 0..39), with a version (bits
+ * 40..63); the last one serves every longer request.  Per length, so that a
+ * request does not scan again and again past the holes too short for it
+ * that first fit leaves in the low part of the space.  Frees lower the hints
+ * of every length they could serve and bump their versions; an allocation
+ * raises its own with a CAS that fails if anything changed meanwhile.  When the hinted search fails a full scan
  * from page 0 runs before anyone reports exhaustion, so a stale hint can
  * cost time but never a false ENOMEM (G5b).
  *
@@ -23,6 +26,7 @@
 #include "internal.h"
 
 #define HINT_PAGE_MASK ((UINT64_C(1) << 40) - 1)
+#define N_HINTS 17u /* one per request length 1..16, one for longer ones */
 
 static uint64_t mask_of(uint64_t lo, uint64_t cnt)
 {
@@ -110,7 +114,8 @@ uint64_t pg_run_end(struct pm_rt *rt, uint64_t first)
 
 int pg_init(struct pm_rt *rt)
 {
-    pm_store_relaxed(&rt->hint, 0);
+    for (uint32_t i = 0; i < N_HINTS; i++)
+        pm_store_relaxed(&rt->hints[i], 0);
     return 0;
 }
 
@@ -133,15 +138,36 @@ static void clear_range(struct pm_rt *rt, uint64_t first, uint64_t end)
     }
 }
 
-static void hint_lower(struct pm_rt *rt, uint64_t page)
+static void hint_lower(pm_atomic_u64 *hint, uint64_t page)
 {
-    uint64_t h = pm_load_relaxed(&rt->hint);
+    uint64_t h = pm_load_relaxed(hint);
+    /* above the hint the hint stays right; skipping the CAS there keeps
+     * frees from all contending on one word (an allocation racing with
+     * such a free may leave the hint above it until the next free below:
+     * a page unused a while, never a false ENOMEM, see pg_alloc) */
+    if (page > (h & HINT_PAGE_MASK))
+        return;
     for (;;) {
         uint64_t hp = h & HINT_PAGE_MASK;
         uint64_t nh = (((h >> 40) + 1) << 40) | (page < hp ? page : hp);
-        if (pm_cas_weak_acq_rel(&rt->hint, &h, nh))
+        if (pm_cas_weak_acq_rel(hint, &h, nh))
             return;
     }
+}
+
+/* Pages [first, first + n) became free: every request length they could
+ * serve may now be served at first.  (Freed next to free pages they may
+ * serve longer requests too; missing that only delays their reuse until a
+ * free below the hint or a full scan.) */
+static void hints_lower(struct pm_rt *rt, uint64_t first, uint64_t n)
+{
+    uint64_t top = n < N_HINTS ? n : N_HINTS;
+    for (uint64_t i = 0; i < top; i++)
+        if (first <= (pm_load_relaxed(&rt->hints[i]) & HINT_PAGE_MASK))
+            hint_lower(&rt->hints[i], first);
+    if (n >= N_HINTS &&
+        first <= (pm_load_relaxed(&rt->hints[N_HINTS - 1]) & HINT_PAGE_MASK))
+        hint_lower(&rt->hints[N_HINTS - 1], first);
 }
 
 bool pg_claim_at(struct pm_rt *rt, uint64_t first, uint64_t n)
@@ -158,7 +184,7 @@ bool pg_claim_at(struct pm_rt *rt, uint64_t first, uint64_t n)
             if (old & m) {
                 /* someone may have skipped these pages as used meanwhile */
                 clear_range(rt, first, p);
-                hint_lower(rt, first);
+                hints_lower(rt, first, p - first);
                 return false;
             }
         } while (!pm_cas_weak_acq_rel(w, &old, old | m));
@@ -170,25 +196,88 @@ bool pg_claim_at(struct pm_rt *rt, uint64_t first, uint64_t n)
 void pg_release(struct pm_rt *rt, uint64_t first, uint64_t n)
 {
     clear_range(rt, first, first + n);
-    hint_lower(rt, first);
+    hints_lower(rt, first, n);
+}
+
+/* Bits i of the result are set where x has n (1..64) set bits starting at
+ * bit i, within the word: O(log n) shifts. */
+static uint64_t runs_of(uint64_t x, uint64_t n)
+{
+    uint64_t k = 1;
+    while (2 * k <= n) {
+        x &= x >> k;
+        k *= 2;
+    }
+    if (n > k)
+        x &= x >> (n - k);
+    return x;
+}
+
+/* Lowest run of n free pages in [from, limit), a word at a time: runs
+ * inside a word by runs_of, runs across words by carrying the free pages
+ * at the top of the previous word.  *first_free gets the first free page
+ * seen. */
+static uint64_t find_free_any(struct pm_rt *rt, uint64_t from, uint64_t n,
+                              uint64_t track, uint64_t limit, uint64_t *first_free)
+{
+    uint64_t carry = 0;                 /* free pages ending at word start */
+    for (uint64_t w = from >> 6; (w << 6) < limit; w++) {
+        /* *first_free: the first place a run of track pages starts */
+        uint64_t x = ~pm_load_relaxed(&rt->used[w]);
+        if (w == from >> 6)
+            x &= ~UINT64_C(0) << (from & 63);
+        if (((w + 1) << 6) > limit)
+            x &= (UINT64_C(1) << (limit & 63)) - 1;
+        if (x == 0) {
+            carry = 0;
+            continue;
+        }
+        uint64_t low = ~x ? pm_ctz64(~x) : 64;     /* free pages at bit 0 up */
+        if (*first_free == PG_NONE && track < n) {
+            if (carry + low >= track)
+                *first_free = (w << 6) - carry;
+            else if (~x != 0 && runs_of(x, track))
+                *first_free = (w << 6) + pm_ctz64(runs_of(x, track));
+        }
+        if (carry + low >= n) {
+            if (*first_free == PG_NONE)
+                *first_free = (w << 6) - carry;
+            return (w << 6) - carry;
+        }
+        if (~x == 0) {
+            carry += 64;
+            continue;
+        }
+        if (n <= 64) {
+            uint64_t r = runs_of(x, n);
+            if (r) {
+                if (*first_free == PG_NONE)
+                    *first_free = (w << 6) + pm_ctz64(r);
+                return (w << 6) + pm_ctz64(r);
+            }
+        }
+        carry = (x >> 63) ? pm_clz64(~x) : 0;       /* free pages at the top */
+    }
+    return PG_NONE;
 }
 
 /* Lowest run of n free pages at or after from whose first page p has
  * (p + phase) % align == 0; *first_free gets the first free page seen. */
 static uint64_t find_free(struct pm_rt *rt, uint64_t from, uint64_t n,
-                          uint64_t align, uint64_t phase, uint64_t limit,
-                          uint64_t *first_free)
+                          uint64_t track, uint64_t align, uint64_t phase,
+                          uint64_t limit, uint64_t *first_free)
 {
-    uint64_t p = from;
     *first_free = PG_NONE;
+    if (align == 1)
+        return find_free_any(rt, from, n, track, limit, first_free);
+    uint64_t p = from;
     while (p < limit && limit - p >= n) {
         uint64_t z = next_clear(rt->used, p, limit);
         if (z == PG_NONE)
             return PG_NONE;
         if (*first_free == PG_NONE)
             *first_free = z;
-        if (align > 1)
-            z += (align - (z + phase) % align) % align;
+        z += (align - (z + phase) % align) % align;
         if (z >= limit || limit - z < n)
             return PG_NONE;
         uint64_t s = pg_next_set(rt->used, z, z + n);
@@ -204,19 +293,26 @@ uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align)
     uint64_t phase = rt->data_off >> rt->page_shift;
     if (n == 0 || align == 0)
         return PG_NONE;
+    /* the hint for this length; aligned requests use the one for a page */
+    uint64_t track = align == 1 && n < N_HINTS ? n : align == 1 ? N_HINTS : 1;
+    pm_atomic_u64 *hint = &rt->hints[track - 1];
     for (int pass = 0; pass < 2; pass++) {
         uint64_t limit = pm_load_acquire(&rt->n_pages);
-        uint64_t h = pm_load_acquire(&rt->hint);
+        uint64_t h = pm_load_acquire(hint);
         uint64_t from = pass == 0 ? (h & HINT_PAGE_MASK) : 0;
         for (;;) {
             uint64_t first_free;
-            uint64_t p = find_free(rt, from, n, align, phase, limit, &first_free);
+            uint64_t p = find_free(rt, from, n, track, align, phase, limit, &first_free);
             if (p == PG_NONE)
                 break;
             if (pg_claim_at(rt, p, n)) {
-                if (pass == 0 && p == first_free)
-                    (void)pm_cas_strong_acq_rel(&rt->hint, &h,
-                                                (h & ~HINT_PAGE_MASK) | (p + n));
+                /* nothing this hint covers starts below first_free; if that
+                 * is what was just taken, the next candidate is after it */
+                if (pass == 0 && first_free <= p) {
+                    uint64_t next = first_free == p ? p + n : first_free;
+                    (void)pm_cas_strong_acq_rel(hint, &h,
+                                                (h & ~HINT_PAGE_MASK) | next);
+                }
                 return p;
             }
             from = p;          /* lost a race for part of it: look again */

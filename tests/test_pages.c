@@ -73,6 +73,42 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* First fit against the obvious search, on random bitmaps: runs inside a
+ * word, across words and longer than a word. */
+static void test_first_fit(void)
+{
+    uint64_t seed = 4242;
+    for (int round = 0; round < 2000; round++) {
+        unsigned density = (unsigned)(t_rand(&seed) % 100);
+        for (uint64_t w = 0; w < PAGES / 64; w++) {
+            uint64_t x = 0;
+            for (int b = 0; b < 64; b++)
+                if (t_rand(&seed) % 100 < density)
+                    x |= UINT64_C(1) << b;
+            atomic_store(&rt.used[w], x);
+        }
+        for (int h = 0; h < 17; h++)
+            atomic_store(&rt.hints[h], 0);
+        uint64_t n = 1 + t_rand(&seed) % (round % 4 == 0 ? 150 : 20);
+        uint64_t want = PG_NONE, run = 0;
+        for (uint64_t p = 0; p < PAGES; p++) {
+            run = (atomic_load(&rt.used[p / 64]) >> (p % 64)) & 1 ? 0 : run + 1;
+            if (run == n) {
+                want = p + 1 - n;
+                break;
+            }
+        }
+        uint64_t got = pg_alloc(&rt, n, 1);
+        if (got != want) {
+            fprintf(stderr, "density %u n %llu: got %lld want %lld\n", density,
+                    (unsigned long long)n, (long long)got, (long long)want);
+            t_failures++;
+        }
+    }
+    memset((void *)rt.used, 0, PAGES / 8);
+    pg_init(&rt);
+}
+
 int main(void)
 {
     rt.page_shift = 12;
@@ -95,6 +131,7 @@ int main(void)
     CHECK_EQ(pg_alloc(&rt, PAGES, 1), 0);
     CHECK_EQ(pg_alloc(&rt, 1, 1), PG_NONE);
     pg_release(&rt, 0, PAGES);
+    test_first_fit();
 
     enum { T = 8 };
     pthread_t th[T];
