@@ -150,6 +150,8 @@ struct pm_rt {
 
     /* page allocator (pages.c) */
     pm_atomic_u64 *used;          /* claimed pages, 1 bit each */
+    pm_atomic_u64 *punched;       /* pages punched out of the file */
+    bool can_punch;               /* writer, shared mapping, 4 KiB pages */
     pm_atomic_u64 hints[17];      /* per run length: lowest start | version */
     uint64_t used_words;
 
@@ -200,6 +202,8 @@ int os_file_size(int fd, uint64_t *size);
 int os_pread_all(int fd, void *buf, size_t len, uint64_t off);
 int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 int os_allocate(int fd, uint64_t off, uint64_t len);
+int os_punch(int fd, uint64_t off, uint64_t len);
+int os_fill_holes(int fd, uint64_t size);
 int os_fsync(int fd);
 int os_msync(void *addr, size_t len);
 void *os_reserve(uint64_t preferred, uint64_t size, uint64_t align,
@@ -254,6 +258,8 @@ void pm_classes_init(struct pm_rt *rt);
 /* ---- pages.c ---- */
 int pg_init(struct pm_rt *rt);
 uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align_pages);
+bool pg_back(struct pm_rt *rt, uint64_t first, uint64_t n);
+void pg_release_large(struct pm_rt *rt, uint64_t first, uint64_t n);
 bool pg_claim_at(struct pm_rt *rt, uint64_t first, uint64_t n);
 void pg_release(struct pm_rt *rt, uint64_t first, uint64_t n);
 void pg_mark_used(struct pm_rt *rt, uint64_t first, uint64_t n);

@@ -92,7 +92,7 @@ int lg_free(struct pm_rt *rt, void *ptr)
         return PERSISTENT_E_DOUBLE_FREE;
     pm_persist(rt, w, sizeof *w);                   /* commit */
     pg_bit_clear(rt, rt->end_bits, last);
-    pg_release(rt, first, last - first + 1);
+    pg_release_large(rt, first, last - first + 1);
     return 0;
 }
 
@@ -116,11 +116,15 @@ bool lg_resize_in_place(struct pm_rt *rt, void *ptr, size_t new_size)
     if (n_new < n_old) {
         pg_bit_set(rt, rt->end_bits, first + n_new - 1);  /* commit */
         pg_bit_clear(rt, rt->end_bits, last);
-        pg_release(rt, first + n_new, n_old - n_new);
+        pg_release_large(rt, first + n_new, n_old - n_new);
         return true;
     }
     if (!pg_claim_at(rt, last + 1, n_new - n_old))
         return false;
+    if (!pg_back(rt, last + 1, n_new - n_old)) {
+        pg_release(rt, last + 1, n_new - n_old);
+        return false;
+    }
     pg_bit_set(rt, rt->end_bits, first + n_new - 1);
     pg_bit_clear(rt, rt->end_bits, last);                 /* commit */
     return true;

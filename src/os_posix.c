@@ -143,6 +143,45 @@ int os_allocate(int fd, uint64_t off, uint64_t len)
     return -r;
 }
 
+/* Gives the blocks behind [off, off+len) back to the file system; the
+ * file keeps its size and reads zeros there. */
+int os_punch(int fd, uint64_t off, uint64_t len)
+{
+#if defined(FALLOC_FL_PUNCH_HOLE) && defined(FALLOC_FL_KEEP_SIZE)
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+                  (off_t)len) == 0)
+        return 0;
+    return -errno;
+#else
+    (void)fd;
+    (void)off;
+    (void)len;
+    return -EOPNOTSUPP;
+#endif
+}
+
+/* Allocates every hole in [0, size): after a crash, pages freed with
+ * os_punch may be reused without having been backed again. */
+int os_fill_holes(int fd, uint64_t size)
+{
+    off_t pos = 0;
+    while ((uint64_t)pos < size) {
+        off_t hole = lseek(fd, pos, SEEK_HOLE);
+        if (hole < 0)
+            return errno == EINVAL || errno == ENXIO ? 0 : -errno;
+        if ((uint64_t)hole >= size)
+            return 0;
+        off_t data = lseek(fd, hole, SEEK_DATA);
+        if (data < 0 || (uint64_t)data > size)
+            data = (off_t)size;
+        int r = os_allocate(fd, (uint64_t)hole, (uint64_t)(data - hole));
+        if (r < 0)
+            return r;
+        pos = data;
+    }
+    return 0;
+}
+
 int os_fsync(int fd)
 {
     return fsync(fd) == 0 ? 0 : -errno;

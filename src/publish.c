@@ -239,7 +239,7 @@ void pub_free_abandon(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *
 void pub_free_finish(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *pf)
 {
     if (pf->large) {
-        pg_release(rt, pf->first, pf->last - pf->first + 1);
+        pg_release_large(rt, pf->first, pf->last - pf->first + 1);
         return;
     }
     if (pf->local) {

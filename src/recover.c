@@ -131,13 +131,15 @@ int pm_engine_prepare(struct pm_rt *rt)
     size_t ctl_sz = round_up(mp * sizeof(struct pm_sbctl), 64);
     size_t rec_sz = round_up(PM_MAX_RECS * sizeof(struct pm_trec), 64);
     size_t lane_sz = round_up((rt->hdr->fixed.n_lanes + 64 * 64) * sizeof(pm_atomic_u32), 64);
-    rt->vol_size = used_sz + map_sz + ctl_sz + rec_sz + lane_sz;
+    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz;
     char *v = os_vol_alloc(rt->vol_size);
     if (v == NULL)
         return pm_err(-ENOMEM, "cannot reserve %zu bytes for the runtime",
                       rt->vol_size);
     rt->vol = v;
     rt->used = (pm_atomic_u64 *)v;
+    rt->punched = (pm_atomic_u64 *)(v + used_sz);
+    v += used_sz;                   /* the rest after the punched bitmap */
     rt->pagemap = (pm_atomic_u32 *)(v + used_sz);
     rt->ctl = (struct pm_sbctl *)(v + used_sz + map_sz);
     rt->recs = (struct pm_trec *)(v + used_sz + map_sz + ctl_sz);
@@ -161,6 +163,14 @@ int pm_engine_prepare(struct pm_rt *rt)
 int pm_engine_start(struct pm_rt *rt)
 {
     bool repair = rt->can_alloc;
+    if (rt->mode == PM_MODE_WRITER) {
+        /* holes punched before a crash were never backed again */
+        uint64_t size = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
+        int r = os_fill_holes(rt->fd, size);
+        if (r < 0)
+            return pm_err(r, "cannot fill the holes of the space: %s",
+                          persistent_strerror(r));
+    }
     if (repair) {
         /* lanes first: rolling one back can empty a superblock */
         int r = pm_lanes_recover(rt);
@@ -178,6 +188,7 @@ void pm_engine_close(struct pm_rt *rt)
         os_vol_free(rt->vol, rt->vol_size);
         rt->vol = NULL;
         rt->used = NULL;
+        rt->punched = NULL;
         rt->pagemap = NULL;
         rt->ctl = NULL;
         rt->recs = NULL;

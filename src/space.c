@@ -564,6 +564,9 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
     rt->can_alloc = mode == PM_MODE_WRITER ||
                     (mode == PM_MODE_PRIVATE && !(oflags & PERSISTENT_OPEN_NO_RECOVER));
 
+    /* huge frees give their blocks back to the file system (pages.c) */
+    rt->can_punch = mode == PM_MODE_WRITER && rt->map_mode == PM_MODE_WRITER &&
+                    rt->page_shift == 12;
     /* everything that can refuse the file runs before the first write */
     r = pm_engine_prepare(rt);
     if (r < 0) {
