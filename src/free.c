@@ -19,11 +19,11 @@ void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
         pm_misuse(rt, r, ptr, "persistent_free");
 }
 
-/* The owner freeing one of its own small blocks, in one piece: locate,
- * check, clear the bit.  Anything else (a large block, another thread's
- * superblock, misuse, a revocation in progress, a superblock emptied) is
- * left to the general path; false then, with nothing changed. */
-static inline bool free_fast(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
+/* A small block's superblock and index, from the page map; false for
+ * anything else (a large block or not a block start: the general path
+ * sorts those out). */
+static inline bool locate_small(struct pm_rt *rt, const void *ptr, uint32_t *sp,
+                                struct pm_sb_header **hp, uint32_t *ip)
 {
     uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)rt->data);
     if (PM_UNLIKELY(off >= (pm_load_relaxed(&rt->n_pages) << rt->page_shift)))
@@ -31,25 +31,37 @@ static inline bool free_fast(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
     uint32_t f1 = pm_load_relaxed(&rt->pagemap[off >> rt->page_shift]);
     if (PM_UNLIKELY(f1 == 0))
         return false;
-    uint32_t s = f1 - 1;
-    struct pm_sb_header *h = sb_header(rt, s);
-    uint32_t c = h->cls;
-    if (PM_UNLIKELY(c >= rt->n_small))
+    struct pm_sb_header *h = sb_header(rt, f1 - 1);
+    if (PM_UNLIKELY(h->cls >= rt->n_small))
         return false;
-    const struct pm_class *k = &rt->cls[c];
+    const struct pm_class *k = &rt->cls[h->cls];
     uint64_t x = (uint64_t)((uintptr_t)ptr - (uintptr_t)h) - k->data_start;
     uint64_t idx = (x * k->recip) >> 40;
     if (PM_UNLIKELY(idx >= k->n_blocks || idx * k->block_size != x))
         return false;
-    uint32_t w = (uint32_t)(idx >> 6);
+    *sp = f1 - 1;
+    *hp = h;
+    *ip = (uint32_t)idx;
+    return true;
+}
+
+/* The owner freeing one of its own small blocks (the anchor said so), in
+ * one piece: check, clear the bit.  A revocation in progress, misuse or a
+ * superblock emptied are left to the general path; false then, with
+ * nothing changed. */
+static inline bool free_fast(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
+                             struct pm_sb_header *h, uint32_t idx)
+{
+    uint32_t c = h->cls;
+    const struct pm_class *k = &rt->cls[c];
+    uint32_t w = idx >> 6;
     uint64_t bit = UINT64_C(1) << (idx & 63);
     pm_atomic_u64 *aw = &h->bits[w];
     pm_op_begin(rec);
-    uint64_t a = pm_load_relaxed(&rt->ctl[s].anchor);
+    /* revokes after busy: see the revocation protocol in superblock.c */
     uint64_t word = pm_load_relaxed(aw);
     struct pm_tcache *t = &rec->cls[c];
     if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
-                    pm_anchor_state(a) != PM_SB_OWNED || pm_anchor_owner(a) != rec->id ||
                     !(word & bit) || (pm_load_relaxed(&h->bits[k->n_words + w]) & bit) ||
                     ((word & ~bit) == 0 && t->sb != s))) {
         pm_op_end(rec);
@@ -78,7 +90,19 @@ void persistent_free(allocator_space_t *space, void *ptr)
                   "persistent_free (space not open for writing here)");
         return;
     }
-    if (PM_LIKELY(free_fast(rt, rec, ptr)))
+    uint32_t s, idx;
+    struct pm_sb_header *h;
+    if (PM_LIKELY(locate_small(rt, ptr, &s, &h, &idx))) {
+        uint64_t a = pm_load_relaxed(&rt->ctl[s].anchor);
+        if (PM_LIKELY(pm_anchor_owner(a) == rec->id)) {
+            if (pm_anchor_state(a) == PM_SB_OWNED && free_fast(rt, rec, s, h, idx))
+                return;
+            pm_free_small(rt, rec, s, h, idx);  /* re-adoption, misuse, ... */
+            return;
+        }
+        /* another thread's superblock: atomic bits only, no busy flag */
+        sb_free_remote(rt, rec, s, h, idx);
         return;
+    }
     pm_free_block(rt, rec, ptr);
 }
