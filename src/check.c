@@ -79,18 +79,18 @@ static int check_run(struct pm_rt *rt, const struct run *r, void *arg)
         return 0;
     }
     rep->superblocks++;
-    const struct pm_class *k = &rt->cls[r->h->cls];
-    pm_atomic_u64 *al = r->h->bits, *rm = r->h->bits + k->n_words;
-    for (uint32_t w = 0; w < k->n_words; w++) {
+    const struct pm_sb_header *h = r->h;
+    pm_atomic_u64 *al = r->h->bits, *rm = r->h->bits + h->n_words;
+    for (uint32_t w = 0; w < h->n_words; w++) {
         uint64_t a = pm_load_relaxed(&al[w]), m = pm_load_relaxed(&rm[w]);
-        uint64_t valid = w + 1 == k->n_words ? k->last_mask : ~UINT64_C(0);
+        uint64_t valid = w + 1 == h->n_words ? sb_last_mask(h) : ~UINT64_C(0);
         if ((a | m) & ~valid)
             bad(rep, "superblock at page %llu has bits past its last block",
                 (unsigned long long)r->first);
         rep->pending_remote_frees += pm_popcount64(a & m);
         rep->orphan_bits += pm_popcount64(m & ~a);
         rep->live_blocks += pm_popcount64(a & ~m);
-        rep->live_bytes += (uint64_t)pm_popcount64(a & ~m) * k->block_size;
+        rep->live_bytes += (uint64_t)pm_popcount64(a & ~m) * h->block_size;
     }
     return 0;
 }
@@ -222,17 +222,16 @@ static int stats_run(struct pm_rt *rt, const struct run *r, void *arg)
         return 0;
     }
     uint32_t c = r->h->cls;
-    const struct pm_class *k = &rt->cls[c];
     st->superblocks++;
     st->superblock_bytes += bytes;
     st->cls[c].superblocks++;
-    pm_atomic_u64 *al = r->h->bits, *rm = r->h->bits + k->n_words;
+    pm_atomic_u64 *al = r->h->bits, *rm = r->h->bits + r->h->n_words;
     uint64_t sb_live = 0;
-    for (uint32_t w = 0; w < k->n_words; w++)
+    for (uint32_t w = 0; w < r->h->n_words; w++)
         sb_live += pm_popcount64(pm_load_relaxed(&al[w]) & ~pm_load_relaxed(&rm[w]));
     st->cls[c].live_blocks += sb_live;
     st->live_blocks += sb_live;
-    st->small_live_bytes += sb_live * k->block_size;
+    st->small_live_bytes += sb_live * r->h->block_size;
     st->empty_superblocks += sb_live == 0;
     return 0;
 }

@@ -35,9 +35,9 @@ static inline bool locate_small(struct pm_rt *rt, const void *ptr, uint32_t *sp,
     if (PM_UNLIKELY(h->cls >= rt->n_small))
         return false;
     const struct pm_class *k = &rt->cls[h->cls];
-    uint64_t x = (uint64_t)((uintptr_t)ptr - (uintptr_t)h) - k->data_start;
+    uint64_t x = (uint64_t)((uintptr_t)ptr - (uintptr_t)h) - h->data_start;
     uint64_t idx = (x * k->recip) >> 40;
-    if (PM_UNLIKELY(idx >= k->n_blocks || idx * k->block_size != x))
+    if (PM_UNLIKELY(idx >= h->n_blocks || idx * k->block_size != x))
         return false;
     *sp = f1 - 1;
     *hp = h;
@@ -53,7 +53,6 @@ static inline bool free_fast(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
                              struct pm_sb_header *h, uint32_t idx)
 {
     uint32_t c = h->cls;
-    const struct pm_class *k = &rt->cls[c];
     uint32_t w = idx >> 6;
     uint64_t bit = UINT64_C(1) << (idx & 63);
     pm_atomic_u64 *aw = &h->bits[w];
@@ -62,7 +61,7 @@ static inline bool free_fast(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
     uint64_t word = pm_load_relaxed(aw);
     struct pm_tcache *t = &rec->cls[c];
     if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
-                    !(word & bit) || (pm_load_relaxed(&h->bits[k->n_words + w]) & bit) ||
+                    !(word & bit) || (pm_load_relaxed(&h->bits[h->n_words + w]) & bit) ||
                     ((word & ~bit) == 0 && t->sb != s))) {
         pm_op_end(rec);
         return false;

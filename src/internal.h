@@ -77,7 +77,8 @@ struct pm_sbctl {
 struct pm_class {
     uint32_t block_size;
     uint32_t n_blocks;            /* 0: class not served by superblocks here */
-    uint32_t n_pages;
+    uint32_t n_pages;             /* preferred superblock length */
+    uint32_t min_pages;           /* shortest cut (a quarter of the blocks) */
     uint32_t data_start;          /* block 0 offset from superblock start */
     uint32_t n_words;
     uint32_t align;               /* natural alignment of every block */
@@ -254,10 +255,14 @@ static inline uint32_t pm_size_class(size_t size)
 }
 uint32_t pm_class_size(uint32_t cls);
 void pm_classes_init(struct pm_rt *rt);
+bool pm_sb_geometry(const struct pm_rt *rt, uint32_t c, uint32_t n_pages,
+                    uint32_t *n_blocks, uint32_t *data_start);
 
 /* ---- pages.c ---- */
 int pg_init(struct pm_rt *rt);
 uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align_pages);
+uint64_t pg_alloc_flex(struct pm_rt *rt, uint64_t min, uint64_t max,
+                       uint64_t *n);
 bool pg_back(struct pm_rt *rt, uint64_t first, uint64_t n);
 void pg_release_large(struct pm_rt *rt, uint64_t first, uint64_t n);
 bool pg_claim_at(struct pm_rt *rt, uint64_t first, uint64_t n);
@@ -312,6 +317,11 @@ static inline void pm_op_end(struct pm_trec *rec)
 static inline struct pm_sb_header *sb_header(struct pm_rt *rt, uint32_t first)
 {
     return (struct pm_sb_header *)(rt->data + ((uint64_t)first << rt->page_shift));
+}
+/* Valid bits of the last bitmap word of a superblock. */
+static inline uint64_t sb_last_mask(const struct pm_sb_header *h)
+{
+    return (h->n_blocks % 64) ? (UINT64_C(1) << (h->n_blocks % 64)) - 1 : ~UINT64_C(0);
 }
 void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls);
 /* Inside an operation: a free block of class cls taken out of the cache

@@ -390,3 +390,40 @@ uint64_t pm_hwm_pages(struct pm_rt *rt)
     }
     return h;
 }
+
+/* The lowest run of at least min free pages, taken up to max pages long;
+ * *n gets the length.  Superblocks are carved this way (sizeclass.c). */
+uint64_t pg_alloc_flex(struct pm_rt *rt, uint64_t min, uint64_t max, uint64_t *n)
+{
+    if (min == 0 || min > max)
+        return PG_NONE;
+    for (int attempt = 0; attempt < 64; attempt++) {
+        uint64_t limit = pm_load_acquire(&rt->n_pages);
+        pm_atomic_u64 *hint = &rt->hints[(min < N_HINTS ? min : N_HINTS) - 1];
+        uint64_t h = pm_load_acquire(hint);
+        uint64_t first_free;
+        uint64_t from = attempt ? 0 : (h & HINT_PAGE_MASK);
+        uint64_t p = find_free(rt, from, min, min < N_HINTS ? min : N_HINTS, 1, 0, limit,
+                               &first_free);
+        if (p == PG_NONE) {
+            if (from == 0)
+                return PG_NONE;
+            continue;                   /* the hint may be stale: a full scan */
+        }
+        uint64_t stop = p + max < limit ? p + max : limit;
+        uint64_t end = pg_next_set(rt->used, p + min, stop);
+        uint64_t len = (end == PG_NONE ? stop : end) - p;
+        if (!pg_claim_at(rt, p, len))
+            continue;                   /* lost a race: look again */
+        if (!pg_back(rt, p, len)) {
+            pg_release(rt, p, len);
+            errno = ENOSPC;
+            return PG_NONE;
+        }
+        if (first_free == p)
+            (void)pm_cas_strong_acq_rel(hint, &h, (h & ~HINT_PAGE_MASK) | (p + len));
+        *n = len;
+        return p;
+    }
+    return PG_NONE;
+}

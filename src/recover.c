@@ -52,8 +52,7 @@ int pm_validate_runs(struct pm_rt *rt, uint64_t *bad_page, const char **why)
                 *why = "superblock header is invalid";
                 return PERSISTENT_E_CORRUPT;
             }
-            const struct pm_class *k = &rt->cls[h->cls];
-            if ((pm_load_relaxed(&h->bits[k->n_words - 1]) & ~k->last_mask) != 0) {
+            if ((pm_load_relaxed(&h->bits[h->n_words - 1]) & ~sb_last_mask(h)) != 0) {
                 *bad_page = s;
                 *why = "superblock bitmap has bits past its last block";
                 return PERSISTENT_E_CORRUPT;
@@ -98,10 +97,9 @@ static void rebuild(struct pm_rt *rt, bool repair)
         struct pm_sb_header *h = sb_header(rt, (uint32_t)s);
         if (!sb_header_valid(rt, h, s))
             continue;                           /* tolerant walk only */
-        const struct pm_class *k = &rt->cls[h->cls];
-        pm_atomic_u64 *al = h->bits, *rm = h->bits + k->n_words;
+        pm_atomic_u64 *al = h->bits, *rm = h->bits + h->n_words;
         uint32_t used = 0;
-        for (uint32_t w = 0; w < k->n_words; w++) {
+        for (uint32_t w = 0; w < h->n_words; w++) {
             uint64_t a = pm_load_relaxed(&al[w]);
             uint64_t r = pm_load_relaxed(&rm[w]);
             if (r != 0 && repair) {

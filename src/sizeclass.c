@@ -8,9 +8,15 @@
  * allocation and remote-free bitmaps, then n_blocks blocks starting at a
  * multiple of the class's natural alignment (the largest power of two that
  * divides the block size, up to the page size), so a 4 KiB block is page
- * aligned and aligned allocation can pick a class.  n_pages is the smallest
- * length from the space's target superblock size up that wastes at most an
- * eighth of the run and holds two blocks or more. */
+ * aligned and aligned allocation can pick a class.  n_pages, the preferred
+ * length, is the smallest from the space's target superblock size up that
+ * wastes at most an eighth of the run and holds two blocks or more.
+ *
+ * Superblocks are carved in the lowest hole that holds min_pages (a
+ * quarter of the preferred count of blocks), as long as the preferred
+ * length or shorter: large blocks cannot be cut short, superblocks can, so
+ * superblocks take the short holes and leave the long runs to large blocks.
+ * Each header records its own geometry. */
 #include "internal.h"
 
 uint32_t pm_class_size(uint32_t c)
@@ -54,6 +60,25 @@ static uint32_t blocks_in(uint64_t bytes, uint32_t b, uint32_t align)
         n--;
     return (uint32_t)n;
 }
+
+/* The geometry of a superblock of class c that is n_pages long: false if
+ * it holds fewer than two blocks.  Every superblock's header must agree
+ * with this (recovery and check verify it). */
+bool pm_sb_geometry(const struct pm_rt *rt, uint32_t c, uint32_t n_pages,
+                    uint32_t *n_blocks, uint32_t *data_start)
+{
+    const struct pm_class *k = &rt->cls[c];
+    uint32_t n = blocks_in((uint64_t)n_pages << rt->page_shift, k->block_size, k->align);
+    if (n < 2)
+        return false;
+    *n_blocks = n;
+    *data_start = data_start_for(n, k->align);
+    return true;
+}
+
+#ifndef PM_SB_MIN_FRACTION
+#define PM_SB_MIN_FRACTION 4   /* a superblock may be cut to a quarter of its blocks */
+#endif
 
 void pm_classes_init(struct pm_rt *rt)
 {
@@ -100,6 +125,13 @@ void pm_classes_init(struct pm_rt *rt)
             continue;
         }
         k->n_pages = (uint32_t)best_m;
+        k->min_pages = (uint32_t)best_m;
+        uint32_t min_n = best_n / PM_SB_MIN_FRACTION > 2 ? best_n / PM_SB_MIN_FRACTION : 2;
+        for (uint64_t m = 1; m < best_m; m++)
+            if (blocks_in(m * page, b, align) >= min_n) {
+                k->min_pages = (uint32_t)m;
+                break;
+            }
         k->n_blocks = best_n;
         k->n_words = (best_n + 63) / 64;
         k->data_start = data_start_for(best_n, align);

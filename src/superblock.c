@@ -69,9 +69,12 @@ bool sb_header_valid(struct pm_rt *rt, const struct pm_sb_header *h,
         h->cls >= rt->n_small)
         return false;
     const struct pm_class *k = &rt->cls[h->cls];
-    return h->n_blocks == k->n_blocks && h->block_size == k->block_size &&
-           h->n_words == k->n_words && h->n_pages == k->n_pages &&
-           h->data_start == k->data_start &&
+    uint32_t n_blocks, data_start;
+    return h->block_size == k->block_size && h->n_pages >= k->min_pages &&
+           h->n_pages <= k->n_pages &&
+           pm_sb_geometry(rt, h->cls, h->n_pages, &n_blocks, &data_start) &&
+           h->n_blocks == n_blocks && h->data_start == data_start &&
+           h->n_words == (n_blocks + 63) / 64 &&
            first + h->n_pages <= pm_load_acquire(&rt->n_pages);
 }
 
@@ -122,20 +125,23 @@ static bool anchor_move(struct pm_rt *rt, uint32_t s, uint32_t from_state,
 
 /* ---- carving and releasing ---- */
 
-static void format(struct pm_rt *rt, uint32_t first, uint32_t c, uint32_t owner)
+static void format(struct pm_rt *rt, uint32_t first, uint32_t n_pages, uint32_t c,
+                   uint32_t owner)
 {
-    const struct pm_class *k = &rt->cls[c];
     struct pm_sb_header *h = sb_header(rt, first);
-    memset(h, 0, sizeof *h + 16u * k->n_words);
+    uint32_t n_blocks = 0, data_start = 0;
+    (void)pm_sb_geometry(rt, c, n_pages, &n_blocks, &data_start);
+    uint32_t n_words = (n_blocks + 63) / 64;
+    memset(h, 0, sizeof *h + 16u * n_words);
     h->magic = PM_SB_MAGIC;
     h->cls = (uint16_t)c;
-    h->n_words = (uint16_t)k->n_words;
-    h->n_blocks = k->n_blocks;
-    h->block_size = k->block_size;
-    h->n_pages = k->n_pages;
-    h->data_start = k->data_start;
+    h->n_words = (uint16_t)n_words;
+    h->n_blocks = n_blocks;
+    h->block_size = rt->cls[c].block_size;
+    h->n_pages = n_pages;
+    h->data_start = data_start;
     h->check = pm_sb_check(h);
-    pm_persist(rt, h, sizeof *h + 16u * k->n_words);
+    pm_persist(rt, h, sizeof *h + 16u * n_words);
 
     struct pm_sbctl *ctl = ctl_of(rt, first);
     pm_store_relaxed(&ctl->summary, 0);
@@ -143,11 +149,11 @@ static void format(struct pm_rt *rt, uint32_t first, uint32_t c, uint32_t owner)
     pm_store_relaxed(&ctl->n_pub, 0);
     uint64_t a = pm_load_relaxed(&ctl->anchor);
     pm_store_release(&ctl->anchor, pm_anchor_make(a, PM_SB_OWNED, owner));
-    for (uint32_t i = 0; i < k->n_pages; i++)
+    for (uint32_t i = 0; i < n_pages; i++)
         pm_store_relaxed(&rt->pagemap[first + i], first + 1);
 
     pg_bit_set(rt, rt->kind_bits, first);
-    pg_bit_set(rt, rt->end_bits, first + k->n_pages - 1);
+    pg_bit_set(rt, rt->end_bits, first + n_pages - 1);
     pg_bit_set(rt, rt->start_bits, first);      /* commit */
 }
 
@@ -167,13 +173,17 @@ static bool release(struct pm_rt *rt, struct pm_trec *rec, uint32_t s)
     return true;
 }
 
+/* A new superblock in the lowest hole that holds its class's minimum,
+ * up to the preferred length (see sizeclass.c). */
 static uint32_t carve(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
 {
-    uint64_t first = pg_alloc(rt, rt->cls[c].n_pages, 1);
+    const struct pm_class *k = &rt->cls[c];
+    uint64_t n = k->n_pages;
+    uint64_t first = pg_alloc_flex(rt, k->min_pages, k->n_pages, &n);
     if (first == PG_NONE)
         return PM_NO_SB;
     pm_hook(PM_HOOK_SB_TAKEN);
-    format(rt, (uint32_t)first, c, rec->id);
+    format(rt, (uint32_t)first, (uint32_t)n, c, rec->id);
     return (uint32_t)first;
 }
 
@@ -209,7 +219,6 @@ static bool collect(struct pm_rt *rt, uint32_t s)
         pm_fetch_or_acq_rel(&ctl->summary, sum);
         return false;
     }
-    const struct pm_class *k = &rt->cls[h->cls];
     bool freed = false;
     for (uint64_t m = sum; m; m &= m - 1) {
         uint32_t w = pm_ctz64(m);
@@ -219,8 +228,8 @@ static bool collect(struct pm_rt *rt, uint32_t s)
         for (uint64_t bad = r[w] & ~a; bad; bad &= bad - 1)
             /* remote bits on free blocks: double frees seen late */
             pm_misuse(rt, PERSISTENT_E_DOUBLE_FREE,
-                      (char *)h + k->data_start +
-                          (size_t)(w * 64 + pm_ctz64(bad)) * k->block_size,
+                      (char *)h + h->data_start +
+                          (size_t)(w * 64 + pm_ctz64(bad)) * h->block_size,
                       "persistent_free");
         pm_store_relaxed(&al[w], a & ~r[w]);
         pm_persist(rt, &al[w], sizeof al[w]);
@@ -234,29 +243,27 @@ static bool collect(struct pm_rt *rt, uint32_t s)
 /* ---- the owner's per-class cache ---- */
 
 /* Which words of t's superblock have a free block right now. */
-static void rebuild_freemap(struct pm_rt *rt, struct pm_tcache *t, uint32_t c)
+static void rebuild_freemap(struct pm_rt *rt, struct pm_tcache *t)
 {
-    const struct pm_class *k = &rt->cls[c];
     struct pm_sb_header *h = sb_header(rt, t->sb);
     pm_atomic_u64 *al = alloc_bits(h), *rm = remote_bits(h);
     uint64_t fm = 0;
-    for (uint32_t w = 0; w < k->n_words; w++) {
-        uint64_t valid = w + 1 == k->n_words ? k->last_mask : ~UINT64_C(0);
+    for (uint32_t w = 0; w < h->n_words; w++) {
+        uint64_t valid = w + 1 == h->n_words ? sb_last_mask(h) : ~UINT64_C(0);
         if (~(pm_load_relaxed(&al[w]) | pm_load_relaxed(&rm[w])) & valid)
             fm |= UINT64_C(1) << w;
     }
     t->freemap = fm;
 }
 
-static void set_current(struct pm_rt *rt, struct pm_tcache *t, uint32_t s,
-                        uint32_t c)
+static void set_current(struct pm_rt *rt, struct pm_tcache *t, uint32_t s)
 {
-    const struct pm_class *k = &rt->cls[c];
+    struct pm_sb_header *h = sb_header(rt, s);
     t->sb = s;
-    t->word = k->n_words;           /* none yet */
+    t->word = h->n_words;           /* none yet */
     t->mask = 0;
-    t->bsize = k->block_size;
-    rebuild_freemap(rt, t, c);
+    t->bsize = h->block_size;
+    rebuild_freemap(rt, t);
 }
 
 static void drop_current(struct pm_tcache *t)
@@ -267,21 +274,20 @@ static void drop_current(struct pm_tcache *t)
 
 /* Moves t to the lowest word of its superblock the free-word hint names
  * that really has a free block. */
-static bool next_word(struct pm_rt *rt, struct pm_tcache *t, uint32_t c)
+static bool next_word(struct pm_rt *rt, struct pm_tcache *t)
 {
-    const struct pm_class *k = &rt->cls[c];
     struct pm_sb_header *h = sb_header(rt, t->sb);
     pm_atomic_u64 *al = alloc_bits(h), *rm = remote_bits(h);
     while (t->freemap) {
         uint32_t w = pm_ctz64(t->freemap);
         t->freemap &= t->freemap - 1;
-        uint64_t valid = w + 1 == k->n_words ? k->last_mask : ~UINT64_C(0);
+        uint64_t valid = w + 1 == h->n_words ? sb_last_mask(h) : ~UINT64_C(0);
         uint64_t m = ~(pm_load_relaxed(&al[w]) | pm_load_relaxed(&rm[w])) & valid;
         if (m) {
             t->word = w;
             t->mask = m;
             t->aword = &al[w];
-            t->wbase = (char *)h + k->data_start + (size_t)w * 64 * k->block_size;
+            t->wbase = (char *)h + h->data_start + (size_t)w * 64 * h->block_size;
             return true;
         }
     }
@@ -334,8 +340,8 @@ static bool use_adopted(struct pm_rt *rt, struct pm_trec *rec,
                         struct pm_tcache *t, uint32_t s, uint32_t c)
 {
     collect(rt, s);
-    set_current(rt, t, s, c);
-    if (next_word(rt, t, c))
+    set_current(rt, t, s);
+    if (next_word(rt, t))
         return true;
     detach(rt, rec, t, c);
     return false;
@@ -381,11 +387,11 @@ static bool refill(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
         if (t->mask != 0)
             return true;
         if (t->sb != PM_NO_SB) {
-            if (next_word(rt, t, c))
+            if (next_word(rt, t))
                 return true;
             if (collect(rt, t->sb)) {
-                rebuild_freemap(rt, t, c);
-                if (next_word(rt, t, c))
+                rebuild_freemap(rt, t);
+                if (next_word(rt, t))
                     return true;
             }
             detach(rt, rec, t, c);
@@ -408,8 +414,8 @@ static bool refill(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
             return false;
         s = carve(rt, rec, c);
         if (s != PM_NO_SB) {
-            set_current(rt, t, s, c);
-            if (next_word(rt, t, c))
+            set_current(rt, t, s);
+            if (next_word(rt, t))
                 return true;
             continue;
         }
@@ -490,12 +496,12 @@ int sb_locate(struct pm_rt *rt, const void *ptr, uint32_t *first,
     if (h->magic != PM_SB_MAGIC || h->cls >= rt->n_small)
         return PERSISTENT_E_BAD_POINTER;
     const struct pm_class *k = &rt->cls[h->cls];
-    uintptr_t b0 = (uintptr_t)h + k->data_start;
+    uintptr_t b0 = (uintptr_t)h + h->data_start;
     if (p < b0)
         return PERSISTENT_E_BAD_POINTER;
     uint64_t x = p - b0;
     uint64_t i = (x * k->recip) >> 40;
-    if (i >= k->n_blocks || i * k->block_size != x)
+    if (i >= h->n_blocks || i * k->block_size != x)
         return PERSISTENT_E_BAD_POINTER;        /* interior pointer */
     *first = f1 - 1;
     *hp = h;
