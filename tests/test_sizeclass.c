@@ -61,6 +61,24 @@ static void test_geometry(void)
             /* waste of a superblock: at most an eighth once it is 8+ blocks */
             if (k->n_blocks >= 8)
                 CHECK((bytes - (uint64_t)k->n_blocks * k->block_size) * 8 <= bytes);
+            /* every shorter cut down to min_pages is a valid geometry with
+             * a quarter of the blocks at least */
+            CHECK(k->min_pages >= 1 && k->min_pages <= k->n_pages);
+            for (uint32_t m = k->min_pages; m <= k->n_pages; m++) {
+                uint32_t nb, ds;
+                if (!pm_sb_geometry(&rt, c, m, &nb, &ds)) {
+                    CHECK(!"geometry for a length between min and preferred");
+                    continue;
+                }
+                uint32_t min_n = k->n_blocks / 4 > 2 ? k->n_blocks / 4 : 2;
+                CHECK(nb >= min_n && nb <= k->n_blocks);
+                CHECK(ds % k->align == 0 && ds >= 64 + 16 * ((nb + 63) / 64));
+                CHECK((uint64_t)ds + (uint64_t)nb * k->block_size <= (uint64_t)m * page);
+            }
+            if (k->min_pages > 1) {
+                uint32_t nb, ds, min_n = k->n_blocks / 4 > 2 ? k->n_blocks / 4 : 2;
+                CHECK(!pm_sb_geometry(&rt, c, k->min_pages - 1, &nb, &ds) || nb < min_n);
+            }
             /* the reciprocal division is exact over the whole superblock */
             for (uint64_t x = 0; x < bytes; x += k->block_size) {
                 CHECK_EQ((x * k->recip) >> 40, x / k->block_size);
