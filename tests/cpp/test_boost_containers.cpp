@@ -1,0 +1,269 @@
+/* Boost.Container with PersistentAllocator, living in a space, across
+ * processes: a map of strings to vectors, a deque of strings, a vector of
+ * vectors, a list, a flat_map, a string.
+ *
+ *   build   (process 1) builds them in a root, checks them
+ *   mutate  (process 2, at an address the space never had) checks, mutates
+ *           (erase, insert, operator[] building a vector inside a node,
+ *           growth of short strings into long ones), checks again
+ *   verify  (process 3, at yet another address) checks the mutated state,
+ *           runs the destructors and finds every block freed
+ * Without Boost it reports SKIP. */
+#ifdef PM_TEST_NO_BOOST
+#include <cstdio>
+int main()
+{
+    std::printf("SKIP: built without Boost (-Dboost=disabled or not found)\n");
+    return 77;
+}
+#else
+#include <persistent_allocator.hpp>
+#include <persistent_space.hpp>
+
+#include <boost/container/deque.hpp>
+#include <boost/container/flat_map.hpp>
+#include <boost/container/list.hpp>
+#include <boost/container/map.hpp>
+#include <boost/container/string.hpp>
+#include <boost/container/vector.hpp>
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+
+#include "container_model.hpp"
+#include "cpp_test.hpp"
+
+using namespace persistent_mem;
+namespace bc = boost::container;
+
+namespace {
+
+template <class T> using A = PersistentAllocator<T>;
+using Str = bc::basic_string<char, std::char_traits<char>, A<char>>;
+using Vec = bc::vector<int, A<int>>;
+
+std::string_view sv(const Str &s)
+{
+    return std::string_view(s.data(), s.size());
+}
+std::string_view sv(const std::string &s)
+{
+    return s;
+}
+
+/* Orders Str and std::string alike, so lookups need no Str. */
+struct Less {
+    using is_transparent = void;
+    template <class X, class Y> bool operator()(const X &x, const Y &y) const
+    {
+        return sv(x) < sv(y);
+    }
+};
+
+using Table = bc::map<Str, Vec, Less, A<std::pair<const Str, Vec>>>;
+using Index = bc::flat_map<int, Str, std::less<int>, A<std::pair<int, Str>>>;
+
+constexpr std::uint64_t root_tag = 0x626f6f73742d6374ull;
+
+struct Root {
+    Table table;
+    bc::deque<Str, A<Str>> words;
+    bc::vector<Vec, A<Vec>> matrix;
+    Str title;
+    bc::list<long, A<long>> numbers;
+    Index index; /* i -> key(i) for the keys in the table */
+};
+
+template <class V> bool same_ints(const V &v, const std::vector<int> &want)
+{
+    return v.size() == want.size() && std::equal(v.begin(), v.end(), want.begin());
+}
+
+void verify(Root &r, const model::Model &m, allocator_space_t *s, const char *when)
+{
+    const int before = pmt::failures;
+    CHECK_EQ(r.table.size(), m.table.size());
+    auto mt = m.table.begin();
+    for (const auto &e : r.table) {
+        if (mt == m.table.end())
+            break;
+        if (sv(e.first) != mt->first || !same_ints(e.second, mt->second)) {
+            std::fprintf(stderr, "table entry %s differs\n", mt->first.c_str());
+            pmt::failures++;
+            break;
+        }
+        ++mt;
+    }
+    /* lookups through the tree */
+    for (const auto &e : m.table) {
+        auto it = r.table.find(e.first);
+        if (it == r.table.end() || !same_ints(it->second, e.second)) {
+            std::fprintf(stderr, "find(%s) failed\n", e.first.c_str());
+            pmt::failures++;
+            break;
+        }
+    }
+    CHECK(r.table.find(std::string("no such key")) == r.table.end());
+
+    CHECK_EQ(r.words.size(), m.words.size());
+    for (std::size_t j = 0; j < std::min(r.words.size(), m.words.size()); j++)
+        if (sv(r.words[j]) != m.words[j]) {
+            std::fprintf(stderr, "word %zu: '%s' != '%s'\n", j, r.words[j].c_str(),
+                         m.words[j].c_str());
+            pmt::failures++;
+            break;
+        }
+    CHECK_EQ(r.matrix.size(), m.matrix.size());
+    for (std::size_t i = 0; i < std::min(r.matrix.size(), m.matrix.size()); i++)
+        if (!same_ints(r.matrix[i], m.matrix[i])) {
+            std::fprintf(stderr, "matrix row %zu differs\n", i);
+            pmt::failures++;
+            break;
+        }
+    CHECK(sv(r.title) == m.title);
+    CHECK(r.numbers.size() == m.numbers.size() &&
+          std::equal(r.numbers.begin(), r.numbers.end(), m.numbers.begin()));
+    /* and backwards through the list's prev links */
+    CHECK(std::equal(r.numbers.rbegin(), r.numbers.rend(), m.numbers.rbegin()));
+
+    std::size_t n_index = 0;
+    for (int i = 0; i < model::n_keys + model::n_new_keys; i++) {
+        const std::string k = model::key(i);
+        auto it = r.index.find(i);
+        const bool want = m.table.count(k) != 0;
+        if ((it != r.index.end()) != want || (want && sv(it->second) != k)) {
+            std::fprintf(stderr, "index[%d] wrong\n", i);
+            pmt::failures++;
+            break;
+        }
+        n_index += want;
+    }
+    CHECK_EQ(r.index.size(), n_index);
+
+    CHECK(persistent_space_of(&*r.table.begin()) == s);
+    CHECK(persistent_space_of(&r.numbers.back()) == s);
+    CHECK(persistent_space_of(r.words.back().data()) == s);
+    CHECK(r.table.get_allocator().space() == s);
+    CHECK(r.table.begin()->second.get_allocator().space() == s);
+    if (pmt::failures != before)
+        std::fprintf(stderr, "  (checks %s)\n", when);
+}
+
+int build(const std::string &path)
+{
+    Space sp(path, 32u << 20);
+    Root *r = sp.find_or_construct_root<Root>(root_tag);
+    REQUIRE(r != nullptr);
+    const model::Model m = model::stage1();
+    A<char> a(sp);
+    for (int i = model::n_keys - 1; i >= 0; i--) {
+        const std::vector<int> v = model::values(i);
+        r->table.emplace(Str(model::key(i).c_str(), a), Vec(v.begin(), v.end(), a));
+        r->index.emplace(i, Str(model::key(i).c_str(), a));
+    }
+    for (int j = 0; j < model::n_words; j++)
+        r->words.emplace_back(model::word(j).c_str(), a);
+    for (int row = 0; row < model::n_rows; row++) {
+        r->matrix.resize(r->matrix.size() + 1); /* default-constructed in place */
+        for (int x : model::row(row, row * 3))
+            r->matrix.back().push_back(x);
+    }
+    r->title = Str(m.title.c_str(), a);
+    for (long i = 0; i < 5000; i++)
+        r->numbers.push_back(i * i);
+    verify(*r, m, sp.get(), "after build");
+    return pmt::done();
+}
+
+int mutate(const std::string &path)
+{
+    const std::vector<std::uint64_t> earlier = pmt::occupy_earlier(path);
+    Space sp(path, 0);
+    for (std::uint64_t b : earlier)
+        REQUIRE(pmt::addr(sp.get()) != b);
+    Root *r = sp.find_constructed_root<Root>(root_tag);
+    REQUIRE(r != nullptr);
+    verify(*r, model::stage1(), sp.get(), "after reopening at a new address");
+
+    A<char> a(sp);
+    for (int i = 0; i < model::n_keys; i++) {
+        auto it = r->table.find(model::key(i));
+        REQUIRE(it != r->table.end());
+        if (i % 5 == 0) {
+            r->table.erase(it);
+            CHECK_EQ(r->index.erase(i), 1);
+        } else {
+            it->second.push_back(-i);
+            it->second.push_back(-2 * i);
+        }
+    }
+    for (int i = model::n_keys; i < model::n_keys + model::n_new_keys; i++) {
+        /* operator[] default-constructs the vector inside the new node */
+        r->table[Str(model::key(i).c_str(), a)].push_back(7 * i);
+        r->index[i] = Str(model::key(i).c_str(), a);
+    }
+    for (int j = 0; j < 100; j++)
+        r->words.pop_front();
+    for (int j = model::n_words; j < model::n_words + 100; j++)
+        r->words.push_back(Str(model::word(j).c_str(), a));
+    for (std::size_t j = 0; j < r->words.size(); j += 10)
+        r->words[j] += "+extended-to-a-long-string";
+    r->matrix.resize(70);
+    for (int row = 0; row < 70; row++) {
+        Vec &v = r->matrix[static_cast<std::size_t>(row)];
+        const int len = row % 2 == 0 ? row : row * 3;
+        if (v.size() > static_cast<std::size_t>(len))
+            v.resize(static_cast<std::size_t>(len));
+        for (int c = static_cast<int>(v.size()); c < len; c++)
+            v.push_back(row * 1000 + c);
+    }
+    r->title += " / mutated by the second";
+    for (int k = 0; k < 500; k++)
+        r->numbers.pop_back();
+    for (long k = 0; k < 500; k++)
+        r->numbers.push_front(-k);
+
+    verify(*r, model::stage2(), sp.get(), "after mutating");
+    persistent_check_report rep;
+    CHECK_EQ(persistent_check(sp.get(), &rep), 0);
+    return pmt::done();
+}
+
+int final_check(const std::string &path)
+{
+    const std::vector<std::uint64_t> earlier = pmt::occupy_earlier(path);
+    CHECK_EQ(earlier.size(), 2);
+    Space sp(path, 0);
+    for (std::uint64_t b : earlier)
+        REQUIRE(pmt::addr(sp.get()) != b);
+    Root *r = sp.find_constructed_root<Root>(root_tag);
+    REQUIRE(r != nullptr);
+    verify(*r, model::stage2(), sp.get(), "in the third process");
+    CHECK_EQ(sp.destroy_root<Root>(root_tag), 0);
+    persistent_stats st;
+    REQUIRE(persistent_stats_get(sp.get(), &st) == 0);
+    CHECK_EQ(st.live_blocks, 0);
+    return pmt::done();
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    if (argc == 3) {
+        if (std::strcmp(argv[1], "build") == 0)
+            return build(argv[2]);
+        if (std::strcmp(argv[1], "mutate") == 0)
+            return mutate(argv[2]);
+        if (std::strcmp(argv[1], "verify") == 0)
+            return final_check(argv[2]);
+        return 2;
+    }
+    const std::string path = pmt::path("boost-containers");
+    CHECK_EQ(pmt::run_self({"build", path}), 0);
+    CHECK_EQ(pmt::run_self({"mutate", path}), 0);
+    CHECK_EQ(pmt::run_self({"verify", path}), 0);
+    return pmt::done();
+}
+#endif
