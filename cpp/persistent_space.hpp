@@ -23,21 +23,14 @@
 
 #include "persistent_ptr.hpp"
 
-#include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <new>
-#include <random>
 #include <string>
 #include <system_error>
-#include <thread>
 #include <type_traits>
 #include <utility>
-
-#include <unistd.h>
 
 namespace persistent_mem {
 
@@ -88,80 +81,6 @@ public:
 };
 
 /* ------------------------------------------------------------------------ */
-/* Typed roots                                                                */
-
-namespace detail {
-
-/* A root made by find_or_construct_root<T> is one block: the T at offset 0
- * (so find_root<T> and C code see the object itself), then a state word.
- *
- *   0          zeroed, nobody constructs it
- *   1          constructed: the T is ready
- *   any other  the token of the process whose thread is constructing it
- */
-constexpr std::uint64_t root_ready = 1;
-
-template <class T> constexpr std::size_t root_state_offset() noexcept
-{
-    return (sizeof(T) + alignof(std::uint64_t) - 1) / alignof(std::uint64_t) *
-           alignof(std::uint64_t);
-}
-template <class T> constexpr std::size_t root_block_size() noexcept
-{
-    return root_state_offset<T>() + sizeof(std::uint64_t);
-}
-
-static_assert(sizeof(std::atomic<std::uint64_t>) == sizeof(std::uint64_t) &&
-                  std::atomic<std::uint64_t>::is_always_lock_free,
-              "the state word is a plain lock-free 64-bit atomic");
-
-inline std::atomic<std::uint64_t> *root_state(void *block, std::size_t offset) noexcept
-{
-    /* the word lies in zeroed memory of the root: an atomic<uint64_t> is a
-     * lock-free uint64_t, so a zero word is a valid atomic holding 0 */
-    return reinterpret_cast<std::atomic<std::uint64_t> *>(static_cast<char *>(block) + offset);
-}
-
-inline std::uint64_t mix64(std::uint64_t x) noexcept
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
-/* A value that differs between processes (random per program, mixed with
- * the pid so that a fork gets its own), never 0 or root_ready. */
-inline std::uint64_t process_token() noexcept
-{
-    static const std::uint64_t seed = [] {
-        std::uint64_t s = static_cast<std::uint64_t>(
-            std::chrono::steady_clock::now().time_since_epoch().count());
-        try {
-            std::random_device rd;
-            s ^= (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-        } catch (...) {
-            /* no entropy source: the clock and the address below remain */
-        }
-        s ^= static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&s));
-        return s;
-    }();
-    std::uint64_t t = mix64(seed ^ static_cast<std::uint64_t>(::getpid())) & ~std::uint64_t(1);
-    return t != 0 ? t : 2;
-}
-
-inline bool space_is_readonly(allocator_space_t *s) noexcept
-{
-    persistent_info info;
-    return persistent_space_info(s, &info) == 0 &&
-           (info.open_flags & PERSISTENT_OPEN_READONLY) != 0;
-}
-
-} // namespace detail
-
-/* ------------------------------------------------------------------------ */
 /* The typed calls, shared by PersistentSpace and Space                       */
 
 /* Derived provides allocator_space_t *unwrap() const. */
@@ -172,9 +91,8 @@ template <class Derived> class SpaceOps {
     }
 
 public:
-    /* [seed] The root with this tag, or nullptr.  No construction and no
-     * waiting: a root being built by find_or_construct_root in another
-     * thread is returned as it is (see find_constructed_root). */
+    /* [seed] The root with this tag, or nullptr.  A root made by
+     * find_or_construct_root is found only once it is constructed. */
     template <class T> T *find_root(std::uint64_t tag) const noexcept
     {
         allocator_space_t *s = space();
@@ -281,117 +199,52 @@ public:
     }
 
     /* The root with this tag, built from args the first time it is asked
-     * for.  Racing threads all get the same T, constructed exactly once:
-     *
-     *   - the root block comes from persistent_root_get, zeroed, with a
-     *     state word after the T; the thread that runs the constructor
-     *     claims that word with a CAS.  Normally it is the thread whose
-     *     persistent_root_get created the root; another caller that finds
-     *     the root zeroed and unclaimed may claim it first, and then that
-     *     caller constructs;
-     *   - meanwhile other callers of find_or_construct_root wait (yielding)
-     *     until the constructor has returned and the state says ready; they
-     *     never see a half-built T.  This is the one wait in the C++ layer;
-     *     it lasts as long as T's constructor (which must not ask for its
-     *     own root).  find_root<T> does not wait: it may return the T while
-     *     it is still being built (or zeroed); find_constructed_root<T>
-     *     returns nullptr until it is ready;
-     *   - the constructed T is written back (persistent_persist) before
-     *     the state says ready, so with PMEM durability the state never
-     *     says ready over unpersisted contents;
-     *   - if the process dies during construction, the state names a dead
-     *     process: the next caller (in a later process) zeroes the T and
-     *     constructs it again; whatever the interrupted constructor had
-     *     allocated leaks.  Two writer processes never share a space (G6),
-     *     which is what makes "another process" mean "a dead one";
-     *   - if the constructor throws, the T is zeroed, the claim released
-     *     and the exception propagates; a waiting thread may then construct.
+     * for.  Never waits for another thread: a caller that finds no root
+     * allocates a T, constructs it, writes it back (persistent_persist) and
+     * publishes it (persistent_root_publish).  Racing callers may each
+     * construct one; exactly one is published and all of them get it, the
+     * others' T are destroyed and freed before the call returns.  So a root
+     * is never seen half-built, by this call, find_root<T> or C code, and
+     * T's constructor may run more than once per root (it must not ask for
+     * its own root).  If the process dies during construction the
+     * unpublished T leaks, with whatever its constructor had allocated; the
+     * next caller builds a new one.  If the constructor throws, its block
+     * is freed and the exception propagates.
      *
      * nullptr with errno: ENOMEM (no room), EEXIST (the tag names a root too
-     * small to be a T made here, e.g. one made by alloc_root), EROFS (the
-     * space is open read-only and has no such root), EAGAIN (read-only, and
-     * the root is not constructed yet).  Do not mix alloc_root and
-     * find_or_construct_root on one tag. */
+     * small to be a T), EROFS (the space is open read-only and has no such
+     * root), EINVAL (no space). */
     template <class T, class... Args>
     T *find_or_construct_root(std::uint64_t tag, Args &&...args) const
     {
-        static_assert(alignof(T) <= 16, "roots are 16-byte aligned");
-        constexpr std::size_t off = detail::root_state_offset<T>();
-        constexpr std::size_t size = detail::root_block_size<T>();
         allocator_space_t *s = space();
         if (s == nullptr) {
             errno = EINVAL;
             return nullptr;
         }
-        bool created = false;
-        void *blk = persistent_root_get(s, tag, size, &created);
-        const bool readonly = blk == nullptr && errno == EROFS;
-        if (readonly) {
-            /* persistent_root_get refuses a read-only space even when the
-             * root exists; an existing, constructed root is still found */
-            blk = persistent_find_root(s, tag);
-            errno = EROFS;
+        void *found = persistent_find_root(s, tag);
+        if (found == nullptr) {
+            void *p = raw_alloc(sizeof(T), alignof(T));
+            if (p == nullptr)
+                return nullptr;         /* ENOMEM, or EROFS when read-only */
+            T *mine = construct<T>(p, std::forward<Args>(args)...);
+            persistent_persist(mine, sizeof(T));
+            found = persistent_root_publish(s, tag, mine);
+            if (found == mine)
+                return mine;
+            const int err = errno;
+            mine->~T();
+            persistent_free(s, p);
+            if (found == nullptr) {
+                errno = err;
+                return nullptr;
+            }
         }
-        if (blk == nullptr)
-            return nullptr;
-        if (!created && persistent_usable_size(s, blk) < size) {
+        if (persistent_usable_size(s, found) < sizeof(T)) {
             errno = EEXIST;
             return nullptr;
         }
-        std::atomic<std::uint64_t> *state = detail::root_state(blk, off);
-        /* acquire: pairs with the release below, so a ready T is complete */
-        std::uint64_t w = state->load(std::memory_order_acquire);
-        if (w == detail::root_ready)
-            return static_cast<T *>(blk);
-        if (readonly || detail::space_is_readonly(s)) {
-            errno = EAGAIN;
-            return nullptr;
-        }
-        const std::uint64_t me = detail::process_token();
-        for (;;) {
-            if (w == detail::root_ready)
-                return static_cast<T *>(blk);
-            if (w == me) { /* a thread of this process is constructing it */
-                std::this_thread::yield();
-                w = state->load(std::memory_order_acquire);
-                continue;
-            }
-            /* 0: unclaimed; another token: its process died constructing.
-             * acquire on failure: the state re-read may say ready */
-            if (!state->compare_exchange_weak(w, me, std::memory_order_acquire,
-                                              std::memory_order_acquire))
-                continue;
-            if (w != 0)
-                std::memset(blk, 0, sizeof(T));
-            try {
-                ::new (blk) T(std::forward<Args>(args)...);
-            } catch (...) {
-                std::memset(blk, 0, sizeof(T));
-                /* release: the zeroed T before the claim is dropped */
-                state->store(0, std::memory_order_release);
-                throw;
-            }
-            persistent_persist(blk, sizeof(T));
-            /* release: publishes the constructed T to the acquire loads */
-            state->store(detail::root_ready, std::memory_order_release);
-            persistent_persist(state, sizeof *state);
-            return static_cast<T *>(blk);
-        }
-    }
-
-    /* The root with this tag if find_or_construct_root has finished
-     * constructing it, else nullptr.  Never waits. */
-    template <class T> T *find_constructed_root(std::uint64_t tag) const noexcept
-    {
-        constexpr std::size_t off = detail::root_state_offset<T>();
-        allocator_space_t *s = space();
-        void *blk = s ? persistent_find_root(s, tag) : nullptr;
-        if (blk == nullptr || persistent_usable_size(s, blk) < detail::root_block_size<T>())
-            return nullptr;
-        /* acquire: see find_or_construct_root */
-        if (detail::root_state(blk, off)->load(std::memory_order_acquire) != detail::root_ready)
-            return nullptr;
-        return static_cast<T *>(blk);
+        return static_cast<T *>(found);
     }
 
     /* Runs ~T on the root with this tag and removes the root (freeing its

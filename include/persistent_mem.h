@@ -280,9 +280,25 @@ void *persistent_reallocate(allocator_space_t *space, void *ptr, size_t size);
 /* The root with this tag, created zeroed with size bytes if absent.  Two
  * threads racing get the same block; a root is never visible before it is
  * zeroed.  *created (may be NULL) tells whether this call made it.  An
- * existing root is returned as it is, whatever its size. */
+ * existing root is returned as it is, whatever its size, also on a space
+ * open read-only; creating one there fails with EROFS. */
 void *persistent_root_get(allocator_space_t *space, uint64_t tag, size_t size,
                           bool *created);
+
+/* Makes block (a live block of this space, already filled in) the root with
+ * this tag, unless the tag names a root already.  Returns the root: block
+ * itself when it was published, else the root that was there first, and
+ * then block is still the caller's to free.  This is how an object is
+ * built before anyone can see it: allocate, initialise, persistent_persist
+ * what must be durable (nothing of the block is written back here), then
+ * publish; racing threads each build their own and all get the one that
+ * won.  A block allocated but not yet published when the process dies
+ * leaks, as any unpublished allocation does (persistent_alloc_into is the
+ * leak-free way to allocate into a location).  A block must be the root of
+ * one tag at most.  NULL with errno: EINVAL (block is not a live block),
+ * EROFS (read-only space), ENOMEM (no room for the tag's slot). */
+void *persistent_root_publish(allocator_space_t *space, uint64_t tag,
+                              void *block);
 
 /* Removes the root and frees its block.  0, or -ENOENT. */
 int persistent_root_remove(allocator_space_t *space, uint64_t tag);

@@ -129,31 +129,41 @@ static void *val_ptr(struct pm_rt *rt, uint64_t v)
     return rt->base + v;
 }
 
-/* Shared by persistent_root_get and persistent_malloc_root. */
+/* Shared by persistent_root_get and persistent_malloc_root.  An existing
+ * root is found without a thread record, so a read-only space answers too;
+ * only creating one needs the space open for writing. */
 static void *root_create(allocator_space_t *space, uint64_t tag, size_t size,
                          bool *created, bool exclusive)
 {
-    struct pm_rt *rt;
-    struct pm_trec *rec = pm_thread_rec(space, &rt);
     if (created)
         *created = false;
-    if (rec == NULL)
-        return NULL;
-    pm_atomic_u64 *val = val_find(rt, rec, tag, true);
-    if (val == NULL) {
-        errno = ENOMEM;
+    struct pm_rt *rt = pm_rt_of(space);
+    if (rt == NULL) {
+        errno = EINVAL;
         return NULL;
     }
-    uint64_t v = pm_load_acquire(val);
+    pm_atomic_u64 *val = val_find(rt, NULL, tag, false);
+    uint64_t v = val ? pm_load_acquire(val) : 0;
     if (v == 0) {
-        void *blk = pub_root_create(rt, rec, val, size, &v);
-        if (blk != NULL) {
-            if (created)
-                *created = true;
-            return blk;
+        struct pm_trec *rec = pm_thread_rec(space, &rt);
+        if (rec == NULL)
+            return NULL;                /* EROFS when read-only */
+        val = val_find(rt, rec, tag, true);
+        if (val == NULL) {
+            errno = ENOMEM;
+            return NULL;
         }
-        if (v == 0)
-            return NULL;                /* errno from the allocation */
+        v = pm_load_acquire(val);
+        if (v == 0) {
+            void *blk = pub_root_create(rt, rec, val, size, &v);
+            if (blk != NULL) {
+                if (created)
+                    *created = true;
+                return blk;
+            }
+            if (v == 0)
+                return NULL;            /* errno from the allocation */
+        }
     }
     if (exclusive) {
         errno = EEXIST;
@@ -172,6 +182,32 @@ void *persistent_malloc_root(allocator_space_t *space, uint64_t root_class,
                              size_t size)
 {
     return root_create(space, root_class, size, NULL, true);
+}
+
+void *persistent_root_publish(allocator_space_t *space, uint64_t tag, void *block)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return NULL;
+    if (block == NULL || pm_usable(rt, block) == 0) {
+        pm_misuse(rt, PERSISTENT_E_BAD_POINTER, block, "persistent_root_publish");
+        errno = EINVAL;
+        return NULL;
+    }
+    pm_atomic_u64 *val = val_find(rt, rec, tag, true);
+    if (val == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint64_t off = (uint64_t)((char *)block - rt->base);
+    uint64_t cur = 0;
+    if (pm_cas_strong_acq_rel(val, &cur, off)) {
+        pm_persist(rt, val, sizeof *val);
+        return block;
+    }
+    /* another root was there first; the caller keeps its block */
+    return val_ptr(rt, cur);
 }
 
 void *persistent_find_root(allocator_space_t *space, uint64_t root_class)

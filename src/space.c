@@ -26,6 +26,13 @@ static struct {
     struct pm_rt *_Atomic rt;
 } registry[PM_MAX_OPEN];
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+/* [span_lo, span_hi): the lowest and highest address of any open space's
+ * reservation (0, 0 when none is open), so persistent_space_of answers a
+ * pointer outside every space with one comparison.  Written under
+ * registry_lock, widened before a space is published and narrowed after
+ * one is removed; a reader that mixes an old and a new bound still covers
+ * every space that is open across both writes. */
+static pm_atomic_uptr span_lo, span_hi;
 static pm_atomic_u64 instance_counter;
 pm_atomic_u64 pm_close_epoch;
 
@@ -54,6 +61,9 @@ allocator_space_t *persistent_space_of(const void *ptr)
     uint64_t epoch = pm_load_acquire(&pm_close_epoch);
     if (p - last_hit.lo < last_hit.hi - last_hit.lo && last_hit.epoch == epoch)
         return last_hit.space;
+    uintptr_t lo = pm_load_acquire(&span_lo), hi = pm_load_acquire(&span_hi);
+    if (p - lo >= hi - lo)
+        return NULL;
     for (int i = 0; i < PM_MAX_OPEN; i++) {
         struct pm_rt *rt = pm_load_acquire(&registry[i].rt);
         if (rt == NULL || pm_load_acquire(&registry[i].base) != (uintptr_t)rt->base)
@@ -404,8 +414,31 @@ static void forget_after_fork(void)
         pm_store_relaxed(&registry[i].base, (uintptr_t)0);
         pm_store_relaxed(&registry[i].rt, (struct pm_rt *)NULL);
     }
+    pm_store_relaxed(&span_lo, (uintptr_t)0);
+    pm_store_relaxed(&span_hi, (uintptr_t)0);
     pm_fetch_add_acq_rel(&pm_close_epoch, 1);
     pthread_mutex_init(&registry_lock, NULL);
+}
+
+/* Under registry_lock: the bounds over the open spaces, plus extra when
+ * not NULL (a space about to be published). */
+static void span_update(const struct pm_rt *extra)
+{
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < PM_MAX_OPEN + 1; i++) {
+        const struct pm_rt *rt = i < PM_MAX_OPEN ? pm_load_relaxed(&registry[i].rt) : extra;
+        if (rt == NULL)
+            continue;
+        uintptr_t b = (uintptr_t)rt->base;
+        if (b < lo)
+            lo = b;
+        if (b + rt->reserve_size > hi)
+            hi = b + rt->reserve_size;
+    }
+    if (hi == 0)
+        lo = 0;
+    pm_store_release(&span_lo, lo);
+    pm_store_release(&span_hi, hi);
 }
 
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
@@ -421,6 +454,7 @@ static int registry_add(struct pm_rt *rt)
     pthread_mutex_lock(&registry_lock);
     for (int i = 0; i < PM_MAX_OPEN; i++) {
         if (pm_load_relaxed(&registry[i].rt) == NULL) {
+            span_update(rt);
             pm_store_release(&registry[i].rt, rt);
             pm_store_release(&registry[i].base, (uintptr_t)rt->base);
             pthread_mutex_unlock(&registry_lock);
@@ -440,6 +474,7 @@ static struct pm_rt *registry_remove(const allocator_space_t *space)
             rt = pm_load_relaxed(&registry[i].rt);
             pm_store_release(&registry[i].base, (uintptr_t)0);
             pm_store_release(&registry[i].rt, (struct pm_rt *)NULL);
+            span_update(NULL);
             break;
         }
     }

@@ -1,9 +1,14 @@
 #!/bin/sh
 # The library as users get it: installed with a pkg-config file, and as a
-# meson subproject.  Usage: packaging.sh SOURCE_ROOT BUILD_ROOT
+# meson subproject.  Usage: packaging.sh SOURCE_ROOT BUILD_ROOT [SANITIZE]
+# SANITIZE is the build's b_sanitize: an instrumented library needs the
+# user's program built with the same sanitizers.
 set -eu
 src=$1
 build=$2
+san=${3:-none}
+sanflags=
+[ "$san" = none ] || sanflags="-fsanitize=$san"
 command -v pkg-config >/dev/null || { echo "SKIP: no pkg-config"; exit 77; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pm-packaging-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -30,7 +35,7 @@ pc=$(find "$tmp/root" -name persistent_mem.pc | head -n 1)
 [ -n "$pc" ] || { echo "persistent_mem.pc was not installed"; exit 1; }
 export PKG_CONFIG_PATH=$(dirname "$pc")
 export PKG_CONFIG_SYSROOT_DIR="$tmp/root"
-cc -std=c11 -Wall -Werror $(pkg-config --cflags persistent_mem) "$tmp/user.c" \
+cc -std=c11 -Wall -Werror $sanflags $(pkg-config --cflags persistent_mem) "$tmp/user.c" \
    -o "$tmp/user" $(pkg-config --libs persistent_mem)
 libdir=$(dirname "$(find "$tmp/root" -name 'libpersistent_mem.so' | head -n 1)")
 space="$tmp/user.space"
@@ -38,7 +43,7 @@ LD_LIBRARY_PATH="$libdir" "$tmp/user" "$space"
 LD_LIBRARY_PATH="$libdir" "$tmp/user" "$space"
 if [ -f "$src/cpp/persistent_ptr.hpp" ]; then
     printf '#include <persistent_ptr.hpp>\n#include <persistent_space.hpp>\n#include <persistent_allocator.hpp>\nint main(void) { return 0; }\n' > "$tmp/user.cpp"
-    c++ -std=c++17 -Wall -Werror $(pkg-config --cflags persistent_mem) "$tmp/user.cpp" \
+    c++ -std=c++17 -Wall -Werror $sanflags $(pkg-config --cflags persistent_mem) "$tmp/user.cpp" \
         -o "$tmp/usercpp" $(pkg-config --libs persistent_mem)
 fi
 echo "installed: pkg-config build works"

@@ -1,5 +1,6 @@
-/* Roots: seed calls, create-if-absent races, removal, iteration, many
- * roots (overflow tables), tag 0, and survival across a reopen. */
+/* Roots: seed calls, create-if-absent races, publishing built blocks
+ * (racing publishers, misuse), removal, iteration, many roots (overflow
+ * tables), tag 0, survival across a reopen, and a read-only opener. */
 #include "check.h"
 
 #include <pthread.h>
@@ -110,6 +111,164 @@ static void test_racing_creators(allocator_space_t *s)
     pthread_barrier_destroy(&bar);
 }
 
+/* Racing publishers: each thread builds its own block for a tag, fills it
+ * with its pattern and publishes it; the losers check the winner is whole
+ * and free their own. */
+struct publisher {
+    allocator_space_t *s;
+    int id;
+    pthread_barrier_t *bar;
+    void *got[64];
+    int won, bad;
+};
+
+enum { PUB_WORDS = 40 };
+
+static uint64_t pub_word(int id, int round, int i)
+{
+    return ((uint64_t)id << 40) ^ ((uint64_t)round << 20) ^ (uint64_t)i ^ 0x5a5a5a5aull;
+}
+
+static bool pub_whole(const uint64_t *p, int round)
+{
+    int id = (int)(p[0] >> 40);
+    for (int i = 0; i < PUB_WORDS; i++)
+        if (p[i] != pub_word(id, round, i))
+            return false;
+    return true;
+}
+
+static void *publish_race(void *arg)
+{
+    struct publisher *r = arg;
+    for (int round = 0; round < 64; round++) {
+        pthread_barrier_wait(r->bar);
+        uint64_t *mine = persistent_malloc(r->s, PUB_WORDS * sizeof(uint64_t));
+        if (mine == NULL) {
+            r->bad++;
+            continue;
+        }
+        for (int i = 0; i < PUB_WORDS; i++)
+            mine[i] = pub_word(r->id, round, i);
+        persistent_persist(mine, PUB_WORDS * sizeof(uint64_t));
+        uint64_t *root = persistent_root_publish(r->s, 5000 + (uint64_t)round, mine);
+        r->got[round] = root;
+        if (root == NULL || !pub_whole(root, round))
+            r->bad++;
+        if (root == mine) {
+            r->won++;
+        } else {
+            for (int i = 0; i < PUB_WORDS; i++)     /* still ours, untouched */
+                if (mine[i] != pub_word(r->id, round, i))
+                    r->bad++;
+            persistent_free(r->s, mine);
+        }
+    }
+    return NULL;
+}
+
+static void test_publish(allocator_space_t *s)
+{
+    struct persistent_stats st0, st1;
+    REQUIRE(persistent_stats_get(s, &st0) == 0);
+    enum { T = 8 };
+    pthread_t th[T];
+    struct publisher r[T];
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, T);
+    for (int i = 0; i < T; i++) {
+        r[i] = (struct publisher){.s = s, .id = i, .bar = &bar};
+        pthread_create(&th[i], NULL, publish_race, &r[i]);
+    }
+    int won = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        won += r[i].won;
+        CHECK_EQ(r[i].bad, 0);
+    }
+    pthread_barrier_destroy(&bar);
+    CHECK_EQ(won, 64);                    /* exactly one block per tag */
+    for (int round = 0; round < 64; round++) {
+        uint64_t *p = persistent_find_root(s, 5000 + (uint64_t)round);
+        REQUIRE(p != NULL);
+        CHECK(pub_whole(p, round));
+        for (int i = 0; i < T; i++)
+            CHECK(r[i].got[round] == p);
+    }
+    /* the losers' blocks are gone: one block per tag remains */
+    REQUIRE(persistent_stats_get(s, &st1) == 0);
+    CHECK_EQ(st1.live_blocks, st0.live_blocks + 64);
+
+    /* a tag that names a root already: the caller keeps its block */
+    void *spare = persistent_malloc(s, 64);
+    REQUIRE(spare != NULL);
+    CHECK(persistent_root_publish(s, 5000, spare) == persistent_find_root(s, 5000));
+    persistent_free(s, spare);
+    /* after removal the tag can be published again */
+    CHECK_EQ(persistent_root_remove(s, 5001), 0);
+    spare = persistent_malloc(s, 64);
+    REQUIRE(spare != NULL);
+    CHECK(persistent_root_publish(s, 5001, spare) == spare);
+    CHECK(persistent_find_root(s, 5001) == spare);
+
+    /* only live blocks of the space can be published */
+    struct t_misuse mis = {0};
+    persistent_error_hook_set(t_misuse_hook, &mis);
+    errno = 0;
+    CHECK(persistent_root_publish(s, 6000, NULL) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    char *blk = persistent_malloc(s, 64);
+    REQUIRE(blk != NULL);
+    errno = 0;
+    CHECK(persistent_root_publish(s, 6000, blk + 16) == NULL);   /* interior */
+    CHECK_EQ(errno, EINVAL);
+    uint64_t on_stack[8];
+    errno = 0;
+    CHECK(persistent_root_publish(s, 6000, on_stack) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    persistent_free(s, blk);
+    errno = 0;
+    CHECK(persistent_root_publish(s, 6000, blk) == NULL);        /* freed */
+    CHECK_EQ(errno, EINVAL);
+    CHECK_EQ(mis.count, 4);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_BAD_POINTER);
+    persistent_error_hook_set(NULL, NULL);
+    CHECK(persistent_find_root(s, 6000) == NULL);
+    /* a large block publishes like a small one */
+    void *big = persistent_malloc(s, 1u << 20);
+    REQUIRE(big != NULL);
+    CHECK(persistent_root_publish(s, 6001, big) == big);
+    CHECK_EQ(persistent_root_remove(s, 6001), 0);
+}
+
+/* A read-only opener finds the roots (persistent_root_get included) and
+ * cannot make new ones. */
+static void test_readonly(const char *p)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_READONLY;
+    allocator_space_t *ro = NULL;
+    REQUIRE(persistent_space_open(p, &o, &ro) == 0);
+    bool created = true;
+    char *r = persistent_root_get(ro, 0x1234567890abcdefull, 16, &created);
+    REQUIRE(r != NULL);
+    CHECK(!created);
+    CHECK(r == persistent_find_root(ro, 0x1234567890abcdefull));
+    CHECK(r[0] == 0x42);
+    errno = 0;
+    CHECK(persistent_root_get(ro, 0x7777777777ull, 16, &created) == NULL);
+    CHECK_EQ(errno, EROFS);
+    CHECK(!created);
+    errno = 0;
+    CHECK(persistent_malloc_root(ro, 0x1234567890abcdefull, 16) == NULL);
+    CHECK_EQ(errno, EEXIST);
+    errno = 0;
+    CHECK(persistent_root_publish(ro, 0x7777777777ull, r) == NULL);
+    CHECK_EQ(errno, EROFS);
+    CHECK(persistent_find_root(ro, 0x7777777777ull) == NULL);
+    CHECK_EQ(persistent_space_close(ro), 0);
+}
+
 static void test_many(allocator_space_t *s)
 {
     /* more roots than the table in the metadata holds */
@@ -155,6 +314,7 @@ int main(void)
     test_seed_roots(s);
     test_get_remove(s);
     test_racing_creators(s);
+    test_publish(s);
     test_many(s);
     t_check_clean(s, "roots");
     struct persistent_check_report before;
@@ -173,7 +333,9 @@ int main(void)
     CHECK_EQ(persistent_check(s, &after), 0);
     CHECK_EQ(after.roots, before.roots);
     CHECK_EQ(after.live_blocks, before.live_blocks);
+    CHECK(persistent_find_root(s, 5001) != NULL);
     destroy_persistent_allocator(s);
+    test_readonly(p);
     unlink(p);
     return t_done();
 }

@@ -144,6 +144,20 @@ static void test_space_of_and_used(void)
     int local;
     CHECK(persistent_space_of(&local) == NULL);
     CHECK(persistent_space_of(NULL) == NULL);
+    /* the ends of each reservation, and just outside both */
+    struct persistent_info ia, ib;
+    REQUIRE(persistent_space_info(a, &ia) == 0 && persistent_space_info(b, &ib) == 0);
+    char *a0 = (char *)a, *a1 = a0 + ia.bases[0].size;
+    char *b0 = (char *)b, *b1 = b0 + ib.bases[0].size;
+    CHECK(persistent_space_of(a1 - 1) == a);
+    CHECK(persistent_space_of(b1 - 1) == b);
+    CHECK(persistent_space_of(a1) != a);
+    CHECK(persistent_space_of(b1) != b);
+    char *lo = a0 < b0 ? a0 : b0, *hi = a1 > b1 ? a1 : b1;
+    CHECK(persistent_space_of(lo - 1) == NULL);
+    CHECK(persistent_space_of(hi) == NULL);
+    CHECK(persistent_space_of(x) == a);
+    CHECK(persistent_space_of(hi + 4096) == NULL);  /* after a hit */
     struct persistent_info in;
     REQUIRE(persistent_space_info(b, &in) == 0);
     CHECK(in.used_size >= 100000);
@@ -152,7 +166,10 @@ static void test_space_of_and_used(void)
     destroy_persistent_allocator(a);
     CHECK(persistent_space_of(x) == NULL);       /* closed: no longer found */
     CHECK(persistent_space_of(y) == b);
+    CHECK(persistent_space_of(a1 - 1) == NULL);
     destroy_persistent_allocator(b);
+    CHECK(persistent_space_of(y) == NULL);
+    CHECK(persistent_space_of(x) == NULL);
     /* the high-water mark is kept by the file */
     b = create_persistent_allocator(p2, 0);
     REQUIRE(b != NULL);

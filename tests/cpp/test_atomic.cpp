@@ -29,7 +29,12 @@ struct Node {
 
 std::uint64_t check_of(std::uint64_t v)
 {
-    return detail::mix64(v ^ 0x5eed5eed5eed5eedull);
+    std::uint64_t x = v ^ 0x5eed5eed5eed5eedull;
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
 }
 
 struct Stack {
@@ -209,7 +214,7 @@ int drain(const std::string &path)
     Space space(path, 0);
     for (std::uint64_t b : earlier)
         CHECK(pmt::addr(space.get()) != b);
-    Stack *st = space.find_constructed_root<Stack>(stack_tag);
+    Stack *st = space.find_root<Stack>(stack_tag);
     REQUIRE(st != nullptr);
     CHECK_EQ(st->size.load(), std::uint64_t(n_threads) * per_thread);
 

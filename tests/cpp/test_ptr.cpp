@@ -498,7 +498,7 @@ void test_remap(const std::string &path)
     ps = s;
     r = ps.find_root<Root>(root_tag);
     REQUIRE(r != nullptr);
-    CHECK(ps.find_constructed_root<Root>(root_tag) == r);
+    CHECK(ps.find_root<Root>(root_tag) == r);
     CHECK_EQ(pmt::addr(r->arr.get()), pmt::addr(s) + arr_off);
     CHECK_EQ(r->mid - r->arr, 8);
     CHECK_EQ(r->mid->a, 8);

@@ -1,8 +1,8 @@
 /* Space (the RAII handle) and its errors, PersistentSpace stored in a space,
  * the typed calls (alloc, arrays, free running destructors, roots,
- * restore), and find_or_construct_root: 8 racing threads, a throwing
- * constructor, a process killed in the middle of construction, a read-only
- * opener. */
+ * restore), and find_or_construct_root: 8 racing constructors and a reader,
+ * a throwing constructor, a process killed in the middle of construction, a
+ * read-only opener. */
 #include <persistent_allocator.hpp>
 #include <persistent_space.hpp>
 
@@ -307,6 +307,7 @@ constexpr std::uint64_t throw_tag = 0x7468726f77ull;
 constexpr std::uint64_t ro_tag = 0x726561646f6e6c79ull;
 
 std::atomic<int> slow_ctors{0};
+std::atomic<int> slow_dtors{0};
 
 struct Slow {
     std::uint64_t first;
@@ -324,6 +325,7 @@ struct Slow {
         }
         last = seed ^ 0xffff;
     }
+    ~Slow() { slow_dtors++; }
 };
 
 bool complete(const Slow *p, std::uint64_t seed)
@@ -340,24 +342,46 @@ void test_race(allocator_space_t *s)
 {
     PersistentSpace ps(s);
     slow_ctors = 0;
+    slow_dtors = 0;
+    const std::uint64_t blocks0 = live_blocks(s);
     constexpr int n = 8;
     std::vector<Slow *> got(n, nullptr);
     std::vector<int> whole(n, 0);
     std::atomic<int> ready{0};
+    std::atomic<bool> finished{false};
+    std::atomic<int> seen_half{0}, seen_whole{0};
     std::vector<std::thread> threads;
+    /* a reader looking the root up meanwhile never finds it half-built */
+    threads.emplace_back([&] {
+        ready++;
+        while (!finished.load()) {
+            const Slow *p = ps.find_root<Slow>(race_tag);
+            if (p != nullptr)
+                (complete(p, p->first) ? seen_whole : seen_half)++;
+            std::this_thread::yield();
+        }
+    });
     for (int t = 0; t < n; t++)
         threads.emplace_back([&, t] {
             ready++;
-            while (ready.load() < n)
+            while (ready.load() < n + 1)
                 std::this_thread::yield();
-            /* each thread offers its own seed: only one constructor runs */
+            /* each thread offers its own seed; one T is published */
             Slow *p = ps.find_or_construct_root<Slow>(race_tag, std::uint64_t(1000 + t));
             got[static_cast<std::size_t>(t)] = p;
             whole[static_cast<std::size_t>(t)] = p && complete(p, p->first);
         });
-    for (std::thread &th : threads)
-        th.join();
-    CHECK_EQ(slow_ctors.load(), 1);
+    for (std::size_t t = 1; t < threads.size(); t++)
+        threads[t].join();
+    /* at least one look after publication */
+    while (seen_whole.load() == 0)
+        std::this_thread::yield();
+    finished = true;
+    threads[0].join();
+    CHECK_EQ(seen_half.load(), 0);
+    CHECK(slow_ctors.load() >= 1);
+    /* every T that lost was destroyed: one survives */
+    CHECK_EQ(slow_ctors.load() - slow_dtors.load(), 1);
     for (int t = 0; t < n; t++) {
         CHECK(got[static_cast<std::size_t>(t)] == got[0]);
         CHECK(whole[static_cast<std::size_t>(t)]); /* nobody saw it half-built */
@@ -365,15 +389,17 @@ void test_race(allocator_space_t *s)
     REQUIRE(got[0] != nullptr);
     const std::uint64_t seed = got[0]->first;
     CHECK(seed >= 1000 && seed < 1000 + n);
+    /* the losers' blocks were freed: only the root's remains */
+    CHECK_EQ(live_blocks(s), blocks0 + 1);
     /* later calls find it and construct nothing */
+    const int ctors = slow_ctors.load();
     CHECK(ps.find_or_construct_root<Slow>(race_tag, std::uint64_t(1)) == got[0]);
-    CHECK(ps.find_constructed_root<Slow>(race_tag) == got[0]);
     CHECK(ps.find_root<Slow>(race_tag) == got[0]);
-    CHECK_EQ(slow_ctors.load(), 1);
+    CHECK_EQ(slow_ctors.load(), ctors);
     CHECK(complete(got[0], seed));
 
-    /* a constructor that throws: nothing is left claimed, the next call
-     * constructs */
+    /* a constructor that throws: nothing is published or left allocated,
+     * the next call constructs */
     struct Picky {
         int v;
         explicit Picky(int x) : v(x)
@@ -382,6 +408,7 @@ void test_race(allocator_space_t *s)
                 throw std::invalid_argument("negative");
         }
     };
+    const std::uint64_t blocks1 = live_blocks(s);
     bool threw = false;
     try {
         ps.find_or_construct_root<Picky>(throw_tag, -1);
@@ -389,11 +416,12 @@ void test_race(allocator_space_t *s)
         threw = true;
     }
     CHECK(threw);
-    CHECK(ps.find_constructed_root<Picky>(throw_tag) == nullptr);
+    CHECK(ps.find_root<Picky>(throw_tag) == nullptr);
+    CHECK_EQ(live_blocks(s), blocks1);
     Picky *pk = ps.find_or_construct_root<Picky>(throw_tag, 5);
     REQUIRE(pk != nullptr);
     CHECK_EQ(pk->v, 5);
-    CHECK(ps.find_constructed_root<Picky>(throw_tag) == pk);
+    CHECK(ps.find_root<Picky>(throw_tag) == pk);
 }
 
 /* A constructor that gets its process killed half-way. */
@@ -422,35 +450,27 @@ void test_crash(const std::string &path)
     }
     CHECK_EQ(pmt::run_self({"crash", path}), 128 + SIGKILL);
     Space sp(path, 0);
-    /* the half-built object is there, unclaimed by any live process */
-    Fragile *half = sp.find_root<Fragile>(crash_tag);
-    REQUIRE(half != nullptr);
-    CHECK_EQ(half->a, 0xdead);
-    CHECK(sp.find_constructed_root<Fragile>(crash_tag) == nullptr);
+    /* the half-built object was never published */
+    CHECK(sp.find_root<Fragile>(crash_tag) == nullptr);
+    persistent_check_report rep;
+    CHECK_EQ(persistent_check(sp.get(), &rep), 0);
     Fragile *f = sp.find_or_construct_root<Fragile>(crash_tag, false);
-    REQUIRE(f == half);
+    REQUIRE(f != nullptr);
     CHECK_EQ(f->a, 1);
     CHECK_EQ(f->b, 2);
     CHECK_EQ(f->c, 3);
-    CHECK(sp.find_constructed_root<Fragile>(crash_tag) == f);
+    CHECK(sp.find_root<Fragile>(crash_tag) == f);
 }
 
-/* A read-only opener never writes, so it cannot construct. */
+/* A read-only opener never writes, so it cannot construct; it finds what
+ * is there. */
 void test_readonly(const std::string &path)
 {
     {
         Space sp(path, 1u << 20);
-        bool created = false;
-        /* a root of the right shape, never constructed */
-        CHECK(persistent_root_get(sp.get(), ro_tag, detail::root_block_size<Counted>(),
-                                  &created) != nullptr);
-        CHECK(created);
         CHECK(sp.find_or_construct_root<std::uint64_t>(ro_tag + 1, 77u) != nullptr);
     }
     Space ro(path, Space::open_options(PERSISTENT_OPEN_READONLY));
-    errno = 0;
-    CHECK(ro.find_or_construct_root<Counted>(ro_tag) == nullptr);
-    CHECK_EQ(errno, EAGAIN);
     errno = 0;
     CHECK(ro.find_or_construct_root<Counted>(ro_tag + 2) == nullptr); /* no such root */
     CHECK_EQ(errno, EROFS);

@@ -146,7 +146,7 @@ int mutate(const std::string &path)
     Space sp(path, 0);
     for (std::uint64_t b : earlier)
         REQUIRE(pmt::addr(sp.get()) != b);
-    Root *r = sp.find_constructed_root<Root>(root_tag);
+    Root *r = sp.find_root<Root>(root_tag);
     REQUIRE(r != nullptr);
     verify(*r, model::stage1(), sp.get(), "after reopening at a new address");
 
@@ -204,7 +204,7 @@ int final_check(const std::string &path)
     Space sp(path, 0);
     for (std::uint64_t b : earlier)
         REQUIRE(pmt::addr(sp.get()) != b);
-    Root *r = sp.find_constructed_root<Root>(root_tag);
+    Root *r = sp.find_root<Root>(root_tag);
     REQUIRE(r != nullptr);
     verify(*r, model::stage2(), sp.get(), "in the third process");
     /* the destructors free every block through the remapped allocators */
