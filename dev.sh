@@ -64,7 +64,7 @@ case "${1:-}" in
 demo)
     install_missing demo
     setup "$BUILD" --buildtype=release
-    ninja -C "$BUILD" examples/demo >/dev/null
+    ninja -C "$BUILD" examples/demo examples/cpp_todo tools/persistent-mem >/dev/null
     file=$(mktemp -u "${TMPDIR:-/tmp}/persistent-mem-demo-XXXXXX.space")
     "$BUILD/examples/demo" "$file"
     "$BUILD/examples/demo" "$file"
