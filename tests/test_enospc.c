@@ -6,11 +6,27 @@
 #include <sched.h>
 #include <sys/mount.h>
 
+static char fs_dir[128];
+static bool fs_mounted;
+
+/* also on a failed REQUIRE (exit): nothing is left in /tmp */
+static void remove_small_fs(void)
+{
+    if (fs_dir[0] == 0)
+        return;
+    if (fs_mounted)
+        umount2(fs_dir, MNT_DETACH);    /* drops the files on the tmpfs */
+    rmdir(fs_dir);
+    fs_dir[0] = 0;
+}
+
 static void make_small_fs(char *dir, size_t n)
 {
     snprintf(dir, n, "/tmp/pm-enospc-XXXXXX");
     if (mkdtemp(dir) == NULL)
         t_skip("cannot make a temporary directory");
+    snprintf(fs_dir, sizeof fs_dir, "%s", dir);
+    atexit(remove_small_fs);
     if (unshare(CLONE_NEWNS) != 0) {
         rmdir(dir);
         t_skip("needs a private mount namespace (unshare(CLONE_NEWNS): run as root)");
@@ -21,6 +37,7 @@ static void make_small_fs(char *dir, size_t n)
         rmdir(dir);
         t_skip("cannot mount a 1 MiB tmpfs (needs CAP_SYS_ADMIN)");
     }
+    fs_mounted = true;
 }
 
 static int count_entries(const char *dir)
@@ -77,7 +94,6 @@ int main(void)
     CHECK(s != NULL);
     destroy_persistent_allocator(s);
     unlink(path);
-    umount(dir);
-    rmdir(dir);
+    remove_small_fs();
     return t_done();
 }
