@@ -73,6 +73,9 @@ static inline bool free_fast(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
             t->mask |= bit;         /* reuse it soon: it is in cache */
         else
             t->freemap |= UINT64_C(1) << w;
+    } else {
+        pm_atomic_u32 *f = &rt->ctl[s].frees;   /* set aside: count it */
+        pm_store_relaxed(f, pm_load_relaxed(f) + 1);
     }
     pm_op_end(rec);
     return true;

@@ -32,7 +32,7 @@
 
 #define PM_N_CLASSES      PERSISTENT_N_CLASSES
 #define PM_MAX_SMALL      16384u      /* largest size class */
-#define PM_OWNED_MAX      6           /* superblocks a thread keeps per class
+#define PM_OWNED_MAX      8           /* superblocks a thread keeps per class
                                          besides the current one */
 #define PM_MAX_RECS       4096u       /* thread records per open space */
 #define PM_NO_SB          UINT32_MAX
@@ -70,7 +70,8 @@ struct pm_sbctl {
     pm_atomic_u32 next;           /* partial-list link: first page + 1 */
     pm_atomic_u32 n_pub;          /* publishing remote frees in flight */
     pm_atomic_u32 cls;
-    uint32_t reserved;
+    pm_atomic_u32 frees;          /* the owner's frees into it since it was
+                                     set aside (a hint, owner only) */
 };
 
 /* Geometry of one size class in one space. */
@@ -100,7 +101,8 @@ struct pm_tcache {
     uint64_t freemap;             /* words of sb other than word that may
                                      have free blocks (a hint: rebuilt when
                                      sb becomes current or is collected) */
-    uint32_t owned[PM_OWNED_MAX]; /* other superblocks this thread owns */
+    uint32_t owned[PM_OWNED_MAX]; /* other superblocks this thread owns,
+                                     full when set aside (see superblock.c) */
 };
 
 /* One thread's state in one open space.  Records are type-stable: they are
@@ -339,7 +341,7 @@ bool sb_readopt(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
                 uint32_t cls);
 void sb_after_local_free(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
                          struct pm_sb_header *h, uint32_t idx);
-void sb_list_if_orphan(struct pm_rt *rt, uint32_t first, uint32_t cls);
+void sb_list_if_orphan(struct pm_rt *rt, uint32_t first);
 bool sb_owner_sync(struct pm_rt *rt, struct pm_trec *rec);
 int sb_locate(struct pm_rt *rt, const void *ptr, uint32_t *first,
               struct pm_sb_header **hp, uint32_t *idx);

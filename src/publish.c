@@ -231,7 +231,7 @@ void pub_free_abandon(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *
     (void)rec;
     if (!pf->large && !pf->local) {
         pm_fetch_sub_seq_cst(&rt->ctl[pf->s].n_pub, 1u);
-        sb_list_if_orphan(rt, pf->s, pf->h->cls);
+        sb_list_if_orphan(rt, pf->s);
     }
 }
 
@@ -248,7 +248,7 @@ void pub_free_finish(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *p
     }
     /* seq_cst against detach(): one of us lists the superblock */
     pm_fetch_sub_seq_cst(&rt->ctl[pf->s].n_pub, 1u);
-    sb_list_if_orphan(rt, pf->s, pf->h->cls);
+    sb_list_if_orphan(rt, pf->s);
 }
 
 /* ---- the calls ---- */

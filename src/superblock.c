@@ -7,10 +7,20 @@
  *    allocation bitmap, and only between pm_op_begin() and pm_op_end(); it
  *    uses plain (relaxed) loads and stores, no read-modify-write.  Any
  *    thread may set remote bits (atomic OR); only the owner clears them.
- *  - A superblock a thread owns is its current one for the class or holds a
- *    free block.  When the current one has no free block left the owner
- *    detaches it (ORPHAN); it comes back through a remote free (which lists
- *    it) or through its last owner freeing into it (which re-adopts it).
+ *  - A superblock a thread owns is its current one for the class or is in
+ *    its owned set for the class (at most PM_OWNED_MAX).  When the current
+ *    one has no free block left the owner sets it aside in the owned set
+ *    and makes current the owned one most likely to have free blocks: the
+ *    most frees by the owner since it was set aside (ctl->frees, counted
+ *    by the free path), pending remote frees counting as many.  Only when
+ *    the set is full does it detach one (ORPHAN); that one comes back
+ *    through a remote free (which lists it) or through its last owner
+ *    freeing into it (which re-adopts it).  Keeping full superblocks owned
+ *    spares the detach / re-adopt round trip (two CASes and a rescan)
+ *    that a class whose superblocks are all nearly full would otherwise
+ *    pay on almost every free-then-malloc; the price is that remote frees
+ *    into an owned superblock wait for its owner's next refill of the
+ *    class (or a revocation).
  *  - LISTED <=> in exactly one partial list; only the thread that pops it
  *    moves it out of LISTED.
  *  - A remote free sets its remote bit, then the summary bit, then reads the
@@ -318,12 +328,10 @@ static void hand_back(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
         partial_push(rt, c, s);
 }
 
-/* The current superblock of t has no free block: detach it. */
-static void detach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
-                   uint32_t c)
+/* s, owned by rec and neither current nor in the owned set, has no free
+ * block: detach it. */
+static void detach_sb(struct pm_rt *rt, struct pm_trec *rec, uint32_t s, uint32_t c)
 {
-    uint32_t s = t->sb;
-    drop_current(t);
     if (!anchor_move(rt, s, PM_SB_OWNED, rec->id, false, PM_SB_ORPHAN, rec->id))
         return;                         /* being revoked: the thief has it */
     struct pm_sbctl *ctl = ctl_of(rt, s);
@@ -332,6 +340,15 @@ static void detach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
     /* a remote free raced with the detach and may have seen OWNED */
     if (anchor_move(rt, s, PM_SB_ORPHAN, 0, true, PM_SB_LISTED, 0))
         partial_push(rt, c, s);
+}
+
+/* The current superblock of t has no free block: detach it. */
+static void detach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
+                   uint32_t c)
+{
+    uint32_t s = t->sb;
+    drop_current(t);
+    detach_sb(rt, rec, s, c);
 }
 
 /* Makes s (just adopted, owned by rec) current if it has a free block,
@@ -345,6 +362,60 @@ static bool use_adopted(struct pm_rt *rt, struct pm_trec *rec,
         return true;
     detach(rt, rec, t, c);
     return false;
+}
+
+/* How likely s, in the owned set, is to have a free block: 0 for none. */
+static uint32_t owned_score(struct pm_rt *rt, uint32_t s)
+{
+    struct pm_sbctl *ctl = ctl_of(rt, s);
+    return pm_load_relaxed(&ctl->frees) +
+           (pm_load_relaxed(&ctl->summary) != 0 ? 64u : 0u);
+}
+
+/* Puts s (owned, full) in t's owned set, or detaches it when the set is
+ * full. */
+static void set_aside(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
+                      uint32_t s, uint32_t c)
+{
+    if (t->n_owned < PM_OWNED_MAX) {
+        pm_store_relaxed(&ctl_of(rt, s)->frees, 0u);
+        t->owned[t->n_owned++] = s;
+    } else {
+        detach_sb(rt, rec, s, c);
+    }
+}
+
+/* Refill from the owned set: the current superblock (if any, full) is set
+ * aside and the owned one with the best score becomes current.  False when
+ * no owned superblock has a free block. */
+static bool switch_owned(struct pm_rt *rt, struct pm_trec *rec,
+                         struct pm_tcache *t, uint32_t c)
+{
+    for (;;) {
+        uint32_t best = PM_OWNED_MAX, best_score = 0;
+        for (uint32_t i = 0; i < t->n_owned; i++) {
+            uint32_t sc = owned_score(rt, t->owned[i]);
+            if (sc > best_score) {
+                best = i;
+                best_score = sc;
+            }
+        }
+        uint32_t s = best < PM_OWNED_MAX ? t->owned[best] : PM_NO_SB;
+        if (s != PM_NO_SB)
+            t->owned[best] = t->owned[--t->n_owned];
+        if (t->sb != PM_NO_SB) {
+            uint32_t full = t->sb;
+            drop_current(t);
+            set_aside(rt, rec, t, full, c);
+        }
+        if (s == PM_NO_SB)
+            return false;
+        /* a thief may have taken it while this thread was outside an
+         * operation (sb_owner_sync drops those too) */
+        if (owned_by(pm_load_acquire(&ctl_of(rt, s)->anchor), rec->id) &&
+            use_adopted(rt, rec, t, s, c))
+            return true;
+    }
 }
 
 bool sb_owner_sync(struct pm_rt *rt, struct pm_trec *rec)
@@ -394,14 +465,9 @@ static bool refill(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
                 if (next_word(rt, t))
                     return true;
             }
-            detach(rt, rec, t, c);
         }
-        while (t->n_owned > 0) {
-            uint32_t s = t->owned[--t->n_owned];
-            if (owned_by(pm_load_acquire(&ctl_of(rt, s)->anchor), rec->id) &&
-                use_adopted(rt, rec, t, s, c))
-                return true;
-        }
+        if (switch_owned(rt, rec, t, c))
+            return true;
         uint32_t s;
         while ((s = partial_pop(rt, c)) != PM_NO_SB) {
             if (!anchor_move(rt, s, PM_SB_LISTED, 0, true, PM_SB_OWNED, rec->id))
@@ -523,6 +589,8 @@ void sb_after_local_free(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
             t->freemap |= UINT64_C(1) << (idx >> 6);
         return;                                  /* the current one stays */
     }
+    pm_atomic_u32 *f = &ctl_of(rt, s)->frees;
+    pm_store_relaxed(f, pm_load_relaxed(f) + 1);
     if (pm_load_relaxed(&alloc_bits(h)[idx >> 6]) == 0 && all_clear(h) &&
         pm_load_relaxed(&ctl_of(rt, s)->summary) == 0 &&
         pm_load_relaxed(&ctl_of(rt, s)->n_pub) == 0) {
@@ -557,16 +625,26 @@ bool sb_readopt(struct pm_rt *rt, struct pm_trec *rec, uint32_t s, uint32_t c)
         return false;
     if (!anchor_move(rt, s, PM_SB_ORPHAN, rec->id, false, PM_SB_OWNED, rec->id))
         return false;
+    pm_store_relaxed(&ctl_of(rt, s)->frees, 0u);   /* the caller's free counts */
     t->owned[t->n_owned++] = s;
     return true;
 }
 
 /* A remote free's last step: a detached superblock with a free block must
- * be findable, so the freer lists it. */
-void sb_list_if_orphan(struct pm_rt *rt, uint32_t s, uint32_t c)
+ * be findable, so the freer lists it.  Only control words are read: once
+ * the remote bit is set the owner may collect the block, release the
+ * superblock and its pages may hold anything.  The class comes from the
+ * control word, between reading the anchor and the CAS that moves it, so
+ * a superblock released and carved again for another class meanwhile
+ * (its anchor's tag changed) is left alone. */
+void sb_list_if_orphan(struct pm_rt *rt, uint32_t s)
 {
-    if (pm_anchor_state(pm_load_seq_cst(&ctl_of(rt, s)->anchor)) == PM_SB_ORPHAN &&
-        anchor_move(rt, s, PM_SB_ORPHAN, 0, true, PM_SB_LISTED, 0))
+    struct pm_sbctl *ctl = ctl_of(rt, s);
+    uint64_t a = pm_load_seq_cst(&ctl->anchor);
+    if (pm_anchor_state(a) != PM_SB_ORPHAN)
+        return;
+    uint32_t c = pm_load_relaxed(&ctl->cls);
+    if (pm_cas_strong_seq_cst(&ctl->anchor, &a, pm_anchor_make(a, PM_SB_LISTED, 0)))
         partial_push(rt, c, s);
 }
 
@@ -590,7 +668,7 @@ void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
     pm_persist(rt, rw, sizeof *rw);
     pm_hook(PM_HOOK_REMOTE_PUSH);
     pm_fetch_or_seq_cst(&ctl_of(rt, s)->summary, UINT64_C(1) << w);
-    sb_list_if_orphan(rt, s, h->cls);
+    sb_list_if_orphan(rt, s);
 }
 
 void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
