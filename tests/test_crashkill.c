@@ -142,12 +142,15 @@ static void *child_thread(void *arg)
             } else {
                 int u = (int)(t_rand(&seed) % (uint64_t)n_threads);
                 struct entry *m = &M->mbox[u][t_rand(&seed) % NMB];
-                uint64_t off = LD(&m->off);
-                if (u == t || off == 0 ||
-                    LD(&m->seal) != seal_of(off, LD(&m->size), LD(&m->gen)))
+                uint64_t off = LD(&m->off), n = LD(&m->size), mg = LD(&m->gen);
+                uint64_t sl = seal_of(off, n, mg);
+                /* claim it: of two consumers of one mailbox only one checks
+                 * and frees (the other would read a block already freed) */
+                if (u == t || off == 0 || LD(&m->seal) != sl ||
+                    !__atomic_compare_exchange_n(&m->seal, &sl, 0, false,
+                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
                     continue;
-                if (!check_off(persistent_offset_to_ptr(S, off), LD(&m->size), off,
-                               LD(&m->gen)))
+                if (!check_off(persistent_offset_to_ptr(S, off), n, off, mg))
                     abort();                        /* verified before free */
                 persistent_free_from(S, &m->off);   /* from another thread */
             }
@@ -335,8 +338,13 @@ int main(int argc, char **argv)
         close(pfd[1]);
         char c;
         if (read(pfd[0], &c, 1) != 1) {
-            fail(k, "child did not start");
-            waitpid(pid, NULL, 0);
+            int st = 0;
+            waitpid(pid, &st, 0);
+            if (WIFSIGNALED(st))
+                fail(k, "child died of signal %d before it started", WTERMSIG(st));
+            else
+                fail(k, "child did not start (exit %d: 3 open, 4 model root, 5 pipe)",
+                     WEXITSTATUS(st));
             close(pfd[0]);
             continue;
         }
@@ -345,7 +353,7 @@ int main(int argc, char **argv)
         kill(pid, SIGKILL);
         int st;
         waitpid(pid, &st, 0);
-        if (!WIFSIGNALED(st)) {
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) {
             fail(k, "child ended by itself (status %#x)", st);
             continue;
         }
