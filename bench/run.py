@@ -730,10 +730,13 @@ def publish(readme, out_dir, run):
         return
     m = run.meta
     rel = os.path.relpath(out_dir, os.path.dirname(readme))
+    # the build directory as seen from the source tree, not this machine's path
+    top = os.path.dirname(os.path.dirname(os.path.abspath(readme))) + os.sep
+    cmd = m["cmdline"].replace(top, "")
     started = datetime.datetime.fromisoformat(m["started"])
     parts = [begin, "",
              "Made by `%s` on %s, %s (%d cores), %s; load average %s before, %s after." % (
-                 m["cmdline"], started.strftime("%Y-%m-%d"), m["machine"]["cpu"],
+                 cmd, started.strftime("%Y-%m-%d"), m["machine"]["cpu"],
                  m["machine"]["cores"], m["machine"]["mem"], m["load_before"],
                  m["load_after"]),
              "persistent_mem %s.  Median of %d runs per cell; ✗ marks a ratio below its aim."
