@@ -19,8 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "container_model.hpp"
-#include "cpp_test.hpp"
+#include "container_test.hpp"
 
 using namespace persistent_mem;
 
@@ -126,16 +125,7 @@ int build(const std::string &path)
         const std::vector<int> v = model::values(i);
         r->table.emplace(pos, Str(k.c_str(), a), IntVec(v.begin(), v.end(), a));
     }
-    for (int j = 0; j < model::n_words; j++)
-        r->words.emplace_back(model::word(j).c_str(), a);
-    for (int row = 0; row < model::n_rows; row++) {
-        r->matrix.resize(r->matrix.size() + 1); /* default-constructed in place */
-        for (int x : model::row(row, row * 3))
-            r->matrix.back().push_back(x);
-    }
-    r->title = Str(m.title.c_str(), a);
-    for (long i = 0; i < 5000; i++)
-        r->numbers.push_back(i * i);
+    ctest::build_sequences(*r, a, m);
     verify(*r, m, sp.get(), "after build");
     return pmt::done();
 }
@@ -170,26 +160,7 @@ int mutate(const std::string &path)
         pos = r->table.emplace(pos, Str(k.c_str(), a), IntVec(a));
         pos->second.push_back(7 * i);
     }
-    for (int j = 0; j < 100; j++)
-        r->words.pop_front();
-    for (int j = model::n_words; j < model::n_words + 100; j++)
-        r->words.push_back(Str(model::word(j).c_str(), a));
-    for (std::size_t j = 0; j < r->words.size(); j += 10)
-        r->words[j] += "+extended-to-a-long-string";
-    r->matrix.resize(70);
-    for (int row = 0; row < 70; row++) {
-        IntVec &v = r->matrix[static_cast<std::size_t>(row)];
-        const int len = row % 2 == 0 ? row : row * 3;
-        if (v.size() > static_cast<std::size_t>(len))
-            v.resize(static_cast<std::size_t>(len));
-        for (int c = static_cast<int>(v.size()); c < len; c++)
-            v.push_back(row * 1000 + c);
-    }
-    r->title += " / mutated by the second";
-    for (int k = 0; k < 500; k++)
-        r->numbers.pop_back();
-    for (long k = 0; k < 500; k++)
-        r->numbers.push_front(-k);
+    ctest::mutate_sequences(*r, a);
 
     verify(*r, model::stage2(), sp.get(), "after mutating");
     persistent_check_report rep;
@@ -197,40 +168,11 @@ int mutate(const std::string &path)
     return pmt::done();
 }
 
-int final_check(const std::string &path)
-{
-    const std::vector<std::uint64_t> earlier = pmt::occupy_earlier(path);
-    CHECK_EQ(earlier.size(), 2);
-    Space sp(path, 0);
-    for (std::uint64_t b : earlier)
-        REQUIRE(pmt::addr(sp.get()) != b);
-    Root *r = sp.find_root<Root>(root_tag);
-    REQUIRE(r != nullptr);
-    verify(*r, model::stage2(), sp.get(), "in the third process");
-    /* the destructors free every block through the remapped allocators */
-    CHECK_EQ(sp.destroy_root<Root>(root_tag), 0);
-    persistent_stats st;
-    REQUIRE(persistent_stats_get(sp.get(), &st) == 0);
-    CHECK_EQ(st.live_blocks, 0);
-    return pmt::done();
-}
-
 } // namespace
 
 int main(int argc, char **argv)
 {
-    if (argc == 3) {
-        if (std::strcmp(argv[1], "build") == 0)
-            return build(argv[2]);
-        if (std::strcmp(argv[1], "mutate") == 0)
-            return mutate(argv[2]);
-        if (std::strcmp(argv[1], "verify") == 0)
-            return final_check(argv[2]);
-        return 2;
-    }
-    const std::string path = pmt::path("std-containers");
-    CHECK_EQ(pmt::run_self({"build", path}), 0);
-    CHECK_EQ(pmt::run_self({"mutate", path}), 0);
-    CHECK_EQ(pmt::run_self({"verify", path}), 0);
-    return pmt::done();
+    return ctest::run(argc, argv, "std-containers", build, mutate, [](const std::string &path) {
+        return ctest::final_check<Root>(path, root_tag, verify);
+    });
 }
