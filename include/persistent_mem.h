@@ -96,7 +96,12 @@ enum persistent_error {
     PERSISTENT_E_DOUBLE_FREE = -1010, /* (error hook) block already free */
     PERSISTENT_E_BAD_POINTER = -1011, /* (error hook) not a live block */
     PERSISTENT_E_FLUSH       = -1012, /* requested flush method unavailable */
-    PERSISTENT_E_READONLY    = -1013  /* space opened read-only */
+    PERSISTENT_E_READONLY    = -1013, /* space opened read-only */
+    PERSISTENT_E_FILE_LOST   = -1014  /* (also error hook) the program closed
+                                         the space's file descriptor; the
+                                         space no longer grows or syncs and
+                                         never touches the file that has
+                                         the descriptor's number now */
 };
 
 /* Message for the last failed call of this thread (never NULL). */
@@ -387,7 +392,8 @@ int persistent_check(allocator_space_t *space,
 /* Misuse reporting                                                           */
 
 /* Called for each detected misuse: code is PERSISTENT_E_DOUBLE_FREE or
- * PERSISTENT_E_BAD_POINTER, ptr the offending pointer.  Process-wide; NULL
+ * PERSISTENT_E_BAD_POINTER with ptr the offending pointer, or (once per
+ * space) PERSISTENT_E_FILE_LOST with ptr the space.  Process-wide; NULL
  * restores the default, which prints one line to stderr. */
 typedef void persistent_error_fn(allocator_space_t *space, int code,
                                  const void *ptr, const char *msg, void *arg);

@@ -19,23 +19,24 @@ static void *large_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size,
     return p;
 }
 
-/* Everything but the fast path; called inside the operation. */
+/* Everything but the fast path; called inside the operation.  align: what
+ * the caller needs (class c's blocks all have it; a fallback must too). */
 __attribute__((noinline)) static void *small_alloc_slow(struct pm_rt *rt,
                                                         struct pm_trec *rec,
-                                                        uint32_t c)
+                                                        uint32_t c, size_t align)
 {
-    void *p = sb_refill_alloc(rt, rec, c);
+    void *p = sb_refill_alloc(rt, rec, c, align);
     if (PM_UNLIKELY(p == NULL))
         /* no superblock to be had for the class: a run of pages is still a
          * block of that size (G5b: no false exhaustion) */
-        p = large_alloc(rt, rec, pm_class_size(c), 0);
+        p = large_alloc(rt, rec, pm_class_size(c), align > 16 ? align : 0);
     return p;
 }
 
 /* always_inline: the fast path is a dozen instructions and a call would
  * cost as much again (a GNU attribute). */
 __attribute__((always_inline)) static inline void *
-small_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
+small_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c, size_t align)
 {
     struct pm_tcache *t = &rec->cls[c];
     pm_op_begin(rec);
@@ -50,7 +51,7 @@ small_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
         pm_op_end(rec);
         return p;
     }
-    return small_alloc_slow(rt, rec, c);
+    return small_alloc_slow(rt, rec, c, align);
 }
 
 void *persistent_malloc(allocator_space_t *space, size_t size)
@@ -60,7 +61,7 @@ void *persistent_malloc(allocator_space_t *space, size_t size)
     if (PM_UNLIKELY(rec == NULL))
         return NULL;
     if (PM_LIKELY(size - 1 < (size_t)rt->max_small))
-        return small_alloc(rt, rec, pm_size_class(size));
+        return small_alloc(rt, rec, pm_size_class(size), 16);
     if (size == 0)
         return NULL;
     return large_alloc(rt, rec, size, 0);
@@ -72,14 +73,14 @@ void *pm_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size, size_t align)
         size = 1;
     if (align <= 16) {
         if (size <= rt->max_small)
-            return small_alloc(rt, rec, pm_size_class(size));
+            return small_alloc(rt, rec, pm_size_class(size), 16);
         return large_alloc(rt, rec, size, 0);
     }
     if (size <= rt->max_small && align <= rt->page_size) {
         /* a class whose every block is aligned enough */
         for (uint32_t c = pm_size_class(size); c < rt->n_small; c++)
             if (rt->cls[c].align >= align)
-                return small_alloc(rt, rec, c);
+                return small_alloc(rt, rec, c, align);
     }
     return large_alloc(rt, rec, size, align);
 }
@@ -135,6 +136,7 @@ size_t persistent_usable_size(allocator_space_t *space, const void *ptr)
     struct pm_rt *rt = pm_rt_of(space);
     if (rt == NULL || ptr == NULL)
         return 0;
+    pm_follow(rt);
     return pm_usable(rt, ptr);
 }
 

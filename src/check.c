@@ -169,6 +169,7 @@ int persistent_check(allocator_space_t *space, struct persistent_check_report *r
     struct pm_rt *rt = pm_rt_of(space);
     if (rt == NULL || rep == NULL)
         return pm_err(-EINVAL, "not an open space");
+    pm_follow(rt);
     memset(rep, 0, sizeof *rep);
     const struct pm_header *hd = rt->hdr;
     if (pm_fixed_checksum(&hd->fixed) != hd->fixed.checksum)
@@ -241,6 +242,7 @@ int persistent_stats_get(allocator_space_t *space, struct persistent_stats *st)
     struct pm_rt *rt = pm_rt_of(space);
     if (rt == NULL || st == NULL)
         return pm_err(-EINVAL, "not an open space");
+    pm_follow(rt);
     memset(st, 0, sizeof *st);
     st->n_classes = rt->n_small;
     for (uint32_t c = 0; c < PM_N_CLASSES; c++)

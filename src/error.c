@@ -43,6 +43,7 @@ const char *persistent_strerror(int code)
     case PERSISTENT_E_BAD_POINTER: return "pointer is not a live block";
     case PERSISTENT_E_FLUSH: return "flush method not available";
     case PERSISTENT_E_READONLY: return "space is read-only";
+    case PERSISTENT_E_FILE_LOST: return "space file descriptor was closed behind the library's back";
     default:
         if (code < 0 && code > -4096)
             return strerror(-code);
@@ -57,6 +58,7 @@ int pm_code_to_errno(int code)
     switch (code) {
     case PERSISTENT_E_BUSY: return EBUSY;
     case PERSISTENT_E_READONLY: return EROFS;
+    case PERSISTENT_E_FILE_LOST: return EBADF;
     case PERSISTENT_E_FLUSH: return ENOTSUP;
     case PERSISTENT_E_CORRUPT: return EIO;
     default: return EINVAL;

@@ -117,6 +117,13 @@ struct pm_trec {
     struct pm_tcache cls[PM_N_CLASSES];
 };
 
+/* What identifies the open file description behind a descriptor: the file
+ * (device, inode) and a mark only it carries (its file position, which the
+ * library never uses for I/O).  See os_fd_verify. */
+struct os_file_id {
+    uint64_t dev, ino, mark;
+};
+
 /* An open space. */
 struct pm_rt {
     char *base;                   /* == (char *)space */
@@ -146,10 +153,22 @@ struct pm_rt {
     /* persistent run bitmaps (in the mapping) */
     pm_atomic_u64 *start_bits, *end_bits, *kind_bits;
 
-    /* mutable header state: a copy of the current slot */
+    /* mutable header state: a copy of the current slot (open and close
+     * write it; growth only moves hdr->live.n_pages, see space.c) */
     struct pm_state st;
     int cur_slot;
-    pthread_mutex_t grow_lock;    /* growth and header updates only */
+    pm_atomic_u64 grow_target;    /* pages a growth in progress aims at;
+                                     <= hdr->live.n_pages when none is */
+    uint64_t map_pages;           /* pages the file mapping covers: the
+                                     maximum, or the open-time size when a
+                                     private mapping could not reserve it */
+    bool follows;                 /* read-only or forensic: adopts the
+                                     writer's growth (pm_follow) */
+
+    /* the file behind fd, checked before every use (os_fd_verify) */
+    struct os_file_id fid;
+    pm_atomic_u32 fd_lost;        /* fd no longer names our file: never
+                                     touched again */
 
     /* page allocator (pages.c) */
     pm_atomic_u64 *used;          /* claimed pages, 1 bit each */
@@ -208,6 +227,8 @@ int os_allocate(int fd, uint64_t off, uint64_t len);
 int os_punch(int fd, uint64_t off, uint64_t len);
 int os_fill_holes(int fd, uint64_t size);
 int os_fsync(int fd);
+int os_fd_mark(int fd, struct os_file_id *id);
+int os_fd_verify(int fd, const struct os_file_id *id);
 int os_msync(void *addr, size_t len);
 void *os_reserve(uint64_t preferred, uint64_t size, uint64_t align,
                  bool *at_preferred);
@@ -230,6 +251,8 @@ struct pm_rt *pm_rt_by_instance(uint64_t instance);
 struct pm_rt *pm_rt_pin(uint64_t instance);
 void pm_rt_unpin(struct pm_rt *rt);
 int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages);
+void pm_follow(struct pm_rt *rt);
+int pm_fd_check(struct pm_rt *rt, const char *what);
 extern pm_atomic_u64 pm_close_epoch;
 
 /* Persistence of one metadata change (PMEM durability only; the other
@@ -325,7 +348,8 @@ static inline uint64_t sb_last_mask(const struct pm_sb_header *h)
 {
     return (h->n_blocks % 64) ? (UINT64_C(1) << (h->n_blocks % 64)) - 1 : ~UINT64_C(0);
 }
-void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls);
+void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls,
+                      size_t align);
 /* Inside an operation: a free block of class cls taken out of the cache
  * but not marked allocated (publish.c commits it after its lane record). */
 void *sb_reserve(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls,
@@ -430,7 +454,14 @@ enum pm_hook_point {
     PM_HOOK_REMOTE_PUSH,          /* remote free: bit set, not yet listed */
     PM_HOOK_LARGE_CLAIM,          /* pages claimed, run not yet committed */
     PM_HOOK_ROOT_INSERT,          /* root key claimed, block not published */
-    PM_HOOK_GROW                  /* inside growth, lock held */
+    PM_HOOK_GROW_TARGET,          /* growth: target chosen, nothing done */
+    PM_HOOK_GROW_ALLOCATED,       /* growth: file extended, not committed */
+    PM_HOOK_GROW_COMMITTED,       /* growth: committed, pages not published */
+    PM_HOOK_OWNER_ANCHOR,         /* an owner about to read its superblock's
+                                     anchor to keep or move it */
+    PM_HOOK_OWNER_ANCHOR_DONE,    /* ... and done with it */
+    PM_HOOK_REVOKE_DECIDE         /* a thief: superblocks REVOKING, fenced,
+                                     owners' busy flags not yet read */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

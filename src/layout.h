@@ -33,7 +33,7 @@
 #include "atomic.h"
 
 #define PM_MAGIC            "PMSPACE\x1a"   /* 8 bytes, no terminator used */
-#define PM_FORMAT_MAJOR     1
+#define PM_FORMAT_MAJOR     2
 #define PM_FORMAT_MINOR     0
 #define PM_BYTE_ORDER_MARK  UINT64_C(0x0102030405060708)
 
@@ -95,7 +95,9 @@ struct pm_base_rec {
 /* The mutable part of the header, kept twice.  A writer fills the slot that
  * is not current with seq + 1 and persists it; an open picks the valid slot
  * with the higher seq, so a crash in the middle of an update leaves the
- * previous state.  Only open, close and growth write it. */
+ * previous state.  Only open and close write it (growth moves
+ * pm_live.n_pages alone); n_pages and file_size here are as of the last
+ * open or close. */
 struct pm_state {
     uint64_t seq;
     uint64_t n_pages;             /* data pages now in the file */
@@ -112,12 +114,19 @@ struct pm_state {
 };
 
 /* Words changed by lock-free code while the space is open; not checksummed,
- * each is valid on its own at every instant. */
+ * each is valid on its own at every instant.
+ *
+ * n_pages is the authoritative number of data pages (format 2): growth
+ * extends the file first and then moves n_pages forward with one CAS, so
+ * any thread can finish a growth another one started and a stale grower
+ * can never move it back.  It is never below pm_state.n_pages (open and
+ * close copy it there) and the file always holds that many pages. */
 struct pm_live {
     pm_atomic_u64 roots_next_off; /* first overflow root table, 0 if none */
     pm_atomic_u64 root0_val;      /* the root with tag 0 (0 is the empty key) */
     pm_atomic_u64 lanes_next_off; /* first overflow lane table, 0 if none */
-    uint64_t reserved[13];
+    pm_atomic_u64 n_pages;        /* data pages in the file, committed */
+    uint64_t reserved[12];
 };
 
 struct pm_header {
@@ -219,6 +228,7 @@ _Static_assert(sizeof(struct pm_state) == 512, "pm_state is 512 bytes");
 _Static_assert(offsetof(struct pm_state, bases) == 48, "bases at 48");
 _Static_assert(offsetof(struct pm_state, checksum) == 508, "checksum last");
 _Static_assert(sizeof(struct pm_live) == 128, "pm_live is 128 bytes");
+_Static_assert(offsetof(struct pm_live, n_pages) == 24, "live n_pages at 24");
 _Static_assert(sizeof(struct pm_header) == PM_HEADER_SIZE, "header size");
 _Static_assert(offsetof(struct pm_header, state) == 256, "state at 256");
 _Static_assert(offsetof(struct pm_header, live) == 1280, "live at 1280");

@@ -160,9 +160,22 @@ int os_punch(int fd, uint64_t off, uint64_t len)
 #endif
 }
 
+static int fill_holes(int fd, uint64_t size);
+
 /* Allocates every hole in [0, size): after a crash, pages freed with
  * os_punch may be reused without having been backed again. */
 int os_fill_holes(int fd, uint64_t size)
+{
+    /* SEEK_HOLE/SEEK_DATA move the file position, which carries the
+     * descriptor's mark (os_fd_mark): put it back */
+    off_t saved = lseek(fd, 0, SEEK_CUR);
+    int r = fill_holes(fd, size);
+    if (saved >= 0)
+        (void)lseek(fd, saved, SEEK_SET);
+    return r;
+}
+
+static int fill_holes(int fd, uint64_t size)
 {
     off_t pos = 0;
     while ((uint64_t)pos < size) {
@@ -185,6 +198,42 @@ int os_fill_holes(int fd, uint64_t size)
 int os_fsync(int fd)
 {
     return fsync(fd) == 0 ? 0 : -errno;
+}
+
+/* Records which file fd names and gives its open file description a mark:
+ * a file position no other description of any file is likely to have (the
+ * library only uses pread/pwrite, so the position is free to carry it). */
+int os_fd_mark(int fd, struct os_file_id *id)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    id->dev = (uint64_t)st.st_dev;
+    id->ino = (uint64_t)st.st_ino;
+    uint64_t r;
+    os_random(&r, sizeof r);
+    id->mark = (UINT64_C(1) << 50) | ((r & ((UINT64_C(1) << 38) - 1)) << 12);
+    if (lseek(fd, (off_t)id->mark, SEEK_SET) != (off_t)id->mark)
+        id->mark = UINT64_MAX;          /* not seekable there: file only */
+    return 0;
+}
+
+/* 0 when fd is still the descriptor os_fd_mark saw, -EBADF when it was
+ * closed or now names another open file (the program closed it and
+ * reopened something else under the same number: daemonising, closefrom).
+ * Checked right before each use; a descriptor closed and reused between
+ * the check and the call that follows it in another thread is not caught. */
+int os_fd_verify(int fd, const struct os_file_id *id)
+{
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return -EBADF;
+    if ((uint64_t)st.st_dev != id->dev || (uint64_t)st.st_ino != id->ino)
+        return -EBADF;
+    if (id->mark != UINT64_MAX &&
+        lseek(fd, 0, SEEK_CUR) != (off_t)id->mark)
+        return -EBADF;
+    return 0;
 }
 
 int os_msync(void *addr, size_t len)
@@ -238,11 +287,19 @@ void *os_reserve(uint64_t preferred, uint64_t size, uint64_t align,
     return (void *)a;
 }
 
+/* Maps [off, off + len) of the file at addr (inside a reservation).  len
+ * may run past the end of the file: those pages fault (SIGBUS) until the
+ * file is extended, and then show its contents with no new mmap, which is
+ * how a space grows in place without a remap that could race with threads
+ * using the mapping. */
 int os_map_file(void *addr, uint64_t len, int fd, uint64_t off, uint32_t mode,
                 bool sync)
 {
     int prot = mode == PM_MODE_READONLY ? PROT_READ : PROT_READ | PROT_WRITE;
-    int flags = MAP_FIXED | (mode == PM_MODE_PRIVATE ? MAP_PRIVATE : MAP_SHARED);
+    /* a private mapping of the whole reservation is not charged up front:
+     * only the pages a forensic open writes are its own */
+    int flags = MAP_FIXED | (mode == PM_MODE_PRIVATE ? MAP_PRIVATE | MAP_NORESERVE
+                                                     : MAP_SHARED);
 #if defined(MAP_SYNC) && defined(MAP_SHARED_VALIDATE)
     if (sync)
         flags = MAP_FIXED | MAP_SHARED_VALIDATE | MAP_SYNC;

@@ -321,7 +321,8 @@ bool pg_back(struct pm_rt *rt, uint64_t first, uint64_t n)
 {
     if (!rt->can_punch || pg_next_set(rt->punched, first, first + n) == PG_NONE)
         return true;
-    if (os_allocate(rt->fd, rt->data_off + (first << rt->page_shift),
+    if (pm_fd_check(rt, "backing punched pages") < 0 ||
+        os_allocate(rt->fd, rt->data_off + (first << rt->page_shift),
                     n << rt->page_shift) != 0)
         return false;
     bits_range(rt->punched, first, n, false);
@@ -331,6 +332,7 @@ bool pg_back(struct pm_rt *rt, uint64_t first, uint64_t n)
 void pg_release_large(struct pm_rt *rt, uint64_t first, uint64_t n)
 {
     if (rt->can_punch && (n << rt->page_shift) >= PUNCH_BYTES &&
+        pm_fd_check(rt, "punching a hole") == 0 &&
         os_punch(rt->fd, rt->data_off + (first << rt->page_shift),
                  n << rt->page_shift) == 0)
         bits_range(rt->punched, first, n, true);

@@ -142,6 +142,7 @@ static void *root_create(allocator_space_t *space, uint64_t tag, size_t size,
         errno = EINVAL;
         return NULL;
     }
+    pm_follow(rt);
     pm_atomic_u64 *val = val_find(rt, NULL, tag, false);
     uint64_t v = val ? pm_load_acquire(val) : 0;
     if (v == 0) {
@@ -215,6 +216,7 @@ void *persistent_find_root(allocator_space_t *space, uint64_t root_class)
     struct pm_rt *rt = pm_rt_of(space);
     if (rt == NULL)
         return NULL;
+    pm_follow(rt);
     pm_atomic_u64 *val = val_find(rt, NULL, root_class, false);
     if (val == NULL)
         return NULL;
@@ -243,6 +245,7 @@ int persistent_root_next(allocator_space_t *space, struct persistent_root_iter *
     struct pm_rt *rt = pm_rt_of(space);
     if (rt == NULL || it == NULL)
         return pm_err(-EINVAL, "not an open space");
+    pm_follow(rt);
     for (;;) {
         if (it->table == 0) {
             it->table = 1;

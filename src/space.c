@@ -295,6 +295,20 @@ static int validate(const char *path, int fd, struct pm_fixed *f,
         r = check_state(path, f, &s[best]);
     if (r < 0)
         return r;
+    /* The committed page count is the live word (growth moves it alone);
+     * the state slot has it as of the last open or close, never more. */
+    uint64_t n_live;
+    memcpy(&n_live, buf + offsetof(struct pm_header, live) +
+                        offsetof(struct pm_live, n_pages), sizeof n_live);
+    if (n_live < s[best].n_pages || n_live > f->max_pages ||
+        (n_live << f->page_shift) % PM_DATA_ALIGN != 0 ||
+        (!(f->flags & PM_FLAG_GROWABLE) && n_live != f->max_pages))
+        return pm_err(PERSISTENT_E_SIZE,
+                      "%s: header says %llu pages now and %llu at the last "
+                      "open, which disagree", path, (unsigned long long)n_live,
+                      (unsigned long long)s[best].n_pages);
+    s[best].n_pages = n_live;
+    s[best].file_size = f->data_off + (n_live << f->page_shift);
     if (fsize < s[best].file_size)
         return pm_err(PERSISTENT_E_TRUNCATED,
                       "%s: truncated: %llu bytes, header says %llu", path,
@@ -328,6 +342,7 @@ static void persist_header(struct pm_rt *rt, const void *addr, size_t len)
     }
 }
 
+/* Open and close only (one thread, nobody else using the space). */
 int pm_state_commit(struct pm_rt *rt, const struct pm_state *next)
 {
     struct pm_state s = *next;
@@ -370,6 +385,7 @@ static int space_create(const char *path, const struct persistent_options *o,
         memset(&h, 0, sizeof h);
         h.fixed = f;
         h.state[0] = s;
+        pm_store_relaxed(&h.live.n_pages, s.n_pages);
         r = os_pwrite_all(fd, &h, sizeof h, 0);
         /* the header reaches the disk before the name does */
         if (r == 0)
@@ -518,9 +534,31 @@ static void rt_unmap_free(struct pm_rt *rt)
         pm_crash_detach(rt->base);
         os_unmap(rt->base, rt->reserve_size);
     }
-    os_close(rt->fd);
-    pthread_mutex_destroy(&rt->grow_lock);
+    /* a descriptor that names another file by now is the program's */
+    if (pm_load_acquire(&rt->fd_lost) == 0 && os_fd_verify(rt->fd, &rt->fid) == 0)
+        os_close(rt->fd);
     free(rt);
+}
+
+/* 0 when rt->fd still names the space's file; else the space stops using
+ * the descriptor for good and the error (PERSISTENT_E_FILE_LOST) is
+ * reported once through the error hook: the program closed the descriptor
+ * behind the library's back, and whatever file has its number now is
+ * never touched.  The writer's flock went with the descriptor. */
+int pm_fd_check(struct pm_rt *rt, const char *what)
+{
+    if (PM_UNLIKELY(pm_load_acquire(&rt->fd_lost) != 0))
+        return pm_err(PERSISTENT_E_FILE_LOST, "%s: the space's file descriptor "
+                      "was closed behind its back; the file is no longer used", what);
+    if (os_fd_verify(rt->fd, &rt->fid) == 0)
+        return 0;
+    uint32_t zero = 0;
+    if (pm_cas_strong_acq_rel(&rt->fd_lost, &zero, 1u))
+        pm_misuse(rt, PERSISTENT_E_FILE_LOST, rt->base,
+                  "space file descriptor closed or replaced by the program");
+    return pm_err(PERSISTENT_E_FILE_LOST, "%s: the space's file descriptor (%d) "
+                  "was closed or now names another file; that file is left "
+                  "alone and the space stops growing and syncing", what, rt->fd);
 }
 
 static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
@@ -539,8 +577,13 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
         os_close(fd);
         return pm_err(-ENOMEM, "out of memory");
     }
-    pthread_mutex_init(&rt->grow_lock, NULL);
     rt->fd = fd;
+    r = os_fd_mark(fd, &rt->fid);
+    if (r < 0) {
+        os_close(fd);
+        free(rt);
+        return pm_err(r, "%s: fstat: %s", path, persistent_strerror(r));
+    }
     rt->mode = mode;
     rt->open_flags = oflags;
     rt->instance = pm_fetch_add_relaxed(&instance_counter, 1) + 1;
@@ -575,7 +618,16 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
                       path, (unsigned long long)size);
     }
     rt->base = base;
-    r = os_map_file(base, st.file_size, fd, 0, rt->map_mode, rt->map_sync);
+    /* The whole reservation maps the file, also past its end: growth then
+     * only extends the file, and readers see the new pages with no mmap of
+     * their own (os_map_file).  A private mapping that cannot have it all
+     * (strict overcommit) maps what the file holds and does not follow. */
+    rt->map_pages = rt->max_pages;
+    r = os_map_file(base, rt->reserve_size, fd, 0, rt->map_mode, rt->map_sync);
+    if (r < 0 && rt->map_mode == PM_MODE_PRIVATE) {
+        rt->map_pages = st.n_pages;
+        r = os_map_file(base, st.file_size, fd, 0, rt->map_mode, rt->map_sync);
+    }
     if (r < 0) {
         rt_unmap_free(rt);
         return pm_err(r, "%s: mmap: %s", path, persistent_strerror(r));
@@ -598,6 +650,10 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
     }
     rt->can_alloc = mode == PM_MODE_WRITER ||
                     (mode == PM_MODE_PRIVATE && !(oflags & PERSISTENT_OPEN_NO_RECOVER));
+    /* a private open that recovers has its own heap by now: a writer's
+     * later pages would not fit it */
+    rt->follows = mode != PM_MODE_WRITER && !rt->can_alloc &&
+                  rt->map_pages == rt->max_pages;
 
     /* huge frees give their blocks back to the file system (pages.c) */
     rt->can_punch = mode == PM_MODE_WRITER && rt->map_mode == PM_MODE_WRITER &&
@@ -714,6 +770,8 @@ static int sync_all(struct pm_rt *rt)
     uint64_t size = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
     int r = os_msync(rt->base, size);
     if (r == 0)
+        r = pm_fd_check(rt, "sync");
+    if (r == 0)
         r = os_fsync(rt->fd);
     return r;
 }
@@ -737,6 +795,8 @@ int persistent_space_close(allocator_space_t *space)
         struct pm_state next = rt->st;
         next.clean = 1;
         next.hwm_pages = hwm;
+        next.n_pages = pm_load_acquire(&rt->hdr->live.n_pages);
+        next.file_size = rt->data_off + (next.n_pages << rt->page_shift);
         pm_state_commit(rt, &next);
         if (rt->durability != PM_DUR_PROCESS && r == 0)
             r = os_fsync(rt->fd);
@@ -762,41 +822,124 @@ int persistent_sync(allocator_space_t *space)
     return 0;
 }
 
+/* ---- growth ----
+ *
+ * Lock-free (G1): whichever thread needs pages grows the space, and any
+ * thread that finds a growth under way finishes it, so a grower stopped at
+ * any instruction stops nobody.  The mapping already covers the maximum
+ * (open_fd), so a growth from n to t pages is
+ *   1. t chosen: a CAS of rt->grow_target from a value <= n (a hint only);
+ *   2. the run bits of pages [n, t) read: they must be clear, else the file
+ *      is damaged there and nothing is done (E_CORRUPT);
+ *   3. the file extended to t pages (fallocate: a full disk fails here,
+ *      never later as SIGBUS) -- idempotent, so every helper does it;
+ *   4. the commit: a CAS of hdr->live.n_pages from n to t, made durable;
+ *   5. publication: rt->n_pages raised to t, by whoever sees the commit,
+ *      after it made the commit durable itself, so no page is handed out
+ *      before the growth that holds it survives a crash.
+ * A helper that stalls anywhere can only repeat steps 2-3 later (harmless)
+ * or fail its commit CAS (hdr moved on); the committed count never goes
+ * back.  A helper whose step 2 or 3 fails re-reads the commit before it
+ * reports anything, so a failure seen after someone else's commit (bits of
+ * pages already handed out, say) is never taken for damage. */
+
+static uint64_t pages_bytes(const struct pm_rt *rt, uint64_t n)
+{
+    return rt->data_off + (n << rt->page_shift);
+}
+
+/* Step 5 for a committed count n. */
+static void publish_pages(struct pm_rt *rt, uint64_t n)
+{
+    uint64_t cur = pm_load_acquire(&rt->n_pages);
+    if (cur >= n)
+        return;
+    /* the commit may be another thread's, not yet written back */
+    persist_header(rt, &rt->hdr->live.n_pages, sizeof rt->hdr->live.n_pages);
+    pm_crash_resize(rt->base, pages_bytes(rt, n));
+    while (cur < n && !pm_cas_weak_acq_rel(&rt->n_pages, &cur, n))
+        ;
+}
+
+/* Steps 2-4 of a growth from n to t pages. */
+static int grow_step(struct pm_rt *rt, uint64_t n, uint64_t t)
+{
+    const pm_atomic_u64 *bits[3] = {rt->start_bits, rt->end_bits, rt->kind_bits};
+    for (int i = 0; i < 3; i++) {
+        uint64_t p = pg_next_set(bits[i], n, t);
+        if (p != PG_NONE)
+            return pm_err(PERSISTENT_E_CORRUPT, "growth: page %llu past the end "
+                          "of the space has run bits set; the file is damaged "
+                          "there and the space does not grow over it",
+                          (unsigned long long)p);
+    }
+    int r = pm_fd_check(rt, "growth");
+    if (r < 0)
+        return r;
+    r = os_allocate(rt->fd, pages_bytes(rt, n), (t - n) << rt->page_shift);
+    if (r < 0)
+        return pm_err(r, "growth to %llu bytes: %s",
+                      (unsigned long long)pages_bytes(rt, t), persistent_strerror(r));
+    pm_hook(PM_HOOK_GROW_ALLOCATED);
+    uint64_t expect = n;
+    if (pm_cas_strong_acq_rel(&rt->hdr->live.n_pages, &expect, t)) {
+        persist_header(rt, &rt->hdr->live.n_pages, sizeof rt->hdr->live.n_pages);
+        pm_hook(PM_HOOK_GROW_COMMITTED);
+    }
+    return 0;
+}
+
 int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages)
 {
-    if (rt->mode != PM_MODE_WRITER || seen_pages >= rt->max_pages)
+    if (rt->mode != PM_MODE_WRITER)
         return -ENOMEM;
-    pthread_mutex_lock(&rt->grow_lock);
-    uint64_t cur = pm_load_acquire(&rt->n_pages);
-    if (cur != seen_pages) {
-        pthread_mutex_unlock(&rt->grow_lock);
-        return 0;                       /* another thread grew it */
-    }
     uint64_t unit = PM_DATA_ALIGN >> rt->page_shift;
-    uint64_t add = need_pages;
-    if (add < cur / 8)
-        add = cur / 8;
-    add = round_up(add ? add : 1, unit);
-    uint64_t next_pages = cur + add < rt->max_pages ? cur + add : rt->max_pages;
-    uint64_t old_size = rt->data_off + (cur << rt->page_shift);
-    uint64_t new_size = rt->data_off + (next_pages << rt->page_shift);
-    int r = os_allocate(rt->fd, old_size, new_size - old_size);
-    if (r == 0)
-        r = os_map_file(rt->base + old_size, new_size - old_size, rt->fd, old_size,
-                        rt->map_mode, rt->map_sync);
-    if (r == 0)
-        pm_crash_resize(rt->base, new_size);
-    if (r == 0) {
-        struct pm_state next = rt->st;
-        next.n_pages = next_pages;
-        next.file_size = new_size;
-        next.hwm_pages = cur;      /* growth means the old pages were full */
-        pm_state_commit(rt, &next);
-        pm_hook(PM_HOOK_GROW);
-        pm_store_release(&rt->n_pages, next_pages);
+    for (;;) {
+        uint64_t n = pm_load_acquire(&rt->hdr->live.n_pages);
+        publish_pages(rt, n);
+        if (n > seen_pages)
+            return 0;                   /* grown meanwhile, by anyone */
+        if (n >= rt->max_pages)
+            return -ENOMEM;
+        uint64_t t = pm_load_acquire(&rt->grow_target);
+        if (t <= n) {
+            uint64_t add = need_pages > n / 8 ? need_pages : n / 8;
+            add = round_up(add ? add : 1, unit);
+            uint64_t next = add < rt->max_pages - n ? n + add : rt->max_pages;
+            if (!pm_cas_strong_acq_rel(&rt->grow_target, &t, next))
+                continue;
+            t = next;
+            pm_hook(PM_HOOK_GROW_TARGET);
+        }
+        int r = grow_step(rt, n, t);
+        if (r < 0) {
+            if (pm_load_acquire(&rt->hdr->live.n_pages) != n)
+                continue;               /* stale: someone committed */
+            /* give the target up, so a later growth may choose again */
+            (void)pm_cas_strong_acq_rel(&rt->grow_target, &t, n);
+            return r;
+        }
     }
-    pthread_mutex_unlock(&rt->grow_lock);
-    return r;
+}
+
+/* Read-only and forensic opens adopt a writer's growth: the mapping covers
+ * the maximum already, so only the page count moves, once the header says
+ * so and the file really holds the pages (a damaged or foreign count is
+ * ignored: never a page that would fault). */
+void pm_follow(struct pm_rt *rt)
+{
+    if (!rt->follows)
+        return;
+    uint64_t n = pm_load_acquire(&rt->hdr->live.n_pages);
+    uint64_t cur = pm_load_acquire(&rt->n_pages);
+    if (n <= cur || n > rt->map_pages || (n << rt->page_shift) % PM_DATA_ALIGN != 0)
+        return;
+    uint64_t fsize;
+    if (pm_fd_check(rt, "follow growth") < 0 || os_file_size(rt->fd, &fsize) < 0 ||
+        fsize < pages_bytes(rt, n))
+        return;
+    while (cur < n && !pm_cas_weak_acq_rel(&rt->n_pages, &cur, n))
+        ;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -807,6 +950,7 @@ int persistent_space_info(allocator_space_t *space, struct persistent_info *info
     struct pm_rt *rt = pm_rt_of(space);
     if (rt == NULL || info == NULL)
         return pm_err(-EINVAL, "not an open space");
+    pm_follow(rt);
     const struct pm_fixed *f = &rt->hdr->fixed;
     memset(info, 0, sizeof *info);
     info->format_major = f->major;
@@ -836,18 +980,33 @@ int persistent_space_info(allocator_space_t *space, struct persistent_info *info
     return 0;
 }
 
+/* A pointer from the mapping at base (of size bytes) rewritten into the
+ * current one; only into the pages the file holds, whatever a (possibly
+ * forged) base record says. */
+static void *rebase(struct pm_rt *rt, uint64_t p, uint64_t base, uint64_t size)
+{
+    uint64_t limit = pages_bytes(rt, pm_load_acquire(&rt->n_pages));
+    if (size > limit)
+        size = limit;
+    if (p < base || p - base >= size)
+        return NULL;
+    return rt->base + (p - base);
+}
+
 void *persistent_ptr(allocator_space_t *space, void *ptr)
 {
     struct pm_rt *rt = pm_rt_of(space);
     if (rt == NULL || ptr == NULL)
         return NULL;
-    uint64_t p = (uint64_t)(uintptr_t)ptr, b = (uint64_t)(uintptr_t)rt->base;
-    if (p >= b && p - b < rt->reserve_size)
-        return ptr;
-    for (uint32_t i = 0; i < rt->st.n_bases; i++) {
+    pm_follow(rt);
+    uint64_t p = (uint64_t)(uintptr_t)ptr;
+    void *q = rebase(rt, p, (uint64_t)(uintptr_t)rt->base, rt->reserve_size);
+    if (q != NULL)
+        return q;
+    for (uint32_t i = 0; i < rt->st.n_bases && i < PM_N_BASES; i++) {
         const struct pm_base_rec *e = &rt->st.bases[i];
         if (p >= e->base && p - e->base < e->size)
-            return rt->base + (p - e->base);
+            return rebase(rt, p, e->base, e->size);
     }
     return NULL;
 }
@@ -857,13 +1016,12 @@ void *persistent_ptr_from(allocator_space_t *space, void *ptr, uint64_t generati
     struct pm_rt *rt = pm_rt_of(space);
     if (rt == NULL || ptr == NULL)
         return NULL;
+    pm_follow(rt);
     uint64_t p = (uint64_t)(uintptr_t)ptr;
-    for (uint32_t i = 0; i < rt->st.n_bases; i++) {
+    for (uint32_t i = 0; i < rt->st.n_bases && i < PM_N_BASES; i++) {
         const struct pm_base_rec *e = &rt->st.bases[i];
         if (e->generation == generation)
-            return p >= e->base && p - e->base < e->size
-                       ? rt->base + (p - e->base)
-                       : NULL;
+            return rebase(rt, p, e->base, e->size);
     }
     return NULL;
 }

@@ -36,6 +36,15 @@
  *    reads its revokes counter right after raising busy, so either the
  *    thief sees busy (and gives the superblock back) or the owner sees the
  *    bump (and re-validates before touching anything).  Nobody waits.
+ *  - An owner inside an operation that finds its superblock REVOKING(v)
+ *    takes it back itself with a CAS (own, own_move) instead of dropping
+ *    it: the thief only acts after its own CAS from that REVOKING word,
+ *    which then fails.  Dropping it instead would strand it, because a
+ *    thief that saw busy gives it back to an owner that no longer lists it
+ *    (and remote frees into an OWNED superblock are never listed).  So a
+ *    superblock in an owner's books leaves them only by that owner's own
+ *    successful CAS, or by a thief's successful one (then it is the
+ *    thief's to hand back).
  *
  * Order of persists (PMEM durability; each step fenced before the next)
  *   carve:       header and bitmaps; KIND and END; START (the commit)
@@ -133,6 +142,49 @@ static bool anchor_move(struct pm_rt *rt, uint32_t s, uint32_t from_state,
     }
 }
 
+/* Whether rec owns s, taking it back first from a thief that is revoking
+ * it (see the invariants): the caller is inside an operation. */
+static bool own(struct pm_rt *rt, struct pm_trec *rec, uint32_t s)
+{
+    pm_atomic_u64 *a = &ctl_of(rt, s)->anchor;
+    pm_hook(PM_HOOK_OWNER_ANCHOR);
+    uint64_t old = pm_load_acquire(a);
+    bool mine;
+    for (;;) {
+        mine = pm_anchor_owner(old) == rec->id &&
+               pm_anchor_state(old) == PM_SB_OWNED;
+        if (pm_anchor_owner(old) != rec->id || pm_anchor_state(old) != PM_SB_REVOKING)
+            break;
+        if (pm_cas_strong_seq_cst(a, &old, pm_anchor_make(old, PM_SB_OWNED, rec->id))) {
+            mine = true;
+            break;
+        }
+    }
+    pm_hook(PM_HOOK_OWNER_ANCHOR_DONE);
+    return mine;
+}
+
+/* The owner's own transition of s (OWNED by rec, or REVOKING from rec) to
+ * state; false when someone else owns s (a thief won it). */
+static bool own_move(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
+                     uint32_t state, uint32_t owner)
+{
+    pm_atomic_u64 *a = &ctl_of(rt, s)->anchor;
+    pm_hook(PM_HOOK_OWNER_ANCHOR);
+    uint64_t old = pm_load_acquire(a);
+    bool moved = false;
+    while (pm_anchor_owner(old) == rec->id &&
+           (pm_anchor_state(old) == PM_SB_OWNED ||
+            pm_anchor_state(old) == PM_SB_REVOKING)) {
+        if (pm_cas_strong_seq_cst(a, &old, pm_anchor_make(old, state, owner))) {
+            moved = true;
+            break;
+        }
+    }
+    pm_hook(PM_HOOK_OWNER_ANCHOR_DONE);
+    return moved;
+}
+
 /* ---- carving and releasing ---- */
 
 static void format(struct pm_rt *rt, uint32_t first, uint32_t n_pages, uint32_t c,
@@ -167,13 +219,13 @@ static void format(struct pm_rt *rt, uint32_t first, uint32_t n_pages, uint32_t 
     pg_bit_set(rt, rt->start_bits, first);      /* commit */
 }
 
-/* The caller owns s (anchor OWNED by it) and s holds no live block. */
+/* The caller owns s and s holds no live block. */
 static bool release(struct pm_rt *rt, struct pm_trec *rec, uint32_t s)
 {
     struct pm_sb_header *h = sb_header(rt, s);
     uint32_t n = h->n_pages;
-    if (!anchor_move(rt, s, PM_SB_OWNED, rec->id, false, PM_SB_FREE, 0))
-        return false;                           /* being revoked */
+    if (!own_move(rt, rec, s, PM_SB_FREE, 0))
+        return false;                           /* a thief has it */
     pg_bit_clear(rt, rt->start_bits, s);        /* commit */
     pg_bit_clear(rt, rt->end_bits, s + n - 1);
     pg_bit_clear(rt, rt->kind_bits, s);
@@ -319,12 +371,12 @@ static void owned_remove(struct pm_tcache *t, uint32_t s)
 static void hand_back(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
                       uint32_t c)
 {
-    if (!owned_by(pm_load_acquire(&ctl_of(rt, s)->anchor), rec->id))
+    if (!own(rt, rec, s))
         return;
     collect(rt, s);
     if (all_clear(sb_header(rt, s)) && release(rt, rec, s))
         return;
-    if (anchor_move(rt, s, PM_SB_OWNED, rec->id, false, PM_SB_LISTED, 0))
+    if (own_move(rt, rec, s, PM_SB_LISTED, 0))
         partial_push(rt, c, s);
 }
 
@@ -332,8 +384,8 @@ static void hand_back(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
  * block: detach it. */
 static void detach_sb(struct pm_rt *rt, struct pm_trec *rec, uint32_t s, uint32_t c)
 {
-    if (!anchor_move(rt, s, PM_SB_OWNED, rec->id, false, PM_SB_ORPHAN, rec->id))
-        return;                         /* being revoked: the thief has it */
+    if (!own_move(rt, rec, s, PM_SB_ORPHAN, rec->id))
+        return;                         /* a thief has it */
     struct pm_sbctl *ctl = ctl_of(rt, s);
     if (pm_load_seq_cst(&ctl->summary) == 0 || pm_load_seq_cst(&ctl->n_pub) != 0)
         return;     /* nothing pending, or a publishing free lists it later */
@@ -412,8 +464,7 @@ static bool switch_owned(struct pm_rt *rt, struct pm_trec *rec,
             return false;
         /* a thief may have taken it while this thread was outside an
          * operation (sb_owner_sync drops those too) */
-        if (owned_by(pm_load_acquire(&ctl_of(rt, s)->anchor), rec->id) &&
-            use_adopted(rt, rec, t, s, c))
+        if (own(rt, rec, s) && use_adopted(rt, rec, t, s, c))
             return true;
     }
 }
@@ -424,13 +475,12 @@ bool sb_owner_sync(struct pm_rt *rt, struct pm_trec *rec)
     bool lost = false;
     for (uint32_t c = 0; c < rt->n_small; c++) {
         struct pm_tcache *t = &rec->cls[c];
-        if (t->sb != PM_NO_SB &&
-            !owned_by(pm_load_acquire(&ctl_of(rt, t->sb)->anchor), rec->id)) {
+        if (t->sb != PM_NO_SB && !own(rt, rec, t->sb)) {
             drop_current(t);
             lost = true;
         }
         for (uint32_t i = 0; i < t->n_owned;) {
-            if (!owned_by(pm_load_acquire(&ctl_of(rt, t->owned[i])->anchor), rec->id)) {
+            if (!own(rt, rec, t->owned[i])) {
                 t->owned[i] = t->owned[--t->n_owned];
                 lost = true;
             } else {
@@ -511,24 +561,27 @@ static void *take(struct pm_tcache *t, pm_atomic_u64 **aword, uint64_t *bit)
 }
 
 /* When no superblock of class c can be carved: a free block of a larger
- * class that exists already, else NULL (the caller tries a page run). */
+ * class whose blocks are all aligned to align, else NULL (the caller tries
+ * a page run).  A larger class may be less aligned (6 KiB blocks are only
+ * 2 KiB aligned), so an aligned request only looks at those that are. */
 static void *take_larger(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
-                         pm_atomic_u64 **w, uint64_t *bit)
+                         size_t align, pm_atomic_u64 **w, uint64_t *bit)
 {
     for (uint32_t d = c + 1; d < rt->n_small; d++)
-        if (refill(rt, rec, d, false))
+        if (rt->cls[d].align >= align && refill(rt, rec, d, false))
             return take(&rec->cls[d], w, bit);
     return NULL;
 }
 
-void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
+void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
+                      size_t align)
 {
     pm_atomic_u64 *w;
     uint64_t bit;
     void *p;
     if (refill(rt, rec, c, true))
         p = take(&rec->cls[c], &w, &bit);
-    else if ((p = take_larger(rt, rec, c, &w, &bit)) == NULL) {
+    else if ((p = take_larger(rt, rec, c, align, &w, &bit)) == NULL) {
         pm_op_end(rec);
         return NULL;
     }
@@ -543,7 +596,7 @@ void *sb_reserve(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
 {
     if (refill(rt, rec, c, true))
         return take(&rec->cls[c], aword, bit);
-    return take_larger(rt, rec, c, aword, bit);
+    return take_larger(rt, rec, c, 16, aword, bit);
 }
 
 /* ---- frees ---- */
@@ -756,9 +809,11 @@ static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec)
         if (n == 0)
             continue;
         bool fenced = os_membarrier() == 0;
+        pm_hook(PM_HOOK_REVOKE_DECIDE);
         for (uint32_t i = 0; i < n; i++) {
             uint32_t s = cand[i];
             uint32_t v = pm_anchor_owner(pm_load_acquire(&ctl_of(rt, s)->anchor));
+            /* each CAS below fails when the owner took s back meanwhile */
             if (!fenced || pm_load_acquire(&rt->recs[v].busy) != 0) {
                 anchor_move(rt, s, PM_SB_REVOKING, v, false, PM_SB_OWNED, v);
                 continue;
@@ -771,7 +826,7 @@ static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec)
                 freed++;
                 continue;
             }
-            if (anchor_move(rt, s, PM_SB_OWNED, rec->id, false, PM_SB_LISTED, 0))
+            if (own_move(rt, rec, s, PM_SB_LISTED, 0))
                 partial_push(rt, c, s);
         }
     }
@@ -798,7 +853,7 @@ uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec)
         }
         while (chain != PM_NO_SB) {
             uint32_t next = pm_load_relaxed(&ctl_of(rt, chain)->next);
-            if (anchor_move(rt, chain, PM_SB_OWNED, rec->id, false, PM_SB_LISTED, 0))
+            if (own_move(rt, rec, chain, PM_SB_LISTED, 0))
                 partial_push(rt, c, chain);
             chain = next ? next - 1 : PM_NO_SB;
         }

@@ -12,7 +12,7 @@ static void test_create_and_sizes(void)
     REQUIRE(persistent_space_open(p, &o, &s) == 0);
     struct persistent_info in;
     REQUIRE(persistent_space_info(s, &in) == 0);
-    CHECK_EQ(in.format_major, 1);
+    CHECK_EQ(in.format_major, 2);
     CHECK_EQ(in.capacity, 1u << 20);
     CHECK_EQ(in.max_capacity, 1u << 20);
     CHECK_EQ(in.growable, 0);

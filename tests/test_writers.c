@@ -60,6 +60,37 @@ static int role_crash(const char *path)
     return 12;
 }
 
+/* A reader opened before the writer grows the space: told to look (a byte
+ * on stdin), it must see the writer's new pages, a root made in them, and
+ * a clean check. */
+static int role_follow(const char *path)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_READONLY;
+    allocator_space_t *s;
+    if (persistent_space_open(path, &o, &s) != 0)
+        return 11;
+    struct persistent_info in0, in1;
+    persistent_space_info(s, &in0);
+    if (write(1, "r", 1) != 1)
+        return 12;
+    char c;
+    if (read(0, &c, 1) != 1)
+        return 13;
+    const char *r = persistent_find_root(s, 2);
+    struct persistent_check_report rep;
+    int cr = persistent_check(s, &rep);
+    persistent_space_info(s, &in1);
+    int ok = r != NULL && strcmp(r, "in the new pages") == 0 && cr == 0 &&
+             in1.capacity > in0.capacity;
+    if (!ok)
+        fprintf(stderr, "follower: root %p, check %d (%s), capacity %llu -> %llu\n",
+                (const void *)r, cr, rep.first_error,
+                (unsigned long long)in0.capacity, (unsigned long long)in1.capacity);
+    persistent_space_close(s);
+    return ok ? 10 : 14;
+}
+
 /* ---- the test proper ---- */
 
 static void test_two_writers(void)
@@ -146,6 +177,83 @@ static void test_fork(void)
     unlink(p);
 }
 
+/* G6: read-only and forensic openers follow a writer's growth (issue 10,
+ * defect 4: a reader kept its open-time size and check called the
+ * writer's new runs corruption). */
+static void test_readers_follow_growth(void)
+{
+    const char *p = t_path("follow");
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 64u << 10;
+    o.max_size = 256u << 20;
+    allocator_space_t *w;
+    REQUIRE(persistent_space_open(p, &o, &w) == 0);
+    char *root = persistent_malloc_root(w, 1, 32);
+    REQUIRE(root != NULL);
+    strcpy(root, "shared");
+
+    allocator_space_t *r, *f;
+    struct persistent_options ro = {0};
+    ro.flags = PERSISTENT_OPEN_READONLY;
+    REQUIRE(persistent_space_open(p, &ro, &r) == 0);
+    ro.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
+    REQUIRE(persistent_space_open(p, &ro, &f) == 0);
+    /* and one in another process, started before the growth */
+    int to[2], from[2];
+    REQUIRE(pipe(to) == 0 && pipe(from) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        execl(self, self, "follow", p, (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    char c;
+    REQUIRE(read(from[0], &c, 1) == 1);
+
+    struct persistent_info before;
+    REQUIRE(persistent_space_info(w, &before) == 0);
+    for (int i = 0; i < 400; i++)
+        REQUIRE(persistent_malloc(w, 100000) != NULL);
+    char *late = persistent_malloc_root(w, 2, 3u << 20);
+    REQUIRE(late != NULL);
+    strcpy(late, "in the new pages");
+    struct persistent_info wi;
+    REQUIRE(persistent_space_info(w, &wi) == 0);
+    CHECK(wi.capacity >= before.capacity + (40u << 20));
+    CHECK((uint64_t)((char *)late - (char *)w) >= before.file_size);
+
+    REQUIRE(write(to[1], "g", 1) == 1);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 10);
+    close(to[1]);
+    close(from[0]);
+
+    struct persistent_stats ws;
+    REQUIRE(persistent_stats_get(w, &ws) == 0);
+    allocator_space_t *views[2] = {r, f};
+    for (int v = 0; v < 2; v++) {
+        const char *lr = persistent_find_root(views[v], 2);
+        CHECK(lr != NULL && strcmp(lr, "in the new pages") == 0);
+        t_check_clean(views[v], v ? "forensic view after growth" : "reader after growth");
+        struct persistent_info ri;
+        REQUIRE(persistent_space_info(views[v], &ri) == 0);
+        CHECK_EQ(ri.capacity, wi.capacity);
+        struct persistent_stats rs;
+        REQUIRE(persistent_stats_get(views[v], &rs) == 0);
+        CHECK_EQ(rs.live_blocks, ws.live_blocks);
+        CHECK_EQ(rs.live_bytes, ws.live_bytes);
+    }
+    persistent_space_close(f);
+    persistent_space_close(r);
+    destroy_persistent_allocator(w);
+    unlink(p);
+}
+
 static void test_private_of_crashed(void)
 {
     const char *p = t_path("crashed");
@@ -208,6 +316,8 @@ int main(int argc, char **argv)
             return role_try_reader(argv[2]);
         if (strcmp(argv[1], "crash") == 0)
             return role_crash(argv[2]);
+        if (strcmp(argv[1], "follow") == 0)
+            return role_follow(argv[2]);
         return 2;
     }
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -215,6 +325,7 @@ int main(int argc, char **argv)
     self[n] = '\0';
     test_two_writers();
     test_fork();
+    test_readers_follow_growth();
     test_private_of_crashed();
     return t_done();
 }

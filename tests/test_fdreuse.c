@@ -1,0 +1,120 @@
+/* A program that closes the space's descriptor behind the library's back
+ * (daemonising, closefrom) and opens another file that gets the same
+ * number must not have that file grown, punched, synced, mapped or closed
+ * by the library (issue 10, defect 3: a 6-byte file became 227 MB of
+ * heap).  The space reports PERSISTENT_E_FILE_LOST once through the error
+ * hook and keeps working inside the pages it has. */
+#include "check.h"
+
+#include <dirent.h>
+
+/* The descriptor open on path's file (by inode: the space may have been
+ * opened under a temporary name). */
+static int fd_of(const char *path)
+{
+    struct stat want;
+    REQUIRE(stat(path, &want) == 0);
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        t_skip("no /proc/self/fd");
+    int found = -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd != dirfd(d) && fstat(fd, &st) == 0 &&
+            st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+            found = fd;
+    }
+    closedir(d);
+    return found;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* how: 0 another file takes the number, 1 the space file itself is opened
+ * again under it (the lock is gone all the same), 2 nothing does */
+static void run(int how)
+{
+    static const char *names[] = {"another file", "the space file again", "nothing"};
+    const char *sp = t_path("fdreuse");
+    const char *other = t_path("victim-file");
+    write_file(other, "hello\n");
+    uint64_t other_hash = t_file_hash(other);
+
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 1u << 20;
+    o.max_size = 256u << 20;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(sp, &o, &s) == 0);
+    char *root = persistent_malloc_root(s, 1, 64);
+    REQUIRE(root != NULL);
+    strcpy(root, "kept");
+    struct persistent_info in0;
+    REQUIRE(persistent_space_info(s, &in0) == 0);
+
+    int sfd = fd_of(sp);
+    REQUIRE(sfd >= 0);
+    REQUIRE(close(sfd) == 0);
+    int ofd = -1;
+    if (how != 2) {
+        ofd = open(how == 0 ? other : sp, O_RDWR);
+        REQUIRE(ofd == sfd);              /* the lowest free number */
+    }
+
+    struct t_misuse m = {0};
+    persistent_error_hook_set(t_misuse_hook, &m);
+    /* far more than the space holds: it would have to grow */
+    int got = 0;
+    void *last = NULL;
+    while ((last = persistent_malloc(s, 100000)) != NULL)
+        got++;
+    CHECK(got > 0);                       /* what the pages it has hold */
+    CHECK(got < 20);
+    CHECK_EQ(m.count, 1);                 /* reported once */
+    CHECK_EQ(m.last_code, PERSISTENT_E_FILE_LOST);
+    CHECK(m.last_ptr == (const void *)s);
+    CHECK(persistent_sync(s) == PERSISTENT_E_FILE_LOST);
+    struct persistent_info in1;
+    REQUIRE(persistent_space_info(s, &in1) == 0);
+    CHECK_EQ(in1.capacity, in0.capacity);
+    t_check_clean(s, names[how]);
+    CHECK(strcmp(root, "kept") == 0);
+    persistent_error_hook_set(NULL, NULL);
+    CHECK_EQ(persistent_space_close(s), 0);
+
+    /* the descriptor is still the program's, untouched */
+    if (ofd >= 0) {
+        CHECK(fcntl(ofd, F_GETFD) >= 0);
+        close(ofd);
+    }
+    CHECK(t_file_hash(other) == other_hash);
+    struct stat st;
+    REQUIRE(stat(other, &st) == 0);
+    CHECK_EQ(st.st_size, 6);
+    /* and the space is whole */
+    REQUIRE(persistent_space_open(sp, &o, &s) == 0);
+    t_check_clean(s, "reopened");
+    root = persistent_find_root(s, 1);
+    CHECK(root != NULL && strcmp(root, "kept") == 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    printf("descriptor closed, then %s under its number: refused, file intact\n",
+           names[how]);
+    unlink(sp);
+    unlink(other);
+}
+
+int main(void)
+{
+    run(0);
+    run(1);
+    run(2);
+    return t_done();
+}
