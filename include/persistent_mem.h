@@ -97,11 +97,14 @@ enum persistent_error {
     PERSISTENT_E_BAD_POINTER = -1011, /* (error hook) not a live block */
     PERSISTENT_E_FLUSH       = -1012, /* requested flush method unavailable */
     PERSISTENT_E_READONLY    = -1013, /* space opened read-only */
-    PERSISTENT_E_FILE_LOST   = -1014  /* (also error hook) the program closed
+    PERSISTENT_E_FILE_LOST   = -1014, /* (also error hook) the program closed
                                          the space's file descriptor; the
                                          space no longer grows or syncs and
                                          never touches the file that has
                                          the descriptor's number now */
+    PERSISTENT_E_ROOT_BLOCK  = -1015  /* (error hook) the block is a root's:
+                                         free it with persistent_root_remove;
+                                         it cannot be another tag's root */
 };
 
 /* Message for the last failed call of this thread (never NULL). */
@@ -122,7 +125,10 @@ allocator_space_t *create_persistent_allocator(const char *filename,
 
 /* Opens filename privately for forensics: mapped copy-on-write, works on a
  * read-only file and on a space left dirty by a crash, never writes the
- * file.  Allocation works in the private copy.  NULL with errno on failure. */
+ * file.  A dirty space is recovered in the private copy and allocation
+ * works there; a space too damaged to recover is still opened, as it is
+ * on file, with allocation disabled (persistent_space_info says
+ * recovery_skipped).  NULL with errno on failure. */
 allocator_space_t *load_private_persistent_allocator(const char *filename);
 
 /* Closes the space and marks a clean shutdown.  No thread may be inside a
@@ -223,6 +229,12 @@ struct persistent_info {
     uint32_t open_flags;         /* PERSISTENT_OPEN_* of this handle */
     uint32_t n_bases;            /* entries in bases[], newest first */
     struct persistent_base bases[16];
+    uint32_t recovery_skipped;   /* 1: a private open (with recovery) found
+                                    the space damaged and gives the heap as
+                                    it is on file instead, allocation
+                                    disabled; persistent_errormsg() right
+                                    after the open says what is damaged */
+    uint32_t reserved;
 };
 
 int persistent_space_info(allocator_space_t *space,
@@ -391,9 +403,10 @@ int persistent_check(allocator_space_t *space,
 /* ------------------------------------------------------------------------ */
 /* Misuse reporting                                                           */
 
-/* Called for each detected misuse: code is PERSISTENT_E_DOUBLE_FREE or
- * PERSISTENT_E_BAD_POINTER with ptr the offending pointer, or (once per
- * space) PERSISTENT_E_FILE_LOST with ptr the space.  Process-wide; NULL
+/* Called for each detected misuse: code is PERSISTENT_E_DOUBLE_FREE,
+ * PERSISTENT_E_BAD_POINTER or PERSISTENT_E_ROOT_BLOCK with ptr the
+ * offending pointer, or (once per space) PERSISTENT_E_FILE_LOST with ptr
+ * the space.  Process-wide; NULL
  * restores the default, which prints one line to stderr. */
 typedef void persistent_error_fn(allocator_space_t *space, int code,
                                  const void *ptr, const char *msg, void *arg);

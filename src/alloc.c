@@ -160,6 +160,12 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
         if (ok)
             return p;
     }
+    if (pm_root_block(rt, (uint64_t)((char *)p - rt->base))) {
+        /* moving it would free a root's block */
+        pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, p, "persistent_realloc");
+        errno = EINVAL;
+        return NULL;
+    }
     void *q = pm_alloc(rt, rec, n, 0);
     if (q == NULL)
         return NULL;

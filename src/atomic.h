@@ -13,6 +13,7 @@
 
 typedef _Atomic uint64_t pm_atomic_u64;
 typedef _Atomic uint32_t pm_atomic_u32;
+typedef _Atomic uint16_t pm_atomic_u16;
 typedef _Atomic uintptr_t pm_atomic_uptr;
 
 _Static_assert(sizeof(pm_atomic_u64) == 8, "atomic u64 must be a plain word");

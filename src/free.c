@@ -8,13 +8,16 @@ void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
 {
     uint32_t s, idx;
     struct pm_sb_header *h;
+    uint64_t off = (uint64_t)((char *)ptr - rt->base);
     int r = sb_locate(rt, ptr, &s, &h, &idx);
     if (r == 0) {
-        pm_free_small(rt, rec, s, h, idx);
-        return;
+        if (pm_root_held(rt, s, off))
+            r = PERSISTENT_E_ROOT_BLOCK;
+        else
+            pm_free_small(rt, rec, s, h, idx);
+    } else if (r == 1) {
+        r = pm_root_block(rt, off) ? PERSISTENT_E_ROOT_BLOCK : lg_free(rt, ptr);
     }
-    if (r == 1)
-        r = lg_free(rt, ptr);
     if (r != 0)
         pm_misuse(rt, r, ptr, "persistent_free");
 }
@@ -74,7 +77,7 @@ static inline bool free_fast(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
         else
             t->freemap |= UINT64_C(1) << w;
     } else {
-        pm_atomic_u32 *f = &rt->ctl[s].frees;   /* set aside: count it */
+        pm_atomic_u16 *f = &rt->ctl[s].frees;   /* set aside: count it */
         pm_store_relaxed(f, pm_load_relaxed(f) + 1);
     }
     pm_op_end(rec);
@@ -95,6 +98,10 @@ void persistent_free(allocator_space_t *space, void *ptr)
     uint32_t s, idx;
     struct pm_sb_header *h;
     if (PM_LIKELY(locate_small(rt, ptr, &s, &h, &idx))) {
+        if (pm_root_held(rt, s, (uint64_t)((char *)ptr - rt->base))) {
+            pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, ptr, "persistent_free");
+            return;
+        }
         uint64_t a = pm_load_relaxed(&rt->ctl[s].anchor);
         if (PM_LIKELY(pm_anchor_owner(a) == rec->id)) {
             if (pm_anchor_state(a) == PM_SB_OWNED && free_fast(rt, rec, s, h, idx))

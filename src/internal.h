@@ -70,8 +70,10 @@ struct pm_sbctl {
     pm_atomic_u32 next;           /* partial-list link: first page + 1 */
     pm_atomic_u32 n_pub;          /* publishing remote frees in flight */
     pm_atomic_u32 cls;
-    pm_atomic_u32 frees;          /* the owner's frees into it since it was
+    pm_atomic_u16 frees;          /* the owner's frees into it since it was
                                      set aside (a hint, owner only) */
+    pm_atomic_u16 roots;          /* root blocks in this run (roots.c): a
+                                     free into it checks the root marks */
 };
 
 /* Geometry of one size class in one space. */
@@ -141,6 +143,8 @@ struct pm_rt {
     bool clean_at_open;
     bool recovered;
     bool can_alloc;               /* writer, or private with recovery */
+    bool recovery_skipped;        /* private open of a damaged space: no
+                                     recovery, no allocation */
 
     /* geometry, copied from the fixed header */
     uint32_t page_shift;
@@ -190,6 +194,10 @@ struct pm_rt {
     pm_atomic_u32 n_recs;         /* high-water of record ids */
     pm_atomic_u32 pins;           /* thread-exit handbacks in progress */
     pm_atomic_u32 closing;
+
+    /* roots (roots.c): which 16-byte granules of the pages start a root's
+     * block, and per run (struct pm_sbctl.roots) how many it holds */
+    pm_atomic_u64 *rootmark;
 
     /* publish lanes (publish.c) */
     pm_atomic_u32 *lane_owner;    /* record id holding each lane */
@@ -427,8 +435,41 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val);
 int pm_lanes_recover(struct pm_rt *rt);
 int pm_lanes_in_flight(struct pm_rt *rt);
 
+/* ---- verify.c ---- */
+struct pm_run {
+    uint64_t first, last;
+    struct pm_sb_header *h;       /* NULL for a large run */
+};
+#define PM_LANE_CHUNK 64u         /* lanes per overflow lane table */
+#define PM_LANE_MAX_CHUNKS 64u    /* overflow lane tables at most */
+uint64_t pm_data_limit(struct pm_rt *rt);
+bool pm_in_data(struct pm_rt *rt, uint64_t off, uint64_t len);
+bool pm_block_place(struct pm_rt *rt, uint64_t off, struct pm_sb_header **h,
+                    uint32_t *idx);
+uint64_t pm_block_live(struct pm_rt *rt, uint64_t off);
+uint64_t pm_root_next_cap(uint64_t cap);
+struct pm_root_table *pm_root_table_at(struct pm_rt *rt, uint64_t off, uint64_t cap);
+struct pm_lane_table *pm_lane_table_at(struct pm_rt *rt, uint64_t off);
+bool pm_dest_ok(struct pm_rt *rt, uint64_t off);
+int pm_walk_runs(struct pm_rt *rt,
+                 int (*fn)(struct pm_rt *, const struct pm_run *, void *),
+                 void *arg, const char **why, uint64_t *where);
+int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep);
+
+/* ---- roots.c ---- */
+bool pm_root_mark(struct pm_rt *rt, uint64_t off);
+void pm_root_unmark(struct pm_rt *rt, uint64_t off);
+bool pm_root_block(struct pm_rt *rt, uint64_t off);
+void pm_root_marks_rebuild(struct pm_rt *rt);
+/* A free of the block at off in the run starting at first must be refused:
+ * it is a root's (cheap unless the run holds a root). */
+static inline bool pm_root_held(struct pm_rt *rt, uint32_t first, uint64_t off)
+{
+    return PM_UNLIKELY(pm_load_relaxed(&rt->ctl[first].roots) != 0) &&
+           pm_root_block(rt, off);
+}
+
 /* ---- recover.c ---- */
-int pm_validate_runs(struct pm_rt *rt, uint64_t *bad_page, const char **why);
 int pm_engine_prepare(struct pm_rt *rt); /* volatile runtime, validation:
                                            writes nothing to the file */
 int pm_engine_start(struct pm_rt *rt);   /* recovery and rebuild */

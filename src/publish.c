@@ -28,8 +28,8 @@
 
 #include "internal.h"
 
-#define LANE_CHUNK 64u     /* lanes per overflow table */
-#define LANE_MAX_CHUNKS 64u
+#define LANE_CHUNK PM_LANE_CHUNK
+#define LANE_MAX_CHUNKS PM_LANE_MAX_CHUNKS
 
 /* ---- lanes ---- */
 
@@ -47,26 +47,19 @@ static struct pm_lane *lane_at(struct pm_rt *rt, uint32_t i)
     return &t->lane[(i - n) % LANE_CHUNK];
 }
 
-static bool chunk_valid(struct pm_rt *rt, uint64_t off)
-{
-    uint64_t limit = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
-    uint64_t size = sizeof(struct pm_lane_table) + LANE_CHUNK * sizeof(struct pm_lane);
-    if (off < rt->data_off || off % 64 != 0 || off >= limit || limit - off < size)
-        return false;
-    const struct pm_lane_table *t = (const struct pm_lane_table *)(rt->base + off);
-    return t->magic == PM_LANE_TABLE_MAGIC && t->n == LANE_CHUNK;
-}
-
 /* Walks the chain of overflow tables, caching each; returns the link word
- * at its end. */
+ * at its end (NULL when the chain is full, or broken: an open verified it,
+ * pm_verify, so only a table added meanwhile can be seen half made). */
 static pm_atomic_u64 *chunks_discover(struct pm_rt *rt)
 {
     pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
     for (uint32_t k = 0; k < LANE_MAX_CHUNKS; k++) {
         uint64_t off = pm_load_acquire(link);
-        if (off == 0 || !chunk_valid(rt, off))
+        if (off == 0)
             return link;
-        struct pm_lane_table *t = (struct pm_lane_table *)(rt->base + off);
+        struct pm_lane_table *t = pm_lane_table_at(rt, off);
+        if (t == NULL)
+            return NULL;
         pm_store_release(&rt->lane_chunk[k], t);
         uint32_t have = pm_load_acquire(&rt->n_lane_chunks);
         while (have < k + 1 &&
@@ -320,6 +313,16 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
         uint64_t boff = pm_load_acquire(dest_word(dest));
         if (boff == 0)
             return 0;                   /* nothing there, or taken meanwhile */
+        if (!pm_in_data(rt, boff, 1)) {
+            pm_misuse(rt, PERSISTENT_E_BAD_POINTER, dest,
+                      "persistent_free_from (*dest is not a block's offset)");
+            return pm_err(-EINVAL, "free_from: *dest holds %#llx, not a block's offset",
+                          (unsigned long long)boff);
+        }
+        if (pm_root_block(rt, boff)) {
+            pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, rt->base + boff, "persistent_free_from");
+            return pm_err(-EINVAL, "free_from: the block is a root's; remove the root");
+        }
         pm_op_begin(rec);
         if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
             sb_owner_sync(rt, rec);
@@ -366,12 +369,19 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         return persistent_alloc_into(space, dest, size);
     if (size == 0)
         return pm_err(-EINVAL, "realloc_into: size 0 (use persistent_free_from)");
+    if (!pm_in_data(rt, ooff, 1)) {
+        pm_misuse(rt, PERSISTENT_E_BAD_POINTER, dest,
+                  "persistent_realloc_into (*dest is not a block's offset)");
+        return pm_err(-EINVAL, "realloc_into: *dest holds %#llx, not a block's offset",
+                      (unsigned long long)ooff);
+    }
     void *old = rt->base + ooff;
     size_t us = pm_usable(rt, old);
     if (us == 0) {
         pm_misuse(rt, PERSISTENT_E_BAD_POINTER, old, "persistent_realloc_into");
         return pm_err(-EINVAL, "realloc_into: *dest is not a live block");
     }
+    bool is_root = pm_root_block(rt, ooff);
     /* in place: nothing about *dest changes, and a large resize is
      * crash-atomic by itself (large.c) */
     if (us <= rt->max_small && size <= us && (us <= 64 || size > us / 2) &&
@@ -383,6 +393,10 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         pm_op_end(rec);
         if (ok)
             return 0;
+    }
+    if (is_root) {              /* moving it would free a root's block */
+        pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, old, "persistent_realloc_into");
+        return pm_err(-EINVAL, "realloc_into: the block is a root's and cannot move");
     }
     struct pm_lane *l = lane_get(rt, rec);
     if (l == NULL)
@@ -453,6 +467,7 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
     lane_set(rt, l, PM_LANE_ALLOC, voff, boff, 0, size);
     pub_commit(rt, &rv);
     pm_hook(PM_HOOK_ROOT_INSERT);
+    (void)pm_root_mark(rt, boff);       /* a fresh block: nobody's root */
     uint64_t cur = 0;
     if (pm_cas_strong_acq_rel(val, &cur, boff)) {
         pm_persist(rt, val, sizeof *val);
@@ -462,6 +477,7 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
         return rv.blk;
     }
     /* another thread's root won: ours goes, still under the lane */
+    pm_root_unmark(rt, boff);
     struct pm_pubfree pf;
     if (pub_free_prepare(rt, rec, rv.blk, &pf) == 0) {
         pub_free_do(rt, &pf);
@@ -485,7 +501,7 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
         sb_owner_sync(rt, rec);
     uint64_t v = pm_load_acquire(val);
     struct pm_pubfree pf;
-    if (v == 0 || pub_free_prepare(rt, rec, rt->base + v, &pf) != 0) {
+    if (v == 0 || !pm_in_data(rt, v, 1) || pub_free_prepare(rt, rec, rt->base + v, &pf) != 0) {
         pm_op_end(rec);
         return -ENOENT;
     }
@@ -499,6 +515,7 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
         return -ENOENT;
     }
     pm_persist(rt, val, sizeof *val);
+    pm_root_unmark(rt, v);              /* a plain block from here on */
     pub_free_do(rt, &pf);
     lane_clear(rt, l);
     pub_free_finish(rt, rec, &pf);
@@ -542,24 +559,6 @@ static void ensure(struct pm_rt *rt, uint64_t boff, bool live)
         pg_bit_clear(rt, rt->end_bits, e);
 }
 
-static bool off_ok(struct pm_rt *rt, uint64_t off, bool allow_roots)
-{
-    uint64_t limit = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
-    const struct pm_fixed *f = &rt->hdr->fixed;
-    if (off % 8 != 0)
-        return false;
-    if (off >= rt->data_off && off < limit)
-        return true;
-    if (!allow_roots)
-        return false;
-    if (off == offsetof(struct pm_header, live.root0_val))
-        return true;
-    return off >= f->roots_off &&
-           off < f->roots_off + (uint64_t)f->roots_cap * sizeof(struct pm_root_slot) &&
-           (off - f->roots_off) % sizeof(struct pm_root_slot) ==
-               offsetof(struct pm_root_slot, val);
-}
-
 int pm_lanes_recover(struct pm_rt *rt)
 {
     chunks_discover(rt);
@@ -569,11 +568,9 @@ int pm_lanes_recover(struct pm_rt *rt)
         uint64_t op = pm_load_acquire(&l->op) & 0xff;
         if (op == PM_LANE_IDLE)
             continue;
-        /* an overflow root table is in the data region, so dest may be
-         * anywhere there; the meta root table only through val words */
-        if (op > PM_LANE_REALLOC || !off_ok(rt, l->dest_off, true) ||
-            !off_ok(rt, l->block_off, false) ||
-            (op == PM_LANE_REALLOC && !off_ok(rt, l->old_off, false)))
+        /* pm_verify refused the space if a record is invalid; this only
+         * keeps an address from ever being made of one */
+        if (op > PM_LANE_REALLOC || !pm_dest_ok(rt, l->dest_off))
             return pm_err(PERSISTENT_E_CORRUPT,
                           "publish lane %u holds an invalid record", i);
         pm_atomic_u64 *dest = (pm_atomic_u64 *)(rt->base + l->dest_off);

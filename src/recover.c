@@ -11,8 +11,10 @@
  *   - END and KIND bits that belong to no live run (left by a crash in the
  *     middle of a carve, free or resize) are cleared;
  *   - publish lanes are rolled forward or back (publish.c).
- * Before it writes anything a writer validates the whole run structure, so
- * a damaged file is refused with PERSISTENT_E_CORRUPT and left unchanged.
+ * Before it writes anything a writer verifies the whole space by the rules
+ * of verify.c (runs, lanes, roots), so a damaged file is refused with
+ * PERSISTENT_E_CORRUPT and left unchanged; a private open that would
+ * recover falls back to the heap as it is on file.
  * A crash during recovery is recovered by the next open: every step can be
  * repeated.
  */
@@ -23,44 +25,6 @@
 static uint64_t round_up(uint64_t x, uint64_t a)
 {
     return (x + a - 1) / a * a;
-}
-
-/* Structural check of the runs without writing anything. */
-int pm_validate_runs(struct pm_rt *rt, uint64_t *bad_page, const char **why)
-{
-    uint64_t n = pm_load_acquire(&rt->n_pages);
-    uint64_t p = 0;
-    while (p < n) {
-        uint64_t s = pg_next_set(rt->start_bits, p, n);
-        if (s == PG_NONE)
-            break;
-        uint64_t e = pg_next_set(rt->end_bits, s, n);
-        if (e == PG_NONE) {
-            *bad_page = s;
-            *why = "run has no end";
-            return PERSISTENT_E_CORRUPT;
-        }
-        if (pg_next_set(rt->start_bits, s + 1, e + 1) != PG_NONE) {
-            *bad_page = s;
-            *why = "runs overlap";
-            return PERSISTENT_E_CORRUPT;
-        }
-        if (pg_bit(rt->kind_bits, s)) {
-            struct pm_sb_header *h = sb_header(rt, (uint32_t)s);
-            if (!sb_header_valid(rt, h, s) || s + h->n_pages - 1 != e) {
-                *bad_page = s;
-                *why = "superblock header is invalid";
-                return PERSISTENT_E_CORRUPT;
-            }
-            if ((pm_load_relaxed(&h->bits[h->n_words - 1]) & ~sb_last_mask(h)) != 0) {
-                *bad_page = s;
-                *why = "superblock bitmap has bits past its last block";
-                return PERSISTENT_E_CORRUPT;
-            }
-        }
-        p = e + 1;
-    }
-    return 0;
 }
 
 static void clear_bits_in(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t from,
@@ -128,32 +92,49 @@ int pm_engine_prepare(struct pm_rt *rt)
     size_t map_sz = round_up(mp * sizeof(pm_atomic_u32), 64);
     size_t ctl_sz = round_up(mp * sizeof(struct pm_sbctl), 64);
     size_t rec_sz = round_up(PM_MAX_RECS * sizeof(struct pm_trec), 64);
-    size_t lane_sz = round_up((rt->hdr->fixed.n_lanes + 64 * 64) * sizeof(pm_atomic_u32), 64);
-    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz;
+    size_t lane_sz = round_up((rt->hdr->fixed.n_lanes + PM_LANE_CHUNK * PM_LANE_MAX_CHUNKS) *
+                                  sizeof(pm_atomic_u32), 64);
+    /* one bit per 16-byte granule of the pages (roots.c) */
+    size_t mark_sz = round_up(((mp << rt->page_shift) / 16 + 63) / 64 * 8, 64);
+    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz + mark_sz;
     char *v = os_vol_alloc(rt->vol_size);
     if (v == NULL)
         return pm_err(-ENOMEM, "cannot reserve %zu bytes for the runtime",
                       rt->vol_size);
     rt->vol = v;
     rt->used = (pm_atomic_u64 *)v;
-    rt->punched = (pm_atomic_u64 *)(v + used_sz);
-    v += used_sz;                   /* the rest after the punched bitmap */
-    rt->pagemap = (pm_atomic_u32 *)(v + used_sz);
-    rt->ctl = (struct pm_sbctl *)(v + used_sz + map_sz);
-    rt->recs = (struct pm_trec *)(v + used_sz + map_sz + ctl_sz);
-    rt->lane_owner = (pm_atomic_u32 *)(v + used_sz + map_sz + ctl_sz + rec_sz);
+    v += used_sz;
+    rt->punched = (pm_atomic_u64 *)v;
+    v += used_sz;
+    rt->pagemap = (pm_atomic_u32 *)v;
+    v += map_sz;
+    rt->ctl = (struct pm_sbctl *)v;
+    v += ctl_sz;
+    rt->recs = (struct pm_trec *)v;
+    v += rec_sz;
+    rt->lane_owner = (pm_atomic_u32 *)v;
+    v += lane_sz;
+    rt->rootmark = (pm_atomic_u64 *)v;
     rt->used_words = (mp + 63) / 64;
     pm_classes_init(rt);
     pg_init(rt);
     if (rt->can_alloc) {
-        uint64_t page;
-        const char *why;
-        int r = pm_validate_runs(rt, &page, &why);
-        if (r < 0)
-            return pm_err(r, "space is damaged at page %llu: %s; not opened "
-                             "for writing (a private open without recovery "
-                             "can inspect it)",
-                          (unsigned long long)page, why);
+        /* everything recovery and the allocator will act on, before a byte
+         * is written (G8) */
+        struct persistent_check_report rep;
+        if (pm_verify(rt, &rep) < 0) {
+            if (rt->mode == PM_MODE_WRITER)
+                return pm_err(PERSISTENT_E_CORRUPT, "space is damaged: %s; not "
+                              "opened for writing (a private or read-only open "
+                              "can inspect it)", rep.first_error);
+            /* a private open still gives the heap as it is on file */
+            rt->can_alloc = false;
+            rt->recovery_skipped = true;
+            rt->follows = rt->map_pages == rt->max_pages;
+            pm_err(PERSISTENT_E_CORRUPT, "space is damaged: %s; opened privately "
+                   "without recovery (read the heap as it is on file; no "
+                   "allocation)", rep.first_error);
+        }
     }
     return 0;
 }
@@ -176,6 +157,8 @@ int pm_engine_start(struct pm_rt *rt)
             return r;
     }
     rebuild(rt, repair);
+    if (repair)
+        pm_root_marks_rebuild(rt);
     rt->recovered = repair && !rt->clean_at_open;
     return 0;
 }
@@ -191,5 +174,6 @@ void pm_engine_close(struct pm_rt *rt)
         rt->ctl = NULL;
         rt->recs = NULL;
         rt->lane_owner = NULL;
+        rt->rootmark = NULL;
     }
 }

@@ -12,6 +12,18 @@
  * racing creators agree on the first block and the others free theirs, so
  * both get the same root.  The block is zeroed (and persisted) before the
  * CAS publishes it.
+ *
+ * A root's block belongs to its root: freeing it would leave the root
+ * naming a free block, and making it the root of a second tag would let
+ * one removal free it under the other.  Both are refused (G5: reported to
+ * the error hook, nothing changed).  One volatile bit per 16-byte granule
+ * of the pages (rt->rootmark) marks where a root's block starts, claimed
+ * with an atomic OR before the root's value is published, so of two
+ * threads making one block a root only one succeeds; each run counts its
+ * root blocks (struct pm_sbctl.roots) so that a free looks at the bit only
+ * in the rare run that holds one.  Rebuilt from the roots at every open.
+ * A free that races with the publication of the same block (a use after
+ * publish in the program) is not caught.
  */
 #include <errno.h>
 #include <string.h>
@@ -25,6 +37,43 @@ struct table {
     uint64_t cap;
     pm_atomic_u64 *next;
 };
+
+/* ---- root marks ---- */
+
+static uint32_t run_first(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t page = (off - rt->data_off) >> rt->page_shift;
+    uint32_t f1 = pm_load_acquire(&rt->pagemap[page]);
+    return f1 ? f1 - 1 : (uint32_t)page;
+}
+
+/* Makes the block at off (live, in the pages) a root's; false if it is
+ * one already. */
+bool pm_root_mark(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t g = (off - rt->data_off) >> 4;
+    uint64_t bit = UINT64_C(1) << (g & 63);
+    if (pm_fetch_or_acq_rel(&rt->rootmark[g >> 6], bit) & bit)
+        return false;
+    pm_fetch_add_acq_rel(&rt->ctl[run_first(rt, off)].roots, (uint16_t)1);
+    return true;
+}
+
+void pm_root_unmark(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t g = (off - rt->data_off) >> 4;
+    uint64_t bit = UINT64_C(1) << (g & 63);
+    if (pm_fetch_and_acq_rel(&rt->rootmark[g >> 6], ~bit) & bit)
+        pm_fetch_sub_acq_rel(&rt->ctl[run_first(rt, off)].roots, (uint16_t)1);
+}
+
+bool pm_root_block(struct pm_rt *rt, uint64_t off)
+{
+    if (rt->rootmark == NULL || !pm_in_data(rt, off, 1))
+        return false;
+    uint64_t g = (off - rt->data_off) >> 4;
+    return (pm_load_acquire(&rt->rootmark[g >> 6]) >> (g & 63)) & 1;
+}
 
 static uint64_t mix(uint64_t x)
 {
@@ -43,20 +92,16 @@ static void table0(struct pm_rt *rt, struct table *t)
     t->next = &rt->hdr->live.roots_next_off;
 }
 
-/* The overflow table at off, or false if off does not hold a valid one. */
-static bool table_at(struct pm_rt *rt, uint64_t off, struct table *t)
+/* The overflow table at off that follows one of capacity prev_cap, or
+ * false if off does not hold one (verify.c: the same rule check uses). */
+static bool table_at(struct pm_rt *rt, uint64_t off, uint64_t prev_cap, struct table *t)
 {
-    uint64_t limit = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
-    if (off < rt->data_off || off >= limit || off % 16 != 0 ||
-        limit - off < sizeof(struct pm_root_table))
-        return false;
-    struct pm_root_table *tb = (struct pm_root_table *)(rt->base + off);
-    if (tb->magic != PM_ROOT_TABLE_MAGIC || tb->cap == 0 ||
-        (tb->cap & (tb->cap - 1)) != 0 ||
-        (limit - off - sizeof *tb) / sizeof(struct pm_root_slot) < tb->cap)
+    uint64_t cap = pm_root_next_cap(prev_cap);
+    struct pm_root_table *tb = pm_root_table_at(rt, off, cap);
+    if (tb == NULL)
         return false;
     t->slot = tb->slot;
-    t->cap = tb->cap;
+    t->cap = cap;
     t->next = &tb->next_off;
     return true;
 }
@@ -112,21 +157,22 @@ static pm_atomic_u64 *val_find(struct pm_rt *rt, struct pm_trec *rec,
         if (off == 0) {
             if (!create)
                 return NULL;
-            off = new_table(rt, rec, t.next, t.cap * 2 > 4096 ? t.cap * 2 : 4096);
+            off = new_table(rt, rec, t.next, pm_root_next_cap(t.cap));
             if (off == 0)
                 return NULL;
         }
-        if (!table_at(rt, off, &t))
+        if (!table_at(rt, off, t.cap, &t))
             return NULL;
     }
 }
 
+/* The root block at v, if v is inside the pages.  A writer's roots were
+ * verified at open (every root names a live block) and change only through
+ * this file; a forensic open of a damaged file gets what the root says,
+ * for the reader to judge (persistent_check tells it). */
 static void *val_ptr(struct pm_rt *rt, uint64_t v)
 {
-    uint64_t limit = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
-    if (v < rt->data_off || v >= limit)
-        return NULL;
-    return rt->base + v;
+    return pm_in_data(rt, v, 1) ? rt->base + v : NULL;
 }
 
 /* Shared by persistent_root_get and persistent_malloc_root.  An existing
@@ -202,12 +248,21 @@ void *persistent_root_publish(allocator_space_t *space, uint64_t tag, void *bloc
         return NULL;
     }
     uint64_t off = (uint64_t)((char *)block - rt->base);
-    uint64_t cur = 0;
+    uint64_t cur = pm_load_acquire(val);
+    if (cur != 0)
+        return val_ptr(rt, cur);    /* the tag's root, maybe this block */
+    if (!pm_root_mark(rt, off)) {
+        pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, block,
+                  "persistent_root_publish (already another tag's root)");
+        errno = EINVAL;
+        return NULL;
+    }
     if (pm_cas_strong_acq_rel(val, &cur, off)) {
         pm_persist(rt, val, sizeof *val);
         return block;
     }
     /* another root was there first; the caller keeps its block */
+    pm_root_unmark(rt, off);
     return val_ptr(rt, cur);
 }
 
@@ -263,7 +318,7 @@ int persistent_root_next(allocator_space_t *space, struct persistent_root_iter *
         table0(rt, &t);
         for (uint64_t i = 1; i < it->table; i++) {
             uint64_t off = pm_load_acquire(t.next);
-            if (off == 0 || !table_at(rt, off, &t))
+            if (off == 0 || !table_at(rt, off, t.cap, &t))
                 return 0;
         }
         while (it->slot < t.cap) {
@@ -280,5 +335,25 @@ int persistent_root_next(allocator_space_t *space, struct persistent_root_iter *
         }
         it->table++;
         it->slot = 0;
+    }
+}
+
+/* Open: every root's block is marked (roots verified, pagemap built). */
+void pm_root_marks_rebuild(struct pm_rt *rt)
+{
+    uint64_t v = pm_load_acquire(&rt->hdr->live.root0_val);
+    if (v != 0 && pm_in_data(rt, v, 1))
+        (void)pm_root_mark(rt, v);
+    struct table t;
+    table0(rt, &t);
+    for (;;) {
+        for (uint64_t i = 0; i < t.cap; i++) {
+            v = pm_load_acquire(&t.slot[i].val);
+            if (v != 0 && pm_load_acquire(&t.slot[i].key) != 0 && pm_in_data(rt, v, 1))
+                (void)pm_root_mark(rt, v);
+        }
+        uint64_t off = pm_load_acquire(t.next);
+        if (off == 0 || !table_at(rt, off, t.cap, &t))
+            return;
     }
 }

@@ -970,7 +970,9 @@ int persistent_space_info(allocator_space_t *space, struct persistent_info *info
     info->durability = rt->durability;
     info->clean_at_open = rt->clean_at_open;
     info->recovered = rt->recovered;
-    info->open_flags = rt->open_flags;
+    info->open_flags = rt->open_flags |
+                       (rt->recovery_skipped ? PERSISTENT_OPEN_NO_RECOVER : 0u);
+    info->recovery_skipped = rt->recovery_skipped;
     info->n_bases = rt->st.n_bases;
     for (uint32_t i = 0; i < rt->st.n_bases && i < 16; i++) {
         info->bases[i].base = rt->st.bases[i].base;

@@ -642,7 +642,7 @@ void sb_after_local_free(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
             t->freemap |= UINT64_C(1) << (idx >> 6);
         return;                                  /* the current one stays */
     }
-    pm_atomic_u32 *f = &ctl_of(rt, s)->frees;
+    pm_atomic_u16 *f = &ctl_of(rt, s)->frees;
     pm_store_relaxed(f, pm_load_relaxed(f) + 1);
     if (pm_load_relaxed(&alloc_bits(h)[idx >> 6]) == 0 && all_clear(h) &&
         pm_load_relaxed(&ctl_of(rt, s)->summary) == 0 &&

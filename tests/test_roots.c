@@ -306,6 +306,109 @@ static void test_many(allocator_space_t *s)
     CHECK_EQ(rep.roots, (uint64_t)seen);
 }
 
+/* A root's block belongs to its root (issue 10, defect 6): freeing it,
+ * moving it with realloc, freeing it from a location, or publishing it
+ * under a second tag is misuse, reported to the hook with nothing changed;
+ * after a root is removed its block is a plain block again.  Also across a
+ * reopen (the marks are rebuilt from the roots). */
+static void misuse_round(allocator_space_t *s, uint64_t tag, char *blk, size_t n,
+                         persistent_offset_t *slot)
+{
+    struct t_misuse m = {0};
+    persistent_error_hook_set(t_misuse_hook, &m);
+    persistent_free(s, blk);
+    CHECK_EQ(m.count, 1);
+    CHECK_EQ(m.last_code, PERSISTENT_E_ROOT_BLOCK);
+    CHECK(m.last_ptr == blk);
+    CHECK(persistent_find_root(s, tag) == blk);
+    CHECK(persistent_usable_size(s, blk) >= n);
+    CHECK(t_verify(blk, n, tag));
+
+    errno = 0;
+    CHECK(persistent_root_publish(s, tag + 1, blk) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK_EQ(m.count, 2);
+    CHECK_EQ(m.last_code, PERSISTENT_E_ROOT_BLOCK);
+    CHECK(persistent_find_root(s, tag + 1) == NULL);
+    /* the same tag again is no misuse: it is that tag's root */
+    CHECK(persistent_root_publish(s, tag, blk) == blk);
+    CHECK_EQ(m.count, 2);
+
+    /* resizing works in place only (a large block may grow there); a
+     * move would free the root's block */
+    int want = 2;
+    void *q = blk;
+    if (!persistent_realloc(s, q, n * 64))
+        want++;
+    CHECK(q == blk);
+    CHECK_EQ(m.count, want);
+    void *r = persistent_reallocate(s, blk, n * 128);
+    CHECK(r == NULL || r == blk);
+    want += r == NULL;
+    CHECK_EQ(m.count, want);
+    if (n <= 16384)
+        CHECK_EQ(want, 4);                  /* a small block always moves */
+
+    *slot = ptr_to_persistent_offset(s, blk);
+    CHECK(persistent_free_from(s, slot) < 0);
+    CHECK_EQ(m.count, ++want);
+    CHECK(*slot == ptr_to_persistent_offset(s, blk));
+    int rr = persistent_realloc_into(s, slot, n * 256);
+    CHECK(*slot == ptr_to_persistent_offset(s, blk));
+    want += rr < 0;
+    CHECK_EQ(m.count, want);
+    if (n <= 16384)
+        CHECK(rr < 0);
+    *slot = 0;
+    CHECK(persistent_find_root(s, tag) == blk);
+    CHECK(t_verify(blk, n, tag));
+    persistent_error_hook_set(NULL, NULL);
+    t_check_clean(s, "after root-block misuse");
+}
+
+static void test_root_blocks(const char *p)
+{
+    allocator_space_t *s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    persistent_offset_t *slot = persistent_malloc_root(s, 0xb10c0000, 64);
+    REQUIRE(slot != NULL);
+    /* a small and a large block, created and published */
+    static const size_t sizes[] = {100, 300000};
+    for (int i = 0; i < 2; i++) {
+        uint64_t tag = 0xb10c0010 + 16 * (uint64_t)i;
+        char *c = persistent_root_get(s, tag, sizes[i], NULL);
+        REQUIRE(c != NULL);
+        t_fill(c, sizes[i], tag);
+        misuse_round(s, tag, c, sizes[i], slot);
+        char *b = persistent_malloc(s, sizes[i]);
+        REQUIRE(b != NULL);
+        t_fill(b, sizes[i], tag + 4);
+        REQUIRE(persistent_root_publish(s, tag + 4, b) == b);
+        misuse_round(s, tag + 4, b, sizes[i], slot);
+    }
+    destroy_persistent_allocator(s);
+    s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    slot = persistent_find_root(s, 0xb10c0000);
+    REQUIRE(slot != NULL);
+    for (int i = 0; i < 2; i++) {
+        uint64_t tag = 0xb10c0010 + 16 * (uint64_t)i;
+        misuse_round(s, tag, persistent_find_root(s, tag), sizes[i], slot);
+        misuse_round(s, tag + 4, persistent_find_root(s, tag + 4), sizes[i], slot);
+        /* removed, a root's block is a plain block again */
+        char *b = persistent_find_root(s, tag + 4);
+        CHECK_EQ(persistent_root_remove(s, tag + 4), 0);
+        CHECK(persistent_find_root(s, tag + 4) == NULL);
+        char *again = persistent_malloc(s, sizes[i]);
+        REQUIRE(again != NULL);
+        REQUIRE(persistent_root_publish(s, tag + 8, again) == again);
+        CHECK_EQ(persistent_root_remove(s, tag + 8), 0);
+        (void)b;
+    }
+    t_check_clean(s, "after root removal");
+    destroy_persistent_allocator(s);
+}
+
 int main(void)
 {
     const char *p = t_path("roots");
@@ -336,6 +439,7 @@ int main(void)
     CHECK(persistent_find_root(s, 5001) != NULL);
     destroy_persistent_allocator(s);
     test_readonly(p);
+    test_root_blocks(p);
     unlink(p);
     return t_done();
 }

@@ -1,0 +1,521 @@
+/* The rules a space's metadata must follow, judged from the file alone.
+ *
+ * A writer's open (and a private open that recovers) refuses a space that
+ * breaks one of them before it writes a byte; persistent_check reports
+ * every break.  Both run pm_verify, so they judge alike (G8): a space check
+ * calls consistent opens for writing, and one a writer refuses is reported
+ * by check.  The runtime's own walks of the same structures (root lookups,
+ * lane tables) use the same predicates below.
+ *
+ * Everything here only reads, and only inside the pages the file holds:
+ * every offset taken from the file is range-checked before it becomes an
+ * address, and every chain is bounded (root tables double in size along
+ * their chain, lane tables are at most LANE_MAX_CHUNKS), so any input,
+ * damaged or forged, gets a verdict in bounded time.
+ *
+ * The rules
+ *   runs     every START bit below n_pages has an END bit at or after it and
+ *            before the next START; a superblock's header is valid for its
+ *            class and as long as its run; no bitmap bit past its last block.
+ *   tail     no START, END or KIND bit at or past n_pages (growth hands
+ *            those pages out as empty).
+ *   lanes    each record is idle or names a location a publishing call can
+ *            name and blocks where a block can start; each overflow lane
+ *            table is a live block of the right shape; the chain ends.
+ *   roots    each overflow root table is a live block, of the capacity its
+ *            place in the chain gives it; a slot with a block has a tag;
+ *            after the lanes are rolled forward or back (as recovery will),
+ *            every root names a live block, and no block is the root of two
+ *            tags.
+ * Crash leftovers that recovery clears (END/KIND bits of no run, remote
+ * bits on free blocks, lanes in flight) are counted, not errors. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void bad(struct persistent_check_report *rep, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void bad(struct persistent_check_report *rep, const char *fmt, ...)
+{
+    if (rep->n_errors++ == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(rep->first_error, sizeof rep->first_error, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* ---- locations ---- */
+
+uint64_t pm_data_limit(struct pm_rt *rt)
+{
+    return rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
+}
+
+/* [off, off + len) lies in the pages the file holds. */
+bool pm_in_data(struct pm_rt *rt, uint64_t off, uint64_t len)
+{
+    uint64_t limit = pm_data_limit(rt);
+    return off >= rt->data_off && off <= limit && len <= limit - off;
+}
+
+/* The live run that holds page, from the run bits: its first and last page
+ * and, for a superblock, its (valid) header; false if page is in none. */
+static bool run_of(struct pm_rt *rt, uint64_t page, uint64_t *first,
+                   uint64_t *last, struct pm_sb_header **h)
+{
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    if (page >= n)
+        return false;
+    uint64_t s = pg_prev_set(rt->start_bits, page);
+    if (s == PG_NONE)
+        return false;
+    uint64_t e = pg_next_set(rt->end_bits, s, n);
+    if (e == PG_NONE || e < page)
+        return false;
+    *h = NULL;
+    if (pg_bit(rt->kind_bits, s)) {
+        struct pm_sb_header *sh = sb_header(rt, (uint32_t)s);
+        if (!sb_header_valid(rt, sh, s) || s + sh->n_pages - 1 != e)
+            return false;
+        *h = sh;
+    }
+    *first = s;
+    *last = e;
+    return true;
+}
+
+/* Where a block could start at off: in a valid superblock at a block
+ * boundary (*h, *idx), or a page outside superblocks (*h NULL, a large
+ * block's first page).  Says nothing of whether it is live. */
+bool pm_block_place(struct pm_rt *rt, uint64_t off, struct pm_sb_header **h,
+                    uint32_t *idx)
+{
+    if (!pm_in_data(rt, off, 1))
+        return false;
+    uint64_t rel = off - rt->data_off;
+    uint64_t page = rel >> rt->page_shift;
+    uint64_t first, last;
+    struct pm_sb_header *sh;
+    if (run_of(rt, page, &first, &last, &sh) && sh != NULL) {
+        uint64_t x = rel - (first << rt->page_shift);
+        if (x < sh->data_start || (x - sh->data_start) % sh->block_size != 0 ||
+            (x - sh->data_start) / sh->block_size >= sh->n_blocks)
+            return false;
+        *h = sh;
+        *idx = (uint32_t)((x - sh->data_start) / sh->block_size);
+        return true;
+    }
+    if (rel & (rt->page_size - 1))
+        return false;
+    /* a page that starts no superblock (it may be a superblock's page only
+     * if it is not inside a live one, checked above) */
+    if (pg_bit(rt->start_bits, page) && pg_bit(rt->kind_bits, page))
+        return false;
+    *h = NULL;
+    return true;
+}
+
+/* Bytes usable in the live block that starts at off, 0 if none does; from
+ * the persistent bits alone (a reader's view). */
+uint64_t pm_block_live(struct pm_rt *rt, uint64_t off)
+{
+    struct pm_sb_header *h;
+    uint32_t idx;
+    if (!pm_block_place(rt, off, &h, &idx))
+        return 0;
+    if (h != NULL) {
+        uint64_t bit = UINT64_C(1) << (idx & 63);
+        if (!(pm_load_acquire(&h->bits[idx >> 6]) & bit) ||
+            (pm_load_acquire(&h->bits[h->n_words + (idx >> 6)]) & bit))
+            return 0;
+        return h->block_size;
+    }
+    uint64_t page = (off - rt->data_off) >> rt->page_shift;
+    if (!pg_bit(rt->start_bits, page))
+        return 0;
+    uint64_t e = pg_next_set(rt->end_bits, page, pm_load_acquire(&rt->n_pages));
+    return e == PG_NONE ? 0 : (e - page + 1) << rt->page_shift;
+}
+
+/* ---- tables in the heap ---- */
+
+/* The capacity of the root table that follows one of capacity cap (the
+ * chain doubles, so it ends within log2 of the file size). */
+uint64_t pm_root_next_cap(uint64_t cap)
+{
+    return cap * 2 > 4096 ? cap * 2 : 4096;
+}
+
+struct pm_root_table *pm_root_table_at(struct pm_rt *rt, uint64_t off, uint64_t cap)
+{
+    if (off % 64 != 0 || !pm_in_data(rt, off, sizeof(struct pm_root_table)))
+        return NULL;
+    uint64_t size = sizeof(struct pm_root_table) + cap * sizeof(struct pm_root_slot);
+    struct pm_root_table *t = (struct pm_root_table *)(rt->base + off);
+    if (t->magic != PM_ROOT_TABLE_MAGIC || t->cap != cap ||
+        pm_block_live(rt, off) < size)
+        return NULL;
+    return t;
+}
+
+struct pm_lane_table *pm_lane_table_at(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t size = sizeof(struct pm_lane_table) + PM_LANE_CHUNK * sizeof(struct pm_lane);
+    if (off % 64 != 0 || !pm_in_data(rt, off, sizeof(struct pm_lane_table)))
+        return NULL;
+    struct pm_lane_table *t = (struct pm_lane_table *)(rt->base + off);
+    if (t->magic != PM_LANE_TABLE_MAGIC || t->n != PM_LANE_CHUNK ||
+        pm_block_live(rt, off) < size)
+        return NULL;
+    return t;
+}
+
+/* A location a publishing call may name: an aligned word in the pages, or
+ * a root value word of the table in the metadata, or root 0's. */
+bool pm_dest_ok(struct pm_rt *rt, uint64_t off)
+{
+    const struct pm_fixed *f = &rt->hdr->fixed;
+    if (off % 8 != 0)
+        return false;
+    if (pm_in_data(rt, off, 8))
+        return true;
+    if (off == offsetof(struct pm_header, live.root0_val))
+        return true;
+    return off >= f->roots_off &&
+           off < f->roots_off + (uint64_t)f->roots_cap * sizeof(struct pm_root_slot) &&
+           (off - f->roots_off) % sizeof(struct pm_root_slot) ==
+               offsetof(struct pm_root_slot, val);
+}
+
+/* ---- runs ---- */
+
+int pm_walk_runs(struct pm_rt *rt, int (*fn)(struct pm_rt *, const struct pm_run *, void *),
+                 void *arg, const char **why, uint64_t *where)
+{
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    uint64_t p = 0, s;
+    while (p < n && (s = pg_next_set(rt->start_bits, p, n)) != PG_NONE) {
+        struct pm_run r = {s, pg_next_set(rt->end_bits, s, n), NULL};
+        *where = s;
+        if (r.last == PG_NONE) {
+            *why = "run has no end";
+            return PERSISTENT_E_CORRUPT;
+        }
+        if (pg_next_set(rt->start_bits, s + 1, r.last + 1) != PG_NONE) {
+            *why = "runs overlap";
+            return PERSISTENT_E_CORRUPT;
+        }
+        if (pg_bit(rt->kind_bits, s)) {
+            r.h = sb_header(rt, (uint32_t)s);
+            if (!sb_header_valid(rt, r.h, s) || s + r.h->n_pages - 1 != r.last) {
+                *why = "superblock header is invalid";
+                return PERSISTENT_E_CORRUPT;
+            }
+            if ((pm_load_relaxed(&r.h->bits[r.h->n_words - 1]) & ~sb_last_mask(r.h)) ||
+                (pm_load_relaxed(&r.h->bits[2 * r.h->n_words - 1]) & ~sb_last_mask(r.h))) {
+                *why = "superblock bitmap has bits past its last block";
+                return PERSISTENT_E_CORRUPT;
+            }
+        }
+        if (fn != NULL) {
+            int rc = fn(rt, &r, arg);
+            if (rc != 0)
+                return rc;
+        }
+        p = r.last + 1;
+    }
+    return 0;
+}
+
+static int count_run(struct pm_rt *rt, const struct pm_run *r, void *arg)
+{
+    struct persistent_check_report *rep = arg;
+    rep->runs++;
+    if (r->h == NULL) {
+        rep->large_runs++;
+        rep->live_blocks++;
+        rep->live_bytes += (r->last - r->first + 1) << rt->page_shift;
+        for (uint64_t q = pg_next_set(rt->kind_bits, r->first + 1, r->last + 1);
+             q != PG_NONE; q = pg_next_set(rt->kind_bits, q + 1, r->last + 1))
+            rep->orphan_bits++;
+        return 0;
+    }
+    rep->superblocks++;
+    const struct pm_sb_header *h = r->h;
+    pm_atomic_u64 *al = r->h->bits, *rm = r->h->bits + h->n_words;
+    for (uint32_t w = 0; w < h->n_words; w++) {
+        uint64_t a = pm_load_relaxed(&al[w]), m = pm_load_relaxed(&rm[w]);
+        rep->pending_remote_frees += pm_popcount64(a & m);
+        rep->orphan_bits += pm_popcount64(m & ~a);
+        rep->live_blocks += pm_popcount64(a & ~m);
+        rep->live_bytes += (uint64_t)pm_popcount64(a & ~m) * h->block_size;
+    }
+    for (uint64_t q = pg_next_set(rt->kind_bits, r->first + 1, r->last + 1);
+         q != PG_NONE; q = pg_next_set(rt->kind_bits, q + 1, r->last + 1))
+        rep->orphan_bits++;
+    return 0;
+}
+
+static void verify_runs(struct pm_rt *rt, struct persistent_check_report *rep)
+{
+    const char *why = NULL;
+    uint64_t where = 0;
+    if (pm_walk_runs(rt, count_run, rep, &why, &where) < 0)
+        bad(rep, "page %llu: %s", (unsigned long long)where, why);
+
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    const pm_atomic_u64 *tail[3] = {rt->start_bits, rt->end_bits, rt->kind_bits};
+    for (int i = 0; i < 3; i++) {
+        uint64_t p = pg_next_set(tail[i], n, rt->max_pages);
+        if (p != PG_NONE) {
+            bad(rep, "run bits set past the end of the space (page %llu of %llu)",
+                (unsigned long long)p, (unsigned long long)n);
+            break;
+        }
+    }
+    /* END and KIND bits outside every run: crash leftovers */
+    uint64_t p = 0, e;
+    while ((e = pg_next_set(rt->end_bits, p, n)) != PG_NONE) {
+        uint64_t s = pg_prev_set(rt->start_bits, e);
+        if (s == PG_NONE || pg_next_set(rt->end_bits, s, n) != e)
+            rep->orphan_bits++;
+        p = e + 1;
+    }
+    p = 0;
+    while ((e = pg_next_set(rt->kind_bits, p, n)) != PG_NONE) {
+        if (!pg_bit(rt->start_bits, e))
+            rep->orphan_bits++;
+        p = e + 1;
+    }
+}
+
+/* ---- lanes ---- */
+
+/* Calls fn for every lane record, in the metadata and in the overflow
+ * tables; reports a broken chain.  Returns the number of lanes. */
+static uint32_t walk_lanes(struct pm_rt *rt, struct persistent_check_report *rep,
+                           void (*fn)(struct pm_rt *, uint32_t, const struct pm_lane *, void *),
+                           void *arg)
+{
+    const struct pm_fixed *f = &rt->hdr->fixed;
+    const struct pm_lane *meta = (const struct pm_lane *)(rt->base + f->lanes_off);
+    uint32_t i = 0;
+    for (; i < f->n_lanes; i++)
+        fn(rt, i, &meta[i], arg);
+    pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
+    for (uint32_t k = 0;; k++) {
+        uint64_t off = pm_load_acquire(link);
+        if (off == 0)
+            break;
+        struct pm_lane_table *t = k < PM_LANE_MAX_CHUNKS ? pm_lane_table_at(rt, off) : NULL;
+        if (t == NULL) {
+            bad(rep, k < PM_LANE_MAX_CHUNKS
+                         ? "overflow lane table %u at %#llx is not a live lane table"
+                         : "overflow lane tables: chain longer than %u (%#llx)",
+                k < PM_LANE_MAX_CHUNKS ? k : PM_LANE_MAX_CHUNKS, (unsigned long long)off);
+            break;
+        }
+        for (uint32_t j = 0; j < PM_LANE_CHUNK; j++, i++)
+            fn(rt, i, &t->lane[j], arg);
+        link = &t->next_off;
+    }
+    return i;
+}
+
+struct lane_rec {
+    uint64_t op, dest, blk, old, cur;
+};
+
+struct lanes {
+    struct persistent_check_report *rep;
+    struct lane_rec *v;
+    uint32_t n, cap;
+    bool oom;
+};
+
+static bool place_ok(struct pm_rt *rt, uint64_t off)
+{
+    struct pm_sb_header *h;
+    uint32_t idx;
+    return pm_block_place(rt, off, &h, &idx);
+}
+
+static void lane_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l, void *arg)
+{
+    struct lanes *ls = arg;
+    uint64_t op = pm_load_acquire((pm_atomic_u64 *)&l->op) & 0xff;
+    if (op == PM_LANE_IDLE)
+        return;
+    ls->rep->in_flight_lanes++;
+    if (op > PM_LANE_REALLOC || !pm_dest_ok(rt, l->dest_off) ||
+        !place_ok(rt, l->block_off) ||
+        (op == PM_LANE_REALLOC && (!place_ok(rt, l->old_off) || l->old_off == l->block_off))) {
+        bad(ls->rep, "publish lane %u holds an invalid record (op %llu, dest %#llx, "
+                     "block %#llx)", i, (unsigned long long)op,
+            (unsigned long long)l->dest_off, (unsigned long long)l->block_off);
+        return;
+    }
+    if (ls->n == ls->cap) {
+        uint32_t cap = ls->cap ? ls->cap * 2 : 64;
+        struct lane_rec *v = realloc(ls->v, cap * sizeof *v);
+        if (v == NULL) {
+            ls->oom = true;
+            return;
+        }
+        ls->v = v;
+        ls->cap = cap;
+    }
+    ls->v[ls->n++] = (struct lane_rec){op, l->dest_off, l->block_off, l->old_off,
+                                        pm_load_acquire((pm_atomic_u64 *)(rt->base + l->dest_off))};
+}
+
+/* ---- roots ---- */
+
+/* What recovery will make of a root's value word and of the blocks the
+ * lanes name, so roots are judged as they will be after it. */
+static uint64_t after_lanes_val(const struct lanes *ls, uint64_t word_off, uint64_t v)
+{
+    for (uint32_t i = 0; i < ls->n; i++) {
+        const struct lane_rec *l = &ls->v[i];
+        if (l->dest == word_off && l->op == PM_LANE_FREE && l->cur == l->blk)
+            return 0;
+    }
+    return v;
+}
+
+static bool freed_by_lanes(const struct lanes *ls, uint64_t blk)
+{
+    for (uint32_t i = 0; i < ls->n; i++) {
+        const struct lane_rec *l = &ls->v[i];
+        bool forward = l->cur == l->blk;
+        if ((l->blk == blk && (l->op == PM_LANE_FREE || !forward)) ||
+            (l->op == PM_LANE_REALLOC && l->old == blk && forward))
+            return true;
+    }
+    return false;
+}
+
+static bool kept_by_lanes(const struct lanes *ls, uint64_t blk)
+{
+    for (uint32_t i = 0; i < ls->n; i++) {
+        const struct lane_rec *l = &ls->v[i];
+        if (l->blk == blk && l->op != PM_LANE_FREE && l->cur == l->blk)
+            return true;
+    }
+    return false;
+}
+
+struct roots {
+    struct persistent_check_report *rep;
+    const struct lanes *ls;
+    uint64_t *vals;
+    uint64_t n, cap;
+    bool oom;
+};
+
+static void root_rule(struct pm_rt *rt, struct roots *rs, uint64_t key, uint64_t word_off,
+                      uint64_t v)
+{
+    if (v == 0)
+        return;
+    if (key == 0) {
+        bad(rs->rep, "root slot at %#llx has a block but no tag", (unsigned long long)word_off);
+        return;
+    }
+    v = after_lanes_val(rs->ls, word_off, v);
+    if (v == 0)
+        return;
+    rs->rep->roots++;
+    bool live = !freed_by_lanes(rs->ls, v) &&
+                (kept_by_lanes(rs->ls, v) ? place_ok(rt, v) : pm_block_live(rt, v) != 0);
+    if (!live) {
+        bad(rs->rep, "root %#llx names %#llx, which is not a live block",
+            (unsigned long long)(key == UINT64_MAX ? 0 : key), (unsigned long long)v);
+        return;
+    }
+    if (rs->n == rs->cap) {
+        uint64_t cap = rs->cap ? rs->cap * 2 : 64;
+        uint64_t *nv = realloc(rs->vals, cap * sizeof *nv);
+        if (nv == NULL) {
+            rs->oom = true;
+            return;
+        }
+        rs->vals = nv;
+        rs->cap = cap;
+    }
+    rs->vals[rs->n++] = v;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void verify_roots(struct pm_rt *rt, struct persistent_check_report *rep,
+                         const struct lanes *ls)
+{
+    struct roots rs = {rep, ls, NULL, 0, 0, false};
+    const struct pm_fixed *f = &rt->hdr->fixed;
+    /* tag 0 lives in the header; UINT64_MAX stands for its "tag" here */
+    root_rule(rt, &rs, UINT64_MAX, offsetof(struct pm_header, live.root0_val),
+              pm_load_acquire(&rt->hdr->live.root0_val));
+    struct pm_root_slot *slot = (struct pm_root_slot *)(rt->base + f->roots_off);
+    uint64_t cap = f->roots_cap;
+    pm_atomic_u64 *next = &rt->hdr->live.roots_next_off;
+    for (uint32_t table = 0;; table++) {
+        for (uint64_t i = 0; i < cap; i++)
+            root_rule(rt, &rs, pm_load_acquire(&slot[i].key),
+                      (uint64_t)((char *)&slot[i].val - rt->base),
+                      pm_load_acquire(&slot[i].val));
+        uint64_t off = pm_load_acquire(next);
+        if (off == 0)
+            break;
+        cap = pm_root_next_cap(cap);
+        struct pm_root_table *tb = pm_root_table_at(rt, off, cap);
+        if (tb == NULL) {
+            bad(rep, "overflow root table %u at %#llx is not a live root table of "
+                     "%llu slots", table + 1, (unsigned long long)off,
+                (unsigned long long)cap);
+            break;
+        }
+        slot = tb->slot;
+        next = &tb->next_off;
+    }
+    if (rs.oom) {
+        bad(rep, "out of memory while checking the roots");
+    } else if (rs.n > 1) {
+        qsort(rs.vals, rs.n, sizeof *rs.vals, cmp_u64);
+        for (uint64_t i = 1; i < rs.n; i++)
+            if (rs.vals[i] == rs.vals[i - 1]) {
+                bad(rep, "block %#llx is the root of two tags",
+                    (unsigned long long)rs.vals[i]);
+                break;
+            }
+    }
+    free(rs.vals);
+}
+
+/* ---- all of it ---- */
+
+int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    verify_runs(rt, rep);
+    /* lanes and roots are read through the run structure: only judged when
+     * it holds */
+    if (rep->n_errors == 0) {
+        struct lanes ls = {rep, NULL, 0, 0, false};
+        walk_lanes(rt, rep, lane_rule, &ls);
+        if (ls.oom)
+            bad(rep, "out of memory while checking the lanes");
+        verify_roots(rt, rep, &ls);
+        free(ls.v);
+    }
+    return rep->n_errors ? PERSISTENT_E_CORRUPT : 0;
+}

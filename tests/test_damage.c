@@ -1,0 +1,417 @@
+/* G8: any file is safe to inspect, and check and a writer judge alike.
+ *
+ * Spaces with a damaged interior (header checksums intact: what a fuzzer
+ * that keeps them valid produces) are judged by every kind of opener, each
+ * in a child process under an alarm, so a crash or a hang fails the test
+ * instead of ending it:
+ *   - a private open without recovery and a read-only open: check, root
+ *     iteration, stats and info answer (check says corrupt), nothing is
+ *     written;
+ *   - the seed's private open (with recovery): opens anyway, without
+ *     recovery (recovery_skipped), never writes;
+ *   - a writer: refuses with PERSISTENT_E_CORRUPT and leaves the file byte
+ *     for byte as it was.
+ * A healthy space is judged first: clean everywhere, so the verdicts above
+ * are about the damage.  (Issue 10, defect 6.) */
+#include "check.h"
+
+#include "internal.h"
+
+static void patch(const char *path, uint64_t off, const void *buf, size_t len)
+{
+    int fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(pwrite(fd, buf, len, (off_t)off) == (ssize_t)len);
+    close(fd);
+}
+
+static void patch64(const char *path, uint64_t off, uint64_t v)
+{
+    patch(path, off, &v, sizeof v);
+}
+
+static uint64_t peek64(const char *path, uint64_t off)
+{
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    uint64_t v = 0;
+    REQUIRE(pread(fd, &v, sizeof v, (off_t)off) == (ssize_t)sizeof v);
+    close(fd);
+    return v;
+}
+
+static void read_header(const char *path, struct pm_header *h)
+{
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, h, sizeof *h, 0) == (ssize_t)sizeof *h);
+    close(fd);
+}
+
+/* ---- judges, each run in a child ---- */
+
+enum { J_CLEAN = 0, J_CORRUPT = 1, J_REFUSED = 2, J_OTHER = 3 };
+
+static int judge_view(const char *path, uint32_t flags)
+{
+    struct persistent_options o = {0};
+    o.flags = flags;
+    allocator_space_t *s;
+    if (persistent_space_open(path, &o, &s) != 0)
+        return J_OTHER;
+    struct persistent_check_report rep;
+    int r = persistent_check(s, &rep);
+    struct persistent_root_iter it = {0, 0};
+    uint64_t tag;
+    void *ptr;
+    int n = 0;
+    while (persistent_root_next(s, &it, &tag, &ptr) == 1) {
+        n++;
+        (void)persistent_find_root(s, tag);
+        (void)persistent_usable_size(s, ptr);
+    }
+    struct persistent_stats st;
+    (void)persistent_stats_get(s, &st);
+    struct persistent_info in;
+    (void)persistent_space_info(s, &in);
+    persistent_space_close(s);
+    return r == 0 ? J_CLEAN : J_CORRUPT;
+}
+
+static int judge_private(const char *path)
+{
+    return judge_view(path, PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER);
+}
+
+static int judge_readonly(const char *path)
+{
+    return judge_view(path, PERSISTENT_OPEN_READONLY);
+}
+
+/* The seed's forensic open: J_CLEAN when it recovered, J_CORRUPT when it
+ * fell back to the heap as on file (and then cannot allocate). */
+static int judge_seed_private(const char *path)
+{
+    allocator_space_t *s = load_private_persistent_allocator(path);
+    if (s == NULL)
+        return J_OTHER;
+    struct persistent_info in;
+    persistent_space_info(s, &in);
+    int r = J_CLEAN;
+    if (in.recovery_skipped) {
+        r = J_CORRUPT;
+        if (persistent_malloc(s, 10) != NULL ||
+            !(in.open_flags & PERSISTENT_OPEN_NO_RECOVER) ||
+            strstr(persistent_errormsg(), "damaged") == NULL)
+            r = J_OTHER;
+    }
+    destroy_persistent_allocator(s);
+    return r;
+}
+
+static int judge_writer(const char *path)
+{
+    struct persistent_options o = {0};
+    allocator_space_t *s;
+    int r = persistent_space_open(path, &o, &s);
+    if (r == PERSISTENT_E_CORRUPT)
+        return J_REFUSED;
+    if (r != 0)
+        return J_OTHER;
+    struct persistent_check_report rep;
+    r = persistent_check(s, &rep);
+    persistent_space_close(s);
+    return r == 0 ? J_CLEAN : J_CORRUPT;
+}
+
+static int in_child(int (*fn)(const char *), const char *path)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        alarm(20);
+        _exit(fn(path));
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    if (WIFSIGNALED(st))
+        return -WTERMSIG(st);
+    return WEXITSTATUS(st);
+}
+
+static const char *verdict(int v)
+{
+    static char buf[32];
+    switch (v) {
+    case J_CLEAN: return "clean";
+    case J_CORRUPT: return "corrupt";
+    case J_REFUSED: return "refused";
+    case J_OTHER: return "other error";
+    }
+    snprintf(buf, sizeof buf, "killed by signal %d", -v);
+    return buf;
+}
+
+/* healthy: every judge clean; else every judge says damaged */
+static void judge(const char *path, const char *what, bool healthy)
+{
+    uint64_t before = t_file_hash(path);
+    struct {
+        const char *who;
+        int (*fn)(const char *);
+        int want;
+    } js[] = {
+        {"private view", judge_private, healthy ? J_CLEAN : J_CORRUPT},
+        {"read-only view", judge_readonly, healthy ? J_CLEAN : J_CORRUPT},
+        {"seed private open", judge_seed_private, healthy ? J_CLEAN : J_CORRUPT},
+        {"writer", judge_writer, healthy ? J_CLEAN : J_REFUSED},
+    };
+    for (size_t i = 0; i < sizeof js / sizeof *js; i++) {
+        int got = in_child(js[i].fn, path);
+        if (got != js[i].want) {
+            fprintf(stderr, "%s: %s says %s, want %s\n", what, js[i].who, verdict(got),
+                    verdict(js[i].want));
+            t_failures++;
+        }
+        /* only a writer that accepted the file may change it */
+        if (!(healthy && js[i].fn == judge_writer) && t_file_hash(path) != before) {
+            fprintf(stderr, "%s: %s changed the file\n", what, js[i].who);
+            t_failures++;
+        }
+    }
+}
+
+/* ---- spaces ---- */
+
+/* A fixed 1 MiB space (64 root slots in the metadata) with nroots roots,
+ * blocks of several sizes, some freed; closed cleanly. */
+static void make_space(const char *path, int nroots, uint64_t max)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 1u << 20;
+    o.max_size = max;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    for (int i = 1; i <= nroots; i++) {
+        char *r = persistent_malloc_root(s, (uint64_t)i, 24);
+        REQUIRE(r != NULL);
+        snprintf(r, 24, "root %d", i);
+    }
+    void *b[200];
+    for (int i = 0; i < 200; i++)
+        REQUIRE((b[i] = persistent_malloc(s, 16 + (size_t)i * 11)) != NULL);
+    for (int i = 0; i < 200; i += 3)
+        persistent_free(s, b[i]);
+    REQUIRE(persistent_malloc(s, 20000) != NULL);
+    REQUIRE(persistent_space_close(s) == 0);
+}
+
+/* The file offset of the value word of root tag, and of its slot's key. */
+static uint64_t root_val_off(const char *path, uint64_t tag, uint64_t *key_off)
+{
+    allocator_space_t *s;
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
+    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    struct pm_rt *rt = pm_rt_of(s);
+    const struct pm_fixed *f = &rt->hdr->fixed;
+    struct pm_root_slot *slot = (struct pm_root_slot *)(rt->base + f->roots_off);
+    uint64_t found = 0;
+    for (uint32_t i = 0; i < f->roots_cap && !found; i++)
+        if (pm_load_relaxed(&slot[i].key) == tag) {
+            found = (uint64_t)((char *)&slot[i].val - rt->base);
+            *key_off = (uint64_t)((char *)&slot[i].key - rt->base);
+        }
+    persistent_space_close(s);
+    REQUIRE(found != 0);
+    return found;
+}
+
+static void test_healthy(void)
+{
+    const char *p = t_path("healthy");
+    make_space(p, 300, 0);
+    struct pm_header h;
+    read_header(p, &h);
+    CHECK(pm_load_relaxed(&h.live.roots_next_off) != 0);   /* an overflow table */
+    judge(p, "healthy space", true);
+    unlink(p);
+}
+
+static void test_root_tables(void)
+{
+    /* an overflow root table whose capacity runs past the file (check
+     * trusted it: SIGSEGV) */
+    const char *p = t_path("root-cap");
+    make_space(p, 300, 0);
+    struct pm_header h;
+    read_header(p, &h);
+    uint64_t t = pm_load_relaxed(&h.live.roots_next_off);
+    REQUIRE(t != 0);
+    patch64(p, t + offsetof(struct pm_root_table, cap), UINT64_C(1) << 40);
+    judge(p, "overflow root table capacity past the file", false);
+
+    /* a capacity that fits but is not the chain's (check and the writer
+     * used to disagree about such a table) */
+    patch64(p, t + offsetof(struct pm_root_table, cap), 16);
+    judge(p, "overflow root table of the wrong capacity", false);
+    unlink(p);
+
+    /* a chain that points back to itself (iteration never ended) */
+    p = t_path("root-cycle");
+    make_space(p, 300, 0);
+    read_header(p, &h);
+    t = pm_load_relaxed(&h.live.roots_next_off);
+    patch64(p, t + offsetof(struct pm_root_table, next_off), t);
+    judge(p, "overflow root table chained to itself", false);
+    /* ... and to the header */
+    patch64(p, t + offsetof(struct pm_root_table, next_off), 64);
+    judge(p, "overflow root table chained into the header", false);
+    unlink(p);
+}
+
+static void test_root_values(void)
+{
+    const char *p = t_path("root-vals");
+    make_space(p, 20, 0);
+    uint64_t k5, k6;
+    uint64_t v5 = root_val_off(p, 5, &k5), v6 = root_val_off(p, 6, &k6);
+    uint64_t blk5 = peek64(p, v5), blk6 = peek64(p, v6);
+
+    patch64(p, v5, blk5 + 16);                      /* inside a block */
+    judge(p, "root naming the inside of a block", false);
+    patch64(p, v5, UINT64_C(0xfffffffffff00000));   /* far outside */
+    judge(p, "root naming a place outside the file", false);
+    patch64(p, v5, blk6);                           /* two tags, one block */
+    judge(p, "two roots naming one block", false);
+    patch64(p, v5, blk5);
+    patch64(p, k5, 0);                              /* block, no tag */
+    judge(p, "root slot with a block and no tag", false);
+    patch64(p, k5, 5);
+    judge(p, "repaired space", true);
+    unlink(p);
+}
+
+static void test_tail_bits(void)
+{
+    /* run bits past the end of a growable space: it opened, grew over
+     * them and then could not be opened again */
+    static const char *which[] = {"START", "END", "KIND"};
+    for (int b = 0; b < 3; b++) {
+        const char *p = t_path("tail");
+        make_space(p, 4, 64u << 20);
+        struct pm_header h;
+        read_header(p, &h);
+        uint64_t n = pm_load_relaxed(&h.live.n_pages) + 3;
+        uint64_t off = (b == 0 ? h.fixed.start_bits_off
+                        : b == 1 ? h.fixed.end_bits_off : h.fixed.kind_bits_off) +
+                       n / 64 * 8;
+        patch64(p, off, peek64(p, off) | UINT64_C(1) << (n % 64));
+        char what[64];
+        snprintf(what, sizeof what, "%s bit past the end of the space", which[b]);
+        judge(p, what, false);
+        unlink(p);
+    }
+}
+
+/* Writes, then dies without closing, with every lane's record kept. */
+static void make_dirty(const char *path)
+{
+    make_space(path, 4, 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        allocator_space_t *s = create_persistent_allocator(path, 0);
+        if (s == NULL)
+            _exit(1);
+        uint64_t *r = persistent_find_root(s, 1);
+        for (int i = 0; i < 50; i++)
+            persistent_alloc_into(s, (persistent_offset_t *)r, 100 + (size_t)i);
+        raise(SIGKILL);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    REQUIRE(WIFSIGNALED(st));
+}
+
+static void test_lanes(void)
+{
+    const char *p = t_path("lanes");
+    make_dirty(p);
+    judge(p, "dirty space", true);
+    unlink(p);
+    make_dirty(p);
+    struct pm_header h;
+    read_header(p, &h);
+    uint64_t l3 = h.fixed.lanes_off + 3 * sizeof(struct pm_lane);
+    struct pm_lane bad = {0};
+    pm_store_relaxed(&bad.op, (uint64_t)PM_LANE_ALLOC);
+    bad.dest_off = UINT64_C(0x123456789abc0);
+    bad.block_off = h.fixed.data_off;
+    patch(p, l3, &bad, sizeof bad);
+    judge(p, "lane naming a location outside the file", false);
+
+    bad.dest_off = h.fixed.data_off + 8;
+    bad.block_off = h.fixed.data_off + 24;          /* no block starts there */
+    patch(p, l3, &bad, sizeof bad);
+    judge(p, "lane naming a place no block starts", false);
+
+    pm_store_relaxed(&bad.op, (uint64_t)7);
+    bad.block_off = h.fixed.data_off;
+    patch(p, l3, &bad, sizeof bad);
+    judge(p, "lane with an unknown operation", false);
+
+    /* an overflow lane table link that leads nowhere */
+    memset(&bad, 0, sizeof bad);
+    patch(p, l3, &bad, sizeof bad);
+    patch64(p, offsetof(struct pm_header, live.lanes_next_off), h.fixed.data_off + 64);
+    judge(p, "overflow lane table that is not one", false);
+    unlink(p);
+}
+
+/* A forged mapping-base record (state checksum recomputed) made
+ * persistent_ptr return an address far outside the space. */
+static void test_forged_base(void)
+{
+    const char *p = t_path("base");
+    make_space(p, 2, 0);
+    struct pm_header h;
+    read_header(p, &h);
+    int cur = h.state[1].seq > h.state[0].seq ? 1 : 0;
+    struct pm_state st = h.state[cur];
+    REQUIRE(st.n_bases >= 1);
+    uint64_t fake = UINT64_C(0x100000000000);
+    st.bases[1] = (struct pm_base_rec){fake, UINT64_C(1) << 60, 99};
+    st.n_bases = 2;
+    st.checksum = pm_state_checksum(&st);
+    patch(p, offsetof(struct pm_header, state) + (uint64_t)cur * sizeof st, &st, sizeof st);
+
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    char *inside = (char *)(uintptr_t)(fake + h.fixed.data_off + 100);
+    CHECK(persistent_ptr(s, inside) == (char *)s + h.fixed.data_off + 100);
+    char *past = (char *)(uintptr_t)(fake + in.file_size);
+    CHECK(persistent_ptr(s, past) == NULL);
+    CHECK(persistent_ptr(s, (char *)(uintptr_t)(fake + (UINT64_C(1) << 45))) == NULL);
+    CHECK(persistent_ptr_from(s, past, 99) == NULL);
+    CHECK(persistent_ptr_from(s, inside, 99) == (char *)s + h.fixed.data_off + 100);
+    persistent_space_close(s);
+    unlink(p);
+}
+
+int main(void)
+{
+    test_healthy();
+    test_root_tables();
+    test_root_values();
+    test_tail_bits();
+    test_lanes();
+    test_forged_base();
+    return t_done();
+}
