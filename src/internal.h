@@ -225,6 +225,11 @@ int os_open(const char *path, int writable, int *fd);
 int os_create_temp(const char *path, unsigned mode, int *fd, char *tmp,
                    size_t tmp_len);
 int os_link(const char *from, const char *to);
+int os_create_unnamed(const char *path, unsigned mode, int *fd);
+int os_link_unnamed(int fd, const char *path);
+int os_fsync_dir(const char *path);
+void os_clean_stale_temps(const char *path);
+int os_truncate(int fd, uint64_t size);
 void os_unlink(const char *path);
 int os_lock_writer(int fd);
 void os_close(int fd);
@@ -262,6 +267,7 @@ int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages);
 void pm_follow(struct pm_rt *rt);
 int pm_fd_check(struct pm_rt *rt, const char *what);
 extern pm_atomic_u64 pm_close_epoch;
+extern bool pm_test_no_tmpfile;
 
 /* Persistence of one metadata change (PMEM durability only; the other
  * modes rely on the page cache and sync points).  Every call is also a
@@ -501,8 +507,10 @@ enum pm_hook_point {
     PM_HOOK_OWNER_ANCHOR,         /* an owner about to read its superblock's
                                      anchor to keep or move it */
     PM_HOOK_OWNER_ANCHOR_DONE,    /* ... and done with it */
-    PM_HOOK_REVOKE_DECIDE         /* a thief: superblocks REVOKING, fenced,
+    PM_HOOK_REVOKE_DECIDE,        /* a thief: superblocks REVOKING, fenced,
                                      owners' busy flags not yet read */
+    PM_HOOK_CREATE_WRITTEN        /* create: header written, the file not
+                                     yet named (or its magic not written) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

@@ -4,6 +4,7 @@
  * _GNU_SOURCE: MAP_FIXED_NOREPLACE, MAP_NORESERVE, getrandom, syscall and
  * O_CLOEXEC are Linux/GNU interfaces. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -62,6 +63,112 @@ int os_create_temp(const char *path, unsigned mode, int *fd, char *tmp,
 int os_link(const char *from, const char *to)
 {
     return link(from, to) == 0 ? 0 : -errno;
+}
+
+/* The directory part of path ("." when it has none) in buf. */
+static int dir_of(const char *path, char *buf, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    if (n + 2 > len)
+        return -ENAMETOOLONG;
+    if (n == 0)
+        memcpy(buf, ".", 2);
+    else {
+        memcpy(buf, path, n);
+        buf[n] = '\0';
+    }
+    return 0;
+}
+
+/* An unnamed file in path's directory (O_TMPFILE): a process killed before
+ * os_link_unnamed leaves nothing behind.  -EOPNOTSUPP (or another error)
+ * where the file system or kernel does not have it. */
+int os_create_unnamed(const char *path, unsigned mode, int *fd)
+{
+#if defined(O_TMPFILE)
+    char dir[4096];
+    int r = dir_of(path, dir, sizeof dir);
+    if (r < 0)
+        return r;
+    int f = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, (mode_t)mode);
+    if (f < 0)
+        return -errno;
+    *fd = f;
+    return 0;
+#else
+    (void)path;
+    (void)mode;
+    (void)fd;
+    return -EOPNOTSUPP;
+#endif
+}
+
+/* Gives the unnamed file fd the name path; -EEXIST if path exists. */
+int os_link_unnamed(int fd, const char *path)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -errno;
+#if defined(AT_EMPTY_PATH)
+    /* no /proc: this form needs CAP_DAC_READ_SEARCH */
+    if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+        return 0;
+#endif
+    return -errno;
+}
+
+/* Makes a new name in path's directory durable. */
+int os_fsync_dir(const char *path)
+{
+    char dir[4096];
+    int r = dir_of(path, dir, sizeof dir);
+    if (r < 0)
+        return r;
+    int f = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (f < 0)
+        return -errno;
+    r = fsync(f) == 0 ? 0 : -errno;
+    close(f);
+    return r == -EINVAL ? 0 : r;        /* some file systems cannot */
+}
+
+/* Removes the temporary files (PATH.<12 hex digits>.tmp, os_create_temp)
+ * that creators of path killed before they finished left behind: a live
+ * creator holds its file's flock, a dead one does not, and a file younger
+ * than a few seconds is left to its creator in any case. */
+void os_clean_stale_temps(const char *path)
+{
+    char dir[4096];
+    if (dir_of(path, dir, sizeof dir) < 0)
+        return;
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        size_t len = strlen(n);
+        if (len != blen + 17 || memcmp(n, base, blen) != 0 || n[blen] != '.' ||
+            strcmp(n + blen + 13, ".tmp") != 0 ||
+            strspn(n + blen + 1, "0123456789abcdef") != 12)
+            continue;
+        int f = openat(dirfd(d), n, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (f < 0)
+            continue;
+        struct stat st;
+        if (flock(f, LOCK_EX | LOCK_NB) == 0 && fstat(f, &st) == 0 &&
+            S_ISREG(st.st_mode) && time(NULL) - st.st_mtime > 5)
+            (void)unlinkat(dirfd(d), n, 0);
+        close(f);
+    }
+    closedir(d);
 }
 
 void os_unlink(const char *path)
@@ -193,6 +300,11 @@ static int fill_holes(int fd, uint64_t size)
         pos = data;
     }
     return 0;
+}
+
+int os_truncate(int fd, uint64_t size)
+{
+    return ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
 }
 
 int os_fsync(int fd)

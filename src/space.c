@@ -228,6 +228,22 @@ static int check_state(const char *path, const struct pm_fixed *f,
     return 0;
 }
 
+/* Whether the header in buf is a space's but for its magic, all zero:
+ * what a create killed before it wrote the magic leaves. */
+static bool interrupted_create(const unsigned char *buf, size_t n)
+{
+    static const unsigned char zero[8];
+    if (n < PM_HEADER_SIZE || memcmp(buf, zero, 8) != 0)
+        return false;
+    struct pm_fixed f;
+    memcpy(&f, buf, sizeof f);
+    memcpy(f.magic, PM_MAGIC, sizeof f.magic);
+    struct pm_state st;
+    memcpy(&st, buf + offsetof(struct pm_header, state), sizeof st);
+    return pm_fixed_checksum(&f) == f.checksum && st.seq == 1 &&
+           pm_state_checksum(&st) == st.checksum;
+}
+
 /* Reads and validates the header of the file open on fd. */
 static int validate(const char *path, int fd, struct pm_fixed *f,
                     struct pm_state *st, int *slot)
@@ -242,11 +258,16 @@ static int validate(const char *path, int fd, struct pm_fixed *f,
     size_t n = fsize < PM_HEADER_SIZE ? (size_t)fsize : PM_HEADER_SIZE;
     if (n < 8)
         return pm_err(PERSISTENT_E_NOT_SPACE,
-                      "%s: not a persistent_mem space (%llu bytes)", path,
-                      (unsigned long long)fsize);
+                      "%s: not a persistent_mem space (%llu bytes%s)", path,
+                      (unsigned long long)fsize,
+                      fsize == 0 ? "; an open that may create makes it one" : "");
     r = os_pread_all(fd, buf, n, 0);
     if (r < 0)
         return pm_err(r, "%s: read: %s", path, persistent_strerror(r));
+    if (interrupted_create(buf, n))
+        return pm_err(PERSISTENT_E_NOT_SPACE,
+                      "%s: an interrupted create, not a space yet (an open "
+                      "that may create finishes it)", path);
     if (memcmp(buf, PM_MAGIC, 8) != 0)
         return pm_err(PERSISTENT_E_NOT_SPACE,
                       "%s: not a persistent_mem space (bad magic)", path);
@@ -358,6 +379,54 @@ int pm_state_commit(struct pm_rt *rt, const struct pm_state *next)
 
 /* ------------------------------------------------------------------------ */
 /* Create                                                                     */
+/*
+ * A new space is built where nobody can see it half made: in an unnamed
+ * file (O_TMPFILE) that is given its name only once it is complete, so a
+ * process killed at any point leaves nothing behind; where the file system
+ * cannot do that, under a temporary name (PATH.<12 hex digits>.tmp) linked
+ * into place at the end, and the next create in that directory removes
+ * what a killed creator left.  Either way a space file either does not
+ * exist or is complete, and an existing file is never overwritten.
+ *
+ * An existing empty file (what mkstemp gives, SQLite's convention) is made
+ * a space in place, under the writer's flock, with the magic written last:
+ * killed midway, it holds a whole space but for the magic -- an
+ * interrupted create, which the next open allowed to create finishes and
+ * any other open refuses as not (yet) a space.  Any other file that is not
+ * a space is left untouched. */
+
+/* Test support: forces the named temporary file (no O_TMPFILE). */
+bool pm_test_no_tmpfile;
+
+/* Writes a new space (fixed header f, state s) into the empty file fd. */
+static int write_space(const char *path, int fd, const struct pm_fixed *f,
+                       const struct pm_state *s, bool magic_last)
+{
+    int r = os_allocate(fd, 0, s->file_size);
+    if (r < 0)
+        return pm_err(r, "%s: cannot allocate %llu bytes: %s", path,
+                      (unsigned long long)s->file_size, persistent_strerror(r));
+    struct pm_header h;
+    memset(&h, 0, sizeof h);
+    h.fixed = *f;
+    h.state[0] = *s;
+    pm_store_relaxed(&h.live.n_pages, s->n_pages);
+    if (magic_last)
+        memset(h.fixed.magic, 0, sizeof h.fixed.magic);
+    r = os_pwrite_all(fd, &h, sizeof h, 0);
+    /* the header reaches the disk before the name (or the magic) does */
+    if (r == 0)
+        r = os_fsync(fd);
+    pm_hook(PM_HOOK_CREATE_WRITTEN);
+    if (r == 0 && magic_last) {
+        r = os_pwrite_all(fd, PM_MAGIC, sizeof h.fixed.magic, 0);
+        if (r == 0)
+            r = os_fsync(fd);
+    }
+    if (r < 0)
+        return pm_err(r, "%s: cannot write header: %s", path, persistent_strerror(r));
+    return 0;
+}
 
 static int space_create(const char *path, const struct persistent_options *o,
                         int *fdp)
@@ -367,32 +436,36 @@ static int space_create(const char *path, const struct persistent_options *o,
     int r = plan(o->size, o->max_size, &f, &s);
     if (r < 0)
         return r;
+    unsigned mode = o->mode ? o->mode : 0644;
 
-    char tmp[4096];
     int fd;
-    r = os_create_temp(path, o->mode ? o->mode : 0644, &fd, tmp, sizeof tmp);
+    if (!pm_test_no_tmpfile && os_create_unnamed(path, mode, &fd) == 0) {
+        /* locked before it has a name: no writer can open it half made */
+        r = os_lock_writer(fd);
+        if (r == 0)
+            r = write_space(path, fd, &f, &s, false);
+        if (r == 0) {
+            r = os_link_unnamed(fd, path);
+            if (r < 0 && r != -EEXIST)
+                pm_err(r, "%s: cannot link: %s", path, persistent_strerror(r));
+        }
+        if (r < 0) {
+            os_close(fd);
+            return r;
+        }
+        (void)os_fsync_dir(path);
+        *fdp = fd;
+        return 0;
+    }
+
+    os_clean_stale_temps(path);
+    char tmp[4096];
+    r = os_create_temp(path, mode, &fd, tmp, sizeof tmp);
     if (r < 0)
         return pm_err(r, "%s: cannot create: %s", path, persistent_strerror(r));
     r = os_lock_writer(fd);
-    if (r == 0) {
-        r = os_allocate(fd, 0, s.file_size);
-        if (r < 0)
-            pm_err(r, "%s: cannot allocate %llu bytes: %s", path,
-                   (unsigned long long)s.file_size, persistent_strerror(r));
-    }
-    if (r == 0) {
-        struct pm_header h;
-        memset(&h, 0, sizeof h);
-        h.fixed = f;
-        h.state[0] = s;
-        pm_store_relaxed(&h.live.n_pages, s.n_pages);
-        r = os_pwrite_all(fd, &h, sizeof h, 0);
-        /* the header reaches the disk before the name does */
-        if (r == 0)
-            r = os_fsync(fd);
-        if (r < 0)
-            pm_err(r, "%s: cannot write header: %s", path, persistent_strerror(r));
-    }
+    if (r == 0)
+        r = write_space(path, fd, &f, &s, false);
     if (r == 0) {
         r = os_link(tmp, path);
         if (r < 0 && r != -EEXIST)
@@ -403,7 +476,44 @@ static int space_create(const char *path, const struct persistent_options *o,
         os_close(fd);
         return r;
     }
+    (void)os_fsync_dir(path);
     *fdp = fd;
+    return 0;
+}
+
+/* The writer has fd locked.  An empty file becomes a space (1 when the
+ * file is not empty: it is validated as it is). */
+static int space_init_empty(const char *path, int fd, const struct persistent_options *o)
+{
+    uint64_t size;
+    int r = os_file_size(fd, &size);
+    if (r < 0 || size != 0)
+        return 1;
+    struct pm_fixed f;
+    struct pm_state s;
+    r = plan(o->size, o->max_size, &f, &s);
+    if (r == 0)
+        r = write_space(path, fd, &f, &s, true);
+    if (r < 0)
+        (void)os_truncate(fd, 0);           /* empty again, as it was */
+    return r;
+}
+
+/* The writer has fd locked and may create: finishes an interrupted create
+ * (writes the magic); anything else is left to validation. */
+static int finish_interrupted_create(const char *path, int fd)
+{
+    unsigned char buf[PM_HEADER_SIZE];
+    uint64_t size;
+    if (os_file_size(fd, &size) < 0 || size < PM_HEADER_SIZE ||
+        os_pread_all(fd, buf, sizeof buf, 0) < 0 || !interrupted_create(buf, sizeof buf))
+        return 0;
+    int r = os_pwrite_all(fd, PM_MAGIC, 8, 0);
+    if (r == 0)
+        r = os_fsync(fd);
+    if (r < 0)
+        return pm_err(r, "%s: cannot finish an interrupted create: %s", path,
+                      persistent_strerror(r));
     return 0;
 }
 
@@ -755,6 +865,17 @@ int persistent_space_open(const char *path, const struct persistent_options *opt
                               r == PERSISTENT_E_BUSY
                                   ? "another writer has the space open"
                                   : persistent_strerror(r));
+            }
+            if (o.flags & PERSISTENT_OPEN_CREATE) {
+                r = space_init_empty(path, fd, &o);
+                if (r == 0)
+                    created = true;
+                else if (r == 1)
+                    r = finish_interrupted_create(path, fd);
+                if (r < 0) {
+                    os_close(fd);
+                    return r;
+                }
             }
         }
         return open_fd(path, fd, mode, o.flags, o.durability, created, out);

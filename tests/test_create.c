@@ -1,0 +1,221 @@
+/* Creating a space (issue 10, defects 7 and 8).
+ *
+ *  - An existing empty file (what mkstemp gives) is made a space in place
+ *    by an open that may create: same inode, same permissions; opens that
+ *    may not create refuse it and leave it empty.
+ *  - A creator killed in the middle leaves nothing behind: no NAME, no
+ *    NAME.*.tmp (O_TMPFILE), or, where the file system has no O_TMPFILE, a
+ *    temporary file that the next create removes.
+ *  - A creator killed while making an empty file a space leaves an
+ *    interrupted create: refused as not a space by opens that may not
+ *    create, finished by the next one that may. */
+#include "check.h"
+
+#include <dirent.h>
+#include <sys/time.h>
+
+#include "internal.h"
+
+static _Atomic int kill_at_create;
+
+static void hook(int point)
+{
+    if (point == PM_HOOK_CREATE_WRITTEN && kill_at_create)
+        raise(SIGKILL);
+}
+
+static char dir[256];
+
+static void make_dir(void)
+{
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(dir, sizeof dir, "%s/pm-test-create-XXXXXX", base);
+    REQUIRE(mkdtemp(dir) != NULL);
+}
+
+/* Names in dir, space separated, sorted by readdir order (at most a few). */
+static int list_dir(char *out, size_t len)
+{
+    DIR *d = opendir(dir);
+    REQUIRE(d != NULL);
+    int n = 0;
+    out[0] = '\0';
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        n++;
+        strncat(out, e->d_name, len - strlen(out) - 2);
+        strcat(out, " ");
+    }
+    closedir(d);
+    return n;
+}
+
+static void empty_dir(void)
+{
+    DIR *d = opendir(dir);
+    REQUIRE(d != NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+}
+
+/* Runs a create in a child killed once the header is written. */
+static void killed_create(const char *path, bool no_tmpfile)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        pm_test_no_tmpfile = no_tmpfile;
+        kill_at_create = 1;
+        (void)create_persistent_allocator(path, 1u << 20);
+        _exit(0);
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+static void use_space(const char *path)
+{
+    allocator_space_t *s = create_persistent_allocator(path, 1u << 20);
+    REQUIRE(s != NULL);
+    char *r = persistent_malloc_root(s, 1, 32);
+    REQUIRE(r != NULL);
+    strcpy(r, "made");
+    t_check_clean(s, path);
+    destroy_persistent_allocator(s);
+    s = create_persistent_allocator(path, 0);
+    REQUIRE(s != NULL);
+    r = persistent_find_root(s, 1);
+    CHECK(r != NULL && strcmp(r, "made") == 0);
+    destroy_persistent_allocator(s);
+}
+
+static void test_empty_file(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/space-XXXXXX", dir);
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(fchmod(fd, 0600) == 0);
+    struct stat st0, st1;
+    REQUIRE(fstat(fd, &st0) == 0);
+
+    /* opens that may not create: not a space, and still empty */
+    static const uint32_t modes[] = {0, PERSISTENT_OPEN_READONLY, PERSISTENT_OPEN_PRIVATE};
+    for (size_t i = 0; i < 3; i++) {
+        struct persistent_options o = {0};
+        o.flags = modes[i];
+        allocator_space_t *s;
+        CHECK_EQ(persistent_space_open(path, &o, &s), PERSISTENT_E_NOT_SPACE);
+        CHECK(strstr(persistent_errormsg(), "may create") != NULL);
+    }
+    CHECK(load_private_persistent_allocator(path) == NULL);
+    REQUIRE(fstat(fd, &st1) == 0);
+    CHECK_EQ(st1.st_size, 0);
+    /* with EXCL it exists, so no */
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE | PERSISTENT_OPEN_EXCL;
+    o.size = 1u << 20;
+    allocator_space_t *s;
+    CHECK_EQ(persistent_space_open(path, &o, &s), -EEXIST);
+
+    /* the seed's create makes it a space in place */
+    s = create_persistent_allocator(path, 1u << 20);
+    REQUIRE(s != NULL);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK(in.capacity >= 1u << 20);
+    destroy_persistent_allocator(s);
+    REQUIRE(fstat(fd, &st1) == 0);
+    CHECK_EQ(st1.st_ino, st0.st_ino);
+    CHECK_EQ(st1.st_mode & 07777, 0600);
+    CHECK(st1.st_size > (off_t)(1u << 20));
+    close(fd);
+    use_space(path);
+    unlink(path);
+}
+
+static void test_killed_creates(void)
+{
+    char path[512], names[1024];
+    snprintf(path, sizeof path, "%s/killed.space", dir);
+
+    /* O_TMPFILE: nothing at all is left */
+    killed_create(path, false);
+    int n = list_dir(names, sizeof names);
+    if (n != 0) {
+        fprintf(stderr, "a killed create left: %s\n", names);
+        t_failures++;
+    }
+    use_space(path);
+    empty_dir();
+
+    /* a named temporary file: the next create removes it */
+    killed_create(path, true);
+    n = list_dir(names, sizeof names);
+    CHECK_EQ(n, 1);
+    CHECK(strstr(names, "killed.space.") != NULL && strstr(names, ".tmp") != NULL);
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s/%.*s", dir, (int)strcspn(names, " "), names);
+    /* left long enough ago that it is no live creator's */
+    struct timeval old[2] = {{time(NULL) - 60, 0}, {time(NULL) - 60, 0}};
+    REQUIRE(utimes(tmp, old) == 0);
+    /* the next create removes it, and leaves its own when killed */
+    killed_create(path, true);
+    CHECK(access(tmp, F_OK) != 0);
+    CHECK_EQ(list_dir(names, sizeof names), 1);
+    snprintf(tmp, sizeof tmp, "%s/%.*s", dir, (int)strcspn(names, " "), names);
+    /* a fresh one may be a live creator's: kept */
+    pm_test_no_tmpfile = true;
+    use_space(path);
+    CHECK_EQ(list_dir(names, sizeof names), 2);
+    CHECK(access(tmp, F_OK) == 0);
+    /* an old one is not */
+    REQUIRE(utimes(tmp, old) == 0);
+    unlink(path);
+    use_space(path);
+    pm_test_no_tmpfile = false;
+    CHECK_EQ(list_dir(names, sizeof names), 1);
+    CHECK(access(tmp, F_OK) != 0);
+    CHECK(access(path, F_OK) == 0);
+    empty_dir();
+
+    /* making an empty file a space, killed before the magic */
+    int fd = open(path, O_CREAT | O_RDWR, 0644);
+    REQUIRE(fd >= 0);
+    close(fd);
+    killed_create(path, false);
+    struct stat st;
+    REQUIRE(stat(path, &st) == 0);
+    CHECK(st.st_size > 0);
+    uint64_t before = t_file_hash(path);
+    static const uint32_t modes[] = {0, PERSISTENT_OPEN_READONLY, PERSISTENT_OPEN_PRIVATE};
+    for (size_t i = 0; i < 3; i++) {
+        struct persistent_options o = {0};
+        o.flags = modes[i];
+        allocator_space_t *s;
+        CHECK_EQ(persistent_space_open(path, &o, &s), PERSISTENT_E_NOT_SPACE);
+        CHECK(strstr(persistent_errormsg(), "interrupted create") != NULL);
+    }
+    CHECK(t_file_hash(path) == before);
+    use_space(path);                /* the seed's create finishes it */
+    CHECK_EQ(list_dir(names, sizeof names), 1);
+    empty_dir();
+}
+
+int main(void)
+{
+    pm_store_release(&pm_test_hook, hook);
+    make_dir();
+    test_empty_file();
+    test_killed_creates();
+    empty_dir();
+    rmdir(dir);
+    return t_done();
+}
