@@ -117,9 +117,13 @@ const char *persistent_strerror(int code);
 
 /* Creates filename as a space with room for requested_size bytes of blocks,
  * or opens it read-write if it already is a space (an existing space is
- * never shrunk or re-initialised; requested_size is then ignored).  A file
- * that exists and is not a space is left untouched.  NULL with errno and
- * persistent_errormsg() on failure (EBUSY: another writer has it). */
+ * never shrunk or re-initialised; requested_size is then ignored).  An
+ * existing empty file (from mkstemp, say) is made a space in place, keeping
+ * its inode and permissions.  Any other file that is not a space is left
+ * untouched.  A process killed while creating leaves no file behind (or,
+ * making an empty file a space, an interrupted create that the next create
+ * finishes).  NULL with errno and persistent_errormsg() on failure (EBUSY:
+ * another writer has it). */
 allocator_space_t *create_persistent_allocator(const char *filename,
                                                size_t requested_size);
 
@@ -184,7 +188,12 @@ struct persistent_options {
     uint32_t durability;     /* enum persistent_durability */
     uint64_t size;           /* create: bytes of blocks wanted */
     uint64_t max_size;       /* create: growable up to this many bytes of
-                                blocks; 0 = fixed at size */
+                                blocks; 0 = fixed at size.  The address
+                                range of the maximum is reserved (not
+                                allocated) at every open, and the space
+                                grows in place: any thread that needs
+                                pages grows it, with no lock, and no
+                                pointer ever moves */
     uint32_t mode;           /* create: file mode, 0 = 0644 (umask applies) */
     uint32_t reserved;
 };
@@ -192,8 +201,22 @@ struct persistent_options {
 /* Opens (and with PERSISTENT_OPEN_CREATE creates) a space.  Every open
  * validates the file first; a file that fails validation is never written.
  * An open for writing takes an exclusive flock(2): a second writer, in this
- * process or another, gets PERSISTENT_E_BUSY.  A writer that finds the space
- * was not closed cleanly recovers it before returning. */
+ * process or another, gets PERSISTENT_E_BUSY.  A writer verifies the whole
+ * heap (runs, superblocks, roots, lanes: the rules persistent_check
+ * applies) before it writes anything, refuses a damaged space with
+ * PERSISTENT_E_CORRUPT, and recovers one that was not closed cleanly.
+ * With PERSISTENT_OPEN_CREATE an empty file becomes a space (see
+ * create_persistent_allocator).  Read-only and private opens without
+ * recovery accept damaged spaces (for inspection; nothing they do writes
+ * the file) and follow the growth of a writer in another process.
+ *
+ * The space keeps the file descriptor it opened.  A program that closes it
+ * behind the library's back (daemonising, closefrom) loses the writer's
+ * lock with it; the library notices before its next use of the descriptor
+ * (checked every time: growth, hole punching, sync), reports
+ * PERSISTENT_E_FILE_LOST once through the error hook, and from then on
+ * never touches whatever file the number names: the space goes on in the
+ * pages it has and stops growing and syncing. */
 int persistent_space_open(const char *path,
                           const struct persistent_options *opts,
                           allocator_space_t **out);
@@ -252,13 +275,15 @@ int persistent_sync(allocator_space_t *space);
 void *persistent_malloc(allocator_space_t *space, size_t size);
 
 /* NULL is a no-op.  A pointer that is not a live block of this space
- * (interior, foreign, already free) is reported through the error hook and
- * the heap is left as it was. */
+ * (interior, foreign, already free), or a root's block (free it with
+ * persistent_root_remove), is reported through the error hook and the heap
+ * is left as it was. */
 void persistent_free(allocator_space_t *space, void *ptr);
 
 /* Resizes *ptr in place when it can, else moves and copies.  Returns false,
- * with *ptr unchanged and still valid, for a NULL *ptr, size 0, or when no
- * room is left.  [seed: persistent_realloc(space, ptr, size) on an lvalue] */
+ * with *ptr unchanged and still valid, for a NULL *ptr, size 0, when no
+ * room is left, or when a root's block would have to move (misuse, to the
+ * error hook).  [seed: persistent_realloc(space, ptr, size) on an lvalue] */
 bool persistent_realloc_impl(allocator_space_t *space, void **ptr,
                              size_t new_size);
 #define persistent_realloc(space, ptr, new_size) \
@@ -311,8 +336,11 @@ void *persistent_root_get(allocator_space_t *space, uint64_t tag, size_t size,
  * publish; racing threads each build their own and all get the one that
  * won.  A block allocated but not yet published when the process dies
  * leaks, as any unpublished allocation does (persistent_alloc_into is the
- * leak-free way to allocate into a location).  A block must be the root of
- * one tag at most.  NULL with errno: EINVAL (block is not a live block),
+ * leak-free way to allocate into a location).  A block is the root of one
+ * tag at most: publishing another tag's root is misuse (error hook,
+ * PERSISTENT_E_ROOT_BLOCK).  A root's block cannot be freed, moved by a
+ * realloc or freed from a location; persistent_root_remove frees it.  NULL
+ * with errno: EINVAL (block is not a live block, or another tag's root),
  * EROFS (read-only space), ENOMEM (no room for the tag's slot). */
 void *persistent_root_publish(allocator_space_t *space, uint64_t tag,
                               void *block);
@@ -394,9 +422,15 @@ struct persistent_check_report {
 };
 
 /* Read-only full consistency check of the header, the run bitmaps, every
- * superblock, the roots and the lanes.  Writes nothing, so it works on a
- * read-only or private (forensic) mapping.  Returns 0 when consistent,
- * PERSISTENT_E_CORRUPT when report->n_errors > 0. */
+ * superblock, the roots and the lanes, by the same rules a writer's open
+ * verifies (a space check calls consistent opens for writing; one a writer
+ * refuses is reported here).  Writes nothing and terminates on any file,
+ * so it works on a read-only or private (forensic) mapping of a damaged
+ * one.  On a space being changed meanwhile (other threads, or a writer in
+ * another process) a pass can read a step half done; check then looks
+ * again, and reports damage only when each of three passes finds some.
+ * Returns 0 when consistent, PERSISTENT_E_CORRUPT when
+ * report->n_errors > 0. */
 int persistent_check(allocator_space_t *space,
                      struct persistent_check_report *report);
 

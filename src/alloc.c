@@ -136,7 +136,13 @@ size_t persistent_usable_size(allocator_space_t *space, const void *ptr)
     struct pm_rt *rt = pm_rt_of(space);
     if (rt == NULL || ptr == NULL)
         return 0;
-    pm_follow(rt);
+    if (!rt->can_alloc) {
+        /* a reader's page map is as of its open and the file may be
+         * damaged: ask the run bits */
+        pm_follow(rt);
+        uintptr_t p = (uintptr_t)ptr, b = (uintptr_t)rt->base;
+        return p > b && p - b < rt->reserve_size ? (size_t)pm_block_live(rt, p - b) : 0;
+    }
     return pm_usable(rt, ptr);
 }
 

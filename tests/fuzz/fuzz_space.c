@@ -10,10 +10,15 @@
  *   consistent, before and after a few allocations and root calls, and
  *   after a close and a second writer open;
  *   (e) check and the writer judge alike: a file (a)'s check calls
- *   consistent is not refused as corrupt, by the writer or (c).
+ *   consistent is not refused as corrupt, by the writer or (c); one it
+ *   calls damaged is not accepted by the writer (whose recovery must then
+ *   leave it consistent, else the case is d-recovered-inconsistent).
  * A violation prints one line naming its case ("FUZZ FINDING [case]") and
  * aborts.  PM_FUZZ_IGNORE=case1,case2 reports those cases without aborting
- * (to keep fuzzing past a known finding); PM_FUZZ_VERBOSE=1 prints what
+ * (to keep fuzzing past a known finding; "all" for every case);
+ * PM_FUZZ_IGNORE_MSG=text1|text2 does the same for findings whose message
+ * contains one of the texts (a known root cause);
+ * PM_FUZZ_VERBOSE=1 prints what
  * each open returned.
  *
  * The custom mutator (LLVMFuzzerCustomMutator) walks the format (header
@@ -1205,9 +1210,27 @@ static void silent_hook(allocator_space_t *s, int code, const void *ptr,
     misuse_count++;
 }
 
+static char ignore_msgs[2048];
+
+/* PM_FUZZ_IGNORE_MSG: '|'-separated substrings of known root causes */
+static bool ignored_msg(const char *msg)
+{
+    const char *p = ignore_msgs;
+    while (*p) {
+        const char *e = strchr(p, '|');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l > 0 && memmem(msg, strlen(msg), p, l) != NULL)
+            return true;
+        p += l + (e != NULL);
+    }
+    return false;
+}
+
 static bool ignored(const char *name)
 {
     size_t l = strlen(name);
+    if (strcmp(ignore_list, "all") == 0)
+        return true;
     for (const char *p = ignore_list; (p = strstr(p, name)) != NULL; p += l)
         if ((p == ignore_list || p[-1] == ',') && (p[l] == ',' || p[l] == 0))
             return true;
@@ -1224,7 +1247,7 @@ static void finding(const char *name, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fprintf(stderr, "FUZZ FINDING [%s]: %s\n", name, msg);
-    if (ignored(name))
+    if (ignored(name) || ignored_msg(msg))
         return;
     unlink(path_a);
     unlink(path_w);
@@ -1501,6 +1524,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     const char *ig = getenv("PM_FUZZ_IGNORE");
     if (ig)
         snprintf(ignore_list, sizeof ignore_list, "%s", ig);
+    const char *im = getenv("PM_FUZZ_IGNORE_MSG");
+    if (im)
+        snprintf(ignore_msgs, sizeof ignore_msgs, "%s", im);
     verbose = getenv("PM_FUZZ_VERBOSE") != NULL;
     persistent_error_hook_set(silent_hook, NULL);
     /* files left by fuzzing processes that crashed */
@@ -1644,6 +1670,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     "%d%s%s) and after its recovery check says %s: %s", check_a,
                     check_a ? ": " : "", check_a ? first_error : "", errname(c1),
                     rep.first_error);
+        else if (ra == 0 && check_a != 0)
+            finding("e-writer-accepts-corrupt", "check calls the file damaged (%s), the "
+                    "writer opens it and its recovery leaves a heap check calls "
+                    "consistent", first_error);
         churn(s, &dv, fnv(data, min64(size, 512)), &ts);
         int c2 = persistent_check(s, &rep);
         if (c2 != 0)
