@@ -240,6 +240,7 @@ int os_allocate(int fd, uint64_t off, uint64_t len);
 int os_punch(int fd, uint64_t off, uint64_t len);
 int os_fill_holes(int fd, uint64_t size);
 int os_fsync(int fd);
+int os_fdatasync(int fd);
 int os_fd_mark(int fd, struct os_file_id *id);
 int os_fd_verify(int fd, const struct os_file_id *id);
 int os_msync(void *addr, size_t len);
@@ -494,6 +495,7 @@ const struct pm_flush_ops *pm_crash_wrap(const struct pm_flush_ops *real);
 void pm_crash_attach(char *base, uint64_t len, int fd);
 void pm_crash_detach(char *base);
 void pm_crash_resize(char *base, uint64_t len);
+void pm_crash_synced(char *base);
 
 /* ---- hooks (test points) ---- */
 enum pm_hook_point {

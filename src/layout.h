@@ -156,9 +156,15 @@ struct pm_root_table {
 #define PM_ROOT_TABLE_MAGIC UINT64_C(0x52544f4f524d5001)  /* "\1PMROOTR" */
 
 /* A publish lane: the intent record of one in-flight publishing call.
- * op == PM_LANE_IDLE when nothing is in flight. */
+ * op == PM_LANE_IDLE when nothing is in flight.  The record is written in
+ * one cache line and made durable with one fence, but power failure is
+ * atomic for 8 bytes only: a line caught in flight may land with the new
+ * op word and some old fields.  So op carries a check of the fields
+ * (pm_lane_check); a record that fails it was never complete, its call
+ * never started (it does nothing before the record is durable), and it
+ * reads as idle (pm_lane_op). */
 struct pm_lane {
-    pm_atomic_u64 op;             /* PM_LANE_* | seq << 8 */
+    pm_atomic_u64 op;             /* PM_LANE_* | pm_lane_check() << 8 */
     uint64_t dest_off;            /* location inside the space being set */
     uint64_t block_off;           /* block being published or freed */
     uint64_t old_off;             /* realloc: block being replaced */
@@ -170,6 +176,30 @@ struct pm_lane {
 #define PM_LANE_ALLOC       1u   /* block_off is being published at dest */
 #define PM_LANE_FREE        2u   /* block_off is being freed from dest */
 #define PM_LANE_REALLOC     3u   /* block_off replaces old_off at dest */
+
+/* 56 bits that depend on every field of a lane record. */
+static inline uint64_t pm_lane_check(uint64_t op, uint64_t dest, uint64_t blk,
+                                     uint64_t old, uint64_t size)
+{
+    uint64_t x = op * UINT64_C(0x9e3779b97f4a7c15);
+    const uint64_t v[4] = {dest, blk, old, size};
+    for (int i = 0; i < 4; i++) {
+        x ^= v[i] + UINT64_C(0x632be59bd9b4e019) + (x << 6) + (x >> 2);
+        x *= UINT64_C(0xbf58476d1ce4e5b9);
+        x ^= x >> 31;
+    }
+    return x >> 8;
+}
+
+/* The operation a lane record holds; PM_LANE_IDLE also for a torn one. */
+static inline uint64_t pm_lane_op(const struct pm_lane *l, uint64_t word)
+{
+    uint64_t op = word & 0xff;
+    if (op == PM_LANE_IDLE ||
+        (word >> 8) != pm_lane_check(op, l->dest_off, l->block_off, l->old_off, l->size))
+        return PM_LANE_IDLE;
+    return op;
+}
 
 /* An overflow lane table, allocated from the heap when every lane is held
  * by a live thread; chained from pm_live.lanes_next_off.  Followed by n

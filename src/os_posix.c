@@ -312,6 +312,11 @@ int os_fsync(int fd)
     return fsync(fd) == 0 ? 0 : -errno;
 }
 
+int os_fdatasync(int fd)
+{
+    return fdatasync(fd) == 0 ? 0 : -errno;
+}
+
 /* Records which file fd names and gives its open file description a mark:
  * a file position no other description of any file is likely to have (the
  * library only uses pread/pwrite, so the position is free to carry it). */

@@ -125,7 +125,8 @@ static void lane_set(struct pm_rt *rt, struct pm_lane *l, uint64_t op,
     l->block_off = blk;
     l->old_off = old;
     l->size = size;
-    pm_store_release(&l->op, op);       /* last: the record is whole */
+    /* last, with the check that tells a whole record from a torn one */
+    pm_store_release(&l->op, op | pm_lane_check(op, dest, blk, old, size) << 8);
     pm_persist(rt, l, sizeof *l);
 }
 
@@ -565,9 +566,13 @@ int pm_lanes_recover(struct pm_rt *rt)
     uint32_t total = n_meta_lanes(rt) + pm_load_acquire(&rt->n_lane_chunks) * LANE_CHUNK;
     for (uint32_t i = 0; i < total; i++) {
         struct pm_lane *l = lane_at(rt, i);
-        uint64_t op = pm_load_acquire(&l->op) & 0xff;
-        if (op == PM_LANE_IDLE)
+        uint64_t word = pm_load_acquire(&l->op);
+        uint64_t op = pm_lane_op(l, word);
+        if (op == PM_LANE_IDLE) {
+            if (word != PM_LANE_IDLE)
+                lane_clear(rt, l);          /* torn: its call never started */
             continue;
+        }
         /* pm_verify refused the space if a record is invalid; this only
          * keeps an address from ever being made of one */
         if (op > PM_LANE_REALLOC || !pm_dest_ok(rt, l->dest_off))
@@ -600,7 +605,7 @@ int pm_lanes_in_flight(struct pm_rt *rt)
     uint32_t total = n_meta_lanes(rt) + pm_load_acquire(&rt->n_lane_chunks) * LANE_CHUNK;
     int n = 0;
     for (uint32_t i = 0; i < total; i++)
-        if ((pm_load_acquire(&lane_at(rt, i)->op) & 0xff) != PM_LANE_IDLE)
+        if (pm_lane_op(lane_at(rt, i), pm_load_acquire(&lane_at(rt, i)->op)) != PM_LANE_IDLE)
             n++;
     return n;
 }

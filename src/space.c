@@ -894,6 +894,8 @@ static int sync_all(struct pm_rt *rt)
         r = pm_fd_check(rt, "sync");
     if (r == 0)
         r = os_fsync(rt->fd);
+    if (r == 0)
+        pm_crash_synced(rt->base);
     return r;
 }
 
@@ -921,6 +923,8 @@ int persistent_space_close(allocator_space_t *space)
         pm_state_commit(rt, &next);
         if (rt->durability != PM_DUR_PROCESS && r == 0)
             r = os_fsync(rt->fd);
+        if (r == 0)
+            pm_crash_synced(rt->base);
         if (r < 0)
             pm_err(r, "close: sync failed: %s", persistent_strerror(r));
     }
@@ -998,6 +1002,13 @@ static int grow_step(struct pm_rt *rt, uint64_t n, uint64_t t)
     if (r < 0)
         return r;
     r = os_allocate(rt->fd, pages_bytes(rt, n), (t - n) << rt->page_shift);
+    /* where power failure counts, the new size is durable before the
+     * header says so: else a header could outlive its file's length */
+    if (r == 0 && rt->durability != PM_DUR_PROCESS) {
+        r = os_fdatasync(rt->fd);
+        if (r == 0)
+            pm_crash_synced(rt->base);
+    }
     if (r < 0)
         return pm_err(r, "growth to %llu bytes: %s",
                       (unsigned long long)pages_bytes(rt, t), persistent_strerror(r));

@@ -348,9 +348,13 @@ static bool place_ok(struct pm_rt *rt, uint64_t off)
 static void lane_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l, void *arg)
 {
     struct lanes *ls = arg;
-    uint64_t op = pm_load_acquire((pm_atomic_u64 *)&l->op) & 0xff;
-    if (op == PM_LANE_IDLE)
+    uint64_t word = pm_load_acquire((pm_atomic_u64 *)&l->op);
+    uint64_t op = pm_lane_op(l, word);
+    if (op == PM_LANE_IDLE) {
+        if ((word & 0xff) != PM_LANE_IDLE)
+            ls->rep->orphan_bits++;         /* torn: never started */
         return;
+    }
     ls->rep->in_flight_lanes++;
     if (op > PM_LANE_REALLOC || !pm_dest_ok(rt, l->dest_off) ||
         !place_ok(rt, l->block_off) ||

@@ -1,4 +1,4 @@
-/* Random kills (G2):  test_crashkill KILLS [THREADS]
+/* Random kills (G2):  test_crashkill KILLS [THREADS] [power]
  *
  * A forked child runs THREADS threads of seeded mixed work on a model
  * reachable from a root: publishing calls (alloc-into, realloc-into,
@@ -12,10 +12,19 @@
  *     malloc or free each thread may have had in flight);
  *   - everything left in the space can be allocated and written without
  *     touching a published block.
- * Every 50 kills the file starts over.  Prints the leak per crash. */
+ * Every 50 kills the file starts over.  Prints the leak per crash.
+ *
+ * With "power" (G3) the space is in PMEM durability and the child dies of
+ * a simulated power failure instead (crashsim.c): at a random one of the
+ * flushes and fences of all its threads, with every other thread's lines
+ * flushed but not fenced landing torn and any dirty line maybe evicted; the
+ * model's own stores are written back in the order a program on real
+ * persistent memory must use. */
 #include "check.h"
 
 #include <pthread.h>
+
+#include "internal.h"
 
 #define MODEL_TAG 0x6b696c6cull
 #define MAXT 16
@@ -68,6 +77,26 @@ static bool check_off(const unsigned char *p, size_t n, uint64_t off, uint64_t g
 #define LD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
+static bool power;
+
+/* Writes back what a store just changed (power mode: the model's order of
+ * durability is the program's business). */
+static void P(const void *p, size_t n)
+{
+    if (power)
+        persistent_persist(p, n);
+}
+
+static allocator_space_t *open_space(const char *path)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = SPACE;
+    o.durability = power ? PERSISTENT_DURABILITY_PMEM : PERSISTENT_DURABILITY_PROCESS;
+    allocator_space_t *s;
+    return persistent_space_open(path, &o, &s) == 0 ? s : NULL;
+}
+
 /* ---- the child ---- */
 
 static allocator_space_t *S;
@@ -87,9 +116,12 @@ static void seal_entry(struct entry *e, size_t n, uint64_t g)
     uint64_t off = LD(&e->off);
     unsigned char *p = persistent_offset_to_ptr(S, off);
     fill_off(p, n, off, g);
+    P(p, n);
     ST(&e->size, (uint64_t)n);
     ST(&e->gen, g);
+    P(&e->size, 2 * sizeof e->size);
     ST(&e->seal, seal_of(off, n, g));
+    P(&e->seal, sizeof e->seal);
 }
 
 static void *child_thread(void *arg)
@@ -102,6 +134,7 @@ static void *child_thread(void *arg)
         struct entry *e = &M->own[t][t_rand(&seed) % NS];
         if (op < 30) {                              /* publish / free-from */
             ST(&e->seal, 0);
+            P(&e->seal, 8);
             if (LD(&e->off) == 0) {
                 size_t n = pick(&seed);
                 if (persistent_alloc_into(S, &e->off, n) == 0)
@@ -113,21 +146,25 @@ static void *child_thread(void *arg)
             if (LD(&e->off) == 0)
                 continue;
             ST(&e->seal, 0);
+            P(&e->seal, 8);
             size_t n = pick(&seed);
             if (persistent_realloc_into(S, &e->off, n) == 0)
                 seal_entry(e, n < 64 ? n : 64, ++g);
         } else if (op < 60) {                       /* plain, may leak one */
             ST(&e->seal, 0);
+            P(&e->seal, 8);
             if (LD(&e->off) == 0) {
                 size_t n = pick(&seed);
                 void *p = persistent_malloc(S, n);
                 if (p) {
                     ST(&e->off, ptr_to_persistent_offset(S, p));
+                    P(&e->off, 8);
                     seal_entry(e, n < 16 ? n : 16, ++g);
                 }
             } else {
                 void *p = persistent_offset_to_ptr(S, LD(&e->off));
                 ST(&e->off, 0);
+                P(&e->off, 8);
                 persistent_free(S, p);
             }
         } else if (op < 75) {                       /* mailboxes */
@@ -135,6 +172,7 @@ static void *child_thread(void *arg)
                 struct entry *m = &M->mbox[t][t_rand(&seed) % NMB];
                 if (LD(&m->off) == 0) {
                     ST(&m->seal, 0);
+                    P(&m->seal, 8);
                     size_t n = pick(&seed);
                     if (persistent_alloc_into(S, &m->off, n) == 0)
                         seal_entry(m, n < 48 ? n : 48, ++g);
@@ -150,6 +188,7 @@ static void *child_thread(void *arg)
                     !__atomic_compare_exchange_n(&m->seal, &sl, 0, false,
                                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
                     continue;
+                P(&m->seal, 8);
                 if (!check_off(persistent_offset_to_ptr(S, off), n, off, mg))
                     abort();                        /* verified before free */
                 persistent_free_from(S, &m->off);   /* from another thread */
@@ -173,9 +212,11 @@ static void *child_thread(void *arg)
     return NULL;
 }
 
-static void child(const char *path, int wfd)
+static void child(const char *path, int wfd, uint64_t power_at)
 {
-    S = create_persistent_allocator(path, SPACE);
+    if (power)
+        pm_crash_arm(power_at, PM_CRASH_POWER_EVICT, power_at * 2654435761u + 1);
+    S = open_space(path);
     if (S == NULL)
         _exit(3);
     M = persistent_find_root(S, MODEL_TAG);
@@ -210,7 +251,7 @@ static void fail(int k, const char *fmt, ...)
 
 static void verify(const char *path, int k)
 {
-    allocator_space_t *s = create_persistent_allocator(path, SPACE);
+    allocator_space_t *s = open_space(path);
     if (s == NULL) {
         fail(k, "reopen: %s", persistent_errormsg());
         return;
@@ -302,7 +343,7 @@ static void verify(const char *path, int k)
 static void fresh(const char *path)
 {
     unlink(path);
-    allocator_space_t *s = create_persistent_allocator(path, SPACE);
+    allocator_space_t *s = open_space(path);
     REQUIRE(s != NULL);
     struct model *m = persistent_malloc_root(s, MODEL_TAG, sizeof *m);
     REQUIRE(m != NULL);
@@ -322,6 +363,7 @@ int main(int argc, char **argv)
     n_threads = argc > 2 ? atoi(argv[2]) : 4;
     if (n_threads < 2 || n_threads > MAXT)
         n_threads = 4;
+    power = argc > 3 && strcmp(argv[3], "power") == 0;
     const char *path = t_path("crashkill");
     uint64_t seed = 12345;
     uint64_t t0 = t_now_ns();
@@ -330,14 +372,19 @@ int main(int argc, char **argv)
             fresh(path);
         int pfd[2];
         REQUIRE(pipe(pfd) == 0);
+        /* power: the crash point, among the flushes and fences of all the
+         * threads (a few thousand a second each under the simulation) */
+        uint64_t power_at = 200 + t_rand(&seed) % 30000;
         pid_t pid = fork();
         if (pid == 0) {
             close(pfd[0]);
-            child(path, pfd[1]);
+            child(path, pfd[1], power_at);
         }
         close(pfd[1]);
         char c;
-        if (read(pfd[0], &c, 1) != 1) {
+        /* power: the crash may come before the threads start (inside the
+         * open, in recovery): a crash like any other */
+        if (read(pfd[0], &c, 1) != 1 && !power) {
             int st = 0;
             waitpid(pid, &st, 0);
             if (WIFSIGNALED(st))
@@ -349,8 +396,10 @@ int main(int argc, char **argv)
             continue;
         }
         close(pfd[0]);
-        usleep((useconds_t)(t_rand(&seed) % 30000));
-        kill(pid, SIGKILL);
+        if (!power) {
+            usleep((useconds_t)(t_rand(&seed) % 30000));
+            kill(pid, SIGKILL);
+        }
         int st;
         waitpid(pid, &st, 0);
         if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) {
@@ -360,9 +409,10 @@ int main(int argc, char **argv)
         kills++;
         verify(path, k);
     }
-    printf("%llu kills of %d threads in %.1f s: %llu failures; leaked per crash: "
+    printf("%llu %s of %d threads in %.1f s: %llu failures; leaked per crash: "
            "%.2f blocks on average, at most %llu blocks / %llu bytes\n",
-           (unsigned long long)kills, n_threads, (double)(t_now_ns() - t0) / 1e9,
+           (unsigned long long)kills, power ? "power failures" : "kills", n_threads,
+           (double)(t_now_ns() - t0) / 1e9,
            (unsigned long long)failures, kills ? (double)leaked_total / (double)kills : 0.0,
            (unsigned long long)leaked_max, (unsigned long long)leaked_bytes_max);
     CHECK_EQ(failures, 0);

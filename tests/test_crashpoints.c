@@ -19,9 +19,11 @@
  * The sweep ends at the first k the child survives.
  *
  * kill: the process dies, the page cache keeps every store (PROCESS mode).
- * power: PMEM mode on a private mapping; only flushed-and-fenced lines
- *   reach the file, flushed-unfenced ones as a random subset.
- * evict: power, plus a random subset of dirty lines never flushed. */
+ * power: PMEM mode on a private mapping, under crashsim.c's model: a
+ *   fence makes durable the fencing thread's flushed lines (content from
+ *   the flush or the fence); lines flushed and not fenced land torn, word
+ *   by word; a file extension not synced may be undone.
+ * evict: power, plus any dirty line never flushed, torn the same way. */
 #include "check.h"
 
 #include <pthread.h>

@@ -316,6 +316,14 @@ static void test_tail_bits(void)
     }
 }
 
+/* A whole lane record (its check right) at off. */
+static void set_lane(const char *path, uint64_t off, struct pm_lane *l, uint64_t op)
+{
+    pm_store_relaxed(&l->op, op | pm_lane_check(op, l->dest_off, l->block_off,
+                                                 l->old_off, l->size) << 8);
+    patch(path, off, l, sizeof *l);
+}
+
 /* Writes, then dies without closing, with every lane's record kept. */
 static void make_dirty(const char *path)
 {
@@ -347,21 +355,26 @@ static void test_lanes(void)
     read_header(p, &h);
     uint64_t l3 = h.fixed.lanes_off + 3 * sizeof(struct pm_lane);
     struct pm_lane bad = {0};
-    pm_store_relaxed(&bad.op, (uint64_t)PM_LANE_ALLOC);
     bad.dest_off = UINT64_C(0x123456789abc0);
     bad.block_off = h.fixed.data_off;
-    patch(p, l3, &bad, sizeof bad);
+    set_lane(p, l3, &bad, PM_LANE_ALLOC);
     judge(p, "lane naming a location outside the file", false);
 
     bad.dest_off = h.fixed.data_off + 8;
     bad.block_off = h.fixed.data_off + 24;          /* no block starts there */
-    patch(p, l3, &bad, sizeof bad);
+    set_lane(p, l3, &bad, PM_LANE_ALLOC);
     judge(p, "lane naming a place no block starts", false);
 
-    pm_store_relaxed(&bad.op, (uint64_t)7);
     bad.block_off = h.fixed.data_off;
-    patch(p, l3, &bad, sizeof bad);
+    set_lane(p, l3, &bad, 7);
     judge(p, "lane with an unknown operation", false);
+
+    /* a record caught half written by a power failure (its check fails):
+     * its call never started, so it is idle, and a writer clears it */
+    set_lane(p, l3, &bad, PM_LANE_FREE);
+    patch64(p, l3 + offsetof(struct pm_lane, block_off), h.fixed.data_off + 4096);
+    judge(p, "torn lane record", true);
+    CHECK_EQ(peek64(p, l3 + offsetof(struct pm_lane, op)), PM_LANE_IDLE);
 
     /* an overflow lane table link that leads nowhere */
     memset(&bad, 0, sizeof bad);
