@@ -22,7 +22,7 @@ static void check_once(struct pm_rt *rt, struct persistent_check_report *rep)
     if (why == NULL && rt->mode == PM_MODE_WRITER &&
         pm_state_checksum(st) != st->checksum)
         why = "current header state slot fails its checksum";
-    pm_verify(rt, rep);
+    pm_verify(rt, rep, true);
     if (why != NULL) {
         if (rep->n_errors == 0)
             snprintf(rep->first_error, sizeof rep->first_error, "%s", why);

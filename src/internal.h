@@ -461,7 +461,7 @@ bool pm_dest_ok(struct pm_rt *rt, uint64_t off);
 int pm_walk_runs(struct pm_rt *rt,
                  int (*fn)(struct pm_rt *, const struct pm_run *, void *),
                  void *arg, const char **why, uint64_t *where);
-int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep);
+int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep, bool counts);
 
 /* ---- roots.c ---- */
 bool pm_root_mark(struct pm_rt *rt, uint64_t off);

@@ -122,7 +122,7 @@ int pm_engine_prepare(struct pm_rt *rt)
         /* everything recovery and the allocator will act on, before a byte
          * is written (G8) */
         struct persistent_check_report rep;
-        if (pm_verify(rt, &rep) < 0) {
+        if (pm_verify(rt, &rep, false) < 0) {
             if (rt->mode == PM_MODE_WRITER)
                 return pm_err(PERSISTENT_E_CORRUPT, "space is damaged: %s; not "
                               "opened for writing (a private or read-only open "

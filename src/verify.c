@@ -261,11 +261,12 @@ static int count_run(struct pm_rt *rt, const struct pm_run *r, void *arg)
     return 0;
 }
 
-static void verify_runs(struct pm_rt *rt, struct persistent_check_report *rep)
+static void verify_runs(struct pm_rt *rt, struct persistent_check_report *rep,
+                        bool counts)
 {
     const char *why = NULL;
     uint64_t where = 0;
-    if (pm_walk_runs(rt, count_run, rep, &why, &where) < 0)
+    if (pm_walk_runs(rt, counts ? count_run : NULL, rep, &why, &where) < 0)
         bad(rep, "page %llu: %s", (unsigned long long)where, why);
 
     uint64_t n = pm_load_acquire(&rt->n_pages);
@@ -278,6 +279,8 @@ static void verify_runs(struct pm_rt *rt, struct persistent_check_report *rep)
             break;
         }
     }
+    if (!counts)
+        return;
     /* END and KIND bits outside every run: crash leftovers */
     uint64_t p = 0, e;
     while ((e = pg_next_set(rt->end_bits, p, n)) != PG_NONE) {
@@ -507,10 +510,13 @@ static void verify_roots(struct pm_rt *rt, struct persistent_check_report *rep,
 
 /* ---- all of it ---- */
 
-int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep)
+/* counts: fill in the report's counts of runs, blocks and crash leftovers
+ * (check); a writer's open wants the verdict only, and reads each
+ * superblock's bitmap once, in the rebuild that follows. */
+int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep, bool counts)
 {
     memset(rep, 0, sizeof *rep);
-    verify_runs(rt, rep);
+    verify_runs(rt, rep, counts);
     /* lanes and roots are read through the run structure: only judged when
      * it holds */
     if (rep->n_errors == 0) {
