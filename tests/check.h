@@ -179,6 +179,38 @@ static inline int t_verify(const void *p, size_t n, uint64_t gen)
     return t_verify_as(p, n, p, gen);
 }
 
+/* Whether this program can exec itself: not under qemu-user without a
+ * binfmt_misc handler (the cross-built tests), where the exec'd file is
+ * foreign to the kernel.  The probe's child exits at once (t_exec_probe). */
+__attribute__((constructor)) static void t_exec_probe(void)
+{
+    if (getenv("PM_EXEC_PROBE") != NULL)
+        _exit(0);
+}
+
+static inline int t_exec_works(const char *self)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0 || fcntl(pfd[1], F_SETFD, FD_CLOEXEC) != 0)
+        return 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        setenv("PM_EXEC_PROBE", "1", 1);
+        execl(self, self, (char *)NULL);
+        int e = errno;
+        if (write(pfd[1], &e, sizeof e) < 0)
+            _exit(126);
+        _exit(127);
+    }
+    close(pfd[1]);
+    int e = 0, st = 0;
+    ssize_t n = read(pfd[0], &e, sizeof e);
+    close(pfd[0]);
+    waitpid(pid, &st, 0);
+    return n == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 /* Counts misuse reports; install with persistent_error_hook_set. */
 struct t_misuse {
     int count;

@@ -51,7 +51,7 @@ def run(fuzzer, path, ignore_all):
     else:
         env.pop("PM_FUZZ_IGNORE", None)
     try:
-        p = subprocess.run([fuzzer, "-timeout=10", "-rss_limit_mb=4096", path],
+        p = subprocess.run([fuzzer, "-timeout=5", "-rss_limit_mb=4096", path],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=120)
         out = p.stdout.decode("utf-8", "replace")
