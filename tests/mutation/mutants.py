@@ -1,0 +1,545 @@
+"""Single injected bugs for tests/mutation/run.py.
+
+Each mutant is one plausible mistake in the library: a persist or a fence
+dropped, two persists in the wrong order, a publishing store weakened, a
+recovery step skipped or cut short, a validation rule dropped, a G1/G5b
+mechanism removed.  `find` must occur exactly once in `file` (run.py refuses
+the list otherwise); `replace` is what it becomes.  `what` says what breaks.
+
+A pm_persist(rt, p, n) "split so the drain is lost" becomes a flush alone:
+    if (rt->flush) rt->flush->flush(p, n);
+the line is written back, but nothing waits for it, so the next step can be
+durable before this one (under the power model the line lands only at the
+thread's next fence, or torn at the crash).
+"""
+
+MUTANTS = [
+    # ------------------------------------------------------------ publish.c
+    dict(id="pub-lane-set-nopersist", file="src/publish.c",
+         find="""    pm_store_release(&l->op, op | pm_lane_check(op, dest, blk, old, size) << 8);
+    pm_persist(rt, l, sizeof *l);""",
+         replace="""    pm_store_release(&l->op, op | pm_lane_check(op, dest, blk, old, size) << 8);""",
+         what="lane record not persisted before the block is committed"),
+    dict(id="pub-lane-set-nofence", file="src/publish.c",
+         find="""    pm_store_release(&l->op, op | pm_lane_check(op, dest, blk, old, size) << 8);
+    pm_persist(rt, l, sizeof *l);""",
+         replace="""    pm_store_release(&l->op, op | pm_lane_check(op, dest, blk, old, size) << 8);
+    if (rt->flush) rt->flush->flush(l, sizeof *l);""",
+         what="lane record flushed but not fenced: the commit can be durable first"),
+    dict(id="pub-lane-clear-nopersist", file="src/publish.c",
+         find="""    pm_store_release(&l->op, (uint64_t)PM_LANE_IDLE);
+    pm_persist(rt, &l->op, sizeof l->op);""",
+         replace="""    pm_store_release(&l->op, (uint64_t)PM_LANE_IDLE);""",
+         what="retired lane not persisted: a stale record survives the call"),
+    dict(id="pub-commit-nopersist", file="src/publish.c",
+         find="""        pm_store_relaxed(rv->aword, pm_load_relaxed(rv->aword) | rv->bit);
+        pm_persist(rt, rv->aword, sizeof *rv->aword);""",
+         replace="""        pm_store_relaxed(rv->aword, pm_load_relaxed(rv->aword) | rv->bit);""",
+         what="a small block's commit (alloc bit) not persisted before *dest"),
+    dict(id="pub-alloc-commit-before-lane", file="src/publish.c",
+         find="""    lane_set(rt, l, PM_LANE_ALLOC, doff, boff, 0, size);
+    pub_commit(rt, &rv);
+    pm_store_release(dest_word(dest), boff);""",
+         replace="""    pub_commit(rt, &rv);
+    lane_set(rt, l, PM_LANE_ALLOC, doff, boff, 0, size);
+    pm_store_release(dest_word(dest), boff);""",
+         what="alloc-into commits the block before its lane record (leak window)"),
+    dict(id="pub-alloc-dest-nopersist", file="src/publish.c",
+         find="""    pm_store_release(dest_word(dest), boff);
+    pm_persist(rt, dest, sizeof *dest);
+    lane_clear(rt, l);""",
+         replace="""    pm_store_release(dest_word(dest), boff);
+    lane_clear(rt, l);""",
+         what="alloc-into retires the lane before *dest is durable"),
+    dict(id="pub-alloc-dest-relaxed", file="src/publish.c",
+         find="""    pm_store_release(dest_word(dest), boff);
+    pm_persist(rt, dest, sizeof *dest);
+    lane_clear(rt, l);""",
+         replace="""    pm_store_relaxed(dest_word(dest), boff);
+    pm_persist(rt, dest, sizeof *dest);
+    lane_clear(rt, l);""",
+         what="alloc-into's publishing store to *dest weakened to relaxed"),
+    dict(id="pub-free-dest-nopersist", file="src/publish.c",
+         find="""        pm_persist(rt, dest, sizeof *dest);
+        pub_free_do(rt, &pf);""",
+         replace="""        pub_free_do(rt, &pf);""",
+         what="free-from frees the block before *dest = 0 is durable"),
+    dict(id="pub-free-lane-clear-early", file="src/publish.c",
+         find="""        pub_free_do(rt, &pf);
+        lane_clear(rt, l);
+        pub_free_finish(rt, rec, &pf);
+        pm_op_end(rec);
+        return 0;
+    }""",
+         replace="""        lane_clear(rt, l);
+        pub_free_do(rt, &pf);
+        pub_free_finish(rt, rec, &pf);
+        pm_op_end(rec);
+        return 0;
+    }""",
+         what="free-from retires its lane before the block is freed (leak window)"),
+    dict(id="pub-free-cas-relaxed", file="src/publish.c",
+         find="""        if (!pm_cas_strong_acq_rel(dest_word(dest), &boff, (uint64_t)0)) {""",
+         replace="""        if (!atomic_compare_exchange_strong_explicit(dest_word(dest), &boff, (uint64_t)0,
+                memory_order_relaxed, memory_order_relaxed)) {""",
+         what="free-from's CAS that takes the block out of *dest weakened to relaxed"),
+    dict(id="pub-npub-not-raised", file="src/publish.c",
+         find="""        if (!pf->local)   /* before the remote bit: see collect() */
+            pm_fetch_add_seq_cst(&rt->ctl[pf->s].n_pub, 1u);""",
+         replace="""        (void)0;""",
+         what="n_pub not raised: a collect may reuse a block an in-flight free lane names"),
+    dict(id="pub-realloc-copy-nopersist", file="src/publish.c",
+         find="""    pm_persist(rt, rv.blk, size < us ? size : us);""",
+         replace="""    (void)0;""",
+         what="realloc-into's copy not persisted before *dest names the new block"),
+    dict(id="pub-realloc-copy-len", file="src/publish.c",
+         find="""    pm_persist(rt, rv.blk, size < us ? size : us);""",
+         replace="""    pm_persist(rt, rv.blk, sizeof rv.blk);""",
+         what="realloc-into's copy persisted with the wrong length (sizeof a pointer)"),
+    dict(id="pub-realloc-commit-before-lane", file="src/publish.c",
+         find="""    lane_set(rt, l, PM_LANE_REALLOC, doff, noff, ooff, size);
+    pub_commit(rt, &rv);""",
+         replace="""    pub_commit(rt, &rv);
+    lane_set(rt, l, PM_LANE_REALLOC, doff, noff, ooff, size);""",
+         what="realloc-into commits the new block before its lane record"),
+    dict(id="pub-realloc-dest-nopersist", file="src/publish.c",
+         find="""    pm_persist(rt, dest, sizeof *dest);
+    pub_free_do(rt, &pf);
+    lane_clear(rt, l);
+    pub_free_finish(rt, rec, &pf);
+    pm_op_end(rec);
+    return 0;
+}
+
+/* ---- roots""",
+         replace="""    pub_free_do(rt, &pf);
+    lane_clear(rt, l);
+    pub_free_finish(rt, rec, &pf);
+    pm_op_end(rec);
+    return 0;
+}
+
+/* ---- roots""",
+         what="realloc-into frees the old block before *dest = new is durable"),
+    dict(id="pub-chunk-nopersist", file="src/publish.c",
+         find="""    t->n = LANE_CHUNK;
+    pm_persist(rt, t, size);""",
+         replace="""    t->n = LANE_CHUNK;""",
+         what="an overflow lane table is linked before its contents are durable"),
+    dict(id="pub-recover-first-lane", file="src/publish.c",
+         find="""    for (uint32_t i = 0; i < total; i++) {
+        struct pm_lane *l = lane_at(rt, i);""",
+         replace="""    for (uint32_t i = 1; i < total; i++) {
+        struct pm_lane *l = lane_at(rt, i);""",
+         what="off by one: lane recovery starts at lane 1"),
+    dict(id="pub-recover-alloc-keep", file="src/publish.c",
+         find="""            ensure(rt, l->block_off, cur == l->block_off);""",
+         replace="""            ensure(rt, l->block_off, true);""",
+         what="recovery keeps an alloc-into's block that *dest never named"),
+    dict(id="pub-recover-free-dest", file="src/publish.c",
+         find="""            if (cur == l->block_off) {
+                pm_store_release(dest, (uint64_t)0);
+                pm_persist(rt, dest, sizeof *dest);
+            }""",
+         replace="""            (void)cur;""",
+         what="recovery of a free-from skips clearing *dest"),
+    dict(id="pub-recover-realloc-old", file="src/publish.c",
+         find="""            if (forward)
+                ensure(rt, l->old_off, false);""",
+         replace="""            (void)forward;""",
+         what="recovery of a realloc-into rolled forward keeps the old block"),
+    dict(id="pub-recover-torn-kept", file="src/publish.c",
+         find="""            if (word != PM_LANE_IDLE)
+                lane_clear(rt, l);          /* torn: its call never started */""",
+         replace="""            (void)word;""",
+         what="recovery leaves a torn lane record in place"),
+
+    # ------------------------------------------------------------ roots.c
+    dict(id="roots-table-nopersist", file="src/roots.c",
+         find="""    tb->cap = cap;
+    pm_persist(rt, tb, size);""",
+         replace="""    tb->cap = cap;""",
+         what="an overflow root table is linked before its contents are durable"),
+    dict(id="roots-table-link-nopersist", file="src/roots.c",
+         find="""    if (pm_cas_strong_acq_rel(link, &cur, off)) {
+        pm_persist(rt, link, sizeof *link);""",
+         replace="""    if (pm_cas_strong_acq_rel(link, &cur, off)) {""",
+         what="the link to a new overflow root table is not persisted"),
+    dict(id="roots-key-nopersist", file="src/roots.c",
+         find="""                    pm_persist(rt, &s->key, sizeof s->key);""",
+         replace="""                    (void)0;""",
+         what="a root slot's key is not persisted on its own"),
+    dict(id="roots-publish-nopersist", file="src/roots.c",
+         find="""    if (pm_cas_strong_acq_rel(val, &cur, off)) {
+        pm_persist(rt, val, sizeof *val);
+        return block;""",
+         replace="""    if (pm_cas_strong_acq_rel(val, &cur, off)) {
+        return block;""",
+         what="root_publish does not persist the root's value"),
+    dict(id="roots-publish-no-mark", file="src/roots.c",
+         find="""    if (!pm_root_mark(rt, off)) {
+        pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, block,""",
+         replace="""    if ((pm_root_mark(rt, off), false)) {
+        pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, block,""",
+         what="root_publish accepts a block that is already another tag's root"),
+    dict(id="pub-root-create-nopersist", file="src/publish.c",
+         find="""    if (pm_cas_strong_acq_rel(val, &cur, boff)) {
+        pm_persist(rt, val, sizeof *val);
+        lane_clear(rt, l);""",
+         replace="""    if (pm_cas_strong_acq_rel(val, &cur, boff)) {
+        lane_clear(rt, l);""",
+         what="a new root's value is not durable before its lane is retired"),
+    dict(id="pub-root-zero-nopersist", file="src/publish.c",
+         find="""    memset(rv.blk, 0, size ? size : 1);
+    pm_persist(rt, rv.blk, size ? size : 1);""",
+         replace="""    memset(rv.blk, 0, size ? size : 1);""",
+         what="a new root's zeroed block is published before the zeros are durable"),
+    dict(id="pub-root-remove-nopersist", file="src/publish.c",
+         find="""    pm_persist(rt, val, sizeof *val);
+    pm_root_unmark(rt, v);""",
+         replace="""    pm_root_unmark(rt, v);""",
+         what="root removal frees the block before the cleared value is durable"),
+
+    # ------------------------------------------------------------ superblock.c
+    dict(id="sb-format-bitmap-len", file="src/superblock.c",
+         find="""    pm_persist(rt, h, sizeof *h + 16u * n_words);""",
+         replace="""    pm_persist(rt, h, sizeof *h + 8u * n_words);""",
+         what="carve persists the header and alloc bitmap only, not the remote bitmap"),
+    dict(id="sb-format-nopersist", file="src/superblock.c",
+         find="""    pm_persist(rt, h, sizeof *h + 16u * n_words);""",
+         replace="""    (void)0;""",
+         what="carve commits a superblock whose header is not durable"),
+    dict(id="sb-format-start-first", file="src/superblock.c",
+         find="""    pg_bit_set(rt, rt->kind_bits, first);
+    pg_bit_set(rt, rt->end_bits, first + n_pages - 1);
+    pg_bit_set(rt, rt->start_bits, first);      /* commit */""",
+         replace="""    pg_bit_set(rt, rt->start_bits, first);      /* commit */
+    pg_bit_set(rt, rt->kind_bits, first);
+    pg_bit_set(rt, rt->end_bits, first + n_pages - 1);""",
+         what="carve sets START (the commit) before KIND and END"),
+    dict(id="sb-release-end-first", file="src/superblock.c",
+         find="""    pg_bit_clear(rt, rt->start_bits, s);        /* commit */
+    pg_bit_clear(rt, rt->end_bits, s + n - 1);
+    pg_bit_clear(rt, rt->kind_bits, s);""",
+         replace="""    pg_bit_clear(rt, rt->end_bits, s + n - 1);
+    pg_bit_clear(rt, rt->start_bits, s);        /* commit */
+    pg_bit_clear(rt, rt->kind_bits, s);""",
+         what="release clears END before START (the commit)"),
+    dict(id="sb-collect-remote-first", file="src/superblock.c",
+         find="""        pm_store_relaxed(&al[w], a & ~r[w]);
+        pm_persist(rt, &al[w], sizeof al[w]);
+        pm_fetch_and_acq_rel(&rm[w], ~r[w]);
+        pm_persist(rt, &rm[w], sizeof rm[w]);""",
+         replace="""        pm_fetch_and_acq_rel(&rm[w], ~r[w]);
+        pm_persist(rt, &rm[w], sizeof rm[w]);
+        pm_store_relaxed(&al[w], a & ~r[w]);
+        pm_persist(rt, &al[w], sizeof al[w]);""",
+         what="collect clears the remote bits before the alloc bits are durable"),
+    dict(id="sb-collect-alloc-nopersist", file="src/superblock.c",
+         find="""        pm_store_relaxed(&al[w], a & ~r[w]);
+        pm_persist(rt, &al[w], sizeof al[w]);""",
+         replace="""        pm_store_relaxed(&al[w], a & ~r[w]);""",
+         what="collect's cleared alloc bits not persisted"),
+    dict(id="sb-collect-ignores-npub", file="src/superblock.c",
+         find="""    if (pm_load_acquire(&ctl->n_pub) != 0) {
+        pm_fetch_or_acq_rel(&ctl->summary, sum);
+        return false;
+    }""",
+         replace="""    (void)0;""",
+         what="collect reuses blocks that an in-flight publishing free still names"),
+    dict(id="sb-refill-alloc-nopersist", file="src/superblock.c",
+         find="""    pm_store_relaxed(w, pm_load_relaxed(w) | bit);
+    pm_persist(rt, w, sizeof *w);
+    pm_op_end(rec);
+    return p;""",
+         replace="""    pm_store_relaxed(w, pm_load_relaxed(w) | bit);
+    pm_op_end(rec);
+    return p;""",
+         what="malloc's slow path returns a block whose alloc bit is not durable"),
+    dict(id="sb-local-free-nopersist", file="src/superblock.c",
+         find="""    pm_store_relaxed(aw, a & ~bit);
+    pm_persist(rt, aw, sizeof *aw);
+    sb_after_local_free(rt, rec, s, h, idx);""",
+         replace="""    pm_store_relaxed(aw, a & ~bit);
+    sb_after_local_free(rt, rec, s, h, idx);""",
+         what="the owner's slow-path free is not persisted before the superblock may be released"),
+    dict(id="sb-remote-nopersist", file="src/superblock.c",
+         find="""    pm_persist(rt, rw, sizeof *rw);
+    pm_hook(PM_HOOK_REMOTE_PUSH);""",
+         replace="""    pm_hook(PM_HOOK_REMOTE_PUSH);""",
+         what="a remote free's bit is not persisted"),
+    dict(id="sb-detach-no-recheck", file="src/superblock.c",
+         find="""    if (pm_load_seq_cst(&ctl->summary) == 0 || pm_load_seq_cst(&ctl->n_pub) != 0)
+        return;     /* nothing pending, or a publishing free lists it later */""",
+         replace="""    (void)ctl;
+    return;""",
+         what="G5b: detach does not re-check the remote summary (Dekker with a remote free)"),
+    dict(id="sb-own-no-reclaim", file="src/superblock.c",
+         find="""        if (pm_anchor_owner(old) != rec->id || pm_anchor_state(old) != PM_SB_REVOKING)
+            break;""",
+         replace="""        break;""",
+         what="G1/G5b: the owner does not take back a superblock a thief is revoking"),
+    dict(id="sb-take-larger-any-align", file="src/superblock.c",
+         find="""        if (rt->cls[d].align >= align && refill(rt, rec, d, false))""",
+         replace="""        if (refill(rt, rec, d, false))""",
+         what="G5b fallback to a larger class ignores the requested alignment"),
+    dict(id="sb-orphan-not-listed", file="src/superblock.c",
+         find="""    if (pm_cas_strong_seq_cst(&ctl->anchor, &a, pm_anchor_make(a, PM_SB_LISTED, 0)))
+        partial_push(rt, c, s);""",
+         replace="""    (void)c;""",
+         what="G5b: a remote free into a detached superblock does not list it"),
+    dict(id="sb-revoke-ignores-busy", file="src/superblock.c",
+         find="""            if (!fenced || pm_load_acquire(&rt->recs[v].busy) != 0) {""",
+         replace="""            if (!fenced) {""",
+         what="a thief takes a superblock from an owner inside an operation"),
+    dict(id="sb-no-revoke", file="src/superblock.c",
+         find="""    freed += revoke_others(rt, rec);""",
+         replace="""    (void)revoke_others;""",
+         what="G5b: scavenging never revokes other threads' superblocks"),
+    dict(id="sb-adopt-offbyone", file="src/superblock.c",
+         find="""    if (n_used < h->n_blocks) {""",
+         replace="""    if (n_used + 1 < h->n_blocks) {""",
+         what="off by one: a recovered superblock with one free block is not listed"),
+
+    # ------------------------------------------------------------ alloc.c
+    dict(id="alloc-fast-nopersist", file="src/alloc.c",
+         find="""        pm_store_relaxed(w, pm_load_relaxed(w) | (UINT64_C(1) << i));
+        pm_persist(rt, w, sizeof *w);""",
+         replace="""        pm_store_relaxed(w, pm_load_relaxed(w) | (UINT64_C(1) << i));""",
+         what="malloc's fast path returns a block whose alloc bit is not durable"),
+    dict(id="alloc-aligned-class", file="src/alloc.c",
+         find="""            if (rt->cls[c].align >= align)
+                return small_alloc(rt, rec, c, align);""",
+         replace="""            if (rt->cls[c].align >= 16)
+                return small_alloc(rt, rec, c, align);""",
+         what="aligned allocation picks a class whose blocks are not aligned enough"),
+    dict(id="alloc-fallback-unaligned", file="src/alloc.c",
+         find="""        p = large_alloc(rt, rec, pm_class_size(c), align > 16 ? align : 0);""",
+         replace="""        p = large_alloc(rt, rec, pm_class_size(c), 0);""",
+         what="G5b fallback to a page run drops the requested alignment"),
+    dict(id="alloc-realloc-root-moves", file="src/alloc.c",
+         find="""    if (pm_root_block(rt, (uint64_t)((char *)p - rt->base))) {
+        /* moving it would free a root's block */""",
+         replace="""    if (false) {
+        /* moving it would free a root's block */""",
+         what="realloc moves (and frees) a root's block"),
+    dict(id="alloc-usable-ignores-remote", file="src/alloc.c",
+         find="""    if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit) ||
+        (pm_load_relaxed(&h->bits[h->n_words + (idx >> 6)]) & bit))
+        return 0;
+    return h->block_size;""",
+         replace="""    if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit))
+        return 0;
+    return h->block_size;""",
+         what="usable size (and realloc's liveness check) ignores a pending remote free"),
+
+    # ------------------------------------------------------------ free.c
+    dict(id="free-fast-nopersist", file="src/free.c",
+         find="""    pm_store_relaxed(aw, word & ~bit);
+    pm_persist(rt, aw, sizeof *aw);""",
+         replace="""    pm_store_relaxed(aw, word & ~bit);""",
+         what="the owner's fast free is not persisted"),
+    dict(id="free-root-check-small", file="src/free.c",
+         find="""        if (pm_root_held(rt, s, (uint64_t)((char *)ptr - rt->base))) {""",
+         replace="""        if (false) {""",
+         what="free of a root's small block is not refused"),
+    dict(id="free-root-check-large", file="src/free.c",
+         find="""        r = pm_root_block(rt, off) ? PERSISTENT_E_ROOT_BLOCK : lg_free(rt, ptr);""",
+         replace="""        r = lg_free(rt, ptr);""",
+         what="free of a root's large block is not refused"),
+    dict(id="free-fast-no-remote-check", file="src/free.c",
+         find="""                    !(word & bit) || (pm_load_relaxed(&h->bits[h->n_words + w]) & bit) ||""",
+         replace="""                    !(word & bit) ||""",
+         what="the owner's fast free misses a double free that is a pending remote free"),
+
+    # ------------------------------------------------------------ pages.c
+    dict(id="pages-bit-set-nopersist", file="src/pages.c",
+         find="""    pm_fetch_or_acq_rel(w, UINT64_C(1) << (page & 63));
+    pm_persist(rt, w, sizeof *w);""",
+         replace="""    pm_fetch_or_acq_rel(w, UINT64_C(1) << (page & 63));""",
+         what="run bits set (END, KIND, START) are not persisted"),
+    dict(id="pages-bit-clear-nofence", file="src/pages.c",
+         find="""    pm_fetch_and_acq_rel(w, ~(UINT64_C(1) << (page & 63)));
+    pm_persist(rt, w, sizeof *w);""",
+         replace="""    pm_fetch_and_acq_rel(w, ~(UINT64_C(1) << (page & 63)));
+    if (rt->flush) rt->flush->flush(w, sizeof *w);""",
+         what="run bits cleared are flushed, not fenced: the next clear can land first"),
+    dict(id="pages-one-pass", file="src/pages.c",
+         find="""    for (int pass = 0; pass < 2; pass++) {""",
+         replace="""    for (int pass = 0; pass < 1; pass++) {""",
+         what="G5b: a failed hinted search is not followed by a full scan"),
+    dict(id="pages-claim-no-rollback", file="src/pages.c",
+         find="""                clear_range(rt, first, p);
+                hints_lower(rt, first, p - first);""",
+         replace="""                hints_lower(rt, first, p - first);""",
+         what="a claim that loses a race keeps the pages it got (they leak)"),
+    dict(id="pages-no-carry", file="src/pages.c",
+         find="""        carry = (x >> 63) ? pm_clz64(~x) : 0;       /* free pages at the top */""",
+         replace="""        carry = 0;""",
+         what="runs across bitmap words are never found"),
+
+    # ------------------------------------------------------------ large.c
+    dict(id="lg-commit-start-first", file="src/large.c",
+         find="""    pg_bit_set(rt, rt->end_bits, first + n - 1);
+    pg_bit_set(rt, rt->start_bits, first);      /* commit */""",
+         replace="""    pg_bit_set(rt, rt->start_bits, first);      /* commit */
+    pg_bit_set(rt, rt->end_bits, first + n - 1);""",
+         what="a large block's START (the commit) is set before its END"),
+    dict(id="lg-free-nopersist", file="src/large.c",
+         find="""    pm_persist(rt, w, sizeof *w);                   /* commit */""",
+         replace="""    (void)0;""",
+         what="a large free's START clear (the commit) is not persisted before END is cleared"),
+    dict(id="lg-shrink-order", file="src/large.c",
+         find="""        pg_bit_set(rt, rt->end_bits, first + n_new - 1);  /* commit */
+        pg_bit_clear(rt, rt->end_bits, last);""",
+         replace="""        pg_bit_clear(rt, rt->end_bits, last);
+        pg_bit_set(rt, rt->end_bits, first + n_new - 1);  /* commit */""",
+         what="shrink in place clears the old END before the new one is set"),
+    dict(id="lg-grow-order", file="src/large.c",
+         find="""    pg_bit_set(rt, rt->end_bits, first + n_new - 1);
+    pg_bit_clear(rt, rt->end_bits, last);                 /* commit */""",
+         replace="""    pg_bit_clear(rt, rt->end_bits, last);                 /* commit */
+    pg_bit_set(rt, rt->end_bits, first + n_new - 1);""",
+         what="grow in place clears the old END before the new one is set"),
+    dict(id="lg-grow-no-claim", file="src/large.c",
+         find="""    if (!pg_claim_at(rt, last + 1, n_new - n_old))
+        return false;""",
+         replace="""    if (last + 1 + (n_new - n_old) > pm_load_acquire(&rt->n_pages))
+        return false;""",
+         what="grow in place takes the following pages without claiming them"),
+
+    # ------------------------------------------------------------ recover.c
+    dict(id="rec-no-remote-drain", file="src/recover.c",
+         find="""            if (r != 0 && repair) {""",
+         replace="""            if (r != 0 && false) {""",
+         what="recovery does not apply pending remote frees (alloc &= ~remote)"),
+    dict(id="rec-gap-end-kept", file="src/recover.c",
+         find="""            clear_bits_in(rt, rt->end_bits, p, gap_end);""",
+         replace="""            (void)0;""",
+         what="recovery leaves stray END bits in the gaps between runs"),
+    dict(id="rec-gap-end-offbyone", file="src/recover.c",
+         find="""            clear_bits_in(rt, rt->end_bits, p, gap_end);""",
+         replace="""            clear_bits_in(rt, rt->end_bits, p + 1, gap_end);""",
+         what="off by one: a stray END on the first page of a gap is kept"),
+    dict(id="rec-gap-kind-kept", file="src/recover.c",
+         find="""            clear_bits_in(rt, rt->kind_bits, p, gap_end);""",
+         replace="""            (void)0;""",
+         what="recovery leaves stray KIND bits in the gaps between runs"),
+    dict(id="rec-empty-sb-kept", file="src/recover.c",
+         find="""        if (used == 0 && repair) {""",
+         replace="""        if (used == 0 && false) {""",
+         what="recovery keeps superblocks with no live block"),
+    dict(id="rec-no-lanes", file="src/recover.c",
+         find="""        int r = pm_lanes_recover(rt);""",
+         replace="""        int r = 0;""",
+         what="recovery skips the publish lanes"),
+    dict(id="rec-lanes-after-rebuild", file="src/recover.c",
+         find="""    if (repair) {
+        /* lanes first: rolling one back can empty a superblock */
+        int r = pm_lanes_recover(rt);
+        if (r < 0)
+            return r;
+    }
+    rebuild(rt, repair);""",
+         replace="""    rebuild(rt, repair);
+    if (repair) {
+        int r = pm_lanes_recover(rt);
+        if (r < 0)
+            return r;
+    }""",
+         what="lanes are recovered after the rebuild walk (its volatile state goes stale)"),
+    dict(id="rec-no-root-marks", file="src/recover.c",
+         find="""    if (repair)
+        pm_root_marks_rebuild(rt);""",
+         replace="""    (void)pm_root_marks_rebuild;""",
+         what="root marks are not rebuilt at open: a root's block can be freed after a reopen"),
+
+    # ------------------------------------------------------------ verify.c
+    dict(id="ver-no-overlap", file="src/verify.c",
+         find="""        if (pg_next_set(rt->start_bits, s + 1, r.last + 1) != PG_NONE) {""",
+         replace="""        if (false) {""",
+         what="validation: overlapping runs accepted"),
+    dict(id="ver-sb-length", file="src/verify.c",
+         find="""            if (!sb_header_valid(rt, r.h, s) || s + r.h->n_pages - 1 != r.last) {""",
+         replace="""            if (!sb_header_valid(rt, r.h, s)) {""",
+         what="validation: a superblock shorter or longer than its run accepted"),
+    dict(id="ver-bits-past-end", file="src/verify.c",
+         find="""            if ((pm_load_relaxed(&r.h->bits[r.h->n_words - 1]) & ~sb_last_mask(r.h)) ||
+                (pm_load_relaxed(&r.h->bits[2 * r.h->n_words - 1]) & ~sb_last_mask(r.h))) {""",
+         replace="""            if (false) {""",
+         what="validation: bitmap bits past a superblock's last block accepted"),
+    dict(id="ver-no-tail", file="src/verify.c",
+         find="""        uint64_t p = pg_next_set(tail[i], n, rt->max_pages);""",
+         replace="""        uint64_t p = PG_NONE;""",
+         what="validation: run bits past the committed page count accepted"),
+    dict(id="ver-lane-place", file="src/verify.c",
+         find="""    if (op > PM_LANE_REALLOC || !pm_dest_ok(rt, l->dest_off) ||
+        !place_ok(rt, l->block_off) ||""",
+         replace="""    if (op > PM_LANE_REALLOC || !pm_dest_ok(rt, l->dest_off) ||""",
+         what="validation: a lane naming a place no block can start accepted"),
+    dict(id="ver-root-live", file="src/verify.c",
+         find="""    if (!live) {
+        bad(rs->rep, "root %#llx names %#llx, which is not a live block",""",
+         replace="""    if (!live && false) {
+        bad(rs->rep, "root %#llx names %#llx, which is not a live block",""",
+         what="validation: a root naming a block that is not live accepted"),
+    dict(id="ver-root-twice", file="src/verify.c",
+         find="""            if (rs.vals[i] == rs.vals[i - 1]) {""",
+         replace="""            if (false) {""",
+         what="validation: one block as the root of two tags accepted"),
+    dict(id="ver-root-table-cap", file="src/verify.c",
+         find="""    if (t->magic != PM_ROOT_TABLE_MAGIC || t->cap != cap ||""",
+         replace="""    if (t->magic != PM_ROOT_TABLE_MAGIC ||""",
+         what="validation: an overflow root table's capacity is trusted"),
+    dict(id="ver-lane-table-live", file="src/verify.c",
+         find="""    if (t->magic != PM_LANE_TABLE_MAGIC || t->n != PM_LANE_CHUNK ||
+        pm_block_live(rt, off) < size)""",
+         replace="""    if (t->magic != PM_LANE_TABLE_MAGIC || t->n != PM_LANE_CHUNK ||
+        !pm_in_data(rt, off, size))""",
+         what="validation: an overflow lane table that is not a live block accepted"),
+
+    # ------------------------------------------------------------ space.c
+    dict(id="space-grow-publish-early", file="src/space.c",
+         find="""    pm_hook(PM_HOOK_GROW_ALLOCATED);
+    uint64_t expect = n;""",
+         replace="""    publish_pages(rt, t);
+    pm_hook(PM_HOOK_GROW_ALLOCATED);
+    uint64_t expect = n;""",
+         what="growth publishes the new pages before the header commit"),
+    dict(id="space-grow-handout-first", file="src/space.c",
+         find="""        int r = grow_step(rt, n, t);""",
+         replace="""        publish_pages(rt, t);
+        int r = grow_step(rt, n, t);""",
+         what="growth hands pages out before the file is extended and the count committed"),
+    dict(id="space-grow-commit-before-extend", file="src/space.c",
+         find="""    r = os_allocate(rt->fd, pages_bytes(rt, n), (t - n) << rt->page_shift);""",
+         replace="""    {
+        uint64_t early = n;
+        if (pm_cas_strong_acq_rel(&rt->hdr->live.n_pages, &early, t))
+            persist_header(rt, &rt->hdr->live.n_pages, sizeof rt->hdr->live.n_pages);
+    }
+    r = os_allocate(rt->fd, pages_bytes(rt, n), (t - n) << rt->page_shift);""",
+         what="growth commits the page count before the file is extended"),
+    dict(id="space-grow-no-sync", file="src/space.c",
+         find="""    if (r == 0 && rt->durability != PM_DUR_PROCESS) {
+        r = os_fdatasync(rt->fd);""",
+         replace="""    if (r == 0 && false) {
+        r = os_fdatasync(rt->fd);""",
+         what="growth commits before the new file size is synced"),
+    dict(id="space-grow-commit-nopersist", file="src/space.c",
+         find="""    if (pm_cas_strong_acq_rel(&rt->hdr->live.n_pages, &expect, t)) {
+        persist_header(rt, &rt->hdr->live.n_pages, sizeof rt->hdr->live.n_pages);""",
+         replace="""    if (pm_cas_strong_acq_rel(&rt->hdr->live.n_pages, &expect, t)) {""",
+         what="the grower does not persist its commit of the page count"),
+    dict(id="space-publish-nopersist", file="src/space.c",
+         find="""    /* the commit may be another thread's, not yet written back */
+    persist_header(rt, &rt->hdr->live.n_pages, sizeof rt->hdr->live.n_pages);""",
+         replace="""    /* the commit may be another thread's, not yet written back */""",
+         what="a helper publishes another thread's commit before it is durable"),
+    dict(id="space-grow-no-bits-check", file="src/space.c",
+         find="""        uint64_t p = pg_next_set(bits[i], n, t);
+        if (p != PG_NONE)""",
+         replace="""        uint64_t p = pg_next_set(bits[i], n, t);
+        if (p != PG_NONE && false)""",
+         what="growth adopts pages whose run bits are set (damaged tail)"),
+]
