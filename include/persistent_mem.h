@@ -428,7 +428,8 @@ struct persistent_check_report {
  * so it works on a read-only or private (forensic) mapping of a damaged
  * one.  On a space being changed meanwhile (other threads, or a writer in
  * another process) a pass can read a step half done; check then looks
- * again, and reports damage only when each of three passes finds some.
+ * again, and reports damage only when three passes find some (passes
+ * during which the space grew do not count; ten passes at most).
  * Returns 0 when consistent, PERSISTENT_E_CORRUPT when
  * report->n_errors > 0. */
 int persistent_check(allocator_space_t *space,

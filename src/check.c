@@ -37,12 +37,20 @@ int persistent_check(allocator_space_t *space, struct persistent_check_report *r
         return pm_err(-EINVAL, "not an open space");
     /* A space that other threads, or a writer in another process, are
      * changing can show a pass a moment in which a step is half done (a
-     * root read just before it is removed and its block freed, say); a
-     * damaged space fails every pass. */
-    for (int pass = 0; pass < 3; pass++) {
+     * root read just before it is removed and its block freed, say, or a
+     * reader's page count behind runs the writer made in pages it just
+     * added).  A damaged space fails every pass: damage is reported when
+     * three passes fail, passes during which the space grew not counting
+     * (up to ten in all). */
+    int failed = 0;
+    for (int pass = 0; pass < 10; pass++) {
         pm_follow(rt);
+        uint64_t n = pm_load_acquire(&rt->n_pages);
         check_once(rt, rep);
         if (rep->n_errors == 0)
+            break;
+        pm_follow(rt);
+        if (pm_load_acquire(&rt->n_pages) == n && ++failed == 3)
             break;
     }
     return rep->n_errors ? PERSISTENT_E_CORRUPT : 0;
