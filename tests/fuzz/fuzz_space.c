@@ -1385,6 +1385,17 @@ static void derive(const uint8_t *data, size_t size, struct derived *dv, struct 
     tag_add(ts, 7);
 }
 
+static bool in_file(allocator_space_t *s, const char *p, uint64_t *fsz)
+{
+    const char *base = (const char *)s;
+    if (p >= base && (uint64_t)(p - base) < *fsz)
+        return true;
+    struct persistent_info info;
+    if (persistent_space_info(s, &info) == 0)
+        *fsz = info.file_size;
+    return p >= base && (uint64_t)(p - base) < *fsz;
+}
+
 /* The calls every open must answer on any file.  Returns check's verdict. */
 static int explore(allocator_space_t *s, const char *cs, const struct derived *dv,
                    struct tags *ts, struct persistent_check_report *rep)
@@ -1400,8 +1411,9 @@ static int explore(allocator_space_t *s, const char *cs, const struct derived *d
     char *base = (char *)s;
     uint64_t fsz = info.file_size;
     /* a pointer the library hands out must be inside the pages the file
-     * holds (else touching it faults) */
-#define IN_FILE(p) ((char *)(p) >= base && (uint64_t)((char *)(p) - base) < fsz)
+     * holds (else touching it faults); a writer may have grown the space
+     * meanwhile (root_get creates roots), so the size is read again */
+#define IN_FILE(p) in_file(s, (const char *)(p), &fsz)
 
     struct persistent_root_iter it;
     memset(&it, 0, sizeof it);
@@ -1467,8 +1479,7 @@ static int explore(allocator_space_t *s, const char *cs, const struct derived *d
             finding("ptr-outside", "%s: persistent_ptr_from = %p, outside the file", cs, q);
     }
     (void)persistent_sync(s);
-    if (!(info.open_flags & PERSISTENT_OPEN_PRIVATE) ||
-        (info.open_flags & PERSISTENT_OPEN_NO_RECOVER)) {
+    if (info.open_flags & (PERSISTENT_OPEN_READONLY | PERSISTENT_OPEN_NO_RECOVER)) {
         void *q = persistent_malloc(s, 32);
         if (q != NULL)
             finding("ro-alloc", "%s: persistent_malloc succeeded on a space that cannot "
@@ -1659,6 +1670,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (c1 != 0)
             finding("c-recovered-inconsistent", "private open recovered the heap and check "
                     "says %s: %s", errname(c1), rep.first_error);
+        (void)explore(s, "c-private-recovered", &dv, &ts, &rep);
         churn(s, &dv, fnv(data, min64(size, 256)), &ts);
         int c2 = persistent_check(s, &rep);
         if (c2 != 0 && c1 == 0)
@@ -1701,6 +1713,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             finding("e-writer-accepts-corrupt", "check calls the file damaged (%s), the "
                     "writer opens it and its recovery leaves a heap check calls "
                     "consistent", first_error);
+        (void)explore(s, "d-writer", &dv, &ts, &rep);
         churn(s, &dv, fnv(data, min64(size, 512)), &ts);
         int c2 = persistent_check(s, &rep);
         if (c2 != 0)
