@@ -20,10 +20,13 @@
  *   tail     no START, END or KIND bit at or past n_pages (growth hands
  *            those pages out as empty).
  *   lanes    each record is idle or names a location a publishing call can
- *            name and blocks where a block can start; each overflow lane
- *            table is a live block of the right shape; the chain ends.
+ *            name and blocks where a block can start, and one rolled
+ *            forward names a live block; each overflow lane table is a
+ *            live block of the right shape that no lane frees; the chain
+ *            ends.
  *   roots    each overflow root table is a live block, of the capacity its
- *            place in the chain gives it; a slot with a block has a tag;
+ *            place in the chain gives it, that no lane frees; a slot with a
+ *            block has a tag;
  *            after the lanes are rolled forward or back (as recovery will),
  *            every root names a live block, and no block is the root of two
  *            tags.
@@ -303,8 +306,9 @@ static void verify_runs(struct pm_rt *rt, struct persistent_check_report *rep,
  * tables; reports a broken chain.  Returns the number of lanes. */
 static uint32_t walk_lanes(struct pm_rt *rt, struct persistent_check_report *rep,
                            void (*fn)(struct pm_rt *, uint32_t, const struct pm_lane *, void *),
-                           void *arg)
+                           void *arg, uint64_t *tables, uint32_t *n_tables)
 {
+    *n_tables = 0;
     const struct pm_fixed *f = &rt->hdr->fixed;
     const struct pm_lane *meta = (const struct pm_lane *)(rt->base + f->lanes_off);
     uint32_t i = 0;
@@ -323,6 +327,7 @@ static uint32_t walk_lanes(struct pm_rt *rt, struct persistent_check_report *rep
                 k < PM_LANE_MAX_CHUNKS ? k : PM_LANE_MAX_CHUNKS, (unsigned long long)off);
             break;
         }
+        tables[(*n_tables)++] = off;
         for (uint32_t j = 0; j < PM_LANE_CHUNK; j++, i++)
             fn(rt, i, &t->lane[j], arg);
         link = &t->next_off;
@@ -367,6 +372,13 @@ static void lane_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l, voi
             (unsigned long long)l->dest_off, (unsigned long long)l->block_off);
         return;
     }
+    /* rolled forward, a block was committed before *dest was set */
+    uint64_t cur = pm_load_acquire((pm_atomic_u64 *)(rt->base + l->dest_off));
+    if (op != PM_LANE_FREE && cur == l->block_off && pm_block_live(rt, l->block_off) == 0) {
+        bad(ls->rep, "publish lane %u: its location holds block %#llx, which is not "
+                     "a live block", i, (unsigned long long)l->block_off);
+        return;
+    }
     if (ls->n == ls->cap) {
         uint32_t cap = ls->cap ? ls->cap * 2 : 64;
         struct lane_rec *v = realloc(ls->v, cap * sizeof *v);
@@ -377,8 +389,7 @@ static void lane_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l, voi
         ls->v = v;
         ls->cap = cap;
     }
-    ls->v[ls->n++] = (struct lane_rec){op, l->dest_off, l->block_off, l->old_off,
-                                        pm_load_acquire((pm_atomic_u64 *)(rt->base + l->dest_off))};
+    ls->v[ls->n++] = (struct lane_rec){op, l->dest_off, l->block_off, l->old_off, cur};
 }
 
 /* ---- roots ---- */
@@ -407,16 +418,6 @@ static bool freed_by_lanes(const struct lanes *ls, uint64_t blk)
     return false;
 }
 
-static bool kept_by_lanes(const struct lanes *ls, uint64_t blk)
-{
-    for (uint32_t i = 0; i < ls->n; i++) {
-        const struct lane_rec *l = &ls->v[i];
-        if (l->blk == blk && l->op != PM_LANE_FREE && l->cur == l->blk)
-            return true;
-    }
-    return false;
-}
-
 struct roots {
     struct persistent_check_report *rep;
     const struct lanes *ls;
@@ -438,8 +439,7 @@ static void root_rule(struct pm_rt *rt, struct roots *rs, uint64_t key, uint64_t
     if (v == 0)
         return;
     rs->rep->roots++;
-    bool live = !freed_by_lanes(rs->ls, v) &&
-                (kept_by_lanes(rs->ls, v) ? place_ok(rt, v) : pm_block_live(rt, v) != 0);
+    bool live = !freed_by_lanes(rs->ls, v) && pm_block_live(rt, v) != 0;
     if (!live) {
         bad(rs->rep, "root %#llx names %#llx, which is not a live block",
             (unsigned long long)(key == UINT64_MAX ? 0 : key), (unsigned long long)v);
@@ -491,6 +491,11 @@ static void verify_roots(struct pm_rt *rt, struct persistent_check_report *rep,
                 (unsigned long long)cap);
             break;
         }
+        if (freed_by_lanes(ls, off)) {
+            bad(rep, "overflow root table %u at %#llx is a block a publish lane frees",
+                table + 1, (unsigned long long)off);
+            break;
+        }
         slot = tb->slot;
         next = &tb->next_off;
     }
@@ -521,9 +526,19 @@ int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep, bool counts
      * it holds */
     if (rep->n_errors == 0) {
         struct lanes ls = {rep, NULL, 0, 0, false};
-        walk_lanes(rt, rep, lane_rule, &ls);
+        uint64_t tables[PM_LANE_MAX_CHUNKS];
+        uint32_t n_tables;
+        walk_lanes(rt, rep, lane_rule, &ls, tables, &n_tables);
         if (ls.oom)
             bad(rep, "out of memory while checking the lanes");
+        /* the lanes are judged after recovery too: a table they free is
+         * one recovery would leave the chain naming */
+        for (uint32_t k = 0; k < n_tables; k++)
+            if (freed_by_lanes(&ls, tables[k])) {
+                bad(rep, "overflow lane table %u at %#llx is a block a publish lane "
+                         "frees", k, (unsigned long long)tables[k]);
+                break;
+            }
         verify_roots(rt, rep, &ls);
         free(ls.v);
     }
