@@ -48,6 +48,14 @@ static void read_header(const char *path, struct pm_header *h)
     close(fd);
 }
 
+/* A whole lane record (its check right) at off. */
+static void set_lane(const char *path, uint64_t off, struct pm_lane *l, uint64_t op)
+{
+    pm_store_relaxed(&l->op, op | pm_lane_check(op, l->dest_off, l->block_off,
+                                                 l->old_off, l->size) << 8);
+    patch(path, off, l, sizeof *l);
+}
+
 /* ---- judges, each run in a child ---- */
 
 enum { J_CLEAN = 0, J_CORRUPT = 1, J_REFUSED = 2, J_OTHER = 3 };
@@ -294,6 +302,41 @@ static void test_root_values(void)
     unlink(p);
 }
 
+/* Lanes judged as recovery will roll them (found by the fuzzer: check
+ * passed these, and recovery then broke the heap). */
+static void test_lanes_after_recovery(void)
+{
+    const char *p = t_path("lane-roll");
+    make_space(p, 300, 0);
+    struct pm_header h;
+    read_header(p, &h);
+    uint64_t l3 = h.fixed.lanes_off + 3 * sizeof(struct pm_lane);
+    uint64_t table = pm_load_relaxed(&h.live.roots_next_off);
+    REQUIRE(table != 0);
+
+    /* an in-flight free of the overflow root table itself */
+    struct pm_lane l = {0};
+    l.dest_off = h.fixed.data_off + 8;
+    l.block_off = table;
+    set_lane(p, l3, &l, PM_LANE_FREE);
+    judge(p, "lane freeing the overflow root table", false);
+
+    /* a root whose allocation rolls forward onto a page no block starts */
+    uint64_t k5, v5 = root_val_off(p, 5, &k5), blk5 = peek64(p, v5);
+    uint64_t n = pm_load_relaxed(&h.live.n_pages);
+    uint64_t free_page = h.fixed.data_off + ((n - 1) << h.fixed.page_shift);
+    memset(&l, 0, sizeof l);
+    l.dest_off = v5;
+    l.block_off = free_page;
+    set_lane(p, l3, &l, PM_LANE_ALLOC);
+    patch64(p, v5, free_page);
+    judge(p, "lane rolling a root forward onto a free page", false);
+    /* the same lane rolled back is fine: the root keeps its block */
+    patch64(p, v5, blk5);
+    judge(p, "lane rolled back", true);
+    unlink(p);
+}
+
 static void test_tail_bits(void)
 {
     /* run bits past the end of a growable space: it opened, grew over
@@ -314,14 +357,6 @@ static void test_tail_bits(void)
         judge(p, what, false);
         unlink(p);
     }
-}
-
-/* A whole lane record (its check right) at off. */
-static void set_lane(const char *path, uint64_t off, struct pm_lane *l, uint64_t op)
-{
-    pm_store_relaxed(&l->op, op | pm_lane_check(op, l->dest_off, l->block_off,
-                                                 l->old_off, l->size) << 8);
-    patch(path, off, l, sizeof *l);
 }
 
 /* Writes, then dies without closing, with every lane's record kept. */
@@ -425,6 +460,7 @@ int main(void)
     test_root_values();
     test_tail_bits();
     test_lanes();
+    test_lanes_after_recovery();
     test_forged_base();
     return t_done();
 }
