@@ -184,7 +184,10 @@ static int check_fixed(const char *path, const struct pm_fixed *f)
         f->page_shift < PM_MIN_PAGE_SHIFT || f->page_shift > PM_MAX_PAGE_SHIFT)
         return pm_err(PERSISTENT_E_SIZE, "%s: header/page size %u/%u is invalid",
                       path, f->header_size, 1u << (f->page_shift & 31));
-    if (f->max_pages == 0 || f->max_pages > (PM_MAX_CAPACITY >> f->page_shift))
+    /* whole 4 KiB units, as every size the file may take (growth stops at
+     * the maximum) */
+    if (f->max_pages == 0 || f->max_pages > (PM_MAX_CAPACITY >> f->page_shift) ||
+        (f->max_pages << f->page_shift) % PM_DATA_ALIGN != 0)
         return pm_err(PERSISTENT_E_SIZE, "%s: maximum of %llu pages is invalid",
                       path, (unsigned long long)f->max_pages);
     if (f->data_off % PM_DATA_ALIGN != 0 || f->meta_size != f->data_off ||

@@ -227,6 +227,28 @@ static void test_sizes(void)
     write_header(p, &h);
     expect_refused(p, PERSISTENT_E_SIZE, "misaligned data offset");
 
+    /* a maximum that is not whole 4 KiB units (2 KiB pages here): growth
+     * would stop there and leave a size the next open refuses (found by
+     * the fuzzer) */
+    {
+        const char *q = t_path("size-odd");
+        struct persistent_options oo = {0};
+        oo.flags = PERSISTENT_OPEN_CREATE;
+        oo.size = 16u << 10;
+        oo.max_size = 64u << 10;
+        allocator_space_t *sq;
+        REQUIRE(persistent_space_open(q, &oo, &sq) == 0);
+        REQUIRE(persistent_space_close(sq) == 0);
+        struct pm_header g;
+        read_header(q, &g);
+        REQUIRE(g.fixed.page_shift == 11);
+        g.fixed.max_pages += 1;
+        g.fixed.checksum = pm_fixed_checksum(&g.fixed);
+        write_header(q, &g);
+        expect_refused(q, PERSISTENT_E_SIZE, "maximum of a part of a 4 KiB unit");
+        unlink(q);
+    }
+
     h = orig;
     h.fixed.page_shift = 20;
     h.fixed.checksum = pm_fixed_checksum(&h.fixed);
