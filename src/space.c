@@ -213,6 +213,19 @@ static int check_fixed(const char *path, const struct pm_fixed *f)
         f->roots_off % 16 != 0)
         return pm_err(PERSISTENT_E_SIZE, "%s: metadata areas overlap or overflow",
                       path);
+    /* and laid out exactly as a create lays them out (plan), with no gap:
+     * the metadata is no bigger than it must be, and every size computed
+     * from these fields fits in 64 bits (found by the fuzzer: a data offset
+     * near 2^64 made the file size wrap) */
+    if (f->bits_size != round_up((f->max_pages + 63) / 64 * 8, PM_META_ALIGN) ||
+        f->start_bits_off != PM_HEADER_SIZE ||
+        f->end_bits_off != f->start_bits_off + f->bits_size ||
+        f->kind_bits_off != f->end_bits_off + f->bits_size ||
+        f->roots_off != f->kind_bits_off + f->bits_size ||
+        f->lanes_off != round_up(f->roots_off + roots_len, PM_META_ALIGN) ||
+        f->data_off != round_up(f->lanes_off + lanes_len, PM_DATA_ALIGN))
+        return pm_err(PERSISTENT_E_SIZE, "%s: metadata areas are not where their "
+                      "sizes put them", path);
     return 0;
 }
 

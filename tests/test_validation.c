@@ -249,6 +249,23 @@ static void test_sizes(void)
         unlink(q);
     }
 
+    /* a data offset near 2^64, with sizes that wrap around to fit the file
+     * (found by the fuzzer: the mapping address overflowed) */
+    h = orig;
+    h.fixed.data_off = h.fixed.meta_size = UINT64_C(0) - 16 * 4096;
+    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
+    h.state[cur].file_size = h.fixed.data_off + (h.state[cur].n_pages << h.fixed.page_shift);
+    h.state[cur].checksum = pm_state_checksum(&h.state[cur]);
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_SIZE, "data offset that wraps");
+
+    h = orig;
+    h.fixed.data_off += 4096;          /* a gap after the lanes */
+    h.fixed.meta_size = h.fixed.data_off;
+    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
+    write_header(p, &h);
+    expect_refused(p, PERSISTENT_E_SIZE, "metadata with a gap");
+
     h = orig;
     h.fixed.page_shift = 20;
     h.fixed.checksum = pm_fixed_checksum(&h.fixed);
