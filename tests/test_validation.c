@@ -250,21 +250,35 @@ static void test_sizes(void)
     }
 
     /* a data offset near 2^64, with sizes that wrap around to fit the file
-     * (found by the fuzzer: the mapping address overflowed) */
-    h = orig;
-    h.fixed.data_off = h.fixed.meta_size = UINT64_C(0) - 16 * 4096;
-    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
-    h.state[cur].file_size = h.fixed.data_off + (h.state[cur].n_pages << h.fixed.page_shift);
-    h.state[cur].checksum = pm_state_checksum(&h.state[cur]);
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_SIZE, "data offset that wraps");
+     * (found by the fuzzer: the mapping address overflowed), and one with a
+     * gap after the lanes; in a growable space, where a file longer than
+     * the header says is what a crash during growth leaves */
+    {
+        const char *q = t_path("size-off");
+        make_space(q, 1u << 20, 8u << 20);
+        struct pm_header g0, g;
+        read_header(q, &g0);
+        int c = current_slot(&g0);
+        uint64_t n = pm_load_relaxed(&g0.live.n_pages);
+        g = g0;
+        g.fixed.data_off = g.fixed.meta_size = UINT64_C(0) - 16 * 4096;
+        g.fixed.checksum = pm_fixed_checksum(&g.fixed);
+        g.state[c].file_size = g.fixed.data_off + (g.state[c].n_pages << g.fixed.page_shift);
+        g.state[c].checksum = pm_state_checksum(&g.state[c]);
+        write_header(q, &g);
+        expect_refused(q, PERSISTENT_E_SIZE, "data offset that wraps");
 
-    h = orig;
-    h.fixed.data_off += 4096;          /* a gap after the lanes */
-    h.fixed.meta_size = h.fixed.data_off;
-    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_SIZE, "metadata with a gap");
+        g = g0;
+        g.fixed.data_off += 4096;
+        g.fixed.meta_size = g.fixed.data_off;
+        g.fixed.checksum = pm_fixed_checksum(&g.fixed);
+        g.state[c].file_size += 4096;
+        g.state[c].checksum = pm_state_checksum(&g.state[c]);
+        write_header(q, &g);
+        REQUIRE(truncate(q, (off_t)(g.fixed.data_off + (n << g.fixed.page_shift))) == 0);
+        expect_refused(q, PERSISTENT_E_SIZE, "metadata with a gap");
+        unlink(q);
+    }
 
     h = orig;
     h.fixed.page_shift = 20;
