@@ -1,6 +1,8 @@
 /* The allocation calls, one edge case at a time. */
 #include "check.h"
 
+#include <pthread.h>
+
 #include <stdint.h>
 
 static allocator_space_t *s;
@@ -145,6 +147,12 @@ static void test_realloc(void)
     CHECK_EQ(mis.count, 0);
 }
 
+static void *free_elsewhere(void *p)
+{
+    persistent_free(s, p);
+    return NULL;
+}
+
 static void test_misuse(void)
 {
     persistent_free(s, NULL);
@@ -160,6 +168,23 @@ static void test_misuse(void)
     CHECK_EQ(mis.count, 0);
     persistent_free(s, p);                             /* double */
     expect_misuse(PERSISTENT_E_DOUBLE_FREE, p, "double small");
+
+    /* freed by another thread (a remote free, not yet collected: alloc
+     * and remote bit set), then used by its owner: the block is not live,
+     * and freeing it again is a double free, reported at once */
+    char *q = persistent_malloc(s, 100);
+    REQUIRE(q != NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, free_elsewhere, q);
+    pthread_join(th, NULL);
+    CHECK_EQ(mis.count, 0);
+    CHECK_EQ(persistent_usable_size(s, q), 0);
+    char *q0 = q;
+    CHECK(!persistent_realloc(s, q, 200));
+    CHECK(q == q0);
+    expect_misuse(PERSISTENT_E_BAD_POINTER, q0, "realloc after a remote free");
+    persistent_free(s, q0);
+    expect_misuse(PERSISTENT_E_DOUBLE_FREE, q0, "owner's free after a remote free");
 
     char *big = persistent_malloc(s, 1u << 20);
     REQUIRE(big != NULL);

@@ -6,7 +6,9 @@
  * hand-offs through mailboxes (the consumer verifies the block's pattern,
  * then frees it from another thread).  The parent SIGKILLs it at a random
  * moment, reopens the space (recovery) and checks:
- *   - persistent_check finds no error, no lane is left in flight;
+ *   - persistent_check finds no error; recovery left nothing to do: no
+ *     lane in flight, no crash leftover (orphan bits), no remote free
+ *     pending, no superblock without a live block;
  *   - every published block is live and every sealed one intact;
  *   - the blocks the crash leaked are at most one per thread (the plain
  *     malloc or free each thread may have had in flight);
@@ -261,6 +263,18 @@ static void verify(const char *path, int k)
         fail(k, "check: %s", rep.first_error);
     if (rep.in_flight_lanes)
         fail(k, "lanes in flight after recovery");
+    if (rep.orphan_bits)
+        fail(k, "%llu crash leftovers (orphan bits) after recovery",
+             (unsigned long long)rep.orphan_bits);
+    if (rep.pending_remote_frees)
+        fail(k, "%llu remote frees pending after recovery",
+             (unsigned long long)rep.pending_remote_frees);
+    struct persistent_stats st;
+    if (persistent_stats_get(s, &st) != 0)
+        fail(k, "stats: %s", persistent_errormsg());
+    else if (st.empty_superblocks)
+        fail(k, "%llu superblocks without a live block after recovery",
+             (unsigned long long)st.empty_superblocks);
     struct model *m = persistent_find_root(s, MODEL_TAG);
     if (m == NULL) {
         fail(k, "model lost");

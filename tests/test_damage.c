@@ -419,6 +419,168 @@ static void test_lanes(void)
     unlink(p);
 }
 
+/* ---- run bitmaps ---- */
+
+static void set_bit(const char *path, uint64_t area_off, uint64_t page, bool on)
+{
+    uint64_t off = area_off + page / 64 * 8, w = peek64(path, off);
+    uint64_t bit = UINT64_C(1) << (page % 64);
+    patch64(path, off, on ? w | bit : w & ~bit);
+}
+
+/* Runs of a space, read through a private view without recovery. */
+struct runs_seen {
+    uint64_t large_first, large_last;        /* a large run of 2+ pages */
+    uint64_t sb_first, sb_last;              /* a superblock of 2+ pages */
+    uint64_t sb_off, sb_words, sb_blocks;    /* whose last bitmap word is partial */
+    uint64_t last;                           /* the last page of the last run */
+    uint64_t n_pages;
+};
+
+static int see_run(struct pm_rt *rt, const struct pm_run *r, void *arg)
+{
+    struct runs_seen *v = arg;
+    if (r->h == NULL && r->last > r->first && v->large_last == 0) {
+        v->large_first = r->first;
+        v->large_last = r->last;
+    }
+    if (r->h != NULL && r->last > r->first && r->h->n_blocks % 64 != 0 && v->sb_last == 0) {
+        v->sb_first = r->first;
+        v->sb_last = r->last;
+        v->sb_off = rt->data_off + (r->first << rt->page_shift);
+        v->sb_words = r->h->n_words;
+        v->sb_blocks = r->h->n_blocks;
+    }
+    v->last = r->last;
+    return 0;
+}
+
+static void see_runs(const char *path, struct runs_seen *v)
+{
+    memset(v, 0, sizeof *v);
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    struct pm_rt *rt = pm_rt_of(s);
+    const char *why;
+    uint64_t where;
+    REQUIRE(pm_walk_runs(rt, see_run, v, &why, &where) == 0);
+    v->n_pages = pm_load_acquire(&rt->n_pages);
+    persistent_space_close(s);
+    REQUIRE(v->large_last != 0 && v->sb_last != 0 && v->last + 4 < v->n_pages);
+}
+
+/* Each rule of the run bitmaps broken on its own (the mutation run found
+ * no case for these): they are damage, never a crash leftover. */
+static void test_runs(void)
+{
+    const char *p = t_path("runs");
+    make_space(p, 0, 0);       /* no root: their rule would see a bad run too */
+    struct pm_header h;
+    read_header(p, &h);
+    struct runs_seen v;
+    see_runs(p, &v);
+    /* two STARTs before one END */
+    set_bit(p, h.fixed.start_bits_off, v.large_first + 1, true);
+    judge(p, "a START inside a live run", false);
+    set_bit(p, h.fixed.start_bits_off, v.large_first + 1, false);
+    judge(p, "START removed again", true);
+    see_runs(p, &v);           /* that writer released empty superblocks */
+    /* a superblock's run a page shorter than its header says */
+    set_bit(p, h.fixed.end_bits_off, v.sb_last, false);
+    set_bit(p, h.fixed.end_bits_off, v.sb_last - 1, true);
+    judge(p, "a superblock run shorter than its header", false);
+    set_bit(p, h.fixed.end_bits_off, v.sb_last - 1, false);
+    set_bit(p, h.fixed.end_bits_off, v.sb_last, true);
+    judge(p, "END put back", true);
+    see_runs(p, &v);
+    /* an allocation bit past the last block */
+    uint64_t w = v.sb_off + sizeof(struct pm_sb_header) + (v.sb_words - 1) * 8;
+    uint64_t old = peek64(p, w);
+    patch64(p, w, old | UINT64_C(1) << (v.sb_blocks % 64));
+    judge(p, "an allocation bit past a superblock's last block", false);
+    patch64(p, w, old);
+    /* ... and a remote bit */
+    w += v.sb_words * 8;
+    old = peek64(p, w);
+    patch64(p, w, old | UINT64_C(1) << 63);
+    judge(p, "a remote bit past a superblock's last block", false);
+    patch64(p, w, old);
+    judge(p, "bitmap repaired", true);
+    unlink(p);
+}
+
+/* Crash leftovers are not damage, and a writer's open clears every one:
+ * END bits in a gap (on its first page and further on), a KIND bit in a
+ * gap, remote bits on free blocks, a torn lane record. */
+static void test_leftovers(void)
+{
+    const char *p = t_path("leftovers");
+    make_space(p, 4, 0);
+    struct pm_header h;
+    read_header(p, &h);
+    struct runs_seen v;
+    see_runs(p, &v);
+    set_bit(p, h.fixed.end_bits_off, v.last + 1, true);
+    set_bit(p, h.fixed.end_bits_off, v.last + 3, true);
+    set_bit(p, h.fixed.kind_bits_off, v.last + 2, true);
+    /* a free block of the superblock with a remote bit: block 0 is live
+     * (allocated first), so take the first clear allocation bit */
+    uint64_t a0 = v.sb_off + sizeof(struct pm_sb_header);
+    uint64_t a = peek64(p, a0);
+    REQUIRE(~a != 0);
+    uint64_t r0 = a0 + v.sb_words * 8;
+    patch64(p, r0, peek64(p, r0) | (~a & -~a));
+    struct pm_lane torn = {0};
+    torn.dest_off = h.fixed.data_off + 8;
+    torn.block_off = h.fixed.data_off;
+    uint64_t l5 = h.fixed.lanes_off + 5 * sizeof(struct pm_lane);
+    set_lane(p, l5, &torn, PM_LANE_FREE);
+    patch64(p, l5 + offsetof(struct pm_lane, size), 99);    /* its check fails */
+
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    CHECK_EQ(rep.orphan_bits, 5);              /* 2 END, 1 KIND, 1 remote, 1 lane */
+    persistent_space_close(s);
+
+    o.flags = 0;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    CHECK_EQ(rep.orphan_bits, 0);
+    CHECK_EQ(rep.pending_remote_frees, 0);
+    CHECK_EQ(rep.in_flight_lanes, 0);
+    persistent_space_close(s);
+    unlink(p);
+}
+
+/* An overflow lane table of the right shape in pages no run holds. */
+static void test_lane_table_not_live(void)
+{
+    const char *p = t_path("lane-table");
+    make_space(p, 4, 0);
+    struct pm_header h;
+    read_header(p, &h);
+    struct runs_seen v;
+    see_runs(p, &v);
+    uint64_t at = h.fixed.data_off + ((v.last + 1) << h.fixed.page_shift);
+    size_t size = sizeof(struct pm_lane_table) + PM_LANE_CHUNK * sizeof(struct pm_lane);
+    REQUIRE(v.last + 1 + (size >> h.fixed.page_shift) + 1 < v.n_pages);
+    struct pm_lane_table *t = calloc(1, size);
+    REQUIRE(t != NULL);
+    t->magic = PM_LANE_TABLE_MAGIC;
+    t->n = PM_LANE_CHUNK;
+    patch(p, at, t, size);
+    free(t);
+    patch64(p, offsetof(struct pm_header, live.lanes_next_off), at);
+    judge(p, "overflow lane table in pages no run holds", false);
+    unlink(p);
+}
+
 /* A forged mapping-base record (state checksum recomputed) made
  * persistent_ptr return an address far outside the space. */
 static void test_forged_base(void)
@@ -461,6 +623,9 @@ int main(void)
     test_tail_bits();
     test_lanes();
     test_lanes_after_recovery();
+    test_runs();
+    test_leftovers();
+    test_lane_table_not_live();
     test_forged_base();
     return t_done();
 }

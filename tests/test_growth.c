@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 
+#include "internal.h"
+
 struct blk {
     void *p;
     size_t n;
@@ -161,9 +163,45 @@ static void test_concurrent_growth(void)
     unlink(p);
 }
 
+/* Run bits past the committed pages that appear while the space is open
+ * (another program wrote the file): growth refuses to adopt those pages
+ * (they would hold a run nobody made) and reports damage; the space stays
+ * as it was. */
+static void test_damaged_tail(void)
+{
+    const char *p = t_path("tail");
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 64u << 10;
+    o.max_size = 1u << 20;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    struct persistent_info in0, in;
+    REQUIRE(persistent_space_info(s, &in0) == 0);
+    /* the START bit of the second page past the end, in the file */
+    uint64_t n = in0.capacity / in0.page_size + 1;
+    uint64_t start_bits_off;
+    int fd = open(p, O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &start_bits_off, 8, offsetof(struct pm_fixed, start_bits_off)) == 8);
+    uint64_t w = 0;
+    REQUIRE(pread(fd, &w, 8, (off_t)(start_bits_off + n / 64 * 8)) == 8);
+    w |= UINT64_C(1) << (n % 64);
+    REQUIRE(pwrite(fd, &w, 8, (off_t)(start_bits_off + n / 64 * 8)) == 8);
+    close(fd);
+    errno = 0;
+    CHECK(persistent_malloc(s, 200000) == NULL);   /* needs growth */
+    CHECK_EQ(errno, ENOMEM);
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK_EQ(in.capacity, in0.capacity);
+    persistent_space_close(s);
+    unlink(p);
+}
+
 int main(void)
 {
     test_grow_in_place();
+    test_damaged_tail();
     test_limits();
     test_concurrent_growth();
     return t_done();

@@ -16,7 +16,18 @@
  * until the owner's work has fewer anchor accesses than k.  Afterwards
  * every thread has exited: no superblock may be OWNED or REVOKING, and the
  * heap must check clean.  A second schedule lets the thief go first and
- * the owner meet REVOKING when it re-validates at the start of a malloc. */
+ * the owner meet REVOKING when it re-validates at the start of a malloc.
+ *
+ * Two more schedules stop a thread at a hook and run another thread's
+ * whole call there:
+ *   - detach: a remote free lands in the owner's current superblock right
+ *     as the owner detaches it (it read OWNED, so it does not list it); the
+ *     owner's re-check of the remote summary after its detach must list
+ *     it, or a superblock with a free block is left where nobody finds it;
+ *   - busy: a thief revokes while the owner, inside a malloc, has just
+ *     taken a superblock from the partial list; the owner is busy, so the
+ *     thief must give it back, not collect and release it under the
+ *     owner's plain stores. */
 #include "check.h"
 
 #include <pthread.h>
@@ -213,6 +224,206 @@ static bool run(int scenario, int k)
     return reached;
 }
 
+/* ---- one thread's whole call at another's hook ---- */
+
+static _Atomic int x_point;             /* the victim stops here, once */
+static _Thread_local int x_victim;
+static _Atomic int x_go, x_done;
+static void (*x_call)(void);
+
+static void x_hook(int point)
+{
+    if (!x_victim || point != atomic_load(&x_point))
+        return;
+    atomic_store(&x_point, 0);
+    atomic_store(&x_go, 1);
+    uint64_t deadline = t_now_ns() + 30ull * 1000000000u;
+    while (!atomic_load(&x_done)) {
+        if (t_now_ns() > deadline) {
+            fprintf(stderr, "the helper's call never finished\n");
+            _exit(1);
+        }
+        sched_yield();
+    }
+}
+
+static void *x_helper(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&x_go) == 0)
+        sched_yield();
+    if (atomic_load(&x_go) > 0)
+        x_call();
+    atomic_store(&x_done, 1);
+    return NULL;
+}
+
+static void x_arm(int point, void (*call)(void), pthread_t *helper)
+{
+    atomic_store(&x_go, 0);
+    atomic_store(&x_done, 0);
+    x_call = call;
+    atomic_store(&x_point, point);
+    pthread_create(helper, NULL, x_helper, NULL);
+}
+
+static void x_disarm(pthread_t helper)
+{
+    int zero = 0;
+    atomic_compare_exchange_strong(&x_go, &zero, -1);   /* never fired */
+    pthread_join(helper, NULL);
+    atomic_store(&x_point, 0);
+}
+
+/* Superblocks in nobody's books (ORPHAN) that have a free block or a
+ * remote free pending: nothing will ever find them (G5b). */
+static int unreachable(allocator_space_t *s)
+{
+    struct pm_rt *rt = pm_rt_of(s);
+    uint64_t n = pm_load_acquire(&rt->n_pages), p = 0;
+    int bad = 0;
+    while ((p = pg_next_set(rt->start_bits, p, n)) != PG_NONE) {
+        if (pg_bit(rt->kind_bits, p) &&
+            pm_anchor_state(pm_load_acquire(&rt->ctl[p].anchor)) == PM_SB_ORPHAN) {
+            struct pm_sb_header *h = sb_header(rt, (uint32_t)p);
+            for (uint32_t w = 0; w < h->n_words; w++) {
+                uint64_t valid = w + 1 == h->n_words ? sb_last_mask(h) : ~UINT64_C(0);
+                uint64_t a = pm_load_acquire(&h->bits[w]);
+                uint64_t r = pm_load_acquire(&h->bits[h->n_words + w]);
+                if ((~a | r) & valid) {
+                    fprintf(stderr, "superblock at page %llu: ORPHAN with a free "
+                            "block, in no list\n", (unsigned long long)p);
+                    bad++;
+                    break;
+                }
+            }
+        }
+        p++;
+    }
+    return bad;
+}
+
+static allocator_space_t *x_space;
+static void **x_blocks;
+static int x_n;
+static void *x_freed;
+static int x_freed_at;
+
+static void free_freed(void)
+{
+    persistent_free(x_space, x_freed);         /* remote: not this thread's */
+}
+
+static void *detach_owner(void *arg)
+{
+    uint32_t per_sb = (uint32_t)(uintptr_t)arg;
+    /* the current superblock and a full owned set, all full */
+    for (x_n = 0; x_n < (int)((PM_OWNED_MAX + 1) * per_sb); x_n++)
+        REQUIRE((x_blocks[x_n] = persistent_malloc(x_space, SIZE)) != NULL);
+    x_freed_at = x_n - 1;
+    x_freed = x_blocks[x_freed_at];             /* in the current one */
+    x_victim = 1;
+    pthread_t helper;
+    x_arm(PM_HOOK_OWNER_ANCHOR, free_freed, &helper);
+    /* the current one is full and the set is full: it is detached, and
+     * the free lands right as that happens */
+    REQUIRE((x_blocks[x_n] = persistent_malloc(x_space, SIZE)) != NULL);
+    x_n++;
+    CHECK(atomic_load(&x_done) == 1);
+    x_disarm(helper);
+    x_victim = 0;
+    CHECK_EQ(unreachable(x_space), 0);
+    return NULL;
+}
+
+static void run_detach(void)
+{
+    const char *path = t_path("revoke-detach");
+    x_space = create_persistent_allocator(path, 32u << 20);
+    REQUIRE(x_space != NULL);
+    struct pm_rt *rt = pm_rt_of(x_space);
+    uint32_t per_sb = rt->cls[pm_size_class(SIZE)].n_blocks;
+    static void *blocks[4096];
+    x_blocks = blocks;
+    REQUIRE(per_sb > 0 && (PM_OWNED_MAX + 2) * per_sb < 4096);
+    pthread_t o;
+    pthread_create(&o, NULL, detach_owner, (void *)(uintptr_t)per_sb);
+    pthread_join(o, NULL);
+    CHECK_EQ(unreachable(x_space), 0);
+    for (int i = 0; i < x_n; i++)
+        if (i != x_freed_at)
+            persistent_free(x_space, blocks[i]);
+    t_check_clean(x_space, "detach");
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(x_space, &st) == 0);
+    CHECK_EQ(st.live_blocks, 0);
+    persistent_space_close(x_space);
+    unlink(path);
+    printf("%-10s: a remote free as its superblock is detached\n", "detach");
+}
+
+static void *fill_one(void *arg)
+{
+    (void)arg;
+    for (x_n = 0; x_n < (int)pm_rt_of(x_space)->cls[pm_size_class(SIZE)].n_blocks; x_n++)
+        REQUIRE((x_blocks[x_n] = persistent_malloc(x_space, SIZE)) != NULL);
+    return NULL;                       /* exit: the full superblock is listed */
+}
+
+static void steal(void)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(x_space, &rt);
+    REQUIRE(rec != NULL);
+    pm_op_begin(rec);
+    sb_scavenge(rt, rec);              /* revokes what other threads own */
+    pm_op_end(rec);
+}
+
+static void *busy_owner(void *arg)
+{
+    (void)arg;
+    x_victim = 1;
+    pthread_t helper;
+    x_arm(PM_HOOK_SB_TAKEN, steal, &helper);
+    /* takes the listed superblock (now empty but for remote bits) and,
+     * still inside the malloc, is revoked */
+    void *q = persistent_malloc(x_space, SIZE);
+    CHECK(atomic_load(&x_done) == 1);
+    x_disarm(helper);
+    x_victim = 0;
+    REQUIRE(q != NULL);
+    CHECK_EQ(persistent_usable_size(x_space, q), pm_class_size(pm_size_class(SIZE)));
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(x_space, &st) == 0);
+    CHECK_EQ(st.live_blocks, 1);
+    persistent_free(x_space, q);
+    return NULL;
+}
+
+static void run_busy(void)
+{
+    const char *path = t_path("revoke-busy");
+    x_space = create_persistent_allocator(path, 32u << 20);
+    REQUIRE(x_space != NULL);
+    static void *blocks[4096];
+    x_blocks = blocks;
+    pthread_t t;
+    pthread_create(&t, NULL, fill_one, NULL);
+    pthread_join(t, NULL);
+    for (int i = 0; i < x_n; i++)
+        persistent_free(x_space, blocks[i]);   /* remote: all of them */
+    pthread_create(&t, NULL, busy_owner, NULL);
+    pthread_join(t, NULL);
+    t_check_clean(x_space, "busy");
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(x_space, &st) == 0);
+    CHECK_EQ(st.live_blocks, 0);
+    persistent_space_close(x_space);
+    unlink(path);
+    printf("%-10s: a thief revoking while the owner is inside a malloc\n", "busy");
+}
+
 int main(void)
 {
     if (os_membarrier_init() != 0)
@@ -225,5 +436,8 @@ int main(void)
         printf("%-10s: thief revoked before each of the owner's %d anchor accesses\n",
                sc_name[sc], sc == SC_SYNC ? 1 : k - 1);
     }
+    pm_store_release(&pm_test_hook, x_hook);
+    run_detach();
+    run_busy();
     return t_done();
 }

@@ -58,7 +58,11 @@ MUTANTS = [
          replace="""    pm_store_relaxed(dest_word(dest), boff);
     pm_persist(rt, dest, sizeof *dest);
     lane_clear(rt, l);""",
-         what="alloc-into's publishing store to *dest weakened to relaxed"),
+         what="alloc-into's publishing store to *dest weakened to relaxed",
+         equivalent=(
+             "on x86-64 a release store and a relaxed store are the same mov, "
+             "and gcc moves neither across the persist calls around it (on "
+             "AArch64 they would differ: stlr vs str)")),
     dict(id="pub-free-dest-nopersist", file="src/publish.c",
          find="""        pm_persist(rt, dest, sizeof *dest);
         pub_free_do(rt, &pf);""",
@@ -82,7 +86,10 @@ MUTANTS = [
          find="""        if (!pm_cas_strong_acq_rel(dest_word(dest), &boff, (uint64_t)0)) {""",
          replace="""        if (!atomic_compare_exchange_strong_explicit(dest_word(dest), &boff, (uint64_t)0,
                 memory_order_relaxed, memory_order_relaxed)) {""",
-         what="free-from's CAS that takes the block out of *dest weakened to relaxed"),
+         what="free-from's CAS that takes the block out of *dest weakened to relaxed",
+         equivalent=(
+             "on x86-64 every CAS is a lock cmpxchg, a full barrier whatever the"
+             " order argument")),
     dict(id="pub-npub-not-raised", file="src/publish.c",
          find="""        if (!pf->local)   /* before the remote bit: see collect() */
             pm_fetch_add_seq_cst(&rt->ctl[pf->s].n_pub, 1u);""",
@@ -316,7 +323,13 @@ MUTANTS = [
     dict(id="alloc-fallback-unaligned", file="src/alloc.c",
          find="""        p = large_alloc(rt, rec, pm_class_size(c), align > 16 ? align : 0);""",
          replace="""        p = large_alloc(rt, rec, pm_class_size(c), 0);""",
-         what="G5b fallback to a page run drops the requested alignment"),
+         what="G5b fallback to a page run drops the requested alignment",
+         equivalent=(
+             "small_alloc_slow only gets align <= page size (pm_alloc sends "
+             "larger alignments straight to large_alloc), and lg_reserve rounds "
+             "any align up to a page (align_pages = 1 for align <= page): a page"
+             " run is page aligned either way, so align and 0 ask for the same "
+             "run")),
     dict(id="alloc-realloc-root-moves", file="src/alloc.c",
          find="""    if (pm_root_block(rt, (uint64_t)((char *)p - rt->base))) {
         /* moving it would free a root's block */""",
@@ -530,7 +543,15 @@ MUTANTS = [
          find="""    if (pm_cas_strong_acq_rel(&rt->hdr->live.n_pages, &expect, t)) {
         persist_header(rt, &rt->hdr->live.n_pages, sizeof rt->hdr->live.n_pages);""",
          replace="""    if (pm_cas_strong_acq_rel(&rt->hdr->live.n_pages, &expect, t)) {""",
-         what="the grower does not persist its commit of the page count"),
+         what="the grower does not persist its commit of the page count",
+         equivalent=(
+             "the count the grower commits is made durable before any page of "
+             "the growth is handed out either way: pm_space_grow's next pass "
+             "(and any helper) calls publish_pages, which persists "
+             "hdr->live.n_pages before it raises rt->n_pages; the persist in "
+             "grow_step only makes that durable earlier (race-grow in "
+             "test_crashpoints stops the grower there and finds the space "
+             "consistent)")),
     dict(id="space-publish-nopersist", file="src/space.c",
          find="""    /* the commit may be another thread's, not yet written back */
     persist_header(rt, &rt->hdr->live.n_pages, sizeof rt->hdr->live.n_pages);""",

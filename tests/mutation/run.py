@@ -16,7 +16,9 @@ mutant that does not compile is an error in the list), and unless its
 library object is byte for byte the unmodified one once debug information
 is stripped (then nothing can tell them apart: "identical code"), run the
 tests one at a time, cheapest first, each under a timeout, stopping at the
-first one that fails: that test killed it.  A mutant no test kills survives.
+first one that fails, and fails again when run once more: that test killed
+it (a test that fails once and then passes is noted as flaky and the run
+goes on).  A mutant no test kills survives.
 The file is restored before the next mutant.
 
 Results go to results.json and results.md (next to this script for a full
@@ -199,6 +201,8 @@ def write_results(results, out_dir, meta):
             v = "**survived**"
         else:
             v = "**error**: " + r.get("error", "")[:200]
+        for fl in r.get("flaky", []):
+            v += "; `%s` failed once (%s) and passed on a re-run" % (fl["test"], fl["how"])
         lines.append("| `%s` | %s | %s | %s |" % (
             r["id"], r["file"], md_escape(r["what"]), md_escape(v)))
     with open(os.path.join(out_dir, "results.md"), "w") as f:
@@ -306,11 +310,22 @@ def main():
                     for t in tests:
                         limit = a.timeout_factor * base[t["name"]] + 30
                         st, secs, out = run_test(t, build, limit, scratch)
-                        if st != "ok":
-                            r.update(status="killed", killed_by=t["name"], how=st,
-                                     output=out)
-                            log("    killed by %s (%s, %.1f s)" % (t["name"], st, secs))
-                            break
+                        if st == "ok":
+                            continue
+                        # a kill must reproduce: a test that fails once and
+                        # then passes is noted as flaky, not credited
+                        st2, secs2, out2 = run_test(t, build, limit, scratch)
+                        if st2 == "ok":
+                            r.setdefault("flaky", []).append(
+                                {"test": t["name"], "how": st, "output": out})
+                            log("    %s failed (%s) and then passed: flaky, not a kill"
+                                % (t["name"], st))
+                            continue
+                        r.update(status="killed", killed_by=t["name"], how=st,
+                                 output=out)
+                        log("    killed by %s (%s, %.1f s, again on a re-run)"
+                            % (t["name"], st, secs))
+                        break
                     if r["status"] == "survived":
                         if m.get("equivalent"):
                             r.update(status="equivalent", reason=m["equivalent"])
