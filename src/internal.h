@@ -538,6 +538,7 @@ void pm_engine_close(struct pm_rt *rt);
 #define PM_CRASH_POWER_EVICT 3   /* ... plus a random subset of dirty lines */
 void pm_crash_arm(uint64_t at, int mode, uint64_t seed);  /* at 0: count only */
 uint64_t pm_crash_points(void);
+uint64_t pm_crash_fences(void);   /* fences among the points */
 bool pm_crash_armed(void);
 int pm_crash_mode(void);
 const struct pm_flush_ops *pm_crash_wrap(const struct pm_flush_ops *real);

@@ -596,8 +596,9 @@ static void free_all(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
     size_t n = 0;
     for (size_t i = 0; i < list->n; i++)
         if (pub_free_prepare(rt, rec, rt->base + list->v[i].off, &pf[n]) == 0)
-            pub_free_do(rt, &pf[n++]);
-    pm_drain(rt);
+            pub_free_do(rt, &pf[n++]);      /* each fenced, with what came before */
+    if (n == 0)
+        pm_drain(rt);                       /* what came before: restores */
     set_state(rt, tx, PM_TX_IDLE, true);
     for (size_t i = 0; i < n; i++)
         pub_free_finish(rt, rec, &pf[i]);

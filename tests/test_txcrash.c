@@ -376,8 +376,92 @@ static void sweep_recovery(void)
     free((void *)work);
 }
 
+/* Fences per transaction in PMEM durability, counted by the simulation
+ * (each fence is one of its crash points). */
+static uint64_t fences_of(void (*fn)(void))
+{
+    uint64_t f0 = pm_crash_fences();
+    fn();
+    return pm_crash_fences() - f0;
+}
+
+static char *F_blk, *F_old;
+
+static void tx_snap_alloc(void)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, F_blk, 64) == 0);
+    memset(F_blk, 1, 64);
+    char *n = persistent_tx_alloc(S, 100);
+    REQUIRE(n != NULL);
+    memset(n, 2, 100);
+    REQUIRE(persistent_tx_commit(S) == 0);
+}
+
+static void tx_snap_alloc_free(void)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, F_blk, 64) == 0);
+    memset(F_blk, 3, 64);
+    REQUIRE(persistent_tx_alloc(S, 100) != NULL);
+    REQUIRE(persistent_tx_free(S, F_old) == 0);
+    REQUIRE(persistent_tx_commit(S) == 0);
+}
+
+static void tx_snaps8(void)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    for (int i = 0; i < 8; i++) {
+        REQUIRE(persistent_tx_add(S, F_blk + 64 * i, 64) == 0);
+        memset(F_blk + 64 * i, 4, 64);
+    }
+    REQUIRE(persistent_tx_commit(S) == 0);
+}
+
+static void tx_aborted(void)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, F_blk, 64) == 0);
+    memset(F_blk, 5, 64);
+    REQUIRE(persistent_tx_alloc(S, 100) != NULL);
+    REQUIRE(persistent_tx_abort(S) == 0);
+}
+
+static void count_fences(void)
+{
+    const char *p = t_path("txfences");
+    pm_crash_arm(0, PM_CRASH_KILL, 1);          /* count only */
+    mode = PM_CRASH_POWER;                      /* PMEM durability */
+    S = open_space(p);
+    REQUIRE(S != NULL);
+    F_blk = persistent_malloc(S, 4096);
+    REQUIRE(F_blk != NULL);
+    REQUIRE(persistent_malloc(S, 100) != NULL);     /* the class's superblock */
+    REQUIRE(persistent_tx_begin(S) == 0);       /* makes the thread's log */
+    REQUIRE(persistent_tx_commit(S) == 0);
+    uint64_t a = fences_of(tx_snap_alloc);
+    F_old = persistent_malloc(S, 100);
+    uint64_t b = fences_of(tx_snap_alloc_free);
+    uint64_t c = fences_of(tx_snaps8);
+    uint64_t d = fences_of(tx_aborted);
+    printf("fences per transaction (PMEM): 1 snapshot + 1 allocation + commit: %llu; "
+           "+ 1 free: %llu; 8 snapshots: %llu; 1 snapshot + 1 allocation, "
+           "aborted: %llu\n", (unsigned long long)a, (unsigned long long)b,
+           (unsigned long long)c, (unsigned long long)d);
+    CHECK_EQ(a, 4);
+    CHECK_EQ(b, 6);
+    CHECK_EQ(c, 10);
+    CHECK_EQ(d, 4);
+    REQUIRE(persistent_space_close(S) == 0);
+    unlink(p);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "fences") == 0) {
+        count_fences();
+        return t_done();
+    }
     mode_name = argc > 1 ? argv[1] : "kill";
     mode = strcmp(mode_name, "power") == 0   ? PM_CRASH_POWER
            : strcmp(mode_name, "evict") == 0 ? PM_CRASH_POWER_EVICT
