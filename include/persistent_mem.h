@@ -105,9 +105,12 @@ enum persistent_error {
     PERSISTENT_E_ROOT_BLOCK  = -1015, /* (error hook) the block is a root's:
                                          free it with persistent_root_remove;
                                          it cannot be another tag's root */
-    PERSISTENT_E_TX_BLOCK    = -1016  /* (error hook) the block belongs to an
+    PERSISTENT_E_TX_BLOCK    = -1016, /* (error hook) the block belongs to an
                                          open transaction (allocated or freed
                                          in it): only it may free it */
+    PERSISTENT_E_TX_AUTO     = -1017  /* (error hook) a thread wrote to a space
+                                         while another thread's automatic
+                                         transaction had it */
 };
 
 /* Message for the last failed call of this thread (never NULL). */
@@ -444,6 +447,27 @@ int persistent_tx_free(allocator_space_t *space, void *ptr);
 /* Resizes inside the transaction: the old block is freed at commit, the
  * new one (with the old contents) freed at abort.  NULL with errno. */
 void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
+
+/* Starts an automatic transaction: every change the calling thread makes
+ * to the space until its commit or abort is covered, with no
+ * persistent_tx_add -- for code that cannot be changed (a container's).
+ * The first write to each page of the space is caught (the pages are
+ * read-only while it is open) and the page is snapshotted before the
+ * write goes ahead; the allocator's own changes are caught the same way,
+ * so persistent_malloc and persistent_free inside it are undone with an
+ * abort, and persistent_tx_add/alloc/free work as in any transaction.
+ * What it requires: the space is the transaction's while it is open.  It
+ * fails with -EBUSY while another thread has a transaction open on the
+ * space, or is inside a call and owns part of the heap (try again), or
+ * another automatic transaction is open in the process.  Another thread
+ * that writes to the space meanwhile is reported once through the error
+ * hook (PERSISTENT_E_TX_AUTO) and waits for the end: after a commit it
+ * goes on; after an abort its call cannot finish on the restored heap, and
+ * the process stops (after the rollback is durable, so the space is whole
+ * when opened again).  Writes by the kernel into the space (read(2) into
+ * a block) fail with EFAULT until their page has been written once.
+ * Nested begins flatten; commit and abort end it as any transaction. */
+int persistent_tx_begin_auto(allocator_space_t *space);
 
 /* Ends the innermost begin; the outermost one makes the transaction
  * permanent.  0, or -EINVAL with no transaction open. */

@@ -46,6 +46,7 @@ const char *persistent_strerror(int code)
     case PERSISTENT_E_FILE_LOST: return "space file descriptor was closed behind the library's back";
     case PERSISTENT_E_ROOT_BLOCK: return "block is a root's (remove the root to free it)";
     case PERSISTENT_E_TX_BLOCK: return "block belongs to an open transaction";
+    case PERSISTENT_E_TX_AUTO: return "space written during another thread's automatic transaction";
     default:
         if (code < 0 && code > -4096)
             return strerror(-code);

@@ -257,6 +257,11 @@ void *os_vol_alloc(size_t size);
 void os_vol_free(void *p, size_t size);
 uint64_t os_time_ns(void);
 void os_random(void *buf, size_t len);
+size_t os_page_size(void);
+int os_protect(void *addr, size_t len, bool writable);
+int os_catch_faults(bool (*fn)(void *addr));
+void os_sleep_us(unsigned us);
+void os_fatal(const char *msg) __attribute__((noreturn));
 int os_membarrier_init(void);
 int os_membarrier(void);
 uint32_t os_ncpu(void);
@@ -401,6 +406,11 @@ int sb_locate(struct pm_rt *rt, const void *ptr, uint32_t *first,
               struct pm_sb_header **hp, uint32_t *idx);
 void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t first, uint32_t n_used);
 uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec);
+/* Takes every superblock other threads own (tx.c: an automatic
+ * transaction); -EBUSY if one was inside a call and kept it. */
+int sb_revoke_all(struct pm_rt *rt, struct pm_trec *rec);
+/* Forgets what rec's caches hold (after the heap was rebuilt under it). */
+void sb_forget_thread(struct pm_trec *rec);
 bool sb_header_valid(struct pm_rt *rt, const struct pm_sb_header *h,
                      uint64_t first);
 
@@ -529,6 +539,7 @@ void pm_tx_close(struct pm_rt *rt);           /* close: volatile state */
 int pm_engine_prepare(struct pm_rt *rt); /* volatile runtime, validation:
                                            writes nothing to the file */
 int pm_engine_start(struct pm_rt *rt);   /* recovery and rebuild */
+void pm_engine_reset(struct pm_rt *rt, struct pm_trec *rec);
 void pm_engine_close(struct pm_rt *rt);
 
 /* ---- crashsim.c (test support, inert unless armed) ---- */

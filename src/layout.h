@@ -237,6 +237,9 @@ struct pm_txent {
 #define PM_TXE_ALLOC        2u    /* the block at off was allocated */
 #define PM_TXE_FREE         3u    /* the block at off is freed at commit */
 #define PM_TXE_JUMP         4u    /* the log goes on at off (len bytes) */
+#define PM_TXE_PAGE         5u    /* the memory page at off held these len
+                                     bytes (automatic transactions; off from
+                                     the start of the file, metadata too) */
 
 /* A check over an entry: its generation, head and data words. */
 static inline uint64_t pm_txent_check(uint64_t gen, uint64_t kind_len, uint64_t off,

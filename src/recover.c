@@ -169,6 +169,41 @@ int pm_engine_start(struct pm_rt *rt)
     return 0;
 }
 
+/* After an automatic transaction's pages were restored (tx.c): the
+ * volatile runtime rebuilt from the file as an open builds it.  The caller
+ * is the only thread inside a call on the space, and no other thread owns
+ * a superblock (the transaction revoked them all when it began). */
+void pm_engine_reset(struct pm_rt *rt, struct pm_trec *rec)
+{
+    /* nothing past the pages in use was ever set */
+    uint64_t mp = pm_load_acquire(&rt->n_pages);
+    for (uint64_t w = 0; w < (mp + 63) / 64; w++)
+        pm_store_relaxed(&rt->used[w], 0);
+    for (uint64_t p = 0; p < mp; p++)
+        pm_store_relaxed(&rt->pagemap[p], 0u);
+    for (uint64_t p = 0; p < mp; p++) {
+        struct pm_sbctl *c = &rt->ctl[p];
+        uint64_t a = pm_load_relaxed(&c->anchor);
+        pm_store_relaxed(&c->anchor, pm_anchor_make(a, PM_SB_FREE, 0));
+        pm_store_relaxed(&c->summary, 0);
+        pm_store_relaxed(&c->n_pub, 0u);
+        pm_store_relaxed(&c->marks, (uint16_t)0);
+    }
+    uint64_t marks = ((mp << rt->page_shift) / 16 + 63) / 64;
+    for (uint64_t w = 0; w < marks; w++) {
+        pm_store_relaxed(&rt->rootmark[w], 0);
+        pm_store_relaxed(&rt->txmark[w], 0);
+    }
+    for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
+        uint64_t h = pm_load_relaxed(&rt->partial[c]);
+        pm_store_relaxed(&rt->partial[c], ((h >> 32) + 1) << 32);
+    }
+    pg_init(rt);
+    sb_forget_thread(rec);
+    rebuild(rt, true);
+    pm_root_marks_rebuild(rt);
+}
+
 void pm_engine_close(struct pm_rt *rt)
 {
     if (rt->vol) {

@@ -52,6 +52,18 @@
 #define SEG_BYTES (64u << 10)   /* a claimed continuation, at least */
 #define ENT ((uint64_t)sizeof(struct pm_txent))
 
+/* The memory page size, read once (any thread may be first). */
+static size_t page_of_os(void)
+{
+    static pm_atomic_u64 cached;
+    uint64_t p = pm_load_relaxed(&cached);
+    if (p == 0) {
+        p = os_page_size();
+        pm_store_relaxed(&cached, p);
+    }
+    return (size_t)p;
+}
+
 struct range {
     uint64_t off, len;
     const struct pm_txent *ent;   /* snapshots: the entry holding them */
@@ -64,6 +76,7 @@ struct vec {
 
 struct pm_tx {
     uint32_t depth;
+    bool automatic;               /* pages caught by protection */
     uint64_t gen;
     struct pm_txlog *log;
     char *at, *end;               /* next entry; end of the segment less the
@@ -189,8 +202,8 @@ const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it)
             return NULL;
         const struct pm_txent *e = (const struct pm_txent *)(rt->base + it->at);
         uint64_t kind = e->kind_len & 0xff, len = e->kind_len >> 8;
-        uint64_t data = kind == PM_TXE_SNAPSHOT ? round8(len) : 0;
-        if (kind < PM_TXE_SNAPSHOT || kind > PM_TXE_JUMP || len > pm_data_limit(rt) ||
+        uint64_t data = kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE ? round8(len) : 0;
+        if (kind < PM_TXE_SNAPSHOT || kind > PM_TXE_PAGE || len > pm_data_limit(rt) ||
             data > it->end - it->at - ENT)
             return NULL;
         if (e->check != pm_txent_check(it->gen, e->kind_len, e->off,
@@ -216,20 +229,30 @@ static struct pm_txent *log_entry(struct pm_rt *rt, struct pm_tx *tx, uint64_t b
 {
     if ((uint64_t)(tx->end - tx->at) < bytes) {
         uint64_t want = bytes + ENT > SEG_BYTES ? bytes + ENT : SEG_BYTES;
+        /* whole memory pages, so that protecting around them (automatic
+         * transactions) protects nothing else */
+        uint64_t unit = page_of_os() > rt->page_size ? page_of_os() >> rt->page_shift : 1;
         uint64_t n = (want + rt->page_size - 1) >> rt->page_shift;
-        uint64_t first = pg_alloc(rt, n, 1);
-        for (int grown = 0; first == PG_NONE && grown < 4; grown++) {
+        n = (n + unit - 1) / unit * unit;
+        uint64_t first = pg_alloc(rt, n, unit);
+        /* growth writes the header: not from inside a fault (automatic) */
+        for (int grown = 0; first == PG_NONE && !tx->automatic && grown < 4; grown++) {
             if (pm_space_grow(rt, pm_load_acquire(&rt->n_pages), n) != 0)
                 break;
-            first = pg_alloc(rt, n, 1);
+            first = pg_alloc(rt, n, unit);
         }
-        if (first == PG_NONE || !vec_push(&tx->segs, first, n, NULL)) {
+        /* an automatic transaction made room for its list of segments when
+         * it began: no allocation inside a fault */
+        if (first == PG_NONE || (tx->automatic && tx->segs.n == tx->segs.cap) ||
+            !vec_push(&tx->segs, first, n, NULL)) {
             if (first != PG_NONE)
                 pg_release(rt, first, n);
             errno = ENOMEM;
             return NULL;
         }
         uint64_t seg = rt->data_off + (first << rt->page_shift);
+        if (tx->automatic)
+            (void)os_protect(rt->base + seg, n << rt->page_shift, true);
         struct pm_txent *j = (struct pm_txent *)(void *)tx->at;
         entry_fill(j, tx->gen, PM_TXE_JUMP, seg, n << rt->page_shift, NULL);
         pm_flush(rt, j, ENT);         /* fenced with the entry that follows */
@@ -280,7 +303,8 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
         tx->log = (struct pm_txlog *)(rt->base + off);
         return 0;
     }
-    struct pm_txlog *lg = pm_alloc(rt, rec, LOG_BYTES, 64);
+    /* memory-page aligned: an automatic transaction leaves it writable */
+    struct pm_txlog *lg = pm_alloc(rt, rec, LOG_BYTES, page_of_os());
     if (lg == NULL)
         return -ENOMEM;
     memset(lg, 0, sizeof *lg + ENT);
@@ -363,6 +387,7 @@ int persistent_tx_begin(allocator_space_t *space)
     tx->at = (char *)(tx->log + 1);
     tx->end = (char *)tx->log + tx->log->size - ENT;
     tx->entries = 0;
+    tx->automatic = false;
     set_state(rt, tx, PM_TX_ACTIVE, false);
     tx->depth = 1;
     return 0;
@@ -429,8 +454,8 @@ int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
     struct pm_tx *tx = tx_open(space, &rt, &rec, "tx_add", &err);
     if (tx == NULL)
         return err;
-    if (len == 0)
-        return 0;
+    if (len == 0 || tx->automatic)
+        return 0;                           /* automatic: pages are caught */
     uintptr_t p = (uintptr_t)ptr, b = (uintptr_t)rt->base;
     uint64_t off = p - b, start, size;
     if (p < b || p - b >= rt->reserve_size || !block_holding(rt, off, len, &start, &size))
@@ -469,6 +494,8 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
         errno = EINVAL;
         return NULL;
     }
+    if (tx->automatic)                      /* its pages are caught */
+        return pm_alloc(rt, rec, size, 16);
     if (!vec_room(&tx->allocs) || !vec_room(&tx->marks) || !pf_room(tx)) {
         /* nothing fails after the block is taken */
         errno = ENOMEM;
@@ -537,6 +564,10 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
         return pm_err(-EINVAL, "tx_free: %p is not a live block", ptr);
     }
     uint64_t off = p - b;
+    if (tx->automatic) {                    /* at once: its pages are caught */
+        pm_free_block(rt, rec, ptr);
+        return 0;
+    }
     int held = in_vec(&tx->frees, off) ? PERSISTENT_E_DOUBLE_FREE
                : in_vec(&tx->marks, off) ? 0
                                          : pm_block_held(rt, UINT32_MAX, off);
@@ -606,6 +637,8 @@ static void free_all(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
     pm_op_end(rec);
 }
 
+static void auto_commit(struct pm_rt *rt, struct pm_tx *tx);
+
 int persistent_tx_commit(allocator_space_t *space)
 {
     struct pm_rt *rt;
@@ -616,6 +649,10 @@ int persistent_tx_commit(allocator_space_t *space)
         return err;
     if (--tx->depth > 0)
         return 0;
+    if (tx->automatic) {
+        auto_commit(rt, tx);
+        return 0;
+    }
     if (tx->entries == 0) {
         set_state(rt, tx, PM_TX_IDLE, false);
         tx_reset(rt, tx);
@@ -639,8 +676,14 @@ int persistent_tx_commit(allocator_space_t *space)
     return 0;
 }
 
+static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx);
+
 static void tx_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
 {
+    if (tx->automatic) {
+        auto_abort(rt, rec, tx);
+        return;
+    }
     for (size_t i = tx->snaps.n; i-- > 0;) {
         const struct range *r = &tx->snaps.v[i];
         memcpy(rt->base + r->off, r->ent + 1, r->len);
@@ -664,6 +707,256 @@ int persistent_tx_abort(allocator_space_t *space)
         return err;
     tx_abort(rt, rec, tx);
     return 0;
+}
+
+/* ---- automatic transactions ----
+ *
+ * For code that cannot call persistent_tx_add (a container's own code):
+ * while one is open, every page of the space is read-only, and the first
+ * write to each page faults; the fault handler snapshots the whole page
+ * into the log (a PAGE entry, persisted) and makes it writable, and the
+ * write goes ahead.  The allocator's metadata lives in the same pages and
+ * is caught the same way, so the transaction's allocations and frees are
+ * undone with the pages: an abort restores every page it touched, as a
+ * crash's recovery does, and rebuilds the volatile runtime from them.
+ *
+ * What it requires of other threads, and how it is enforced: the space is
+ * the transaction's while it is open.  Its begin fails (-EBUSY) while
+ * another thread has a transaction open or is inside a call and keeps a
+ * superblock, and it takes every superblock other threads own.  A thread
+ * that writes to the space meanwhile faults too: it is reported once
+ * through the error hook (PERSISTENT_E_TX_AUTO) and waits until the
+ * transaction ends; after a commit it goes on, but after an abort the
+ * heap it was working on is gone, so the process stops (after the
+ * rollback is durable: the space is whole when it is opened again).
+ * Only one automatic transaction runs at a time in a process.  Writes by
+ * the kernel into the space (read(2) into a block) fail with EFAULT while
+ * their page is still read-only.
+ *
+ * The header's page is restored but for the state slots (open and close
+ * write them) and the committed page count (growth is not undone: pages
+ * past the old end are simply free). */
+
+static struct pm_rt *_Atomic auto_rt;        /* the space one is open on */
+static _Thread_local struct pm_tx *auto_tx PM_TLS_IE;  /* its owner's */
+static pm_atomic_u32 auto_waiters, auto_reported;
+
+/* The bytes of a PAGE entry back where they were (see above for page 0). */
+static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
+{
+    uint64_t len = e->kind_len >> 8;
+    const char *src = (const char *)(e + 1);
+    if (e->off != 0) {
+        memcpy(rt->base + e->off, src, len);
+    } else {
+        size_t live = offsetof(struct pm_header, live);
+        size_t keep = offsetof(struct pm_live, n_pages);    /* the words before it */
+        memcpy(rt->base + live, src + live, keep);
+        memcpy(rt->base + PM_HEADER_SIZE, src + PM_HEADER_SIZE, len - PM_HEADER_SIZE);
+    }
+    pm_flush(rt, rt->base + e->off, len);
+}
+
+static bool auto_snapshot(struct pm_rt *rt, struct pm_tx *tx, uint64_t off)
+{
+    struct pm_txent *e = log_entry(rt, tx, ENT + page_of_os());
+    if (e == NULL)
+        return false;
+    entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
+    pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */
+    return os_protect(rt->base + off, page_of_os(), true) == 0;
+}
+
+/* The fault handler (os_catch_faults): true when the fault was a write to
+ * the space of the open automatic transaction, now allowed. */
+static bool auto_fault(void *addr)
+{
+    struct pm_rt *rt = pm_load_acquire(&auto_rt);
+    if (rt == NULL)
+        return false;
+    uintptr_t a = (uintptr_t)addr, b = (uintptr_t)rt->base;
+    if (a < b || a - b >= pm_data_limit(rt))
+        return false;
+    struct pm_tx *tx = auto_tx;
+    if (tx != NULL && tx->automatic && tx->depth > 0) {
+        if (!auto_snapshot(rt, tx, (a - b) & ~(uint64_t)(page_of_os() - 1)))
+            os_fatal("persistent_mem: an automatic transaction has no room left for "
+                     "its log; the process stops, and the next open of the space "
+                     "rolls the transaction back\n");
+        return true;
+    }
+    uint32_t zero = 0;
+    if (pm_cas_strong_acq_rel(&auto_reported, &zero, 1u))
+        pm_misuse(rt, PERSISTENT_E_TX_AUTO, addr,
+                  "a write to the space during another thread's automatic "
+                  "transaction (it waits for the end)");
+    pm_fetch_add_acq_rel(&auto_waiters, 1u);
+    while (pm_load_acquire(&auto_rt) == rt)
+        os_sleep_us(200);
+    pm_fetch_sub_acq_rel(&auto_waiters, 1u);
+    return true;
+}
+
+int persistent_tx_begin_auto(allocator_space_t *space)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return pm_err(-errno, "tx_begin_auto: %s", persistent_strerror(-errno));
+    if (rec->tx == NULL && (rec->tx = calloc(1, sizeof *rec->tx)) == NULL)
+        return pm_err(-ENOMEM, "tx_begin_auto: out of memory");
+    struct pm_tx *tx = rec->tx;
+    if (tx->depth > 0) {
+        if (!tx->automatic)
+            return pm_err(-EINVAL, "tx_begin_auto: inside a transaction that is not "
+                                   "automatic (an automatic one is the outermost)");
+        tx->depth++;
+        return 0;
+    }
+    int r = log_attach(rt, rec, tx);
+    if (r == 0 && ((uintptr_t)tx->log % page_of_os() != 0 || tx->log->size % page_of_os() != 0))
+        r = -EINVAL;                        /* a log from before: not page aligned */
+    if (r < 0)
+        return pm_err(r, "tx_begin_auto: no room for the transaction log");
+    if (tx->segs.cap < 1024) {
+        struct range *v = realloc(tx->segs.v, 1024 * sizeof *v);
+        if (v == NULL)
+            return pm_err(-ENOMEM, "tx_begin_auto: out of memory");
+        tx->segs.v = v;
+        tx->segs.cap = 1024;
+    }
+    r = os_catch_faults(auto_fault);
+    if (r < 0)
+        return pm_err(r, "tx_begin_auto: cannot catch faults: %s", persistent_strerror(r));
+    /* the space alone */
+    uint32_t n = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++)
+        if (id != rec->id && pm_load_acquire(&rt->recs[id].in_use) &&
+            rt->recs[id].tx != NULL && rt->recs[id].tx->depth > 0)
+            return pm_err(-EBUSY, "tx_begin_auto: another thread has a transaction open");
+    struct pm_rt *none = NULL;
+    if (!pm_cas_strong_acq_rel(&auto_rt, &none, rt))
+        return pm_err(-EBUSY, "tx_begin_auto: an automatic transaction is open already");
+    pm_op_begin(rec);
+    r = sb_revoke_all(rt, rec);
+    pm_op_end(rec);
+    if (r < 0) {
+        pm_store_release(&auto_rt, (struct pm_rt *)NULL);
+        return pm_err(r, "tx_begin_auto: another thread is inside a call on the space");
+    }
+    tx->gen = (pm_load_acquire(&tx->log->state) >> 8) + 1;
+    tx->at = (char *)(tx->log + 1);
+    tx->end = (char *)tx->log + tx->log->size - ENT;
+    tx->entries = 0;
+    tx->automatic = true;
+    set_state(rt, tx, PM_TX_ACTIVE, true);
+    pm_store_relaxed(&auto_reported, 0u);
+    auto_tx = tx;
+    tx->depth = 1;
+    /* every page read-only, but the log's */
+    if (os_protect(rt->base, pm_data_limit(rt), false) != 0 ||
+        os_protect(tx->log, tx->log->size, true) != 0) {
+        (void)os_protect(rt->base, pm_data_limit(rt), true);
+        set_state(rt, tx, PM_TX_IDLE, true);
+        tx->depth = 0;
+        tx->automatic = false;
+        auto_tx = NULL;
+        pm_store_release(&auto_rt, (struct pm_rt *)NULL);
+        return pm_err(-errno, "tx_begin_auto: mprotect failed");
+    }
+    return 0;
+}
+
+/* The PAGE entries of the open automatic transaction, oldest first; NULL
+ * (ENOMEM) when there is no memory for the list. */
+static const struct pm_txent **auto_pages(struct pm_rt *rt, struct pm_tx *tx, size_t *n)
+{
+    size_t cap = 64;
+    const struct pm_txent **v = malloc(cap * sizeof *v);
+    struct pm_txit it;
+    pm_txit_start(rt, tx->log, &it);
+    const struct pm_txent *e;
+    *n = 0;
+    while (v != NULL && (e = pm_txit_next(rt, &it)) != NULL) {
+        if ((e->kind_len & 0xff) != PM_TXE_PAGE)
+            continue;
+        if (*n == cap) {
+            const struct pm_txent **nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (nv == NULL) {
+                free(v);
+                return NULL;
+            }
+            v = nv;
+        }
+        v[(*n)++] = e;
+    }
+    return v;
+}
+
+static void auto_end(struct pm_rt *rt, struct pm_tx *tx)
+{
+    (void)os_protect(rt->base, pm_data_limit(rt), true);
+    tx->automatic = false;
+    auto_tx = NULL;
+    tx_reset(rt, tx);
+}
+
+static void auto_commit(struct pm_rt *rt, struct pm_tx *tx)
+{
+    struct pm_txit it;
+    pm_txit_start(rt, tx->log, &it);
+    const struct pm_txent *e;
+    while ((e = pm_txit_next(rt, &it)) != NULL)
+        if ((e->kind_len & 0xff) == PM_TXE_PAGE)
+            pm_flush(rt, rt->base + e->off, e->kind_len >> 8);
+    pm_drain(rt);
+    set_state(rt, tx, PM_TX_IDLE, true);    /* the commit point */
+    auto_end(rt, tx);
+    pm_store_release(&auto_rt, (struct pm_rt *)NULL);   /* waiters go on */
+}
+
+/* Whether a page the log continues in is among [off, off + len). */
+static bool holds_log(const struct pm_tx *tx, struct pm_rt *rt, uint64_t off, uint64_t len)
+{
+    for (size_t i = 0; i < tx->segs.n; i++) {
+        uint64_t s = rt->data_off + (tx->segs.v[i].off << rt->page_shift);
+        uint64_t e = s + (tx->segs.v[i].len << rt->page_shift);
+        if (off < e && s < off + len)
+            return true;
+    }
+    return false;
+}
+
+static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
+{
+    size_t n;
+    const struct pm_txent **pages = auto_pages(rt, tx, &n);
+    if (pages == NULL)
+        os_fatal("persistent_mem: out of memory while aborting an automatic "
+                 "transaction; the process stops, and the next open of the space "
+                 "rolls it back\n");
+    while (n-- > 0) {
+        /* a page the log went on in since: what came before is durable
+         * first, so a crash here can redo the rest from a shorter log */
+        if (holds_log(tx, rt, pages[n]->off, pages[n]->kind_len >> 8))
+            pm_drain(rt);
+        page_restore(rt, pages[n]);
+    }
+    free(pages);
+    pm_drain(rt);
+    set_state(rt, tx, PM_TX_IDLE, true);
+    uint32_t busy = pm_load_acquire(&auto_waiters);
+    uint32_t nr = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; id <= nr && id < PM_MAX_RECS; id++)
+        if (id != rec->id && pm_load_acquire(&rt->recs[id].busy))
+            busy++;
+    if (busy)
+        os_fatal("persistent_mem: another thread used the space during an automatic "
+                 "transaction that aborted; its call cannot finish on the restored "
+                 "heap, so the process stops (the space is whole: open it again)\n");
+    auto_end(rt, tx);
+    pm_engine_reset(rt, rec);
+    pm_store_release(&auto_rt, (struct pm_rt *)NULL);
 }
 
 /* ---- thread exit, close, recovery ---- */
@@ -730,7 +1023,7 @@ int pm_tx_recover(struct pm_rt *rt)
             }
             if (kind == PM_TXE_ALLOC) {
                 pub_ensure(rt, e->off, false);
-            } else if (kind == PM_TXE_SNAPSHOT) {
+            } else if (kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE) {
                 if (n == cap) {
                     cap = cap ? cap * 2 : 64;
                     const struct pm_txent **ns = realloc(snaps, cap * sizeof *ns);
@@ -743,10 +1036,16 @@ int pm_tx_recover(struct pm_rt *rt)
                 snaps[n++] = e;
             }
         }
-        /* newest first, so a range snapshotted twice ends as it began */
+        /* newest first, so a range snapshotted twice ends as it began; a
+         * page the log goes on in waits for what came before to be durable */
         while (n-- > 0) {
             const struct pm_txent *s = snaps[n];
             uint64_t len = s->kind_len >> 8;
+            if ((s->kind_len & 0xff) == PM_TXE_PAGE) {
+                pm_drain(rt);
+                page_restore(rt, s);
+                continue;
+            }
             memcpy(rt->base + s->off, s + 1, len);
             pm_flush(rt, rt->base + s->off, len);
         }

@@ -429,6 +429,14 @@ static void tx_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l,
                 (unsigned long long)e->off, (unsigned long long)len);
             return;
         }
+        if (phase == PM_TX_ACTIVE && kind == PM_TXE_PAGE &&
+            (len < 4096 || (len & (len - 1)) != 0 || e->off % len != 0 ||
+             e->off > pm_data_limit(rt) || len > pm_data_limit(rt) - e->off)) {
+            bad(ls->rep, "transaction log at %#llx: a page snapshot at %#llx of %llu "
+                         "bytes is not a page of the file", (unsigned long long)off,
+                (unsigned long long)e->off, (unsigned long long)len);
+            return;
+        }
         bool frees = (phase == PM_TX_ACTIVE && kind == PM_TXE_ALLOC) ||
                      (phase == PM_TX_COMMITTED && kind == PM_TXE_FREE);
         if ((kind == PM_TXE_ALLOC || kind == PM_TXE_FREE) && !place_ok(rt, e->off)) {

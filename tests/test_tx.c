@@ -321,6 +321,103 @@ static void test_thread_exit(void)
     CHECK_EQ(live_blocks(S), before);
 }
 
+/* Automatic transactions: every write caught, allocator included; the
+ * space is the transaction's meanwhile. */
+static long *auto_blk;
+static _Atomic int auto_stage;
+
+static void *auto_foreign(void *arg)
+{
+    (void)arg;
+    auto_stage = 1;
+    auto_blk[1000] = 77;        /* faults; reported; waits for the commit */
+    auto_stage = 2;
+    return NULL;
+}
+
+static void *holds_tx(void *arg)
+{
+    (void)arg;
+    REQUIRE(persistent_tx_begin(S) == 0);
+    auto_stage = 10;
+    while (auto_stage != 11)
+        usleep(1000);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    return NULL;
+}
+
+static void test_auto(void)
+{
+    auto_blk = persistent_malloc(S, 8192 * sizeof(long));
+    REQUIRE(auto_blk != NULL);
+    for (int i = 0; i < 8192; i++)
+        auto_blk[i] = i;
+    warm(S);
+    uint64_t before = live_blocks(S);
+    /* abort: plain writes, mallocs and frees all undone */
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    for (int i = 0; i < 8192; i += 3)
+        auto_blk[i] = -1;
+    void *m[50];
+    for (int i = 0; i < 50; i++) {
+        m[i] = persistent_malloc(S, 40 + (size_t)i * 300);
+        REQUIRE(m[i] != NULL);
+        memset(m[i], 0x3c, 40);
+    }
+    persistent_free(S, m[7]);
+    REQUIRE(persistent_tx_begin(S) == 0);       /* nests */
+    CHECK_EQ(persistent_tx_depth(S), 2);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    REQUIRE(persistent_tx_abort(S) == 0);
+    int bad = 0;
+    for (int i = 0; i < 8192; i++)
+        bad += auto_blk[i] != i;
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(live_blocks(S), before);
+    t_check_clean(S, "after an automatic abort");
+    /* commit */
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    auto_blk[5] = 55;
+    char *kept = persistent_malloc(S, 3000);
+    REQUIRE(kept != NULL);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    CHECK_EQ(auto_blk[5], 55);
+    CHECK_EQ(live_blocks(S), before + 1);
+    persistent_free(S, kept);
+    /* another thread writing meanwhile: reported, waits, then goes on */
+    int base = mis.count;
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    auto_blk[6] = 66;
+    pthread_t t;
+    auto_stage = 0;
+    pthread_create(&t, NULL, auto_foreign, NULL);
+    while (auto_stage == 0)
+        usleep(1000);
+    usleep(20000);
+    CHECK_EQ(auto_stage, 1);                    /* still waiting */
+    CHECK_EQ(__atomic_load_n(&mis.count, __ATOMIC_SEQ_CST), base + 1);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_AUTO);
+    CHECK_EQ(auto_stage, 2);
+    CHECK_EQ(auto_blk[1000], 77);
+    CHECK_EQ(auto_blk[6], 66);
+    /* not while another thread has a transaction open */
+    auto_stage = 0;
+    pthread_create(&t, NULL, holds_tx, NULL);
+    while (auto_stage != 10)
+        usleep(1000);
+    CHECK_EQ(persistent_tx_begin_auto(S), -EBUSY);
+    auto_stage = 11;
+    pthread_join(t, NULL);
+    /* nor inside a transaction that is not automatic */
+    REQUIRE(persistent_tx_begin(S) == 0);
+    CHECK_EQ(persistent_tx_begin_auto(S), -EINVAL);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    persistent_free(S, auto_blk);
+    t_check_clean(S, "after automatic transactions");
+}
+
 /* Killed in the middle: the next open rolls back; killed after the
  * commit: it stays. */
 static int crash_child(const char *path, bool commit)
@@ -387,6 +484,7 @@ int main(void)
     test_out_of_space();
     test_threads();
     test_thread_exit();
+    test_auto();
     persistent_error_hook_set(NULL, NULL);
     t_check_clean(S, "at the end");
     destroy_persistent_allocator(S);
