@@ -388,7 +388,7 @@ void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls,
 /* Inside an operation: a free block of class cls taken out of the cache
  * but not marked allocated (publish.c commits it after its lane record). */
 void *sb_reserve(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls,
-                 pm_atomic_u64 **aword, uint64_t *bit);
+                 pm_atomic_u64 **aword, uint64_t *bit, uint32_t *bsize);
 void sb_free_local(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
                    struct pm_sb_header *h, uint32_t idx);
 void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
@@ -440,6 +440,7 @@ void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr);
 /* ---- publish.c ---- */
 struct pm_resv {                  /* a block reserved, not yet committed */
     void *blk;
+    uint64_t usable;              /* its usable bytes */
     bool large;
     pm_atomic_u64 *aword;         /* small: its allocation word and bit */
     uint64_t bit;

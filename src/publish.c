@@ -145,14 +145,18 @@ void *pub_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
     if (size == 0)
         size = 1;
     if (size <= rt->max_small) {
-        rv->blk = sb_reserve(rt, rec, pm_size_class(size), &rv->aword, &rv->bit);
-        if (rv->blk != NULL)
+        uint32_t bsize = 0;
+        rv->blk = sb_reserve(rt, rec, pm_size_class(size), &rv->aword, &rv->bit, &bsize);
+        if (rv->blk != NULL) {
+            rv->usable = bsize;
             return rv->blk;
+        }
     }
     uint64_t first = lg_reserve(rt, rec, size, 0, &rv->n);
     if (first == PG_NONE)
         return NULL;
     rv->large = true;
+    rv->usable = rv->n << rt->page_shift;
     rv->first = first;
     rv->blk = rt->data + (first << rt->page_shift);
     return rv->blk;

@@ -592,11 +592,18 @@ void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
 }
 
 void *sb_reserve(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
-                 pm_atomic_u64 **aword, uint64_t *bit)
+                 pm_atomic_u64 **aword, uint64_t *bit, uint32_t *bsize)
 {
-    if (refill(rt, rec, c, true))
+    if (refill(rt, rec, c, true)) {
+        *bsize = rec->cls[c].bsize;
         return take(&rec->cls[c], aword, bit);
-    return take_larger(rt, rec, c, 16, aword, bit);
+    }
+    for (uint32_t d = c + 1; d < rt->n_small; d++)
+        if (refill(rt, rec, d, false)) {
+            *bsize = rec->cls[d].bsize;
+            return take(&rec->cls[d], aword, bit);
+        }
+    return NULL;
 }
 
 /* ---- frees ---- */

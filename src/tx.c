@@ -466,10 +466,6 @@ int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
         return 0;
     if (!vec_room(&tx->snaps))
         return pm_err(-ENOMEM, "tx_add: out of memory");
-    /* the block is held against frees while the snapshot may be restored
-     * into it, unless another transaction holds it already (shared data
-     * is the program's to synchronise: then the guard is theirs) */
-    (void)tx_mark(rt, tx, start);
     struct pm_txent *e = log_entry(rt, tx, ENT + round8(len));
     if (e == NULL)
         return pm_err(-ENOMEM, "tx_add: no room for the transaction log");
@@ -523,20 +519,18 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
     uint64_t off = (uint64_t)((char *)rv.blk - rt->base);
     entry_fill(e, tx->gen, PM_TXE_ALLOC, off, size, NULL);
     pm_persist(rt, e, ENT);                 /* before the block is live */
-    uint64_t usable = rv.n << rt->page_shift;
+    uint64_t usable = rv.usable;
     if (rv.large) {
         lg_commit(rt, rv.first, rv.n);
     } else {
         pm_store_relaxed(rv.aword, pm_load_relaxed(rv.aword) | rv.bit);
         pm_flush(rt, rv.aword, sizeof *rv.aword);   /* the commit fences it */
-        /* the block may be of a larger class than size asks for */
-        struct pm_sb_header *h;
-        uint32_t s, idx;
-        usable = sb_locate(rt, rv.blk, &s, &h, &idx) == 0 ? h->block_size : size;
     }
     pm_op_end(rec);
-    (void)tx_mark(rt, tx, off);             /* a fresh block: nobody's mark */
-    (void)vec_push(&tx->allocs, off, usable, NULL);   /* room made above */
+    /* a fresh block: nobody's mark, and not in this transaction's list */
+    if (pm_mark(rt, rt->txmark, off))
+        (void)vec_push(&tx->marks, off, 0, NULL);     /* room made above */
+    (void)vec_push(&tx->allocs, off, usable, NULL);
     return rv.blk;
 }
 
