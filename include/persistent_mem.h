@@ -416,7 +416,8 @@ int persistent_realloc_into(allocator_space_t *space,
  * the process dies (the log is written before the data, in program
  * order); PMEM also at power failure, with four fences for a transaction
  * of one snapshot and one allocation (one per snapshot, one per
- * allocation, two for the commit, one more when it frees).  A committed
+ * allocation, two for the commit, and when it frees, one more and one per
+ * block freed).  A committed
  * transaction is durable at return in PMEM mode, after persistent_sync()
  * in SYNC mode, and as the page cache goes in PROCESS mode.
  *
