@@ -102,9 +102,15 @@ enum persistent_error {
                                          space no longer grows or syncs and
                                          never touches the file that has
                                          the descriptor's number now */
-    PERSISTENT_E_ROOT_BLOCK  = -1015  /* (error hook) the block is a root's:
+    PERSISTENT_E_ROOT_BLOCK  = -1015, /* (error hook) the block is a root's:
                                          free it with persistent_root_remove;
                                          it cannot be another tag's root */
+    PERSISTENT_E_TX_BLOCK    = -1016, /* (error hook) the block belongs to an
+                                         open transaction (allocated or freed
+                                         in it): only it may free it */
+    PERSISTENT_E_TX_AUTO     = -1017  /* (error hook) a thread wrote to a space
+                                         while another thread's automatic
+                                         transaction had it */
 };
 
 /* Message for the last failed call of this thread (never NULL). */
@@ -382,6 +388,101 @@ int persistent_realloc_into(allocator_space_t *space,
                             persistent_offset_t *dest, size_t size);
 
 /* ------------------------------------------------------------------------ */
+/* Transactions: failure-atomic updates of the program's own data           */
+/*
+ * Between persistent_tx_begin() and persistent_tx_commit() the calling
+ * thread's changes to the space happen all or not at all, whatever kills
+ * the process (and, in PMEM durability, at power failure): the ranges it
+ * snapshotted with persistent_tx_add() before changing them, the blocks it
+ * allocated with persistent_tx_alloc() and the frees it asked for with
+ * persistent_tx_free().  A transaction that does not commit -- aborted, or
+ * cut short by a crash and rolled back at the next open -- leaves every
+ * snapshotted range as it was at its snapshot, frees what it allocated and
+ * frees nothing else.
+ *
+ * A transaction belongs to the calling thread.  Threads run their own
+ * transactions at the same time and never wait for each other.  It gives
+ * failure atomicity, not isolation: data that two threads share needs the
+ * program's own synchronisation (as with PMDK's transactions), and a range
+ * must not be changed by another thread while a transaction has it
+ * snapshotted.  Only changes to snapshotted ranges and to blocks allocated
+ * in the transaction are covered; change nothing else in the space inside
+ * a transaction.
+ *
+ * Nested begin/commit pairs flatten into the outermost transaction; an
+ * abort at any depth aborts the whole of it.
+ *
+ * Durability (see README): PROCESS and SYNC keep transactions atomic when
+ * the process dies (the log is written before the data, in program
+ * order); PMEM also at power failure, with four fences for a transaction
+ * of one snapshot and one allocation (one per snapshot, one per
+ * allocation, two for the commit, and when it frees, one more and one per
+ * block freed).  A committed
+ * transaction is durable at return in PMEM mode, after persistent_sync()
+ * in SYNC mode, and as the page cache goes in PROCESS mode.
+ *
+ * Setup-style calls return 0 or a negative code: -EINVAL (no transaction,
+ * a range or block that is not in the space), PERSISTENT_E_BAD_POINTER,
+ * -ENOMEM (no room for the log), -EROFS. */
+
+/* Starts a transaction in the calling thread, or nests in its open one. */
+int persistent_tx_begin(allocator_space_t *space);
+
+/* Snapshots [ptr, ptr + len) before the caller changes it.  The range must
+ * lie inside one live block (or a block this transaction allocated).
+ * Snapshotting a range already snapshotted in this transaction costs
+ * nothing. */
+int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len);
+
+/* A block that is permanent when the transaction commits and freed when it
+ * aborts; NULL with errno (ENOMEM, EINVAL outside a transaction).  The
+ * transaction stays open when it fails: abort it. */
+void *persistent_tx_alloc(allocator_space_t *space, size_t size);
+void *persistent_tx_zalloc(allocator_space_t *space, size_t size);
+
+/* Frees ptr when the transaction commits (nothing happens if it aborts).
+ * ptr must be a live block; a root's block, or one allocated in another
+ * thread's open transaction, is refused (error hook, -EINVAL). */
+int persistent_tx_free(allocator_space_t *space, void *ptr);
+
+/* Resizes inside the transaction: the old block is freed at commit, the
+ * new one (with the old contents) freed at abort.  NULL with errno. */
+void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
+
+/* Starts an automatic transaction: every change the calling thread makes
+ * to the space until its commit or abort is covered, with no
+ * persistent_tx_add -- for code that cannot be changed (a container's).
+ * The first write to each page of the space is caught (the pages are
+ * read-only while it is open) and the page is snapshotted before the
+ * write goes ahead; the allocator's own changes are caught the same way,
+ * so persistent_malloc and persistent_free inside it are undone with an
+ * abort, and persistent_tx_add/alloc/free work as in any transaction.
+ * What it requires: the space is the transaction's while it is open.  It
+ * fails with -EBUSY while another thread has a transaction open on the
+ * space, or is inside a call and owns part of the heap (try again), or
+ * another automatic transaction is open in the process.  Another thread
+ * that writes to the space meanwhile is reported once through the error
+ * hook (PERSISTENT_E_TX_AUTO) and waits for the end: after a commit it
+ * goes on; after an abort its call cannot finish on the restored heap, and
+ * the process stops (after the rollback is durable, so the space is whole
+ * when opened again).  Writes by the kernel into the space (read(2) into
+ * a block) fail with EFAULT until their page has been written once.
+ * Nested begins flatten; commit and abort end it as any transaction. */
+int persistent_tx_begin_auto(allocator_space_t *space);
+
+/* Ends the innermost begin; the outermost one makes the transaction
+ * permanent.  0, or -EINVAL with no transaction open. */
+int persistent_tx_commit(allocator_space_t *space);
+
+/* Undoes the whole transaction (every level): snapshots restored byte for
+ * byte, its allocations freed, its frees dropped.  0, or -EINVAL with no
+ * transaction open. */
+int persistent_tx_abort(allocator_space_t *space);
+
+/* Nesting depth of the calling thread's transaction in space: 0 = none. */
+int persistent_tx_depth(allocator_space_t *space);
+
+/* ------------------------------------------------------------------------ */
 /* Statistics and checking                                                    */
 
 #define PERSISTENT_N_CLASSES 36
@@ -415,6 +516,9 @@ struct persistent_check_report {
     uint64_t roots;
     uint64_t pending_remote_frees;  /* freed, not yet collected */
     uint64_t in_flight_lanes;       /* publishing calls in flight */
+    uint64_t open_transactions;     /* transactions the next writer's open
+                                       rolls back or finishes (or that are
+                                       open now, on a live space) */
     uint64_t orphan_bits;           /* crash leftovers (bits of no live
                                        run or block) a writer's open clears;
                                        harmless, not errors */
@@ -439,8 +543,8 @@ int persistent_check(allocator_space_t *space,
 /* Misuse reporting                                                           */
 
 /* Called for each detected misuse: code is PERSISTENT_E_DOUBLE_FREE,
- * PERSISTENT_E_BAD_POINTER or PERSISTENT_E_ROOT_BLOCK with ptr the
- * offending pointer, or (once per space) PERSISTENT_E_FILE_LOST with ptr
+ * PERSISTENT_E_BAD_POINTER, PERSISTENT_E_ROOT_BLOCK or
+ * PERSISTENT_E_TX_BLOCK with ptr the offending pointer, or (once per space) PERSISTENT_E_FILE_LOST with ptr
  * the space.  Process-wide; NULL
  * restores the default, which prints one line to stderr. */
 typedef void persistent_error_fn(allocator_space_t *space, int code,

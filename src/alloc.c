@@ -166,9 +166,10 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
         if (ok)
             return p;
     }
-    if (pm_root_block(rt, (uint64_t)((char *)p - rt->base))) {
-        /* moving it would free a root's block */
-        pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, p, "persistent_realloc");
+    int held = pm_block_held(rt, UINT32_MAX, (uint64_t)((char *)p - rt->base));
+    if (held != 0) {
+        /* moving it would free a root's block, or an open transaction's */
+        pm_misuse(rt, held, p, "persistent_realloc");
         errno = EINVAL;
         return NULL;
     }

@@ -45,6 +45,7 @@
 
 static pm_atomic_u64 crash_at;          /* 0: disarmed */
 static pm_atomic_u64 crash_count;
+static pm_atomic_u64 fence_count;
 static int crash_mode;
 static uint64_t crash_seed;
 static const struct pm_flush_ops *inner;
@@ -246,6 +247,7 @@ static void crash_flush(const void *addr, size_t len)
 static void crash_drain(void)
 {
     pthread_mutex_lock(&sim_lock);
+    pm_fetch_add_relaxed(&fence_count, 1);
     tick();
     if (crash_mode >= PM_CRASH_POWER && sim_base != NULL) {
         struct tpend *t = pend_of_thread();
@@ -279,12 +281,18 @@ void pm_crash_arm(uint64_t at, int mode, uint64_t seed)
     z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
     crash_seed = (z ^ (z >> 31)) | 1;
     pm_store_relaxed(&crash_count, 0);
+    pm_store_relaxed(&fence_count, 0);
     pm_store_release(&crash_at, at ? at : UINT64_MAX);
 }
 
 uint64_t pm_crash_points(void)
 {
     return pm_load_acquire(&crash_count);
+}
+
+uint64_t pm_crash_fences(void)
+{
+    return pm_load_acquire(&fence_count);
 }
 
 bool pm_crash_armed(void)

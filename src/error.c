@@ -45,6 +45,8 @@ const char *persistent_strerror(int code)
     case PERSISTENT_E_READONLY: return "space is read-only";
     case PERSISTENT_E_FILE_LOST: return "space file descriptor was closed behind the library's back";
     case PERSISTENT_E_ROOT_BLOCK: return "block is a root's (remove the root to free it)";
+    case PERSISTENT_E_TX_BLOCK: return "block belongs to an open transaction";
+    case PERSISTENT_E_TX_AUTO: return "space written during another thread's automatic transaction";
     default:
         if (code < 0 && code > -4096)
             return strerror(-code);

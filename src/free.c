@@ -11,12 +11,13 @@ void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
     uint64_t off = (uint64_t)((char *)ptr - rt->base);
     int r = sb_locate(rt, ptr, &s, &h, &idx);
     if (r == 0) {
-        if (pm_root_held(rt, s, off))
-            r = PERSISTENT_E_ROOT_BLOCK;
-        else
+        r = pm_block_held(rt, s, off);
+        if (r == 0)
             pm_free_small(rt, rec, s, h, idx);
     } else if (r == 1) {
-        r = pm_root_block(rt, off) ? PERSISTENT_E_ROOT_BLOCK : lg_free(rt, ptr);
+        r = pm_block_held(rt, UINT32_MAX, off);
+        if (r == 0)
+            r = lg_free(rt, ptr);
     }
     if (r != 0)
         pm_misuse(rt, r, ptr, "persistent_free");
@@ -98,8 +99,9 @@ void persistent_free(allocator_space_t *space, void *ptr)
     uint32_t s, idx;
     struct pm_sb_header *h;
     if (PM_LIKELY(locate_small(rt, ptr, &s, &h, &idx))) {
-        if (pm_root_held(rt, s, (uint64_t)((char *)ptr - rt->base))) {
-            pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, ptr, "persistent_free");
+        int held = pm_block_held(rt, s, (uint64_t)((char *)ptr - rt->base));
+        if (PM_UNLIKELY(held != 0)) {
+            pm_misuse(rt, held, ptr, "persistent_free");
             return;
         }
         uint64_t a = pm_load_relaxed(&rt->ctl[s].anchor);

@@ -72,8 +72,8 @@ struct pm_sbctl {
     pm_atomic_u32 cls;
     pm_atomic_u16 frees;          /* the owner's frees into it since it was
                                      set aside (a hint, owner only) */
-    pm_atomic_u16 roots;          /* root blocks in this run (roots.c): a
-                                     free into it checks the root marks */
+    pm_atomic_u16 marks;          /* root and transaction marks in this run
+                                     (roots.c): a free into it checks them */
 };
 
 /* Geometry of one size class in one space. */
@@ -116,6 +116,8 @@ struct pm_trec {
     uint32_t id;                  /* index in rt->recs, >= 1 */
     pm_atomic_u32 in_use;
     int32_t lane;                 /* publish lane index, -1 if none */
+    struct pm_tx *tx;             /* its transaction state (tx.c), NULL
+                                     until its first transaction */
     struct pm_tcache cls[PM_N_CLASSES];
 };
 
@@ -195,9 +197,10 @@ struct pm_rt {
     pm_atomic_u32 pins;           /* thread-exit handbacks in progress */
     pm_atomic_u32 closing;
 
-    /* roots (roots.c): which 16-byte granules of the pages start a root's
-     * block, and per run (struct pm_sbctl.roots) how many it holds */
-    pm_atomic_u64 *rootmark;
+    /* marks (roots.c): which 16-byte granules of the pages start a root's
+     * block, or a block an open transaction allocated or frees (tx.c);
+     * per run (struct pm_sbctl.marks) how many marks it holds */
+    pm_atomic_u64 *rootmark, *txmark;
 
     /* publish lanes (publish.c) */
     pm_atomic_u32 *lane_owner;    /* record id holding each lane */
@@ -254,6 +257,11 @@ void *os_vol_alloc(size_t size);
 void os_vol_free(void *p, size_t size);
 uint64_t os_time_ns(void);
 void os_random(void *buf, size_t len);
+size_t os_page_size(void);
+int os_protect(void *addr, size_t len, bool writable);
+int os_catch_faults(bool (*fn)(void *addr));
+void os_sleep_us(unsigned us);
+void os_fatal(const char *msg) __attribute__((noreturn));
 int os_membarrier_init(void);
 int os_membarrier(void);
 uint32_t os_ncpu(void);
@@ -279,6 +287,18 @@ static inline void pm_persist(struct pm_rt *rt, const void *addr, size_t len)
         rt->flush->flush(addr, len);
         rt->flush->drain();
     }
+}
+/* The two halves, for code that makes several changes durable with one
+ * fence (tx.c). */
+static inline void pm_flush(struct pm_rt *rt, const void *addr, size_t len)
+{
+    if (PM_UNLIKELY(rt->flush != NULL))
+        rt->flush->flush(addr, len);
+}
+static inline void pm_drain(struct pm_rt *rt)
+{
+    if (PM_UNLIKELY(rt->flush != NULL))
+        rt->flush->drain();
 }
 
 /* ---- sizeclass.c ---- */
@@ -368,7 +388,7 @@ void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls,
 /* Inside an operation: a free block of class cls taken out of the cache
  * but not marked allocated (publish.c commits it after its lane record). */
 void *sb_reserve(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls,
-                 pm_atomic_u64 **aword, uint64_t *bit);
+                 pm_atomic_u64 **aword, uint64_t *bit, uint32_t *bsize);
 void sb_free_local(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
                    struct pm_sb_header *h, uint32_t idx);
 void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
@@ -386,6 +406,11 @@ int sb_locate(struct pm_rt *rt, const void *ptr, uint32_t *first,
               struct pm_sb_header **hp, uint32_t *idx);
 void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t first, uint32_t n_used);
 uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec);
+/* Takes every superblock other threads own (tx.c: an automatic
+ * transaction); -EBUSY if one was inside a call and kept it. */
+int sb_revoke_all(struct pm_rt *rt, struct pm_trec *rec);
+/* Forgets what rec's caches hold (after the heap was rebuilt under it). */
+void sb_forget_thread(struct pm_trec *rec);
 bool sb_header_valid(struct pm_rt *rt, const struct pm_sb_header *h,
                      uint64_t first);
 
@@ -415,6 +440,7 @@ void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr);
 /* ---- publish.c ---- */
 struct pm_resv {                  /* a block reserved, not yet committed */
     void *blk;
+    uint64_t usable;              /* its usable bytes */
     bool large;
     pm_atomic_u64 *aword;         /* small: its allocation word and bit */
     uint64_t bit;
@@ -440,6 +466,12 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
                       size_t size, uint64_t *winner);
 int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val);
 int pm_lanes_recover(struct pm_rt *rt);
+struct pm_lane *pub_lane(struct pm_rt *rt, struct pm_trec *rec);
+/* Recovery: the block at boff made live or free from the persistent bits
+ * alone, idempotently (publish.c). */
+void pub_ensure(struct pm_rt *rt, uint64_t boff, bool live);
+/* Every lane: i from 0 while it returns one (publish.c). */
+struct pm_lane *pub_lane_at(struct pm_rt *rt, uint32_t i);
 int pm_lanes_in_flight(struct pm_rt *rt);
 
 /* ---- verify.c ---- */
@@ -464,22 +496,51 @@ int pm_walk_runs(struct pm_rt *rt,
 int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep, bool counts);
 
 /* ---- roots.c ---- */
-bool pm_root_mark(struct pm_rt *rt, uint64_t off);
-void pm_root_unmark(struct pm_rt *rt, uint64_t off);
-bool pm_root_block(struct pm_rt *rt, uint64_t off);
-void pm_root_marks_rebuild(struct pm_rt *rt);
-/* A free of the block at off in the run starting at first must be refused:
- * it is a root's (cheap unless the run holds a root). */
-static inline bool pm_root_held(struct pm_rt *rt, uint32_t first, uint64_t off)
+bool pm_mark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off);
+void pm_unmark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off);
+bool pm_marked(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off);
+static inline bool pm_root_mark(struct pm_rt *rt, uint64_t off)
 {
-    return PM_UNLIKELY(pm_load_relaxed(&rt->ctl[first].roots) != 0) &&
-           pm_root_block(rt, off);
+    return pm_mark(rt, rt->rootmark, off);
 }
+static inline void pm_root_unmark(struct pm_rt *rt, uint64_t off)
+{
+    pm_unmark(rt, rt->rootmark, off);
+}
+static inline bool pm_root_block(struct pm_rt *rt, uint64_t off)
+{
+    return pm_marked(rt, rt->rootmark, off);
+}
+void pm_root_marks_rebuild(struct pm_rt *rt);
+/* Why a free of the block at off must be refused: PERSISTENT_E_ROOT_BLOCK
+ * (a root's), PERSISTENT_E_TX_BLOCK (an open transaction's), else 0.
+ * first: its run's first page, when the caller has it (cheap then unless
+ * the run holds a mark), or UINT32_MAX. */
+int pm_block_held_slow(struct pm_rt *rt, uint64_t off);
+static inline int pm_block_held(struct pm_rt *rt, uint32_t first, uint64_t off)
+{
+    if (first != UINT32_MAX && PM_LIKELY(pm_load_relaxed(&rt->ctl[first].marks) == 0))
+        return 0;
+    return pm_block_held_slow(rt, off);
+}
+
+/* ---- tx.c ---- */
+struct pm_tx;
+struct pm_txit {                  /* a walk of one log's transaction */
+    uint64_t gen, at, end, budget;
+};
+bool pm_txlog_head_ok(struct pm_rt *rt, uint64_t off);
+void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, struct pm_txit *it);
+const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it);
+int pm_tx_recover(struct pm_rt *rt);          /* a writer's open, first */
+void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec);
+void pm_tx_close(struct pm_rt *rt);           /* close: volatile state */
 
 /* ---- recover.c ---- */
 int pm_engine_prepare(struct pm_rt *rt); /* volatile runtime, validation:
                                            writes nothing to the file */
 int pm_engine_start(struct pm_rt *rt);   /* recovery and rebuild */
+void pm_engine_reset(struct pm_rt *rt, struct pm_trec *rec);
 void pm_engine_close(struct pm_rt *rt);
 
 /* ---- crashsim.c (test support, inert unless armed) ---- */
@@ -489,6 +550,7 @@ void pm_engine_close(struct pm_rt *rt);
 #define PM_CRASH_POWER_EVICT 3   /* ... plus a random subset of dirty lines */
 void pm_crash_arm(uint64_t at, int mode, uint64_t seed);  /* at 0: count only */
 uint64_t pm_crash_points(void);
+uint64_t pm_crash_fences(void);   /* fences among the points */
 bool pm_crash_armed(void);
 int pm_crash_mode(void);
 const struct pm_flush_ops *pm_crash_wrap(const struct pm_flush_ops *real);

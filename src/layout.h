@@ -169,7 +169,9 @@ struct pm_lane {
     uint64_t block_off;           /* block being published or freed */
     uint64_t old_off;             /* realloc: block being replaced */
     uint64_t size;
-    uint64_t reserved[3];
+    pm_atomic_u64 tx_off;         /* the transaction log of the thread that
+                                     holds the lane, 0 if none (tx.c) */
+    uint64_t reserved[2];
 };
 
 #define PM_LANE_IDLE        0u
@@ -199,6 +201,61 @@ static inline uint64_t pm_lane_op(const struct pm_lane *l, uint64_t word)
         (word >> 8) != pm_lane_check(op, l->dest_off, l->block_off, l->old_off, l->size))
         return PM_LANE_IDLE;
     return op;
+}
+
+/* A transaction log (tx.c): a block found from a lane's tx_off, kept by
+ * the lane from one thread to the next.  Its state word says what recovery
+ * does: IDLE nothing, ACTIVE roll the transaction back, COMMITTED finish
+ * its frees.  Entries follow the head, each written and checked on its
+ * own: an entry belongs to the transaction whose generation is in the
+ * state word only if its check (pm_txent_check over the generation, the
+ * head and the snapshot data) is right, so the first entry that fails ends
+ * the log -- a torn one, or one left by an earlier transaction.  A JUMP
+ * entry continues the log in a run of pages (len bytes at off) that the
+ * transaction claimed and does not hold as a block: nobody else is handed
+ * those pages while it runs, and after a crash recovery reads them before
+ * anything is allocated. */
+struct pm_txlog {
+    uint64_t magic;               /* PM_TXLOG_MAGIC */
+    uint64_t size;                /* bytes of the block, head included */
+    pm_atomic_u64 state;          /* PM_TX_* | generation << 8 */
+    uint64_t reserved[5];
+};
+#define PM_TXLOG_MAGIC UINT64_C(0x474f4c58544d5001)  /* "\1PMTXLOG" */
+#define PM_TX_IDLE          0u
+#define PM_TX_ACTIVE        1u
+#define PM_TX_COMMITTED     2u
+
+struct pm_txent {
+    uint64_t kind_len;            /* PM_TXE_* | len << 8 */
+    uint64_t off;                 /* offset in the space */
+    uint64_t check;               /* pm_txent_check() */
+    uint64_t reserved;
+    /* SNAPSHOT: len bytes, then zeros to a multiple of 8 */
+};
+#define PM_TXE_SNAPSHOT     1u    /* [off, off + len) held these bytes */
+#define PM_TXE_ALLOC        2u    /* the block at off was allocated */
+#define PM_TXE_FREE         3u    /* the block at off is freed at commit */
+#define PM_TXE_JUMP         4u    /* the log goes on at off (len bytes) */
+#define PM_TXE_PAGE         5u    /* the memory page at off held these len
+                                     bytes (automatic transactions; off from
+                                     the start of the file, metadata too) */
+
+/* A check over an entry: its generation, head and data words. */
+static inline uint64_t pm_txent_check(uint64_t gen, uint64_t kind_len, uint64_t off,
+                                      const uint64_t *data, uint64_t n_words)
+{
+    uint64_t x = (gen ^ UINT64_C(0x6a09e667f3bcc909)) * UINT64_C(0x9e3779b97f4a7c15);
+    x ^= kind_len + UINT64_C(0x632be59bd9b4e019) + (x << 6) + (x >> 2);
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    x ^= off + (x >> 29);
+    for (uint64_t i = 0; i < n_words; i++) {
+        x ^= data[i];
+        x *= UINT64_C(0x94d049bb133111eb);
+        x ^= x >> 32;
+    }
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    return (x ^ (x >> 31)) | 1;   /* never 0, which a fresh page holds */
 }
 
 /* An overflow lane table, allocated from the heap when every lane is held
@@ -265,6 +322,9 @@ _Static_assert(offsetof(struct pm_header, live) == 1280, "live at 1280");
 _Static_assert(sizeof(struct pm_root_slot) == 16, "root slot is 16 bytes");
 _Static_assert(sizeof(struct pm_root_table) == 32, "root table head");
 _Static_assert(sizeof(struct pm_lane) == 64, "a lane is one cache line");
+_Static_assert(offsetof(struct pm_lane, tx_off) == 40, "lane tx_off at 40");
+_Static_assert(sizeof(struct pm_txlog) == 64, "a log head is one line");
+_Static_assert(sizeof(struct pm_txent) == 32, "a log entry head is 32 bytes");
 _Static_assert(sizeof(struct pm_lane_table) == 64, "lane table head is a line");
 _Static_assert(sizeof(struct pm_sb_header) == 64, "sb header is one line");
 _Static_assert(offsetof(struct pm_sb_header, bits) == 64, "bits after header");

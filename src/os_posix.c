@@ -6,6 +6,9 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -494,6 +497,82 @@ void os_random(void *buf, size_t len)
         *p++ = (char)x;
         len--;
     }
+}
+
+/* ---- memory protection and faults (automatic transactions, tx.c) ---- */
+
+size_t os_page_size(void)
+{
+    long n = sysconf(_SC_PAGESIZE);
+    return n > 0 ? (size_t)n : 4096;
+}
+
+int os_protect(void *addr, size_t len, bool writable)
+{
+    return mprotect(addr, len, writable ? PROT_READ | PROT_WRITE : PROT_READ) == 0 ? 0 : -errno;
+}
+
+static bool (*fault_fn)(void *addr);
+static struct sigaction fault_old;
+
+static void on_fault(int sig, siginfo_t *si, void *ctx)
+{
+    if (fault_fn != NULL && fault_fn(si->si_addr))
+        return;                         /* handled: the access is retried */
+    /* not ours: whoever had the signal before */
+    if ((fault_old.sa_flags & SA_SIGINFO) && fault_old.sa_sigaction != NULL) {
+        fault_old.sa_sigaction(sig, si, ctx);
+    } else if (fault_old.sa_handler != SIG_DFL && fault_old.sa_handler != SIG_IGN) {
+        fault_old.sa_handler(sig);
+    } else {
+        /* the default action, on the retried access */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigaction(sig, &dfl, NULL);
+    }
+}
+
+/* Write faults go to fn first (true: handled, retry the access); others to
+ * the handler that was there.  Installed once per process. */
+int os_catch_faults(bool (*fn)(void *addr))
+{
+    static pm_atomic_u32 done;
+    uint32_t zero = 0;
+    if (pm_load_acquire(&done) == 2 || !pm_cas_strong_acq_rel(&done, &zero, 1u)) {
+        while (pm_load_acquire(&done) != 2)
+            sched_yield();
+        return 0;
+    }
+    fault_fn = fn;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    int r = sigaction(SIGSEGV, &sa, &fault_old) == 0 ? 0 : -errno;
+    pm_store_release(&done, 2u);
+    return r;
+}
+
+void os_sleep_us(unsigned us)
+{
+    struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* A message on stderr and the end of the process (async-signal-safe). */
+void os_fatal(const char *msg)
+{
+    size_t n = strlen(msg);
+    while (n > 0) {
+        ssize_t w = write(2, msg, n);
+        if (w <= 0)
+            break;
+        msg += w;
+        n -= (size_t)w;
+    }
+    abort();
 }
 
 int os_membarrier_init(void)

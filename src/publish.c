@@ -96,7 +96,7 @@ static bool chunk_add(struct pm_rt *rt, struct pm_trec *rec)
     }
 }
 
-static struct pm_lane *lane_get(struct pm_rt *rt, struct pm_trec *rec)
+struct pm_lane *pub_lane(struct pm_rt *rt, struct pm_trec *rec)
 {
     if (rec->lane >= 0)
         return lane_at(rt, (uint32_t)rec->lane);
@@ -145,14 +145,18 @@ void *pub_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
     if (size == 0)
         size = 1;
     if (size <= rt->max_small) {
-        rv->blk = sb_reserve(rt, rec, pm_size_class(size), &rv->aword, &rv->bit);
-        if (rv->blk != NULL)
+        uint32_t bsize = 0;
+        rv->blk = sb_reserve(rt, rec, pm_size_class(size), &rv->aword, &rv->bit, &bsize);
+        if (rv->blk != NULL) {
+            rv->usable = bsize;
             return rv->blk;
+        }
     }
     uint64_t first = lg_reserve(rt, rec, size, 0, &rv->n);
     if (first == PG_NONE)
         return NULL;
     rv->large = true;
+    rv->usable = rv->n << rt->page_shift;
     rv->first = first;
     rv->blk = rt->data + (first << rt->page_shift);
     return rv->blk;
@@ -278,7 +282,7 @@ int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
         return r;
     if (size == 0)
         return pm_err(-EINVAL, "alloc_into: size 0");
-    struct pm_lane *l = lane_get(rt, rec);
+    struct pm_lane *l = pub_lane(rt, rec);
     if (l == NULL)
         return pm_err(-ENOMEM, "alloc_into: no lane");
     pm_op_begin(rec);
@@ -307,7 +311,7 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
     int r = dest_check(rt, dest, &doff);
     if (r < 0)
         return r;
-    struct pm_lane *l = lane_get(rt, rec);
+    struct pm_lane *l = pub_lane(rt, rec);
     if (l == NULL)
         return pm_err(-ENOMEM, "free_from: no lane");
     for (;;) {
@@ -320,9 +324,10 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
             return pm_err(-EINVAL, "free_from: *dest holds %#llx, not a block's offset",
                           (unsigned long long)boff);
         }
-        if (pm_root_block(rt, boff)) {
-            pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, rt->base + boff, "persistent_free_from");
-            return pm_err(-EINVAL, "free_from: the block is a root's; remove the root");
+        int held = pm_block_held(rt, UINT32_MAX, boff);
+        if (held != 0) {
+            pm_misuse(rt, held, rt->base + boff, "persistent_free_from");
+            return pm_err(-EINVAL, "free_from: %s", persistent_strerror(held));
         }
         pm_op_begin(rec);
         if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
@@ -382,7 +387,7 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         pm_misuse(rt, PERSISTENT_E_BAD_POINTER, old, "persistent_realloc_into");
         return pm_err(-EINVAL, "realloc_into: *dest is not a live block");
     }
-    bool is_root = pm_root_block(rt, ooff);
+    int held = pm_block_held(rt, UINT32_MAX, ooff);
     /* in place: nothing about *dest changes, and a large resize is
      * crash-atomic by itself (large.c) */
     if (us <= rt->max_small && size <= us && (us <= 64 || size > us / 2) &&
@@ -395,11 +400,11 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         if (ok)
             return 0;
     }
-    if (is_root) {              /* moving it would free a root's block */
-        pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, old, "persistent_realloc_into");
-        return pm_err(-EINVAL, "realloc_into: the block is a root's and cannot move");
+    if (held != 0) {            /* moving it would free a root's block */
+        pm_misuse(rt, held, old, "persistent_realloc_into");
+        return pm_err(-EINVAL, "realloc_into: %s; it cannot move", persistent_strerror(held));
     }
-    struct pm_lane *l = lane_get(rt, rec);
+    struct pm_lane *l = pub_lane(rt, rec);
     if (l == NULL)
         return pm_err(-ENOMEM, "realloc_into: no lane");
     pm_op_begin(rec);
@@ -452,7 +457,7 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
 void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
                       size_t size, uint64_t *winner)
 {
-    struct pm_lane *l = lane_get(rt, rec);
+    struct pm_lane *l = pub_lane(rt, rec);
     if (l == NULL)
         return NULL;
     pm_op_begin(rec);
@@ -494,7 +499,7 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
 
 int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
 {
-    struct pm_lane *l = lane_get(rt, rec);
+    struct pm_lane *l = pub_lane(rt, rec);
     if (l == NULL)
         return -ENOMEM;
     pm_op_begin(rec);
@@ -527,7 +532,7 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
 /* ---- recovery ---- */
 
 /* Before the rebuild walk, from the persistent bits alone. */
-static void ensure(struct pm_rt *rt, uint64_t boff, bool live)
+void pub_ensure(struct pm_rt *rt, uint64_t boff, bool live)
 {
     uint64_t n = pm_load_acquire(&rt->n_pages);
     if (boff < rt->data_off || boff >= rt->data_off + (n << rt->page_shift))
@@ -581,18 +586,18 @@ int pm_lanes_recover(struct pm_rt *rt)
         pm_atomic_u64 *dest = (pm_atomic_u64 *)(rt->base + l->dest_off);
         uint64_t cur = pm_load_acquire(dest);
         if (op == PM_LANE_ALLOC) {
-            ensure(rt, l->block_off, cur == l->block_off);
+            pub_ensure(rt, l->block_off, cur == l->block_off);
         } else if (op == PM_LANE_FREE) {
             if (cur == l->block_off) {
                 pm_store_release(dest, (uint64_t)0);
                 pm_persist(rt, dest, sizeof *dest);
             }
-            ensure(rt, l->block_off, false);
+            pub_ensure(rt, l->block_off, false);
         } else {
             bool forward = cur == l->block_off;
-            ensure(rt, l->block_off, forward);
+            pub_ensure(rt, l->block_off, forward);
             if (forward)
-                ensure(rt, l->old_off, false);
+                pub_ensure(rt, l->old_off, false);
         }
         lane_clear(rt, l);
     }
@@ -608,4 +613,12 @@ int pm_lanes_in_flight(struct pm_rt *rt)
         if (pm_lane_op(lane_at(rt, i), pm_load_acquire(&lane_at(rt, i)->op)) != PM_LANE_IDLE)
             n++;
     return n;
+}
+
+struct pm_lane *pub_lane_at(struct pm_rt *rt, uint32_t i)
+{
+    if (i == 0)
+        chunks_discover(rt);
+    uint32_t total = n_meta_lanes(rt) + pm_load_acquire(&rt->n_lane_chunks) * LANE_CHUNK;
+    return i < total ? lane_at(rt, i) : NULL;
 }

@@ -94,9 +94,9 @@ int pm_engine_prepare(struct pm_rt *rt)
     size_t rec_sz = round_up(PM_MAX_RECS * sizeof(struct pm_trec), 64);
     size_t lane_sz = round_up((rt->hdr->fixed.n_lanes + PM_LANE_CHUNK * PM_LANE_MAX_CHUNKS) *
                                   sizeof(pm_atomic_u32), 64);
-    /* one bit per 16-byte granule of the pages (roots.c) */
+    /* one bit per 16-byte granule of the pages, twice (roots.c) */
     size_t mark_sz = round_up(((mp << rt->page_shift) / 16 + 63) / 64 * 8, 64);
-    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz + mark_sz;
+    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz + 2 * mark_sz;
     char *v = os_vol_alloc(rt->vol_size);
     if (v == NULL)
         return pm_err(-ENOMEM, "cannot reserve %zu bytes for the runtime",
@@ -115,6 +115,8 @@ int pm_engine_prepare(struct pm_rt *rt)
     rt->lane_owner = (pm_atomic_u32 *)v;
     v += lane_sz;
     rt->rootmark = (pm_atomic_u64 *)v;
+    v += mark_sz;
+    rt->txmark = (pm_atomic_u64 *)v;
     rt->used_words = (mp + 63) / 64;
     pm_classes_init(rt);
     pg_init(rt);
@@ -151,8 +153,12 @@ int pm_engine_start(struct pm_rt *rt)
                           persistent_strerror(r));
     }
     if (repair) {
-        /* lanes first: rolling one back can empty a superblock */
-        int r = pm_lanes_recover(rt);
+        /* transactions, then lanes, first: rolling one back can empty a
+         * superblock, and a transaction's log may go on in pages no run
+         * holds */
+        int r = pm_tx_recover(rt);
+        if (r == 0)
+            r = pm_lanes_recover(rt);
         if (r < 0)
             return r;
     }
@@ -161,6 +167,41 @@ int pm_engine_start(struct pm_rt *rt)
         pm_root_marks_rebuild(rt);
     rt->recovered = repair && !rt->clean_at_open;
     return 0;
+}
+
+/* After an automatic transaction's pages were restored (tx.c): the
+ * volatile runtime rebuilt from the file as an open builds it.  The caller
+ * is the only thread inside a call on the space, and no other thread owns
+ * a superblock (the transaction revoked them all when it began). */
+void pm_engine_reset(struct pm_rt *rt, struct pm_trec *rec)
+{
+    /* nothing past the pages in use was ever set */
+    uint64_t mp = pm_load_acquire(&rt->n_pages);
+    for (uint64_t w = 0; w < (mp + 63) / 64; w++)
+        pm_store_relaxed(&rt->used[w], 0);
+    for (uint64_t p = 0; p < mp; p++)
+        pm_store_relaxed(&rt->pagemap[p], 0u);
+    for (uint64_t p = 0; p < mp; p++) {
+        struct pm_sbctl *c = &rt->ctl[p];
+        uint64_t a = pm_load_relaxed(&c->anchor);
+        pm_store_relaxed(&c->anchor, pm_anchor_make(a, PM_SB_FREE, 0));
+        pm_store_relaxed(&c->summary, 0);
+        pm_store_relaxed(&c->n_pub, 0u);
+        pm_store_relaxed(&c->marks, (uint16_t)0);
+    }
+    uint64_t marks = ((mp << rt->page_shift) / 16 + 63) / 64;
+    for (uint64_t w = 0; w < marks; w++) {
+        pm_store_relaxed(&rt->rootmark[w], 0);
+        pm_store_relaxed(&rt->txmark[w], 0);
+    }
+    for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
+        uint64_t h = pm_load_relaxed(&rt->partial[c]);
+        pm_store_relaxed(&rt->partial[c], ((h >> 32) + 1) << 32);
+    }
+    pg_init(rt);
+    sb_forget_thread(rec);
+    rebuild(rt, true);
+    pm_root_marks_rebuild(rt);
 }
 
 void pm_engine_close(struct pm_rt *rt)
@@ -175,5 +216,6 @@ void pm_engine_close(struct pm_rt *rt)
         rt->recs = NULL;
         rt->lane_owner = NULL;
         rt->rootmark = NULL;
+        rt->txmark = NULL;
     }
 }

@@ -20,7 +20,7 @@
  * of the pages (rt->rootmark) marks where a root's block starts, claimed
  * with an atomic OR before the root's value is published, so of two
  * threads making one block a root only one succeeds; each run counts its
- * root blocks (struct pm_sbctl.roots) so that a free looks at the bit only
+ * marks (struct pm_sbctl.marks) so that a free looks at the bits only
  * in the rare run that holds one.  Rebuilt from the roots at every open.
  * A free that races with the publication of the same block (a use after
  * publish in the program) is not caught.
@@ -38,7 +38,7 @@ struct table {
     pm_atomic_u64 *next;
 };
 
-/* ---- root marks ---- */
+/* ---- marks: roots' blocks, and blocks of open transactions (tx.c) ---- */
 
 static uint32_t run_first(struct pm_rt *rt, uint64_t off)
 {
@@ -47,32 +47,41 @@ static uint32_t run_first(struct pm_rt *rt, uint64_t off)
     return f1 ? f1 - 1 : (uint32_t)page;
 }
 
-/* Makes the block at off (live, in the pages) a root's; false if it is
- * one already. */
-bool pm_root_mark(struct pm_rt *rt, uint64_t off)
+/* Marks the block at off (live, in the pages) in bits; false if it was
+ * marked already. */
+bool pm_mark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
 {
     uint64_t g = (off - rt->data_off) >> 4;
     uint64_t bit = UINT64_C(1) << (g & 63);
-    if (pm_fetch_or_acq_rel(&rt->rootmark[g >> 6], bit) & bit)
+    if (pm_fetch_or_acq_rel(&bits[g >> 6], bit) & bit)
         return false;
-    pm_fetch_add_acq_rel(&rt->ctl[run_first(rt, off)].roots, (uint16_t)1);
+    pm_fetch_add_acq_rel(&rt->ctl[run_first(rt, off)].marks, (uint16_t)1);
     return true;
 }
 
-void pm_root_unmark(struct pm_rt *rt, uint64_t off)
+void pm_unmark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
 {
     uint64_t g = (off - rt->data_off) >> 4;
     uint64_t bit = UINT64_C(1) << (g & 63);
-    if (pm_fetch_and_acq_rel(&rt->rootmark[g >> 6], ~bit) & bit)
-        pm_fetch_sub_acq_rel(&rt->ctl[run_first(rt, off)].roots, (uint16_t)1);
+    if (pm_fetch_and_acq_rel(&bits[g >> 6], ~bit) & bit)
+        pm_fetch_sub_acq_rel(&rt->ctl[run_first(rt, off)].marks, (uint16_t)1);
 }
 
-bool pm_root_block(struct pm_rt *rt, uint64_t off)
+bool pm_marked(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
 {
-    if (rt->rootmark == NULL || !pm_in_data(rt, off, 1))
+    if (bits == NULL || !pm_in_data(rt, off, 1))
         return false;
     uint64_t g = (off - rt->data_off) >> 4;
-    return (pm_load_acquire(&rt->rootmark[g >> 6]) >> (g & 63)) & 1;
+    return (pm_load_acquire(&bits[g >> 6]) >> (g & 63)) & 1;
+}
+
+int pm_block_held_slow(struct pm_rt *rt, uint64_t off)
+{
+    if (pm_marked(rt, rt->rootmark, off))
+        return PERSISTENT_E_ROOT_BLOCK;
+    if (pm_marked(rt, rt->txmark, off))
+        return PERSISTENT_E_TX_BLOCK;
+    return 0;
 }
 
 static uint64_t mix(uint64_t x)
@@ -251,6 +260,13 @@ void *persistent_root_publish(allocator_space_t *space, uint64_t tag, void *bloc
     uint64_t cur = pm_load_acquire(val);
     if (cur != 0)
         return val_ptr(rt, cur);    /* the tag's root, maybe this block */
+    if (pm_marked(rt, rt->txmark, off)) {
+        /* roots are not transactional: an abort would free it */
+        pm_misuse(rt, PERSISTENT_E_TX_BLOCK, block,
+                  "persistent_root_publish (a block of an open transaction)");
+        errno = EINVAL;
+        return NULL;
+    }
     if (!pm_root_mark(rt, off)) {
         pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, block,
                   "persistent_root_publish (already another tag's root)");

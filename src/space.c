@@ -925,6 +925,7 @@ int persistent_space_close(allocator_space_t *space)
     /* every thread's cached lookup of this space is stale from here on */
     pm_fetch_add_acq_rel(&pm_close_epoch, 1);
     pm_threads_rt_close(rt);
+    pm_tx_close(rt);            /* one left open is rolled back at the next open */
     uint64_t hwm = pm_hwm_pages(rt);
     pm_engine_close(rt);
     int r = 0;

@@ -592,11 +592,18 @@ void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
 }
 
 void *sb_reserve(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
-                 pm_atomic_u64 **aword, uint64_t *bit)
+                 pm_atomic_u64 **aword, uint64_t *bit, uint32_t *bsize)
 {
-    if (refill(rt, rec, c, true))
+    if (refill(rt, rec, c, true)) {
+        *bsize = rec->cls[c].bsize;
         return take(&rec->cls[c], aword, bit);
-    return take_larger(rt, rec, c, 16, aword, bit);
+    }
+    for (uint32_t d = c + 1; d < rt->n_small; d++)
+        if (refill(rt, rec, d, false)) {
+            *bsize = rec->cls[d].bsize;
+            return take(&rec->cls[d], aword, bit);
+        }
+    return NULL;
 }
 
 /* ---- frees ---- */
@@ -780,10 +787,15 @@ void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t s, uint32_t n_used)
 
 /* Takes superblocks from other threads that are not inside an operation;
  * each stolen one is collected and released if empty, else listed. */
-static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec)
+/* *kept: superblocks other threads keep because they were inside a call
+ * (or NULL). */
+static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec, uint32_t *kept)
 {
-    if (os_membarrier_init() != 0)
+    if (os_membarrier_init() != 0) {
+        if (kept)
+            *kept = UINT32_MAX;         /* cannot tell: nothing revoked */
         return 0;
+    }
     enum { BATCH = 256 };
     uint32_t cand[BATCH];
     uint32_t freed = 0;
@@ -815,7 +827,8 @@ static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec)
             uint32_t v = pm_anchor_owner(pm_load_acquire(&ctl_of(rt, s)->anchor));
             /* each CAS below fails when the owner took s back meanwhile */
             if (!fenced || pm_load_acquire(&rt->recs[v].busy) != 0) {
-                anchor_move(rt, s, PM_SB_REVOKING, v, false, PM_SB_OWNED, v);
+                if (anchor_move(rt, s, PM_SB_REVOKING, v, false, PM_SB_OWNED, v) && kept)
+                    ++*kept;
                 continue;
             }
             if (!anchor_move(rt, s, PM_SB_REVOKING, v, false, PM_SB_OWNED, rec->id))
@@ -872,6 +885,38 @@ uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec)
             }
         }
     }
-    freed += revoke_others(rt, rec);
+    freed += revoke_others(rt, rec, NULL);
     return freed;
+}
+
+int sb_revoke_all(struct pm_rt *rt, struct pm_trec *rec)
+{
+    uint32_t kept = 0;
+    (void)revoke_others(rt, rec, &kept);
+    if (kept == 0)
+        return 0;
+    /* without membarrier nothing is taken: fine only if nobody else owns
+     * a superblock */
+    if (kept == UINT32_MAX) {
+        uint64_t limit = pm_load_acquire(&rt->n_pages), p = 0;
+        while ((p = pg_next_set(rt->start_bits, p, limit)) != PG_NONE) {
+            uint64_t a = pm_load_acquire(&ctl_of(rt, (uint32_t)p)->anchor);
+            if (pg_bit(rt->kind_bits, p) && pm_anchor_state(a) == PM_SB_OWNED &&
+                pm_anchor_owner(a) != rec->id)
+                return -ENOSYS;
+            p++;
+        }
+        return 0;
+    }
+    return -EBUSY;
+}
+
+void sb_forget_thread(struct pm_trec *rec)
+{
+    for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
+        struct pm_tcache *t = &rec->cls[c];
+        drop_current(t);
+        t->n_owned = 0;
+        t->freemap = 0;
+    }
 }

@@ -123,6 +123,7 @@ struct pm_trec *pm_thread_attach(allocator_space_t *space, struct pm_rt **rtp)
 
 void pm_thread_release(struct pm_rt *rt, struct pm_trec *rec)
 {
+    pm_tx_thread_release(rt, rec);      /* an open transaction is aborted */
     sb_thread_exit(rt, rec);
     if (rec->lane >= 0) {
         pm_store_release(&rt->lane_owner[rec->lane], 0u);

@@ -353,9 +353,106 @@ static bool place_ok(struct pm_rt *rt, uint64_t off)
     return pm_block_place(rt, off, &h, &idx);
 }
 
+static bool lanes_push(struct lanes *ls, uint64_t op, uint64_t dest, uint64_t blk,
+                       uint64_t old, uint64_t cur)
+{
+    if (ls->n == ls->cap) {
+        uint32_t cap = ls->cap ? ls->cap * 2 : 64;
+        struct lane_rec *v = realloc(ls->v, cap * sizeof *v);
+        if (v == NULL) {
+            ls->oom = true;
+            return false;
+        }
+        ls->v = v;
+        ls->cap = cap;
+    }
+    ls->v[ls->n++] = (struct lane_rec){op, dest, blk, old, cur};
+    return true;
+}
+
+/* Whether [off, off + len) lies inside one live block (user data: a
+ * snapshot restored there cannot touch the allocator's metadata). */
+static bool range_in_live_block(struct pm_rt *rt, uint64_t off, uint64_t len)
+{
+    if (len == 0 || !pm_in_data(rt, off, len))
+        return false;
+    uint64_t rel = off - rt->data_off;
+    uint64_t first, last;
+    struct pm_sb_header *h;
+    if (!run_of(rt, rel >> rt->page_shift, &first, &last, &h))
+        return false;
+    uint64_t run = rt->data_off + (first << rt->page_shift);
+    if (h == NULL)
+        return off + len <= rt->data_off + ((last + 1) << rt->page_shift);
+    uint64_t x = off - run;
+    if (x < h->data_start)
+        return false;
+    uint64_t idx = (x - h->data_start) / h->block_size;
+    uint64_t start = run + h->data_start + idx * h->block_size;
+    return idx < h->n_blocks && pm_block_live(rt, start) != 0 &&
+           off + len <= start + h->block_size;
+}
+
+/* The transaction log a lane names (tx.c): its head, and, for one that
+ * recovery will roll back or finish, every entry; what it frees joins the
+ * lanes' frees. */
+static void tx_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l,
+                    struct lanes *ls)
+{
+    uint64_t off = pm_load_acquire((pm_atomic_u64 *)&l->tx_off);
+    if (off == 0)
+        return;
+    if (!pm_txlog_head_ok(rt, off)) {
+        bad(ls->rep, "lane %u names a transaction log at %#llx that is not one", i,
+            (unsigned long long)off);
+        return;
+    }
+    const struct pm_txlog *lg = (const struct pm_txlog *)(rt->base + off);
+    uint64_t phase = pm_load_acquire((pm_atomic_u64 *)&lg->state) & 0xff;
+    if (phase > PM_TX_COMMITTED) {
+        bad(ls->rep, "transaction log at %#llx is in an unknown state", (unsigned long long)off);
+        return;
+    }
+    /* the log's own block must outlive what recovery frees */
+    lanes_push(ls, PM_LANE_IDLE, 0, off, 0, 0);
+    if (phase == PM_TX_IDLE)
+        return;
+    ls->rep->open_transactions++;
+    struct pm_txit it;
+    pm_txit_start(rt, lg, &it);
+    const struct pm_txent *e;
+    while ((e = pm_txit_next(rt, &it)) != NULL) {
+        uint64_t kind = e->kind_len & 0xff, len = e->kind_len >> 8;
+        if (phase == PM_TX_ACTIVE && kind == PM_TXE_SNAPSHOT && !range_in_live_block(rt, e->off, len)) {
+            bad(ls->rep, "transaction log at %#llx: a snapshot of [%#llx, +%llu) is in "
+                         "no live block", (unsigned long long)off,
+                (unsigned long long)e->off, (unsigned long long)len);
+            return;
+        }
+        if (phase == PM_TX_ACTIVE && kind == PM_TXE_PAGE &&
+            (len < 4096 || (len & (len - 1)) != 0 || e->off % len != 0 ||
+             e->off > pm_data_limit(rt) || len > pm_data_limit(rt) - e->off)) {
+            bad(ls->rep, "transaction log at %#llx: a page snapshot at %#llx of %llu "
+                         "bytes is not a page of the file", (unsigned long long)off,
+                (unsigned long long)e->off, (unsigned long long)len);
+            return;
+        }
+        bool frees = (phase == PM_TX_ACTIVE && kind == PM_TXE_ALLOC) ||
+                     (phase == PM_TX_COMMITTED && kind == PM_TXE_FREE);
+        if ((kind == PM_TXE_ALLOC || kind == PM_TXE_FREE) && !place_ok(rt, e->off)) {
+            bad(ls->rep, "transaction log at %#llx names a place no block starts "
+                         "(%#llx)", (unsigned long long)off, (unsigned long long)e->off);
+            return;
+        }
+        if (frees)
+            lanes_push(ls, PM_LANE_FREE, 0, e->off, 0, 0);
+    }
+}
+
 static void lane_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l, void *arg)
 {
     struct lanes *ls = arg;
+    tx_rule(rt, i, l, ls);
     uint64_t word = pm_load_acquire((pm_atomic_u64 *)&l->op);
     uint64_t op = pm_lane_op(l, word);
     if (op == PM_LANE_IDLE) {
@@ -379,17 +476,7 @@ static void lane_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l, voi
                      "a live block", i, (unsigned long long)l->block_off);
         return;
     }
-    if (ls->n == ls->cap) {
-        uint32_t cap = ls->cap ? ls->cap * 2 : 64;
-        struct lane_rec *v = realloc(ls->v, cap * sizeof *v);
-        if (v == NULL) {
-            ls->oom = true;
-            return;
-        }
-        ls->v = v;
-        ls->cap = cap;
-    }
-    ls->v[ls->n++] = (struct lane_rec){op, l->dest_off, l->block_off, l->old_off, cur};
+    lanes_push(ls, op, l->dest_off, l->block_off, l->old_off, cur);
 }
 
 /* ---- roots ---- */
@@ -410,6 +497,8 @@ static bool freed_by_lanes(const struct lanes *ls, uint64_t blk)
 {
     for (uint32_t i = 0; i < ls->n; i++) {
         const struct lane_rec *l = &ls->v[i];
+        if (l->op == PM_LANE_IDLE)
+            continue;                       /* a transaction log's head */
         bool forward = l->cur == l->blk;
         if ((l->blk == blk && (l->op == PM_LANE_FREE || !forward)) ||
             (l->op == PM_LANE_REALLOC && l->old == blk && forward))
@@ -537,6 +626,12 @@ int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep, bool counts
             if (freed_by_lanes(&ls, tables[k])) {
                 bad(rep, "overflow lane table %u at %#llx is a block a publish lane "
                          "frees", k, (unsigned long long)tables[k]);
+                break;
+            }
+        for (uint32_t k = 0; k < ls.n; k++)
+            if (ls.v[k].op == PM_LANE_IDLE && freed_by_lanes(&ls, ls.v[k].blk)) {
+                bad(rep, "transaction log at %#llx is a block recovery frees",
+                    (unsigned long long)ls.v[k].blk);
                 break;
             }
         verify_roots(rt, rep, &ls);

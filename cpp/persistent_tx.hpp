@@ -1,0 +1,155 @@
+/* persistent_tx.hpp: transactions from C++ (see persistent_tx_* in
+ * persistent_mem.h for what they guarantee: all or nothing, whatever kills
+ * the process; failure atomicity, not isolation).
+ *
+ *   Transaction   RAII: begins in its constructor; commit() makes it
+ *                 permanent; a Transaction destroyed without commit()
+ *                 (an exception, an early return) aborts.  Nests: inner
+ *                 ones flatten into the outermost.
+ *   transaction(space, fn)
+ *                 runs fn() in a transaction: commits when it returns,
+ *                 aborts and rethrows when it throws; returns what fn does.
+ *   tx_add(space, obj) / tx_add(space, ptr, n)
+ *                 snapshot an object (or n of them) before changing it.
+ *   tx_new<T>(space, args...) / tx_delete(space, p)
+ *                 construct in a block allocated in the transaction (freed
+ *                 if it aborts); destroy and free at commit.
+ *
+ * Errors throw TxError (a SpaceError: std::system_error with the
+ * library's code); allocations that fail throw std::bad_alloc.  Either
+ * thrown inside transaction() aborts the transaction. */
+#ifndef PERSISTENT_MEM_PERSISTENT_TX_HPP
+#define PERSISTENT_MEM_PERSISTENT_TX_HPP
+
+#include "persistent_space.hpp"
+
+#include <cstddef>
+#include <exception>
+#include <new>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace persistent_mem {
+
+class TxError : public SpaceError {
+public:
+    TxError(int code, const std::string &what) : SpaceError(code, what) {}
+};
+
+namespace detail {
+inline void tx_check(int r, const char *what)
+{
+    if (r != 0)
+        throw TxError(r, std::string(what) + ": " + persistent_errormsg());
+}
+} // namespace detail
+
+class Transaction {
+public:
+    explicit Transaction(allocator_space_t *space) : space_(space)
+    {
+        detail::tx_check(persistent_tx_begin(space_), "persistent_tx_begin");
+        depth_ = persistent_tx_depth(space_);
+    }
+    template <class S, class = decltype(std::declval<const S &>().unwrap())>
+    explicit Transaction(const S &space) : Transaction(space.unwrap())
+    {
+    }
+    Transaction(const Transaction &) = delete;
+    Transaction &operator=(const Transaction &) = delete;
+
+    /* Ends this level: the outermost one makes the transaction permanent. */
+    void commit()
+    {
+        if (done_)
+            throw TxError(-EINVAL, "Transaction::commit: already ended");
+        done_ = true;
+        detail::tx_check(persistent_tx_commit(space_), "persistent_tx_commit");
+    }
+
+    /* Undoes the whole transaction (every level) now. */
+    void abort() noexcept
+    {
+        if (!done_) {
+            done_ = true;
+            (void)persistent_tx_abort(space_);
+        }
+    }
+
+    /* Aborts unless committed; an inner level whose transaction an inner
+     * abort already ended does nothing. */
+    ~Transaction()
+    {
+        if (!done_ && persistent_tx_depth(space_) >= depth_)
+            (void)persistent_tx_abort(space_);
+    }
+
+    allocator_space_t *space() const noexcept { return space_; }
+
+private:
+    allocator_space_t *space_;
+    int depth_ = 0;
+    bool done_ = false;
+};
+
+/* Runs fn() in a transaction on space: committed when fn returns, aborted
+ * (and the exception rethrown) when it throws. */
+template <class F> auto transaction(allocator_space_t *space, F &&fn) -> decltype(fn())
+{
+    Transaction tx(space);
+    if constexpr (std::is_void_v<decltype(fn())>) {
+        std::forward<F>(fn)();
+        tx.commit();
+    } else {
+        auto result = std::forward<F>(fn)();
+        tx.commit();
+        return result;
+    }
+}
+
+template <class S, class F, class = decltype(std::declval<const S &>().unwrap())>
+auto transaction(const S &space, F &&fn) -> decltype(fn())
+{
+    return transaction(space.unwrap(), std::forward<F>(fn));
+}
+
+/* Snapshots n objects at p (one by default) before they change. */
+template <class T> void tx_add(allocator_space_t *space, T *p, std::size_t n = 1)
+{
+    /* bytes restored where they were: right for any T that lives in the
+     * space (PersistentPtr is relative to its own address) */
+    detail::tx_check(persistent_tx_add(space, const_cast<std::remove_cv_t<T> *>(p),
+                                       n * sizeof(T)),
+                     "persistent_tx_add");
+}
+
+template <class T> void tx_add(allocator_space_t *space, T &obj)
+{
+    tx_add(space, &obj, 1);
+}
+
+/* A T constructed in a block of the open transaction: freed if it aborts. */
+template <class T, class... Args> T *tx_new(allocator_space_t *space, Args &&...args)
+{
+    void *p = persistent_tx_alloc(space, sizeof(T));
+    if (p == nullptr)
+        throw std::bad_alloc();
+    return ::new (p) T(std::forward<Args>(args)...);
+}
+
+/* Destroys *p now and frees its block when the transaction commits (the
+ * block's bytes are snapshotted first, so an abort brings the object back
+ * as it was). */
+template <class T> void tx_delete(allocator_space_t *space, T *p)
+{
+    if (p == nullptr)
+        return;
+    tx_add(space, p);
+    p->~T();
+    detail::tx_check(persistent_tx_free(space, p), "persistent_tx_free");
+}
+
+} // namespace persistent_mem
+
+#endif

@@ -1,0 +1,1052 @@
+/* Transactions: failure-atomic updates of the program's own data, by undo
+ * logging in a log per thread (layout.h: struct pm_txlog, pm_txent).
+ *
+ * A thread's log is a block found from its lane (pm_lane.tx_off) and kept
+ * by the lane from one thread to the next.  A transaction has a generation
+ * (in the log's state word); its entries follow the log's head and carry a
+ * check over the generation and their contents, so the first entry whose
+ * check fails ends the log: nothing about entries has to be counted or
+ * made durable apart from the entries themselves.  A log that outgrows its
+ * block goes on in pages the transaction claims (JUMP entries), released
+ * when it ends.
+ *
+ * Order of persists (PMEM durability: "persist" = write back + fence,
+ * "flush" = write back only; PROCESS and SYNC do neither, and program
+ * order, which a killed process keeps, gives the same order)
+ *   begin   state = ACTIVE | gen, flushed (fenced with the first entry)
+ *   add     SNAPSHOT entry (the range's bytes) persisted; then the caller
+ *           changes the range                                  1 fence
+ *   alloc   block reserved; ALLOC entry persisted; its allocation bit set
+ *           and flushed (the commit fences it; a crash before that leaves
+ *           the entry, and rolling it back frees the block)   1 fence
+ *   free    FREE entry flushed (the commit fences it)
+ *   commit  snapshotted ranges and allocated blocks flushed, then one
+ *           fence: data, FREE entries and bits durable        1 fence
+ *           state = IDLE | gen (COMMITTED | gen if it frees) persisted:
+ *           the commit point                                  1 fence
+ *           with frees: each block freed (as a publishing free does:
+ *           not reusable yet), state = IDLE persisted, then the blocks
+ *           may be reused                                     1 + 1 each
+ *   abort   snapshots copied back newest first and flushed, allocated
+ *           blocks freed (not reusable yet); one fence; state = IDLE
+ *           persisted; then the blocks may be reused
+ * So a transaction of one snapshot and one small allocation takes four
+ * fences.  A large allocation takes two more (its run bits).
+ *
+ * Recovery (pm_tx_recover, at a writer's open before anything else reads
+ * the heap): ACTIVE rolls back as abort does, COMMITTED finishes the frees;
+ * both are idempotent and end with state = IDLE.  pm_verify judged every
+ * log first (verify.c).
+ *
+ * Blocks a transaction allocated or frees are marked (roots.c) while it is
+ * open: other frees of them are refused, and they cannot become roots
+ * (roots are not transactional: an abort would free one).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define LOG_BYTES (64u << 10)   /* the block of a thread's log */
+#define SEG_BYTES (64u << 10)   /* a claimed continuation, at least */
+#define ENT ((uint64_t)sizeof(struct pm_txent))
+
+/* The memory page size, read once (any thread may be first). */
+static size_t page_of_os(void)
+{
+    static pm_atomic_u64 cached;
+    uint64_t p = pm_load_relaxed(&cached);
+    if (p == 0) {
+        p = os_page_size();
+        pm_store_relaxed(&cached, p);
+    }
+    return (size_t)p;
+}
+
+struct range {
+    uint64_t off, len;
+    const struct pm_txent *ent;   /* snapshots: the entry holding them */
+};
+
+struct vec {
+    struct range *v;
+    size_t n, cap;
+};
+
+struct pm_tx {
+    uint32_t depth;
+    bool automatic;               /* pages caught by protection */
+    uint64_t gen;
+    struct pm_txlog *log;
+    char *at, *end;               /* next entry; end of the segment less the
+                                     room for a JUMP */
+    uint64_t entries;             /* written in this transaction */
+    struct vec snaps;             /* (offset, length, entry) */
+    struct vec allocs;            /* (offset, usable size) */
+    struct vec frees;             /* (offset) */
+    struct vec marks;             /* blocks this transaction marked: its
+                                     allocations, the blocks holding its
+                                     snapshots, the blocks it frees */
+    struct vec segs;              /* claimed pages: (first, count) */
+    struct pm_pubfree *pf;        /* room to free allocs or frees at once */
+    size_t pf_cap;
+};
+
+/* Room for one more in v (so that what follows cannot fail). */
+static bool vec_room(struct vec *v)
+{
+    if (v->n < v->cap)
+        return true;
+    size_t cap = v->cap ? v->cap * 2 : 16;
+    struct range *n = realloc(v->v, cap * sizeof *n);
+    if (n == NULL)
+        return false;
+    v->v = n;
+    v->cap = cap;
+    return true;
+}
+
+static bool vec_push(struct vec *v, uint64_t off, uint64_t len, const struct pm_txent *e)
+{
+    if (!vec_room(v))
+        return false;
+    v->v[v->n++] = (struct range){off, len, e};
+    return true;
+}
+
+/* Room to free every allocation or free of the transaction plus one. */
+static bool pf_room(struct pm_tx *tx)
+{
+    size_t need = (tx->allocs.n > tx->frees.n ? tx->allocs.n : tx->frees.n) + 1;
+    if (need <= tx->pf_cap)
+        return true;
+    size_t cap = tx->pf_cap ? tx->pf_cap * 2 : 16;
+    while (cap < need)
+        cap *= 2;
+    struct pm_pubfree *n = realloc(tx->pf, cap * sizeof *n);
+    if (n == NULL)
+        return false;
+    tx->pf = n;
+    tx->pf_cap = cap;
+    return true;
+}
+
+static uint64_t round8(uint64_t x)
+{
+    return (x + 7) & ~UINT64_C(7);
+}
+
+/* ---- entries ---- */
+
+static void entry_fill(struct pm_txent *e, uint64_t gen, uint32_t kind, uint64_t off,
+                       uint64_t len, const void *data)
+{
+    e->kind_len = kind | len << 8;
+    e->off = off;
+    e->reserved = 0;
+    uint64_t n_words = 0;
+    if (data != NULL) {
+        memcpy(e + 1, data, len);
+        memset((char *)(e + 1) + len, 0, round8(len) - len);
+        n_words = round8(len) / 8;
+    }
+    e->check = pm_txent_check(gen, e->kind_len, off, (const uint64_t *)(e + 1), n_words);
+}
+
+/* Whether [off, off + len) is a run of whole free pages a log may go on in
+ * (claimed by its transaction, in no run). */
+static bool segment_ok(struct pm_rt *rt, uint64_t off, uint64_t len)
+{
+    if (len == 0 || (off - rt->data_off) % rt->page_size != 0 || len % rt->page_size != 0 ||
+        !pm_in_data(rt, off, len))
+        return false;
+    uint64_t first = (off - rt->data_off) >> rt->page_shift;
+    uint64_t n = len >> rt->page_shift;
+    if (pg_next_set(rt->start_bits, first, first + n) != PG_NONE)
+        return false;
+    uint64_t s = first ? pg_prev_set(rt->start_bits, first - 1) : PG_NONE;
+    if (s != PG_NONE) {
+        uint64_t e = pg_next_set(rt->end_bits, s, pm_load_acquire(&rt->n_pages));
+        if (e == PG_NONE || e >= first)
+            return false;
+    }
+    return true;
+}
+
+bool pm_txlog_head_ok(struct pm_rt *rt, uint64_t off)
+{
+    if (off % 64 != 0 || !pm_in_data(rt, off, sizeof(struct pm_txlog)))
+        return false;
+    const struct pm_txlog *lg = (const struct pm_txlog *)(rt->base + off);
+    uint64_t live = pm_block_live(rt, off);
+    return lg->magic == PM_TXLOG_MAGIC && lg->size >= sizeof *lg + 2 * ENT &&
+           lg->size <= live && pm_in_data(rt, off, lg->size);
+}
+
+void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, struct pm_txit *it)
+{
+    it->gen = pm_load_acquire((pm_atomic_u64 *)&lg->state) >> 8;
+    it->at = (uint64_t)((const char *)(lg + 1) - rt->base);
+    it->end = (uint64_t)((const char *)lg - rt->base) + lg->size;
+    it->budget = pm_data_limit(rt) / ENT;
+}
+
+/* The next entry of the log's transaction, following JUMPs; NULL at its
+ * end.  Only reads, inside the pages, and stops on anything that does not
+ * check out, so it ends on any input. */
+const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it)
+{
+    while (it->budget-- > 0) {
+        if (it->at > it->end || it->end - it->at < ENT || !pm_in_data(rt, it->at, ENT))
+            return NULL;
+        const struct pm_txent *e = (const struct pm_txent *)(rt->base + it->at);
+        uint64_t kind = e->kind_len & 0xff, len = e->kind_len >> 8;
+        uint64_t data = kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE ? round8(len) : 0;
+        if (kind < PM_TXE_SNAPSHOT || kind > PM_TXE_PAGE || len > pm_data_limit(rt) ||
+            data > it->end - it->at - ENT)
+            return NULL;
+        if (e->check != pm_txent_check(it->gen, e->kind_len, e->off,
+                                       (const uint64_t *)(e + 1), data / 8))
+            return NULL;
+        if (kind == PM_TXE_JUMP) {
+            if (!segment_ok(rt, e->off, len))
+                return NULL;
+            it->at = e->off;
+            it->end = e->off + len;
+            continue;
+        }
+        it->at += ENT + data;
+        return e;
+    }
+    return NULL;
+}
+
+/* Room for an entry of bytes (head included) in the log, in a claimed
+ * continuation when the current segment is full; NULL (errno ENOMEM) when
+ * no pages are left. */
+static struct pm_txent *log_entry(struct pm_rt *rt, struct pm_tx *tx, uint64_t bytes)
+{
+    if ((uint64_t)(tx->end - tx->at) < bytes) {
+        uint64_t want = bytes + ENT > SEG_BYTES ? bytes + ENT : SEG_BYTES;
+        /* whole memory pages, so that protecting around them (automatic
+         * transactions) protects nothing else */
+        uint64_t unit = page_of_os() > rt->page_size ? page_of_os() >> rt->page_shift : 1;
+        uint64_t n = (want + rt->page_size - 1) >> rt->page_shift;
+        n = (n + unit - 1) / unit * unit;
+        uint64_t first = pg_alloc(rt, n, unit);
+        /* growth writes the header: not from inside a fault (automatic) */
+        for (int grown = 0; first == PG_NONE && !tx->automatic && grown < 4; grown++) {
+            if (pm_space_grow(rt, pm_load_acquire(&rt->n_pages), n) != 0)
+                break;
+            first = pg_alloc(rt, n, unit);
+        }
+        /* an automatic transaction made room for its list of segments when
+         * it began: no allocation inside a fault */
+        if (first == PG_NONE || (tx->automatic && tx->segs.n == tx->segs.cap) ||
+            !vec_push(&tx->segs, first, n, NULL)) {
+            if (first != PG_NONE)
+                pg_release(rt, first, n);
+            errno = ENOMEM;
+            return NULL;
+        }
+        uint64_t seg = rt->data_off + (first << rt->page_shift);
+        if (tx->automatic)
+            (void)os_protect(rt->base + seg, n << rt->page_shift, true);
+        struct pm_txent *j = (struct pm_txent *)(void *)tx->at;
+        entry_fill(j, tx->gen, PM_TXE_JUMP, seg, n << rt->page_shift, NULL);
+        pm_flush(rt, j, ENT);         /* fenced with the entry that follows */
+        tx->at = rt->base + seg;
+        tx->end = tx->at + (n << rt->page_shift) - ENT;
+    }
+    struct pm_txent *e = (struct pm_txent *)(void *)tx->at;
+    tx->at += bytes;
+    tx->entries++;
+    return e;
+}
+
+/* ---- the calling thread's transaction ---- */
+
+/* The calling thread's open transaction; NULL with *err (-EINVAL when
+ * none is open, -EROFS, ...) and the message set. */
+static struct pm_tx *tx_open(allocator_space_t *space, struct pm_rt **rtp,
+                             struct pm_trec **recp, const char *what, int *err)
+{
+    struct pm_trec *rec = pm_thread_rec(space, rtp);
+    if (rec == NULL) {
+        *err = -errno;
+        pm_err(*err, "%s: %s", what, persistent_strerror(*err));
+        return NULL;
+    }
+    *recp = rec;
+    if (rec->tx == NULL || rec->tx->depth == 0) {
+        *err = -EINVAL;
+        pm_err(*err, "%s: no transaction is open in this thread", what);
+        errno = EINVAL;
+        return NULL;
+    }
+    return rec->tx;
+}
+
+/* The thread's log, made on its first transaction: head written back
+ * before the lane names it (a crash between leaks the block, as an
+ * allocation in flight may). */
+static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
+{
+    if (tx->log != NULL)
+        return 0;
+    struct pm_lane *l = pub_lane(rt, rec);
+    if (l == NULL)
+        return -ENOMEM;
+    uint64_t off = pm_load_acquire(&l->tx_off);
+    if (off != 0) {
+        tx->log = (struct pm_txlog *)(rt->base + off);
+        return 0;
+    }
+    /* memory-page aligned: an automatic transaction leaves it writable */
+    struct pm_txlog *lg = pm_alloc(rt, rec, LOG_BYTES, page_of_os());
+    if (lg == NULL)
+        return -ENOMEM;
+    memset(lg, 0, sizeof *lg + ENT);
+    lg->magic = PM_TXLOG_MAGIC;
+    lg->size = LOG_BYTES;
+    pm_store_relaxed(&lg->state, (uint64_t)PM_TX_IDLE);
+    pm_persist(rt, lg, sizeof *lg + ENT);
+    pm_store_release(&l->tx_off, (uint64_t)((char *)lg - rt->base));
+    pm_persist(rt, &l->tx_off, sizeof l->tx_off);
+    tx->log = lg;
+    return 0;
+}
+
+static void set_state(struct pm_rt *rt, struct pm_tx *tx, uint32_t phase, bool fence)
+{
+    pm_store_release(&tx->log->state, (uint64_t)phase | tx->gen << 8);
+    if (fence)
+        pm_persist(rt, &tx->log->state, sizeof tx->log->state);
+    else
+        pm_flush(rt, &tx->log->state, sizeof tx->log->state);
+}
+
+static bool in_vec(const struct vec *v, uint64_t off)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (v->v[i].off == off)
+            return true;
+    return false;
+}
+
+/* Marks the block at off for this transaction; false if another one has
+ * it marked (or a root does). */
+static bool tx_mark(struct pm_rt *rt, struct pm_tx *tx, uint64_t off)
+{
+    if (in_vec(&tx->marks, off))
+        return true;
+    if (!vec_room(&tx->marks) || !pm_mark(rt, rt->txmark, off))
+        return false;
+    (void)vec_push(&tx->marks, off, 0, NULL);
+    return true;
+}
+
+/* Its blocks are the program's again: before the frees that end it, so
+ * that a block freed and handed to someone else is never unmarked late. */
+static void tx_unmark_all(struct pm_rt *rt, struct pm_tx *tx)
+{
+    for (size_t i = 0; i < tx->marks.n; i++)
+        pm_unmark(rt, rt->txmark, tx->marks.v[i].off);
+    tx->marks.n = 0;
+}
+
+/* The end of a transaction, either way: pages given back. */
+static void tx_reset(struct pm_rt *rt, struct pm_tx *tx)
+{
+    tx_unmark_all(rt, tx);
+    for (size_t i = 0; i < tx->segs.n; i++)
+        pg_release(rt, tx->segs.v[i].off, tx->segs.v[i].len);
+    tx->snaps.n = tx->allocs.n = tx->frees.n = tx->segs.n = 0;
+    tx->entries = 0;
+    tx->depth = 0;
+}
+
+int persistent_tx_begin(allocator_space_t *space)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return pm_err(-errno, "tx_begin: %s", persistent_strerror(-errno));
+    if (rec->tx == NULL && (rec->tx = calloc(1, sizeof *rec->tx)) == NULL)
+        return pm_err(-ENOMEM, "tx_begin: out of memory");
+    struct pm_tx *tx = rec->tx;
+    if (tx->depth > 0) {
+        tx->depth++;
+        return 0;
+    }
+    int r = log_attach(rt, rec, tx);
+    if (r < 0)
+        return pm_err(r, "tx_begin: no room for the transaction log");
+    tx->gen = (pm_load_acquire(&tx->log->state) >> 8) + 1;
+    tx->at = (char *)(tx->log + 1);
+    tx->end = (char *)tx->log + tx->log->size - ENT;
+    tx->entries = 0;
+    tx->automatic = false;
+    set_state(rt, tx, PM_TX_ACTIVE, false);
+    tx->depth = 1;
+    return 0;
+}
+
+int persistent_tx_depth(allocator_space_t *space)
+{
+    struct pm_rt *rt = pm_rt_of(space);
+    if (rt == NULL || !rt->can_alloc)
+        return 0;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    return rec != NULL && rec->tx != NULL ? (int)rec->tx->depth : 0;
+}
+
+/* The live block that holds [off, off + len): its start and size. */
+static bool block_holding(struct pm_rt *rt, uint64_t off, uint64_t len, uint64_t *start,
+                          uint64_t *size)
+{
+    if (len == 0 || !pm_in_data(rt, off, len))
+        return false;
+    uint64_t page = (off - rt->data_off) >> rt->page_shift;
+    uint32_t f1 = pm_load_acquire(&rt->pagemap[page]);
+    if (f1 != 0) {
+        const struct pm_sb_header *h = sb_header(rt, f1 - 1);
+        uint64_t sb = rt->data_off + ((uint64_t)(f1 - 1) << rt->page_shift);
+        uint64_t x = off - sb;
+        if (x < h->data_start || h->block_size == 0)
+            return false;
+        uint64_t idx = (x - h->data_start) / h->block_size;
+        if (idx >= h->n_blocks)
+            return false;
+        uint64_t bit = UINT64_C(1) << (idx & 63);
+        if (!(pm_load_acquire(&h->bits[idx >> 6]) & bit) ||
+            (pm_load_acquire(&h->bits[h->n_words + (idx >> 6)]) & bit))
+            return false;
+        *start = sb + h->data_start + idx * h->block_size;
+        *size = h->block_size;
+    } else {
+        uint64_t s = pg_prev_set(rt->start_bits, page);
+        if (s == PG_NONE || pg_bit(rt->kind_bits, s))
+            return false;
+        uint64_t e = pg_next_set(rt->end_bits, s, pm_load_acquire(&rt->n_pages));
+        if (e == PG_NONE || e < page)
+            return false;
+        *start = rt->data_off + (s << rt->page_shift);
+        *size = (e - s + 1) << rt->page_shift;
+    }
+    return off + len <= *start + *size;
+}
+
+static bool covered(const struct vec *v, uint64_t off, uint64_t len)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (off >= v->v[i].off && off + len <= v->v[i].off + v->v[i].len)
+            return true;
+    return false;
+}
+
+int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec;
+    int err;
+    struct pm_tx *tx = tx_open(space, &rt, &rec, "tx_add", &err);
+    if (tx == NULL)
+        return err;
+    if (len == 0 || tx->automatic)
+        return 0;                           /* automatic: pages are caught */
+    uintptr_t p = (uintptr_t)ptr, b = (uintptr_t)rt->base;
+    uint64_t off = p - b, start, size;
+    if (p < b || p - b >= rt->reserve_size || !block_holding(rt, off, len, &start, &size))
+        return pm_err(-EINVAL, "tx_add: [%p, +%zu) is not inside a live block of the space",
+                      ptr, len);
+    /* already snapshotted, or in a block this transaction made */
+    if (covered(&tx->snaps, off, len) || covered(&tx->allocs, off, len))
+        return 0;
+    if (!vec_room(&tx->snaps))
+        return pm_err(-ENOMEM, "tx_add: out of memory");
+    struct pm_txent *e = log_entry(rt, tx, ENT + round8(len));
+    if (e == NULL)
+        return pm_err(-ENOMEM, "tx_add: no room for the transaction log");
+    entry_fill(e, tx->gen, PM_TXE_SNAPSHOT, off, len, ptr);
+    pm_persist(rt, e, ENT + round8(len));   /* before the caller's change */
+    (void)vec_push(&tx->snaps, off, len, e);   /* room made above */
+    pm_compiler_fence();
+    return 0;
+}
+
+void *persistent_tx_alloc(allocator_space_t *space, size_t size)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec;
+    int err;
+    struct pm_tx *tx = tx_open(space, &rt, &rec, "tx_alloc", &err);
+    if (tx == NULL) {
+        errno = -err;
+        return NULL;
+    }
+    if (size == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (tx->automatic)                      /* its pages are caught */
+        return pm_alloc(rt, rec, size, 16);
+    if (!vec_room(&tx->allocs) || !vec_room(&tx->marks) || !pf_room(tx)) {
+        /* nothing fails after the block is taken */
+        errno = ENOMEM;
+        return NULL;
+    }
+    pm_op_begin(rec);
+    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+        sb_owner_sync(rt, rec);
+    struct pm_resv rv;
+    if (pub_reserve(rt, rec, size, &rv) == NULL) {
+        pm_op_end(rec);
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct pm_txent *e = log_entry(rt, tx, ENT);
+    if (e == NULL) {
+        /* the reservation was never committed: a free page run or an
+         * unmarked bit, nothing to undo in the file */
+        if (rv.large)
+            pg_release(rt, rv.first, rv.n);
+        pm_op_end(rec);
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint64_t off = (uint64_t)((char *)rv.blk - rt->base);
+    entry_fill(e, tx->gen, PM_TXE_ALLOC, off, size, NULL);
+    pm_persist(rt, e, ENT);                 /* before the block is live */
+    uint64_t usable = rv.usable;
+    if (rv.large) {
+        lg_commit(rt, rv.first, rv.n);
+    } else {
+        pm_store_relaxed(rv.aword, pm_load_relaxed(rv.aword) | rv.bit);
+        pm_flush(rt, rv.aword, sizeof *rv.aword);   /* the commit fences it */
+    }
+    pm_op_end(rec);
+    /* a fresh block: nobody's mark, and not in this transaction's list */
+    if (pm_mark(rt, rt->txmark, off))
+        (void)vec_push(&tx->marks, off, 0, NULL);     /* room made above */
+    (void)vec_push(&tx->allocs, off, usable, NULL);
+    return rv.blk;
+}
+
+void *persistent_tx_zalloc(allocator_space_t *space, size_t size)
+{
+    void *p = persistent_tx_alloc(space, size);
+    if (p != NULL)
+        memset(p, 0, size);
+    return p;
+}
+
+int persistent_tx_free(allocator_space_t *space, void *ptr)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec;
+    int err;
+    struct pm_tx *tx = tx_open(space, &rt, &rec, "tx_free", &err);
+    if (tx == NULL)
+        return err;
+    if (ptr == NULL)
+        return 0;
+    uintptr_t p = (uintptr_t)ptr, b = (uintptr_t)rt->base;
+    if (p < b || p - b >= rt->reserve_size || pm_usable(rt, ptr) == 0) {
+        pm_misuse(rt, PERSISTENT_E_BAD_POINTER, ptr, "persistent_tx_free");
+        return pm_err(-EINVAL, "tx_free: %p is not a live block", ptr);
+    }
+    uint64_t off = p - b;
+    if (tx->automatic) {                    /* at once: its pages are caught */
+        pm_free_block(rt, rec, ptr);
+        return 0;
+    }
+    int held = in_vec(&tx->frees, off) ? PERSISTENT_E_DOUBLE_FREE
+               : in_vec(&tx->marks, off) ? 0
+                                         : pm_block_held(rt, UINT32_MAX, off);
+    if (held != 0) {
+        pm_misuse(rt, held, ptr, "persistent_tx_free");
+        return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(held));
+    }
+    if (!vec_room(&tx->frees) || !pf_room(tx))
+        return pm_err(-ENOMEM, "tx_free: out of memory");
+    /* held against other frees until the commit */
+    if (!tx_mark(rt, tx, off)) {
+        pm_misuse(rt, PERSISTENT_E_TX_BLOCK, ptr, "persistent_tx_free");
+        return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
+    }
+    struct pm_txent *e = log_entry(rt, tx, ENT);
+    if (e == NULL)
+        return pm_err(-ENOMEM, "tx_free: no room for the transaction log");
+    entry_fill(e, tx->gen, PM_TXE_FREE, off, 0, NULL);
+    pm_flush(rt, e, ENT);                   /* the commit fences it */
+    (void)vec_push(&tx->frees, off, 0, NULL);
+    return 0;
+}
+
+void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size)
+{
+    if (ptr == NULL)
+        return persistent_tx_alloc(space, size);
+    struct pm_rt *rt = pm_rt_of(space);
+    if (rt == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t old = pm_usable(rt, ptr);
+    if (old == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    void *q = persistent_tx_alloc(space, size);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, ptr, old < size ? old : size);
+    if (persistent_tx_free(space, ptr) != 0)
+        return NULL;                        /* q is the transaction's */
+    return q;
+}
+
+/* Frees the blocks of list as a publishing free does: their bits
+ * cleared and made durable, then the state moved to IDLE, and only then
+ * may they be reused (a crash before IDLE redoes the frees, which must not
+ * meet a block someone else has by then). */
+static void free_all(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
+                     const struct vec *list)
+{
+    struct pm_pubfree *pf = tx->pf;     /* pf_room made room for them all */
+    pm_op_begin(rec);
+    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+        sb_owner_sync(rt, rec);
+    size_t n = 0;
+    for (size_t i = 0; i < list->n; i++)
+        if (pub_free_prepare(rt, rec, rt->base + list->v[i].off, &pf[n]) == 0)
+            pub_free_do(rt, &pf[n++]);      /* each fenced, with what came before */
+    if (n == 0)
+        pm_drain(rt);                       /* what came before: restores */
+    set_state(rt, tx, PM_TX_IDLE, true);
+    for (size_t i = 0; i < n; i++)
+        pub_free_finish(rt, rec, &pf[i]);
+    pm_op_end(rec);
+}
+
+static void auto_commit(struct pm_rt *rt, struct pm_tx *tx);
+
+int persistent_tx_commit(allocator_space_t *space)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec;
+    int err;
+    struct pm_tx *tx = tx_open(space, &rt, &rec, "tx_commit", &err);
+    if (tx == NULL)
+        return err;
+    if (--tx->depth > 0)
+        return 0;
+    if (tx->automatic) {
+        auto_commit(rt, tx);
+        return 0;
+    }
+    if (tx->entries == 0) {
+        set_state(rt, tx, PM_TX_IDLE, false);
+        tx_reset(rt, tx);
+        return 0;
+    }
+    for (size_t i = 0; i < tx->snaps.n; i++)
+        pm_flush(rt, rt->base + tx->snaps.v[i].off, tx->snaps.v[i].len);
+    for (size_t i = 0; i < tx->allocs.n; i++)
+        pm_flush(rt, rt->base + tx->allocs.v[i].off, tx->allocs.v[i].len);
+    pm_drain(rt);                           /* data, FREE entries, bits */
+    if (tx->frees.n == 0) {
+        set_state(rt, tx, PM_TX_IDLE, true);    /* the commit point */
+    } else {
+        set_state(rt, tx, PM_TX_COMMITTED, true);
+        tx_unmark_all(rt, tx);
+        struct vec frees = tx->frees;
+        free_all(rt, rec, tx, &frees);
+        tx->frees.n = 0;
+    }
+    tx_reset(rt, tx);
+    return 0;
+}
+
+static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx);
+
+static void tx_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
+{
+    if (tx->automatic) {
+        auto_abort(rt, rec, tx);
+        return;
+    }
+    for (size_t i = tx->snaps.n; i-- > 0;) {
+        const struct range *r = &tx->snaps.v[i];
+        memcpy(rt->base + r->off, r->ent + 1, r->len);
+        pm_flush(rt, rt->base + r->off, r->len);
+    }
+    tx->frees.n = 0;                        /* dropped */
+    tx_unmark_all(rt, tx);
+    struct vec allocs = tx->allocs;
+    free_all(rt, rec, tx, &allocs);         /* fence, IDLE, then reuse */
+    tx->allocs.n = 0;
+    tx_reset(rt, tx);
+}
+
+int persistent_tx_abort(allocator_space_t *space)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec;
+    int err;
+    struct pm_tx *tx = tx_open(space, &rt, &rec, "tx_abort", &err);
+    if (tx == NULL)
+        return err;
+    tx_abort(rt, rec, tx);
+    return 0;
+}
+
+/* ---- automatic transactions ----
+ *
+ * For code that cannot call persistent_tx_add (a container's own code):
+ * while one is open, every page of the space is read-only, and the first
+ * write to each page faults; the fault handler snapshots the whole page
+ * into the log (a PAGE entry, persisted) and makes it writable, and the
+ * write goes ahead.  The allocator's metadata lives in the same pages and
+ * is caught the same way, so the transaction's allocations and frees are
+ * undone with the pages: an abort restores every page it touched, as a
+ * crash's recovery does, and rebuilds the volatile runtime from them.
+ *
+ * What it requires of other threads, and how it is enforced: the space is
+ * the transaction's while it is open.  Its begin fails (-EBUSY) while
+ * another thread has a transaction open or is inside a call and keeps a
+ * superblock, and it takes every superblock other threads own.  A thread
+ * that writes to the space meanwhile faults too: it is reported once
+ * through the error hook (PERSISTENT_E_TX_AUTO) and waits until the
+ * transaction ends; after a commit it goes on, but after an abort the
+ * heap it was working on is gone, so the process stops (after the
+ * rollback is durable: the space is whole when it is opened again).
+ * Only one automatic transaction runs at a time in a process.  Writes by
+ * the kernel into the space (read(2) into a block) fail with EFAULT while
+ * their page is still read-only.
+ *
+ * The header's page is restored but for the state slots (open and close
+ * write them) and the committed page count (growth is not undone: pages
+ * past the old end are simply free). */
+
+static struct pm_rt *_Atomic auto_rt;        /* the space one is open on */
+static _Thread_local struct pm_tx *auto_tx PM_TLS_IE;  /* its owner's */
+static pm_atomic_u32 auto_waiters, auto_reported;
+
+/* The bytes of a PAGE entry back where they were (see above for page 0). */
+static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
+{
+    uint64_t len = e->kind_len >> 8;
+    const char *src = (const char *)(e + 1);
+    if (e->off != 0) {
+        memcpy(rt->base + e->off, src, len);
+    } else {
+        size_t live = offsetof(struct pm_header, live);
+        size_t keep = offsetof(struct pm_live, n_pages);    /* the words before it */
+        memcpy(rt->base + live, src + live, keep);
+        memcpy(rt->base + PM_HEADER_SIZE, src + PM_HEADER_SIZE, len - PM_HEADER_SIZE);
+    }
+    pm_flush(rt, rt->base + e->off, len);
+}
+
+static bool auto_snapshot(struct pm_rt *rt, struct pm_tx *tx, uint64_t off)
+{
+    struct pm_txent *e = log_entry(rt, tx, ENT + page_of_os());
+    if (e == NULL)
+        return false;
+    entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
+    pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */
+    return os_protect(rt->base + off, page_of_os(), true) == 0;
+}
+
+/* The fault handler (os_catch_faults): true when the fault was a write to
+ * the space of the open automatic transaction, now allowed. */
+static bool auto_fault(void *addr)
+{
+    struct pm_rt *rt = pm_load_acquire(&auto_rt);
+    if (rt == NULL)
+        return false;
+    uintptr_t a = (uintptr_t)addr, b = (uintptr_t)rt->base;
+    if (a < b || a - b >= pm_data_limit(rt))
+        return false;
+    struct pm_tx *tx = auto_tx;
+    if (tx != NULL && tx->automatic && tx->depth > 0) {
+        if (!auto_snapshot(rt, tx, (a - b) & ~(uint64_t)(page_of_os() - 1)))
+            os_fatal("persistent_mem: an automatic transaction has no room left for "
+                     "its log; the process stops, and the next open of the space "
+                     "rolls the transaction back\n");
+        return true;
+    }
+    uint32_t zero = 0;
+    if (pm_cas_strong_acq_rel(&auto_reported, &zero, 1u))
+        pm_misuse(rt, PERSISTENT_E_TX_AUTO, addr,
+                  "a write to the space during another thread's automatic "
+                  "transaction (it waits for the end)");
+    pm_fetch_add_acq_rel(&auto_waiters, 1u);
+    while (pm_load_acquire(&auto_rt) == rt)
+        os_sleep_us(200);
+    pm_fetch_sub_acq_rel(&auto_waiters, 1u);
+    return true;
+}
+
+int persistent_tx_begin_auto(allocator_space_t *space)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return pm_err(-errno, "tx_begin_auto: %s", persistent_strerror(-errno));
+    if (rec->tx == NULL && (rec->tx = calloc(1, sizeof *rec->tx)) == NULL)
+        return pm_err(-ENOMEM, "tx_begin_auto: out of memory");
+    struct pm_tx *tx = rec->tx;
+    if (tx->depth > 0) {
+        if (!tx->automatic)
+            return pm_err(-EINVAL, "tx_begin_auto: inside a transaction that is not "
+                                   "automatic (an automatic one is the outermost)");
+        tx->depth++;
+        return 0;
+    }
+    int r = log_attach(rt, rec, tx);
+    if (r == 0 && ((uintptr_t)tx->log % page_of_os() != 0 || tx->log->size % page_of_os() != 0))
+        r = -EINVAL;                        /* a log from before: not page aligned */
+    if (r < 0)
+        return pm_err(r, "tx_begin_auto: no room for the transaction log");
+    if (tx->segs.cap < 1024) {
+        struct range *v = realloc(tx->segs.v, 1024 * sizeof *v);
+        if (v == NULL)
+            return pm_err(-ENOMEM, "tx_begin_auto: out of memory");
+        tx->segs.v = v;
+        tx->segs.cap = 1024;
+    }
+    r = os_catch_faults(auto_fault);
+    if (r < 0)
+        return pm_err(r, "tx_begin_auto: cannot catch faults: %s", persistent_strerror(r));
+    /* the space alone */
+    uint32_t n = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++)
+        if (id != rec->id && pm_load_acquire(&rt->recs[id].in_use) &&
+            rt->recs[id].tx != NULL && rt->recs[id].tx->depth > 0)
+            return pm_err(-EBUSY, "tx_begin_auto: another thread has a transaction open");
+    struct pm_rt *none = NULL;
+    if (!pm_cas_strong_acq_rel(&auto_rt, &none, rt))
+        return pm_err(-EBUSY, "tx_begin_auto: an automatic transaction is open already");
+    pm_op_begin(rec);
+    r = sb_revoke_all(rt, rec);
+    pm_op_end(rec);
+    if (r < 0) {
+        pm_store_release(&auto_rt, (struct pm_rt *)NULL);
+        return pm_err(r, "tx_begin_auto: another thread is inside a call on the space");
+    }
+    tx->gen = (pm_load_acquire(&tx->log->state) >> 8) + 1;
+    tx->at = (char *)(tx->log + 1);
+    tx->end = (char *)tx->log + tx->log->size - ENT;
+    tx->entries = 0;
+    tx->automatic = true;
+    set_state(rt, tx, PM_TX_ACTIVE, true);
+    pm_store_relaxed(&auto_reported, 0u);
+    auto_tx = tx;
+    tx->depth = 1;
+    /* every page read-only, but the log's */
+    if (os_protect(rt->base, pm_data_limit(rt), false) != 0 ||
+        os_protect(tx->log, tx->log->size, true) != 0) {
+        (void)os_protect(rt->base, pm_data_limit(rt), true);
+        set_state(rt, tx, PM_TX_IDLE, true);
+        tx->depth = 0;
+        tx->automatic = false;
+        auto_tx = NULL;
+        pm_store_release(&auto_rt, (struct pm_rt *)NULL);
+        return pm_err(-errno, "tx_begin_auto: mprotect failed");
+    }
+    return 0;
+}
+
+/* The PAGE entries of the open automatic transaction, oldest first; NULL
+ * (ENOMEM) when there is no memory for the list. */
+static const struct pm_txent **auto_pages(struct pm_rt *rt, struct pm_tx *tx, size_t *n)
+{
+    size_t cap = 64;
+    const struct pm_txent **v = malloc(cap * sizeof *v);
+    struct pm_txit it;
+    pm_txit_start(rt, tx->log, &it);
+    const struct pm_txent *e;
+    *n = 0;
+    while (v != NULL && (e = pm_txit_next(rt, &it)) != NULL) {
+        if ((e->kind_len & 0xff) != PM_TXE_PAGE)
+            continue;
+        if (*n == cap) {
+            const struct pm_txent **nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (nv == NULL) {
+                free(v);
+                return NULL;
+            }
+            v = nv;
+        }
+        v[(*n)++] = e;
+    }
+    return v;
+}
+
+static void auto_end(struct pm_rt *rt, struct pm_tx *tx)
+{
+    (void)os_protect(rt->base, pm_data_limit(rt), true);
+    tx->automatic = false;
+    auto_tx = NULL;
+    tx_reset(rt, tx);
+}
+
+static void auto_commit(struct pm_rt *rt, struct pm_tx *tx)
+{
+    struct pm_txit it;
+    pm_txit_start(rt, tx->log, &it);
+    const struct pm_txent *e;
+    while ((e = pm_txit_next(rt, &it)) != NULL)
+        if ((e->kind_len & 0xff) == PM_TXE_PAGE)
+            pm_flush(rt, rt->base + e->off, e->kind_len >> 8);
+    pm_drain(rt);
+    set_state(rt, tx, PM_TX_IDLE, true);    /* the commit point */
+    auto_end(rt, tx);
+    pm_store_release(&auto_rt, (struct pm_rt *)NULL);   /* waiters go on */
+}
+
+/* Whether a page the log continues in is among [off, off + len). */
+static bool holds_log(const struct pm_tx *tx, struct pm_rt *rt, uint64_t off, uint64_t len)
+{
+    for (size_t i = 0; i < tx->segs.n; i++) {
+        uint64_t s = rt->data_off + (tx->segs.v[i].off << rt->page_shift);
+        uint64_t e = s + (tx->segs.v[i].len << rt->page_shift);
+        if (off < e && s < off + len)
+            return true;
+    }
+    return false;
+}
+
+static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
+{
+    size_t n;
+    const struct pm_txent **pages = auto_pages(rt, tx, &n);
+    if (pages == NULL)
+        os_fatal("persistent_mem: out of memory while aborting an automatic "
+                 "transaction; the process stops, and the next open of the space "
+                 "rolls it back\n");
+    while (n-- > 0) {
+        /* a page the log went on in since: what came before is durable
+         * first, so a crash here can redo the rest from a shorter log */
+        if (holds_log(tx, rt, pages[n]->off, pages[n]->kind_len >> 8))
+            pm_drain(rt);
+        page_restore(rt, pages[n]);
+    }
+    free(pages);
+    pm_drain(rt);
+    set_state(rt, tx, PM_TX_IDLE, true);
+    uint32_t busy = pm_load_acquire(&auto_waiters);
+    uint32_t nr = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; id <= nr && id < PM_MAX_RECS; id++)
+        if (id != rec->id && pm_load_acquire(&rt->recs[id].busy))
+            busy++;
+    if (busy)
+        os_fatal("persistent_mem: another thread used the space during an automatic "
+                 "transaction that aborted; its call cannot finish on the restored "
+                 "heap, so the process stops (the space is whole: open it again)\n");
+    auto_end(rt, tx);
+    pm_engine_reset(rt, rec);
+    pm_store_release(&auto_rt, (struct pm_rt *)NULL);
+}
+
+/* ---- thread exit, close, recovery ---- */
+
+static void tx_free_volatile(struct pm_tx *tx)
+{
+    free(tx->snaps.v);
+    free(tx->allocs.v);
+    free(tx->frees.v);
+    free(tx->marks.v);
+    free(tx->segs.v);
+    free(tx->pf);
+    free(tx);
+}
+
+void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec)
+{
+    struct pm_tx *tx = rec->tx;
+    if (tx == NULL)
+        return;
+    if (tx->depth > 0)
+        tx_abort(rt, rec, tx);
+    tx_free_volatile(tx);
+    rec->tx = NULL;
+}
+
+/* At close: a transaction another thread left open stays in its log and
+ * is rolled back by the next open; only the volatile state goes. */
+void pm_tx_close(struct pm_rt *rt)
+{
+    uint32_t n = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++) {
+        struct pm_tx *tx = rt->recs[id].tx;
+        if (tx == NULL)
+            continue;
+        tx_free_volatile(tx);
+        rt->recs[id].tx = NULL;
+    }
+}
+
+int pm_tx_recover(struct pm_rt *rt)
+{
+    struct pm_lane *l;
+    for (uint32_t i = 0; (l = pub_lane_at(rt, i)) != NULL; i++) {
+        uint64_t off = pm_load_acquire(&l->tx_off);
+        if (off == 0 || !pm_txlog_head_ok(rt, off))
+            continue;                   /* pm_verify refused those */
+        struct pm_txlog *lg = (struct pm_txlog *)(rt->base + off);
+        uint64_t state = pm_load_acquire(&lg->state);
+        uint32_t phase = (uint32_t)(state & 0xff);
+        if (phase != PM_TX_ACTIVE && phase != PM_TX_COMMITTED)
+            continue;
+        struct pm_txit it;
+        pm_txit_start(rt, lg, &it);
+        const struct pm_txent *e;
+        size_t n = 0, cap = 0;
+        const struct pm_txent **snaps = NULL;
+        while ((e = pm_txit_next(rt, &it)) != NULL) {
+            uint64_t kind = e->kind_len & 0xff;
+            if (phase == PM_TX_COMMITTED) {
+                if (kind == PM_TXE_FREE)
+                    pub_ensure(rt, e->off, false);
+                continue;
+            }
+            if (kind == PM_TXE_ALLOC) {
+                pub_ensure(rt, e->off, false);
+            } else if (kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE) {
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    const struct pm_txent **ns = realloc(snaps, cap * sizeof *ns);
+                    if (ns == NULL) {
+                        free(snaps);
+                        return pm_err(-ENOMEM, "recovery: out of memory");
+                    }
+                    snaps = ns;
+                }
+                snaps[n++] = e;
+            }
+        }
+        /* newest first, so a range snapshotted twice ends as it began; a
+         * page the log goes on in waits for what came before to be durable */
+        while (n-- > 0) {
+            const struct pm_txent *s = snaps[n];
+            uint64_t len = s->kind_len >> 8;
+            if ((s->kind_len & 0xff) == PM_TXE_PAGE) {
+                pm_drain(rt);
+                page_restore(rt, s);
+                continue;
+            }
+            memcpy(rt->base + s->off, s + 1, len);
+            pm_flush(rt, rt->base + s->off, len);
+        }
+        free(snaps);
+        pm_drain(rt);
+        pm_store_release(&lg->state, (uint64_t)PM_TX_IDLE | (state >> 8) << 8);
+        pm_persist(rt, &lg->state, sizeof lg->state);
+    }
+    return 0;
+}

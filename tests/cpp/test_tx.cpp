@@ -1,0 +1,179 @@
+// Transactions from C++: Transaction aborts unless committed, transaction()
+// commits or aborts and rethrows, nested levels flatten, tx_new/tx_delete
+// allocate and free with the transaction, and an exception thrown half way
+// through a change leaves the space as it was.
+#include "cpp_test.hpp"
+
+#include <persistent_space.hpp>
+#include <persistent_tx.hpp>
+
+#include <stdexcept>
+
+using namespace persistent_mem;
+
+namespace {
+
+struct Node {
+    long key;
+    long value;
+    PersistentPtr<Node> next;
+};
+
+struct List {
+    long count;
+    long sum;
+    PersistentPtr<Node> head;
+};
+
+long walk_sum(const List *l, long *n)
+{
+    long s = 0;
+    *n = 0;
+    for (const Node *p = l->head.get(); p; p = p->next.get()) {
+        s += p->value;
+        ++*n;
+    }
+    return s;
+}
+
+// Pushes a node in a transaction; throws after the changes when asked.
+void push(allocator_space_t *s, List *l, long key, bool fail)
+{
+    transaction(s, [&] {
+        tx_add(s, *l);
+        Node *n = tx_new<Node>(s);
+        n->key = key;
+        n->value = key * 10;
+        n->next = l->head;
+        l->head = n;
+        l->count++;
+        l->sum += n->value;
+        if (fail)
+            throw std::runtime_error("refused");
+    });
+}
+
+void test_raii(allocator_space_t *s)
+{
+    long *v = static_cast<long *>(persistent_malloc(s, sizeof(long) * 4));
+    REQUIRE(v != nullptr);
+    v[0] = 1;
+    {
+        Transaction tx(s);
+        tx_add(s, v, 4);
+        v[0] = 2;
+    } // no commit: aborted
+    CHECK_EQ(v[0], 1);
+    CHECK_EQ(persistent_tx_depth(s), 0);
+    {
+        Transaction tx(s);
+        tx_add(s, v[0]);
+        v[0] = 3;
+        {
+            Transaction inner(s);
+            CHECK_EQ(persistent_tx_depth(s), 2);
+            tx_add(s, v[1]);
+            v[1] = 30;
+            inner.commit();
+        }
+        tx.commit();
+    }
+    CHECK_EQ(v[0], 3);
+    CHECK_EQ(v[1], 30);
+    {
+        // an inner abort ends the whole; the outer's destructor is quiet
+        Transaction tx(s);
+        tx_add(s, v[0]);
+        v[0] = 4;
+        {
+            Transaction inner(s);
+            inner.abort();
+        }
+        CHECK_EQ(persistent_tx_depth(s), 0);
+    }
+    CHECK_EQ(v[0], 3);
+    bool threw = false;
+    try {
+        Transaction tx(s);
+        tx.commit();
+        tx.commit();
+    } catch (const TxError &e) {
+        threw = true;
+    }
+    CHECK(threw);
+    persistent_free(s, v);
+}
+
+void test_list(allocator_space_t *s)
+{
+    bool created;
+    List *l = static_cast<List *>(persistent_root_get(s, 0x1157, sizeof(List), &created));
+    REQUIRE(l != nullptr && created);
+    for (long k = 1; k <= 50; k++) {
+        bool fail = k % 3 == 0;
+        try {
+            push(s, l, k, fail);
+            CHECK(!fail);
+        } catch (const std::runtime_error &) {
+            CHECK(fail);
+        }
+    }
+    long n;
+    CHECK_EQ(walk_sum(l, &n), l->sum);
+    CHECK_EQ(n, l->count);
+    CHECK_EQ(l->count, 34);
+    // tx_delete of every even key, one transaction
+    transaction(s, [&] {
+        PersistentPtr<Node> *link = &l->head;
+        tx_add(s, *l);
+        while (Node *p = link->get()) {
+            if (p->key % 2 == 0) {
+                tx_add(s, *link);
+                l->count--;
+                l->sum -= p->value;
+                *link = p->next;
+                tx_delete(s, p);
+            } else {
+                link = &p->next;
+            }
+        }
+    });
+    CHECK_EQ(walk_sum(l, &n), l->sum);
+    CHECK_EQ(n, l->count);
+    CHECK_EQ(l->count, 17);
+    // the same, thrown out half way: nothing changed
+    long before = l->sum, count = l->count;
+    try {
+        transaction(s, [&] {
+            tx_add(s, *l);
+            Node *p = l->head.get();
+            l->head = p->next;
+            l->count--;
+            l->sum -= p->value;
+            tx_delete(s, p);
+            throw std::bad_alloc();
+        });
+    } catch (const std::bad_alloc &) {
+    }
+    CHECK_EQ(l->sum, before);
+    CHECK_EQ(l->count, count);
+    CHECK_EQ(walk_sum(l, &n), before);
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    // a value from transaction()
+    long got = transaction(s, [&] { return l->count * 2; });
+    CHECK_EQ(got, 34);
+}
+
+} // namespace
+
+int main()
+{
+    std::string p = pmt::path("tx");
+    allocator_space_t *s = create_persistent_allocator(p.c_str(), 8u << 20);
+    REQUIRE(s != nullptr);
+    test_raii(s);
+    test_list(s);
+    destroy_persistent_allocator(s);
+    return pmt::done();
+}

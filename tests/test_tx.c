@@ -1,0 +1,494 @@
+/* Transactions (G7): commit, abort, nesting, frees at commit, log growth,
+ * out of space, misuse, threads running their own transactions at once,
+ * thread exit, and a crash before and after a commit. */
+#include "check.h"
+
+#include <pthread.h>
+
+static allocator_space_t *S;
+static struct t_misuse mis;
+
+/* A thread's first transaction makes its log, a block kept from then on
+ * (with its lane): counts of live blocks are taken after one. */
+static void warm(allocator_space_t *s)
+{
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_commit(s) == 0);
+}
+
+static uint64_t live_blocks(allocator_space_t *s)
+{
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    return st.live_blocks;
+}
+
+static void test_commit_abort(void)
+{
+    warm(S);
+    uint64_t before = live_blocks(S);
+    unsigned char *a = persistent_malloc(S, 1000), *b = persistent_malloc(S, 300000);
+    REQUIRE(a && b);
+    t_fill(a, 1000, 1);
+    t_fill(b, 300000, 2);
+    void *gone = persistent_malloc(S, 64);
+    REQUIRE(gone != NULL);
+
+    /* abort: every snapshot back byte for byte, allocations freed, frees
+     * dropped */
+    REQUIRE(persistent_tx_begin(S) == 0);
+    CHECK_EQ(persistent_tx_depth(S), 1);
+    REQUIRE(persistent_tx_add(S, a + 10, 100) == 0);
+    memset(a + 10, 0xee, 100);
+    REQUIRE(persistent_tx_add(S, a + 50, 400) == 0);     /* overlaps */
+    memset(a + 50, 0xdd, 400);
+    REQUIRE(persistent_tx_add(S, a + 60, 10) == 0);      /* contained */
+    REQUIRE(persistent_tx_add(S, b + 4096, 200000) == 0);    /* a log segment */
+    memset(b + 4096, 0xcc, 200000);
+    char *n1 = persistent_tx_alloc(S, 5000), *n2 = persistent_tx_zalloc(S, 100);
+    REQUIRE(n1 && n2);
+    CHECK(n2[0] == 0 && n2[99] == 0);
+    memset(n1, 0x11, 5000);
+    REQUIRE(persistent_tx_add(S, n1, 100) == 0);         /* its own: free */
+    REQUIRE(persistent_tx_free(S, gone) == 0);
+    CHECK_EQ(live_blocks(S), before + 5);
+    REQUIRE(persistent_tx_abort(S) == 0);
+    CHECK_EQ(persistent_tx_depth(S), 0);
+    CHECK(t_verify(a, 1000, 1));
+    CHECK(t_verify(b, 300000, 2));
+    CHECK(persistent_usable_size(S, n1) == 0 && persistent_usable_size(S, n2) == 0);
+    CHECK(persistent_usable_size(S, gone) >= 64);
+    CHECK_EQ(live_blocks(S), before + 3);
+    t_check_clean(S, "after an abort");
+
+    /* commit: changes stay, allocations stay, frees happen */
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, a, 1000) == 0);
+    t_fill(a, 1000, 3);
+    char *kept = persistent_tx_alloc(S, 777);
+    REQUIRE(kept != NULL);
+    t_fill(kept, 777, 4);
+    REQUIRE(persistent_tx_free(S, gone) == 0);
+    char *moved = persistent_tx_realloc(S, kept, 20000);   /* old one freed too */
+    REQUIRE(moved != NULL);
+    CHECK(t_verify_as(moved, 777, kept, 4));
+    REQUIRE(persistent_tx_commit(S) == 0);
+    CHECK(t_verify(a, 1000, 3));
+    CHECK(persistent_usable_size(S, gone) == 0);
+    CHECK(persistent_usable_size(S, kept) == 0);
+    CHECK(persistent_usable_size(S, moved) >= 20000);
+    CHECK_EQ(live_blocks(S), before + 3);               /* a, b, moved */
+    t_check_clean(S, "after a commit");
+    persistent_free(S, moved);
+
+    /* nesting flattens; an inner abort undoes the whole */
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, a, 8) == 0);
+    memset(a, 0, 8);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    CHECK_EQ(persistent_tx_depth(S), 2);
+    REQUIRE(persistent_tx_add(S, a + 500, 8) == 0);
+    memset(a + 500, 0, 8);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    CHECK_EQ(persistent_tx_depth(S), 1);
+    REQUIRE(persistent_tx_abort(S) == 0);
+    CHECK(t_verify(a, 1000, 3));
+    CHECK_EQ(persistent_tx_commit(S), -EINVAL);         /* nothing open now */
+    persistent_free(S, a);
+    persistent_free(S, b);
+    CHECK_EQ(live_blocks(S), before);
+}
+
+static void test_misuse(void)
+{
+    char *blk = persistent_malloc(S, 256);
+    REQUIRE(blk != NULL);
+    char outside[64];
+    /* no transaction */
+    CHECK_EQ(persistent_tx_add(S, blk, 8), -EINVAL);
+    CHECK_EQ(persistent_tx_commit(S), -EINVAL);
+    CHECK_EQ(persistent_tx_abort(S), -EINVAL);
+    CHECK_EQ(persistent_tx_free(S, blk), -EINVAL);
+    errno = 0;
+    CHECK(persistent_tx_alloc(S, 10) == NULL);
+    CHECK_EQ(errno, EINVAL);
+
+    REQUIRE(persistent_tx_begin(S) == 0);
+    CHECK_EQ(persistent_tx_add(S, outside, 8), -EINVAL);      /* not in the space */
+    CHECK_EQ(persistent_tx_add(S, blk + 200, 100), -EINVAL);  /* past its block */
+    char *fr = persistent_malloc(S, 256);
+    REQUIRE(fr != NULL);
+    persistent_free(S, fr);
+    CHECK_EQ(persistent_tx_add(S, fr, 8), -EINVAL);           /* a free block */
+    int base = mis.count;
+    CHECK_EQ(persistent_tx_free(S, blk + 8), -EINVAL);        /* interior */
+    CHECK_EQ(mis.count, base + 1);
+    REQUIRE(persistent_tx_free(S, blk) == 0);
+    CHECK_EQ(persistent_tx_free(S, blk), -EINVAL);            /* twice */
+    CHECK_EQ(mis.last_code, PERSISTENT_E_DOUBLE_FREE);
+    /* a root's block stays the root's */
+    char *r = persistent_root_get(S, 0x7e57, 32, NULL);
+    REQUIRE(r != NULL);
+    CHECK_EQ(persistent_tx_free(S, r), -EINVAL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_ROOT_BLOCK);
+    /* a block of the transaction cannot become a root, nor be freed
+     * outside it */
+    char *t = persistent_tx_alloc(S, 48);
+    REQUIRE(t != NULL);
+    CHECK(persistent_root_publish(S, 0x7e58, t) == NULL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    persistent_free(S, t);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK(persistent_usable_size(S, t) >= 48);
+    persistent_free(S, blk);                                  /* freed at commit */
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    CHECK(persistent_usable_size(S, blk) == 0);
+    persistent_free(S, t);                                    /* the program's now */
+    CHECK(persistent_usable_size(S, t) == 0);
+    CHECK_EQ(persistent_root_remove(S, 0x7e57), 0);
+    t_check_clean(S, "after misuse");
+}
+
+/* Another thread's open transaction holds its blocks. */
+static char *other_block;
+static _Atomic int other_stage;
+
+static void *other_tx(void *arg)
+{
+    (void)arg;
+    REQUIRE(persistent_tx_begin(S) == 0);
+    other_block = persistent_tx_alloc(S, 100);
+    REQUIRE(other_block != NULL);
+    other_stage = 1;
+    while (other_stage != 2)
+        usleep(1000);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    return NULL;
+}
+
+static void test_foreign(void)
+{
+    pthread_t t;
+    other_stage = 0;
+    pthread_create(&t, NULL, other_tx, NULL);
+    while (other_stage != 1)
+        usleep(1000);
+    int base = mis.count;
+    persistent_free(S, other_block);
+    CHECK_EQ(mis.count, base + 1);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    CHECK_EQ(persistent_tx_free(S, other_block), -EINVAL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    REQUIRE(persistent_tx_abort(S) == 0);
+    CHECK(persistent_usable_size(S, other_block) >= 100);
+    other_stage = 2;
+    pthread_join(t, NULL);
+    persistent_free(S, other_block);
+    CHECK(persistent_usable_size(S, other_block) == 0);
+}
+
+/* Out of space inside a transaction: it aborts cleanly. */
+static void test_out_of_space(void)
+{
+    const char *p = t_path("tx-full");
+    allocator_space_t *s = create_persistent_allocator(p, 1u << 20);
+    REQUIRE(s != NULL);
+    char *keep = persistent_malloc(s, 512);
+    REQUIRE(keep != NULL);
+    t_fill(keep, 512, 9);
+    warm(s);
+    uint64_t before = live_blocks(s);
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_add(s, keep, 512) == 0);
+    memset(keep, 0, 512);
+    int n = 0;
+    while (persistent_tx_alloc(s, 3000) != NULL)
+        n++;
+    CHECK_EQ(errno, ENOMEM);
+    CHECK(n > 100);
+    REQUIRE(persistent_tx_abort(s) == 0);
+    CHECK(t_verify(keep, 512, 9));
+    CHECK_EQ(live_blocks(s), before);
+    t_check_clean(s, "after an aborted transaction that filled the space");
+    /* and the space is whole for the next one */
+    REQUIRE(persistent_tx_begin(s) == 0);
+    CHECK(persistent_tx_alloc(s, 3000) != NULL);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+/* Threads run transfers between their own accounts at the same time; an
+ * abort every fifth leaves its accounts as they were. */
+enum { ACCTS = 64, T = 6, ROUNDS = 3000 };
+static int64_t *accts[T];
+static pthread_barrier_t all_have_logs;
+
+static void *transfers(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    uint64_t seed = 77 + (uint64_t)t;
+    int64_t *a = accts[t];
+    /* every thread holds its own lane (and log) while any runs */
+    warm(S);
+    pthread_barrier_wait(&all_have_logs);
+    for (int r = 0; r < ROUNDS; r++) {
+        int i = (int)(t_rand(&seed) % ACCTS), j = (int)(t_rand(&seed) % ACCTS);
+        int64_t amt = (int64_t)(t_rand(&seed) % 100);
+        REQUIRE(persistent_tx_begin(S) == 0);
+        REQUIRE(persistent_tx_add(S, &a[i], 8) == 0);
+        REQUIRE(persistent_tx_add(S, &a[j], 8) == 0);
+        a[i] -= amt;
+        a[j] += amt;
+        int64_t *note = persistent_tx_alloc(S, 24);
+        REQUIRE(note != NULL);
+        note[0] = amt;
+        if (r % 5 == 4) {
+            a[i] += 1000;                   /* breaks the sum: rolled back */
+            REQUIRE(persistent_tx_abort(S) == 0);
+        } else {
+            REQUIRE(persistent_tx_free(S, note) == 0);
+            REQUIRE(persistent_tx_commit(S) == 0);
+        }
+    }
+    return NULL;
+}
+
+static void run_threads(void)
+{
+    pthread_barrier_init(&all_have_logs, NULL, T);
+    pthread_t th[T];
+    for (int t = 0; t < T; t++)
+        pthread_create(&th[t], NULL, transfers, (void *)(intptr_t)t);
+    for (int t = 0; t < T; t++)
+        pthread_join(th[t], NULL);
+    pthread_barrier_destroy(&all_have_logs);
+}
+
+static void test_threads(void)
+{
+    /* a first run gives the threads' lanes their logs, kept from then on */
+    for (int t = 0; t < T; t++)
+        REQUIRE((accts[t] = persistent_calloc(S, ACCTS, sizeof(int64_t))) != NULL);
+    run_threads();
+    for (int t = 0; t < T; t++)
+        persistent_free(S, accts[t]);
+    uint64_t before = live_blocks(S);
+    for (int t = 0; t < T; t++) {
+        accts[t] = persistent_calloc(S, ACCTS, sizeof(int64_t));
+        REQUIRE(accts[t] != NULL);
+        for (int i = 0; i < ACCTS; i++)
+            accts[t][i] = 1000;
+    }
+    run_threads();
+    for (int t = 0; t < T; t++) {
+        int64_t sum = 0;
+        for (int i = 0; i < ACCTS; i++)
+            sum += accts[t][i];
+        CHECK_EQ(sum, 1000 * ACCTS);
+        persistent_free(S, accts[t]);
+    }
+    CHECK_EQ(live_blocks(S), before);
+    t_check_clean(S, "after concurrent transactions");
+}
+
+/* A thread that exits with a transaction open has it aborted. */
+static char *exit_blk;
+
+static void *exits_open(void *arg)
+{
+    (void)arg;
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, exit_blk, 64) == 0);
+    memset(exit_blk, 0, 64);
+    REQUIRE(persistent_tx_alloc(S, 5000) != NULL);
+    return NULL;
+}
+
+static void test_thread_exit(void)
+{
+    uint64_t before = live_blocks(S);
+    exit_blk = persistent_malloc(S, 64);
+    REQUIRE(exit_blk != NULL);
+    t_fill(exit_blk, 64, 5);
+    pthread_t t;
+    pthread_create(&t, NULL, exits_open, NULL);
+    pthread_join(t, NULL);
+    CHECK(t_verify(exit_blk, 64, 5));
+    persistent_free(S, exit_blk);
+    CHECK_EQ(live_blocks(S), before);
+}
+
+/* Automatic transactions: every write caught, allocator included; the
+ * space is the transaction's meanwhile. */
+static long *auto_blk;
+static _Atomic int auto_stage;
+
+static void *auto_foreign(void *arg)
+{
+    (void)arg;
+    auto_stage = 1;
+    auto_blk[1000] = 77;        /* faults; reported; waits for the commit */
+    auto_stage = 2;
+    return NULL;
+}
+
+static void *holds_tx(void *arg)
+{
+    (void)arg;
+    REQUIRE(persistent_tx_begin(S) == 0);
+    auto_stage = 10;
+    while (auto_stage != 11)
+        usleep(1000);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    return NULL;
+}
+
+static void test_auto(void)
+{
+    auto_blk = persistent_malloc(S, 8192 * sizeof(long));
+    REQUIRE(auto_blk != NULL);
+    for (int i = 0; i < 8192; i++)
+        auto_blk[i] = i;
+    warm(S);
+    uint64_t before = live_blocks(S);
+    /* abort: plain writes, mallocs and frees all undone */
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    for (int i = 0; i < 8192; i += 3)
+        auto_blk[i] = -1;
+    void *m[50];
+    for (int i = 0; i < 50; i++) {
+        m[i] = persistent_malloc(S, 40 + (size_t)i * 300);
+        REQUIRE(m[i] != NULL);
+        memset(m[i], 0x3c, 40);
+    }
+    persistent_free(S, m[7]);
+    REQUIRE(persistent_tx_begin(S) == 0);       /* nests */
+    CHECK_EQ(persistent_tx_depth(S), 2);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    REQUIRE(persistent_tx_abort(S) == 0);
+    int bad = 0;
+    for (int i = 0; i < 8192; i++)
+        bad += auto_blk[i] != i;
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(live_blocks(S), before);
+    t_check_clean(S, "after an automatic abort");
+    /* commit */
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    auto_blk[5] = 55;
+    char *kept = persistent_malloc(S, 3000);
+    REQUIRE(kept != NULL);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    CHECK_EQ(auto_blk[5], 55);
+    CHECK_EQ(live_blocks(S), before + 1);
+    persistent_free(S, kept);
+    /* another thread writing meanwhile: reported, waits, then goes on */
+    int base = mis.count;
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    auto_blk[6] = 66;
+    pthread_t t;
+    auto_stage = 0;
+    pthread_create(&t, NULL, auto_foreign, NULL);
+    while (auto_stage == 0)
+        usleep(1000);
+    usleep(20000);
+    CHECK_EQ(auto_stage, 1);                    /* still waiting */
+    CHECK_EQ(__atomic_load_n(&mis.count, __ATOMIC_SEQ_CST), base + 1);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_AUTO);
+    CHECK_EQ(auto_stage, 2);
+    CHECK_EQ(auto_blk[1000], 77);
+    CHECK_EQ(auto_blk[6], 66);
+    /* not while another thread has a transaction open */
+    auto_stage = 0;
+    pthread_create(&t, NULL, holds_tx, NULL);
+    while (auto_stage != 10)
+        usleep(1000);
+    CHECK_EQ(persistent_tx_begin_auto(S), -EBUSY);
+    auto_stage = 11;
+    pthread_join(t, NULL);
+    /* nor inside a transaction that is not automatic */
+    REQUIRE(persistent_tx_begin(S) == 0);
+    CHECK_EQ(persistent_tx_begin_auto(S), -EINVAL);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    persistent_free(S, auto_blk);
+    t_check_clean(S, "after automatic transactions");
+}
+
+/* Killed in the middle: the next open rolls back; killed after the
+ * commit: it stays. */
+static int crash_child(const char *path, bool commit)
+{
+    allocator_space_t *s = create_persistent_allocator(path, 0);
+    if (s == NULL)
+        return 3;
+    int64_t *acc = persistent_find_root(s, 1);
+    if (persistent_tx_begin(s) != 0 || persistent_tx_add(s, acc, 16) != 0)
+        return 4;
+    acc[0] -= 40;
+    acc[1] += 40;
+    int64_t *note = persistent_tx_alloc(s, 4000);
+    if (note == NULL)
+        return 5;
+    acc[2] = (int64_t)ptr_to_persistent_offset(s, note);
+    if (commit && persistent_tx_commit(s) != 0)
+        return 6;
+    raise(SIGKILL);
+    return 7;
+}
+
+static void test_crash(void)
+{
+    const char *p = t_path("tx-crash");
+    for (int commit = 0; commit < 2; commit++) {
+        allocator_space_t *s = create_persistent_allocator(p, 4u << 20);
+        REQUIRE(s != NULL);
+        int64_t *acc = persistent_malloc_root(s, 1, 64);
+        REQUIRE(acc != NULL);
+        acc[0] = acc[1] = 500;
+        warm(s);
+        uint64_t before = live_blocks(s);
+        destroy_persistent_allocator(s);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(crash_child(p, commit));
+        int st;
+        waitpid(pid, &st, 0);
+        CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        s = create_persistent_allocator(p, 0);
+        REQUIRE(s != NULL);
+        acc = persistent_find_root(s, 1);
+        REQUIRE(acc != NULL);
+        CHECK_EQ(acc[0] + acc[1], 1000);
+        CHECK_EQ(acc[0], commit ? 460 : 500);
+        CHECK_EQ(live_blocks(s), before + (uint64_t)commit);
+        t_check_clean(s, commit ? "killed after a commit" : "killed in a transaction");
+        destroy_persistent_allocator(s);
+        unlink(p);
+    }
+}
+
+int main(void)
+{
+    const char *p = t_path("tx");
+    S = create_persistent_allocator(p, 64u << 20);
+    REQUIRE(S != NULL);
+    persistent_error_hook_set(t_misuse_hook, &mis);
+    test_commit_abort();
+    test_misuse();
+    test_foreign();
+    test_out_of_space();
+    test_threads();
+    test_thread_exit();
+    test_auto();
+    persistent_error_hook_set(NULL, NULL);
+    t_check_clean(S, "at the end");
+    destroy_persistent_allocator(S);
+    unlink(p);
+    test_crash();
+    return t_done();
+}

@@ -1,0 +1,485 @@
+/* Transactions at every crash point (G7):  test_txcrash MODE [SCENARIO...]
+ *
+ * MODE is kill (PROCESS durability, the process dies at the point), power
+ * or evict (PMEM durability under crashsim.c's power-failure model).  As
+ * in test_crashpoints, each scenario is a fixed sequence run on a copy of a
+ * prepared space, and for k = 1, 2, ... a child dies at crash point k; the
+ * parent reopens the space (recovery) and requires:
+ *   - persistent_check finds nothing, no transaction is left open;
+ *   - the bank's invariant: the accounts sum to what they began with;
+ *   - every receipt the bank names is a live block of its size whose
+ *     contents are whole (a committed transaction's blocks are durable);
+ *   - the blob, changed by big transactions, is one version or the other,
+ *     never a mix;
+ *   - no block leaked: the live blocks are exactly the bank, the blob, the
+ *     receipts and the transaction log;
+ *   - everything left can be allocated and written without touching the
+ *     bank's blocks.
+ * The recovery scenario dies in a transaction first, then sweeps the crash
+ * points of the open that rolls it back. */
+#include "check.h"
+
+#include "internal.h"
+
+#define BANK_TAG 0x62616e6bull
+#define BLOB_TAG 0x626c6f62ull
+#define N 16
+#define BLOB (96u << 10)        /* more than a log block holds */
+
+struct bank {
+    uint64_t magic;
+    int64_t acct[N];
+    persistent_offset_t rec[N];
+    uint64_t rec_size[N];
+    uint64_t rec_gen[N];
+};
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 31;
+    x *= 0x7fb5d329728ea185ull;
+    x ^= x >> 27;
+    x *= 0x81dadef4bc2dd44dull;
+    return x ^ (x >> 33);
+}
+
+static void fill(unsigned char *p, size_t n, uint64_t g)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(mix(g + i / 8) >> (8 * (i % 8)));
+}
+
+static bool filled(const unsigned char *p, size_t n, uint64_t g)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(mix(g + i / 8) >> (8 * (i % 8))))
+            return false;
+    return true;
+}
+
+static allocator_space_t *S;
+static struct bank *B;
+static unsigned char *BL;
+static int mode;
+static const char *mode_name;
+
+/* One transfer, with a receipt in slot k replacing the one there. */
+static void transfer(int i, int j, int64_t amt, int k, size_t size, uint64_t g, bool abort_it)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, &B->acct[i], 8) == 0);
+    REQUIRE(persistent_tx_add(S, &B->acct[j], 8) == 0);
+    B->acct[i] -= amt;
+    B->acct[j] += amt;
+    REQUIRE(persistent_tx_add(S, &B->rec[k], 8) == 0);
+    REQUIRE(persistent_tx_add(S, &B->rec_size[k], 8) == 0);
+    REQUIRE(persistent_tx_add(S, &B->rec_gen[k], 8) == 0);
+    if (B->rec[k] != 0)
+        REQUIRE(persistent_tx_free(S, persistent_offset_to_ptr(S, B->rec[k])) == 0);
+    unsigned char *r = persistent_tx_alloc(S, size);
+    REQUIRE(r != NULL);
+    fill(r, size, g);
+    B->rec[k] = ptr_to_persistent_offset(S, r);
+    B->rec_size[k] = size;
+    B->rec_gen[k] = g;
+    if (abort_it)
+        REQUIRE(persistent_tx_abort(S) == 0);
+    else
+        REQUIRE(persistent_tx_commit(S) == 0);
+}
+
+/* A new version of the blob: a stamp at each end, the pattern between. */
+static void blob_version(uint64_t v, bool abort_it)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, BL, BLOB) == 0);
+    memcpy(BL, &v, 8);
+    fill(BL + 8, BLOB - 16, v);
+    memcpy(BL + BLOB - 8, &v, 8);
+    if (abort_it)
+        REQUIRE(persistent_tx_abort(S) == 0);
+    else
+        REQUIRE(persistent_tx_commit(S) == 0);
+}
+
+/* ---- scenarios ---- */
+
+static void sc_transfers(void)
+{
+    static const size_t sizes[] = {40, 300, 3000, 16000, 20000, 100};
+    for (int n = 0; n < 12; n++)
+        transfer(n % N, (n * 7 + 3) % N, 10 + n, n % 5, sizes[n % 6], 1000 + (uint64_t)n,
+                 n % 4 == 3);
+}
+
+static void sc_blob(void)
+{
+    blob_version(2, false);
+    blob_version(3, true);
+    blob_version(4, false);
+}
+
+static void sc_nested(void)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    transfer(1, 2, 5, 6, 200, 77, false);        /* nested: flattens */
+    transfer(3, 4, 6, 7, 200, 78, false);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    transfer(5, 6, 7, 6, 200, 79, false);
+    REQUIRE(persistent_tx_abort(S) == 0);         /* the whole of it */
+}
+
+static void setup_bank(void)
+{
+    B = persistent_root_get(S, BANK_TAG, sizeof *B, NULL);
+    REQUIRE(B != NULL);
+    B->magic = 0x42414e4b;
+    for (int i = 0; i < N; i++)
+        B->acct[i] = 1000;
+    persistent_persist(B, sizeof *B);
+    BL = persistent_root_get(S, BLOB_TAG, BLOB, NULL);
+    REQUIRE(BL != NULL);
+    uint64_t v = 1;
+    memcpy(BL, &v, 8);
+    fill(BL + 8, BLOB - 16, 1);
+    memcpy(BL + BLOB - 8, &v, 8);
+    persistent_persist(BL, BLOB);
+    /* the log, and receipts in some slots */
+    for (int k = 0; k < 5; k++)
+        transfer(k, k + 5, 1, k, 64 + 100 * (size_t)k, 10 + (uint64_t)k, false);
+}
+
+struct scenario {
+    const char *name;
+    void (*run)(void);
+};
+
+static const struct scenario scenarios[] = {
+    {"transfers", sc_transfers},
+    {"blob", sc_blob},
+    {"nested", sc_nested},
+};
+
+/* ---- the sweep ---- */
+
+static allocator_space_t *open_space(const char *path)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 1u << 20;
+    o.durability = mode == PM_CRASH_KILL ? PERSISTENT_DURABILITY_PROCESS
+                                         : PERSISTENT_DURABILITY_PMEM;
+    allocator_space_t *s;
+    return persistent_space_open(path, &o, &s) == 0 ? s : NULL;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char buf[65536];
+    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    REQUIRE(in >= 0 && out >= 0);
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        REQUIRE(write(out, buf, (size_t)n) == n);
+    close(in);
+    close(out);
+}
+
+static int run_child(void (*run)(void), const char *path, uint64_t k, uint64_t *points)
+{
+    int pfd[2];
+    REQUIRE(pipe(pfd) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        pm_crash_arm(k, k ? mode : PM_CRASH_KILL, k * 2654435761u + 5);
+        S = open_space(path);
+        if (S == NULL)
+            _exit(3);
+        B = persistent_find_root(S, BANK_TAG);
+        BL = persistent_find_root(S, BLOB_TAG);
+        if (B == NULL || BL == NULL)
+            _exit(4);
+        if (run)
+            run();
+        persistent_space_close(S);
+        uint64_t n = pm_crash_points();
+        if (write(pfd[1], &n, sizeof n) != (ssize_t)sizeof n)
+            _exit(5);
+        _exit(0);
+    }
+    close(pfd[1]);
+    int st;
+    waitpid(pid, &st, 0);
+    if (points && read(pfd[0], points, sizeof *points) != (ssize_t)sizeof *points)
+        *points = 0;
+    close(pfd[0]);
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+        return 1;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    fprintf(stderr, "%s k=%llu: child ended with status %#x\n", mode_name,
+            (unsigned long long)k, st);
+    exit(1);
+}
+
+static int verify(const char *name, const char *path, uint64_t k)
+{
+    int bad = 0;
+#define FAILV(...)                                                                     \
+    do {                                                                               \
+        fprintf(stderr, "%s/%s k=%llu: ", name, mode_name, (unsigned long long)k);     \
+        fprintf(stderr, __VA_ARGS__);                                                  \
+        fputc('\n', stderr);                                                           \
+        bad++;                                                                         \
+    } while (0)
+    allocator_space_t *s = open_space(path);
+    if (s == NULL) {
+        FAILV("reopen failed: %s", persistent_errormsg());
+        return bad;
+    }
+    struct persistent_check_report rep;
+    if (persistent_check(s, &rep) != 0)
+        FAILV("check: %s", rep.first_error);
+    if (rep.open_transactions != 0)
+        FAILV("%llu transactions open after recovery",
+              (unsigned long long)rep.open_transactions);
+    struct bank *b = persistent_find_root(s, BANK_TAG);
+    unsigned char *bl = persistent_find_root(s, BLOB_TAG);
+    if (b == NULL || bl == NULL || b->magic != 0x42414e4b) {
+        FAILV("bank lost");
+        persistent_space_close(s);
+        return bad;
+    }
+    int64_t sum = 0;
+    for (int i = 0; i < N; i++)
+        sum += b->acct[i];
+    if (sum != 1000 * N)
+        FAILV("the accounts sum to %lld", (long long)sum);
+    uint64_t live = 2 + 1;          /* bank, blob, log */
+    for (int k2 = 0; k2 < N; k2++) {
+        if (b->rec[k2] == 0)
+            continue;
+        unsigned char *r = persistent_offset_to_ptr(s, b->rec[k2]);
+        if (persistent_usable_size(s, r) < b->rec_size[k2]) {
+            FAILV("receipt %d is not a live block of its size", k2);
+            continue;
+        }
+        live++;
+        if (!filled(r, b->rec_size[k2], b->rec_gen[k2]))
+            FAILV("receipt %d: contents damaged", k2);
+    }
+    uint64_t v1, v2;
+    memcpy(&v1, bl, 8);
+    memcpy(&v2, bl + BLOB - 8, 8);
+    if (v1 != v2 || !filled(bl + 8, BLOB - 16, v1))
+        FAILV("the blob is a mix of versions (%llu, %llu)", (unsigned long long)v1,
+              (unsigned long long)v2);
+    if (rep.live_blocks != live)
+        FAILV("%llu live blocks, %llu expected (a leak, or a block lost)",
+              (unsigned long long)rep.live_blocks, (unsigned long long)live);
+    enum { MAXF = 4096 };
+    static void *got[MAXF];
+    int n = 0;
+    for (size_t sz = 65536; sz >= 16 && n < MAXF; sz /= 2)
+        while (n < MAXF && (got[n] = persistent_malloc(s, sz)) != NULL)
+            memset(got[n++], 0xdb, sz);
+    for (int k2 = 0; k2 < N; k2++)
+        if (b->rec[k2] && !filled(persistent_offset_to_ptr(s, b->rec[k2]), b->rec_size[k2],
+                                  b->rec_gen[k2]))
+            FAILV("receipt %d was handed out again", k2);
+    if (!filled(bl + 8, BLOB - 16, v1))
+        FAILV("the blob was handed out again");
+    for (int i = 0; i < n; i++)
+        persistent_free(s, got[i]);
+    persistent_space_close(s);
+    return bad;
+}
+
+static uint64_t total_points, total_failures;
+
+static void make_template(const char *path)
+{
+    S = open_space(path);
+    REQUIRE(S != NULL);
+    setup_bank();
+    REQUIRE(persistent_space_close(S) == 0);
+}
+
+static void sweep(const struct scenario *sc)
+{
+    const char *tmpl = strdup(t_path("txtmpl")), *work = strdup(t_path("txwork"));
+    make_template(tmpl);
+    copy_file(tmpl, work);
+    uint64_t expect = 0;
+    REQUIRE(run_child(sc->run, work, 0, &expect) == 0);
+    REQUIRE(verify(sc->name, work, 0) == 0);
+    uint64_t k, failures = 0;
+    for (k = 1;; k++) {
+        copy_file(tmpl, work);
+        if (run_child(sc->run, work, k, NULL) == 0)
+            break;
+        failures += (uint64_t)verify(sc->name, work, k);
+        if (k > expect + 100) {
+            fprintf(stderr, "%s: more crash points than counted\n", sc->name);
+            failures++;
+            break;
+        }
+    }
+    printf("%-10s %-6s %5llu crash points, %llu failures\n", sc->name, mode_name,
+           (unsigned long long)(k - 1), (unsigned long long)failures);
+    fflush(stdout);
+    total_points += k - 1;
+    total_failures += failures;
+    unlink(tmpl);
+    unlink(work);
+    free((void *)tmpl);
+    free((void *)work);
+}
+
+/* Killed in the middle of a big transaction, then killed again at every
+ * point of the open that rolls it back. */
+static void die_in_blob(void)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, BL, BLOB) == 0);
+    fill(BL + 8, BLOB - 16, 9);
+    transfer(2, 3, 50, 8, 5000, 99, false);          /* nested */
+    raise(SIGKILL);
+}
+
+static void sweep_recovery(void)
+{
+    const char *tmpl = strdup(t_path("txrtmpl")), *work = strdup(t_path("txrwork"));
+    make_template(tmpl);
+    int saved = mode;
+    mode = PM_CRASH_KILL;
+    REQUIRE(run_child(die_in_blob, tmpl, 0, NULL) == 1);
+    mode = saved;
+    uint64_t k, failures = 0;
+    for (k = 1;; k++) {
+        copy_file(tmpl, work);
+        if (run_child(NULL, work, k, NULL) == 0)
+            break;
+        failures += (uint64_t)verify("recovery", work, k);
+    }
+    failures += (uint64_t)verify("recovery", work, 0);
+    printf("%-10s %-6s %5llu crash points, %llu failures\n", "recovery", mode_name,
+           (unsigned long long)(k - 1), (unsigned long long)failures);
+    total_points += k - 1;
+    total_failures += failures;
+    unlink(tmpl);
+    unlink(work);
+    free((void *)tmpl);
+    free((void *)work);
+}
+
+/* Fences per transaction in PMEM durability, counted by the simulation
+ * (each fence is one of its crash points). */
+static uint64_t fences_of(void (*fn)(void))
+{
+    uint64_t f0 = pm_crash_fences();
+    fn();
+    return pm_crash_fences() - f0;
+}
+
+static char *F_blk, *F_old;
+
+static void tx_snap_alloc(void)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, F_blk, 64) == 0);
+    memset(F_blk, 1, 64);
+    char *n = persistent_tx_alloc(S, 100);
+    REQUIRE(n != NULL);
+    memset(n, 2, 100);
+    REQUIRE(persistent_tx_commit(S) == 0);
+}
+
+static void tx_snap_alloc_free(void)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, F_blk, 64) == 0);
+    memset(F_blk, 3, 64);
+    REQUIRE(persistent_tx_alloc(S, 100) != NULL);
+    REQUIRE(persistent_tx_free(S, F_old) == 0);
+    REQUIRE(persistent_tx_commit(S) == 0);
+}
+
+static void tx_snaps8(void)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    for (int i = 0; i < 8; i++) {
+        REQUIRE(persistent_tx_add(S, F_blk + 64 * i, 64) == 0);
+        memset(F_blk + 64 * i, 4, 64);
+    }
+    REQUIRE(persistent_tx_commit(S) == 0);
+}
+
+static void tx_aborted(void)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, F_blk, 64) == 0);
+    memset(F_blk, 5, 64);
+    REQUIRE(persistent_tx_alloc(S, 100) != NULL);
+    REQUIRE(persistent_tx_abort(S) == 0);
+}
+
+static void count_fences(void)
+{
+    const char *p = t_path("txfences");
+    pm_crash_arm(0, PM_CRASH_KILL, 1);          /* count only */
+    mode = PM_CRASH_POWER;                      /* PMEM durability */
+    S = open_space(p);
+    REQUIRE(S != NULL);
+    F_blk = persistent_malloc(S, 4096);
+    REQUIRE(F_blk != NULL);
+    REQUIRE(persistent_malloc(S, 100) != NULL);     /* the class's superblock */
+    REQUIRE(persistent_tx_begin(S) == 0);       /* makes the thread's log */
+    REQUIRE(persistent_tx_commit(S) == 0);
+    uint64_t a = fences_of(tx_snap_alloc);
+    F_old = persistent_malloc(S, 100);
+    uint64_t b = fences_of(tx_snap_alloc_free);
+    uint64_t c = fences_of(tx_snaps8);
+    uint64_t d = fences_of(tx_aborted);
+    printf("fences per transaction (PMEM): 1 snapshot + 1 allocation + commit: %llu; "
+           "+ 1 free: %llu; 8 snapshots: %llu; 1 snapshot + 1 allocation, "
+           "aborted: %llu\n", (unsigned long long)a, (unsigned long long)b,
+           (unsigned long long)c, (unsigned long long)d);
+    CHECK_EQ(a, 4);
+    CHECK_EQ(b, 6);
+    CHECK_EQ(c, 10);
+    CHECK_EQ(d, 4);
+    REQUIRE(persistent_space_close(S) == 0);
+    unlink(p);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "fences") == 0) {
+        count_fences();
+        return t_done();
+    }
+    mode_name = argc > 1 ? argv[1] : "kill";
+    mode = strcmp(mode_name, "power") == 0   ? PM_CRASH_POWER
+           : strcmp(mode_name, "evict") == 0 ? PM_CRASH_POWER_EVICT
+                                             : PM_CRASH_KILL;
+    for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++) {
+        bool pick = argc <= 2;
+        for (int a = 2; a < argc; a++)
+            pick = pick || strcmp(argv[a], scenarios[i].name) == 0;
+        if (pick)
+            sweep(&scenarios[i]);
+    }
+    bool pick = argc <= 2;
+    for (int a = 2; a < argc; a++)
+        pick = pick || strcmp(argv[a], "recovery") == 0;
+    if (pick)
+        sweep_recovery();
+    printf("TOTAL %s: %llu crash points, %llu failures\n", mode_name,
+           (unsigned long long)total_points, (unsigned long long)total_failures);
+    CHECK_EQ(total_failures, 0);
+    return t_done();
+}
