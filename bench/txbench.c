@@ -20,6 +20,7 @@
  * free, 6 with it). */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +66,7 @@ static PMEMobjpool *pop;
 static char path[512];
 static struct tdata td[MAXT];
 static pthread_barrier_t bar;
-static volatile int stop;
+static atomic_int stop;
 static enum backend cur_b;
 static enum workload cur_w;
 
@@ -153,7 +154,7 @@ static void *worker(void *arg)
     struct tdata *d = &td[t];
     uint64_t i = (uint64_t)t << 40, *ops = malloc(sizeof *ops);
     pthread_barrier_wait(&bar);
-    while (!stop) {
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
         for (int k = 0; k < 64; k++, i++) {
             if (cur_w == UPDATE) {
                 if (cur_b == PMEMOBJ) {
@@ -236,7 +237,7 @@ static double run_cell(enum backend b, enum workload w, int threads)
     }
     cur_b = b;
     cur_w = w;
-    stop = 0;
+    atomic_store(&stop, 0);
     pthread_barrier_init(&bar, NULL, (unsigned)threads + 1);
     pthread_t th[MAXT];
     for (int t = 0; t < threads; t++)
@@ -245,7 +246,7 @@ static double run_cell(enum backend b, enum workload w, int threads)
     double t0 = now();
     struct timespec ts = {(time_t)dur, (long)((dur - (double)(time_t)dur) * 1e9)};
     nanosleep(&ts, NULL);
-    stop = 1;
+    atomic_store(&stop, 1);
     uint64_t ops = 0;
     for (int t = 0; t < threads; t++) {
         void *r;

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,7 @@ struct bank {
 static allocator_space_t *space;
 static struct bank *bank;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static volatile int stop;
+static atomic_int stop;
 
 static void die(const char *what)
 {
@@ -113,7 +114,7 @@ static void *teller(void *arg)
     unsigned t = (unsigned)(uintptr_t)arg;
     uint64_t seed = (uint64_t)time(NULL) * 2654435761u + t + 1;
     struct account *mine = bank->acct[t];
-    while (!stop) {
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
         int i = (int)(rnd(&seed) % ACCTS), j = (int)(rnd(&seed) % ACCTS);
         int64_t amount = (int64_t)(rnd(&seed) % 50);
         if (rnd(&seed) % 8 == 0) {
@@ -183,7 +184,7 @@ int main(int argc, char **argv)
         pthread_create(&th[t], NULL, teller, (void *)(uintptr_t)t);
     struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
     nanosleep(&ts, NULL);
-    stop = 1;
+    atomic_store_explicit(&stop, 1, memory_order_relaxed);
     for (unsigned t = 0; t < bank->threads; t++)
         pthread_join(th[t], NULL);
     printf("total %" PRId64 " after %" PRIu64 " receipts\n", total(), bank->serial);

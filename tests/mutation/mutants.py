@@ -140,8 +140,8 @@ MUTANTS = [
         struct pm_lane *l = lane_at(rt, i);""",
          what="off by one: lane recovery starts at lane 1"),
     dict(id="pub-recover-alloc-keep", file="src/publish.c",
-         find="""            ensure(rt, l->block_off, cur == l->block_off);""",
-         replace="""            ensure(rt, l->block_off, true);""",
+         find="""            pub_ensure(rt, l->block_off, cur == l->block_off);""",
+         replace="""            pub_ensure(rt, l->block_off, true);""",
          what="recovery keeps an alloc-into's block that *dest never named"),
     dict(id="pub-recover-free-dest", file="src/publish.c",
          find="""            if (cur == l->block_off) {
@@ -152,7 +152,7 @@ MUTANTS = [
          what="recovery of a free-from skips clearing *dest"),
     dict(id="pub-recover-realloc-old", file="src/publish.c",
          find="""            if (forward)
-                ensure(rt, l->old_off, false);""",
+                pub_ensure(rt, l->old_off, false);""",
          replace="""            (void)forward;""",
          what="recovery of a realloc-into rolled forward keeps the old block"),
     dict(id="pub-recover-torn-kept", file="src/publish.c",
@@ -300,7 +300,7 @@ MUTANTS = [
          replace="""            if (!fenced) {""",
          what="a thief takes a superblock from an owner inside an operation"),
     dict(id="sb-no-revoke", file="src/superblock.c",
-         find="""    freed += revoke_others(rt, rec);""",
+         find="""    freed += revoke_others(rt, rec, NULL);""",
          replace="""    (void)revoke_others;""",
          what="G5b: scavenging never revokes other threads' superblocks"),
     dict(id="sb-adopt-offbyone", file="src/superblock.c",
@@ -331,10 +331,10 @@ MUTANTS = [
              " run is page aligned either way, so align and 0 ask for the same "
              "run")),
     dict(id="alloc-realloc-root-moves", file="src/alloc.c",
-         find="""    if (pm_root_block(rt, (uint64_t)((char *)p - rt->base))) {
-        /* moving it would free a root's block */""",
-         replace="""    if (false) {
-        /* moving it would free a root's block */""",
+         find="""    if (held != 0) {
+        /* moving it would free a root's block, or an open transaction's */""",
+         replace="""    if ((void)held, false) {
+        /* moving it would free a root's block, or an open transaction's */""",
          what="realloc moves (and frees) a root's block"),
     dict(id="alloc-usable-ignores-remote", file="src/alloc.c",
          find="""    if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit) ||
@@ -353,11 +353,13 @@ MUTANTS = [
          replace="""    pm_store_relaxed(aw, word & ~bit);""",
          what="the owner's fast free is not persisted"),
     dict(id="free-root-check-small", file="src/free.c",
-         find="""        if (pm_root_held(rt, s, (uint64_t)((char *)ptr - rt->base))) {""",
-         replace="""        if (false) {""",
+         find="""        int held = pm_block_held(rt, s, (uint64_t)((char *)ptr - rt->base));""",
+         replace="""        int held = 0;""",
          what="free of a root's small block is not refused"),
     dict(id="free-root-check-large", file="src/free.c",
-         find="""        r = pm_root_block(rt, off) ? PERSISTENT_E_ROOT_BLOCK : lg_free(rt, ptr);""",
+         find="""        r = pm_block_held(rt, UINT32_MAX, off);
+        if (r == 0)
+            r = lg_free(rt, ptr);""",
          replace="""        r = lg_free(rt, ptr);""",
          what="free of a root's large block is not refused"),
     dict(id="free-fast-no-remote-check", file="src/free.c",
@@ -443,18 +445,22 @@ MUTANTS = [
          replace="""        if (used == 0 && false) {""",
          what="recovery keeps superblocks with no live block"),
     dict(id="rec-no-lanes", file="src/recover.c",
-         find="""        int r = pm_lanes_recover(rt);""",
-         replace="""        int r = 0;""",
+         find="""            r = pm_lanes_recover(rt);""",
+         replace="""            r = 0;""",
          what="recovery skips the publish lanes"),
     dict(id="rec-lanes-after-rebuild", file="src/recover.c",
-         find="""    if (repair) {
-        /* lanes first: rolling one back can empty a superblock */
-        int r = pm_lanes_recover(rt);
+         find="""        int r = pm_tx_recover(rt);
+        if (r == 0)
+            r = pm_lanes_recover(rt);
         if (r < 0)
             return r;
     }
     rebuild(rt, repair);""",
-         replace="""    rebuild(rt, repair);
+         replace="""        int r = pm_tx_recover(rt);
+        if (r < 0)
+            return r;
+    }
+    rebuild(rt, repair);
     if (repair) {
         int r = pm_lanes_recover(rt);
         if (r < 0)
@@ -563,4 +569,70 @@ MUTANTS = [
          replace="""        uint64_t p = pg_next_set(bits[i], n, t);
         if (p != PG_NONE && false)""",
          what="growth adopts pages whose run bits are set (damaged tail)"),
+    # ------------------------------------------------------------ tx.c
+    dict(id="tx-add-nofence", file="src/tx.c",
+         find="""    pm_persist(rt, e, ENT + round8(len));   /* before the caller's change */""",
+         replace="""    pm_flush(rt, e, ENT + round8(len));""",
+         what="a snapshot flushed but not fenced: the caller's change can be durable first"),
+    dict(id="tx-alloc-entry-nofence", file="src/tx.c",
+         find="""    pm_persist(rt, e, ENT);                 /* before the block is live */""",
+         replace="""    pm_flush(rt, e, ENT);""",
+         what="an allocation's entry not durable before its bit: a crash leaks the block"),
+    dict(id="tx-commit-data-nofence", file="src/tx.c",
+         find="""    pm_drain(rt);                           /* data, FREE entries, bits */""",
+         replace="""    /* no fence */""",
+         what="the commit point can be durable before the transaction's data"),
+    dict(id="tx-commit-state-nofence", file="src/tx.c",
+         find="""        set_state(rt, tx, PM_TX_IDLE, true);    /* the commit point */""",
+         replace="""        set_state(rt, tx, PM_TX_IDLE, false);""",
+         what="a committed transaction can be rolled back by a crash after commit returned"),
+    dict(id="tx-recover-no-restore", file="src/tx.c",
+         find="""            memcpy(rt->base + s->off, s + 1, len);
+            pm_flush(rt, rt->base + s->off, len);
+        }
+        free(snaps);""",
+         replace="""            (void)len;
+        }
+        free(snaps);""",
+         what="recovery does not restore snapshots"),
+    dict(id="tx-recover-order", file="src/tx.c",
+         find="""        while (n-- > 0) {
+            const struct pm_txent *s = snaps[n];""",
+         replace="""        for (size_t m = 0; m < n; m++) {
+            const struct pm_txent *s = snaps[m];""",
+         what="snapshots restored oldest first: a range snapshotted twice ends half new"),
+    dict(id="tx-recover-alloc-kept", file="src/tx.c",
+         find="""            if (kind == PM_TXE_ALLOC) {
+                pub_ensure(rt, e->off, false);""",
+         replace="""            if (kind == PM_TXE_ALLOC) {""",
+         what="rolling back does not free the transaction's allocations"),
+    dict(id="tx-recover-frees-skipped", file="src/tx.c",
+         find="""                if (kind == PM_TXE_FREE)
+                    pub_ensure(rt, e->off, false);""",
+         replace="""                (void)kind;""",
+         what="a committed transaction's frees are not finished by recovery"),
+    dict(id="tx-abort-order", file="src/tx.c",
+         find="""    for (size_t i = tx->snaps.n; i-- > 0;) {
+        const struct range *r = &tx->snaps.v[i];""",
+         replace="""    for (size_t i = 0; i < tx->snaps.n; i++) {
+        const struct range *r = &tx->snaps.v[i];""",
+         what="abort restores snapshots oldest first"),
+    dict(id="tx-free-no-mark", file="src/tx.c",
+         find="""    if (pm_mark(rt, rt->txmark, off))
+        (void)vec_push(&tx->marks, off, 0, NULL);     /* room made above */""",
+         replace="""    (void)vec_push(&tx->marks, off, 0, NULL);""",
+         what="a transaction's allocation is not held: another thread's free goes through"),
+    dict(id="tx-auto-no-snapshot", file="src/tx.c",
+         find="""    entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
+    pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */""",
+         replace="""    (void)e;""",
+         what="automatic mode lets a page be written without its snapshot"),
+    dict(id="tx-auto-page0-state", file="src/tx.c",
+         find="""        memcpy(rt->base + live, src + live, keep);""",
+         replace="""        memcpy(rt->base, src, PM_HEADER_SIZE);""",
+         what="restoring the header page clobbers the state slots the open wrote"),
+    dict(id="tx-verify-snapshot-range", file="src/verify.c",
+         find="""        if (phase == PM_TX_ACTIVE && kind == PM_TXE_SNAPSHOT && !range_in_live_block(rt, e->off, len)) {""",
+         replace="""        if (false) {""",
+         what="a snapshot that would be restored into allocator metadata is accepted"),
 ]
