@@ -615,6 +615,115 @@ static void test_forged_base(void)
     unlink(p);
 }
 
+/* ---- transaction logs ---- */
+
+/* Dies inside a transaction: root 1's bytes snapshotted and changed, a
+ * block allocated in it.  The log's offset and generation in *log, *gen. */
+static void make_tx_dirty(const char *path, uint64_t *log, uint64_t *gen)
+{
+    make_space(path, 4, 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        allocator_space_t *s = create_persistent_allocator(path, 0);
+        if (s == NULL)
+            _exit(1);
+        char *r = persistent_find_root(s, 1);
+        if (r == NULL || persistent_tx_begin(s) != 0 || persistent_tx_add(s, r, 24) != 0)
+            _exit(2);
+        memset(r, 'x', 24);
+        if (persistent_tx_alloc(s, 100) == NULL)
+            _exit(3);
+        raise(SIGKILL);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    REQUIRE(WIFSIGNALED(st));
+    struct pm_header h;
+    read_header(path, &h);
+    *log = 0;
+    for (uint32_t i = 0; i < h.fixed.n_lanes && *log == 0; i++)
+        *log = peek64(path, h.fixed.lanes_off + i * sizeof(struct pm_lane) +
+                                offsetof(struct pm_lane, tx_off));
+    REQUIRE(*log != 0);
+    REQUIRE(peek64(path, *log + offsetof(struct pm_txlog, magic)) == PM_TXLOG_MAGIC);
+    uint64_t state = peek64(path, *log + offsetof(struct pm_txlog, state));
+    REQUIRE((state & 0xff) == PM_TX_ACTIVE);
+    *gen = state >> 8;
+}
+
+/* A whole entry (its check right) at off, with n_words of data after it. */
+static void set_entry(const char *path, uint64_t off, uint64_t gen, uint64_t kind,
+                      uint64_t len, uint64_t at, uint64_t n_words)
+{
+    struct {
+        struct pm_txent e;
+        uint64_t data[8];
+    } x;
+    REQUIRE(n_words <= 8);
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &x, sizeof x, (off_t)off) == (ssize_t)sizeof x);
+    close(fd);
+    x.e.kind_len = kind | len << 8;
+    x.e.off = at;
+    x.e.check = pm_txent_check(gen, x.e.kind_len, at, x.data, n_words);
+    patch(path, off, &x.e, sizeof x.e);
+}
+
+static void test_tx_logs(void)
+{
+    const char *p = t_path("txlog");
+    uint64_t log, gen;
+    make_tx_dirty(p, &log, &gen);
+    judge(p, "killed in a transaction", true);
+    unlink(p);
+
+    make_tx_dirty(p, &log, &gen);
+    struct pm_header h;
+    read_header(p, &h);
+    uint64_t e1 = log + sizeof(struct pm_txlog);          /* the snapshot */
+    uint64_t kl = peek64(p, e1 + offsetof(struct pm_txent, kind_len));
+    REQUIRE(kl == (PM_TXE_SNAPSHOT | 24u << 8));
+    uint64_t root = peek64(p, e1 + offsetof(struct pm_txent, off));
+    uint64_t e2 = e1 + sizeof(struct pm_txent) + 24;      /* the allocation */
+    REQUIRE((peek64(p, e2) & 0xff) == PM_TXE_ALLOC);
+    uint64_t blk = peek64(p, e2 + offsetof(struct pm_txent, off));
+    /* the first page of the root's run: its superblock's header */
+    uint64_t page = UINT64_C(1) << h.fixed.page_shift;
+    uint64_t sb = h.fixed.data_off + ((root - h.fixed.data_off) & ~(page - 1));
+    while ((uint32_t)peek64(p, sb) != PM_SB_MAGIC) {
+        REQUIRE(sb > h.fixed.data_off);
+        sb -= page;
+    }
+
+    set_entry(p, e1, gen, PM_TXE_SNAPSHOT, 24, sb, 3);
+    judge(p, "a snapshot that would be restored over a superblock header", false);
+    set_entry(p, e1, gen, PM_TXE_SNAPSHOT, 24, blk - 8, 3);
+    judge(p, "a snapshot across the start of a block", false);
+    set_entry(p, e1, gen, PM_TXE_PAGE, 24, page, 3);
+    judge(p, "a page snapshot that is not a page", false);
+    set_entry(p, e1, gen, PM_TXE_SNAPSHOT, 24, root, 3);
+    set_entry(p, e2, gen, PM_TXE_ALLOC, 100, blk + 16, 0);
+    judge(p, "an allocation where no block starts", false);
+    set_entry(p, e2, gen, PM_TXE_ALLOC, 100, blk, 0);
+    patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | 7);
+    judge(p, "a transaction log in an unknown state", false);
+    patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE);
+    patch64(p, log + offsetof(struct pm_txlog, magic), 0);
+    judge(p, "a lane naming a transaction log that is not one", false);
+    patch64(p, log + offsetof(struct pm_txlog, magic), PM_TXLOG_MAGIC);
+    /* everything put back: a healthy dirty space again, rolled back */
+    judge(p, "the transaction log put back", true);
+    allocator_space_t *s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    char *r = persistent_find_root(s, 1);
+    REQUIRE(r != NULL);
+    CHECK(strcmp(r, "root 1") == 0);
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
 int main(void)
 {
     test_healthy();
@@ -627,5 +736,6 @@ int main(void)
     test_leftovers();
     test_lane_table_not_live();
     test_forged_base();
+    test_tx_logs();
     return t_done();
 }

@@ -3,7 +3,10 @@
  * thread exit, and a crash before and after a commit. */
 #include "check.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+
+#include "internal.h"
 
 static allocator_space_t *S;
 static struct t_misuse mis;
@@ -472,6 +475,88 @@ static void test_crash(void)
     }
 }
 
+/* The newest state slot and the committed page count, as the file has them. */
+static void file_state(const char *path, struct pm_state *st, uint64_t *n_pages)
+{
+    struct pm_header h;
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h);
+    close(fd);
+    *st = h.state[h.state[1].seq > h.state[0].seq ? 1 : 0];
+    *n_pages = h.live.n_pages;
+}
+
+/* An automatic transaction that wrote the header's page (the tag-0 root
+ * lives there), then grew the space, killed before its commit. */
+static int auto_crash_child(const char *path)
+{
+    allocator_space_t *s;
+    if (persistent_space_open(path, NULL, &s) != 0)
+        return 3;
+    if (persistent_tx_begin_auto(s) != 0)
+        return 4;
+    long *r = persistent_malloc_root(s, 0, 64);
+    if (r == NULL)
+        return 5;
+    r[0] = 7;
+    char *big = persistent_malloc(s, 4u << 20);     /* more than the space has */
+    if (big == NULL)
+        return 6;
+    big[0] = 1;
+    raise(SIGKILL);
+    return 7;
+}
+
+/* Its recovery restores the header's page, but for what is not the
+ * transaction's: the state slot the recovering open wrote (a crash of that
+ * process must find its own open recorded, with its mapping base) and the
+ * committed page count (growth is not undone). */
+static void test_auto_crash(void)
+{
+    const char *p = t_path("tx-auto-crash");
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 1u << 20;
+    o.max_size = 64u << 20;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    CHECK(persistent_find_root(s, 0) == NULL);
+    persistent_space_close(s);
+    struct pm_state st0, st;
+    uint64_t pages0, pages;
+    file_state(p, &st0, &pages0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(auto_crash_child(p));
+    int ws;
+    waitpid(pid, &ws, 0);
+    CHECK(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+    file_state(p, &st, &pages);
+    CHECK(pages > pages0);                      /* the child grew it */
+    uint64_t grown = pages;
+    REQUIRE(persistent_space_open(p, NULL, &s) == 0);
+    struct persistent_info info;
+    REQUIRE(persistent_space_info(s, &info) == 0);
+    CHECK_EQ(info.recovered, 1u);
+    CHECK(persistent_find_root(s, 0) == NULL);  /* rolled back */
+    file_state(p, &st, &pages);
+    CHECK_EQ(st.n_opens, st0.n_opens + 2);      /* this open's slot */
+    CHECK_EQ(st.clean, 0u);
+    CHECK_EQ(st.generation, info.generation);
+    CHECK_EQ(pages, grown);
+    CHECK_EQ(info.capacity, grown * info.page_size);
+    t_check_clean(s, "an automatic transaction killed after writing the header page");
+    persistent_space_close(s);
+    REQUIRE(persistent_space_open(p, NULL, &s) == 0);
+    REQUIRE(persistent_space_info(s, &info) == 0);
+    CHECK_EQ(info.clean_at_open, 1u);
+    t_check_clean(s, "reopened");
+    persistent_space_close(s);
+    unlink(p);
+}
+
 int main(void)
 {
     const char *p = t_path("tx");
@@ -490,5 +575,6 @@ int main(void)
     destroy_persistent_allocator(S);
     unlink(p);
     test_crash();
+    test_auto_crash();
     return t_done();
 }

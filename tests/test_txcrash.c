@@ -7,6 +7,10 @@
  * parent reopens the space (recovery) and requires:
  *   - persistent_check finds nothing, no transaction is left open;
  *   - the bank's invariant: the accounts sum to what they began with;
+ *   - every transaction whose commit returned is there: the bank's
+ *     sequence number, raised by each transaction, is at least the one
+ *     the child saw after its last outermost commit (kept in memory the
+ *     child shares with the parent);
  *   - every receipt the bank names is a live block of its size whose
  *     contents are whole (a committed transaction's blocks are durable);
  *   - the blob, changed by big transactions, is one version or the other,
@@ -19,6 +23,8 @@
  * points of the open that rolls it back. */
 #include "check.h"
 
+#include <sys/mman.h>
+
 #include "internal.h"
 
 #define BANK_TAG 0x62616e6bull
@@ -28,6 +34,7 @@
 
 struct bank {
     uint64_t magic;
+    uint64_t seq;               /* raised by every transaction */
     int64_t acct[N];
     persistent_offset_t rec[N];
     uint64_t rec_size[N];
@@ -62,6 +69,15 @@ static struct bank *B;
 static unsigned char *BL;
 static int mode;
 static const char *mode_name;
+static uint64_t *committed;     /* shared: B->seq after the last commit that
+                                   returned at depth 0 */
+
+static void commit(void)
+{
+    REQUIRE(persistent_tx_commit(S) == 0);
+    if (persistent_tx_depth(S) == 0)
+        *committed = B->seq;
+}
 
 /* One transfer, with a receipt in slot k replacing the one there. */
 static void transfer(int i, int j, int64_t amt, int k, size_t size, uint64_t g, bool abort_it)
@@ -69,6 +85,8 @@ static void transfer(int i, int j, int64_t amt, int k, size_t size, uint64_t g, 
     REQUIRE(persistent_tx_begin(S) == 0);
     REQUIRE(persistent_tx_add(S, &B->acct[i], 8) == 0);
     REQUIRE(persistent_tx_add(S, &B->acct[j], 8) == 0);
+    REQUIRE(persistent_tx_add(S, &B->seq, 8) == 0);
+    B->seq++;
     B->acct[i] -= amt;
     B->acct[j] += amt;
     REQUIRE(persistent_tx_add(S, &B->rec[k], 8) == 0);
@@ -85,7 +103,7 @@ static void transfer(int i, int j, int64_t amt, int k, size_t size, uint64_t g, 
     if (abort_it)
         REQUIRE(persistent_tx_abort(S) == 0);
     else
-        REQUIRE(persistent_tx_commit(S) == 0);
+        commit();
 }
 
 /* A new version of the blob: a stamp at each end, the pattern between. */
@@ -93,13 +111,15 @@ static void blob_version(uint64_t v, bool abort_it)
 {
     REQUIRE(persistent_tx_begin(S) == 0);
     REQUIRE(persistent_tx_add(S, BL, BLOB) == 0);
+    REQUIRE(persistent_tx_add(S, &B->seq, 8) == 0);
+    B->seq++;
     memcpy(BL, &v, 8);
     fill(BL + 8, BLOB - 16, v);
     memcpy(BL + BLOB - 8, &v, 8);
     if (abort_it)
         REQUIRE(persistent_tx_abort(S) == 0);
     else
-        REQUIRE(persistent_tx_commit(S) == 0);
+        commit();
 }
 
 /* ---- scenarios ---- */
@@ -124,7 +144,7 @@ static void sc_nested(void)
     REQUIRE(persistent_tx_begin(S) == 0);
     transfer(1, 2, 5, 6, 200, 77, false);        /* nested: flattens */
     transfer(3, 4, 6, 7, 200, 78, false);
-    REQUIRE(persistent_tx_commit(S) == 0);
+    commit();
     REQUIRE(persistent_tx_begin(S) == 0);
     transfer(5, 6, 7, 6, 200, 79, false);
     REQUIRE(persistent_tx_abort(S) == 0);         /* the whole of it */
@@ -190,6 +210,7 @@ static int run_child(void (*run)(void), const char *path, uint64_t k, uint64_t *
 {
     int pfd[2];
     REQUIRE(pipe(pfd) == 0);
+    *committed = 0;
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -258,6 +279,9 @@ static int verify(const char *name, const char *path, uint64_t k)
         sum += b->acct[i];
     if (sum != 1000 * N)
         FAILV("the accounts sum to %lld", (long long)sum);
+    if (b->seq < *committed)
+        FAILV("a committed transaction was lost: sequence %llu, %llu committed",
+              (unsigned long long)b->seq, (unsigned long long)*committed);
     uint64_t live = 2 + 1;          /* bank, blob, log */
     for (int k2 = 0; k2 < N; k2++) {
         if (b->rec[k2] == 0)
@@ -458,6 +482,9 @@ static void count_fences(void)
 
 int main(int argc, char **argv)
 {
+    committed = mmap(NULL, sizeof *committed, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(committed != MAP_FAILED);
     if (argc > 1 && strcmp(argv[1], "fences") == 0) {
         count_fences();
         return t_done();

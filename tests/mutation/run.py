@@ -15,8 +15,10 @@ mutant: apply it (its `find` must occur exactly once), rebuild with ninja (a
 mutant that does not compile is an error in the list), and unless its
 library object is byte for byte the unmodified one once debug information
 is stripped (then nothing can tell them apart: "identical code"), run the
-tests one at a time, cheapest first, each under a timeout, stopping at the
-first one that fails, and fails again when run once more: that test killed
+tests one at a time, cheapest first (but the test that killed the mutant
+in the last full run, from results.json here, first of all: a mutant is
+usually killed by the same test again, and the order decides nothing
+else), each under a timeout, stopping at the first one that fails, and fails again when run once more: that test killed
 it (a test that fails once and then passes is noted as flaky and the run
 goes on).  A mutant no test kills survives.
 The file is restored before the next mutant.
@@ -281,6 +283,16 @@ def main():
                 if stripped(obj, dest):
                     pristine[f] = (obj, dest)
 
+        # the killers of the last full run (results.json next to this script)
+        last = {}
+        try:
+            with open(os.path.join(HERE, "results.json")) as f:
+                for r in json.load(f)["mutants"]:
+                    if r.get("killed_by"):
+                        last[r["id"]] = r["killed_by"]
+        except (OSError, ValueError, KeyError):
+            pass
+
         for i, m in enumerate(mutants):
             path = os.path.join(src, m["file"])
             orig = open(path).read()
@@ -307,7 +319,9 @@ def main():
                     log("    identical object code")
                 else:
                     r["status"] = "survived"
-                    for t in tests:
+                    first = last.get(m["id"])
+                    order = sorted(tests, key=lambda t: t["name"] != first)
+                    for t in order:
                         limit = a.timeout_factor * base[t["name"]] + 30
                         st, secs, out = run_test(t, build, limit, scratch)
                         if st == "ok":
