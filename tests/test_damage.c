@@ -359,8 +359,9 @@ static void test_tail_bits(void)
     }
 }
 
-/* Writes, then dies without closing, with every lane's record kept. */
-static void make_dirty(const char *path)
+/* make_space, then a child opens it, runs work and dies without closing
+ * (work returns nonzero for the child's exit status when it fails). */
+static void die_in(const char *path, int (*work)(allocator_space_t *))
 {
     make_space(path, 4, 0);
     fflush(NULL);
@@ -369,14 +370,28 @@ static void make_dirty(const char *path)
         allocator_space_t *s = create_persistent_allocator(path, 0);
         if (s == NULL)
             _exit(1);
-        uint64_t *r = persistent_find_root(s, 1);
-        for (int i = 0; i < 50; i++)
-            persistent_alloc_into(s, (persistent_offset_t *)r, 100 + (size_t)i);
+        int r = work(s);
+        if (r != 0)
+            _exit(r);
         raise(SIGKILL);
     }
     int st;
     waitpid(pid, &st, 0);
     REQUIRE(WIFSIGNALED(st));
+}
+
+static int alloc_into_root(allocator_space_t *s)
+{
+    uint64_t *r = persistent_find_root(s, 1);
+    for (int i = 0; i < 50; i++)
+        persistent_alloc_into(s, (persistent_offset_t *)r, 100 + (size_t)i);
+    return 0;
+}
+
+/* Writes, then dies without closing, with every lane's record kept. */
+static void make_dirty(const char *path)
+{
+    die_in(path, alloc_into_root);
 }
 
 static void test_lanes(void)
@@ -619,26 +634,18 @@ static void test_forged_base(void)
 
 /* Dies inside a transaction: root 1's bytes snapshotted and changed, a
  * block allocated in it.  The log's offset and generation in *log, *gen. */
+static int open_tx(allocator_space_t *s)
+{
+    char *r = persistent_find_root(s, 1);
+    if (r == NULL || persistent_tx_begin(s) != 0 || persistent_tx_add(s, r, 24) != 0)
+        return 2;
+    memset(r, 'x', 24);
+    return persistent_tx_alloc(s, 100) == NULL ? 3 : 0;
+}
+
 static void make_tx_dirty(const char *path, uint64_t *log, uint64_t *gen)
 {
-    make_space(path, 4, 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        allocator_space_t *s = create_persistent_allocator(path, 0);
-        if (s == NULL)
-            _exit(1);
-        char *r = persistent_find_root(s, 1);
-        if (r == NULL || persistent_tx_begin(s) != 0 || persistent_tx_add(s, r, 24) != 0)
-            _exit(2);
-        memset(r, 'x', 24);
-        if (persistent_tx_alloc(s, 100) == NULL)
-            _exit(3);
-        raise(SIGKILL);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    REQUIRE(WIFSIGNALED(st));
+    die_in(path, open_tx);
     struct pm_header h;
     read_header(path, &h);
     *log = 0;
