@@ -457,7 +457,11 @@ void *pub_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
 void pub_commit(struct pm_rt *rt, struct pm_resv *rv);
 int pub_free_prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk,
                      struct pm_pubfree *pf);
+int pub_free_prepare_held(struct pm_rt *rt, struct pm_trec *rec, void *blk,
+                          struct pm_pubfree *pf);
 void pub_free_do(struct pm_rt *rt, struct pm_pubfree *pf);
+/* As pub_free_do, written back but not fenced: the caller fences. */
+void pub_free_flush(struct pm_rt *rt, struct pm_pubfree *pf);
 void pub_free_abandon(struct pm_rt *rt, struct pm_trec *rec,
                       struct pm_pubfree *pf);
 void pub_free_finish(struct pm_rt *rt, struct pm_trec *rec,
@@ -526,11 +530,13 @@ static inline int pm_block_held(struct pm_rt *rt, uint32_t first, uint64_t off)
 
 /* ---- tx.c ---- */
 struct pm_tx;
-struct pm_txit {                  /* a walk of one log's transaction */
+struct pm_txit {                  /* a walk of one transaction's entries */
     uint64_t gen, at, end, budget;
 };
 bool pm_txlog_head_ok(struct pm_rt *rt, uint64_t off);
-void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, struct pm_txit *it);
+/* The entries of generation gen in the log (its stream). */
+void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen,
+                   struct pm_txit *it);
 const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it);
 int pm_tx_recover(struct pm_rt *rt);          /* a writer's open, first */
 void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec);

@@ -206,25 +206,52 @@ static inline uint64_t pm_lane_op(const struct pm_lane *l, uint64_t word)
 /* A transaction log (tx.c): a block found from a lane's tx_off, kept by
  * the lane from one thread to the next.  Its state word says what recovery
  * does: IDLE nothing, ACTIVE roll the transaction back, COMMITTED finish
- * its frees.  Entries follow the head, each written and checked on its
- * own: an entry belongs to the transaction whose generation is in the
- * state word only if its check (pm_txent_check over the generation, the
- * head and the snapshot data) is right, so the first entry that fails ends
- * the log -- a torn one, or one left by an earlier transaction.  A JUMP
- * entry continues the log in a run of pages (len bytes at off) that the
+ * its frees; PM_TX_PREV with ACTIVE: finish the frees of the transaction
+ * before it too.  Past the head the block holds two streams of entries,
+ * one half each (pm_txlog_stream): a transaction writes in the stream of
+ * its generation's parity, so the entries of the one before stay whole
+ * while its frees are still to be finished.  Each entry is written and
+ * checked on its own: an entry belongs to the transaction of a generation
+ * only if its check (pm_txent_check over the generation, the head and the
+ * snapshot data) is right, so the first entry that fails ends the stream
+ * -- a torn one, or one left by an earlier transaction.  A JUMP entry
+ * continues the stream in a run of pages (len bytes at off) that the
  * transaction claimed and does not hold as a block: nobody else is handed
- * those pages while it runs, and after a crash recovery reads them before
- * anything is allocated. */
+ * those pages while it (or the finishing of its frees) runs, and after a
+ * crash recovery reads them before anything is allocated.  A log whose
+ * magic is PM_TXLOG_MAGIC_V1 (the first format) has one stream over the
+ * whole block and never PM_TX_PREV. */
 struct pm_txlog {
     uint64_t magic;               /* PM_TXLOG_MAGIC */
     uint64_t size;                /* bytes of the block, head included */
     pm_atomic_u64 state;          /* PM_TX_* | generation << 8 */
     uint64_t reserved[5];
 };
-#define PM_TXLOG_MAGIC UINT64_C(0x474f4c58544d5001)  /* "\1PMTXLOG" */
+#define PM_TXLOG_MAGIC_V1 UINT64_C(0x474f4c58544d5001)  /* "\1PMTXLOG" */
+#define PM_TXLOG_MAGIC    UINT64_C(0x474f4c58544d5002)  /* "\2PMTXLOG" */
 #define PM_TX_IDLE          0u
 #define PM_TX_ACTIVE        1u
 #define PM_TX_COMMITTED     2u
+#define PM_TX_PHASE         0x7fu /* the phase of a state word */
+#define PM_TX_PREV          0x80u /* ACTIVE, and the previous transaction
+                                     (generation - 1) committed frees
+                                     that are still to be finished */
+
+/* The stream of entries of generation gen in the log at off (bytes
+ * [*start, *end) of the space). */
+static inline void pm_txlog_stream(const struct pm_txlog *lg, uint64_t off, uint64_t gen,
+                                   uint64_t *start, uint64_t *end)
+{
+    uint64_t head = off + sizeof *lg;
+    if (lg->magic != PM_TXLOG_MAGIC) {
+        *start = head;
+        *end = off + lg->size;
+        return;
+    }
+    uint64_t half = ((lg->size - sizeof *lg) / 2) & ~UINT64_C(63);
+    *start = head + (gen & 1) * half;
+    *end = *start + half;
+}
 
 struct pm_txent {
     uint64_t kind_len;            /* PM_TXE_* | len << 8 */

@@ -174,8 +174,27 @@ void pub_commit(struct pm_rt *rt, struct pm_resv *rv)
 
 /* ---- the free half ---- */
 
+static int prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk, struct pm_pubfree *pf,
+                   bool local_ok);
+
 int pub_free_prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk,
                      struct pm_pubfree *pf)
+{
+    return prepare(rt, rec, blk, pf, true);
+}
+
+/* As pub_free_prepare, but a small block is always freed as another
+ * thread frees it (its remote bit), so that it stays out of reach until
+ * pub_free_finish however long that takes: the owner's cache never sees
+ * it, and n_pub holds its collection off. */
+int pub_free_prepare_held(struct pm_rt *rt, struct pm_trec *rec, void *blk,
+                          struct pm_pubfree *pf)
+{
+    return prepare(rt, rec, blk, pf, false);
+}
+
+static int prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk, struct pm_pubfree *pf,
+                   bool local_ok)
 {
     memset(pf, 0, sizeof *pf);
     int r = sb_locate(rt, blk, &pf->s, &pf->h, &pf->idx);
@@ -186,9 +205,10 @@ int pub_free_prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk,
             (pm_load_relaxed(&pf->h->bits[pf->h->n_words + w]) & bit))
             return PERSISTENT_E_DOUBLE_FREE;
         uint64_t a = pm_load_relaxed(&rt->ctl[pf->s].anchor);
-        pf->local = (pm_anchor_state(a) == PM_SB_OWNED && pm_anchor_owner(a) == rec->id) ||
-                    (pm_anchor_state(a) == PM_SB_ORPHAN && pm_anchor_owner(a) == rec->id &&
-                     sb_readopt(rt, rec, pf->s, pf->h->cls));
+        pf->local = local_ok &&
+                    ((pm_anchor_state(a) == PM_SB_OWNED && pm_anchor_owner(a) == rec->id) ||
+                     (pm_anchor_state(a) == PM_SB_ORPHAN && pm_anchor_owner(a) == rec->id &&
+                      sb_readopt(rt, rec, pf->s, pf->h->cls)));
         if (!pf->local)   /* before the remote bit: see collect() */
             pm_fetch_add_seq_cst(&rt->ctl[pf->s].n_pub, 1u);
         return 0;
@@ -200,12 +220,26 @@ int pub_free_prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk,
     return r == 1 ? PERSISTENT_E_BAD_POINTER : r;
 }
 
-/* The block stops being live; it cannot be reused until pub_free_finish. */
-void pub_free_do(struct pm_rt *rt, struct pm_pubfree *pf)
+static void clear_bit(struct pm_rt *rt, pm_atomic_u64 *w, uint64_t bit, bool fence)
+{
+    pm_fetch_and_acq_rel(w, ~bit);
+    if (fence)
+        pm_persist(rt, w, sizeof *w);
+    else
+        pm_flush(rt, w, sizeof *w);
+}
+
+/* The block stops being live; it cannot be reused until pub_free_finish.
+ * fence: made durable before it returns; else only written back (the
+ * caller fences; a large block's start bit is fenced all the same). */
+static void free_bits(struct pm_rt *rt, struct pm_pubfree *pf, bool fence)
 {
     if (pf->large) {
-        pg_bit_clear(rt, rt->start_bits, pf->first);       /* commit */
-        pg_bit_clear(rt, rt->end_bits, pf->last);
+        /* the start bit first, durable: an end bit cleared without it
+         * would join the run to the next one */
+        clear_bit(rt, &rt->start_bits[pf->first >> 6], UINT64_C(1) << (pf->first & 63),
+                  true);                                    /* commit */
+        clear_bit(rt, &rt->end_bits[pf->last >> 6], UINT64_C(1) << (pf->last & 63), fence);
         return;
     }
     uint32_t w = pf->idx >> 6;
@@ -213,13 +247,29 @@ void pub_free_do(struct pm_rt *rt, struct pm_pubfree *pf)
     if (pf->local) {
         pm_atomic_u64 *aw = &pf->h->bits[w];
         pm_store_relaxed(aw, pm_load_relaxed(aw) & ~bit);
-        pm_persist(rt, aw, sizeof *aw);
+        if (fence)
+            pm_persist(rt, aw, sizeof *aw);
+        else
+            pm_flush(rt, aw, sizeof *aw);
     } else {
         pm_atomic_u64 *rw = &pf->h->bits[pf->h->n_words + w];
         pm_fetch_or_seq_cst(rw, bit);
-        pm_persist(rt, rw, sizeof *rw);
+        if (fence)
+            pm_persist(rt, rw, sizeof *rw);
+        else
+            pm_flush(rt, rw, sizeof *rw);
         pm_fetch_or_seq_cst(&rt->ctl[pf->s].summary, UINT64_C(1) << w);
     }
+}
+
+void pub_free_do(struct pm_rt *rt, struct pm_pubfree *pf)
+{
+    free_bits(rt, pf, true);
+}
+
+void pub_free_flush(struct pm_rt *rt, struct pm_pubfree *pf)
+{
+    free_bits(rt, pf, false);
 }
 
 /* A prepared free that will not happen (its location changed): undo the

@@ -3,44 +3,53 @@
  *
  * A thread's log is a block found from its lane (pm_lane.tx_off) and kept
  * by the lane from one thread to the next.  A transaction has a generation
- * (in the log's state word); its entries follow the log's head and carry a
+ * (in the log's state word); its entries go in the stream of its
+ * generation's parity (pm_txlog_stream: half the block each) and carry a
  * check over the generation and their contents, so the first entry whose
- * check fails ends the log: nothing about entries has to be counted or
- * made durable apart from the entries themselves.  A log that outgrows its
- * block goes on in pages the transaction claims (JUMP entries), released
- * when it ends.
+ * check fails ends the stream: nothing about entries has to be counted or
+ * made durable apart from the entries themselves.  A stream that outgrows
+ * its half goes on in pages the transaction claims (JUMP entries),
+ * released when its entries are no longer needed.
  *
  * Order of persists (PMEM durability: "persist" = write back + fence,
  * "flush" = write back only; PROCESS and SYNC do neither, and program
  * order, which a killed process keeps, gives the same order)
- *   begin   state = ACTIVE | gen, flushed (fenced with the first entry)
+ *   begin   nothing: the state word is written with the first entry
+ *   first entry: state = ACTIVE | gen (| PREV), flushed, fenced with it
  *   add     SNAPSHOT entry (the range's bytes) persisted; then the caller
  *           changes the range                                  1 fence
  *   alloc   block reserved; ALLOC entry persisted; its allocation bit set
  *           and flushed (the commit fences it; a crash before that leaves
  *           the entry, and rolling it back frees the block)   1 fence
  *   free    FREE entry flushed (the commit fences it)
- *   commit  snapshotted ranges and allocated blocks flushed, then one
- *           fence: data, FREE entries and bits durable        1 fence
- *           state = IDLE | gen (COMMITTED | gen if it frees) persisted:
- *           the commit point                                  1 fence
- *           with frees: each block freed (as a publishing free does:
- *           not reusable yet), state = IDLE persisted, then the blocks
- *           may be reused                                     1 + 1 each
+ *   commit  the previous transaction's frees done (bits cleared and
+ *           flushed), snapshotted ranges and allocated blocks flushed,
+ *           then one fence: data, entries, bits durable        1 fence
+ *           state = IDLE | gen, or COMMITTED | gen if it frees,
+ *           persisted: the commit point                        1 fence
+ *           now the previous transaction's freed blocks may be reused;
+ *           this one's frees wait for the next commit (or abort, thread
+ *           exit, close), its FREE entries kept in its stream
  *   abort   snapshots copied back newest first and flushed, allocated
- *           blocks freed (not reusable yet); one fence; state = IDLE
- *           persisted; then the blocks may be reused
- * So a transaction of one snapshot and one small allocation takes four
- * fences.  A large allocation takes two more (its run bits).
+ *           blocks and the previous transaction's frees freed (not
+ *           reusable yet); one fence; state = IDLE persisted; then the
+ *           blocks may be reused
+ * So a transaction of one snapshot, one small allocation and any number of
+ * small frees takes four fences.  A large allocation takes two more (its
+ * run bits), a large free one (its start bit).
  *
  * Recovery (pm_tx_recover, at a writer's open before anything else reads
- * the heap): ACTIVE rolls back as abort does, COMMITTED finishes the frees;
- * both are idempotent and end with state = IDLE.  pm_verify judged every
- * log first (verify.c).
+ * the heap): ACTIVE rolls back as abort does (and with PREV finishes the
+ * previous generation's frees, from the other stream), COMMITTED finishes
+ * the frees; all idempotent, ending with state = IDLE.  Finishing a free
+ * late is safe because no block is reused before the state word has moved
+ * past the transaction that freed it.  pm_verify judged every log first
+ * (verify.c).
  *
  * Blocks a transaction allocated or frees are marked (roots.c) while it is
- * open: other frees of them are refused, and they cannot become roots
- * (roots are not transactional: an abort would free one).
+ * open, and the blocks it freed until their frees are done: other frees of
+ * them are refused, and they cannot become roots (roots are not
+ * transactional: an abort would free one).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -86,10 +95,16 @@ struct pm_tx {
     struct vec allocs;            /* (offset, usable size) */
     struct vec frees;             /* (offset) */
     struct vec marks;             /* blocks this transaction marked: its
-                                     allocations, the blocks holding its
-                                     snapshots, the blocks it frees */
+                                     allocations (len 0), the blocks it
+                                     frees (len 1) */
     struct vec segs;              /* claimed pages: (first, count) */
-    struct pm_pubfree *pf;        /* room to free allocs or frees at once */
+    struct pm_pubfree *held;      /* the frees of the last transaction that
+                                     committed some: done, not yet reusable
+                                     (finished by the next commit) */
+    size_t n_held, held_cap;
+    struct vec pend_segs;         /* the pages its stream went on in */
+    bool written;                 /* the state word says ACTIVE | gen */
+    struct pm_pubfree *pf;        /* room to free the allocations at once */
     size_t pf_cap;
 };
 
@@ -115,20 +130,19 @@ static bool vec_push(struct vec *v, uint64_t off, uint64_t len, const struct pm_
     return true;
 }
 
-/* Room to free every allocation or free of the transaction plus one. */
-static bool pf_room(struct pm_tx *tx)
+/* Room for need frees in *v (so that what follows cannot fail). */
+static bool pf_room(struct pm_pubfree **v, size_t *cap, size_t need)
 {
-    size_t need = (tx->allocs.n > tx->frees.n ? tx->allocs.n : tx->frees.n) + 1;
-    if (need <= tx->pf_cap)
+    if (need <= *cap)
         return true;
-    size_t cap = tx->pf_cap ? tx->pf_cap * 2 : 16;
-    while (cap < need)
-        cap *= 2;
-    struct pm_pubfree *n = realloc(tx->pf, cap * sizeof *n);
+    size_t c = *cap ? *cap * 2 : 16;
+    while (c < need)
+        c *= 2;
+    struct pm_pubfree *n = realloc(*v, c * sizeof *n);
     if (n == NULL)
         return false;
-    tx->pf = n;
-    tx->pf_cap = cap;
+    *v = n;
+    *cap = c;
     return true;
 }
 
@@ -180,15 +194,16 @@ bool pm_txlog_head_ok(struct pm_rt *rt, uint64_t off)
         return false;
     const struct pm_txlog *lg = (const struct pm_txlog *)(rt->base + off);
     uint64_t live = pm_block_live(rt, off);
-    return lg->magic == PM_TXLOG_MAGIC && lg->size >= sizeof *lg + 2 * ENT &&
-           lg->size <= live && pm_in_data(rt, off, lg->size);
+    uint64_t min = lg->magic == PM_TXLOG_MAGIC ? sizeof *lg + 4 * ENT : sizeof *lg + 2 * ENT;
+    return (lg->magic == PM_TXLOG_MAGIC || lg->magic == PM_TXLOG_MAGIC_V1) &&
+           lg->size >= min && lg->size <= live && pm_in_data(rt, off, lg->size);
 }
 
-void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, struct pm_txit *it)
+void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen,
+                   struct pm_txit *it)
 {
-    it->gen = pm_load_acquire((pm_atomic_u64 *)&lg->state) >> 8;
-    it->at = (uint64_t)((const char *)(lg + 1) - rt->base);
-    it->end = (uint64_t)((const char *)lg - rt->base) + lg->size;
+    it->gen = gen;
+    pm_txlog_stream(lg, (uint64_t)((const char *)lg - rt->base), gen, &it->at, &it->end);
     it->budget = pm_data_limit(rt) / ENT;
 }
 
@@ -222,11 +237,25 @@ const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it)
     return NULL;
 }
 
+static void set_state(struct pm_rt *rt, struct pm_tx *tx, uint32_t phase, bool fence)
+{
+    pm_store_release(&tx->log->state, (uint64_t)phase | tx->gen << 8);
+    if (fence)
+        pm_persist(rt, &tx->log->state, sizeof tx->log->state);
+    else
+        pm_flush(rt, &tx->log->state, sizeof tx->log->state);
+}
+
 /* Room for an entry of bytes (head included) in the log, in a claimed
  * continuation when the current segment is full; NULL (errno ENOMEM) when
- * no pages are left. */
+ * no pages are left.  The first one says the transaction is active (its
+ * persist fences the state word). */
 static struct pm_txent *log_entry(struct pm_rt *rt, struct pm_tx *tx, uint64_t bytes)
 {
+    if (!tx->written) {
+        set_state(rt, tx, PM_TX_ACTIVE | (tx->n_held ? PM_TX_PREV : 0), false);
+        tx->written = true;
+    }
     if ((uint64_t)(tx->end - tx->at) < bytes) {
         uint64_t want = bytes + ENT > SEG_BYTES ? bytes + ENT : SEG_BYTES;
         /* whole memory pages, so that protecting around them (automatic
@@ -301,6 +330,12 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
     uint64_t off = pm_load_acquire(&l->tx_off);
     if (off != 0) {
         tx->log = (struct pm_txlog *)(rt->base + off);
+        if (tx->log->magic != PM_TXLOG_MAGIC) {
+            /* the first format's, idle since recovery: two streams from
+             * here on (its size allows them: pm_txlog_head_ok) */
+            tx->log->magic = PM_TXLOG_MAGIC;
+            pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);
+        }
         return 0;
     }
     /* memory-page aligned: an automatic transaction leaves it writable */
@@ -316,15 +351,6 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
     pm_persist(rt, &l->tx_off, sizeof l->tx_off);
     tx->log = lg;
     return 0;
-}
-
-static void set_state(struct pm_rt *rt, struct pm_tx *tx, uint32_t phase, bool fence)
-{
-    pm_store_release(&tx->log->state, (uint64_t)phase | tx->gen << 8);
-    if (fence)
-        pm_persist(rt, &tx->log->state, sizeof tx->log->state);
-    else
-        pm_flush(rt, &tx->log->state, sizeof tx->log->state);
 }
 
 static bool in_vec(const struct vec *v, uint64_t off)
@@ -347,24 +373,45 @@ static bool tx_mark(struct pm_rt *rt, struct pm_tx *tx, uint64_t off)
     return true;
 }
 
-/* Its blocks are the program's again: before the frees that end it, so
- * that a block freed and handed to someone else is never unmarked late. */
-static void tx_unmark_all(struct pm_rt *rt, struct pm_tx *tx)
+/* Its blocks are the program's again: after the frees that end it (the
+ * blocks are not live, so no other free takes them) and before they can
+ * be reused, so that a block handed to someone else is never unmarked
+ * late. */
+static void tx_unmark(struct pm_rt *rt, struct pm_tx *tx)
 {
     for (size_t i = 0; i < tx->marks.n; i++)
         pm_unmark(rt, rt->txmark, tx->marks.v[i].off);
     tx->marks.n = 0;
 }
 
-/* The end of a transaction, either way: pages given back. */
+static void segs_release(struct pm_rt *rt, struct vec *segs)
+{
+    for (size_t i = 0; i < segs->n; i++)
+        pg_release(rt, segs->v[i].off, segs->v[i].len);
+    segs->n = 0;
+}
+
+/* The end of a transaction, either way (its marks dealt with). */
 static void tx_reset(struct pm_rt *rt, struct pm_tx *tx)
 {
-    tx_unmark_all(rt, tx);
-    for (size_t i = 0; i < tx->segs.n; i++)
-        pg_release(rt, tx->segs.v[i].off, tx->segs.v[i].len);
-    tx->snaps.n = tx->allocs.n = tx->frees.n = tx->segs.n = 0;
+    segs_release(rt, &tx->segs);
+    tx->snaps.n = tx->allocs.n = tx->frees.n = 0;
     tx->entries = 0;
+    tx->written = false;
     tx->depth = 0;
+}
+
+/* The next generation, in its stream; the state word is written with
+ * the first entry. */
+static void tx_start(struct pm_rt *rt, struct pm_tx *tx)
+{
+    tx->gen = (pm_load_acquire(&tx->log->state) >> 8) + 1;
+    uint64_t start, end;
+    pm_txlog_stream(tx->log, (uint64_t)((char *)tx->log - rt->base), tx->gen, &start, &end);
+    tx->at = rt->base + start;
+    tx->end = rt->base + end - ENT;
+    tx->entries = 0;
+    tx->written = false;
 }
 
 int persistent_tx_begin(allocator_space_t *space)
@@ -383,12 +430,8 @@ int persistent_tx_begin(allocator_space_t *space)
     int r = log_attach(rt, rec, tx);
     if (r < 0)
         return pm_err(r, "tx_begin: no room for the transaction log");
-    tx->gen = (pm_load_acquire(&tx->log->state) >> 8) + 1;
-    tx->at = (char *)(tx->log + 1);
-    tx->end = (char *)tx->log + tx->log->size - ENT;
-    tx->entries = 0;
+    tx_start(rt, tx);
     tx->automatic = false;
-    set_state(rt, tx, PM_TX_ACTIVE, false);
     tx->depth = 1;
     return 0;
 }
@@ -492,7 +535,8 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
     }
     if (tx->automatic)                      /* its pages are caught */
         return pm_alloc(rt, rec, size, 16);
-    if (!vec_room(&tx->allocs) || !vec_room(&tx->marks) || !pf_room(tx)) {
+    if (!vec_room(&tx->allocs) || !vec_room(&tx->marks) ||
+        !pf_room(&tx->pf, &tx->pf_cap, tx->allocs.n + 1)) {
         /* nothing fails after the block is taken */
         errno = ENOMEM;
         return NULL;
@@ -569,16 +613,22 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
         pm_misuse(rt, held, ptr, "persistent_tx_free");
         return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(held));
     }
-    if (!vec_room(&tx->frees) || !pf_room(tx))
+    if (!vec_room(&tx->frees) || !pf_room(&tx->held, &tx->held_cap, tx->frees.n + 1))
         return pm_err(-ENOMEM, "tx_free: out of memory");
-    /* held against other frees until the commit */
+    /* held against other frees until the free is done */
+    size_t had = tx->marks.n;
     if (!tx_mark(rt, tx, off)) {
         pm_misuse(rt, PERSISTENT_E_TX_BLOCK, ptr, "persistent_tx_free");
         return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
     }
     struct pm_txent *e = log_entry(rt, tx, ENT);
-    if (e == NULL)
+    if (e == NULL) {
+        if (tx->marks.n > had) {            /* marked just now */
+            pm_unmark(rt, rt->txmark, off);
+            tx->marks.n = had;
+        }
         return pm_err(-ENOMEM, "tx_free: no room for the transaction log");
+    }
     entry_fill(e, tx->gen, PM_TXE_FREE, off, 0, NULL);
     pm_flush(rt, e, ENT);                   /* the commit fences it */
     (void)vec_push(&tx->frees, off, 0, NULL);
@@ -608,26 +658,36 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size)
     return q;
 }
 
-/* Frees the blocks of list as a publishing free does: their bits
- * cleared and made durable, then the state moved to IDLE, and only then
- * may they be reused (a crash before IDLE redoes the frees, which must not
- * meet a block someone else has by then). */
-static void free_all(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
-                     const struct vec *list)
+static void op_enter(struct pm_rt *rt, struct pm_trec *rec)
 {
-    struct pm_pubfree *pf = tx->pf;     /* pf_room made room for them all */
     pm_op_begin(rec);
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);
-    size_t n = 0;
-    for (size_t i = 0; i < list->n; i++)
-        if (pub_free_prepare(rt, rec, rt->base + list->v[i].off, &pf[n]) == 0)
-            pub_free_do(rt, &pf[n++]);      /* each fenced, with what came before */
-    if (n == 0)
-        pm_drain(rt);                       /* what came before: restores */
-    set_state(rt, tx, PM_TX_IDLE, true);
-    for (size_t i = 0; i < n; i++)
-        pub_free_finish(rt, rec, &pf[i]);
+}
+
+/* The frees of the last transaction that committed some may be reused:
+ * the state word has moved past it.  Inside op_enter. */
+static void held_finish(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
+{
+    for (size_t i = 0; i < tx->n_held; i++)
+        pub_free_finish(rt, rec, &tx->held[i]);
+    tx->n_held = 0;
+    segs_release(rt, &tx->pend_segs);
+}
+
+/* The last commit's frees finished with no transaction open: their bits
+ * durable, state IDLE, then the blocks reusable (thread exit, close, an
+ * automatic transaction's begin). */
+static void tx_settle(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
+{
+    if (tx->n_held == 0 || tx->depth > 0)
+        return;
+    pm_drain(rt);
+    uint64_t gen = pm_load_acquire(&tx->log->state) >> 8;
+    pm_store_release(&tx->log->state, (uint64_t)PM_TX_IDLE | gen << 8);
+    pm_persist(rt, &tx->log->state, sizeof tx->log->state);
+    op_enter(rt, rec);
+    held_finish(rt, rec, tx);
     pm_op_end(rec);
 }
 
@@ -647,8 +707,8 @@ int persistent_tx_commit(allocator_space_t *space)
         auto_commit(rt, tx);
         return 0;
     }
-    if (tx->entries == 0) {
-        set_state(rt, tx, PM_TX_IDLE, false);
+    if (!tx->written) {                     /* nothing written, nothing to do */
+        tx_unmark(rt, tx);
         tx_reset(rt, tx);
         return 0;
     }
@@ -656,16 +716,28 @@ int persistent_tx_commit(allocator_space_t *space)
         pm_flush(rt, rt->base + tx->snaps.v[i].off, tx->snaps.v[i].len);
     for (size_t i = 0; i < tx->allocs.n; i++)
         pm_flush(rt, rt->base + tx->allocs.v[i].off, tx->allocs.v[i].len);
-    pm_drain(rt);                           /* data, FREE entries, bits */
-    if (tx->frees.n == 0) {
-        set_state(rt, tx, PM_TX_IDLE, true);    /* the commit point */
-    } else {
-        set_state(rt, tx, PM_TX_COMMITTED, true);
-        tx_unmark_all(rt, tx);
-        struct vec frees = tx->frees;
-        free_all(rt, rec, tx, &frees);
-        tx->frees.n = 0;
+    /* data, entries, allocation bits, the last commit's frees */
+    pm_drain(rt);
+    set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, true);  /* the commit point */
+    if (tx->n_held || tx->frees.n) {
+        op_enter(rt, rec);
+        held_finish(rt, rec, tx);
+        /* this one's frees, not fenced (the next commit's first fence, or
+         * an abort's, or a settle's, makes them durable before the state
+         * word moves on) and out of reach until that has happened;
+         * recovery finishes them from the entries kept in this stream */
+        for (size_t i = 0; i < tx->frees.n; i++)
+            if (pub_free_prepare_held(rt, rec, rt->base + tx->frees.v[i].off,
+                                      &tx->held[tx->n_held]) == 0)
+                pub_free_flush(rt, &tx->held[tx->n_held++]);
+        pm_op_end(rec);
+        if (tx->frees.n) {
+            struct vec v = tx->pend_segs;       /* empty */
+            tx->pend_segs = tx->segs;
+            tx->segs = v;
+        }
     }
+    tx_unmark(rt, tx);               /* after the frees: never late */
     tx_reset(rt, tx);
     return 0;
 }
@@ -678,16 +750,28 @@ static void tx_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
         auto_abort(rt, rec, tx);
         return;
     }
+    if (!tx->written) {                     /* nothing written, nothing to undo */
+        tx_unmark(rt, tx);
+        tx_reset(rt, tx);
+        return;
+    }
     for (size_t i = tx->snaps.n; i-- > 0;) {
         const struct range *r = &tx->snaps.v[i];
         memcpy(rt->base + r->off, r->ent + 1, r->len);
         pm_flush(rt, rt->base + r->off, r->len);
     }
-    tx->frees.n = 0;                        /* dropped */
-    tx_unmark_all(rt, tx);
-    struct vec allocs = tx->allocs;
-    free_all(rt, rec, tx, &allocs);         /* fence, IDLE, then reuse */
-    tx->allocs.n = 0;
+    size_t n = 0;
+    op_enter(rt, rec);
+    for (size_t i = 0; i < tx->allocs.n; i++)
+        if (pub_free_prepare(rt, rec, rt->base + tx->allocs.v[i].off, &tx->pf[n]) == 0)
+            pub_free_flush(rt, &tx->pf[n++]);
+    tx_unmark(rt, tx);               /* its frees dropped */
+    pm_drain(rt);                           /* restores, bits */
+    set_state(rt, tx, PM_TX_IDLE, true);
+    for (size_t i = 0; i < n; i++)          /* then reuse */
+        pub_free_finish(rt, rec, &tx->pf[i]);
+    held_finish(rt, rec, tx);
+    pm_op_end(rec);
     tx_reset(rt, tx);
 }
 
@@ -812,6 +896,7 @@ int persistent_tx_begin_auto(allocator_space_t *space)
         r = -EINVAL;                        /* a log from before: not page aligned */
     if (r < 0)
         return pm_err(r, "tx_begin_auto: no room for the transaction log");
+    tx_settle(rt, rec, tx);                 /* the last commit's frees first */
     if (tx->segs.cap < 1024) {
         struct range *v = realloc(tx->segs.v, 1024 * sizeof *v);
         if (v == NULL)
@@ -838,12 +923,10 @@ int persistent_tx_begin_auto(allocator_space_t *space)
         pm_store_release(&auto_rt, (struct pm_rt *)NULL);
         return pm_err(r, "tx_begin_auto: another thread is inside a call on the space");
     }
-    tx->gen = (pm_load_acquire(&tx->log->state) >> 8) + 1;
-    tx->at = (char *)(tx->log + 1);
-    tx->end = (char *)tx->log + tx->log->size - ENT;
-    tx->entries = 0;
+    tx_start(rt, tx);
     tx->automatic = true;
     set_state(rt, tx, PM_TX_ACTIVE, true);
+    tx->written = true;
     pm_store_relaxed(&auto_reported, 0u);
     auto_tx = tx;
     tx->depth = 1;
@@ -853,6 +936,7 @@ int persistent_tx_begin_auto(allocator_space_t *space)
         (void)os_protect(rt->base, pm_data_limit(rt), true);
         set_state(rt, tx, PM_TX_IDLE, true);
         tx->depth = 0;
+        tx->written = false;
         tx->automatic = false;
         auto_tx = NULL;
         pm_store_release(&auto_rt, (struct pm_rt *)NULL);
@@ -868,7 +952,7 @@ static const struct pm_txent **auto_pages(struct pm_rt *rt, struct pm_tx *tx, si
     size_t cap = 64;
     const struct pm_txent **v = malloc(cap * sizeof *v);
     struct pm_txit it;
-    pm_txit_start(rt, tx->log, &it);
+    pm_txit_start(rt, tx->log, tx->gen, &it);
     const struct pm_txent *e;
     *n = 0;
     while (v != NULL && (e = pm_txit_next(rt, &it)) != NULL) {
@@ -892,13 +976,14 @@ static void auto_end(struct pm_rt *rt, struct pm_tx *tx)
     (void)os_protect(rt->base, pm_data_limit(rt), true);
     tx->automatic = false;
     auto_tx = NULL;
+    tx_unmark(rt, tx);
     tx_reset(rt, tx);
 }
 
 static void auto_commit(struct pm_rt *rt, struct pm_tx *tx)
 {
     struct pm_txit it;
-    pm_txit_start(rt, tx->log, &it);
+    pm_txit_start(rt, tx->log, tx->gen, &it);
     const struct pm_txent *e;
     while ((e = pm_txit_next(rt, &it)) != NULL)
         if ((e->kind_len & 0xff) == PM_TXE_PAGE)
@@ -962,6 +1047,8 @@ static void tx_free_volatile(struct pm_tx *tx)
     free(tx->frees.v);
     free(tx->marks.v);
     free(tx->segs.v);
+    free(tx->held);
+    free(tx->pend_segs.v);
     free(tx->pf);
     free(tx);
 }
@@ -973,12 +1060,14 @@ void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec)
         return;
     if (tx->depth > 0)
         tx_abort(rt, rec, tx);
+    tx_settle(rt, rec, tx);
     tx_free_volatile(tx);
     rec->tx = NULL;
 }
 
 /* At close: a transaction another thread left open stays in its log and
- * is rolled back by the next open; only the volatile state goes. */
+ * is rolled back by the next open; the frees of the last transaction of
+ * every other thread are done (no thread uses the space any more). */
 void pm_tx_close(struct pm_rt *rt)
 {
     uint32_t n = pm_load_acquire(&rt->n_recs);
@@ -986,9 +1075,21 @@ void pm_tx_close(struct pm_rt *rt)
         struct pm_tx *tx = rt->recs[id].tx;
         if (tx == NULL)
             continue;
+        tx_settle(rt, &rt->recs[id], tx);
         tx_free_volatile(tx);
         rt->recs[id].tx = NULL;
     }
+}
+
+/* Finishes the frees of generation gen in the log (recovery). */
+static void redo_frees(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen)
+{
+    struct pm_txit it;
+    pm_txit_start(rt, lg, gen, &it);
+    const struct pm_txent *e;
+    while ((e = pm_txit_next(rt, &it)) != NULL)
+        if ((e->kind_len & 0xff) == PM_TXE_FREE)
+            pub_ensure(rt, e->off, false);
 }
 
 int pm_tx_recover(struct pm_rt *rt)
@@ -999,53 +1100,55 @@ int pm_tx_recover(struct pm_rt *rt)
         if (off == 0 || !pm_txlog_head_ok(rt, off))
             continue;                   /* pm_verify refused those */
         struct pm_txlog *lg = (struct pm_txlog *)(rt->base + off);
-        uint64_t state = pm_load_acquire(&lg->state);
-        uint32_t phase = (uint32_t)(state & 0xff);
-        if (phase != PM_TX_ACTIVE && phase != PM_TX_COMMITTED)
-            continue;
-        struct pm_txit it;
-        pm_txit_start(rt, lg, &it);
-        const struct pm_txent *e;
-        size_t n = 0, cap = 0;
-        const struct pm_txent **snaps = NULL;
-        while ((e = pm_txit_next(rt, &it)) != NULL) {
-            uint64_t kind = e->kind_len & 0xff;
-            if (phase == PM_TX_COMMITTED) {
-                if (kind == PM_TXE_FREE)
+        uint64_t state = pm_load_acquire(&lg->state), gen = state >> 8;
+        uint32_t phase = (uint32_t)(state & PM_TX_PHASE);
+        if (phase == PM_TX_COMMITTED) {
+            redo_frees(rt, lg, gen);
+        } else if (phase == PM_TX_ACTIVE) {
+            if (state & PM_TX_PREV)
+                redo_frees(rt, lg, gen - 1);    /* the other stream */
+            struct pm_txit it;
+            pm_txit_start(rt, lg, gen, &it);
+            const struct pm_txent *e;
+            size_t n = 0, cap = 0;
+            const struct pm_txent **snaps = NULL;
+            while ((e = pm_txit_next(rt, &it)) != NULL) {
+                uint64_t kind = e->kind_len & 0xff;
+                if (kind == PM_TXE_ALLOC) {
                     pub_ensure(rt, e->off, false);
-                continue;
-            }
-            if (kind == PM_TXE_ALLOC) {
-                pub_ensure(rt, e->off, false);
-            } else if (kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE) {
-                if (n == cap) {
-                    cap = cap ? cap * 2 : 64;
-                    const struct pm_txent **ns = realloc(snaps, cap * sizeof *ns);
-                    if (ns == NULL) {
-                        free(snaps);
-                        return pm_err(-ENOMEM, "recovery: out of memory");
+                } else if (kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE) {
+                    if (n == cap) {
+                        cap = cap ? cap * 2 : 64;
+                        const struct pm_txent **ns = realloc(snaps, cap * sizeof *ns);
+                        if (ns == NULL) {
+                            free(snaps);
+                            return pm_err(-ENOMEM, "recovery: out of memory");
+                        }
+                        snaps = ns;
                     }
-                    snaps = ns;
+                    snaps[n++] = e;
                 }
-                snaps[n++] = e;
             }
-        }
-        /* newest first, so a range snapshotted twice ends as it began; a
-         * page the log goes on in waits for what came before to be durable */
-        while (n-- > 0) {
-            const struct pm_txent *s = snaps[n];
-            uint64_t len = s->kind_len >> 8;
-            if ((s->kind_len & 0xff) == PM_TXE_PAGE) {
-                pm_drain(rt);
-                page_restore(rt, s);
-                continue;
+            /* newest first, so a range snapshotted twice ends as it began;
+             * a page the log goes on in waits for what came before to be
+             * durable */
+            while (n-- > 0) {
+                const struct pm_txent *sn = snaps[n];
+                uint64_t len = sn->kind_len >> 8;
+                if ((sn->kind_len & 0xff) == PM_TXE_PAGE) {
+                    pm_drain(rt);
+                    page_restore(rt, sn);
+                    continue;
+                }
+                memcpy(rt->base + sn->off, sn + 1, len);
+                pm_flush(rt, rt->base + sn->off, len);
             }
-            memcpy(rt->base + s->off, s + 1, len);
-            pm_flush(rt, rt->base + s->off, len);
+            free(snaps);
+        } else {
+            continue;
         }
-        free(snaps);
         pm_drain(rt);
-        pm_store_release(&lg->state, (uint64_t)PM_TX_IDLE | (state >> 8) << 8);
+        pm_store_release(&lg->state, (uint64_t)PM_TX_IDLE | gen << 8);
         pm_persist(rt, &lg->state, sizeof lg->state);
     }
     return 0;

@@ -408,8 +408,11 @@ static void tx_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l,
         return;
     }
     const struct pm_txlog *lg = (const struct pm_txlog *)(rt->base + off);
-    uint64_t phase = pm_load_acquire((pm_atomic_u64 *)&lg->state) & 0xff;
-    if (phase > PM_TX_COMMITTED) {
+    uint64_t state = pm_load_acquire((pm_atomic_u64 *)&lg->state), gen = state >> 8;
+    uint64_t phase = state & PM_TX_PHASE;
+    bool prev = (state & PM_TX_PREV) != 0;
+    if (phase > PM_TX_COMMITTED ||
+        (prev && (phase != PM_TX_ACTIVE || lg->magic != PM_TXLOG_MAGIC))) {
         bad(ls->rep, "transaction log at %#llx is in an unknown state", (unsigned long long)off);
         return;
     }
@@ -417,35 +420,40 @@ static void tx_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l,
     lanes_push(ls, PM_LANE_IDLE, 0, off, 0, 0);
     if (phase == PM_TX_IDLE)
         return;
-    ls->rep->open_transactions++;
-    struct pm_txit it;
-    pm_txit_start(rt, lg, &it);
-    const struct pm_txent *e;
-    while ((e = pm_txit_next(rt, &it)) != NULL) {
-        uint64_t kind = e->kind_len & 0xff, len = e->kind_len >> 8;
-        if (phase == PM_TX_ACTIVE && kind == PM_TXE_SNAPSHOT && !range_in_live_block(rt, e->off, len)) {
-            bad(ls->rep, "transaction log at %#llx: a snapshot of [%#llx, +%llu) is in "
-                         "no live block", (unsigned long long)off,
-                (unsigned long long)e->off, (unsigned long long)len);
-            return;
+    if (phase == PM_TX_ACTIVE)
+        ls->rep->open_transactions++;
+    /* the previous transaction's frees (the other stream), then this one's */
+    for (int pass = prev ? 0 : 1; pass < 2; pass++) {
+        uint64_t g = pass == 0 ? gen - 1 : gen;
+        struct pm_txit it;
+        pm_txit_start(rt, lg, g, &it);
+        const struct pm_txent *e;
+        while ((e = pm_txit_next(rt, &it)) != NULL) {
+            uint64_t kind = e->kind_len & 0xff, len = e->kind_len >> 8;
+            bool undo = pass == 1 && phase == PM_TX_ACTIVE;
+            if (undo && kind == PM_TXE_SNAPSHOT && !range_in_live_block(rt, e->off, len)) {
+                bad(ls->rep, "transaction log at %#llx: a snapshot of [%#llx, +%llu) is in "
+                             "no live block", (unsigned long long)off,
+                    (unsigned long long)e->off, (unsigned long long)len);
+                return;
+            }
+            if (undo && kind == PM_TXE_PAGE &&
+                (len < 4096 || (len & (len - 1)) != 0 || e->off % len != 0 ||
+                 e->off > pm_data_limit(rt) || len > pm_data_limit(rt) - e->off)) {
+                bad(ls->rep, "transaction log at %#llx: a page snapshot at %#llx of %llu "
+                             "bytes is not a page of the file", (unsigned long long)off,
+                    (unsigned long long)e->off, (unsigned long long)len);
+                return;
+            }
+            bool frees = (undo && kind == PM_TXE_ALLOC) || (!undo && kind == PM_TXE_FREE);
+            if ((kind == PM_TXE_ALLOC || kind == PM_TXE_FREE) && !place_ok(rt, e->off)) {
+                bad(ls->rep, "transaction log at %#llx names a place no block starts "
+                             "(%#llx)", (unsigned long long)off, (unsigned long long)e->off);
+                return;
+            }
+            if (frees)
+                lanes_push(ls, PM_LANE_FREE, 0, e->off, 0, 0);
         }
-        if (phase == PM_TX_ACTIVE && kind == PM_TXE_PAGE &&
-            (len < 4096 || (len & (len - 1)) != 0 || e->off % len != 0 ||
-             e->off > pm_data_limit(rt) || len > pm_data_limit(rt) - e->off)) {
-            bad(ls->rep, "transaction log at %#llx: a page snapshot at %#llx of %llu "
-                         "bytes is not a page of the file", (unsigned long long)off,
-                (unsigned long long)e->off, (unsigned long long)len);
-            return;
-        }
-        bool frees = (phase == PM_TX_ACTIVE && kind == PM_TXE_ALLOC) ||
-                     (phase == PM_TX_COMMITTED && kind == PM_TXE_FREE);
-        if ((kind == PM_TXE_ALLOC || kind == PM_TXE_FREE) && !place_ok(rt, e->off)) {
-            bad(ls->rep, "transaction log at %#llx names a place no block starts "
-                         "(%#llx)", (unsigned long long)off, (unsigned long long)e->off);
-            return;
-        }
-        if (frees)
-            lanes_push(ls, PM_LANE_FREE, 0, e->off, 0, 0);
     }
 }
 

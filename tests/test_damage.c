@@ -689,7 +689,16 @@ static void test_tx_logs(void)
     make_tx_dirty(p, &log, &gen);
     struct pm_header h;
     read_header(p, &h);
-    uint64_t e1 = log + sizeof(struct pm_txlog);          /* the snapshot */
+    struct pm_txlog lg;
+    int fd = open(p, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
+    close(fd);
+    uint64_t e1, end;                                     /* the snapshot */
+    pm_txlog_stream(&lg, log, gen, &e1, &end);
+    uint64_t other, other_end;                            /* the other stream */
+    pm_txlog_stream(&lg, log, gen - 1, &other, &other_end);
+    REQUIRE(other != e1);
     uint64_t kl = peek64(p, e1 + offsetof(struct pm_txent, kind_len));
     REQUIRE(kl == (PM_TXE_SNAPSHOT | 24u << 8));
     uint64_t root = peek64(p, e1 + offsetof(struct pm_txent, off));
@@ -716,6 +725,15 @@ static void test_tx_logs(void)
     set_entry(p, e2, gen, PM_TXE_ALLOC, 100, blk, 0);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | 7);
     judge(p, "a transaction log in an unknown state", false);
+    patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_COMMITTED | PM_TX_PREV);
+    judge(p, "a committed transaction log that says the one before has frees", false);
+    /* the previous transaction's frees, read from the other stream */
+    patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE | PM_TX_PREV);
+    set_entry(p, other, gen - 1, PM_TXE_FREE, 0, blk + 16, 0);
+    judge(p, "the previous transaction frees where no block starts", false);
+    set_entry(p, other, gen - 2, PM_TXE_FREE, 0, blk + 16, 0);
+    judge(p, "an entry of an older transaction in the other stream (not read)", true);
+    patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE);
     patch64(p, log + offsetof(struct pm_txlog, magic), 0);
     judge(p, "a lane naming a transaction log that is not one", false);
@@ -728,6 +746,39 @@ static void test_tx_logs(void)
     REQUIRE(r != NULL);
     CHECK(strcmp(r, "root 1") == 0);
     destroy_persistent_allocator(s);
+    unlink(p);
+
+    /* the first format's log (one stream from the head): still rolled back */
+    make_tx_dirty(p, &log, &gen);
+    fd = open(p, O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
+    pm_txlog_stream(&lg, log, gen, &e1, &end);
+    char ents[2 * sizeof(struct pm_txent) + 24];
+    REQUIRE(pread(fd, ents, sizeof ents, (off_t)e1) == (ssize_t)sizeof ents);
+    REQUIRE(pwrite(fd, ents, sizeof ents, (off_t)(log + sizeof lg)) == (ssize_t)sizeof ents);
+    memset(ents, 0, sizeof ents);
+    if (e1 != log + sizeof lg)
+        REQUIRE(pwrite(fd, ents, sizeof ents, (off_t)e1) == (ssize_t)sizeof ents);
+    close(fd);
+    patch64(p, log + offsetof(struct pm_txlog, magic), PM_TXLOG_MAGIC_V1);
+    patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE | PM_TX_PREV);
+    judge(p, "a first-format log that says the one before has frees", false);
+    patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE);
+    judge(p, "a first-format log of an open transaction", true);
+    s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    r = persistent_find_root(s, 1);
+    REQUIRE(r != NULL);
+    CHECK(strcmp(r, "root 1") == 0);
+    /* and it goes on in the new format */
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_add(s, r, 8) == 0);
+    memcpy(r, "ROOT", 4);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    destroy_persistent_allocator(s);
+    CHECK(peek64(p, log + offsetof(struct pm_txlog, magic)) == PM_TXLOG_MAGIC);
+    judge(p, "the log in the new format", true);
     unlink(p);
 }
 

@@ -579,37 +579,34 @@ MUTANTS = [
          replace="""    pm_flush(rt, e, ENT);""",
          what="an allocation's entry not durable before its bit: a crash leaks the block"),
     dict(id="tx-commit-data-nofence", file="src/tx.c",
-         find="""    pm_drain(rt);                           /* data, FREE entries, bits */""",
+         find="""    /* data, entries, allocation bits, the last commit's frees */
+    pm_drain(rt);""",
          replace="""    /* no fence */""",
          what="the commit point can be durable before the transaction's data"),
     dict(id="tx-commit-state-nofence", file="src/tx.c",
-         find="""        set_state(rt, tx, PM_TX_IDLE, true);    /* the commit point */""",
-         replace="""        set_state(rt, tx, PM_TX_IDLE, false);""",
+         find="""    set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, true);  /* the commit point */""",
+         replace="""    set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, false);""",
          what="a committed transaction can be rolled back by a crash after commit returned"),
     dict(id="tx-recover-no-restore", file="src/tx.c",
-         find="""            memcpy(rt->base + s->off, s + 1, len);
-            pm_flush(rt, rt->base + s->off, len);
-        }
-        free(snaps);""",
-         replace="""            (void)len;
-        }
-        free(snaps);""",
+         find="""                memcpy(rt->base + sn->off, sn + 1, len);
+                pm_flush(rt, rt->base + sn->off, len);""",
+         replace="""                (void)len;""",
          what="recovery does not restore snapshots"),
     dict(id="tx-recover-order", file="src/tx.c",
-         find="""        while (n-- > 0) {
-            const struct pm_txent *s = snaps[n];""",
-         replace="""        for (size_t m = 0; m < n; m++) {
-            const struct pm_txent *s = snaps[m];""",
+         find="""            while (n-- > 0) {
+                const struct pm_txent *sn = snaps[n];""",
+         replace="""            for (size_t m = 0; m < n; m++) {
+                const struct pm_txent *sn = snaps[m];""",
          what="snapshots restored oldest first: a range snapshotted twice ends half new"),
     dict(id="tx-recover-alloc-kept", file="src/tx.c",
-         find="""            if (kind == PM_TXE_ALLOC) {
-                pub_ensure(rt, e->off, false);""",
-         replace="""            if (kind == PM_TXE_ALLOC) {""",
+         find="""                if (kind == PM_TXE_ALLOC) {
+                    pub_ensure(rt, e->off, false);""",
+         replace="""                if (kind == PM_TXE_ALLOC) {""",
          what="rolling back does not free the transaction's allocations"),
     dict(id="tx-recover-frees-skipped", file="src/tx.c",
-         find="""                if (kind == PM_TXE_FREE)
-                    pub_ensure(rt, e->off, false);""",
-         replace="""                (void)kind;""",
+         find="""        if ((e->kind_len & 0xff) == PM_TXE_FREE)
+            pub_ensure(rt, e->off, false);""",
+         replace="""        (void)e;""",
          what="a committed transaction's frees are not finished by recovery"),
     dict(id="tx-abort-order", file="src/tx.c",
          find="""    for (size_t i = tx->snaps.n; i-- > 0;) {
@@ -632,19 +629,66 @@ MUTANTS = [
          replace="""        memcpy(rt->base, src, PM_HEADER_SIZE);""",
          what="restoring the header page clobbers the state slots the open wrote"),
     dict(id="tx-verify-snapshot-range", file="src/verify.c",
-         find="""        if (phase == PM_TX_ACTIVE && kind == PM_TXE_SNAPSHOT && !range_in_live_block(rt, e->off, len)) {""",
+         find="""            if (undo && kind == PM_TXE_SNAPSHOT && !range_in_live_block(rt, e->off, len)) {""",
          replace="""        if (false) {""",
          what="a snapshot that would be restored into allocator metadata is accepted"),
     dict(id="tx-verify-page-shape", file="src/verify.c",
-         find="""        if (phase == PM_TX_ACTIVE && kind == PM_TXE_PAGE &&""",
-         replace="""        if (false && phase == PM_TX_ACTIVE && kind == PM_TXE_PAGE &&""",
+         find="""            if (undo && kind == PM_TXE_PAGE &&""",
+         replace="""            if (false && undo && kind == PM_TXE_PAGE &&""",
          what="a page snapshot that is not a page of the file is accepted (restored anywhere)"),
     dict(id="tx-verify-alloc-place", file="src/verify.c",
-         find="""        if ((kind == PM_TXE_ALLOC || kind == PM_TXE_FREE) && !place_ok(rt, e->off)) {""",
+         find="""            if ((kind == PM_TXE_ALLOC || kind == PM_TXE_FREE) && !place_ok(rt, e->off)) {""",
          replace="""        if (false) {""",
          what="a log's allocation or free naming a place no block starts is accepted"),
     dict(id="tx-verify-state", file="src/verify.c",
-         find="""    if (phase > PM_TX_COMMITTED) {""",
-         replace="""    if (phase > 200) {""",
+         find="""    if (phase > PM_TX_COMMITTED ||""",
+         replace="""    if (phase > 200 ||""",
          what="a transaction log in an unknown state is accepted"),
+    dict(id="tx-held-reusable", file="src/tx.c",
+         find="""            if (pub_free_prepare_held(rt, rec, rt->base + tx->frees.v[i].off,""",
+         replace="""            if (pub_free_prepare(rt, rec, rt->base + tx->frees.v[i].off,""",
+         what="a committed transaction's freed block can be reused before the state "
+              "word moves on: recovery may then free it under its new owner"),
+    dict(id="tx-held-finish-early", file="src/tx.c",
+         find="""    /* data, entries, allocation bits, the last commit's frees */
+    pm_drain(rt);
+    set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, true);  /* the commit point */
+    if (tx->n_held || tx->frees.n) {
+        op_enter(rt, rec);
+        held_finish(rt, rec, tx);""",
+         replace="""    op_enter(rt, rec);
+    held_finish(rt, rec, tx);
+    pm_op_end(rec);
+    pm_drain(rt);
+    set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, true);
+    if (tx->n_held || tx->frees.n) {
+        op_enter(rt, rec);""",
+         what="the last commit's freed blocks reusable before this commit point"),
+    dict(id="tx-prev-flag-lost", file="src/tx.c",
+         find="""        set_state(rt, tx, PM_TX_ACTIVE | (tx->n_held ? PM_TX_PREV : 0), false);""",
+         replace="""        set_state(rt, tx, PM_TX_ACTIVE, false);""",
+         what="a transaction's state word forgets the frees of the one before"),
+    dict(id="tx-recover-prev-skipped", file="src/tx.c",
+         find="""            if (state & PM_TX_PREV)
+                redo_frees(rt, lg, gen - 1);    /* the other stream */""",
+         replace="""            (void)0;""",
+         what="recovery does not finish the previous transaction's frees"),
+    dict(id="tx-settle-nofence", file="src/tx.c",
+         find="""    if (tx->n_held == 0 || tx->depth > 0)
+        return;
+    pm_drain(rt);""",
+         replace="""    if (tx->n_held == 0 || tx->depth > 0)
+        return;""",
+         what="settling the last frees: the state word can be durable before their bits"),
+    dict(id="tx-held-segs-released", file="src/tx.c",
+         find="""            struct vec v = tx->pend_segs;       /* empty */
+            tx->pend_segs = tx->segs;
+            tx->segs = v;""",
+         replace="""            (void)0;""",
+         what="the pages holding a committed transaction's FREE entries are released "
+              "while recovery may still read them"),
+    dict(id="tx-verify-prev-frees", file="src/verify.c",
+         find="""    for (int pass = prev ? 0 : 1; pass < 2; pass++) {""",
+         replace="""    for (int pass = 1; pass < 2; pass++) {""",
+         what="check ignores the previous transaction's frees (the other stream)"),
 ]
