@@ -16,8 +16,8 @@
  *               transaction (plain malloc/free): what a transaction costs
  * Prints a markdown table of million transactions per second and the
  * ratios the transactions issue asks for.  Fences per transaction in PMEM
- * durability are counted by the test tx-fences (4 for update without the
- * free, 6 with it). */
+ * durability are counted by the test tx-fences (4 for update, with or
+ * without the free). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdatomic.h>

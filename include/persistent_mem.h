@@ -415,9 +415,8 @@ int persistent_realloc_into(allocator_space_t *space,
  * Durability (see README): PROCESS and SYNC keep transactions atomic when
  * the process dies (the log is written before the data, in program
  * order); PMEM also at power failure, with four fences for a transaction
- * of one snapshot and one allocation (one per snapshot, one per
- * allocation, two for the commit, and when it frees, one more and one per
- * block freed).  A committed
+ * of one snapshot, one allocation and any number of small frees (one per
+ * snapshot, one per allocation, two for the commit).  A committed
  * transaction is durable at return in PMEM mode, after persistent_sync()
  * in SYNC mode, and as the page cache goes in PROCESS mode.
  *
@@ -442,7 +441,12 @@ void *persistent_tx_zalloc(allocator_space_t *space, size_t size);
 
 /* Frees ptr when the transaction commits (nothing happens if it aborts).
  * ptr must be a live block; a root's block, or one allocated in another
- * thread's open transaction, is refused (error hook, -EINVAL). */
+ * thread's open transaction, is refused (error hook, -EINVAL).  After the
+ * commit the block is no longer live (a free of it is a double free), but
+ * its memory is handed out again only once the thread's next transaction
+ * that writes anything has committed or aborted, or the thread has ended,
+ * or the space is closed: until then a crash makes recovery finish the
+ * free, which must not meet a block someone else has been given. */
 int persistent_tx_free(allocator_space_t *space, void *ptr);
 
 /* Resizes inside the transaction: the old block is freed at commit, the

@@ -579,8 +579,10 @@ enum pm_hook_point {
     PM_HOOK_OWNER_ANCHOR_DONE,    /* ... and done with it */
     PM_HOOK_REVOKE_DECIDE,        /* a thief: superblocks REVOKING, fenced,
                                      owners' busy flags not yet read */
-    PM_HOOK_CREATE_WRITTEN        /* create: header written, the file not
+    PM_HOOK_CREATE_WRITTEN,       /* create: header written, the file not
                                      yet named (or its magic not written) */
+    PM_HOOK_TX_COMMIT_POINT       /* a commit: data durable, the state word
+                                     (the commit point) not yet written */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

@@ -718,6 +718,7 @@ int persistent_tx_commit(allocator_space_t *space)
         pm_flush(rt, rt->base + tx->allocs.v[i].off, tx->allocs.v[i].len);
     /* data, entries, allocation bits, the last commit's frees */
     pm_drain(rt);
+    pm_hook(PM_HOOK_TX_COMMIT_POINT);
     set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, true);  /* the commit point */
     if (tx->n_held || tx->frees.n) {
         op_enter(rt, rec);

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/wait.h>
 
 #include "internal.h"
 
@@ -557,9 +558,113 @@ static void test_auto_crash(void)
     unlink(p);
 }
 
+/* A committed transaction's frees: the blocks stop being live at the
+ * commit, but their memory is handed out again only after the thread's
+ * next transaction (until then a crash makes recovery finish the frees);
+ * meanwhile a reader in another process finds the space whole, and the
+ * thread's exit hands them back too. */
+static const char *held_path;
+
+static void *held_thread(void *arg)
+{
+    char *x = arg;
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_free(S, x) == 0);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    return NULL;
+}
+
+static bool handed_out_again(const void *x, size_t size, int tries)
+{
+    enum { MAXB = 8192 };
+    static void *got[MAXB];
+    int n = 0;
+    bool seen = false;
+    while (n < tries && n < MAXB && !seen) {
+        got[n] = persistent_malloc(S, size);
+        REQUIRE(got[n] != NULL);
+        seen = got[n++] == x;
+    }
+    while (n-- > 0)
+        persistent_free(S, got[n]);
+    return seen;
+}
+
+/* At the next commit's commit point (data durable, state word not yet
+ * written) the memory must still be out of reach: a crash there makes
+ * recovery finish those frees. */
+static char *held_x;
+static int held_seen_at_point = -1;
+
+static void held_hook(int point)
+{
+    if (point != PM_HOOK_TX_COMMIT_POINT || held_seen_at_point >= 0)
+        return;
+    held_seen_at_point = handed_out_again(held_x, 200, 4096);
+}
+
+static void test_held_frees(void)
+{
+    warm(S);
+    uint64_t before = live_blocks(S);
+    char *x = persistent_malloc(S, 200), *y = persistent_malloc(S, 64);
+    REQUIRE(x && y);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_free(S, x) == 0);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    CHECK(persistent_usable_size(S, x) == 0);
+    CHECK_EQ(live_blocks(S), before + 1);
+    int base = mis.count;
+    persistent_free(S, x);                          /* already freed */
+    CHECK_EQ(mis.count, base + 1);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_DOUBLE_FREE);
+    CHECK(!handed_out_again(x, 200, 4096));
+    t_check_clean(S, "with a committed transaction's frees held");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct persistent_options o = {0};
+        o.flags = PERSISTENT_OPEN_READONLY;
+        allocator_space_t *r;
+        struct persistent_check_report rep;
+        if (persistent_space_open(held_path, &o, &r) != 0)
+            _exit(2);
+        _exit(persistent_check(r, &rep) == 0 && rep.n_errors == 0 && rep.open_transactions == 0
+                  ? 0 : 1);
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* a transaction that writes nothing changes nothing */
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    CHECK(!handed_out_again(x, 200, 4096));
+    /* the next one that writes hands the memory back, after its commit
+     * point */
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, y, 8) == 0);
+    held_x = x;
+    pm_store_relaxed(&pm_test_hook, held_hook);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    pm_store_relaxed(&pm_test_hook, (pm_hook_fn *)NULL);
+    CHECK_EQ(held_seen_at_point, 0);
+    CHECK(handed_out_again(x, 200, 8192));
+    /* so does the thread's exit */
+    char *z = persistent_malloc(S, 200);
+    REQUIRE(z != NULL);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, held_thread, z) == 0);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    CHECK(persistent_usable_size(S, z) == 0);
+    CHECK(handed_out_again(z, 200, 8192));
+    persistent_free(S, y);
+    CHECK_EQ(live_blocks(S), before);
+}
+
 int main(void)
 {
     const char *p = t_path("tx");
+    held_path = p;
     S = create_persistent_allocator(p, 64u << 20);
     REQUIRE(S != NULL);
     persistent_error_hook_set(t_misuse_hook, &mis);
@@ -570,6 +675,7 @@ int main(void)
     test_threads();
     test_thread_exit();
     test_auto();
+    test_held_frees();
     persistent_error_hook_set(NULL, NULL);
     t_check_clean(S, "at the end");
     destroy_persistent_allocator(S);

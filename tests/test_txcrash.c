@@ -23,6 +23,7 @@
  * points of the open that rolls it back. */
 #include "check.h"
 
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include "internal.h"
@@ -495,6 +496,35 @@ static void tx_aborted(void)
     REQUIRE(persistent_tx_abort(S) == 0);
 }
 
+/* The fences of a thread's exit after its last transaction, which freed
+ * a block (arg non-NULL) or not: the exit settles a free, its bits made
+ * durable (a fence) before the state word (another). */
+static uint64_t exit_from;
+
+static void *tx_thread(void *arg)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);       /* makes the thread's log */
+    REQUIRE(persistent_tx_commit(S) == 0);
+    F_old = persistent_malloc(S, 100);
+    tx_snap_alloc_free();
+    if (arg != NULL) {
+        F_old = persistent_malloc(S, 100);
+        tx_snap_alloc_free();
+    } else {
+        tx_snap_alloc();
+    }
+    exit_from = pm_crash_fences();
+    return NULL;
+}
+
+static uint64_t exit_fences(bool freed)
+{
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, tx_thread, freed ? (void *)1 : NULL) == 0);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    return pm_crash_fences() - exit_from;
+}
+
 static void count_fences(void)
 {
     const char *p = t_path("txfences");
@@ -514,6 +544,10 @@ static void count_fences(void)
     uint64_t b2 = fences_of(tx_snap_alloc_free);    /* the last one's free done */
     uint64_t c = fences_of(tx_snaps8);
     uint64_t d = fences_of(tx_aborted);
+    uint64_t x0 = exit_fences(false), x1 = exit_fences(true);
+    printf("a thread's exit: %llu fences, %llu when its last transaction freed a block\n",
+           (unsigned long long)x0, (unsigned long long)x1);
+    CHECK_EQ(x1 - x0, 2);                       /* the settle: bits, then state */
     printf("fences per transaction (PMEM): 1 snapshot + 1 allocation + commit: %llu; "
            "+ 1 free: %llu (%llu after one that freed); 8 snapshots: %llu; 1 snapshot "
            "+ 1 allocation, aborted: %llu\n", (unsigned long long)a, (unsigned long long)b,

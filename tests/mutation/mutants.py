@@ -652,6 +652,7 @@ MUTANTS = [
     dict(id="tx-held-finish-early", file="src/tx.c",
          find="""    /* data, entries, allocation bits, the last commit's frees */
     pm_drain(rt);
+    pm_hook(PM_HOOK_TX_COMMIT_POINT);
     set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, true);  /* the commit point */
     if (tx->n_held || tx->frees.n) {
         op_enter(rt, rec);
@@ -660,6 +661,7 @@ MUTANTS = [
     held_finish(rt, rec, tx);
     pm_op_end(rec);
     pm_drain(rt);
+    pm_hook(PM_HOOK_TX_COMMIT_POINT);
     set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, true);
     if (tx->n_held || tx->frees.n) {
         op_enter(rt, rec);""",
