@@ -184,7 +184,14 @@ static void sc_bigfree(void)
         memcpy(BL + BLOB - 8, &v, 8);
         transfer(n, n + 8, 1, n, 64 + 100 * (size_t)n, 600 + (uint64_t)n, false);
         commit();
+        /* plain allocations that would take those pages if they were free */
+        for (int i = 0; i < 3; i++) {
+            REQUIRE(persistent_alloc_into(S, &B->extra, 120u << 10) == 0);
+            memset(persistent_offset_to_ptr(S, B->extra), 0xa5, 120u << 10);
+            REQUIRE(persistent_free_from(S, &B->extra) == 0);
+        }
     }
+    transfer(3, 9, 1, 3, 300, 700, false);
 }
 
 static void setup_bank(void)
