@@ -169,6 +169,19 @@ static void sc_reuse(void)
     }
 }
 
+static void *bigfree_other(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(persistent_alloc_into(S, &B->extra, 90u << 10) == 0);
+        char *p = persistent_offset_to_ptr(S, B->extra);
+        memset(p, 0xa5, 90u << 10);
+        persistent_persist(p, 90u << 10);
+        REQUIRE(persistent_free_from(S, &B->extra) == 0);
+    }
+    return NULL;
+}
+
 /* Frees whose entries sit past the log's half, in pages the transaction
  * claimed (after a snapshot of the blob), then another transaction that
  * claims pages: the first one's pages must stay its own until its frees
@@ -184,12 +197,12 @@ static void sc_bigfree(void)
         memcpy(BL + BLOB - 8, &v, 8);
         transfer(n, n + 8, 1, n, 64 + 100 * (size_t)n, 600 + (uint64_t)n, false);
         commit();
-        /* plain allocations that would take those pages if they were free */
-        for (int i = 0; i < 3; i++) {
-            REQUIRE(persistent_alloc_into(S, &B->extra, 120u << 10) == 0);
-            memset(persistent_offset_to_ptr(S, B->extra), 0xa5, 120u << 10);
-            REQUIRE(persistent_free_from(S, &B->extra) == 0);
-        }
+        /* another thread's allocations, which would take those pages if
+         * they were free, and write them durably while this thread's
+         * frees may not be durable yet (no fence since the commit) */
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, bigfree_other, NULL) == 0);
+        REQUIRE(pthread_join(t, NULL) == 0);
     }
     transfer(3, 9, 1, 3, 300, 700, false);
 }
