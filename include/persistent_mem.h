@@ -513,6 +513,32 @@ struct persistent_stats {
 /* A walk of the heap: exact when no thread is allocating. */
 int persistent_stats_get(allocator_space_t *space, struct persistent_stats *st);
 
+/* What fragmentation looks like: the free pages as maximal runs (pages in
+ * no block), counted by length in buckets of powers of two, and how full
+ * each class's superblocks are. */
+#define PERSISTENT_RUN_BUCKETS 32
+struct persistent_frag {
+    uint64_t free_runs[PERSISTENT_RUN_BUCKETS]; /* runs of free pages whose
+                                                   length in pages is in
+                                                   [2^i, 2^(i+1)); the last
+                                                   bucket also holds longer */
+    uint64_t n_free_runs;
+    uint64_t free_pages;
+    uint64_t largest_free_run;    /* in pages */
+    uint64_t pages;               /* pages of the space (its capacity) */
+    uint32_t page_size;
+    uint32_t n_classes;
+    struct {
+        uint32_t block_size;
+        uint32_t superblocks;
+        uint64_t live_blocks;
+        uint64_t capacity_blocks; /* blocks its superblocks hold in all */
+    } cls[PERSISTENT_N_CLASSES];
+};
+
+/* A walk of the heap, as persistent_stats_get: 0 or a negative code. */
+int persistent_frag_get(allocator_space_t *space, struct persistent_frag *fr);
+
 struct persistent_check_report {
     uint64_t n_errors;
     uint64_t runs, superblocks, large_runs;

@@ -106,3 +106,63 @@ int persistent_stats_get(allocator_space_t *space, struct persistent_stats *st)
     st->free_bytes = st->capacity - st->superblock_bytes - st->large_bytes;
     return 0;
 }
+
+/* ---- fragmentation ---- */
+
+struct frag_walk {
+    struct persistent_frag *fr;
+    uint64_t next;                /* the first page after the last run */
+};
+
+static void free_run(struct persistent_frag *fr, uint64_t len)
+{
+    if (len == 0)
+        return;
+    uint32_t b = 63 - (uint32_t)__builtin_clzll(len);
+    fr->free_runs[b < PERSISTENT_RUN_BUCKETS ? b : PERSISTENT_RUN_BUCKETS - 1]++;
+    fr->n_free_runs++;
+    fr->free_pages += len;
+    if (len > fr->largest_free_run)
+        fr->largest_free_run = len;
+}
+
+static int frag_run(struct pm_rt *rt, const struct pm_run *r, void *arg)
+{
+    struct frag_walk *w = arg;
+    free_run(w->fr, r->first - w->next);
+    w->next = r->last + 1;
+    if (r->h != NULL) {
+        uint32_t c = r->h->cls;
+        w->fr->cls[c].superblocks++;
+        w->fr->cls[c].capacity_blocks += r->h->n_blocks;
+        pm_atomic_u64 *al = r->h->bits, *rm = r->h->bits + r->h->n_words;
+        for (uint32_t i = 0; i < r->h->n_words; i++)
+            w->fr->cls[c].live_blocks +=
+                pm_popcount64(pm_load_relaxed(&al[i]) & ~pm_load_relaxed(&rm[i]));
+    }
+    (void)rt;
+    return 0;
+}
+
+int persistent_frag_get(allocator_space_t *space, struct persistent_frag *fr)
+{
+    struct pm_rt *rt = pm_rt_of(space);
+    if (rt == NULL || fr == NULL)
+        return pm_err(-EINVAL, "not an open space");
+    pm_follow(rt);
+    memset(fr, 0, sizeof *fr);
+    fr->n_classes = rt->n_small;
+    fr->page_size = (uint32_t)rt->page_size;
+    for (uint32_t c = 0; c < PM_N_CLASSES; c++)
+        fr->cls[c].block_size = pm_class_size(c);
+    struct frag_walk w = {fr, 0};
+    const char *why = NULL;
+    uint64_t where = 0;
+    int r = pm_walk_runs(rt, frag_run, &w, &why, &where);
+    if (r < 0)
+        return pm_err(r, "frag: page %llu: %s", (unsigned long long)where, why);
+    fr->pages = pm_load_acquire(&rt->n_pages);
+    if (fr->pages > w.next)
+        free_run(fr, fr->pages - w.next);
+    return 0;
+}

@@ -2,9 +2,16 @@
  *
  * Every command but `recover` opens the file privately without recovery,
  * so it never writes it: safe on the file of a process that crashed, or of
- * one still running. */
+ * one still running.  With --json, info, check, stats and roots print one
+ * JSON object (docs/inspector.md has the schema), also when they fail.
+ *
+ * Exit status, as fsck's: 0 healthy (or done), 1 repaired (recover found
+ * the space not closed cleanly and recovered it), 4 corrupt (a space whose
+ * metadata is damaged), 8 not a space or not readable (no such file, not
+ * a space, another format version or machine), 16 usage. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,31 +19,107 @@
 
 #include <persistent_mem.h>
 
+enum { EX_HEALTHY = 0, EX_REPAIRED = 1, EX_CORRUPT = 4, EX_NOT_SPACE = 8, EX_USAGE = 16 };
+
+static bool json;
+static const char *command, *file;
+
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: persistent-mem COMMAND [ARGS]\n"
+            "usage: persistent-mem COMMAND [--json] [ARGS]\n"
             "  info FILE              header: sizes, generations, mapping bases\n"
             "  check FILE             full read-only consistency check\n"
-            "  stats FILE             live bytes and superblocks per class\n"
+            "  stats FILE             live bytes per class, how full the classes'\n"
+            "                         superblocks are, free page runs by length\n"
             "  roots FILE             every root: tag, offset, size\n"
             "  ptr FILE ADDR [GEN]    offset of a raw pointer stored while the\n"
             "                         space was mapped at an earlier base\n"
             "  dump FILE OFF [LEN]    hex dump of LEN bytes at offset OFF\n"
             "  recover FILE           open for writing (recovers), then close\n"
-            "  flush                  the cache flush method this CPU gets\n");
-    return 2;
+            "  flush                  the cache flush method this CPU gets\n"
+            "--json (info, check, stats, roots): one JSON object on stdout.\n"
+            "Exit status: 0 healthy, 1 repaired, 4 corrupt, 8 not a space or not\n"
+            "readable, 16 usage.\n");
+    return EX_USAGE;
 }
 
-static allocator_space_t *open_forensic(const char *path)
+/* ---- JSON ---- */
+
+static void jstr(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+/* The object's first members: schema, command, file. */
+static void jhead(void)
+{
+    printf("{\"schema\": 1, \"command\": ");
+    jstr(command);
+    printf(", \"file\": ");
+    jstr(file);
+}
+
+static void ju64(const char *name, uint64_t v)
+{
+    printf(", \"%s\": %" PRIu64, name, v);
+}
+
+static void jbool(const char *name, bool v)
+{
+    printf(", \"%s\": %s", name, v ? "true" : "false");
+}
+
+/* ---- opening ---- */
+
+/* The exit status for an open that failed with code r. */
+static int open_status(int r)
+{
+    switch (r) {
+    case PERSISTENT_E_TRUNCATED:
+    case PERSISTENT_E_CHECKSUM:
+    case PERSISTENT_E_SIZE:
+    case PERSISTENT_E_CORRUPT:
+        return EX_CORRUPT;              /* a space, damaged */
+    default:
+        return EX_NOT_SPACE;
+    }
+}
+
+static int fail(int status, const char *msg, int code)
+{
+    if (json) {
+        jhead();
+        printf(", \"status\": \"%s\", \"error\": ",
+               status == EX_CORRUPT ? "corrupt" : "not-a-space");
+        jstr(msg);
+        printf(", \"code\": %d}\n", code);
+    } else {
+        fprintf(stderr, "%s\n", msg);
+    }
+    return status;
+}
+
+/* Opens privately without recovery; NULL with *status set on failure. */
+static allocator_space_t *open_forensic(int *status)
 {
     struct persistent_options o = {0};
     o.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
     allocator_space_t *s;
-    int r = persistent_space_open(path, &o, &s);
+    int r = persistent_space_open(file, &o, &s);
     if (r < 0) {
-        fprintf(stderr, "%s\n", persistent_errormsg());
-        exit(1);
+        *status = fail(open_status(r), persistent_errormsg(), r);
+        return NULL;
     }
     return s;
 }
@@ -51,19 +134,49 @@ static const char *dur_name(uint32_t d)
     }
 }
 
-static int cmd_info(const char *path)
+/* ---- commands ---- */
+
+static int cmd_info(void)
 {
-    allocator_space_t *s = open_forensic(path);
+    int st;
+    allocator_space_t *s = open_forensic(&st);
+    if (s == NULL)
+        return st;
     struct persistent_info in;
     persistent_space_info(s, &in);
+    char uuid[40], *u = uuid;
+    for (int i = 0; i < 16; i++)
+        u += sprintf(u, "%02x%s", in.uuid[i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
+    if (json) {
+        jhead();
+        printf(", \"format\": \"%u.%u\", \"uuid\": \"%s\"", in.format_major, in.format_minor,
+               uuid);
+        ju64("created_ns", in.create_time_ns);
+        ju64("file_size", in.file_size);
+        ju64("capacity", in.capacity);
+        ju64("max_capacity", in.max_capacity);
+        jbool("growable", in.growable);
+        ju64("metadata", in.meta_size);
+        ju64("page_size", in.page_size);
+        ju64("superblock_size", in.superblock_size);
+        jbool("clean", in.clean_at_open);
+        printf(", \"durability\": \"%s\"", dur_name(in.durability));
+        ju64("generation", in.generation);
+        printf(", \"bases\": [");
+        for (uint32_t i = 0; i < in.n_bases; i++)
+            printf("%s{\"generation\": %" PRIu64 ", \"base\": %" PRIu64 ", \"size\": %" PRIu64
+                   "}",
+                   i ? ", " : "", in.bases[i].generation, in.bases[i].base, in.bases[i].size);
+        printf("]}\n");
+        persistent_space_close(s);
+        return EX_HEALTHY;
+    }
     time_t t = (time_t)(in.create_time_ns / 1000000000u);
     char when[64];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
     printf("format        %u.%u\n", in.format_major, in.format_minor);
-    printf("uuid          ");
-    for (int i = 0; i < 16; i++)
-        printf("%02x%s", in.uuid[i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
-    printf("\ncreated       %s\n", when);
+    printf("uuid          %s\n", uuid);
+    printf("created       %s\n", when);
     printf("file size     %" PRIu64 "\n", in.file_size);
     printf("capacity      %" PRIu64 " (max %" PRIu64 "%s)\n", in.capacity,
            in.max_capacity, in.growable ? ", growable" : ", fixed");
@@ -76,35 +189,124 @@ static int cmd_info(const char *path)
         printf("  gen %-4" PRIu64 " mapped at 0x%" PRIx64 " (%" PRIu64 " bytes)\n",
                in.bases[i].generation, in.bases[i].base, in.bases[i].size);
     persistent_space_close(s);
-    return 0;
+    return EX_HEALTHY;
 }
 
-static int cmd_check(const char *path)
+static int cmd_check(void)
 {
-    allocator_space_t *s = open_forensic(path);
+    int st;
+    allocator_space_t *s = open_forensic(&st);
+    if (s == NULL)
+        return st;
     struct persistent_check_report r;
     int rc = persistent_check(s, &r);
-    printf("runs %" PRIu64 " (superblocks %" PRIu64 ", large %" PRIu64 ")\n", r.runs,
-           r.superblocks, r.large_runs);
-    printf("live blocks %" PRIu64 ", %" PRIu64 " bytes\n", r.live_blocks, r.live_bytes);
-    printf("roots %" PRIu64 ", pending remote frees %" PRIu64
-           ", publishing calls in flight %" PRIu64 ", crash leftovers %" PRIu64 "\n",
-           r.roots, r.pending_remote_frees, r.in_flight_lanes, r.orphan_bits);
-    if (rc != 0)
-        printf("%" PRIu64 " error(s); first: %s\n", r.n_errors, r.first_error);
-    else
-        printf("consistent\n");
+    st = rc == 0 ? EX_HEALTHY : rc == PERSISTENT_E_CORRUPT ? EX_CORRUPT : EX_NOT_SPACE;
+    if (json) {
+        jhead();
+        printf(", \"status\": \"%s\"", st == EX_HEALTHY ? "healthy" : "corrupt");
+        ju64("errors", r.n_errors);
+        printf(", \"first_error\": ");
+        if (r.n_errors)
+            jstr(r.first_error);
+        else
+            printf("null");
+        ju64("runs", r.runs);
+        ju64("superblocks", r.superblocks);
+        ju64("large_runs", r.large_runs);
+        ju64("live_blocks", r.live_blocks);
+        ju64("live_bytes", r.live_bytes);
+        ju64("roots", r.roots);
+        ju64("pending_remote_frees", r.pending_remote_frees);
+        ju64("in_flight_lanes", r.in_flight_lanes);
+        ju64("open_transactions", r.open_transactions);
+        ju64("crash_leftovers", r.orphan_bits);
+        printf("}\n");
+    } else {
+        printf("runs %" PRIu64 " (superblocks %" PRIu64 ", large %" PRIu64 ")\n", r.runs,
+               r.superblocks, r.large_runs);
+        printf("live blocks %" PRIu64 ", %" PRIu64 " bytes\n", r.live_blocks, r.live_bytes);
+        printf("roots %" PRIu64 ", pending remote frees %" PRIu64
+               ", publishing calls in flight %" PRIu64 ", open transactions %" PRIu64
+               ", crash leftovers %" PRIu64 "\n",
+               r.roots, r.pending_remote_frees, r.in_flight_lanes, r.open_transactions,
+               r.orphan_bits);
+        if (rc != 0)
+            printf("%" PRIu64 " error(s); first: %s\n", r.n_errors, r.first_error);
+        else
+            printf("consistent\n");
+    }
     persistent_space_close(s);
-    return rc ? 1 : 0;
+    return st;
 }
 
-static int cmd_stats(const char *path)
+/* A bar of width cols * part / whole, in '#'. */
+static void bar(uint64_t part, uint64_t whole, int cols)
 {
-    allocator_space_t *s = open_forensic(path);
+    int n = whole ? (int)((part * (uint64_t)cols + whole - 1) / whole) : 0;
+    for (int i = 0; i < cols; i++)
+        putchar(i < n ? '#' : ' ');
+}
+
+static int cmd_stats(void)
+{
+    int rc;
+    allocator_space_t *s = open_forensic(&rc);
+    if (s == NULL)
+        return rc;
     struct persistent_stats st;
-    if (persistent_stats_get(s, &st) < 0) {
-        fprintf(stderr, "%s\n", persistent_errormsg());
-        return 1;
+    struct persistent_frag fr;
+    if (persistent_stats_get(s, &st) < 0 || persistent_frag_get(s, &fr) < 0) {
+        rc = fail(EX_CORRUPT, persistent_errormsg(), PERSISTENT_E_CORRUPT);
+        persistent_space_close(s);
+        return rc;
+    }
+    if (json) {
+        jhead();
+        ju64("live_bytes", st.live_bytes);
+        ju64("live_blocks", st.live_blocks);
+        printf(", \"small\": {\"live_bytes\": %" PRIu64 ", \"superblocks\": %" PRIu64
+               ", \"bytes\": %" PRIu64 ", \"empty_superblocks\": %" PRIu64 "}",
+               st.small_live_bytes, st.superblocks, st.superblock_bytes,
+               st.empty_superblocks);
+        printf(", \"large\": {\"live_bytes\": %" PRIu64 ", \"runs\": %" PRIu64 "}",
+               st.large_live_bytes, st.large_runs);
+        ju64("free_bytes", st.free_bytes);
+        ju64("capacity", st.capacity);
+        ju64("file_size", st.file_size);
+        ju64("page_size", fr.page_size);
+        printf(", \"free_runs\": {\"count\": %" PRIu64 ", \"pages\": %" PRIu64
+               ", \"largest\": %" PRIu64 ", \"by_length\": [",
+               fr.n_free_runs, fr.free_pages, fr.largest_free_run);
+        bool first = true;
+        for (int b = 0; b < PERSISTENT_RUN_BUCKETS; b++) {
+            if (fr.free_runs[b] == 0)
+                continue;
+            printf("%s{\"min_pages\": %" PRIu64 ", \"max_pages\": ", first ? "" : ", ",
+                   UINT64_C(1) << b);
+            if (b == PERSISTENT_RUN_BUCKETS - 1)
+                printf("null");
+            else
+                printf("%" PRIu64, (UINT64_C(2) << b) - 1);
+            printf(", \"count\": %" PRIu64 "}", fr.free_runs[b]);
+            first = false;
+        }
+        printf("]}, \"classes\": [");
+        first = true;
+        for (uint32_t c = 0; c < fr.n_classes; c++) {
+            if (fr.cls[c].superblocks == 0)
+                continue;
+            printf("%s{\"block_size\": %u, \"superblocks\": %u, \"live_blocks\": %" PRIu64
+                   ", \"capacity_blocks\": %" PRIu64 ", \"fill\": %.4f}",
+                   first ? "" : ", ", fr.cls[c].block_size, fr.cls[c].superblocks,
+                   fr.cls[c].live_blocks, fr.cls[c].capacity_blocks,
+                   fr.cls[c].capacity_blocks
+                       ? (double)fr.cls[c].live_blocks / (double)fr.cls[c].capacity_blocks
+                       : 0.0);
+            first = false;
+        }
+        printf("]}\n");
+        persistent_space_close(s);
+        return EX_HEALTHY;
     }
     printf("live          %" PRIu64 " bytes in %" PRIu64 " blocks\n", st.live_bytes,
            st.live_blocks);
@@ -114,43 +316,92 @@ static int cmd_stats(const char *path)
            st.large_runs);
     printf("free pages    %" PRIu64 " bytes of %" PRIu64 "\n", st.free_bytes, st.capacity);
     printf("file          %" PRIu64 " bytes\n", st.file_size);
-    printf("%10s %12s %12s\n", "class", "superblocks", "live blocks");
-    for (uint32_t c = 0; c < st.n_classes; c++)
-        if (st.cls[c].superblocks)
-            printf("%10u %12u %12" PRIu64 "\n", st.cls[c].block_size,
-                   st.cls[c].superblocks, st.cls[c].live_blocks);
+    printf("\nclasses: how full their superblocks are\n");
+    printf("%10s %12s %12s %12s  %s\n", "class", "superblocks", "live blocks", "of", "fill");
+    for (uint32_t c = 0; c < fr.n_classes; c++) {
+        if (fr.cls[c].superblocks == 0)
+            continue;
+        printf("%10u %12u %12" PRIu64 " %12" PRIu64 "  |", fr.cls[c].block_size,
+               fr.cls[c].superblocks, fr.cls[c].live_blocks, fr.cls[c].capacity_blocks);
+        bar(fr.cls[c].live_blocks, fr.cls[c].capacity_blocks, 30);
+        printf("| %5.1f%%\n", fr.cls[c].capacity_blocks
+                                  ? 100.0 * (double)fr.cls[c].live_blocks /
+                                        (double)fr.cls[c].capacity_blocks
+                                  : 0.0);
+    }
+    printf("\nfree page runs (pages of %u bytes): %" PRIu64 " runs, %" PRIu64
+           " pages, the largest %" PRIu64 "\n",
+           fr.page_size, fr.n_free_runs, fr.free_pages, fr.largest_free_run);
+    uint64_t most = 0;
+    for (int b = 0; b < PERSISTENT_RUN_BUCKETS; b++)
+        if (fr.free_runs[b] > most)
+            most = fr.free_runs[b];
+    for (int b = 0; b < PERSISTENT_RUN_BUCKETS; b++) {
+        if (fr.free_runs[b] == 0)
+            continue;
+        char range[48];
+        if (b == 0)
+            snprintf(range, sizeof range, "1");
+        else if (b == PERSISTENT_RUN_BUCKETS - 1)
+            snprintf(range, sizeof range, "%" PRIu64 "-", UINT64_C(1) << b);
+        else
+            snprintf(range, sizeof range, "%" PRIu64 "-%" PRIu64, UINT64_C(1) << b,
+                     (UINT64_C(2) << b) - 1);
+        printf("%23s %10" PRIu64 "  |", range, fr.free_runs[b]);
+        bar(fr.free_runs[b], most, 30);
+        printf("|\n");
+    }
     persistent_space_close(s);
-    return 0;
+    return EX_HEALTHY;
 }
 
-static int cmd_roots(const char *path)
+static int cmd_roots(void)
 {
-    allocator_space_t *s = open_forensic(path);
+    int rc;
+    allocator_space_t *s = open_forensic(&rc);
+    if (s == NULL)
+        return rc;
     struct persistent_root_iter it = {0};
     uint64_t tag;
     void *p;
     int n = 0;
-    printf("%-20s %-14s %s\n", "tag", "offset", "bytes");
+    if (json) {
+        jhead();
+        printf(", \"roots\": [");
+    } else {
+        printf("%-20s %-14s %s\n", "tag", "offset", "bytes");
+    }
     while (persistent_root_next(s, &it, &tag, &p) == 1) {
-        printf("0x%-18" PRIx64 " 0x%-12" PRIx64 " %zu\n", tag,
-               (uint64_t)ptr_to_persistent_offset(s, p), persistent_usable_size(s, p));
+        uint64_t off = (uint64_t)ptr_to_persistent_offset(s, p);
+        size_t size = persistent_usable_size(s, p);
+        if (json)
+            printf("%s{\"tag\": \"0x%" PRIx64 "\", \"offset\": %" PRIu64 ", \"size\": %zu}",
+                   n ? ", " : "", tag, off, size);
+        else
+            printf("0x%-18" PRIx64 " 0x%-12" PRIx64 " %zu\n", tag, off, size);
         n++;
     }
-    printf("%d root(s)\n", n);
+    if (json)
+        printf("]}\n");
+    else
+        printf("%d root(s)\n", n);
     persistent_space_close(s);
-    return 0;
+    return EX_HEALTHY;
 }
 
-static int cmd_ptr(const char *path, const char *addr, const char *gen)
+static int cmd_ptr(const char *addr, const char *gen)
 {
-    allocator_space_t *s = open_forensic(path);
+    int rc;
+    allocator_space_t *s = open_forensic(&rc);
+    if (s == NULL)
+        return rc;
     void *raw = (void *)(uintptr_t)strtoull(addr, NULL, 0);
     void *now = gen ? persistent_ptr_from(s, raw, strtoull(gen, NULL, 0))
                     : persistent_ptr(s, raw);
-    int rc = 0;
+    rc = EX_HEALTHY;
     if (now == NULL) {
         printf("%s is not inside any recorded mapping\n", addr);
-        rc = 1;
+        rc = EX_USAGE;
     } else {
         uint64_t off = ptr_to_persistent_offset(s, now);
         printf("offset 0x%" PRIx64 "", off);
@@ -163,15 +414,19 @@ static int cmd_ptr(const char *path, const char *addr, const char *gen)
     return rc;
 }
 
-static int cmd_dump(const char *path, const char *offs, const char *lens)
+static int cmd_dump(const char *offs, const char *lens)
 {
-    allocator_space_t *s = open_forensic(path);
+    int rc;
+    allocator_space_t *s = open_forensic(&rc);
+    if (s == NULL)
+        return rc;
     struct persistent_info in;
     persistent_space_info(s, &in);
     uint64_t off = strtoull(offs, NULL, 0), len = lens ? strtoull(lens, NULL, 0) : 256;
     if (off >= in.file_size || len > in.file_size - off) {
         fprintf(stderr, "range outside the file (%" PRIu64 " bytes)\n", in.file_size);
-        return 1;
+        persistent_space_close(s);
+        return EX_USAGE;
     }
     const unsigned char *b = (const unsigned char *)s + off;
     for (uint64_t i = 0; i < len; i += 16) {
@@ -184,47 +439,61 @@ static int cmd_dump(const char *path, const char *offs, const char *lens)
         putchar('\n');
     }
     persistent_space_close(s);
-    return 0;
+    return EX_HEALTHY;
 }
 
-static int cmd_recover(const char *path)
+static int cmd_recover(void)
 {
     struct persistent_options o = {0};
     allocator_space_t *s;
-    if (persistent_space_open(path, &o, &s) < 0) {
-        fprintf(stderr, "%s\n", persistent_errormsg());
-        return 1;
-    }
+    int r = persistent_space_open(file, &o, &s);
+    if (r < 0)
+        return fail(open_status(r), persistent_errormsg(), r);
     struct persistent_info in;
     persistent_space_info(s, &in);
     printf("%s\n", in.recovered ? "recovered" : "was clean, nothing to do");
-    return persistent_space_close(s) ? 1 : 0;
+    if (persistent_space_close(s) != 0)
+        return fail(EX_NOT_SPACE, persistent_errormsg(), -EIO);
+    return in.recovered ? EX_REPAIRED : EX_HEALTHY;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2)
-        return usage();
-    const char *c = argv[1];
-    if (strcmp(c, "flush") == 0) {
-        printf("%s\n", persistent_flush_method());
-        return 0;
+    /* --json anywhere after the command */
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0 && i > 1)
+            json = true;
+        else
+            argv[n++] = argv[i];
     }
-    if (argc < 3)
+    if (n < 1)
         return usage();
-    if (strcmp(c, "info") == 0)
-        return cmd_info(argv[2]);
-    if (strcmp(c, "check") == 0)
-        return cmd_check(argv[2]);
-    if (strcmp(c, "stats") == 0)
-        return cmd_stats(argv[2]);
-    if (strcmp(c, "roots") == 0)
-        return cmd_roots(argv[2]);
-    if (strcmp(c, "ptr") == 0 && argc >= 4)
-        return cmd_ptr(argv[2], argv[3], argc > 4 ? argv[4] : NULL);
-    if (strcmp(c, "dump") == 0 && argc >= 4)
-        return cmd_dump(argv[2], argv[3], argc > 4 ? argv[4] : NULL);
-    if (strcmp(c, "recover") == 0)
-        return cmd_recover(argv[2]);
+    command = argv[0];
+    if (strcmp(command, "flush") == 0 && n == 1 && !json) {
+        printf("%s\n", persistent_flush_method());
+        return EX_HEALTHY;
+    }
+    if (n < 2)
+        return usage();
+    file = argv[1];
+    bool json_ok = strcmp(command, "info") == 0 || strcmp(command, "check") == 0 ||
+                   strcmp(command, "stats") == 0 || strcmp(command, "roots") == 0;
+    if (json && !json_ok)
+        return usage();
+    if (strcmp(command, "info") == 0 && n == 2)
+        return cmd_info();
+    if (strcmp(command, "check") == 0 && n == 2)
+        return cmd_check();
+    if (strcmp(command, "stats") == 0 && n == 2)
+        return cmd_stats();
+    if (strcmp(command, "roots") == 0 && n == 2)
+        return cmd_roots();
+    if (strcmp(command, "ptr") == 0 && (n == 3 || n == 4))
+        return cmd_ptr(argv[2], n > 3 ? argv[3] : NULL);
+    if (strcmp(command, "dump") == 0 && (n == 3 || n == 4))
+        return cmd_dump(argv[2], n > 3 ? argv[3] : NULL);
+    if (strcmp(command, "recover") == 0 && n == 2)
+        return cmd_recover();
     return usage();
 }

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""The inspector (tools/persistent-mem): its JSON output follows the schema of
+docs/inspector.md, its numbers agree with each other and with what the space
+holds, and its exit status says healthy / repaired / corrupt / not a space.
+
+    test_inspector.py TOOL MAKER DIR
+MAKER is tests/inspector_mk (it makes the spaces); DIR a scratch directory."""
+import json
+import os
+import subprocess
+import sys
+
+tool, maker, tmp = sys.argv[1:4]
+failures = 0
+
+
+def fail(msg):
+    global failures
+    failures += 1
+    print("FAIL:", msg)
+
+
+def run(*args):
+    p = subprocess.run([tool, *args], capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+try:
+    subprocess.run([tool, "flush"], capture_output=True, check=False)
+    subprocess.run([maker], capture_output=True, check=False)
+except OSError as e:          # a cross build with no way to run its programs
+    print("skipped:", e)
+    sys.exit(77)
+
+
+def js(cmd, path, want_status=0):
+    rc, out, err = run(cmd, "--json", path)
+    if rc != want_status:
+        fail(f"{cmd} --json {path}: exit {rc}, want {want_status} ({err.strip()})")
+    try:
+        obj = json.loads(out)
+    except ValueError as e:
+        fail(f"{cmd} --json: not JSON ({e}): {out[:200]!r}")
+        return {}
+    if obj.get("schema") != 1 or obj.get("command") != cmd or obj.get("file") != path:
+        fail(f"{cmd} --json: schema, command or file wrong: {obj}")
+    return obj
+
+
+def make(mode, name):
+    path = os.path.join(tmp, name)
+    subprocess.run([maker, mode, path], check=True)
+    return path
+
+
+def need(obj, key, kind):
+    if not isinstance(obj.get(key), kind) or isinstance(obj.get(key), bool) != (kind is bool):
+        fail(f"{obj.get('command')}: {key} is {obj.get(key)!r}, want a {kind.__name__}")
+        return False
+    return True
+
+
+healthy = make("healthy", "insp-healthy.space")
+
+info = js("info", healthy)
+for k in ("created_ns", "file_size", "capacity", "max_capacity", "metadata",
+          "page_size", "superblock_size", "generation"):
+    need(info, k, int)
+for k in ("growable", "clean"):
+    need(info, k, bool)
+if info.get("clean") is not True or info.get("durability") != "process-crash":
+    fail(f"info: {info}")
+if not info.get("bases") or not all({"generation", "base", "size"} <= set(b)
+                                    for b in info["bases"]):
+    fail(f"info: bases {info.get('bases')}")
+
+check = js("check", healthy)
+if check.get("status") != "healthy" or check.get("errors") != 0 or check.get("first_error") is not None:
+    fail(f"check: {check}")
+for k in ("runs", "superblocks", "large_runs", "live_blocks", "live_bytes", "roots",
+          "pending_remote_frees", "in_flight_lanes", "open_transactions", "crash_leftovers"):
+    need(check, k, int)
+if check.get("roots") != 2:
+    fail(f"check: {check.get('roots')} roots, want 2")
+
+stats = js("stats", healthy)
+page = stats.get("page_size", 0)
+fr = stats.get("free_runs", {})
+by = fr.get("by_length", [])
+if sum(b["count"] for b in by) != fr.get("count"):
+    fail(f"stats: the buckets do not add up to the runs: {fr}")
+if fr.get("pages", 0) * page != stats.get("free_bytes"):
+    fail(f"stats: free runs hold {fr.get('pages')} pages, free_bytes {stats.get('free_bytes')}")
+for b in by:
+    hi = b["max_pages"] if b["max_pages"] is not None else float("inf")
+    if not (b["min_pages"] <= hi and b["count"] > 0):
+        fail(f"stats: bucket {b}")
+largest = fr.get("largest", 0)
+if not any(b["min_pages"] <= largest <= (b["max_pages"] or largest) for b in by):
+    fail(f"stats: the largest run ({largest}) is in no bucket")
+# the freed middle block of three of 5 pages: a run of 5 free pages
+if not any(b["min_pages"] <= 5 <= (b["max_pages"] or 5) for b in by):
+    fail(f"stats: no free run of 5 pages: {by}")
+classes = {c["block_size"]: c for c in stats.get("classes", [])}
+c48 = next((c for bs, c in sorted(classes.items()) if bs >= 48), None)
+if c48 is None or c48["live_blocks"] < 50 or not (0 < c48["fill"] <= 1) or \
+        abs(c48["fill"] - c48["live_blocks"] / c48["capacity_blocks"]) > 1e-3:
+    fail(f"stats: the 48-byte class: {c48}")
+if sum(c["live_blocks"] for c in classes.values()) + stats["large"]["runs"] != stats["live_blocks"]:
+    fail("stats: classes' live blocks and large runs do not add up to live_blocks")
+if stats.get("live_blocks") != check.get("live_blocks"):
+    fail(f"stats and check disagree on live blocks: {stats.get('live_blocks')} "
+         f"{check.get('live_blocks')}")
+
+roots = js("roots", healthy)
+tags = {r["tag"]: r for r in roots.get("roots", [])}
+if set(tags) != {"0x6b657931", "0xfedcba9876543210"} or tags["0x6b657931"]["size"] < 64 \
+        or tags["0xfedcba9876543210"]["size"] < 4000:
+    fail(f"roots: {roots}")
+
+# the text forms still work, and stats draws its charts
+rc, out, _ = run("stats", healthy)
+if rc != 0 or "free page runs" not in out or "|" not in out:
+    fail(f"stats (text): exit {rc}: {out}")
+
+# a space not closed: info says so, recover repairs it (1), then it is clean (0)
+dirty = make("dirty", "insp-dirty.space")
+if js("info", dirty).get("clean") is not False:
+    fail("info: a space left open says clean")
+rc, out, _ = run("recover", dirty)
+if rc != 1 or "recovered" not in out:
+    fail(f"recover of a dirty space: exit {rc}, {out!r}")
+rc, _, _ = run("recover", dirty)
+if rc != 0:
+    fail(f"recover of a clean space: exit {rc}")
+js("check", dirty)
+
+# damaged metadata: 4, and the JSON says why
+corrupt = make("corrupt", "insp-corrupt.space")
+bad = js("check", corrupt, 4)
+if bad.get("status") != "corrupt" or not bad.get("first_error") and not bad.get("error"):
+    fail(f"check of a damaged space: {bad}")
+rc, _, _ = run("check", corrupt)
+if rc != 4:
+    fail(f"check (text) of a damaged space: exit {rc}")
+
+# not a space, and no file at all: 8
+garbage = make("garbage", "insp-garbage.space")
+for path in (garbage, os.path.join(tmp, "insp-none.space")):
+    for cmd in ("info", "check", "stats", "roots"):
+        obj = js(cmd, path, 8)
+        if obj.get("status") != "not-a-space" or not isinstance(obj.get("code"), int):
+            fail(f"{cmd} of {path}: {obj}")
+
+# usage: 16
+for args in ([], ["info"], ["bogus", healthy], ["dump", "--json", healthy, "0"]):
+    rc, _, _ = run(*args)
+    if rc != 16:
+        fail(f"usage {args}: exit {rc}, want 16")
+
+for name in ("healthy", "dirty", "corrupt", "garbage"):
+    try:
+        os.unlink(os.path.join(tmp, f"insp-{name}.space"))
+    except FileNotFoundError:
+        pass
+print(f"{failures} failure(s)")
+sys.exit(1 if failures else 0)
