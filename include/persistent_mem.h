@@ -175,6 +175,12 @@ void *persistent_ptr_from(allocator_space_t *space, void *ptr,
 #define PERSISTENT_OPEN_NO_RECOVER 0x10u /* with PRIVATE: no in-memory
                                             recovery; the heap as on file,
                                             allocation disabled */
+#define PERSISTENT_OPEN_SCRATCH    0x20u /* a new space with no name, gone
+                                            at close: in memory (memfd)
+                                            when path is NULL, else an
+                                            unnamed file (O_TMPFILE) in the
+                                            directory path.  With size (and
+                                            max_size); no other flag */
 
 /* Durability: what a completed call survives.  Recorded with the space. */
 enum persistent_durability {

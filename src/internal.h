@@ -229,6 +229,7 @@ int os_create_temp(const char *path, unsigned mode, int *fd, char *tmp,
                    size_t tmp_len);
 int os_link(const char *from, const char *to);
 int os_create_unnamed(const char *path, unsigned mode, int *fd);
+int os_create_scratch(const char *dir, int *fd);
 int os_link_unnamed(int fd, const char *path);
 int os_fsync_dir(const char *path);
 void os_clean_stale_temps(const char *path);

@@ -107,6 +107,33 @@ int os_create_unnamed(const char *path, unsigned mode, int *fd)
 #endif
 }
 
+/* A file with no name for a scratch space: in memory (memfd) when dir is
+ * NULL, else an unnamed file in the directory dir (O_TMPFILE).  Gone when
+ * the last descriptor of it closes. */
+int os_create_scratch(const char *dir, int *fd)
+{
+    int f;
+    if (dir == NULL) {
+#if defined(__linux__)
+        f = (int)syscall(SYS_memfd_create, "persistent_mem scratch", 1u /* MFD_CLOEXEC */);
+#else
+        errno = EOPNOTSUPP;
+        f = -1;
+#endif
+    } else {
+#if defined(O_TMPFILE)
+        f = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, (mode_t)0600);
+#else
+        errno = EOPNOTSUPP;
+        f = -1;
+#endif
+    }
+    if (f < 0)
+        return -errno;
+    *fd = f;
+    return 0;
+}
+
 /* Gives the unnamed file fd the name path; -EEXIST if path exists. */
 int os_link_unnamed(int fd, const char *path)
 {

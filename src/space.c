@@ -822,6 +822,34 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
     return 0;
 }
 
+/* A scratch space: a new file with no name (memfd, or O_TMPFILE in the
+ * directory dir), made a space in place and opened for writing; nobody
+ * else can open it, and it is gone at close. */
+static int open_scratch(const char *dir, const struct persistent_options *o,
+                        allocator_space_t **out)
+{
+    const char *name = dir ? dir : "(scratch space in memory)";
+    if (o->flags != PERSISTENT_OPEN_SCRATCH)
+        return pm_err(-EINVAL, "a scratch space takes no other open flag (%#x)", o->flags);
+    if (o->size == 0)
+        return pm_err(-EINVAL, "a scratch space needs a size");
+    int fr = pm_flush_check();
+    if (fr < 0)
+        return fr;
+    int fd;
+    int r = os_create_scratch(dir, &fd);
+    if (r < 0)
+        return pm_err(r, "%s: cannot make a scratch file: %s", name, persistent_strerror(r));
+    r = os_lock_writer(fd);
+    if (r == 0)
+        r = space_init_empty(name, fd, o);
+    if (r != 0) {
+        os_close(fd);
+        return r < 0 ? r : pm_err(-EIO, "%s: the scratch file is not empty", name);
+    }
+    return open_fd(name, fd, PM_MODE_WRITER, o->flags, o->durability, true, out);
+}
+
 int persistent_space_open(const char *path, const struct persistent_options *opts,
                           allocator_space_t **out)
 {
@@ -829,16 +857,18 @@ int persistent_space_open(const char *path, const struct persistent_options *opt
     memset(&o, 0, sizeof o);
     if (opts)
         o = *opts;
-    if (path == NULL || out == NULL)
+    if ((path == NULL && !(o.flags & PERSISTENT_OPEN_SCRATCH)) || out == NULL)
         return pm_err(-EINVAL, "path and out must not be NULL");
     *out = NULL;
     uint32_t known = PERSISTENT_OPEN_CREATE | PERSISTENT_OPEN_EXCL |
                      PERSISTENT_OPEN_READONLY | PERSISTENT_OPEN_PRIVATE |
-                     PERSISTENT_OPEN_NO_RECOVER;
+                     PERSISTENT_OPEN_NO_RECOVER | PERSISTENT_OPEN_SCRATCH;
     if (o.flags & ~known)
         return pm_err(-EINVAL, "unknown open flags %#x", o.flags & ~known);
     if (o.durability > PERSISTENT_DURABILITY_SYNC)
         return pm_err(-EINVAL, "unknown durability %u", o.durability);
+    if (o.flags & PERSISTENT_OPEN_SCRATCH)
+        return open_scratch(path, &o, out);
     uint32_t mode = PM_MODE_WRITER;
     if (o.flags & PERSISTENT_OPEN_PRIVATE)
         mode = PM_MODE_PRIVATE;

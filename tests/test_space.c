@@ -2,6 +2,8 @@
  * info and sync. */
 #include "check.h"
 
+#include <dirent.h>
+
 static void test_create_and_sizes(void)
 {
     const char *p = t_path("sizes");
@@ -271,6 +273,111 @@ static void test_many_spaces(void)
     unlink(p);
 }
 
+/* Descriptors the process has open on files whose name contains what (a
+ * scratch space's file must go at close). */
+static int open_fds(const char *what)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        char proc[64], target[600];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        ssize_t len = readlink(proc, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = 0;
+        n += strstr(target, what) != NULL;
+    }
+    return n;
+}
+
+static int entries_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    REQUIRE(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* Works as any space: blocks, growth, roots, a transaction, a check. */
+static void use_scratch(allocator_space_t *s)
+{
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK(in.growable);
+    CHECK_EQ(in.capacity, 1u << 20);
+    char *r = persistent_root_get(s, 7, 100, NULL);
+    REQUIRE(r != NULL);
+    strcpy(r, "scratch");
+    enum { N = 3000 };
+    static unsigned char *b[N];
+    for (int i = 0; i < N; i++) {           /* 3 MB: it grows */
+        b[i] = persistent_malloc(s, 1000);
+        REQUIRE(b[i] != NULL);
+        memset(b[i], (unsigned char)i, 1000);
+    }
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK(in.capacity > (1u << 20));
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_add(s, r, 8) == 0);
+    memcpy(r, "changed", 8);
+    REQUIRE(persistent_tx_abort(s) == 0);
+    CHECK(strcmp(r, "scratch") == 0);
+    for (int i = 0; i < N; i++) {
+        CHECK(b[i][0] == (unsigned char)i && b[i][999] == (unsigned char)i);
+        persistent_free(s, b[i]);
+    }
+    t_check_clean(s, "a scratch space");
+}
+
+static void test_scratch(void)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_SCRATCH;
+    o.size = 1u << 20;
+    o.max_size = 64u << 20;
+    allocator_space_t *s;
+    const char *mem = "memfd:persistent_mem scratch";
+    /* in memory */
+    REQUIRE(persistent_space_open(NULL, &o, &s) == 0);
+    CHECK_EQ(open_fds(mem), 1);
+    use_scratch(s);
+    REQUIRE(persistent_space_close(s) == 0);
+    CHECK_EQ(open_fds(mem), 0);
+    /* an unnamed file in a directory: the directory stays empty */
+    char dir[] = "/tmp/pm-test-scratch-XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    REQUIRE(persistent_space_open(dir, &o, &s) == 0);
+    CHECK_EQ(open_fds(dir), 1);
+    use_scratch(s);
+    CHECK_EQ(entries_in(dir), 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    CHECK_EQ(entries_in(dir), 0);
+    CHECK_EQ(open_fds(dir), 0);
+    /* refused: other flags, no size, a path that is not a directory */
+    o.flags = PERSISTENT_OPEN_SCRATCH | PERSISTENT_OPEN_CREATE;
+    CHECK_EQ(persistent_space_open(NULL, &o, &s), -EINVAL);
+    o.flags = PERSISTENT_OPEN_SCRATCH | PERSISTENT_OPEN_READONLY;
+    CHECK_EQ(persistent_space_open(dir, &o, &s), -EINVAL);
+    o.flags = PERSISTENT_OPEN_SCRATCH;
+    o.size = 0;
+    CHECK_EQ(persistent_space_open(NULL, &o, &s), -EINVAL);
+    o.size = 1u << 20;
+    char file[600];
+    snprintf(file, sizeof file, "%s/f", dir);
+    FILE *f = fopen(file, "w");
+    REQUIRE(f != NULL);
+    fclose(f);
+    CHECK(persistent_space_open(file, &o, &s) < 0);
+    unlink(file);
+    CHECK(persistent_space_open("/nonexistent-dir-of-pm-tests", &o, &s) < 0);
+    CHECK_EQ(open_fds(mem) + open_fds(dir), 0);
+    rmdir(dir);
+}
+
 int main(void)
 {
     test_create_and_sizes();
@@ -281,5 +388,6 @@ int main(void)
     test_bad_arguments();
     test_durability_recorded();
     test_many_spaces();
+    test_scratch();
     return t_done();
 }
