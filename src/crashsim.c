@@ -334,6 +334,8 @@ void pm_crash_attach(char *base, uint64_t len, int fd)
 
 void pm_crash_detach(char *base)
 {
+    if (!pm_crash_armed())
+        return;                         /* no lock outside the tests */
     pthread_mutex_lock(&sim_lock);
     if (sim_base == base) {
         sim_base = NULL;
@@ -345,6 +347,8 @@ void pm_crash_detach(char *base)
 
 void pm_crash_resize(char *base, uint64_t len)
 {
+    if (!pm_crash_armed())
+        return;                         /* no lock outside the tests */
     pthread_mutex_lock(&sim_lock);
     if (sim_base == base && len > sim_len)
         sim_len = len;
@@ -353,6 +357,8 @@ void pm_crash_resize(char *base, uint64_t len)
 
 void pm_crash_synced(char *base)
 {
+    if (!pm_crash_armed())
+        return;                         /* no lock outside the tests */
     pthread_mutex_lock(&sim_lock);
     if (sim_base == base && os_file_size(sim_fd, &sim_durable) != 0)
         sim_durable = sim_len;
