@@ -638,11 +638,11 @@ def chart(run, out_dir, title):
     g.append("if (ARG1 eq 'png') {")
     g.append("  set terminal pngcairo size %d,%d noenhanced font 'Helvetica,10' background rgb 'white'"
              % (w_px, h_px))
-    g.append("  set output '%s'" % os.path.join(out_dir, "chart.png"))
+    g.append("  set output 'chart.png'")
     g.append("} else {")
     g.append("  set terminal svg size %d,%d dynamic noenhanced font 'Helvetica,12' background rgb 'white'"
              % (w_px, h_px))
-    g.append("  set output '%s'" % os.path.join(out_dir, "chart.svg"))
+    g.append("  set output 'chart.svg'")
     g.append("}")
     g.append("set datafile missing 'NaN'")
     g.append("set multiplot layout %d,%d title \"%s\" font ',13' margins 0.06,0.98,0.07,%.3f "
@@ -672,7 +672,7 @@ def chart(run, out_dir, title):
         plots = []
         for j, b in enumerate(bs):
             plots.append("'%s' using 1:%d with linespoints %s pt 7 ps 0.6 title '%s'" % (
-                os.path.join(out_dir, "chart-%s.dat" % w), j + 2, style.get(b, ""), b))
+                "chart-%s.dat" % w, j + 2, style.get(b, ""), b))
         g.append("plot " + ", \\\n  ".join(plots))
     if has_frag:
         g.append("unset logscale")
@@ -688,14 +688,16 @@ def chart(run, out_dir, title):
         g.append("set style fill solid 0.6")
         g.append("set boxwidth 0.7")
         g.append("plot '%s' using 1:3:xtic(2) with boxes lc rgb '#4c72b0', %g with lines dt 2 lc rgb '#d62728'"
-                 % (os.path.join(out_dir, "chart-frag.dat"), FOOTPRINT_AIM))
+                 % ("chart-frag.dat", FOOTPRINT_AIM))
     g.append("unset multiplot")
     script = os.path.join(out_dir, "chart.gp")
     with open(script, "w") as f:
         f.write("\n".join(g) + "\n")
     for term in ("svg", "png"):
-        r = subprocess.run(["gnuplot", "-c", script, term], capture_output=True, text=True,
-                           check=False)
+        # in the results directory, with names relative to it: the chart
+        # carries no path of the machine it was made on
+        r = subprocess.run(["gnuplot", "-c", "chart.gp", term], capture_output=True, text=True,
+                           check=False, cwd=out_dir)
         if r.returncode != 0:
             return "gnuplot failed: " + r.stderr.strip()[-300:]
     return None
@@ -796,7 +798,12 @@ def main():
             print(p)
         return 0 if p else 1
     if a.replot:
-        return render(load(a.replot), a.replot, here, bool(a.publish))
+        run = load(a.replot)
+        if scrub(json.dumps(run.meta), os.path.dirname(here)) != json.dumps(run.meta):
+            scrub_meta(run.meta, os.path.dirname(here))     # made before scrubbing
+            with open(os.path.join(a.replot, "meta.json"), "w") as f:
+                json.dump(run.meta, f, indent=1)
+        return render(run, a.replot, here, bool(a.publish))
     if not a.pmbench:
         for cand in glob.glob(os.path.join(os.path.dirname(here), "build*", "bench", "pmbench")):
             a.pmbench = cand
@@ -897,6 +904,19 @@ ARG_KEYS = ["quick", "threads", "reps", "duration", "workloads", "backends", "po
             "reopen_backends", "dir", "buildtype"]
 
 
+def scrub(text, top):
+    """text with the source tree's path made relative: results carry no path
+    of the machine they were made on."""
+    top = os.path.abspath(top)
+    return text.replace(top + os.sep, "").replace(top, ".")
+
+
+def scrub_meta(meta, top):
+    for k in ("cmdline", "argv"):
+        if isinstance(meta.get(k), str):
+            meta[k] = scrub(meta[k], top)
+
+
 def save(run, out_dir):
     """raw.csv holds the measurements, meta.json everything else --replot needs."""
     with open(os.path.join(out_dir, "raw.csv"), "w", newline="") as f:
@@ -906,6 +926,8 @@ def save(run, out_dir):
             wr.writerow([r["workload"], r["backend"], r["threads"], r["rep"], r["metric"],
                          r["value"]])
     meta = dict(run.meta)
+    scrub_meta(meta, run.args.source if hasattr(run.args, "source") else
+               os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     meta.update({"args": {k: getattr(run.args, k) for k in ARG_KEYS},
                  "backends": run.backends, "skipped": run.skipped, "notes": run.notes,
                  "sources": run.sources, "reopen_info": run.reopen_info,
@@ -936,6 +958,7 @@ def load(out_dir):
 
 
 def render(run, out_dir, here, do_publish):
+    scrub_meta(run.meta, os.path.dirname(here))
     mach = run.meta["machine"]
     started = datetime.datetime.fromisoformat(run.meta["started"])
     write_summary(run, out_dir)
