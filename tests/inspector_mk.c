@@ -3,7 +3,8 @@
  *             blocks, two roots; closed cleanly
  *   dirty     the same, then the process ends without closing
  *   corrupt   healthy, then a superblock's header overwritten in the file
- *   garbage   a file that is not a space */
+ *   garbage   a file that is not a space
+ *   live      a writer at work on it until killed ("ready" on stdout) */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
 #include <stdio.h>
@@ -54,6 +55,44 @@ static allocator_space_t *make(const char *path, uint64_t *victim)
     return s;
 }
 
+/* A writer at work until it is killed: publishing allocations and frees
+ * of all sizes into a root's table, and transactions, without pause. */
+static void live(const char *path)
+{
+    uint64_t victim;
+    allocator_space_t *s = make(path, &victim);
+    enum { SLOTS = 512 };
+    persistent_offset_t *tab = persistent_root_get(s, 0x6c697665, SLOTS * sizeof *tab, NULL);
+    if (tab == NULL)
+        exit(1);
+    printf("ready\n");
+    fflush(stdout);
+    uint64_t x = 88172645463325252ull;
+    for (;;) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        persistent_offset_t *slot = &tab[x % SLOTS];
+        if (*slot != 0) {
+            if (persistent_free_from(s, slot) != 0)
+                exit(1);
+        } else {
+            size_t size = (x >> 20) % 7 == 0 ? 20000 + (x >> 40) % 200000 : 16 + (x >> 40) % 2000;
+            if (persistent_alloc_into(s, slot, size) == 0)
+                memset(persistent_offset_to_ptr(s, *slot), (int)x, size);
+        }
+        if (x % 16 == 0 && persistent_tx_begin(s) == 0) {
+            persistent_offset_t *t = &tab[(x >> 24) % SLOTS];
+            if (persistent_tx_add(s, t, sizeof *t) == 0 && *t == 0) {
+                void *b = persistent_tx_alloc(s, 100);
+                if (b != NULL)
+                    *t = ptr_to_persistent_offset(s, b);
+            }
+            persistent_tx_commit(s);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3)
@@ -68,6 +107,8 @@ int main(int argc, char **argv)
             fputs("not a space ", f);
         return fclose(f) == 0 ? 0 : 1;
     }
+    if (strcmp(mode, "live") == 0)
+        live(path);
     allocator_space_t *s = make(path, &victim);
     if (strcmp(mode, "dirty") == 0)
         _exit(0);

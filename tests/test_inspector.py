@@ -152,13 +152,61 @@ for path in (garbage, os.path.join(tmp, "insp-none.space")):
         if obj.get("status") != "not-a-space" or not isinstance(obj.get("code"), int):
             fail(f"{cmd} of {path}: {obj}")
 
+# copy: of a healthy space (then the same roots), of a dirty one (the copy
+# recovered), never over a file, of a damaged space (4, nothing left), of
+# something that is not a space (8)
+def copy(src, name, want):
+    dst = os.path.join(tmp, name)
+    rc, out, err = run("copy", src, dst)
+    if rc != want:
+        fail(f"copy {src}: exit {rc}, want {want} ({out.strip()} {err.strip()})")
+    return dst, out
+
+
+healthy = make("healthy", "insp-healthy.space")
+dst, _ = copy(healthy, "insp-copy.space", 0)
+if js("check", dst).get("status") != "healthy" or js("roots", dst).get("roots") != js("roots", healthy).get("roots"):
+    fail("copy: the copy is not the space")
+copy(healthy, "insp-copy.space", 16)                  # exists already
+os.unlink(dst)
+dirty = make("dirty", "insp-dirty.space")
+dst, out = copy(dirty, "insp-copy.space", 0)
+if "recovered" not in out or js("info", dst).get("clean") is not True:
+    fail(f"copy of a dirty space: {out!r}")
+if js("info", dirty).get("clean") is not False:
+    fail("copy changed the source")
+os.unlink(dst)
+corrupt = make("corrupt", "insp-corrupt.space")
+dst, _ = copy(corrupt, "insp-copy.space", 4)
+if os.path.exists(dst) or any(n.startswith("insp-copy.space.") for n in os.listdir(tmp)):
+    fail("copy of a damaged space left files")
+copy(garbage, "insp-copy.space", 8)
+
+# copy of a space a writer is changing all the time: every copy is whole
+livepath = os.path.join(tmp, "insp-live.space")
+w = subprocess.Popen([maker, "live", livepath], stdout=subprocess.PIPE, text=True)
+try:
+    if w.stdout.readline().strip() != "ready":
+        fail("the live writer did not start")
+    for i in range(4):
+        dst, out = copy(livepath, "insp-copy.space", 0)
+        if "while a writer had it open" not in out:
+            fail(f"copy of a live space: {out!r}")
+        if js("check", dst).get("status") != "healthy":
+            fail("copy of a live space: not healthy")
+        os.unlink(dst)
+finally:
+    w.kill()
+    w.wait()
+os.unlink(livepath)
+
 # usage: 16
 for args in ([], ["info"], ["bogus", healthy], ["dump", "--json", healthy, "0"]):
     rc, _, _ = run(*args)
     if rc != 16:
         fail(f"usage {args}: exit {rc}, want 16")
 
-for name in ("healthy", "dirty", "corrupt", "garbage"):
+for name in ("healthy", "dirty", "corrupt", "garbage", "copy"):
     try:
         os.unlink(os.path.join(tmp, f"insp-{name}.space"))
     except FileNotFoundError:

@@ -9,13 +9,22 @@
  * the space not closed cleanly and recovered it), 4 corrupt (a space whose
  * metadata is damaged), 8 not a space or not readable (no such file, not
  * a space, another format version or machine), 16 usage. */
+#define _GNU_SOURCE             /* copy_file_range, FICLONE (Linux) */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <linux/fs.h>
+#endif
 
 #include <persistent_mem.h>
 
@@ -37,6 +46,9 @@ static int usage(void)
             "                         space was mapped at an earlier base\n"
             "  dump FILE OFF [LEN]    hex dump of LEN bytes at offset OFF\n"
             "  recover FILE           open for writing (recovers), then close\n"
+            "  copy FILE NEW          a consistent copy (also of a space a writer has\n"
+            "                         open): reflinked where the file system can,\n"
+            "                         else copied; recovered and checked\n"
             "  flush                  the cache flush method this CPU gets\n"
             "--json (info, check, stats, roots): one JSON object on stdout.\n"
             "Exit status: 0 healthy, 1 repaired, 4 corrupt, 8 not a space or not\n"
@@ -442,6 +454,142 @@ static int cmd_dump(const char *offs, const char *lens)
     return EX_HEALTHY;
 }
 
+/* ---- copy ---- */
+
+/* Copies in to out (len bytes): a reflink where the file system can (an
+ * instant of the file), else copy_file_range or read/write, with progress
+ * on a terminal for a space over 1 GiB.  The method in *how. */
+static int copy_bytes(int in, int out, uint64_t len, const char **how)
+{
+#if defined(FICLONE)
+    if (ioctl(out, FICLONE, in) == 0) {
+        *how = "reflink";
+        return 0;
+    }
+#endif
+    bool progress = len > (UINT64_C(1) << 30) && isatty(2);
+    bool cfr = true;
+    static char buf[1 << 20];
+    *how = "copy";
+    for (uint64_t done = 0; done < len;) {
+        size_t chunk = len - done > (UINT64_C(64) << 20) ? (size_t)64 << 20 : (size_t)(len - done);
+        ssize_t n = -1;
+        if (cfr) {
+            off_t a = (off_t)done, b = (off_t)done;
+            n = copy_file_range(in, &a, out, &b, chunk, 0);
+            if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+                          errno == EOPNOTSUPP)) {
+                cfr = false;
+                continue;
+            }
+        } else {
+            n = pread(in, buf, chunk < sizeof buf ? chunk : sizeof buf, (off_t)done);
+            if (n > 0 && pwrite(out, buf, (size_t)n, (off_t)done) != n)
+                n = -1;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n == 0 ? -EIO : -errno;
+        done += (uint64_t)n;
+        if (progress)
+            fprintf(stderr, "\rcopy: %3d%%", (int)(done * 100 / len));
+    }
+    if (progress)
+        fprintf(stderr, "\rcopy: done\n");
+    return 0;
+}
+
+/* A consistent copy of file at dst.  Without a writer the source is held
+ * (a shared lock: a writer's open meanwhile gets PERSISTENT_E_BUSY) and
+ * the copy is an instant of it.  With a writer at work, a reflink is an
+ * instant too; a byte copy is not, so the copy is recovered and checked
+ * like a crashed space's file, and taken again (five tries) if the writer
+ * tore it.  Either way the copy is then opened for writing once (which
+ * recovers it) and checked. */
+static int cmd_copy(const char *dst)
+{
+    int in = open(file, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s: %s", file, strerror(errno));
+        return fail(EX_NOT_SPACE, msg, -errno);
+    }
+    if (access(dst, F_OK) == 0) {
+        fprintf(stderr, "%s exists\n", dst);
+        close(in);
+        return EX_USAGE;
+    }
+    bool live = flock(in, LOCK_SH | LOCK_NB) != 0;
+    struct stat sb;
+    if (fstat(in, &sb) != 0) {
+        close(in);
+        return fail(EX_NOT_SPACE, strerror(errno), -errno);
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", dst, (long)getpid());
+    int status = EX_CORRUPT;
+    char why[8400] = "";
+    for (int attempt = 1; attempt <= 5; attempt++) {
+        int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, sb.st_mode & 0777);
+        if (out < 0) {
+            snprintf(why, sizeof why, "%s: %s", tmp, strerror(errno));
+            status = EX_USAGE;
+            break;
+        }
+        const char *how = "copy";
+        int r = copy_bytes(in, out, (uint64_t)sb.st_size, &how);
+        if (r == 0 && fsync(out) != 0)
+            r = -errno;
+        close(out);
+        if (r < 0) {
+            snprintf(why, sizeof why, "copying: %s", strerror(-r));
+            status = EX_NOT_SPACE;
+            unlink(tmp);
+            break;
+        }
+        struct persistent_options o = {0};
+        allocator_space_t *s;
+        r = persistent_space_open(tmp, &o, &s);
+        struct persistent_check_report rep;
+        if (r == 0) {
+            struct persistent_info inf;
+            persistent_space_info(s, &inf);
+            int c = persistent_check(s, &rep);
+            if (persistent_space_close(s) != 0 && c == 0)
+                c = -EIO;
+            if (c == 0) {
+                if (link(tmp, dst) != 0) {
+                    snprintf(why, sizeof why, "%s: %s", dst, strerror(errno));
+                    unlink(tmp);
+                    status = EX_USAGE;
+                    break;
+                }
+                unlink(tmp);
+                printf("copied by %s%s%s, %s\n", how, live ? " while a writer had it open" : "",
+                       attempt > 1 ? " (taken again: a byte copy was torn)" : "",
+                       inf.recovered ? "recovered and checked" : "checked");
+                close(in);
+                return EX_HEALTHY;
+            }
+            snprintf(why, sizeof why, "the copy fails its check: %s",
+                     c == PERSISTENT_E_CORRUPT ? rep.first_error : persistent_strerror(c));
+        } else {
+            snprintf(why, sizeof why, "the copy does not open: %s", persistent_errormsg());
+            if (open_status(r) == EX_NOT_SPACE) {
+                unlink(tmp);
+                status = EX_NOT_SPACE;
+                break;
+            }
+        }
+        unlink(tmp);
+        if (!live || strcmp(how, "reflink") == 0)
+            break;                      /* an instant of a damaged space */
+    }
+    close(in);
+    return fail(status, why, status == EX_CORRUPT ? PERSISTENT_E_CORRUPT : -EIO);
+}
+
 static int cmd_recover(void)
 {
     struct persistent_options o = {0};
@@ -495,5 +643,7 @@ int main(int argc, char **argv)
         return cmd_dump(argv[2], n > 3 ? argv[3] : NULL);
     if (strcmp(command, "recover") == 0 && n == 2)
         return cmd_recover();
+    if (strcmp(command, "copy") == 0 && n == 3)
+        return cmd_copy(argv[2]);
     return usage();
 }
