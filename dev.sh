@@ -26,7 +26,6 @@ install_missing() {
     need gcc command -v gcc
     need g++ command -v g++
     need pkg-config command -v pkg-config
-    need libatomic-ops-dev test -f /usr/include/atomic_ops.h
     if [ "${1:-}" = test ]; then
         need clang command -v clang
         need libboost-dev test -d /usr/include/boost/container
