@@ -28,6 +28,7 @@ install_missing() {
     need pkg-config command -v pkg-config
     if [ "${1:-}" = test ]; then
         need clang command -v clang
+        need scdoc command -v scdoc
         need libboost-dev test -d /usr/include/boost/container
         need libpmemobj-dev test -f /usr/include/libpmemobj.h
         need libjemalloc-dev test -f /usr/include/jemalloc/jemalloc.h

@@ -46,6 +46,12 @@ if [ -f "$src/cpp/persistent_ptr.hpp" ]; then
     c++ -std=c++17 -Wall -Werror $sanflags $(pkg-config --cflags persistent_mem) "$tmp/user.cpp" \
         -o "$tmp/usercpp" $(pkg-config --libs persistent_mem)
 fi
+# the manual pages, where scdoc built them
+if command -v scdoc >/dev/null; then
+    for page in man3/persistent_mem.3 man1/persistent-mem.1; do
+        [ -n "$(find "$tmp/root" -path "*/man/$page")" ] || { echo "$page was not installed"; exit 1; }
+    done
+fi
 echo "installed: pkg-config build works"
 
 # 2. as a meson subproject
