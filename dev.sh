@@ -4,6 +4,7 @@
 #   ./dev.sh demo   install what is missing, build, run the demo twice
 #   ./dev.sh test   install what is missing, then build and run every test
 #                   suite with gcc (-Werror), under ASan+UBSan, under TSan,
+#                   the memcheck suite under valgrind (-Dvalgrind=enabled),
 #                   build everything with clang (-Werror), and cross-build
 #                   for aarch64 to run the unit and api suites under QEMU
 #
@@ -29,6 +30,7 @@ install_missing() {
     if [ "${1:-}" = test ]; then
         need clang command -v clang
         need scdoc command -v scdoc
+        need valgrind command -v valgrind
         need libboost-dev test -d /usr/include/boost/container
         need libpmemobj-dev test -f /usr/include/libpmemobj.h
         need libjemalloc-dev test -f /usr/include/jemalloc/jemalloc.h
@@ -132,6 +134,10 @@ test)
     # without ASLR: TSan's shadow layout does not fit every randomised mapping
     PM_STRESS_SCALE=0.2 setarch "$(uname -m)" -R \
         meson test -C "$BUILD-tsan" --print-errorlogs --suite stress --suite api --suite crash-mt --suite cpp
+    echo "== valgrind memcheck: persistent blocks are heap blocks to memcheck"
+    setup "$BUILD-valgrind" -Dvalgrind=enabled -Dbench=false --werror
+    ninja -C "$BUILD-valgrind" tests/test_memcheck
+    meson test -C "$BUILD-valgrind" --no-rebuild --print-errorlogs --suite memcheck
     echo "== clang, -Werror: build everything, run the unit, api and fuzz suites"
     CC=clang CXX=clang++ setup "$BUILD-clang" --werror
     ninja -C "$BUILD-clang"

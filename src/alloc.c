@@ -60,11 +60,15 @@ void *persistent_malloc(allocator_space_t *space, size_t size)
     struct pm_trec *rec = pm_thread_rec(space, &rt);
     if (PM_UNLIKELY(rec == NULL))
         return NULL;
+    void *p;
     if (PM_LIKELY(size - 1 < (size_t)rt->max_small))
-        return small_alloc(rt, rec, pm_size_class(size), 16);
-    if (size == 0)
+        p = small_alloc(rt, rec, pm_size_class(size), 16);
+    else if (size == 0)
         return NULL;
-    return large_alloc(rt, rec, size, 0);
+    else
+        p = large_alloc(rt, rec, size, 0);
+    pm_vg_user(rt, p, 0, false);
+    return p;
 }
 
 void *pm_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size, size_t align)
@@ -112,7 +116,9 @@ void *persistent_aligned_alloc(allocator_space_t *space, size_t alignment,
         return NULL;
     if (size == 0)
         return NULL;
-    return pm_alloc(rt, rec, size, alignment);
+    void *p = pm_alloc(rt, rec, size, alignment);
+    pm_vg_user(rt, p, 0, false);
+    return p;
 }
 
 size_t pm_usable(struct pm_rt *rt, const void *ptr)
@@ -163,8 +169,10 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
         pm_op_begin(rec);
         bool ok = lg_resize_in_place(rt, p, n);
         pm_op_end(rec);
-        if (ok)
+        if (ok) {
+            pm_vg_resized(rt, p, us);
             return p;
+        }
     }
     int held = pm_block_held(rt, UINT32_MAX, (uint64_t)((char *)p - rt->base));
     if (held != 0) {
@@ -176,7 +184,9 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
     void *q = pm_alloc(rt, rec, n, 0);
     if (q == NULL)
         return NULL;
+    pm_vg_user(rt, q, 0, false);
     memcpy(q, p, n < us ? n : us);
+    pm_vg_unuser(rt, p);
     pm_free_block(rt, rec, p);
     return q;
 }

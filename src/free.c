@@ -96,6 +96,7 @@ void persistent_free(allocator_space_t *space, void *ptr)
                   "persistent_free (space not open for writing here)");
         return;
     }
+    pm_vg_unuser(rt, ptr);
     uint32_t s, idx;
     struct pm_sb_header *h;
     if (PM_LIKELY(locate_small(rt, ptr, &s, &h, &idx))) {

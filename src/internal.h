@@ -201,6 +201,8 @@ struct pm_rt {
      * block, or a block an open transaction allocated or frees (tx.c);
      * per run (struct pm_sbctl.marks) how many marks it holds */
     pm_atomic_u64 *rootmark, *txmark;
+    pm_atomic_u64 *vgknown;       /* memcheck.c: blocks memcheck was told
+                                     of (valgrind builds only) */
 
     /* publish lanes (publish.c) */
     pm_atomic_u32 *lane_owner;    /* record id holding each lane */
@@ -565,6 +567,47 @@ void pm_crash_attach(char *base, uint64_t len, int fd);
 void pm_crash_detach(char *base);
 void pm_crash_resize(char *base, uint64_t len);
 void pm_crash_synced(char *base);
+
+/* ---- memcheck.c: Valgrind memcheck sees the program's blocks ----
+ * Built with -Dvalgrind=enabled (PM_VALGRIND); each call does nothing
+ * unless the process runs under valgrind, and in other builds they are
+ * empty inlines. */
+#ifdef PM_VALGRIND
+#define PM_VG_MARKS 1
+void pm_vg_user(struct pm_rt *rt, void *p, size_t n, bool zeroed); /* handed
+                                       out: n usable bytes (0: ask) */
+void pm_vg_unuser(struct pm_rt *rt, void *p);   /* the program frees it */
+void pm_vg_forget(struct pm_rt *rt, void *p, size_t n);   /* the library
+                                       frees it (n usable bytes) */
+void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable);
+void pm_vg_internal(void *p, size_t n);         /* the library's own use */
+void pm_vg_defined(void *p, size_t n);          /* copied into a log */
+void pm_vg_quiet(bool on);                      /* whole-page copies */
+void pm_vg_close(struct pm_rt *rt);             /* leaks: at close */
+void pm_vg_open(struct pm_rt *rt);              /* free memory: no access */
+void pm_vg_noaccess(void *p, size_t n);         /* free from here on */
+#else
+#define PM_VG_MARKS 0
+static inline void pm_vg_user(struct pm_rt *rt, void *p, size_t n, bool zeroed)
+{
+    (void)rt, (void)p, (void)n, (void)zeroed;
+}
+static inline void pm_vg_unuser(struct pm_rt *rt, void *p) { (void)rt, (void)p; }
+static inline void pm_vg_forget(struct pm_rt *rt, void *p, size_t n)
+{
+    (void)rt, (void)p, (void)n;
+}
+static inline void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable)
+{
+    (void)rt, (void)p, (void)old_usable;
+}
+static inline void pm_vg_internal(void *p, size_t n) { (void)p, (void)n; }
+static inline void pm_vg_defined(void *p, size_t n) { (void)p, (void)n; }
+static inline void pm_vg_quiet(bool on) { (void)on; }
+static inline void pm_vg_close(struct pm_rt *rt) { (void)rt; }
+static inline void pm_vg_open(struct pm_rt *rt) { (void)rt; }
+static inline void pm_vg_noaccess(void *p, size_t n) { (void)p, (void)n; }
+#endif
 
 /* ---- hooks (test points) ---- */
 enum pm_hook_point {

@@ -74,6 +74,7 @@ static bool chunk_add(struct pm_rt *rt, struct pm_trec *rec)
 {
     size_t size = sizeof(struct pm_lane_table) + LANE_CHUNK * sizeof(struct pm_lane);
     struct pm_lane_table *t = pm_alloc(rt, rec, size, 64);
+    pm_vg_internal(t, size);
     if (t == NULL)
         return false;
     memset(t, 0, size);
@@ -348,6 +349,7 @@ int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
     pm_persist(rt, dest, sizeof *dest);
     lane_clear(rt, l);
     pm_op_end(rec);
+    pm_vg_user(rt, rv.blk, rv.usable, false);
     return 0;
 }
 
@@ -401,6 +403,7 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
             continue;
         }
         pm_persist(rt, dest, sizeof *dest);
+        pm_vg_unuser(rt, rt->base + boff);
         pub_free_do(rt, &pf);
         lane_clear(rt, l);
         pub_free_finish(rt, rec, &pf);
@@ -447,8 +450,10 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         pm_op_begin(rec);
         bool ok = lg_resize_in_place(rt, old, size);
         pm_op_end(rec);
-        if (ok)
+        if (ok) {
+            pm_vg_resized(rt, old, us);
             return 0;
+        }
     }
     if (held != 0) {            /* moving it would free a root's block */
         pm_misuse(rt, held, old, "persistent_realloc_into");
@@ -465,12 +470,14 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         pm_op_end(rec);
         return pm_err(-ENOMEM, "realloc_into: out of space");
     }
+    pm_vg_user(rt, rv.blk, rv.usable, false);
     memcpy(rv.blk, old, size < us ? size : us);
     pm_persist(rt, rv.blk, size < us ? size : us);
     struct pm_pubfree pf;
     r = pub_free_prepare(rt, rec, old, &pf);
     if (r != 0) {
         /* the reserved block was never committed: it is simply still free */
+        pm_vg_forget(rt, rv.blk, rv.usable);
         pm_op_end(rec);
         pm_misuse(rt, r, old, "persistent_realloc_into");
         return pm_err(-EINVAL, "realloc_into: %s", persistent_strerror(r));
@@ -483,6 +490,7 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         /* *dest changed under us: the new block goes, still under the
          * lane (recovery would free it too), the old one stays */
         pub_free_abandon(rt, rec, &pf);
+        pm_vg_forget(rt, rv.blk, rv.usable);
         struct pm_pubfree nf;
         if (pub_free_prepare(rt, rec, rv.blk, &nf) == 0) {
             pub_free_do(rt, &nf);
@@ -495,6 +503,7 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         return pm_err(-EAGAIN, "realloc_into: the location changed meanwhile");
     }
     pm_persist(rt, dest, sizeof *dest);
+    pm_vg_forget(rt, old, us);
     pub_free_do(rt, &pf);
     lane_clear(rt, l);
     pub_free_finish(rt, rec, &pf);
@@ -516,6 +525,7 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
         pm_op_end(rec);
         return NULL;
     }
+    pm_vg_user(rt, rv.blk, rv.usable, false);
     memset(rv.blk, 0, size ? size : 1);
     pm_persist(rt, rv.blk, size ? size : 1);
     uint64_t voff = (uint64_t)((char *)val - rt->base);
@@ -534,6 +544,7 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
     }
     /* another thread's root won: ours goes, still under the lane */
     pm_root_unmark(rt, boff);
+    pm_vg_forget(rt, rv.blk, rv.usable);
     struct pm_pubfree pf;
     if (pub_free_prepare(rt, rec, rv.blk, &pf) == 0) {
         pub_free_do(rt, &pf);
@@ -572,6 +583,7 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
     }
     pm_persist(rt, val, sizeof *val);
     pm_root_unmark(rt, v);              /* a plain block from here on */
+    pm_vg_forget(rt, rt->base + v, pm_usable(rt, rt->base + v));
     pub_free_do(rt, &pf);
     lane_clear(rt, l);
     pub_free_finish(rt, rec, &pf);

@@ -96,7 +96,7 @@ int pm_engine_prepare(struct pm_rt *rt)
                                   sizeof(pm_atomic_u32), 64);
     /* one bit per 16-byte granule of the pages, twice (roots.c) */
     size_t mark_sz = round_up(((mp << rt->page_shift) / 16 + 63) / 64 * 8, 64);
-    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz + 2 * mark_sz;
+    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz + (2 + PM_VG_MARKS) * mark_sz;
     char *v = os_vol_alloc(rt->vol_size);
     if (v == NULL)
         return pm_err(-ENOMEM, "cannot reserve %zu bytes for the runtime",
@@ -117,6 +117,8 @@ int pm_engine_prepare(struct pm_rt *rt)
     rt->rootmark = (pm_atomic_u64 *)v;
     v += mark_sz;
     rt->txmark = (pm_atomic_u64 *)v;
+    v += mark_sz;
+    rt->vgknown = PM_VG_MARKS ? (pm_atomic_u64 *)v : NULL;
     rt->used_words = (mp + 63) / 64;
     pm_classes_init(rt);
     pg_init(rt);
@@ -217,5 +219,6 @@ void pm_engine_close(struct pm_rt *rt)
         rt->lane_owner = NULL;
         rt->rootmark = NULL;
         rt->txmark = NULL;
+        rt->vgknown = NULL;
     }
 }

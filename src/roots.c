@@ -120,6 +120,7 @@ static uint64_t new_table(struct pm_rt *rt, struct pm_trec *rec,
 {
     size_t size = sizeof(struct pm_root_table) + cap * sizeof(struct pm_root_slot);
     struct pm_root_table *tb = pm_alloc(rt, rec, size, 64);
+    pm_vg_internal(tb, size);
     if (tb == NULL)
         return 0;
     memset(tb, 0, size);

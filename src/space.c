@@ -818,6 +818,8 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
         rt_unmap_free(rt);
         return r;
     }
+    if (rt->can_alloc)
+        pm_vg_open(rt);         /* valgrind builds: free memory is off limits */
     *out = (allocator_space_t *)base;
     return 0;
 }
@@ -949,6 +951,9 @@ int persistent_space_close(allocator_space_t *space)
 {
     if (space == NULL)
         return 0;
+    struct pm_rt *live = pm_rt_of(space);
+    if (live != NULL && live->can_alloc)
+        pm_vg_close(live);      /* leaks (valgrind builds): roots still there */
     struct pm_rt *rt = registry_remove(space);
     if (rt == NULL)
         return pm_err(-EINVAL, "%p is not an open space", (const void *)space);

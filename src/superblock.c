@@ -194,6 +194,7 @@ static void format(struct pm_rt *rt, uint32_t first, uint32_t n_pages, uint32_t 
     uint32_t n_blocks = 0, data_start = 0;
     (void)pm_sb_geometry(rt, c, n_pages, &n_blocks, &data_start);
     uint32_t n_words = (n_blocks + 63) / 64;
+    pm_vg_internal(h, sizeof *h + 16u * n_words);  /* pages a block may have had */
     memset(h, 0, sizeof *h + 16u * n_words);
     h->magic = PM_SB_MAGIC;
     h->cls = (uint16_t)c;
@@ -204,6 +205,7 @@ static void format(struct pm_rt *rt, uint32_t first, uint32_t n_pages, uint32_t 
     h->data_start = data_start;
     h->check = pm_sb_check(h);
     pm_persist(rt, h, sizeof *h + 16u * n_words);
+    pm_vg_noaccess((char *)h + data_start, (size_t)n_blocks * h->block_size);
 
     struct pm_sbctl *ctl = ctl_of(rt, first);
     pm_store_relaxed(&ctl->summary, 0);

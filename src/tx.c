@@ -162,6 +162,7 @@ static void entry_fill(struct pm_txent *e, uint64_t gen, uint32_t kind, uint64_t
     uint64_t n_words = 0;
     if (data != NULL) {
         memcpy(e + 1, data, len);
+        pm_vg_defined(e + 1, len);      /* the log holds whatever was there */
         memset((char *)(e + 1) + len, 0, round8(len) - len);
         n_words = round8(len) / 8;
     }
@@ -280,6 +281,7 @@ static struct pm_txent *log_entry(struct pm_rt *rt, struct pm_tx *tx, uint64_t b
             return NULL;
         }
         uint64_t seg = rt->data_off + (first << rt->page_shift);
+        pm_vg_internal(rt->base + seg, n << rt->page_shift);
         if (tx->automatic)
             (void)os_protect(rt->base + seg, n << rt->page_shift, true);
         struct pm_txent *j = (struct pm_txent *)(void *)tx->at;
@@ -340,6 +342,7 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
     }
     /* memory-page aligned: an automatic transaction leaves it writable */
     struct pm_txlog *lg = pm_alloc(rt, rec, LOG_BYTES, page_of_os());
+    pm_vg_internal(lg, LOG_BYTES);
     if (lg == NULL)
         return -ENOMEM;
     memset(lg, 0, sizeof *lg + ENT);
@@ -533,8 +536,11 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    if (tx->automatic)                      /* its pages are caught */
-        return pm_alloc(rt, rec, size, 16);
+    if (tx->automatic) {                    /* its pages are caught */
+        void *p = pm_alloc(rt, rec, size, 16);
+        pm_vg_user(rt, p, 0, false);
+        return p;
+    }
     if (!vec_room(&tx->allocs) || !vec_room(&tx->marks) ||
         !pf_room(&tx->pf, &tx->pf_cap, tx->allocs.n + 1)) {
         /* nothing fails after the block is taken */
@@ -575,6 +581,7 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
     if (pm_mark(rt, rt->txmark, off))
         (void)vec_push(&tx->marks, off, 0, NULL);     /* room made above */
     (void)vec_push(&tx->allocs, off, usable, NULL);
+    pm_vg_user(rt, rv.blk, usable, false);
     return rv.blk;
 }
 
@@ -603,6 +610,7 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
     }
     uint64_t off = p - b;
     if (tx->automatic) {                    /* at once: its pages are caught */
+        pm_vg_unuser(rt, ptr);
         pm_free_block(rt, rec, ptr);
         return 0;
     }
@@ -728,6 +736,9 @@ int persistent_tx_commit(allocator_space_t *space)
          * word moves on) and out of reach until that has happened;
          * recovery finishes them from the entries kept in this stream */
         for (size_t i = 0; i < tx->frees.n; i++)
+            pm_vg_forget(rt, rt->base + tx->frees.v[i].off,
+                         pm_usable(rt, rt->base + tx->frees.v[i].off));
+        for (size_t i = 0; i < tx->frees.n; i++)
             if (pub_free_prepare_held(rt, rec, rt->base + tx->frees.v[i].off,
                                       &tx->held[tx->n_held]) == 0)
                 pub_free_flush(rt, &tx->held[tx->n_held++]);
@@ -763,6 +774,8 @@ static void tx_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
     }
     size_t n = 0;
     op_enter(rt, rec);
+    for (size_t i = 0; i < tx->allocs.n; i++)
+        pm_vg_forget(rt, rt->base + tx->allocs.v[i].off, tx->allocs.v[i].len);
     for (size_t i = 0; i < tx->allocs.n; i++)
         if (pub_free_prepare(rt, rec, rt->base + tx->allocs.v[i].off, &tx->pf[n]) == 0)
             pub_free_flush(rt, &tx->pf[n++]);
@@ -825,6 +838,7 @@ static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
 {
     uint64_t len = e->kind_len >> 8;
     const char *src = (const char *)(e + 1);
+    pm_vg_quiet(true);                  /* a whole page: free blocks too */
     if (e->off != 0) {
         memcpy(rt->base + e->off, src, len);
     } else {
@@ -833,6 +847,7 @@ static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
         memcpy(rt->base + live, src + live, keep);
         memcpy(rt->base + PM_HEADER_SIZE, src + PM_HEADER_SIZE, len - PM_HEADER_SIZE);
     }
+    pm_vg_quiet(false);
     pm_flush(rt, rt->base + e->off, len);
 }
 
@@ -841,7 +856,9 @@ static bool auto_snapshot(struct pm_rt *rt, struct pm_tx *tx, uint64_t off)
     struct pm_txent *e = log_entry(rt, tx, ENT + page_of_os());
     if (e == NULL)
         return false;
+    pm_vg_quiet(true);                  /* a whole page: free blocks too */
     entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
+    pm_vg_quiet(false);
     pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */
     return os_protect(rt->base + off, page_of_os(), true) == 0;
 }

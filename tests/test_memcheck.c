@@ -1,0 +1,163 @@
+/* Valgrind memcheck sees persistent blocks (-Dvalgrind=enabled builds):
+ *     test_memcheck MODE PATH        run by test_memcheck.py under valgrind
+ * clean     every kind of call, a reopen, blocks from the file freed: no
+ *           error, no leak
+ * uninit    a branch on a fresh block's byte: an uninitialised value
+ * overflow  a write one byte past a block's usable end: an invalid write
+ * uaf       a read of a freed block: an invalid read in a block freed
+ * leak      a block no root reaches at close: definitely lost, with the
+ *           stack of leak_one() */
+#include "check.h"
+
+#include <valgrind/memcheck.h>
+
+static allocator_space_t *open_space(const char *path)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 4u << 20;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    return s;
+}
+
+struct rootrec {
+    persistent_offset_t list, pub;
+    char text[32];
+};
+
+static void clean(const char *path)
+{
+    allocator_space_t *s = open_space(path);
+    struct rootrec *r = persistent_root_get(s, 1, sizeof *r, NULL);
+    REQUIRE(r != NULL);
+    strcpy(r->text, "kept");
+    /* a list reached from the root through offsets */
+    for (int i = 0; i < 50; i++) {
+        uint64_t *n = persistent_malloc(s, 24 + (size_t)i * 40);
+        REQUIRE(n != NULL);
+        n[0] = r->list;
+        n[1] = (uint64_t)i;
+        r->list = ptr_to_persistent_offset(s, n);
+    }
+    char *c = persistent_calloc(s, 10, 10);
+    REQUIRE(c != NULL && c[99] == 0);
+    c = persistent_reallocate(s, c, 5000);
+    REQUIRE(c != NULL && c[50] == 0);
+    c = persistent_reallocate(s, c, 200000);          /* large */
+    c[199999] = 1;
+    persistent_free(s, c);
+    REQUIRE(persistent_alloc_into(s, &r->pub, 100) == 0);
+    memset(persistent_offset_to_ptr(s, r->pub), 7, 100);
+    REQUIRE(persistent_realloc_into(s, &r->pub, 3000) == 0);
+    REQUIRE(((char *)persistent_offset_to_ptr(s, r->pub))[99] == 7);
+    REQUIRE(persistent_free_from(s, &r->pub) == 0);
+    /* transactions: one committed, one aborted */
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_add(s, r, sizeof *r) == 0);
+    uint64_t *t = persistent_tx_zalloc(s, 40);
+    REQUIRE(t != NULL && t[4] == 0);
+    t[0] = r->list;
+    r->list = ptr_to_persistent_offset(s, t);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_add(s, r->text, 8) == 0);
+    memcpy(r->text, "gone", 5);
+    REQUIRE(persistent_tx_alloc(s, 500) != NULL);
+    REQUIRE(persistent_tx_abort(s) == 0);
+    REQUIRE(strcmp(r->text, "kept") == 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    /* again: the blocks of the file, read and freed */
+    s = open_space(path);
+    r = persistent_find_root(s, 1);
+    REQUIRE(r != NULL && strcmp(r->text, "kept") == 0);
+    int n = 0;
+    while (r->list) {
+        uint64_t *x = persistent_offset_to_ptr(s, r->list);
+        r->list = x[0];
+        persistent_free(s, x);
+        n++;
+    }
+    REQUIRE(n == 51);
+    REQUIRE(persistent_space_close(s) == 0);
+}
+
+static void uninit(const char *path)
+{
+    allocator_space_t *s = open_space(path);
+    volatile char *p = persistent_malloc(s, 64);
+    REQUIRE(p != NULL);
+    if (p[10] == 3)                                     /* never written */
+        printf("three\n");
+    persistent_free(s, (void *)p);
+    persistent_space_close(s);
+}
+
+static void overflow(const char *path)
+{
+    allocator_space_t *s = open_space(path);
+    char *p = persistent_malloc(s, 64);
+    REQUIRE(p != NULL);
+    size_t u = persistent_usable_size(s, p);
+    memset(p, 1, u);
+    ((volatile char *)p)[u] = 1;                        /* one past the end */
+    persistent_free(s, p);
+    persistent_space_close(s);
+}
+
+static void uaf(const char *path)
+{
+    allocator_space_t *s = open_space(path);
+    char *p = persistent_malloc(s, 100);
+    REQUIRE(p != NULL);
+    memset(p, 2, 100);
+    persistent_free(s, p);
+    if (((volatile char *)p)[5] == 2)                   /* freed */
+        printf("still two\n");
+    persistent_space_close(s);
+}
+
+__attribute__((noinline)) static void leak_one(allocator_space_t *s)
+{
+    char *p = persistent_malloc(s, 333);
+    REQUIRE(p != NULL);
+    memset(p, 3, 333);                  /* its offset is kept nowhere */
+}
+
+static void leak(const char *path)
+{
+    allocator_space_t *s = open_space(path);
+    uint64_t *r = persistent_root_get(s, 1, 64, NULL);
+    REQUIRE(r != NULL);
+    uint64_t *kept = persistent_malloc(s, 100);     /* reached: no report */
+    REQUIRE(kept != NULL);
+    r[0] = ptr_to_persistent_offset(s, kept);
+    leak_one(s);
+    persistent_space_close(s);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3)
+        return 2;
+    if (!RUNNING_ON_VALGRIND) {
+        printf("not under valgrind\n");
+        return 77;
+    }
+    const char *m = argv[1], *path = argv[2];
+    unlink(path);
+    if (strcmp(m, "clean") == 0)
+        clean(path);
+    else if (strcmp(m, "uninit") == 0)
+        uninit(path);
+    else if (strcmp(m, "overflow") == 0)
+        overflow(path);
+    else if (strcmp(m, "uaf") == 0)
+        uaf(path);
+    else if (strcmp(m, "leak") == 0)
+        leak(path);
+    else
+        return 2;
+    unlink(path);
+    return t_done();
+}
