@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Built with -fvisibility=hidden: only the public API is exported. */
 #pragma GCC visibility push(default)
@@ -568,11 +569,19 @@ void pm_crash_detach(char *base);
 void pm_crash_resize(char *base, uint64_t len);
 void pm_crash_synced(char *base);
 
-/* ---- memcheck.c: Valgrind memcheck sees the program's blocks ----
- * Built with -Dvalgrind=enabled (PM_VALGRIND); each call does nothing
- * unless the process runs under valgrind, and in other builds they are
- * empty inlines. */
-#ifdef PM_VALGRIND
+/* ---- memcheck.c: Valgrind memcheck and AddressSanitizer see the
+ * program's blocks ----
+ * Built with -Dvalgrind=enabled (PM_VALGRIND: each call does nothing unless
+ * the process runs under valgrind) or with ASan (PM_ASAN: poisoning); in
+ * other builds they are empty inlines. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PM_ASAN 1
+#endif
+#endif
+#if defined(PM_VALGRIND) || defined(PM_ASAN)
 #define PM_VG_MARKS 1
 void pm_vg_user(struct pm_rt *rt, void *p, size_t n, bool zeroed); /* handed
                                        out: n usable bytes (0: ask) */
@@ -586,6 +595,8 @@ void pm_vg_quiet(bool on);                      /* whole-page copies */
 void pm_vg_close(struct pm_rt *rt);             /* leaks: at close */
 void pm_vg_open(struct pm_rt *rt);              /* free memory: no access */
 void pm_vg_noaccess(void *p, size_t n);         /* free from here on */
+void pm_vg_unmap(struct pm_rt *rt);             /* all of it, before unmap */
+void pm_copy_raw(void *dst, const void *src, size_t n);   /* unchecked */
 #else
 #define PM_VG_MARKS 0
 static inline void pm_vg_user(struct pm_rt *rt, void *p, size_t n, bool zeroed)
@@ -607,6 +618,11 @@ static inline void pm_vg_quiet(bool on) { (void)on; }
 static inline void pm_vg_close(struct pm_rt *rt) { (void)rt; }
 static inline void pm_vg_open(struct pm_rt *rt) { (void)rt; }
 static inline void pm_vg_noaccess(void *p, size_t n) { (void)p, (void)n; }
+static inline void pm_vg_unmap(struct pm_rt *rt) { (void)rt; }
+static inline void pm_copy_raw(void *dst, const void *src, size_t n)
+{
+    memcpy(dst, src, n);
+}
 #endif
 
 /* ---- hooks (test points) ---- */

@@ -1,4 +1,13 @@
-/* Valgrind memcheck sees the program's blocks (meson -Dvalgrind=enabled).
+/* Valgrind memcheck (meson -Dvalgrind=enabled) and AddressSanitizer (a
+ * build with -fsanitize=address) see the program's blocks.
+ *
+ * Under ASan the same calls poison and unpoison: a block handed out is
+ * unpoisoned over its usable size, a freed one and all free memory are
+ * poisoned, so an overflow into free memory or the next free block, or a
+ * use after free, is an ASan report.  The library's own reads of whole
+ * pages or lines (automatic transactions, the crash simulator) go through
+ * pm_copy_raw, which ASan does not check; before the mapping goes, its
+ * shadow is cleared.
  *
  * A block handed to the program is a heap block to memcheck
  * (VALGRIND_MALLOCLIKE_BLOCK over its usable size, which the program may
@@ -28,10 +37,53 @@
  * have none of it (internal.h). */
 #include "internal.h"
 
-#ifdef PM_VALGRIND
+#if defined(PM_VALGRIND) || defined(PM_ASAN)
 #include <stdlib.h>
 #include <string.h>
+#ifdef PM_VALGRIND
 #include <valgrind/memcheck.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#define VALGRIND_MALLOCLIKE_BLOCK(p, n, rz, z) ((void)(p), (void)(n), (void)(z))
+#define VALGRIND_FREELIKE_BLOCK(p, rz) ((void)(p))
+#define VALGRIND_RESIZEINPLACE_BLOCK(p, o, n, rz) ((void)(p), (void)(o), (void)(n))
+#define VALGRIND_MAKE_MEM_NOACCESS(p, n) ((void)(p), (void)(n))
+#define VALGRIND_MAKE_MEM_UNDEFINED(p, n) ((void)(p), (void)(n))
+#define VALGRIND_MAKE_MEM_DEFINED(p, n) ((void)(p), (void)(n))
+#define VALGRIND_DISABLE_ERROR_REPORTING ((void)0)
+#define VALGRIND_ENABLE_ERROR_REPORTING ((void)0)
+#endif
+#ifdef PM_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#define ACTIVE 1
+#else
+#define POISON(p, n) ((void)0)
+#define UNPOISON(p, n) ((void)0)
+#define ACTIVE RUNNING_ON_VALGRIND
+#endif
+
+/* Bytes the library moves whole (pages, cache lines), free memory among
+ * them: not checked. */
+#ifdef PM_ASAN
+__attribute__((no_sanitize_address))
+#endif
+void pm_copy_raw(void *dst, const void *src, size_t n)
+{
+#ifdef PM_ASAN
+    /* not memcpy: ASan's interceptor would check it (volatile, so that the
+     * compiler does not turn the loop back into a call to it) */
+    volatile unsigned char *d = dst;
+    const volatile unsigned char *q = src;
+    for (size_t i = 0; i < n; i++)
+        d[i] = q[i];
+#else
+    VALGRIND_DISABLE_ERROR_REPORTING;
+    memcpy(dst, src, n);
+    VALGRIND_ENABLE_ERROR_REPORTING;
+#endif
+}
 
 static bool known_set(struct pm_rt *rt, uint64_t off, bool on)
 {
@@ -43,19 +95,20 @@ static bool known_set(struct pm_rt *rt, uint64_t off, bool on)
 
 void pm_vg_user(struct pm_rt *rt, void *p, size_t n, bool zeroed)
 {
-    if (p == NULL || !RUNNING_ON_VALGRIND || rt->vgknown == NULL)
+    if (p == NULL || !ACTIVE || rt->vgknown == NULL)
         return;
     if (n == 0)
         n = pm_usable(rt, p);
     if (n == 0)
         return;
+    UNPOISON(p, n);
     VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, zeroed);
     (void)known_set(rt, (uint64_t)((char *)p - rt->base), true);
 }
 
 void pm_vg_unuser(struct pm_rt *rt, void *p)
 {
-    if (p == NULL || !RUNNING_ON_VALGRIND || rt->vgknown == NULL)
+    if (p == NULL || !ACTIVE || rt->vgknown == NULL)
         return;
     uintptr_t a = (uintptr_t)p, b = (uintptr_t)rt->base;
     if (a < b || a - b >= pm_data_limit(rt))
@@ -70,23 +123,29 @@ void pm_vg_unuser(struct pm_rt *rt, void *p)
         VALGRIND_FREELIKE_BLOCK(p, 0);
     else
         VALGRIND_MAKE_MEM_NOACCESS(p, n);
+    POISON(p, n);
 }
 
 void pm_vg_forget(struct pm_rt *rt, void *p, size_t n)
 {
-    if (p == NULL || !RUNNING_ON_VALGRIND || rt->vgknown == NULL)
+    if (p == NULL || !ACTIVE || rt->vgknown == NULL)
         return;
     if (known_set(rt, (uint64_t)((char *)p - rt->base), false))
         VALGRIND_FREELIKE_BLOCK(p, 0);
     else if (n)
         VALGRIND_MAKE_MEM_NOACCESS(p, n);
+    POISON(p, n);
 }
 
 void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable)
 {
-    if (p == NULL || !RUNNING_ON_VALGRIND || rt->vgknown == NULL)
+    if (p == NULL || !ACTIVE || rt->vgknown == NULL)
         return;
     size_t n = pm_usable(rt, p);
+    if (n > old_usable)
+        UNPOISON(p, n);
+    else
+        POISON((char *)p + n, old_usable - n);
     uint64_t g = ((uint64_t)((char *)p - rt->base) - rt->data_off) >> 4;
     bool known = (pm_load_acquire(&rt->vgknown[g >> 6]) >> (g & 63)) & 1;
     if (known && n != old_usable)
@@ -95,8 +154,10 @@ void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable)
 
 void pm_vg_internal(void *p, size_t n)
 {
-    if (p != NULL && RUNNING_ON_VALGRIND)
-        VALGRIND_MAKE_MEM_UNDEFINED(p, n);
+    if (p == NULL || !ACTIVE)
+        return;
+    UNPOISON(p, n);
+    VALGRIND_MAKE_MEM_UNDEFINED(p, n);
 }
 
 void pm_vg_defined(void *p, size_t n)
@@ -117,8 +178,17 @@ void pm_vg_quiet(bool on)
 
 void pm_vg_noaccess(void *p, size_t n)
 {
-    if (p != NULL && RUNNING_ON_VALGRIND)
-        VALGRIND_MAKE_MEM_NOACCESS(p, n);
+    if (p == NULL || !ACTIVE)
+        return;
+    POISON(p, n);
+    VALGRIND_MAKE_MEM_NOACCESS(p, n);
+}
+
+void pm_vg_unmap(struct pm_rt *rt)
+{
+    (void)rt;
+    if (ACTIVE)
+        UNPOISON(rt->base, rt->reserve_size);
 }
 
 /* ---- open: what is free, memcheck may not touch ---- */
@@ -131,8 +201,8 @@ static int free_parts(struct pm_rt *rt, const struct pm_run *r, void *arg)
 {
     struct gap *g = arg;
     if (r->first > g->next)
-        VALGRIND_MAKE_MEM_NOACCESS(rt->data + (g->next << rt->page_shift),
-                                   (r->first - g->next) << rt->page_shift);
+        pm_vg_noaccess(rt->data + (g->next << rt->page_shift),
+                       (r->first - g->next) << rt->page_shift);
     g->next = r->last + 1;
     const struct pm_sb_header *h = r->h;
     if (h == NULL)
@@ -142,14 +212,14 @@ static int free_parts(struct pm_rt *rt, const struct pm_run *r, void *arg)
         uint64_t bit = UINT64_C(1) << (i & 63);
         if (!(pm_load_relaxed(&h->bits[i >> 6]) & bit) ||
             (pm_load_relaxed(&h->bits[h->n_words + (i >> 6)]) & bit))
-            VALGRIND_MAKE_MEM_NOACCESS(d + (size_t)i * h->block_size, h->block_size);
+            pm_vg_noaccess(d + (size_t)i * h->block_size, h->block_size);
     }
     return 0;
 }
 
 void pm_vg_open(struct pm_rt *rt)
 {
-    if (!RUNNING_ON_VALGRIND || rt->vgknown == NULL)
+    if (!ACTIVE || rt->vgknown == NULL)
         return;
     struct gap g = {0};
     const char *why;
@@ -158,8 +228,7 @@ void pm_vg_open(struct pm_rt *rt)
         return;
     uint64_t n = pm_load_acquire(&rt->n_pages);
     if (n > g.next)
-        VALGRIND_MAKE_MEM_NOACCESS(rt->data + (g.next << rt->page_shift),
-                                   (n - g.next) << rt->page_shift);
+        pm_vg_noaccess(rt->data + (g.next << rt->page_shift), (n - g.next) << rt->page_shift);
 }
 
 /* ---- leaks ---- */

@@ -658,6 +658,7 @@ static void rt_unmap_free(struct pm_rt *rt)
 {
     if (rt->base) {
         pm_crash_detach(rt->base);
+        pm_vg_unmap(rt);        /* ASan: no poison left where a mapping goes */
         os_unmap(rt->base, rt->reserve_size);
     }
     /* a descriptor that names another file by now is the program's */

@@ -161,7 +161,10 @@ static void entry_fill(struct pm_txent *e, uint64_t gen, uint32_t kind, uint64_t
     e->reserved = 0;
     uint64_t n_words = 0;
     if (data != NULL) {
-        memcpy(e + 1, data, len);
+        if (kind == PM_TXE_PAGE)
+            pm_copy_raw(e + 1, data, len);  /* a whole page: free blocks too */
+        else
+            memcpy(e + 1, data, len);
         pm_vg_defined(e + 1, len);      /* the log holds whatever was there */
         memset((char *)(e + 1) + len, 0, round8(len) - len);
         n_words = round8(len) / 8;
@@ -840,12 +843,12 @@ static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
     const char *src = (const char *)(e + 1);
     pm_vg_quiet(true);                  /* a whole page: free blocks too */
     if (e->off != 0) {
-        memcpy(rt->base + e->off, src, len);
+        pm_copy_raw(rt->base + e->off, src, len);
     } else {
         size_t live = offsetof(struct pm_header, live);
         size_t keep = offsetof(struct pm_live, n_pages);    /* the words before it */
-        memcpy(rt->base + live, src + live, keep);
-        memcpy(rt->base + PM_HEADER_SIZE, src + PM_HEADER_SIZE, len - PM_HEADER_SIZE);
+        pm_copy_raw(rt->base + live, src + live, keep);
+        pm_copy_raw(rt->base + PM_HEADER_SIZE, src + PM_HEADER_SIZE, len - PM_HEADER_SIZE);
     }
     pm_vg_quiet(false);
     pm_flush(rt, rt->base + e->off, len);
