@@ -1056,6 +1056,9 @@ static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
                  "heap, so the process stops (the space is whole: open it again)\n");
     auto_end(rt, tx);
     pm_engine_reset(rt, rec);
+    /* memory checkers: what is free again after the restore */
+    pm_vg_unmap(rt);
+    pm_vg_open(rt);
     pm_store_release(&auto_rt, (struct pm_rt *)NULL);
 }
 
