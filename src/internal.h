@@ -583,18 +583,68 @@ void pm_crash_synced(char *base);
 #endif
 #if defined(PM_VALGRIND) || defined(PM_ASAN)
 #define PM_VG_MARKS 1
-void pm_vg_user(struct pm_rt *rt, void *p, size_t n, bool zeroed); /* handed
-                                       out: n usable bytes (0: ask) */
-void pm_vg_unuser(struct pm_rt *rt, void *p);   /* the program frees it */
-void pm_vg_forget(struct pm_rt *rt, void *p, size_t n);   /* the library
-                                       frees it (n usable bytes) */
-void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable);
-void pm_vg_internal(void *p, size_t n);         /* the library's own use */
-void pm_vg_defined(void *p, size_t n);          /* copied into a log */
-void pm_vg_quiet(bool on);                      /* whole-page copies */
+/* Under valgrind, or in an ASan build: set by the first writer's open
+ * (pm_vg_open); outside valgrind a -Dvalgrind build pays a load and a
+ * branch per call. */
+extern pm_atomic_u32 pm_vg_active;
+void pm_vg_user_(struct pm_rt *rt, void *p, size_t n, bool zeroed);
+void pm_vg_unuser_(struct pm_rt *rt, void *p);
+void pm_vg_forget_(struct pm_rt *rt, void *p, size_t n);
+void pm_vg_resized_(struct pm_rt *rt, void *p, size_t old_usable);
+void pm_vg_internal_(void *p, size_t n);
+void pm_vg_defined_(void *p, size_t n);
+void pm_vg_quiet_(bool on);
+void pm_vg_noaccess_(void *p, size_t n);
+#define PM_VG_ON PM_UNLIKELY(pm_load_relaxed(&pm_vg_active) != 0)
+/* handed out: n usable bytes (0: ask) */
+static inline void pm_vg_user(struct pm_rt *rt, void *p, size_t n, bool zeroed)
+{
+    if (PM_VG_ON)
+        pm_vg_user_(rt, p, n, zeroed);
+}
+/* the program frees it */
+static inline void pm_vg_unuser(struct pm_rt *rt, void *p)
+{
+    if (PM_VG_ON)
+        pm_vg_unuser_(rt, p);
+}
+/* the library frees it (n usable bytes) */
+static inline void pm_vg_forget(struct pm_rt *rt, void *p, size_t n)
+{
+    if (PM_VG_ON)
+        pm_vg_forget_(rt, p, n);
+}
+static inline void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable)
+{
+    if (PM_VG_ON)
+        pm_vg_resized_(rt, p, old_usable);
+}
+/* the library's own use from here on */
+static inline void pm_vg_internal(void *p, size_t n)
+{
+    if (PM_VG_ON)
+        pm_vg_internal_(p, n);
+}
+/* copied into a log: whatever it holds counts as written */
+static inline void pm_vg_defined(void *p, size_t n)
+{
+    if (PM_VG_ON)
+        pm_vg_defined_(p, n);
+}
+/* around whole-page copies */
+static inline void pm_vg_quiet(bool on)
+{
+    if (PM_VG_ON)
+        pm_vg_quiet_(on);
+}
+/* free from here on */
+static inline void pm_vg_noaccess(void *p, size_t n)
+{
+    if (PM_VG_ON)
+        pm_vg_noaccess_(p, n);
+}
 void pm_vg_close(struct pm_rt *rt);             /* leaks: at close */
 void pm_vg_open(struct pm_rt *rt);              /* free memory: no access */
-void pm_vg_noaccess(void *p, size_t n);         /* free from here on */
 void pm_vg_unmap(struct pm_rt *rt);             /* all of it, before unmap */
 void pm_copy_raw(void *dst, const void *src, size_t n);   /* unchecked */
 #else

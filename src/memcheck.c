@@ -53,6 +53,8 @@
 #define VALGRIND_DISABLE_ERROR_REPORTING ((void)0)
 #define VALGRIND_ENABLE_ERROR_REPORTING ((void)0)
 #endif
+pm_atomic_u32 pm_vg_active;
+
 #ifdef PM_ASAN
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
@@ -93,7 +95,7 @@ static bool known_set(struct pm_rt *rt, uint64_t off, bool on)
     return (old & bit) != 0;
 }
 
-void pm_vg_user(struct pm_rt *rt, void *p, size_t n, bool zeroed)
+void pm_vg_user_(struct pm_rt *rt, void *p, size_t n, bool zeroed)
 {
     if (p == NULL || !ACTIVE || rt->vgknown == NULL)
         return;
@@ -106,7 +108,7 @@ void pm_vg_user(struct pm_rt *rt, void *p, size_t n, bool zeroed)
     (void)known_set(rt, (uint64_t)((char *)p - rt->base), true);
 }
 
-void pm_vg_unuser(struct pm_rt *rt, void *p)
+void pm_vg_unuser_(struct pm_rt *rt, void *p)
 {
     if (p == NULL || !ACTIVE || rt->vgknown == NULL)
         return;
@@ -126,7 +128,7 @@ void pm_vg_unuser(struct pm_rt *rt, void *p)
     POISON(p, n);
 }
 
-void pm_vg_forget(struct pm_rt *rt, void *p, size_t n)
+void pm_vg_forget_(struct pm_rt *rt, void *p, size_t n)
 {
     if (p == NULL || !ACTIVE || rt->vgknown == NULL)
         return;
@@ -137,7 +139,7 @@ void pm_vg_forget(struct pm_rt *rt, void *p, size_t n)
     POISON(p, n);
 }
 
-void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable)
+void pm_vg_resized_(struct pm_rt *rt, void *p, size_t old_usable)
 {
     if (p == NULL || !ACTIVE || rt->vgknown == NULL)
         return;
@@ -152,7 +154,7 @@ void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable)
         VALGRIND_RESIZEINPLACE_BLOCK(p, old_usable, n, 0);
 }
 
-void pm_vg_internal(void *p, size_t n)
+void pm_vg_internal_(void *p, size_t n)
 {
     if (p == NULL || !ACTIVE)
         return;
@@ -160,13 +162,13 @@ void pm_vg_internal(void *p, size_t n)
     VALGRIND_MAKE_MEM_UNDEFINED(p, n);
 }
 
-void pm_vg_defined(void *p, size_t n)
+void pm_vg_defined_(void *p, size_t n)
 {
     if (p != NULL && RUNNING_ON_VALGRIND)
         VALGRIND_MAKE_MEM_DEFINED(p, n);
 }
 
-void pm_vg_quiet(bool on)
+void pm_vg_quiet_(bool on)
 {
     if (!RUNNING_ON_VALGRIND)
         return;
@@ -176,7 +178,7 @@ void pm_vg_quiet(bool on)
         VALGRIND_ENABLE_ERROR_REPORTING;
 }
 
-void pm_vg_noaccess(void *p, size_t n)
+void pm_vg_noaccess_(void *p, size_t n)
 {
     if (p == NULL || !ACTIVE)
         return;
@@ -221,6 +223,7 @@ void pm_vg_open(struct pm_rt *rt)
 {
     if (!ACTIVE || rt->vgknown == NULL)
         return;
+    pm_store_relaxed(&pm_vg_active, 1u);
     struct gap g = {0};
     const char *why;
     uint64_t where;
