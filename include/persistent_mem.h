@@ -575,6 +575,15 @@ struct persistent_check_report {
 int persistent_check(allocator_space_t *space,
                      struct persistent_check_report *report);
 
+/* As persistent_check, calling progress(done, total, arg) from the calling
+ * thread now and then during each pass (done and total in pages of the
+ * space), and once with done == total when a pass ends: for a progress
+ * display on a large space. */
+int persistent_check_progress(allocator_space_t *space,
+                              struct persistent_check_report *report,
+                              void (*progress)(uint64_t done, uint64_t total, void *arg),
+                              void *arg);
+
 /* ------------------------------------------------------------------------ */
 /* Misuse reporting                                                           */
 

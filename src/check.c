@@ -56,6 +56,18 @@ int persistent_check(allocator_space_t *space, struct persistent_check_report *r
     return rep->n_errors ? PERSISTENT_E_CORRUPT : 0;
 }
 
+int persistent_check_progress(allocator_space_t *space, struct persistent_check_report *rep,
+                              void (*progress)(uint64_t done, uint64_t total, void *arg),
+                              void *arg)
+{
+    pm_walk_progress = progress;
+    pm_walk_progress_arg = arg;
+    int r = persistent_check(space, rep);
+    pm_walk_progress = NULL;
+    pm_walk_progress_arg = NULL;
+    return r;
+}
+
 /* ---- stats ---- */
 
 static int stats_run(struct pm_rt *rt, const struct pm_run *r, void *arg)

@@ -498,6 +498,9 @@ uint64_t pm_root_next_cap(uint64_t cap);
 struct pm_root_table *pm_root_table_at(struct pm_rt *rt, uint64_t off, uint64_t cap);
 struct pm_lane_table *pm_lane_table_at(struct pm_rt *rt, uint64_t off);
 bool pm_dest_ok(struct pm_rt *rt, uint64_t off);
+/* persistent_check_progress's callback, for the calling thread's walks */
+extern _Thread_local void (*pm_walk_progress)(uint64_t done, uint64_t total, void *arg);
+extern _Thread_local void *pm_walk_progress_arg;
 int pm_walk_runs(struct pm_rt *rt,
                  int (*fn)(struct pm_rt *, const struct pm_run *, void *),
                  void *arg, const char **why, uint64_t *where);

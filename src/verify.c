@@ -197,12 +197,17 @@ bool pm_dest_ok(struct pm_rt *rt, uint64_t off)
 
 /* ---- runs ---- */
 
+_Thread_local void (*pm_walk_progress)(uint64_t done, uint64_t total, void *arg);
+_Thread_local void *pm_walk_progress_arg;
+
 int pm_walk_runs(struct pm_rt *rt, int (*fn)(struct pm_rt *, const struct pm_run *, void *),
                  void *arg, const char **why, uint64_t *where)
 {
     uint64_t n = pm_load_acquire(&rt->n_pages);
-    uint64_t p = 0, s;
+    uint64_t p = 0, s, k = 0;
     while (p < n && (s = pg_next_set(rt->start_bits, p, n)) != PG_NONE) {
+        if (PM_UNLIKELY(pm_walk_progress != NULL) && (++k & 255) == 0)
+            pm_walk_progress(s, n, pm_walk_progress_arg);
         struct pm_run r = {s, pg_next_set(rt->end_bits, s, n), NULL};
         *where = s;
         if (r.last == PG_NONE) {
@@ -232,6 +237,8 @@ int pm_walk_runs(struct pm_rt *rt, int (*fn)(struct pm_rt *, const struct pm_run
         }
         p = r.last + 1;
     }
+    if (PM_UNLIKELY(pm_walk_progress != NULL))
+        pm_walk_progress(n, n, pm_walk_progress_arg);
     return 0;
 }
 

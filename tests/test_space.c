@@ -378,6 +378,50 @@ static void test_scratch(void)
     rmdir(dir);
 }
 
+/* persistent_check_progress: called during the pass, done never past
+ * total, and done == total at its end. */
+struct prog {
+    int calls, ends;
+    uint64_t last, total;
+    bool backwards;
+};
+
+static void on_progress(uint64_t done, uint64_t total, void *arg)
+{
+    struct prog *p = arg;
+    if (done > total || (done < p->last && p->last != p->total))
+        p->backwards = true;
+    p->calls++;
+    p->ends += done == total;
+    p->last = done;
+    p->total = total;
+}
+
+static void test_check_progress(void)
+{
+    const char *path = t_path("progress");
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 64u << 20;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    for (int i = 0; i < 1200; i++)                   /* 1,200 runs */
+        REQUIRE(persistent_malloc(s, 5 * 4096) != NULL);
+    struct persistent_check_report rep;
+    struct prog p = {0};
+    CHECK_EQ(persistent_check_progress(s, &rep, on_progress, &p), 0);
+    CHECK_EQ(rep.n_errors, 0);
+    CHECK(p.calls >= 4);                            /* 1,200 / 256, and the end */
+    CHECK(p.ends >= 1 && p.last == p.total && !p.backwards);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK_EQ(p.total, in.capacity / in.page_size);
+    int before = p.calls;
+    CHECK_EQ(persistent_check(s, &rep), 0);         /* none without it */
+    CHECK_EQ(p.calls, before);
+    REQUIRE(persistent_space_close(s) == 0);
+}
+
 int main(void)
 {
     test_create_and_sizes();
@@ -389,5 +433,6 @@ int main(void)
     test_durability_recorded();
     test_many_spaces();
     test_scratch();
+    test_check_progress();
     return t_done();
 }

@@ -204,6 +204,16 @@ static int cmd_info(void)
     return EX_HEALTHY;
 }
 
+/* check: progress on a terminal */
+static void check_progress(uint64_t done, uint64_t total, void *arg)
+{
+    int *last = arg, pct = total ? (int)(done * 100 / total) : 100;
+    if (pct != *last) {
+        fprintf(stderr, "\rcheck: %3d%%", pct);
+        *last = pct;
+    }
+}
+
 static int cmd_check(void)
 {
     int st;
@@ -211,7 +221,15 @@ static int cmd_check(void)
     if (s == NULL)
         return st;
     struct persistent_check_report r;
-    int rc = persistent_check(s, &r);
+    struct persistent_info in;
+    persistent_space_info(s, &in);
+    int last = -1, rc;
+    if (in.file_size > (UINT64_C(1) << 30) && isatty(2)) {
+        rc = persistent_check_progress(s, &r, check_progress, &last);
+        fprintf(stderr, "\r");
+    } else {
+        rc = persistent_check(s, &r);
+    }
     st = rc == 0 ? EX_HEALTHY : rc == PERSISTENT_E_CORRUPT ? EX_CORRUPT : EX_NOT_SPACE;
     if (json) {
         jhead();
