@@ -126,7 +126,13 @@ struct pm_live {
     pm_atomic_u64 root0_val;      /* the root with tag 0 (0 is the empty key) */
     pm_atomic_u64 lanes_next_off; /* first overflow lane table, 0 if none */
     pm_atomic_u64 n_pages;        /* data pages in the file, committed */
-    uint64_t reserved[12];
+    pm_atomic_u64 no_holes;       /* 1: every page of the file is backed
+                                     (set by create, and by a writer's open
+                                     once it filled the holes; cleared
+                                     before a hole is punched).  0 in files
+                                     made before it existed: their next
+                                     writer fills the holes */
+    uint64_t reserved[11];
 };
 
 struct pm_header {

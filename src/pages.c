@@ -332,10 +332,18 @@ bool pg_back(struct pm_rt *rt, uint64_t first, uint64_t n)
 void pg_release_large(struct pm_rt *rt, uint64_t first, uint64_t n)
 {
     if (rt->can_punch && (n << rt->page_shift) >= PUNCH_BYTES &&
-        pm_fd_check(rt, "punching a hole") == 0 &&
-        os_punch(rt->fd, rt->data_off + (first << rt->page_shift),
-                 n << rt->page_shift) == 0)
-        bits_range(rt->punched, first, n, true);
+        pm_fd_check(rt, "punching a hole") == 0) {
+        /* the file may have a hole from here on: durably said first, so
+         * that the open after a crash fills it */
+        pm_atomic_u64 *nh = &rt->hdr->live.no_holes;
+        if (pm_load_acquire(nh) != 0) {
+            pm_store_release(nh, UINT64_C(0));
+            pm_persist(rt, nh, sizeof *nh);
+        }
+        if (os_punch(rt->fd, rt->data_off + (first << rt->page_shift),
+                     n << rt->page_shift) == 0)
+            bits_range(rt->punched, first, n, true);
+    }
     pg_release(rt, first, n);
 }
 

@@ -146,13 +146,21 @@ int pm_engine_prepare(struct pm_rt *rt)
 int pm_engine_start(struct pm_rt *rt)
 {
     bool repair = rt->can_alloc;
-    if (rt->mode == PM_MODE_WRITER) {
-        /* holes punched before a crash were never backed again */
+    if (rt->mode == PM_MODE_WRITER && pm_load_acquire(&rt->hdr->live.no_holes) != 1) {
+        /* holes punched before a crash (or a close) were never backed
+         * again.  Only when one may have been punched: a file create
+         * allocated whole needs no second pass (on tmpfs, pages allocated
+         * and never written read as holes, and backing 6 GiB again took
+         * seconds) */
         uint64_t size = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
         int r = os_fill_holes(rt->fd, size);
+        if (r == 0 && rt->durability != PM_DUR_PROCESS)
+            r = os_fdatasync(rt->fd);   /* backed before the word says so */
         if (r < 0)
             return pm_err(r, "cannot fill the holes of the space: %s",
                           persistent_strerror(r));
+        pm_store_release(&rt->hdr->live.no_holes, UINT64_C(1));
+        pm_persist(rt, &rt->hdr->live.no_holes, sizeof rt->hdr->live.no_holes);
     }
     if (repair) {
         /* transactions, then lanes, first: rolling one back can empty a

@@ -427,6 +427,7 @@ static int write_space(const char *path, int fd, const struct pm_fixed *f,
     h.fixed = *f;
     h.state[0] = *s;
     pm_store_relaxed(&h.live.n_pages, s->n_pages);
+    pm_store_relaxed(&h.live.no_holes, UINT64_C(1));   /* allocated just now */
     if (magic_last)
         memset(h.fixed.magic, 0, sizeof h.fixed.magic);
     r = os_pwrite_all(fd, &h, sizeof h, 0);

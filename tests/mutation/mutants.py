@@ -65,8 +65,10 @@ MUTANTS = [
              "AArch64 they would differ: stlr vs str)")),
     dict(id="pub-free-dest-nopersist", file="src/publish.c",
          find="""        pm_persist(rt, dest, sizeof *dest);
+        pm_vg_unuser(rt, rt->base + boff);
         pub_free_do(rt, &pf);""",
-         replace="""        pub_free_do(rt, &pf);""",
+         replace="""        pm_vg_unuser(rt, rt->base + boff);
+        pub_free_do(rt, &pf);""",
          what="free-from frees the block before *dest = 0 is durable"),
     dict(id="pub-free-lane-clear-early", file="src/publish.c",
          find="""        pub_free_do(rt, &pf);
@@ -111,6 +113,7 @@ MUTANTS = [
          what="realloc-into commits the new block before its lane record"),
     dict(id="pub-realloc-dest-nopersist", file="src/publish.c",
          find="""    pm_persist(rt, dest, sizeof *dest);
+    pm_vg_forget(rt, old, us);
     pub_free_do(rt, &pf);
     lane_clear(rt, l);
     pub_free_finish(rt, rec, &pf);
@@ -119,7 +122,8 @@ MUTANTS = [
 }
 
 /* ---- roots""",
-         replace="""    pub_free_do(rt, &pf);
+         replace="""    pm_vg_forget(rt, old, us);
+    pub_free_do(rt, &pf);
     lane_clear(rt, l);
     pub_free_finish(rt, rec, &pf);
     pm_op_end(rec);
@@ -620,13 +624,15 @@ MUTANTS = [
          replace="""    (void)vec_push(&tx->marks, off, 0, NULL);""",
          what="a transaction's allocation is not held: another thread's free goes through"),
     dict(id="tx-auto-no-snapshot", file="src/tx.c",
-         find="""    entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
+         find="""    pm_vg_quiet(true);                  /* a whole page: free blocks too */
+    entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
+    pm_vg_quiet(false);
     pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */""",
          replace="""    (void)e;""",
          what="automatic mode lets a page be written without its snapshot"),
     dict(id="tx-auto-page0-state", file="src/tx.c",
-         find="""        memcpy(rt->base + live, src + live, keep);""",
-         replace="""        memcpy(rt->base, src, PM_HEADER_SIZE);""",
+         find="""        pm_copy_raw(rt->base + live, src + live, keep);""",
+         replace="""        pm_copy_raw(rt->base, src, PM_HEADER_SIZE);""",
          what="restoring the header page clobbers the state slots the open wrote"),
     dict(id="tx-verify-snapshot-range", file="src/verify.c",
          find="""            if (undo && kind == PM_TXE_SNAPSHOT && !range_in_live_block(rt, e->off, len)) {""",
@@ -693,4 +699,12 @@ MUTANTS = [
          find="""    for (int pass = prev ? 0 : 1; pass < 2; pass++) {""",
          replace="""    for (int pass = 1; pass < 2; pass++) {""",
          what="check ignores the previous transaction's frees (the other stream)"),
+    dict(id="pages-punch-unannounced", file="src/pages.c",
+         find="""        if (pm_load_acquire(nh) != 0) {
+            pm_store_release(nh, UINT64_C(0));
+            pm_persist(rt, nh, sizeof *nh);
+        }""",
+         replace="""        (void)nh;""",
+         what="a hole punched while the header says the file has none: the open after a "
+              "crash does not back it again (SIGBUS on a full disk)"),
 ]
