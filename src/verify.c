@@ -280,12 +280,6 @@ static void verify_runs(struct pm_rt *rt, struct persistent_check_report *rep,
         bad(rep, "page %llu: %s", (unsigned long long)where, why);
 
     uint64_t n = pm_load_acquire(&rt->n_pages);
-    if (!counts)
-        return;
-    /* Bits past the end: a full check looks at all of them.  A writer's
-     * open does not (that would cost in proportion to the maximum size, 9
-     * ms for 64 GiB): it never acts on those pages but by growing, and
-     * growth refuses to take a page whose bits are set (space.c). */
     const pm_atomic_u64 *tail[3] = {rt->start_bits, rt->end_bits, rt->kind_bits};
     for (int i = 0; i < 3; i++) {
         uint64_t p = pg_next_set(tail[i], n, rt->max_pages);
@@ -295,6 +289,8 @@ static void verify_runs(struct pm_rt *rt, struct persistent_check_report *rep,
             break;
         }
     }
+    if (!counts)
+        return;
     /* END and KIND bits outside every run: crash leftovers */
     uint64_t p = 0, e;
     while ((e = pg_next_set(rt->end_bits, p, n)) != PG_NONE) {
