@@ -332,6 +332,35 @@ static int fill_holes(int fd, uint64_t size)
     return 0;
 }
 
+/* A descriptor of the same file with a file position of its own (SEEK_DATA
+ * moves it, and fd's position carries os_fd_mark); -errno. */
+int os_reopen_private(int fd)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    int f = open(proc, O_RDONLY | O_CLOEXEC);
+    return f >= 0 ? f : -errno;
+}
+
+/* The first offset in [off, end) that may hold data, end if none: what
+ * lies before it is a hole, which reads as zeros. */
+uint64_t os_next_data(int fd, uint64_t off, uint64_t end)
+{
+    off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+    if (d < 0)
+        return errno == ENXIO ? end : off;      /* no more data; or unknown */
+    return (uint64_t)d < end ? (uint64_t)d : end;
+}
+
+/* The first hole in [off, end), end if none. */
+uint64_t os_next_hole(int fd, uint64_t off, uint64_t end)
+{
+    off_t h = lseek(fd, (off_t)off, SEEK_HOLE);
+    if (h < 0)
+        return end;
+    return (uint64_t)h < end ? (uint64_t)h : end;
+}
+
 int os_truncate(int fd, uint64_t size)
 {
     return ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
