@@ -707,4 +707,17 @@ MUTANTS = [
          replace="""        (void)nh;""",
          what="a hole punched while the header says the file has none: the open after a "
               "crash does not back it again (SIGBUS on a full disk)"),
+    dict(id="ver-tail-first-data-only", file="src/verify.c",
+         find="""        if (p != PG_NONE)
+            return p;
+        b = to;
+    }
+    return PG_NONE;""",
+         replace="""        if (p != PG_NONE)
+            return p;
+        return PG_NONE;
+    }
+    return PG_NONE;""",
+         what="an open's tail scan stops at the first stretch of data: a run bit far "
+              "out in the bitmaps, past holes, goes unseen"),
 ]
