@@ -492,7 +492,7 @@ MUTANTS = [
          replace="""            if (false) {""",
          what="validation: bitmap bits past a superblock's last block accepted"),
     dict(id="ver-no-tail", file="src/verify.c",
-         find="""        uint64_t p = pg_next_set(tail[i], n, rt->max_pages);""",
+         find="""        uint64_t p = tail_set(rt, pfd, foff[i], tail[i], n);""",
          replace="""        uint64_t p = PG_NONE;""",
          what="validation: run bits past the committed page count accepted"),
     dict(id="ver-lane-place", file="src/verify.c",
