@@ -188,9 +188,12 @@ void pm_vg_noaccess_(void *p, size_t n)
 
 void pm_vg_unmap(struct pm_rt *rt)
 {
+    /* only pages in the space were ever poisoned (not the reservation up to
+     * the maximum: its shadow is an eighth of it, 8 GiB for 64 GiB) */
     (void)rt;
-    if (ACTIVE)
-        UNPOISON(rt->base, rt->reserve_size);
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    if (ACTIVE && rt->data != NULL && n != 0)
+        UNPOISON(rt->data, n << rt->page_shift);
 }
 
 /* ---- open: what is free, memcheck may not touch ---- */
