@@ -70,6 +70,17 @@ int persistent_check_progress(allocator_space_t *space, struct persistent_check_
 
 /* ---- stats ---- */
 
+/* Live blocks of a superblock: allocated, not freed by another thread. */
+static uint64_t live_in(const struct pm_sb_header *h)
+{
+    const pm_atomic_u64 *al = h->bits, *rm = h->bits + h->n_words;
+    uint64_t n = 0;
+    for (uint32_t w = 0; w < h->n_words; w++)
+        n += pm_popcount64(pm_load_relaxed((pm_atomic_u64 *)&al[w]) &
+                           ~pm_load_relaxed((pm_atomic_u64 *)&rm[w]));
+    return n;
+}
+
 static int stats_run(struct pm_rt *rt, const struct pm_run *r, void *arg)
 {
     struct persistent_stats *st = arg;
@@ -85,10 +96,7 @@ static int stats_run(struct pm_rt *rt, const struct pm_run *r, void *arg)
     st->superblocks++;
     st->superblock_bytes += bytes;
     st->cls[c].superblocks++;
-    pm_atomic_u64 *al = r->h->bits, *rm = r->h->bits + r->h->n_words;
-    uint64_t sb_live = 0;
-    for (uint32_t w = 0; w < r->h->n_words; w++)
-        sb_live += pm_popcount64(pm_load_relaxed(&al[w]) & ~pm_load_relaxed(&rm[w]));
+    uint64_t sb_live = live_in(r->h);
     st->cls[c].live_blocks += sb_live;
     st->live_blocks += sb_live;
     st->small_live_bytes += sb_live * r->h->block_size;
@@ -147,10 +155,7 @@ static int frag_run(struct pm_rt *rt, const struct pm_run *r, void *arg)
         uint32_t c = r->h->cls;
         w->fr->cls[c].superblocks++;
         w->fr->cls[c].capacity_blocks += r->h->n_blocks;
-        pm_atomic_u64 *al = r->h->bits, *rm = r->h->bits + r->h->n_words;
-        for (uint32_t i = 0; i < r->h->n_words; i++)
-            w->fr->cls[c].live_blocks +=
-                pm_popcount64(pm_load_relaxed(&al[i]) & ~pm_load_relaxed(&rm[i]));
+        w->fr->cls[c].live_blocks += live_in(r->h);
     }
     (void)rt;
     return 0;

@@ -614,7 +614,7 @@ static inline void pm_vg_unuser(struct pm_rt *rt, void *p)
     if (PM_VG_ON)
         pm_vg_unuser_(rt, p);
 }
-/* the library frees it (n usable bytes) */
+/* the library frees it (n usable bytes; 0: ask, before the free) */
 static inline void pm_vg_forget(struct pm_rt *rt, void *p, size_t n)
 {
     if (PM_VG_ON)

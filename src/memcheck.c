@@ -132,6 +132,8 @@ void pm_vg_forget_(struct pm_rt *rt, void *p, size_t n)
 {
     if (p == NULL || !ACTIVE || rt->vgknown == NULL)
         return;
+    if (n == 0)
+        n = pm_usable(rt, p);
     if (known_set(rt, (uint64_t)((char *)p - rt->base), false))
         VALGRIND_FREELIKE_BLOCK(p, 0);
     else if (n)

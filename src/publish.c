@@ -583,7 +583,7 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
     }
     pm_persist(rt, val, sizeof *val);
     pm_root_unmark(rt, v);              /* a plain block from here on */
-    pm_vg_forget(rt, rt->base + v, pm_usable(rt, rt->base + v));
+    pm_vg_forget(rt, rt->base + v, 0);
     pub_free_do(rt, &pf);
     lane_clear(rt, l);
     pub_free_finish(rt, rec, &pf);

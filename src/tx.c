@@ -739,8 +739,7 @@ int persistent_tx_commit(allocator_space_t *space)
          * word moves on) and out of reach until that has happened;
          * recovery finishes them from the entries kept in this stream */
         for (size_t i = 0; i < tx->frees.n; i++)
-            pm_vg_forget(rt, rt->base + tx->frees.v[i].off,
-                         pm_usable(rt, rt->base + tx->frees.v[i].off));
+            pm_vg_forget(rt, rt->base + tx->frees.v[i].off, 0);
         for (size_t i = 0; i < tx->frees.n; i++)
             if (pub_free_prepare_held(rt, rec, rt->base + tx->frees.v[i].off,
                                       &tx->held[tx->n_held]) == 0)
