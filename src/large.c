@@ -4,7 +4,8 @@
  * Order of persists (PMEM durability; each fenced before the next)
  *   alloc:   pages claimed (volatile); END set; START set (the commit)
  *   free:    START cleared (the commit); END cleared; pages released
- *   grow:    following pages claimed; new END set; old END cleared (commit)
+ *   grow:    following pages claimed (the space grown first when they lie
+ *            past its end); new END set; old END cleared (commit)
  *   shrink:  new END set (the commit); old END cleared; tail released
  * A crash between two steps leaves an END bit that belongs to no START,
  * which recovery clears.
@@ -104,6 +105,25 @@ size_t lg_usable(struct pm_rt *rt, const void *ptr)
     return (size_t)((last - first + 1) << rt->page_shift);
 }
 
+/* Claims the add pages after page last.  A block that ends in the last
+ * pages of the space, with only free pages after it, grows the space to
+ * take them: a buffer grown again and again (realloc by 1.5) then stays
+ * where it is instead of being copied to the end of an ever larger file,
+ * its old runs left behind as free pages. */
+static bool claim_after(struct pm_rt *rt, uint64_t last, uint64_t add)
+{
+    for (int grown = 0;; grown++) {
+        if (pg_claim_at(rt, last + 1, add))
+            return true;
+        uint64_t n = pm_load_acquire(&rt->n_pages);
+        if (grown == 2 || last + 1 + add <= n ||
+            pg_next_set(rt->used, last + 1, n) != PG_NONE)
+            return false;           /* a used page in the way: no growth helps */
+        if (pm_space_grow(rt, n, last + 1 + add - n) != 0)
+            return false;
+    }
+}
+
 bool lg_resize_in_place(struct pm_rt *rt, void *ptr, size_t new_size)
 {
     uint64_t first, last;
@@ -119,7 +139,7 @@ bool lg_resize_in_place(struct pm_rt *rt, void *ptr, size_t new_size)
         pg_release_large(rt, first + n_new, n_old - n_new);
         return true;
     }
-    if (!pg_claim_at(rt, last + 1, n_new - n_old))
+    if (!claim_after(rt, last, n_new - n_old))
         return false;
     if (!pg_back(rt, last + 1, n_new - n_old)) {
         pg_release(rt, last + 1, n_new - n_old);

@@ -211,6 +211,19 @@ static inline int t_exec_works(const char *self)
     return n == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* Creates the space at path (or opens it) with size bytes, growable up to
+ * max (0: fixed); a test that cannot have it stops. */
+static inline allocator_space_t *t_create(const char *path, uint64_t size, uint64_t max)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = size;
+    o.max_size = max;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    return s;
+}
+
 /* Counts misuse reports; install with persistent_error_hook_set. */
 struct t_misuse {
     int count;

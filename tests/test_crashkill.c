@@ -27,6 +27,7 @@
 #include <pthread.h>
 
 #include "internal.h"
+#include "crash_harness.h"
 
 #define MODEL_TAG 0x6b696c6cull
 #define MAXT 16
@@ -45,36 +46,6 @@ struct model {
     struct entry own[MAXT][NS];
     struct entry mbox[MAXT][NMB];
 };
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 31;
-    x *= 0x7fb5d329728ea185ull;
-    x ^= x >> 27;
-    x *= 0x81dadef4bc2dd44dull;
-    return x ^ (x >> 33);
-}
-
-static uint64_t seal_of(uint64_t off, uint64_t n, uint64_t g)
-{
-    return mix(off ^ mix(n ^ mix(g))) | 1;
-}
-
-static void fill_off(unsigned char *p, size_t n, uint64_t off, uint64_t g)
-{
-    uint64_t x = mix(off ^ g);
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(mix(x + i / 8) >> (8 * (i % 8)));
-}
-
-static bool check_off(const unsigned char *p, size_t n, uint64_t off, uint64_t g)
-{
-    uint64_t x = mix(off ^ g);
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(mix(x + i / 8) >> (8 * (i % 8))))
-            return false;
-    return true;
-}
 
 #define LD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -117,19 +88,19 @@ static void seal_entry(struct entry *e, size_t n, uint64_t g)
 {
     uint64_t off = LD(&e->off);
     unsigned char *p = persistent_offset_to_ptr(S, off);
-    fill_off(p, n, off, g);
+    ch_fill(p, n, off, g);
     P(p, n);
     ST(&e->size, (uint64_t)n);
     ST(&e->gen, g);
     P(&e->size, 2 * sizeof e->size);
-    ST(&e->seal, seal_of(off, n, g));
+    ST(&e->seal, ch_seal_of(off, n, g));
     P(&e->seal, sizeof e->seal);
 }
 
 static void *child_thread(void *arg)
 {
     int t = (int)(intptr_t)arg;
-    uint64_t seed = mix((uint64_t)getpid() * 131 + (uint64_t)t);
+    uint64_t seed = ch_mix((uint64_t)getpid() * 131 + (uint64_t)t);
     uint64_t g = (uint64_t)t << 48 | (uint64_t)getpid() << 16;
     for (;;) {
         unsigned op = (unsigned)(t_rand(&seed) % 100);
@@ -183,7 +154,7 @@ static void *child_thread(void *arg)
                 int u = (int)(t_rand(&seed) % (uint64_t)n_threads);
                 struct entry *m = &M->mbox[u][t_rand(&seed) % NMB];
                 uint64_t off = LD(&m->off), n = LD(&m->size), mg = LD(&m->gen);
-                uint64_t sl = seal_of(off, n, mg);
+                uint64_t sl = ch_seal_of(off, n, mg);
                 /* claim it: of two consumers of one mailbox only one checks
                  * and frees (the other would read a block already freed) */
                 if (u == t || off == 0 || LD(&m->seal) != sl ||
@@ -191,7 +162,7 @@ static void *child_thread(void *arg)
                                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
                     continue;
                 P(&m->seal, 8);
-                if (!check_off(persistent_offset_to_ptr(S, off), n, off, mg))
+                if (!ch_filled(persistent_offset_to_ptr(S, off), n, off, mg))
                     abort();                        /* verified before free */
                 persistent_free_from(S, &m->off);   /* from another thread */
             }
@@ -206,7 +177,7 @@ static void *child_thread(void *arg)
             unsigned char *p = op & 1 ? persistent_calloc(S, 1, n)
                                       : persistent_malloc(S, n);
             if (p) {
-                fill_off(p, n < 256 ? n : 256, (uint64_t)(uintptr_t)p, g);
+                ch_fill(p, n < 256 ? n : 256, (uint64_t)(uintptr_t)p, g);
                 persistent_free(S, p);
             }
         }
@@ -302,8 +273,8 @@ static void verify(const char *path, int k)
         }
         reached++;
         reached_bytes += us;
-        if (e->seal == seal_of(e->off, e->size, e->gen) &&
-            (us < e->size || !check_off(p, e->size, e->off, e->gen)))
+        if (e->seal == ch_seal_of(e->off, e->size, e->gen) &&
+            (us < e->size || !ch_filled(p, e->size, e->off, e->gen)))
             fail(k, "sealed block %#llx damaged", (unsigned long long)e->off);
     }
     struct persistent_root_iter it = {0};
@@ -343,8 +314,8 @@ static void verify(const char *path, int k)
             memset(got[n++], 0xa5, sz);
     for (int i = 0; i < n_all; i++) {
         struct entry *e = all[i];
-        if (e->off && e->seal == seal_of(e->off, e->size, e->gen) &&
-            !check_off(persistent_offset_to_ptr(s, e->off), e->size, e->off, e->gen))
+        if (e->off && e->seal == ch_seal_of(e->off, e->size, e->gen) &&
+            !ch_filled(persistent_offset_to_ptr(s, e->off), e->size, e->off, e->gen))
             fail(k, "published block %#llx handed out again", (unsigned long long)e->off);
     }
     for (int i = 0; i < n; i++)

@@ -44,6 +44,7 @@
 #include <stdatomic.h>
 
 #include "internal.h"
+#include "crash_harness.h"
 
 #define MODEL_TAG 0x6d6f64656cull
 #define NSLOT 32
@@ -62,41 +63,11 @@ struct root_obj {
     unsigned char payload[200];
 };
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 31;
-    x *= 0x7fb5d329728ea185ull;
-    x ^= x >> 27;
-    x *= 0x81dadef4bc2dd44dull;
-    return x ^ (x >> 33);
-}
-
-static uint64_t seal_of(uint64_t off, uint64_t n, uint64_t g)
-{
-    return mix(off ^ mix(n ^ mix(g))) | 1;
-}
-
 /* What a slot's seal and pattern are keyed by: the slot, not its block's
  * offset, so a block moved by realloc-into keeps showing its prefix. */
 static uint64_t key_of(int i)
 {
     return 0x736c6f7400000000ull + (uint64_t)i;
-}
-
-static void fill_off(unsigned char *p, size_t n, uint64_t off, uint64_t g)
-{
-    uint64_t x = mix(off ^ g);
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(mix(x + i / 8) >> (8 * (i % 8)));
-}
-
-static bool check_off(const unsigned char *p, size_t n, uint64_t off, uint64_t g)
-{
-    uint64_t x = mix(off ^ g);
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(mix(x + i / 8) >> (8 * (i % 8))))
-            return false;
-    return true;
 }
 
 /* ---- operations on the model ---- */
@@ -121,19 +92,19 @@ static void seal(int i, size_t n)
 {
     unsigned char *p = persistent_offset_to_ptr(S, M->slot[i]);
     uint64_t g = ++G;
-    fill_off(p, n, key_of(i), g);
+    ch_fill(p, n, key_of(i), g);
     persist(p, n);
     M->size[i] = n;
     M->gen[i] = g;
     persist(&M->size[i], 8);
     persist(&M->gen[i], 8);
-    M->seal[i] = seal_of(key_of(i), n, g);
+    M->seal[i] = ch_seal_of(key_of(i), n, g);
     persist(&M->seal[i], 8);
 }
 
 static bool sealed(const struct model *m, int i)
 {
-    return m->seal[i] == seal_of(key_of(i), m->size[i], m->gen[i]);
+    return m->seal[i] == ch_seal_of(key_of(i), m->size[i], m->gen[i]);
 }
 
 static void pub_alloc(int i, size_t n)
@@ -153,7 +124,7 @@ static void pub_realloc(int i, size_t n)
         unseal(i);
         M->size[i] = n;
         persist(&M->size[i], 8);
-        M->seal[i] = seal_of(key_of(i), n, M->gen[i]);
+        M->seal[i] = ch_seal_of(key_of(i), n, M->gen[i]);
         persist(&M->seal[i], 8);
     }
     REQUIRE(persistent_realloc_into(S, &M->slot[i], n) == 0);
@@ -194,7 +165,7 @@ static void root_new(uint64_t tag)
     r->tag = tag;
     memset(r->payload, (int)(tag & 0xff), sizeof r->payload);
     persist(r, sizeof *r);
-    r->seal = seal_of(tag, sizeof *r, 0);
+    r->seal = ch_seal_of(tag, sizeof *r, 0);
     persist(&r->seal, 8);
 }
 
@@ -209,7 +180,7 @@ static struct root_obj *root_build(uint64_t tag)
     REQUIRE(r != NULL);
     r->tag = tag;
     memset(r->payload, (int)(tag & 0xff), sizeof r->payload);
-    r->seal = seal_of(tag, sizeof *r, 0);
+    r->seal = ch_seal_of(tag, sizeof *r, 0);
     persist(r, sizeof *r);
     return r;
 }
@@ -315,11 +286,11 @@ static void sc_realloc_run(void)
     static const size_t sizes[] = {40, 100, 3000, 20000, 30000, 5000, 100, 8};
     unsigned char *p = persistent_malloc(S, 10);
     REQUIRE(p != NULL);
-    fill_off(p, 10, 7, 7);
+    ch_fill(p, 10, 7, 7);
     persist(p, 10);
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         REQUIRE(persistent_realloc(S, p, sizes[i]));
-        REQUIRE(check_off(p, 8, 7, 7));
+        REQUIRE(ch_filled(p, 8, 7, 7));
     }
     persistent_free(S, p);
 }
@@ -353,6 +324,11 @@ static void sc_growth_run(void)
         pub_alloc(i, 40000);
     for (int i = 0; i < 12; i += 3)
         pub_free(i);
+    /* the last block, at the end of the space, grows in place: the space
+     * grows under it (large.c) */
+    persistent_offset_t at = M->slot[11];
+    pub_realloc(11, 300000);
+    REQUIRE(M->slot[11] == at);
 }
 
 /* A superblock carved where a large block was, whose contents were
@@ -444,32 +420,16 @@ static struct scenario scenarios[] = {
 
 /* ---- the sweep ---- */
 
-static int mode;
-static const char *mode_name;
-
 static allocator_space_t *open_space(const char *path, uint64_t size, uint64_t max)
 {
     struct persistent_options o = {0};
     o.flags = PERSISTENT_OPEN_CREATE;
     o.size = size;
     o.max_size = max;
-    o.durability = mode == PM_CRASH_KILL ? PERSISTENT_DURABILITY_PROCESS
-                                         : PERSISTENT_DURABILITY_PMEM;
+    o.durability = ch_durability();
     allocator_space_t *s;
     int r = persistent_space_open(path, &o, &s);
     return r == 0 ? s : NULL;
-}
-
-static void copy_file(const char *from, const char *to)
-{
-    char buf[65536];
-    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    REQUIRE(in >= 0 && out >= 0);
-    ssize_t n;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        REQUIRE(write(out, buf, (size_t)n) == n);
-    close(in);
-    close(out);
 }
 
 static void make_template(const struct scenario *sc, const char *path)
@@ -486,45 +446,27 @@ static void make_template(const struct scenario *sc, const char *path)
     REQUIRE(persistent_space_close(S) == 0);
 }
 
-/* Runs the scenario in a child with crash point k armed (0: count only).
- * Returns the child's fate: 0 it finished, 1 it was killed. */
+/* The child of a sweep: opens the copy (recovery), runs the scenario,
+ * closes. */
+static void child_body(const char *path, uint64_t k, void *arg)
+{
+    const struct scenario *sc = arg;
+    S = open_space(path, sc->size, sc->max_size);
+    if (S == NULL)
+        _exit(3);
+    M = persistent_find_root(S, MODEL_TAG);
+    if (M == NULL)
+        _exit(4);
+    G = 100000 + k * 1000;
+    if (sc->run)
+        sc->run();
+    persistent_space_close(S);
+}
+
 static int run_child(const struct scenario *sc, const char *path, uint64_t k,
                      uint64_t *points)
 {
-    int pfd[2];
-    REQUIRE(pipe(pfd) == 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(pfd[0]);
-        pm_crash_arm(k, k ? mode : PM_CRASH_KILL, k * 2654435761u + 17);
-        S = open_space(path, sc->size, sc->max_size);
-        if (S == NULL)
-            _exit(3);
-        M = persistent_find_root(S, MODEL_TAG);
-        if (M == NULL)
-            _exit(4);
-        G = 100000 + k * 1000;
-        if (sc->run)
-            sc->run();
-        persistent_space_close(S);
-        uint64_t n = pm_crash_points();
-        if (write(pfd[1], &n, sizeof n) != (ssize_t)sizeof n)
-            _exit(5);
-        _exit(0);
-    }
-    close(pfd[1]);
-    int st;
-    waitpid(pid, &st, 0);
-    if (points && read(pfd[0], points, sizeof *points) != (ssize_t)sizeof *points)
-        *points = 0;
-    close(pfd[0]);
-    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
-        return 1;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-        return 0;
-    fprintf(stderr, "%s/%s k=%llu: child ended with status %#x\n", sc->name,
-            mode_name, (unsigned long long)k, st);
-    exit(1);
+    return ch_run_child(sc->name, child_body, (void *)sc, path, k, 17, points);
 }
 
 /* Blocks the verifier reaches: the model, its slots, the roots, and the
@@ -629,41 +571,18 @@ static struct unreached find_unreached(struct pm_rt *rt, const struct reached *r
 }
 
 /* The G2 state checks; returns the number of problems. */
-static int verify(const struct scenario *sc, const char *path, uint64_t k)
+static int verify(const char *path, uint64_t k, void *arg)
 {
+    const struct scenario *sc = arg;
     int bad = 0;
-#define FAILV(...)                                                              \
-    do {                                                                        \
-        fprintf(stderr, "%s/%s k=%llu: ", sc->name, mode_name,                  \
-                (unsigned long long)k);                                          \
-        fprintf(stderr, __VA_ARGS__);                                           \
-        fputc('\n', stderr);                                                    \
-        bad++;                                                                  \
-    } while (0)
+#define FAILV(...) CH_FAIL(bad, sc->name, k, __VA_ARGS__)
     allocator_space_t *s = open_space(path, sc->size, sc->max_size);
     if (s == NULL) {
         FAILV("reopen failed: %s", persistent_errormsg());
         return bad;
     }
     struct persistent_check_report rep;
-    if (persistent_check(s, &rep) != 0)
-        FAILV("check: %s", rep.first_error);
-    /* recovery finished everything: nothing is left for a later open */
-    if (rep.in_flight_lanes != 0)
-        FAILV("%llu lanes still in flight after recovery",
-              (unsigned long long)rep.in_flight_lanes);
-    if (rep.orphan_bits != 0)
-        FAILV("%llu crash leftovers (orphan bits) after recovery",
-              (unsigned long long)rep.orphan_bits);
-    if (rep.pending_remote_frees != 0)
-        FAILV("%llu remote frees still pending after recovery",
-              (unsigned long long)rep.pending_remote_frees);
-    struct persistent_stats st;
-    if (persistent_stats_get(s, &st) != 0)
-        FAILV("stats: %s", persistent_errormsg());
-    else if (st.empty_superblocks != 0)
-        FAILV("%llu superblocks without a live block after recovery",
-              (unsigned long long)st.empty_superblocks);
+    bad += ch_check_recovered(s, sc->name, k, &rep);
     struct model *m = persistent_find_root(s, MODEL_TAG);
     if (m == NULL || m->magic != 0x4d4f44454cull) {
         FAILV("model root lost");
@@ -687,7 +606,7 @@ static int verify(const struct scenario *sc, const char *path, uint64_t k)
         for (int j = 0; j < i; j++)
             if (m->slot[j] == m->slot[i])
                 FAILV("slots %d and %d share a block", j, i);
-        if (sealed(m, i) && (us < m->size[i] || !check_off(p, m->size[i], key_of(i), m->gen[i])))
+        if (sealed(m, i) && (us < m->size[i] || !ch_filled(p, m->size[i], key_of(i), m->gen[i])))
             FAILV("slot %d: sealed contents damaged", i);
     }
     struct persistent_root_iter it = {0};
@@ -700,12 +619,12 @@ static int verify(const struct scenario *sc, const char *path, uint64_t k)
         struct root_obj *ro = rp;
         if (persistent_usable_size(s, ro) < sizeof *ro)
             FAILV("root %llu is not a live block of its size", (unsigned long long)tag);
-        else if (ro->seal == seal_of(tag, sizeof *ro, 0) &&
+        else if (ro->seal == ch_seal_of(tag, sizeof *ro, 0) &&
                  (ro->tag != tag || ro->payload[199] != (unsigned char)(tag & 0xff)))
             FAILV("root %llu: sealed contents damaged", (unsigned long long)tag);
         else if (ro->seal == 0 && ro->tag != 0 && ro->tag != tag)
             FAILV("root %llu: foreign contents", (unsigned long long)tag);
-        else if (tag >= PUBLISHED_TAG && ro->seal != seal_of(tag, sizeof *ro, 0))
+        else if (tag >= PUBLISHED_TAG && ro->seal != ch_seal_of(tag, sizeof *ro, 0))
             FAILV("root %llu was published before its contents were durable",
                   (unsigned long long)tag);
     }
@@ -729,7 +648,7 @@ static int verify(const struct scenario *sc, const char *path, uint64_t k)
     for (int i = 0; i < NSLOT; i++) {
         unsigned char *p = persistent_offset_to_ptr(s, m->slot[i]);
         if (m->slot[i] && sealed(m, i) && persistent_usable_size(s, p) >= m->size[i] &&
-            !check_off(p, m->size[i], key_of(i), m->gen[i]))
+            !ch_filled(p, m->size[i], key_of(i), m->gen[i]))
             FAILV("slot %d was handed out again after recovery", i);
     }
     for (int i = 0; i < n; i++)
@@ -740,40 +659,14 @@ static int verify(const struct scenario *sc, const char *path, uint64_t k)
     return bad;
 }
 
-static uint64_t total_points, total_failures;
-
 static void sweep(const struct scenario *sc)
 {
-    const char *tmpl = strdup(t_path("tmpl")), *work = strdup(t_path("work"));
-    make_template(sc, tmpl);
-    /* a counting run: how many crash points the scenario has */
-    copy_file(tmpl, work);
-    uint64_t expect = 0;
-    REQUIRE(run_child(sc, work, 0, &expect) == 0);
-    REQUIRE(verify(sc, work, 0) == 0);
-    uint64_t k, failures = 0;
-    for (k = 1;; k++) {
-        copy_file(tmpl, work);
-        uint64_t pts = 0;
-        if (run_child(sc, work, k, &pts) == 0)
-            break;
-        failures += (uint64_t)verify(sc, work, k);
-        if (k > expect + 100) {
-            fprintf(stderr, "%s/%s: more crash points than the counting run saw\n",
-                    sc->name, mode_name);
-            failures++;
-            break;
-        }
-    }
-    printf("%-10s %-6s %5llu crash points, %llu failures\n", sc->name, mode_name,
-           (unsigned long long)(k - 1), (unsigned long long)failures);
-    fflush(stdout);
-    total_points += k - 1;
-    total_failures += failures;
-    unlink(tmpl);
-    unlink(work);
-    free((void *)tmpl);
-    free((void *)work);
+    struct ch_files f;
+    ch_files_init(&f, "sweep");
+    make_template(sc, f.tmpl);
+    struct ch_target t = {sc->name, child_body, verify, (void *)sc, 17};
+    ch_sweep(&t, &f, true);
+    ch_files_remove(&f);
 }
 
 /* Crash points inside recovery itself: the template is a space that died
@@ -782,24 +675,25 @@ static void sweep(const struct scenario *sc)
 static void sweep_recovery(void)
 {
     struct scenario sc = {"recovery", 64u << 10, 0, 1, sc_remote_setup, NULL, false};
-    const char *tmpl = strdup(t_path("rtmpl")), *work = strdup(t_path("rwork"));
-    make_template(&sc, tmpl);
+    struct ch_files f;
+    ch_files_init(&f, "r");
+    make_template(&sc, f.tmpl);
     /* let the remote scenario die where it leaves recovery the most to
      * do: a publishing call in flight and remote frees not yet collected */
     struct scenario die = sc;
     die.run = sc_remote_run;
     uint64_t points = 0, best = 0, best_score = 0;
-    copy_file(tmpl, work);
-    REQUIRE(run_child(&die, work, 0, &points) == 0);
-    int saved = mode;
-    mode = PM_CRASH_KILL;
+    ch_copy_file(f.tmpl, f.work);
+    REQUIRE(run_child(&die, f.work, 0, &points) == 0);
+    int saved = ch_mode;
+    ch_mode = PM_CRASH_KILL;
     for (uint64_t k = 1; k < points; k++) {
-        copy_file(tmpl, work);
-        REQUIRE(run_child(&die, work, k, NULL) == 1);
+        ch_copy_file(f.tmpl, f.work);
+        REQUIRE(run_child(&die, f.work, k, NULL) == 1);
         struct persistent_options o = {0};
         o.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
         allocator_space_t *s;
-        REQUIRE(persistent_space_open(work, &o, &s) == 0);
+        REQUIRE(persistent_space_open(f.work, &o, &s) == 0);
         struct persistent_check_report rep;
         persistent_check(s, &rep);
         persistent_space_close(s);
@@ -810,25 +704,13 @@ static void sweep_recovery(void)
         }
     }
     REQUIRE(best_score >= 1000);
-    copy_file(tmpl, work);
-    REQUIRE(run_child(&die, work, best, NULL) == 1);
-    mode = saved;
-    copy_file(work, tmpl);                  /* the crashed file */
-    uint64_t k, failures = 0;
-    for (k = 1;; k++) {
-        copy_file(tmpl, work);
-        if (run_child(&sc, work, k, NULL) == 0)
-            break;
-        failures += (uint64_t)verify(&sc, work, k);
-    }
-    printf("%-10s %-6s %5llu crash points, %llu failures\n", "recovery", mode_name,
-           (unsigned long long)(k - 1), (unsigned long long)failures);
-    total_points += k - 1;
-    total_failures += failures;
-    unlink(tmpl);
-    unlink(work);
-    free((void *)tmpl);
-    free((void *)work);
+    ch_copy_file(f.tmpl, f.work);
+    REQUIRE(run_child(&die, f.work, best, NULL) == 1);
+    ch_mode = saved;
+    ch_copy_file(f.work, f.tmpl);                  /* the crashed file */
+    struct ch_target t = {"recovery", child_body, verify, &sc, 17};
+    ch_sweep(&t, &f, false);
+    ch_files_remove(&f);
 }
 
 /* ---- races under the power model ----
@@ -951,13 +833,14 @@ static void race_grow_run(void)
 
 static void race(const struct scenario *sc)
 {
-    const char *tmpl = strdup(t_path("rctmpl")), *work = strdup(t_path("rcwork"));
-    make_template(sc, tmpl);
-    copy_file(tmpl, work);
+    struct ch_files f;
+    ch_files_init(&f, "rc");
+    make_template(sc, f.tmpl);
+    ch_copy_file(f.tmpl, f.work);
     pid_t pid = fork();
     if (pid == 0) {
         pm_crash_arm(0, PM_CRASH_POWER, 5);   /* the model, no crash point */
-        S = open_space(work, sc->size, sc->max_size);
+        S = open_space(f.work, sc->size, sc->max_size);
         if (S == NULL)
             _exit(3);
         M = persistent_find_root(S, MODEL_TAG);
@@ -977,15 +860,12 @@ static void race(const struct scenario *sc)
         fprintf(stderr, "%s: child ended with status %#x\n", sc->name, st);
         failures++;
     } else {
-        failures += (uint64_t)verify(sc, work, 1);
+        failures += (uint64_t)verify(f.work, 1, (void *)sc);
     }
     printf("%-12s power: one race, %llu failures\n", sc->name,
            (unsigned long long)failures);
-    total_failures += failures;
-    unlink(tmpl);
-    unlink(work);
-    free((void *)tmpl);
-    free((void *)work);
+    ch_total_failures += failures;
+    ch_files_remove(&f);
 }
 
 static struct scenario races[] = {
@@ -995,31 +875,14 @@ static struct scenario races[] = {
 
 int main(int argc, char **argv)
 {
-    mode_name = argc > 1 ? argv[1] : "kill";
-    mode = strcmp(mode_name, "power") == 0   ? PM_CRASH_POWER
-           : strcmp(mode_name, "evict") == 0 ? PM_CRASH_POWER_EVICT
-                                             : PM_CRASH_KILL;
-    for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++) {
-        bool pick = argc <= 2;
-        for (int a = 2; a < argc; a++)
-            pick = pick || strcmp(argv[a], scenarios[i].name) == 0;
-        if (pick)
+    ch_set_mode(argc > 1 ? argv[1] : "kill");
+    for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++)
+        if (ch_picked(argc, argv, scenarios[i].name))
             sweep(&scenarios[i]);
-    }
-    bool pick = argc <= 2;
-    for (int a = 2; a < argc; a++)
-        pick = pick || strcmp(argv[a], "recovery") == 0;
-    if (pick)
+    if (ch_picked(argc, argv, "recovery"))
         sweep_recovery();
-    for (size_t i = 0; mode == PM_CRASH_POWER && i < sizeof races / sizeof *races; i++) {
-        pick = argc <= 2;
-        for (int a = 2; a < argc; a++)
-            pick = pick || strcmp(argv[a], races[i].name) == 0;
-        if (pick)
+    for (size_t i = 0; ch_mode == PM_CRASH_POWER && i < sizeof races / sizeof *races; i++)
+        if (ch_picked(argc, argv, races[i].name))
             race(&races[i]);
-    }
-    printf("TOTAL %s: %llu crash points, %llu failures\n", mode_name,
-           (unsigned long long)total_points, (unsigned long long)total_failures);
-    CHECK_EQ(total_failures, 0);
-    return t_done();
+    return ch_done();
 }

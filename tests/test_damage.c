@@ -196,12 +196,7 @@ static void judge(const char *path, const char *what, bool healthy)
  * blocks of several sizes, some freed; closed cleanly. */
 static void make_space(const char *path, int nroots, uint64_t max)
 {
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 1u << 20;
-    o.max_size = max;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    allocator_space_t *s = t_create(path, 1u << 20, max);
     for (int i = 1; i <= nroots; i++) {
         char *r = persistent_malloc_root(s, (uint64_t)i, 24);
         REQUIRE(r != NULL);

@@ -68,12 +68,7 @@ int main(void)
     CHECK_EQ(count_entries(dir), 0);
 
     /* growth that runs into the limit: malloc says ENOMEM, no SIGBUS */
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 128u << 10;
-    o.max_size = 64u << 20;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    allocator_space_t *s = t_create(path, 128u << 10, 64u << 20);
     uint64_t got = 0;
     void *b;
     while ((b = persistent_malloc(s, 8000)) != NULL) {

@@ -48,12 +48,7 @@ static void run(int how)
     write_file(other, "hello\n");
     uint64_t other_hash = t_file_hash(other);
 
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 1u << 20;
-    o.max_size = 256u << 20;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(sp, &o, &s) == 0);
+    allocator_space_t *s = t_create(sp, 1u << 20, 256u << 20);
     char *root = persistent_malloc_root(s, 1, 64);
     REQUIRE(root != NULL);
     strcpy(root, "kept");
@@ -100,7 +95,7 @@ static void run(int how)
     REQUIRE(stat(other, &st) == 0);
     CHECK_EQ(st.st_size, 6);
     /* and the space is whole */
-    REQUIRE(persistent_space_open(sp, &o, &s) == 0);
+    s = t_create(sp, 1u << 20, 256u << 20);
     t_check_clean(s, "reopened");
     root = persistent_find_root(s, 1);
     CHECK(root != NULL && strcmp(root, "kept") == 0);

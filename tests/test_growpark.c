@@ -100,12 +100,7 @@ static void *other(void *arg)
 static void run_point(int point, const char *name)
 {
     const char *path = t_path("growpark");
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 256u << 10;
-    o.max_size = 1u << 30;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    allocator_space_t *s = t_create(path, 256u << 10, 1u << 30);
 
     atomic_store(&parked, 0);
     atomic_store(&release_victim, 0);
@@ -173,7 +168,7 @@ static void run_point(int point, const char *name)
         for (int j = 0; j < oa[i].n; j += 2)
             persistent_free(s, oa[i].b[j].p);
     REQUIRE(persistent_space_close(s) == 0);
-    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    s = t_create(path, 256u << 10, 1u << 30);
     t_check_clean(s, "after reopen");
     struct persistent_stats st;
     REQUIRE(persistent_stats_get(s, &st) == 0);

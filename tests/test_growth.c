@@ -14,12 +14,7 @@ struct blk {
 static void test_grow_in_place(void)
 {
     const char *p = t_path("grow");
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 64u << 10;
-    o.max_size = 256u << 20;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    allocator_space_t *s = t_create(p, 64u << 10, 256u << 20);
     struct persistent_info in0, in;
     REQUIRE(persistent_space_info(s, &in0) == 0);
     CHECK_EQ(in0.growable, 1);
@@ -71,12 +66,7 @@ static void test_limits(void)
 {
     /* growth stops at the maximum */
     const char *p = t_path("max");
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 64u << 10;
-    o.max_size = 1u << 20;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    allocator_space_t *s = t_create(p, 64u << 10, 1u << 20);
     uint64_t got = 0;
     void *x;
     while ((x = persistent_malloc(s, 1000)) != NULL)
@@ -141,12 +131,7 @@ static void *grow_worker(void *arg)
 static void test_concurrent_growth(void)
 {
     const char *p = t_path("cgrow");
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 64u << 10;
-    o.max_size = 512u << 20;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    allocator_space_t *s = t_create(p, 64u << 10, 512u << 20);
     enum { T = 6 };
     pthread_t th[T];
     struct worker w[T];
@@ -170,12 +155,7 @@ static void test_concurrent_growth(void)
 static void test_damaged_tail(void)
 {
     const char *p = t_path("tail");
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 64u << 10;
-    o.max_size = 1u << 20;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    allocator_space_t *s = t_create(p, 64u << 10, 1u << 20);
     struct persistent_info in0, in;
     REQUIRE(persistent_space_info(s, &in0) == 0);
     /* the START bit of the second page past the end, in the file */
@@ -198,8 +178,67 @@ static void test_damaged_tail(void)
     unlink(p);
 }
 
+/* A buffer grown by realloc by 1.5 again and again (a vector, a log):
+ * at the end of the space it grows in place, the space growing under it,
+ * so the file stays about the size of the buffer instead of the sum of its
+ * last versions; the contents follow.  With a used page after it, it moves
+ * (a copy) and the space is not grown for nothing. */
+static void test_realloc_growth(void)
+{
+    const char *p = t_path("regrow");
+    allocator_space_t *s = t_create(p, 1u << 20, 1ull << 30);
+    size_t n = 256u << 10;
+    unsigned char *b = persistent_malloc(s, n);
+    REQUIRE(b != NULL);
+    t_fill(b, n, 5);
+    int moves = 0;
+    while (n < (48u << 20)) {
+        size_t m = n + n / 2;
+        unsigned char *nb = persistent_reallocate(s, b, m);
+        REQUIRE(nb != NULL);
+        moves += nb != b;
+        CHECK(t_verify_as(nb, n, b, 5));
+        b = nb;
+        t_fill(b, m, 5);
+        n = m;
+    }
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    struct stat st;
+    REQUIRE(stat(p, &st) == 0);
+    printf("realloc by 1.5 to %zu MiB: file %llu MiB, %d moves\n", n >> 20,
+           (unsigned long long)st.st_size >> 20, moves);
+    CHECK(moves <= 1);
+    CHECK((uint64_t)st.st_size < n + n / 8 + (4u << 20));
+    t_check_clean(s, "after realloc growth");
+
+    /* a used page right after it: no growth helps, it moves */
+    void *after = persistent_malloc(s, 64u << 10);
+    REQUIRE(after != NULL);
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    uint64_t cap = in.capacity;
+    if ((uintptr_t)after == (uintptr_t)b + persistent_usable_size(s, b)) {
+        unsigned char *nb = persistent_reallocate(s, b, n + (1u << 20));
+        REQUIRE(nb != NULL);
+        CHECK(nb != b);
+        CHECK(t_verify_as(nb, n, b, 5));
+        b = nb;
+        REQUIRE(persistent_space_info(s, &in) == 0);
+        CHECK(in.capacity <= cap + n + (3u << 20));
+    } else {
+        fprintf(stderr, "the next block is not right after the buffer: no move to see\n");
+        CHECK(0);
+    }
+    persistent_free(s, after);
+    persistent_free(s, b);
+    t_check_clean(s, "after the move");
+    REQUIRE(persistent_space_close(s) == 0);
+    unlink(p);
+}
+
 int main(void)
 {
+    test_realloc_growth();
     test_grow_in_place();
     test_damaged_tail();
     test_limits();

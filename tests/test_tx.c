@@ -516,12 +516,7 @@ static int auto_crash_child(const char *path)
 static void test_auto_crash(void)
 {
     const char *p = t_path("tx-auto-crash");
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 1u << 20;
-    o.max_size = 64u << 20;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    allocator_space_t *s = t_create(p, 1u << 20, 64u << 20);
     CHECK(persistent_find_root(s, 0) == NULL);
     persistent_space_close(s);
     struct pm_state st0, st;

@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 
 #include "internal.h"
+#include "crash_harness.h"
 
 #define BANK_TAG 0x62616e6bull
 #define BLOB_TAG 0x626c6f62ull
@@ -43,34 +44,20 @@ struct bank {
     persistent_offset_t extra;  /* a plain allocation (reuse scenario) */
 };
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 31;
-    x *= 0x7fb5d329728ea185ull;
-    x ^= x >> 27;
-    x *= 0x81dadef4bc2dd44dull;
-    return x ^ (x >> 33);
-}
-
+/* The pattern of a receipt or the blob's version g. */
 static void fill(unsigned char *p, size_t n, uint64_t g)
 {
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(mix(g + i / 8) >> (8 * (i % 8)));
+    ch_fill(p, n, 0, g);
 }
 
 static bool filled(const unsigned char *p, size_t n, uint64_t g)
 {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(mix(g + i / 8) >> (8 * (i % 8))))
-            return false;
-    return true;
+    return ch_filled(p, n, 0, g);
 }
 
 static allocator_space_t *S;
 static struct bank *B;
 static unsigned char *BL;
-static int mode;
-static const char *mode_name;
 static uint64_t *committed;     /* shared: B->seq after the last commit that
                                    returned at depth 0 */
 
@@ -247,85 +234,42 @@ static allocator_space_t *open_space(const char *path)
     struct persistent_options o = {0};
     o.flags = PERSISTENT_OPEN_CREATE;
     o.size = 1u << 20;
-    o.durability = mode == PM_CRASH_KILL ? PERSISTENT_DURABILITY_PROCESS
-                                         : PERSISTENT_DURABILITY_PMEM;
+    o.durability = ch_durability();
     allocator_space_t *s;
     return persistent_space_open(path, &o, &s) == 0 ? s : NULL;
 }
 
-static void copy_file(const char *from, const char *to)
+/* The child of a sweep: opens the copy (recovery), runs the scenario (or
+ * nothing: a recovery sweep), closes. */
+static void child_body(const char *path, uint64_t k, void *arg)
 {
-    char buf[65536];
-    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    REQUIRE(in >= 0 && out >= 0);
-    ssize_t n;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        REQUIRE(write(out, buf, (size_t)n) == n);
-    close(in);
-    close(out);
-}
-
-static int run_child(void (*run)(void), const char *path, uint64_t k, uint64_t *points)
-{
-    int pfd[2];
-    REQUIRE(pipe(pfd) == 0);
+    const struct scenario *sc = arg;
+    (void)k;
     *committed = 0;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(pfd[0]);
-        pm_crash_arm(k, k ? mode : PM_CRASH_KILL, k * 2654435761u + 5);
-        S = open_space(path);
-        if (S == NULL)
-            _exit(3);
-        B = persistent_find_root(S, BANK_TAG);
-        BL = persistent_find_root(S, BLOB_TAG);
-        if (B == NULL || BL == NULL)
-            _exit(4);
-        if (run)
-            run();
-        persistent_space_close(S);
-        uint64_t n = pm_crash_points();
-        if (write(pfd[1], &n, sizeof n) != (ssize_t)sizeof n)
-            _exit(5);
-        _exit(0);
-    }
-    close(pfd[1]);
-    int st;
-    waitpid(pid, &st, 0);
-    if (points && read(pfd[0], points, sizeof *points) != (ssize_t)sizeof *points)
-        *points = 0;
-    close(pfd[0]);
-    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
-        return 1;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-        return 0;
-    fprintf(stderr, "%s k=%llu: child ended with status %#x\n", mode_name,
-            (unsigned long long)k, st);
-    exit(1);
+    S = open_space(path);
+    if (S == NULL)
+        _exit(3);
+    B = persistent_find_root(S, BANK_TAG);
+    BL = persistent_find_root(S, BLOB_TAG);
+    if (B == NULL || BL == NULL)
+        _exit(4);
+    if (sc->run)
+        sc->run();
+    persistent_space_close(S);
 }
 
-static int verify(const char *name, const char *path, uint64_t k)
+static int verify(const char *path, uint64_t k, void *arg)
 {
+    const char *name = ((const struct scenario *)arg)->name;
     int bad = 0;
-#define FAILV(...)                                                                     \
-    do {                                                                               \
-        fprintf(stderr, "%s/%s k=%llu: ", name, mode_name, (unsigned long long)k);     \
-        fprintf(stderr, __VA_ARGS__);                                                  \
-        fputc('\n', stderr);                                                           \
-        bad++;                                                                         \
-    } while (0)
+#define FAILV(...) CH_FAIL(bad, name, k, __VA_ARGS__)
     allocator_space_t *s = open_space(path);
     if (s == NULL) {
         FAILV("reopen failed: %s", persistent_errormsg());
         return bad;
     }
     struct persistent_check_report rep;
-    if (persistent_check(s, &rep) != 0)
-        FAILV("check: %s", rep.first_error);
-    if (rep.open_transactions != 0)
-        FAILV("%llu transactions open after recovery",
-              (unsigned long long)rep.open_transactions);
+    bad += ch_check_recovered(s, name, k, &rep);
     struct bank *b = persistent_find_root(s, BANK_TAG);
     unsigned char *bl = persistent_find_root(s, BLOB_TAG);
     if (b == NULL || bl == NULL || b->magic != 0x42414e4b) {
@@ -387,8 +331,6 @@ static int verify(const char *name, const char *path, uint64_t k)
     return bad;
 }
 
-static uint64_t total_points, total_failures;
-
 static void make_template(const char *path)
 {
     S = open_space(path);
@@ -399,33 +341,12 @@ static void make_template(const char *path)
 
 static void sweep(const struct scenario *sc)
 {
-    const char *tmpl = strdup(t_path("txtmpl")), *work = strdup(t_path("txwork"));
-    make_template(tmpl);
-    copy_file(tmpl, work);
-    uint64_t expect = 0;
-    REQUIRE(run_child(sc->run, work, 0, &expect) == 0);
-    REQUIRE(verify(sc->name, work, 0) == 0);
-    uint64_t k, failures = 0;
-    for (k = 1;; k++) {
-        copy_file(tmpl, work);
-        if (run_child(sc->run, work, k, NULL) == 0)
-            break;
-        failures += (uint64_t)verify(sc->name, work, k);
-        if (k > expect + 100) {
-            fprintf(stderr, "%s: more crash points than counted\n", sc->name);
-            failures++;
-            break;
-        }
-    }
-    printf("%-10s %-6s %5llu crash points, %llu failures\n", sc->name, mode_name,
-           (unsigned long long)(k - 1), (unsigned long long)failures);
-    fflush(stdout);
-    total_points += k - 1;
-    total_failures += failures;
-    unlink(tmpl);
-    unlink(work);
-    free((void *)tmpl);
-    free((void *)work);
+    struct ch_files f;
+    ch_files_init(&f, "tx");
+    make_template(f.tmpl);
+    struct ch_target t = {sc->name, child_body, verify, (void *)sc, 5};
+    ch_sweep(&t, &f, true);
+    ch_files_remove(&f);
 }
 
 /* Killed in the middle of a big transaction, then killed again at every
@@ -441,28 +362,17 @@ static void die_in_blob(void)
 
 static void sweep_recovery(void)
 {
-    const char *tmpl = strdup(t_path("txrtmpl")), *work = strdup(t_path("txrwork"));
-    make_template(tmpl);
-    int saved = mode;
-    mode = PM_CRASH_KILL;
-    REQUIRE(run_child(die_in_blob, tmpl, 0, NULL) == 1);
-    mode = saved;
-    uint64_t k, failures = 0;
-    for (k = 1;; k++) {
-        copy_file(tmpl, work);
-        if (run_child(NULL, work, k, NULL) == 0)
-            break;
-        failures += (uint64_t)verify("recovery", work, k);
-    }
-    failures += (uint64_t)verify("recovery", work, 0);
-    printf("%-10s %-6s %5llu crash points, %llu failures\n", "recovery", mode_name,
-           (unsigned long long)(k - 1), (unsigned long long)failures);
-    total_points += k - 1;
-    total_failures += failures;
-    unlink(tmpl);
-    unlink(work);
-    free((void *)tmpl);
-    free((void *)work);
+    struct ch_files f;
+    ch_files_init(&f, "txr");
+    make_template(f.tmpl);
+    int saved = ch_mode;
+    ch_mode = PM_CRASH_KILL;
+    struct scenario die = {"die-in-blob", die_in_blob}, rec = {"recovery", NULL};
+    REQUIRE(ch_run_child(die.name, child_body, &die, f.tmpl, 0, 5, NULL) == 1);
+    ch_mode = saved;
+    struct ch_target t = {rec.name, child_body, verify, &rec, 5};
+    ch_sweep(&t, &f, false);
+    ch_files_remove(&f);
 }
 
 /* Fences per transaction in PMEM durability, counted by the simulation
@@ -549,7 +459,7 @@ static void count_fences(void)
 {
     const char *p = t_path("txfences");
     pm_crash_arm(0, PM_CRASH_KILL, 1);          /* count only */
-    mode = PM_CRASH_POWER;                      /* PMEM durability */
+    ch_mode = PM_CRASH_POWER;                   /* PMEM durability */
     S = open_space(p);
     REQUIRE(S != NULL);
     F_blk = persistent_malloc(S, 4096);
@@ -590,24 +500,11 @@ int main(int argc, char **argv)
         count_fences();
         return t_done();
     }
-    mode_name = argc > 1 ? argv[1] : "kill";
-    mode = strcmp(mode_name, "power") == 0   ? PM_CRASH_POWER
-           : strcmp(mode_name, "evict") == 0 ? PM_CRASH_POWER_EVICT
-                                             : PM_CRASH_KILL;
-    for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++) {
-        bool pick = argc <= 2;
-        for (int a = 2; a < argc; a++)
-            pick = pick || strcmp(argv[a], scenarios[i].name) == 0;
-        if (pick)
+    ch_set_mode(argc > 1 ? argv[1] : "kill");
+    for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++)
+        if (ch_picked(argc, argv, scenarios[i].name))
             sweep(&scenarios[i]);
-    }
-    bool pick = argc <= 2;
-    for (int a = 2; a < argc; a++)
-        pick = pick || strcmp(argv[a], "recovery") == 0;
-    if (pick)
+    if (ch_picked(argc, argv, "recovery"))
         sweep_recovery();
-    printf("TOTAL %s: %llu crash points, %llu failures\n", mode_name,
-           (unsigned long long)total_points, (unsigned long long)total_failures);
-    CHECK_EQ(total_failures, 0);
-    return t_done();
+    return ch_done();
 }

@@ -6,12 +6,7 @@
 
 static void make_space(const char *path, uint64_t size, uint64_t max)
 {
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = size;
-    o.max_size = max;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    allocator_space_t *s = t_create(path, size, max);
     char *r = persistent_malloc_root(s, 7, 64);
     REQUIRE(r != NULL);
     strcpy(r, "content");
@@ -91,6 +86,17 @@ static void expect_refused(const char *path, int want, const char *what)
     expect_refused_by(path, want, what, true);
 }
 
+/* Writes h, its fixed part checksummed first when sum, and expects every
+ * open to refuse the file with want. */
+static void refused_header(const char *p, struct pm_header *h, bool sum, int want,
+                           const char *what)
+{
+    if (sum)
+        h->fixed.checksum = pm_fixed_checksum(&h->fixed);
+    write_header(p, h);
+    expect_refused(p, want, what);
+}
+
 static void test_not_a_space(void)
 {
     /* an empty file is a space to create (test_create.c), and not a space
@@ -140,24 +146,18 @@ static void test_version_word_order(void)
 
     h = orig;
     h.fixed.major = PM_FORMAT_MAJOR + 1;
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_VERSION, "next major version");
+    refused_header(p, &h, false, PERSISTENT_E_VERSION, "next major version");
     /* with a valid checksum too: still the version that is reported */
-    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_VERSION, "next major version, checksummed");
+    refused_header(p, &h, true, PERSISTENT_E_VERSION, "next major version, checksummed");
 
     h = orig;
     h.fixed.word_size = 4;
-    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_WORD_SIZE, "32-bit space");
+    refused_header(p, &h, true, PERSISTENT_E_WORD_SIZE, "32-bit space");
 
     h = orig;
     h.fixed.byte_order = __builtin_bswap64(PM_BYTE_ORDER_MARK);
     h.fixed.checksum = __builtin_bswap32(pm_fixed_checksum(&h.fixed));
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_BYTE_ORDER, "other byte order");
+    refused_header(p, &h, false, PERSISTENT_E_BYTE_ORDER, "other byte order");
 
     /* a newer minor version of the same major opens */
     h = orig;
@@ -179,19 +179,16 @@ static void test_checksums(void)
 
     h = orig;
     h.fixed.uuid[3] ^= 0x40;
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_CHECKSUM, "flipped bit in the fixed header");
+    refused_header(p, &h, false, PERSISTENT_E_CHECKSUM, "flipped bit in the fixed header");
 
     h = orig;
     h.fixed.byte_order ^= 0x10000;
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_CHECKSUM, "damaged byte-order mark");
+    refused_header(p, &h, false, PERSISTENT_E_CHECKSUM, "damaged byte-order mark");
 
     h = orig;
     h.state[0].n_pages ^= 1;
     h.state[1].n_pages ^= 1;
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_CHECKSUM, "both state slots damaged");
+    refused_header(p, &h, false, PERSISTENT_E_CHECKSUM, "both state slots damaged");
 
     /* one damaged slot is what a crash in the middle of an update leaves:
      * the other one is used */
@@ -218,26 +215,18 @@ static void test_sizes(void)
     h = orig;
     h.state[cur].n_pages += 16;        /* more pages than the file has room for */
     h.state[cur].checksum = pm_state_checksum(&h.state[cur]);
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_SIZE, "state disagrees with the fixed header");
+    refused_header(p, &h, false, PERSISTENT_E_SIZE, "state disagrees with the fixed header");
 
     h = orig;
     h.fixed.data_off += 64;
-    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_SIZE, "misaligned data offset");
+    refused_header(p, &h, true, PERSISTENT_E_SIZE, "misaligned data offset");
 
     /* a maximum that is not whole 4 KiB units (2 KiB pages here): growth
      * would stop there and leave a size the next open refuses (found by
      * the fuzzer) */
     {
         const char *q = t_path("size-odd");
-        struct persistent_options oo = {0};
-        oo.flags = PERSISTENT_OPEN_CREATE;
-        oo.size = 16u << 10;
-        oo.max_size = 64u << 10;
-        allocator_space_t *sq;
-        REQUIRE(persistent_space_open(q, &oo, &sq) == 0);
+        allocator_space_t *sq = t_create(q, 16u << 10, 64u << 10);
         REQUIRE(persistent_space_close(sq) == 0);
         struct pm_header g;
         read_header(q, &g);
@@ -282,15 +271,11 @@ static void test_sizes(void)
 
     h = orig;
     h.fixed.page_shift = 20;
-    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_SIZE, "page size out of range");
+    refused_header(p, &h, true, PERSISTENT_E_SIZE, "page size out of range");
 
     h = orig;
     h.fixed.kind_bits_off = h.fixed.start_bits_off;
-    h.fixed.checksum = pm_fixed_checksum(&h.fixed);
-    write_header(p, &h);
-    expect_refused(p, PERSISTENT_E_SIZE, "overlapping metadata");
+    refused_header(p, &h, true, PERSISTENT_E_SIZE, "overlapping metadata");
 
     /* a fixed-size space whose file is longer than it says */
     write_header(p, &orig);

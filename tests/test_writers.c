@@ -183,12 +183,7 @@ static void test_fork(void)
 static void test_readers_follow_growth(void)
 {
     const char *p = t_path("follow");
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 64u << 10;
-    o.max_size = 256u << 20;
-    allocator_space_t *w;
-    REQUIRE(persistent_space_open(p, &o, &w) == 0);
+    allocator_space_t *w = t_create(p, 64u << 10, 256u << 20);
     char *root = persistent_malloc_root(w, 1, 32);
     REQUIRE(root != NULL);
     strcpy(root, "shared");

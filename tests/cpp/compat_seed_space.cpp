@@ -136,42 +136,28 @@ static int seed_program(const char *filename, int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 /* The driver                                                                 */
 
-static bool contains(const std::string &out, const char *want)
-{
-    if (out.find(want) != std::string::npos)
-        return true;
-    std::fprintf(stderr, "expected \"%s\" in:\n%s", want, out.c_str());
-    return false;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc >= 4 && strcmp(argv[1], "run") == 0) {
-        if (strcmp(argv[3], "moved") == 0)
-            pmt::occupy_earlier(argv[2]);
-        return seed_program(argv[2], argc - 4, argv + 4);
-    }
+    int status;
+    if (pmt::SeedRuns::play(argc, argv, seed_program, &status))
+        return status;
 
-    const std::string path = pmt::path("seed-space");
-    std::string out;
-    auto step = [&](bool moved, std::vector<std::string> cmd) {
-        cmd.insert(cmd.begin(), {"run", path, moved ? "moved" : "same"});
-        return pmt::run_self(cmd, &out);
-    };
+    pmt::SeedRuns runs("seed-space");
+    const std::string &path = runs.path, &out = runs.out;
 
-    CHECK_EQ(step(false, {"add", "one", "1"}), 0);
-    CHECK(contains(out, "new registry\n1 entries: one=1\nlast: key 0 value 1\n"));
-    CHECK_EQ(step(true, {"add", "two", "2"}), 0);
-    CHECK_EQ(step(true, {"add", "three", "3"}), 0); /* grows 2 -> 4 */
-    CHECK_EQ(step(false, {"add", "four", "4"}), 0);
-    CHECK_EQ(step(true, {"add", "five", "5"}), 0); /* grows 4 -> 8 */
-    CHECK(contains(out, "5 entries: one=1 two=2 three=3 four=4 five=5\nlast: key 4 value 5\n"));
-    CHECK_EQ(step(true, {"del", "two"}), 0);
-    CHECK(contains(out, "removed two\ndestroyed 1\n4 entries: one=1 three=3 four=4 five=5\n"));
-    CHECK_EQ(step(true, {"del", "nothing"}), 0);
-    CHECK(contains(out, "no nothing\n"));
-    CHECK_EQ(step(true, {}), 0);
-    CHECK(contains(out, "4 entries: one=1 three=3 four=4 five=5\nlast: key 4 value 5\n"));
+    CHECK_EQ(runs.step(false, {"add", "one", "1"}), 0);
+    CHECK(pmt::contains(out, "new registry\n1 entries: one=1\nlast: key 0 value 1\n"));
+    CHECK_EQ(runs.step(true, {"add", "two", "2"}), 0);
+    CHECK_EQ(runs.step(true, {"add", "three", "3"}), 0); /* grows 2 -> 4 */
+    CHECK_EQ(runs.step(false, {"add", "four", "4"}), 0);
+    CHECK_EQ(runs.step(true, {"add", "five", "5"}), 0); /* grows 4 -> 8 */
+    CHECK(pmt::contains(out, "5 entries: one=1 two=2 three=3 four=4 five=5\nlast: key 4 value 5\n"));
+    CHECK_EQ(runs.step(true, {"del", "two"}), 0);
+    CHECK(pmt::contains(out, "removed two\ndestroyed 1\n4 entries: one=1 three=3 four=4 five=5\n"));
+    CHECK_EQ(runs.step(true, {"del", "nothing"}), 0);
+    CHECK(pmt::contains(out, "no nothing\n"));
+    CHECK_EQ(runs.step(true, {}), 0);
+    CHECK(pmt::contains(out, "4 entries: one=1 three=3 four=4 five=5\nlast: key 4 value 5\n"));
 
     allocator_space_t *s = load_private_persistent_allocator(path.c_str());
     REQUIRE(s != nullptr);

@@ -111,51 +111,37 @@ static int seed_program(const char *filename, int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 /* The driver                                                                 */
 
-static bool contains(const std::string &out, const char *want)
-{
-    if (out.find(want) != std::string::npos)
-        return true;
-    std::fprintf(stderr, "expected \"%s\" in:\n%s", want, out.c_str());
-    return false;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc >= 4 && strcmp(argv[1], "run") == 0) {
-        if (strcmp(argv[3], "moved") == 0)
-            pmt::occupy_earlier(argv[2]);
-        return seed_program(argv[2], argc - 4, argv + 4);
-    }
+    int status;
+    if (pmt::SeedRuns::play(argc, argv, seed_program, &status))
+        return status;
 
-    const std::string path = pmt::path("seed-vector");
-    std::string out;
-    auto step = [&](bool moved, std::vector<std::string> cmd) {
-        cmd.insert(cmd.begin(), {"run", path, moved ? "moved" : "same"});
-        return pmt::run_self(cmd, &out);
-    };
+    pmt::SeedRuns runs("seed-vector");
+    const std::string &path = runs.path, &out = runs.out;
 
-    CHECK_EQ(step(false, {"add", "alpha"}), 0);
-    CHECK(contains(out, "new list\nadded alpha\n1 items: alpha\nlast added: alpha\n"));
+    CHECK_EQ(runs.step(false, {"add", "alpha"}), 0);
+    CHECK(pmt::contains(out, "new list\nadded alpha\n1 items: alpha\nlast added: alpha\n"));
     /* each add in a new process; most at a new address; the array grows
      * from 4 to 8 to 16 slots by persistent_realloc on the way */
     const char *names[] = {"beta", "gamma", "delta", "epsilon", "zeta", "eta",
                            "theta", "iota", "kappa", "lambda"};
     int n = 0;
     for (const char *name : names) {
-        CHECK_EQ(step(n++ % 4 != 0, {"add", name}), 0);
-        CHECK(contains(out, (std::string("added ") + name + "\n").c_str()));
+        CHECK_EQ(runs.step(n++ % 4 != 0, {"add", name}), 0);
+        CHECK(pmt::contains(out, (std::string("added ") + name + "\n").c_str()));
     }
-    CHECK(contains(out, "11 items: alpha beta gamma delta epsilon zeta eta theta iota kappa "
+    CHECK(pmt::contains(out, "11 items: alpha beta gamma delta epsilon zeta eta theta iota kappa "
                         "lambda\nlast added: lambda\n"));
-    CHECK_EQ(step(true, {"del", "gamma"}), 0);
-    CHECK_EQ(step(true, {"del", "theta"}), 0);
-    CHECK(contains(out, "removed theta\n11 items: alpha beta (null) delta epsilon zeta eta "
+    CHECK_EQ(runs.step(true, {"del", "gamma"}), 0);
+    CHECK_EQ(runs.step(true, {"del", "theta"}), 0);
+    CHECK(pmt::contains(out, "removed theta\n11 items: alpha beta (null) delta epsilon zeta eta "
                         "(null) iota kappa lambda\n"));
-    CHECK_EQ(step(true, {"compact"}), 0);
-    CHECK(contains(out, "compacted to 9\n9 items: alpha beta delta epsilon zeta eta iota "
+    CHECK_EQ(runs.step(true, {"compact"}), 0);
+    CHECK(pmt::contains(out, "compacted to 9\n9 items: alpha beta delta epsilon zeta eta iota "
                         "kappa lambda\nlast added: lambda\n"));
-    CHECK_EQ(step(true, {"add", "mu"}), 0);
-    CHECK(contains(out, "10 items: alpha beta delta epsilon zeta eta iota kappa lambda "
+    CHECK_EQ(runs.step(true, {"add", "mu"}), 0);
+    CHECK(pmt::contains(out, "10 items: alpha beta delta epsilon zeta eta iota kappa lambda "
                         "mu\nlast added: mu\n"));
 
     /* the file is consistent and every string accounted for */

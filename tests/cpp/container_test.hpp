@@ -1,22 +1,95 @@
 /* What the std and the Boost container tests share: the sequence members
  * of their roots (words, matrix, title, numbers: the same members with the
- * same steps in both), the third process's check, and the dispatch of
- * main to the three processes.  Each test keeps its own table, which is
+ * same steps in both) and their checks, the check of a table's entries in
+ * order, the reopening at an address the space never had, the third
+ * process's check, and the dispatch of main to the three processes.  Each test keeps its own table, which is
  * what differs (a sorted vector of pairs, a map and a flat_map). */
 #ifndef PM_CONTAINER_TEST_HPP
 #define PM_CONTAINER_TEST_HPP
 
 #include <persistent_space.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "container_model.hpp"
 #include "cpp_test.hpp"
 
 namespace ctest {
+
+/* The characters of any string type with data() and size(). */
+template <class S> std::string_view sv(const S &s)
+{
+    return std::string_view(s.data(), s.size());
+}
+
+template <class V> bool same_ints(const V &v, const std::vector<int> &want)
+{
+    return v.size() == want.size() && std::equal(v.begin(), v.end(), want.begin());
+}
+
+/* The table's entries, walked in order, are the model's (key, values);
+ * reports the first difference. */
+template <class Table> void check_table_in_order(const Table &t, const model::Model &m)
+{
+    CHECK_EQ(t.size(), m.table.size());
+    auto mt = m.table.begin();
+    for (const auto &e : t) {
+        if (mt == m.table.end())
+            break;
+        if (sv(e.first) != mt->first || !same_ints(e.second, mt->second)) {
+            std::fprintf(stderr, "table entry %s differs\n", mt->first.c_str());
+            pmt::failures++;
+            break;
+        }
+        ++mt;
+    }
+}
+
+/* The sequences are the model's (numbers also walked backwards, through
+ * the containers' back links); reports the first difference of each. */
+template <class Root> void check_sequences(const Root &r, const model::Model &m)
+{
+    CHECK_EQ(r.words.size(), m.words.size());
+    for (std::size_t j = 0; j < std::min(r.words.size(), m.words.size()); j++)
+        if (sv(r.words[j]) != m.words[j]) {
+            std::fprintf(stderr, "word %zu: '%s' != '%s'\n", j, r.words[j].c_str(),
+                         m.words[j].c_str());
+            pmt::failures++;
+            break;
+        }
+    CHECK_EQ(r.matrix.size(), m.matrix.size());
+    for (std::size_t i = 0; i < std::min(r.matrix.size(), m.matrix.size()); i++)
+        if (!same_ints(r.matrix[i], m.matrix[i])) {
+            std::fprintf(stderr, "matrix row %zu differs\n", i);
+            pmt::failures++;
+            break;
+        }
+    CHECK(sv(r.title) == m.title);
+    CHECK(std::string(r.title.c_str()) == m.title);
+    CHECK(r.numbers.size() == m.numbers.size() &&
+          std::equal(r.numbers.begin(), r.numbers.end(), m.numbers.begin()));
+    CHECK(std::equal(r.numbers.rbegin(), r.numbers.rend(), m.numbers.rbegin()));
+}
+
+/* Opens the space at path at an address it never had: the two addresses
+ * of the earlier processes are occupied first. */
+inline persistent_mem::Space open_elsewhere(const std::string &path,
+                                            std::size_t expect_earlier = 0)
+{
+    const std::vector<std::uint64_t> earlier = pmt::occupy_earlier(path);
+    if (expect_earlier)
+        CHECK_EQ(earlier.size(), expect_earlier);
+    persistent_mem::Space sp(path, 0);
+    for (std::uint64_t b : earlier)
+        REQUIRE(pmt::addr(sp.get()) != b);
+    return sp;
+}
 
 /* Stage 1 of the sequences, built in place in the root r; a allocates the
  * strings. */
@@ -69,11 +142,7 @@ void mutate_sequences(Root &r, const CharAlloc &a)
 template <class Root, class Verify>
 int final_check(const std::string &path, std::uint64_t tag, Verify verify)
 {
-    const std::vector<std::uint64_t> earlier = pmt::occupy_earlier(path);
-    CHECK_EQ(earlier.size(), 2);
-    persistent_mem::Space sp(path, 0);
-    for (std::uint64_t b : earlier)
-        REQUIRE(pmt::addr(sp.get()) != b);
+    persistent_mem::Space sp = open_elsewhere(path, 2);
     Root *r = sp.find_root<Root>(tag);
     REQUIRE(r != nullptr);
     verify(*r, model::stage2(), sp.get(), "in the third process");

@@ -214,6 +214,45 @@ inline allocator_space_t *reopen_elsewhere(allocator_space_t *s, const std::stri
     return n;
 }
 
+/* Whether out holds want; if not, says so with out. */
+inline bool contains(const std::string &out, const char *want)
+{
+    if (out.find(want) != std::string::npos)
+        return true;
+    std::fprintf(stderr, "expected \"%s\" in:\n%s", want, out.c_str());
+    return false;
+}
+
+/* The driver of a seed-style program (a main that takes a file name and a
+ * command): "SELF run PATH moved|same CMD..." plays one run of program on
+ * PATH, at a new address with "moved"; the test runs those one by one with
+ * step(moved, {CMD...}), each a fresh exec, and reads what it printed in out. */
+struct SeedRuns {
+    using Program = int (*)(const char *filename, int argc, char **argv);
+
+    std::string path, out;
+
+    /* In main: the run this process is to play, if it is one (returns
+     * true and sets *status). */
+    static bool play(int argc, char **argv, Program program, int *status)
+    {
+        if (argc < 4 || std::strcmp(argv[1], "run") != 0)
+            return false;
+        if (std::strcmp(argv[3], "moved") == 0)
+            occupy_earlier(argv[2]);
+        *status = program(argv[2], argc - 4, argv + 4);
+        return true;
+    }
+
+    explicit SeedRuns(const char *name) : path(pmt::path(name)) {}
+
+    int step(bool moved, std::vector<std::string> cmd)
+    {
+        cmd.insert(cmd.begin(), {"run", path, moved ? "moved" : "same"});
+        return run_self(cmd, &out);
+    }
+};
+
 inline std::uint64_t addr(const void *p)
 {
     return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p));

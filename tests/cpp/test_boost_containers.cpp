@@ -42,14 +42,8 @@ template <class T> using A = PersistentAllocator<T>;
 using Str = bc::basic_string<char, std::char_traits<char>, A<char>>;
 using Vec = bc::vector<int, A<int>>;
 
-std::string_view sv(const Str &s)
-{
-    return std::string_view(s.data(), s.size());
-}
-std::string_view sv(const std::string &s)
-{
-    return s;
-}
+using ctest::same_ints;
+using ctest::sv;
 
 /* Orders Str and std::string alike, so lookups need no Str. */
 struct Less {
@@ -74,26 +68,10 @@ struct Root {
     Index index; /* i -> key(i) for the keys in the table */
 };
 
-template <class V> bool same_ints(const V &v, const std::vector<int> &want)
-{
-    return v.size() == want.size() && std::equal(v.begin(), v.end(), want.begin());
-}
-
 void verify(Root &r, const model::Model &m, allocator_space_t *s, const char *when)
 {
     const int before = pmt::failures;
-    CHECK_EQ(r.table.size(), m.table.size());
-    auto mt = m.table.begin();
-    for (const auto &e : r.table) {
-        if (mt == m.table.end())
-            break;
-        if (sv(e.first) != mt->first || !same_ints(e.second, mt->second)) {
-            std::fprintf(stderr, "table entry %s differs\n", mt->first.c_str());
-            pmt::failures++;
-            break;
-        }
-        ++mt;
-    }
+    ctest::check_table_in_order(r.table, m);
     /* lookups through the tree */
     for (const auto &e : m.table) {
         auto it = r.table.find(e.first);
@@ -105,26 +83,7 @@ void verify(Root &r, const model::Model &m, allocator_space_t *s, const char *wh
     }
     CHECK(r.table.find(std::string("no such key")) == r.table.end());
 
-    CHECK_EQ(r.words.size(), m.words.size());
-    for (std::size_t j = 0; j < std::min(r.words.size(), m.words.size()); j++)
-        if (sv(r.words[j]) != m.words[j]) {
-            std::fprintf(stderr, "word %zu: '%s' != '%s'\n", j, r.words[j].c_str(),
-                         m.words[j].c_str());
-            pmt::failures++;
-            break;
-        }
-    CHECK_EQ(r.matrix.size(), m.matrix.size());
-    for (std::size_t i = 0; i < std::min(r.matrix.size(), m.matrix.size()); i++)
-        if (!same_ints(r.matrix[i], m.matrix[i])) {
-            std::fprintf(stderr, "matrix row %zu differs\n", i);
-            pmt::failures++;
-            break;
-        }
-    CHECK(sv(r.title) == m.title);
-    CHECK(r.numbers.size() == m.numbers.size() &&
-          std::equal(r.numbers.begin(), r.numbers.end(), m.numbers.begin()));
-    /* and backwards through the list's prev links */
-    CHECK(std::equal(r.numbers.rbegin(), r.numbers.rend(), m.numbers.rbegin()));
+    ctest::check_sequences(r, m);
 
     std::size_t n_index = 0;
     for (int i = 0; i < model::n_keys + model::n_new_keys; i++) {
@@ -168,10 +127,7 @@ int build(const std::string &path)
 
 int mutate(const std::string &path)
 {
-    const std::vector<std::uint64_t> earlier = pmt::occupy_earlier(path);
-    Space sp(path, 0);
-    for (std::uint64_t b : earlier)
-        REQUIRE(pmt::addr(sp.get()) != b);
+    Space sp = ctest::open_elsewhere(path);
     Root *r = sp.find_root<Root>(root_tag);
     REQUIRE(r != nullptr);
     verify(*r, model::stage1(), sp.get(), "after reopening at a new address");

@@ -43,22 +43,20 @@ struct Root {
      * allocators find the space themselves */
 };
 
-std::string_view sv(const Str &s)
+using ctest::sv;
+
+/* Where key k is or would go in the sorted table. */
+Table::iterator lower_key(Table &t, const std::string &k)
 {
-    return std::string_view(s.data(), s.size());
+    return std::lower_bound(t.begin(), t.end(), k, [](const Entry &e, const std::string &key) {
+        return sv(e.first) < std::string_view(key);
+    });
 }
 
 Table::iterator find_key(Table &t, const std::string &k)
 {
-    auto it = std::lower_bound(t.begin(), t.end(), k, [](const Entry &e, const std::string &key) {
-        return sv(e.first) < std::string_view(key);
-    });
+    auto it = lower_key(t, k);
     return it != t.end() && sv(it->first) == k ? it : t.end();
-}
-
-template <class V> bool same_ints(const V &v, const std::vector<int> &want)
-{
-    return v.size() == want.size() && std::equal(v.begin(), v.end(), want.begin());
 }
 
 /* Compares everything with the model; reports the first difference of each
@@ -66,37 +64,8 @@ template <class V> bool same_ints(const V &v, const std::vector<int> &want)
 void verify(Root &r, const model::Model &m, allocator_space_t *s, const char *when)
 {
     const int before = pmt::failures;
-    CHECK_EQ(r.table.size(), m.table.size());
-    auto mt = m.table.begin();
-    for (const Entry &e : r.table) {
-        if (mt == m.table.end())
-            break;
-        if (sv(e.first) != mt->first || !same_ints(e.second, mt->second)) {
-            std::fprintf(stderr, "table entry %s differs\n", mt->first.c_str());
-            pmt::failures++;
-            break;
-        }
-        ++mt;
-    }
-    CHECK_EQ(r.words.size(), m.words.size());
-    for (std::size_t j = 0; j < std::min(r.words.size(), m.words.size()); j++)
-        if (sv(r.words[j]) != m.words[j]) {
-            std::fprintf(stderr, "word %zu: '%s' != '%s'\n", j, r.words[j].c_str(),
-                         m.words[j].c_str());
-            pmt::failures++;
-            break;
-        }
-    CHECK_EQ(r.matrix.size(), m.matrix.size());
-    for (std::size_t i = 0; i < std::min(r.matrix.size(), m.matrix.size()); i++)
-        if (!same_ints(r.matrix[i], m.matrix[i])) {
-            std::fprintf(stderr, "matrix row %zu differs\n", i);
-            pmt::failures++;
-            break;
-        }
-    CHECK(sv(r.title) == m.title);
-    CHECK(std::string(r.title.c_str()) == m.title);
-    CHECK(r.numbers.size() == m.numbers.size() &&
-          std::equal(r.numbers.begin(), r.numbers.end(), m.numbers.begin()));
+    ctest::check_table_in_order(r.table, m);
+    ctest::check_sequences(r, m);
 
     /* the storage is in this space, at its current address */
     CHECK(persistent_space_of(r.table.data()) == s);
@@ -118,10 +87,7 @@ int build(const std::string &path)
     /* insert in an order other than sorted: exercises insert's moves */
     for (int i = model::n_keys - 1; i >= 0; i--) {
         const std::string k = model::key(i);
-        auto pos = std::lower_bound(r->table.begin(), r->table.end(), k,
-                                    [](const Entry &e, const std::string &key) {
-                                        return sv(e.first) < std::string_view(key);
-                                    });
+        auto pos = lower_key(r->table, k);
         const std::vector<int> v = model::values(i);
         r->table.emplace(pos, Str(k.c_str(), a), IntVec(v.begin(), v.end(), a));
     }
@@ -132,10 +98,7 @@ int build(const std::string &path)
 
 int mutate(const std::string &path)
 {
-    const std::vector<std::uint64_t> earlier = pmt::occupy_earlier(path);
-    Space sp(path, 0);
-    for (std::uint64_t b : earlier)
-        REQUIRE(pmt::addr(sp.get()) != b);
+    Space sp = ctest::open_elsewhere(path);
     Root *r = sp.find_root<Root>(root_tag);
     REQUIRE(r != nullptr);
     verify(*r, model::stage1(), sp.get(), "after reopening at a new address");
@@ -153,10 +116,7 @@ int mutate(const std::string &path)
     }
     for (int i = model::n_keys; i < model::n_keys + model::n_new_keys; i++) {
         const std::string k = model::key(i);
-        auto pos = std::lower_bound(r->table.begin(), r->table.end(), k,
-                                    [](const Entry &e, const std::string &key) {
-                                        return sv(e.first) < std::string_view(key);
-                                    });
+        auto pos = lower_key(r->table, k);
         pos = r->table.emplace(pos, Str(k.c_str(), a), IntVec(a));
         pos->second.push_back(7 * i);
     }

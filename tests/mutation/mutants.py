@@ -421,11 +421,17 @@ MUTANTS = [
     pg_bit_set(rt, rt->end_bits, first + n_new - 1);""",
          what="grow in place clears the old END before the new one is set"),
     dict(id="lg-grow-no-claim", file="src/large.c",
-         find="""    if (!pg_claim_at(rt, last + 1, n_new - n_old))
-        return false;""",
-         replace="""    if (last + 1 + (n_new - n_old) > pm_load_acquire(&rt->n_pages))
-        return false;""",
+         find="""        if (pg_claim_at(rt, last + 1, add))
+            return true;""",
+         replace="""        if (last + 1 + add <= pm_load_acquire(&rt->n_pages))
+            return true;""",
          what="grow in place takes the following pages without claiming them"),
+    dict(id="lg-grow-no-space-growth", file="src/large.c",
+         find="""        if (pm_space_grow(rt, n, last + 1 + add - n) != 0)
+            return false;""",
+         replace="""        return false;""",
+         what="a block at the end of the space is copied to a new run instead of "
+              "growing the space under it (realloc by 1.5 leaves a file twice its size)"),
 
     # ------------------------------------------------------------ recover.c
     dict(id="rec-no-remote-drain", file="src/recover.c",
