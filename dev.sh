@@ -36,6 +36,8 @@ install_missing() {
         need libjemalloc-dev test -f /usr/include/jemalloc/jemalloc.h
         need libmimalloc-dev test -f /usr/include/mimalloc.h
         need gnuplot-nox command -v gnuplot
+        need sqlite3 command -v sqlite3
+        need git command -v git
         need gcc-aarch64-linux-gnu command -v aarch64-linux-gnu-gcc
         need g++-aarch64-linux-gnu command -v aarch64-linux-gnu-g++
         need libc6-dev-arm64-cross test -f /usr/aarch64-linux-gnu/include/stdio.h

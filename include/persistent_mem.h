@@ -180,7 +180,25 @@ void *persistent_ptr_from(allocator_space_t *space, void *ptr,
                                             when path is NULL, else an
                                             unnamed file (O_TMPFILE) in the
                                             directory path.  With size (and
-                                            max_size); no other flag */
+                                            max_size); no other flag but
+                                            PERSISTENT_OPEN_LAZY */
+#define PERSISTENT_OPEN_LAZY       0x40u /* a writer: the file's blocks are
+                                            allocated when first written,
+                                            not in advance (create and
+                                            growth extend the file with
+                                            holes; a freed page run handed
+                                            out again is not backed first).
+                                            A 3.5 GB block of which 150 MB
+                                            is written takes 150 MB of disk.
+                                            The price: when the file system
+                                            is full, a store into a page
+                                            never written kills the process
+                                            with SIGBUS, where the default
+                                            would have failed the malloc
+                                            with ENOMEM.  The next open
+                                            without this flag backs every
+                                            hole first (the space records
+                                            that it may have some) */
 
 /* Durability: what a completed call survives.  Recorded with the space. */
 enum persistent_durability {

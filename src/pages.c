@@ -319,8 +319,9 @@ static void bits_range(pm_atomic_u64 *bits, uint64_t first, uint64_t n, bool set
 
 bool pg_back(struct pm_rt *rt, uint64_t first, uint64_t n)
 {
-    if (!rt->can_punch || pg_next_set(rt->punched, first, first + n) == PG_NONE)
-        return true;
+    if (!rt->can_punch || (rt->open_flags & PERSISTENT_OPEN_LAZY) ||
+        pg_next_set(rt->punched, first, first + n) == PG_NONE)
+        return true;                /* lazily: backed when written */
     if (pm_fd_check(rt, "backing punched pages") < 0 ||
         os_allocate(rt->fd, rt->data_off + (first << rt->page_shift),
                     n << rt->page_shift) != 0)
@@ -329,17 +330,22 @@ bool pg_back(struct pm_rt *rt, uint64_t first, uint64_t n)
     return true;
 }
 
+/* The file may have a hole from here on: said durably first, so that the
+ * next eager writer's open (after a crash too) fills it. */
+void pm_holes_announce(struct pm_rt *rt)
+{
+    pm_atomic_u64 *nh = &rt->hdr->live.no_holes;
+    if (pm_load_acquire(nh) != 0) {
+        pm_store_release(nh, UINT64_C(0));
+        pm_persist(rt, nh, sizeof *nh);
+    }
+}
+
 void pg_release_large(struct pm_rt *rt, uint64_t first, uint64_t n)
 {
     if (rt->can_punch && (n << rt->page_shift) >= PUNCH_BYTES &&
         pm_fd_check(rt, "punching a hole") == 0) {
-        /* the file may have a hole from here on: durably said first, so
-         * that the open after a crash fills it */
-        pm_atomic_u64 *nh = &rt->hdr->live.no_holes;
-        if (pm_load_acquire(nh) != 0) {
-            pm_store_release(nh, UINT64_C(0));
-            pm_persist(rt, nh, sizeof *nh);
-        }
+        pm_holes_announce(rt);
         if (os_punch(rt->fd, rt->data_off + (first << rt->page_shift),
                      n << rt->page_shift) == 0)
             bits_range(rt->punched, first, n, true);

@@ -146,7 +146,8 @@ int pm_engine_prepare(struct pm_rt *rt)
 int pm_engine_start(struct pm_rt *rt)
 {
     bool repair = rt->can_alloc;
-    if (rt->mode == PM_MODE_WRITER && pm_load_acquire(&rt->hdr->live.no_holes) != 1) {
+    if (rt->mode == PM_MODE_WRITER && !(rt->open_flags & PERSISTENT_OPEN_LAZY) &&
+        pm_load_acquire(&rt->hdr->live.no_holes) != 1) {
         /* holes punched before a crash (or a close) were never backed
          * again.  Only when one may have been punched: a file create
          * allocated whole needs no second pass (on tmpfs, pages allocated

@@ -416,9 +416,11 @@ bool pm_test_no_tmpfile;
 
 /* Writes a new space (fixed header f, state s) into the empty file fd. */
 static int write_space(const char *path, int fd, const struct pm_fixed *f,
-                       const struct pm_state *s, bool magic_last)
+                       const struct pm_state *s, bool magic_last, bool lazy)
 {
-    int r = os_allocate(fd, 0, s->file_size);
+    /* lazy: the size only (the last page), the rest backed when written */
+    int r = lazy ? os_allocate(fd, s->file_size - PM_DATA_ALIGN, PM_DATA_ALIGN)
+                 : os_allocate(fd, 0, s->file_size);
     if (r < 0)
         return pm_err(r, "%s: cannot allocate %llu bytes: %s", path,
                       (unsigned long long)s->file_size, persistent_strerror(r));
@@ -427,7 +429,8 @@ static int write_space(const char *path, int fd, const struct pm_fixed *f,
     h.fixed = *f;
     h.state[0] = *s;
     pm_store_relaxed(&h.live.n_pages, s->n_pages);
-    pm_store_relaxed(&h.live.no_holes, UINT64_C(1));   /* allocated just now */
+    /* allocated just now, unless lazily */
+    pm_store_relaxed(&h.live.no_holes, lazy ? UINT64_C(0) : UINT64_C(1));
     if (magic_last)
         memset(h.fixed.magic, 0, sizeof h.fixed.magic);
     r = os_pwrite_all(fd, &h, sizeof h, 0);
@@ -460,7 +463,7 @@ static int space_create(const char *path, const struct persistent_options *o,
         /* locked before it has a name: no writer can open it half made */
         r = os_lock_writer(fd);
         if (r == 0)
-            r = write_space(path, fd, &f, &s, false);
+            r = write_space(path, fd, &f, &s, false, (o->flags & PERSISTENT_OPEN_LAZY) != 0);
         if (r == 0) {
             r = os_link_unnamed(fd, path);
             if (r < 0 && r != -EEXIST)
@@ -482,7 +485,7 @@ static int space_create(const char *path, const struct persistent_options *o,
         return pm_err(r, "%s: cannot create: %s", path, persistent_strerror(r));
     r = os_lock_writer(fd);
     if (r == 0)
-        r = write_space(path, fd, &f, &s, false);
+        r = write_space(path, fd, &f, &s, false, (o->flags & PERSISTENT_OPEN_LAZY) != 0);
     if (r == 0) {
         r = os_link(tmp, path);
         if (r < 0 && r != -EEXIST)
@@ -510,7 +513,7 @@ static int space_init_empty(const char *path, int fd, const struct persistent_op
     struct pm_state s;
     r = plan(o->size, o->max_size, &f, &s);
     if (r == 0)
-        r = write_space(path, fd, &f, &s, true);
+        r = write_space(path, fd, &f, &s, true, (o->flags & PERSISTENT_OPEN_LAZY) != 0);
     if (r < 0)
         (void)os_truncate(fd, 0);           /* empty again, as it was */
     return r;
@@ -833,8 +836,9 @@ static int open_scratch(const char *dir, const struct persistent_options *o,
                         allocator_space_t **out)
 {
     const char *name = dir ? dir : "(scratch space in memory)";
-    if (o->flags != PERSISTENT_OPEN_SCRATCH)
-        return pm_err(-EINVAL, "a scratch space takes no other open flag (%#x)", o->flags);
+    if ((o->flags & ~PERSISTENT_OPEN_LAZY) != PERSISTENT_OPEN_SCRATCH)
+        return pm_err(-EINVAL, "a scratch space takes no other open flag but "
+                      "PERSISTENT_OPEN_LAZY (%#x)", o->flags);
     if (o->size == 0)
         return pm_err(-EINVAL, "a scratch space needs a size");
     int fr = pm_flush_check();
@@ -866,7 +870,8 @@ int persistent_space_open(const char *path, const struct persistent_options *opt
     *out = NULL;
     uint32_t known = PERSISTENT_OPEN_CREATE | PERSISTENT_OPEN_EXCL |
                      PERSISTENT_OPEN_READONLY | PERSISTENT_OPEN_PRIVATE |
-                     PERSISTENT_OPEN_NO_RECOVER | PERSISTENT_OPEN_SCRATCH;
+                     PERSISTENT_OPEN_NO_RECOVER | PERSISTENT_OPEN_SCRATCH |
+                     PERSISTENT_OPEN_LAZY;
     if (o.flags & ~known)
         return pm_err(-EINVAL, "unknown open flags %#x", o.flags & ~known);
     if (o.durability > PERSISTENT_DURABILITY_SYNC)
@@ -883,7 +888,7 @@ int persistent_space_open(const char *path, const struct persistent_options *opt
         return fr;
     if ((o.flags & (PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_READONLY)) ==
             (PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_READONLY) ||
-        (mode != PM_MODE_WRITER && (o.flags & PERSISTENT_OPEN_CREATE)) ||
+        (mode != PM_MODE_WRITER && (o.flags & (PERSISTENT_OPEN_CREATE | PERSISTENT_OPEN_LAZY))) ||
         ((o.flags & PERSISTENT_OPEN_NO_RECOVER) && mode != PM_MODE_PRIVATE))
         return pm_err(-EINVAL, "incompatible open flags %#x", o.flags);
 
@@ -1055,7 +1060,16 @@ static int grow_step(struct pm_rt *rt, uint64_t n, uint64_t t)
     int r = pm_fd_check(rt, "growth");
     if (r < 0)
         return r;
-    r = os_allocate(rt->fd, pages_bytes(rt, n), (t - n) << rt->page_shift);
+    if (rt->open_flags & PERSISTENT_OPEN_LAZY) {
+        /* the new pages are holes until written: said durably first, so
+         * that an eager open fills them; the size comes from allocating
+         * the last page alone (never shrinks the file, as a truncate by a
+         * grower that lags behind could) */
+        pm_holes_announce(rt);
+        r = os_allocate(rt->fd, pages_bytes(rt, t) - rt->page_size, rt->page_size);
+    } else {
+        r = os_allocate(rt->fd, pages_bytes(rt, n), (t - n) << rt->page_shift);
+    }
     /* where power failure counts, the new size is durable before the
      * header says so: else a header could outlive its file's length */
     if (r == 0 && rt->durability != PM_DUR_PROCESS) {

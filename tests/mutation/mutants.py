@@ -433,6 +433,22 @@ MUTANTS = [
          what="a block at the end of the space is copied to a new run instead of "
               "growing the space under it (realloc by 1.5 leaves a file twice its size)"),
 
+    # ------------------------------------------------------------ lazy backing
+    dict(id="lazy-grow-no-announce", file="src/space.c",
+         find="""        pm_holes_announce(rt);
+        r = os_allocate(rt->fd, pages_bytes(rt, t) - rt->page_size, rt->page_size);""",
+         replace="""        r = os_allocate(rt->fd, pages_bytes(rt, t) - rt->page_size, rt->page_size);""",
+         what="lazy growth does not record that the file now has holes: the next "
+              "eager open leaves them (a store there can SIGBUS on a full disk)"),
+    dict(id="lazy-open-fills", file="src/recover.c",
+         find="""    if (rt->mode == PM_MODE_WRITER && !(rt->open_flags & PERSISTENT_OPEN_LAZY) &&""",
+         replace="""    if (rt->mode == PM_MODE_WRITER &&""",
+         what="a lazy writer's open backs every hole (the disk a lazy space saves is taken anyway)"),
+    dict(id="lazy-reuse-backs", file="src/pages.c",
+         find="""    if (!rt->can_punch || (rt->open_flags & PERSISTENT_OPEN_LAZY) ||""",
+         replace="""    if (!rt->can_punch ||""",
+         what="a lazy space backs a punched run again before handing it out"),
+
     # ------------------------------------------------------------ recover.c
     dict(id="rec-no-remote-drain", file="src/recover.c",
          find="""            if (r != 0 && repair) {""",
@@ -706,11 +722,9 @@ MUTANTS = [
          replace="""    for (int pass = 1; pass < 2; pass++) {""",
          what="check ignores the previous transaction's frees (the other stream)"),
     dict(id="pages-punch-unannounced", file="src/pages.c",
-         find="""        if (pm_load_acquire(nh) != 0) {
-            pm_store_release(nh, UINT64_C(0));
-            pm_persist(rt, nh, sizeof *nh);
-        }""",
-         replace="""        (void)nh;""",
+         find="""        pm_holes_announce(rt);
+        if (os_punch(""",
+         replace="""        if (os_punch(""",
          what="a hole punched while the header says the file has none: the open after a "
               "crash does not back it again (SIGBUS on a full disk)"),
     dict(id="ver-tail-first-data-only", file="src/verify.c",

@@ -1,0 +1,358 @@
+/* libpmpreload.so: runs an unmodified program with persistent_mem as its
+ * malloc (a benchmark tool, not the library's API).
+ *
+ *   LD_PRELOAD=BUILD/bench/libpmpreload.so PROGRAM ARGS...
+ *
+ * Every allocation of the process (malloc, free, calloc, realloc,
+ * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc,
+ * malloc_usable_size) comes from one growable space per process: a scratch
+ * space (PERSISTENT_OPEN_SCRATCH), in memory, or an unnamed file in
+ * $PM_PRELOAD_DIR, so it is gone when the process ends however it ends.
+ * Its maximum is $PM_PRELOAD_MAX_MB (default 65536: address space only, the
+ * file grows as the heap does); $PM_PRELOAD_DURABILITY picks process
+ * (default), sync or pmem; $PM_PRELOAD_LAZY=1 opens it with lazy backing.
+ *
+ * Before the space exists (the dynamic loader and libc allocate before any
+ * constructor runs, and the open itself allocates), the thread that opens
+ * it takes its memory from glibc's own allocator (__libc_malloc); a pointer
+ * that is not in a space of ours is glibc's, and is given back to it.
+ *
+ * fork: the library forgets its spaces in the child (the parent's pages are
+ * MAP_SHARED: writing them would corrupt the parent).  The interposer gives
+ * the child a private copy of the parent's heap at the same addresses, so
+ * every pointer it inherited stays valid and nothing it does reaches the
+ * parent, and a space of its own for what it allocates next.  Frees of
+ * inherited blocks are ignored (the copy goes with the process);
+ * malloc_usable_size of one is 0; realloc of one copies it.  exec starts
+ * over with a fresh space.
+ *
+ * $PM_PRELOAD_STATS=FILE: at exit each process appends a line
+ * "pid=N file_size=B capacity=B" (the space only grows, so its file size at
+ * exit is its peak). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <dlfcn.h>
+
+#include <pthread.h>
+
+#include <persistent_mem.h>
+
+/* glibc's allocator, exported under these names */
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+
+enum { UNINIT, OPENING, READY, FAILED };
+
+static _Atomic int state = UNINIT;
+static allocator_space_t *S;
+static uintptr_t lo, hi;                /* the space's reserved range */
+static uint64_t fork_len;               /* bytes of it mapped when fork began */
+static _Thread_local bool opening;      /* this thread is opening it */
+static size_t (*libc_usable)(void *);   /* glibc's malloc_usable_size */
+
+/* ranges inherited over fork: private copies of earlier spaces */
+#define MAX_OLD 16
+static struct {
+    uintptr_t lo, end, hi;              /* end: of the copy; hi: of the range */
+} old[MAX_OLD];
+static int n_old;
+
+static bool in_space(const void *p)
+{
+    return (uintptr_t)p >= lo && (uintptr_t)p < hi;
+}
+
+static int old_of(const void *p)
+{
+    for (int i = 0; i < n_old; i++)
+        if ((uintptr_t)p >= old[i].lo && (uintptr_t)p < old[i].hi)
+            return i;
+    return -1;
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? strtoull(v, NULL, 10) : dflt;
+}
+
+static void say(const char *msg)
+{
+    ssize_t r = write(2, msg, strlen(msg));
+    (void)r;
+}
+
+static void before_fork(void);
+static void after_fork_child(void);
+
+/* Opens the process's space; on failure the process goes on with glibc. */
+static void open_space(void)
+{
+    int expect = UNINIT;
+    if (!atomic_compare_exchange_strong(&state, &expect, OPENING)) {
+        while (atomic_load(&state) == OPENING)
+            sched_yield();
+        return;
+    }
+    opening = true;                     /* what this thread allocates now is glibc's */
+    if (libc_usable == NULL)
+        *(void **)&libc_usable = dlsym(RTLD_NEXT, "malloc_usable_size");
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_SCRATCH;
+    if (env_u64("PM_PRELOAD_LAZY", 0))
+        o.flags |= PERSISTENT_OPEN_LAZY;
+    o.size = 4u << 20;
+    o.max_size = env_u64("PM_PRELOAD_MAX_MB", 65536) << 20;
+    const char *d = getenv("PM_PRELOAD_DURABILITY");
+    o.durability = d != NULL && strcmp(d, "sync") == 0   ? PERSISTENT_DURABILITY_SYNC
+                   : d != NULL && strcmp(d, "pmem") == 0 ? PERSISTENT_DURABILITY_PMEM
+                                                         : PERSISTENT_DURABILITY_PROCESS;
+    allocator_space_t *s = NULL;
+    struct persistent_info in;
+    if (persistent_space_open(getenv("PM_PRELOAD_DIR"), &o, &s) == 0 &&
+        persistent_space_info(s, &in) == 0 && in.n_bases >= 1) {
+        S = s;
+        lo = in.bases[0].base;
+        hi = lo + in.bases[0].size;
+        static bool registered;
+        if (!registered) {
+            registered = true;
+            (void)pthread_atfork(before_fork, NULL, after_fork_child);
+        }
+        opening = false;
+        atomic_store(&state, READY);
+        return;
+    }
+    say("libpmpreload: cannot open a space (");
+    say(persistent_errormsg());
+    say("); glibc's malloc serves this process\n");
+    opening = false;
+    atomic_store(&state, FAILED);
+}
+
+/* Whether the space serves this call (else glibc does). */
+static inline bool ours(void)
+{
+    int st = atomic_load_explicit(&state, memory_order_acquire);
+    if (st == READY)
+        return true;
+    if (st == FAILED || opening)
+        return false;
+    open_space();
+    return atomic_load(&state) == READY;
+}
+
+/* In the parent, right before fork: how much of the range the file maps. */
+static void before_fork(void)
+{
+    struct persistent_info in;
+    fork_len = 0;
+    if (atomic_load(&state) == READY && persistent_space_info(S, &in) == 0)
+        fork_len = in.file_size < hi - lo ? in.file_size : hi - lo;
+}
+
+/* In the child: the library has forgotten the parent's space (its pages
+ * are the parent's file).  They become a private copy at the same
+ * addresses, the rest of the range an inaccessible reservation, and the
+ * child's next allocation opens a space of its own. */
+static void after_fork_child(void)
+{
+    if (atomic_load(&state) != READY)
+        return;
+    if (n_old == MAX_OLD) {
+        say("libpmpreload: fork: too many generations of forks\n");
+        _exit(127);
+    }
+    uint64_t len = fork_len;
+    void *copy = len ? mmap(NULL, len, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                     : MAP_FAILED;
+    if (copy == MAP_FAILED) {
+        say("libpmpreload: fork: cannot copy the heap\n");
+        _exit(127);
+    }
+    memcpy(copy, (void *)lo, len);
+    if (mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)lo) == MAP_FAILED ||
+        (hi > lo + len &&
+         mmap((void *)(lo + len), hi - lo - len, PROT_NONE,
+              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)) {
+        say("libpmpreload: fork: cannot place the copy\n");
+        _exit(127);
+    }
+    old[n_old].lo = lo;
+    old[n_old].end = lo + len;
+    old[n_old].hi = hi;
+    n_old++;
+    S = NULL;
+    lo = hi = 0;
+    atomic_store(&state, UNINIT);
+}
+
+/* ---- the interface ---- */
+
+void *malloc(size_t n)
+{
+    if (!ours())
+        return __libc_malloc(n);
+    return persistent_malloc(S, n ? n : 1);
+}
+
+void free(void *p)
+{
+    if (p == NULL)
+        return;
+    if (in_space(p))
+        persistent_free(S, p);
+    else if (old_of(p) < 0)
+        __libc_free(p);                 /* glibc's; an inherited copy stays */
+}
+
+void *calloc(size_t n, size_t size)
+{
+    if (!ours())
+        return __libc_calloc(n, size);
+    if (size && n > SIZE_MAX / size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return persistent_calloc(S, n ? n : 1, size ? size : 1);
+}
+
+void *realloc(void *p, size_t n)
+{
+    if (p == NULL)
+        return malloc(n);
+    if (n == 0) {
+        free(p);
+        return NULL;
+    }
+    if (in_space(p))
+        return persistent_reallocate(S, p, n);
+    int i = old_of(p);
+    if (i < 0)
+        return __libc_realloc(p, n);    /* glibc's stays glibc's */
+    /* an inherited copy: copied out (as far as the copy goes), never freed */
+    void *q = malloc(n);
+    if (q == NULL)
+        return NULL;
+    size_t have = (size_t)(old[i].end - (uintptr_t)p);
+    memcpy(q, p, have < n ? have : n);
+    return q;
+}
+
+void *reallocarray(void *p, size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, n * size);
+}
+
+static bool pow2(size_t a)
+{
+    return a && (a & (a - 1)) == 0;
+}
+
+static void *aligned(size_t align, size_t n)
+{
+    if (!ours())
+        return __libc_memalign(align, n);
+    if (align < sizeof(void *))
+        align = sizeof(void *);
+    return persistent_aligned_alloc(S, align, n ? n : 1);
+}
+
+int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (!pow2(align) || align % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = aligned(align, n);
+    if (p == NULL) {
+        int e = errno == EINVAL ? EINVAL : ENOMEM;
+        errno = saved;
+        return e;
+    }
+    errno = saved;
+    *out = p;
+    return 0;
+}
+
+void *aligned_alloc(size_t align, size_t n)
+{
+    if (!pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned(align, n);
+}
+
+void *memalign(size_t align, size_t n)
+{
+    size_t a = 1;
+    while (a < align)                   /* glibc: up to a power of two */
+        a <<= 1;
+    return aligned(a, n);
+}
+
+void *valloc(size_t n)
+{
+    return aligned((size_t)sysconf(_SC_PAGESIZE), n);
+}
+
+void *pvalloc(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (n > SIZE_MAX - page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return aligned(page, n ? (n + page - 1) / page * page : page);
+}
+
+size_t malloc_usable_size(void *p)
+{
+    if (p == NULL)
+        return 0;
+    if (in_space(p))
+        return persistent_usable_size(S, p);
+    if (old_of(p) >= 0)
+        return 0;
+    return libc_usable ? libc_usable(p) : 0;
+}
+
+/* ---- the figures ---- */
+
+__attribute__((destructor)) static void report(void)
+{
+    const char *path = getenv("PM_PRELOAD_STATS");
+    struct persistent_info in;
+    if (path == NULL || atomic_load(&state) != READY || persistent_space_info(S, &in) != 0)
+        return;
+    char line[256];
+    int n = snprintf(line, sizeof line, "pid=%d file_size=%llu capacity=%llu\n",
+                     (int)getpid(), (unsigned long long)in.file_size,
+                     (unsigned long long)in.capacity);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+        ssize_t r = write(fd, line, (size_t)n);
+        (void)r;
+        close(fd);
+    }
+}
