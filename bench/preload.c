@@ -19,12 +19,16 @@
  *
  * fork: the library forgets its spaces in the child (the parent's pages are
  * MAP_SHARED: writing them would corrupt the parent).  The interposer gives
- * the child a private copy of the parent's heap at the same addresses, so
- * every pointer it inherited stays valid and nothing it does reaches the
- * parent, and a space of its own for what it allocates next.  Frees of
- * inherited blocks are ignored (the copy goes with the process);
- * malloc_usable_size of one is 0; realloc of one copies it.  exec starts
- * over with a fresh space.
+ * the child a private copy of the parent's heap at the same addresses (the
+ * forking thread waits until it is made), so every pointer it inherited
+ * stays valid and nothing it does reaches the parent, and a space of its
+ * own for what it allocates next.  Frees of inherited blocks are ignored
+ * (the copy goes with the process); malloc_usable_size of one is 0; realloc
+ * of one copies it.  exec starts over with a fresh space.  Limits, from a
+ * multithreaded parent: its other threads do not wait for the copy, and
+ * glibc resets every FILE's lock in the child before any fork handler runs
+ * -- in the shared heap, so a parent thread can lose a stdio lock.
+ * Alignments above 2 MiB are glibc's (every free goes by address).
  *
  * $PM_PRELOAD_STATS=FILE: at exit each process appends a line
  * "pid=N file_size=B capacity=B" (the space only grows, so its file size at
@@ -40,7 +44,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <dlfcn.h>
@@ -61,7 +64,7 @@ enum { UNINIT, OPENING, READY, FAILED };
 static _Atomic int state = UNINIT;
 static allocator_space_t *S;
 static uintptr_t lo, hi;                /* the space's reserved range */
-static uint64_t fork_len;               /* bytes of it mapped when fork began */
+static int fork_pipe[2] = {-1, -1};     /* the child says: copied */
 static _Thread_local bool opening;      /* this thread is opening it */
 static size_t (*libc_usable)(void *);   /* glibc's malloc_usable_size */
 
@@ -98,17 +101,26 @@ static void say(const char *msg)
 }
 
 static void before_fork(void);
+static void after_fork_parent(void);
 static void after_fork_child(void);
+
+/* The fork handlers, registered before the first allocation can open a
+ * space, so that in a child ours run before the library's (which forgets
+ * its spaces): the copy asks the library how much of the range is the
+ * file's, as of the fork. */
+__attribute__((constructor)) static void register_fork_handlers(void)
+{
+    opening = true;                     /* pthread_atfork allocates: glibc */
+    (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    opening = false;
+}
 
 /* Opens the process's space; on failure the process goes on with glibc. */
 static void open_space(void)
 {
     int expect = UNINIT;
-    if (!atomic_compare_exchange_strong(&state, &expect, OPENING)) {
-        while (atomic_load(&state) == OPENING)
-            sched_yield();
-        return;
-    }
+    if (!atomic_compare_exchange_strong(&state, &expect, OPENING))
+        return;                         /* another thread opens: glibc meanwhile */
     opening = true;                     /* what this thread allocates now is glibc's */
     if (libc_usable == NULL)
         *(void **)&libc_usable = dlsym(RTLD_NEXT, "malloc_usable_size");
@@ -129,11 +141,6 @@ static void open_space(void)
         S = s;
         lo = in.bases[0].base;
         hi = lo + in.bases[0].size;
-        static bool registered;
-        if (!registered) {
-            registered = true;
-            (void)pthread_atfork(before_fork, NULL, after_fork_child);
-        }
         opening = false;
         atomic_store(&state, READY);
         return;
@@ -145,43 +152,64 @@ static void open_space(void)
     atomic_store(&state, FAILED);
 }
 
-/* Whether the space serves this call (else glibc does). */
+/* Whether the space serves this call (else glibc does: while it is being
+ * opened, by this thread or another, and if it could not be). */
 static inline bool ours(void)
 {
     int st = atomic_load_explicit(&state, memory_order_acquire);
     if (st == READY)
         return true;
-    if (st == FAILED || opening)
+    if (st != UNINIT || opening)
         return false;
     open_space();
     return atomic_load(&state) == READY;
 }
 
-/* In the parent, right before fork: how much of the range the file maps. */
+/* Right before fork, in the parent: a pipe on which the child says that it
+ * has copied the heap.  The forking thread waits for that after the fork,
+ * so the heap it could change meanwhile is the copy's already.  (Other
+ * threads of a multithreaded parent do not wait: what they change in the
+ * blocks while the child copies can reach the copy.  And glibc resets, in
+ * the child and before any handler, the lock of every FILE, which lives
+ * in the shared heap: a multithreaded parent's stdio locks can be lost at
+ * a fork.  This is a benchmark tool.) */
 static void before_fork(void)
 {
-    struct persistent_info in;
-    fork_len = 0;
-    if (atomic_load(&state) == READY && persistent_space_info(S, &in) == 0)
-        fork_len = in.file_size < hi - lo ? in.file_size : hi - lo;
+    fork_pipe[0] = fork_pipe[1] = -1;
+    if (atomic_load(&state) == READY && pipe2(fork_pipe, O_CLOEXEC) != 0)
+        fork_pipe[0] = fork_pipe[1] = -1;
 }
 
-/* In the child: the library has forgotten the parent's space (its pages
- * are the parent's file).  They become a private copy at the same
+static void after_fork_parent(void)
+{
+    if (fork_pipe[0] < 0)
+        return;
+    close(fork_pipe[1]);                /* a failed fork: read sees the end */
+    char c;
+    while (read(fork_pipe[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    close(fork_pipe[0]);
+}
+
+/* In the child: the parent's pages become a private copy at the same
  * addresses, the rest of the range an inaccessible reservation, and the
  * child's next allocation opens a space of its own. */
 static void after_fork_child(void)
 {
-    if (atomic_load(&state) != READY)
+    int st = atomic_load(&state);
+    if (st == OPENING)                  /* its opener is not in this process */
+        atomic_store(&state, UNINIT);
+    if (st != READY)
         return;
-    if (n_old == MAX_OLD) {
-        say("libpmpreload: fork: too many generations of forks\n");
+    close(fork_pipe[0]);
+    struct persistent_info in;
+    if (n_old == MAX_OLD || persistent_space_info(S, &in) != 0) {
+        say("libpmpreload: fork: cannot copy the heap\n");
         _exit(127);
     }
-    uint64_t len = fork_len;
-    void *copy = len ? mmap(NULL, len, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-                     : MAP_FAILED;
+    uint64_t len = in.file_size < hi - lo ? in.file_size : hi - lo;
+    void *copy = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (copy == MAP_FAILED) {
         say("libpmpreload: fork: cannot copy the heap\n");
         _exit(127);
@@ -194,6 +222,10 @@ static void after_fork_child(void)
         say("libpmpreload: fork: cannot place the copy\n");
         _exit(127);
     }
+    char c = 1;
+    ssize_t w = write(fork_pipe[1], &c, 1);
+    (void)w;
+    close(fork_pipe[1]);
     old[n_old].lo = lo;
     old[n_old].end = lo + len;
     old[n_old].hi = hi;
@@ -230,7 +262,9 @@ void *calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return persistent_calloc(S, n ? n : 1, size ? size : 1);
+    if (n == 0 || size == 0)
+        n = size = 1;                   /* a unique pointer, as malloc(0) */
+    return persistent_calloc(S, n, size);
 }
 
 void *realloc(void *p, size_t n)
@@ -271,7 +305,8 @@ static bool pow2(size_t a)
 
 static void *aligned(size_t align, size_t n)
 {
-    if (!ours())
+    /* the library aligns up to 2 MiB; beyond, glibc's (freed by address) */
+    if (!ours() || align > (2u << 20))
         return __libc_memalign(align, n);
     if (align < sizeof(void *))
         align = sizeof(void *);
@@ -305,6 +340,10 @@ void *aligned_alloc(size_t align, size_t n)
 
 void *memalign(size_t align, size_t n)
 {
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
     size_t a = 1;
     while (a < align)                   /* glibc: up to a power of two */
         a <<= 1;

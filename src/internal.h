@@ -339,7 +339,7 @@ bool pg_bit(const pm_atomic_u64 *bits, uint64_t page);
 void pg_bit_set(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t page);
 void pg_bit_clear(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t page);
 uint64_t pg_next_set(const pm_atomic_u64 *bits, uint64_t from, uint64_t limit);
-void pm_holes_announce(struct pm_rt *rt);
+void pm_holes_announce(struct pm_rt *rt, uint64_t how);
 uint64_t pg_prev_set(const pm_atomic_u64 *bits, uint64_t at);  /* <= at */
 uint64_t pg_run_end(struct pm_rt *rt, uint64_t first);  /* last page */
 uint64_t pm_hwm_pages(struct pm_rt *rt);

@@ -112,6 +112,8 @@ size_t lg_usable(struct pm_rt *rt, const void *ptr)
  * its old runs left behind as free pages. */
 static bool claim_after(struct pm_rt *rt, uint64_t last, uint64_t add)
 {
+    if (add > rt->max_pages - (last + 1))
+        return false;               /* past the maximum: no growth helps */
     for (int grown = 0;; grown++) {
         if (pg_claim_at(rt, last + 1, add))
             return true;
@@ -127,7 +129,9 @@ static bool claim_after(struct pm_rt *rt, uint64_t last, uint64_t add)
 bool lg_resize_in_place(struct pm_rt *rt, void *ptr, size_t new_size)
 {
     uint64_t first, last;
-    if (!lg_is_block(rt, ptr, &first, &last) || new_size == 0)
+    /* a size no space can hold would wrap the page count below */
+    if (!lg_is_block(rt, ptr, &first, &last) || new_size == 0 ||
+        new_size > (rt->max_pages << rt->page_shift))
         return false;
     uint64_t n_old = last - first + 1;
     uint64_t n_new = ((uint64_t)new_size + rt->page_size - 1) >> rt->page_shift;

@@ -330,14 +330,19 @@ bool pg_back(struct pm_rt *rt, uint64_t first, uint64_t n)
     return true;
 }
 
-/* The file may have a hole from here on: said durably first, so that the
- * next eager writer's open (after a crash too) fills it. */
-void pm_holes_announce(struct pm_rt *rt)
+/* The file may have a hole from here on (how: PM_HOLES_PUNCHED or
+ * PM_HOLES_LAZY): said durably first, so that the next eager writer's open
+ * (after a crash too) backs it.  LAZY, once said, stays: it is the one
+ * that makes that open back the whole file. */
+void pm_holes_announce(struct pm_rt *rt, uint64_t how)
 {
     pm_atomic_u64 *nh = &rt->hdr->live.no_holes;
-    if (pm_load_acquire(nh) != 0) {
-        pm_store_release(nh, UINT64_C(0));
-        pm_persist(rt, nh, sizeof *nh);
+    uint64_t cur = pm_load_acquire(nh);
+    while (cur != how && cur != PM_HOLES_LAZY) {
+        if (pm_cas_strong_acq_rel(nh, &cur, how)) {
+            pm_persist(rt, nh, sizeof *nh);
+            return;
+        }
     }
 }
 
@@ -345,7 +350,7 @@ void pg_release_large(struct pm_rt *rt, uint64_t first, uint64_t n)
 {
     if (rt->can_punch && (n << rt->page_shift) >= PUNCH_BYTES &&
         pm_fd_check(rt, "punching a hole") == 0) {
-        pm_holes_announce(rt);
+        pm_holes_announce(rt, PM_HOLES_PUNCHED);
         if (os_punch(rt->fd, rt->data_off + (first << rt->page_shift),
                      n << rt->page_shift) == 0)
             bits_range(rt->punched, first, n, true);

@@ -147,20 +147,24 @@ int pm_engine_start(struct pm_rt *rt)
 {
     bool repair = rt->can_alloc;
     if (rt->mode == PM_MODE_WRITER && !(rt->open_flags & PERSISTENT_OPEN_LAZY) &&
-        pm_load_acquire(&rt->hdr->live.no_holes) != 1) {
+        pm_load_acquire(&rt->hdr->live.no_holes) != PM_HOLES_NONE) {
         /* holes punched before a crash (or a close) were never backed
          * again.  Only when one may have been punched: a file create
          * allocated whole needs no second pass (on tmpfs, pages allocated
          * and never written read as holes, and backing 6 GiB again took
-         * seconds) */
+         * seconds).  After a lazy writer the whole file is allocated: its
+         * holes may be anywhere, and where SEEK_HOLE is not supported
+         * os_fill_holes would find none */
         uint64_t size = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
-        int r = os_fill_holes(rt->fd, size);
+        int r = pm_load_acquire(&rt->hdr->live.no_holes) == PM_HOLES_LAZY
+                    ? os_allocate(rt->fd, 0, size)
+                    : os_fill_holes(rt->fd, size);
         if (r == 0 && rt->durability != PM_DUR_PROCESS)
             r = os_fdatasync(rt->fd);   /* backed before the word says so */
         if (r < 0)
             return pm_err(r, "cannot fill the holes of the space: %s",
                           persistent_strerror(r));
-        pm_store_release(&rt->hdr->live.no_holes, UINT64_C(1));
+        pm_store_release(&rt->hdr->live.no_holes, (uint64_t)PM_HOLES_NONE);
         pm_persist(rt, &rt->hdr->live.no_holes, sizeof rt->hdr->live.no_holes);
     }
     if (repair) {

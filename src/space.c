@@ -430,7 +430,7 @@ static int write_space(const char *path, int fd, const struct pm_fixed *f,
     h.state[0] = *s;
     pm_store_relaxed(&h.live.n_pages, s->n_pages);
     /* allocated just now, unless lazily */
-    pm_store_relaxed(&h.live.no_holes, lazy ? UINT64_C(0) : UINT64_C(1));
+    pm_store_relaxed(&h.live.no_holes, lazy ? PM_HOLES_LAZY : PM_HOLES_NONE);
     if (magic_last)
         memset(h.fixed.magic, 0, sizeof h.fixed.magic);
     r = os_pwrite_all(fd, &h, sizeof h, 0);
@@ -1065,7 +1065,7 @@ static int grow_step(struct pm_rt *rt, uint64_t n, uint64_t t)
          * that an eager open fills them; the size comes from allocating
          * the last page alone (never shrinks the file, as a truncate by a
          * grower that lags behind could) */
-        pm_holes_announce(rt);
+        pm_holes_announce(rt, PM_HOLES_LAZY);
         r = os_allocate(rt->fd, pages_bytes(rt, t) - rt->page_size, rt->page_size);
     } else {
         r = os_allocate(rt->fd, pages_bytes(rt, n), (t - n) << rt->page_shift);

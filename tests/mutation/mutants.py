@@ -435,7 +435,7 @@ MUTANTS = [
 
     # ------------------------------------------------------------ lazy backing
     dict(id="lazy-grow-no-announce", file="src/space.c",
-         find="""        pm_holes_announce(rt);
+         find="""        pm_holes_announce(rt, PM_HOLES_LAZY);
         r = os_allocate(rt->fd, pages_bytes(rt, t) - rt->page_size, rt->page_size);""",
          replace="""        r = os_allocate(rt->fd, pages_bytes(rt, t) - rt->page_size, rt->page_size);""",
          what="lazy growth does not record that the file now has holes: the next "
@@ -722,7 +722,7 @@ MUTANTS = [
          replace="""    for (int pass = 1; pass < 2; pass++) {""",
          what="check ignores the previous transaction's frees (the other stream)"),
     dict(id="pages-punch-unannounced", file="src/pages.c",
-         find="""        pm_holes_announce(rt);
+         find="""        pm_holes_announce(rt, PM_HOLES_PUNCHED);
         if (os_punch(""",
          replace="""        if (os_punch(""",
          what="a hole punched while the header says the file has none: the open after a "
