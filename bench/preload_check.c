@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <persistent_mem.h>
 
 static int failures;
@@ -23,6 +25,18 @@ static int failures;
             failures++;                                                      \
         }                                                                    \
     } while (0)
+
+/* glibc frees a thread's strerror buffer after the thread's destructors:
+ * through us, a call from a thread whose library record was handed back */
+static void *strerror_thread(void *arg)
+{
+    void *p = malloc(100);
+    if (p == NULL)
+        return (void *)1;
+    free(p);
+    (void)strerror(100000 + (int)(intptr_t)arg);  /* unknown: a buffer malloc'd */
+    return NULL;
+}
 
 int main(void)
 {
@@ -68,6 +82,20 @@ int main(void)
     EXPECT(r != NULL && strcmp(r, "grow") == 0);
     EXPECT(realloc(r, 0) == NULL);
     free(NULL);
+
+    /* more threads than the library has records, each freeing after its
+     * destructors (the 4,095th failed before orphan records were handed
+     * back) */
+    for (int i = 0; i < 5000; i++) {
+        pthread_t t;
+        void *ret = NULL;
+        if (pthread_create(&t, NULL, strerror_thread, (void *)(intptr_t)i) != 0 ||
+            pthread_join(t, &ret) != 0 || ret != NULL) {
+            fprintf(stderr, "thread %d: malloc failed\n", i);
+            failures++;
+            break;
+        }
+    }
 
     /* fork: the child's heap is a copy; its writes stay its own */
     pid_t pid = fork();

@@ -116,6 +116,10 @@ struct pm_trec {
     uint32_t seen_revokes;
     uint32_t id;                  /* index in rt->recs, >= 1 */
     pm_atomic_u32 in_use;
+    pm_atomic_u32 orphan_tid;     /* taken by a thread whose exit destructor
+                                     had run (no destructor hands it back):
+                                     that thread's id, and whoever finds it
+                                     gone hands the record back (thread.c) */
     int32_t lane;                 /* publish lane index, -1 if none */
     struct pm_tx *tx;             /* its transaction state (tx.c), NULL
                                      until its first transaction */
@@ -260,6 +264,8 @@ int os_map_file(void *addr, uint64_t len, int fd, uint64_t off,
                 uint32_t mode, bool sync);
 bool os_probe_dax(int fd);
 void os_unmap(void *addr, uint64_t len);
+uint32_t os_thread_id(void);
+bool os_thread_gone(uint32_t tid);
 void *os_vol_alloc(size_t size);
 void os_vol_free(void *p, size_t size);
 uint64_t os_time_ns(void);

@@ -505,6 +505,21 @@ bool os_probe_dax(int fd)
 #endif
 }
 
+uint32_t os_thread_id(void)
+{
+    return (uint32_t)syscall(SYS_gettid);
+}
+
+/* Whether the thread tid of this process has ended (a TID the kernel gave
+ * to a new thread since reads as alive: the caller only loses a chance). */
+bool os_thread_gone(uint32_t tid)
+{
+    int saved = errno;
+    bool gone = syscall(SYS_tgkill, (long)getpid(), (long)tid, 0L) != 0 && errno == ESRCH;
+    errno = saved;
+    return gone;
+}
+
 void os_unmap(void *addr, uint64_t len)
 {
     if (addr && len)

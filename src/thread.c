@@ -22,6 +22,10 @@ struct tls_ent {
 };
 static _Thread_local struct tls_ent tls_ents[PM_TLS_SLOTS];
 
+/* This thread's exit destructor has run: a record it takes now is an
+ * orphan (see rec_claim). */
+static _Thread_local bool exited;
+
 static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
@@ -53,6 +57,14 @@ static struct pm_trec *rec_claim(struct pm_rt *rt)
     for (;;) {
         uint32_t n = pm_load_acquire(&rt->n_recs);
         for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++) {
+            /* a record taken after its thread's exit destructor ran (glibc
+             * frees its own per-thread buffers after the destructors, and
+             * a program may make calls there): handed back here, once the
+             * thread is gone, by whoever wins its id */
+            uint32_t tid = pm_load_acquire(&rt->recs[id].orphan_tid);
+            if (tid != 0 && os_thread_gone(tid) &&
+                pm_cas_strong_acq_rel(&rt->recs[id].orphan_tid, &tid, 0u))
+                pm_thread_release(rt, &rt->recs[id]);
             uint32_t zero = 0;
             if (pm_load_relaxed(&rt->recs[id].in_use) == 0 &&
                 pm_cas_strong_acq_rel(&rt->recs[id].in_use, &zero, 1u)) {
@@ -110,8 +122,12 @@ struct pm_trec *pm_thread_attach(allocator_space_t *space, struct pm_rt **rtp)
         tls_ents[free_slot].instance = rt->instance;
         tls_ents[free_slot].rt = rt;
         tls_ents[free_slot].rec = rec;
-        pthread_once(&key_once, key_init);
-        (void)pthread_setspecific(exit_key, (void *)1);
+        if (exited) {
+            pm_store_release(&rec->orphan_tid, os_thread_id());
+        } else {
+            pthread_once(&key_once, key_init);
+            (void)pthread_setspecific(exit_key, (void *)1);
+        }
     }
     pm_tls.rt = rt;
     pm_tls.rec = rec;
@@ -135,6 +151,7 @@ void pm_thread_release(struct pm_rt *rt, struct pm_trec *rec)
 static void thread_exit(void *arg)
 {
     (void)arg;
+    exited = true;
     pm_tls.space = NULL;
     for (int i = 0; i < PM_TLS_SLOTS; i++) {
         if (tls_ents[i].instance == 0)

@@ -292,6 +292,51 @@ static void test_aligned_when_full(void)
     }
 }
 
+/* Calls a thread makes after its exit destructor ran (glibc's own thread
+ * clean-up frees there; so may a destructor of a key made after the
+ * library's): each takes a thread record that no destructor hands back,
+ * and the library hands it back once the thread is gone.  More threads
+ * than there are records: without that, the 4,096th fails with EAGAIN. */
+static pthread_key_t late_key;
+
+static void late_free(void *blk)
+{
+    persistent_free(s, blk);            /* after the library's destructor */
+}
+
+static void *late_thread(void *arg)
+{
+    (void)arg;
+    void *a = persistent_malloc(s, 48);     /* a record, the library's key set */
+    void *b = persistent_malloc(s, 48);
+    if (a == NULL || b == NULL)
+        return (void *)1;
+    persistent_free(s, a);
+    (void)pthread_setspecific(late_key, b);
+    return NULL;
+}
+
+static void test_calls_after_thread_exit(void)
+{
+    struct persistent_stats st0, st;
+    REQUIRE(persistent_stats_get(s, &st0) == 0);
+    REQUIRE(pthread_key_create(&late_key, late_free) == 0);     /* after the library's */
+    int failed = 0;
+    for (int i = 0; i < 4500 && !failed; i++) {
+        pthread_t t;
+        void *r;
+        REQUIRE(pthread_create(&t, NULL, late_thread, NULL) == 0);
+        pthread_join(t, &r);
+        failed = r != NULL;
+        if (failed)
+            fprintf(stderr, "thread %d: malloc failed: %s\n", i, strerror(errno));
+    }
+    CHECK(!failed);
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    CHECK_EQ(st.live_blocks, st0.live_blocks);      /* every late free done */
+    pthread_key_delete(late_key);
+}
+
 int main(void)
 {
     const char *p = t_path("alloc");
@@ -305,6 +350,7 @@ int main(void)
     test_realloc();
     test_misuse();
     test_stats();
+    test_calls_after_thread_exit();
     t_check_clean(s, "at the end");
     destroy_persistent_allocator(s);
     unlink(p);

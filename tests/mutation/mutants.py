@@ -433,6 +433,13 @@ MUTANTS = [
          what="a block at the end of the space is copied to a new run instead of "
               "growing the space under it (realloc by 1.5 leaves a file twice its size)"),
 
+    # ------------------------------------------------------------ thread.c
+    dict(id="thr-orphan-kept", file="src/thread.c",
+         find="""            if (tid != 0 && os_thread_gone(tid) &&""",
+         replace="""            if (tid != 0 && false &&""",
+         what="a record taken after its thread's exit destructor is never handed back "
+              "(after 4,095 such threads a new thread cannot allocate)"),
+
     # ------------------------------------------------------------ lazy backing
     dict(id="lazy-grow-no-announce", file="src/space.c",
          find="""        pm_holes_announce(rt, PM_HOLES_LAZY);
