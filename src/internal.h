@@ -704,8 +704,10 @@ enum pm_hook_point {
                                      owners' busy flags not yet read */
     PM_HOOK_CREATE_WRITTEN,       /* create: header written, the file not
                                      yet named (or its magic not written) */
-    PM_HOOK_TX_COMMIT_POINT       /* a commit: data durable, the state word
+    PM_HOOK_TX_COMMIT_POINT,      /* a commit: data durable, the state word
                                      (the commit point) not yet written */
+    PM_HOOK_OPEN_SIZED            /* an open: the file's size read, its
+                                     header not yet */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

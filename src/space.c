@@ -277,9 +277,16 @@ static int validate(const char *path, int fd, struct pm_fixed *f,
                       "%s: not a persistent_mem space (%llu bytes%s)", path,
                       (unsigned long long)fsize,
                       fsize == 0 ? "; an open that may create makes it one" : "");
+    pm_hook(PM_HOOK_OPEN_SIZED);
     r = os_pread_all(fd, buf, n, 0);
     if (r < 0)
         return pm_err(r, "%s: read: %s", path, persistent_strerror(r));
+    /* the size again, now that the header is read: a writer that grew the
+     * space meanwhile extended the file before it committed the pages the
+     * header says, so this size covers them (the first one may not) */
+    r = os_file_size(fd, &fsize);
+    if (r < 0)
+        return pm_err(r, "%s: %s", path, persistent_strerror(r));
     if (interrupted_create(buf, n))
         return pm_err(PERSISTENT_E_NOT_SPACE,
                       "%s: an interrupted create, not a space yet (an open "

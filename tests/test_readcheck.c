@@ -63,8 +63,10 @@ int main(void)
         struct persistent_options r = {0};
         r.flags = PERSISTENT_OPEN_READONLY;
         allocator_space_t *s;
-        if (persistent_space_open(p, &r, &s) != 0)
+        if (persistent_space_open(p, &r, &s) != 0) {
+            fprintf(stderr, "reader: cannot open: %s\n", persistent_errormsg());
             _exit(3);
+        }
         int checks = 0, bad = 0;
         uint64_t t0 = t_now_ns();
         while (t_now_ns() - t0 < run_ns) {

@@ -433,6 +433,16 @@ MUTANTS = [
          what="a block at the end of the space is copied to a new run instead of "
               "growing the space under it (realloc by 1.5 leaves a file twice its size)"),
 
+    # ------------------------------------------------------------ space.c (open)
+    dict(id="open-size-before-header", file="src/space.c",
+         find="""    r = os_file_size(fd, &fsize);
+    if (r < 0)
+        return pm_err(r, "%s: %s", path, persistent_strerror(r));
+    if (interrupted_create""",
+         replace="""    if (interrupted_create""",
+         what="an open judges the header against the file size read before it: a reader "
+              "opening beside a growing writer is refused as truncated"),
+
     # ------------------------------------------------------------ thread.c
     dict(id="thr-orphan-kept", file="src/thread.c",
          find="""            if (tid != 0 && os_thread_gone(tid) &&""",
