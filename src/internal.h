@@ -199,7 +199,6 @@ struct pm_rt {
     /* thread records (thread.c) */
     struct pm_trec *recs;
     pm_atomic_u32 n_recs;         /* high-water of record ids */
-    pm_atomic_u32 pins;           /* thread-exit handbacks in progress */
     pm_atomic_u32 closing;
 
     /* marks (roots.c): which 16-byte granules of the pages start a root's
@@ -285,6 +284,7 @@ int pm_state_commit(struct pm_rt *rt, const struct pm_state *next);
 struct pm_rt *pm_rt_by_instance(uint64_t instance);
 struct pm_rt *pm_rt_pin(uint64_t instance);
 void pm_rt_unpin(struct pm_rt *rt);
+void pm_rt_pins_drain(void);
 int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages);
 void pm_follow(struct pm_rt *rt);
 int pm_fd_check(struct pm_rt *rt, const char *what);

@@ -14,6 +14,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ static struct {
     struct pm_rt *_Atomic rt;
 } registry[PM_MAX_OPEN];
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pm_atomic_u32 exit_pins;         /* thread exits handing back (pm_rt_pin) */
 /* [span_lo, span_hi): the lowest and highest address of any open space's
  * reservation (0, 0 when none is open), so persistent_space_of answers a
  * pointer outside every space with one comparison.  Written under
@@ -570,6 +572,7 @@ static void forget_after_fork(void)
     pm_store_relaxed(&span_lo, (uintptr_t)0);
     pm_store_relaxed(&span_hi, (uintptr_t)0);
     pm_fetch_add_acq_rel(&pm_close_epoch, 1);
+    pm_store_relaxed(&exit_pins, 0u);   /* pinners of the parent's threads */
     pthread_mutex_init(&registry_lock, NULL);
 }
 
@@ -626,7 +629,7 @@ static struct pm_rt *registry_remove(const allocator_space_t *space)
         if (pm_load_relaxed(&registry[i].base) == (uintptr_t)space) {
             rt = pm_load_relaxed(&registry[i].rt);
             pm_store_release(&registry[i].base, (uintptr_t)0);
-            pm_store_release(&registry[i].rt, (struct pm_rt *)NULL);
+            pm_store_seq_cst(&registry[i].rt, (struct pm_rt *)NULL);   /* pm_rt_pin */
             span_update(NULL);
             break;
         }
@@ -646,23 +649,37 @@ struct pm_rt *pm_rt_by_instance(uint64_t instance)
 }
 
 /* Thread exit: keeps rt alive while the exiting thread hands back its
- * record; close waits for pins to drain after unregistering. */
+ * record, with no lock (G1).  The pin is a process-wide count, raised
+ * before the lookup; close unregisters the space, then waits for the count
+ * to drain (pm_rt_pins_drain).  Both sides are sequentially consistent (a
+ * store then a load each), so either the close sees the pin and waits, or
+ * the pinner's lookup no longer finds the space and never touches it. */
 struct pm_rt *pm_rt_pin(uint64_t instance)
 {
-    struct pm_rt *rt;
-    pthread_mutex_lock(&registry_lock);
-    rt = pm_rt_by_instance(instance);
-    if (rt != NULL && pm_load_acquire(&rt->closing) == 0)
-        pm_fetch_add_acq_rel(&rt->pins, 1u);
-    else
-        rt = NULL;
-    pthread_mutex_unlock(&registry_lock);
+    pm_fetch_add_seq_cst(&exit_pins, 1u);
+    struct pm_rt *rt = NULL;
+    for (int i = 0; i < PM_MAX_OPEN && rt == NULL; i++) {
+        struct pm_rt *r = pm_load_seq_cst(&registry[i].rt);
+        if (r != NULL && r->instance == instance && pm_load_acquire(&r->closing) == 0)
+            rt = r;
+    }
+    if (rt == NULL)
+        pm_fetch_sub_seq_cst(&exit_pins, 1u);
     return rt;
 }
 
 void pm_rt_unpin(struct pm_rt *rt)
 {
-    pm_fetch_sub_acq_rel(&rt->pins, 1u);
+    (void)rt;
+    pm_fetch_sub_seq_cst(&exit_pins, 1u);
+}
+
+/* Close, after the space is unregistered: no exiting thread still hands
+ * back a record of it (one pinned before the unregistering may). */
+void pm_rt_pins_drain(void)
+{
+    while (pm_load_seq_cst(&exit_pins) != 0)
+        sched_yield();
 }
 
 static void rt_unmap_free(struct pm_rt *rt)

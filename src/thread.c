@@ -168,8 +168,7 @@ static void thread_exit(void *arg)
 void pm_threads_rt_close(struct pm_rt *rt)
 {
     pm_store_release(&rt->closing, 1u);
-    while (pm_load_acquire(&rt->pins) != 0)
-        sched_yield();                  /* a thread exit handing back */
+    pm_rt_pins_drain();                 /* a thread exit handing back */
     /* the closing thread's own entry is dead now; free its slot */
     for (int i = 0; i < PM_TLS_SLOTS; i++)
         if (tls_ents[i].instance == rt->instance)

@@ -19,12 +19,7 @@ static const char *path;
 
 static allocator_space_t *open_space(void)
 {
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 4u << 20;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(path, &o, &s) == 0);
-    return s;
+    return t_create(path, 4u << 20, 0);
 }
 
 static void clean(void)

@@ -2,7 +2,12 @@
  * info and sync. */
 #include "check.h"
 
+#include "internal.h"
+
 #include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 
 static void test_create_and_sizes(void)
 {
@@ -422,8 +427,80 @@ static void test_check_progress(void)
     REQUIRE(persistent_space_close(s) == 0);
 }
 
+/* Threads that used a space exit (their records handed back by a
+ * destructor, which pins the space without a lock) while the space is
+ * closed, and opened again by the next round: the close waits for a
+ * hand-back in progress, a thread that comes too late finds the space gone
+ * and touches nothing of it (ASan and TSan run this). */
+static allocator_space_t *exit_space;
+static _Atomic int exit_go, exit_ready, exit_closed;
+static _Thread_local int exit_worker;
+
+/* A worker's hand-back, once the close has begun, lingers at its first
+ * superblock until the close returns or 20 ms pass: a close that waits for
+ * it takes the 20 ms; one that does not frees the space under it. */
+static void slow_hand_back(int point)
+{
+    if (!exit_worker || point != PM_HOOK_OWNER_ANCHOR || !atomic_load(&exit_go))
+        return;
+    for (int i = 0; i < 200 && !atomic_load(&exit_closed); i++)
+        usleep(100);
+}
+
+static void *exiting_thread(void *arg)
+{
+    (void)arg;
+    exit_worker = 1;
+    void *p = persistent_malloc(exit_space, 64);
+    if (p == NULL)
+        return (void *)1;
+    t_fill(p, 64, 3);
+    int ok = t_verify(p, 64, 3);
+    persistent_free(exit_space, p);
+    atomic_fetch_add(&exit_ready, 1);
+    while (!atomic_load(&exit_go))
+        ;                               /* exit together with the close */
+    return ok ? NULL : (void *)1;
+}
+
+static void test_close_while_threads_exit(void)
+{
+    const char *p = t_path("exitclose");
+    enum { ROUNDS = 40, T = 3 };
+    int bad = 0;
+    pm_store_relaxed(&pm_test_hook, slow_hand_back);
+    for (int r = 0; r < ROUNDS; r++) {
+        exit_space = create_persistent_allocator(p, 1u << 20);
+        REQUIRE(exit_space != NULL);
+        atomic_store(&exit_go, 0);
+        atomic_store(&exit_ready, 0);
+        atomic_store(&exit_closed, 0);
+        pthread_t t[T];
+        for (int i = 0; i < T; i++)
+            REQUIRE(pthread_create(&t[i], NULL, exiting_thread, NULL) == 0);
+        while (atomic_load(&exit_ready) < T)
+            sched_yield();              /* each has its record */
+        atomic_store(&exit_go, 1);
+        REQUIRE(persistent_space_close(exit_space) == 0);
+        atomic_store(&exit_closed, 1);
+        for (int i = 0; i < T; i++) {
+            void *res;
+            pthread_join(t[i], &res);
+            bad += res != NULL;
+        }
+        allocator_space_t *s = create_persistent_allocator(p, 0);
+        REQUIRE(s != NULL);
+        t_check_clean(s, "reopened after threads exited during close");
+        destroy_persistent_allocator(s);
+    }
+    pm_store_relaxed(&pm_test_hook, (pm_hook_fn *)NULL);
+    CHECK_EQ(bad, 0);
+    unlink(p);
+}
+
 int main(void)
 {
+    test_close_while_threads_exit();
     test_create_and_sizes();
     test_rounding();
     test_tiny();

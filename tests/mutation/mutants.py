@@ -443,6 +443,11 @@ MUTANTS = [
          what="an open judges the header against the file size read before it: a reader "
               "opening beside a growing writer is refused as truncated"),
 
+    dict(id="close-no-pin-drain", file="src/space.c",
+         find="""    while (pm_load_seq_cst(&exit_pins) != 0)
+        sched_yield();""",
+         replace="""    (void)exit_pins;""",
+         what="close frees a space while an exiting thread still hands back its record"),
     # ------------------------------------------------------------ thread.c
     dict(id="thr-orphan-kept", file="src/thread.c",
          find="""            if (tid != 0 && os_thread_gone(tid) &&""",
