@@ -433,16 +433,19 @@ static void test_check_progress(void)
  * hand-back in progress, a thread that comes too late finds the space gone
  * and touches nothing of it (ASan and TSan run this). */
 static allocator_space_t *exit_space;
-static _Atomic int exit_go, exit_ready, exit_closed;
+static _Atomic int exit_go, exit_ready, exit_closed, exit_anchored;
 static _Thread_local int exit_worker;
 
-/* A worker's hand-back, once the close has begun, lingers at its first
+/* A worker's hand-back, once the workers are let go, lingers at its first
  * superblock until the close returns or 20 ms pass: a close that waits for
- * it takes the 20 ms; one that does not frees the space under it. */
+ * it takes the 20 ms; one that does not frees the space under it.  The
+ * close is called only once a worker is in there (pinned), so the race is
+ * forced in every round, however the threads are scheduled. */
 static void slow_hand_back(int point)
 {
     if (!exit_worker || point != PM_HOOK_OWNER_ANCHOR || !atomic_load(&exit_go))
         return;
+    atomic_fetch_add(&exit_anchored, 1);
     for (int i = 0; i < 200 && !atomic_load(&exit_closed); i++)
         usleep(100);
 }
@@ -466,7 +469,7 @@ static void *exiting_thread(void *arg)
 static void test_close_while_threads_exit(void)
 {
     const char *p = t_path("exitclose");
-    enum { ROUNDS = 40, T = 3 };
+    enum { ROUNDS = 10, T = 3 };
     int bad = 0;
     pm_store_relaxed(&pm_test_hook, slow_hand_back);
     for (int r = 0; r < ROUNDS; r++) {
@@ -475,12 +478,15 @@ static void test_close_while_threads_exit(void)
         atomic_store(&exit_go, 0);
         atomic_store(&exit_ready, 0);
         atomic_store(&exit_closed, 0);
+        atomic_store(&exit_anchored, 0);
         pthread_t t[T];
         for (int i = 0; i < T; i++)
             REQUIRE(pthread_create(&t[i], NULL, exiting_thread, NULL) == 0);
         while (atomic_load(&exit_ready) < T)
             sched_yield();              /* each has its record */
         atomic_store(&exit_go, 1);
+        while (atomic_load(&exit_anchored) == 0)
+            sched_yield();              /* a hand-back is under way */
         REQUIRE(persistent_space_close(exit_space) == 0);
         atomic_store(&exit_closed, 1);
         for (int i = 0; i < T; i++) {
