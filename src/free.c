@@ -49,43 +49,9 @@ static inline bool locate_small(struct pm_rt *rt, const void *ptr, uint32_t *sp,
     return true;
 }
 
-/* The owner freeing one of its own small blocks (the anchor said so), in
- * one piece: check, clear the bit.  A revocation in progress, misuse or a
- * superblock emptied are left to the general path; false then, with
- * nothing changed. */
-static inline bool free_fast(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
-                             struct pm_sb_header *h, uint32_t idx)
-{
-    uint32_t c = h->cls;
-    uint32_t w = idx >> 6;
-    uint64_t bit = UINT64_C(1) << (idx & 63);
-    pm_atomic_u64 *aw = &h->bits[w];
-    pm_op_begin(rec);
-    /* revokes after busy: see the revocation protocol in superblock.c */
-    uint64_t word = pm_load_relaxed(aw);
-    struct pm_tcache *t = &rec->cls[c];
-    if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
-                    !(word & bit) || (pm_load_relaxed(&h->bits[h->n_words + w]) & bit) ||
-                    ((word & ~bit) == 0 && t->sb != s))) {
-        pm_op_end(rec);
-        return false;
-    }
-    pm_store_relaxed(aw, word & ~bit);
-    pm_persist(rt, aw, sizeof *aw);
-    if (t->sb == s) {
-        if (t->word == w)
-            t->mask |= bit;         /* reuse it soon: it is in cache */
-        else
-            t->freemap |= UINT64_C(1) << w;
-    } else {
-        pm_atomic_u16 *f = &rt->ctl[s].frees;   /* set aside: count it */
-        pm_store_relaxed(f, pm_load_relaxed(f) + 1);
-    }
-    pm_op_end(rec);
-    return true;
-}
-
-void persistent_free(allocator_space_t *space, void *ptr)
+/* All of free; persistent_free tries its commonest case first. */
+__attribute__((noinline)) static void free_general(allocator_space_t *space,
+                                                   void *ptr)
 {
     if (ptr == NULL)
         return;
@@ -106,9 +72,7 @@ void persistent_free(allocator_space_t *space, void *ptr)
             return;
         }
         uint64_t a = pm_load_relaxed(&rt->ctl[s].anchor);
-        if (PM_LIKELY(pm_anchor_owner(a) == rec->id)) {
-            if (pm_anchor_state(a) == PM_SB_OWNED && free_fast(rt, rec, s, h, idx))
-                return;
+        if (pm_anchor_owner(a) == rec->id) {
             pm_free_small(rt, rec, s, h, idx);  /* re-adoption, misuse, ... */
             return;
         }
@@ -117,4 +81,99 @@ void persistent_free(allocator_space_t *space, void *ptr)
         return;
     }
     pm_free_block(rt, rec, ptr);
+}
+
+/* Where the mode flushes (PMEM, and every mode under the crash tests): the
+ * cleared bit durable before the operation ends.  Out of line, so that
+ * the fast path around it needs no stack frame. */
+__attribute__((noinline)) static void freed_durable(struct pm_rt *rt,
+                                                    struct pm_trec *rec,
+                                                    pm_atomic_u64 *aw)
+{
+    pm_persist(rt, aw, sizeof *aw);
+    pm_op_end(rec);
+}
+
+/* The fast path's second half, for a superblock the thread owns (current:
+ * the class's current one): true when the block is freed.  Inlined twice
+ * with current a constant, so each case keeps only what it needs. */
+__attribute__((always_inline)) static inline bool
+free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
+           struct pm_sbctl *ctl, struct pm_sb_header *h, uint32_t c, void *ptr,
+           bool current)
+{
+    uint64_t x = (uint64_t)((uintptr_t)ptr - (uintptr_t)h) - h->data_start;
+    const struct pm_class *k = &rt->cls[c];
+    uint64_t idx = (x * k->recip) >> 40;
+    if (PM_UNLIKELY(idx >= h->n_blocks || idx * k->block_size != x))
+        return false;
+    uint32_t w = (uint32_t)(idx >> 6);
+    uint64_t bit = UINT64_C(1) << (idx & 63);
+    pm_atomic_u64 *aw = &h->bits[w];
+    pm_op_begin(rec);
+    /* revokes after busy: see the revocation protocol in superblock.c */
+    uint64_t word = pm_load_relaxed(aw);
+    if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
+                    !(word & bit) || (pm_load_relaxed(&h->bits[h->n_words + w]) & bit) ||
+                    (!current && (word & ~bit) == 0))) {
+        pm_op_end(rec);                 /* ... or a set-aside superblock emptied */
+        return false;
+    }
+    pm_store_relaxed(aw, word & ~bit);
+    if (!current)
+        pm_store_relaxed(&ctl->frees, (uint16_t)(pm_load_relaxed(&ctl->frees) + 1));
+    else if (t->word == w)
+        t->mask |= bit;                 /* reuse it soon: it is in cache */
+    else
+        t->freemap |= UINT64_C(1) << w;
+    if (PM_UNLIKELY(rt->flush != NULL))
+        freed_durable(rt, rec, aw);
+    else
+        pm_op_end(rec);
+    return true;
+}
+
+/* The fast path: the space this thread used last, a small block of a
+ * superblock the thread owns (its current one for the class, or one its
+ * anchor says; a revocation shows in the counter read after busy is
+ * raised), no root or transaction mark in the superblock, the block live,
+ * and not the last block of a set-aside superblock.  The same checks as
+ * the general way, fewer lookups; it changes nothing until it is sure and
+ * otherwise ends in a tail call (docs/design.md "Small blocks"). */
+void persistent_free(allocator_space_t *space, void *ptr)
+{
+    if (PM_LIKELY(pm_tls.space == space &&
+                  pm_tls.epoch == pm_load_relaxed(&pm_close_epoch) && !PM_VG_ACTIVE)) {
+        struct pm_rt *rt = pm_tls.rt;
+        /* a NULL or foreign pointer is past the end (unsigned) */
+        uint64_t page = ((uintptr_t)ptr - (uintptr_t)rt->data) >> rt->page_shift;
+        if (PM_UNLIKELY(page >= pm_load_relaxed(&rt->n_pages)))
+            goto general;
+        uint32_t f1 = pm_load_relaxed(&rt->pagemap[page]);
+        if (PM_UNLIKELY(f1 == 0))
+            goto general;
+        uint32_t s = f1 - 1;
+        struct pm_sb_header *h = sb_header(rt, s);
+        uint32_t c = h->cls;
+        struct pm_trec *rec = pm_tls.rec;
+        if (PM_UNLIKELY(c >= rt->n_small))
+            goto general;
+        struct pm_tcache *t = &rec->cls[c];
+        struct pm_sbctl *ctl = &rt->ctl[s];
+        if (PM_UNLIKELY(pm_load_relaxed(&ctl->marks) != 0))
+            goto general;
+        if (t->sb == s) {
+            if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, c, ptr, true)))
+                return;
+        } else {
+            /* one of the thread's others (see the owned set in superblock.c) */
+            uint64_t a = pm_load_relaxed(&ctl->anchor);
+            if (PM_LIKELY(pm_anchor_owner(a) == rec->id &&
+                          pm_anchor_state(a) == PM_SB_OWNED &&
+                          free_owned(rt, rec, t, ctl, h, c, ptr, false)))
+                return;
+        }
+    }
+general:
+    free_general(space, ptr);
 }

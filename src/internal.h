@@ -609,6 +609,7 @@ void pm_vg_defined_(void *p, size_t n);
 void pm_vg_quiet_(bool on);
 void pm_vg_noaccess_(void *p, size_t n);
 #define PM_VG_ON PM_UNLIKELY(pm_load_relaxed(&pm_vg_active) != 0)
+#define PM_VG_ACTIVE PM_VG_ON           /* fast paths step aside */
 /* handed out: n usable bytes (0: ask) */
 static inline void pm_vg_user(struct pm_rt *rt, void *p, size_t n, bool zeroed)
 {
@@ -662,6 +663,7 @@ void pm_vg_unmap(struct pm_rt *rt);             /* all of it, before unmap */
 void pm_copy_raw(void *dst, const void *src, size_t n);   /* unchecked */
 #else
 #define PM_VG_MARKS 0
+#define PM_VG_ACTIVE 0
 static inline void pm_vg_user(struct pm_rt *rt, void *p, size_t n, bool zeroed)
 {
     (void)rt, (void)p, (void)n, (void)zeroed;

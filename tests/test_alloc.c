@@ -241,6 +241,41 @@ static void test_stats(void)
     CHECK(st.empty_superblocks <= st.superblocks);
 }
 
+/* A superblock the thread has set aside (full, a newer one current) is
+ * released as soon as its owner frees its last block, by the free fast
+ * path as by the general one: no empty superblock is left held. */
+static void test_set_aside_released(void)
+{
+    const char *p = t_path("alloc-aside");
+    allocator_space_t *a = create_persistent_allocator(p, 16u << 20);
+    REQUIRE(a != NULL);
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(a, &st) == 0);
+    uint32_t c = 0;
+    while (c < st.n_classes && st.cls[c].block_size != 1024)
+        c++;
+    REQUIRE(c < st.n_classes);
+    static void *b[4096];
+    int n = 0, first = -1;
+    do {
+        REQUIRE(n < 4096 && (b[n++] = persistent_malloc(a, 1000)) != NULL);
+        REQUIRE(persistent_stats_get(a, &st) == 0);
+        if (first < 0 && st.cls[c].superblocks == 2)
+            first = n - 1;              /* blocks in the first superblock */
+    } while (st.cls[c].superblocks < 3);
+    REQUIRE(first > 1);
+    for (int i = 0; i < first; i++)
+        persistent_free(a, b[i]);       /* the first, set aside, empties */
+    REQUIRE(persistent_stats_get(a, &st) == 0);
+    CHECK_EQ(st.empty_superblocks, 0);
+    CHECK_EQ(st.cls[c].superblocks, 2);
+    for (int i = first; i < n; i++)
+        persistent_free(a, b[i]);
+    t_check_clean(a, "set-aside superblock released");
+    destroy_persistent_allocator(a);
+    unlink(p);
+}
+
 /* Issue 10, defect 2: on a nearly full space an aligned request fell back
  * to a larger class whose blocks are less aligned (4096 asked, 2048 got).
  * Spaces of several sizes (so page sizes from 512 B to 4 KiB) are filled
@@ -350,6 +385,7 @@ int main(void)
     test_realloc();
     test_misuse();
     test_stats();
+    test_set_aside_released();
     test_calls_after_thread_exit();
     t_check_clean(s, "at the end");
     destroy_persistent_allocator(s);

@@ -15,8 +15,11 @@
  * and finishes, the owner finishes.  Every k is tried, in four scenarios,
  * until the owner's work has fewer anchor accesses than k.  Afterwards
  * every thread has exited: no superblock may be OWNED or REVOKING, and the
- * heap must check clean.  A second schedule lets the thief go first and
- * the owner meet REVOKING when it re-validates at the start of a malloc.
+ * heap must check clean.  Two more schedules let the thief go first and
+ * the owner meet REVOKING when it re-validates at the start of a malloc
+ * (sync) or a free (sync-free) that its fast path would otherwise serve
+ * from the revoked superblock: the block's superblock must be the
+ * owner's again (OWNED by it) when the call returns.
  *
  * Two more schedules stop a thread at a hook and run another thread's
  * whole call there:
@@ -82,9 +85,9 @@ struct ctx {
     int n;
 };
 
-enum { SC_RELEASE, SC_DETACH, SC_EXIT_LIVE, SC_EXIT_EMPTY, SC_SYNC, N_SC };
+enum { SC_RELEASE, SC_DETACH, SC_EXIT_LIVE, SC_EXIT_EMPTY, SC_SYNC, SC_SYNC_FREE, N_SC };
 static const char *sc_name[N_SC] = {"release", "detach", "exit-live", "exit-empty",
-                                    "sync"};
+                                    "sync", "sync-free"};
 enum { SIZE = 1000 };
 
 static void *owner(void *arg)
@@ -121,14 +124,33 @@ static void *owner(void *arg)
         atomic_store(&armed, 1);
         break;
     case SC_SYNC:
-        for (c->n = 0; c->n < (int)(2 * c->n_blocks); c->n++)
+    case SC_SYNC_FREE: {
+        /* a full superblock set aside and a current one with a free block
+         * in its cached word: the fast paths would use that one */
+        for (c->n = 0; c->n < (int)(2 * c->n_blocks - 1); c->n++)
             REQUIRE((c->blocks[c->n] = persistent_malloc(c->s, SIZE)) != NULL);
         atomic_store(&stage, 1);         /* thief: revoke now */
         wait_stage(2);
-        /* the thief bumped our revokes: this malloc re-validates first */
-        REQUIRE((c->blocks[c->n] = persistent_malloc(c->s, SIZE)) != NULL);
-        c->n++;
+        /* the thief bumped our revokes: this malloc (or free) re-validates
+         * first, which takes the superblock back before writing it */
+        void *p;
+        if (c->scenario == SC_SYNC) {
+            p = persistent_malloc(c->s, SIZE);
+            REQUIRE(p != NULL);
+            c->blocks[c->n++] = p;
+        } else {
+            p = c->blocks[--c->n];
+            persistent_free(c->s, p);
+        }
+        struct pm_rt *rt;
+        struct pm_trec *rec = pm_thread_rec(c->s, &rt);
+        uint32_t sb, idx;
+        struct pm_sb_header *h;
+        REQUIRE(sb_locate(rt, p, &sb, &h, &idx) == 0);
+        uint64_t a = pm_load_acquire(&rt->ctl[sb].anchor);
+        CHECK(pm_anchor_state(a) == PM_SB_OWNED && pm_anchor_owner(a) == rec->id);
         break;
+    }
     }
     return NULL;                         /* thread exit hands everything back */
 }
@@ -189,8 +211,8 @@ static bool run(int scenario, int k)
     atomic_store(&seen_k, 0);
     atomic_store(&target_k, k);
     atomic_store(&stage, 0);
-    atomic_store(&thief_first, scenario == SC_SYNC);
-    if (scenario == SC_SYNC)
+    atomic_store(&thief_first, scenario >= SC_SYNC);
+    if (scenario >= SC_SYNC)
         atomic_store(&armed, 1);
 
     pthread_t to, tt;
@@ -431,10 +453,10 @@ int main(void)
     pm_store_release(&pm_test_hook, hook);
     for (int sc = 0; sc < N_SC; sc++) {
         int k = 1;
-        while (run(sc, k) && sc != SC_SYNC)
+        while (run(sc, k) && sc < SC_SYNC)
             k++;
         printf("%-10s: thief revoked before each of the owner's %d anchor accesses\n",
-               sc_name[sc], sc == SC_SYNC ? 1 : k - 1);
+               sc_name[sc], sc >= SC_SYNC ? 1 : k - 1);
     }
     pm_store_release(&pm_test_hook, x_hook);
     run_detach();

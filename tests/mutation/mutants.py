@@ -314,10 +314,18 @@ MUTANTS = [
 
     # ------------------------------------------------------------ alloc.c
     dict(id="alloc-fast-nopersist", file="src/alloc.c",
-         find="""        pm_store_relaxed(w, pm_load_relaxed(w) | (UINT64_C(1) << i));
-        pm_persist(rt, w, sizeof *w);""",
-         replace="""        pm_store_relaxed(w, pm_load_relaxed(w) | (UINT64_C(1) << i));""",
+         find="""    pm_persist(rt, w, sizeof *w);
+    pm_op_end(rec);
+    return p;""",
+         replace="""    pm_op_end(rec);
+    return p;""",
          what="malloc's fast path returns a block whose alloc bit is not durable"),
+    dict(id="alloc-fast-no-revokes", file="src/alloc.c",
+         find="""        if (PM_LIKELY(m != 0 && pm_load_relaxed(&rec->revokes) == rec->seen_revokes)) {
+            pm_atomic_u64 *w;""",
+         replace="""        if (PM_LIKELY(m != 0)) {
+            pm_atomic_u64 *w;""",
+         what="malloc's fast path hands out a block of a superblock a thief is revoking"),
     dict(id="alloc-aligned-class", file="src/alloc.c",
          find="""            if (rt->cls[c].align >= align)
                 return small_alloc(rt, rec, c, align);""",
@@ -352,10 +360,30 @@ MUTANTS = [
 
     # ------------------------------------------------------------ free.c
     dict(id="free-fast-nopersist", file="src/free.c",
-         find="""    pm_store_relaxed(aw, word & ~bit);
-    pm_persist(rt, aw, sizeof *aw);""",
-         replace="""    pm_store_relaxed(aw, word & ~bit);""",
+         find="""    pm_persist(rt, aw, sizeof *aw);
+    pm_op_end(rec);""",
+         replace="""    pm_op_end(rec);""",
          what="the owner's fast free is not persisted"),
+    dict(id="free-fast-no-marks", file="src/free.c",
+         find="""        if (PM_UNLIKELY(pm_load_relaxed(&ctl->marks) != 0))
+            goto general;""",
+         replace="""        if (PM_UNLIKELY(false))
+            goto general;""",
+         what="free's fast path frees a root's (or an open transaction's) block"),
+    dict(id="free-fast-not-owner", file="src/free.c",
+         find="""            if (PM_LIKELY(pm_anchor_owner(a) == rec->id &&
+                          pm_anchor_state(a) == PM_SB_OWNED &&""",
+         replace="""            if (PM_LIKELY(((void)a, true) &&""",
+         what="free's fast path clears a bit of another thread's superblock with a plain store"),
+    dict(id="free-fast-no-revokes", file="src/free.c",
+         find="""    if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
+                    !(word & bit) ||""",
+         replace="""    if (PM_UNLIKELY(!(word & bit) ||""",
+         what="free's fast path writes a superblock a thief is revoking"),
+    dict(id="free-fast-keeps-emptied", file="src/free.c",
+         find="""                    (!current && (word & ~bit) == 0))) {""",
+         replace="""                    false)) {""",
+         what="free's fast path empties a word of a set-aside superblock without the general path's check for an empty superblock (it stays owned, its pages kept)"),
     dict(id="free-root-check-small", file="src/free.c",
          find="""        int held = pm_block_held(rt, s, (uint64_t)((char *)ptr - rt->base));""",
          replace="""        int held = 0;""",
