@@ -23,11 +23,11 @@ void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
         pm_misuse(rt, r, ptr, "persistent_free");
 }
 
-/* A small block's superblock and index, from the page map; false for
- * anything else (a large block or not a block start: the general path
- * sorts those out). */
+/* A small block's superblock, class and index, from the page map; false
+ * for anything else (a large block or not a block start: the general path
+ * sorts those out).  The class is read from the header once. */
 static inline bool locate_small(struct pm_rt *rt, const void *ptr, uint32_t *sp,
-                                struct pm_sb_header **hp, uint32_t *ip)
+                                struct pm_sb_header **hp, uint32_t *cp, uint32_t *ip)
 {
     uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)rt->data);
     if (PM_UNLIKELY(off >= (pm_load_relaxed(&rt->n_pages) << rt->page_shift)))
@@ -36,15 +36,17 @@ static inline bool locate_small(struct pm_rt *rt, const void *ptr, uint32_t *sp,
     if (PM_UNLIKELY(f1 == 0))
         return false;
     struct pm_sb_header *h = sb_header(rt, f1 - 1);
-    if (PM_UNLIKELY(h->cls >= rt->n_small))
+    uint32_t c = h->cls;
+    if (PM_UNLIKELY(c >= rt->n_small))
         return false;
-    const struct pm_class *k = &rt->cls[h->cls];
+    const struct pm_class *k = &rt->cls[c];
     uint64_t x = (uint64_t)((uintptr_t)ptr - (uintptr_t)h) - h->data_start;
     uint64_t idx = (x * k->recip) >> 40;
     if (PM_UNLIKELY(idx >= h->n_blocks || idx * k->block_size != x))
         return false;
     *sp = f1 - 1;
     *hp = h;
+    *cp = c;
     *ip = (uint32_t)idx;
     return true;
 }
@@ -63,9 +65,9 @@ __attribute__((noinline)) static void free_general(allocator_space_t *space,
         return;
     }
     pm_vg_unuser(rt, ptr);
-    uint32_t s, idx;
+    uint32_t s, c, idx;
     struct pm_sb_header *h;
-    if (PM_LIKELY(locate_small(rt, ptr, &s, &h, &idx))) {
+    if (PM_LIKELY(locate_small(rt, ptr, &s, &h, &c, &idx))) {
         int held = pm_block_held(rt, s, (uint64_t)((char *)ptr - rt->base));
         if (PM_UNLIKELY(held != 0)) {
             pm_misuse(rt, held, ptr, "persistent_free");
@@ -99,14 +101,9 @@ __attribute__((noinline)) static void freed_durable(struct pm_rt *rt,
  * with current a constant, so each case keeps only what it needs. */
 __attribute__((always_inline)) static inline bool
 free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
-           struct pm_sbctl *ctl, struct pm_sb_header *h, uint32_t c, void *ptr,
+           struct pm_sbctl *ctl, struct pm_sb_header *h, uint32_t idx,
            bool current)
 {
-    uint64_t x = (uint64_t)((uintptr_t)ptr - (uintptr_t)h) - h->data_start;
-    const struct pm_class *k = &rt->cls[c];
-    uint64_t idx = (x * k->recip) >> 40;
-    if (PM_UNLIKELY(idx >= h->n_blocks || idx * k->block_size != x))
-        return false;
     uint32_t w = (uint32_t)(idx >> 6);
     uint64_t bit = UINT64_C(1) << (idx & 63);
     pm_atomic_u64 *aw = &h->bits[w];
@@ -145,32 +142,24 @@ void persistent_free(allocator_space_t *space, void *ptr)
     if (PM_LIKELY(pm_tls.space == space &&
                   pm_tls.epoch == pm_load_relaxed(&pm_close_epoch) && !PM_VG_ACTIVE)) {
         struct pm_rt *rt = pm_tls.rt;
-        /* a NULL or foreign pointer is past the end (unsigned) */
-        uint64_t page = ((uintptr_t)ptr - (uintptr_t)rt->data) >> rt->page_shift;
-        if (PM_UNLIKELY(page >= pm_load_relaxed(&rt->n_pages)))
-            goto general;
-        uint32_t f1 = pm_load_relaxed(&rt->pagemap[page]);
-        if (PM_UNLIKELY(f1 == 0))
-            goto general;
-        uint32_t s = f1 - 1;
-        struct pm_sb_header *h = sb_header(rt, s);
-        uint32_t c = h->cls;
+        uint32_t s, c, idx;
+        struct pm_sb_header *h;
+        if (PM_UNLIKELY(!locate_small(rt, ptr, &s, &h, &c, &idx)))
+            goto general;               /* NULL, foreign, large or no block start */
         struct pm_trec *rec = pm_tls.rec;
-        if (PM_UNLIKELY(c >= rt->n_small))
-            goto general;
         struct pm_tcache *t = &rec->cls[c];
         struct pm_sbctl *ctl = &rt->ctl[s];
         if (PM_UNLIKELY(pm_load_relaxed(&ctl->marks) != 0))
             goto general;
         if (t->sb == s) {
-            if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, c, ptr, true)))
+            if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, idx, true)))
                 return;
         } else {
             /* one of the thread's others (see the owned set in superblock.c) */
             uint64_t a = pm_load_relaxed(&ctl->anchor);
             if (PM_LIKELY(pm_anchor_owner(a) == rec->id &&
                           pm_anchor_state(a) == PM_SB_OWNED &&
-                          free_owned(rt, rec, t, ctl, h, c, ptr, false)))
+                          free_owned(rt, rec, t, ctl, h, idx, false)))
                 return;
         }
     }
