@@ -229,7 +229,7 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
             return p;                   /* same block, little waste */
     } else if (n > rt->max_small || n > us / 2) {
         pm_op_begin(rec);
-        bool ok = lg_resize_in_place(rt, p, n);
+        bool ok = lg_resize_in_place(rt, rec, p, n);
         pm_op_end(rec);
         if (ok) {
             pm_vg_resized(rt, p, us);

@@ -311,7 +311,11 @@ int pm_crash_mode(void)
 
 const struct pm_flush_ops *pm_crash_wrap(const struct pm_flush_ops *real)
 {
+    /* every thread's persistent_persist comes here while armed; inner is
+     * read under the lock */
+    pthread_mutex_lock(&sim_lock);
     inner = real;
+    pthread_mutex_unlock(&sim_lock);
     return &crash_ops;
 }
 

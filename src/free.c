@@ -15,9 +15,12 @@ void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
         if (r == 0)
             pm_free_small(rt, rec, s, h, idx);
     } else if (r == 1) {
-        r = pm_block_held(rt, UINT32_MAX, off);
+        /* a large block's marks are counted at its first page, which its
+         * start is; no mark can be at a pointer that is not one */
+        uint64_t page = (off - rt->data_off) >> rt->page_shift;
+        r = pm_block_held(rt, page < rt->max_pages ? (uint32_t)page : UINT32_MAX, off);
         if (r == 0)
-            r = lg_free(rt, ptr);
+            r = lg_free(rt, rec, ptr);
     }
     if (r != 0)
         pm_misuse(rt, r, ptr, "persistent_free");

@@ -36,6 +36,8 @@
 #define PM_OWNED_MAX      8           /* superblocks a thread keeps per class
                                          besides the current one */
 #define PM_MAX_RECS       4096u       /* thread records per open space */
+#define PM_RUN_SLOTS      8u          /* freed page runs a thread keeps */
+#define PM_RUN_MAX_PAGES  16u         /* the longest run it keeps */
 #define PM_NO_SB          UINT32_MAX
 #define PM_MAX_CAPACITY   (UINT64_C(1) << 40)  /* 1 TiB of pages */
 
@@ -123,6 +125,10 @@ struct pm_trec {
     int32_t lane;                 /* publish lane index, -1 if none */
     struct pm_tx *tx;             /* its transaction state (tx.c), NULL
                                      until its first transaction */
+    pm_atomic_u64 runs[PM_RUN_SLOTS];  /* page runs it freed and keeps
+                                     claimed for its next large blocks
+                                     (pages.c): first << 8 | pages, 0 if
+                                     empty; any thread may empty a slot */
     struct pm_tcache cls[PM_N_CLASSES];
 };
 
@@ -338,6 +344,16 @@ uint64_t pg_alloc_flex(struct pm_rt *rt, uint64_t min, uint64_t max,
                        uint64_t *n);
 bool pg_back(struct pm_rt *rt, uint64_t first, uint64_t n);
 void pg_release_large(struct pm_rt *rt, uint64_t first, uint64_t n);
+/* The thread's own cache of freed page runs (pages.c): runs whose blocks
+ * are free in the file but whose pages stay claimed (rt->used) for the
+ * thread's next large blocks, so that they skip the shared search. */
+uint64_t pg_cache_take(struct pm_trec *rec, uint64_t min, uint64_t max, uint64_t *n);
+uint64_t pg_cache_take_at(struct pm_trec *rec, uint64_t first, uint64_t max);
+uint64_t pg_cache_next(struct pm_trec *rec, uint64_t p, uint64_t end);
+void pg_release_cached(struct pm_rt *rt, struct pm_trec *rec, uint64_t first, uint64_t n);
+void pg_cache_drop(struct pm_rt *rt, struct pm_trec *rec);
+bool pg_cache_reclaim(struct pm_rt *rt);
+void pg_cache_forget(struct pm_rt *rt);
 bool pg_claim_at(struct pm_rt *rt, uint64_t first, uint64_t n);
 void pg_release(struct pm_rt *rt, uint64_t first, uint64_t n);
 void pg_mark_used(struct pm_rt *rt, uint64_t first, uint64_t n);
@@ -436,9 +452,9 @@ uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
 void *lg_commit(struct pm_rt *rt, uint64_t first, uint64_t n);
 void *lg_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size,
                size_t align);
-int lg_free(struct pm_rt *rt, void *ptr);
+int lg_free(struct pm_rt *rt, struct pm_trec *rec, void *ptr);
 size_t lg_usable(struct pm_rt *rt, const void *ptr);
-bool lg_resize_in_place(struct pm_rt *rt, void *ptr, size_t new_size);
+bool lg_resize_in_place(struct pm_rt *rt, struct pm_trec *rec, void *ptr, size_t new_size);
 bool lg_is_block(struct pm_rt *rt, const void *ptr, uint64_t *first,
                  uint64_t *last);
 
@@ -708,8 +724,10 @@ enum pm_hook_point {
                                      yet named (or its magic not written) */
     PM_HOOK_TX_COMMIT_POINT,      /* a commit: data durable, the state word
                                      (the commit point) not yet written */
-    PM_HOOK_OPEN_SIZED            /* an open: the file's size read, its
+    PM_HOOK_OPEN_SIZED,           /* an open: the file's size read, its
                                      header not yet */
+    PM_HOOK_RUN_TAKE              /* a thread chose a run it keeps, not yet
+                                     taken back (pages.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

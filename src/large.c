@@ -3,7 +3,8 @@
  *
  * Order of persists (PMEM durability; each fenced before the next)
  *   alloc:   pages claimed (volatile); END set; START set (the commit)
- *   free:    START cleared (the commit); END cleared; pages released
+ *   free:    START cleared (the commit); END cleared; pages released, or
+ *            kept claimed by the freeing thread (pages.c)
  *   grow:    following pages claimed (the space grown first when they lie
  *            past its end); new END set; old END cleared (commit)
  *   shrink:  new END set (the commit); old END cleared; tail released
@@ -28,13 +29,21 @@ uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
     }
     uint64_t n = ((uint64_t)size + page - 1) >> rt->page_shift;
     uint64_t align_pages = align > page ? align >> rt->page_shift : 1;
-    bool scavenged = false;
+    bool scavenged = false, reclaimed = false;
+    uint64_t got, first = align_pages == 1 ? pg_cache_take(rec, n, n, &got) : PG_NONE;
     for (;;) {
-        uint64_t first = pg_alloc(rt, n, align_pages);
+        if (first == PG_NONE)
+            first = pg_alloc(rt, n, align_pages);
         if (first != PG_NONE) {
             pm_hook(PM_HOOK_LARGE_CLAIM);
             *n_pages = n;
             return first;
+        }
+        /* runs kept by threads first: growing past them wastes the file */
+        if (!reclaimed) {
+            reclaimed = true;
+            if (pg_cache_reclaim(rt))
+                continue;
         }
         uint64_t seen = pm_load_acquire(&rt->n_pages);
         if (pm_space_grow(rt, seen, n + align_pages - 1) == 0)
@@ -81,7 +90,7 @@ bool lg_is_block(struct pm_rt *rt, const void *ptr, uint64_t *first,
     return true;
 }
 
-int lg_free(struct pm_rt *rt, void *ptr)
+int lg_free(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
 {
     uint64_t first, last;
     if (!lg_is_block(rt, ptr, &first, &last))
@@ -93,7 +102,7 @@ int lg_free(struct pm_rt *rt, void *ptr)
         return PERSISTENT_E_DOUBLE_FREE;
     pm_persist(rt, w, sizeof *w);                   /* commit */
     pg_bit_clear(rt, rt->end_bits, last);
-    pg_release_large(rt, first, last - first + 1);
+    pg_release_cached(rt, rec, first, last - first + 1);
     return 0;
 }
 
@@ -110,23 +119,38 @@ size_t lg_usable(struct pm_rt *rt, const void *ptr)
  * take them: a buffer grown again and again (realloc by 1.5) then stays
  * where it is instead of being copied to the end of an ever larger file,
  * its old runs left behind as free pages. */
-static bool claim_after(struct pm_rt *rt, uint64_t last, uint64_t add)
+static bool claim_after(struct pm_rt *rt, struct pm_trec *rec, uint64_t last, uint64_t add)
 {
     if (add > rt->max_pages - (last + 1))
         return false;               /* past the maximum: no growth helps */
-    for (int grown = 0;; grown++) {
-        if (pg_claim_at(rt, last + 1, add))
-            return true;
+    /* pages [last + 1, p) are claimed: taken back from the runs this
+     * thread keeps, or claimed between them */
+    uint64_t p = last + 1, end = last + 1 + add;
+    for (int grown = 0; p < end;) {
+        uint64_t k = pg_cache_take_at(rec, p, end - p);
+        if (k != 0) {
+            p += k;
+            continue;
+        }
+        uint64_t stop = pg_cache_next(rec, p, end);
+        if (pg_claim_at(rt, p, stop - p)) {
+            p = stop;
+            continue;
+        }
         uint64_t n = pm_load_acquire(&rt->n_pages);
-        if (grown == 2 || last + 1 + add <= n ||
-            pg_next_set(rt->used, last + 1, n) != PG_NONE)
-            return false;           /* a used page in the way: no growth helps */
-        if (pm_space_grow(rt, n, last + 1 + add - n) != 0)
+        if (grown == 2 || stop <= n || pg_next_set(rt->used, p, n) != PG_NONE ||
+            pm_space_grow(rt, n, stop - n) != 0) {
+            /* a used page in the way, no growth helps */
+            if (p > last + 1)
+                pg_release(rt, last + 1, p - (last + 1));
             return false;
+        }
+        grown++;
     }
+    return true;
 }
 
-bool lg_resize_in_place(struct pm_rt *rt, void *ptr, size_t new_size)
+bool lg_resize_in_place(struct pm_rt *rt, struct pm_trec *rec, void *ptr, size_t new_size)
 {
     uint64_t first, last;
     /* a size no space can hold would wrap the page count below */
@@ -143,7 +167,7 @@ bool lg_resize_in_place(struct pm_rt *rt, void *ptr, size_t new_size)
         pg_release_large(rt, first + n_new, n_old - n_new);
         return true;
     }
-    if (!claim_after(rt, last, n_new - n_old))
+    if (!claim_after(rt, rec, last, n_new - n_old))
         return false;
     if (!pg_back(rt, last + 1, n_new - n_old)) {
         pg_release(rt, last + 1, n_new - n_old);

@@ -288,7 +288,7 @@ void pub_free_abandon(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *
 void pub_free_finish(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *pf)
 {
     if (pf->large) {
-        pg_release_large(rt, pf->first, pf->last - pf->first + 1);
+        pg_release_cached(rt, rec, pf->first, pf->last - pf->first + 1);
         return;
     }
     if (pf->local) {
@@ -448,7 +448,7 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         return 0;
     if (lg_usable(rt, old) != 0 && (size > rt->max_small || size > us / 2)) {
         pm_op_begin(rec);
-        bool ok = lg_resize_in_place(rt, old, size);
+        bool ok = lg_resize_in_place(rt, rec, old, size);
         pm_op_end(rec);
         if (ok) {
             pm_vg_resized(rt, old, us);

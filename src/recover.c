@@ -214,6 +214,7 @@ void pm_engine_reset(struct pm_rt *rt, struct pm_trec *rec)
         pm_store_relaxed(&rt->partial[c], ((h >> 32) + 1) << 32);
     }
     pg_init(rt);
+    pg_cache_forget(rt);
     sb_forget_thread(rec);
     rebuild(rt, true);
     pm_root_marks_rebuild(rt);

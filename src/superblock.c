@@ -243,7 +243,10 @@ static uint32_t carve(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
 {
     const struct pm_class *k = &rt->cls[c];
     uint64_t n = k->n_pages;
-    uint64_t first = pg_alloc_flex(rt, k->min_pages, k->n_pages, &n);
+    /* pages the thread keeps from a large block it freed, first */
+    uint64_t first = pg_cache_take(rec, k->min_pages, k->n_pages, &n);
+    if (first == PG_NONE)
+        first = pg_alloc_flex(rt, k->min_pages, k->n_pages, &n);
     if (first == PG_NONE)
         return PM_NO_SB;
     pm_hook(PM_HOOK_SB_TAKEN);
@@ -502,7 +505,7 @@ static bool refill(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
 {
     struct pm_tcache *t = &rec->cls[c];
     const struct pm_class *k = &rt->cls[c];
-    bool scavenged = false;
+    bool scavenged = false, reclaimed = false;
 
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);
@@ -536,6 +539,12 @@ static bool refill(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
             if (next_word(rt, t))
                 return true;
             continue;
+        }
+        /* runs kept by threads first: growing past them wastes the file */
+        if (!reclaimed) {
+            reclaimed = true;
+            if (pg_cache_reclaim(rt))
+                continue;
         }
         uint64_t seen = pm_load_acquire(&rt->n_pages);
         if (pm_space_grow(rt, seen, k->n_pages) == 0)

@@ -68,6 +68,8 @@ static struct pm_trec *rec_claim(struct pm_rt *rt)
             uint32_t zero = 0;
             if (pm_load_relaxed(&rt->recs[id].in_use) == 0 &&
                 pm_cas_strong_acq_rel(&rt->recs[id].in_use, &zero, 1u)) {
+                pg_cache_drop(rt, &rt->recs[id]);   /* empty, unless a
+                                                       release was missed */
                 rec_init(&rt->recs[id], id);
                 return &rt->recs[id];
             }
@@ -141,6 +143,7 @@ void pm_thread_release(struct pm_rt *rt, struct pm_trec *rec)
 {
     pm_tx_thread_release(rt, rec);      /* an open transaction is aborted */
     sb_thread_exit(rt, rec);
+    pg_cache_drop(rt, rec);
     if (rec->lane >= 0) {
         pm_store_release(&rt->lane_owner[rec->lane], 0u);
         rec->lane = -1;

@@ -268,6 +268,8 @@ static struct pm_txent *log_entry(struct pm_rt *rt, struct pm_tx *tx, uint64_t b
         uint64_t n = (want + rt->page_size - 1) >> rt->page_shift;
         n = (n + unit - 1) / unit * unit;
         uint64_t first = pg_alloc(rt, n, unit);
+        if (first == PG_NONE && pg_cache_reclaim(rt))
+            first = pg_alloc(rt, n, unit);
         /* growth writes the header: not from inside a fault (automatic) */
         for (int grown = 0; first == PG_NONE && !tx->automatic && grown < 4; grown++) {
             if (pm_space_grow(rt, pm_load_acquire(&rt->n_pages), n) != 0)

@@ -6,6 +6,10 @@
 #include "check.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "internal.h"
 
 #define CAP (16u << 20)
 
@@ -134,6 +138,108 @@ static void test_other_threads(void)
     unlink(p);
 }
 
+/* G5b and the runs a thread keeps (pages.c): a thread frees large blocks,
+ * keeps the pages of some of them claimed for its next ones, and stays
+ * alive and idle; another thread must still get every page before it
+ * reports ENOMEM, in blocks of that size and in longer ones. */
+static struct fill keeper_fill;
+static size_t keeper_had;
+
+static void *keeper(void *arg)
+{
+    (void)arg;
+    fill_with(xs, &keeper_fill, 40000);     /* 10 pages each */
+    keeper_had = keeper_fill.n;
+    free_all(xs, &keeper_fill, 40000);
+    pthread_barrier_wait(&bar);
+    pthread_barrier_wait(&bar);
+    return NULL;
+}
+
+static void test_kept_runs(void)
+{
+    const char *p = t_path("kept");
+    xs = create_persistent_allocator(p, CAP);
+    REQUIRE(xs != NULL);
+    pthread_barrier_init(&bar, NULL, 2);
+    pthread_t th;
+    pthread_create(&th, NULL, keeper, NULL);
+    pthread_barrier_wait(&bar);
+    size_t had = keeper_had;
+    struct fill f = {0};
+    fill_with(xs, &f, 40000);
+    printf("kept runs: %zu blocks of 40000 bytes, the keeper had %zu\n", f.n, had);
+    CHECK_EQ(f.n, had);
+    free_all(xs, &f, 40000);
+    /* the kept runs, wherever they are, must not cut the space up */
+    fill_with(xs, &f, 1u << 20);
+    CHECK(f.bytes >= CAP / 100 * 85);
+    free_all(xs, &f, 1u << 20);
+    t_check_clean(xs, "after the kept runs");
+    pthread_barrier_wait(&bar);
+    pthread_join(th, NULL);
+    free(f.p);
+    free(keeper_fill.p);
+    destroy_persistent_allocator(xs);
+    unlink(p);
+}
+
+/* A thread that chose a run it keeps is overtaken before it takes it
+ * back: another thread, out of pages, gives every kept run back and
+ * allocates those pages.  The first one must then not take them too. */
+static _Atomic int race_stage;
+static _Thread_local int race_victim;
+
+static void race_hook(int point)
+{
+    if (point != PM_HOOK_RUN_TAKE || !race_victim)
+        return;
+    race_victim = 0;
+    atomic_store(&race_stage, 1);
+    while (atomic_load(&race_stage) != 2)
+        usleep(100);
+}
+
+static void *racer(void *arg)
+{
+    void *b = persistent_malloc(xs, 40000);
+    REQUIRE(b != NULL);
+    persistent_free(xs, b);                 /* kept: the lowest run */
+    race_victim = 1;
+    *(void **)arg = persistent_malloc(xs, 40000);
+    CHECK_EQ(race_victim, 0);               /* it did choose the kept run */
+    return NULL;
+}
+
+static void test_kept_run_race(void)
+{
+    const char *p = t_path("keptrace");
+    xs = create_persistent_allocator(p, CAP);
+    REQUIRE(xs != NULL);
+    pm_store_release(&pm_test_hook, race_hook);
+    void *got = NULL;
+    pthread_t th;
+    pthread_create(&th, NULL, racer, &got);
+    while (atomic_load(&race_stage) != 1)
+        usleep(100);
+    struct fill f = {0};
+    fill_with(xs, &f, 40000);
+    atomic_store(&race_stage, 2);
+    pthread_join(th, NULL);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    size_t overlaps = 0;
+    for (size_t i = 0; got != NULL && i < f.n; i++)
+        overlaps += (char *)got < (char *)f.p[i] + 40000 && (char *)f.p[i] < (char *)got + 40000;
+    printf("kept run race: %zu blocks, then %s\n", f.n, got ? "one more" : "ENOMEM");
+    CHECK_EQ(overlaps, 0);
+    free_all(xs, &f, 40000);
+    persistent_free(xs, got);
+    t_check_clean(xs, "after the kept run race");
+    free(f.p);
+    destroy_persistent_allocator(xs);
+    unlink(p);
+}
+
 /* G5b after a reopen: the space full of 256-byte blocks but one, freed;
  * recovery rebuilt the partial lists, and the one free block (a superblock
  * with a single free block) must be found. */
@@ -161,6 +267,8 @@ int main(void)
 {
     test_refill();
     test_other_threads();
+    test_kept_runs();
+    test_kept_run_race();
     test_one_free_after_reopen();
     return t_done();
 }

@@ -422,6 +422,33 @@ static void test_auto(void)
     t_check_clean(S, "after automatic transactions");
 }
 
+/* A page run freed inside an automatic transaction is kept by the thread
+ * for its next large block (pages.c); the abort makes the block live
+ * again, so what was kept must be forgotten with the rest of the runtime:
+ * the next allocation of that size must not be handed those pages. */
+static void test_auto_kept_run(void)
+{
+    enum { N = 40000 };                         /* a run of pages */
+    unsigned char *x = persistent_malloc(S, N);
+    REQUIRE(x != NULL);
+    memset(x, 0x5a, N);
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    persistent_free(S, x);
+    REQUIRE(persistent_tx_abort(S) == 0);
+    CHECK(persistent_usable_size(S, x) >= N);
+    unsigned char *y = persistent_malloc(S, N);
+    REQUIRE(y != NULL);
+    CHECK(y + N <= x || x + N <= y);
+    memset(y, 0xa5, N);
+    size_t bad = 0;
+    for (size_t i = 0; i < N; i++)
+        bad += x[i] != 0x5a;
+    CHECK_EQ(bad, 0);
+    persistent_free(S, y);
+    persistent_free(S, x);
+    t_check_clean(S, "after an automatic abort of a large free");
+}
+
 /* Killed in the middle: the next open rolls back; killed after the
  * commit: it stays. */
 static int crash_child(const char *path, bool commit)
@@ -670,6 +697,7 @@ int main(void)
     test_threads();
     test_thread_exit();
     test_auto();
+    test_auto_kept_run();
     test_held_frees();
     persistent_error_hook_set(NULL, NULL);
     t_check_clean(S, "at the end");

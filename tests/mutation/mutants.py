@@ -389,10 +389,10 @@ MUTANTS = [
          replace="""        int held = 0;""",
          what="free of a root's small block is not refused"),
     dict(id="free-root-check-large", file="src/free.c",
-         find="""        r = pm_block_held(rt, UINT32_MAX, off);
+         find="""        r = pm_block_held(rt, page < rt->max_pages ? (uint32_t)page : UINT32_MAX, off);
         if (r == 0)
-            r = lg_free(rt, ptr);""",
-         replace="""        r = lg_free(rt, ptr);""",
+            r = lg_free(rt, rec, ptr);""",
+         replace="""        r = lg_free(rt, rec, ptr);""",
          what="free of a root's large block is not refused"),
     dict(id="free-fast-no-remote-check", file="src/free.c",
          find="""                    !(word & bit) || (pm_load_relaxed(&h->bits[h->n_words + w]) & bit) ||""",
@@ -425,6 +425,32 @@ MUTANTS = [
          replace="""        carry = 0;""",
          what="runs across bitmap words are never found"),
 
+    dict(id="pages-kept-no-reclaim", file="src/pages.c",
+         find="""    bool any = false;
+    uint32_t n = pm_load_acquire(&rt->n_recs);""",
+         replace="""    bool any = false;
+    return any;
+    uint32_t n = pm_load_acquire(&rt->n_recs);""",
+         what="runs kept by an idle thread are never given back: another thread "
+              "reports ENOMEM with those pages free (G5b)"),
+    dict(id="pages-kept-merge-unbounded", file="src/pages.c",
+         find="""                RUN_LEN(v) + n > PM_RUN_MAX_PAGES ||
+""",
+         replace="",
+         what="kept runs are joined past the longest a slot holds: the length "
+              "overflows into the first page"),
+    dict(id="pages-kept-take-no-cas", file="src/pages.c",
+         find="""    if (!pm_cas_strong_acq_rel(&rec->runs[best], &bv, 0))
+        return PG_NONE;""",
+         replace="""    pm_store_relaxed(&rec->runs[best], 0);""",
+         what="a thread takes a kept run back with a plain store: a reclaim that "
+              "gave the same run back meanwhile hands it out twice"),
+    dict(id="pages-kept-not-forgotten", file="src/recover.c",
+         find="""    pg_cache_forget(rt);
+""",
+         replace="",
+         what="after an automatic transaction's abort, runs kept from frees it "
+              "undid are handed out again while their blocks are live"),
     # ------------------------------------------------------------ large.c
     dict(id="lg-commit-start-first", file="src/large.c",
          find="""    pg_bit_set(rt, rt->end_bits, first + n - 1);
@@ -449,15 +475,12 @@ MUTANTS = [
     pg_bit_set(rt, rt->end_bits, first + n_new - 1);""",
          what="grow in place clears the old END before the new one is set"),
     dict(id="lg-grow-no-claim", file="src/large.c",
-         find="""        if (pg_claim_at(rt, last + 1, add))
-            return true;""",
-         replace="""        if (last + 1 + add <= pm_load_acquire(&rt->n_pages))
-            return true;""",
+         find="""        if (pg_claim_at(rt, p, stop - p)) {""",
+         replace="""        if (stop <= pm_load_acquire(&rt->n_pages)) {""",
          what="grow in place takes the following pages without claiming them"),
     dict(id="lg-grow-no-space-growth", file="src/large.c",
-         find="""        if (pm_space_grow(rt, n, last + 1 + add - n) != 0)
-            return false;""",
-         replace="""        return false;""",
+         find="""            pm_space_grow(rt, n, stop - n) != 0) {""",
+         replace="""            true) {""",
          what="a block at the end of the space is copied to a new run instead of "
               "growing the space under it (realloc by 1.5 leaves a file twice its size)"),
 
