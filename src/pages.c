@@ -400,14 +400,15 @@ uint64_t pg_cache_take(struct pm_trec *rec, uint64_t min, uint64_t max, uint64_t
     if (best == PM_RUN_SLOTS)
         return PG_NONE;
     pm_hook(PM_HOOK_RUN_TAKE);
-    /* the CAS fails only if another thread gave the run back meanwhile */
-    if (!pm_cas_strong_acq_rel(&rec->runs[best], &bv, 0))
+    uint64_t got = RUN_LEN(bv) < max ? RUN_LEN(bv) : max;
+    /* the rest stays kept, in the same CAS (a reclaim never finds the
+     * slot empty with pages still kept): released, it would contend with
+     * every other thread's claims on the shared words.  The CAS fails only
+     * if another thread gave the run back meanwhile. */
+    uint64_t rest = RUN_LEN(bv) > got ? (RUN_FIRST(bv) + got) << 8 | (RUN_LEN(bv) - got) : 0;
+    if (!pm_cas_strong_acq_rel(&rec->runs[best], &bv, rest))
         return PG_NONE;
-    *n = RUN_LEN(bv) < max ? RUN_LEN(bv) : max;
-    /* the rest stays kept: released, it would contend with every other
-     * thread's claims on the shared words */
-    if (RUN_LEN(bv) > *n)
-        pm_store_release(&rec->runs[best], (RUN_FIRST(bv) + *n) << 8 | (RUN_LEN(bv) - *n));
+    *n = got;
     return RUN_FIRST(bv);
 }
 
@@ -417,12 +418,12 @@ uint64_t pg_cache_take_at(struct pm_trec *rec, uint64_t first, uint64_t max)
 {
     for (uint32_t i = 0; rec != NULL && i < PM_RUN_SLOTS; i++) {
         uint64_t v = pm_load_relaxed(&rec->runs[i]);
-        if (v == 0 || RUN_FIRST(v) != first || !pm_cas_strong_acq_rel(&rec->runs[i], &v, 0))
+        if (v == 0 || RUN_FIRST(v) != first)
             continue;
         uint64_t n = RUN_LEN(v) < max ? RUN_LEN(v) : max;
-        if (RUN_LEN(v) > n)
-            pm_store_release(&rec->runs[i], (first + n) << 8 | (RUN_LEN(v) - n));
-        return n;
+        uint64_t rest = RUN_LEN(v) > n ? (first + n) << 8 | (RUN_LEN(v) - n) : 0;
+        if (pm_cas_strong_acq_rel(&rec->runs[i], &v, rest))
+            return n;
     }
     return 0;
 }
@@ -450,18 +451,18 @@ void pg_release_cached(struct pm_rt *rt, struct pm_trec *rec, uint64_t first, ui
     if (rec != NULL && n <= PM_RUN_MAX_PAGES && (n << rt->page_shift) < PUNCH_BYTES &&
         first <= (pm_load_relaxed(&rt->hints[(n < N_HINTS ? n : N_HINTS) - 1]) &
                   HINT_PAGE_MASK)) {
-        /* joined to the kept runs it touches, as the shared bitmap would
-         * join it to free neighbours */
+        /* joined to a kept run it touches, as the shared bitmap would join
+         * it to a free neighbour: in one CAS of that slot, so that the
+         * pages are in a slot at every moment */
         for (uint32_t i = 0; i < PM_RUN_SLOTS; i++) {
             uint64_t v = pm_load_relaxed(&rec->runs[i]);
             if (v == 0 || (RUN_FIRST(v) + RUN_LEN(v) != first && RUN_FIRST(v) != first + n) ||
                 RUN_LEN(v) + n > PM_RUN_MAX_PAGES ||
-                ((RUN_LEN(v) + n) << rt->page_shift) >= PUNCH_BYTES ||
-                !pm_cas_strong_acq_rel(&rec->runs[i], &v, 0))
+                ((RUN_LEN(v) + n) << rt->page_shift) >= PUNCH_BYTES)
                 continue;
-            if (RUN_FIRST(v) < first)
-                first = RUN_FIRST(v);
-            n += RUN_LEN(v);
+            uint64_t f = RUN_FIRST(v) < first ? RUN_FIRST(v) : first;
+            if (pm_cas_strong_acq_rel(&rec->runs[i], &v, f << 8 | (RUN_LEN(v) + n)))
+                return;
         }
         uint32_t low = 0;
         uint64_t lv = UINT64_MAX;
@@ -479,9 +480,11 @@ void pg_release_cached(struct pm_rt *rt, struct pm_trec *rec, uint64_t first, ui
         /* full: the shortest run makes room for a longer one (the longer
          * ones serve more requests, and tails of them end up short) */
         if (RUN_LEN(lv) < n) {
-            if (pm_cas_strong_acq_rel(&rec->runs[low], &lv, 0))
+            /* swapped in one CAS; one that fails found the slot emptied */
+            if (pm_cas_strong_acq_rel(&rec->runs[low], &lv, first << 8 | n))
                 pg_release(rt, RUN_FIRST(lv), RUN_LEN(lv));
-            pm_store_release(&rec->runs[low], first << 8 | n);
+            else
+                pm_store_release(&rec->runs[low], first << 8 | n);
             return;
         }
     }

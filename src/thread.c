@@ -143,7 +143,12 @@ void pm_thread_release(struct pm_rt *rt, struct pm_trec *rec)
 {
     pm_tx_thread_release(rt, rec);      /* an open transaction is aborted */
     sb_thread_exit(rt, rec);
+    /* inside an operation, as every change of rt->used: an automatic
+     * transaction's abort rebuilds it, and stops the process rather than
+     * do that under a thread that is inside one */
+    pm_op_begin(rec);
     pg_cache_drop(rt, rec);
+    pm_op_end(rec);
     if (rec->lane >= 0) {
         pm_store_release(&rt->lane_owner[rec->lane], 0u);
         rec->lane = -1;

@@ -143,7 +143,7 @@ static void test_other_threads(void)
  * alive and idle; another thread must still get every page before it
  * reports ENOMEM, in blocks of that size and in longer ones. */
 static struct fill keeper_fill;
-static size_t keeper_had;
+static size_t keeper_had, keeper_kept;
 
 static void *keeper(void *arg)
 {
@@ -151,6 +151,11 @@ static void *keeper(void *arg)
     fill_with(xs, &keeper_fill, 40000);     /* 10 pages each */
     keeper_had = keeper_fill.n;
     free_all(xs, &keeper_fill, 40000);
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(xs, &rt);
+    REQUIRE(rec != NULL);
+    for (uint32_t i = 0; i < PM_RUN_SLOTS; i++)
+        keeper_kept += pm_load_relaxed(&rec->runs[i]) != 0;
     pthread_barrier_wait(&bar);
     pthread_barrier_wait(&bar);
     return NULL;
@@ -168,7 +173,9 @@ static void test_kept_runs(void)
     size_t had = keeper_had;
     struct fill f = {0};
     fill_with(xs, &f, 40000);
-    printf("kept runs: %zu blocks of 40000 bytes, the keeper had %zu\n", f.n, had);
+    printf("kept runs: %zu blocks of 40000 bytes, the keeper had %zu and kept %zu runs\n",
+           f.n, had, keeper_kept);
+    CHECK(keeper_kept > 0);                     /* the case this is about */
     CHECK_EQ(f.n, had);
     free_all(xs, &f, 40000);
     /* the kept runs, wherever they are, must not cut the space up */

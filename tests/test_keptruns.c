@@ -17,6 +17,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "internal.h"
+
 #define SPACE (8u << 20)
 #define LIVE 24
 #define HANDOFF 32
@@ -30,7 +32,7 @@ struct blk {
 static allocator_space_t *space;
 static long ops_per_thread;
 static _Atomic(struct blk *) handoff[HANDOFF];
-static _Atomic long verify_failures, enomem, allocated;
+static _Atomic long verify_failures, enomem, allocated, grown_in_place;
 
 static size_t pick_size(uint64_t *seed)
 {
@@ -88,6 +90,7 @@ static void *worker(void *arg)
             }
             if (!t_verify_as(q, b->n, old, b->gen))
                 verify_failures++;
+            grown_in_place += q == old;
             b->p = q;
             b->n = n;
             b->gen = ++gen;
@@ -147,9 +150,33 @@ int main(int argc, char **argv)
             free(d);
         }
     }
-    printf("%d threads x %ld ops: %ld blocks, %ld ENOMEM, %.2f s\n", threads,
-           ops_per_thread, (long)allocated, (long)enomem, (double)(t_now_ns() - t0) / 1e9);
+    printf("%d threads x %ld ops: %ld blocks, %ld ENOMEM, %ld grown in place, %.2f s\n",
+           threads, ops_per_thread, (long)allocated, (long)enomem, (long)grown_in_place,
+           (double)(t_now_ns() - t0) / 1e9);
     CHECK_EQ(verify_failures, 0);
+    CHECK(grown_in_place > 0);
+    /* nothing claimed but the runs the file has (superblocks left listed),
+     * once every kept run is given back: no page claimed and lost */
+    struct pm_rt *rt = pm_rt_of(space);
+    REQUIRE(rt != NULL);
+    (void)pg_cache_reclaim(rt);
+    uint64_t n_pages = pm_load_acquire(&rt->n_pages), wrong = 0, in_run = 0;
+    unsigned char *run = calloc(n_pages, 1);
+    REQUIRE(run != NULL);
+    for (uint64_t pg = 0; (pg = pg_next_set(rt->start_bits, pg, n_pages)) != PG_NONE;) {
+        uint64_t last = pg_next_set(rt->end_bits, pg, n_pages);
+        REQUIRE(last != PG_NONE);
+        for (; pg <= last; pg++)
+            run[pg] = 1;
+    }
+    for (uint64_t pg = 0; pg < n_pages; pg++) {
+        in_run += run[pg];
+        wrong += run[pg] != pg_bit(rt->used, pg);
+    }
+    free(run);
+    printf("pages claimed but in no run, or in a run but not claimed: %llu (%llu in runs)\n",
+           (unsigned long long)wrong, (unsigned long long)in_run);
+    CHECK_EQ(wrong, 0);
     /* the space was full often, and served all the same */
     CHECK(enomem > 0);
     CHECK(allocated > enomem * 4);

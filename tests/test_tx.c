@@ -434,6 +434,13 @@ static void test_auto_kept_run(void)
     memset(x, 0x5a, N);
     REQUIRE(persistent_tx_begin_auto(S) == 0);
     persistent_free(S, x);
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(S, &rt);
+    REQUIRE(rec != NULL);
+    int kept = 0;
+    for (uint32_t i = 0; i < PM_RUN_SLOTS; i++)
+        kept += (pm_load_relaxed(&rec->runs[i]) >> 8) == (uint64_t)((char *)x - rt->data) >> rt->page_shift;
+    CHECK_EQ(kept, 1);                          /* the case this is about */
     REQUIRE(persistent_tx_abort(S) == 0);
     CHECK(persistent_usable_size(S, x) >= N);
     unsigned char *y = persistent_malloc(S, N);

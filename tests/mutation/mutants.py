@@ -440,11 +440,18 @@ MUTANTS = [
          what="kept runs are joined past the longest a slot holds: the length "
               "overflows into the first page"),
     dict(id="pages-kept-take-no-cas", file="src/pages.c",
-         find="""    if (!pm_cas_strong_acq_rel(&rec->runs[best], &bv, 0))
+         find="""    if (!pm_cas_strong_acq_rel(&rec->runs[best], &bv, rest))
         return PG_NONE;""",
-         replace="""    pm_store_relaxed(&rec->runs[best], 0);""",
+         replace="""    pm_store_relaxed(&rec->runs[best], rest);""",
          what="a thread takes a kept run back with a plain store: a reclaim that "
               "gave the same run back meanwhile hands it out twice"),
+    dict(id="lg-grow-fail-keeps-pages", file="src/large.c",
+         find="""            if (p > last + 1)
+                pg_release(rt, last + 1, p - (last + 1));
+""",
+         replace="",
+         what="an in-place growth that fails keeps the pages it took from kept runs "
+              "and claimed: lost until the next open"),
     dict(id="pages-kept-not-forgotten", file="src/recover.c",
          find="""    pg_cache_forget(rt);
 """,
