@@ -487,8 +487,11 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
  * abort, and persistent_tx_add/alloc/free work as in any transaction.
  * What it requires: the space is the transaction's while it is open.  It
  * fails with -EBUSY while another thread has a transaction open on the
- * space, or is inside a call and owns part of the heap (try again), or
- * another automatic transaction is open in the process.  Another thread
+ * space, or its last transaction freed blocks that are not yet reusable
+ * (see persistent_tx_free: its next transaction that writes anything, its
+ * exit or a close settles them), or is inside a call and owns part of the
+ * heap (try again), or another automatic transaction is open in the
+ * process.  Another thread
  * that writes to the space meanwhile is reported once through the error
  * hook (PERSISTENT_E_TX_AUTO) and waits for the end: after a commit it
  * goes on; after an abort its call cannot finish on the restored heap, and

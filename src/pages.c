@@ -363,9 +363,9 @@ void pg_release_large(struct pm_rt *rt, uint64_t first, uint64_t n)
  * bits as every free does -- the file says the pages are free, so a crash
  * loses nothing and readers, checks and recovery see a free run -- but
  * keeps the pages claimed in rt->used, in a slot of its record.  Its next
- * large block of that length or shorter, or superblock, takes them back
- * with one CAS, no search of the shared bitmap and no hint to move (the
- * rest of a longer run stays kept).  That search, its claims and the
+ * large block of that length or shorter takes them back with one CAS, no
+ * search of the shared bitmap and no hint to move (the rest of a longer
+ * run stays kept; superblocks are not carved from them, docs/design.md).  That search, its claims and the
  * hints' CASes took half the time of the mixed benchmark at two threads
  * and more, every thread's large blocks contending on the same words.
  *

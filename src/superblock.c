@@ -243,10 +243,10 @@ static uint32_t carve(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
 {
     const struct pm_class *k = &rt->cls[c];
     uint64_t n = k->n_pages;
-    /* pages the thread keeps from a large block it freed, first */
-    uint64_t first = pg_cache_take(rec, k->min_pages, k->n_pages, &n);
-    if (first == PG_NONE)
-        first = pg_alloc_flex(rt, k->min_pages, k->n_pages, &n);
+    /* not from the runs the thread keeps: a large block's pages that turn
+     * into a superblock header at once tore a live byte copy (the
+     * inspector's copy) three times as often */
+    uint64_t first = pg_alloc_flex(rt, k->min_pages, k->n_pages, &n);
     if (first == PG_NONE)
         return PM_NO_SB;
     pm_hook(PM_HOOK_SB_TAKEN);

@@ -931,10 +931,18 @@ int persistent_tx_begin_auto(allocator_space_t *space)
         return pm_err(r, "tx_begin_auto: cannot catch faults: %s", persistent_strerror(r));
     /* the space alone */
     uint32_t n = pm_load_acquire(&rt->n_recs);
-    for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++)
-        if (id != rec->id && pm_load_acquire(&rt->recs[id].in_use) &&
-            rt->recs[id].tx != NULL && rt->recs[id].tx->depth > 0)
+    for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++) {
+        const struct pm_tx *o = id != rec->id && pm_load_acquire(&rt->recs[id].in_use)
+                                    ? rt->recs[id].tx : NULL;
+        if (o != NULL && o->depth > 0)
             return pm_err(-EBUSY, "tx_begin_auto: another thread has a transaction open");
+        /* the frees of its last commit: done but not yet reusable, its log
+         * still says so; an abort would rebuild the heap with them reusable
+         * at once, and a crash would then have recovery free them again */
+        if (o != NULL && o->n_held > 0)
+            return pm_err(-EBUSY, "tx_begin_auto: another thread's last transaction freed "
+                                  "blocks that its next one settles");
+    }
     struct pm_rt *none = NULL;
     if (!pm_cas_strong_acq_rel(&auto_rt, &none, rt))
         return pm_err(-EBUSY, "tx_begin_auto: an automatic transaction is open already");

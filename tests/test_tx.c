@@ -350,6 +350,54 @@ static void *holds_tx(void *arg)
     return NULL;
 }
 
+/* A thread whose last transaction freed a block, alive and idle: the free
+ * is done but not yet reusable until its next transaction. */
+static void *holds_frees(void *arg)
+{
+    (void)arg;
+    void *b = persistent_malloc(S, 100);
+    REQUIRE(b != NULL);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_free(S, b) == 0);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    auto_stage = 20;
+    while (auto_stage != 21)
+        usleep(1000);
+    /* its next transaction that writes settles them */
+    long *w = persistent_malloc(S, sizeof *w);
+    REQUIRE(w != NULL);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, w, sizeof *w) == 0);
+    *w = 1;
+    REQUIRE(persistent_tx_commit(S) == 0);
+    persistent_free(S, w);
+    auto_stage = 22;
+    while (auto_stage != 23)
+        usleep(1000);
+    return NULL;
+}
+
+static void test_auto_held_frees(void)
+{
+    pthread_t t;
+    auto_stage = 0;
+    pthread_create(&t, NULL, holds_frees, NULL);
+    while (auto_stage != 20)
+        usleep(1000);
+    int r = persistent_tx_begin_auto(S);
+    CHECK_EQ(r, -EBUSY);
+    if (r == 0)                                 /* not to wait for a thread it stops */
+        REQUIRE(persistent_tx_abort(S) == 0);
+    auto_stage = 21;
+    while (auto_stage != 22)
+        usleep(1000);
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    REQUIRE(persistent_tx_abort(S) == 0);
+    auto_stage = 23;
+    pthread_join(t, NULL);
+    t_check_clean(S, "after the held frees");
+}
+
 static void test_auto(void)
 {
     auto_blk = persistent_malloc(S, 8192 * sizeof(long));
@@ -705,6 +753,7 @@ int main(void)
     test_thread_exit();
     test_auto();
     test_auto_kept_run();
+    test_auto_held_frees();
     test_held_frees();
     persistent_error_hook_set(NULL, NULL);
     t_check_clean(S, "at the end");

@@ -452,6 +452,14 @@ MUTANTS = [
          replace="",
          what="an in-place growth that fails keeps the pages it took from kept runs "
               "and claimed: lost until the next open"),
+    dict(id="tx-auto-ignores-held", file="src/tx.c",
+         find="""        if (o != NULL && o->n_held > 0)
+""",
+         replace="""        if (o != NULL && o->n_held > 0 && 0)
+""",
+         what="an automatic transaction begins beside another thread's held frees: "
+              "its abort makes them reusable while that thread's log still says "
+              "COMMITTED"),
     dict(id="pages-kept-not-forgotten", file="src/recover.c",
          find="""    pg_cache_forget(rt);
 """,
