@@ -19,38 +19,48 @@ void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
          * start is; no mark can be at a pointer that is not one */
         uint64_t page = (off - rt->data_off) >> rt->page_shift;
         r = pm_block_held(rt, page < rt->max_pages ? (uint32_t)page : UINT32_MAX, off);
-        if (r == 0)
+        if (r == 0) {
+            /* inside an operation, as a large malloc is: an automatic
+             * transaction's abort, which rebuilds the used bitmap from the
+             * file, must see that this thread is between the file's bits
+             * and its volatile release of the pages */
+            pm_op_begin(rec);
             r = lg_free(rt, rec, ptr);
+            pm_op_end(rec);
+        }
     }
     if (r != 0)
         pm_misuse(rt, r, ptr, "persistent_free");
 }
 
-/* A small block's superblock, class and index, from the page map; false
- * for anything else (a large block or not a block start: the general path
- * sorts those out).  The class is read from the header once. */
+/* A small block's superblock, class and index, from its page map entry
+ * alone (the header's line is not read); false for anything else (a large
+ * block or not a block start: the general path sorts those out). */
 static inline bool locate_small(struct pm_rt *rt, const void *ptr, uint32_t *sp,
-                                struct pm_sb_header **hp, uint32_t *cp, uint32_t *ip)
+                                struct pm_sb_header **hp, uint32_t *cp, uint32_t *ip,
+                                uint32_t *np)
 {
     uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)rt->data);
     if (PM_UNLIKELY(off >= (pm_load_relaxed(&rt->n_pages) << rt->page_shift)))
         return false;
-    uint32_t f1 = pm_load_relaxed(&rt->pagemap[off >> rt->page_shift]);
+    uint64_t e = pm_load_relaxed(&rt->pagemap[off >> rt->page_shift]);
+    uint32_t f1 = pm_pagemap_first1(e), g = pm_pagemap_geom(e);
     if (PM_UNLIKELY(f1 == 0))
         return false;
-    struct pm_sb_header *h = sb_header(rt, f1 - 1);
-    uint32_t c = h->cls;
+    uint32_t c = pm_geom_cls(g), n = pm_geom_n_blocks(g);
     if (PM_UNLIKELY(c >= rt->n_small))
         return false;
     const struct pm_class *k = &rt->cls[c];
-    uint64_t x = (uint64_t)((uintptr_t)ptr - (uintptr_t)h) - h->data_start;
+    struct pm_sb_header *h = sb_header(rt, f1 - 1);
+    uint64_t x = (uint64_t)((uintptr_t)ptr - (uintptr_t)h) - pm_geom_data_start(g);
     uint64_t idx = (x * k->recip) >> 40;
-    if (PM_UNLIKELY(idx >= h->n_blocks || idx * k->block_size != x))
+    if (PM_UNLIKELY(idx >= n || idx * k->block_size != x))
         return false;
     *sp = f1 - 1;
     *hp = h;
     *cp = c;
     *ip = (uint32_t)idx;
+    *np = n;
     return true;
 }
 
@@ -68,9 +78,9 @@ __attribute__((noinline)) static void free_general(allocator_space_t *space,
         return;
     }
     pm_vg_unuser(rt, ptr);
-    uint32_t s, c, idx;
+    uint32_t s, c, idx, n;
     struct pm_sb_header *h;
-    if (PM_LIKELY(locate_small(rt, ptr, &s, &h, &c, &idx))) {
+    if (PM_LIKELY(locate_small(rt, ptr, &s, &h, &c, &idx, &n))) {
         int held = pm_block_held(rt, s, (uint64_t)((char *)ptr - rt->base));
         if (PM_UNLIKELY(held != 0)) {
             pm_misuse(rt, held, ptr, "persistent_free");
@@ -82,7 +92,7 @@ __attribute__((noinline)) static void free_general(allocator_space_t *space,
             return;
         }
         /* another thread's superblock: atomic bits only, no busy flag */
-        sb_free_remote(rt, rec, s, h, idx);
+        sb_free_remote(rt, rec, s, h, idx, (n + 63) >> 6, ptr);
         return;
     }
     pm_free_block(rt, rec, ptr);
@@ -105,7 +115,7 @@ __attribute__((noinline)) static void freed_durable(struct pm_rt *rt,
 __attribute__((always_inline)) static inline bool
 free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
            struct pm_sbctl *ctl, struct pm_sb_header *h, uint32_t idx,
-           bool current)
+           uint32_t n, bool current)
 {
     uint32_t w = (uint32_t)(idx >> 6);
     uint64_t bit = UINT64_C(1) << (idx & 63);
@@ -113,8 +123,12 @@ free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
     pm_op_begin(rec);
     /* revokes after busy: see the revocation protocol in superblock.c */
     uint64_t word = pm_load_relaxed(aw);
+    /* a remote bit is set before its summary bit, and only this owner
+     * clears either: no summary bit, no pending remote free in the word */
     if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
-                    !(word & bit) || (pm_load_relaxed(&h->bits[h->n_words + w]) & bit) ||
+                    !(word & bit) ||
+                    ((pm_load_relaxed(&ctl->summary) >> w & 1) &&
+                     (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit)) ||
                     (!current && (word & ~bit) == 0))) {
         pm_op_end(rec);                 /* ... or a set-aside superblock emptied */
         return false;
@@ -145,9 +159,9 @@ void persistent_free(allocator_space_t *space, void *ptr)
     if (PM_LIKELY(pm_tls.space == space &&
                   pm_tls.epoch == pm_load_relaxed(&pm_close_epoch) && !PM_VG_ACTIVE)) {
         struct pm_rt *rt = pm_tls.rt;
-        uint32_t s, c, idx;
+        uint32_t s, c, idx, n;
         struct pm_sb_header *h;
-        if (PM_UNLIKELY(!locate_small(rt, ptr, &s, &h, &c, &idx)))
+        if (PM_UNLIKELY(!locate_small(rt, ptr, &s, &h, &c, &idx, &n)))
             goto general;               /* NULL, foreign, large or no block start */
         struct pm_trec *rec = pm_tls.rec;
         struct pm_tcache *t = &rec->cls[c];
@@ -155,14 +169,19 @@ void persistent_free(allocator_space_t *space, void *ptr)
         if (PM_UNLIKELY(pm_load_relaxed(&ctl->marks) != 0))
             goto general;
         if (t->sb == s) {
-            if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, idx, true)))
+            if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, idx, n, true)))
                 return;
         } else {
-            /* one of the thread's others (see the owned set in superblock.c) */
             uint64_t a = pm_load_relaxed(&ctl->anchor);
-            if (PM_LIKELY(pm_anchor_owner(a) == rec->id &&
-                          pm_anchor_state(a) == PM_SB_OWNED &&
-                          free_owned(rt, rec, t, ctl, h, idx, false)))
+            if (pm_anchor_owner(a) != rec->id) {
+                /* another thread's superblock: atomic bits only, no busy
+                 * flag (as free_general does) */
+                sb_free_remote(rt, rec, s, h, idx, (n + 63) >> 6, ptr);
+                return;
+            }
+            /* one of the thread's others (see the owned set in superblock.c) */
+            if (PM_LIKELY(pm_anchor_state(a) == PM_SB_OWNED &&
+                          free_owned(rt, rec, t, ctl, h, idx, n, false)))
                 return;
         }
     }

@@ -79,6 +79,42 @@ struct pm_sbctl {
                                      (roots.c): a free into it checks them */
 };
 
+/* A superblock's geometry (the header's class, block count and data start)
+ * in the high half of each of its page map entries, so that a free finds
+ * its block's bitmap word from the page map alone and reads neither the
+ * header's line nor, before that, the control word (docs/design.md "Fast
+ * paths").  Written with the header when the superblock is carved or
+ * rebuilt, so whoever owns it reads the header's values; anyone else uses
+ * them only as the header's own fields would be used (checked afterwards). */
+#define PM_GEOM_CLS_BITS 6u
+#define PM_GEOM_N_BITS   13u
+_Static_assert(PM_N_CLASSES <= (1u << PM_GEOM_CLS_BITS), "class fits the geometry word");
+_Static_assert(PM_SB_MAX_BLOCKS < (1u << PM_GEOM_N_BITS), "block count fits the geometry word");
+_Static_assert(((1u << PM_MAX_PAGE_SHIFT) >> 4) < (1u << (32 - PM_GEOM_CLS_BITS - PM_GEOM_N_BITS)),
+               "a data start (at most a page) fits the geometry word");
+static inline uint32_t pm_geom_make(uint32_t cls, uint32_t n_blocks, uint32_t data_start)
+{
+    /* data_start is a multiple of 16 and at most a page past the bitmaps */
+    return cls | n_blocks << PM_GEOM_CLS_BITS |
+           (data_start >> 4) << (PM_GEOM_CLS_BITS + PM_GEOM_N_BITS);
+}
+static inline uint32_t pm_geom_cls(uint32_t g) { return g & ((1u << PM_GEOM_CLS_BITS) - 1); }
+static inline uint32_t pm_geom_n_blocks(uint32_t g)
+{
+    return (g >> PM_GEOM_CLS_BITS) & ((1u << PM_GEOM_N_BITS) - 1);
+}
+static inline uint32_t pm_geom_data_start(uint32_t g)
+{
+    return (g >> (PM_GEOM_CLS_BITS + PM_GEOM_N_BITS)) << 4;
+}
+static inline uint64_t pm_pagemap_entry(uint32_t first, uint32_t geom)
+{
+    return (uint64_t)geom << 32 | (first + 1);
+}
+/* the superblock's first page + 1, 0 for a page in no superblock */
+static inline uint32_t pm_pagemap_first1(uint64_t e) { return (uint32_t)e; }
+static inline uint32_t pm_pagemap_geom(uint64_t e) { return (uint32_t)(e >> 32); }
+
 /* Geometry of one size class in one space. */
 struct pm_class {
     uint32_t block_size;
@@ -195,7 +231,7 @@ struct pm_rt {
     uint64_t used_words;
 
     /* superblocks (superblock.c) */
-    pm_atomic_u32 *pagemap;       /* page -> superblock first page + 1 */
+    pm_atomic_u64 *pagemap;       /* page -> pm_pagemap_entry() of its superblock */
     struct pm_sbctl *ctl;         /* indexed by first page */
     pm_atomic_u64 partial[PM_N_CLASSES];  /* tagged heads */
     struct pm_class cls[PM_N_CLASSES];
@@ -421,8 +457,11 @@ void *sb_reserve(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls,
                  pm_atomic_u64 **aword, uint64_t *bit, uint32_t *bsize);
 void sb_free_local(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
                    struct pm_sb_header *h, uint32_t idx);
+/* n_words: the header's, blk: block idx's address (the caller may have
+ * both without reading the header's line) */
 void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
-                    struct pm_sb_header *h, uint32_t idx);
+                    struct pm_sb_header *h, uint32_t idx, uint32_t n_words,
+                    const void *blk);
 void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
                    struct pm_sb_header *h, uint32_t idx);
 void sb_thread_exit(struct pm_rt *rt, struct pm_trec *rec);
@@ -726,8 +765,10 @@ enum pm_hook_point {
                                      (the commit point) not yet written */
     PM_HOOK_OPEN_SIZED,           /* an open: the file's size read, its
                                      header not yet */
-    PM_HOOK_RUN_TAKE              /* a thread chose a run it keeps, not yet
+    PM_HOOK_RUN_TAKE,             /* a thread chose a run it keeps, not yet
                                      taken back (pages.c) */
+    PM_HOOK_LARGE_FREED           /* a large free: the run's bits cleared,
+                                     its pages not yet released (large.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

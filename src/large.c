@@ -102,6 +102,7 @@ int lg_free(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
         return PERSISTENT_E_DOUBLE_FREE;
     pm_persist(rt, w, sizeof *w);                   /* commit */
     pg_bit_clear(rt, rt->end_bits, last);
+    pm_hook(PM_HOOK_LARGE_FREED);
     pg_release_cached(rt, rec, first, last - first + 1);
     return 0;
 }

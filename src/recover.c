@@ -89,7 +89,7 @@ int pm_engine_prepare(struct pm_rt *rt)
 {
     uint64_t mp = rt->max_pages;
     size_t used_sz = round_up((mp + 63) / 64 * 8, 64);
-    size_t map_sz = round_up(mp * sizeof(pm_atomic_u32), 64);
+    size_t map_sz = round_up(mp * sizeof(pm_atomic_u64), 64);
     size_t ctl_sz = round_up(mp * sizeof(struct pm_sbctl), 64);
     size_t rec_sz = round_up(PM_MAX_RECS * sizeof(struct pm_trec), 64);
     size_t lane_sz = round_up((rt->hdr->fixed.n_lanes + PM_LANE_CHUNK * PM_LANE_MAX_CHUNKS) *
@@ -106,7 +106,7 @@ int pm_engine_prepare(struct pm_rt *rt)
     v += used_sz;
     rt->punched = (pm_atomic_u64 *)v;
     v += used_sz;
-    rt->pagemap = (pm_atomic_u32 *)v;
+    rt->pagemap = (pm_atomic_u64 *)v;
     v += map_sz;
     rt->ctl = (struct pm_sbctl *)v;
     v += ctl_sz;
@@ -195,7 +195,7 @@ void pm_engine_reset(struct pm_rt *rt, struct pm_trec *rec)
     for (uint64_t w = 0; w < (mp + 63) / 64; w++)
         pm_store_relaxed(&rt->used[w], 0);
     for (uint64_t p = 0; p < mp; p++)
-        pm_store_relaxed(&rt->pagemap[p], 0u);
+        pm_store_relaxed(&rt->pagemap[p], UINT64_C(0));
     for (uint64_t p = 0; p < mp; p++) {
         struct pm_sbctl *c = &rt->ctl[p];
         uint64_t a = pm_load_relaxed(&c->anchor);

@@ -43,7 +43,7 @@ struct table {
 static uint32_t run_first(struct pm_rt *rt, uint64_t off)
 {
     uint64_t page = (off - rt->data_off) >> rt->page_shift;
-    uint32_t f1 = pm_load_acquire(&rt->pagemap[page]);
+    uint32_t f1 = pm_pagemap_first1(pm_load_acquire(&rt->pagemap[page]));
     return f1 ? f1 - 1 : (uint32_t)page;
 }
 

@@ -213,8 +213,9 @@ static void format(struct pm_rt *rt, uint32_t first, uint32_t n_pages, uint32_t 
     pm_store_relaxed(&ctl->n_pub, 0);
     uint64_t a = pm_load_relaxed(&ctl->anchor);
     pm_store_release(&ctl->anchor, pm_anchor_make(a, PM_SB_OWNED, owner));
+    uint64_t e = pm_pagemap_entry(first, pm_geom_make(c, n_blocks, data_start));
     for (uint32_t i = 0; i < n_pages; i++)
-        pm_store_relaxed(&rt->pagemap[first + i], first + 1);
+        pm_store_relaxed(&rt->pagemap[first + i], e);
 
     pg_bit_set(rt, rt->kind_bits, first);
     pg_bit_set(rt, rt->end_bits, first + n_pages - 1);
@@ -232,7 +233,7 @@ static bool release(struct pm_rt *rt, struct pm_trec *rec, uint32_t s)
     pg_bit_clear(rt, rt->end_bits, s + n - 1);
     pg_bit_clear(rt, rt->kind_bits, s);
     for (uint32_t i = 0; i < n; i++)
-        pm_store_relaxed(&rt->pagemap[s + i], 0u);
+        pm_store_relaxed(&rt->pagemap[s + i], UINT64_C(0));
     pg_release(rt, s, n);
     return true;
 }
@@ -626,7 +627,7 @@ int sb_locate(struct pm_rt *rt, const void *ptr, uint32_t *first,
     uint64_t limit = pm_load_acquire(&rt->n_pages) << rt->page_shift;
     if (p < d || p - d >= limit)
         return PERSISTENT_E_BAD_POINTER;
-    uint32_t f1 = pm_load_relaxed(&rt->pagemap[(p - d) >> rt->page_shift]);
+    uint32_t f1 = pm_pagemap_first1(pm_load_relaxed(&rt->pagemap[(p - d) >> rt->page_shift]));
     if (f1 == 0)
         return 1;                               /* not in a superblock */
     struct pm_sb_header *h = sb_header(rt, f1 - 1);
@@ -719,18 +720,19 @@ void sb_list_if_orphan(struct pm_rt *rt, uint32_t s)
         partial_push(rt, c, s);
 }
 
+/* Reads the superblock's bitmap words, not its header's line. */
 void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
-                    struct pm_sb_header *h, uint32_t idx)
+                    struct pm_sb_header *h, uint32_t idx, uint32_t n_words,
+                    const void *blk)
 {
     (void)rec;
     uint32_t w = idx >> 6;
     uint64_t bit = UINT64_C(1) << (idx & 63);
-    void *blk = (char *)h + h->data_start + (size_t)idx * h->block_size;
     if (!(pm_load_relaxed(&alloc_bits(h)[w]) & bit)) {
         pm_misuse(rt, PERSISTENT_E_DOUBLE_FREE, blk, "persistent_free");
         return;
     }
-    pm_atomic_u64 *rw = &remote_bits(h)[w];
+    pm_atomic_u64 *rw = &alloc_bits(h)[n_words + w];
     uint64_t old = pm_fetch_or_seq_cst(rw, bit);
     if (old & bit) {
         pm_misuse(rt, PERSISTENT_E_DOUBLE_FREE, blk, "persistent_free");
@@ -754,7 +756,8 @@ void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
          sb_readopt(rt, rec, s, h->cls)))
         sb_free_local(rt, rec, s, h, idx);
     else
-        sb_free_remote(rt, rec, s, h, idx);
+        sb_free_remote(rt, rec, s, h, idx, h->n_words,
+                       (char *)h + h->data_start + (size_t)idx * h->block_size);
     pm_op_end(rec);
 }
 
@@ -785,8 +788,9 @@ void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t s, uint32_t n_used)
     pm_store_relaxed(&ctl->summary, 0);
     pm_store_relaxed(&ctl->n_pub, 0);
     pm_store_relaxed(&ctl->cls, h->cls);
+    uint64_t e = pm_pagemap_entry(s, pm_geom_make(h->cls, h->n_blocks, h->data_start));
     for (uint32_t i = 0; i < h->n_pages; i++)
-        pm_store_relaxed(&rt->pagemap[s + i], s + 1);
+        pm_store_relaxed(&rt->pagemap[s + i], e);
     uint64_t a = pm_load_relaxed(&ctl->anchor);
     if (n_used < h->n_blocks) {
         pm_store_release(&ctl->anchor, pm_anchor_make(a, PM_SB_LISTED, 0));

@@ -460,7 +460,7 @@ static bool block_holding(struct pm_rt *rt, uint64_t off, uint64_t len, uint64_t
     if (len == 0 || !pm_in_data(rt, off, len))
         return false;
     uint64_t page = (off - rt->data_off) >> rt->page_shift;
-    uint32_t f1 = pm_load_acquire(&rt->pagemap[page]);
+    uint32_t f1 = pm_pagemap_first1(pm_load_acquire(&rt->pagemap[page]));
     if (f1 != 0) {
         const struct pm_sb_header *h = sb_header(rt, f1 - 1);
         uint64_t sb = rt->data_off + ((uint64_t)(f1 - 1) << rt->page_shift);

@@ -50,7 +50,7 @@ static allocator_space_t *make(const char *path, uint64_t *victim)
     persistent_free(s, b);
     struct pm_rt *rt = pm_rt_of(s);
     uint64_t off = (uint64_t)((char *)small[1] - rt->base);
-    uint32_t f1 = rt->pagemap[(off - rt->data_off) >> rt->page_shift];
+    uint32_t f1 = pm_pagemap_first1(rt->pagemap[(off - rt->data_off) >> rt->page_shift]);
     *victim = rt->data_off + ((uint64_t)(f1 - 1) << rt->page_shift);
     return s;
 }

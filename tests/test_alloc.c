@@ -153,6 +153,13 @@ static void *free_elsewhere(void *p)
     return NULL;
 }
 
+static void *free_twice_elsewhere(void *p)
+{
+    persistent_free(s, p);
+    persistent_free(s, p);
+    return NULL;
+}
+
 static void test_misuse(void)
 {
     persistent_free(s, NULL);
@@ -185,6 +192,13 @@ static void test_misuse(void)
     expect_misuse(PERSISTENT_E_BAD_POINTER, q0, "realloc after a remote free");
     persistent_free(s, q0);
     expect_misuse(PERSISTENT_E_DOUBLE_FREE, q0, "owner's free after a remote free");
+
+    /* freed twice by another thread: the second remote free is refused */
+    char *q2 = persistent_malloc(s, 100);
+    REQUIRE(q2 != NULL);
+    pthread_create(&th, NULL, free_twice_elsewhere, q2);
+    pthread_join(th, NULL);
+    expect_misuse(PERSISTENT_E_DOUBLE_FREE, q2, "second remote free");
 
     char *big = persistent_malloc(s, 1u << 20);
     REQUIRE(big != NULL);

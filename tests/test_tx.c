@@ -504,6 +504,76 @@ static void test_auto_kept_run(void)
     t_check_clean(S, "after an automatic abort of a large free");
 }
 
+/* A large free in another thread, stopped between the file's run bits and
+ * the volatile release of its pages, while an automatic transaction
+ * aborts: the abort rebuilds the volatile page state from the file, so it
+ * must see that thread inside a call and stop the process (as for any
+ * other call in flight) rather than rebuild under it; the free would then
+ * release pages, or keep them for the thread's next large block, that the
+ * rebuild has already made free for everyone. */
+static allocator_space_t *lf_space;
+static _Atomic int lf_stage;
+static _Thread_local int lf_victim;
+
+static void lf_hook(int point)
+{
+    if (point != PM_HOOK_LARGE_FREED || !lf_victim)
+        return;
+    lf_victim = 0;
+    atomic_store(&lf_stage, 1);
+    while (atomic_load(&lf_stage) != 2)
+        usleep(100);
+}
+
+static void *lf_freer(void *arg)
+{
+    void *big = persistent_malloc(lf_space, 40000);     /* a run of pages */
+    REQUIRE(big != NULL);
+    lf_victim = 1;
+    persistent_free(lf_space, big);
+    (void)arg;
+    return NULL;
+}
+
+static int lf_child(const char *path)
+{
+    lf_space = create_persistent_allocator(path, 8u << 20);
+    if (lf_space == NULL)
+        return 3;
+    long *v = persistent_malloc(lf_space, 64);
+    if (v == NULL)
+        return 4;
+    pm_store_release(&pm_test_hook, lf_hook);
+    pthread_t t;
+    pthread_create(&t, NULL, lf_freer, NULL);
+    while (atomic_load(&lf_stage) != 1)
+        usleep(100);
+    int r = persistent_tx_begin_auto(lf_space);
+    if (r == -EBUSY)
+        return 0;                       /* refused at the start: as good */
+    if (r != 0)
+        return 5;
+    v[0] = 1;
+    persistent_tx_abort(lf_space);      /* must not come back */
+    return 1;
+}
+
+static void test_auto_abort_beside_large_free(void)
+{
+    const char *p = t_path("tx-auto-lfree");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(lf_child(p));
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK((WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT) ||
+          (WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    if (WIFEXITED(st))
+        fprintf(stderr, "auto abort beside a large free: child exit %d\n", WEXITSTATUS(st));
+    unlink(p);
+}
+
 /* Killed in the middle: the next open rolls back; killed after the
  * commit: it stays. */
 static int crash_child(const char *path, bool commit)
@@ -753,6 +823,7 @@ int main(void)
     test_thread_exit();
     test_auto();
     test_auto_kept_run();
+    test_auto_abort_beside_large_free();
     test_auto_held_frees();
     test_held_frees();
     persistent_error_hook_set(NULL, NULL);

@@ -371,9 +371,8 @@ MUTANTS = [
             goto general;""",
          what="free's fast path frees a root's (or an open transaction's) block"),
     dict(id="free-fast-not-owner", file="src/free.c",
-         find="""            if (PM_LIKELY(pm_anchor_owner(a) == rec->id &&
-                          pm_anchor_state(a) == PM_SB_OWNED &&""",
-         replace="""            if (PM_LIKELY(((void)a, true) &&""",
+         find="""            if (pm_anchor_owner(a) != rec->id) {""",
+         replace="""            if (false) {""",
          what="free's fast path clears a bit of another thread's superblock with a plain store"),
     dict(id="free-fast-no-revokes", file="src/free.c",
          find="""    if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
@@ -390,14 +389,33 @@ MUTANTS = [
          what="free of a root's small block is not refused"),
     dict(id="free-root-check-large", file="src/free.c",
          find="""        r = pm_block_held(rt, page < rt->max_pages ? (uint32_t)page : UINT32_MAX, off);
-        if (r == 0)
-            r = lg_free(rt, rec, ptr);""",
-         replace="""        r = lg_free(rt, rec, ptr);""",
+        if (r == 0) {""",
+         replace="""        r = (int)(page & 0);
+        if (r == 0) {""",
          what="free of a root's large block is not refused"),
     dict(id="free-fast-no-remote-check", file="src/free.c",
-         find="""                    !(word & bit) || (pm_load_relaxed(&h->bits[h->n_words + w]) & bit) ||""",
-         replace="""                    !(word & bit) ||""",
+         find="""                    ((pm_load_relaxed(&ctl->summary) >> w & 1) &&
+                     (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit)) ||""",
+         replace="""                    false ||""",
          what="the owner's fast free misses a double free that is a pending remote free"),
+    dict(id="free-large-outside-op", file="src/free.c",
+         find="""            pm_op_begin(rec);
+            r = lg_free(rt, rec, ptr);
+            pm_op_end(rec);""",
+         replace="""            r = lg_free(rt, rec, ptr);""",
+         what="a large free runs outside an operation, so an automatic transaction's abort rebuilds the page state under it"),
+    dict(id="free-fast-remote-words", file="src/free.c",
+         find="""                sb_free_remote(rt, rec, s, h, idx, (n + 63) >> 6, ptr);""",
+         replace="""                sb_free_remote(rt, rec, s, h, idx, n >> 6, ptr);""",
+         what="the remote free's fast path sets its remote bit in the wrong word (bitmap length from the page map miscounted)"),
+    dict(id="pagemap-rebuilt-no-geometry", file="src/superblock.c",
+         find="""    uint64_t e = pm_pagemap_entry(s, pm_geom_make(h->cls, h->n_blocks, h->data_start));""",
+         replace="""    uint64_t e = pm_pagemap_entry(s, 0);""",
+         what="an open rebuilds the page map without the superblocks' geometry (every free then takes the slow path)"),
+    dict(id="pagemap-carve-wrong-count", file="src/superblock.c",
+         find="""    uint64_t e = pm_pagemap_entry(first, pm_geom_make(c, n_blocks, data_start));""",
+         replace="""    uint64_t e = pm_pagemap_entry(first, pm_geom_make(c, n_blocks + 64, data_start));""",
+         what="a carved superblock's page map entries overstate its block count (a pointer past its last block passes as a block)"),
 
     # ------------------------------------------------------------ pages.c
     dict(id="pages-bit-set-nopersist", file="src/pages.c",
