@@ -68,6 +68,14 @@ bool pm_sb_geometry(const struct pm_rt *rt, uint32_t c, uint32_t n_pages,
                     uint32_t *n_blocks, uint32_t *data_start)
 {
     const struct pm_class *k = &rt->cls[c];
+    if (n_pages == k->n_pages && k->n_blocks != 0) {
+        /* the class's own length (most superblocks): worked out once, by
+         * the same rule, at pm_classes_init; the search below costs up to
+         * dozens of divisions, and an open judges every superblock twice */
+        *n_blocks = k->n_blocks;
+        *data_start = k->data_start;
+        return true;
+    }
     uint32_t n = blocks_in((uint64_t)n_pages << rt->page_shift, k->block_size, k->align);
     if (n < 2)
         return false;

@@ -75,6 +75,19 @@ static void test_geometry(void)
                 CHECK(ds % k->align == 0 && ds >= 64 + 16 * ((nb + 63) / 64));
                 CHECK((uint64_t)ds + (uint64_t)nb * k->block_size <= (uint64_t)m * page);
             }
+            {
+                /* the class's own length is answered from the class, by
+                 * the search's own result */
+                static struct pm_rt searched;
+                searched = rt;
+                searched.cls[c].n_pages = 0;           /* no shortcut */
+                uint32_t nb, ds, nb2 = 0, ds2 = 0;
+                CHECK(pm_sb_geometry(&rt, c, k->n_pages, &nb, &ds));
+                CHECK(pm_sb_geometry(&searched, c, k->n_pages, &nb2, &ds2));
+                CHECK_EQ(nb, nb2);
+                CHECK_EQ(ds, ds2);
+                CHECK_EQ(nb, k->n_blocks);
+            }
             if (k->min_pages > 1) {
                 uint32_t nb, ds, min_n = k->n_blocks / 4 > 2 ? k->n_blocks / 4 : 2;
                 CHECK(!pm_sb_geometry(&rt, c, k->min_pages - 1, &nb, &ds) || nb < min_n);
