@@ -123,12 +123,12 @@ free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
     pm_op_begin(rec);
     /* revokes after busy: see the revocation protocol in superblock.c */
     uint64_t word = pm_load_relaxed(aw);
-    /* a remote bit is set before its summary bit, and only this owner
-     * clears either: no summary bit, no pending remote free in the word */
+    /* the remote word itself, not its summary bit: a remote free of the
+     * same block sets the summary bit only after its remote bit (and a
+     * flush), and an owner that missed the remote bit would hand the
+     * block out again while that free goes on (docs/design.md) */
     if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
-                    !(word & bit) ||
-                    ((pm_load_relaxed(&ctl->summary) >> w & 1) &&
-                     (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit)) ||
+                    !(word & bit) || (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit) ||
                     (!current && (word & ~bit) == 0))) {
         pm_op_end(rec);                 /* ... or a set-aside superblock emptied */
         return false;

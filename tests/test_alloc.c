@@ -2,8 +2,11 @@
 #include "check.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include <stdint.h>
+
+#include "internal.h"                  /* test hooks */
 
 static allocator_space_t *s;
 static struct t_misuse mis;
@@ -158,6 +161,69 @@ static void *free_twice_elsewhere(void *p)
     persistent_free(s, p);
     persistent_free(s, p);
     return NULL;
+}
+
+/* A double free whose other half is a remote free in progress: the
+ * other thread has set its remote bit and not yet its summary bit (it is
+ * parked there, PM_HOOK_REMOTE_PUSH) when the owner frees the same block.
+ * The owner must see the remote bit and refuse; had it looked only at the
+ * summary, it would have freed the block, handed it out again, and the
+ * remote free collected later would have freed the new owner's live block
+ * (found by a review of the free path, 2026-12-02). */
+static _Atomic int dfw_stage;
+static _Thread_local int dfw_victim;
+
+static void dfw_hook(int point)
+{
+    if (point != PM_HOOK_REMOTE_PUSH || !dfw_victim)
+        return;
+    dfw_victim = 0;
+    atomic_store(&dfw_stage, 1);
+    while (atomic_load(&dfw_stage) != 2)
+        usleep(100);
+}
+
+static void *dfw_remote(void *p)
+{
+    dfw_victim = 1;
+    persistent_free(s, p);
+    return NULL;
+}
+
+static void test_double_free_beside_remote_free(void)
+{
+    char *p = persistent_malloc(s, 64);
+    REQUIRE(p != NULL);
+    atomic_store(&dfw_stage, 0);
+    pm_store_release(&pm_test_hook, dfw_hook);
+    pthread_t th;
+    pthread_create(&th, NULL, dfw_remote, p);
+    while (atomic_load(&dfw_stage) != 1)
+        usleep(100);
+    persistent_free(s, p);                  /* the owner's half */
+    expect_misuse(PERSISTENT_E_DOUBLE_FREE, p, "owner's free beside a remote one");
+    char *q = persistent_malloc(s, 64);
+    REQUIRE(q != NULL);
+    CHECK(q != p);                          /* not handed out again */
+    atomic_store(&dfw_stage, 2);
+    pthread_join(th, NULL);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    CHECK_EQ(mis.count, 0);                 /* the remote half was a free */
+    /* every block of the class until the owner has collected: q never
+     * comes back while it is live */
+    int again = 0;
+    void *held[4096];
+    int n = 0;
+    for (; n < 4096; n++) {
+        held[n] = persistent_malloc(s, 64);
+        REQUIRE(held[n] != NULL);
+        again += held[n] == q;
+    }
+    CHECK_EQ(again, 0);
+    for (int i = 0; i < n; i++)
+        persistent_free(s, held[i]);
+    persistent_free(s, q);
+    CHECK_EQ(mis.count, 0);
 }
 
 static void test_misuse(void)
@@ -398,6 +464,7 @@ int main(void)
     test_aligned_when_full();
     test_realloc();
     test_misuse();
+    test_double_free_beside_remote_free();
     test_stats();
     test_set_aside_released();
     test_calls_after_thread_exit();

@@ -7,8 +7,9 @@
  * would only send frees down the slow path (no other test would notice); one
  * that said something else would free the wrong block.
  *
- * Then every block is freed (half of them by another thread: the remote
- * free's fast path) and each one's pattern checked first, so a geometry
+ * Then every block is freed (a quarter by another thread and a quarter by
+ * this one before the reopen, the same after it: the remote free's and the
+ * owner's fast paths) and each one's pattern checked first, so a geometry
  * that sent a free to the wrong bit shows as a corrupted block, a misuse
  * report or a nonempty space. */
 #include "check.h"

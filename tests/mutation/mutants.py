@@ -394,10 +394,15 @@ MUTANTS = [
         if (r == 0) {""",
          what="free of a root's large block is not refused"),
     dict(id="free-fast-no-remote-check", file="src/free.c",
-         find="""                    ((pm_load_relaxed(&ctl->summary) >> w & 1) &&
-                     (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit)) ||""",
-         replace="""                    false ||""",
+         find="""                    !(word & bit) || (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit) ||""",
+         replace="""                    !(word & bit) ||""",
          what="the owner's fast free misses a double free that is a pending remote free"),
+    dict(id="free-fast-remote-by-summary", file="src/free.c",
+         find="""                    !(word & bit) || (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit) ||""",
+         replace="""                    !(word & bit) ||
+                    ((pm_load_relaxed(&ctl->summary) >> w & 1) &&
+                     (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit)) ||""",
+         what="the owner's fast free reads the remote word only when its summary bit is set, so it misses a remote free of the same block between its remote bit and its summary bit (and hands the block out twice)"),
     dict(id="free-large-outside-op", file="src/free.c",
          find="""            pm_op_begin(rec);
             r = lg_free(rt, rec, ptr);
