@@ -90,13 +90,14 @@ struct pm_sbctl {
 #define PM_GEOM_N_BITS   13u
 _Static_assert(PM_N_CLASSES <= (1u << PM_GEOM_CLS_BITS), "class fits the geometry word");
 _Static_assert(PM_SB_MAX_BLOCKS < (1u << PM_GEOM_N_BITS), "block count fits the geometry word");
-_Static_assert(((1u << PM_MAX_PAGE_SHIFT) >> 4) < (1u << (32 - PM_GEOM_CLS_BITS - PM_GEOM_N_BITS)),
+_Static_assert((1u << PM_MAX_PAGE_SHIFT) < (1u << (32 - PM_GEOM_CLS_BITS - PM_GEOM_N_BITS)),
                "a data start (at most a page) fits the geometry word");
 static inline uint32_t pm_geom_make(uint32_t cls, uint32_t n_blocks, uint32_t data_start)
 {
-    /* data_start is a multiple of 16 and at most a page past the bitmaps */
-    return cls | n_blocks << PM_GEOM_CLS_BITS |
-           (data_start >> 4) << (PM_GEOM_CLS_BITS + PM_GEOM_N_BITS);
+    /* data_start is at most a page (the bitmaps rounded up to the block
+     * alignment, itself at most a page): in bytes, so a free decodes it
+     * with one shift */
+    return cls | n_blocks << PM_GEOM_CLS_BITS | data_start << (PM_GEOM_CLS_BITS + PM_GEOM_N_BITS);
 }
 static inline uint32_t pm_geom_cls(uint32_t g) { return g & ((1u << PM_GEOM_CLS_BITS) - 1); }
 static inline uint32_t pm_geom_n_blocks(uint32_t g)
@@ -105,7 +106,7 @@ static inline uint32_t pm_geom_n_blocks(uint32_t g)
 }
 static inline uint32_t pm_geom_data_start(uint32_t g)
 {
-    return (g >> (PM_GEOM_CLS_BITS + PM_GEOM_N_BITS)) << 4;
+    return g >> (PM_GEOM_CLS_BITS + PM_GEOM_N_BITS);
 }
 static inline uint64_t pm_pagemap_entry(uint32_t first, uint32_t geom)
 {

@@ -73,6 +73,10 @@ static void test_geometry(void)
                 uint32_t min_n = k->n_blocks / 4 > 2 ? k->n_blocks / 4 : 2;
                 CHECK(nb >= min_n && nb <= k->n_blocks);
                 CHECK(ds % k->align == 0 && ds >= 64 + 16 * ((nb + 63) / 64));
+                /* the page map's geometry word holds it as it is */
+                uint32_t g = pm_geom_make(c, nb, ds);
+                CHECK(pm_geom_cls(g) == c && pm_geom_n_blocks(g) == nb &&
+                      pm_geom_data_start(g) == ds);
                 CHECK((uint64_t)ds + (uint64_t)nb * k->block_size <= (uint64_t)m * page);
             }
             {
