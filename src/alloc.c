@@ -231,10 +231,8 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
         pm_op_begin(rec);
         bool ok = lg_resize_in_place(rt, rec, p, n);
         pm_op_end(rec);
-        if (ok) {
-            pm_vg_resized(rt, p, us);
-            return p;
-        }
+        if (ok)
+            return p;                   /* lg_resize_in_place told memcheck */
     }
     int held = pm_block_held(rt, UINT32_MAX, (uint64_t)((char *)p - rt->base));
     if (held != 0) {

@@ -659,7 +659,7 @@ extern pm_atomic_u32 pm_vg_active;
 void pm_vg_user_(struct pm_rt *rt, void *p, size_t n, bool zeroed);
 void pm_vg_unuser_(struct pm_rt *rt, void *p);
 void pm_vg_forget_(struct pm_rt *rt, void *p, size_t n);
-void pm_vg_resized_(struct pm_rt *rt, void *p, size_t old_usable);
+void pm_vg_resized_(struct pm_rt *rt, void *p, size_t old_usable, size_t new_usable);
 void pm_vg_internal_(void *p, size_t n);
 void pm_vg_defined_(void *p, size_t n);
 void pm_vg_quiet_(bool on);
@@ -684,10 +684,13 @@ static inline void pm_vg_forget(struct pm_rt *rt, void *p, size_t n)
     if (PM_VG_ON)
         pm_vg_forget_(rt, p, n);
 }
-static inline void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable)
+/* a large block resized in place: a shrink before its tail pages are
+ * released (another thread may take them at once), a growth after */
+static inline void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable,
+                                 size_t new_usable)
 {
     if (PM_VG_ON)
-        pm_vg_resized_(rt, p, old_usable);
+        pm_vg_resized_(rt, p, old_usable, new_usable);
 }
 /* the library's own use from here on */
 static inline void pm_vg_internal(void *p, size_t n)
@@ -729,9 +732,10 @@ static inline void pm_vg_forget(struct pm_rt *rt, void *p, size_t n)
 {
     (void)rt, (void)p, (void)n;
 }
-static inline void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable)
+static inline void pm_vg_resized(struct pm_rt *rt, void *p, size_t old_usable,
+                                 size_t new_usable)
 {
-    (void)rt, (void)p, (void)old_usable;
+    (void)rt, (void)p, (void)old_usable, (void)new_usable;
 }
 static inline void pm_vg_internal(void *p, size_t n) { (void)p, (void)n; }
 static inline void pm_vg_defined(void *p, size_t n) { (void)p, (void)n; }
@@ -768,8 +772,10 @@ enum pm_hook_point {
                                      header not yet */
     PM_HOOK_RUN_TAKE,             /* a thread chose a run it keeps, not yet
                                      taken back (pages.c) */
-    PM_HOOK_LARGE_FREED           /* a large free: the run's bits cleared,
+    PM_HOOK_LARGE_FREED,          /* a large free: the run's bits cleared,
                                      its pages not yet released (large.c) */
+    PM_HOOK_LARGE_SHRUNK          /* a shrink in place: the tail released,
+                                     the resize not yet returned (large.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

@@ -163,9 +163,13 @@ bool lg_resize_in_place(struct pm_rt *rt, struct pm_trec *rec, void *ptr, size_t
     if (n_new == n_old)
         return true;
     if (n_new < n_old) {
+        /* memcheck first: once released, the tail may be another thread's
+         * block, which a late poisoning would make unreadable */
+        pm_vg_resized(rt, ptr, n_old << rt->page_shift, n_new << rt->page_shift);
         pg_bit_set(rt, rt->end_bits, first + n_new - 1);  /* commit */
         pg_bit_clear(rt, rt->end_bits, last);
         pg_release_large(rt, first + n_new, n_old - n_new);
+        pm_hook(PM_HOOK_LARGE_SHRUNK);
         return true;
     }
     if (!claim_after(rt, rec, last, n_new - n_old))
@@ -176,5 +180,6 @@ bool lg_resize_in_place(struct pm_rt *rt, struct pm_trec *rec, void *ptr, size_t
     }
     pg_bit_set(rt, rt->end_bits, first + n_new - 1);
     pg_bit_clear(rt, rt->end_bits, last);                 /* commit */
+    pm_vg_resized(rt, ptr, n_old << rt->page_shift, n_new << rt->page_shift);
     return true;
 }

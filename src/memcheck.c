@@ -141,11 +141,10 @@ void pm_vg_forget_(struct pm_rt *rt, void *p, size_t n)
     POISON(p, n);
 }
 
-void pm_vg_resized_(struct pm_rt *rt, void *p, size_t old_usable)
+void pm_vg_resized_(struct pm_rt *rt, void *p, size_t old_usable, size_t n)
 {
     if (p == NULL || !ACTIVE || rt->vgknown == NULL)
         return;
-    size_t n = pm_usable(rt, p);
     if (n > old_usable)
         UNPOISON(p, n);
     else

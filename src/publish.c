@@ -450,10 +450,8 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         pm_op_begin(rec);
         bool ok = lg_resize_in_place(rt, rec, old, size);
         pm_op_end(rec);
-        if (ok) {
-            pm_vg_resized(rt, old, us);
-            return 0;
-        }
+        if (ok)
+            return 0;                   /* lg_resize_in_place told memcheck */
     }
     if (held != 0) {            /* moving it would free a root's block */
         pm_misuse(rt, held, old, "persistent_realloc_into");

@@ -8,6 +8,10 @@
 
 #include "internal.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
 #ifndef PM_ASAN
 int main(void)
 {
@@ -54,6 +58,80 @@ static void clean(void)
     char *b = persistent_malloc(s, 70);             /* may be t's again */
     memset(b, 5, 70);
     REQUIRE(persistent_space_close(s) == 0);
+}
+
+/* A large block shrunk in place while another thread takes the tail it
+ * released: the tail is poisoned before its release, never after, or the
+ * other thread's block would be unreadable (test_stress found it at 16
+ * threads).  The shrinking thread parks just after the release
+ * (PM_HOOK_LARGE_SHRUNK) until the other has the tail's pages. */
+#define SH_PAGES 64u            /* the block, in pages ... */
+#define SH_KEEP 24u             /* ... and what the shrink keeps */
+static allocator_space_t *sh_space;
+static char *sh_want, *sh_taken;
+static size_t sh_tail;
+static atomic_int sh_phase;     /* 1: tail released, 2: taken or given up */
+static _Thread_local bool sh_shrinker;
+
+static void shrink_hook(int point)
+{
+    if (point != PM_HOOK_LARGE_SHRUNK || !sh_shrinker)
+        return;
+    atomic_store(&sh_phase, 1);
+    while (atomic_load(&sh_phase) != 2)
+        sched_yield();
+}
+
+static void *tail_taker(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&sh_phase) != 1)
+        sched_yield();
+    char *got[32];
+    int n = 0;
+    while (n < 32 && (got[n] = persistent_malloc(sh_space, sh_tail)) != NULL &&
+           got[n] != sh_want)
+        n++;
+    if (n < 32 && got[n] == sh_want) {
+        sh_taken = got[n];
+        memset(sh_taken, 6, sh_tail);
+    }
+    for (int i = 0; i < n; i++)
+        persistent_free(sh_space, got[i]);
+    atomic_store(&sh_phase, 2);
+    return NULL;
+}
+
+static void clean_shrink(void)
+{
+    sh_space = open_space();
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    REQUIRE(pm_rt_of(sh_space)->page_size == page);
+    REQUIRE((size_t)SH_KEEP * page > PM_MAX_SMALL);     /* a large block */
+    char *x = persistent_malloc(sh_space, SH_PAGES * page);
+    char *guard = persistent_malloc(sh_space, page);    /* the tail: a hole */
+    REQUIRE(x != NULL && guard != NULL);
+    memset(x, 5, SH_PAGES * page);
+    sh_want = x + SH_KEEP * page;
+    sh_tail = (SH_PAGES - SH_KEEP) * page;
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, tail_taker, NULL) == 0);
+    pm_store_release(&pm_test_hook, shrink_hook);
+    sh_shrinker = true;
+    char *y = x;
+    bool ok = persistent_realloc(sh_space, y, SH_KEEP * page);
+    sh_shrinker = false;
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    REQUIRE(pthread_join(th, NULL) == 0);
+    REQUIRE(ok && y == x);                              /* in place */
+    REQUIRE(sh_taken == sh_want);                       /* the race was set up */
+    for (size_t i = 0; i < sh_tail; i++)
+        REQUIRE(((volatile char *)sh_taken)[i] == 6);
+    REQUIRE(((volatile char *)y)[SH_KEEP * page - 1] == 5);
+    persistent_free(sh_space, sh_taken);
+    persistent_free(sh_space, y);
+    persistent_free(sh_space, guard);
+    persistent_space_close(sh_space);
 }
 
 static void overflow(void)
@@ -123,10 +201,19 @@ int main(void)
 {
     path = t_path("asan");
     static char err[1 << 16];
-    int st = child(clean, err, sizeof err);
-    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-        fprintf(stderr, "clean use ended with %#x:\n%s\n", st, err);
-        t_failures++;
+    struct {
+        const char *name;
+        void (*fn)(void);
+    } cleans[] = {{"clean use", clean}, {"shrink beside a taker of the tail", clean_shrink}};
+    int st;
+    for (size_t i = 0; i < sizeof cleans / sizeof *cleans; i++) {
+        st = child(cleans[i].fn, err, sizeof err);
+        if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            fprintf(stderr, "%s ended with %#x:\n%s\n", cleans[i].name, st, err);
+            t_failures++;
+        } else {
+            printf("%s: no report\n", cleans[i].name);
+        }
     }
     struct {
         const char *name;
