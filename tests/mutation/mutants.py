@@ -522,6 +522,31 @@ MUTANTS = [
          what="a block at the end of the space is copied to a new run instead of "
               "growing the space under it (realloc by 1.5 leaves a file twice its size)"),
 
+    # ------------------------------------------------------------ memcheck (ASan build)
+    dict(id="mc-shrink-poison-late", file="src/large.c", build="asan",
+         find="""        pm_vg_resized(rt, ptr, n_old << rt->page_shift, n_new << rt->page_shift);
+        pg_bit_set(rt, rt->end_bits, first + n_new - 1);  /* commit */
+        pg_bit_clear(rt, rt->end_bits, last);
+        pg_release_large(rt, first + n_new, n_old - n_new);
+        pm_hook(PM_HOOK_LARGE_SHRUNK);""",
+         replace="""        pg_bit_set(rt, rt->end_bits, first + n_new - 1);  /* commit */
+        pg_bit_clear(rt, rt->end_bits, last);
+        pg_release_large(rt, first + n_new, n_old - n_new);
+        pm_hook(PM_HOOK_LARGE_SHRUNK);
+        pm_vg_resized(rt, ptr, n_old << rt->page_shift, n_new << rt->page_shift);""",
+         what="a shrink in place poisons its tail after releasing it: another "
+              "thread's new block there is left poisoned (CI, 2026-12-02)"),
+    dict(id="mc-grow-no-unpoison", file="src/large.c", build="asan",
+         find="""    pg_bit_clear(rt, rt->end_bits, last);                 /* commit */
+    pm_vg_resized(rt, ptr, n_old << rt->page_shift, n_new << rt->page_shift);""",
+         replace="""    pg_bit_clear(rt, rt->end_bits, last);                 /* commit */""",
+         what="a growth in place leaves the new pages poisoned"),
+    dict(id="mc-free-no-poison", file="src/free.c", build="asan",
+         find="""    pm_vg_unuser(rt, ptr);
+    uint32_t s, c, idx, n;""",
+         replace="""    uint32_t s, c, idx, n;""",
+         what="a freed block is not poisoned: a use after free goes unreported"),
+
     # ------------------------------------------------------------ space.c (open)
     dict(id="open-size-before-header", file="src/space.c",
          find="""    r = os_file_size(fd, &fsize);

@@ -23,6 +23,11 @@ it (a test that fails once and then passes is noted as flaky and the run
 goes on).  A mutant no test kills survives.
 The file is restored before the next mutant.
 
+A mutant may name another build (`build`, see BUILDS): "asan" runs the api
+suite under AddressSanitizer + UBSan, for mistakes only a sanitizer sees
+(memory left poisoned, or poisoned too late); that build is configured and
+its baseline run only when a chosen mutant needs it.
+
 Results go to results.json and results.md (next to this script for a full
 run, in the work directory for --only unless --out says otherwise).  A
 mutant that mutants.py marks `equivalent` (with the reason) is reported as
@@ -51,6 +56,15 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # tree so a new top-level directory that meson.build reads comes along.
 SKIP = {"bench", ".ci", ".gitignore", "README.md", "dev.sh"}
 SUITES = ["unit", "api", "stress", "crash"]
+# The builds a mutant can ask for (its `build`, "gcc" when it names none):
+# meson options, the suites run, and environment for the tests.  The ASan
+# build is for mistakes only a sanitizer sees (memcheck.c's poisoning);
+# it is configured and its baseline run only when a chosen mutant needs it.
+BUILDS = {
+    "gcc": (["-Dbench=false"], SUITES, {}),
+    "asan": (["-Dbench=false", "-Db_sanitize=address,undefined", "-Db_lundef=false"],
+             ["api"], {"PM_STRESS_SCALE": "0.3"}),
+}
 
 sys.path.insert(0, HERE)
 from mutants import MUTANTS  # noqa: E402
@@ -81,6 +95,8 @@ def check_list(mutants, root):
                           % (m["id"], n, m["file"]))
         if m["find"] == m["replace"]:
             errors.append("%s: replace == find" % m["id"])
+        if m.get("build", "gcc") not in BUILDS:
+            errors.append("%s: no build %s" % (m["id"], m["build"]))
     return errors
 
 
@@ -110,9 +126,9 @@ def copy_tree(work):
     return src
 
 
-def configure(src, build, jobs):
+def configure(src, build, jobs, options):
     env = dict(os.environ, CC="gcc", CXX="g++")
-    r = run(["meson", "setup", build, "-Dbench=false"], cwd=src, env=env)
+    r = run(["meson", "setup", build] + options, cwd=src, env=env)
     if r.returncode != 0:
         sys.exit("meson setup failed:\n" + r.stdout[-4000:])
     r = run(["ninja", "-C", build, "-j", str(jobs)], cwd=src)
@@ -120,12 +136,13 @@ def configure(src, build, jobs):
         sys.exit("build failed:\n" + r.stdout[-4000:])
 
 
-def load_tests(build):
+def load_tests(build, wanted, extra_env):
     r = run(["meson", "introspect", build, "--tests"], cwd=build)
     tests = []
     for t in json.loads(r.stdout):
         suites = [s.split(":", 1)[-1] for s in t["suite"]]
-        if any(s in SUITES for s in suites):
+        if any(s in wanted for s in suites):
+            t["env"] = dict(t.get("env") or {}, **extra_env)
             tests.append(t)
     return tests
 
@@ -203,6 +220,8 @@ def write_results(results, out_dir, meta):
     for r in results:
         if r["status"] == "killed":
             v = "killed by `%s`" % r["killed_by"]
+            if r.get("build"):
+                v += " (%s build)" % r["build"]
             if r["how"] != "fail":
                 v += " (%s)" % r["how"]
         elif r["status"] == "equivalent":
@@ -265,31 +284,34 @@ def main():
     status = 0
     try:
         src = copy_tree(work)
-        build = os.path.join(work, "build")
-        log("configuring and building (gcc, -Dbench=false) ...")
-        configure(src, build, a.jobs)
-        tests = load_tests(build)
-
-        # the unmodified code must pass; its times order the runs
-        log("baseline: %d tests of suites %s" % (len(tests), ", ".join(SUITES)))
-        base = {}
-        for t in tests:
-            st, secs, out = run_test(t, build, max(t["timeout"] or 900, 60), scratch)
-            log("  %-20s %-8s %6.1f s" % (t["name"], st, secs))
-            if st != "ok":
-                log("baseline failure of %s on the unmodified code:\n%s" % (t["name"], out))
-                return 2
-            base[t["name"]] = secs
-        tests.sort(key=lambda t: (base[t["name"]], t["name"]))
-
-        # the unmodified objects, debug info stripped, for "identical code"
-        pristine = {}
-        for f in sorted({m["file"] for m in mutants}):
-            obj = object_of(build, f)
-            if obj:
-                dest = os.path.join(work, os.path.basename(obj) + ".orig")
-                if stripped(obj, dest):
-                    pristine[f] = (obj, dest)
+        # each build a chosen mutant needs: configured, built, its tests
+        # run on the unmodified code (they must pass; their times order the
+        # runs), and the unmodified objects kept, debug info stripped, for
+        # "identical code"
+        builds, base, pristine = {}, {}, {}
+        for kind in sorted({m.get("build", "gcc") for m in mutants}):
+            options, wanted, extra_env = BUILDS[kind]
+            build = os.path.join(work, "build" if kind == "gcc" else "build-" + kind)
+            log("configuring and building (%s: %s) ..." % (kind, " ".join(options)))
+            configure(src, build, a.jobs, options)
+            tests = load_tests(build, wanted, extra_env)
+            log("baseline (%s): %d tests of suites %s" % (kind, len(tests), ", ".join(wanted)))
+            for t in tests:
+                st, secs, out = run_test(t, build, max(t["timeout"] or 900, 60), scratch)
+                log("  %-20s %-8s %6.1f s" % (t["name"], st, secs))
+                if st != "ok":
+                    log("baseline failure of %s (%s) on the unmodified code:\n%s"
+                        % (t["name"], kind, out))
+                    return 2
+                base[kind, t["name"]] = secs
+            tests.sort(key=lambda t, k=kind: (base[k, t["name"]], t["name"]))
+            builds[kind] = (build, tests)
+            for f in sorted({m["file"] for m in mutants if m.get("build", "gcc") == kind}):
+                obj = object_of(build, f)
+                if obj:
+                    dest = os.path.join(work, kind + "." + os.path.basename(obj) + ".orig")
+                    if stripped(obj, dest):
+                        pristine[kind, f] = (obj, dest)
 
         # the killers of the last full run (results.json next to this script)
         last = {}
@@ -304,9 +326,14 @@ def main():
         for i, m in enumerate(mutants):
             path = os.path.join(src, m["file"])
             orig = open(path).read()
+            kind = m.get("build", "gcc")
+            build, tests = builds[kind]
             t0 = time.time()
             r = {"id": m["id"], "file": m["file"], "what": m["what"]}
-            log("[%d/%d] %s (%s): %s" % (i + 1, len(mutants), m["id"], m["file"], m["what"]))
+            if kind != "gcc":
+                r["build"] = kind
+            log("[%d/%d] %s (%s%s): %s" % (i + 1, len(mutants), m["id"], m["file"],
+                                            "" if kind == "gcc" else ", " + kind, m["what"]))
             try:
                 if orig.count(m["find"]) != 1:
                     raise RuntimeError("`find` does not occur exactly once")
@@ -316,8 +343,8 @@ def main():
                 if b.returncode != 0:
                     raise RuntimeError("does not compile:\n" + b.stdout[-3000:])
                 same = False
-                if m["file"] in pristine:
-                    obj, dest = pristine[m["file"]]
+                if (kind, m["file"]) in pristine:
+                    obj, dest = pristine[kind, m["file"]]
                     cur = os.path.join(work, "mutant.o")
                     same = stripped(obj, cur) and filecmp.cmp(cur, dest, shallow=False)
                 if same:
@@ -330,7 +357,7 @@ def main():
                     first = last.get(m["id"])
                     order = sorted(tests, key=lambda t: t["name"] != first)
                     for t in order:
-                        limit = a.timeout_factor * base[t["name"]] + 30
+                        limit = a.timeout_factor * base[kind, t["name"]] + 30
                         st, secs, out = run_test(t, build, limit, scratch)
                         if st == "ok":
                             continue
@@ -369,7 +396,8 @@ def main():
 
         meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                 "seconds": round(time.time() - t_start),
-                "baseline": base,
+                "baseline": {("%s/%s" % k if k[0] != "gcc" else k[1]): v
+                             for k, v in base.items()},
                 "host": os.uname().nodename,
                 "ncpu": os.cpu_count()}
         out_dir = a.out or (work if a.only else HERE)
