@@ -491,13 +491,18 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
  * (see persistent_tx_free: its next transaction that writes anything, its
  * exit or a close settles them), or is inside a call and owns part of the
  * heap (try again), or another automatic transaction is open in the
- * process.  Another thread
- * that writes to the space meanwhile is reported once through the error
- * hook (PERSISTENT_E_TX_AUTO) and waits for the end: after a commit it
- * goes on; after an abort its call cannot finish on the restored heap, and
- * the process stops (after the rollback is durable, so the space is whole
- * when opened again).  Writes by the kernel into the space (read(2) into
- * a block) fail with EFAULT until their page has been written once.
+ * process.  Another thread's call on the space meanwhile (malloc, free,
+ * any call of this API) is reported once through the error hook
+ * (PERSISTENT_E_TX_AUTO) and waits for the end before it changes
+ * anything; then it goes on, on the heap the commit or the abort left.
+ * Another thread's plain write to the space is caught at its page's first
+ * write only: it is reported the same way and waits, and goes on after a
+ * commit, but after an abort the heap it was working on is gone and the
+ * process stops (after the rollback is durable, so the space is whole
+ * when opened again); to a page the transaction has already written it
+ * cannot be caught, and an abort undoes it.  Writes by the kernel into the
+ * space (read(2) into a block) fail with EFAULT until their page has been
+ * written once.
  * Nested begins flatten; commit and abort end it as any transaction. */
 int persistent_tx_begin_auto(allocator_space_t *space);
 

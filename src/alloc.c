@@ -13,7 +13,7 @@
 static void *large_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size,
                          size_t align)
 {
-    pm_op_begin(rec);       /* a scavenge may touch this thread's superblocks */
+    pm_op_enter(rt, rec);   /* a scavenge may touch this thread's superblocks */
     void *p = lg_alloc(rt, rec, size, align);
     pm_op_end(rec);
     return p;
@@ -25,6 +25,7 @@ __attribute__((noinline)) static void *small_alloc_slow(struct pm_rt *rt,
                                                         struct pm_trec *rec,
                                                         uint32_t c, size_t align)
 {
+    pm_auto_gate(rt, rec);
     void *p = sb_refill_alloc(rt, rec, c, align);
     if (PM_UNLIKELY(p == NULL))
         /* no superblock to be had for the class: a run of pages is still a
@@ -228,7 +229,7 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
         if (n <= us && (us <= 64 || n > us / 2))
             return p;                   /* same block, little waste */
     } else if (n > rt->max_small || n > us / 2) {
-        pm_op_begin(rec);
+        pm_op_enter(rt, rec);
         bool ok = lg_resize_in_place(rt, rec, p, n);
         pm_op_end(rec);
         if (ok)

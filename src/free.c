@@ -24,7 +24,7 @@ void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
              * transaction's abort, which rebuilds the used bitmap from the
              * file, must see that this thread is between the file's bits
              * and its volatile release of the pages */
-            pm_op_begin(rec);
+            pm_op_enter(rt, rec);
             r = lg_free(rt, rec, ptr);
             pm_op_end(rec);
         }
@@ -91,8 +91,11 @@ __attribute__((noinline)) static void free_general(allocator_space_t *space,
             pm_free_small(rt, rec, s, h, idx);  /* re-adoption, misuse, ... */
             return;
         }
-        /* another thread's superblock: atomic bits only, no busy flag */
+        /* another thread's superblock: atomic bits only (inside an
+         * operation for an automatic transaction's sake: pm_auto_gate) */
+        pm_op_enter(rt, rec);
         sb_free_remote(rt, rec, s, h, idx, (n + 63) >> 6, ptr);
+        pm_op_end(rec);
         return;
     }
     pm_free_block(rt, rec, ptr);
@@ -174,9 +177,16 @@ void persistent_free(allocator_space_t *space, void *ptr)
         } else {
             uint64_t a = pm_load_relaxed(&ctl->anchor);
             if (pm_anchor_owner(a) != rec->id) {
-                /* another thread's superblock: atomic bits only, no busy
-                 * flag (as free_general does) */
+                /* another thread's superblock: atomic bits only, as
+                 * free_general does (which waits for an automatic
+                 * transaction on the space: pm_auto_gate) */
+                pm_op_begin(rec);
+                if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {
+                    pm_op_end(rec);
+                    goto general;
+                }
                 sb_free_remote(rt, rec, s, h, idx, (n + 63) >> 6, ptr);
+                pm_op_end(rec);
                 return;
             }
             /* one of the thread's others (see the owned set in superblock.c) */

@@ -440,6 +440,31 @@ static inline void pm_op_end(struct pm_trec *rec)
     pm_store_release(&rec->busy, 0u);  /* thief reads it with acquire */
 }
 
+/* The space of the open automatic transaction, if any (tx.c; one per
+ * process).  Every operation of the slow paths, and every remote free,
+ * looks at it once its busy flag is up: a call of another thread waits
+ * there, outside its operation, until that transaction ends (reported
+ * once through the error hook).  The owner's begin publishes it and then
+ * fences every thread (membarrier) before it looks at their busy flags,
+ * so a thread either shows busy to the begin (which refuses) or sees the
+ * space here.  The fast paths need no look: the begin revokes every
+ * superblock another thread owns, so their next operation takes the slow
+ * path. */
+extern struct pm_rt *_Atomic pm_auto_rt;
+void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec);
+/* Inside an operation: another thread's automatic transaction on rt makes
+ * the caller wait for its end (the operation is left and taken again). */
+static inline void pm_auto_gate(struct pm_rt *rt, struct pm_trec *rec)
+{
+    if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt))
+        pm_auto_wait(rt, rec);
+}
+static inline void pm_op_enter(struct pm_rt *rt, struct pm_trec *rec)
+{
+    pm_op_begin(rec);
+    pm_auto_gate(rt, rec);
+}
+
 /* ---- superblock.c ---- */
 static inline struct pm_sb_header *sb_header(struct pm_rt *rt, uint32_t first)
 {
@@ -774,8 +799,10 @@ enum pm_hook_point {
                                      taken back (pages.c) */
     PM_HOOK_LARGE_FREED,          /* a large free: the run's bits cleared,
                                      its pages not yet released (large.c) */
-    PM_HOOK_LARGE_SHRUNK          /* a shrink in place: the tail released,
+    PM_HOOK_LARGE_SHRUNK,         /* a shrink in place: the tail released,
                                      the resize not yet returned (large.c) */
+    PM_HOOK_AUTO_WAIT             /* a call waits for another thread's
+                                     automatic transaction (tx.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

@@ -336,7 +336,7 @@ int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
     struct pm_lane *l = pub_lane(rt, rec);
     if (l == NULL)
         return pm_err(-ENOMEM, "alloc_into: no lane");
-    pm_op_begin(rec);
+    pm_op_enter(rt, rec);
     struct pm_resv rv;
     if (pub_reserve(rt, rec, size, &rv) == NULL) {
         pm_op_end(rec);
@@ -381,7 +381,7 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
             pm_misuse(rt, held, rt->base + boff, "persistent_free_from");
             return pm_err(-EINVAL, "free_from: %s", persistent_strerror(held));
         }
-        pm_op_begin(rec);
+        pm_op_enter(rt, rec);
         if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
             sb_owner_sync(rt, rec);
         struct pm_pubfree pf;
@@ -447,7 +447,7 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         lg_usable(rt, old) == 0)
         return 0;
     if (lg_usable(rt, old) != 0 && (size > rt->max_small || size > us / 2)) {
-        pm_op_begin(rec);
+        pm_op_enter(rt, rec);
         bool ok = lg_resize_in_place(rt, rec, old, size);
         pm_op_end(rec);
         if (ok)
@@ -460,7 +460,7 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
     struct pm_lane *l = pub_lane(rt, rec);
     if (l == NULL)
         return pm_err(-ENOMEM, "realloc_into: no lane");
-    pm_op_begin(rec);
+    pm_op_enter(rt, rec);
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);
     struct pm_resv rv;
@@ -517,7 +517,7 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
     struct pm_lane *l = pub_lane(rt, rec);
     if (l == NULL)
         return NULL;
-    pm_op_begin(rec);
+    pm_op_enter(rt, rec);
     struct pm_resv rv;
     if (pub_reserve(rt, rec, size, &rv) == NULL) {
         pm_op_end(rec);
@@ -561,7 +561,7 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
     struct pm_lane *l = pub_lane(rt, rec);
     if (l == NULL)
         return -ENOMEM;
-    pm_op_begin(rec);
+    pm_op_enter(rt, rec);
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);
     uint64_t v = pm_load_acquire(val);

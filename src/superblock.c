@@ -747,7 +747,7 @@ void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
 void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
                    struct pm_sb_header *h, uint32_t idx)
 {
-    pm_op_begin(rec);
+    pm_op_enter(rt, rec);
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);
     uint64_t a = pm_load_relaxed(&ctl_of(rt, s)->anchor);
@@ -765,7 +765,7 @@ void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
 
 void sb_thread_exit(struct pm_rt *rt, struct pm_trec *rec)
 {
-    pm_op_begin(rec);
+    pm_op_enter(rt, rec);
     sb_owner_sync(rt, rec);
     for (uint32_t c = 0; c < rt->n_small; c++) {
         struct pm_tcache *t = &rec->cls[c];

@@ -146,7 +146,7 @@ void pm_thread_release(struct pm_rt *rt, struct pm_trec *rec)
     /* inside an operation, as every change of rt->used: an automatic
      * transaction's abort rebuilds it, and stops the process rather than
      * do that under a thread that is inside one */
-    pm_op_begin(rec);
+    pm_op_enter(rt, rec);
     pg_cache_drop(rt, rec);
     pm_op_end(rec);
     if (rec->lane >= 0) {

@@ -552,7 +552,7 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    pm_op_begin(rec);
+    pm_op_enter(rt, rec);
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);
     struct pm_resv rv;
@@ -673,7 +673,7 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size)
 
 static void op_enter(struct pm_rt *rt, struct pm_trec *rec)
 {
-    pm_op_begin(rec);
+    pm_op_enter(rt, rec);
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);
 }
@@ -818,13 +818,22 @@ int persistent_tx_abort(allocator_space_t *space)
  *
  * What it requires of other threads, and how it is enforced: the space is
  * the transaction's while it is open.  Its begin fails (-EBUSY) while
- * another thread has a transaction open or is inside a call and keeps a
- * superblock, and it takes every superblock other threads own.  A thread
- * that writes to the space meanwhile faults too: it is reported once
- * through the error hook (PERSISTENT_E_TX_AUTO) and waits until the
- * transaction ends; after a commit it goes on, but after an abort the
- * heap it was working on is gone, so the process stops (after the
- * rollback is durable: the space is whole when it is opened again).
+ * another thread has a transaction open or is inside a call, and it takes
+ * every superblock other threads own.  A call of another thread on the
+ * space meanwhile waits at its first operation (pm_auto_gate), before it
+ * changes anything, until the transaction ends, and then goes on, on the
+ * heap as the commit or the abort left it: a page the transaction has
+ * already written is writable, so a fault alone would not catch the
+ * call's writes there, and an abort would silently undo them (a free
+ * lost, a block handed out twice).  A write of another thread outside the
+ * allocator's calls (the program's own data) faults at its page's first
+ * write only: it is reported once through the error hook
+ * (PERSISTENT_E_TX_AUTO) and waits until the transaction ends; after a
+ * commit it goes on, but after an abort the heap it was working on is
+ * gone, so the process stops (after the rollback is durable: the space is
+ * whole when it is opened again).  Such a write to a page the transaction
+ * has already written cannot be seen, and an abort undoes it: data two
+ * threads share is theirs to synchronise (persistent_tx_begin).
  * Only one automatic transaction runs at a time in a process.  Writes by
  * the kernel into the space (read(2) into a block) fail with EFAULT while
  * their page is still read-only.
@@ -833,7 +842,7 @@ int persistent_tx_abort(allocator_space_t *space)
  * write them) and the committed page count (growth is not undone: pages
  * past the old end are simply free). */
 
-static struct pm_rt *_Atomic auto_rt;        /* the space one is open on */
+struct pm_rt *_Atomic pm_auto_rt;           /* the space one is open on */
 static _Thread_local struct pm_tx *auto_tx PM_TLS_IE;  /* its owner's */
 static pm_atomic_u32 auto_waiters, auto_reported;
 
@@ -867,11 +876,34 @@ static bool auto_snapshot(struct pm_rt *rt, struct pm_tx *tx, uint64_t off)
     return os_protect(rt->base + off, page_of_os(), true) == 0;
 }
 
+/* Reported once per transaction, for a fault or a call alike. */
+static void auto_report(struct pm_rt *rt, const void *addr, const char *what)
+{
+    uint32_t zero = 0;
+    if (pm_cas_strong_acq_rel(&auto_reported, &zero, 1u))
+        pm_misuse(rt, PERSISTENT_E_TX_AUTO, addr, what);
+}
+
+void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
+{
+    while (pm_load_acquire(&pm_auto_rt) == rt) {
+        if (auto_tx != NULL)
+            return;                 /* the transaction's own thread */
+        pm_op_end(rec);
+        auto_report(rt, NULL, "a call on the space during another thread's automatic "
+                              "transaction (it waits for the end)");
+        pm_hook(PM_HOOK_AUTO_WAIT);
+        while (pm_load_acquire(&pm_auto_rt) == rt)
+            os_sleep_us(200);
+        pm_op_begin(rec);
+    }
+}
+
 /* The fault handler (os_catch_faults): true when the fault was a write to
  * the space of the open automatic transaction, now allowed. */
 static bool auto_fault(void *addr)
 {
-    struct pm_rt *rt = pm_load_acquire(&auto_rt);
+    struct pm_rt *rt = pm_load_acquire(&pm_auto_rt);
     if (rt == NULL)
         return false;
     uintptr_t a = (uintptr_t)addr, b = (uintptr_t)rt->base;
@@ -885,13 +917,10 @@ static bool auto_fault(void *addr)
                      "rolls the transaction back\n");
         return true;
     }
-    uint32_t zero = 0;
-    if (pm_cas_strong_acq_rel(&auto_reported, &zero, 1u))
-        pm_misuse(rt, PERSISTENT_E_TX_AUTO, addr,
-                  "a write to the space during another thread's automatic "
-                  "transaction (it waits for the end)");
+    auto_report(rt, addr, "a write to the space during another thread's automatic "
+                          "transaction (it waits for the end)");
     pm_fetch_add_acq_rel(&auto_waiters, 1u);
-    while (pm_load_acquire(&auto_rt) == rt)
+    while (pm_load_acquire(&pm_auto_rt) == rt)
         os_sleep_us(200);
     pm_fetch_sub_acq_rel(&auto_waiters, 1u);
     return true;
@@ -944,13 +973,23 @@ int persistent_tx_begin_auto(allocator_space_t *space)
                                   "blocks that its next one settles");
     }
     struct pm_rt *none = NULL;
-    if (!pm_cas_strong_acq_rel(&auto_rt, &none, rt))
+    if (!pm_cas_strong_acq_rel(&pm_auto_rt, &none, rt))
         return pm_err(-EBUSY, "tx_begin_auto: an automatic transaction is open already");
     pm_op_begin(rec);
     r = sb_revoke_all(rt, rec);
     pm_op_end(rec);
+    /* every thread fenced after pm_auto_rt was set: one that raises its
+     * busy flag from here on sees it (pm_auto_gate); one that raised it
+     * before shows busy below (without membarrier, kernels before 4.14,
+     * only where a superblock it owns says so: sb_revoke_all refuses) */
+    if (r == 0 && os_membarrier_init() == 0)
+        r = os_membarrier();
+    uint32_t nr = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; r == 0 && id <= nr && id < PM_MAX_RECS; id++)
+        if (id != rec->id && pm_load_acquire(&rt->recs[id].busy) != 0)
+            r = -EBUSY;
     if (r < 0) {
-        pm_store_release(&auto_rt, (struct pm_rt *)NULL);
+        pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
         return pm_err(r, "tx_begin_auto: another thread is inside a call on the space");
     }
     tx_start(rt, tx);
@@ -969,7 +1008,7 @@ int persistent_tx_begin_auto(allocator_space_t *space)
         tx->written = false;
         tx->automatic = false;
         auto_tx = NULL;
-        pm_store_release(&auto_rt, (struct pm_rt *)NULL);
+        pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
         return pm_err(-errno, "tx_begin_auto: mprotect failed");
     }
     return 0;
@@ -1021,7 +1060,7 @@ static void auto_commit(struct pm_rt *rt, struct pm_tx *tx)
     pm_drain(rt);
     set_state(rt, tx, PM_TX_IDLE, true);    /* the commit point */
     auto_end(rt, tx);
-    pm_store_release(&auto_rt, (struct pm_rt *)NULL);   /* waiters go on */
+    pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);   /* waiters go on */
 }
 
 /* Whether a page the log continues in is among [off, off + len). */
@@ -1068,7 +1107,7 @@ static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
     /* memory checkers: what is free again after the restore */
     pm_vg_unmap(rt);
     pm_vg_open(rt);
-    pm_store_release(&auto_rt, (struct pm_rt *)NULL);
+    pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
 }
 
 /* ---- thread exit, close, recovery ---- */

@@ -470,6 +470,127 @@ static void test_auto(void)
     t_check_clean(S, "after automatic transactions");
 }
 
+/* Another thread's allocator calls during an automatic transaction wait
+ * for its end before they change anything (pm_auto_gate), reported once,
+ * and then go on, on the heap the commit or the abort left.  A fault alone
+ * would not stop them: the transaction's thread has already written the
+ * superblock header's page the other thread's free writes (made here by
+ * writing a byte of the header back), so without the wait that free went
+ * through and the abort undid it (the block live again); a malloc adopting
+ * a superblock whose page was written got a block the abort made free
+ * again (a review of 2026-12-02 showed both). */
+static _Atomic int fc_stage, fc_waiting;
+static void *fc_a, *fc_b, *fc_got, *fc_given;
+
+static void fc_hook(int point)
+{
+    if (point == PM_HOOK_AUTO_WAIT)
+        atomic_store(&fc_waiting, 1);
+}
+
+static void fc_until(int stage)
+{
+    while (atomic_load(&fc_stage) != stage)
+        usleep(100);
+}
+
+/* the caller's call parked at the gate (or, without it, returned) */
+static void fc_parked(void)
+{
+    for (int i = 0; i < 5000 && !atomic_load(&fc_waiting) && atomic_load(&fc_stage) != 3; i++)
+        usleep(1000);
+}
+
+static void *fc_thread(void *arg)
+{
+    int what = (int)(intptr_t)arg;
+    fc_a = persistent_malloc(S, 64);
+    fc_b = persistent_malloc(S, 64);
+    REQUIRE(fc_a != NULL && fc_b != NULL);
+    atomic_store(&fc_stage, 1);
+    fc_until(2);
+    if (what == 0)
+        persistent_free(S, fc_a);       /* into its revoked superblock */
+    else if (what == 1)
+        fc_got = persistent_malloc(S, 48);
+    else
+        persistent_free(S, fc_given);   /* another thread's block */
+    atomic_store(&fc_stage, 3);
+    return NULL;
+}
+
+/* Writes the same byte back into the header page of p's superblock: the
+ * page is the transaction's from then on (snapshotted, writable). */
+static void fc_touch_header(void *p)
+{
+    struct pm_rt *rt = pm_rt_of(S);
+    uint64_t e = pm_load_relaxed(&rt->pagemap[((char *)p - (char *)rt->data) >> rt->page_shift]);
+    REQUIRE(pm_pagemap_first1(e) != 0);
+    volatile char *h = (volatile char *)sb_header(rt, pm_pagemap_first1(e) - 1);
+    h[8] = h[8];
+}
+
+static void test_auto_foreign_calls(void)
+{
+    pm_store_release(&pm_test_hook, fc_hook);
+    /* what: 0 a free into its own (revoked) superblock, 1 a malloc, 2 a
+     * free of the transaction thread's block; end: commit or abort */
+    for (int round = 0; round < 5; round++) {
+        int what = round % 3, commit = round >= 3 || what == 1;
+        int base = mis.count;
+        atomic_store(&fc_stage, 0);
+        atomic_store(&fc_waiting, 0);
+        fc_got = NULL;
+        fc_given = persistent_malloc(S, 64);
+        REQUIRE(fc_given != NULL);
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, fc_thread, (void *)(intptr_t)what) == 0);
+        fc_until(1);
+        REQUIRE(persistent_tx_begin_auto(S) == 0);
+        fc_touch_header(fc_a);
+        fc_touch_header(fc_given);
+        void *m = persistent_malloc(S, 64);
+        REQUIRE(m != NULL);
+        atomic_store(&fc_stage, 2);
+        fc_parked();
+        CHECK(atomic_load(&fc_waiting) == 1);   /* it waits ... */
+        CHECK(atomic_load(&fc_stage) == 2);     /* ... its call not done */
+        if (commit)
+            REQUIRE(persistent_tx_commit(S) == 0);
+        else
+            REQUIRE(persistent_tx_abort(S) == 0);
+        REQUIRE(pthread_join(t, NULL) == 0);
+        CHECK_EQ(mis.count, base + 1);          /* reported once */
+        CHECK_EQ(mis.last_code, PERSISTENT_E_TX_AUTO);
+        /* the call took effect after the end, on that heap */
+        CHECK_EQ(persistent_usable_size(S, fc_a), what == 0 ? 0 : 64);
+        CHECK_EQ(persistent_usable_size(S, fc_given), what == 2 ? 0 : 64);
+        CHECK_EQ(persistent_usable_size(S, fc_b), 64);
+        if (what == 1) {
+            REQUIRE(fc_got != NULL);
+            CHECK(persistent_usable_size(S, fc_got) >= 48);
+            void *again[64];
+            for (int i = 0; i < 64; i++) {      /* never handed out twice */
+                again[i] = persistent_malloc(S, 48);
+                CHECK(again[i] != fc_got);
+            }
+            for (int i = 0; i < 64; i++)
+                persistent_free(S, again[i]);
+            persistent_free(S, fc_got);
+        }
+        if (what != 0)
+            persistent_free(S, fc_a);
+        if (what != 2)
+            persistent_free(S, fc_given);
+        persistent_free(S, fc_b);
+        if (commit)
+            persistent_free(S, m);              /* an abort took it back */
+        CHECK_EQ(mis.count, base + 1);
+        t_check_clean(S, "after another thread's call during an automatic transaction");
+    }
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+}
+
 /* A page run freed inside an automatic transaction is kept by the thread
  * for its next large block (pages.c); the abort makes the block live
  * again, so what was kept must be forgotten with the rest of the runtime:
@@ -837,6 +958,7 @@ int main(void)
     test_thread_exit();
     test_auto();
     test_auto_kept_run();
+    test_auto_foreign_calls();
     test_auto_abort_beside_large_free();
     test_auto_held_frees();
     test_held_frees();
