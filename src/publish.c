@@ -342,6 +342,9 @@ int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
         pm_op_end(rec);
         return pm_err(-ENOMEM, "alloc_into: out of space");
     }
+    /* memcheck before *dest names it: another thread may free it from
+     * there at once */
+    pm_vg_user(rt, rv.blk, rv.usable, false);
     uint64_t boff = (uint64_t)((char *)rv.blk - rt->base);
     lane_set(rt, l, PM_LANE_ALLOC, doff, boff, 0, size);
     pub_commit(rt, &rv);
@@ -349,7 +352,6 @@ int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
     pm_persist(rt, dest, sizeof *dest);
     lane_clear(rt, l);
     pm_op_end(rec);
-    pm_vg_user(rt, rv.blk, rv.usable, false);
     return 0;
 }
 
@@ -474,8 +476,11 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
     struct pm_pubfree pf;
     r = pub_free_prepare(rt, rec, old, &pf);
     if (r != 0) {
-        /* the reserved block was never committed: it is simply still free */
+        /* the reserved block was never committed: in the file it is still
+         * free, and a page run goes back to the page bitmap */
         pm_vg_forget(rt, rv.blk, rv.usable);
+        if (rv.large)
+            pg_release(rt, rv.first, rv.n);
         pm_op_end(rec);
         pm_misuse(rt, r, old, "persistent_realloc_into");
         return pm_err(-EINVAL, "realloc_into: %s", persistent_strerror(r));
