@@ -91,12 +91,14 @@ struct pm_sbctl {
 _Static_assert(PM_N_CLASSES <= (1u << PM_GEOM_CLS_BITS), "class fits the geometry word");
 _Static_assert(PM_SB_MAX_BLOCKS < (1u << PM_GEOM_N_BITS), "block count fits the geometry word");
 _Static_assert((1u << PM_MAX_PAGE_SHIFT) < (1u << (32 - PM_GEOM_CLS_BITS - PM_GEOM_N_BITS)),
-               "a data start (at most a page) fits the geometry word");
+               "a data start (at most the largest page) fits the geometry word");
 static inline uint32_t pm_geom_make(uint32_t cls, uint32_t n_blocks, uint32_t data_start)
 {
-    /* data_start is at most a page (the bitmaps rounded up to the block
-     * alignment, itself at most a page): in bytes, so a free decodes it
-     * with one shift */
+    /* data_start is the header and its bitmaps (at most 64 + 16 * 64
+     * bytes) rounded up to the block alignment, a power of two of at most
+     * the largest page: at most 1 << PM_MAX_PAGE_SHIFT, though it can pass
+     * the space's own page when that is small (over 1 KiB with 256-byte
+     * pages).  In bytes, so a free decodes it with one shift. */
     return cls | n_blocks << PM_GEOM_CLS_BITS | data_start << (PM_GEOM_CLS_BITS + PM_GEOM_N_BITS);
 }
 static inline uint32_t pm_geom_cls(uint32_t g) { return g & ((1u << PM_GEOM_CLS_BITS) - 1); }
