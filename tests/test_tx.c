@@ -591,6 +591,51 @@ static void test_auto_foreign_calls(void)
     pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
 }
 
+/* The begin refuses while another thread is inside a call, also one that
+ * owns no superblock (whose busy flag no revocation looks at): here a
+ * large malloc parked after claiming its pages, before their commit. */
+static _Thread_local bool rb_parker;
+static _Atomic int rb_parked, rb_go;
+
+static void rb_hook(int point)
+{
+    if (point != PM_HOOK_LARGE_CLAIM || !rb_parker)
+        return;
+    atomic_store(&rb_parked, 1);
+    while (!atomic_load(&rb_go))
+        usleep(100);
+}
+
+static void *rb_thread(void *arg)
+{
+    rb_parker = true;
+    *(void **)arg = persistent_malloc(S, 100000);
+    return NULL;
+}
+
+static void test_auto_refuses_busy(void)
+{
+    atomic_store(&rb_parked, 0);
+    atomic_store(&rb_go, 0);
+    pm_store_release(&pm_test_hook, rb_hook);
+    void *got = NULL;
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, rb_thread, &got) == 0);
+    while (!atomic_load(&rb_parked))
+        usleep(100);
+    int r = persistent_tx_begin_auto(S);
+    CHECK_EQ(r, -EBUSY);
+    if (r == 0)
+        REQUIRE(persistent_tx_commit(S) == 0);  /* so that it can go on */
+    atomic_store(&rb_go, 1);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    REQUIRE(got != NULL);
+    persistent_free(S, got);
+    REQUIRE(persistent_tx_begin_auto(S) == 0);  /* and once it is out */
+    REQUIRE(persistent_tx_commit(S) == 0);
+}
+
 /* A page run freed inside an automatic transaction is kept by the thread
  * for its next large block (pages.c); the abort makes the block live
  * again, so what was kept must be forgotten with the rest of the runtime:
@@ -959,6 +1004,7 @@ int main(void)
     test_auto();
     test_auto_kept_run();
     test_auto_foreign_calls();
+    test_auto_refuses_busy();
     test_auto_abort_beside_large_free();
     test_auto_held_frees();
     test_held_frees();

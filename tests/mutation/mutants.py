@@ -404,7 +404,7 @@ MUTANTS = [
                      (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit)) ||""",
          what="the owner's fast free reads the remote word only when its summary bit is set, so it misses a remote free of the same block between its remote bit and its summary bit (and hands the block out twice)"),
     dict(id="free-large-outside-op", file="src/free.c",
-         find="""            pm_op_begin(rec);
+         find="""            pm_op_enter(rt, rec);
             r = lg_free(rt, rec, ptr);
             pm_op_end(rec);""",
          replace="""            r = lg_free(rt, rec, ptr);""",
@@ -521,6 +521,31 @@ MUTANTS = [
          replace="""            true) {""",
          what="a block at the end of the space is copied to a new run instead of "
               "growing the space under it (realloc by 1.5 leaves a file twice its size)"),
+
+    # ------------------------------------------------------------ automatic transactions' gate
+    dict(id="auto-no-gate", file="src/internal.h",
+         find="""    if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt))
+        pm_auto_wait(rt, rec);""",
+         replace="""    (void)rt, (void)rec;""",
+         what="another thread's calls during an automatic transaction do not wait: "
+              "where the transaction already wrote the page, an abort undoes them"),
+    dict(id="auto-fast-remote-no-gate", file="src/free.c",
+         find="""                if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {
+                    pm_op_end(rec);
+                    goto general;
+                }""",
+         replace="""                (void)0;""",
+         what="the free fast path's remote free does not look for an automatic "
+              "transaction on the space"),
+    dict(id="auto-begin-no-busy-check", file="src/tx.c",
+         find="""            r = -EBUSY;
+    if (r < 0) {
+        pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);""",
+         replace="""            r = 0;
+    if (r < 0) {
+        pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);""",
+         what="an automatic transaction begins while another thread is inside a call "
+              "(one that owns no superblock)"),
 
     # ------------------------------------------------------------ memcheck (ASan build)
     dict(id="mc-shrink-poison-late", file="src/large.c", build="asan",
