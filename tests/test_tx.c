@@ -445,6 +445,11 @@ static void test_auto(void)
     pthread_create(&t, NULL, auto_foreign, NULL);
     while (auto_stage == 0)
         usleep(1000);
+    /* its write reported (it may be descheduled a while before it writes:
+     * a deadline, not a fixed sleep), and it still waits after that */
+    uint64_t deadline = t_now_ns() + UINT64_C(20000000000);
+    while (__atomic_load_n(&mis.count, __ATOMIC_SEQ_CST) == base && t_now_ns() < deadline)
+        usleep(1000);
     usleep(20000);
     CHECK_EQ(auto_stage, 1);                    /* still waiting */
     CHECK_EQ(__atomic_load_n(&mis.count, __ATOMIC_SEQ_CST), base + 1);
