@@ -171,7 +171,9 @@ test)
     }
     # tests that exec their own executable skip themselves (exit 77) where
     # that cannot work: qemu-user without a binfmt_misc handler
-    meson test -C "$adir" --no-rebuild --print-errorlogs --suite unit --suite api
+    # PM_UNDER_QEMU: tests whose forked child starts a thread skip that part
+    # (qemu-user's forked child hung in its first calls now and then)
+    PM_UNDER_QEMU=1 meson test -C "$adir" --no-rebuild --print-errorlogs --suite unit --suite api
     echo "== all passed"
     ;;
 *)

@@ -734,6 +734,13 @@ static int lf_child(const char *path)
 
 static void test_auto_abort_beside_large_free(void)
 {
+    if (getenv("PM_UNDER_QEMU") != NULL) {
+        /* the forked child, which starts a thread, hung in its first
+         * calls under qemu-user 10 about once in ten runs under load
+         * (both of qemu's host threads waiting on futexes); natively never */
+        printf("auto abort beside a large free: skipped under qemu-user\n");
+        return;
+    }
     const char *p = t_path("tx-auto-lfree");
     int err[2];
     REQUIRE(pipe(err) == 0);
