@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* Built with -fvisibility=hidden: only the public API is exported. */
 #pragma GCC visibility push(default)
@@ -204,6 +205,8 @@ struct pm_rt {
     uint64_t data_off;
     uint64_t max_pages;
     char *data;                   /* base + data_off */
+    struct pm_snap *snap;         /* the open's copy of the superblock
+                                     headers (recover.c); NULL otherwise */
     pm_atomic_u64 n_pages;        /* pages in the file and mapped */
 
     /* persistent run bitmaps (in the mapping) */
@@ -293,6 +296,7 @@ int os_lock_writer(int fd);
 void os_close(int fd);
 int os_file_size(int fd, uint64_t *size);
 int os_pread_all(int fd, void *buf, size_t len, uint64_t off);
+ssize_t os_pread_upto(int fd, void *buf, size_t len, uint64_t off);
 int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 int os_allocate(int fd, uint64_t off, uint64_t len);
 int os_punch(int fd, uint64_t off, uint64_t len);
@@ -472,6 +476,21 @@ static inline struct pm_sb_header *sb_header(struct pm_rt *rt, uint32_t first)
 {
     return (struct pm_sb_header *)(rt->data + ((uint64_t)first << rt->page_shift));
 }
+/* A writer's open reads the superblock headers into a copy (recover.c);
+ * NULL when it has none, or after the copy was dropped */
+struct pm_sb_header *pm_snap_header(struct pm_rt *rt, uint32_t first);
+void pm_snap_drop(struct pm_rt *rt);       /* recovery is about to write */
+/* A superblock's header to read (never to write) during an open: the
+ * open's copy when it has one (recover.c), else the mapping. */
+static inline struct pm_sb_header *sb_header_seen(struct pm_rt *rt, uint32_t first)
+{
+    if (PM_UNLIKELY(rt->snap != NULL)) {
+        struct pm_sb_header *h = pm_snap_header(rt, first);
+        if (h != NULL)
+            return h;
+    }
+    return sb_header(rt, first);
+}
 /* Valid bits of the last bitmap word of a superblock. */
 static inline uint64_t sb_last_mask(const struct pm_sb_header *h)
 {
@@ -501,7 +520,8 @@ void sb_list_if_orphan(struct pm_rt *rt, uint32_t first);
 bool sb_owner_sync(struct pm_rt *rt, struct pm_trec *rec);
 int sb_locate(struct pm_rt *rt, const void *ptr, uint32_t *first,
               struct pm_sb_header **hp, uint32_t *idx);
-void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t first, uint32_t n_used);
+void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t first, const struct pm_sb_header *h,
+                      uint32_t n_used);
 uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec);
 /* Takes every superblock other threads own (tx.c: an automatic
  * transaction); -EBUSY if one was inside a call and kept it. */

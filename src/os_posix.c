@@ -252,6 +252,26 @@ int os_pread_all(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* Up to len bytes at off: the count read (short only at the end of the
+ * file) or -errno. */
+ssize_t os_pread_upto(int fd, void *buf, size_t len, uint64_t off)
+{
+    char *p = buf;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, p + got, len - got, (off_t)(off + got));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
 int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
     const char *p = buf;

@@ -643,6 +643,7 @@ int pm_lanes_recover(struct pm_rt *rt)
                 lane_clear(rt, l);          /* torn: its call never started */
             continue;
         }
+        pm_snap_drop(rt);               /* superblocks change from here */
         /* pm_verify refused the space if a record is invalid; this only
          * keeps an address from ever being made of one */
         if (op > PM_LANE_REALLOC || !pm_dest_ok(rt, l->dest_off))

@@ -781,9 +781,10 @@ void sb_thread_exit(struct pm_rt *rt, struct pm_trec *rec)
 }
 
 /* Recovery: s was found live with n_used blocks; make it reachable. */
-void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t s, uint32_t n_used)
+/* h: the header as the caller read it (the open's copy, or the mapping) */
+void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t s, const struct pm_sb_header *h,
+                      uint32_t n_used)
 {
-    struct pm_sb_header *h = sb_header(rt, s);
     struct pm_sbctl *ctl = ctl_of(rt, s);
     pm_store_relaxed(&ctl->summary, 0);
     pm_store_relaxed(&ctl->n_pub, 0);

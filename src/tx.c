@@ -1174,6 +1174,8 @@ int pm_tx_recover(struct pm_rt *rt)
         struct pm_txlog *lg = (struct pm_txlog *)(rt->base + off);
         uint64_t state = pm_load_acquire(&lg->state), gen = state >> 8;
         uint32_t phase = (uint32_t)(state & PM_TX_PHASE);
+        if (phase == PM_TX_COMMITTED || phase == PM_TX_ACTIVE)
+            pm_snap_drop(rt);           /* superblocks change from here */
         if (phase == PM_TX_COMMITTED) {
             redo_frees(rt, lg, gen);
         } else if (phase == PM_TX_ACTIVE) {

@@ -219,7 +219,8 @@ int pm_walk_runs(struct pm_rt *rt, int (*fn)(struct pm_rt *, const struct pm_run
             return PERSISTENT_E_CORRUPT;
         }
         if (pg_bit(rt->kind_bits, s)) {
-            r.h = sb_header(rt, (uint32_t)s);
+            /* an open's walk (no fn) may read the open's copy */
+            r.h = fn == NULL ? sb_header_seen(rt, (uint32_t)s) : sb_header(rt, (uint32_t)s);
             if (!sb_header_valid(rt, r.h, s) || s + r.h->n_pages - 1 != r.last) {
                 *why = "superblock header is invalid";
                 return PERSISTENT_E_CORRUPT;

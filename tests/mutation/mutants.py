@@ -631,6 +631,26 @@ MUTANTS = [
          find="""        if (used == 0 && repair) {""",
          replace="""        if (used == 0 && false) {""",
          what="recovery keeps superblocks with no live block"),
+    dict(id="snap-kept-after-lanes", file="src/publish.c",
+         find="""        pm_snap_drop(rt);               /* superblocks change from here */""",
+         replace="""        (void)0;""",
+         what="an open rebuilds from its copy of the headers after lane recovery "
+              "changed their bits: the runtime's counts are of the file before it"),
+    dict(id="snap-kept-after-tx", file="src/tx.c",
+         find="""            pm_snap_drop(rt);           /* superblocks change from here */""",
+         replace="""            (void)0;""",
+         what="an open rebuilds from its copy of the headers after transaction "
+              "recovery changed their bits (and restored whole pages)"),
+    dict(id="snap-repair-to-copy", file="src/recover.c",
+         find="""        pm_atomic_u64 *wal = sb_header(rt, (uint32_t)s)->bits, *wrm = wal + h->n_words;""",
+         replace="""        pm_atomic_u64 *wal = h->bits, *wrm = wal + h->n_words;""",
+         what="the open applies pending remote frees to its copy of the headers, "
+              "not to the file"),
+    dict(id="snap-short-bitmaps", file="src/recover.c",
+         find="""            if (keep > SNAP_FIRST) {""",
+         replace="""            if (false) {""",
+         what="an open's copy of a long bitmap keeps only what its first read got "
+              "(the rest reads as free blocks)"),
     dict(id="rec-no-lanes", file="src/recover.c",
          find="""            r = pm_lanes_recover(rt);""",
          replace="""            r = 0;""",

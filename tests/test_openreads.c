@@ -1,0 +1,247 @@
+/* A writer's open reads the superblock headers with pread into a copy and
+ * verifies and rebuilds from it (docs/design.md "Recovery"): it must not
+ * map the superblocks' pages, and what it rebuilds from the copy must be
+ * the heap on file.
+ *
+ *   clean   a space of many superblocks, closed cleanly and opened again:
+ *           the open leaves far fewer pages of the space mapped than it
+ *           has superblocks; every live block keeps its pattern, the freed
+ *           ones are free, and as many new blocks as were freed land on
+ *           no live block.
+ *   killed  the same heap built by a child whose other thread freed a
+ *           quarter of the blocks (remote frees, pending when the child
+ *           is SIGKILLed): the open applies them to the file, the counts
+ *           agree, nothing pending is left, and new blocks land on no
+ *           live block.  The clean one closes with nothing pending, so
+ *           that its open has no repair to write.
+ *
+ * Every block carries a pattern of its index, checked before it is freed
+ * and after each open.  Run with both kinds of open in one process: the
+ * space's mapping is new at each open. */
+#include "check.h"
+
+#include <pthread.h>
+
+#include "internal.h"               /* PM_VG_MARKS */
+
+#define TAG UINT64_C(0x6f70656e72656164)     /* "openread" */
+#define BLK 512
+#define N_BLOCKS 60000
+
+struct table {
+    uint64_t n;
+    persistent_offset_t off[N_BLOCKS];
+};
+
+/* a pattern of the block's offset and index, so that it holds wherever
+ * the space is mapped */
+static void fill(allocator_space_t *s, void *p, uint64_t i)
+{
+    uint64_t *w = p;
+    uint64_t off = persistent_offset_from_ptr(s, p);
+    for (size_t k = 0; k < BLK / 8; k++)
+        w[k] = (off * UINT64_C(0x9e3779b97f4a7c15) ^ i) + k * UINT64_C(0x100000001b3);
+}
+
+static bool intact(allocator_space_t *s, const void *p, uint64_t i)
+{
+    const uint64_t *w = p;
+    uint64_t off = persistent_offset_from_ptr(s, p);
+    for (size_t k = 0; k < BLK / 8; k++)
+        if (w[k] != ((off * UINT64_C(0x9e3779b97f4a7c15) ^ i) + k * UINT64_C(0x100000001b3)))
+            return false;
+    return true;
+}
+
+static struct table *table_of(allocator_space_t *s)
+{
+    struct table *t = persistent_find_root(s, TAG);
+    REQUIRE(t != NULL);
+    return t;
+}
+
+/* pages of the space's mapping in this process's page tables */
+static long mapped_pages(allocator_space_t *s)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (f == NULL)
+        return -1;
+    char line[512];
+    bool in = false;
+    long kb = -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+        /* a mapping's first line: "lo-hi perms ..."; its fields end in kB */
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && strstr(line, "kB") == NULL) {
+            in = lo == (unsigned long)(uintptr_t)s;
+            continue;
+        }
+        if (in && strncmp(line, "Rss:", 4) == 0) {
+            kb = atol(line + 4);
+            break;
+        }
+    }
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024 / sysconf(_SC_PAGESIZE);
+}
+
+static allocator_space_t *build(const char *path)
+{
+    remove(path);
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 64u << 20;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    struct table *t = persistent_malloc_root(s, TAG, sizeof *t);
+    REQUIRE(t != NULL);
+    for (uint64_t i = 0; i < N_BLOCKS; i++) {
+        void *p = persistent_malloc(s, BLK);
+        REQUIRE(p != NULL);
+        fill(s, p, i);
+        t->off[i] = persistent_offset_from_ptr(s, p);
+    }
+    t->n = N_BLOCKS;
+    return s;
+}
+
+/* frees every fourth block, checking its pattern first */
+static void *free_quarter(void *arg)
+{
+    allocator_space_t *s = arg;
+    struct table *t = table_of(s);
+    int bad = 0;
+    for (uint64_t i = 0; i < t->n; i += 4) {
+        void *p = (char *)s + t->off[i];
+        if (!intact(s, p, i))
+            bad++;
+        persistent_free(s, p);
+    }
+    CHECK_EQ(bad, 0);
+    return NULL;
+}
+
+/* The reopened heap: patterns, counts, nothing pending, and new blocks on
+ * no live one. */
+static void judge(allocator_space_t *s, const char *what)
+{
+    struct table *t = table_of(s);
+    REQUIRE(t->n == N_BLOCKS);
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    /* the live blocks: three quarters of the table, and the table */
+    CHECK_EQ(st.live_blocks, N_BLOCKS - N_BLOCKS / 4 + 1);
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    CHECK_EQ(rep.n_errors, 0);
+    CHECK_EQ(rep.orphan_bits, 0);
+    int bad = 0;
+    for (uint64_t i = 0; i < N_BLOCKS; i++)
+        if (i % 4 != 0)
+            bad += !intact(s, (char *)s + t->off[i], i);
+    CHECK_EQ(bad, 0);
+    /* as many blocks as were freed, and then some: none may overlap a live
+     * one, which its pattern would show */
+    enum { MORE = N_BLOCKS / 4 + 256 };
+    static void *more[MORE];
+    for (int k = 0; k < MORE; k++) {
+        more[k] = persistent_malloc(s, BLK);
+        REQUIRE(more[k] != NULL);
+        fill(s, more[k], UINT64_C(1) << 40 | (uint64_t)k);
+    }
+    bad = 0;
+    for (uint64_t i = 0; i < N_BLOCKS; i++)
+        if (i % 4 != 0)
+            bad += !intact(s, (char *)s + t->off[i], i);
+    for (int k = 0; k < MORE; k++) {
+        bad += !intact(s, more[k], UINT64_C(1) << 40 | (uint64_t)k);
+        persistent_free(s, more[k]);
+    }
+    CHECK_EQ(bad, 0);
+    if (bad)
+        fprintf(stderr, "%s: %d blocks lost their pattern\n", what, bad);
+}
+
+static void test_clean(void)
+{
+    const char *path = t_path("openreads-clean");
+    allocator_space_t *s = build(path);
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    uint64_t sbs = st.superblocks;
+    REQUIRE(sbs >= 200);
+    struct persistent_check_report rep;
+    REQUIRE(persistent_check(s, &rep) == 0);
+    REQUIRE(rep.pending_remote_frees == 0);     /* no repair to write */
+    REQUIRE(persistent_space_close(s) == 0);
+
+    /* a first touch of each header maps it (and, reading, up to 15 pages
+     * around it): 7,576 pages for 473 superblocks when the open read the
+     * headers through the mapping, 16-30 when it reads them with pread */
+    REQUIRE(persistent_space_open(path, NULL, &s) == 0);
+    long pages = mapped_pages(s);
+    printf("clean open: %llu superblocks, %ld pages of the space mapped\n",
+           (unsigned long long)sbs, pages);
+    /* the memory checkers' open walks every block (memcheck.c) */
+    if (pages >= 0 && !PM_VG_MARKS)
+        CHECK(pages < (long)sbs / 4);
+    free_quarter(s);
+    judge(s, "clean");
+    REQUIRE(persistent_space_close(s) == 0);
+    remove(path);
+}
+
+static void test_killed(void)
+{
+    const char *path = t_path("openreads-killed");
+    int failures_before = t_failures;
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        allocator_space_t *s = build(path);
+        pthread_t th;
+        if (pthread_create(&th, NULL, free_quarter, s) != 0)
+            _exit(2);
+        pthread_join(th, NULL);
+        if (t_failures != failures_before)
+            _exit(3);
+        /* the remote bits are set, and nobody collected them */
+        kill(getpid(), SIGKILL);
+        _exit(4);
+    }
+    int wst;
+    REQUIRE(waitpid(pid, &wst, 0) == pid);
+    REQUIRE(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL);
+
+    /* the dead writer left remote frees pending: the file says so */
+    allocator_space_t *s;
+    struct persistent_options ro = {0};
+    ro.flags = PERSISTENT_OPEN_READONLY;
+    REQUIRE(persistent_space_open(path, &ro, &s) == 0);
+    struct persistent_check_report rep;
+    REQUIRE(persistent_check(s, &rep) == 0);
+    printf("killed writer left %llu remote frees pending\n",
+           (unsigned long long)rep.pending_remote_frees);
+    CHECK(rep.pending_remote_frees > 0);
+    REQUIRE(persistent_space_close(s) == 0);
+
+    REQUIRE(persistent_space_open(path, NULL, &s) == 0);
+    struct persistent_info info;
+    REQUIRE(persistent_space_info(s, &info) == 0);
+    CHECK_EQ(info.recovered, 1);
+    REQUIRE(persistent_check(s, &rep) == 0);
+    /* applied by the open to the file (the shared mapping a check reads),
+     * not only to its runtime */
+    CHECK_EQ(rep.pending_remote_frees, 0);
+    judge(s, "killed");
+    REQUIRE(persistent_space_close(s) == 0);
+
+    remove(path);
+}
+
+int main(void)
+{
+    test_clean();
+    test_killed();
+    return t_done();
+}
