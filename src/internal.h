@@ -823,8 +823,10 @@ enum pm_hook_point {
                                      its pages not yet released (large.c) */
     PM_HOOK_LARGE_SHRUNK,         /* a shrink in place: the tail released,
                                      the resize not yet returned (large.c) */
-    PM_HOOK_AUTO_WAIT             /* a call waits for another thread's
+    PM_HOOK_AUTO_WAIT,            /* a call waits for another thread's
                                      automatic transaction (tx.c) */
+    PM_HOOK_PUB_PUBLISHED         /* alloc_into: *dest names the block, the
+                                     call not yet returned (publish.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

@@ -351,6 +351,7 @@ int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
     pm_store_release(dest_word(dest), boff);
     pm_persist(rt, dest, sizeof *dest);
     lane_clear(rt, l);
+    pm_hook(PM_HOOK_PUB_PUBLISHED);
     pm_op_end(rec);
     return 0;
 }

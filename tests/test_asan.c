@@ -172,6 +172,46 @@ static void freed_by_tx(void)
     persistent_space_close(s);
 }
 
+/* alloc_into's block freed from *dest by another thread before the call
+ * returns (the moment *dest names it, it is the program's): it must stay
+ * poisoned, which it did not when the call told memcheck of the block
+ * after publishing it. */
+static allocator_space_t *pp_space;
+static atomic_int pp_phase;     /* 1: published, parked; 2: freed */
+
+static void published_hook(int point)
+{
+    if (point != PM_HOOK_PUB_PUBLISHED)
+        return;
+    atomic_store(&pp_phase, 1);
+    while (atomic_load(&pp_phase) != 2)
+        sched_yield();
+}
+
+static void *publisher(void *arg)
+{
+    REQUIRE(persistent_alloc_into(pp_space, arg, 300) == 0);
+    return NULL;
+}
+
+static void freed_while_published(void)
+{
+    pp_space = open_space();
+    persistent_offset_t *r = persistent_root_get(pp_space, 1, 64, NULL);
+    REQUIRE(r != NULL);
+    pm_store_release(&pm_test_hook, published_hook);
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, publisher, &r[0]) == 0);
+    while (atomic_load(&pp_phase) != 1)
+        sched_yield();
+    char *blk = persistent_offset_to_ptr(pp_space, r[0]);
+    REQUIRE(persistent_free_from(pp_space, &r[0]) == 0);
+    atomic_store(&pp_phase, 2);
+    REQUIRE(pthread_join(th, NULL) == 0);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    (void)((volatile char *)blk)[0];
+}
+
 static int child(void (*fn)(void), char *err, size_t errlen)
 {
     int pfd[2];
@@ -221,7 +261,9 @@ int main(void)
     } bugs[] = {{"overflow", overflow},
                 {"use after free", use_after_free},
                 {"large block used after free", large_after_free},
-                {"block a transaction freed, used", freed_by_tx}};
+                {"block a transaction freed, used", freed_by_tx},
+                {"alloc_into's block freed from *dest before the call returned, used",
+                 freed_while_published}};
     for (size_t i = 0; i < sizeof bugs / sizeof *bugs; i++) {
         st = child(bugs[i].fn, err, sizeof err);
         bool reported = strstr(err, "AddressSanitizer: use-after-poison") != NULL;

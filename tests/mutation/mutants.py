@@ -132,6 +132,15 @@ MUTANTS = [
 
 /* ---- roots""",
          what="realloc-into frees the old block before *dest = new is durable"),
+    dict(id="pub-realloc-fail-keeps-run", file="src/publish.c",
+         find="""        if (rv.large)
+            pg_release(rt, rv.first, rv.n);
+        pm_op_end(rec);
+        pm_misuse(rt, r, old, "persistent_realloc_into");""",
+         replace="""        pm_op_end(rec);
+        pm_misuse(rt, r, old, "persistent_realloc_into");""",
+         what="a realloc-into whose old block was freed meanwhile keeps the page run "
+              "it reserved claimed until a reopen"),
     dict(id="pub-chunk-nopersist", file="src/publish.c",
          find="""    t->n = LANE_CHUNK;
     pm_persist(rt, t, size);""",
@@ -561,6 +570,29 @@ MUTANTS = [
         pm_vg_resized(rt, ptr, n_old << rt->page_shift, n_new << rt->page_shift);""",
          what="a shrink in place poisons its tail after releasing it: another "
               "thread's new block there is left poisoned (CI, 2026-12-02)"),
+    dict(id="mc-alloc-into-user-late", file="src/publish.c", build="asan",
+         find="""    pm_vg_user(rt, rv.blk, rv.usable, false);
+    uint64_t boff = (uint64_t)((char *)rv.blk - rt->base);
+    lane_set(rt, l, PM_LANE_ALLOC, doff, boff, 0, size);
+    pub_commit(rt, &rv);
+    pm_store_release(dest_word(dest), boff);
+    pm_persist(rt, dest, sizeof *dest);
+    lane_clear(rt, l);
+    pm_hook(PM_HOOK_PUB_PUBLISHED);
+    pm_op_end(rec);
+    return 0;""",
+         replace="""    uint64_t boff = (uint64_t)((char *)rv.blk - rt->base);
+    lane_set(rt, l, PM_LANE_ALLOC, doff, boff, 0, size);
+    pub_commit(rt, &rv);
+    pm_store_release(dest_word(dest), boff);
+    pm_persist(rt, dest, sizeof *dest);
+    lane_clear(rt, l);
+    pm_hook(PM_HOOK_PUB_PUBLISHED);
+    pm_op_end(rec);
+    pm_vg_user(rt, rv.blk, rv.usable, false);
+    return 0;""",
+         what="alloc_into unpoisons its block after *dest names it: another thread "
+              "may have freed it from there already (review, 2026-12-02)"),
     dict(id="mc-grow-no-unpoison", file="src/large.c", build="asan",
          find="""    pg_bit_clear(rt, rt->end_bits, last);                 /* commit */
     pm_vg_resized(rt, ptr, n_old << rt->page_shift, n_new << rt->page_shift);""",
