@@ -65,28 +65,39 @@ struct pm_snap {
  * read of all SNAP_MAX bytes cost a third more, in copying cold lines) */
 #define SNAP_FIRST (sizeof(struct pm_sb_header) + 2 * sizeof(uint64_t) * 16)
 
+/* At most this much copy (a 1 GiB space of 10 M blocks takes 3 MiB, a
+ * heap of 16-byte blocks 1.7% of its size): superblocks past it are read
+ * through the mapping */
+#define SNAP_ARENA_MAX (UINT64_C(256) << 20)
+
 static void snap_build(struct pm_rt *rt)
 {
     if (rt->mode != PM_MODE_WRITER || rt->map_mode != PM_MODE_WRITER || rt->fd < 0)
         return;
-    uint64_t n = pm_load_acquire(&rt->n_pages), count = 0;
-    for (uint64_t s = 0; (s = pg_next_set(rt->kind_bits, s, n)) != PG_NONE; s++)
-        count += pg_bit(rt->start_bits, s);
-    if (count == 0)
+    /* sized by the pages, not by counting superblocks first: a forged file
+     * may set the bits of every page of a huge maximum, and only the
+     * verification after this refuses it (the reservation is only
+     * touched as far as it is used) */
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    if (n == 0)
         return;
+    uint64_t arena = n < SNAP_ARENA_MAX / SNAP_MAX ? n * SNAP_MAX : SNAP_ARENA_MAX;
+    uint64_t max_n = n < arena / sizeof(struct pm_sb_header) ? n
+                                                             : arena / sizeof(struct pm_sb_header);
     struct pm_snap *sn = malloc(sizeof *sn);
-    size_t size = (size_t)count * (sizeof(uint64_t) + SNAP_MAX);
+    size_t size = (size_t)(max_n * sizeof(uint64_t) + arena);
     char *v = sn != NULL ? os_vol_alloc(size) : NULL;
     if (v == NULL) {
         free(sn);
         return;                         /* the mapping serves, only slower */
     }
     sn->idx = (uint64_t *)v;
-    sn->arena = v + count * sizeof(uint64_t);
+    sn->arena = v + max_n * sizeof(uint64_t);
     sn->size = size;
     sn->n = 0;
     size_t used = 0;
-    for (uint64_t s = 0; sn->n < count && (s = pg_next_set(rt->kind_bits, s, n)) != PG_NONE;
+    for (uint64_t s = 0; sn->n < max_n && used + SNAP_MAX <= arena &&
+                         (s = pg_next_set(rt->kind_bits, s, n)) != PG_NONE;
          s++) {
         if (!pg_bit(rt->start_bits, s))
             continue;
@@ -114,9 +125,11 @@ static void snap_build(struct pm_rt *rt)
         }
         sn->idx[sn->n++] = s << 32 | used / 8;
         used += keep;                   /* a multiple of 8 */
-        /* the walks visit every START in order and stop at a bad header:
-         * a damaged file costs no more reads than that (lookups past it
-         * read the mapping) */
+        /* the walks visit every START in order and stop at a bad header,
+         * so nothing past one is needed (lookups past it read the
+         * mapping).  A walk may refuse the file earlier (a run with no
+         * end, runs that overlap): that costs at most a read per
+         * superblock, as a healthy open does. */
         if (keep == sizeof *h)
             break;
     }
