@@ -233,25 +233,6 @@ int os_file_size(int fd, uint64_t *size)
     return 0;
 }
 
-int os_pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-    char *p = buf;
-    while (len > 0) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
 /* Up to len bytes at off: the count read (short only at the end of the
  * file) or -errno. */
 ssize_t os_pread_upto(int fd, void *buf, size_t len, uint64_t off)
@@ -270,6 +251,14 @@ ssize_t os_pread_upto(int fd, void *buf, size_t len, uint64_t off)
         got += (size_t)n;
     }
     return (ssize_t)got;
+}
+
+int os_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    ssize_t n = os_pread_upto(fd, buf, len, off);
+    if (n < 0)
+        return (int)n;
+    return (size_t)n == len ? 0 : -EIO;
 }
 
 int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)

@@ -780,8 +780,8 @@ void sb_thread_exit(struct pm_rt *rt, struct pm_trec *rec)
     pm_op_end(rec);
 }
 
-/* Recovery: s was found live with n_used blocks; make it reachable. */
-/* h: the header as the caller read it (the open's copy, or the mapping) */
+/* Recovery: s was found live with n_used blocks; make it reachable.  h is
+ * its header as the caller read it (the open's copy, or the mapping). */
 void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t s, const struct pm_sb_header *h,
                       uint32_t n_used)
 {
