@@ -521,7 +521,7 @@ int persistent_tx_depth(allocator_space_t *space);
 /* ------------------------------------------------------------------------ */
 /* Statistics and checking                                                    */
 
-#define PERSISTENT_N_CLASSES 36
+#define PERSISTENT_N_CLASSES 44
 
 struct persistent_stats {
     uint64_t live_bytes;          /* usable bytes of live blocks */

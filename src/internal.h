@@ -33,12 +33,12 @@
 #define PM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 #define PM_N_CLASSES      PERSISTENT_N_CLASSES
-#define PM_MAX_SMALL      16384u      /* largest size class */
+#define PM_MAX_SMALL      65536u      /* largest size class */
 #define PM_OWNED_MAX      8           /* superblocks a thread keeps per class
                                          besides the current one */
 #define PM_MAX_RECS       4096u       /* thread records per open space */
 #define PM_RUN_SLOTS      8u          /* freed page runs a thread keeps */
-#define PM_RUN_MAX_PAGES  16u         /* the longest run it keeps */
+#define PM_RUN_MAX_PAGES  64u         /* the longest run it may keep */
 #define PM_NO_SB          UINT32_MAX
 #define PM_MAX_CAPACITY   (UINT64_C(1) << 40)  /* 1 TiB of pages */
 
@@ -125,6 +125,7 @@ struct pm_class {
     uint32_t n_blocks;            /* 0: class not served by superblocks here */
     uint32_t n_pages;             /* preferred superblock length */
     uint32_t min_pages;           /* shortest cut (a quarter of the blocks) */
+    uint32_t floor_pages;         /* shortest a header may say (two blocks) */
     uint32_t data_start;          /* block 0 offset from superblock start */
     uint32_t n_words;
     uint32_t align;               /* natural alignment of every block */
@@ -243,6 +244,7 @@ struct pm_rt {
     struct pm_class cls[PM_N_CLASSES];
     uint32_t n_small;             /* classes [0, n_small) are served */
     uint32_t max_small;           /* block size of class n_small - 1 */
+    uint32_t run_max;             /* longest run a thread keeps (pages.c) */
 
     /* thread records (thread.c) */
     struct pm_trec *recs;

@@ -359,9 +359,10 @@ void pg_release_large(struct pm_rt *rt, uint64_t first, uint64_t n)
 }
 
 /* ---- a thread's freed runs ----
- * A thread that frees a run of up to PM_RUN_MAX_PAGES pages clears its run
- * bits as every free does -- the file says the pages are free, so a crash
- * loses nothing and readers, checks and recovery see a free run -- but
+ * A thread that frees a run of up to rt->run_max pages (four times the
+ * largest class, sizeclass.c) clears its run bits as every free does --
+ * the file says the pages are free, so a crash loses nothing and readers,
+ * checks and recovery see a free run -- but
  * keeps the pages claimed in rt->used, in a slot of its record.  Its next
  * large block of that length or shorter takes them back with one CAS, no
  * search of the shared bitmap and no hint to move (the rest of a longer
@@ -384,7 +385,7 @@ _Static_assert(PM_RUN_MAX_PAGES <= 0xff, "a run's length fits its slot");
  * min first): its first max pages or fewer (*n), the rest kept. */
 uint64_t pg_cache_take(struct pm_trec *rec, uint64_t min, uint64_t max, uint64_t *n)
 {
-    if (rec == NULL || min > PM_RUN_MAX_PAGES)
+    if (rec == NULL || min > PM_RUN_MAX_PAGES)   /* no slot holds it */
         return PG_NONE;
     uint32_t best = PM_RUN_SLOTS;
     uint64_t bv = 0;
@@ -448,7 +449,7 @@ void pg_release_cached(struct pm_rt *rt, struct pm_trec *rec, uint64_t first, ui
      * hint for its length): a run kept above it would be reused before
      * the lower holes, and the heap would stop settling low (the frag
      * benchmark's footprint went from 1.33 to 1.49 times the live bytes) */
-    if (rec != NULL && n <= PM_RUN_MAX_PAGES && (n << rt->page_shift) < PUNCH_BYTES &&
+    if (rec != NULL && n <= rt->run_max && (n << rt->page_shift) < PUNCH_BYTES &&
         first <= (pm_load_relaxed(&rt->hints[(n < N_HINTS ? n : N_HINTS) - 1]) &
                   HINT_PAGE_MASK)) {
         /* joined to a kept run it touches, as the shared bitmap would join
@@ -457,7 +458,7 @@ void pg_release_cached(struct pm_rt *rt, struct pm_trec *rec, uint64_t first, ui
         for (uint32_t i = 0; i < PM_RUN_SLOTS; i++) {
             uint64_t v = pm_load_relaxed(&rec->runs[i]);
             if (v == 0 || (RUN_FIRST(v) + RUN_LEN(v) != first && RUN_FIRST(v) != first + n) ||
-                RUN_LEN(v) + n > PM_RUN_MAX_PAGES ||
+                RUN_LEN(v) + n > rt->run_max ||
                 ((RUN_LEN(v) + n) << rt->page_shift) >= PUNCH_BYTES)
                 continue;
             uint64_t f = RUN_FIRST(v) < first ? RUN_FIRST(v) : first;

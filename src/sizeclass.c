@@ -1,6 +1,6 @@
 /* Size classes and the superblock geometry of each class in a space.
  *
- * Classes: 16..128 by 16, then four per doubling up to 16 KiB (36 in all),
+ * Classes: 16..128 by 16, then four per doubling up to 64 KiB (44 in all),
  * so the waste inside a block is below 20% from 64 bytes up; below that the
  * 16-byte alignment granule dominates.
  *
@@ -9,14 +9,21 @@
  * multiple of the class's natural alignment (the largest power of two that
  * divides the block size, up to the page size), so a 4 KiB block is page
  * aligned and aligned allocation can pick a class.  n_pages, the preferred
- * length, is the smallest from the space's target superblock size up that
- * wastes at most an eighth of the run and holds two blocks or more.
+ * length, is the smallest from the class's target up that wastes at most an
+ * eighth of the run and holds two blocks or more.  The target is the
+ * space's superblock size, or PM_SB_TARGET_BLOCKS blocks and their header
+ * where that is longer, up to PM_SB_TARGET_MAX superblock sizes and where a
+ * quarter of the space holds it: with the superblock size alone a class of
+ * 8 KiB or more had two to seven blocks a superblock, and its owner went
+ * back to its refill every few mallocs (docs/design.md, "Small blocks").
  *
  * Superblocks are carved in the lowest hole that holds min_pages (a
  * quarter of the preferred count of blocks), as long as the preferred
  * length or shorter: large blocks cannot be cut short, superblocks can, so
  * superblocks take the short holes and leave the long runs to large blocks.
- * Each header records its own geometry. */
+ * Each header records its own geometry, and a header is judged by it from
+ * floor_pages (two blocks) up: files written when the target was the
+ * superblock size alone have superblocks cut shorter than today's minimum. */
 #include "internal.h"
 
 uint32_t pm_class_size(uint32_t c)
@@ -87,13 +94,44 @@ bool pm_sb_geometry(const struct pm_rt *rt, uint32_t c, uint32_t n_pages,
 #ifndef PM_SB_MIN_FRACTION
 #define PM_SB_MIN_FRACTION 4   /* a superblock may be cut to a quarter of its blocks */
 #endif
+#define PM_SB_TARGET_BLOCKS 16 /* blocks a superblock aims at ... */
+#define PM_SB_TARGET_MAX    8  /* ... in at most 8 superblock sizes */
+
+/* The preferred length in pages of a superblock of blocks of b bytes, from
+ * m_start pages up (0 if none holds two blocks); *n_out its blocks. */
+static uint64_t preferred(uint64_t page, uint32_t b, uint32_t align, uint64_t m_start,
+                          uint32_t *n_out)
+{
+    uint64_t best_m = 0;
+    uint32_t best_n = 0;
+    uint64_t m_end = m_start * 4 + (b + page - 1) / page + 1;
+    for (uint64_t m = m_start; m <= m_end; m++) {
+        uint64_t bytes = m * page;
+        uint32_t n = blocks_in(bytes, b, align);
+        if (n < 2)
+            continue;
+        uint64_t waste = bytes - (uint64_t)n * b;
+        if (waste * 8 <= bytes) {
+            best_m = m;
+            best_n = n;
+            break;
+        }
+        if (best_m == 0 ||
+            waste * best_m * page < (best_m * page - (uint64_t)best_n * b) * bytes) {
+            best_m = m;
+            best_n = n;
+        }
+    }
+    *n_out = best_n;
+    return best_m;
+}
 
 void pm_classes_init(struct pm_rt *rt)
 {
     uint64_t page = rt->page_size;
     uint64_t target = rt->hdr->fixed.sb_size;
     uint64_t max_bytes = rt->max_pages << rt->page_shift;
-    uint64_t m_start = target / page ? target / page : 1;
+    uint64_t m_base = target / page ? target / page : 1;
 
     rt->n_small = 0;
     rt->max_small = 0;
@@ -103,22 +141,20 @@ void pm_classes_init(struct pm_rt *rt)
         uint32_t align = b & (~b + 1);
         if (align > page)
             align = (uint32_t)page;
-        uint64_t best_m = 0;
-        uint32_t best_n = 0;
-        uint64_t m_end = m_start * 4 + (b + page - 1) / page + 1;
-        for (uint64_t m = m_start; m <= m_end; m++) {
-            uint64_t bytes = m * page;
-            uint32_t n = blocks_in(bytes, b, align);
-            if (n < 2)
-                continue;
-            uint64_t waste = bytes - (uint64_t)n * b;
-            if (waste * 8 <= bytes) {
-                best_m = m;
-                best_n = n;
-                break;
-            }
-            if (best_m == 0 ||
-                waste * best_m * page < (best_m * page - (uint64_t)best_n * b) * bytes) {
+        /* From the space's size: whether the class is served at all, and
+         * the shortest preferred length (files written before the targets
+         * grew have superblocks this long); then from the class's target,
+         * when that fits too. */
+        uint32_t best_n;
+        uint64_t best_m = preferred(page, b, align, m_base, &best_n);
+        uint64_t want = (uint64_t)PM_SB_TARGET_BLOCKS * b +
+                        data_start_for(PM_SB_TARGET_BLOCKS, align);
+        if (want > PM_SB_TARGET_MAX * target)
+            want = PM_SB_TARGET_MAX * target;
+        if (best_m != 0 && want > best_m * page) {
+            uint32_t n;
+            uint64_t m = preferred(page, b, align, (want + page - 1) / page, &n);
+            if (m != 0 && m * page * 4 <= max_bytes) {
                 best_m = m;
                 best_n = n;
             }
@@ -134,12 +170,16 @@ void pm_classes_init(struct pm_rt *rt)
         }
         k->n_pages = (uint32_t)best_m;
         k->min_pages = (uint32_t)best_m;
+        k->floor_pages = (uint32_t)best_m;
         uint32_t min_n = best_n / PM_SB_MIN_FRACTION > 2 ? best_n / PM_SB_MIN_FRACTION : 2;
-        for (uint64_t m = 1; m < best_m; m++)
-            if (blocks_in(m * page, b, align) >= min_n) {
-                k->min_pages = (uint32_t)m;
+        for (uint64_t m = best_m - 1; m >= 1; m--) {
+            uint32_t n = blocks_in(m * page, b, align);
+            if (n < 2)
                 break;
-            }
+            k->floor_pages = (uint32_t)m;
+            if (n >= min_n)
+                k->min_pages = (uint32_t)m;
+        }
         k->n_blocks = best_n;
         k->n_words = (best_n + 63) / 64;
         k->data_start = data_start_for(best_n, align);
@@ -147,4 +187,8 @@ void pm_classes_init(struct pm_rt *rt)
         rt->n_small = c + 1;
         rt->max_small = b;
     }
+    /* the runs a thread keeps (pages.c): the large blocks just above the
+     * classes, up to four times the largest */
+    uint64_t keep = ((uint64_t)rt->max_small * 4) >> rt->page_shift;
+    rt->run_max = (uint32_t)(keep < 1 ? 1 : keep > PM_RUN_MAX_PAGES ? PM_RUN_MAX_PAGES : keep);
 }

@@ -89,7 +89,7 @@ bool sb_header_valid(struct pm_rt *rt, const struct pm_sb_header *h,
         return false;
     const struct pm_class *k = &rt->cls[h->cls];
     uint32_t n_blocks, data_start;
-    return h->block_size == k->block_size && h->n_pages >= k->min_pages &&
+    return h->block_size == k->block_size && h->n_pages >= k->floor_pages &&
            h->n_pages <= k->n_pages &&
            pm_sb_geometry(rt, h->cls, h->n_pages, &n_blocks, &data_start) &&
            h->n_blocks == n_blocks && h->data_start == data_start &&

@@ -38,13 +38,14 @@ static allocator_space_t *make(const char *path, uint64_t *victim)
     if (!r1 || !r2)
         exit(1);
     strcpy(r1, "root");
-    /* three large blocks of 5 pages, the middle one freed: a hole (last:
-     * nothing else is allocated to fill it) */
+    /* three large blocks of 20 pages (above the largest class, 64 KiB),
+     * the middle one freed: a hole (last: nothing else is allocated to
+     * fill it) */
     struct persistent_info in;
     persistent_space_info(s, &in);
-    void *a = persistent_malloc(s, 5 * (size_t)in.page_size);
-    void *b = persistent_malloc(s, 5 * (size_t)in.page_size);
-    void *c = persistent_malloc(s, 5 * (size_t)in.page_size);
+    void *a = persistent_malloc(s, 20 * (size_t)in.page_size);
+    void *b = persistent_malloc(s, 20 * (size_t)in.page_size);
+    void *c = persistent_malloc(s, 20 * (size_t)in.page_size);
     if (!a || !b || !c)
         exit(1);
     persistent_free(s, b);

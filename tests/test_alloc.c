@@ -36,7 +36,7 @@ static void test_malloc(void)
         CHECK((uintptr_t)p % 16 == 0);
         size_t u = persistent_usable_size(s, p);
         CHECK(u >= n);
-        if (n >= 64 && n <= 16384)
+        if (n >= 64 && n <= 65536)
             CHECK(u - n <= n / 4);              /* waste within a class */
         memset(p, 0xab, u);
         persistent_free(s, p);

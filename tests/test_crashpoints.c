@@ -321,7 +321,7 @@ static void sc_large_run(void)
 static void sc_growth_run(void)
 {
     for (int i = 0; i < 12; i++)
-        pub_alloc(i, 40000);
+        pub_alloc(i, 100000);      /* page runs: above the largest class */
     for (int i = 0; i < 12; i += 3)
         pub_free(i);
     /* the last block, at the end of the space, grows in place: the space
@@ -340,7 +340,7 @@ static void sc_sbreuse_setup(void)
 {
     /* above the largest class: a page run, and longer than the runs a
      * thread keeps when it frees them (pages.c), so its pages go back */
-    plain_alloc(0, 70000);
+    plain_alloc(0, 140000);
 }
 
 static void sc_sbreuse_run(void)
@@ -349,7 +349,7 @@ static void sc_sbreuse_run(void)
     plain_free(0);
     for (int i = 1; i <= 3; i++)
         pub_alloc(i, 16);
-    REQUIRE(M->slot[1] >= was && M->slot[1] < was + 70000);
+    REQUIRE(M->slot[1] >= was && M->slot[1] < was + 140000);
 }
 
 /* More threads holding lanes at once than the metadata has (8 in this
@@ -815,20 +815,20 @@ static void *race_grower(void *arg)
 {
     (void)arg;
     race_victim = true;
-    pub_alloc(1, 40000);          /* needs the space to grow */
+    pub_alloc(1, 100000);         /* needs the space to grow */
     return NULL;
 }
 
 static void race_grow_run(void)
 {
     struct pm_rt *rt = pm_rt_of(S);
-    pub_alloc(0, 40000);          /* the pages the space had */
+    pub_alloc(0, 100000);         /* the pages the space had */
     race_n0 = pm_load_acquire(&rt->hdr->live.n_pages);
     race_stop = stop_at_count;
     pthread_t t;
     pthread_create(&t, NULL, race_grower, NULL);
     race_wait_parked();
-    pub_alloc(2, 40000);          /* needs pages too */
+    pub_alloc(2, 100000);         /* needs pages too */
     REQUIRE(pm_load_acquire(&rt->n_pages) > race_n0);
     race_power_failure();
 }

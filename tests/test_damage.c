@@ -207,7 +207,7 @@ static void make_space(const char *path, int nroots, uint64_t max)
         REQUIRE((b[i] = persistent_malloc(s, 16 + (size_t)i * 11)) != NULL);
     for (int i = 0; i < 200; i += 3)
         persistent_free(s, b[i]);
-    REQUIRE(persistent_malloc(s, 20000) != NULL);
+    REQUIRE(persistent_malloc(s, 100000) != NULL);        /* a page run */
     REQUIRE(persistent_space_close(s) == 0);
 }
 

@@ -148,9 +148,9 @@ static size_t keeper_had, keeper_kept;
 static void *keeper(void *arg)
 {
     (void)arg;
-    fill_with(xs, &keeper_fill, 40000);     /* 10 pages each */
+    fill_with(xs, &keeper_fill, 100000);     /* 25 pages each */
     keeper_had = keeper_fill.n;
-    free_all(xs, &keeper_fill, 40000);
+    free_all(xs, &keeper_fill, 100000);
     struct pm_rt *rt;
     struct pm_trec *rec = pm_thread_rec(xs, &rt);
     REQUIRE(rec != NULL);
@@ -172,12 +172,12 @@ static void test_kept_runs(void)
     pthread_barrier_wait(&bar);
     size_t had = keeper_had;
     struct fill f = {0};
-    fill_with(xs, &f, 40000);
-    printf("kept runs: %zu blocks of 40000 bytes, the keeper had %zu and kept %zu runs\n",
+    fill_with(xs, &f, 100000);
+    printf("kept runs: %zu blocks of 100000 bytes, the keeper had %zu and kept %zu runs\n",
            f.n, had, keeper_kept);
     CHECK(keeper_kept > 0);                     /* the case this is about */
     CHECK_EQ(f.n, had);
-    free_all(xs, &f, 40000);
+    free_all(xs, &f, 100000);
     /* the kept runs, wherever they are, must not cut the space up */
     fill_with(xs, &f, 1u << 20);
     CHECK(f.bytes >= CAP / 100 * 85);
@@ -209,11 +209,11 @@ static void race_hook(int point)
 
 static void *racer(void *arg)
 {
-    void *b = persistent_malloc(xs, 40000);
+    void *b = persistent_malloc(xs, 100000);
     REQUIRE(b != NULL);
     persistent_free(xs, b);                 /* kept: the lowest run */
     race_victim = 1;
-    *(void **)arg = persistent_malloc(xs, 40000);
+    *(void **)arg = persistent_malloc(xs, 100000);
     CHECK_EQ(race_victim, 0);               /* it did choose the kept run */
     return NULL;
 }
@@ -230,16 +230,16 @@ static void test_kept_run_race(void)
     while (atomic_load(&race_stage) != 1)
         usleep(100);
     struct fill f = {0};
-    fill_with(xs, &f, 40000);
+    fill_with(xs, &f, 100000);
     atomic_store(&race_stage, 2);
     pthread_join(th, NULL);
     pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
     size_t overlaps = 0;
     for (size_t i = 0; got != NULL && i < f.n; i++)
-        overlaps += (char *)got < (char *)f.p[i] + 40000 && (char *)f.p[i] < (char *)got + 40000;
+        overlaps += (char *)got < (char *)f.p[i] + 100000 && (char *)f.p[i] < (char *)got + 100000;
     printf("kept run race: %zu blocks, then %s\n", f.n, got ? "one more" : "ENOMEM");
     CHECK_EQ(overlaps, 0);
-    free_all(xs, &f, 40000);
+    free_all(xs, &f, 100000);
     persistent_free(xs, got);
     t_check_clean(xs, "after the kept run race");
     free(f.p);

@@ -213,7 +213,7 @@ static void test_realloc_growth(void)
     t_check_clean(s, "after realloc growth");
 
     /* a used page right after it: no growth helps, it moves */
-    void *after = persistent_malloc(s, 64u << 10);
+    void *after = persistent_malloc(s, 128u << 10);   /* a page run */
     REQUIRE(after != NULL);
     REQUIRE(persistent_space_info(s, &in) == 0);
     uint64_t cap = in.capacity;

@@ -98,9 +98,9 @@ for b in by:
 largest = fr.get("largest", 0)
 if not any(b["min_pages"] <= largest <= (b["max_pages"] or largest) for b in by):
     fail(f"stats: the largest run ({largest}) is in no bucket")
-# the freed middle block of three of 5 pages: a run of 5 free pages
-if not any(b["min_pages"] <= 5 <= (b["max_pages"] or 5) for b in by):
-    fail(f"stats: no free run of 5 pages: {by}")
+# the freed middle block of three of 20 pages: a run of 20 free pages
+if not any(b["min_pages"] <= 20 <= (b["max_pages"] or 20) for b in by):
+    fail(f"stats: no free run of 20 pages: {by}")
 classes = {c["block_size"]: c for c in stats.get("classes", [])}
 c48 = next((c for bs, c in sorted(classes.items()) if bs >= 48), None)
 if c48 is None or c48["live_blocks"] < 50 or not (0 < c48["fill"] <= 1) or \

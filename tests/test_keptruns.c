@@ -19,7 +19,7 @@
 
 #include "internal.h"
 
-#define SPACE (8u << 20)
+#define SPACE (32u << 20)
 #define LIVE 24
 #define HANDOFF 32
 
@@ -38,10 +38,10 @@ static size_t pick_size(uint64_t *seed)
 {
     uint64_t r = t_rand(seed);
     unsigned pct = (unsigned)(r % 100);
-    if (pct < 88)                       /* runs of 5..16 pages: kept */
-        return 16385 + (size_t)((r >> 8) % (65536 - 16385));
-    if (pct < 96)                       /* 17..64 pages: never kept */
+    if (pct < 88)                       /* runs of 17..64 pages: kept */
         return 65537 + (size_t)((r >> 8) % (262144 - 65537));
+    if (pct < 96)                       /* 65..256 pages: never kept */
+        return 262145 + (size_t)((r >> 8) % ((1u << 20) - 262145));
     return 16 + (size_t)((r >> 8) % 2000);      /* small, for the pages */
 }
 
@@ -77,7 +77,7 @@ static void *worker(void *arg)
         uint64_t r = t_rand(&seed);
         struct blk *b = &live[r % LIVE];
         unsigned what = (unsigned)((r >> 8) % 10);
-        if (b->p != NULL && what == 0 && b->n > 16384) {
+        if (b->p != NULL && what == 0 && b->n > 65536) {
             /* grow by half: in place when the pages after it are free or
              * kept by this thread, else moved; the old bytes kept */
             size_t n = b->n + b->n / 2;
@@ -188,9 +188,9 @@ int main(int argc, char **argv)
     uint64_t got = 0;
     void *held[64];
     int n = 0;
-    while (n < 64 && (held[n] = persistent_malloc(space, 256u << 10)) != NULL)
+    while (n < 64 && (held[n] = persistent_malloc(space, 512u << 10)) != NULL)
         got += persistent_usable_size(space, held[n++]);
-    printf("then %d blocks of 256 KiB: %.1f%% of the space\n", n, 100.0 * (double)got / SPACE);
+    printf("then %d blocks of 512 KiB: %.1f%% of the space\n", n, 100.0 * (double)got / SPACE);
     CHECK(got >= SPACE / 100 * 85);
     for (int i = 0; i < n; i++)
         persistent_free(space, held[i]);

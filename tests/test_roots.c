@@ -364,7 +364,7 @@ static void misuse_round(allocator_space_t *s, uint64_t tag, char *blk, size_t n
     CHECK(r == NULL || r == blk);
     want += r == NULL;
     CHECK_EQ(m.count, want);
-    if (n <= 16384)
+    if (n <= 65536)
         CHECK_EQ(want, 4);                  /* a small block always moves */
 
     *slot = ptr_to_persistent_offset(s, blk);
@@ -375,7 +375,7 @@ static void misuse_round(allocator_space_t *s, uint64_t tag, char *blk, size_t n
     CHECK(*slot == ptr_to_persistent_offset(s, blk));
     want += rr < 0;
     CHECK_EQ(m.count, want);
-    if (n <= 16384)
+    if (n <= 65536)
         CHECK(rr < 0);
     *slot = 0;
     CHECK(persistent_find_root(s, tag) == blk);

@@ -27,6 +27,66 @@ static void test_classes(void)
     }
 }
 
+/* The rule of files written before 2026-12-02 (superblock length from the
+ * space's superblock size alone, classes up to 16 KiB): the preferred
+ * length and the shortest cut of class c, 0 when it was not served. */
+static uint32_t old_rule(const struct pm_rt *rt, uint32_t c, uint32_t *min_pages)
+{
+    uint64_t page = rt->page_size, m_start = rt->hdr->fixed.sb_size / page;
+    uint32_t b = pm_class_size(c), align = b & (~b + 1);
+    if (m_start == 0)
+        m_start = 1;
+    if (align > page)
+        align = (uint32_t)page;
+    uint64_t best_m = 0, best_n = 0;
+    for (uint64_t m = m_start; m <= m_start * 4 + (b + page - 1) / page + 1; m++) {
+        uint32_t n, ds;
+        if (!pm_sb_geometry(rt, c, (uint32_t)m, &n, &ds))
+            continue;
+        uint64_t bytes = m * page, waste = bytes - (uint64_t)n * b;
+        if (waste * 8 <= bytes) {
+            best_m = m;
+            best_n = n;
+            break;
+        }
+        if (best_m == 0 || waste * best_m * page < (best_m * page - best_n * b) * bytes) {
+            best_m = m;
+            best_n = n;
+        }
+    }
+    if (best_m == 0 || best_m * page * 4 > (rt->max_pages << rt->page_shift))
+        return 0;
+    uint64_t min_n = best_n / 4 > 2 ? best_n / 4 : 2;
+    *min_pages = (uint32_t)best_m;
+    for (uint64_t m = 1; m < best_m; m++) {
+        uint32_t n, ds;
+        if (pm_sb_geometry(rt, c, (uint32_t)m, &n, &ds) && n >= min_n) {
+            *min_pages = (uint32_t)m;
+            break;
+        }
+    }
+    return (uint32_t)best_m;
+}
+
+/* Whether a header of class c that is m pages long passes the open's
+ * check (its fields made as a carve makes them). */
+static bool header_accepted(struct pm_rt *rt, uint32_t c, uint32_t m)
+{
+    struct pm_sb_header h;
+    memset(&h, 0, sizeof h);
+    uint32_t nb = 0, ds = 0;
+    (void)pm_sb_geometry(rt, c, m, &nb, &ds);
+    h.magic = PM_SB_MAGIC;
+    h.cls = (uint16_t)c;
+    h.n_words = (uint16_t)((nb + 63) / 64);
+    h.n_blocks = nb;
+    h.block_size = pm_class_size(c);
+    h.n_pages = m;
+    h.data_start = ds;
+    h.check = pm_sb_check(&h);
+    return sb_header_valid(rt, &h, 0);
+}
+
 static void test_geometry(void)
 {
     static const uint64_t sizes[] = {8192, 65536, 1u << 20, 4u << 20, 64u << 20,
@@ -41,11 +101,27 @@ static void test_geometry(void)
         rt.page_size = page;
         rt.page_shift = (uint32_t)__builtin_ctzll(page);
         rt.max_pages = cap / page;
+        pm_store_relaxed(&rt.n_pages, rt.max_pages);
         uint64_t sb = cap / 64 < page ? page : cap / 64 > 65536 ? 65536 : cap / 64;
         hdr.fixed.sb_size = (uint32_t)sb;
         rt.hdr = &hdr;
         pm_classes_init(&rt);
         CHECK(rt.n_small > 0);
+        /* a file of the old rule still verifies: every class it served is
+         * served, and its superblocks' lengths, from the shortest cut to
+         * the preferred one, are lengths a header may say */
+        for (uint32_t c = 0; c < PM_N_CLASSES && pm_class_size(c) <= 16384; c++) {
+            uint32_t old_min = 0, old_n = old_rule(&rt, c, &old_min);
+            if (old_n == 0)
+                break;
+            CHECK(c < rt.n_small);
+            if (c >= rt.n_small)
+                break;
+            CHECK(rt.cls[c].floor_pages <= old_min);
+            CHECK(rt.cls[c].n_pages >= old_n);
+            for (uint32_t m = old_min; m <= old_n; m++)
+                CHECK(header_accepted(&rt, c, m));
+        }
         if (cap >= (4u << 20))
             CHECK_EQ(rt.n_small, PM_N_CLASSES);         /* every class served */
         for (uint32_t c = 0; c < rt.n_small; c++) {
@@ -58,6 +134,21 @@ static void test_geometry(void)
             CHECK(k->block_size % k->align == 0);
             CHECK(k->data_start + (uint64_t)k->n_blocks * k->block_size <= bytes);
             CHECK(k->n_pages * page * 4 <= cap);
+            /* a superblock holds 16 blocks or more, or is 8 times the
+             * space's superblock size, when a quarter of the space allows */
+            if (k->n_pages * page * 8 <= cap)
+                CHECK(k->n_blocks >= 16 || k->n_pages * page >= 8 * sb);
+            /* the floor: the shortest length that holds two blocks */
+            CHECK(k->floor_pages >= 1 && k->floor_pages <= k->min_pages);
+            {
+                uint32_t nb, ds;
+                CHECK(pm_sb_geometry(&rt, c, k->floor_pages, &nb, &ds) && nb >= 2);
+                if (k->floor_pages > 1)
+                    CHECK(!pm_sb_geometry(&rt, c, k->floor_pages - 1, &nb, &ds));
+                CHECK(header_accepted(&rt, c, k->floor_pages));
+                CHECK(header_accepted(&rt, c, k->n_pages));
+                CHECK(!header_accepted(&rt, c, k->n_pages + 1));
+            }
             /* waste of a superblock: at most an eighth once it is 8+ blocks */
             if (k->n_blocks >= 8)
                 CHECK((bytes - (uint64_t)k->n_blocks * k->block_size) * 8 <= bytes);

@@ -407,11 +407,11 @@ static void test_check_progress(void)
     const char *path = t_path("progress");
     struct persistent_options o = {0};
     o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 64u << 20;
+    o.size = 128u << 20;
     allocator_space_t *s;
     REQUIRE(persistent_space_open(path, &o, &s) == 0);
     for (int i = 0; i < 1200; i++)                   /* 1,200 runs */
-        REQUIRE(persistent_malloc(s, 5 * 4096) != NULL);
+        REQUIRE(persistent_malloc(s, 17 * 4096) != NULL);
     struct persistent_check_report rep;
     struct prog p = {0};
     CHECK_EQ(persistent_check_progress(s, &rep, on_progress, &p), 0);

@@ -647,7 +647,7 @@ static void test_auto_refuses_busy(void)
  * the next allocation of that size must not be handed those pages. */
 static void test_auto_kept_run(void)
 {
-    enum { N = 40000 };                         /* a run of pages */
+    enum { N = 100000 };                        /* a run of pages */
     unsigned char *x = persistent_malloc(S, N);
     REQUIRE(x != NULL);
     memset(x, 0x5a, N);
@@ -698,7 +698,7 @@ static void lf_hook(int point)
 
 static void *lf_freer(void *arg)
 {
-    void *big = persistent_malloc(lf_space, 40000);     /* a run of pages */
+    void *big = persistent_malloc(lf_space, 100000);    /* a run of pages */
     REQUIRE(big != NULL);
     lf_victim = 1;
     persistent_free(lf_space, big);

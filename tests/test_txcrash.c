@@ -115,7 +115,7 @@ static void blob_version(uint64_t v, bool abort_it)
 
 static void sc_transfers(void)
 {
-    static const size_t sizes[] = {40, 300, 3000, 16000, 20000, 100};
+    static const size_t sizes[] = {40, 300, 3000, 16000, 70000, 100};   /* 70000: a page run */
     for (int n = 0; n < 12; n++)
         transfer(n % N, (n * 7 + 3) % N, 10 + n, n % 5, sizes[n % 6], 1000 + (uint64_t)n,
                  n % 4 == 3);

@@ -288,6 +288,16 @@ MUTANTS = [
     pm_hook(PM_HOOK_REMOTE_PUSH);""",
          replace="""    pm_hook(PM_HOOK_REMOTE_PUSH);""",
          what="a remote free's bit is not persisted"),
+    dict(id="sb-valid-min-not-floor", file="src/superblock.c",
+         find="""h->block_size == k->block_size && h->n_pages >= k->floor_pages &&""",
+         replace="""h->block_size == k->block_size && h->n_pages >= k->min_pages &&""",
+         what="a superblock cut to the old rule's minimum (files written before the "
+              "targets grew) is judged damaged: such a file no longer opens"),
+    dict(id="pages-kept-past-classes", file="src/sizeclass.c",
+         find="""    uint64_t keep = ((uint64_t)rt->max_small * 4) >> rt->page_shift;""",
+         replace="""    uint64_t keep = ((uint64_t)rt->max_small * 16) >> rt->page_shift;""",
+         what="threads keep freed runs four times as long as meant (performance "
+              "and footprint only; the sbreuse crash scenario's run is then kept)"),
     dict(id="sb-detach-no-recheck", file="src/superblock.c",
          find="""    if (pm_load_seq_cst(&ctl->summary) == 0 || pm_load_seq_cst(&ctl->n_pub) != 0)
         return;     /* nothing pending, or a publishing free lists it later */""",
@@ -466,7 +476,7 @@ MUTANTS = [
          what="runs kept by an idle thread are never given back: another thread "
               "reports ENOMEM with those pages free (G5b)"),
     dict(id="pages-kept-merge-unbounded", file="src/pages.c",
-         find="""                RUN_LEN(v) + n > PM_RUN_MAX_PAGES ||
+         find="""                RUN_LEN(v) + n > rt->run_max ||
 """,
          replace="",
          what="kept runs are joined past the longest a slot holds: the length "
