@@ -270,12 +270,61 @@ static void test_one_free_after_reopen(void)
     unlink(p);
 }
 
+/* Which freed runs a thread keeps: up to four times the largest class
+ * (the large blocks just above the classes), not one page more, so longer
+ * runs go back to every thread at once.  A 512 KiB space, whose classes
+ * stop at 32 KiB: runs of 32 pages kept, 33 not. */
+static bool kept_at(struct pm_trec *rec, void *p, struct pm_rt *rt, uint64_t *len)
+{
+    uint64_t first = (uint64_t)((char *)p - rt->data) >> rt->page_shift;
+    for (uint32_t i = 0; i < PM_RUN_SLOTS; i++) {
+        uint64_t v = pm_load_relaxed(&rec->runs[i]);
+        if (v != 0 && v >> 8 == first) {
+            *len = v & 0xff;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void test_kept_run_bound(void)
+{
+    const char *p = t_path("keptbound");
+    allocator_space_t *s = create_persistent_allocator(p, 512u << 10);
+    REQUIRE(s != NULL);
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(s, &rt);
+    REQUIRE(rec != NULL);
+    uint64_t page = rt->page_size, n = (4 * (uint64_t)rt->max_small) / page;
+    if (n > PM_RUN_MAX_PAGES)
+        n = PM_RUN_MAX_PAGES;
+    size_t guard = rt->max_small + 1;            /* a page run too */
+    void *a = persistent_malloc(s, n * page);
+    void *g1 = persistent_malloc(s, guard);
+    void *b = persistent_malloc(s, (n + 1) * page);
+    void *g2 = persistent_malloc(s, guard);
+    REQUIRE(a != NULL && g1 != NULL && b != NULL && g2 != NULL);
+    persistent_free(s, a);
+    persistent_free(s, b);
+    uint64_t len = 0;
+    printf("kept run bound: classes to %u bytes, runs of %llu pages kept\n", rt->max_small,
+           (unsigned long long)n);
+    CHECK(kept_at(rec, a, rt, &len) && len == n);
+    CHECK(!kept_at(rec, b, rt, &len));
+    persistent_free(s, g1);
+    persistent_free(s, g2);
+    t_check_clean(s, "after the kept run bound");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
 int main(void)
 {
     test_refill();
     test_other_threads();
     test_kept_runs();
     test_kept_run_race();
+    test_kept_run_bound();
     test_one_free_after_reopen();
     return t_done();
 }

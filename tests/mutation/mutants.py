@@ -296,8 +296,8 @@ MUTANTS = [
     dict(id="pages-kept-past-classes", file="src/sizeclass.c",
          find="""    uint64_t keep = ((uint64_t)rt->max_small * 4) >> rt->page_shift;""",
          replace="""    uint64_t keep = ((uint64_t)rt->max_small * 16) >> rt->page_shift;""",
-         what="threads keep freed runs four times as long as meant (performance "
-              "and footprint only; the sbreuse crash scenario's run is then kept)"),
+         what="threads keep freed runs four times as long as meant: runs past the "
+              "large blocks just above the classes stay away from other threads"),
     dict(id="sb-detach-no-recheck", file="src/superblock.c",
          find="""    if (pm_load_seq_cst(&ctl->summary) == 0 || pm_load_seq_cst(&ctl->n_pub) != 0)
         return;     /* nothing pending, or a publishing free lists it later */""",
