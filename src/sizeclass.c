@@ -12,10 +12,14 @@
  * length, is the smallest from the class's target up that wastes at most an
  * eighth of the run and holds two blocks or more.  The target is the
  * space's superblock size, or PM_SB_TARGET_BLOCKS blocks and their header
- * where that is longer, up to PM_SB_TARGET_MAX superblock sizes and where a
- * quarter of the space holds it: with the superblock size alone a class of
- * 8 KiB or more had two to seven blocks a superblock, and its owner went
- * back to its refill every few mallocs (docs/design.md, "Small blocks").
+ * where that is longer, up to PM_SB_TARGET_MAX superblock sizes: with the
+ * superblock size alone a class of 8 KiB or more had two to seven blocks a
+ * superblock, and its owner went back to its refill every few mallocs
+ * (docs/design.md, "Small blocks").  The classes above 16 KiB and the
+ * longer superblocks come only while one superblock of every class takes
+ * a quarter of the space at most (G5b: a thread holding a block of every
+ * class must leave the space most of its pages); below that, as before
+ * them, a class is served where its superblock takes a quarter at most.
  *
  * Superblocks are carved in the lowest hole that holds min_pages (a
  * quarter of the preferred count of blocks), as long as the preferred
@@ -95,7 +99,10 @@ bool pm_sb_geometry(const struct pm_rt *rt, uint32_t c, uint32_t n_pages,
 #define PM_SB_MIN_FRACTION 4   /* a superblock may be cut to a quarter of its blocks */
 #endif
 #define PM_SB_TARGET_BLOCKS 16 /* blocks a superblock aims at ... */
-#define PM_SB_TARGET_MAX    8  /* ... in at most 8 superblock sizes */
+#define PM_SB_TARGET_MAX    8  /* ... in at most 8 superblock sizes ... */
+#define PM_SB_BUDGET        4  /* ... while one of every class takes a
+                                  quarter of the space at most */
+#define PM_OLD_MAX_SMALL    16384u /* the largest class before 2026-12-02 */
 
 /* The preferred length in pages of a superblock of blocks of b bytes, from
  * m_start pages up (0 if none holds two blocks); *n_out its blocks. */
@@ -132,48 +139,69 @@ void pm_classes_init(struct pm_rt *rt)
     uint64_t target = rt->hdr->fixed.sb_size;
     uint64_t max_bytes = rt->max_pages << rt->page_shift;
     uint64_t m_base = target / page ? target / page : 1;
+    uint64_t len[PM_N_CLASSES];
+    uint32_t nb[PM_N_CLASSES];
 
-    rt->n_small = 0;
-    rt->max_small = 0;
+    /* First the rule of files written before 2026-12-02: a class is served
+     * when its superblock from the space's superblock size takes a quarter
+     * of the space at most (G5b: small spaces get small superblocks and
+     * fewer classes), the classes up to PM_OLD_MAX_SMALL always so. */
+    uint32_t n_small = 0;
+    uint64_t total = 0;
     for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
         struct pm_class *k = &rt->cls[c];
         uint32_t b = pm_class_size(c);
         uint32_t align = b & (~b + 1);
         if (align > page)
             align = (uint32_t)page;
-        /* From the space's size: whether the class is served at all, and
-         * the shortest preferred length (files written before the targets
-         * grew have superblocks this long); then from the class's target,
-         * when that fits too. */
-        uint32_t best_n;
-        uint64_t best_m = preferred(page, b, align, m_base, &best_n);
-        uint64_t want = (uint64_t)PM_SB_TARGET_BLOCKS * b +
-                        data_start_for(PM_SB_TARGET_BLOCKS, align);
-        if (want > PM_SB_TARGET_MAX * target)
-            want = PM_SB_TARGET_MAX * target;
-        if (best_m != 0 && want > best_m * page) {
-            uint32_t n;
-            uint64_t m = preferred(page, b, align, (want + page - 1) / page, &n);
-            if (m != 0 && m * page * 4 <= max_bytes) {
-                best_m = m;
-                best_n = n;
-            }
-        }
         k->block_size = b;
         k->align = align;
         k->recip = ((UINT64_C(1) << 40) + b - 1) / b;
-        /* A class whose superblock would take more than a quarter of the
-         * space is served by page runs instead (G5b: small spaces). */
-        if (best_m == 0 || best_m * page * 4 > max_bytes || c != rt->n_small) {
-            k->n_blocks = 0;
+        k->n_blocks = 0;
+        len[c] = preferred(page, b, align, m_base, &nb[c]);
+        if (len[c] == 0 || len[c] * page * 4 > max_bytes)
+            len[c] = 0;
+    }
+    while (n_small < PM_N_CLASSES && pm_class_size(n_small) <= PM_OLD_MAX_SMALL &&
+           len[n_small] != 0)
+        total += len[n_small++] * page;
+    /* Then, within a budget for one superblock of every class (a quarter
+     * of the space): the classes above it, and the longer superblocks of the
+     * big classes, class by class.  Without the budget a 1 MiB space took
+     * 2.6 times its size in such superblocks, and a thread holding one
+     * block of every class was refused the twelve biggest. */
+    uint64_t budget = max_bytes / PM_SB_BUDGET;
+    if (n_small > 0 && pm_class_size(n_small - 1) == PM_OLD_MAX_SMALL)
+        while (n_small < PM_N_CLASSES && len[n_small] != 0 &&
+               total + len[n_small] * page <= budget)
+            total += len[n_small++] * page;
+    for (uint32_t c = 0; c < n_small; c++) {
+        const struct pm_class *k = &rt->cls[c];
+        uint64_t want = (uint64_t)PM_SB_TARGET_BLOCKS * k->block_size +
+                        data_start_for(PM_SB_TARGET_BLOCKS, k->align);
+        if (want > PM_SB_TARGET_MAX * target)
+            want = PM_SB_TARGET_MAX * target;
+        if (want <= len[c] * page)
             continue;
+        uint32_t n;
+        uint64_t m = preferred(page, k->block_size, k->align, (want + page - 1) / page, &n);
+        if (m > len[c] && total + (m - len[c]) * page <= budget) {
+            total += (m - len[c]) * page;
+            len[c] = m;
+            nb[c] = n;
         }
+    }
+
+    for (uint32_t c = 0; c < n_small; c++) {
+        struct pm_class *k = &rt->cls[c];
+        uint64_t best_m = len[c];
+        uint32_t best_n = nb[c];
         k->n_pages = (uint32_t)best_m;
         k->min_pages = (uint32_t)best_m;
         k->floor_pages = (uint32_t)best_m;
         uint32_t min_n = best_n / PM_SB_MIN_FRACTION > 2 ? best_n / PM_SB_MIN_FRACTION : 2;
         for (uint64_t m = best_m - 1; m >= 1; m--) {
-            uint32_t n = blocks_in(m * page, b, align);
+            uint32_t n = blocks_in(m * page, k->block_size, k->align);
             if (n < 2)
                 break;
             k->floor_pages = (uint32_t)m;
@@ -182,11 +210,11 @@ void pm_classes_init(struct pm_rt *rt)
         }
         k->n_blocks = best_n;
         k->n_words = (best_n + 63) / 64;
-        k->data_start = data_start_for(best_n, align);
+        k->data_start = data_start_for(best_n, k->align);
         k->last_mask = (best_n % 64) ? (UINT64_C(1) << (best_n % 64)) - 1 : ~UINT64_C(0);
-        rt->n_small = c + 1;
-        rt->max_small = b;
     }
+    rt->n_small = n_small;
+    rt->max_small = n_small ? rt->cls[n_small - 1].block_size : 0;
     /* the runs a thread keeps (pages.c): the large blocks just above the
      * classes, up to four times the largest */
     uint64_t keep = ((uint64_t)rt->max_small * 4) >> rt->page_shift;

@@ -273,7 +273,7 @@ static void test_one_free_after_reopen(void)
 /* Which freed runs a thread keeps: up to four times the largest class
  * (the large blocks just above the classes), not one page more, so longer
  * runs go back to every thread at once.  A 512 KiB space, whose classes
- * stop at 32 KiB: runs of 32 pages kept, 33 not. */
+ * stop at 16 KiB: runs of 16 pages kept, 17 not. */
 static bool kept_at(struct pm_trec *rec, void *p, struct pm_rt *rt, uint64_t *len)
 {
     uint64_t first = (uint64_t)((char *)p - rt->data) >> rt->page_shift;
@@ -318,6 +318,50 @@ static void test_kept_run_bound(void)
     unlink(p);
 }
 
+/* G5b in small spaces: one block of every class size, smallest first,
+ * from one thread, leaves each class's superblock holding one live block;
+ * every request must still be served, and from 2 MiB up a large block of
+ * a quarter of the space must still fit.  (Superblocks of 16 blocks for the big classes
+ * took a 1 MiB space 2.6 times over, and a 4 MiB space's largest block fell
+ * to 57 KiB: the longer superblocks and the classes above 16 KiB come only
+ * where the space's budget holds them, sizeclass.c.) */
+static void test_every_class_small_spaces(void)
+{
+    static const uint64_t caps[] = {1u << 20, 2u << 20, 4u << 20, 8u << 20, 16u << 20};
+    for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) {
+        const char *p = t_path("everyclass");
+        allocator_space_t *s = create_persistent_allocator(p, caps[i]);
+        REQUIRE(s != NULL);
+        void *b[PM_N_CLASSES];
+        size_t failed = 0;
+        for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
+            size_t n = pm_class_size(c);
+            b[c] = persistent_malloc(s, n);
+            if (b[c] == NULL)
+                failed++;
+            else
+                t_fill(b[c], n, c);
+        }
+        /* (a 1 MiB space is two thirds superblocks then, as before) */
+        void *big = caps[i] >= (2u << 20) ? persistent_malloc(s, caps[i] / 4) : b[0];
+        printf("every class in %llu MiB: %zu failed, a quarter of the space %s\n",
+               (unsigned long long)(caps[i] >> 20), failed,
+               big == b[0] ? "not asked" : big ? "fits" : "does not fit");
+        CHECK_EQ(failed, 0);
+        CHECK(big != NULL);
+        if (big != b[0])
+            persistent_free(s, big);
+        for (uint32_t c = 0; c < PM_N_CLASSES; c++)
+            if (b[c] != NULL) {
+                CHECK(t_verify(b[c], pm_class_size(c), c));
+                persistent_free(s, b[c]);
+            }
+        t_check_clean(s, "after every class");
+        destroy_persistent_allocator(s);
+        unlink(p);
+    }
+}
+
 int main(void)
 {
     test_refill();
@@ -325,6 +369,7 @@ int main(void)
     test_kept_runs();
     test_kept_run_race();
     test_kept_run_bound();
+    test_every_class_small_spaces();
     test_one_free_after_reopen();
     return t_done();
 }

@@ -110,10 +110,12 @@ static void test_geometry(void)
         /* a file of the old rule still verifies: every class it served is
          * served, and its superblocks' lengths, from the shortest cut to
          * the preferred one, are lengths a header may say */
+        uint64_t old_total = 0, total = 0;
         for (uint32_t c = 0; c < PM_N_CLASSES && pm_class_size(c) <= 16384; c++) {
             uint32_t old_min = 0, old_n = old_rule(&rt, c, &old_min);
             if (old_n == 0)
                 break;
+            old_total += (uint64_t)old_n * page;
             CHECK(c < rt.n_small);
             if (c >= rt.n_small)
                 break;
@@ -122,7 +124,18 @@ static void test_geometry(void)
             for (uint32_t m = old_min; m <= old_n; m++)
                 CHECK(header_accepted(&rt, c, m));
         }
+        /* one superblock of every class: what the old rule took, or a
+         * quarter of the space where the classes above 16 KiB and the
+         * longer superblocks come in (G5b: a thread holding a block of
+         * every class leaves the space most of its pages) */
+        for (uint32_t c = 0; c < rt.n_small; c++)
+            total += (uint64_t)rt.cls[c].n_pages * page;
+        CHECK(total <= (old_total > cap / 4 ? old_total : cap / 4));
+        if (total > old_total)
+            CHECK(total <= cap / 4);
         if (cap >= (4u << 20))
+            CHECK(rt.n_small >= 36);                    /* every class of 16 KiB or less */
+        if (cap >= (64u << 20))
             CHECK_EQ(rt.n_small, PM_N_CLASSES);         /* every class served */
         for (uint32_t c = 0; c < rt.n_small; c++) {
             const struct pm_class *k = &rt.cls[c];
@@ -135,8 +148,8 @@ static void test_geometry(void)
             CHECK(k->data_start + (uint64_t)k->n_blocks * k->block_size <= bytes);
             CHECK(k->n_pages * page * 4 <= cap);
             /* a superblock holds 16 blocks or more, or is 8 times the
-             * space's superblock size, when a quarter of the space allows */
-            if (k->n_pages * page * 8 <= cap)
+             * space's superblock size, where the budget has room for all */
+            if (cap >= (64u << 20))
                 CHECK(k->n_blocks >= 16 || k->n_pages * page >= 8 * sb);
             /* the floor: the shortest length that holds two blocks */
             CHECK(k->floor_pages >= 1 && k->floor_pages <= k->min_pages);

@@ -293,6 +293,12 @@ MUTANTS = [
          replace="""h->block_size == k->block_size && h->n_pages >= k->min_pages &&""",
          what="a superblock cut to the old rule's minimum (files written before the "
               "targets grew) is judged damaged: such a file no longer opens"),
+    dict(id="classes-no-budget", file="src/sizeclass.c",
+         find="""    uint64_t budget = max_bytes / PM_SB_BUDGET;""",
+         replace="""    uint64_t budget = max_bytes;""",
+         what="G5b: the classes above 16 KiB and the longer superblocks come in "
+              "small spaces too: a thread holding one block of every class is "
+              "refused the biggest in a 1-4 MiB space"),
     dict(id="pages-kept-past-classes", file="src/sizeclass.c",
          find="""    uint64_t keep = ((uint64_t)rt->max_small * 4) >> rt->page_shift;""",
          replace="""    uint64_t keep = ((uint64_t)rt->max_small * 16) >> rt->page_shift;""",
