@@ -17,7 +17,7 @@
  * superblock, and its owner went back to its refill every few mallocs
  * (docs/design.md, "Small blocks").  The classes above 16 KiB and the
  * longer superblocks come only while one superblock of every class takes
- * a quarter of the space at most (G5b: a thread holding a block of every
+ * a sixteenth of the space at most (G5b: threads holding a block of every
  * class must leave the space most of its pages); below that, as before
  * them, a class is served where its superblock takes a quarter at most.
  *
@@ -100,8 +100,10 @@ bool pm_sb_geometry(const struct pm_rt *rt, uint32_t c, uint32_t n_pages,
 #endif
 #define PM_SB_TARGET_BLOCKS 16 /* blocks a superblock aims at ... */
 #define PM_SB_TARGET_MAX    8  /* ... in at most 8 superblock sizes ... */
-#define PM_SB_BUDGET        4  /* ... while one of every class takes a
-                                  quarter of the space at most */
+#define PM_SB_BUDGET        16 /* ... while one of every class takes a
+                                  sixteenth of the space at most (each
+                                  thread carves its own: four threads' in
+                                  a quarter) */
 #define PM_OLD_MAX_SMALL    16384u /* the largest class before 2026-12-02 */
 
 /* The preferred length in pages of a superblock of blocks of b bytes, from
@@ -165,11 +167,13 @@ void pm_classes_init(struct pm_rt *rt)
     while (n_small < PM_N_CLASSES && pm_class_size(n_small) <= PM_OLD_MAX_SMALL &&
            len[n_small] != 0)
         total += len[n_small++] * page;
-    /* Then, within a budget for one superblock of every class (a quarter
-     * of the space): the classes above it, and the longer superblocks of the
-     * big classes, class by class.  Without the budget a 1 MiB space took
-     * 2.6 times its size in such superblocks, and a thread holding one
-     * block of every class was refused the twelve biggest. */
+    /* Then, within a budget for one superblock of every class (a
+     * sixteenth of the space): the classes above it, and the longer
+     * superblocks of the big classes, class by class.  Without the budget
+     * a 1 MiB space took 2.6 times its size in such superblocks, and a
+     * thread holding one block of every class was refused the twelve
+     * biggest; with a quarter, four such threads left a 16 MiB space no
+     * block of 230 KiB (6 MiB before the new classes). */
     uint64_t budget = max_bytes / PM_SB_BUDGET;
     if (n_small > 0 && pm_class_size(n_small - 1) == PM_OLD_MAX_SMALL)
         while (n_small < PM_N_CLASSES && len[n_small] != 0 &&

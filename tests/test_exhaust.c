@@ -143,14 +143,23 @@ static void test_other_threads(void)
  * alive and idle; another thread must still get every page before it
  * reports ENOMEM, in blocks of that size and in longer ones. */
 static struct fill keeper_fill;
+/* a page run just above the space's classes: one that a thread keeps */
+static size_t kr_size;
+
+static void set_kr_size(allocator_space_t *s)
+{
+    struct pm_rt *rt = pm_rt_of(s);
+    kr_size = rt->max_small + 3 * rt->page_size;
+    REQUIRE(kr_size <= rt->run_max * rt->page_size);
+}
 static size_t keeper_had, keeper_kept;
 
 static void *keeper(void *arg)
 {
     (void)arg;
-    fill_with(xs, &keeper_fill, 100000);     /* 25 pages each */
+    fill_with(xs, &keeper_fill, kr_size);
     keeper_had = keeper_fill.n;
-    free_all(xs, &keeper_fill, 100000);
+    free_all(xs, &keeper_fill, kr_size);
     struct pm_rt *rt;
     struct pm_trec *rec = pm_thread_rec(xs, &rt);
     REQUIRE(rec != NULL);
@@ -166,18 +175,19 @@ static void test_kept_runs(void)
     const char *p = t_path("kept");
     xs = create_persistent_allocator(p, CAP);
     REQUIRE(xs != NULL);
+    set_kr_size(xs);
     pthread_barrier_init(&bar, NULL, 2);
     pthread_t th;
     pthread_create(&th, NULL, keeper, NULL);
     pthread_barrier_wait(&bar);
     size_t had = keeper_had;
     struct fill f = {0};
-    fill_with(xs, &f, 100000);
-    printf("kept runs: %zu blocks of 100000 bytes, the keeper had %zu and kept %zu runs\n",
-           f.n, had, keeper_kept);
+    fill_with(xs, &f, kr_size);
+    printf("kept runs: %zu blocks of %zu bytes, the keeper had %zu and kept %zu runs\n",
+           f.n, kr_size, had, keeper_kept);
     CHECK(keeper_kept > 0);                     /* the case this is about */
     CHECK_EQ(f.n, had);
-    free_all(xs, &f, 100000);
+    free_all(xs, &f, kr_size);
     /* the kept runs, wherever they are, must not cut the space up */
     fill_with(xs, &f, 1u << 20);
     CHECK(f.bytes >= CAP / 100 * 85);
@@ -209,11 +219,11 @@ static void race_hook(int point)
 
 static void *racer(void *arg)
 {
-    void *b = persistent_malloc(xs, 100000);
+    void *b = persistent_malloc(xs, kr_size);
     REQUIRE(b != NULL);
     persistent_free(xs, b);                 /* kept: the lowest run */
     race_victim = 1;
-    *(void **)arg = persistent_malloc(xs, 100000);
+    *(void **)arg = persistent_malloc(xs, kr_size);
     CHECK_EQ(race_victim, 0);               /* it did choose the kept run */
     return NULL;
 }
@@ -223,23 +233,28 @@ static void test_kept_run_race(void)
     const char *p = t_path("keptrace");
     xs = create_persistent_allocator(p, CAP);
     REQUIRE(xs != NULL);
+    set_kr_size(xs);
     pm_store_release(&pm_test_hook, race_hook);
     void *got = NULL;
     pthread_t th;
     pthread_create(&th, NULL, racer, &got);
-    while (atomic_load(&race_stage) != 1)
+    uint64_t deadline = t_now_ns() + UINT64_C(60000000000);
+    while (atomic_load(&race_stage) != 1) {
+        /* the racer must reach the take of its kept run */
+        REQUIRE(t_now_ns() < deadline);
         usleep(100);
+    }
     struct fill f = {0};
-    fill_with(xs, &f, 100000);
+    fill_with(xs, &f, kr_size);
     atomic_store(&race_stage, 2);
     pthread_join(th, NULL);
     pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
     size_t overlaps = 0;
     for (size_t i = 0; got != NULL && i < f.n; i++)
-        overlaps += (char *)got < (char *)f.p[i] + 100000 && (char *)f.p[i] < (char *)got + 100000;
+        overlaps += (char *)got < (char *)f.p[i] + kr_size && (char *)f.p[i] < (char *)got + kr_size;
     printf("kept run race: %zu blocks, then %s\n", f.n, got ? "one more" : "ENOMEM");
     CHECK_EQ(overlaps, 0);
-    free_all(xs, &f, 100000);
+    free_all(xs, &f, kr_size);
     persistent_free(xs, got);
     t_check_clean(xs, "after the kept run race");
     free(f.p);
@@ -362,6 +377,67 @@ static void test_every_class_small_spaces(void)
     }
 }
 
+/* The same with four threads holding one block of every class at once:
+ * each carves its own superblocks, so the budget is per space and thread
+ * (a quarter of the space still fits a block). */
+static allocator_space_t *ec_space;
+static pthread_barrier_t ec_held, ec_done;
+static _Atomic size_t ec_failed;
+
+static void *ec_holder(void *arg)
+{
+    uint64_t gen = (uint64_t)(uintptr_t)arg * 100;
+    void *b[PM_N_CLASSES];
+    for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
+        size_t n = pm_class_size(c);
+        if ((b[c] = persistent_malloc(ec_space, n)) == NULL)
+            atomic_fetch_add(&ec_failed, 1);
+        else
+            t_fill(b[c], n, gen + c);
+    }
+    pthread_barrier_wait(&ec_held);
+    pthread_barrier_wait(&ec_done);
+    for (uint32_t c = 0; c < PM_N_CLASSES; c++)
+        if (b[c] != NULL) {
+            CHECK(t_verify(b[c], pm_class_size(c), gen + c));
+            persistent_free(ec_space, b[c]);
+        }
+    return NULL;
+}
+
+static void test_every_class_four_threads(void)
+{
+    static const uint64_t caps[] = {16u << 20, 64u << 20};
+    enum { T = 4 };
+    for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) {
+        const char *p = t_path("everyclass4");
+        ec_space = create_persistent_allocator(p, caps[i]);
+        REQUIRE(ec_space != NULL);
+        atomic_store(&ec_failed, 0);
+        pthread_barrier_init(&ec_held, NULL, T + 1);
+        pthread_barrier_init(&ec_done, NULL, T + 1);
+        pthread_t th[T];
+        for (int t = 0; t < T; t++)
+            pthread_create(&th[t], NULL, ec_holder, (void *)(uintptr_t)(t + 1));
+        pthread_barrier_wait(&ec_held);
+        void *big = persistent_malloc(ec_space, caps[i] / 4);
+        printf("every class in %llu MiB, %d threads: %zu failed, a quarter of the space %s\n",
+               (unsigned long long)(caps[i] >> 20), T, atomic_load(&ec_failed),
+               big ? "fits" : "does not fit");
+        CHECK_EQ(atomic_load(&ec_failed), 0);
+        CHECK(big != NULL);
+        persistent_free(ec_space, big);
+        pthread_barrier_wait(&ec_done);
+        for (int t = 0; t < T; t++)
+            pthread_join(th[t], NULL);
+        pthread_barrier_destroy(&ec_held);
+        pthread_barrier_destroy(&ec_done);
+        t_check_clean(ec_space, "after every class, four threads");
+        destroy_persistent_allocator(ec_space);
+        unlink(p);
+    }
+}
+
 int main(void)
 {
     test_refill();
@@ -370,6 +446,7 @@ int main(void)
     test_kept_run_race();
     test_kept_run_bound();
     test_every_class_small_spaces();
+    test_every_class_four_threads();
     test_one_free_after_reopen();
     return t_done();
 }

@@ -19,7 +19,7 @@
 
 #include "internal.h"
 
-#define SPACE (32u << 20)
+#define SPACE (8u << 20)
 #define LIVE 24
 #define HANDOFF 32
 
@@ -34,14 +34,17 @@ static long ops_per_thread;
 static _Atomic(struct blk *) handoff[HANDOFF];
 static _Atomic long verify_failures, enomem, allocated, grown_in_place;
 
+/* the space's largest class and longest kept run, in bytes */
+static size_t max_small, run_max;
+
 static size_t pick_size(uint64_t *seed)
 {
     uint64_t r = t_rand(seed);
     unsigned pct = (unsigned)(r % 100);
-    if (pct < 88)                       /* runs of 17..64 pages: kept */
-        return 65537 + (size_t)((r >> 8) % (262144 - 65537));
-    if (pct < 96)                       /* 65..256 pages: never kept */
-        return 262145 + (size_t)((r >> 8) % ((1u << 20) - 262145));
+    if (pct < 88)                       /* page runs short enough to be kept */
+        return max_small + 1 + (size_t)((r >> 8) % (run_max - max_small));
+    if (pct < 96)                       /* up to four times longer: never kept */
+        return run_max + 1 + (size_t)((r >> 8) % (3 * run_max));
     return 16 + (size_t)((r >> 8) % 2000);      /* small, for the pages */
 }
 
@@ -77,7 +80,7 @@ static void *worker(void *arg)
         uint64_t r = t_rand(&seed);
         struct blk *b = &live[r % LIVE];
         unsigned what = (unsigned)((r >> 8) % 10);
-        if (b->p != NULL && what == 0 && b->n > 65536) {
+        if (b->p != NULL && what == 0 && b->n > max_small) {
             /* grow by half: in place when the pages after it are free or
              * kept by this thread, else moved; the old bytes kept */
             size_t n = b->n + b->n / 2;
@@ -137,6 +140,13 @@ int main(int argc, char **argv)
     const char *path = t_path("keptruns");
     space = create_persistent_allocator(path, SPACE);
     REQUIRE(space != NULL);
+    {
+        struct pm_rt *rt = pm_rt_of(space);
+        max_small = rt->max_small;
+        run_max = (size_t)rt->run_max << rt->page_shift;
+        REQUIRE(run_max > max_small);
+        printf("classes up to %zu bytes, runs up to %zu kept\n", max_small, run_max);
+    }
     pthread_t th[64];
     uint64_t t0 = t_now_ns();
     for (int i = 0; i < threads; i++)

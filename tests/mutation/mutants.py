@@ -299,6 +299,12 @@ MUTANTS = [
          what="G5b: the classes above 16 KiB and the longer superblocks come in "
               "small spaces too: a thread holding one block of every class is "
               "refused the biggest in a 1-4 MiB space"),
+    dict(id="classes-budget-one-thread", file="src/sizeclass.c",
+         find="""    uint64_t budget = max_bytes / PM_SB_BUDGET;""",
+         replace="""    uint64_t budget = max_bytes / 4;""",
+         what="G5b: the classes' budget counts one thread's superblocks: four "
+              "threads holding one block of every class leave a 16 MiB space "
+              "no room for a quarter of it"),
     dict(id="pages-kept-past-classes", file="src/sizeclass.c",
          find="""    uint64_t keep = ((uint64_t)rt->max_small * 4) >> rt->page_shift;""",
          replace="""    uint64_t keep = ((uint64_t)rt->max_small * 16) >> rt->page_shift;""",
