@@ -198,9 +198,9 @@ int main(int argc, char **argv)
     uint64_t got = 0;
     void *held[64];
     int n = 0;
-    while (n < 64 && (held[n] = persistent_malloc(space, 512u << 10)) != NULL)
+    while (n < 64 && (held[n] = persistent_malloc(space, 256u << 10)) != NULL)
         got += persistent_usable_size(space, held[n++]);
-    printf("then %d blocks of 512 KiB: %.1f%% of the space\n", n, 100.0 * (double)got / SPACE);
+    printf("then %d blocks of 256 KiB: %.1f%% of the space\n", n, 100.0 * (double)got / SPACE);
     CHECK(got >= SPACE / 100 * 85);
     for (int i = 0; i < n; i++)
         persistent_free(space, held[i]);
