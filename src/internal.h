@@ -576,8 +576,12 @@ void *pub_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
 void pub_commit(struct pm_rt *rt, struct pm_resv *rv);
 int pub_free_prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk,
                      struct pm_pubfree *pf);
-int pub_free_prepare_held(struct pm_rt *rt, struct pm_trec *rec, void *blk,
-                          struct pm_pubfree *pf);
+/* A preparation in two halves: where the block is (small: s, h, idx;
+ * large: first, last; 0 or PERSISTENT_E_*), then, while it cannot have
+ * moved (live and marked: tx.c), its preparation as a held free (see
+ * publish.c). */
+int pub_free_locate(struct pm_rt *rt, const void *blk, struct pm_pubfree *pf);
+int pub_free_prepare_held_at(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *pf);
 void pub_free_do(struct pm_rt *rt, struct pm_pubfree *pf);
 /* As pub_free_do, written back but not fenced: the caller fences. */
 void pub_free_flush(struct pm_rt *rt, struct pm_pubfree *pf);

@@ -184,41 +184,53 @@ int pub_free_prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk,
     return prepare(rt, rec, blk, pf, true);
 }
 
-/* As pub_free_prepare, but a small block is always freed as another
- * thread frees it (its remote bit), so that it stays out of reach until
- * pub_free_finish however long that takes: the owner's cache never sees
- * it, and n_pub holds its collection off. */
-int pub_free_prepare_held(struct pm_rt *rt, struct pm_trec *rec, void *blk,
-                          struct pm_pubfree *pf)
-{
-    return prepare(rt, rec, blk, pf, false);
-}
-
-static int prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk, struct pm_pubfree *pf,
-                   bool local_ok)
+/* The block at blk, small or large, into pf; 0, or why it is no block. */
+int pub_free_locate(struct pm_rt *rt, const void *blk, struct pm_pubfree *pf)
 {
     memset(pf, 0, sizeof *pf);
     int r = sb_locate(rt, blk, &pf->s, &pf->h, &pf->idx);
-    if (r == 0) {
-        uint32_t w = pf->idx >> 6;
-        uint64_t bit = UINT64_C(1) << (pf->idx & 63);
-        if (!(pm_load_relaxed(&pf->h->bits[w]) & bit) ||
-            (pm_load_relaxed(&pf->h->bits[pf->h->n_words + w]) & bit))
-            return PERSISTENT_E_DOUBLE_FREE;
-        uint64_t a = pm_load_relaxed(&rt->ctl[pf->s].anchor);
-        pf->local = local_ok &&
-                    ((pm_anchor_state(a) == PM_SB_OWNED && pm_anchor_owner(a) == rec->id) ||
-                     (pm_anchor_state(a) == PM_SB_ORPHAN && pm_anchor_owner(a) == rec->id &&
-                      sb_readopt(rt, rec, pf->s, pf->h->cls)));
-        if (!pf->local)   /* before the remote bit: see collect() */
-            pm_fetch_add_seq_cst(&rt->ctl[pf->s].n_pub, 1u);
-        return 0;
-    }
     if (r == 1 && lg_is_block(rt, blk, &pf->first, &pf->last)) {
         pf->large = true;
         return 0;
     }
     return r == 1 ? PERSISTENT_E_BAD_POINTER : r;
+}
+
+/* A located block (pub_free_locate) prepared for its free. */
+static int prepare_located(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *pf,
+                           bool local_ok)
+{
+    if (pf->large)
+        return 0;
+    uint32_t w = pf->idx >> 6;
+    uint64_t bit = UINT64_C(1) << (pf->idx & 63);
+    if (!(pm_load_relaxed(&pf->h->bits[w]) & bit) ||
+        (pm_load_relaxed(&pf->h->bits[pf->h->n_words + w]) & bit))
+        return PERSISTENT_E_DOUBLE_FREE;
+    uint64_t a = pm_load_relaxed(&rt->ctl[pf->s].anchor);
+    pf->local = local_ok &&
+                ((pm_anchor_state(a) == PM_SB_OWNED && pm_anchor_owner(a) == rec->id) ||
+                 (pm_anchor_state(a) == PM_SB_ORPHAN && pm_anchor_owner(a) == rec->id &&
+                  sb_readopt(rt, rec, pf->s, pf->h->cls)));
+    if (!pf->local)   /* before the remote bit: see collect() */
+        pm_fetch_add_seq_cst(&rt->ctl[pf->s].n_pub, 1u);
+    return 0;
+}
+
+/* As pub_free_prepare for a located block, but a small block is always
+ * freed as another thread frees it (its remote bit), so that it stays out
+ * of reach until pub_free_finish however long that takes: the owner's
+ * cache never sees it, and n_pub holds its collection off. */
+int pub_free_prepare_held_at(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *pf)
+{
+    return prepare_located(rt, rec, pf, false);
+}
+
+static int prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk, struct pm_pubfree *pf,
+                   bool local_ok)
+{
+    int r = pub_free_locate(rt, blk, pf);
+    return r != 0 ? r : prepare_located(rt, rec, pf, local_ok);
 }
 
 static void clear_bit(struct pm_rt *rt, pm_atomic_u64 *w, uint64_t bit, bool fence)

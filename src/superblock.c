@@ -606,6 +606,11 @@ void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
 void *sb_reserve(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
                  pm_atomic_u64 **aword, uint64_t *bit, uint32_t *bsize)
 {
+    struct pm_tcache *t = &rec->cls[c];
+    if (PM_LIKELY(t->mask != 0 && pm_load_relaxed(&rec->revokes) == rec->seen_revokes)) {
+        *bsize = t->bsize;                  /* what refill would find first */
+        return take(t, aword, bit);
+    }
     if (refill(rt, rec, c, true)) {
         *bsize = rec->cls[c].bsize;
         return take(&rec->cls[c], aword, bit);

@@ -102,17 +102,17 @@ struct pm_tx {
                                      committed some: done, not yet reusable
                                      (finished by the next commit) */
     size_t n_held, held_cap;
+    struct pm_pubfree *floc;      /* where each of frees is (tx_free) */
+    size_t floc_cap;
     struct vec pend_segs;         /* the pages its stream went on in */
     bool written;                 /* the state word says ACTIVE | gen */
     struct pm_pubfree *pf;        /* room to free the allocations at once */
     size_t pf_cap;
 };
 
-/* Room for one more in v (so that what follows cannot fail). */
-static bool vec_room(struct vec *v)
+/* Doubles v's room; false when out of memory. */
+__attribute__((noinline)) static bool vec_grow(struct vec *v)
 {
-    if (v->n < v->cap)
-        return true;
     size_t cap = v->cap ? v->cap * 2 : 16;
     struct range *n = realloc(v->v, cap * sizeof *n);
     if (n == NULL)
@@ -122,7 +122,13 @@ static bool vec_room(struct vec *v)
     return true;
 }
 
-static bool vec_push(struct vec *v, uint64_t off, uint64_t len, const struct pm_txent *e)
+/* Room for one more in v (so that what follows cannot fail). */
+static inline bool vec_room(struct vec *v)
+{
+    return PM_LIKELY(v->n < v->cap) || vec_grow(v);
+}
+
+static inline bool vec_push(struct vec *v, uint64_t off, uint64_t len, const struct pm_txent *e)
 {
     if (!vec_room(v))
         return false;
@@ -166,7 +172,8 @@ static void entry_fill(struct pm_txent *e, uint64_t gen, uint32_t kind, uint64_t
         else
             memcpy(e + 1, data, len);
         pm_vg_defined(e + 1, len);      /* the log holds whatever was there */
-        memset((char *)(e + 1) + len, 0, round8(len) - len);
+        if (len % 8 != 0)
+            memset((char *)(e + 1) + len, 0, round8(len) - len);
         n_words = round8(len) / 8;
     }
     e->check = pm_txent_check(gen, e->kind_len, off, (const uint64_t *)(e + 1), n_words);
@@ -303,24 +310,30 @@ static struct pm_txent *log_entry(struct pm_rt *rt, struct pm_tx *tx, uint64_t b
 
 /* ---- the calling thread's transaction ---- */
 
-/* The calling thread's open transaction; NULL with *err (-EINVAL when
- * none is open, -EROFS, ...) and the message set. */
-static struct pm_tx *tx_open(allocator_space_t *space, struct pm_rt **rtp,
-                             struct pm_trec **recp, const char *what, int *err)
+/* tx_open's answer when there is no open transaction to give. */
+__attribute__((noinline)) static struct pm_tx *tx_open_fail(struct pm_trec *rec,
+                                                             const char *what, int *err)
 {
-    struct pm_trec *rec = pm_thread_rec(space, rtp);
     if (rec == NULL) {
         *err = -errno;
         pm_err(*err, "%s: %s", what, persistent_strerror(*err));
         return NULL;
     }
+    *err = -EINVAL;
+    pm_err(*err, "%s: no transaction is open in this thread", what);
+    errno = EINVAL;
+    return NULL;
+}
+
+/* The calling thread's open transaction; NULL with *err (-EINVAL when
+ * none is open, -EROFS, ...) and the message set. */
+static inline struct pm_tx *tx_open(allocator_space_t *space, struct pm_rt **rtp,
+                                    struct pm_trec **recp, const char *what, int *err)
+{
+    struct pm_trec *rec = pm_thread_rec(space, rtp);
     *recp = rec;
-    if (rec->tx == NULL || rec->tx->depth == 0) {
-        *err = -EINVAL;
-        pm_err(*err, "%s: no transaction is open in this thread", what);
-        errno = EINVAL;
-        return NULL;
-    }
+    if (PM_UNLIKELY(rec == NULL || rec->tx == NULL || rec->tx->depth == 0))
+        return tx_open_fail(rec, what, err);
     return rec->tx;
 }
 
@@ -367,18 +380,6 @@ static bool in_vec(const struct vec *v, uint64_t off)
         if (v->v[i].off == off)
             return true;
     return false;
-}
-
-/* Marks the block at off for this transaction; false if another one has
- * it marked (or a root does). */
-static bool tx_mark(struct pm_rt *rt, struct pm_tx *tx, uint64_t off)
-{
-    if (in_vec(&tx->marks, off))
-        return true;
-    if (!vec_room(&tx->marks) || !pm_mark(rt, rt->txmark, off))
-        return false;
-    (void)vec_push(&tx->marks, off, 0, NULL);
-    return true;
 }
 
 /* Its blocks are the program's again: after the frees that end it (the
@@ -489,9 +490,15 @@ static bool block_holding(struct pm_rt *rt, uint64_t off, uint64_t len, uint64_t
     return off + len <= *start + *size;
 }
 
+/* Whether one of the newest COVER_LOOK of v holds [off, off + len).  Only
+ * the newest: a range snapshotted twice, or snapshotted inside a block the
+ * transaction made, costs log room and nothing else (restores go newest
+ * first, so the oldest bytes land last), and a transaction of n snapshots
+ * must not take n * n / 2 comparisons. */
+#define COVER_LOOK 64u
 static bool covered(const struct vec *v, uint64_t off, uint64_t len)
 {
-    for (size_t i = 0; i < v->n; i++)
+    for (size_t i = v->n > COVER_LOOK ? v->n - COVER_LOOK : 0; i < v->n; i++)
         if (off >= v->v[i].off && off + len <= v->v[i].off + v->v[i].len)
             return true;
     return false;
@@ -598,6 +605,26 @@ void *persistent_tx_zalloc(allocator_space_t *space, size_t size)
     return p;
 }
 
+/* pm_marked for a block known to be in the pages. */
+static inline bool mark_bit(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
+{
+    uint64_t g = (off - rt->data_off) >> 4;
+    return bits != NULL && (pm_load_acquire(&bits[g >> 6]) >> (g & 63)) & 1;
+}
+
+/* Whether ptr is a live block of the space, located into *loc. */
+static bool block_live_at(struct pm_rt *rt, const void *ptr, struct pm_pubfree *loc)
+{
+    if (pub_free_locate(rt, ptr, loc) != 0)
+        return false;
+    if (loc->large)
+        return true;
+    uint64_t bit = UINT64_C(1) << (loc->idx & 63);
+    uint32_t w = loc->idx >> 6;
+    return (pm_load_relaxed(&loc->h->bits[w]) & bit) &&
+           !(pm_load_relaxed(&loc->h->bits[loc->h->n_words + w]) & bit);
+}
+
 int persistent_tx_free(allocator_space_t *space, void *ptr)
 {
     struct pm_rt *rt;
@@ -609,7 +636,8 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
     if (ptr == NULL)
         return 0;
     uintptr_t p = (uintptr_t)ptr, b = (uintptr_t)rt->base;
-    if (p < b || p - b >= rt->reserve_size || pm_usable(rt, ptr) == 0) {
+    struct pm_pubfree loc;
+    if (p < b || p - b >= rt->reserve_size || !block_live_at(rt, ptr, &loc)) {
         pm_misuse(rt, PERSISTENT_E_BAD_POINTER, ptr, "persistent_tx_free");
         return pm_err(-EINVAL, "tx_free: %p is not a live block", ptr);
     }
@@ -619,31 +647,46 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
         pm_free_block(rt, rec, ptr);
         return 0;
     }
-    int held = in_vec(&tx->frees, off) ? PERSISTENT_E_DOUBLE_FREE
-               : in_vec(&tx->marks, off) ? 0
-                                         : pm_block_held(rt, UINT32_MAX, off);
+    /* a run none of whose blocks is marked holds none of this
+     * transaction's either (they all are): no list to look through */
+    uint32_t run = loc.large ? (uint32_t)loc.first : loc.s;
+    int held = 0;
+    bool mine = false;
+    if (pm_load_relaxed(&rt->ctl[run].marks) != 0) {
+        if (mark_bit(rt, rt->rootmark, off))
+            held = PERSISTENT_E_ROOT_BLOCK;
+        else if (mark_bit(rt, rt->txmark, off))
+            held = in_vec(&tx->frees, off)   ? PERSISTENT_E_DOUBLE_FREE
+                   : in_vec(&tx->marks, off) ? (mine = true, 0)
+                                             : PERSISTENT_E_TX_BLOCK;
+    }
     if (held != 0) {
         pm_misuse(rt, held, ptr, "persistent_tx_free");
         return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(held));
     }
-    if (!vec_room(&tx->frees) || !pf_room(&tx->held, &tx->held_cap, tx->frees.n + 1))
+    if (!vec_room(&tx->frees) || !vec_room(&tx->marks) ||
+        !pf_room(&tx->held, &tx->held_cap, tx->frees.n + 1) ||
+        !pf_room(&tx->floc, &tx->floc_cap, tx->frees.n + 1))
         return pm_err(-ENOMEM, "tx_free: out of memory");
     /* held against other frees until the free is done */
-    size_t had = tx->marks.n;
-    if (!tx_mark(rt, tx, off)) {
-        pm_misuse(rt, PERSISTENT_E_TX_BLOCK, ptr, "persistent_tx_free");
-        return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
+    if (!mine) {
+        if (!pm_mark(rt, rt->txmark, off)) {   /* another transaction's, just now */
+            pm_misuse(rt, PERSISTENT_E_TX_BLOCK, ptr, "persistent_tx_free");
+            return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
+        }
+        (void)vec_push(&tx->marks, off, 1, NULL);   /* room made above */
     }
     struct pm_txent *e = log_entry(rt, tx, ENT);
     if (e == NULL) {
-        if (tx->marks.n > had) {            /* marked just now */
+        if (!mine) {                        /* marked just now */
             pm_unmark(rt, rt->txmark, off);
-            tx->marks.n = had;
+            tx->marks.n--;
         }
         return pm_err(-ENOMEM, "tx_free: no room for the transaction log");
     }
     entry_fill(e, tx->gen, PM_TXE_FREE, off, 0, NULL);
     pm_flush(rt, e, ENT);                   /* the commit fences it */
+    tx->floc[tx->frees.n] = loc;            /* where it is: the commit frees it there */
     (void)vec_push(&tx->frees, off, 0, NULL);
     return 0;
 }
@@ -742,10 +785,11 @@ int persistent_tx_commit(allocator_space_t *space)
          * recovery finishes them from the entries kept in this stream */
         for (size_t i = 0; i < tx->frees.n; i++)
             pm_vg_forget(rt, rt->base + tx->frees.v[i].off, 0);
-        for (size_t i = 0; i < tx->frees.n; i++)
-            if (pub_free_prepare_held(rt, rec, rt->base + tx->frees.v[i].off,
-                                      &tx->held[tx->n_held]) == 0)
+        for (size_t i = 0; i < tx->frees.n; i++) {
+            tx->held[tx->n_held] = tx->floc[i];     /* located by tx_free */
+            if (pub_free_prepare_held_at(rt, rec, &tx->held[tx->n_held]) == 0)
                 pub_free_flush(rt, &tx->held[tx->n_held++]);
+        }
         pm_op_end(rec);
         if (tx->frees.n) {
             struct vec v = tx->pend_segs;       /* empty */
@@ -1120,6 +1164,7 @@ static void tx_free_volatile(struct pm_tx *tx)
     free(tx->marks.v);
     free(tx->segs.v);
     free(tx->held);
+    free(tx->floc);
     free(tx->pend_segs.v);
     free(tx->pf);
     free(tx);

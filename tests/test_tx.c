@@ -103,6 +103,70 @@ static void test_commit_abort(void)
     CHECK_EQ(live_blocks(S), before);
 }
 
+/* A long transaction: thousands of snapshots (the covered check looks at
+ * the newest only: tx.c), a range snapshotted again after many others and
+ * a block of the transaction snapshotted late are logged twice, and the
+ * abort still restores the oldest bytes; then many blocks allocated and
+ * freed in one transaction. */
+static void test_long(void)
+{
+    enum { N = 3000 };
+    uint64_t before = live_blocks(S);
+    unsigned char *a = persistent_malloc(S, N * 64);
+    REQUIRE(a != NULL);
+    t_fill(a, N * 64, 5);
+    for (int round = 0; round < 2; round++) {
+        REQUIRE(persistent_tx_begin(S) == 0);
+        unsigned char *mine = persistent_tx_alloc(S, 256);
+        REQUIRE(mine != NULL);
+        memset(mine, 0x21, 256);
+        REQUIRE(persistent_tx_add(S, a, 64) == 0);
+        memset(a, 0x31, 64);
+        for (int i = 1; i < N; i++) {
+            REQUIRE(persistent_tx_add(S, a + 64 * i, 64) == 0);
+            memset(a + 64 * i, 0x41, 64);
+        }
+        REQUIRE(persistent_tx_add(S, a, 64) == 0);          /* again, far back */
+        memset(a, 0x51, 64);
+        REQUIRE(persistent_tx_add(S, mine, 256) == 0);      /* its own, far back */
+        memset(mine, 0x61, 256);
+        if (round == 0) {
+            REQUIRE(persistent_tx_abort(S) == 0);
+            CHECK(t_verify(a, N * 64, 5));
+            CHECK(persistent_usable_size(S, mine) == 0);
+        } else {
+            REQUIRE(persistent_tx_commit(S) == 0);
+            CHECK(a[0] == 0x51 && a[63] == 0x51 && a[64] == 0x41 && a[N * 64 - 1] == 0x41);
+            CHECK(mine[0] == 0x61 && mine[255] == 0x61);
+            persistent_free(S, mine);
+        }
+        t_check_clean(S, round == 0 ? "after a long abort" : "after a long commit");
+    }
+    /* N blocks made and freed by one transaction, then N of the
+     * program's freed by another: all free after the commits */
+    void **b = malloc(N * sizeof *b);
+    REQUIRE(b != NULL);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    for (int i = 0; i < N; i++)
+        REQUIRE((b[i] = persistent_tx_alloc(S, 32 + i % 200)) != NULL);
+    for (int i = 0; i < N; i++)
+        REQUIRE(persistent_tx_free(S, b[i]) == 0);
+    CHECK_EQ(persistent_tx_free(S, b[N / 2]), -EINVAL);     /* twice */
+    CHECK_EQ(mis.last_code, PERSISTENT_E_DOUBLE_FREE);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    for (int i = 0; i < N; i++)
+        REQUIRE((b[i] = persistent_malloc(S, 32 + i % 200)) != NULL);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    for (int i = 0; i < N; i++)
+        REQUIRE(persistent_tx_free(S, b[i]) == 0);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    warm(S);                                    /* the last frees finished */
+    free(b);
+    persistent_free(S, a);
+    CHECK_EQ(live_blocks(S), before);
+    t_check_clean(S, "after long transactions");
+}
+
 static void test_misuse(void)
 {
     char *blk = persistent_malloc(S, 256);
@@ -1012,6 +1076,7 @@ int main(void)
     persistent_error_hook_set(t_misuse_hook, &mis);
     test_commit_abort();
     test_misuse();
+    test_long();
     test_foreign();
     test_out_of_space();
     test_threads();

@@ -93,8 +93,8 @@ MUTANTS = [
              "on x86-64 every CAS is a lock cmpxchg, a full barrier whatever the"
              " order argument")),
     dict(id="pub-npub-not-raised", file="src/publish.c",
-         find="""        if (!pf->local)   /* before the remote bit: see collect() */
-            pm_fetch_add_seq_cst(&rt->ctl[pf->s].n_pub, 1u);""",
+         find="""    if (!pf->local)   /* before the remote bit: see collect() */
+        pm_fetch_add_seq_cst(&rt->ctl[pf->s].n_pub, 1u);""",
          replace="""        (void)0;""",
          what="n_pub not raised: a collect may reuse a block an in-flight free lane names"),
     dict(id="pub-realloc-copy-nopersist", file="src/publish.c",
@@ -880,6 +880,19 @@ MUTANTS = [
         (void)vec_push(&tx->marks, off, 0, NULL);     /* room made above */""",
          replace="""    (void)vec_push(&tx->marks, off, 0, NULL);""",
          what="a transaction's allocation is not held: another thread's free goes through"),
+    dict(id="tx-free-marks-gate-inverted", file="src/tx.c",
+         find="""    if (pm_load_relaxed(&rt->ctl[run].marks) != 0) {""",
+         replace="""    if (pm_load_relaxed(&rt->ctl[run].marks) == 0) {""",
+         what="tx_free looks for marks only where there are none: a root's block, "
+              "another transaction's block or a second free of one block goes through"),
+    dict(id="tx-free-own-alloc-refused", file="src/tx.c",
+         find="""                   : in_vec(&tx->marks, off) ? (mine = true, 0)""",
+         replace="""                   : in_vec(&tx->marks, off) ? PERSISTENT_E_TX_BLOCK""",
+         what="a transaction cannot free a block it allocated itself"),
+    dict(id="tx-commit-first-location", file="src/tx.c",
+         find="""            tx->held[tx->n_held] = tx->floc[i];     /* located by tx_free */""",
+         replace="""            tx->held[tx->n_held] = tx->floc[0];""",
+         what="the commit frees the first freed block's location for every free"),
     dict(id="tx-auto-no-snapshot", file="src/tx.c",
          find="""    pm_vg_quiet(true);                  /* a whole page: free blocks too */
     entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
@@ -907,9 +920,9 @@ MUTANTS = [
          find="""    if (phase > PM_TX_COMMITTED ||""",
          replace="""    if (phase > 200 ||""",
          what="a transaction log in an unknown state is accepted"),
-    dict(id="tx-held-reusable", file="src/tx.c",
-         find="""            if (pub_free_prepare_held(rt, rec, rt->base + tx->frees.v[i].off,""",
-         replace="""            if (pub_free_prepare(rt, rec, rt->base + tx->frees.v[i].off,""",
+    dict(id="tx-held-reusable", file="src/publish.c",
+         find="""    return prepare_located(rt, rec, pf, false);""",
+         replace="""    return prepare_located(rt, rec, pf, true);""",
          what="a committed transaction's freed block can be reused before the state "
               "word moves on: recovery may then free it under its new owner"),
     dict(id="tx-held-finish-early", file="src/tx.c",
