@@ -73,6 +73,12 @@ static size_t page_of_os(void)
     return (size_t)p;
 }
 
+struct pm_tx_oset {
+    uint64_t *key;                /* 0: an empty slot */
+    uint8_t *flags;               /* OSET_* */
+    size_t cap, n;                /* cap: a power of 2, or 0 */
+};
+
 struct range {
     uint64_t off, len;
     const struct pm_txent *ent;   /* snapshots: the entry holding them */
@@ -97,6 +103,9 @@ struct pm_tx {
     struct vec marks;             /* blocks this transaction marked: its
                                      allocations (len 0), the blocks it
                                      frees (len 1) */
+    struct pm_tx_oset mset;       /* the same blocks, with whether it frees
+                                     them, once there are many (indexed) */
+    bool indexed;
     struct vec segs;              /* claimed pages: (first, count) */
     struct pm_pubfree *held;      /* the frees of the last transaction that
                                      committed some: done, not yet reusable
@@ -374,12 +383,133 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
     return 0;
 }
 
+/* ---- the blocks a transaction marked, by offset ----
+ *
+ * An open-addressing table (linear probing, offsets are never 0, no
+ * removal but all at once), so that a free of one of the transaction's
+ * own blocks, or a second free of one, is told apart in constant time
+ * however many blocks the transaction holds. */
+#define OSET_MARKED 1u                   /* marked by this transaction */
+#define OSET_FREED  2u                   /* and freed by it */
+
+static uint64_t oset_hash(uint64_t off, size_t cap)
+{
+    return ((off >> 4) * UINT64_C(0x9e3779b97f4a7c15)) >> 17 & (cap - 1);
+}
+
+/* The flags of off, 0 if absent; *slot its slot or where it would go. */
+static uint32_t oset_get(const struct pm_tx_oset *o, uint64_t off, size_t *slot)
+{
+    *slot = 0;
+    if (o->cap == 0)
+        return 0;
+    size_t i = oset_hash(off, o->cap);
+    while (o->key[i] != 0 && o->key[i] != off)
+        i = (i + 1) & (o->cap - 1);
+    *slot = i;
+    return o->key[i] == off ? o->flags[i] : 0;
+}
+
+/* Room for want keys in all (so that what follows cannot fail). */
+static bool oset_reserve(struct pm_tx_oset *o, size_t want)
+{
+    if (want * 2 <= o->cap)
+        return true;
+    size_t cap = o->cap ? o->cap : 64;
+    while (cap < want * 2)
+        cap *= 2;
+    struct pm_tx_oset n = {calloc(cap, sizeof *n.key), calloc(cap, 1), cap, o->n};
+    if (n.key == NULL || n.flags == NULL) {
+        free(n.key);
+        free(n.flags);
+        return false;
+    }
+    for (size_t i = 0; i < o->cap; i++)
+        if (o->key[i] != 0) {
+            size_t j;
+            (void)oset_get(&n, o->key[i], &j);
+            n.key[j] = o->key[i];
+            n.flags[j] = o->flags[i];
+        }
+    free(o->key);
+    free(o->flags);
+    *o = n;
+    return true;
+}
+
+/* Sets flags on off (room made with oset_reserve if it may be new). */
+static void oset_set(struct pm_tx_oset *o, uint64_t off, uint32_t flags)
+{
+    size_t i;
+    if (oset_get(o, off, &i) == 0) {
+        o->key[i] = off;
+        o->flags[i] = 0;
+        o->n++;
+    }
+    o->flags[i] |= (uint8_t)flags;
+}
+
+/* Empty again; a table much larger than its last use is let go. */
+static void oset_clear(struct pm_tx_oset *o)
+{
+    if (o->n == 0)
+        return;
+    if (o->cap > 256 && o->n * 8 < o->cap) {
+        free(o->key);
+        free(o->flags);
+        *o = (struct pm_tx_oset){NULL, NULL, 0, 0};
+        return;
+    }
+    memset(o->key, 0, o->cap * sizeof *o->key);
+    o->n = 0;
+}
+
 static bool in_vec(const struct vec *v, uint64_t off)
 {
     for (size_t i = 0; i < v->n; i++)
         if (v->v[i].off == off)
             return true;
     return false;
+}
+
+/* A transaction that marks few blocks looks through its lists; the table
+ * is built when it marks more (so a small one pays nothing for it). */
+#define OSET_FROM 32u
+
+/* What this transaction did with the block at off: OSET_* flags. */
+static uint32_t tx_flags(const struct pm_tx *tx, uint64_t off)
+{
+    size_t slot;
+    if (tx->indexed)
+        return oset_get(&tx->mset, off, &slot);
+    return in_vec(&tx->frees, off)   ? OSET_MARKED | OSET_FREED
+           : in_vec(&tx->marks, off) ? OSET_MARKED
+                                     : 0;
+}
+
+/* Room to note one more block (so that tx_note cannot fail): the table
+ * built when the lists grow past OSET_FROM. */
+static bool tx_note_room(struct pm_tx *tx)
+{
+    if (tx->indexed)
+        return oset_reserve(&tx->mset, tx->mset.n + 1);
+    if (tx->marks.n + 1 < OSET_FROM)
+        return true;
+    if (!oset_reserve(&tx->mset, tx->marks.n + 1))
+        return false;
+    for (size_t i = 0; i < tx->marks.n; i++)
+        oset_set(&tx->mset, tx->marks.v[i].off, OSET_MARKED);
+    for (size_t i = 0; i < tx->frees.n; i++)
+        oset_set(&tx->mset, tx->frees.v[i].off, OSET_FREED);
+    tx->indexed = true;
+    return true;
+}
+
+/* The block at off is marked by this transaction (and freed by it). */
+static void tx_note(struct pm_tx *tx, uint64_t off, uint32_t flags)
+{
+    if (tx->indexed)
+        oset_set(&tx->mset, off, flags);
 }
 
 /* Its blocks are the program's again: after the frees that end it (the
@@ -391,6 +521,10 @@ static void tx_unmark(struct pm_rt *rt, struct pm_tx *tx)
     for (size_t i = 0; i < tx->marks.n; i++)
         pm_unmark(rt, rt->txmark, tx->marks.v[i].off);
     tx->marks.n = 0;
+    if (tx->indexed) {
+        oset_clear(&tx->mset);
+        tx->indexed = false;
+    }
 }
 
 static void segs_release(struct pm_rt *rt, struct vec *segs)
@@ -553,7 +687,7 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
         pm_vg_user(rt, p, 0, false);
         return p;
     }
-    if (!vec_room(&tx->allocs) || !vec_room(&tx->marks) ||
+    if (!vec_room(&tx->allocs) || !vec_room(&tx->marks) || !tx_note_room(tx) ||
         !pf_room(&tx->pf, &tx->pf_cap, tx->allocs.n + 1)) {
         /* nothing fails after the block is taken */
         errno = ENOMEM;
@@ -590,8 +724,10 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
     }
     pm_op_end(rec);
     /* a fresh block: nobody's mark, and not in this transaction's list */
-    if (pm_mark(rt, rt->txmark, off))
+    if (pm_mark(rt, rt->txmark, off)) {
         (void)vec_push(&tx->marks, off, 0, NULL);     /* room made above */
+        tx_note(tx, off, OSET_MARKED);
+    }
     (void)vec_push(&tx->allocs, off, usable, NULL);
     pm_vg_user(rt, rv.blk, usable, false);
     return rv.blk;
@@ -653,37 +789,37 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
     int held = 0;
     bool mine = false;
     if (pm_load_relaxed(&rt->ctl[run].marks) != 0) {
-        if (mark_bit(rt, rt->rootmark, off))
+        if (mark_bit(rt, rt->rootmark, off)) {
             held = PERSISTENT_E_ROOT_BLOCK;
-        else if (mark_bit(rt, rt->txmark, off))
-            held = in_vec(&tx->frees, off)   ? PERSISTENT_E_DOUBLE_FREE
-                   : in_vec(&tx->marks, off) ? (mine = true, 0)
-                                             : PERSISTENT_E_TX_BLOCK;
+        } else if (mark_bit(rt, rt->txmark, off)) {
+            uint32_t f = tx_flags(tx, off);
+            held = f & OSET_FREED    ? PERSISTENT_E_DOUBLE_FREE
+                   : f & OSET_MARKED ? (mine = true, 0)
+                                     : PERSISTENT_E_TX_BLOCK;
+        }
     }
     if (held != 0) {
         pm_misuse(rt, held, ptr, "persistent_tx_free");
         return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(held));
     }
-    if (!vec_room(&tx->frees) || !vec_room(&tx->marks) ||
+    if (!vec_room(&tx->frees) || !vec_room(&tx->marks) || !tx_note_room(tx) ||
         !pf_room(&tx->held, &tx->held_cap, tx->frees.n + 1) ||
         !pf_room(&tx->floc, &tx->floc_cap, tx->frees.n + 1))
         return pm_err(-ENOMEM, "tx_free: out of memory");
     /* held against other frees until the free is done */
-    if (!mine) {
-        if (!pm_mark(rt, rt->txmark, off)) {   /* another transaction's, just now */
-            pm_misuse(rt, PERSISTENT_E_TX_BLOCK, ptr, "persistent_tx_free");
-            return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
-        }
-        (void)vec_push(&tx->marks, off, 1, NULL);   /* room made above */
+    if (!mine && !pm_mark(rt, rt->txmark, off)) {   /* another transaction's, just now */
+        pm_misuse(rt, PERSISTENT_E_TX_BLOCK, ptr, "persistent_tx_free");
+        return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
     }
     struct pm_txent *e = log_entry(rt, tx, ENT);
     if (e == NULL) {
-        if (!mine) {                        /* marked just now */
+        if (!mine)                          /* marked just now */
             pm_unmark(rt, rt->txmark, off);
-            tx->marks.n--;
-        }
         return pm_err(-ENOMEM, "tx_free: no room for the transaction log");
     }
+    if (!mine)
+        (void)vec_push(&tx->marks, off, 1, NULL);   /* room made above */
+    tx_note(tx, off, OSET_MARKED | OSET_FREED);
     entry_fill(e, tx->gen, PM_TXE_FREE, off, 0, NULL);
     pm_flush(rt, e, ENT);                   /* the commit fences it */
     tx->floc[tx->frees.n] = loc;            /* where it is: the commit frees it there */
@@ -1162,6 +1298,8 @@ static void tx_free_volatile(struct pm_tx *tx)
     free(tx->allocs.v);
     free(tx->frees.v);
     free(tx->marks.v);
+    free(tx->mset.key);
+    free(tx->mset.flags);
     free(tx->segs.v);
     free(tx->held);
     free(tx->floc);

@@ -257,6 +257,60 @@ static void test_foreign(void)
     CHECK(persistent_usable_size(S, other_block) == 0);
 }
 
+/* A block this thread's transaction once made, freed and made again by
+ * the program, and now held by another thread's transaction, is not this
+ * thread's to free: what a transaction knows of its blocks ends with it. */
+static void *other_frees(void *arg)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_free(S, arg) == 0);
+    other_stage = 1;
+    while (other_stage != 2)
+        usleep(1000);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    return NULL;
+}
+
+static void test_foreign_again(void)
+{
+    /* enough blocks that the transaction keeps its table (tx.c) */
+    enum { M = 40 };
+    char *made[M];
+    REQUIRE(persistent_tx_begin(S) == 0);
+    for (int i = 0; i < M; i++)
+        REQUIRE((made[i] = persistent_tx_alloc(S, 72)) != NULL);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    char *x = made[0];
+    for (int i = 0; i < M; i++)
+        persistent_free(S, made[i]);
+    /* the same block again, from the program */
+    char *got[512];
+    int n = 0;
+    while (n < 512 && (got[n] = persistent_malloc(S, 72)) != x)
+        n++;
+    REQUIRE(n < 512);
+    for (int i = 0; i < n; i++)
+        persistent_free(S, got[i]);
+    pthread_t t;
+    other_stage = 0;
+    pthread_create(&t, NULL, other_frees, x);
+    while (other_stage != 1)
+        usleep(1000);
+    for (int round = 0; round < 2; round++) {
+        REQUIRE(persistent_tx_begin(S) == 0);
+        if (round == 1)                         /* a table of its own first */
+            for (int i = 0; i < M; i++)
+                REQUIRE(persistent_tx_alloc(S, 72) != NULL);
+        CHECK_EQ(persistent_tx_free(S, x), -EINVAL);
+        CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+        REQUIRE(persistent_tx_abort(S) == 0);
+    }
+    other_stage = 2;
+    pthread_join(t, NULL);
+    CHECK(persistent_usable_size(S, x) == 0);             /* the other one's free */
+    t_check_clean(S, "after a foreign free of a block made here before");
+}
+
 /* Out of space inside a transaction: it aborts cleanly. */
 static void test_out_of_space(void)
 {
@@ -1078,6 +1132,7 @@ int main(void)
     test_misuse();
     test_long();
     test_foreign();
+    test_foreign_again();
     test_out_of_space();
     test_threads();
     test_thread_exit();

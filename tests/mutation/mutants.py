@@ -876,9 +876,12 @@ MUTANTS = [
         const struct range *r = &tx->snaps.v[i];""",
          what="abort restores snapshots oldest first"),
     dict(id="tx-free-no-mark", file="src/tx.c",
-         find="""    if (pm_mark(rt, rt->txmark, off))
-        (void)vec_push(&tx->marks, off, 0, NULL);     /* room made above */""",
-         replace="""    (void)vec_push(&tx->marks, off, 0, NULL);""",
+         find="""    if (pm_mark(rt, rt->txmark, off)) {
+        (void)vec_push(&tx->marks, off, 0, NULL);     /* room made above */
+        tx_note(tx, off, OSET_MARKED);
+    }""",
+         replace="""    (void)vec_push(&tx->marks, off, 0, NULL);
+    tx_note(tx, off, OSET_MARKED);""",
          what="a transaction's allocation is not held: another thread's free goes through"),
     dict(id="tx-free-marks-gate-inverted", file="src/tx.c",
          find="""    if (pm_load_relaxed(&rt->ctl[run].marks) != 0) {""",
@@ -886,9 +889,23 @@ MUTANTS = [
          what="tx_free looks for marks only where there are none: a root's block, "
               "another transaction's block or a second free of one block goes through"),
     dict(id="tx-free-own-alloc-refused", file="src/tx.c",
-         find="""                   : in_vec(&tx->marks, off) ? (mine = true, 0)""",
-         replace="""                   : in_vec(&tx->marks, off) ? PERSISTENT_E_TX_BLOCK""",
+         find="""                   : f & OSET_MARKED ? (mine = true, 0)""",
+         replace="""                   : f & OSET_MARKED ? PERSISTENT_E_TX_BLOCK""",
          what="a transaction cannot free a block it allocated itself"),
+    dict(id="tx-oset-kept", file="src/tx.c",
+         find="""    if (tx->indexed) {
+        oset_clear(&tx->mset);
+        tx->indexed = false;
+    }""",
+         replace="""    (void)0;""",
+         what="a transaction's table of its blocks outlives it: a later transaction "
+              "takes another's block, once its own, for its own"),
+    dict(id="tx-oset-clear-skipped", file="src/tx.c",
+         find="""        oset_clear(&tx->mset);
+        tx->indexed = false;""",
+         replace="""        tx->indexed = false;""",
+         what="a transaction's table is not emptied: the next one to build its table "
+              "finds the old blocks in it"),
     dict(id="tx-commit-first-location", file="src/tx.c",
          find="""            tx->held[tx->n_held] = tx->floc[i];     /* located by tx_free */""",
          replace="""            tx->held[tx->n_held] = tx->floc[0];""",
