@@ -391,6 +391,7 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
  * however many blocks the transaction holds. */
 #define OSET_MARKED 1u                   /* marked by this transaction */
 #define OSET_FREED  2u                   /* and freed by it */
+#define OSET_ALLOC  4u                   /* allocated by it */
 
 static uint64_t oset_hash(uint64_t off, size_t cap)
 {
@@ -476,15 +477,28 @@ static bool in_vec(const struct vec *v, uint64_t off)
  * is built when it marks more (so a small one pays nothing for it). */
 #define OSET_FROM 32u
 
-/* What this transaction did with the block at off: OSET_* flags. */
+/* What this transaction did with the block at off: its marks (OSET_MARKED,
+ * OSET_FREED). */
 static uint32_t tx_flags(const struct pm_tx *tx, uint64_t off)
 {
     size_t slot;
     if (tx->indexed)
-        return oset_get(&tx->mset, off, &slot);
+        return oset_get(&tx->mset, off, &slot) & (OSET_MARKED | OSET_FREED);
     return in_vec(&tx->frees, off)   ? OSET_MARKED | OSET_FREED
            : in_vec(&tx->marks, off) ? OSET_MARKED
                                      : 0;
+}
+
+/* Whether this transaction allocated the block that starts at off: every
+ * one of them, however many (a snapshot inside one must never be logged:
+ * its rollback frees the block before the log is retired, and a log
+ * naming a range in no live block is damage to verify.c). */
+static bool tx_allocated(const struct pm_tx *tx, uint64_t off)
+{
+    size_t slot;
+    if (tx->indexed)
+        return oset_get(&tx->mset, off, &slot) & OSET_ALLOC;
+    return in_vec(&tx->allocs, off);
 }
 
 /* Room to note one more block (so that tx_note cannot fail): the table
@@ -493,14 +507,16 @@ static bool tx_note_room(struct pm_tx *tx)
 {
     if (tx->indexed)
         return oset_reserve(&tx->mset, tx->mset.n + 1);
-    if (tx->marks.n + 1 < OSET_FROM)
+    if (tx->marks.n + tx->allocs.n + 1 < OSET_FROM)
         return true;
-    if (!oset_reserve(&tx->mset, tx->marks.n + 1))
+    if (!oset_reserve(&tx->mset, tx->marks.n + tx->allocs.n + 1))
         return false;
     for (size_t i = 0; i < tx->marks.n; i++)
         oset_set(&tx->mset, tx->marks.v[i].off, OSET_MARKED);
     for (size_t i = 0; i < tx->frees.n; i++)
         oset_set(&tx->mset, tx->frees.v[i].off, OSET_FREED);
+    for (size_t i = 0; i < tx->allocs.n; i++)
+        oset_set(&tx->mset, tx->allocs.v[i].off, OSET_ALLOC);
     tx->indexed = true;
     return true;
 }
@@ -624,11 +640,11 @@ static bool block_holding(struct pm_rt *rt, uint64_t off, uint64_t len, uint64_t
     return off + len <= *start + *size;
 }
 
-/* Whether one of the newest COVER_LOOK of v holds [off, off + len).  Only
- * the newest: a range snapshotted twice, or snapshotted inside a block the
- * transaction made, costs log room and nothing else (restores go newest
- * first, so the oldest bytes land last), and a transaction of n snapshots
- * must not take n * n / 2 comparisons. */
+/* Whether one of the newest COVER_LOOK snapshots in v holds [off, off +
+ * len).  Only the newest: a range snapshotted twice costs log room and
+ * nothing else (restores go newest first, so the oldest bytes land last),
+ * and a transaction of n snapshots must not take n * n / 2 comparisons.
+ * (Blocks the transaction made are looked up exactly: tx_allocated.) */
 #define COVER_LOOK 64u
 static bool covered(const struct vec *v, uint64_t off, uint64_t len)
 {
@@ -653,8 +669,8 @@ int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
     if (p < b || p - b >= rt->reserve_size || !block_holding(rt, off, len, &start, &size))
         return pm_err(-EINVAL, "tx_add: [%p, +%zu) is not inside a live block of the space",
                       ptr, len);
-    /* already snapshotted, or in a block this transaction made */
-    if (covered(&tx->snaps, off, len) || covered(&tx->allocs, off, len))
+    /* already snapshotted (lately), or in a block this transaction made */
+    if (covered(&tx->snaps, off, len) || tx_allocated(tx, start))
         return 0;
     if (!vec_room(&tx->snaps))
         return pm_err(-ENOMEM, "tx_add: out of memory");
@@ -724,10 +740,10 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
     }
     pm_op_end(rec);
     /* a fresh block: nobody's mark, and not in this transaction's list */
-    if (pm_mark(rt, rt->txmark, off)) {
+    bool marked = pm_mark(rt, rt->txmark, off);
+    if (marked)
         (void)vec_push(&tx->marks, off, 0, NULL);     /* room made above */
-        tx_note(tx, off, OSET_MARKED);
-    }
+    tx_note(tx, off, OSET_ALLOC | (marked ? OSET_MARKED : 0));
     (void)vec_push(&tx->allocs, off, usable, NULL);
     pm_vg_user(rt, rv.blk, usable, false);
     return rv.blk;
@@ -922,8 +938,14 @@ int persistent_tx_commit(allocator_space_t *space)
         for (size_t i = 0; i < tx->frees.n; i++)
             pm_vg_forget(rt, rt->base + tx->frees.v[i].off, 0);
         for (size_t i = 0; i < tx->frees.n; i++) {
-            tx->held[tx->n_held] = tx->floc[i];     /* located by tx_free */
-            if (pub_free_prepare_held_at(rt, rec, &tx->held[tx->n_held]) == 0)
+            struct pm_pubfree *pf = &tx->held[tx->n_held];
+            *pf = tx->floc[i];                      /* located by tx_free */
+            /* a run keeps its start but may have been resized in place
+             * since (a realloc is not refused for its mark): where it
+             * ends now */
+            if (pf->large && pub_free_locate(rt, rt->base + tx->frees.v[i].off, pf) != 0)
+                continue;
+            if (pub_free_prepare_held_at(rt, rec, pf) == 0)
                 pub_free_flush(rt, &tx->held[tx->n_held++]);
         }
         pm_op_end(rec);

@@ -311,6 +311,38 @@ static void test_foreign_again(void)
     t_check_clean(S, "after a foreign free of a block made here before");
 }
 
+/* A large block freed by a transaction and then shrunk in place by a
+ * realloc before the commit: the commit frees the run as it is then, not
+ * as tx_free saw it (its old tail is another block's by then). */
+static void test_free_then_shrunk(void)
+{
+    warm(S);
+    uint64_t before = live_blocks(S);
+    char *x = persistent_malloc(S, 1u << 20);
+    REQUIRE(x != NULL);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_free(S, x) == 0);
+    char *x2 = persistent_reallocate(S, x, 700u << 10);
+    REQUIRE(x2 != NULL);
+    if (x2 != x)                                /* moved: nothing to see here */
+        persistent_free(S, x2);
+    char *y = persistent_malloc(S, 256u << 10);  /* the tail, if it was cut */
+    REQUIRE(y != NULL);
+    t_fill(y, 256u << 10, 7);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    warm(S);                                     /* the commit's frees finished */
+    CHECK(persistent_usable_size(S, y) >= (256u << 10));
+    char *z = persistent_malloc(S, 1u << 20);
+    REQUIRE(z != NULL);
+    CHECK(y + (256u << 10) <= z || z + (1u << 20) <= y);   /* no overlap */
+    memset(z, 0x33, 1u << 20);
+    CHECK(t_verify(y, 256u << 10, 7));
+    persistent_free(S, z);
+    persistent_free(S, y);
+    CHECK_EQ(live_blocks(S), before);
+    t_check_clean(S, "after a transaction's free of a block shrunk in place");
+}
+
 /* Out of space inside a transaction: it aborts cleanly. */
 static void test_out_of_space(void)
 {
@@ -1133,6 +1165,7 @@ int main(void)
     test_long();
     test_foreign();
     test_foreign_again();
+    test_free_then_shrunk();
     test_out_of_space();
     test_threads();
     test_thread_exit();

@@ -876,12 +876,8 @@ MUTANTS = [
         const struct range *r = &tx->snaps.v[i];""",
          what="abort restores snapshots oldest first"),
     dict(id="tx-free-no-mark", file="src/tx.c",
-         find="""    if (pm_mark(rt, rt->txmark, off)) {
-        (void)vec_push(&tx->marks, off, 0, NULL);     /* room made above */
-        tx_note(tx, off, OSET_MARKED);
-    }""",
-         replace="""    (void)vec_push(&tx->marks, off, 0, NULL);
-    tx_note(tx, off, OSET_MARKED);""",
+         find="""    bool marked = pm_mark(rt, rt->txmark, off);""",
+         replace="""    bool marked = true;""",
          what="a transaction's allocation is not held: another thread's free goes through"),
     dict(id="tx-free-marks-gate-inverted", file="src/tx.c",
          find="""    if (pm_load_relaxed(&rt->ctl[run].marks) != 0) {""",
@@ -907,9 +903,22 @@ MUTANTS = [
          what="a transaction's table is not emptied: the next one to build its table "
               "finds the old blocks in it"),
     dict(id="tx-commit-first-location", file="src/tx.c",
-         find="""            tx->held[tx->n_held] = tx->floc[i];     /* located by tx_free */""",
-         replace="""            tx->held[tx->n_held] = tx->floc[0];""",
+         find="""            *pf = tx->floc[i];                      /* located by tx_free */""",
+         replace="""            *pf = tx->floc[0];""",
          what="the commit frees the first freed block's location for every free"),
+    dict(id="tx-commit-stale-large", file="src/tx.c",
+         find="""            if (pf->large && pub_free_locate(rt, rt->base + tx->frees.v[i].off, pf) != 0)
+                continue;""",
+         replace="""            (void)0;""",
+         what="the commit frees a large block where it ended when tx_free saw it: "
+              "a run shrunk in place since gives its old tail, now another block's, "
+              "back too"),
+    dict(id="tx-add-own-alloc-windowed", file="src/tx.c",
+         find="""    if (covered(&tx->snaps, off, len) || tx_allocated(tx, start))""",
+         replace="""    if (covered(&tx->snaps, off, len) || covered(&tx->allocs, off, len))""",
+         what="a snapshot inside a block the transaction made, past the newest 64, is "
+              "logged: an abort or recovery cut short after freeing the block leaves a "
+              "log naming a range in no live block, and the space no longer opens"),
     dict(id="tx-auto-no-snapshot", file="src/tx.c",
          find="""    pm_vg_quiet(true);                  /* a whole page: free blocks too */
     entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
