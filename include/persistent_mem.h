@@ -431,7 +431,13 @@ int persistent_realloc_into(allocator_space_t *space,
  * must not be changed by another thread while a transaction has it
  * snapshotted.  Only changes to snapshotted ranges and to blocks allocated
  * in the transaction are covered; change nothing else in the space inside
- * a transaction.
+ * a transaction.  In particular a block with a snapshotted range must not
+ * be freed, or resized by a realloc, through a plain call (persistent_free,
+ * a realloc, persistent_root_remove, ...) while the transaction is open,
+ * from any thread: this is not detected, the rollback would write the
+ * snapshot where the block was, and after a crash the log names a range
+ * in no live block, so the space is refused for writing as damaged.  Free
+ * it with persistent_tx_free instead.
  *
  * Nested begin/commit pairs flatten into the outermost transaction; an
  * abort at any depth aborts the whole of it.
@@ -474,7 +480,10 @@ void *persistent_tx_zalloc(allocator_space_t *space, size_t size);
 int persistent_tx_free(allocator_space_t *space, void *ptr);
 
 /* Resizes inside the transaction: the old block is freed at commit, the
- * new one (with the old contents) freed at abort.  NULL with errno. */
+ * new one (with the old contents) freed at abort.  NULL with errno; the
+ * transaction stays open: abort it, as after a failed persistent_tx_alloc
+ * (when the old block's free fails, the new block is already the
+ * transaction's, and a commit would keep it). */
 void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
 
 /* Starts an automatic transaction: every change the calling thread makes
