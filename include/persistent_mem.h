@@ -375,7 +375,8 @@ void *persistent_root_get(allocator_space_t *space, uint64_t tag, size_t size,
 void *persistent_root_publish(allocator_space_t *space, uint64_t tag,
                               void *block);
 
-/* Removes the root and frees its block.  0, or -ENOENT. */
+/* Removes the root and frees its block.  0, or -ENOENT, or -EBUSY while
+ * an open transaction has a snapshot in the block (error hook). */
 int persistent_root_remove(allocator_space_t *space, uint64_t tag);
 
 /* Iteration over live roots, in no particular order.  Zero-initialise the
@@ -431,13 +432,15 @@ int persistent_realloc_into(allocator_space_t *space,
  * must not be changed by another thread while a transaction has it
  * snapshotted.  Only changes to snapshotted ranges and to blocks allocated
  * in the transaction are covered; change nothing else in the space inside
- * a transaction.  In particular a block with a snapshotted range must not
- * be freed, or resized by a realloc, through a plain call (persistent_free,
- * a realloc, persistent_root_remove, ...) while the transaction is open,
- * from any thread: this is not detected, the rollback would write the
- * snapshot where the block was, and after a crash the log names a range
- * in no live block, so the space is refused for writing as damaged.  Free
- * it with persistent_tx_free instead.
+ * a transaction.  A block with a snapshotted range is held until the
+ * transaction ends: a plain free of it, a realloc that would resize or
+ * move it, persistent_root_remove of it (-EBUSY) and another
+ * transaction's persistent_tx_free of it are refused (error hook,
+ * PERSISTENT_E_TX_BLOCK), since the rollback would write the snapshot
+ * where the block no longer is; the transaction itself frees it with
+ * persistent_tx_free.  When two transactions snapshot one block, the
+ * first holds it, and after that one ends the block is not held for the
+ * second: keep such a block from being freed meanwhile yourself.
  *
  * Nested begin/commit pairs flatten into the outermost transaction; an
  * abort at any depth aborts the whole of it.

@@ -255,6 +255,8 @@ struct pm_rt {
      * block, or a block an open transaction allocated or frees (tx.c);
      * per run (struct pm_sbctl.marks) how many marks it holds */
     pm_atomic_u64 *rootmark, *txmark;
+    pm_atomic_u64 *snapmark;      /* blocks an open transaction snapshotted
+                                     (tx.c): plain frees refused */
     pm_atomic_u64 *vgknown;       /* memcheck.c: blocks memcheck was told
                                      of (valgrind builds only) */
 

@@ -461,6 +461,11 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
     if (us <= rt->max_small && size <= us && (us <= 64 || size > us / 2) &&
         lg_usable(rt, old) == 0)
         return 0;
+    if (lg_usable(rt, old) != 0 && pm_marked(rt, rt->snapmark, ooff)) {
+        /* an open transaction's snapshot is in it: not resized, not moved */
+        pm_misuse(rt, PERSISTENT_E_TX_BLOCK, old, "persistent_realloc_into");
+        return pm_err(-EINVAL, "realloc_into: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
+    }
     if (lg_usable(rt, old) != 0 && (size > rt->max_small || size > us / 2)) {
         pm_op_enter(rt, rec);
         bool ok = lg_resize_in_place(rt, rec, old, size);
@@ -584,7 +589,17 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
         sb_owner_sync(rt, rec);
     uint64_t v = pm_load_acquire(val);
     struct pm_pubfree pf;
-    if (v == 0 || !pm_in_data(rt, v, 1) || pub_free_prepare(rt, rec, rt->base + v, &pf) != 0) {
+    if (v == 0 || !pm_in_data(rt, v, 1)) {
+        pm_op_end(rec);
+        return -ENOENT;
+    }
+    if (pm_marked(rt, rt->snapmark, v)) {
+        /* an open transaction's snapshot is in it */
+        pm_op_end(rec);
+        pm_misuse(rt, PERSISTENT_E_TX_BLOCK, rt->base + v, "persistent_root_remove");
+        return -EBUSY;
+    }
+    if (pub_free_prepare(rt, rec, rt->base + v, &pf) != 0) {
         pm_op_end(rec);
         return -ENOENT;
     }

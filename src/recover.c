@@ -224,9 +224,9 @@ int pm_engine_prepare(struct pm_rt *rt)
     size_t rec_sz = round_up(PM_MAX_RECS * sizeof(struct pm_trec), 64);
     size_t lane_sz = round_up((rt->hdr->fixed.n_lanes + PM_LANE_CHUNK * PM_LANE_MAX_CHUNKS) *
                                   sizeof(pm_atomic_u32), 64);
-    /* one bit per 16-byte granule of the pages, twice (roots.c) */
+    /* one bit per 16-byte granule of the pages, three times (roots.c) */
     size_t mark_sz = round_up(((mp << rt->page_shift) / 16 + 63) / 64 * 8, 64);
-    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz + (2 + PM_VG_MARKS) * mark_sz;
+    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz + (3 + PM_VG_MARKS) * mark_sz;
     char *v = os_vol_alloc(rt->vol_size);
     if (v == NULL)
         return pm_err(-ENOMEM, "cannot reserve %zu bytes for the runtime",
@@ -247,6 +247,8 @@ int pm_engine_prepare(struct pm_rt *rt)
     rt->rootmark = (pm_atomic_u64 *)v;
     v += mark_sz;
     rt->txmark = (pm_atomic_u64 *)v;
+    v += mark_sz;
+    rt->snapmark = (pm_atomic_u64 *)v;
     v += mark_sz;
     rt->vgknown = PM_VG_MARKS ? (pm_atomic_u64 *)v : NULL;
     rt->used_words = (mp + 63) / 64;
@@ -340,6 +342,7 @@ void pm_engine_reset(struct pm_rt *rt, struct pm_trec *rec)
     for (uint64_t w = 0; w < marks; w++) {
         pm_store_relaxed(&rt->rootmark[w], 0);
         pm_store_relaxed(&rt->txmark[w], 0);
+        pm_store_relaxed(&rt->snapmark[w], 0);
     }
     for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
         uint64_t h = pm_load_relaxed(&rt->partial[c]);
@@ -366,6 +369,7 @@ void pm_engine_close(struct pm_rt *rt)
         rt->lane_owner = NULL;
         rt->rootmark = NULL;
         rt->txmark = NULL;
+        rt->snapmark = NULL;
         rt->vgknown = NULL;
     }
 }

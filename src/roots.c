@@ -79,7 +79,7 @@ int pm_block_held_slow(struct pm_rt *rt, uint64_t off)
 {
     if (pm_marked(rt, rt->rootmark, off))
         return PERSISTENT_E_ROOT_BLOCK;
-    if (pm_marked(rt, rt->txmark, off))
+    if (pm_marked(rt, rt->txmark, off) || pm_marked(rt, rt->snapmark, off))
         return PERSISTENT_E_TX_BLOCK;
     return 0;
 }
@@ -306,6 +306,8 @@ int persistent_root_remove(allocator_space_t *space, uint64_t tag)
     int r = val ? pub_root_remove(rt, rec, val) : -ENOENT;
     if (r == -ENOENT)
         return pm_err(r, "no root with tag %#llx", (unsigned long long)tag);
+    if (r == -EBUSY)
+        return pm_err(r, "root remove: an open transaction has a snapshot in the root's block");
     if (r < 0)
         return pm_err(r, "root remove: %s", persistent_strerror(r));
     return 0;

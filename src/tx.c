@@ -103,6 +103,8 @@ struct pm_tx {
     struct vec marks;             /* blocks this transaction marked: its
                                      allocations (len 0), the blocks it
                                      frees (len 1) */
+    struct vec holds;             /* blocks it snapshotted and holds in
+                                     rt->snapmark (plain frees refused) */
     struct pm_tx_oset mset;       /* the same blocks, with whether it frees
                                      them, once there are many (indexed) */
     bool indexed;
@@ -392,6 +394,7 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
 #define OSET_MARKED 1u                   /* marked by this transaction */
 #define OSET_FREED  2u                   /* and freed by it */
 #define OSET_ALLOC  4u                   /* allocated by it */
+#define OSET_HELD   8u                   /* snapshotted by it, held (snapmark) */
 
 static uint64_t oset_hash(uint64_t off, size_t cap)
 {
@@ -501,15 +504,25 @@ static bool tx_allocated(const struct pm_tx *tx, uint64_t off)
     return in_vec(&tx->allocs, off);
 }
 
+/* Whether this transaction holds the block at off for its snapshots. */
+static bool tx_held(const struct pm_tx *tx, uint64_t off)
+{
+    size_t slot;
+    if (tx->indexed)
+        return oset_get(&tx->mset, off, &slot) & OSET_HELD;
+    return in_vec(&tx->holds, off);
+}
+
 /* Room to note one more block (so that tx_note cannot fail): the table
  * built when the lists grow past OSET_FROM. */
 static bool tx_note_room(struct pm_tx *tx)
 {
     if (tx->indexed)
         return oset_reserve(&tx->mset, tx->mset.n + 1);
-    if (tx->marks.n + tx->allocs.n + 1 < OSET_FROM)
+    size_t n = tx->marks.n + tx->allocs.n + tx->holds.n;
+    if (n + 1 < OSET_FROM)
         return true;
-    if (!oset_reserve(&tx->mset, tx->marks.n + tx->allocs.n + 1))
+    if (!oset_reserve(&tx->mset, n + 1))
         return false;
     for (size_t i = 0; i < tx->marks.n; i++)
         oset_set(&tx->mset, tx->marks.v[i].off, OSET_MARKED);
@@ -517,6 +530,8 @@ static bool tx_note_room(struct pm_tx *tx)
         oset_set(&tx->mset, tx->frees.v[i].off, OSET_FREED);
     for (size_t i = 0; i < tx->allocs.n; i++)
         oset_set(&tx->mset, tx->allocs.v[i].off, OSET_ALLOC);
+    for (size_t i = 0; i < tx->holds.n; i++)
+        oset_set(&tx->mset, tx->holds.v[i].off, OSET_HELD);
     tx->indexed = true;
     return true;
 }
@@ -537,6 +552,9 @@ static void tx_unmark(struct pm_rt *rt, struct pm_tx *tx)
     for (size_t i = 0; i < tx->marks.n; i++)
         pm_unmark(rt, rt->txmark, tx->marks.v[i].off);
     tx->marks.n = 0;
+    for (size_t i = 0; i < tx->holds.n; i++)
+        pm_unmark(rt, rt->snapmark, tx->holds.v[i].off);
+    tx->holds.n = 0;
     if (tx->indexed) {
         oset_clear(&tx->mset);
         tx->indexed = false;
@@ -672,11 +690,22 @@ int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
     /* already snapshotted (lately), or in a block this transaction made */
     if (covered(&tx->snaps, off, len) || tx_allocated(tx, start))
         return 0;
-    if (!vec_room(&tx->snaps))
+    if (!vec_room(&tx->snaps) || !vec_room(&tx->holds) || !tx_note_room(tx))
         return pm_err(-ENOMEM, "tx_add: out of memory");
+    /* the block is held until the end: a plain free or resize of it would
+     * leave the snapshot to be restored where the block no longer is (a
+     * block another transaction holds already stays held by it) */
+    bool hold = !tx_held(tx, start) && pm_mark(rt, rt->snapmark, start);
     struct pm_txent *e = log_entry(rt, tx, ENT + round8(len));
-    if (e == NULL)
+    if (e == NULL) {
+        if (hold)
+            pm_unmark(rt, rt->snapmark, start);
         return pm_err(-ENOMEM, "tx_add: no room for the transaction log");
+    }
+    if (hold) {
+        (void)vec_push(&tx->holds, start, 0, NULL);     /* room made above */
+        tx_note(tx, start, OSET_HELD);
+    }
     entry_fill(e, tx->gen, PM_TXE_SNAPSHOT, off, len, ptr);
     pm_persist(rt, e, ENT + round8(len));   /* before the caller's change */
     (void)vec_push(&tx->snaps, off, len, e);   /* room made above */
@@ -812,6 +841,8 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
             held = f & OSET_FREED    ? PERSISTENT_E_DOUBLE_FREE
                    : f & OSET_MARKED ? (mine = true, 0)
                                      : PERSISTENT_E_TX_BLOCK;
+        } else if (mark_bit(rt, rt->snapmark, off) && !tx_held(tx, off)) {
+            held = PERSISTENT_E_TX_BLOCK;   /* another transaction's snapshot */
         }
     }
     if (held != 0) {
@@ -1320,6 +1351,7 @@ static void tx_free_volatile(struct pm_tx *tx)
     free(tx->allocs.v);
     free(tx->frees.v);
     free(tx->marks.v);
+    free(tx->holds.v);
     free(tx->mset.key);
     free(tx->mset.flags);
     free(tx->segs.v);

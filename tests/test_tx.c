@@ -343,6 +343,84 @@ static void test_free_then_shrunk(void)
     t_check_clean(S, "after a transaction's free of a block shrunk in place");
 }
 
+/* A block with a snapshot of an open transaction is held: a plain free,
+ * a realloc that would resize or move it, a root removal and another
+ * thread's transactional free are refused with nothing changed; the
+ * transaction itself may free it; after the end the holds are gone. */
+static void *plain_free_of(void *arg)
+{
+    persistent_free(S, arg);
+    return NULL;
+}
+
+static void *tx_free_of(void *arg)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    long r = persistent_tx_free(S, arg);
+    REQUIRE(persistent_tx_abort(S) == 0);
+    return (void *)r;
+}
+
+static void test_snapshot_held(void)
+{
+    warm(S);
+    uint64_t before = live_blocks(S);
+    unsigned char *a = persistent_malloc(S, 200), *big = persistent_malloc(S, 1u << 20);
+    char *r = persistent_root_get(S, 0x5a9, 64, NULL);
+    REQUIRE(a && big && r);
+    t_fill(a, 200, 8);
+    t_fill(big, 1u << 20, 9);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, a + 16, 32) == 0);
+    REQUIRE(persistent_tx_add(S, big + (900u << 10), 64) == 0);
+    REQUIRE(persistent_tx_add(S, r, 8) == 0);
+    memset(a + 16, 0x77, 32);
+    memset(big + (900u << 10), 0x77, 64);
+    int base = mis.count;
+    persistent_free(S, a);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    pthread_t t;
+    pthread_create(&t, NULL, plain_free_of, big);
+    pthread_join(t, NULL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    void *res;
+    pthread_create(&t, NULL, tx_free_of, a);
+    pthread_join(t, &res);
+    CHECK_EQ((long)res, -EINVAL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK(persistent_reallocate(S, big, 700u << 10) == NULL);    /* shrink in place */
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK(persistent_reallocate(S, a, 5000) == NULL);            /* a move */
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK_EQ(persistent_root_remove(S, 0x5a9), -EBUSY);
+    persistent_offset_t *slot = persistent_malloc(S, sizeof *slot);
+    REQUIRE(slot != NULL);
+    *slot = ptr_to_persistent_offset(S, big);
+    CHECK_EQ(persistent_realloc_into(S, slot, 700u << 10), -EINVAL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK(*slot == ptr_to_persistent_offset(S, big));
+    persistent_free(S, slot);
+    CHECK_EQ(mis.count, base + 7);
+    CHECK(persistent_usable_size(S, a) >= 200 && persistent_usable_size(S, big) >= (1u << 20));
+    REQUIRE(persistent_tx_abort(S) == 0);
+    CHECK(t_verify(a, 200, 8));
+    CHECK(t_verify(big, 1u << 20, 9));
+    /* its own free of a block it snapshotted is fine */
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, a, 8) == 0);
+    REQUIRE(persistent_tx_free(S, a) == 0);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    CHECK(persistent_usable_size(S, a) == 0);
+    /* the holds end with the transaction */
+    CHECK(persistent_reallocate(S, big, 700u << 10) == big);
+    persistent_free(S, big);
+    CHECK_EQ(persistent_root_remove(S, 0x5a9), 0);
+    CHECK_EQ(mis.count, base + 7);
+    warm(S);
+    CHECK_EQ(live_blocks(S), before);
+    t_check_clean(S, "after snapshots held against plain frees");
+}
+
 /* Out of space inside a transaction: it aborts cleanly. */
 static void test_out_of_space(void)
 {
@@ -1166,6 +1244,7 @@ int main(void)
     test_foreign();
     test_foreign_again();
     test_free_then_shrunk();
+    test_snapshot_held();
     test_out_of_space();
     test_threads();
     test_thread_exit();

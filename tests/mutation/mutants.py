@@ -919,6 +919,37 @@ MUTANTS = [
          what="a snapshot inside a block the transaction made, past the newest 64, is "
               "logged: an abort or recovery cut short after freeing the block leaves a "
               "log naming a range in no live block, and the space no longer opens"),
+    dict(id="tx-snap-no-hold", file="src/tx.c",
+         find="""    bool hold = !tx_held(tx, start) && pm_mark(rt, rt->snapmark, start);""",
+         replace="""    bool hold = false;""",
+         what="a snapshotted block is not held: a plain free or resize of it goes "
+              "through and the rollback writes where the block no longer is"),
+    dict(id="tx-snap-hold-kept", file="src/tx.c",
+         find="""    for (size_t i = 0; i < tx->holds.n; i++)
+        pm_unmark(rt, rt->snapmark, tx->holds.v[i].off);""",
+         replace="""    (void)0;""",
+         what="a transaction's snapshot holds outlive it: the block can never be "
+              "freed by a plain call again"),
+    dict(id="held-slow-ignores-snapmark", file="src/roots.c",
+         find="""    if (pm_marked(rt, rt->txmark, off) || pm_marked(rt, rt->snapmark, off))""",
+         replace="""    if (pm_marked(rt, rt->txmark, off))""",
+         what="plain frees do not look at snapshot holds"),
+    dict(id="realloc-ignores-snapmark", file="src/alloc.c",
+         find="""    } else if (pm_marked(rt, rt->snapmark, (uint64_t)((char *)p - rt->base))) {""",
+         replace="""    } else if (false) {""",
+         what="a realloc shrinks in place a block an open transaction snapshotted"),
+    dict(id="realloc-into-ignores-snapmark", file="src/publish.c",
+         find="""    if (lg_usable(rt, old) != 0 && pm_marked(rt, rt->snapmark, ooff)) {""",
+         replace="""    if (false) {""",
+         what="realloc-into resizes in place a block an open transaction snapshotted"),
+    dict(id="root-remove-ignores-snapmark", file="src/publish.c",
+         find="""    if (pm_marked(rt, rt->snapmark, v)) {""",
+         replace="""    if (false) {""",
+         what="a root's removal frees its block under an open transaction's snapshot"),
+    dict(id="tx-free-ignores-snapmark", file="src/tx.c",
+         find="""        } else if (mark_bit(rt, rt->snapmark, off) && !tx_held(tx, off)) {""",
+         replace="""        } else if (false) {""",
+         what="a transaction frees a block another transaction snapshotted"),
     dict(id="tx-auto-no-snapshot", file="src/tx.c",
          find="""    pm_vg_quiet(true);                  /* a whole page: free blocks too */
     entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
