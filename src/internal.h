@@ -583,6 +583,8 @@ int pub_free_prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk,
  * moved (live and marked: tx.c), its preparation as a held free (see
  * publish.c). */
 int pub_free_locate(struct pm_rt *rt, const void *blk, struct pm_pubfree *pf);
+/* Whether a located block is live (a run located is: its start bit). */
+bool pub_free_live(const struct pm_pubfree *pf);
 int pub_free_prepare_held_at(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *pf);
 void pub_free_do(struct pm_rt *rt, struct pm_pubfree *pf);
 /* As pub_free_do, written back but not fenced: the caller fences. */

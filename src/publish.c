@@ -184,6 +184,16 @@ int pub_free_prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk,
     return prepare(rt, rec, blk, pf, true);
 }
 
+bool pub_free_live(const struct pm_pubfree *pf)
+{
+    if (pf->large)
+        return true;
+    uint32_t w = pf->idx >> 6;
+    uint64_t bit = UINT64_C(1) << (pf->idx & 63);
+    return (pm_load_relaxed(&pf->h->bits[w]) & bit) &&
+           !(pm_load_relaxed(&pf->h->bits[pf->h->n_words + w]) & bit);
+}
+
 /* The block at blk, small or large, into pf; 0, or why it is no block. */
 int pub_free_locate(struct pm_rt *rt, const void *blk, struct pm_pubfree *pf)
 {
@@ -202,10 +212,7 @@ static int prepare_located(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubf
 {
     if (pf->large)
         return 0;
-    uint32_t w = pf->idx >> 6;
-    uint64_t bit = UINT64_C(1) << (pf->idx & 63);
-    if (!(pm_load_relaxed(&pf->h->bits[w]) & bit) ||
-        (pm_load_relaxed(&pf->h->bits[pf->h->n_words + w]) & bit))
+    if (!pub_free_live(pf))
         return PERSISTENT_E_DOUBLE_FREE;
     uint64_t a = pm_load_relaxed(&rt->ctl[pf->s].anchor);
     pf->local = local_ok &&

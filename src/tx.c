@@ -496,22 +496,16 @@ static uint32_t tx_flags(const struct pm_tx *tx, uint64_t off)
  * one of them, however many (a snapshot inside one must never be logged:
  * its rollback frees the block before the log is retired, and a log
  * naming a range in no live block is damage to verify.c). */
-static bool tx_allocated(const struct pm_tx *tx, uint64_t off)
+static bool tx_has(const struct pm_tx *tx, uint64_t off, uint32_t flag, const struct vec *v)
 {
     size_t slot;
     if (tx->indexed)
-        return oset_get(&tx->mset, off, &slot) & OSET_ALLOC;
-    return in_vec(&tx->allocs, off);
+        return oset_get(&tx->mset, off, &slot) & flag;
+    return in_vec(v, off);
 }
-
+#define tx_allocated(tx, off) tx_has((tx), (off), OSET_ALLOC, &(tx)->allocs)
 /* Whether this transaction holds the block at off for its snapshots. */
-static bool tx_held(const struct pm_tx *tx, uint64_t off)
-{
-    size_t slot;
-    if (tx->indexed)
-        return oset_get(&tx->mset, off, &slot) & OSET_HELD;
-    return in_vec(&tx->holds, off);
-}
+#define tx_held(tx, off) tx_has((tx), (off), OSET_HELD, &(tx)->holds)
 
 /* Room to note one more block (so that tx_note cannot fail): the table
  * built when the lists grow past OSET_FROM. */
@@ -796,14 +790,7 @@ static inline bool mark_bit(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
 /* Whether ptr is a live block of the space, located into *loc. */
 static bool block_live_at(struct pm_rt *rt, const void *ptr, struct pm_pubfree *loc)
 {
-    if (pub_free_locate(rt, ptr, loc) != 0)
-        return false;
-    if (loc->large)
-        return true;
-    uint64_t bit = UINT64_C(1) << (loc->idx & 63);
-    uint32_t w = loc->idx >> 6;
-    return (pm_load_relaxed(&loc->h->bits[w]) & bit) &&
-           !(pm_load_relaxed(&loc->h->bits[loc->h->n_words + w]) & bit);
+    return pub_free_locate(rt, ptr, loc) == 0 && pub_free_live(loc);
 }
 
 int persistent_tx_free(allocator_space_t *space, void *ptr)
