@@ -150,6 +150,13 @@ free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
     return true;
 }
 
+/* Whether a transaction's snapshot holds the block at ptr (in the pages). */
+static inline bool held_here(struct pm_rt *rt, const void *ptr)
+{
+    uint64_t g = (uint64_t)((const char *)ptr - rt->base - rt->data_off) >> 4;
+    return (pm_load_acquire(&rt->snapmark[g >> 6]) >> (g & 63)) & 1;
+}
+
 /* The fast path: the space this thread used last, a small block of a
  * superblock the thread owns (its current one for the class, or one its
  * anchor says; a revocation shows in the counter read after busy is
@@ -169,8 +176,9 @@ void persistent_free(allocator_space_t *space, void *ptr)
         struct pm_trec *rec = pm_tls.rec;
         struct pm_tcache *t = &rec->cls[c];
         struct pm_sbctl *ctl = &rt->ctl[s];
-        if (PM_UNLIKELY(pm_load_relaxed(&ctl->marks) != 0))
-            goto general;
+        uint16_t marks = pm_load_relaxed(&ctl->marks);
+        if (PM_UNLIKELY(marks != 0) && (marks != PM_MARKS_HOLD || held_here(rt, ptr)))
+            goto general;               /* a mark in the run; or a hold on the block */
         if (t->sb == s) {
             if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, idx, n, true)))
                 return;

@@ -76,9 +76,14 @@ struct pm_sbctl {
     pm_atomic_u32 cls;
     pm_atomic_u16 frees;          /* the owner's frees into it since it was
                                      set aside (a hint, owner only) */
-    pm_atomic_u16 marks;          /* root and transaction marks in this run
-                                     (roots.c): a free into it checks them */
+    pm_atomic_u16 marks;          /* root and transaction marks in this run,
+                                     and PM_MARKS_HOLD (roots.c): a free
+                                     into it checks them */
 };
+/* In pm_sbctl.marks: a block of the run may be held by a transaction's
+ * snapshot (rt->snapmark).  Holds are not counted (see pm_hold); the flag
+ * is set by the run's first hold and cleared when the run is carved again. */
+#define PM_MARKS_HOLD 0x8000u
 
 /* A superblock's geometry (the header's class, block count and data start)
  * in the high half of each of its page map entries, so that a free finds
@@ -632,6 +637,14 @@ int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep, bool counts
 /* ---- roots.c ---- */
 bool pm_mark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off);
 void pm_unmark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off);
+bool pm_hold(struct pm_rt *rt, uint64_t off);
+void pm_unhold(struct pm_rt *rt, uint64_t off);
+/* A run carved anew (no live block, so no hold): its flag goes. */
+static inline void pm_marks_carved(struct pm_sbctl *ctl)
+{
+    if (pm_load_relaxed(&ctl->marks) & PM_MARKS_HOLD)
+        pm_fetch_and_acq_rel(&ctl->marks, (uint16_t)~PM_MARKS_HOLD);
+}
 bool pm_marked(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off);
 static inline bool pm_root_mark(struct pm_rt *rt, uint64_t off)
 {

@@ -60,6 +60,7 @@ uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
 
 void *lg_commit(struct pm_rt *rt, uint64_t first, uint64_t n)
 {
+    pm_marks_carved(&rt->ctl[first]);
     pg_bit_set(rt, rt->end_bits, first + n - 1);
     pg_bit_set(rt, rt->start_bits, first);      /* commit */
     return rt->data + (first << rt->page_shift);

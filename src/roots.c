@@ -21,7 +21,8 @@
  * with an atomic OR before the root's value is published, so of two
  * threads making one block a root only one succeeds; each run counts its
  * marks (struct pm_sbctl.marks) so that a free looks at the bits only
- * in the rare run that holds one.  Rebuilt from the roots at every open.
+ * in the rare run that holds one (a transaction's holds are flagged
+ * there, not counted: pm_hold).  Rebuilt from the roots at every open.
  * A free that races with the publication of the same block (a use after
  * publish in the program) is not caught.
  */
@@ -65,6 +66,32 @@ void pm_unmark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
     uint64_t bit = UINT64_C(1) << (g & 63);
     if (pm_fetch_and_acq_rel(&bits[g >> 6], ~bit) & bit)
         pm_fetch_sub_acq_rel(&rt->ctl[run_first(rt, off)].marks, (uint16_t)1);
+}
+
+/* A transaction's hold on the block at off (live, in the pages): its bit
+ * in rt->snapmark, false if it was held already.  Not counted: every
+ * transaction takes and gives back its holds, and a count in the run's
+ * control word was a line that threads snapshotting blocks of one run (a
+ * table allocated by one thread, say) fought over at every begin and end;
+ * the run's PM_MARKS_HOLD flag is set once instead, read first so that a
+ * run already flagged is not written.  A free into a flagged run reads the
+ * block's bit (free.c), until the run is carved again (pm_marks_carved). */
+bool pm_hold(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t g = (off - rt->data_off) >> 4;
+    uint64_t bit = UINT64_C(1) << (g & 63);
+    if (pm_fetch_or_acq_rel(&rt->snapmark[g >> 6], bit) & bit)
+        return false;
+    pm_atomic_u16 *m = &rt->ctl[run_first(rt, off)].marks;
+    if (!(pm_load_relaxed(m) & PM_MARKS_HOLD))
+        pm_fetch_or_acq_rel(m, (uint16_t)PM_MARKS_HOLD);
+    return true;
+}
+
+void pm_unhold(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t g = (off - rt->data_off) >> 4;
+    pm_fetch_and_acq_rel(&rt->snapmark[g >> 6], ~(UINT64_C(1) << (g & 63)));
 }
 
 bool pm_marked(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)

@@ -211,6 +211,7 @@ static void format(struct pm_rt *rt, uint32_t first, uint32_t n_pages, uint32_t 
     pm_store_relaxed(&ctl->summary, 0);
     pm_store_relaxed(&ctl->cls, c);
     pm_store_relaxed(&ctl->n_pub, 0);
+    pm_marks_carved(ctl);
     uint64_t a = pm_load_relaxed(&ctl->anchor);
     pm_store_release(&ctl->anchor, pm_anchor_make(a, PM_SB_OWNED, owner));
     uint64_t e = pm_pagemap_entry(first, pm_geom_make(c, n_blocks, data_start));

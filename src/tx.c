@@ -547,7 +547,7 @@ static void tx_unmark(struct pm_rt *rt, struct pm_tx *tx)
         pm_unmark(rt, rt->txmark, tx->marks.v[i].off);
     tx->marks.n = 0;
     for (size_t i = 0; i < tx->holds.n; i++)
-        pm_unmark(rt, rt->snapmark, tx->holds.v[i].off);
+        pm_unhold(rt, tx->holds.v[i].off);
     tx->holds.n = 0;
     if (tx->indexed) {
         oset_clear(&tx->mset);
@@ -689,11 +689,11 @@ int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
     /* the block is held until the end: a plain free or resize of it would
      * leave the snapshot to be restored where the block no longer is (a
      * block another transaction holds already stays held by it) */
-    bool hold = !tx_held(tx, start) && pm_mark(rt, rt->snapmark, start);
+    bool hold = !tx_held(tx, start) && pm_hold(rt, start);
     struct pm_txent *e = log_entry(rt, tx, ENT + round8(len));
     if (e == NULL) {
         if (hold)
-            pm_unmark(rt, rt->snapmark, start);
+            pm_unhold(rt, start);
         return pm_err(-ENOMEM, "tx_add: no room for the transaction log");
     }
     if (hold) {

@@ -366,8 +366,9 @@ static void test_snapshot_held(void)
     warm(S);
     uint64_t before = live_blocks(S);
     unsigned char *a = persistent_malloc(S, 200), *big = persistent_malloc(S, 1u << 20);
+    unsigned char *nb = persistent_malloc(S, 200);      /* a's neighbour, not held */
     char *r = persistent_root_get(S, 0x5a9, 64, NULL);
-    REQUIRE(a && big && r);
+    REQUIRE(a && big && nb && r);
     t_fill(a, 200, 8);
     t_fill(big, 1u << 20, 9);
     REQUIRE(persistent_tx_begin(S) == 0);
@@ -379,6 +380,10 @@ static void test_snapshot_held(void)
     int base = mis.count;
     persistent_free(S, a);
     CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    /* a hold is the block's, not its run's: the neighbour goes */
+    persistent_free(S, nb);
+    CHECK_EQ(mis.count, base + 1);
+    CHECK_EQ(persistent_usable_size(S, nb), 0u);
     pthread_t t;
     pthread_create(&t, NULL, plain_free_of, big);
     pthread_join(t, NULL);
@@ -419,6 +424,78 @@ static void test_snapshot_held(void)
     warm(S);
     CHECK_EQ(live_blocks(S), before);
     t_check_clean(S, "after snapshots held against plain frees");
+}
+
+/* Holds taken and given back by several threads at once on blocks of one
+ * run, beside plain frees of their neighbours: a thread's own block is
+ * refused to a plain free while its snapshot holds it, the neighbours go,
+ * and the abort restores every byte. */
+#define HT 4
+#define HROUNDS 300
+static unsigned char *hold_own[HT], *hold_nb[HT][HROUNDS];
+static int hold_refused, hold_other;
+
+static void hold_hook(allocator_space_t *s, int code, const void *ptr, const char *msg,
+                      void *arg)
+{
+    (void)s, (void)ptr, (void)msg, (void)arg;
+    __atomic_add_fetch(code == PERSISTENT_E_TX_BLOCK ? &hold_refused : &hold_other, 1,
+                       __ATOMIC_SEQ_CST);
+}
+
+static void *holder(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    unsigned char *b = hold_own[t];
+    for (int r = 0; r < HROUNDS; r++) {
+        unsigned seed = (unsigned)(t * HROUNDS + r);
+        REQUIRE(persistent_tx_begin(S) == 0);
+        REQUIRE(persistent_tx_add(S, b, 64) == 0);
+        t_fill(b, 64, seed + 1);
+        persistent_free(S, b);                  /* refused: held */
+        persistent_free(S, hold_nb[t][r]);      /* not held: freed */
+        if (r % 2) {
+            REQUIRE(persistent_tx_abort(S) == 0);
+            REQUIRE(t_verify(b, 64, seed));
+            t_fill(b, 64, seed + 1);            /* what the next round snapshots */
+        } else {
+            REQUIRE(persistent_tx_commit(S) == 0);
+            REQUIRE(t_verify(b, 64, seed + 1));
+        }
+    }
+    return NULL;
+}
+
+static void test_holds_threads(void)
+{
+    /* the own blocks first, then the neighbours round by round: the held
+     * blocks share their run (and bitmap words) with each other and with
+     * the first rounds' neighbours */
+    for (int t = 0; t < HT; t++) {
+        REQUIRE((hold_own[t] = persistent_malloc(S, 64)) != NULL);
+        t_fill(hold_own[t], 64, (unsigned)(t * HROUNDS));
+    }
+    for (int r = 0; r < HROUNDS; r++)
+        for (int t = 0; t < HT; t++)
+            REQUIRE((hold_nb[t][r] = persistent_malloc(S, 64)) != NULL);
+    uint64_t before = live_blocks(S);
+    persistent_error_hook_set(hold_hook, NULL);
+    pthread_t th[HT];
+    for (int t = 0; t < HT; t++)
+        pthread_create(&th[t], NULL, holder, (void *)(intptr_t)t);
+    for (int t = 0; t < HT; t++)
+        pthread_join(th[t], NULL);
+    CHECK_EQ(__atomic_load_n(&hold_refused, __ATOMIC_SEQ_CST), HT * HROUNDS);
+    CHECK_EQ(__atomic_load_n(&hold_other, __ATOMIC_SEQ_CST), 0);
+    /* no hold is left: the own blocks go too */
+    for (int t = 0; t < HT; t++)
+        persistent_free(S, hold_own[t]);
+    CHECK_EQ(__atomic_load_n(&hold_refused, __ATOMIC_SEQ_CST), HT * HROUNDS);
+    CHECK_EQ(__atomic_load_n(&hold_other, __ATOMIC_SEQ_CST), 0);
+    persistent_error_hook_set(t_misuse_hook, &mis);
+    /* every block freed, but for at most a log for each thread's lane */
+    CHECK(live_blocks(S) <= before - HT * HROUNDS);
+    t_check_clean(S, "after holds taken by several threads in one run");
 }
 
 /* Out of space inside a transaction: it aborts cleanly. */
@@ -1245,6 +1322,7 @@ int main(void)
     test_foreign_again();
     test_free_then_shrunk();
     test_snapshot_held();
+    test_holds_threads();
     test_out_of_space();
     test_threads();
     test_thread_exit();

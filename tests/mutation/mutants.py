@@ -396,10 +396,8 @@ MUTANTS = [
          replace="""    pm_op_end(rec);""",
          what="the owner's fast free is not persisted"),
     dict(id="free-fast-no-marks", file="src/free.c",
-         find="""        if (PM_UNLIKELY(pm_load_relaxed(&ctl->marks) != 0))
-            goto general;""",
-         replace="""        if (PM_UNLIKELY(false))
-            goto general;""",
+         find="""        if (PM_UNLIKELY(marks != 0) && (marks != PM_MARKS_HOLD || held_here(rt, ptr)))""",
+         replace="""        if (PM_UNLIKELY(false))""",
          what="free's fast path frees a root's (or an open transaction's) block"),
     dict(id="free-fast-not-owner", file="src/free.c",
          find="""            if (pm_anchor_owner(a) != rec->id) {""",
@@ -920,16 +918,32 @@ MUTANTS = [
               "logged: an abort or recovery cut short after freeing the block leaves a "
               "log naming a range in no live block, and the space no longer opens"),
     dict(id="tx-snap-no-hold", file="src/tx.c",
-         find="""    bool hold = !tx_held(tx, start) && pm_mark(rt, rt->snapmark, start);""",
+         find="""    bool hold = !tx_held(tx, start) && pm_hold(rt, start);""",
          replace="""    bool hold = false;""",
          what="a snapshotted block is not held: a plain free or resize of it goes "
               "through and the rollback writes where the block no longer is"),
     dict(id="tx-snap-hold-kept", file="src/tx.c",
          find="""    for (size_t i = 0; i < tx->holds.n; i++)
-        pm_unmark(rt, rt->snapmark, tx->holds.v[i].off);""",
+        pm_unhold(rt, tx->holds.v[i].off);""",
          replace="""    (void)0;""",
          what="a transaction's snapshot holds outlive it: the block can never be "
               "freed by a plain call again"),
+    dict(id="hold-run-not-flagged", file="src/roots.c",
+         find="""    if (!(pm_load_relaxed(m) & PM_MARKS_HOLD))
+        pm_fetch_or_acq_rel(m, (uint16_t)PM_MARKS_HOLD);""",
+         replace="""    (void)m;""",
+         what="a hold leaves its run unflagged: the free fast path never looks at "
+              "the block's hold and frees it"),
+    dict(id="unhold-clears-word", file="src/roots.c",
+         find="""    pm_fetch_and_acq_rel(&rt->snapmark[g >> 6], ~(UINT64_C(1) << (g & 63)));""",
+         replace="""    pm_store_release(&rt->snapmark[g >> 6], (uint64_t)0);""",
+         what="a transaction's end gives back the holds of the blocks beside its "
+              "own (one bitmap word), which other threads' transactions still hold"),
+    dict(id="free-fast-ignores-hold", file="src/free.c",
+         find="""(marks != PM_MARKS_HOLD || held_here(rt, ptr))""",
+         replace="""marks != PM_MARKS_HOLD""",
+         what="the free fast path takes a flagged run as unmarked, so a held block "
+              "is freed"),
     dict(id="held-slow-ignores-snapmark", file="src/roots.c",
          find="""    if (pm_marked(rt, rt->txmark, off) || pm_marked(rt, rt->snapmark, off))""",
          replace="""    if (pm_marked(rt, rt->txmark, off))""",
