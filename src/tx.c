@@ -268,11 +268,11 @@ static void set_state(struct pm_rt *rt, struct pm_tx *tx, uint32_t phase, bool f
         pm_flush(rt, &tx->log->state, sizeof tx->log->state);
 }
 
-/* Room for an entry of bytes (head included) in the log, in a claimed
- * continuation when the current segment is full; NULL (errno ENOMEM) when
- * no pages are left.  The first one says the transaction is active (its
- * persist fences the state word). */
-static struct pm_txent *log_entry(struct pm_rt *rt, struct pm_tx *tx, uint64_t bytes)
+/* Room for an entry of bytes (head included) at tx->at, in a claimed
+ * continuation when the current segment is full; false (errno ENOMEM) when
+ * no pages are left.  The first one says the transaction is active (the
+ * entry's persist fences the state word). */
+static bool log_room(struct pm_rt *rt, struct pm_tx *tx, uint64_t bytes)
 {
     if (!tx->written) {
         set_state(rt, tx, PM_TX_ACTIVE | (tx->n_held ? PM_TX_PREV : 0), false);
@@ -301,7 +301,7 @@ static struct pm_txent *log_entry(struct pm_rt *rt, struct pm_tx *tx, uint64_t b
             if (first != PG_NONE)
                 pg_release(rt, first, n);
             errno = ENOMEM;
-            return NULL;
+            return false;
         }
         uint64_t seg = rt->data_off + (first << rt->page_shift);
         pm_vg_internal(rt->base + seg, n << rt->page_shift);
@@ -313,6 +313,14 @@ static struct pm_txent *log_entry(struct pm_rt *rt, struct pm_tx *tx, uint64_t b
         tx->at = rt->base + seg;
         tx->end = tx->at + (n << rt->page_shift) - ENT;
     }
+    return true;
+}
+
+/* The next entry of bytes; NULL (errno ENOMEM) as log_room. */
+static struct pm_txent *log_entry(struct pm_rt *rt, struct pm_tx *tx, uint64_t bytes)
+{
+    if (!log_room(rt, tx, bytes))
+        return NULL;
     struct pm_txent *e = (struct pm_txent *)(void *)tx->at;
     tx->at += bytes;
     tx->entries++;
@@ -732,6 +740,11 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
         errno = ENOMEM;
         return NULL;
     }
+    /* the entry's room too, before the block: one reserved and then given
+     * up would be lost to the thread's cache until its superblock's free
+     * map is rebuilt */
+    if (!log_room(rt, tx, ENT))
+        return NULL;
     pm_op_enter(rt, rec);
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);
@@ -741,16 +754,7 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    struct pm_txent *e = log_entry(rt, tx, ENT);
-    if (e == NULL) {
-        /* the reservation was never committed: a free page run or an
-         * unmarked bit, nothing to undo in the file */
-        if (rv.large)
-            pg_release(rt, rv.first, rv.n);
-        pm_op_end(rec);
-        errno = ENOMEM;
-        return NULL;
-    }
+    struct pm_txent *e = log_entry(rt, tx, ENT);     /* room made above */
     uint64_t off = (uint64_t)((char *)rv.blk - rt->base);
     entry_fill(e, tx->gen, PM_TXE_ALLOC, off, size, NULL);
     pm_persist(rt, e, ENT);                 /* before the block is live */

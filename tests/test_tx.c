@@ -529,6 +529,48 @@ static void test_out_of_space(void)
     unlink(p);
 }
 
+/* A log that can grow no more: an allocation fails before it takes a
+ * block, so the thread's cache still has it: after the abort the next two
+ * allocations of the class are the two it offered before. */
+static void test_log_full_alloc(void)
+{
+    const char *p = t_path("tx-logfull");
+    allocator_space_t *s = create_persistent_allocator(p, 2u << 20);
+    REQUIRE(s != NULL);
+    warm(s);
+    size_t bsz = 1u << 20;
+    unsigned char *big = persistent_malloc(s, bsz);
+    REQUIRE(big != NULL);
+    t_fill(big, bsz, 3);
+    unsigned char *q = persistent_malloc(s, 64);
+    REQUIRE(q != NULL);
+    size_t stride = persistent_usable_size(s, q);
+    persistent_free(s, q);                  /* the class's next block */
+    REQUIRE(persistent_tx_begin(s) == 0);
+    size_t off = 0;
+    int r = 0;
+    /* pages of snapshots, then 8 bytes at a time, until the log is full */
+    for (size_t len = 4096; len >= 8; len = len == 4096 ? 8 : 0)
+        while (off + len <= bsz && (r = persistent_tx_add(s, big + off, len)) == 0)
+            off += len;
+    CHECK_EQ(r, -ENOMEM);
+    CHECK(off < bsz);
+    memset(big, 0, off);
+    int k = 0;
+    while (persistent_tx_alloc(s, 64) != NULL)  /* one may still fit */
+        k++;
+    CHECK_EQ(errno, ENOMEM);
+    CHECK(k <= 1);
+    REQUIRE(persistent_tx_abort(s) == 0);
+    CHECK(t_verify(big, bsz, 3));
+    unsigned char *m1 = persistent_malloc(s, 64), *m2 = persistent_malloc(s, 64);
+    CHECK(m1 == q);
+    CHECK(m2 == q + stride);
+    t_check_clean(s, "after allocations refused for a full log");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
 /* Threads run transfers between their own accounts at the same time; an
  * abort every fifth leaves its accounts as they were. */
 enum { ACCTS = 64, T = 6, ROUNDS = 3000 };
@@ -1324,6 +1366,7 @@ int main(void)
     test_snapshot_held();
     test_holds_threads();
     test_out_of_space();
+    test_log_full_alloc();
     test_threads();
     test_thread_exit();
     test_auto();
