@@ -463,7 +463,9 @@ int persistent_tx_begin(allocator_space_t *space);
 /* Snapshots [ptr, ptr + len) before the caller changes it.  The range must
  * lie inside one live block (or a block this transaction allocated).
  * Snapshotting a range already snapshotted in this transaction costs
- * nothing. */
+ * nothing.  A block another open transaction frees or allocated is
+ * refused (-EINVAL, PERSISTENT_E_TX_BLOCK to the error hook): that
+ * transaction's end would free it under the snapshot. */
 int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len);
 
 /* A block that is permanent when the transaction commits and freed when it

@@ -54,9 +54,12 @@ bool pm_mark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
 {
     uint64_t g = (off - rt->data_off) >> 4;
     uint64_t bit = UINT64_C(1) << (g & 63);
-    if (pm_fetch_or_acq_rel(&bits[g >> 6], bit) & bit)
+    if (pm_fetch_or_seq_cst(&bits[g >> 6], bit) & bit)
         return false;
-    pm_fetch_add_acq_rel(&rt->ctl[run_first(rt, off)].marks, (uint16_t)1);
+    /* sequentially consistent, as pm_hold: a transaction's free and
+     * another's snapshot of the block each set their bit, then look at
+     * the other's (tx.c), and of two racing one sees the other */
+    pm_fetch_add_seq_cst(&rt->ctl[run_first(rt, off)].marks, (uint16_t)1);
     return true;
 }
 
@@ -80,11 +83,11 @@ bool pm_hold(struct pm_rt *rt, uint64_t off)
 {
     uint64_t g = (off - rt->data_off) >> 4;
     uint64_t bit = UINT64_C(1) << (g & 63);
-    if (pm_fetch_or_acq_rel(&rt->snapmark[g >> 6], bit) & bit)
+    if (pm_fetch_or_seq_cst(&rt->snapmark[g >> 6], bit) & bit)
         return false;
     pm_atomic_u16 *m = &rt->ctl[run_first(rt, off)].marks;
-    if (!(pm_load_relaxed(m) & PM_MARKS_HOLD))
-        pm_fetch_or_acq_rel(m, (uint16_t)PM_MARKS_HOLD);
+    if (!(pm_load_seq_cst(m) & PM_MARKS_HOLD))
+        pm_fetch_or_seq_cst(m, (uint16_t)PM_MARKS_HOLD);
     return true;
 }
 

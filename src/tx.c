@@ -515,6 +515,35 @@ static bool tx_has(const struct pm_tx *tx, uint64_t off, uint32_t flag, const st
 /* Whether this transaction holds the block at off for its snapshots. */
 #define tx_held(tx, off) tx_has((tx), (off), OSET_HELD, &(tx)->holds)
 
+/* A transaction's free of a block and another's snapshot of it must not
+ * both go on: the free would leave the snapshot in a free block.  Each
+ * sets its own bit first (the free its mark, the snapshot its hold), then
+ * looks at the other's, all sequentially consistent (pm_mark, pm_hold):
+ * of two racing, at least one sees the other and gives up.  The run's
+ * mark word is looked at first (a hold flags it, a mark counts in it). */
+static bool sc_bit(pm_atomic_u64 *bits, struct pm_rt *rt, uint64_t off)
+{
+    uint64_t g = (off - rt->data_off) >> 4;
+    return (pm_load_seq_cst(&bits[g >> 6]) >> (g & 63)) & 1;
+}
+
+/* Another transaction frees the block at off or made it (run: its first
+ * page). */
+static bool tx_marked_by_other(struct pm_rt *rt, const struct pm_tx *tx, uint32_t run,
+                               uint64_t off)
+{
+    return (pm_load_seq_cst(&rt->ctl[run].marks) & ~PM_MARKS_HOLD) != 0 &&
+           sc_bit(rt->txmark, rt, off) && !(tx_flags(tx, off) & OSET_MARKED);
+}
+
+/* Another transaction holds the block at off for a snapshot. */
+static bool tx_held_by_other(struct pm_rt *rt, const struct pm_tx *tx, uint32_t run,
+                             uint64_t off)
+{
+    return (pm_load_seq_cst(&rt->ctl[run].marks) & PM_MARKS_HOLD) != 0 &&
+           sc_bit(rt->snapmark, rt, off) && !tx_held(tx, off);
+}
+
 /* Room to note one more block (so that tx_note cannot fail): the table
  * built when the lists grow past OSET_FROM. */
 static bool tx_note_room(struct pm_tx *tx)
@@ -624,9 +653,10 @@ int persistent_tx_depth(allocator_space_t *space)
     return rec != NULL && rec->tx != NULL ? (int)rec->tx->depth : 0;
 }
 
-/* The live block that holds [off, off + len): its start and size. */
+/* The live block that holds [off, off + len): its start, size and run
+ * (the first page, which its marks are counted at). */
 static bool block_holding(struct pm_rt *rt, uint64_t off, uint64_t len, uint64_t *start,
-                          uint64_t *size)
+                          uint64_t *size, uint32_t *run)
 {
     if (len == 0 || !pm_in_data(rt, off, len))
         return false;
@@ -647,6 +677,7 @@ static bool block_holding(struct pm_rt *rt, uint64_t off, uint64_t len, uint64_t
             return false;
         *start = sb + h->data_start + idx * h->block_size;
         *size = h->block_size;
+        *run = f1 - 1;
     } else {
         uint64_t s = pg_prev_set(rt->start_bits, page);
         if (s == PG_NONE || pg_bit(rt->kind_bits, s))
@@ -656,6 +687,7 @@ static bool block_holding(struct pm_rt *rt, uint64_t off, uint64_t len, uint64_t
             return false;
         *start = rt->data_off + (s << rt->page_shift);
         *size = (e - s + 1) << rt->page_shift;
+        *run = (uint32_t)s;
     }
     return off + len <= *start + *size;
 }
@@ -686,7 +718,8 @@ int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
         return 0;                           /* automatic: pages are caught */
     uintptr_t p = (uintptr_t)ptr, b = (uintptr_t)rt->base;
     uint64_t off = p - b, start, size;
-    if (p < b || p - b >= rt->reserve_size || !block_holding(rt, off, len, &start, &size))
+    uint32_t run;
+    if (p < b || p - b >= rt->reserve_size || !block_holding(rt, off, len, &start, &size, &run))
         return pm_err(-EINVAL, "tx_add: [%p, +%zu) is not inside a live block of the space",
                       ptr, len);
     /* already snapshotted (lately), or in a block this transaction made */
@@ -697,7 +730,15 @@ int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
     /* the block is held until the end: a plain free or resize of it would
      * leave the snapshot to be restored where the block no longer is (a
      * block another transaction holds already stays held by it) */
-    bool hold = !tx_held(tx, start) && pm_hold(rt, start);
+    bool own = tx_held(tx, start), hold = !own && pm_hold(rt, start);
+    if (!own && tx_marked_by_other(rt, tx, run, start)) {
+        /* another transaction frees it, or made it (an abort frees it):
+         * its end would leave this snapshot in a free block */
+        if (hold)
+            pm_unhold(rt, start);
+        pm_misuse(rt, PERSISTENT_E_TX_BLOCK, ptr, "persistent_tx_add");
+        return pm_err(-EINVAL, "tx_add: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
+    }
     struct pm_txent *e = log_entry(rt, tx, ENT + round8(len));
     if (e == NULL) {
         if (hold)
@@ -832,8 +873,6 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
             held = f & OSET_FREED    ? PERSISTENT_E_DOUBLE_FREE
                    : f & OSET_MARKED ? (mine = true, 0)
                                      : PERSISTENT_E_TX_BLOCK;
-        } else if (mark_bit(rt, rt->snapmark, off) && !tx_held(tx, off)) {
-            held = PERSISTENT_E_TX_BLOCK;   /* another transaction's snapshot */
         }
     }
     if (held != 0) {
@@ -846,6 +885,13 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
         return pm_err(-ENOMEM, "tx_free: out of memory");
     /* held against other frees until the free is done */
     if (!mine && !pm_mark(rt, rt->txmark, off)) {   /* another transaction's, just now */
+        pm_misuse(rt, PERSISTENT_E_TX_BLOCK, ptr, "persistent_tx_free");
+        return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
+    }
+    /* another transaction's snapshot in it (looked at after the mark: a
+     * block this one made or frees already is refused to the others') */
+    if (!mine && tx_held_by_other(rt, tx, run, off)) {
+        pm_unmark(rt, rt->txmark, off);
         pm_misuse(rt, PERSISTENT_E_TX_BLOCK, ptr, "persistent_tx_free");
         return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
     }

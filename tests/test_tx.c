@@ -426,6 +426,57 @@ static void test_snapshot_held(void)
     t_check_clean(S, "after snapshots held against plain frees");
 }
 
+/* A snapshot of a block another open transaction frees, or made (its
+ * abort frees it), is refused: either end would leave the snapshot in a
+ * free block.  The other thread keeps its transaction open meanwhile. */
+static pthread_barrier_t other_bar;
+static unsigned char *other_x, *other_y;
+
+static void *frees_and_makes(void *arg)
+{
+    (void)arg;
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_free(S, other_x) == 0);
+    REQUIRE((other_y = persistent_tx_alloc(S, 300)) != NULL);
+    t_fill(other_y, 300, 41);
+    pthread_barrier_wait(&other_bar);       /* the main thread tries */
+    pthread_barrier_wait(&other_bar);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    return NULL;
+}
+
+static void test_add_of_others_block(void)
+{
+    warm(S);
+    uint64_t before = live_blocks(S);
+    other_x = persistent_malloc(S, 300);
+    REQUIRE(other_x != NULL);
+    t_fill(other_x, 300, 40);
+    pthread_barrier_init(&other_bar, NULL, 2);
+    pthread_t t;
+    pthread_create(&t, NULL, frees_and_makes, NULL);
+    pthread_barrier_wait(&other_bar);
+    int base = mis.count;
+    REQUIRE(persistent_tx_begin(S) == 0);
+    CHECK_EQ(persistent_tx_add(S, other_x + 8, 16), -EINVAL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK_EQ(persistent_tx_add(S, other_y, 8), -EINVAL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK_EQ(mis.count, base + 2);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    pthread_barrier_wait(&other_bar);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&other_bar);
+    CHECK_EQ(persistent_usable_size(S, other_x), 0u);
+    CHECK(persistent_usable_size(S, other_y) >= 300);
+    CHECK(t_verify(other_y, 300, 41));
+    persistent_free(S, other_y);
+    CHECK_EQ(mis.count, base + 2);
+    warm(S);
+    CHECK_EQ(live_blocks(S), before);
+    t_check_clean(S, "after snapshots refused in another transaction's blocks");
+}
+
 /* Holds taken and given back by several threads at once on blocks of one
  * run, beside plain frees of their neighbours: a thread's own block is
  * refused to a plain free while its snapshot holds it, the neighbours go,
@@ -1365,6 +1416,7 @@ int main(void)
     test_free_then_shrunk();
     test_snapshot_held();
     test_holds_threads();
+    test_add_of_others_block();
     test_out_of_space();
     test_log_full_alloc();
     test_threads();

@@ -918,8 +918,8 @@ MUTANTS = [
               "logged: an abort or recovery cut short after freeing the block leaves a "
               "log naming a range in no live block, and the space no longer opens"),
     dict(id="tx-snap-no-hold", file="src/tx.c",
-         find="""    bool hold = !tx_held(tx, start) && pm_hold(rt, start);""",
-         replace="""    bool hold = false;""",
+         find="""    bool own = tx_held(tx, start), hold = !own && pm_hold(rt, start);""",
+         replace="""    bool own = tx_held(tx, start), hold = false;""",
          what="a snapshotted block is not held: a plain free or resize of it goes "
               "through and the rollback writes where the block no longer is"),
     dict(id="tx-snap-hold-kept", file="src/tx.c",
@@ -929,8 +929,8 @@ MUTANTS = [
          what="a transaction's snapshot holds outlive it: the block can never be "
               "freed by a plain call again"),
     dict(id="hold-run-not-flagged", file="src/roots.c",
-         find="""    if (!(pm_load_relaxed(m) & PM_MARKS_HOLD))
-        pm_fetch_or_acq_rel(m, (uint16_t)PM_MARKS_HOLD);""",
+         find="""    if (!(pm_load_seq_cst(m) & PM_MARKS_HOLD))
+        pm_fetch_or_seq_cst(m, (uint16_t)PM_MARKS_HOLD);""",
          replace="""    (void)m;""",
          what="a hold leaves its run unflagged: the free fast path never looks at "
               "the block's hold and frees it"),
@@ -960,9 +960,14 @@ MUTANTS = [
          find="""    if (pm_marked(rt, rt->snapmark, v)) {""",
          replace="""    if (false) {""",
          what="a root's removal frees its block under an open transaction's snapshot"),
+    dict(id="tx-add-ignores-other-marks", file="src/tx.c",
+         find="""    if (!own && tx_marked_by_other(rt, tx, run, start)) {""",
+         replace="""    if (false) {""",
+         what="a snapshot is taken in a block another open transaction frees or "
+              "made: that transaction's end leaves it in a free block"),
     dict(id="tx-free-ignores-snapmark", file="src/tx.c",
-         find="""        } else if (mark_bit(rt, rt->snapmark, off) && !tx_held(tx, off)) {""",
-         replace="""        } else if (false) {""",
+         find="""    if (!mine && tx_held_by_other(rt, tx, run, off)) {""",
+         replace="""    if (false) {""",
          what="a transaction frees a block another transaction snapshotted"),
     dict(id="tx-auto-no-snapshot", file="src/tx.c",
          find="""    pm_vg_quiet(true);                  /* a whole page: free blocks too */
