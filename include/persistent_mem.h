@@ -517,6 +517,10 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
  * cannot be caught, and an abort undoes it.  Writes by the kernel into the
  * space (read(2) into a block) fail with EFAULT until their page has been
  * written once.
+ * Each page's snapshot needs log room, taken from pages that were free at
+ * the begin, growing a growable space when there are none; a write whose
+ * page finds no room at all (the space full at its maximum) stops the
+ * process, and the next open rolls the transaction back.
  * Nested begins flatten; commit and abort end it as any transaction. */
 int persistent_tx_begin_auto(allocator_space_t *space);
 

@@ -119,6 +119,9 @@ struct pm_tx {
     bool written;                 /* the state word says ACTIVE | gen */
     struct pm_pubfree *pf;        /* room to free the allocations at once */
     size_t pf_cap;
+    uint64_t *free0;              /* automatic: the page bitmap at its begin
+                                     (pages in use then), of n0 pages */
+    uint64_t n0, seg_from;        /* where the next segment is looked for */
 };
 
 /* Doubles v's room; false when out of memory. */
@@ -268,6 +271,50 @@ static void set_state(struct pm_rt *rt, struct pm_tx *tx, uint32_t phase, bool f
         pm_flush(rt, &tx->log->state, sizeof tx->log->state);
 }
 
+/* Whether page p was in use when the automatic transaction began. */
+static bool used_at_begin(const struct pm_tx *tx, uint64_t p)
+{
+    return p < tx->n0 && (tx->free0[p >> 6] >> (p & 63)) & 1;
+}
+
+/* n pages (a multiple of unit, at a multiple of unit) for the log to go
+ * on in, or PG_NONE.  An automatic transaction's log takes only pages
+ * that were free when it began (or past the end then): a page freed since
+ * may hold a block the rollback makes live again, and the log's own
+ * writes are not snapshotted (a review found a freed block's contents
+ * overwritten by PAGE entries, after an abort and after a crash alike). */
+static uint64_t seg_claim(struct pm_rt *rt, struct pm_tx *tx, uint64_t n, uint64_t unit)
+{
+    if (!tx->automatic)
+        return pg_alloc(rt, n, unit);
+    uint64_t limit = pm_load_acquire(&rt->n_pages);
+    uint64_t phase = (rt->data_off >> rt->page_shift) % unit;
+    for (int pass = 0; pass < 2; pass++) {
+        /* from where the last one was found, then from the start */
+        uint64_t p = pass == 0 ? tx->seg_from : 0, stop = pass == 0 ? limit : tx->seg_from;
+        p += (unit - (p + phase) % unit) % unit;
+        while (p + n <= limit && p < stop) {
+            uint64_t q = p;
+            while (q < p + n && !used_at_begin(tx, q))
+                q++;
+            if (q == p + n) {
+                if (pg_claim_at(rt, p, n)) {
+                    if (!pg_back(rt, p, n)) {
+                        pg_release(rt, p, n);
+                        return PG_NONE;
+                    }
+                    tx->seg_from = p + n;
+                    return p;
+                }
+                q = p;                  /* in use now: the next unit */
+            }
+            p = q + 1;
+            p += (unit - (p + phase) % unit) % unit;
+        }
+    }
+    return PG_NONE;
+}
+
 /* Room for an entry of bytes (head included) at tx->at, in a claimed
  * continuation when the current segment is full; false (errno ENOMEM) when
  * no pages are left.  The first one says the transaction is active (the
@@ -285,14 +332,23 @@ static bool log_room(struct pm_rt *rt, struct pm_tx *tx, uint64_t bytes)
         uint64_t unit = page_of_os() > rt->page_size ? page_of_os() >> rt->page_shift : 1;
         uint64_t n = (want + rt->page_size - 1) >> rt->page_shift;
         n = (n + unit - 1) / unit * unit;
-        uint64_t first = pg_alloc(rt, n, unit);
+        uint64_t first = seg_claim(rt, tx, n, unit);
         if (first == PG_NONE && pg_cache_reclaim(rt))
-            first = pg_alloc(rt, n, unit);
-        /* growth writes the header: not from inside a fault (automatic) */
-        for (int grown = 0; first == PG_NONE && !tx->automatic && grown < 4; grown++) {
-            if (pm_space_grow(rt, pm_load_acquire(&rt->n_pages), n) != 0)
+            first = seg_claim(rt, tx, n, unit);
+        for (int grown = 0; first == PG_NONE && grown < 4; grown++) {
+            /* inside a fault (automatic), the header's page may be one the
+             * transaction has not written: growth writes only its page
+             * count there, which a rollback does not restore, so it is
+             * made writable for the growth alone (a later write by the
+             * transaction is caught again, and snapshotted once more) */
+            if (tx->automatic)
+                (void)os_protect(rt->base, page_of_os(), true);
+            int r = pm_space_grow(rt, pm_load_acquire(&rt->n_pages), n);
+            if (tx->automatic)
+                (void)os_protect(rt->base, page_of_os(), false);
+            if (r != 0)
                 break;
-            first = pg_alloc(rt, n, unit);
+            first = seg_claim(rt, tx, n, unit);
         }
         /* an automatic transaction made room for its list of segments when
          * it began: no allocation inside a fault */
@@ -1262,6 +1318,18 @@ int persistent_tx_begin_auto(allocator_space_t *space)
         pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
         return pm_err(r, "tx_begin_auto: another thread is inside a call on the space");
     }
+    /* the pages in use now, the space alone: the log goes on in no other */
+    uint64_t n0 = pm_load_acquire(&rt->n_pages);
+    free(tx->free0);
+    tx->free0 = malloc(((n0 + 63) / 64 + 1) * sizeof *tx->free0);
+    if (tx->free0 == NULL) {
+        pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
+        return pm_err(-ENOMEM, "tx_begin_auto: out of memory");
+    }
+    for (uint64_t w = 0; w < (n0 + 63) / 64; w++)
+        tx->free0[w] = pm_load_relaxed(&rt->used[w]);
+    tx->n0 = n0;
+    tx->seg_from = 0;
     tx_start(rt, tx);
     tx->automatic = true;
     set_state(rt, tx, PM_TX_ACTIVE, true);
@@ -1313,6 +1381,8 @@ static const struct pm_txent **auto_pages(struct pm_rt *rt, struct pm_tx *tx, si
 static void auto_end(struct pm_rt *rt, struct pm_tx *tx)
 {
     (void)os_protect(rt->base, pm_data_limit(rt), true);
+    free(tx->free0);
+    tx->free0 = NULL;
     tx->automatic = false;
     auto_tx = NULL;
     tx_unmark(rt, tx);
@@ -1396,6 +1466,7 @@ static void tx_free_volatile(struct pm_tx *tx)
     free(tx->floc);
     free(tx->pend_segs.v);
     free(tx->pf);
+    free(tx->free0);
     free(tx);
 }
 

@@ -1298,6 +1298,144 @@ static void test_auto_crash(void)
     unlink(p);
 }
 
+/* Blocks freed inside an automatic transaction, then more page writes
+ * than its first log block holds: the log goes on in pages that were free
+ * when it began, never in the freed blocks' (whose writes would not be
+ * snapshotted): an abort, and recovery after a kill, find every byte of
+ * them.  A review found them overwritten with PAGE entries. */
+#define AF_BIG (160u << 10)
+#define AF_SMALL 600
+
+static void auto_free_then_write(allocator_space_t *s, unsigned char *big,
+                                 unsigned char **small, char *other, bool plain)
+{
+    REQUIRE(persistent_tx_begin_auto(s) == 0);
+    if (plain)
+        persistent_free(s, big);
+    else
+        REQUIRE(persistent_tx_free(s, big) == 0);
+    for (int i = 0; i < AF_SMALL; i++)          /* their superblocks emptied */
+        persistent_free(s, small[i]);
+    for (size_t i = 0; i < (4u << 20); i += 4096)
+        other[i] = 1;                           /* 1024 pages snapshotted */
+}
+
+static void auto_freed_fill(allocator_space_t *s, unsigned char **big,
+                            unsigned char **small, char **other)
+{
+    REQUIRE((*big = persistent_malloc(s, AF_BIG)) != NULL);
+    t_fill(*big, AF_BIG, 70);
+    for (int i = 0; i < AF_SMALL; i++) {
+        REQUIRE((small[i] = persistent_malloc(s, 3000)) != NULL);
+        t_fill(small[i], 3000, 71 + (unsigned)i);
+    }
+    REQUIRE((*other = persistent_malloc(s, 4u << 20)) != NULL);
+}
+
+static void test_auto_freed_not_log(void)
+{
+    const char *p = t_path("tx-auto-freed");
+    unsigned char *big, *small[AF_SMALL];
+    char *other;
+    for (int plain = 0; plain < 2; plain++) {
+        allocator_space_t *s = create_persistent_allocator(p, 16u << 20);
+        REQUIRE(s != NULL);
+        auto_freed_fill(s, &big, small, &other);
+        auto_free_then_write(s, big, small, other, plain);
+        REQUIRE(persistent_tx_abort(s) == 0);
+        CHECK(persistent_usable_size(s, big) >= AF_BIG);
+        CHECK(t_verify(big, AF_BIG, 70));
+        int bad = 0;
+        for (int i = 0; i < AF_SMALL; i++)
+            bad += !t_verify(small[i], 3000, 71 + (unsigned)i);
+        CHECK_EQ(bad, 0);
+        t_check_clean(s, "after an automatic transaction freed blocks and aborted");
+        destroy_persistent_allocator(s);
+        unlink(p);
+    }
+    /* killed before the end: recovery restores the same */
+    allocator_space_t *s = create_persistent_allocator(p, 16u << 20);
+    REQUIRE(s != NULL);
+    auto_freed_fill(s, &big, small, &other);
+    uint64_t obig = ptr_to_persistent_offset(s, big), oother = ptr_to_persistent_offset(s, other);
+    uint64_t osmall[AF_SMALL];
+    for (int i = 0; i < AF_SMALL; i++)
+        osmall[i] = ptr_to_persistent_offset(s, small[i]);
+    persistent_space_close(s);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (persistent_space_open(p, NULL, &s) != 0)
+            _exit(2);
+        big = persistent_offset_to_ptr(s, obig);
+        other = persistent_offset_to_ptr(s, oother);
+        for (int i = 0; i < AF_SMALL; i++)
+            small[i] = persistent_offset_to_ptr(s, osmall[i]);
+        auto_free_then_write(s, big, small, other, false);
+        kill(getpid(), SIGKILL);
+        _exit(3);
+    }
+    int ws;
+    waitpid(pid, &ws, 0);
+    CHECK(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+    REQUIRE(persistent_space_open(p, NULL, &s) == 0);
+    big = persistent_offset_to_ptr(s, obig);
+    CHECK(persistent_usable_size(s, big) >= AF_BIG);
+    CHECK(t_verify(big, AF_BIG, 70));
+    int bad = 0;
+    for (int i = 0; i < AF_SMALL; i++)
+        bad += !t_verify(persistent_offset_to_ptr(s, osmall[i]), 3000, 71 + (unsigned)i);
+    CHECK_EQ(bad, 0);
+    t_check_clean(s, "recovered after an automatic transaction freed blocks and died");
+    persistent_space_close(s);
+    unlink(p);
+}
+
+/* An automatic transaction whose log needs more pages than the space has
+ * grows the space from inside its fault handler (the header's page count
+ * is the only thing written there), then commits or aborts; it used to end
+ * the process. */
+static void test_auto_log_grows(void)
+{
+    const char *p = t_path("tx-auto-grows");
+    for (int commit = 0; commit < 2; commit++) {
+        allocator_space_t *s = t_create(p, 1u << 20, 64u << 20);
+        char *keep = persistent_malloc(s, 100);
+        REQUIRE(keep != NULL);
+        t_fill(keep, 100, 80);
+        REQUIRE(persistent_tx_begin_auto(s) == 0);
+        char *big = persistent_malloc(s, 2u << 20);
+        REQUIRE(big != NULL);
+        memset(keep, 0, 100);
+        for (size_t i = 0; i < (2u << 20); i += 4096)
+            big[i] = 1;
+        struct persistent_info info;
+        REQUIRE(persistent_space_info(s, &info) == 0);
+        uint64_t cap = info.capacity;
+        if (commit) {
+            REQUIRE(persistent_tx_commit(s) == 0);
+            CHECK(persistent_usable_size(s, big) >= (2u << 20));
+            CHECK_EQ(keep[0], 0);
+            persistent_free(s, big);
+        } else {
+            REQUIRE(persistent_tx_abort(s) == 0);
+            CHECK(t_verify(keep, 100, 80));
+        }
+        REQUIRE(persistent_space_info(s, &info) == 0);
+        CHECK(info.capacity >= cap);            /* growth is not undone */
+        CHECK(info.capacity > (3u << 20));      /* grown for the log too */
+        t_check_clean(s, commit ? "after an automatic transaction grew for its log and "
+                                  "committed"
+                                : "after an automatic transaction grew for its log and "
+                                  "aborted");
+        persistent_space_close(s);
+        REQUIRE(persistent_space_open(p, NULL, &s) == 0);
+        t_check_clean(s, "reopened");
+        persistent_space_close(s);
+        unlink(p);
+    }
+}
+
 /* A committed transaction's frees: the blocks stop being live at the
  * commit, but their memory is handed out again only after the thread's
  * next transaction (until then a crash makes recovery finish the frees);
@@ -1436,5 +1574,7 @@ int main(void)
     unlink(p);
     test_crash();
     test_auto_crash();
+    test_auto_freed_not_log();
+    test_auto_log_grows();
     return t_done();
 }

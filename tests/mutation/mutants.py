@@ -969,6 +969,18 @@ MUTANTS = [
          find="""    if (!mine && tx_held_by_other(rt, tx, run, off)) {""",
          replace="""    if (false) {""",
          what="a transaction frees a block another transaction snapshotted"),
+    dict(id="tx-auto-log-in-freed-pages", file="src/tx.c",
+         find="""    if (!tx->automatic)
+        return pg_alloc(rt, n, unit);""",
+         replace="""    if (true)
+        return pg_alloc(rt, n, unit);""",
+         what="an automatic transaction's log goes on in pages freed since it began: "
+              "its entries overwrite blocks the rollback makes live again"),
+    dict(id="tx-auto-log-no-growth", file="src/tx.c",
+         find="""        for (int grown = 0; first == PG_NONE && grown < 4; grown++) {""",
+         replace="""        for (int grown = 0; first == PG_NONE && !tx->automatic && grown < 4; grown++) {""",
+         what="an automatic transaction's log does not grow the space: the process "
+              "ends when the pages run out"),
     dict(id="tx-auto-no-snapshot", file="src/tx.c",
          find="""    pm_vg_quiet(true);                  /* a whole page: free blocks too */
     entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
