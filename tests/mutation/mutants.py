@@ -981,6 +981,13 @@ MUTANTS = [
          replace="""        for (int grown = 0; first == PG_NONE && !tx->automatic && grown < 4; grown++) {""",
          what="an automatic transaction's log does not grow the space: the process "
               "ends when the pages run out"),
+    dict(id="tx-auto-grown-not-flushed", file="src/tx.c",
+         find="""        for (uint64_t p = tx->n0; p < n; p++)
+            if (pg_bit(rt->used, p))""",
+         replace="""        for (uint64_t p = tx->n0; p < n && false; p++)
+            if (pg_bit(rt->used, p))""",
+         what="an automatic transaction's commit does not write back the pages the "
+              "space grew by: a block it filled there is lost to a power failure"),
     dict(id="tx-auto-no-snapshot", file="src/tx.c",
          find="""    pm_vg_quiet(true);                  /* a whole page: free blocks too */
     entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
