@@ -682,6 +682,7 @@ void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen,
                    struct pm_txit *it);
 const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it);
 int pm_tx_recover(struct pm_rt *rt);          /* a writer's open, first */
+int pm_tx_restore_pages(struct pm_rt *rt);    /* before it verifies */
 void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec);
 void pm_tx_close(struct pm_rt *rt);           /* close: volatile state */
 

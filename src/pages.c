@@ -348,8 +348,12 @@ void pm_holes_announce(struct pm_rt *rt, uint64_t how)
 
 void pg_release_large(struct pm_rt *rt, uint64_t first, uint64_t n)
 {
+    /* not while an automatic transaction is open on the space: the punch
+     * changes the file with no store through the mapping, so no fault
+     * snapshots the pages, and a rollback that makes the block live again
+     * would find it zeroed (a review found exactly that) */
     if (rt->can_punch && (n << rt->page_shift) >= PUNCH_BYTES &&
-        pm_fd_check(rt, "punching a hole") == 0) {
+        pm_load_acquire(&pm_auto_rt) != rt && pm_fd_check(rt, "punching a hole") == 0) {
         pm_holes_announce(rt, PM_HOLES_PUNCHED);
         if (os_punch(rt->fd, rt->data_off + (first << rt->page_shift),
                      n << rt->page_shift) == 0)

@@ -258,6 +258,13 @@ int pm_engine_prepare(struct pm_rt *rt)
         /* everything recovery and the allocator will act on, before a byte
          * is written (G8) */
         struct persistent_check_report rep;
+        if (rt->mode == PM_MODE_WRITER) {
+            /* an automatic transaction's pages, where a crash cut its
+             * rollback short, first: see pm_tx_restore_pages */
+            int r = pm_tx_restore_pages(rt);
+            if (r < 0)
+                return r;
+        }
         snap_build(rt);
         if (pm_verify(rt, &rep, false) < 0) {
             if (rt->mode == PM_MODE_WRITER)

@@ -1519,6 +1519,57 @@ static void redo_frees(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen
             pub_ensure(rt, e->off, false);
 }
 
+/* A writer's open, before the heap is verified: the page images of every
+ * automatic transaction that did not end are put back, newest first, as
+ * pm_tx_recover does again afterwards with the rest.  An abort or a
+ * recovery cut short in its restores leaves pages from before the
+ * transaction beside pages from inside it (a superblock's header freed
+ * while the runs still name it), which no verification passes, while the
+ * log still holds all it takes to finish: a review found such spaces
+ * refused for writing.  Only entries that check out, each a whole page
+ * inside the space, are written; a log verify.c then refuses was only
+ * ever read here. */
+int pm_tx_restore_pages(struct pm_rt *rt)
+{
+    struct pm_lane *l;
+    for (uint32_t i = 0; (l = pub_lane_at(rt, i)) != NULL; i++) {
+        uint64_t off = pm_load_acquire(&l->tx_off);
+        if (off == 0 || !pm_txlog_head_ok(rt, off))
+            continue;
+        struct pm_txlog *lg = (struct pm_txlog *)(rt->base + off);
+        uint64_t state = pm_load_acquire(&lg->state);
+        if ((state & PM_TX_PHASE) != PM_TX_ACTIVE)
+            continue;
+        struct pm_txit it;
+        pm_txit_start(rt, lg, state >> 8, &it);
+        const struct pm_txent *e, **pages = NULL;
+        size_t n = 0, cap = 0;
+        while ((e = pm_txit_next(rt, &it)) != NULL) {
+            uint64_t len = e->kind_len >> 8;
+            if ((e->kind_len & 0xff) != PM_TXE_PAGE || len != page_of_os() ||
+                e->off % len != 0 || e->off > pm_data_limit(rt) - len)
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                const struct pm_txent **np = realloc(pages, cap * sizeof *np);
+                if (np == NULL) {
+                    free(pages);
+                    return pm_err(-ENOMEM, "recovery: out of memory");
+                }
+                pages = np;
+            }
+            pages[n++] = e;
+        }
+        while (n-- > 0) {
+            pm_drain(rt);               /* a page the log goes on in: see above */
+            page_restore(rt, pages[n]);
+        }
+        free(pages);
+        pm_drain(rt);
+    }
+    return 0;
+}
+
 int pm_tx_recover(struct pm_rt *rt)
 {
     struct pm_lane *l;

@@ -988,6 +988,19 @@ MUTANTS = [
             if (pg_bit(rt->used, p))""",
          what="an automatic transaction's commit does not write back the pages the "
               "space grew by: a block it filled there is lost to a power failure"),
+    dict(id="tx-auto-huge-free-punched", file="src/pages.c",
+         find="""        pm_load_acquire(&pm_auto_rt) != rt && pm_fd_check(rt, "punching a hole") == 0) {""",
+         replace="""        pm_fd_check(rt, "punching a hole") == 0) {""",
+         what="a huge block freed inside an automatic transaction is punched out of "
+              "the file: the abort makes it live again with its bytes zeroed"),
+    dict(id="recover-auto-pages-after-verify", file="src/recover.c",
+         find="""        if (rt->mode == PM_MODE_WRITER) {
+            /* an automatic transaction's pages""",
+         replace="""        if (false) {
+            /* an automatic transaction's pages""",
+         what="an automatic transaction's page images are put back only after the "
+              "open's verification: a crash that cut its rollback short leaves a "
+              "space no writer can open"),
     dict(id="tx-auto-no-snapshot", file="src/tx.c",
          find="""    pm_vg_quiet(true);                  /* a whole page: free blocks too */
     entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
