@@ -675,6 +675,8 @@ static inline int pm_block_held(struct pm_rt *rt, uint32_t first, uint64_t off)
 struct pm_tx;
 struct pm_txit {                  /* a walk of one transaction's entries */
     uint64_t gen, at, end, budget;
+    bool loose;                   /* JUMPs only inside the pages (tx.c:
+                                     pm_tx_restore_pages), not in no run */
 };
 bool pm_txlog_head_ok(struct pm_rt *rt, uint64_t off);
 /* The entries of generation gen in the log (its stream). */

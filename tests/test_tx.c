@@ -1438,7 +1438,7 @@ static int copy_file(const char *from, const char *to)
  * leaves pages from before the transaction beside pages from inside it,
  * which the open's verification refused until the pages were put back
  * before it (pm_tx_restore_pages; a review found it). */
-static void test_auto_abort_crash_points(void)
+static void auto_abort_sweep(bool more)
 {
     const char *base = t_path("tx-auto-cp-base");
     char work[512];
@@ -1450,19 +1450,24 @@ static void test_auto_abort_crash_points(void)
     REQUIRE(b != NULL);
     t_fill(b, sz, 95);
     uint64_t off = ptr_to_persistent_offset(s, b);
+    char *w = persistent_malloc(s, 300u << 10);     /* pages to write */
+    REQUIRE(w != NULL);
+    memset(w, 0, 300u << 10);
+    uint64_t woff = ptr_to_persistent_offset(s, w);
     warm(s);
     uint64_t live0 = live_blocks(s);
     persistent_space_close(s);
     int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(shared != MAP_FAILED);
-    int bad = 0, last = PM_CRASH_POWER;
+    int bad = 0, first = more ? PM_CRASH_POWER : PM_CRASH_KILL, last = PM_CRASH_POWER;
 #if defined(__SANITIZE_THREAD__)
-    last = PM_CRASH_KILL;   /* the power model allocates in the fault handler:
-                               see test_auto_grown_durable */
+    first = last = PM_CRASH_KILL;   /* the power model allocates in the fault
+                                       handler: see test_auto_grown_durable */
 #endif
-    for (int mode = PM_CRASH_KILL; mode <= last; mode++) {
+    for (int mode = first; mode <= last; mode++) {
         uint64_t points = 0;
-        for (uint64_t n = 0; n == 0 || n <= points; n++) {
+        /* the longer scenario at every third point (560 of them) */
+        for (uint64_t n = 0; n == 0 || n <= points; n += n == 0 ? 1 : more ? 3 : 1) {
             REQUIRE(copy_file(base, work) == 0);
             fflush(NULL);
             pid_t pid = fork();
@@ -1477,6 +1482,18 @@ static void test_auto_abort_crash_points(void)
                 memset(persistent_malloc(s, 48), 1, 48);
                 memset(persistent_malloc(s, 200), 1, 200);
                 memset(persistent_malloc(s, 3000), 1, 3000);
+                if (more) {
+                    /* a large run made, a root to it, and enough pages that
+                     * the log goes on in segments: the walk that puts the
+                     * pages back must not judge the segments by run bits
+                     * it is halfway through putting back */
+                    char *big = persistent_malloc(s, 200000);
+                    memset(big, 2, 200000);
+                    (void)persistent_root_publish(s, 0x77, big);
+                    char *pw = persistent_offset_to_ptr(s, woff);
+                    for (size_t i = 0; i < (300u << 10); i += 4096)
+                        pw[i] = 1;
+                }
                 persistent_tx_abort(s);
                 shared[0] = (int)pm_crash_points();
                 _exit(0);
@@ -1498,7 +1515,8 @@ static void test_auto_abort_crash_points(void)
             unsigned char *q = persistent_offset_to_ptr(s, off);
             struct persistent_check_report rep;
             if (persistent_check(s, &rep) != 0 || persistent_usable_size(s, q) < sz ||
-                !t_verify(q, sz, 95) || live_blocks(s) != live0) {
+                !t_verify(q, sz, 95) || live_blocks(s) != live0 ||
+                persistent_find_root(s, 0x77) != NULL) {
                 fprintf(stderr, "mode %d point %llu: not as at the begin\n", mode,
                         (unsigned long long)n);
                 bad++;
@@ -1510,6 +1528,12 @@ static void test_auto_abort_crash_points(void)
     munmap(shared, 4096);
     unlink(work);
     unlink(base);
+}
+
+static void test_auto_abort_crash_points(void)
+{
+    auto_abort_sweep(false);
+    auto_abort_sweep(true);
 }
 
 /* An automatic transaction whose log needs more pages than the space has
