@@ -1532,9 +1532,9 @@ static void redo_frees(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen
  * transaction beside pages from inside it (a superblock's header freed
  * while the runs still name it), which no verification passes, while the
  * log still holds all it takes to finish: a review found such spaces
- * refused for writing.  Only entries that check out, each a whole page
- * inside the space, are written; a log verify.c then refuses was only
- * ever read here. */
+ * refused for writing.  Only entries that check out (the checksum over
+ * their generation), each a whole page inside the space, are written;
+ * verify.c judges the log and the heap afterwards, as at any open. */
 int pm_tx_restore_pages(struct pm_rt *rt)
 {
     struct pm_lane *l;
