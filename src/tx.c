@@ -1358,6 +1358,26 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     return 0;
 }
 
+/* Appends e to the list *v of n entries (room for *cap); false, with the
+ * list freed, when out of memory. */
+static bool ents_push(const struct pm_txent ***v, size_t *n, size_t *cap,
+                      const struct pm_txent *e)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        const struct pm_txent **nv = realloc(*v, c * sizeof *nv);
+        if (nv == NULL) {
+            free(*v);
+            *v = NULL;
+            return false;
+        }
+        *v = nv;
+        *cap = c;
+    }
+    (*v)[(*n)++] = e;
+    return true;
+}
+
 /* The PAGE entries of the open automatic transaction, oldest first; NULL
  * (ENOMEM) when there is no memory for the list. */
 static const struct pm_txent **auto_pages(struct pm_rt *rt, struct pm_tx *tx, size_t *n)
@@ -1368,19 +1388,9 @@ static const struct pm_txent **auto_pages(struct pm_rt *rt, struct pm_tx *tx, si
     pm_txit_start(rt, tx->log, tx->gen, &it);
     const struct pm_txent *e;
     *n = 0;
-    while (v != NULL && (e = pm_txit_next(rt, &it)) != NULL) {
-        if ((e->kind_len & 0xff) != PM_TXE_PAGE)
-            continue;
-        if (*n == cap) {
-            const struct pm_txent **nv = realloc(v, (cap *= 2) * sizeof *v);
-            if (nv == NULL) {
-                free(v);
-                return NULL;
-            }
-            v = nv;
-        }
-        v[(*n)++] = e;
-    }
+    while (v != NULL && (e = pm_txit_next(rt, &it)) != NULL)
+        if ((e->kind_len & 0xff) == PM_TXE_PAGE && !ents_push(&v, n, &cap, e))
+            return NULL;
     return v;
 }
 
@@ -1561,16 +1571,8 @@ int pm_tx_restore_pages(struct pm_rt *rt)
             if ((e->kind_len & 0xff) != PM_TXE_PAGE || len != page_of_os() ||
                 e->off % len != 0 || e->off > pm_data_limit(rt) - len)
                 continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 64;
-                const struct pm_txent **np = realloc(pages, cap * sizeof *np);
-                if (np == NULL) {
-                    free(pages);
-                    return pm_err(-ENOMEM, "recovery: out of memory");
-                }
-                pages = np;
-            }
-            pages[n++] = e;
+            if (!ents_push(&pages, &n, &cap, e))
+                return pm_err(-ENOMEM, "recovery: out of memory");
         }
         while (n-- > 0) {
             pm_drain(rt);               /* a page the log goes on in: see above */
@@ -1608,17 +1610,9 @@ int pm_tx_recover(struct pm_rt *rt)
                 uint64_t kind = e->kind_len & 0xff;
                 if (kind == PM_TXE_ALLOC) {
                     pub_ensure(rt, e->off, false);
-                } else if (kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE) {
-                    if (n == cap) {
-                        cap = cap ? cap * 2 : 64;
-                        const struct pm_txent **ns = realloc(snaps, cap * sizeof *ns);
-                        if (ns == NULL) {
-                            free(snaps);
-                            return pm_err(-ENOMEM, "recovery: out of memory");
-                        }
-                        snaps = ns;
-                    }
-                    snaps[n++] = e;
+                } else if ((kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE) &&
+                           !ents_push(&snaps, &n, &cap, e)) {
+                    return pm_err(-ENOMEM, "recovery: out of memory");
                 }
             }
             /* newest first, so a range snapshotted twice ends as it began;
