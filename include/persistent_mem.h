@@ -235,6 +235,10 @@ struct persistent_options {
  * heap (runs, superblocks, roots, lanes: the rules persistent_check
  * applies) before it writes anything, refuses a damaged space with
  * PERSISTENT_E_CORRUPT, and recovers one that was not closed cleanly.
+ * When a transaction is to be rolled back, the open first tries the
+ * rollback on a copy-on-write mapping of the file (nothing reaches the
+ * file) and refuses the space if the heap would not verify after it (a
+ * private open then gives the heap as it is on file, without recovery).
  * With PERSISTENT_OPEN_CREATE an empty file becomes a space (see
  * create_persistent_allocator).  Read-only and private opens without
  * recovery accept damaged spaces (for inspection; nothing they do writes
@@ -610,7 +614,10 @@ struct persistent_check_report {
  * verifies (a space check calls consistent opens for writing; one a writer
  * refuses is reported here).  Writes nothing and terminates on any file,
  * so it works on a read-only or private (forensic) mapping of a damaged
- * one.  On a space being changed meanwhile (other threads, or a writer in
+ * one.  On a read-only or private view of a space left with an unfinished
+ * transaction, the heap is judged after the rollback a writer's open
+ * would do (tried on a copy-on-write mapping, nothing written), as the
+ * writer judges it.  On a space being changed meanwhile (other threads, or a writer in
  * another process) a pass can read a step half done; check then looks
  * again, and reports damage only when three passes find some (passes
  * during which the space grew do not count; ten passes at most).

@@ -23,6 +23,17 @@ static void check_once(struct pm_rt *rt, struct persistent_check_report *rep)
         pm_state_checksum(st) != st->checksum)
         why = "current header state slot fails its checksum";
     pm_verify(rt, rep, true);
+    if (why == NULL) {
+        /* a view of a space in which a writer's open would roll a
+         * transaction back: judged as that open judges it, after the
+         * rollback (whose page images may be what makes the heap whole
+         * again, or what would damage it) */
+        struct persistent_check_report after;
+        memset(&after, 0, sizeof after);
+        int j = pm_rollback_judge(rt, &after);
+        if (j == 1 || j == PERSISTENT_E_CORRUPT)
+            *rep = after;
+    }
     if (why != NULL) {
         if (rep->n_errors == 0)
             snprintf(rep->first_error, sizeof rep->first_error, "%s", why);

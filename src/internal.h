@@ -344,6 +344,7 @@ struct pm_rt *pm_rt_pin(uint64_t instance);
 void pm_rt_unpin(struct pm_rt *rt);
 void pm_rt_pins_drain(void);
 int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages);
+int pm_space_map(struct pm_rt *rt, uint32_t mode, bool sync);
 void pm_follow(struct pm_rt *rt);
 int pm_fd_check(struct pm_rt *rt, const char *what);
 extern pm_atomic_u64 pm_close_epoch;
@@ -685,6 +686,12 @@ void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen,
 const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it);
 int pm_tx_recover(struct pm_rt *rt);          /* a writer's open, first */
 int pm_tx_restore_pages(struct pm_rt *rt);    /* before it verifies */
+bool pm_tx_rollback_pending(struct pm_rt *rt); /* a log says ACTIVE */
+/* persistent_check of a view: the heap judged as a writer's open judges
+ * it, after the rollback it would do (recover.c); 0 when there is none to
+ * do (*rep untouched), 1 when it leaves a consistent heap, or
+ * PERSISTENT_E_CORRUPT (*rep the verdict either way), or an error */
+int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep);
 void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec);
 void pm_tx_close(struct pm_rt *rt);           /* close: volatile state */
 

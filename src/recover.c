@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -215,6 +216,111 @@ static void rebuild(struct pm_rt *rt, bool repair)
     }
 }
 
+/* What a rollback writes is judged before it is written (G8).  pm_verify
+ * judges the shape of a log's entries (a snapshot inside a live block, a
+ * page image a page of the file), not the bytes they put back: an
+ * automatic transaction's page images hold metadata (superblock headers,
+ * run bits, the root table, lanes), and an explicit snapshot may cover a
+ * block the library keeps (a root or lane table, a log).  Forged or
+ * damaged, those bytes were written and only then refused: a writer left
+ * the file changed, a private open a damaged heap after its recovery.  So
+ * when a log says a transaction is to be rolled back, the rollback is
+ * tried first on a copy-on-write mapping of the file, with nothing written
+ * back: its page images, the heap verified, the rest of the rollback, the
+ * heap verified again.  1 when both hold, 0 when not (*rep says why;
+ * *rolled whether the rollback had changed anything by then), or an
+ * error.  rt's mapping is the copy. */
+static int rollback_steps(struct pm_rt *rt, struct persistent_check_report *rep,
+                          bool counts, bool *rolled)
+{
+    int r = pm_tx_restore_pages(rt);
+    if (r < 0)
+        return r;
+    *rolled = r > 0;
+    if (pm_verify(rt, rep, counts) != 0)
+        return 0;
+    uint64_t open = rep->open_transactions;
+    *rolled = true;
+    r = pm_tx_recover(rt);
+    if (r < 0)
+        return r;
+    r = pm_verify(rt, rep, counts) == 0;
+    rep->open_transactions = open;      /* the ones rolled back */
+    return r;
+}
+
+/* An open that recovers: the trial in its own mapping, made copy-on-write
+ * for it at the same address and then mapped as before.  The open
+ * recovers for real only if the trial holds, on a file that is byte for
+ * byte what the trial saw (the writer's lock), so it ends where the trial
+ * did. */
+static int rollback_trial(struct pm_rt *rt, struct persistent_check_report *rep,
+                          bool *rolled)
+{
+    *rolled = false;
+    if (!pm_tx_rollback_pending(rt))
+        return 1;
+    const struct pm_flush_ops *flush = rt->flush;
+    rt->flush = NULL;           /* nothing to write back (nor for the crash
+                                   simulator to see) */
+    int r = pm_space_map(rt, PM_MODE_PRIVATE, false);
+    if (r == 0)
+        r = rollback_steps(rt, rep, false, rolled);
+    int back = pm_space_map(rt, rt->map_mode, rt->map_sync);
+    rt->flush = flush;
+    pm_store_relaxed(&rt->n_lane_chunks, 0u);   /* found again from the file */
+    if (back < 0)
+        return pm_err(back, "mmap: %s", persistent_strerror(back));
+    return r;
+}
+
+int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep)
+{
+    if (rt->can_alloc || rt->fd < 0 || !pm_tx_rollback_pending(rt))
+        return 0;
+    struct pm_rt *sh = malloc(sizeof *sh);
+    bool at_pref;
+    char *base = sh != NULL ? os_reserve(0, rt->reserve_size, PM_BASE_ALIGN, &at_pref) : NULL;
+    if (base == NULL) {
+        free(sh);
+        return -ENOMEM;
+    }
+    /* the runtime as it is, but for where the file is mapped: recovery
+     * and verification read and write the file's bytes through it, and
+     * nothing volatile but the lane tables they find (pub_lane_at) */
+    memcpy(sh, rt, sizeof *sh);
+    sh->base = base;
+    sh->hdr = (struct pm_header *)base;
+    sh->data = base + rt->data_off;
+    sh->start_bits = (pm_atomic_u64 *)(base + ((char *)rt->start_bits - rt->base));
+    sh->end_bits = (pm_atomic_u64 *)(base + ((char *)rt->end_bits - rt->base));
+    sh->kind_bits = (pm_atomic_u64 *)(base + ((char *)rt->kind_bits - rt->base));
+    sh->flush = NULL;
+    sh->snap = NULL;
+    memset(sh->lane_chunk, 0, sizeof sh->lane_chunk);
+    pm_store_relaxed(&sh->n_lane_chunks, 0u);
+    int r = pm_space_map(sh, PM_MODE_PRIVATE, false);
+    bool rolled = false;
+    if (r == 0)
+        r = rollback_steps(sh, rep, true, &rolled);
+    os_unmap(base, rt->reserve_size);
+    free(sh);
+    if (r < 0)
+        return r;
+    if (r == 0 && rolled) {
+        static const char pre[] = "once an unfinished transaction is rolled back: ";
+        char why[sizeof rep->first_error];
+        size_t n = strlen(rep->first_error);
+        if (n > sizeof why - sizeof pre)
+            n = sizeof why - sizeof pre;
+        memcpy(why, pre, sizeof pre - 1);
+        memcpy(why + sizeof pre - 1, rep->first_error, n);
+        why[sizeof pre - 1 + n] = '\0';
+        memcpy(rep->first_error, why, sizeof why);
+    }
+    return r ? 1 : PERSISTENT_E_CORRUPT;
+}
+
 int pm_engine_prepare(struct pm_rt *rt)
 {
     uint64_t mp = rt->max_pages;
@@ -258,26 +364,34 @@ int pm_engine_prepare(struct pm_rt *rt)
         /* everything recovery and the allocator will act on, before a byte
          * is written (G8) */
         struct persistent_check_report rep;
-        if (rt->mode == PM_MODE_WRITER) {
+        bool rolled;
+        int ok = rollback_trial(rt, &rep, &rolled);
+        if (ok < 0)
+            return ok;
+        const char *what = rolled ? "space is damaged once an unfinished transaction "
+                                    "is rolled back"
+                                  : "space is damaged";
+        if (ok) {
             /* an automatic transaction's pages, where a crash cut its
              * rollback short, first: see pm_tx_restore_pages */
             int r = pm_tx_restore_pages(rt);
             if (r < 0)
                 return r;
+            snap_build(rt);
+            ok = pm_verify(rt, &rep, false) == 0;
         }
-        snap_build(rt);
-        if (pm_verify(rt, &rep, false) < 0) {
+        if (!ok) {
             if (rt->mode == PM_MODE_WRITER)
-                return pm_err(PERSISTENT_E_CORRUPT, "space is damaged: %s; not "
-                              "opened for writing (a private or read-only open "
-                              "can inspect it)", rep.first_error);
+                return pm_err(PERSISTENT_E_CORRUPT, "%s: %s; not opened for "
+                              "writing (a private or read-only open can inspect "
+                              "it)", what, rep.first_error);
             /* a private open still gives the heap as it is on file */
             rt->can_alloc = false;
             rt->recovery_skipped = true;
             rt->follows = rt->map_pages == rt->max_pages;
-            pm_err(PERSISTENT_E_CORRUPT, "space is damaged: %s; opened privately "
-                   "without recovery (read the heap as it is on file; no "
-                   "allocation)", rep.first_error);
+            pm_err(PERSISTENT_E_CORRUPT, "%s: %s; opened privately without "
+                   "recovery (read the heap as it is on file; no allocation)",
+                   what, rep.first_error);
         }
     }
     return 0;

@@ -716,6 +716,21 @@ int pm_fd_check(struct pm_rt *rt, const char *what)
                   "alone and the space stops growing and syncing", what, rt->fd);
 }
 
+/* Maps the file over the whole reservation in mode (PM_MODE_PRIVATE: copy
+ * on write, never reaching the file), replacing what was mapped there; a
+ * private mapping that cannot have it all (strict overcommit) maps what
+ * the file holds.  rt->map_pages says how far it reaches. */
+int pm_space_map(struct pm_rt *rt, uint32_t mode, bool sync)
+{
+    rt->map_pages = rt->max_pages;
+    int r = os_map_file(rt->base, rt->reserve_size, rt->fd, 0, mode, sync);
+    if (r < 0 && mode == PM_MODE_PRIVATE) {
+        rt->map_pages = rt->st.n_pages;
+        r = os_map_file(rt->base, rt->st.file_size, rt->fd, 0, mode, sync);
+    }
+    return r;
+}
+
 static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
                    uint32_t durability, bool created, allocator_space_t **out)
 {
@@ -777,12 +792,7 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
      * only extends the file, and readers see the new pages with no mmap of
      * their own (os_map_file).  A private mapping that cannot have it all
      * (strict overcommit) maps what the file holds and does not follow. */
-    rt->map_pages = rt->max_pages;
-    r = os_map_file(base, rt->reserve_size, fd, 0, rt->map_mode, rt->map_sync);
-    if (r < 0 && rt->map_mode == PM_MODE_PRIVATE) {
-        rt->map_pages = st.n_pages;
-        r = os_map_file(base, st.file_size, fd, 0, rt->map_mode, rt->map_sync);
-    }
+    r = pm_space_map(rt, rt->map_mode, rt->map_sync);
     if (r < 0) {
         rt_unmap_free(rt);
         return pm_err(r, "%s: mmap: %s", path, persistent_strerror(r));

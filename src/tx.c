@@ -1544,10 +1544,12 @@ static void redo_frees(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen
  * log still holds all it takes to finish: a review found such spaces
  * refused for writing.  Only entries that check out (the checksum over
  * their generation), each a whole page inside the space, are written;
- * verify.c judges the log and the heap afterwards, as at any open. */
+ * verify.c judges the log and the heap afterwards, as at any open.  The
+ * number of pages written, or an error. */
 int pm_tx_restore_pages(struct pm_rt *rt)
 {
     struct pm_lane *l;
+    size_t restored = 0;
     for (uint32_t i = 0; (l = pub_lane_at(rt, i)) != NULL; i++) {
         uint64_t off = pm_load_acquire(&l->tx_off);
         if (off == 0 || !pm_txlog_head_ok(rt, off))
@@ -1574,6 +1576,7 @@ int pm_tx_restore_pages(struct pm_rt *rt)
             if (!ents_push(&pages, &n, &cap, e))
                 return pm_err(-ENOMEM, "recovery: out of memory");
         }
+        restored += n;
         while (n-- > 0) {
             pm_drain(rt);               /* a page the log goes on in: see above */
             page_restore(rt, pages[n]);
@@ -1581,7 +1584,20 @@ int pm_tx_restore_pages(struct pm_rt *rt)
         free(pages);
         pm_drain(rt);
     }
-    return 0;
+    return restored > INT32_MAX ? INT32_MAX : (int)restored;
+}
+
+bool pm_tx_rollback_pending(struct pm_rt *rt)
+{
+    struct pm_lane *l;
+    for (uint32_t i = 0; (l = pub_lane_at(rt, i)) != NULL; i++) {
+        uint64_t off = pm_load_acquire(&l->tx_off);
+        if (off != 0 && pm_txlog_head_ok(rt, off) &&
+            (pm_load_acquire(&((struct pm_txlog *)(rt->base + off))->state) & PM_TX_PHASE) ==
+                PM_TX_ACTIVE)
+            return true;
+    }
+    return false;
 }
 
 int pm_tx_recover(struct pm_rt *rt)

@@ -786,6 +786,120 @@ static void test_tx_logs(void)
     unlink(p);
 }
 
+/* Dies inside an automatic transaction that changed root 1's bytes: their
+ * page, with their superblock's header, is imaged in the log. */
+static int open_auto_tx(allocator_space_t *s)
+{
+    char *r = persistent_find_root(s, 1);
+    if (r == NULL || persistent_tx_begin_auto(s) != 0)
+        return 2;
+    memset(r, 'y', 24);
+    return 0;
+}
+
+/* The file offset of the entry of generation gen in the stream from start
+ * that images the page at page_off (0 if none). */
+static uint64_t find_page_entry(const char *path, uint64_t start, uint64_t end,
+                                uint64_t gen, uint64_t page_off)
+{
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    static uint64_t buf[(sizeof(struct pm_txent) + 65536) / 8];
+    uint64_t found = 0;
+    for (uint64_t at = start; at + sizeof(struct pm_txent) <= end && found == 0;) {
+        struct pm_txent *e = (struct pm_txent *)buf;
+        REQUIRE(pread(fd, e, sizeof *e, (off_t)at) == (ssize_t)sizeof *e);
+        uint64_t kind = e->kind_len & 0xff, len = e->kind_len >> 8;
+        uint64_t words = kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE ? (len + 7) / 8 : 0;
+        if (words > 65536 / 8 || at + sizeof *e + words * 8 > end)
+            break;
+        REQUIRE(pread(fd, e + 1, words * 8, (off_t)(at + sizeof *e)) == (ssize_t)(words * 8));
+        if (e->check != pm_txent_check(gen, e->kind_len, e->off, (uint64_t *)(e + 1), words) ||
+            kind == PM_TXE_JUMP)
+            break;                      /* the stream ends (or goes on elsewhere) */
+        if (kind == PM_TXE_PAGE && e->off == page_off)
+            found = at;
+        at += sizeof *e + words * 8;
+    }
+    close(fd);
+    return found;
+}
+
+/* What a rollback would write is judged before it is written: a log whose
+ * entries are well formed (a page image of a page of the file, a snapshot
+ * inside a live block) but whose bytes would leave a damaged heap: every
+ * judge calls it damaged, as the writer does, and nothing writes.  Before,
+ * the views called it clean, a writer wrote the bytes and then refused the
+ * space (the file changed) or accepted it and left a log no open took
+ * again, and a private open recovered into a damaged heap. */
+static void test_rollback_judged(void)
+{
+    const char *p = t_path("rollback");
+    /* an automatic transaction's page image with its superblock header
+     * broken, its check made right */
+    die_in(p, open_auto_tx);
+    judge(p, "killed in an automatic transaction", true);
+    unlink(p);
+    die_in(p, open_auto_tx);
+    struct pm_header h;
+    read_header(p, &h);
+    uint64_t log = 0;
+    for (uint32_t i = 0; i < h.fixed.n_lanes && log == 0; i++)
+        log = peek64(p, h.fixed.lanes_off + i * sizeof(struct pm_lane) +
+                            offsetof(struct pm_lane, tx_off));
+    REQUIRE(log != 0);
+    struct pm_txlog lg;
+    int fd = open(p, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
+    close(fd);
+    REQUIRE((lg.state & PM_TX_PHASE) == PM_TX_ACTIVE);
+    uint64_t gen = lg.state >> 8, start, end;
+    pm_txlog_stream(&lg, log, gen, &start, &end);
+    uint64_t key_off, root = peek64(p, root_val_off(p, 1, &key_off));
+    uint64_t os_page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t page_off = root & ~(os_page - 1);
+    uint64_t at = find_page_entry(p, start, end, gen, page_off);
+    REQUIRE(at != 0);
+    uint64_t spage = UINT64_C(1) << h.fixed.page_shift;
+    uint64_t sb = h.fixed.data_off + ((root - h.fixed.data_off) & ~(spage - 1));
+    while ((uint32_t)peek64(p, sb) != PM_SB_MAGIC) {
+        REQUIRE(sb > h.fixed.data_off);
+        sb -= spage;
+    }
+    REQUIRE(sb >= page_off && sb < page_off + os_page);     /* in the image */
+    static uint64_t img[65536 / 8];
+    fd = open(p, O_RDWR);
+    REQUIRE(fd >= 0);
+    struct pm_txent e;
+    REQUIRE(pread(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
+    REQUIRE(pread(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
+    ((uint32_t *)img)[(sb - page_off) / 4] ^= 0x01010101u;  /* its magic */
+    e.check = pm_txent_check(gen, e.kind_len, e.off, img, os_page / 8);
+    REQUIRE(pwrite(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
+    REQUIRE(pwrite(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
+    close(fd);
+    judge(p, "a page image that would put back a broken superblock header", false);
+    unlink(p);
+
+    /* a snapshot of the log's own head (a live block the library keeps)
+     * that would put back a size no log has */
+    make_tx_dirty(p, &log, &gen);
+    fd = open(p, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
+    close(fd);
+    pm_txlog_stream(&lg, log, gen, &start, &end);
+    REQUIRE(peek64(p, start + offsetof(struct pm_txent, kind_len)) ==
+            (PM_TXE_SNAPSHOT | 24u << 8));
+    uint64_t head[3] = {PM_TXLOG_MAGIC, 8, gen << 8 | PM_TX_ACTIVE};
+    patch(p, start + sizeof(struct pm_txent), head, sizeof head);
+    set_entry(p, start, gen, PM_TXE_SNAPSHOT, 24, log, 3);
+    judge(p, "a snapshot that would put back a log head of 8 bytes", false);
+    unlink(p);
+}
+
+
 int main(void)
 {
     test_healthy();
@@ -799,5 +913,6 @@ int main(void)
     test_lane_table_not_live();
     test_forged_base();
     test_tx_logs();
+    test_rollback_judged();
     return t_done();
 }

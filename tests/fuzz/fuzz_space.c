@@ -1076,6 +1076,230 @@ static void mut_lanes(struct img *m, struct rng *r)
     }
 }
 
+/* ---- transaction logs (tx.c): found from the lanes' tx_off ---- */
+
+#define MAX_LOGS 16
+#define MAX_ENTS 64
+#define ENT_SIZE ((uint64_t)sizeof(struct pm_txent))
+
+/* The logs the lanes name (heads inside the image), at most MAX_LOGS. */
+static int find_logs(const struct img *m, uint64_t *logs, uint64_t *lanes)
+{
+    int n = 0;
+    uint64_t nl = m->f.n_lanes < 4096 ? m->f.n_lanes : 4096;
+    for (int t = -1; t < m->n_ltab && n < MAX_LOGS; t++) {
+        uint64_t first = t < 0 ? m->f.lanes_off : m->ltab[t] + 64;
+        uint64_t count = t < 0 ? nl : 64;
+        for (uint64_t i = 0; i < count && n < MAX_LOGS; i++) {
+            uint64_t l = first + i * sizeof(struct pm_lane);
+            uint64_t at = l + offsetof(struct pm_lane, tx_off);
+            if (!in_img(m, at, 8))
+                break;
+            uint64_t off = rd64(m, at);
+            if (off == 0 || !in_img(m, off, sizeof(struct pm_txlog)))
+                continue;
+            uint64_t magic = rd64(m, off);
+            if (magic != PM_TXLOG_MAGIC && magic != PM_TXLOG_MAGIC_V1)
+                continue;
+            lanes[n] = l;
+            logs[n++] = off;
+        }
+    }
+    return n;
+}
+
+/* The entries of generation gen in the log at off (JUMPs followed), that
+ * check out and lie inside the image: their offsets in ents, at most
+ * MAX_ENTS; *tail where the next one would go. */
+static int log_entries(const struct img *m, uint64_t off, uint64_t gen, uint64_t *ents,
+                       uint64_t *tail, uint64_t *tail_end)
+{
+    struct pm_txlog lg;
+    memcpy(&lg, m->d + off, sizeof lg);
+    uint64_t at, end;
+    if (lg.size > m->n) {
+        *tail = *tail_end = 0;
+        return 0;
+    }
+    pm_txlog_stream(&lg, off, gen, &at, &end);
+    int n = 0;
+    for (int steps = 0; steps < 4 * MAX_ENTS && n < MAX_ENTS; steps++) {
+        if (at + ENT_SIZE > end || !in_img(m, at, ENT_SIZE))
+            break;
+        struct pm_txent e;
+        memcpy(&e, m->d + at, sizeof e);
+        uint64_t kind = e.kind_len & 0xff, len = e.kind_len >> 8;
+        uint64_t words = kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE ? (len + 7) / 8 : 0;
+        if (words > m->n / 8 || !in_img(m, at + ENT_SIZE, words * 8) ||
+            at + ENT_SIZE + words * 8 > end ||
+            e.check != pm_txent_check(gen, e.kind_len, e.off,
+                                      (const uint64_t *)(const void *)(m->d + at + ENT_SIZE),
+                                      words))
+            break;
+        ents[n++] = at;
+        if (kind == PM_TXE_JUMP) {
+            if (!in_img(m, e.off, len) || len < ENT_SIZE)
+                break;
+            at = e.off;
+            end = e.off + len - ENT_SIZE;
+            continue;
+        }
+        at += ENT_SIZE + words * 8;
+    }
+    *tail = at;
+    *tail_end = end;
+    return n;
+}
+
+/* Writes an entry's head at at with its check right over the words after
+ * it (already in the image). */
+static void put_entry(struct img *m, uint64_t at, uint64_t gen, uint64_t kind, uint64_t len,
+                      uint64_t off)
+{
+    uint64_t words = kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE ? (len + 7) / 8 : 0;
+    if (!in_img(m, at, ENT_SIZE + words * 8))
+        return;
+    struct pm_txent e;
+    memset(&e, 0, sizeof e);
+    e.kind_len = kind | len << 8;
+    e.off = off;
+    e.check = pm_txent_check(gen, e.kind_len, off,
+                             (const uint64_t *)(const void *)(m->d + at + ENT_SIZE), words);
+    memcpy(m->d + at, &e, sizeof e);
+}
+
+/* A log's state, its entries (their kind, place, length and bytes, the
+ * check made right again), a new entry at the end of its stream (a page
+ * image of a metadata page changed, a snapshot over a block the library
+ * keeps, an allocation, a free, a JUMP), or a lane naming a log. */
+static void mut_txlog(struct img *m, struct rng *r)
+{
+    uint64_t logs[MAX_LOGS], lanes[MAX_LOGS];
+    int nlogs = find_logs(m, logs, lanes);
+    if (nlogs == 0) {
+        if (chance(r, 30))
+            wr64(m, m->f.lanes_off + offsetof(struct pm_lane, tx_off), pick_off(m, r));
+        return;
+    }
+    int which = (int)below(r, (uint64_t)nlogs);
+    uint64_t log = logs[which];
+    uint64_t state_at = log + offsetof(struct pm_txlog, state);
+    uint64_t state = rd64(m, state_at), gen = state >> 8;
+    uint64_t ents[MAX_ENTS], tail, tail_end;
+    int n = log_entries(m, log, gen, ents, &tail, &tail_end);
+    uint64_t os_page = 4096;
+    switch (below(r, 8)) {
+    case 0: {
+        uint64_t phase[] = {PM_TX_IDLE, PM_TX_ACTIVE, PM_TX_COMMITTED,
+                            PM_TX_ACTIVE | PM_TX_PREV, PM_TX_COMMITTED | PM_TX_PREV, 3, 0x7f};
+        uint64_t g = chance(r, 70) ? gen : gen + below(r, 3) - 1;
+        wr64(m, state_at, phase[below(r, sizeof phase / sizeof *phase)] | g << 8);
+        break;
+    }
+    case 1:
+    case 2: {
+        /* an entry's bytes (a page image: where a header would be) */
+        if (n == 0)
+            break;
+        uint64_t at = ents[below(r, (uint64_t)n)];
+        struct pm_txent e;
+        memcpy(&e, m->d + at, sizeof e);
+        uint64_t kind = e.kind_len & 0xff, len = e.kind_len >> 8;
+        if ((kind != PM_TXE_SNAPSHOT && kind != PM_TXE_PAGE) || len == 0)
+            break;
+        uint64_t k = below(r, 4);
+        uint64_t pos = k == 0 ? 0 : below(r, len);
+        if (kind == PM_TXE_PAGE && k == 1) {
+            /* where a superblock's header or a bitmap word would sit */
+            uint64_t rel = (e.off >= m->data_off ? e.off - m->data_off : 0) & (m->page - 1);
+            pos = (m->page - rel) % m->page;
+            if (pos >= len)
+                pos = 0;
+            pos += below(r, 64);
+        }
+        if (pos + 8 <= len)
+            wr64(m, at + ENT_SIZE + pos,
+                 chance(r, 50) ? rnd(r) : rd64(m, at + ENT_SIZE + pos) ^ (UINT64_C(1) << below(r, 64)));
+        put_entry(m, at, gen, kind, len, e.off);
+        break;
+    }
+    case 3: {
+        /* an entry's head: kind, place or length */
+        if (n == 0)
+            break;
+        uint64_t at = ents[below(r, (uint64_t)n)];
+        struct pm_txent e;
+        memcpy(&e, m->d + at, sizeof e);
+        uint64_t kind = e.kind_len & 0xff, len = e.kind_len >> 8, off = e.off;
+        switch (below(r, 3)) {
+        case 0:
+            kind = 1 + below(r, 6);
+            break;
+        case 1:
+            off = chance(r, 30) ? (uint64_t[]){0, OFF_LIVE, m->f.roots_off, m->f.lanes_off,
+                                               log, m->bit_off[0]}[below(r, 6)]
+                                : pick_off(m, r);
+            break;
+        default:
+            len = (kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE)
+                      ? (uint64_t[]){0, 8, len + 8, os_page, os_page * 2}[below(r, 5)] % (len + 1)
+                      : (uint64_t[]){0, 16, os_page, rnd(r) % 100000}[below(r, 4)];
+            break;
+        }
+        put_entry(m, at, gen, kind, len, off);
+        break;
+    }
+    case 4:
+    case 5: {
+        /* a new entry at the end of the stream, the transaction active */
+        if (tail == 0 || tail + ENT_SIZE * 2 > tail_end)
+            break;
+        uint64_t kind = 1 + below(r, 5), len = 0, off = pick_off(m, r);
+        if (kind == PM_TXE_PAGE) {
+            len = os_page;
+            off = chance(r, 40) ? 0 : below(r, m->n / os_page + 1) * os_page;
+            if (!in_img(m, off, len) || tail + ENT_SIZE + len > tail_end)
+                break;
+            memcpy(m->d + tail + ENT_SIZE, m->d + off, len);        /* the page now */
+            uint64_t pos = below(r, len / 8) * 8;
+            wr64(m, tail + ENT_SIZE + pos, rd64(m, tail + ENT_SIZE + pos) ^
+                                               (UINT64_C(1) << below(r, 64)));
+        } else if (kind == PM_TXE_SNAPSHOT) {
+            len = 8 * (1 + below(r, 8));
+            if (chance(r, 40) && m->n_ltab)
+                off = m->ltab[below(r, (uint64_t)m->n_ltab)] + 8 * below(r, 4);
+            else if (chance(r, 40) && m->n_rtab)
+                off = m->rtab[below(r, (uint64_t)m->n_rtab)] + 8 * below(r, 4);
+            else if (chance(r, 40))
+                off = logs[below(r, (uint64_t)nlogs)] + 8 * below(r, 3);
+            if (tail + ENT_SIZE + len > tail_end || !in_img(m, tail + ENT_SIZE, len))
+                break;
+            for (uint64_t w = 0; w < len; w += 8)
+                wr64(m, tail + ENT_SIZE + w, chance(r, 50) ? rnd(r) % 100000 : rnd(r));
+        } else if (kind == PM_TXE_JUMP) {
+            const struct run *x = pick_run(m, r, -1);
+            off = x ? page_off(m, x->first) : below(r, m->img_pages + 1) * m->page + m->data_off;
+            len = m->page * (1 + below(r, 3));
+        }
+        put_entry(m, tail, gen, kind, len, off);
+        if (chance(r, 80))
+            wr64(m, state_at, PM_TX_ACTIVE | gen << 8);
+        break;
+    }
+    case 6: {
+        /* the entries of the other stream (the previous transaction's) */
+        wr64(m, state_at, (chance(r, 50) ? PM_TX_ACTIVE | PM_TX_PREV : PM_TX_COMMITTED) |
+                              (gen + 1) << 8);
+        break;
+    }
+    default:
+        /* a lane naming a log: another lane's, a block, the header */
+        wr64(m, lanes[below(r, (uint64_t)nlogs)] + offsetof(struct pm_lane, tx_off),
+             chance(r, 50) ? logs[below(r, (uint64_t)nlogs)] : pick_off(m, r));
+        break;
+    }
+}
+
 static void mut_size(struct img *m, struct rng *r)
 {
     uint64_t n = m->n;
@@ -1176,9 +1400,11 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
             mut_roots(&m, &r);
         else if (k < 72)
             mut_rtab(&m, &r);
-        else if (k < 84)
+        else if (k < 80)
             mut_lanes(&m, &r);
         else if (k < 89)
+            mut_txlog(&m, &r);
+        else if (k < 92)
             mut_size(&m, &r);
         else
             mut_window(&m, &r);

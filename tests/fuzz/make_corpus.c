@@ -8,7 +8,9 @@
  * blocks, some freed; cross-thread frees left pending; an overflow lane
  * table; PROCESS, PMEM and SYNC durability; and spaces left dirty by a
  * SIGKILL in a child, at deterministic crash points (pm_crash_arm) in the
- * middle of publishing calls, or after a delay.  Each seed is opened again
+ * middle of publishing calls, or after a delay; transaction logs, idle
+ * and with a transaction (explicit or automatic) left open by a kill.
+ * Each seed is opened again
  * (private without recovery, then as a writer on a copy) and its check
  * report printed, so a seed the library itself would call damaged shows.
  */
@@ -95,7 +97,88 @@ enum {
     W_REMOTE_KILL,  /* ... and the process dies with the frees pending */
     W_LANES,        /* n threads holding lanes at once: overflow lane table */
     W_FRAG,         /* fill, then free every other block of each size */
+    W_TX,           /* n transactions on a list under a root: snapshots,
+                       allocations, frees (some aborted); the last one
+                       left open */
+    W_TX_DONE,      /* the same, every one ended (an idle log) */
+    W_TX_AUTO,      /* n automatic transactions changing roots and blocks
+                       (page images in the log); the last one left open */
+    W_TX_LONG,      /* one transaction whose snapshot outgrows its log
+                       block (a JUMP to claimed pages), left open */
 };
+
+/* A node of W_TX's list: the offset of the next, a count, a payload. */
+struct txnode {
+    uint64_t next, n;
+    char pay[48];
+};
+
+static void w_tx(allocator_space_t *s, int n, bool leave_open)
+{
+    uint64_t *head = persistent_root_get(s, 0x7878, 2 * sizeof(uint64_t), NULL);
+    if (head == NULL)
+        return;
+    for (int i = 0; i < n; i++) {
+        if (persistent_tx_begin(s) != 0)
+            return;
+        (void)persistent_tx_add(s, head, 2 * sizeof(uint64_t));
+        struct txnode *nd = persistent_tx_zalloc(s, sizeof *nd + (size_t)(i % 4) * 40);
+        if (nd != NULL) {
+            nd->next = head[0];
+            nd->n = (uint64_t)i;
+            memset(nd->pay, 'a' + i % 26, sizeof nd->pay);
+            head[0] = ptr_to_persistent_offset(s, nd);
+            head[1]++;
+        }
+        if (i % 3 == 2 && nd != NULL && nd->next != 0) {
+            /* unlink the one after it, freed at the commit */
+            struct txnode *old = persistent_offset_to_ptr(s, nd->next);
+            (void)persistent_tx_add(s, nd, sizeof *nd);
+            nd->next = old->next;
+            (void)persistent_tx_free(s, old);
+        }
+        if (i == n - 1 && leave_open)
+            return;                     /* open: the caller may die in it */
+        if (i % 5 == 4)
+            (void)persistent_tx_abort(s);
+        else
+            (void)persistent_tx_commit(s);
+    }
+}
+
+static void w_tx_auto(allocator_space_t *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (persistent_tx_begin_auto(s) != 0)
+            return;
+        char *r = persistent_root_get(s, 0x4141 + (uint64_t)(i % 3), 40, NULL);
+        if (r != NULL)
+            snprintf(r, 40, "auto %d", i);
+        char *b = persistent_malloc(s, 64 + (size_t)(i % 5) * 100);
+        if (b != NULL)
+            memset(b, 'A' + i % 26, 64);
+        if (i % 2 == 1 && b != NULL)
+            persistent_free(s, b);
+        if (i == n - 1)
+            return;
+        if (i % 4 == 3)
+            (void)persistent_tx_abort(s);
+        else
+            (void)persistent_tx_commit(s);
+    }
+}
+
+static void w_tx_long(allocator_space_t *s, int n)
+{
+    char *big = persistent_malloc(s, (size_t)n);
+    if (big == NULL)
+        return;
+    memset(big, 0x5a, (size_t)n);
+    if (persistent_tx_begin(s) != 0 || persistent_tx_add(s, big, (size_t)n) != 0)
+        return;
+    memset(big, 0xa5, (size_t)n / 2);
+    (void)persistent_tx_alloc(s, 100);
+}
 
 static void w_small(allocator_space_t *s, int n)
 {
@@ -288,6 +371,10 @@ static void run_workload(allocator_space_t *s, struct wl w)
     case W_REMOTE_KILL: w_remote(s, w.n, 1); break;
     case W_LANES: w_lanes(s, w.n); break;
     case W_FRAG: w_frag(s, w.n); break;
+    case W_TX: w_tx(s, w.n, true); break;
+    case W_TX_DONE: w_tx(s, w.n, false); break;
+    case W_TX_AUTO: w_tx_auto(s, w.n); break;
+    case W_TX_LONG: w_tx_long(s, w.n); break;
     default: break;
     }
 }
@@ -328,10 +415,12 @@ static void report(const char *name, const char *path)
     }
     unlink(copy);
     printf("%-34s %7lld  %s runs %3" PRIu64 " sb %2" PRIu64 " roots %3" PRIu64
-           " lanes %" PRIu64 " remote %2" PRIu64 " orphans %" PRIu64 " check %d writer %d/%d%s%s\n",
+           " lanes %" PRIu64 " remote %2" PRIu64 " orphans %" PRIu64 " tx %" PRIu64
+           " check %d writer %d/%d%s%s\n",
            name, (long long)st.st_size, info.clean_at_open ? "clean" : "DIRTY", rep.runs,
            rep.superblocks, rep.roots, rep.in_flight_lanes, rep.pending_remote_frees,
-           rep.orphan_bits, c, w, cw, c ? " " : "", c ? rep.first_error : "");
+           rep.orphan_bits, rep.open_transactions, c, w, cw, c ? " " : "",
+           c ? rep.first_error : "");
     if (c != 0 || w != 0 || cw != 0) {
         printf("    ^ the library judges its own seed: %s / %s\n", rep.first_error,
                w ? persistent_errormsg() : rep2.first_error);
@@ -446,6 +535,20 @@ static const struct seed seeds[] = {
     {"killed-16k-publish-300us", 16 * K, 0, 0, {W_SMALL, 10}, {W_PUBLISH, 200}, KILL_AFTER, 300},
     {"killed-32k-mixed-1500us", 32 * K, 0, 0, {W_NONE, 0}, {W_MIXED, 40}, KILL_AFTER, 1500},
     {"killed-grow-8k-128k-5000us", 8 * K, 128 * K, 0, {W_NONE, 0}, {W_MIXED, 60}, KILL_AFTER, 5000},
+    /* transaction logs: idle, an open transaction killed (explicit or
+     * automatic), killed at crash points inside, a log gone on in claimed
+     * pages */
+    {"tx-128k-idle", 128 * K, 0, 0, {W_SMALL, 20}, {W_TX_DONE, 9}, CLEAN, 0},
+    {"tx-128k-killed", 128 * K, 0, 0, {W_SMALL, 20}, {W_TX, 8}, KILL_SELF, 0},
+    {"tx-grow-96k-256k-killed", 96 * K, 256 * K, 0, {W_ROOTS, 4}, {W_TX, 14}, KILL_SELF, 0},
+    {"tx-pmem-128k-crash-40", 128 * K, 0, DP, {W_SMALL, 10}, {W_TX, 30}, KILL_AT, 40},
+    {"tx-pmem-128k-crash-97", 128 * K, 0, DP, {W_SMALL, 10}, {W_TX, 30}, KILL_AT, 97},
+    {"tx-128k-crash-23", 128 * K, 0, 0, {W_SMALL, 10}, {W_TX, 30}, KILL_AT, 23},
+    {"tx-auto-160k-killed", 160 * K, 0, 0, {W_SMALL, 20}, {W_TX_AUTO, 5}, KILL_SELF, 0},
+    {"tx-auto-grow-128k-512k-killed", 128 * K, 512 * K, 0, {W_ROOTS, 4}, {W_TX_AUTO, 3},
+     KILL_SELF, 0},
+    {"tx-auto-160k-crash-30", 160 * K, 0, 0, {W_SMALL, 10}, {W_TX_AUTO, 6}, KILL_AT, 30},
+    {"tx-long-256k-killed", 256 * K, 0, 0, {W_NONE, 0}, {W_TX_LONG, 40000}, KILL_SELF, 0},
 };
 
 int main(int argc, char **argv)

@@ -993,14 +993,30 @@ MUTANTS = [
          replace="""        pm_fd_check(rt, "punching a hole") == 0) {""",
          what="a huge block freed inside an automatic transaction is punched out of "
               "the file: the abort makes it live again with its bytes zeroed"),
-    dict(id="recover-auto-pages-after-verify", file="src/recover.c",
-         find="""        if (rt->mode == PM_MODE_WRITER) {
-            /* an automatic transaction's pages""",
-         replace="""        if (false) {
-            /* an automatic transaction's pages""",
+    dict(id="recover-auto-pages-after-verify", file="src/tx.c",
+         find="""    struct pm_lane *l;
+    size_t restored = 0;""",
+         replace="""    return 0;
+    struct pm_lane *l;
+    size_t restored = 0;""",
          what="an automatic transaction's page images are put back only after the "
               "open's verification: a crash that cut its rollback short leaves a "
               "space no writer can open"),
+    dict(id="recover-rollback-untried", file="src/recover.c",
+         find="""    if (!pm_tx_rollback_pending(rt))
+        return 1;""",
+         replace="""    return 1;""",
+         what="an open rolls a transaction back without trying it first in a private "
+              "mapping: a log whose bytes would damage the heap is written, then the "
+              "space refused (the file changed) or recovered into damage"),
+    dict(id="check-view-rollback-unjudged", file="src/check.c",
+         find="""    if (why == NULL) {
+        /* a view of a space in which""",
+         replace="""    if (false) {
+        /* a view of a space in which""",
+         what="persistent_check of a view judges the heap as it is, not after the "
+              "rollback a writer's open would do: it calls clean a space the writer "
+              "refuses"),
     dict(id="tx-auto-no-snapshot", file="src/tx.c",
          find="""    pm_vg_quiet(true);                  /* a whole page: free blocks too */
     entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
