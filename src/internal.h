@@ -678,12 +678,23 @@ struct pm_txit {                  /* a walk of one transaction's entries */
     uint64_t gen, at, end, budget;
     bool loose;                   /* JUMPs only inside the pages (tx.c:
                                      pm_tx_restore_pages), not in no run */
+    bool track;                   /* keep the segments walked (pm_txit_clear;
+                                     pm_txit_done frees them) */
+    bool oom;
+    uint64_t log_off, log_size;   /* the log's block */
+    uint64_t *segs;               /* (offset, length) of each segment */
+    size_t n_segs, cap_segs;
 };
 bool pm_txlog_head_ok(struct pm_rt *rt, uint64_t off);
 /* The entries of generation gen in the log (its stream). */
 void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen,
                    struct pm_txit *it);
 const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it);
+/* Whether [off, off + len) lies clear of the log's block and of every
+ * segment a tracking walk went on in so far (the storage of the entries
+ * before the last one it gave). */
+bool pm_txit_clear(const struct pm_txit *it, uint64_t off, uint64_t len);
+void pm_txit_done(struct pm_txit *it);
 int pm_tx_recover(struct pm_rt *rt);          /* a writer's open, first */
 int pm_tx_restore_pages(struct pm_rt *rt);    /* before it verifies */
 bool pm_tx_rollback_pending(struct pm_rt *rt); /* a log says ACTIVE */

@@ -236,6 +236,42 @@ void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen,
     pm_txlog_stream(lg, (uint64_t)((const char *)lg - rt->base), gen, &it->at, &it->end);
     it->budget = pm_data_limit(rt) / ENT;
     it->loose = false;
+    it->track = false;
+    it->oom = false;
+    it->log_off = (uint64_t)((const char *)lg - rt->base);
+    it->log_size = lg->size;
+    it->segs = NULL;
+    it->n_segs = it->cap_segs = 0;
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+/* A restore (newest first) must never write over an entry not yet
+ * restored: no transaction writes its own log (its pages are left
+ * writable, and an explicit snapshot lies in a block the program owns),
+ * but a forged or damaged one can, and the restores then read entries
+ * the ones before rewrote (the fuzzer found a page image restored over
+ * the log, the next entry read with length 0 and a copy of 2^64 bytes).
+ * A page the log went on in only after the image was taken (free then)
+ * is clear: its segment comes later in the walk. */
+bool pm_txit_clear(const struct pm_txit *it, uint64_t off, uint64_t len)
+{
+    if (it->oom || overlaps(off, len, it->log_off, it->log_size))
+        return false;
+    for (size_t i = 0; i < it->n_segs; i++)
+        if (overlaps(off, len, it->segs[2 * i], it->segs[2 * i + 1]))
+            return false;
+    return true;
+}
+
+void pm_txit_done(struct pm_txit *it)
+{
+    free(it->segs);
+    it->segs = NULL;
+    it->n_segs = it->cap_segs = 0;
 }
 
 /* The next entry of the log's transaction, following JUMPs; NULL at its
@@ -258,6 +294,21 @@ const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it)
         if (kind == PM_TXE_JUMP) {
             if (it->loose ? !segment_inside(rt, e->off, len) : !segment_ok(rt, e->off, len))
                 return NULL;
+            if (it->track) {
+                if (it->n_segs == it->cap_segs) {
+                    size_t cap = it->cap_segs ? 2 * it->cap_segs : 8;
+                    uint64_t *v = realloc(it->segs, cap * 2 * sizeof *v);
+                    if (v == NULL) {
+                        it->oom = true;     /* nothing is clear from here */
+                        return NULL;
+                    }
+                    it->segs = v;
+                    it->cap_segs = cap;
+                }
+                it->segs[2 * it->n_segs] = e->off;
+                it->segs[2 * it->n_segs + 1] = len;
+                it->n_segs++;
+            }
             it->at = e->off;
             it->end = e->off + len;
             continue;
@@ -1183,6 +1234,13 @@ static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
 {
     uint64_t len = e->kind_len >> 8;
     const char *src = (const char *)(e + 1);
+    /* judged again where it is used: another log's restores may have
+     * rewritten it since (only a forged file does; the heap is verified
+     * after the rollback) */
+    uint64_t at = (uint64_t)(src - rt->base);
+    if (len != page_of_os() || e->off % len != 0 || e->off > pm_data_limit(rt) - len ||
+        !pm_in_data(rt, at, len))
+        return;
     pm_vg_quiet(true);                  /* a whole page: free blocks too */
     if (e->off != 0) {
         pm_copy_raw(rt->base + e->off, src, len);
@@ -1566,6 +1624,7 @@ int pm_tx_restore_pages(struct pm_rt *rt)
          * review's sweep found the walk cut short there, the newer page
          * images never reached */
         it.loose = true;
+        it.track = true;
         const struct pm_txent *e, **pages = NULL;
         size_t n = 0, cap = 0;
         while ((e = pm_txit_next(rt, &it)) != NULL) {
@@ -1573,8 +1632,19 @@ int pm_tx_restore_pages(struct pm_rt *rt)
             if ((e->kind_len & 0xff) != PM_TXE_PAGE || len != page_of_os() ||
                 e->off % len != 0 || e->off > pm_data_limit(rt) - len)
                 continue;
-            if (!ents_push(&pages, &n, &cap, e))
+            if (!pm_txit_clear(&it, e->off, len))
+                break;                  /* over the log: verify.c refuses it */
+            if (!ents_push(&pages, &n, &cap, e)) {
+                pm_txit_done(&it);
+                free(pages);
                 return pm_err(-ENOMEM, "recovery: out of memory");
+            }
+        }
+        bool oom = it.oom;
+        pm_txit_done(&it);
+        if (oom) {
+            free(pages);
+            return pm_err(-ENOMEM, "recovery: out of memory");
         }
         restored += n;
         while (n-- > 0) {
@@ -1619,6 +1689,7 @@ int pm_tx_recover(struct pm_rt *rt)
                 redo_frees(rt, lg, gen - 1);    /* the other stream */
             struct pm_txit it;
             pm_txit_start(rt, lg, gen, &it);
+            it.track = true;
             const struct pm_txent *e;
             size_t n = 0, cap = 0;
             const struct pm_txent **snaps = NULL;
@@ -1626,10 +1697,22 @@ int pm_tx_recover(struct pm_rt *rt)
                 uint64_t kind = e->kind_len & 0xff;
                 if (kind == PM_TXE_ALLOC) {
                     pub_ensure(rt, e->off, false);
-                } else if ((kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE) &&
-                           !ents_push(&snaps, &n, &cap, e)) {
-                    return pm_err(-ENOMEM, "recovery: out of memory");
+                } else if (kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE) {
+                    /* verify.c refused a log that restores over itself */
+                    if (!pm_txit_clear(&it, e->off, e->kind_len >> 8))
+                        break;
+                    if (!ents_push(&snaps, &n, &cap, e)) {
+                        pm_txit_done(&it);
+                        free(snaps);
+                        return pm_err(-ENOMEM, "recovery: out of memory");
+                    }
                 }
+            }
+            bool oom = it.oom;
+            pm_txit_done(&it);
+            if (oom) {
+                free(snaps);
+                return pm_err(-ENOMEM, "recovery: out of memory");
             }
             /* newest first, so a range snapshotted twice ends as it began;
              * a page the log goes on in waits for what came before to be
@@ -1642,6 +1725,9 @@ int pm_tx_recover(struct pm_rt *rt)
                     page_restore(rt, sn);
                     continue;
                 }
+                if ((sn->kind_len & 0xff) != PM_TXE_SNAPSHOT || !pm_in_data(rt, sn->off, len) ||
+                    !pm_in_data(rt, (uint64_t)((const char *)(sn + 1) - rt->base), len))
+                    continue;       /* as page_restore: rewritten since */
                 memcpy(rt->base + sn->off, sn + 1, len);
                 pm_flush(rt, rt->base + sn->off, len);
             }

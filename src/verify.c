@@ -476,14 +476,25 @@ static void tx_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l,
         uint64_t g = pass == 0 ? gen - 1 : gen;
         struct pm_txit it;
         pm_txit_start(rt, lg, g, &it);
+        it.track = pass == 1 && phase == PM_TX_ACTIVE;
         const struct pm_txent *e;
         while ((e = pm_txit_next(rt, &it)) != NULL) {
             uint64_t kind = e->kind_len & 0xff, len = e->kind_len >> 8;
             bool undo = pass == 1 && phase == PM_TX_ACTIVE;
+            if (undo && (kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE) &&
+                !pm_txit_clear(&it, e->off, len)) {
+                bad(ls->rep, "transaction log at %#llx: a %s at %#llx of %llu bytes would "
+                             "be put back over the log itself", (unsigned long long)off,
+                    kind == PM_TXE_PAGE ? "page image" : "snapshot",
+                    (unsigned long long)e->off, (unsigned long long)len);
+                pm_txit_done(&it);
+                return;
+            }
             if (undo && kind == PM_TXE_SNAPSHOT && !range_in_live_block(rt, e->off, len)) {
                 bad(ls->rep, "transaction log at %#llx: a snapshot of [%#llx, +%llu) is in "
                              "no live block", (unsigned long long)off,
                     (unsigned long long)e->off, (unsigned long long)len);
+                pm_txit_done(&it);
                 return;
             }
             if (undo && kind == PM_TXE_PAGE &&
@@ -492,16 +503,25 @@ static void tx_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l,
                 bad(ls->rep, "transaction log at %#llx: a page snapshot at %#llx of %llu "
                              "bytes is not a page of the file", (unsigned long long)off,
                     (unsigned long long)e->off, (unsigned long long)len);
+                pm_txit_done(&it);
                 return;
             }
             bool frees = (undo && kind == PM_TXE_ALLOC) || (!undo && kind == PM_TXE_FREE);
             if ((kind == PM_TXE_ALLOC || kind == PM_TXE_FREE) && !place_ok(rt, e->off)) {
                 bad(ls->rep, "transaction log at %#llx names a place no block starts "
                              "(%#llx)", (unsigned long long)off, (unsigned long long)e->off);
+                pm_txit_done(&it);
                 return;
             }
             if (frees)
                 lanes_push(ls, PM_LANE_FREE, 0, e->off, 0, 0);
+        }
+        bool oom = it.oom;
+        pm_txit_done(&it);
+        if (oom) {
+            bad(ls->rep, "out of memory while checking the transaction log at %#llx",
+                (unsigned long long)off);
+            return;
         }
     }
 }

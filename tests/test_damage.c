@@ -880,6 +880,33 @@ static void test_rollback_judged(void)
     REQUIRE(pwrite(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
     close(fd);
     judge(p, "a page image that would put back a broken superblock header", false);
+    /* the same image put back over the log's own first page: the entries
+     * not yet restored would be read rewritten (the fuzzer found a copy
+     * of 2^64 bytes made of one) */
+    fd = open(p, O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
+    ((uint32_t *)img)[(sb - page_off) / 4] ^= 0x01010101u;  /* as it was */
+    REQUIRE(pwrite(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
+    close(fd);
+    REQUIRE(log % os_page == 0);
+    set_entry(p, at, gen, PM_TXE_PAGE, os_page, log, 0);
+    e.check = pm_txent_check(gen, PM_TXE_PAGE | os_page << 8, log, img, os_page / 8);
+    patch(p, at + offsetof(struct pm_txent, check), &e.check, sizeof e.check);
+    judge(p, "a page image that would be put back over the log itself", false);
+    {
+        /* refused for that, before anything is put back (the views alike) */
+        allocator_space_t *w;
+        CHECK(persistent_space_open(p, NULL, &w) == PERSISTENT_E_CORRUPT);
+        CHECK(strstr(persistent_errormsg(), "over the log itself") != NULL);
+        struct persistent_options o = {0};
+        o.flags = PERSISTENT_OPEN_READONLY;
+        REQUIRE(persistent_space_open(p, &o, &w) == 0);
+        struct persistent_check_report rep;
+        CHECK(persistent_check(w, &rep) == PERSISTENT_E_CORRUPT);
+        CHECK(strstr(rep.first_error, "over the log itself") != NULL);
+        persistent_space_close(w);
+    }
     unlink(p);
 
     /* a snapshot of the log's own head (a live block the library keeps)

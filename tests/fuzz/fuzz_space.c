@@ -1260,7 +1260,7 @@ static void mut_txlog(struct img *m, struct rng *r)
             off = chance(r, 40) ? 0 : below(r, m->n / os_page + 1) * os_page;
             if (!in_img(m, off, len) || tail + ENT_SIZE + len > tail_end)
                 break;
-            memcpy(m->d + tail + ENT_SIZE, m->d + off, len);        /* the page now */
+            memmove(m->d + tail + ENT_SIZE, m->d + off, len);       /* the page now */
             uint64_t pos = below(r, len / 8) * 8;
             wr64(m, tail + ENT_SIZE + pos, rd64(m, tail + ENT_SIZE + pos) ^
                                                (UINT64_C(1) << below(r, 64)));

@@ -1002,6 +1002,20 @@ MUTANTS = [
          what="an automatic transaction's page images are put back only after the "
               "open's verification: a crash that cut its rollback short leaves a "
               "space no writer can open"),
+    dict(id="tx-restore-walk-strict", file="src/tx.c",
+         find="""        it.loose = true;""",
+         replace="""        it.loose = false;""",
+         what="the walk that puts an automatic transaction's pages back judges its "
+              "segments by run bits half put back: a torn restore of a run's bits cuts "
+              "it short and the space is refused"),
+    dict(id="tx-restore-over-log", file="src/tx.c",
+         find="""    if (it->oom || overlaps(off, len, it->log_off, it->log_size))
+        return false;""",
+         replace="""    if (it->oom)
+        return false;
+    (void)overlaps;""",
+         what="a rollback may put a page image or snapshot back over its own log's "
+              "entries not yet restored: they are read rewritten"),
     dict(id="recover-rollback-untried", file="src/recover.c",
          find="""    if (!pm_tx_rollback_pending(rt))
         return 1;""",
