@@ -1018,8 +1018,8 @@ MUTANTS = [
               "entries not yet restored: they are read rewritten"),
     dict(id="recover-rollback-untried", file="src/recover.c",
          find="""    if (!pm_tx_rollback_pending(rt))
-        return 1;""",
-         replace="""    return 1;""",
+        return 2;""",
+         replace="""    return 2;""",
          what="an open rolls a transaction back without trying it first in a private "
               "mapping: a log whose bytes would damage the heap is written, then the "
               "space refused (the file changed) or recovered into damage"),
