@@ -8,6 +8,10 @@
  *      then a child opens the space and two threads replace random blocks
  *      (free, malloc, store the offset) until it is SIGKILLed in the middle
  *      of that; this process times the open that recovers the space.
+ *      Then the same with each replacement a transaction (the slot
+ *      snapshotted, the old block freed and a new one allocated in it),
+ *      so that the open finds transactions to roll back: it tries each
+ *      rollback on a private mapping first (recover.c rollback_trial).
  *
  * The first recovered open is also checked (persistent_check, untimed).
  * The space's file lives in cfg->dir and is deleted at the end. */
@@ -35,6 +39,7 @@ struct ro_thread {
     uint64_t blocks;
     int tid;
     int ready_fd;               /* churn: write one byte after warm-up */
+    bool tx;                    /* churn: each replacement a transaction */
 };
 
 static uint32_t durability_of(const char *backend)
@@ -76,16 +81,30 @@ static void *churn_thread(void *arg)
         /* each thread has its own residue class of slots */
         uint64_t i = (x % (t->blocks / RO_THREADS)) * RO_THREADS + (uint64_t)t->tid;
         persistent_offset_t off = t->table[i];
-        /* clear the slot first: a kill between the two steps leaks the
-         * block, it never leaves a slot naming a freed block */
-        t->table[i] = 0;
-        if (off != 0)
-            persistent_free(t->space, persistent_offset_to_ptr(t->space, off));
-        void *p = persistent_malloc(t->space, ro_size(x));
-        if (p == NULL)
-            _exit(3);
-        t->table[i] = ptr_to_persistent_offset(t->space, p);
-        if (k == 200000 && t->tid == 0) {
+        if (t->tx) {
+            /* all or nothing: the slot, the free and the allocation */
+            if (persistent_tx_begin(t->space) != 0 ||
+                persistent_tx_add(t->space, &t->table[i], sizeof t->table[i]) != 0)
+                _exit(3);
+            void *p = persistent_tx_alloc(t->space, ro_size(x));
+            if (p == NULL || (off != 0 && persistent_tx_free(t->space, persistent_offset_to_ptr(
+                                                                   t->space, off)) != 0))
+                _exit(3);
+            t->table[i] = ptr_to_persistent_offset(t->space, p);
+            if (persistent_tx_commit(t->space) != 0)
+                _exit(3);
+        } else {
+            /* clear the slot first: a kill between the two steps leaks the
+             * block, it never leaves a slot naming a freed block */
+            t->table[i] = 0;
+            if (off != 0)
+                persistent_free(t->space, persistent_offset_to_ptr(t->space, off));
+            void *p = persistent_malloc(t->space, ro_size(x));
+            if (p == NULL)
+                _exit(3);
+            t->table[i] = ptr_to_persistent_offset(t->space, p);
+        }
+        if (k == (t->tx ? 50000 : 200000) && t->tid == 0) {
             char c = 1;
             if (write(t->ready_fd, &c, 1) != 1)
                 _exit(3);
@@ -95,7 +114,7 @@ static void *churn_thread(void *arg)
 }
 
 static void run_threads(void *(*fn)(void *), allocator_space_t *space,
-                        persistent_offset_t *table, uint64_t blocks, int ready_fd)
+                        persistent_offset_t *table, uint64_t blocks, int ready_fd, bool tx)
 {
     struct ro_thread t[RO_THREADS];
     pthread_t th[RO_THREADS];
@@ -105,6 +124,7 @@ static void run_threads(void *(*fn)(void *), allocator_space_t *space,
         t[i].blocks = blocks;
         t[i].tid = i;
         t[i].ready_fd = ready_fd;
+        t[i].tx = tx;
         pthread_create(&th[i], NULL, fn, &t[i]);
     }
     for (int i = 0; i < RO_THREADS; i++)
@@ -131,7 +151,7 @@ static void child_build(const char *path, uint64_t size, uint32_t dur, uint64_t 
                 (unsigned long long)blocks);
         _exit(3);
     }
-    run_threads(build_thread, space, table, blocks, -1);
+    run_threads(build_thread, space, table, blocks, -1, false);
     double t1 = now_sec();
     struct persistent_stats st;
     if (persistent_stats_get(space, &st) == 0)
@@ -145,7 +165,7 @@ static void child_build(const char *path, uint64_t size, uint32_t dur, uint64_t 
     _exit(0);
 }
 
-static void child_churn(const char *path, uint64_t blocks, int ready_fd)
+static void child_churn(const char *path, uint64_t blocks, int ready_fd, bool tx)
 {
     allocator_space_t *space;
     struct persistent_options o;
@@ -157,7 +177,7 @@ static void child_churn(const char *path, uint64_t blocks, int ready_fd)
     persistent_offset_t *table = persistent_find_root(space, RO_TAG);
     if (table == NULL)
         _exit(3);
-    run_threads(churn_thread, space, table, blocks, ready_fd);
+    run_threads(churn_thread, space, table, blocks, ready_fd, tx);
     _exit(0);
 }
 
@@ -208,6 +228,33 @@ static int timed_open(const char *path, double *open_ms, double *close_ms,
     return 0;
 }
 
+/* A child replaces blocks (in transactions with tx) until it is killed in
+ * the middle of that; the open that recovers the space, timed. */
+static int killed_open(const char *path, uint64_t blocks, bool tx, bool check,
+                       double *open_ms, double *close_ms, struct persistent_info *info)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        child_churn(path, blocks, fds[1], tx);
+    }
+    close(fds[1]);
+    char c;
+    ssize_t got = read(fds[0], &c, 1);
+    close(fds[0]);
+    if (pid > 0)
+        kill(pid, SIGKILL);     /* in the middle of replacing blocks */
+    if (pid < 0 || got != 1 || wait_child(pid, true) != 0) {
+        fprintf(stderr, "reopen: the loaded child did not run\n");
+        return -1;
+    }
+    return timed_open(path, open_ms, close_ms, check, info);
+}
+
 int reopen_run(const struct bench_config *cfg, uint64_t blocks, int reps)
 {
     char path[512];
@@ -231,42 +278,23 @@ int reopen_run(const struct bench_config *cfg, uint64_t blocks, int reps)
             rc = -1;
             break;
         }
-        int fds[2];
-        if (pipe(fds) != 0) {
+        struct persistent_info ti;
+        double tx_ms, tx_close_ms;
+        if (killed_open(path, blocks, false, rep == 0, &dirty_ms, &dirty_close_ms, &di) != 0 ||
+            killed_open(path, blocks, true, rep == 0, &tx_ms, &tx_close_ms, &ti) != 0) {
             rc = -1;
             break;
         }
-        fflush(stdout);
-        pid = fork();
-        if (pid == 0) {
-            close(fds[0]);
-            child_churn(path, blocks, fds[1]);
-        }
-        close(fds[1]);
-        char c;
-        ssize_t got = read(fds[0], &c, 1);
-        close(fds[0]);
-        if (pid > 0)
-            kill(pid, SIGKILL);     /* in the middle of replacing blocks */
-        if (pid < 0 || got != 1 || wait_child(pid, true) != 0) {
-            fprintf(stderr, "reopen: the loaded child did not run\n");
-            rc = -1;
-            break;
-        }
-        if (timed_open(path, &dirty_ms, &dirty_close_ms, rep == 0, &di) != 0) {
-            rc = -1;
-            break;
-        }
-        if (!ci.clean_at_open || di.clean_at_open || !di.recovered) {
+        if (!ci.clean_at_open || di.clean_at_open || !di.recovered || !ti.recovered) {
             fprintf(stderr, "reopen: clean flags wrong (clean open %u, killed open %u "
                     "recovered %u)\n", ci.clean_at_open, di.clean_at_open, di.recovered);
             rc = -1;
         }
         printf("RESULT workload=reopen rep=%d blocks=%llu file_size=%llu "
                "clean_open_ms=%.3f clean_close_ms=%.3f killed_open_ms=%.3f "
-               "killed_close_ms=%.3f\n",
+               "killed_close_ms=%.3f killed_tx_open_ms=%.3f\n",
                rep, (unsigned long long)blocks, (unsigned long long)di.file_size,
-               clean_ms, clean_close_ms, dirty_ms, dirty_close_ms);
+               clean_ms, clean_close_ms, dirty_ms, dirty_close_ms, tx_ms);
         fflush(stdout);
     }
     unlink(path);

@@ -184,9 +184,12 @@ def report(run, out_dir):
             a.reopen_mb, "{:,}".format(a.blocks)))
         p("")
         p("Clean: after persistent_space_close.  Killed: after SIGKILL while two threads "
-          "were replacing blocks; the open recovers the space.  Median (min-max) of %d." % a.reps)
+          "were replacing blocks; the open recovers the space.  Killed in transactions: "
+          "the same replacements each a transaction, so the open rolls some back (trying "
+          "each rollback on a private mapping first).  Median (min-max) of %d." % a.reps)
         p("")
-        header = ["backend", "clean open", "killed open", "close after recovery", "check"]
+        header = ["backend", "clean open", "killed open", "killed in transactions",
+                  "close after recovery", "check"]
         rows = []
         for b in [x for x in a.reopen_backends if x not in run.skipped]:
             def mm(k, b=b):
@@ -196,7 +199,8 @@ def report(run, out_dir):
                 return "%.1f (%.1f-%.1f)" % spread(v)
             info = run.reopen_info.get(b, {})
             chk = "%s errors" % info.get("errors", "?") if info else "-"
-            rows.append([b, mm("clean_open_ms"), mm("killed_open_ms"), mm("killed_close_ms"), chk])
+            rows.append([b, mm("clean_open_ms"), mm("killed_open_ms"), mm("killed_tx_open_ms"),
+                         mm("killed_close_ms"), chk])
         p(md_table(header, rows))
 
     p("")

@@ -280,7 +280,8 @@ class Runner:
                 self.record("reopen", b, 1, int(r["rep"]), {
                     k: float(r[k]) for k in ("clean_open_ms", "killed_open_ms",
                                              "clean_close_ms", "killed_close_ms",
-                                             "file_size", "blocks")})
+                                             "killed_tx_open_ms", "file_size", "blocks")
+                    if k in r})
             self.progress("reopen     %s: clean %s ms, killed %s ms" % (
                 b, "/".join(r["clean_open_ms"] for r in res),
                 "/".join(r["killed_open_ms"] for r in res)))
