@@ -615,9 +615,13 @@ struct persistent_check_report {
  * refuses is reported here).  Writes nothing and terminates on any file,
  * so it works on a read-only or private (forensic) mapping of a damaged
  * one.  On a read-only or private view of a space left with an unfinished
- * transaction, the heap is judged after the rollback a writer's open
- * would do (tried on a copy-on-write mapping, nothing written), as the
- * writer judges it.  On a space being changed meanwhile (other threads, or a writer in
+ * transaction and no writer, the heap is judged after the rollback a
+ * writer's open would do (tried on a copy-on-write mapping, nothing
+ * written), as the writer judges it; for that while, the view holds a
+ * shared flock(2) on the file, and a writer's open waits for it (up to
+ * two seconds) before it calls the space busy.  A live writer's open
+ * transactions are not rolled back by anybody: they are judged as they
+ * are.  On a space being changed meanwhile (other threads, or a writer in
  * another process) a pass can read a step half done; check then looks
  * again, and reports damage only when three passes find some (passes
  * during which the space grew do not count; ten passes at most).

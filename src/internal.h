@@ -302,6 +302,8 @@ uint64_t os_next_data(int fd, uint64_t off, uint64_t end);
 uint64_t os_next_hole(int fd, uint64_t off, uint64_t end);
 void os_unlink(const char *path);
 int os_lock_writer(int fd);
+bool os_lock_shared_try(int fd);
+void os_unlock(int fd);
 void os_close(int fd);
 int os_file_size(int fd, uint64_t *size);
 int os_pread_all(int fd, void *buf, size_t len, uint64_t off);

@@ -206,14 +206,41 @@ void os_unlink(const char *path)
     (void)unlink(path);
 }
 
+/* The writer's lock.  Held exclusively by another writer: busy at once.
+ * Held shared: only by views judging a rollback for persistent_check
+ * (recover.c pm_rollback_judge), each for the length of one trial, so a
+ * writer waits for them (up to two seconds) rather than calling the space
+ * busy. */
 int os_lock_writer(int fd)
 {
+    unsigned waited_ms = 0;
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EINTR)
             continue;
-        return errno == EWOULDBLOCK ? PERSISTENT_E_BUSY : -errno;
+        if (errno != EWOULDBLOCK)
+            return -errno;
+        if (waited_ms >= 2000 || flock(fd, LOCK_SH | LOCK_NB) != 0)
+            return PERSISTENT_E_BUSY;       /* a writer has it */
+        (void)flock(fd, LOCK_UN);
+        os_sleep_us(1000);
+        waited_ms++;
     }
     return 0;
+}
+
+/* A shared lock, if no writer holds the exclusive one (and no other
+ * writer can take it until os_unlock); false when one does. */
+bool os_lock_shared_try(int fd)
+{
+    while (flock(fd, LOCK_SH | LOCK_NB) != 0)
+        if (errno != EINTR)
+            return false;
+    return true;
+}
+
+void os_unlock(int fd)
+{
+    (void)flock(fd, LOCK_UN);
 }
 
 void os_close(int fd)

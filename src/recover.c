@@ -284,9 +284,33 @@ static int rollback_trial(struct pm_rt *rt, struct persistent_check_report *rep,
     return r;
 }
 
+static int judge_locked(struct pm_rt *rt, struct persistent_check_report *rep);
+
+/* The file must hold still while it is judged (the walks trust what they
+ * verified, as a writer's open may under its lock): a review found the
+ * shadow's copy-on-write pages following a live writer's file, its
+ * entries rewritten between the verification and the restores, and a
+ * check crashing on a copy far out of range.  A live writer's open
+ * transactions are not to be rolled back by anybody anyway.  So the judge
+ * runs only under a shared lock taken without waiting: none while a
+ * writer has the space open (then the heap is judged as it is), and a
+ * writer that opens meanwhile is told PERSISTENT_E_BUSY. */
 int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep)
 {
-    if (rt->can_alloc || rt->fd < 0 || !pm_tx_rollback_pending(rt))
+    if (rt->can_alloc || rt->fd < 0 || pm_load_acquire(&rt->fd_lost) != 0 ||
+        !pm_tx_rollback_pending(rt))
+        return 0;
+    if (!os_lock_shared_try(rt->fd))
+        return 0;
+    int r = judge_locked(rt, rep);
+    os_unlock(rt->fd);
+    return r;
+}
+
+static int judge_locked(struct pm_rt *rt, struct persistent_check_report *rep)
+{
+    /* the writer may have ended its transactions before it closed */
+    if (!pm_tx_rollback_pending(rt))
         return 0;
     struct pm_rt *sh = malloc(sizeof *sh);
     bool at_pref;
@@ -309,6 +333,13 @@ int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep)
     sh->snap = NULL;
     memset(sh->lane_chunk, 0, sizeof sh->lane_chunk);
     pm_store_relaxed(&sh->n_lane_chunks, 0u);
+    /* as far as the view follows the file now (pm_follow saw it that
+     * long), should the private mapping have to stop at its end (strict
+     * overcommit: a review found the shadow reading unmapped pages) */
+    uint64_t pages = pm_load_acquire(&rt->n_pages);
+    pm_store_relaxed(&sh->n_pages, pages);
+    sh->st.n_pages = pages;
+    sh->st.file_size = rt->data_off + (pages << rt->page_shift);
     int r = pm_space_map(sh, PM_MODE_PRIVATE, false);
     bool rolled = false;
     if (r == 0)

@@ -1237,13 +1237,13 @@ static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
     /* judged again where it is used: another log's restores may have
      * rewritten it since (only a forged file does; the heap is verified
      * after the rollback) */
-    uint64_t at = (uint64_t)(src - rt->base);
-    if (len != page_of_os() || e->off % len != 0 || e->off > pm_data_limit(rt) - len ||
+    uint64_t at = (uint64_t)(src - rt->base), off = e->off;     /* read once */
+    if (len != page_of_os() || off % len != 0 || off > pm_data_limit(rt) - len ||
         !pm_in_data(rt, at, len))
         return;
     pm_vg_quiet(true);                  /* a whole page: free blocks too */
-    if (e->off != 0) {
-        pm_copy_raw(rt->base + e->off, src, len);
+    if (off != 0) {
+        pm_copy_raw(rt->base + off, src, len);
     } else {
         size_t live = offsetof(struct pm_header, live);
         size_t keep = offsetof(struct pm_live, n_pages);    /* the words before it */
@@ -1251,7 +1251,7 @@ static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
         pm_copy_raw(rt->base + PM_HEADER_SIZE, src + PM_HEADER_SIZE, len - PM_HEADER_SIZE);
     }
     pm_vg_quiet(false);
-    pm_flush(rt, rt->base + e->off, len);
+    pm_flush(rt, rt->base + off, len);
 }
 
 static bool auto_snapshot(struct pm_rt *rt, struct pm_tx *tx, uint64_t off)
@@ -1719,17 +1719,17 @@ int pm_tx_recover(struct pm_rt *rt)
              * durable */
             while (n-- > 0) {
                 const struct pm_txent *sn = snaps[n];
-                uint64_t len = sn->kind_len >> 8;
-                if ((sn->kind_len & 0xff) == PM_TXE_PAGE) {
+                uint64_t kind_len = sn->kind_len, len = kind_len >> 8, at = sn->off;
+                if ((kind_len & 0xff) == PM_TXE_PAGE) {
                     pm_drain(rt);
                     page_restore(rt, sn);
                     continue;
                 }
-                if ((sn->kind_len & 0xff) != PM_TXE_SNAPSHOT || !pm_in_data(rt, sn->off, len) ||
+                if ((kind_len & 0xff) != PM_TXE_SNAPSHOT || !pm_in_data(rt, at, len) ||
                     !pm_in_data(rt, (uint64_t)((const char *)(sn + 1) - rt->base), len))
                     continue;       /* as page_restore: rewritten since */
-                memcpy(rt->base + sn->off, sn + 1, len);
-                pm_flush(rt, rt->base + sn->off, len);
+                memcpy(rt->base + at, sn + 1, len);
+                pm_flush(rt, rt->base + at, len);
             }
             free(snaps);
         } else {

@@ -2,6 +2,9 @@
  * it, and a private forensic open of a crashed space that never writes. */
 #include "check.h"
 
+#include <pthread.h>
+#include <sys/file.h>
+
 #include "internal.h"
 
 static char self[4096];
@@ -352,6 +355,48 @@ static void test_private_of_crashed(void)
     unlink(p);
 }
 
+/* A view's persistent_check that judges a rollback holds a shared lock on
+ * the file for the trial (recover.c pm_rollback_judge): a writer's open
+ * waits for it instead of calling the space busy; an exclusive lock (a
+ * writer's) still makes it busy at once. */
+static int judge_fd;
+
+static void *judge_ends(void *arg)
+{
+    (void)arg;
+    usleep(150 * 1000);
+    flock(judge_fd, LOCK_UN);
+    return NULL;
+}
+
+static void test_waits_for_judges(void)
+{
+    const char *p = t_path("judged");
+    allocator_space_t *w = create_persistent_allocator(p, 1u << 20);
+    REQUIRE(w != NULL);
+    REQUIRE(persistent_space_close(w) == 0);
+    judge_fd = open(p, O_RDONLY);
+    REQUIRE(judge_fd >= 0);
+    REQUIRE(flock(judge_fd, LOCK_SH) == 0);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, judge_ends, NULL) == 0);
+    struct persistent_options o = {0};
+    uint64_t t0 = t_now_ns();
+    int r = persistent_space_open(p, &o, &w);
+    uint64_t waited = t_now_ns() - t0;
+    CHECK_EQ(r, 0);
+    CHECK(waited >= 100 * 1000000ull);
+    pthread_join(t, NULL);
+    if (r == 0)
+        persistent_space_close(w);
+    REQUIRE(flock(judge_fd, LOCK_EX) == 0);     /* as a writer holds it */
+    t0 = t_now_ns();
+    CHECK_EQ(persistent_space_open(p, &o, &w), PERSISTENT_E_BUSY);
+    CHECK(t_now_ns() - t0 < 500 * 1000000ull);
+    close(judge_fd);
+    unlink(p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3) {
@@ -371,6 +416,7 @@ int main(int argc, char **argv)
     if (!t_exec_works(self))
         t_skip("cannot exec itself here (emulated without binfmt_misc)");
     test_two_writers();
+    test_waits_for_judges();
     test_fork();
     test_readers_follow_growth();
     test_open_while_growing();
