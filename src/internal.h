@@ -611,6 +611,9 @@ struct pm_lane *pub_lane(struct pm_rt *rt, struct pm_trec *rec);
 void pub_ensure(struct pm_rt *rt, uint64_t boff, bool live);
 /* Every lane: i from 0 while it returns one (publish.c). */
 struct pm_lane *pub_lane_at(struct pm_rt *rt, uint32_t i);
+/* The chain of lane tables found again from the file, forgetting what
+ * was found before (an open only: page images may have been put back) */
+void pub_lanes_rescan(struct pm_rt *rt);
 int pm_lanes_in_flight(struct pm_rt *rt);
 
 /* ---- verify.c ---- */

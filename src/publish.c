@@ -665,9 +665,20 @@ void pub_ensure(struct pm_rt *rt, uint64_t boff, bool live)
         pg_bit_clear(rt, rt->end_bits, e);
 }
 
+void pub_lanes_rescan(struct pm_rt *rt)
+{
+    for (uint32_t k = 0; k < LANE_MAX_CHUNKS; k++)
+        pm_store_relaxed(&rt->lane_chunk[k], (struct pm_lane_table *)NULL);
+    pm_store_relaxed(&rt->n_lane_chunks, 0u);
+    (void)chunks_discover(rt);
+}
+
 int pm_lanes_recover(struct pm_rt *rt)
 {
-    chunks_discover(rt);
+    /* the chain as it is now: the rollback of an automatic transaction may
+     * have put back a page holding a link of it (the fuzzer found lanes
+     * recovered from a table found before, verified by nobody) */
+    pub_lanes_rescan(rt);
     uint32_t total = n_meta_lanes(rt) + pm_load_acquire(&rt->n_lane_chunks) * LANE_CHUNK;
     for (uint32_t i = 0; i < total; i++) {
         struct pm_lane *l = lane_at(rt, i);

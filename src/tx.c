@@ -1608,6 +1608,7 @@ int pm_tx_restore_pages(struct pm_rt *rt)
 {
     struct pm_lane *l;
     size_t restored = 0;
+    pub_lanes_rescan(rt);
     for (uint32_t i = 0; (l = pub_lane_at(rt, i)) != NULL; i++) {
         uint64_t off = pm_load_acquire(&l->tx_off);
         if (off == 0 || !pm_txlog_head_ok(rt, off))
@@ -1673,6 +1674,7 @@ bool pm_tx_rollback_pending(struct pm_rt *rt)
 int pm_tx_recover(struct pm_rt *rt)
 {
     struct pm_lane *l;
+    pub_lanes_rescan(rt);           /* as verified: after the page images */
     for (uint32_t i = 0; (l = pub_lane_at(rt, i)) != NULL; i++) {
         uint64_t off = pm_load_acquire(&l->tx_off);
         if (off == 0 || !pm_txlog_head_ok(rt, off))
