@@ -618,8 +618,8 @@ struct persistent_check_report {
  * transaction and no writer, the heap is judged after the rollback a
  * writer's open would do (tried on a copy-on-write mapping, nothing
  * written), as the writer judges it; for that while, the view holds a
- * shared flock(2) on the file, and a writer's open waits for it (up to
- * two seconds) before it calls the space busy.  A live writer's open
+ * shared flock(2) on a descriptor of its own, and a writer's open waits
+ * for it (up to two seconds) before it calls the space busy.  A live writer's open
  * transactions are not rolled back by anybody: they are judged as they
  * are.  On a space being changed meanwhile (other threads, or a writer in
  * another process) a pass can read a step half done; check then looks

@@ -302,8 +302,10 @@ uint64_t os_next_data(int fd, uint64_t off, uint64_t end);
 uint64_t os_next_hole(int fd, uint64_t off, uint64_t end);
 void os_unlink(const char *path);
 int os_lock_writer(int fd);
-bool os_lock_shared_try(int fd);
-void os_unlock(int fd);
+/* A view's shared lock for judging a rollback, on a description of its
+ * own (closing it releases the lock); false while a writer has the space
+ * or waits for it. */
+bool os_lock_judge(int fd);
 void os_close(int fd);
 int os_file_size(int fd, uint64_t *size);
 int os_pread_all(int fd, void *buf, size_t len, uint64_t off);
@@ -687,8 +689,9 @@ struct pm_txit {                  /* a walk of one transaction's entries */
                                      pm_txit_done frees them) */
     bool oom;
     uint64_t log_off, log_size;   /* the log's block */
-    uint64_t *segs;               /* (offset, length) of each segment */
-    size_t n_segs, cap_segs;
+    uint64_t *segmap;             /* the pages of the segments walked, a
+                                     bit each (made at the first JUMP) */
+    uint64_t data_off, page_shift, n_pages;
 };
 bool pm_txlog_head_ok(struct pm_rt *rt, uint64_t off);
 /* The entries of generation gen in the log (its stream). */

@@ -284,7 +284,7 @@ static int rollback_trial(struct pm_rt *rt, struct persistent_check_report *rep,
     return r;
 }
 
-static int judge_locked(struct pm_rt *rt, struct persistent_check_report *rep);
+static int judge_locked(struct pm_rt *rt, int fd, struct persistent_check_report *rep);
 
 /* The file must hold still while it is judged (the walks trust what they
  * verified, as a writer's open may under its lock): a review found the
@@ -292,22 +292,31 @@ static int judge_locked(struct pm_rt *rt, struct persistent_check_report *rep);
  * entries rewritten between the verification and the restores, and a
  * check crashing on a copy far out of range.  A live writer's open
  * transactions are not to be rolled back by anybody anyway.  So the judge
- * runs only under a shared lock taken without waiting: none while a
- * writer has the space open (then the heap is judged as it is), and a
- * writer that opens meanwhile is told PERSISTENT_E_BUSY. */
+ * runs only under a shared lock taken without waiting (os_lock_judge):
+ * none while a writer has the space open or waits for it (then the heap
+ * is judged as it is).  The lock is taken on a description of the file of
+ * its own, checked to be the view's file (a second review: a descriptor
+ * the program closed and the number reused had a check turn a writer's
+ * exclusive lock into a shared one and drop it; and two threads' judges
+ * on one description shared one lock, the first to end dropping it). */
 int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep)
 {
     if (rt->can_alloc || rt->fd < 0 || pm_load_acquire(&rt->fd_lost) != 0 ||
         !pm_tx_rollback_pending(rt))
         return 0;
-    if (!os_lock_shared_try(rt->fd))
+    int fd = os_reopen_private(rt->fd);
+    if (fd < 0)
         return 0;
-    int r = judge_locked(rt, rep);
-    os_unlock(rt->fd);
+    struct os_file_id same = rt->fid;
+    same.mark = UINT64_MAX;             /* its own file position */
+    int r = 0;
+    if (os_fd_verify(fd, &same) == 0 && os_lock_judge(fd))
+        r = judge_locked(rt, fd, rep);
+    os_close(fd);                       /* and its lock */
     return r;
 }
 
-static int judge_locked(struct pm_rt *rt, struct persistent_check_report *rep)
+static int judge_locked(struct pm_rt *rt, int fd, struct persistent_check_report *rep)
 {
     /* the writer may have ended its transactions before it closed */
     if (!pm_tx_rollback_pending(rt))
@@ -331,6 +340,7 @@ static int judge_locked(struct pm_rt *rt, struct persistent_check_report *rep)
     sh->kind_bits = (pm_atomic_u64 *)(base + ((char *)rt->kind_bits - rt->base));
     sh->flush = NULL;
     sh->snap = NULL;
+    sh->fd = fd;
     memset(sh->lane_chunk, 0, sizeof sh->lane_chunk);
     pm_store_relaxed(&sh->n_lane_chunks, 0u);
     /* as far as the view follows the file now (pm_follow saw it that

@@ -927,6 +927,81 @@ static void test_rollback_judged(void)
 }
 
 
+/* A forged log whose stream JUMPs to a segment that JUMPs to itself, a
+ * snapshot between: every walk used to go round until its budget (the
+ * data's size / 32 entries) and, since the walks that restore keep the
+ * segments they saw, scan all of them at each entry -- a check of an
+ * 8 MiB space took 23 s (a review).  A segment walked again now ends the
+ * walk; each judge runs under an alarm of 20 s. */
+static int open_tx8(allocator_space_t *s)
+{
+    uint64_t *r = persistent_root_get(s, 1, 64, NULL);
+    if (r == NULL || persistent_tx_begin(s) != 0 || persistent_tx_add(s, r, 8) != 0)
+        return 2;
+    r[0] = 42;
+    return 0;
+}
+
+static void put_entry(int fd, uint64_t gen, uint64_t at, uint64_t kind, uint64_t len,
+                      uint64_t off, const void *data)
+{
+    struct pm_txent e;
+    memset(&e, 0, sizeof e);
+    e.kind_len = kind | len << 8;
+    e.off = off;
+    uint64_t words = kind == PM_TXE_SNAPSHOT ? (len + 7) / 8 : 0, buf[8] = {0};
+    REQUIRE(words <= 8);
+    if (words)
+        memcpy(buf, data, len);
+    e.check = pm_txent_check(gen, e.kind_len, off, buf, words);
+    REQUIRE(pwrite(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
+    if (words)
+        REQUIRE(pwrite(fd, buf, words * 8, (off_t)(at + sizeof e)) == (ssize_t)(words * 8));
+}
+
+static void test_jump_cycle(void)
+{
+    const char *p = t_path("jumpcycle");
+    allocator_space_t *s = t_create(p, 16u << 20, 0);
+    uint64_t *r = persistent_root_get(s, 1, 64, NULL);
+    REQUIRE(r != NULL);
+    uint64_t roff = ptr_to_persistent_offset(s, r), val = r[0];
+    REQUIRE(persistent_space_close(s) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (persistent_space_open(p, NULL, &s) != 0)
+            _exit(1);
+        _exit(open_tx8(s) != 0 ? 2 : 0);           /* dies with it open */
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    struct pm_header h;
+    read_header(p, &h);
+    uint64_t log = 0;
+    for (uint32_t i = 0; i < h.fixed.n_lanes && log == 0; i++)
+        log = peek64(p, h.fixed.lanes_off + i * sizeof(struct pm_lane) +
+                            offsetof(struct pm_lane, tx_off));
+    REQUIRE(log != 0);
+    struct pm_txlog lg;
+    int fd = open(p, O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
+    REQUIRE((lg.state & PM_TX_PHASE) == PM_TX_ACTIVE);
+    uint64_t gen = lg.state >> 8, start, end;
+    pm_txlog_stream(&lg, log, gen, &start, &end);
+    uint64_t page = UINT64_C(1) << h.fixed.page_shift;
+    uint64_t x = h.fixed.data_off + (h.live.n_pages - 4) * page;   /* free pages */
+    put_entry(fd, gen, start, PM_TXE_JUMP, page, x, NULL);
+    put_entry(fd, gen, x, PM_TXE_SNAPSHOT, 8, roff, &val);
+    put_entry(fd, gen, x + sizeof(struct pm_txent) + 8, PM_TXE_JUMP, page, x, NULL);
+    close(fd);
+    uint64_t t0 = t_now_ns();
+    judge(p, "a log whose segment jumps to itself", true);
+    CHECK(t_now_ns() - t0 < 20 * UINT64_C(1000000000));
+    unlink(p);
+}
+
 int main(void)
 {
     test_healthy();
@@ -941,5 +1016,6 @@ int main(void)
     test_forged_base();
     test_tx_logs();
     test_rollback_judged();
+    test_jump_cycle();
     return t_done();
 }

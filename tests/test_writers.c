@@ -397,6 +397,49 @@ static void test_waits_for_judges(void)
     unlink(p);
 }
 
+/* A view whose descriptor the program closed, the number reused by a
+ * writer of the same file with a transaction open: the view's check used
+ * to take and drop its shared lock on that descriptor, turning the
+ * writer's exclusive lock into nothing, and a second writer then opened
+ * the space and rolled the live transaction back (a review).  The judge
+ * locks a description of its own. */
+static void test_judge_own_description(void)
+{
+    const char *p = t_path("judge-fd");
+    allocator_space_t *w = create_persistent_allocator(p, 1u << 20);
+    REQUIRE(w != NULL);
+    REQUIRE(persistent_space_close(w) == 0);
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_READONLY;
+    allocator_space_t *v;
+    REQUIRE(persistent_space_open(p, &o, &v) == 0);
+    int vfd = pm_rt_of(v)->fd;
+    close(vfd);                             /* behind the library's back */
+    o.flags = 0;
+    REQUIRE(persistent_space_open(p, &o, &w) == 0);
+    REQUIRE(pm_rt_of(w)->fd == vfd);        /* the number, reused */
+    uint64_t *r = persistent_root_get(w, 1, 64, NULL);
+    REQUIRE(r != NULL);
+    REQUIRE(persistent_tx_begin(w) == 0);
+    REQUIRE(persistent_tx_add(w, r, 8) == 0);
+    r[0] = 1;
+    struct persistent_check_report rep;
+    (void)persistent_check(v, &rep);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        allocator_space_t *w2;
+        _exit(persistent_space_open(p, &o, &w2) == PERSISTENT_E_BUSY ? 0 : 1);
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);   /* still the only writer */
+    REQUIRE(persistent_tx_commit(w) == 0);
+    persistent_space_close(w);
+    persistent_space_close(v);
+    unlink(p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3) {
@@ -417,6 +460,7 @@ int main(int argc, char **argv)
         t_skip("cannot exec itself here (emulated without binfmt_misc)");
     test_two_writers();
     test_waits_for_judges();
+    test_judge_own_description();
     test_fork();
     test_readers_follow_growth();
     test_open_while_growing();
