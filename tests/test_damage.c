@@ -647,16 +647,23 @@ static int open_tx(allocator_space_t *s)
     return persistent_tx_alloc(s, 100) == NULL ? 3 : 0;
 }
 
+/* The transaction log the first lane that has one names (the child's). */
+static uint64_t lane_log(const char *path, const struct pm_header *h)
+{
+    uint64_t log = 0;
+    for (uint32_t i = 0; i < h->fixed.n_lanes && log == 0; i++)
+        log = peek64(path, h->fixed.lanes_off + i * sizeof(struct pm_lane) +
+                               offsetof(struct pm_lane, tx_off));
+    REQUIRE(log != 0);
+    return log;
+}
+
 static void make_tx_dirty(const char *path, uint64_t *log, uint64_t *gen)
 {
     die_in(path, open_tx);
     struct pm_header h;
     read_header(path, &h);
-    *log = 0;
-    for (uint32_t i = 0; i < h.fixed.n_lanes && *log == 0; i++)
-        *log = peek64(path, h.fixed.lanes_off + i * sizeof(struct pm_lane) +
-                                offsetof(struct pm_lane, tx_off));
-    REQUIRE(*log != 0);
+    *log = lane_log(path, &h);
     REQUIRE(peek64(path, *log + offsetof(struct pm_txlog, magic)) == PM_TXLOG_MAGIC);
     uint64_t state = peek64(path, *log + offsetof(struct pm_txlog, state));
     REQUIRE((state & 0xff) == PM_TX_ACTIVE);
@@ -843,11 +850,7 @@ static void test_rollback_judged(void)
     die_in(p, open_auto_tx);
     struct pm_header h;
     read_header(p, &h);
-    uint64_t log = 0;
-    for (uint32_t i = 0; i < h.fixed.n_lanes && log == 0; i++)
-        log = peek64(p, h.fixed.lanes_off + i * sizeof(struct pm_lane) +
-                            offsetof(struct pm_lane, tx_off));
-    REQUIRE(log != 0);
+    uint64_t log = lane_log(p, &h);
     struct pm_txlog lg;
     int fd = open(p, O_RDONLY);
     REQUIRE(fd >= 0);
@@ -978,11 +981,7 @@ static void test_jump_cycle(void)
     REQUIRE(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     struct pm_header h;
     read_header(p, &h);
-    uint64_t log = 0;
-    for (uint32_t i = 0; i < h.fixed.n_lanes && log == 0; i++)
-        log = peek64(p, h.fixed.lanes_off + i * sizeof(struct pm_lane) +
-                            offsetof(struct pm_lane, tx_off));
-    REQUIRE(log != 0);
+    uint64_t log = lane_log(p, &h);
     struct pm_txlog lg;
     int fd = open(p, O_RDWR);
     REQUIRE(fd >= 0);
