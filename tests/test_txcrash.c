@@ -19,8 +19,12 @@
  *     receipts and the transaction log;
  *   - everything left can be allocated and written without touching the
  *     bank's blocks.
- * The recovery scenario dies in a transaction first, then sweeps the crash
- * points of the open that rolls it back. */
+ * The auto scenarios do the same in automatic transactions (plain writes,
+ * plain malloc and free, explicit calls and manual transactions nested in
+ * them); auto-grow on a growable space created small, which they grow for
+ * their blocks and log.  The recovery scenario dies in a transaction
+ * first (manual, automatic, automatic that grew the space), then sweeps
+ * the crash points of the open that rolls it back. */
 #include "check.h"
 
 #include <pthread.h>
@@ -223,6 +227,127 @@ static void sc_bigfree(void)
     transfer(3, 9, 1, 3, 300, 700, false);
 }
 
+/* ---- automatic transactions ---- */
+
+/* A transfer in an automatic transaction: plain writes, and the receipt
+ * replaced with plain persistent_free and persistent_malloc, which an
+ * abort undoes as it does the writes; nothing snapshotted by hand. */
+static void auto_transfer(int i, int j, int64_t amt, int k, size_t size, uint64_t g,
+                          bool abort_it)
+{
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    B->seq++;
+    B->acct[i] -= amt;
+    B->acct[j] += amt;
+    if (B->rec[k] != 0)
+        persistent_free(S, persistent_offset_to_ptr(S, B->rec[k]));
+    unsigned char *r = persistent_malloc(S, size);
+    REQUIRE(r != NULL);
+    fill(r, size, g);
+    B->rec[k] = ptr_to_persistent_offset(S, r);
+    B->rec_size[k] = size;
+    B->rec_gen[k] = g;
+    if (abort_it)
+        REQUIRE(persistent_tx_abort(S) == 0);
+    else
+        commit();
+}
+
+/* A new version of the blob written in place in an automatic transaction:
+ * every one of its pages snapshotted at its first write. */
+static void auto_blob(uint64_t v, bool abort_it)
+{
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    B->seq++;
+    memcpy(BL, &v, 8);
+    fill(BL + 8, BLOB - 16, v);
+    memcpy(BL + BLOB - 8, &v, 8);
+    if (abort_it)
+        REQUIRE(persistent_tx_abort(S) == 0);
+    else
+        commit();
+}
+
+/* Transfers (small blocks, a page run; every third aborted), then the
+ * blob twice (the second aborted). */
+static void sc_auto(void)
+{
+    static const size_t sizes[] = {40, 300, 70000, 3000};
+    for (int n = 0; n < 6; n++)
+        auto_transfer(n % N, (n * 5 + 1) % N, 3 + n, n % 5, sizes[n % 4], 2000 + (uint64_t)n,
+                      n % 3 == 2);
+    auto_blob(5, false);
+    auto_blob(6, true);
+}
+
+/* The explicit calls inside an automatic transaction, and a manual
+ * transaction nested in one (it flattens into it): committed once,
+ * aborted once, then an automatic transaction nested in a manual one's
+ * place inside another automatic one. */
+static void sc_auto_mixed(void)
+{
+    for (int n = 0; n < 2; n++) {
+        REQUIRE(persistent_tx_begin_auto(S) == 0);
+        B->acct[3] -= 7;                                /* plain */
+        B->acct[4] += 7;
+        transfer(5, 6, 4, 6 + n, 200, 2100 + (uint64_t)n, false);  /* nested */
+        REQUIRE(persistent_tx_add(S, &B->acct[7], 8) == 0);     /* covered twice */
+        B->acct[7] -= 2;
+        B->acct[8] += 2;
+        unsigned char *r = persistent_tx_alloc(S, 500);
+        REQUIRE(r != NULL);
+        fill(r, 500, 2200 + (uint64_t)n);
+        if (B->rec[9] != 0)
+            REQUIRE(persistent_tx_free(S, persistent_offset_to_ptr(S, B->rec[9])) == 0);
+        B->rec[9] = ptr_to_persistent_offset(S, r);
+        B->rec_size[9] = 500;
+        B->rec_gen[9] = 2200 + (uint64_t)n;
+        if (n == 1)
+            REQUIRE(persistent_tx_abort(S) == 0);
+        else
+            commit();
+    }
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    auto_transfer(10, 11, 9, 10, 90, 2300, false);      /* nested: flattens */
+    auto_blob(7, false);
+    commit();
+}
+
+/* On a growable space created at its smallest: automatic transactions
+ * whose blocks and log need the space to grow, the log's growth writing
+ * the header's page a second time (snapshotted again); committed, then
+ * aborted (the file stays grown, the pages free again). */
+static void sc_auto_grow(void)
+{
+    for (int n = 0; n < 2; n++) {
+        REQUIRE(persistent_tx_begin_auto(S) == 0);
+        B->seq++;
+        B->acct[12] -= 11;
+        B->acct[13] += 11;
+        unsigned char *r[3];
+        for (int i = 0; i < 3; i++) {
+            size_t size = i == 0 ? 600u << 10 : 3000;
+            r[i] = persistent_malloc(S, size);
+            REQUIRE(r[i] != NULL);
+            fill(r[i], size, 2400 + (uint64_t)(3 * n + i));
+            int k = 12 + i;
+            if (B->rec[k] != 0)
+                persistent_free(S, persistent_offset_to_ptr(S, B->rec[k]));
+            B->rec[k] = ptr_to_persistent_offset(S, r[i]);
+            B->rec_size[k] = size;
+            B->rec_gen[k] = 2400 + (uint64_t)(3 * n + i);
+        }
+        uint64_t v = 20 + (uint64_t)n;
+        memcpy(BL, &v, 8);
+        fill(BL + 8, BLOB - 16, v);
+        memcpy(BL + BLOB - 8, &v, 8);
+        if (n == 1)
+            REQUIRE(persistent_tx_abort(S) == 0);
+        else
+            commit();
+    }
+}
+
 static void setup_bank(void)
 {
     B = persistent_root_get(S, BANK_TAG, sizeof *B, NULL);
@@ -246,24 +371,31 @@ static void setup_bank(void)
 struct scenario {
     const char *name;
     void (*run)(void);
+    bool grows;                 /* on a growable space (created small) */
 };
 
 static const struct scenario scenarios[] = {
-    {"transfers", sc_transfers},
-    {"blob", sc_blob},
-    {"nested", sc_nested},
-    {"reuse", sc_reuse},
-    {"bigfree", sc_bigfree},
-    {"many", sc_many},
+    {"transfers", sc_transfers, false},
+    {"blob", sc_blob, false},
+    {"nested", sc_nested, false},
+    {"reuse", sc_reuse, false},
+    {"bigfree", sc_bigfree, false},
+    {"many", sc_many, false},
+    {"auto", sc_auto, false},
+    {"auto-mixed", sc_auto_mixed, false},
+    {"auto-grow", sc_auto_grow, true},
 };
 
 /* ---- the sweep ---- */
+
+static bool create_growable;   /* what open_space creates */
 
 static allocator_space_t *open_space(const char *path)
 {
     struct persistent_options o = {0};
     o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 1u << 20;
+    o.size = create_growable ? 256u << 10 : 1u << 20;
+    o.max_size = create_growable ? 2u << 20 : 0;
     o.durability = ch_durability();
     allocator_space_t *s;
     return persistent_space_open(path, &o, &s) == 0 ? s : NULL;
@@ -373,7 +505,9 @@ static void sweep(const struct scenario *sc)
 {
     struct ch_files f;
     ch_files_init(&f, "tx");
+    create_growable = sc->grows;
     make_template(f.tmpl);
+    create_growable = false;
     struct ch_target t = {sc->name, child_body, verify, (void *)sc, 5};
     ch_sweep(&t, &f, true);
     ch_files_remove(&f);
@@ -399,14 +533,41 @@ static void die_in_many(void)
     raise(SIGKILL);
 }
 
-static void sweep_recovery(const char *name, void (*die)(void))
+/* Killed in an automatic transaction that wrote the blob, freed and made
+ * blocks and snapshotted by hand, then killed again at every point of the
+ * open that puts its page images back and rolls it back. */
+static void die_in_auto(void)
+{
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    B->seq++;
+    fill(BL + 8, BLOB - 16, 9);
+    transfer(2, 3, 50, 8, 5000, 99, false);          /* nested */
+    auto_transfer(4, 5, 60, 1, 70000, 98, false);    /* nested */
+    raise(SIGKILL);
+}
+
+/* The same on a growable space: the transaction grew it for its blocks
+ * and its log, and snapshotted the header's page (the growth writes it). */
+static void die_in_auto_grow(void)
+{
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    B->seq++;
+    fill(BL + 8, BLOB - 16, 9);
+    auto_transfer(6, 7, 70, 12, 600u << 10, 97, false);     /* nested */
+    auto_transfer(8, 9, 80, 13, 3000, 96, false);
+    raise(SIGKILL);
+}
+
+static void sweep_recovery(const char *name, void (*die)(void), bool grows)
 {
     struct ch_files f;
     ch_files_init(&f, "txr");
+    create_growable = grows;
     make_template(f.tmpl);
+    create_growable = false;
     int saved = ch_mode;
     ch_mode = PM_CRASH_KILL;
-    struct scenario d = {name, die}, rec = {"recovery", NULL};
+    struct scenario d = {name, die, false}, rec = {name, NULL, false};
     REQUIRE(ch_run_child(d.name, child_body, &d, f.tmpl, 0, 5, NULL) == 1);
     ch_mode = saved;
     struct ch_target t = {rec.name, child_body, verify, &rec, 5};
@@ -544,8 +705,10 @@ int main(int argc, char **argv)
         if (ch_picked(argc, argv, scenarios[i].name))
             sweep(&scenarios[i]);
     if (ch_picked(argc, argv, "recovery")) {
-        sweep_recovery("die-in-blob", die_in_blob);
-        sweep_recovery("die-in-many", die_in_many);
+        sweep_recovery("die-in-blob", die_in_blob, false);
+        sweep_recovery("die-in-many", die_in_many, false);
+        sweep_recovery("die-in-auto", die_in_auto, false);
+        sweep_recovery("die-in-auto-grow", die_in_auto_grow, true);
     }
     return ch_done();
 }

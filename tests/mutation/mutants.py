@@ -1043,6 +1043,44 @@ MUTANTS = [
     pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */""",
          replace="""    (void)e;""",
          what="automatic mode lets a page be written without its snapshot"),
+    dict(id="tx-auto-snapshot-nofence", file="src/tx.c",
+         find="""    pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */""",
+         replace="""    if (rt->flush) rt->flush->flush(e, ENT + page_of_os());""",
+         what="a page's snapshot in automatic mode flushed but not fenced: the write "
+              "it covers can be durable first, and a rollback has nothing to put back"),
+    dict(id="tx-auto-commit-pages-unflushed", file="src/tx.c",
+         find="""        if ((e->kind_len & 0xff) == PM_TXE_PAGE)
+            pm_flush(rt, rt->base + e->off, e->kind_len >> 8);""",
+         replace="""        if ((e->kind_len & 0xff) == PM_TXE_PAGE && false)
+            pm_flush(rt, rt->base + e->off, e->kind_len >> 8);""",
+         what="an automatic transaction's commit does not write back the pages it "
+              "wrote: a power failure after the commit returned loses them"),
+    dict(id="tx-auto-commit-nofence", file="src/tx.c",
+         find="""    pm_drain(rt);
+    set_state(rt, tx, PM_TX_IDLE, true);    /* the commit point */""",
+         replace="""    set_state(rt, tx, PM_TX_IDLE, true);    /* the commit point */""",
+         what="an automatic transaction's commit point can be durable before the "
+              "pages it wrote"),
+    dict(id="tx-auto-abort-nofence", file="src/tx.c",
+         find="""    free(pages);
+    pm_drain(rt);
+    set_state(rt, tx, PM_TX_IDLE, true);""",
+         replace="""    free(pages);
+    set_state(rt, tx, PM_TX_IDLE, true);""",
+         what="an automatic transaction's abort marks the log idle before the pages "
+              "it put back are durable: a crash leaves them half restored"),
+    dict(id="tx-auto-abort-oldest-first", file="src/tx.c",
+         find="""    while (n-- > 0) {
+        /* a page the log went on in since: what came before is durable""",
+         replace="""    for (size_t i = 0; i < n / 2; i++) {
+        const struct pm_txent *x = pages[i];
+        pages[i] = pages[n - 1 - i];
+        pages[n - 1 - i] = x;
+    }
+    while (n-- > 0) {
+        /* a page the log went on in since: what came before is durable""",
+         what="an automatic transaction's abort puts its page images back oldest "
+              "first"),
     dict(id="tx-auto-page0-state", file="src/tx.c",
          find="""        pm_copy_raw(rt->base + live, src + live, keep);""",
          replace="""        pm_copy_raw(rt->base, src, PM_HEADER_SIZE);""",
