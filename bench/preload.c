@@ -17,8 +17,8 @@
  * it takes its memory from glibc's own allocator (__libc_malloc); a pointer
  * that is not in a space of ours is glibc's, and is given back to it.
  *
- * fork: the library forgets its spaces in the child (the parent's pages are
- * MAP_SHARED: writing them would corrupt the parent).  The interposer gives
+ * fork: the library forgets its spaces in the child (and maps their pages
+ * copy-on-write: they still follow what the parent writes).  The interposer gives
  * the child a private copy of the parent's heap at the same addresses (the
  * forking thread waits until it is made), so every pointer it inherited
  * stays valid and nothing it does reaches the parent, and a space of its
@@ -173,11 +173,17 @@ static inline bool ours(void)
  * the child and before any handler, the lock of every FILE, which lives
  * in the shared heap: a multithreaded parent's stdio locks can be lost at
  * a fork.  This is a benchmark tool.) */
+static uint64_t fork_size;              /* the space's file size at the fork */
+
 static void before_fork(void)
 {
     fork_pipe[0] = fork_pipe[1] = -1;
-    if (atomic_load(&state) == READY && pipe2(fork_pipe, O_CLOEXEC) != 0)
-        fork_pipe[0] = fork_pipe[1] = -1;
+    struct persistent_info in;
+    if (atomic_load(&state) == READY) {
+        fork_size = persistent_space_info(S, &in) == 0 ? in.file_size : 0;
+        if (pipe2(fork_pipe, O_CLOEXEC) != 0)
+            fork_pipe[0] = fork_pipe[1] = -1;
+    }
 }
 
 static void after_fork_parent(void)
@@ -193,7 +199,10 @@ static void after_fork_parent(void)
 
 /* In the child: the parent's pages become a private copy at the same
  * addresses, the rest of the range an inaccessible reservation, and the
- * child's next allocation opens a space of its own. */
+ * child's next allocation opens a space of its own.  The library's own
+ * fork handler, registered when it was loaded (before this one), has run:
+ * the space is unknown to it now and its pages are mapped copy-on-write,
+ * so the size is the one taken before the fork. */
 static void after_fork_child(void)
 {
     int st = atomic_load(&state);
@@ -202,12 +211,11 @@ static void after_fork_child(void)
     if (st != READY)
         return;
     close(fork_pipe[0]);
-    struct persistent_info in;
-    if (n_old == MAX_OLD || persistent_space_info(S, &in) != 0) {
+    if (n_old == MAX_OLD || fork_size == 0) {
         say("libpmpreload: fork: cannot copy the heap\n");
         _exit(127);
     }
-    uint64_t len = in.file_size < hi - lo ? in.file_size : hi - lo;
+    uint64_t len = fork_size < hi - lo ? fork_size : hi - lo;
     void *copy = mmap(NULL, len, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (copy == MAP_FAILED) {

@@ -21,7 +21,13 @@
  *   - After fork(), a space the parent had open does not exist in the child
  *     (calls on it fail as on any unknown space): the two processes would
  *     share its lock and pages.  The child may open it again once the
- *     parent has closed it.
+ *     parent has closed it, and the parent may open it again while the
+ *     child lives: the child keeps neither the writer's descriptor nor its
+ *     mapping.  Its pages stay readable in the child at the same
+ *     addresses, mapped copy-on-write: what the child writes there is its
+ *     own and never reaches the file, and a page it has not written shows
+ *     what the parent writes later.  (Until the child has run its fork
+ *     handlers, its first instructions, it still holds the writer's lock.)
  *
  * The calls marked [seed] keep the names and shapes of the "Persistence of
  * Memory" allocator, so programs written for it compile unchanged.

@@ -306,6 +306,8 @@ int os_lock_writer(int fd);
  * own (closing it releases the lock); false while a writer has the space
  * or waits for it. */
 bool os_lock_judge(int fd);
+void os_unlock(int fd);            /* the description's flock, for every copy */
+void os_release_after_fork(int fd, void *addr, uint64_t len);
 void os_close(int fd);
 int os_file_size(int fd, uint64_t *size);
 int os_pread_all(int fd, void *buf, size_t len, uint64_t off);
@@ -877,8 +879,10 @@ enum pm_hook_point {
                                      the resize not yet returned (large.c) */
     PM_HOOK_AUTO_WAIT,            /* a call waits for another thread's
                                      automatic transaction (tx.c) */
-    PM_HOOK_PUB_PUBLISHED         /* alloc_into: *dest names the block, the
+    PM_HOOK_PUB_PUBLISHED,        /* alloc_into: *dest names the block, the
                                      call not yet returned (publish.c) */
+    PM_HOOK_JUDGE_LOCKED          /* a view's check holds the shared lock it
+                                     judges a rollback under (recover.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

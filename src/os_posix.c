@@ -296,6 +296,37 @@ bool os_lock_judge(int fd)
     return true;
 }
 
+/* In a child after fork(): the mapping of [addr, addr + len) made from fd
+ * made again, copy-on-write, from a description of the child's own, and fd
+ * closed, so that nothing of the child holds fd's description (and the
+ * flock on it).  Only async-signal-safe calls and mmap; when the file
+ * cannot be opened again, the range is left reserved and unreadable. */
+void os_release_after_fork(int fd, void *addr, uint64_t len)
+{
+    char proc[32] = "/proc/self/fd/";
+    char digits[12];
+    int n = 0;
+    for (unsigned v = (unsigned)fd; n == 0 || v != 0; v /= 10)
+        digits[n++] = (char)('0' + v % 10);
+    size_t at = strlen(proc);
+    while (n > 0)
+        proc[at++] = digits[--n];
+    proc[at] = '\0';
+    int f = open(proc, O_RDONLY | O_CLOEXEC);
+    if (f < 0 || mmap(addr, len, PROT_READ | PROT_WRITE,
+                      MAP_FIXED | MAP_PRIVATE | MAP_NORESERVE, f, 0) == MAP_FAILED)
+        (void)mmap(addr, len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS |
+                   MAP_NORESERVE, -1, 0);
+    if (f >= 0)
+        (void)close(f);
+    (void)close(fd);
+}
+
+void os_unlock(int fd)
+{
+    (void)flock(fd, LOCK_UN);
+}
+
 void os_close(int fd)
 {
     if (fd >= 0)

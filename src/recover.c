@@ -310,9 +310,15 @@ int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep)
     struct os_file_id same = rt->fid;
     same.mark = UINT64_MAX;             /* its own file position */
     int r = 0;
-    if (os_fd_verify(fd, &same) == 0 && os_lock_judge(fd))
+    if (os_fd_verify(fd, &same) == 0 && os_lock_judge(fd)) {
+        pm_hook(PM_HOOK_JUDGE_LOCKED);
         r = judge_locked(rt, fd, rep);
-    os_close(fd);                       /* and its lock */
+        /* unlocked, not only closed: a child forked meanwhile has a copy
+         * of the descriptor, which would keep the lock, and every writer
+         * out, for as long as it lives */
+        os_unlock(fd);
+    }
+    os_close(fd);
     return r;
 }
 

@@ -562,10 +562,27 @@ static uint32_t resolve_durability(uint32_t asked, bool created, bool dax,
 /* In a child after fork() the parent's spaces are gone: the child shares
  * the parent's writer lock and MAP_SHARED pages, so using them would race
  * with the parent.  The child's calls on them fail as on any unknown space;
- * opening the file again reports it busy while the parent has it. */
+ * opening the file again reports it busy while the parent has it.
+ *
+ * A flock belongs to the open description, and the child's copy of a
+ * writer's descriptor and its mapping of the file (a mapping holds the
+ * description too) kept the parent's writer lock after the parent closed
+ * the space: nobody, the parent included, could open it for writing again
+ * while the child lived.  So the child maps each writer's file again
+ * copy-on-write from a description of its own (its pages read as before;
+ * what it writes there is its own) and closes its copy of the descriptor
+ * -- only where the number still names the space's file: the program may
+ * have closed it and opened something else under it.  fstat, lseek, open
+ * and close are async-signal-safe, as a child of a threaded program
+ * needs; mmap is a system call with no lock in the C library. */
 static void forget_after_fork(void)
 {
     for (int i = 0; i < PM_MAX_OPEN; i++) {
+        struct pm_rt *rt = pm_load_relaxed(&registry[i].rt);
+        if (rt != NULL && rt->mode == PM_MODE_WRITER && pm_load_relaxed(&rt->fd_lost) == 0 &&
+            os_fd_verify(rt->fd, &rt->fid) == 0) {
+            os_release_after_fork(rt->fd, rt->base, rt->reserve_size);
+        }
         pm_store_relaxed(&registry[i].base, (uintptr_t)0);
         pm_store_relaxed(&registry[i].rt, (struct pm_rt *)NULL);
     }
@@ -602,6 +619,17 @@ static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static void fork_init(void)
 {
     (void)pthread_atfork(NULL, NULL, forget_after_fork);
+}
+
+/* Registered when the library is loaded, not at the first open: a child's
+ * fork handlers run in the order they were registered, and one that a
+ * program (or a library loaded after this one, which runs its
+ * constructors later) registers for the spaces it keeps must find them
+ * mapped as forget_after_fork leaves them, not have its own mapping of
+ * them replaced afterwards.  (A GNU attribute, in gcc and clang.) */
+__attribute__((constructor)) static void fork_init_at_load(void)
+{
+    pthread_once(&fork_once, fork_init);
 }
 
 static int registry_add(struct pm_rt *rt)

@@ -440,6 +440,137 @@ static void test_judge_own_description(void)
     unlink(p);
 }
 
+/* A child forked while the parent has the space open, alive after the
+ * parent closed it: its copy of the writer's descriptor, and its mapping
+ * of the file, held the description and with it the writer's flock, so
+ * neither the parent nor the child (nor anybody) could open the space for
+ * writing again while the child lived (the header says the child may).
+ * The child reads the pages as before; what it writes there does not
+ * reach the file. */
+static void test_fork_then_close(void)
+{
+    const char *p = t_path("fork-close");
+    allocator_space_t *s = create_persistent_allocator(p, 1u << 20);
+    REQUIRE(s != NULL);
+    char *r = persistent_malloc_root(s, 1, 16);
+    REQUIRE(r != NULL);
+    strcpy(r, "parent");
+    int ready[2], go[2];
+    REQUIRE(pipe(ready) == 0 && pipe(go) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int bad = strcmp(r, "parent") != 0;        /* its pages read as before */
+        strcpy(r, "child");                         /* its own */
+        char c = 'r';
+        bad += write(ready[1], &c, 1) != 1;
+        bad += read(go[0], &c, 1) != 1;
+        struct persistent_options o = {0};
+        allocator_space_t *s2;
+        int rc = persistent_space_open(p, &o, &s2);
+        bad += rc != 0;
+        if (rc == 0) {
+            bad += strcmp(persistent_find_root(s2, 1), "parent") != 0;
+            bad += persistent_space_close(s2) != 0;
+        }
+        _exit(bad);
+    }
+    REQUIRE(pid > 0);
+    char c;
+    REQUIRE(read(ready[0], &c, 1) == 1);            /* the child runs */
+    CHECK(strcmp(r, "parent") == 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    struct persistent_options o = {0};
+    uint64_t t0 = t_now_ns();
+    int rc = persistent_space_open(p, &o, &s);
+    CHECK_EQ(rc, 0);                                /* while the child lives */
+    CHECK(t_now_ns() - t0 < 1000 * 1000000ull);
+    if (rc == 0) {
+        CHECK(strcmp(persistent_find_root(s, 1), "parent") == 0);
+        REQUIRE(persistent_space_close(s) == 0);
+    }
+    REQUIRE(write(go[1], &c, 1) == 1);              /* the child's turn */
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+    unlink(p);
+}
+
+/* A child forked while a view's check judged a rollback under its shared
+ * lock: the judge only closed its descriptor, and the child's copy kept
+ * the lock, so every writer waited two seconds and was turned away for as
+ * long as the child lived.  The judge unlocks before it closes. */
+static int jf_go[2];
+static pid_t jf_pid;
+
+static void jf_hook(int point)
+{
+    if (point != PM_HOOK_JUDGE_LOCKED || jf_pid != 0)
+        return;
+    fflush(NULL);
+    jf_pid = fork();
+    if (jf_pid == 0) {
+        char c;
+        _exit(read(jf_go[0], &c, 1) == 1 ? 0 : 1);
+    }
+}
+
+static void test_judge_fork(void)
+{
+    const char *p = t_path("judge-fork");
+    allocator_space_t *w = create_persistent_allocator(p, 1u << 20);
+    REQUIRE(w != NULL);
+    REQUIRE(persistent_space_close(w) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {                     /* dies inside a transaction */
+        struct persistent_options o = {0};
+        allocator_space_t *c;
+        if (persistent_space_open(p, &o, &c) != 0)
+            _exit(1);
+        uint64_t *r = persistent_root_get(c, 1, 64, NULL);
+        if (r == NULL || persistent_tx_begin(c) != 0 || persistent_tx_add(c, r, 8) != 0)
+            _exit(1);
+        r[0] = 1;
+        raise(SIGKILL);
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    REQUIRE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_READONLY;
+    allocator_space_t *v;
+    REQUIRE(persistent_space_open(p, &o, &v) == 0);
+    REQUIRE(pipe(jf_go) == 0);
+    jf_pid = 0;
+    pm_store_release(&pm_test_hook, jf_hook);
+    struct persistent_check_report rep;
+    (void)persistent_check(v, &rep);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    CHECK(jf_pid > 0);                  /* the judge ran, and a child was forked */
+    o.flags = 0;
+    uint64_t t0 = t_now_ns();
+    int rc = persistent_space_open(p, &o, &w);
+    CHECK_EQ(rc, 0);                    /* while that child lives */
+    CHECK(t_now_ns() - t0 < 1000 * 1000000ull);
+    if (rc == 0)
+        REQUIRE(persistent_space_close(w) == 0);
+    if (jf_pid > 0) {
+        char c = 'g';
+        REQUIRE(write(jf_go[1], &c, 1) == 1);
+        REQUIRE(waitpid(jf_pid, &st, 0) == jf_pid);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    close(jf_go[0]);
+    close(jf_go[1]);
+    persistent_space_close(v);
+    unlink(p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3) {
@@ -462,6 +593,8 @@ int main(int argc, char **argv)
     test_waits_for_judges();
     test_judge_own_description();
     test_fork();
+    test_fork_then_close();
+    test_judge_fork();
     test_readers_follow_growth();
     test_open_while_growing();
     test_private_of_crashed();
