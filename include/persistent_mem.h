@@ -262,7 +262,9 @@ int persistent_space_open(const char *path,
                           allocator_space_t **out);
 
 /* Closes a space opened by either call; marks it clean when opened for
- * writing.  No thread may be inside a call on the space. */
+ * writing.  No thread may be inside a call on the space.  A transaction
+ * left open is rolled back: an automatic one by the close itself (the
+ * process may then begin another), any other at the next open. */
 int persistent_space_close(allocator_space_t *space);
 
 struct persistent_base {

@@ -715,6 +715,7 @@ bool pm_tx_rollback_pending(struct pm_rt *rt); /* a log says ACTIVE */
 int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep);
 void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec);
 void pm_tx_close(struct pm_rt *rt);           /* close: volatile state */
+void pm_tx_auto_close(struct pm_rt *rt);      /* close, first: an automatic one aborted */
 
 /* ---- recover.c ---- */
 int pm_engine_prepare(struct pm_rt *rt); /* volatile runtime, validation:

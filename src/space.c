@@ -1021,6 +1021,8 @@ int persistent_space_close(allocator_space_t *space)
     if (space == NULL)
         return 0;
     struct pm_rt *live = pm_rt_of(space);
+    if (live != NULL)
+        pm_tx_auto_close(live); /* an automatic transaction open on it: aborted */
     if (live != NULL && live->can_alloc)
         pm_vg_close(live);      /* leaks (valgrind builds): roots still there */
     struct pm_rt *rt = registry_remove(space);
@@ -1029,7 +1031,8 @@ int persistent_space_close(allocator_space_t *space)
     /* every thread's cached lookup of this space is stale from here on */
     pm_fetch_add_acq_rel(&pm_close_epoch, 1);
     pm_threads_rt_close(rt);
-    pm_tx_close(rt);            /* one left open is rolled back at the next open */
+    pm_tx_close(rt);            /* one left open is rolled back at the next open
+                                   (an automatic one was aborted above) */
     uint64_t hwm = pm_hwm_pages(rt);
     pm_engine_close(rt);
     int r = 0;

@@ -1236,6 +1236,22 @@ int persistent_tx_abort(allocator_space_t *space)
 struct pm_rt *_Atomic pm_auto_rt;           /* the space one is open on */
 static _Thread_local struct pm_tx *auto_tx PM_TLS_IE;  /* its owner's */
 static pm_atomic_u32 auto_waiters, auto_reported;
+/* Raised at each begin and when a close ends one (pm_tx_close); the
+ * owner's auto_tx counts only while auto_gen is the one it began under.
+ * A close from another thread cannot clear the owner's auto_tx, and a
+ * review found it left behind: the next automatic transaction on any
+ * space was refused for the rest of the process (pm_auto_rt still set),
+ * and a call on a space opened at the closed one's address waited for
+ * ever.  Had only pm_auto_rt been cleared, the old owner would have taken
+ * the next transaction, another thread's, for its own. */
+static pm_atomic_u64 auto_gen;
+static _Thread_local uint64_t auto_tx_gen PM_TLS_IE;
+
+/* The calling thread's open automatic transaction, or NULL. */
+static struct pm_tx *auto_mine(void)
+{
+    return auto_tx != NULL && auto_tx_gen == pm_load_acquire(&auto_gen) ? auto_tx : NULL;
+}
 
 /* The bytes of a PAGE entry back where they were (see above for page 0). */
 static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
@@ -1285,7 +1301,7 @@ static void auto_report(struct pm_rt *rt, const void *addr, const char *what)
 void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
 {
     while (pm_load_acquire(&pm_auto_rt) == rt) {
-        if (auto_tx != NULL)
+        if (auto_mine() != NULL)
             return;                 /* the transaction's own thread */
         pm_op_end(rec);
         auto_report(rt, NULL, "a call on the space during another thread's automatic "
@@ -1307,7 +1323,7 @@ static bool auto_fault(void *addr)
     uintptr_t a = (uintptr_t)addr, b = (uintptr_t)rt->base;
     if (a < b || a - b >= pm_data_limit(rt))
         return false;
-    struct pm_tx *tx = auto_tx;
+    struct pm_tx *tx = auto_mine();
     if (tx != NULL && tx->automatic && tx->depth > 0) {
         if (!auto_snapshot(rt, tx, (a - b) & ~(uint64_t)(page_of_os() - 1)))
             os_fatal("persistent_mem: an automatic transaction has no room left for "
@@ -1407,6 +1423,7 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     set_state(rt, tx, PM_TX_ACTIVE, true);
     tx->written = true;
     pm_store_relaxed(&auto_reported, 0u);
+    auto_tx_gen = pm_fetch_add_acq_rel(&auto_gen, 1u) + 1;
     auto_tx = tx;
     tx->depth = 1;
     /* every page read-only, but the log's */
@@ -1588,6 +1605,29 @@ void pm_tx_close(struct pm_rt *rt)
         tx_free_volatile(tx);
         rt->recs[id].tx = NULL;
     }
+}
+
+/* A close of the space an automatic transaction is open on, before it
+ * writes anything: the transaction is aborted here, on its owner's
+ * behalf (its pages are read-only, and the close's own writes would
+ * fault with nobody to take them; a review found the process's automatic
+ * state left behind by a close: the next automatic transaction on any
+ * space refused, a call on a space opened again at the same address
+ * waiting for ever).  The owner's auto_tx no longer counts. */
+void pm_tx_auto_close(struct pm_rt *rt)
+{
+    if (pm_load_acquire(&pm_auto_rt) != rt)
+        return;
+    uint32_t n = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++) {
+        struct pm_tx *tx = rt->recs[id].tx;
+        if (tx != NULL && tx->automatic && tx->depth > 0) {
+            auto_abort(rt, &rt->recs[id], tx);
+            break;
+        }
+    }
+    pm_fetch_add_acq_rel(&auto_gen, 1u);
+    pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
 }
 
 /* Finishes the frees of generation gen in the log (recovery). */

@@ -1908,6 +1908,101 @@ static void test_held_frees(void)
     CHECK_EQ(live_blocks(S), before);
 }
 
+/* A space closed while an automatic transaction is open on it (a
+ * review): the close left the process's automatic state behind, so the
+ * next automatic transaction on any space was refused, and a call on a
+ * space opened again at the same address waited for ever.  Closed from
+ * the owner's thread, then from another one while the owner lives on: the
+ * old owner must not take the next automatic transaction (main's) for
+ * its own, and waits for it like any other thread. */
+static allocator_space_t *_Atomic ac_space;
+static atomic_int ac_stage, ac_committed, ac_seen, ac_done;
+
+static void *ac_other(void *arg)
+{
+    (void)arg;
+    void *x = persistent_malloc(atomic_load(&ac_space), 100);
+    if (x != NULL)
+        persistent_free(atomic_load(&ac_space), x);
+    atomic_store(&ac_done, 1);
+    return NULL;
+}
+
+static void *ac_owner(void *arg)
+{
+    uint64_t *v = arg;
+    REQUIRE(persistent_tx_begin_auto(atomic_load(&ac_space)) == 0);
+    v[0] = 60;
+    atomic_store(&ac_stage, 1);
+    while (atomic_load(&ac_stage) != 2)
+        usleep(1000);
+    /* the space was closed and opened again; main's transaction is open */
+    void *x = persistent_malloc(atomic_load(&ac_space), 100);
+    atomic_store(&ac_seen, atomic_load(&ac_committed));
+    if (x != NULL)
+        persistent_free(atomic_load(&ac_space), x);
+    return NULL;
+}
+
+static void test_auto_close_open(void)
+{
+    const char *p = t_path("tx-auto-close");
+    allocator_space_t *s = create_persistent_allocator(p, 4u << 20);
+    REQUIRE(s != NULL);
+    uint64_t *v = persistent_root_get(s, 1, 64, NULL);
+    REQUIRE(v != NULL);
+    v[0] = 100;
+    REQUIRE(persistent_tx_begin_auto(s) == 0);
+    v[0] = 50;
+    REQUIRE(persistent_malloc(s, 3000) != NULL);
+    REQUIRE(persistent_space_close(s) == 0);
+    struct persistent_options o = {0};
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    v = persistent_find_root(s, 1);
+    REQUIRE(v != NULL);
+    CHECK_EQ(v[0], 100);                        /* rolled back by the close */
+    CHECK_EQ(persistent_tx_begin_auto(s), 0);
+    v[0] = 7;
+    CHECK_EQ(persistent_tx_commit(s), 0);
+    atomic_store(&ac_space, s);
+    atomic_store(&ac_done, 0);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, ac_other, NULL) == 0);
+    for (int i = 0; i < 2000 && !atomic_load(&ac_done); i++)
+        usleep(1000);
+    CHECK(atomic_load(&ac_done));               /* not waiting for a closed one */
+    if (!atomic_load(&ac_done))
+        return;                                 /* it would never end */
+    REQUIRE(pthread_join(t, NULL) == 0);
+    /* closed from another thread than the owner's */
+    atomic_store(&ac_stage, 0);
+    atomic_store(&ac_committed, 0);
+    atomic_store(&ac_seen, -1);
+    REQUIRE(pthread_create(&t, NULL, ac_owner, v) == 0);
+    while (atomic_load(&ac_stage) != 1)
+        usleep(1000);
+    REQUIRE(persistent_space_close(s) == 0);
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    v = persistent_find_root(s, 1);
+    REQUIRE(v != NULL);
+    CHECK_EQ(v[0], 7);
+    atomic_store(&ac_space, s);
+    int r = persistent_tx_begin_auto(s);
+    CHECK_EQ(r, 0);
+    atomic_store(&ac_stage, 2);
+    usleep(100 * 1000);                         /* the old owner's call waits */
+    v[0] = 8;
+    atomic_store(&ac_committed, 1);
+    if (r == 0)
+        CHECK_EQ(persistent_tx_commit(s), 0);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    CHECK_EQ(atomic_load(&ac_seen), 1);         /* after main's commit, not inside it */
+    CHECK_EQ(v[0], 8);
+    t_check_clean(s, "after spaces closed with an automatic transaction open");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
 int main(void)
 {
     const char *p = t_path("tx");
@@ -1949,5 +2044,6 @@ int main(void)
     test_auto_torn_run_bits();
     test_auto_log_grows();
     test_auto_grown_durable();
+    test_auto_close_open();
     return t_done();
 }
