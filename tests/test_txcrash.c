@@ -21,8 +21,8 @@
  *     bank's blocks.
  * The auto scenarios do the same in automatic transactions (plain writes,
  * plain malloc and free, explicit calls and manual transactions nested in
- * them); auto-grow on a growable space created small, which they grow for
- * their blocks and log.  The recovery scenario dies in a transaction
+ * them, the publishing calls and resizes); auto-grow on a growable space
+ * created small, which they grow for their blocks and log.  The recovery scenario dies in a transaction
  * first (manual, automatic, automatic that grew the space), then sweeps
  * the crash points of the open that rolls it back. */
 #include "check.h"
@@ -313,6 +313,58 @@ static void sc_auto_mixed(void)
     commit();
 }
 
+/* The publishing calls and resizes inside automatic transactions: a
+ * receipt replaced through alloc_into and free_from, another resized
+ * with realloc_into (in place, then moved), one made with calloc, then a
+ * page run grown and shrunk with persistent_reallocate; each refilled
+ * with its new pattern; the third of four aborted. */
+static void sc_auto_publish(void)
+{
+    static const size_t sizes[] = {200, 5000, 90, 40000};
+    for (int n = 0; n < 4; n++) {
+        REQUIRE(persistent_tx_begin_auto(S) == 0);
+        B->seq++;
+        B->acct[n] -= 1;
+        B->acct[n + 1] += 1;
+        int k = 10 + n % 2;
+        uint64_t g = 2500 + 10 * (uint64_t)n;
+        if (B->rec[k] != 0)
+            REQUIRE(persistent_free_from(S, &B->rec[k]) == 0);
+        REQUIRE(persistent_alloc_into(S, &B->rec[k], sizes[n]) == 0);
+        fill(persistent_offset_to_ptr(S, B->rec[k]), sizes[n], g);
+        B->rec_size[k] = sizes[n];
+        B->rec_gen[k] = g;
+        int j = n % 5;                              /* a receipt of the setup's */
+        size_t grown = B->rec_size[j] + 24 + 3000 * (size_t)(n % 2);
+        REQUIRE(persistent_realloc_into(S, &B->rec[j], grown) == 0);
+        fill(persistent_offset_to_ptr(S, B->rec[j]), grown, g + 1);
+        B->rec_size[j] = grown;
+        B->rec_gen[j] = g + 1;
+        unsigned char *z = persistent_calloc(S, 3, 100);
+        REQUIRE(z != NULL);
+        for (int i = 0; i < 300; i++)
+            REQUIRE(z[i] == 0);
+        fill(z, 300, g + 2);
+        if (B->rec[12] != 0)
+            persistent_free(S, persistent_offset_to_ptr(S, B->rec[12]));
+        B->rec[12] = ptr_to_persistent_offset(S, z);
+        B->rec_size[12] = 300;
+        B->rec_gen[12] = g + 2;
+        size_t big = n % 2 ? 30000 : 80000;         /* a page run, shrunk and grown */
+        unsigned char *b = B->rec[13] ? persistent_offset_to_ptr(S, B->rec[13]) : NULL;
+        b = persistent_reallocate(S, b, big);
+        REQUIRE(b != NULL);
+        fill(b, big, g + 3);
+        B->rec[13] = ptr_to_persistent_offset(S, b);
+        B->rec_size[13] = big;
+        B->rec_gen[13] = g + 3;
+        if (n == 2)
+            REQUIRE(persistent_tx_abort(S) == 0);
+        else
+            commit();
+    }
+}
+
 /* On a growable space created at its smallest: automatic transactions
  * whose blocks and log need the space to grow, the log's growth writing
  * the header's page a second time (snapshotted again); committed, then
@@ -383,6 +435,7 @@ static const struct scenario scenarios[] = {
     {"many", sc_many, false},
     {"auto", sc_auto, false},
     {"auto-mixed", sc_auto_mixed, false},
+    {"auto-publish", sc_auto_publish, false},
     {"auto-grow", sc_auto_grow, true},
 };
 
