@@ -1043,6 +1043,32 @@ MUTANTS = [
     pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */""",
          replace="""    (void)e;""",
          what="automatic mode lets a page be written without its snapshot"),
+    dict(id="tx-close-leaves-auto", file="src/space.c",
+         find="""        pm_tx_auto_close(live); /* an automatic transaction open on it: aborted */""",
+         replace="""        (void)live;""",
+         what="a close leaves an automatic transaction open on its space as it is: the "
+              "next automatic transaction in the process is refused, and calls on the "
+              "space opened again wait for ever"),
+    dict(id="tx-auto-owner-by-pointer", file="src/tx.c",
+         find="""    return auto_tx != NULL && auto_tx_gen == pm_load_acquire(&auto_gen) ? auto_tx : NULL;""",
+         replace="""    return auto_tx;""",
+         build="asan",
+         what="a thread whose automatic transaction was closed under it takes the next "
+              "one, another thread's, for its own (it reads its freed transaction)"),
+    dict(id="fork-child-keeps-lock", file="src/space.c",
+         find="""            os_release_after_fork(rt->fd, rt->base, rt->reserve_size);""",
+         replace="""            (void)0;""",
+         what="a forked child keeps the parent's writer description (descriptor and "
+              "mapping): nobody can open the space for writing while it lives, and what "
+              "it writes reaches the parent's file"),
+    dict(id="judge-close-without-unlock", file="src/recover.c",
+         find="""        os_unlock(fd);
+    }
+    os_close(fd);""",
+         replace="""    }
+    os_close(fd);""",
+         what="a view's judge closes its description without unlocking it: a child "
+              "forked meanwhile keeps the shared lock and every writer is turned away"),
     dict(id="tx-auto-snapshot-nofence", file="src/tx.c",
          find="""    pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */""",
          replace="""    if (rt->flush) rt->flush->flush(e, ENT + page_of_os());""",
