@@ -26,8 +26,13 @@
  *     mapping.  Its pages stay readable in the child at the same
  *     addresses, mapped copy-on-write: what the child writes there is its
  *     own and never reaches the file, and a page it has not written shows
- *     what the parent writes later.  (Until the child has run its fork
- *     handlers, its first instructions, it still holds the writer's lock.)
+ *     what the parent writes later (unreadable instead if the program
+ *     had closed the space's descriptor behind the library's back).  An
+ *     automatic transaction the parent had open is not the child's.
+ *     Until the child has run its fork handlers, its first instructions,
+ *     it still holds the writer's lock; and a fork while another thread is
+ *     inside persistent_space_open or persistent_space_close leaves the
+ *     child holding the lock of that space for as long as it lives.
  *
  * The calls marked [seed] keep the names and shapes of the "Persistence of
  * Memory" allocator, so programs written for it compile unchanged.

@@ -716,6 +716,7 @@ int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep);
 void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec);
 void pm_tx_close(struct pm_rt *rt);           /* close: volatile state */
 void pm_tx_auto_close(struct pm_rt *rt);      /* close, first: an automatic one aborted */
+void pm_tx_forget_after_fork(void);           /* a child's: the parent's automatic one */
 
 /* ---- recover.c ---- */
 int pm_engine_prepare(struct pm_rt *rt); /* volatile runtime, validation:

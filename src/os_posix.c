@@ -299,27 +299,49 @@ bool os_lock_judge(int fd)
 /* In a child after fork(): the mapping of [addr, addr + len) made from fd
  * made again, copy-on-write, from a description of the child's own, and fd
  * closed, so that nothing of the child holds fd's description (and the
- * flock on it).  Only async-signal-safe calls and mmap; when the file
- * cannot be opened again, the range is left reserved and unreadable. */
+ * flock on it).  Only async-signal-safe calls and mmap.  Under strict
+ * overcommit a private mapping of the whole range may be refused: then
+ * only the file's length is mapped (as a private open does).  What is not
+ * mapped from the file (past its end; all of it when fd is -1, a
+ * descriptor no longer the space's, or the file cannot be opened again)
+ * is left reserved and unreadable. */
 void os_release_after_fork(int fd, void *addr, uint64_t len)
 {
-    char proc[32] = "/proc/self/fd/";
-    char digits[12];
-    int n = 0;
-    for (unsigned v = (unsigned)fd; n == 0 || v != 0; v /= 10)
-        digits[n++] = (char)('0' + v % 10);
-    size_t at = strlen(proc);
-    while (n > 0)
-        proc[at++] = digits[--n];
-    proc[at] = '\0';
-    int f = open(proc, O_RDONLY | O_CLOEXEC);
-    if (f < 0 || mmap(addr, len, PROT_READ | PROT_WRITE,
-                      MAP_FIXED | MAP_PRIVATE | MAP_NORESERVE, f, 0) == MAP_FAILED)
-        (void)mmap(addr, len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS |
-                   MAP_NORESERVE, -1, 0);
-    if (f >= 0)
+    int f = -1;
+    if (fd >= 0) {
+        char proc[32] = "/proc/self/fd/";
+        char digits[12];
+        int n = 0;
+        for (unsigned v = (unsigned)fd; n == 0 || v != 0; v /= 10)
+            digits[n++] = (char)('0' + v % 10);
+        size_t at = strlen(proc);
+        while (n > 0)
+            proc[at++] = digits[--n];
+        proc[at] = '\0';
+        f = open(proc, O_RDONLY | O_CLOEXEC);
+    }
+    uint64_t mapped = 0;
+    if (f >= 0) {
+        struct stat st;
+        if (mmap(addr, len, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_NORESERVE,
+                 f, 0) != MAP_FAILED)
+            mapped = len;
+        else if (fstat(f, &st) == 0 && st.st_size > 0) {
+            uint64_t part = (uint64_t)st.st_size < len ? (uint64_t)st.st_size : len;
+            part = (part + 4095) & ~(uint64_t)4095;
+            if (part > len)
+                part = len;
+            if (mmap(addr, part, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE |
+                     MAP_NORESERVE, f, 0) != MAP_FAILED)
+                mapped = part;
+        }
         (void)close(f);
-    (void)close(fd);
+    }
+    if (mapped < len)
+        (void)mmap((char *)addr + mapped, len - mapped, PROT_NONE, MAP_FIXED | MAP_PRIVATE |
+                   MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (fd >= 0)
+        (void)close(fd);
 }
 
 void os_unlock(int fd)

@@ -579,9 +579,12 @@ static void forget_after_fork(void)
 {
     for (int i = 0; i < PM_MAX_OPEN; i++) {
         struct pm_rt *rt = pm_load_relaxed(&registry[i].rt);
-        if (rt != NULL && rt->mode == PM_MODE_WRITER && pm_load_relaxed(&rt->fd_lost) == 0 &&
-            os_fd_verify(rt->fd, &rt->fid) == 0) {
-            os_release_after_fork(rt->fd, rt->base, rt->reserve_size);
+        if (rt != NULL && rt->mode == PM_MODE_WRITER) {
+            /* a descriptor the program closed (and maybe reused): the
+             * mapping still holds the description, and goes unreadable */
+            bool ours = pm_load_relaxed(&rt->fd_lost) == 0 &&
+                        os_fd_verify(rt->fd, &rt->fid) == 0;
+            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size);
         }
         pm_store_relaxed(&registry[i].base, (uintptr_t)0);
         pm_store_relaxed(&registry[i].rt, (struct pm_rt *)NULL);
@@ -590,6 +593,7 @@ static void forget_after_fork(void)
     pm_store_relaxed(&span_hi, (uintptr_t)0);
     pm_fetch_add_acq_rel(&pm_close_epoch, 1);
     pm_store_relaxed(&exit_pins, 0u);   /* pinners of the parent's threads */
+    pm_tx_forget_after_fork();
     pthread_mutex_init(&registry_lock, NULL);
 }
 

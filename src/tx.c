@@ -1149,12 +1149,13 @@ int persistent_tx_commit(allocator_space_t *space)
     return 0;
 }
 
-static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx);
+static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
+                       bool release);
 
 static void tx_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
 {
     if (tx->automatic) {
-        auto_abort(rt, rec, tx);
+        auto_abort(rt, rec, tx, true);
         return;
     }
     if (!tx->written) {                     /* nothing written, nothing to undo */
@@ -1524,7 +1525,10 @@ static bool holds_log(const struct pm_tx *tx, struct pm_rt *rt, uint64_t off, ui
     return false;
 }
 
-static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
+/* release: pm_auto_rt cleared at the end (another automatic transaction
+ * may begin from then on); pm_tx_auto_close clears it itself. */
+static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
+                       bool release)
 {
     size_t n;
     const struct pm_txent **pages = auto_pages(rt, tx, &n);
@@ -1556,7 +1560,8 @@ static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
     /* memory checkers: what is free again after the restore */
     pm_vg_unmap(rt);
     pm_vg_open(rt);
-    pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
+    if (release)
+        pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
 }
 
 /* ---- thread exit, close, recovery ---- */
@@ -1622,12 +1627,24 @@ void pm_tx_auto_close(struct pm_rt *rt)
     for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++) {
         struct pm_tx *tx = rt->recs[id].tx;
         if (tx != NULL && tx->automatic && tx->depth > 0) {
-            auto_abort(rt, &rt->recs[id], tx);
+            auto_abort(rt, &rt->recs[id], tx, false);
             break;
         }
     }
+    /* the generation first: a begin in another thread once pm_auto_rt is
+     * clear must not have its own generation overtaken (a review) */
     pm_fetch_add_acq_rel(&auto_gen, 1u);
     pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
+}
+
+/* In a child after fork(): an automatic transaction the parent had open
+ * is not the child's (its space is gone here); the child may begin its
+ * own.  Called from the fork handler (space.c): plain stores. */
+void pm_tx_forget_after_fork(void)
+{
+    pm_fetch_add_acq_rel(&auto_gen, 1u);
+    pm_store_relaxed(&auto_waiters, 0u);
+    pm_store_relaxed(&pm_auto_rt, (struct pm_rt *)NULL);
 }
 
 /* Finishes the frees of generation gen in the log (recovery). */

@@ -2003,6 +2003,48 @@ static void test_auto_close_open(void)
     unlink(p);
 }
 
+/* A fork while the parent has an automatic transaction open (a review):
+ * the parent's transaction is not the child's, and the child may begin
+ * its own on a space of its own. */
+static void test_auto_fork(void)
+{
+    const char *p = t_path("tx-auto-fork");
+    const char *q = t_path("tx-auto-fork-child");
+    allocator_space_t *s = create_persistent_allocator(p, 4u << 20);
+    REQUIRE(s != NULL);
+    uint64_t *v = persistent_root_get(s, 1, 64, NULL);
+    REQUIRE(v != NULL);
+    v[0] = 1;
+    REQUIRE(persistent_tx_begin_auto(s) == 0);
+    v[0] = 2;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int bad = v[0] != 2;                        /* its pages, as they were */
+        allocator_space_t *t = create_persistent_allocator(q, 1u << 20);
+        bad += t == NULL;
+        if (t != NULL) {
+            uint64_t *w = persistent_root_get(t, 1, 64, NULL);
+            bad += w == NULL || persistent_tx_begin_auto(t) != 0;
+            if (w != NULL)
+                w[0] = 3;
+            bad += persistent_tx_commit(t) != 0;
+            bad += persistent_space_close(t) != 0;
+        }
+        _exit(bad);
+    }
+    REQUIRE(pid > 0);
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    REQUIRE(persistent_tx_abort(s) == 0);
+    CHECK_EQ(v[0], 1);
+    t_check_clean(s, "after a fork inside an automatic transaction");
+    destroy_persistent_allocator(s);
+    unlink(q);
+    unlink(p);
+}
+
 int main(void)
 {
     const char *p = t_path("tx");
@@ -2045,5 +2087,6 @@ int main(void)
     test_auto_log_grows();
     test_auto_grown_durable();
     test_auto_close_open();
+    test_auto_fork();
     return t_done();
 }

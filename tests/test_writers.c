@@ -500,6 +500,58 @@ static void test_fork_then_close(void)
     unlink(p);
 }
 
+/* The same after the program closed the space's descriptor behind the
+ * library's back and opened another file under its number (a review):
+ * the child kept the space's mapping, which holds the description and
+ * its lock, and must not close the number, which is not the space's. */
+static void test_fork_after_fd_lost(void)
+{
+    const char *p = t_path("fork-fdlost");
+    const char *q = t_path("fork-fdlost-other");
+    allocator_space_t *s = create_persistent_allocator(p, 1u << 20);
+    REQUIRE(s != NULL);
+    char *r = persistent_malloc_root(s, 1, 16);
+    REQUIRE(r != NULL);
+    strcpy(r, "parent");
+    int fd = pm_rt_of(s)->fd;
+    close(fd);                                      /* behind its back */
+    int other = open(q, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(other == fd);                           /* the number, reused */
+    int ready[2], go[2];
+    REQUIRE(pipe(ready) == 0 && pipe(go) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int bad = fcntl(other, F_GETFD) < 0;        /* not closed: not the space's */
+        char c = 'r';
+        bad += write(ready[1], &c, 1) != 1;
+        bad += read(go[0], &c, 1) != 1;
+        _exit(bad);
+    }
+    REQUIRE(pid > 0);
+    char c;
+    REQUIRE(read(ready[0], &c, 1) == 1);
+    persistent_space_close(s);
+    struct persistent_options o = {0};
+    int rc = persistent_space_open(p, &o, &s);
+    CHECK_EQ(rc, 0);                                /* while the child lives */
+    if (rc == 0) {
+        CHECK(strcmp(persistent_find_root(s, 1), "parent") == 0);
+        REQUIRE(persistent_space_close(s) == 0);
+    }
+    REQUIRE(write(go[1], &c, 1) == 1);
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(other);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+    unlink(q);
+    unlink(p);
+}
+
 /* A child forked while a view's check judged a rollback under its shared
  * lock: the judge only closed its descriptor, and the child's copy kept
  * the lock, so every writer waited two seconds and was turned away for as
@@ -594,6 +646,7 @@ int main(int argc, char **argv)
     test_judge_own_description();
     test_fork();
     test_fork_then_close();
+    test_fork_after_fd_lost();
     test_judge_fork();
     test_readers_follow_growth();
     test_open_while_growing();

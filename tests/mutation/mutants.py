@@ -1056,11 +1056,22 @@ MUTANTS = [
          what="a thread whose automatic transaction was closed under it takes the next "
               "one, another thread's, for its own (it reads its freed transaction)"),
     dict(id="fork-child-keeps-lock", file="src/space.c",
-         find="""            os_release_after_fork(rt->fd, rt->base, rt->reserve_size);""",
-         replace="""            (void)0;""",
+         find="""            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size);""",
+         replace="""            (void)ours;""",
          what="a forked child keeps the parent's writer description (descriptor and "
               "mapping): nobody can open the space for writing while it lives, and what "
               "it writes reaches the parent's file"),
+    dict(id="fork-lost-fd-keeps-mapping", file="src/space.c",
+         find="""            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size);""",
+         replace="""            if (ours)
+                os_release_after_fork(rt->fd, rt->base, rt->reserve_size);""",
+         what="a child forked after the program closed the space's descriptor keeps "
+              "the mapping: the lock stays with it, and its writes reach the file"),
+    dict(id="fork-child-keeps-auto", file="src/space.c",
+         find="""    pm_tx_forget_after_fork();""",
+         replace="""    (void)0;""",
+         what="a child forked inside an automatic transaction keeps the parent's as "
+              "open: every automatic transaction in the child is refused"),
     dict(id="judge-close-without-unlock", file="src/recover.c",
          find="""        os_unlock(fd);
     }
