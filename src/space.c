@@ -568,13 +568,16 @@ static uint32_t resolve_durability(uint32_t asked, bool created, bool dax,
  * writer's descriptor and its mapping of the file (a mapping holds the
  * description too) kept the parent's writer lock after the parent closed
  * the space: nobody, the parent included, could open it for writing again
- * while the child lived.  So the child maps each writer's file again
- * copy-on-write from a description of its own (its pages read as before;
- * what it writes there is its own) and closes its copy of the descriptor
- * -- only where the number still names the space's file: the program may
- * have closed it and opened something else under it.  fstat, lseek, open
- * and close are async-signal-safe, as a child of a threaded program
- * needs; mmap is a system call with no lock in the C library. */
+ * while the child lived, and what the child wrote reached the parent's
+ * file.  So the child maps each writer's file again copy-on-write from a
+ * description of its own (its pages read as before; what it writes there
+ * is its own) and closes its copy of the descriptor -- only where the
+ * number still names the space's file: the program may have closed it
+ * and opened something else under it, and then the range goes unreadable
+ * instead (os_release_after_fork).  fstat, lseek, open and close are
+ * async-signal-safe, as a child of a threaded program needs; mmap is a
+ * system call with no lock in the C library.  Not covered: a space
+ * another thread is opening or closing at the fork (not in the registry). */
 static void forget_after_fork(void)
 {
     for (int i = 0; i < PM_MAX_OPEN; i++) {

@@ -1237,8 +1237,9 @@ int persistent_tx_abort(allocator_space_t *space)
 struct pm_rt *_Atomic pm_auto_rt;           /* the space one is open on */
 static _Thread_local struct pm_tx *auto_tx PM_TLS_IE;  /* its owner's */
 static pm_atomic_u32 auto_waiters, auto_reported;
-/* Raised at each begin and when a close ends one (pm_tx_close); the
- * owner's auto_tx counts only while auto_gen is the one it began under.
+/* Raised at each begin, when a close ends one (pm_tx_auto_close) and in
+ * a child after fork; the owner's auto_tx counts only while auto_gen is
+ * the one it began under.
  * A close from another thread cannot clear the owner's auto_tx, and a
  * review found it left behind: the next automatic transaction on any
  * space was refused for the rest of the process (pm_auto_rt still set),
@@ -1639,7 +1640,8 @@ void pm_tx_auto_close(struct pm_rt *rt)
 
 /* In a child after fork(): an automatic transaction the parent had open
  * is not the child's (its space is gone here); the child may begin its
- * own.  Called from the fork handler (space.c): plain stores. */
+ * own.  Called from the fork handler (space.c): atomic stores and an add,
+ * no lock. */
 void pm_tx_forget_after_fork(void)
 {
     pm_fetch_add_acq_rel(&auto_gen, 1u);
