@@ -30,9 +30,8 @@
  *     had closed the space's descriptor behind the library's back).  An
  *     automatic transaction the parent had open is not the child's.
  *     Until the child has run its fork handlers, its first instructions,
- *     it still holds the writer's lock; and a fork while another thread is
- *     inside persistent_space_open or persistent_space_close leaves the
- *     child holding the lock of that space for as long as it lives.
+ *     it still holds the writer's lock.  A fork waits for the opens and
+ *     closes other threads have under way (an open's recovery included).
  *
  * The calls marked [seed] keep the names and shapes of the "Persistence of
  * Memory" allocator, so programs written for it compile unchanged.

@@ -576,8 +576,9 @@ static uint32_t resolve_durability(uint32_t asked, bool created, bool dax,
  * and opened something else under it, and then the range goes unreadable
  * instead (os_release_after_fork).  fstat, lseek, open and close are
  * async-signal-safe, as a child of a threaded program needs; mmap is a
- * system call with no lock in the C library.  Not covered: a space
- * another thread is opening or closing at the fork (not in the registry). */
+ * system call with no lock in the C library.  A space another thread is
+ * opening or closing is not in the registry: the fork waits for those
+ * (fork_opening, below). */
 static void forget_after_fork(void)
 {
     for (int i = 0; i < PM_MAX_OPEN; i++) {
@@ -623,9 +624,70 @@ static void span_update(const struct pm_rt *extra)
 
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
+/* Opens and closes count themselves in fork_opening, and a fork's
+ * prepare handler raises fork_forking and waits for the count to drain:
+ * between its writer lock and its registry entry an open (and a close,
+ * between the two the other way round) has a description the fork
+ * handler cannot see, and a child forked there by another thread kept
+ * that space's lock for its life (a review: 1 to 30 iterations of a
+ * loop).  So a fork waits for the opens and closes under way, a recovery
+ * or a writer's two-second wait for a judge included, and new ones wait
+ * for the fork.  Both sides store, then load, sequentially consistent
+ * (Dekker): an open either sees the fork and steps back, or is seen.  A
+ * fork from inside an open or a close on the same thread (a hook) does
+ * not wait for its own.  Atomics, not a pthread lock: the child cannot
+ * release a lock its parent's thread took (glibc's rwlock keeps the
+ * writer's thread id).  Never on the allocation path. */
+static pm_atomic_u32 fork_opening, fork_forking;
+static _Thread_local int fork_shield_depth;
+
+static void fork_shield_enter(void)
+{
+    if (fork_shield_depth++ > 0)
+        return;
+    for (;;) {
+        while (pm_load_seq_cst(&fork_forking) != 0)
+            os_sleep_us(100);
+        pm_fetch_add_seq_cst(&fork_opening, 1u);
+        if (pm_load_seq_cst(&fork_forking) == 0)
+            return;
+        pm_fetch_sub_seq_cst(&fork_opening, 1u);   /* a fork came first */
+    }
+}
+
+static void fork_shield_leave(void)
+{
+    if (--fork_shield_depth == 0)
+        pm_fetch_sub_seq_cst(&fork_opening, 1u);
+}
+
+static void fork_prepare(void)
+{
+    uint32_t zero = 0;
+    while (!pm_cas_strong_seq_cst(&fork_forking, &zero, 1u)) {
+        zero = 0;                               /* another thread forks */
+        os_sleep_us(100);
+    }
+    uint32_t own = fork_shield_depth > 0 ? 1u : 0u;
+    while (pm_load_seq_cst(&fork_opening) > own)
+        os_sleep_us(100);
+}
+
+static void fork_parent(void)
+{
+    pm_store_seq_cst(&fork_forking, 0u);
+}
+
+static void fork_child(void)
+{
+    forget_after_fork();
+    pm_store_seq_cst(&fork_opening, fork_shield_depth > 0 ? 1u : 0u);
+    pm_store_seq_cst(&fork_forking, 0u);
+}
+
 static void fork_init(void)
 {
-    (void)pthread_atfork(NULL, NULL, forget_after_fork);
+    (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* Registered when the library is loaded, not at the first open: a child's
@@ -927,8 +989,21 @@ static int open_scratch(const char *dir, const struct persistent_options *o,
     return open_fd(name, fd, PM_MODE_WRITER, o->flags, o->durability, true, out);
 }
 
+static int space_open(const char *path, const struct persistent_options *opts,
+                      allocator_space_t **out);
+
 int persistent_space_open(const char *path, const struct persistent_options *opts,
                           allocator_space_t **out)
+{
+    pthread_once(&fork_once, fork_init);
+    fork_shield_enter();
+    int r = space_open(path, opts, out);
+    fork_shield_leave();
+    return r;
+}
+
+static int space_open(const char *path, const struct persistent_options *opts,
+                      allocator_space_t **out)
 {
     struct persistent_options o;
     memset(&o, 0, sizeof o);
@@ -1023,7 +1098,17 @@ static int sync_all(struct pm_rt *rt)
     return r;
 }
 
+static int space_close(allocator_space_t *space);
+
 int persistent_space_close(allocator_space_t *space)
+{
+    fork_shield_enter();
+    int r = space_close(space);
+    fork_shield_leave();
+    return r;
+}
+
+static int space_close(allocator_space_t *space)
 {
     if (space == NULL)
         return 0;

@@ -552,6 +552,67 @@ static void test_fork_after_fd_lost(void)
     unlink(p);
 }
 
+/* A child forked by another thread while an open was between its writer
+ * lock and its registry entry (a review): the fork handler did not see
+ * the space, and the child kept its lock for its life.  The fork now
+ * waits for the open. */
+static atomic_int fo_go;
+static pid_t fo_pid;
+static int fo_child[2];
+
+static void fo_hook(int point)
+{
+    if (point != PM_HOOK_OPEN_SIZED || atomic_load(&fo_go) != 0)
+        return;
+    atomic_store(&fo_go, 1);
+    usleep(100 * 1000);                 /* the fork would land here */
+}
+
+static void *fo_forker(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&fo_go) == 0)
+        usleep(1000);
+    fo_pid = fork();
+    if (fo_pid == 0) {
+        char c;
+        _exit(read(fo_child[0], &c, 1) == 1 ? 0 : 1);
+    }
+    return NULL;
+}
+
+static void test_fork_during_open(void)
+{
+    const char *p = t_path("fork-open");
+    allocator_space_t *s = create_persistent_allocator(p, 1u << 20);
+    REQUIRE(s != NULL);
+    REQUIRE(persistent_space_close(s) == 0);
+    REQUIRE(pipe(fo_child) == 0);
+    atomic_store(&fo_go, 0);
+    fflush(NULL);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, fo_forker, NULL) == 0);
+    pm_store_release(&pm_test_hook, fo_hook);
+    struct persistent_options o = {0};
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    REQUIRE(fo_pid > 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    int rc = persistent_space_open(p, &o, &s);
+    CHECK_EQ(rc, 0);                    /* while the child lives */
+    if (rc == 0)
+        REQUIRE(persistent_space_close(s) == 0);
+    char c = 'g';
+    REQUIRE(write(fo_child[1], &c, 1) == 1);
+    int st;
+    REQUIRE(waitpid(fo_pid, &st, 0) == fo_pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(fo_child[0]);
+    close(fo_child[1]);
+    unlink(p);
+}
+
 /* A child forked while a view's check judged a rollback under its shared
  * lock: the judge only closed its descriptor, and the child's copy kept
  * the lock, so every writer waited two seconds and was turned away for as
@@ -647,6 +708,7 @@ int main(int argc, char **argv)
     test_fork();
     test_fork_then_close();
     test_fork_after_fd_lost();
+    test_fork_during_open();
     test_judge_fork();
     test_readers_follow_growth();
     test_open_while_growing();

@@ -1072,6 +1072,12 @@ MUTANTS = [
          replace="""    (void)0;""",
          what="a child forked inside an automatic transaction keeps the parent's as "
               "open: every automatic transaction in the child is refused"),
+    dict(id="fork-prepare-no-wait", file="src/space.c",
+         find="""    while (pm_load_seq_cst(&fork_opening) > own)
+        os_sleep_us(100);""",
+         replace="""    (void)own;""",
+         what="a fork does not wait for another thread's open: a child forked between "
+              "the open's writer lock and its registry entry keeps the lock for its life"),
     dict(id="judge-close-without-unlock", file="src/recover.c",
          find="""        os_unlock(fd);
     }
