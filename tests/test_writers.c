@@ -558,7 +558,7 @@ static void test_fork_after_fd_lost(void)
  * waits for the open. */
 static atomic_int fo_go;
 static pid_t fo_pid;
-static int fo_child[2];
+static int fo_child[2], fo_ready[2];
 
 static void fo_hook(int point)
 {
@@ -575,7 +575,9 @@ static void *fo_forker(void *arg)
         usleep(1000);
     fo_pid = fork();
     if (fo_pid == 0) {
-        char c;
+        char c = 'r';                   /* its fork handler has run */
+        if (write(fo_ready[1], &c, 1) != 1)
+            _exit(1);
         _exit(read(fo_child[0], &c, 1) == 1 ? 0 : 1);
     }
     return NULL;
@@ -587,7 +589,7 @@ static void test_fork_during_open(void)
     allocator_space_t *s = create_persistent_allocator(p, 1u << 20);
     REQUIRE(s != NULL);
     REQUIRE(persistent_space_close(s) == 0);
-    REQUIRE(pipe(fo_child) == 0);
+    REQUIRE(pipe(fo_child) == 0 && pipe(fo_ready) == 0);
     atomic_store(&fo_go, 0);
     fflush(NULL);
     pthread_t t;
@@ -598,18 +600,22 @@ static void test_fork_during_open(void)
     pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
     REQUIRE(pthread_join(t, NULL) == 0);
     REQUIRE(fo_pid > 0);
+    char c;
+    REQUIRE(read(fo_ready[0], &c, 1) == 1);         /* the child runs */
     REQUIRE(persistent_space_close(s) == 0);
     int rc = persistent_space_open(p, &o, &s);
     CHECK_EQ(rc, 0);                    /* while the child lives */
     if (rc == 0)
         REQUIRE(persistent_space_close(s) == 0);
-    char c = 'g';
+    c = 'g';
     REQUIRE(write(fo_child[1], &c, 1) == 1);
     int st;
     REQUIRE(waitpid(fo_pid, &st, 0) == fo_pid);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     close(fo_child[0]);
     close(fo_child[1]);
+    close(fo_ready[0]);
+    close(fo_ready[1]);
     unlink(p);
 }
 
