@@ -307,19 +307,7 @@ bool os_lock_judge(int fd)
  * is left reserved and unreadable. */
 void os_release_after_fork(int fd, void *addr, uint64_t len)
 {
-    int f = -1;
-    if (fd >= 0) {
-        char proc[32] = "/proc/self/fd/";
-        char digits[12];
-        int n = 0;
-        for (unsigned v = (unsigned)fd; n == 0 || v != 0; v /= 10)
-            digits[n++] = (char)('0' + v % 10);
-        size_t at = strlen(proc);
-        while (n > 0)
-            proc[at++] = digits[--n];
-        proc[at] = '\0';
-        f = open(proc, O_RDONLY | O_CLOEXEC);
-    }
+    int f = fd >= 0 ? os_reopen_private(fd) : -1;
     uint64_t mapped = 0;
     if (f >= 0) {
         struct stat st;
@@ -475,11 +463,22 @@ static int fill_holes(int fd, uint64_t size)
 }
 
 /* A descriptor of the same file with a file position of its own (SEEK_DATA
- * moves it, and fd's position carries os_fd_mark); -errno. */
+ * moves it, and fd's position carries os_fd_mark); -errno.  The path is
+ * written by hand, not with snprintf: a forked child's fork handler calls
+ * this (os_release_after_fork), where only async-signal-safe calls do. */
 int os_reopen_private(int fd)
 {
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (fd < 0)
+        return -EBADF;
+    char proc[32] = "/proc/self/fd/";
+    char digits[12];
+    int n = 0;
+    for (unsigned v = (unsigned)fd; n == 0 || v != 0; v /= 10)
+        digits[n++] = (char)('0' + v % 10);
+    size_t at = strlen(proc);
+    while (n > 0)
+        proc[at++] = digits[--n];
+    proc[at] = '\0';
     int f = open(proc, O_RDONLY | O_CLOEXEC);
     return f >= 0 ? f : -errno;
 }
