@@ -633,12 +633,16 @@ struct persistent_check_report {
  * shared flock(2) on a descriptor of its own, and a writer's open waits
  * for it (up to two seconds) before it calls the space busy.  A live writer's open
  * transactions are not rolled back by anybody: they are judged as they
- * are.  On a space being changed meanwhile (other threads, or a writer in
- * another process) a pass can read a step half done; check then looks
- * again, and reports damage only when three passes find some (passes
- * during which the space grew do not count; ten passes at most).
- * Returns 0 when consistent, PERSISTENT_E_CORRUPT when
- * report->n_errors > 0. */
+ * are.  A view's file that no writer has open, before or after the pass
+ * (nor opened and closed meanwhile), holds still: one pass is the verdict.
+ * On a space being changed meanwhile (other threads, or a writer in
+ * another process) a pass can read a step half done; check then pauses
+ * (2, 4, 8 ... ms) and looks again, and reports damage only when three
+ * passes in a row find the same error, or six find some (passes during
+ * which the space grew do not count).  Returns 0 when consistent,
+ * PERSISTENT_E_CORRUPT when report->n_errors > 0, and PERSISTENT_E_BUSY
+ * (report->n_errors > 0, first_error saying so) when a writer kept the
+ * space changing for 64 passes and no verdict was reached. */
 int persistent_check(allocator_space_t *space,
                      struct persistent_check_report *report);
 

@@ -41,6 +41,19 @@ static void check_once(struct pm_rt *rt, struct persistent_check_report *rep)
     }
 }
 
+/* Whether the file holds still: a view's file that no writer has open
+ * (nor opened and closed meanwhile: each writer's open and close commits
+ * a header state slot with the next sequence number, see *seq). */
+static bool holds_still(struct pm_rt *rt, uint64_t *seq)
+{
+    const struct pm_header *hd = rt->hdr;
+    uint64_t a = pm_load_acquire((pm_atomic_u64 *)&hd->state[0].seq);
+    uint64_t b = pm_load_acquire((pm_atomic_u64 *)&hd->state[1].seq);
+    *seq = a > b ? a : b;
+    return rt->mode != PM_MODE_WRITER && rt->fd >= 0 &&
+           pm_load_acquire(&rt->fd_lost) == 0 && os_no_writer(rt->fd, &rt->fid);
+}
+
 int persistent_check(allocator_space_t *space, struct persistent_check_report *rep)
 {
     struct pm_rt *rt = pm_rt_of(space);
@@ -50,21 +63,43 @@ int persistent_check(allocator_space_t *space, struct persistent_check_report *r
      * changing can show a pass a moment in which a step is half done (a
      * root read just before it is removed and its block freed, say, or a
      * reader's page count behind runs the writer made in pages it just
-     * added).  A damaged space fails every pass: damage is reported when
-     * three passes fail, passes during which the space grew not counting
-     * (up to ten in all). */
-    int failed = 0;
-    for (int pass = 0; pass < 10; pass++) {
+     * added), and a slow pass (a loaded machine, a sanitizer) overlaps
+     * thousands of steps.  A file nobody writes gives the same verdict on
+     * every pass, so one pass is the verdict when no writer had the space
+     * before or after it.  Otherwise damage is reported when the same
+     * error is found by three passes in a row, or some error by six, the
+     * passes apart by a pause that lets the writer finish its step; passes
+     * during which the space grew do not count (a writer's growth is
+     * geometric, so they are few).  After 64 passes with no verdict the
+     * space is called busy. */
+    uint64_t seq0, seq1;
+    bool still = holds_still(rt, &seq0);
+    char last[sizeof rep->first_error] = "";
+    int failed = 0, same = 0;
+    for (int pass = 0; pass < 64; pass++) {
         pm_follow(rt);
         uint64_t n = pm_load_acquire(&rt->n_pages);
+        pm_hook(PM_HOOK_CHECK_PASS);
         check_once(rt, rep);
         if (rep->n_errors == 0)
-            break;
+            return 0;
+        if (still && holds_still(rt, &seq1) && seq1 == seq0)
+            return PERSISTENT_E_CORRUPT;
+        still = false;
         pm_follow(rt);
-        if (pm_load_acquire(&rt->n_pages) == n && ++failed == 3)
-            break;
+        if (pm_load_acquire(&rt->n_pages) != n)
+            continue;
+        same = failed > 0 && strcmp(last, rep->first_error) == 0 ? same + 1 : 1;
+        memcpy(last, rep->first_error, sizeof last);
+        if (same == 3 || ++failed == 6)
+            return PERSISTENT_E_CORRUPT;
+        os_sleep_us(1000u << failed);
     }
-    return rep->n_errors ? PERSISTENT_E_CORRUPT : 0;
+    char why[sizeof rep->first_error];
+    snprintf(why, sizeof why, "no verdict: a writer changed the space during every pass "
+             "(the last found: %.160s)", rep->first_error);
+    memcpy(rep->first_error, why, sizeof why);
+    return PERSISTENT_E_BUSY;
 }
 
 int persistent_check_progress(allocator_space_t *space, struct persistent_check_report *rep,

@@ -306,6 +306,10 @@ int os_lock_writer(int fd);
  * own (closing it releases the lock); false while a writer has the space
  * or waits for it. */
 bool os_lock_judge(int fd);
+/* Whether, at this instant, no writer has the space whose descriptor is
+ * fd (checked to be the file of id) open or waits for it: a shared lock
+ * taken without waiting on a description of its own, dropped at once. */
+bool os_no_writer(int fd, const struct os_file_id *id);
 void os_unlock(int fd);            /* the description's flock, for every copy */
 void os_release_after_fork(int fd, void *addr, uint64_t len);
 void os_close(int fd);
@@ -608,6 +612,11 @@ void pub_free_finish(struct pm_rt *rt, struct pm_trec *rec,
 void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
                       size_t size, uint64_t *winner);
 int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val);
+/* A run of size bytes aligned to align, filled by init, made the
+ * transaction log its lane l names (l->tx_off) through l itself; NULL
+ * (errno ENOMEM) when there is no room. */
+void *pub_txlog_create(struct pm_rt *rt, struct pm_trec *rec, struct pm_lane *l,
+                       size_t size, size_t align, void (*init)(struct pm_rt *, void *));
 int pm_lanes_recover(struct pm_rt *rt);
 struct pm_lane *pub_lane(struct pm_rt *rt, struct pm_trec *rec);
 /* Recovery: the block at boff made live or free from the persistent bits
@@ -636,6 +645,9 @@ uint64_t pm_root_next_cap(uint64_t cap);
 struct pm_root_table *pm_root_table_at(struct pm_rt *rt, uint64_t off, uint64_t cap);
 struct pm_lane_table *pm_lane_table_at(struct pm_rt *rt, uint64_t off);
 bool pm_dest_ok(struct pm_rt *rt, uint64_t off);
+/* What lane record l with operation op may name: a place pm_dest_ok
+ * accepts, or, for an allocation, l's own tx_off. */
+bool pm_lane_dest_ok(struct pm_rt *rt, const struct pm_lane *l, uint64_t op);
 /* persistent_check_progress's callback, for the calling thread's walks */
 extern _Thread_local void (*pm_walk_progress)(uint64_t done, uint64_t total, void *arg);
 extern _Thread_local void *pm_walk_progress_arg;
@@ -883,8 +895,10 @@ enum pm_hook_point {
                                      automatic transaction (tx.c) */
     PM_HOOK_PUB_PUBLISHED,        /* alloc_into: *dest names the block, the
                                      call not yet returned (publish.c) */
-    PM_HOOK_JUDGE_LOCKED          /* a view's check holds the shared lock it
+    PM_HOOK_JUDGE_LOCKED,         /* a view's check holds the shared lock it
                                      judges a rollback under (recover.c) */
+    PM_HOOK_CHECK_PASS            /* a check's pass: the page count followed,
+                                     nothing read yet (check.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

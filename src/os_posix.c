@@ -296,6 +296,18 @@ bool os_lock_judge(int fd)
     return true;
 }
 
+bool os_no_writer(int fd, const struct os_file_id *id)
+{
+    int f = os_reopen_private(fd);
+    if (f < 0)
+        return false;
+    struct os_file_id same = *id;
+    same.mark = UINT64_MAX;             /* its own file position */
+    bool none = os_fd_verify(f, &same) == 0 && !writer_waits(f) && held_shared(f);
+    os_close(f);
+    return none;
+}
+
 /* In a child after fork(): the mapping of [addr, addr + len) made from fd
  * made again, copy-on-write, from a description of the child's own, and fd
  * closed, so that nothing of the child holds fd's description (and the

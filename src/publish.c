@@ -586,6 +586,35 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
     return NULL;
 }
 
+/* ---- a thread's transaction log (tx.c) publishes through its lane ----
+ *
+ * The record names the lane's own tx_off: a crash between the run's
+ * commit and tx_off leaves an allocation recovery rolls back (the run
+ * freed), never a log nobody names (the first version allocated the log
+ * and then set tx_off: a leak of the log's 64 KiB per crash there). */
+void *pub_txlog_create(struct pm_rt *rt, struct pm_trec *rec, struct pm_lane *l,
+                       size_t size, size_t align, void (*init)(struct pm_rt *, void *))
+{
+    pm_op_enter(rt, rec);
+    uint64_t n = 0;
+    uint64_t first = lg_reserve(rt, rec, size, align, &n);
+    if (first == PG_NONE) {
+        pm_op_end(rec);
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *blk = rt->data + (first << rt->page_shift);
+    init(rt, blk);
+    uint64_t boff = (uint64_t)((char *)blk - rt->base);
+    lane_set(rt, l, PM_LANE_ALLOC, (uint64_t)((char *)&l->tx_off - rt->base), boff, 0, size);
+    lg_commit(rt, first, n);
+    pm_store_release(&l->tx_off, boff);
+    pm_persist(rt, &l->tx_off, sizeof l->tx_off);
+    lane_clear(rt, l);
+    pm_op_end(rec);
+    return blk;
+}
+
 int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
 {
     struct pm_lane *l = pub_lane(rt, rec);
@@ -692,7 +721,7 @@ int pm_lanes_recover(struct pm_rt *rt)
         pm_snap_drop(rt);               /* superblocks change from here */
         /* pm_verify refused the space if a record is invalid; this only
          * keeps an address from ever being made of one */
-        if (op > PM_LANE_REALLOC || !pm_dest_ok(rt, l->dest_off))
+        if (op > PM_LANE_REALLOC || !pm_lane_dest_ok(rt, l, op))
             return pm_err(PERSISTENT_E_CORRUPT,
                           "publish lane %u holds an invalid record", i);
         pm_atomic_u64 *dest = (pm_atomic_u64 *)(rt->base + l->dest_off);

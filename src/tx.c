@@ -480,6 +480,18 @@ static inline struct pm_tx *tx_open(allocator_space_t *space, struct pm_rt **rtp
 /* The thread's log, made on its first transaction: head written back
  * before the lane names it (a crash between leaks the block, as an
  * allocation in flight may). */
+/* A new log's head, written back before anything names it. */
+static void log_init(struct pm_rt *rt, void *blk)
+{
+    struct pm_txlog *lg = blk;
+    pm_vg_internal(lg, LOG_BYTES);
+    memset(lg, 0, sizeof *lg + ENT);
+    lg->magic = PM_TXLOG_MAGIC;
+    lg->size = LOG_BYTES;
+    pm_store_relaxed(&lg->state, (uint64_t)PM_TX_IDLE);
+    pm_persist(rt, lg, sizeof *lg + ENT);
+}
+
 static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
 {
     if (tx->log != NULL)
@@ -499,17 +511,9 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
         return 0;
     }
     /* memory-page aligned: an automatic transaction leaves it writable */
-    struct pm_txlog *lg = pm_alloc(rt, rec, LOG_BYTES, page_of_os());
-    pm_vg_internal(lg, LOG_BYTES);
+    struct pm_txlog *lg = pub_txlog_create(rt, rec, l, LOG_BYTES, page_of_os(), log_init);
     if (lg == NULL)
         return -ENOMEM;
-    memset(lg, 0, sizeof *lg + ENT);
-    lg->magic = PM_TXLOG_MAGIC;
-    lg->size = LOG_BYTES;
-    pm_store_relaxed(&lg->state, (uint64_t)PM_TX_IDLE);
-    pm_persist(rt, lg, sizeof *lg + ENT);
-    pm_store_release(&l->tx_off, (uint64_t)((char *)lg - rt->base));
-    pm_persist(rt, &l->tx_off, sizeof l->tx_off);
     tx->log = lg;
     return 0;
 }

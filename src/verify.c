@@ -195,6 +195,18 @@ bool pm_dest_ok(struct pm_rt *rt, uint64_t off)
                offsetof(struct pm_root_slot, val);
 }
 
+/* A thread's transaction log is made through its own lane, the record
+ * naming the lane's tx_off (publish.c pub_txlog_create); no other record
+ * may name that word: a forged free there would drop a log recovery
+ * needs. */
+bool pm_lane_dest_ok(struct pm_rt *rt, const struct pm_lane *l, uint64_t op)
+{
+    if (op == PM_LANE_ALLOC &&
+        l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))
+        return true;
+    return pm_dest_ok(rt, l->dest_off);
+}
+
 /* ---- runs ---- */
 
 _Thread_local void (*pm_walk_progress)(uint64_t done, uint64_t total, void *arg);
@@ -538,7 +550,7 @@ static void lane_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l, voi
         return;
     }
     ls->rep->in_flight_lanes++;
-    if (op > PM_LANE_REALLOC || !pm_dest_ok(rt, l->dest_off) ||
+    if (op > PM_LANE_REALLOC || !pm_lane_dest_ok(rt, l, op) ||
         !place_ok(rt, l->block_off) ||
         (op == PM_LANE_REALLOC && (!place_ok(rt, l->old_off) || l->old_off == l->block_off))) {
         bad(ls->rep, "publish lane %u holds an invalid record (op %llu, dest %#llx, "

@@ -167,6 +167,27 @@ static inline int ch_run_child(const char *what, void (*body)(const char *, uint
         (bad)++;                                                                     \
     } while (0)
 
+/* Before any writer reopens it: the file a crash left, opened read-only
+ * (a forensic reader of a dead process's file) and checked, is judged as
+ * the recovery a writer's open would do will leave it: no error.  Returns
+ * the number of problems. */
+static inline int ch_check_unrecovered(const char *path, const char *name, uint64_t k)
+{
+    int bad = 0;
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_READONLY;
+    allocator_space_t *v;
+    if (persistent_space_open(path, &o, &v) != 0) {
+        CH_FAIL(bad, name, k, "read-only open before recovery: %s", persistent_errormsg());
+        return bad;
+    }
+    struct persistent_check_report rep;
+    if (persistent_check(v, &rep) != 0)
+        CH_FAIL(bad, name, k, "read-only check before recovery: %s", rep.first_error);
+    persistent_space_close(v);
+    return bad;
+}
+
 /* The first checks of a space reopened after a crash (its open ran
  * recovery): persistent_check finds no error, and recovery left nothing
  * for a later open -- no lane in flight, no crash leftover (orphan bits:

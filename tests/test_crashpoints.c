@@ -578,6 +578,7 @@ static int verify(const char *path, uint64_t k, void *arg)
     const struct scenario *sc = arg;
     int bad = 0;
 #define FAILV(...) CH_FAIL(bad, sc->name, k, __VA_ARGS__)
+    bad += ch_check_unrecovered(path, sc->name, k);
     allocator_space_t *s = open_space(path, sc->size, sc->max_size);
     if (s == NULL) {
         FAILV("reopen failed: %s", persistent_errormsg());

@@ -670,6 +670,65 @@ static void make_tx_dirty(const char *path, uint64_t *log, uint64_t *gen)
     *gen = state >> 8;
 }
 
+static int pread_at(const char *path, void *buf, size_t len, uint64_t off)
+{
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    ssize_t got = pread(fd, buf, len, (off_t)off);
+    close(fd);
+    return got == (ssize_t)len ? 0 : -1;
+}
+
+/* A thread's transaction log is made through its own lane: a record that
+ * allocates the log at the lane's tx_off, caught in flight, is a crash
+ * leftover; a record that frees it, or that names another lane's tx_off,
+ * is damage (recovery would drop a log it needs). */
+static void test_lane_txlog(void)
+{
+    const char *p = t_path("lanelog");
+    uint64_t log, gen;
+    make_tx_dirty(p, &log, &gen);
+    struct pm_header h;
+    read_header(p, &h);
+    uint64_t l0 = 0;
+    for (uint32_t i = 0; i < h.fixed.n_lanes && l0 == 0; i++) {
+        uint64_t at = h.fixed.lanes_off + i * sizeof(struct pm_lane);
+        if (peek64(p, at + offsetof(struct pm_lane, tx_off)) == log)
+            l0 = at;
+    }
+    REQUIRE(l0 != 0);
+    uint64_t other = l0 == h.fixed.lanes_off ? l0 + sizeof(struct pm_lane) : h.fixed.lanes_off;
+    struct pm_lane rec;
+    REQUIRE(pread_at(p, &rec, sizeof rec, l0) == 0);
+    rec.dest_off = l0 + offsetof(struct pm_lane, tx_off);
+    rec.block_off = log;
+    rec.old_off = 0;
+    rec.size = 64u << 10;
+    set_lane(p, l0, &rec, PM_LANE_ALLOC);
+    judge(p, "the log's own allocation in flight", true);
+    CHECK_EQ(peek64(p, l0 + offsetof(struct pm_lane, tx_off)), log);
+    unlink(p);
+
+    make_tx_dirty(p, &log, &gen);
+    REQUIRE(pread_at(p, &rec, sizeof rec, l0) == 0);
+    rec.dest_off = l0 + offsetof(struct pm_lane, tx_off);
+    rec.block_off = log;
+    rec.old_off = 0;
+    rec.size = 0;
+    set_lane(p, l0, &rec, PM_LANE_FREE);
+    judge(p, "a lane record freeing its own transaction log", false);
+    memset(&rec, 0, sizeof rec);
+    patch(p, l0, &rec, offsetof(struct pm_lane, tx_off));      /* idle again */
+    REQUIRE(pread_at(p, &rec, sizeof rec, other) == 0);
+    rec.dest_off = l0 + offsetof(struct pm_lane, tx_off);
+    rec.block_off = log;
+    rec.old_off = 0;
+    rec.size = 64u << 10;
+    set_lane(p, other, &rec, PM_LANE_ALLOC);
+    judge(p, "a lane record naming another lane's transaction log", false);
+    unlink(p);
+}
+
 /* A whole entry (its check right) at off, with n_words of data after it. */
 static void set_entry(const char *path, uint64_t off, uint64_t gen, uint64_t kind,
                       uint64_t len, uint64_t at, uint64_t n_words)
@@ -1008,6 +1067,7 @@ int main(void)
     test_root_values();
     test_tail_bits();
     test_lanes();
+    test_lane_txlog();
     test_lanes_after_recovery();
     test_runs();
     test_leftovers();

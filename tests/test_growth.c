@@ -178,6 +178,182 @@ static void test_damaged_tail(void)
     unlink(p);
 }
 
+/* ---- a view's check of a space that changes, or holds still ---- */
+
+static allocator_space_t *pass_writer;   /* grown by the hook, if set */
+static const char *pass_open;            /* opened by the hook's first call */
+static int pass_grows, pass_count;
+
+/* At the start of each pass of the view's check: count it, and while
+ * pass_grows lasts grow the writer's space, so that the pass, whose page
+ * count was taken before, reads runs past it. */
+static void pass_hook(int point)
+{
+    if (point != PM_HOOK_CHECK_PASS)
+        return;
+    pass_count++;
+    if (pass_open != NULL) {
+        struct persistent_options o = {0};
+        REQUIRE(persistent_space_open(pass_open, &o, &pass_writer) == 0);
+        pass_open = NULL;
+    }
+    if (pass_writer == NULL || pass_grows == 0)
+        return;
+    pass_grows--;
+    struct persistent_info a, b;
+    REQUIRE(persistent_space_info(pass_writer, &a) == 0);
+    do {
+        REQUIRE(persistent_malloc(pass_writer, a.capacity / 4) != NULL);
+        REQUIRE(persistent_space_info(pass_writer, &b) == 0);
+    } while (b.capacity == a.capacity);
+}
+
+static allocator_space_t *open_view(const char *p)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_READONLY;
+    allocator_space_t *v = NULL;
+    REQUIRE(persistent_space_open(p, &o, &v) == 0);
+    return v;
+}
+
+/* Flips the START bit of page n past the end of s in the file p (another
+ * program wrote it): damage that a check reports on every pass, or takes
+ * back. */
+static void flip_tail(const char *p, allocator_space_t *s, uint64_t past)
+{
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    uint64_t n = in.capacity / in.page_size + past;
+    uint64_t start_bits_off;
+    int fd = open(p, O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &start_bits_off, 8, offsetof(struct pm_fixed, start_bits_off)) == 8);
+    uint64_t w = 0;
+    REQUIRE(pread(fd, &w, 8, (off_t)(start_bits_off + n / 64 * 8)) == 8);
+    w ^= UINT64_C(1) << (n % 64);
+    REQUIRE(pwrite(fd, &w, 8, (off_t)(start_bits_off + n / 64 * 8)) == 8);
+    close(fd);
+}
+
+static void damage_tail(const char *p, allocator_space_t *s)
+{
+    flip_tail(p, s, 1);
+}
+
+/* A hook that gives each of the first three passes a different error
+ * passes (a bit past the end that moves), none from the fourth on. */
+static const char *tear_path;
+static allocator_space_t *tear_writer;
+static int tear_passes;
+
+static void tear_hook(int point)
+{
+    if (point != PM_HOOK_CHECK_PASS)
+        return;
+    pass_count++;
+    if (pass_count > 1 && pass_count <= 4)
+        flip_tail(tear_path, tear_writer, (uint64_t)pass_count - 1);
+    if (pass_count <= 3)
+        flip_tail(tear_path, tear_writer, (uint64_t)pass_count);
+    tear_passes = pass_count;
+}
+
+/* A view's check while the writer grows the space during every one of 20
+ * passes: a pass that reads runs in pages the view did not have yet is no
+ * damage; once the growth stops, a pass is clean.  (check gave up after
+ * ten passes and called the space corrupt.) */
+static void test_check_during_growth(void)
+{
+    const char *p = t_path("chkgrow");
+    allocator_space_t *s = t_create(p, 1u << 20, 1ull << 30);
+    allocator_space_t *v = open_view(p);
+    pass_writer = s;
+    pass_grows = 20;
+    pass_count = 0;
+    pm_store_release(&pm_test_hook, pass_hook);
+    struct persistent_check_report rep;
+    int r = persistent_check(v, &rep);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    pass_writer = NULL;
+    if (r != 0)
+        fprintf(stderr, "check during growth: %s\n", rep.first_error);
+    CHECK_EQ(r, 0);
+    CHECK_EQ(pass_grows, 0);
+    CHECK_EQ(pass_count, 21);
+    t_check_clean(s, "writer, after growing");
+    persistent_space_close(v);
+    REQUIRE(persistent_space_close(s) == 0);
+
+    /* nobody writes the file when the check begins; a writer opens it
+     * and grows it during the first pass: that pass is no verdict */
+    v = open_view(p);
+    pass_open = p;
+    pass_grows = 1;
+    pass_count = 0;
+    pm_store_release(&pm_test_hook, pass_hook);
+    r = persistent_check(v, &rep);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    if (r != 0)
+        fprintf(stderr, "check as a writer came: %s\n", rep.first_error);
+    CHECK_EQ(r, 0);
+    CHECK_EQ(pass_count, 2);
+    REQUIRE(pass_writer != NULL);
+    REQUIRE(persistent_space_close(pass_writer) == 0);
+    pass_writer = NULL;
+    persistent_space_close(v);
+    unlink(p);
+}
+
+/* Damage in a file nobody writes is reported after one pass (the file
+ * holds still, so a second pass would say the same); with a writer that
+ * has the space open, after three passes that find the same error. */
+static void test_check_verdicts(void)
+{
+    const char *p = t_path("chkdmg");
+    allocator_space_t *s = t_create(p, 64u << 10, 1u << 20);
+    damage_tail(p, s);
+    allocator_space_t *v = open_view(p);
+    struct persistent_check_report rep;
+    pass_count = 0;
+    pm_store_release(&pm_test_hook, pass_hook);
+    CHECK_EQ(persistent_check(v, &rep), PERSISTENT_E_CORRUPT);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    CHECK(strstr(rep.first_error, "past the end") != NULL);
+    CHECK_EQ(pass_count, 3);                /* a writer has it open */
+    persistent_space_close(v);
+    persistent_space_close(s);
+
+    /* a writer has it open, and three passes find three different errors
+     * (a torn read is seldom torn the same way twice): no verdict yet, and
+     * the fourth pass is clean */
+    const char *q = t_path("chktear");
+    tear_writer = t_create(q, 64u << 10, 1u << 20);
+    tear_path = q;
+    v = open_view(q);
+    pass_count = 0;
+    pm_store_release(&pm_test_hook, tear_hook);
+    int r = persistent_check(v, &rep);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    if (r != 0)
+        fprintf(stderr, "check of a torn space: %s\n", rep.first_error);
+    CHECK_EQ(r, 0);
+    CHECK_EQ(tear_passes, 4);
+    persistent_space_close(v);
+    REQUIRE(persistent_space_close(tear_writer) == 0);
+    unlink(q);
+
+    v = open_view(p);                       /* nobody writes it now */
+    pass_count = 0;
+    pm_store_release(&pm_test_hook, pass_hook);
+    CHECK_EQ(persistent_check(v, &rep), PERSISTENT_E_CORRUPT);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    CHECK(strstr(rep.first_error, "past the end") != NULL);
+    CHECK_EQ(pass_count, 1);
+    persistent_space_close(v);
+    unlink(p);
+}
+
 /* A buffer grown by realloc by 1.5 again and again (a vector, a log):
  * at the end of the space it grows in place, the space growing under it,
  * so the file stays about the size of the buffer instead of the sum of its
@@ -277,6 +453,8 @@ int main(void)
     test_realloc_growth();
     test_grow_in_place();
     test_damaged_tail();
+    test_check_during_growth();
+    test_check_verdicts();
     test_limits();
     test_concurrent_growth();
     return t_done();

@@ -8,7 +8,8 @@
  * Exit status, as fsck's: 0 healthy (or done), 1 repaired (recover found
  * the space not closed cleanly and recovered it), 4 corrupt (a space whose
  * metadata is damaged), 8 not a space or not readable (no such file, not
- * a space, another format version or machine), 16 usage. */
+ * a space, another format version or machine; or a check that a writer
+ * kept from a verdict), 16 usage. */
 #define _GNU_SOURCE             /* copy_file_range, FICLONE (Linux) */
 #include <errno.h>
 #include <fcntl.h>
@@ -230,10 +231,13 @@ static int cmd_check(void)
     } else {
         rc = persistent_check(s, &r);
     }
+    /* busy: a writer kept changing the space and no pass gave a verdict
+     * (an operational error, as fsck says: 8) */
     st = rc == 0 ? EX_HEALTHY : rc == PERSISTENT_E_CORRUPT ? EX_CORRUPT : EX_NOT_SPACE;
     if (json) {
         jhead();
-        printf(", \"status\": \"%s\"", st == EX_HEALTHY ? "healthy" : "corrupt");
+        printf(", \"status\": \"%s\"", st == EX_HEALTHY ? "healthy"
+                                        : rc == PERSISTENT_E_BUSY ? "busy" : "corrupt");
         ju64("errors", r.n_errors);
         printf(", \"first_error\": ");
         if (r.n_errors)

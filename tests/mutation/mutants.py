@@ -751,9 +751,9 @@ MUTANTS = [
          replace="""        uint64_t p = PG_NONE;""",
          what="validation: run bits past the committed page count accepted"),
     dict(id="ver-lane-place", file="src/verify.c",
-         find="""    if (op > PM_LANE_REALLOC || !pm_dest_ok(rt, l->dest_off) ||
+         find="""    if (op > PM_LANE_REALLOC || !pm_lane_dest_ok(rt, l, op) ||
         !place_ok(rt, l->block_off) ||""",
-         replace="""    if (op > PM_LANE_REALLOC || !pm_dest_ok(rt, l->dest_off) ||""",
+         replace="""    if (op > PM_LANE_REALLOC || !pm_lane_dest_ok(rt, l, op) ||""",
          what="validation: a lane naming a place no block can start accepted"),
     dict(id="ver-root-live", file="src/verify.c",
          find="""    if (!live) {
@@ -1086,6 +1086,57 @@ MUTANTS = [
     os_close(fd);""",
          what="a view's judge closes its description without unlocking it: a child "
               "forked meanwhile keeps the shared lock and every writer is turned away"),
+    dict(id="check-ten-passes", file="src/check.c",
+         find="""    for (int pass = 0; pass < 64; pass++) {""",
+         replace="""    for (int pass = 0; pass < 10; pass++) {""",
+         what="a check gives up after ten passes: a writer growing the space during "
+              "each of them has a healthy space called busy (corrupt, before)"),
+    dict(id="check-still-ignored", file="src/check.c",
+         find="""        if (still && holds_still(rt, &seq1) && seq1 == seq0)""",
+         replace="""        if (false && holds_still(rt, &seq1) && seq1 == seq0)""",
+         what="a check of a file nobody writes does not take its first pass as the "
+              "verdict: damage costs three passes and their pauses"),
+    dict(id="check-still-unverified", file="src/check.c",
+         find="""        if (still && holds_still(rt, &seq1) && seq1 == seq0)""",
+         replace="""        if (still)""",
+         what="a check that found no writer before its pass takes the pass as the "
+              "verdict without looking again: a writer that came meanwhile tore it"),
+    dict(id="check-same-not-required", file="src/check.c",
+         find="""        if (same == 3 || ++failed == 6)""",
+         replace="""        if (++failed == 3)""",
+         what="a check of a live space calls it damaged after any three failing "
+              "passes, whatever they found"),
+    dict(id="check-lane-in-flight-is-damage", file="src/verify.c",
+         find="""    ls->rep->in_flight_lanes++;
+    if (op > PM_LANE_REALLOC""",
+         replace="""    ls->rep->in_flight_lanes++;
+    if (true || op > PM_LANE_REALLOC""",
+         what="a check calls a publishing call in flight damage: a writer's thread "
+              "stopped inside one has a healthy space called corrupt"),
+    dict(id="txlog-unpublished", file="src/publish.c",
+         find="""    lane_set(rt, l, PM_LANE_ALLOC, (uint64_t)((char *)&l->tx_off - rt->base), boff, 0, size);
+    lg_commit(rt, first, n);
+    pm_store_release(&l->tx_off, boff);
+    pm_persist(rt, &l->tx_off, sizeof l->tx_off);
+    lane_clear(rt, l);""",
+         replace="""    lg_commit(rt, first, n);
+    pm_store_release(&l->tx_off, boff);
+    pm_persist(rt, &l->tx_off, sizeof l->tx_off);""",
+         what="a thread's transaction log allocated and then named by its lane, with "
+              "no record: a crash in between leaks the log's 64 KiB"),
+    dict(id="lane-dest-txoff-any-op", file="src/verify.c",
+         find="""    if (op == PM_LANE_ALLOC &&
+        l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))""",
+         replace="""    if (l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))""",
+         what="a lane record that frees its own lane's transaction log is accepted: "
+              "recovery drops a log it needs"),
+    dict(id="lane-dest-txoff-refused", file="src/verify.c",
+         find="""        l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))
+        return true;""",
+         replace="""        l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))
+        return pm_dest_ok(rt, l->dest_off);""",
+         what="a crash while a thread's log is being made leaves a record every open "
+              "refuses as damage"),
     dict(id="tx-auto-snapshot-nofence", file="src/tx.c",
          find="""    pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */""",
          replace="""    if (rt->flush) rt->flush->flush(e, ENT + page_of_os());""",
