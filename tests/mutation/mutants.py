@@ -1129,7 +1129,13 @@ MUTANTS = [
         l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))""",
          replace="""    if (l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))""",
          what="a lane record that frees its own lane's transaction log is accepted: "
-              "recovery drops a log it needs"),
+              "recovery drops a log it needs",
+         equivalent=(
+             "a free of the log its own lane names is refused anyway by the rule "
+             "that a transaction log must outlive what recovery frees (verify.c, "
+             "the same records; test_lane_txlog sees it refused), and a free or "
+             "realloc there of any other block does what it would do from any "
+             "other location")),
     dict(id="lane-dest-txoff-refused", file="src/verify.c",
          find="""        l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))
         return true;""",
