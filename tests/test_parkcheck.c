@@ -53,10 +53,11 @@ static void fill(void *p, size_t n, uint64_t seed)
         c[i] = (unsigned char)(seed + i);
 }
 
-/* Another thread: plain allocations, frees, reallocs and roots, each
- * block filled and checked before it is freed.  It stops between two
- * operations while the reader checks (so that the view holds still), and
- * must then make progress while the worker is stopped (G1). */
+/* Another thread: plain allocations, frees and roots, each block filled
+ * and checked before it is freed, and transactions of its own.  It stops
+ * between two operations while the reader checks (so that the view holds
+ * still), and must then make progress while the worker is stopped (G1,
+ * and G7: transactions never wait for each other). */
 static _Atomic int pause_other, other_paused, stop_other;
 static _Atomic uint64_t other_ops;
 
@@ -69,6 +70,8 @@ static void *other(void *arg)
         size_t n;
     } b[N];
     uint64_t seed = 1234;
+    persistent_offset_t *mine = persistent_root_get(S, 8, 16 * sizeof *mine, NULL);
+    REQUIRE(mine != NULL);
     while (!atomic_load(&stop_other)) {
         if (atomic_load(&pause_other)) {
             atomic_store(&other_paused, 1);
@@ -78,7 +81,22 @@ static void *other(void *arg)
         }
         uint64_t x = t_rand(&seed);
         int i = (int)(x % N);
-        if (b[i].p != NULL) {
+        if ((x >> 56) % 8 == 0) {
+            /* a transaction of its own: never waits for the worker's */
+            persistent_offset_t *d = &mine[(x >> 40) % 16];
+            REQUIRE(persistent_tx_begin(S) == 0);
+            REQUIRE(persistent_tx_add(S, d, sizeof *d) == 0);
+            void *q = persistent_tx_alloc(S, 1 + (x >> 20) % 2000);
+            if (q != NULL) {
+                if (*d != 0)
+                    REQUIRE(persistent_tx_free(S, persistent_offset_to_ptr(S, *d)) == 0);
+                *d = ptr_to_persistent_offset(S, q);
+            }
+            if ((x >> 32) % 4 == 0)
+                REQUIRE(persistent_tx_abort(S) == 0);
+            else
+                REQUIRE(persistent_tx_commit(S) == 0);
+        } else if (b[i].p != NULL) {
             for (size_t j = 0; j < b[i].n; j++)
                 REQUIRE(b[i].p[j] == (unsigned char)(i + j));
             if ((x >> 16) % 4 == 0) {
