@@ -633,8 +633,9 @@ struct persistent_check_report {
  * shared flock(2) on a descriptor of its own, and a writer's open waits
  * for it (up to two seconds) before it calls the space busy.  A live writer's open
  * transactions are not rolled back by anybody: they are judged as they
- * are.  A view's file that no writer has open, before or after the pass
- * (nor opened and closed meanwhile), holds still: one pass is the verdict.
+ * are.  A read-only view, or a private one that does not recover, of a
+ * file that no writer has open before or after the pass (nor opened and
+ * closed meanwhile) holds still: one pass is the verdict.
  * On a space being changed meanwhile (other threads, or a writer in
  * another process) a pass can read a step half done; check then pauses
  * (2, 4, 8 ... ms) and looks again, and reports damage only when three

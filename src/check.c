@@ -41,16 +41,18 @@ static void check_once(struct pm_rt *rt, struct persistent_check_report *rep)
     }
 }
 
-/* Whether the file holds still: a view's file that no writer has open
- * (nor opened and closed meanwhile: each writer's open and close commits
- * a header state slot with the next sequence number, see *seq). */
+/* Whether the space holds still: a view that cannot allocate (a private
+ * one that recovered is a heap of its own, which its threads change: a
+ * review found one called corrupt) of a file that no writer has open (nor
+ * opened and closed meanwhile: each writer's open and close commits a
+ * header state slot with the next sequence number, see *seq). */
 static bool holds_still(struct pm_rt *rt, uint64_t *seq)
 {
     const struct pm_header *hd = rt->hdr;
     uint64_t a = pm_load_acquire((pm_atomic_u64 *)&hd->state[0].seq);
     uint64_t b = pm_load_acquire((pm_atomic_u64 *)&hd->state[1].seq);
     *seq = a > b ? a : b;
-    return rt->mode != PM_MODE_WRITER && rt->fd >= 0 &&
+    return rt->mode != PM_MODE_WRITER && !rt->can_alloc && rt->fd >= 0 &&
            pm_load_acquire(&rt->fd_lost) == 0 && os_no_writer(rt->fd, &rt->fid);
 }
 

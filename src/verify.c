@@ -201,10 +201,28 @@ bool pm_dest_ok(struct pm_rt *rt, uint64_t off)
  * needs. */
 bool pm_lane_dest_ok(struct pm_rt *rt, const struct pm_lane *l, uint64_t op)
 {
-    if (op == PM_LANE_ALLOC &&
-        l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))
+    uint64_t d = l->dest_off;
+    if (op == PM_LANE_ALLOC && d == (uint64_t)((const char *)&l->tx_off - rt->base))
         return true;
-    return pm_dest_ok(rt, l->dest_off);
+    if (!pm_dest_ok(rt, d))
+        return false;
+    /* the header's lanes are outside the pages pm_dest_ok accepts; those
+     * of the overflow tables in the heap are not (a review found a record
+     * naming one accepted) */
+    const pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
+    for (uint32_t k = 0; k < PM_LANE_MAX_CHUNKS; k++) {
+        uint64_t off = pm_load_acquire((pm_atomic_u64 *)link);
+        const struct pm_lane_table *t = off != 0 ? pm_lane_table_at(rt, off) : NULL;
+        if (t == NULL)
+            break;
+        uint64_t first = (uint64_t)((const char *)&t->lane[0] - rt->base);
+        uint64_t end = first + PM_LANE_CHUNK * sizeof(struct pm_lane);
+        if (d >= first && d < end &&
+            (d - first) % sizeof(struct pm_lane) == offsetof(struct pm_lane, tx_off))
+            return false;
+        link = &t->next_off;
+    }
+    return true;
 }
 
 /* ---- runs ---- */
