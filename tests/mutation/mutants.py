@@ -1125,9 +1125,8 @@ MUTANTS = [
          what="a thread's transaction log allocated and then named by its lane, with "
               "no record: a crash in between leaks the log's 64 KiB"),
     dict(id="lane-dest-txoff-any-op", file="src/verify.c",
-         find="""    if (op == PM_LANE_ALLOC &&
-        l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))""",
-         replace="""    if (l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))""",
+         find="""    if (op == PM_LANE_ALLOC && d == (uint64_t)((const char *)&l->tx_off - rt->base))""",
+         replace="""    if (d == (uint64_t)((const char *)&l->tx_off - rt->base))""",
          what="a lane record that frees its own lane's transaction log is accepted: "
               "recovery drops a log it needs",
          equivalent=(
@@ -1137,10 +1136,10 @@ MUTANTS = [
              "realloc there of any other block does what it would do from any "
              "other location")),
     dict(id="lane-dest-txoff-refused", file="src/verify.c",
-         find="""        l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))
+         find="""    if (op == PM_LANE_ALLOC && d == (uint64_t)((const char *)&l->tx_off - rt->base))
         return true;""",
-         replace="""        l->dest_off == (uint64_t)((const char *)&l->tx_off - rt->base))
-        return pm_dest_ok(rt, l->dest_off);""",
+         replace="""    if (op == PM_LANE_ALLOC && d == (uint64_t)((const char *)&l->tx_off - rt->base))
+        return pm_dest_ok(rt, d);""",
          what="a crash while a thread's log is being made leaves a record every open "
               "refuses as damage"),
     dict(id="check-still-private-view", file="src/check.c",
