@@ -747,6 +747,20 @@ static int pread_at(const char *path, void *buf, size_t len, uint64_t off)
     return got == (ssize_t)len ? 0 : -1;
 }
 
+/* The record of the lane at lane_off (its tx_off kept) set to op on the
+ * log at log, naming the word at dest. */
+static void log_record(const char *p, uint64_t lane_off, uint64_t dest, uint64_t log,
+                       uint64_t op)
+{
+    struct pm_lane rec;
+    REQUIRE(pread_at(p, &rec, sizeof rec, lane_off) == 0);
+    rec.dest_off = dest;
+    rec.block_off = log;
+    rec.old_off = 0;
+    rec.size = op == PM_LANE_ALLOC ? 64u << 10 : 0;
+    set_lane(p, lane_off, &rec, op);
+}
+
 /* A thread's transaction log is made through its own lane: a record that
  * allocates the log at the lane's tx_off, caught in flight, is a crash
  * leftover; a record that frees it, or that names another lane's tx_off,
@@ -766,33 +780,18 @@ static void test_lane_txlog(void)
     }
     REQUIRE(l0 != 0);
     uint64_t other = l0 == h.fixed.lanes_off ? l0 + sizeof(struct pm_lane) : h.fixed.lanes_off;
-    struct pm_lane rec;
-    REQUIRE(pread_at(p, &rec, sizeof rec, l0) == 0);
-    rec.dest_off = l0 + offsetof(struct pm_lane, tx_off);
-    rec.block_off = log;
-    rec.old_off = 0;
-    rec.size = 64u << 10;
-    set_lane(p, l0, &rec, PM_LANE_ALLOC);
+    uint64_t at = l0 + offsetof(struct pm_lane, tx_off);
+    log_record(p, l0, at, log, PM_LANE_ALLOC);
     judge(p, "the log's own allocation in flight", true);
-    CHECK_EQ(peek64(p, l0 + offsetof(struct pm_lane, tx_off)), log);
+    CHECK_EQ(peek64(p, at), log);
     unlink(p);
 
     make_tx_dirty(p, &log, &gen);
-    REQUIRE(pread_at(p, &rec, sizeof rec, l0) == 0);
-    rec.dest_off = l0 + offsetof(struct pm_lane, tx_off);
-    rec.block_off = log;
-    rec.old_off = 0;
-    rec.size = 0;
-    set_lane(p, l0, &rec, PM_LANE_FREE);
+    log_record(p, l0, at, log, PM_LANE_FREE);
     judge(p, "a lane record freeing its own transaction log", false);
-    memset(&rec, 0, sizeof rec);
-    patch(p, l0, &rec, offsetof(struct pm_lane, tx_off));      /* idle again */
-    REQUIRE(pread_at(p, &rec, sizeof rec, other) == 0);
-    rec.dest_off = l0 + offsetof(struct pm_lane, tx_off);
-    rec.block_off = log;
-    rec.old_off = 0;
-    rec.size = 64u << 10;
-    set_lane(p, other, &rec, PM_LANE_ALLOC);
+    struct pm_lane idle = {0};
+    patch(p, l0, &idle, offsetof(struct pm_lane, tx_off));
+    log_record(p, other, at, log, PM_LANE_ALLOC);
     judge(p, "a lane record naming another lane's transaction log", false);
     unlink(p);
 }

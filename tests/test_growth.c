@@ -148,6 +148,30 @@ static void test_concurrent_growth(void)
     unlink(p);
 }
 
+/* Flips the START bit of page n past the end of s in the file p (another
+ * program wrote it): damage that a check reports on every pass, or takes
+ * back. */
+static void flip_tail(const char *p, allocator_space_t *s, uint64_t past)
+{
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    uint64_t n = in.capacity / in.page_size + past;
+    uint64_t start_bits_off;
+    int fd = open(p, O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &start_bits_off, 8, offsetof(struct pm_fixed, start_bits_off)) == 8);
+    uint64_t w = 0;
+    REQUIRE(pread(fd, &w, 8, (off_t)(start_bits_off + n / 64 * 8)) == 8);
+    w ^= UINT64_C(1) << (n % 64);
+    REQUIRE(pwrite(fd, &w, 8, (off_t)(start_bits_off + n / 64 * 8)) == 8);
+    close(fd);
+}
+
+static void damage_tail(const char *p, allocator_space_t *s)
+{
+    flip_tail(p, s, 1);
+}
+
 /* Run bits past the committed pages that appear while the space is open
  * (another program wrote the file): growth refuses to adopt those pages
  * (they would hold a run nobody made) and reports damage; the space stays
@@ -158,17 +182,7 @@ static void test_damaged_tail(void)
     allocator_space_t *s = t_create(p, 64u << 10, 1u << 20);
     struct persistent_info in0, in;
     REQUIRE(persistent_space_info(s, &in0) == 0);
-    /* the START bit of the second page past the end, in the file */
-    uint64_t n = in0.capacity / in0.page_size + 1;
-    uint64_t start_bits_off;
-    int fd = open(p, O_RDWR);
-    REQUIRE(fd >= 0);
-    REQUIRE(pread(fd, &start_bits_off, 8, offsetof(struct pm_fixed, start_bits_off)) == 8);
-    uint64_t w = 0;
-    REQUIRE(pread(fd, &w, 8, (off_t)(start_bits_off + n / 64 * 8)) == 8);
-    w |= UINT64_C(1) << (n % 64);
-    REQUIRE(pwrite(fd, &w, 8, (off_t)(start_bits_off + n / 64 * 8)) == 8);
-    close(fd);
+    damage_tail(p, s);
     errno = 0;
     CHECK(persistent_malloc(s, 200000) == NULL);   /* needs growth */
     CHECK_EQ(errno, ENOMEM);
@@ -208,6 +222,20 @@ static void pass_hook(int point)
     } while (b.capacity == a.capacity);
 }
 
+/* persistent_check of v with hook installed (its report in hooked_rep);
+ * an error said when the space should have been clean. */
+static struct persistent_check_report hooked_rep;
+
+static int check_hooked(allocator_space_t *v, pm_hook_fn *hook, const char *clean_what)
+{
+    pm_store_release(&pm_test_hook, hook);
+    int r = persistent_check(v, &hooked_rep);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    if (r != 0 && clean_what != NULL)
+        fprintf(stderr, "%s: %s\n", clean_what, hooked_rep.first_error);
+    return r;
+}
+
 static allocator_space_t *open_view(const char *p)
 {
     struct persistent_options o = {0};
@@ -217,29 +245,6 @@ static allocator_space_t *open_view(const char *p)
     return v;
 }
 
-/* Flips the START bit of page n past the end of s in the file p (another
- * program wrote it): damage that a check reports on every pass, or takes
- * back. */
-static void flip_tail(const char *p, allocator_space_t *s, uint64_t past)
-{
-    struct persistent_info in;
-    REQUIRE(persistent_space_info(s, &in) == 0);
-    uint64_t n = in.capacity / in.page_size + past;
-    uint64_t start_bits_off;
-    int fd = open(p, O_RDWR);
-    REQUIRE(fd >= 0);
-    REQUIRE(pread(fd, &start_bits_off, 8, offsetof(struct pm_fixed, start_bits_off)) == 8);
-    uint64_t w = 0;
-    REQUIRE(pread(fd, &w, 8, (off_t)(start_bits_off + n / 64 * 8)) == 8);
-    w ^= UINT64_C(1) << (n % 64);
-    REQUIRE(pwrite(fd, &w, 8, (off_t)(start_bits_off + n / 64 * 8)) == 8);
-    close(fd);
-}
-
-static void damage_tail(const char *p, allocator_space_t *s)
-{
-    flip_tail(p, s, 1);
-}
 
 /* A hook that gives each of the first three passes a different error
  * passes (a bit past the end that moves), none from the fourth on. */
@@ -295,14 +300,8 @@ static void test_check_during_growth(void)
     pass_writer = s;
     pass_grows = 20;
     pass_count = 0;
-    pm_store_release(&pm_test_hook, pass_hook);
-    struct persistent_check_report rep;
-    int r = persistent_check(v, &rep);
-    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    CHECK_EQ(check_hooked(v, pass_hook, "check during growth"), 0);
     pass_writer = NULL;
-    if (r != 0)
-        fprintf(stderr, "check during growth: %s\n", rep.first_error);
-    CHECK_EQ(r, 0);
     CHECK_EQ(pass_grows, 0);
     CHECK_EQ(pass_count, 21);
     t_check_clean(s, "writer, after growing");
@@ -315,12 +314,7 @@ static void test_check_during_growth(void)
     pass_open = p;
     pass_grows = 1;
     pass_count = 0;
-    pm_store_release(&pm_test_hook, pass_hook);
-    r = persistent_check(v, &rep);
-    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
-    if (r != 0)
-        fprintf(stderr, "check as a writer came: %s\n", rep.first_error);
-    CHECK_EQ(r, 0);
+    CHECK_EQ(check_hooked(v, pass_hook, "check as a writer came"), 0);
     CHECK_EQ(pass_count, 2);
     REQUIRE(pass_writer != NULL);
     REQUIRE(persistent_space_close(pass_writer) == 0);
@@ -338,12 +332,9 @@ static void test_check_verdicts(void)
     allocator_space_t *s = t_create(p, 64u << 10, 1u << 20);
     damage_tail(p, s);
     allocator_space_t *v = open_view(p);
-    struct persistent_check_report rep;
     pass_count = 0;
-    pm_store_release(&pm_test_hook, pass_hook);
-    CHECK_EQ(persistent_check(v, &rep), PERSISTENT_E_CORRUPT);
-    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
-    CHECK(strstr(rep.first_error, "past the end") != NULL);
+    CHECK_EQ(check_hooked(v, pass_hook, NULL), PERSISTENT_E_CORRUPT);
+    CHECK(strstr(hooked_rep.first_error, "past the end") != NULL);
     CHECK_EQ(pass_count, 3);                /* a writer has it open */
     persistent_space_close(v);
     persistent_space_close(s);
@@ -356,12 +347,7 @@ static void test_check_verdicts(void)
     tear_path = q;
     v = open_view(q);
     pass_count = 0;
-    pm_store_release(&pm_test_hook, tear_hook);
-    int r = persistent_check(v, &rep);
-    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
-    if (r != 0)
-        fprintf(stderr, "check of a torn space: %s\n", rep.first_error);
-    CHECK_EQ(r, 0);
+    CHECK_EQ(check_hooked(v, tear_hook, "check of a torn space"), 0);
     CHECK_EQ(tear_passes, 4);
     persistent_space_close(v);
     REQUIRE(persistent_space_close(tear_writer) == 0);
@@ -372,22 +358,16 @@ static void test_check_verdicts(void)
     po.flags = PERSISTENT_OPEN_PRIVATE;
     REQUIRE(persistent_space_open(q, &po, &tear_view) == 0);
     pass_count = 0;
-    pm_store_release(&pm_test_hook, tear_view_hook);
-    r = persistent_check(tear_view, &rep);
-    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
-    if (r != 0)
-        fprintf(stderr, "check of a private view torn by its threads: %s\n", rep.first_error);
-    CHECK_EQ(r, 0);
+    CHECK_EQ(check_hooked(tear_view, tear_view_hook,
+                          "check of a private view torn by its threads"), 0);
     CHECK_EQ(tear_passes, 4);
     persistent_space_close(tear_view);
     unlink(q);
 
     v = open_view(p);                       /* nobody writes it now */
     pass_count = 0;
-    pm_store_release(&pm_test_hook, pass_hook);
-    CHECK_EQ(persistent_check(v, &rep), PERSISTENT_E_CORRUPT);
-    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
-    CHECK(strstr(rep.first_error, "past the end") != NULL);
+    CHECK_EQ(check_hooked(v, pass_hook, NULL), PERSISTENT_E_CORRUPT);
+    CHECK(strstr(hooked_rep.first_error, "past the end") != NULL);
     CHECK_EQ(pass_count, 1);
     persistent_space_close(v);
     unlink(p);

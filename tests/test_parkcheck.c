@@ -53,6 +53,15 @@ static void fill(void *p, size_t n, uint64_t seed)
         c[i] = (unsigned char)(seed + i);
 }
 
+/* Ends the calling thread's transaction: aborted one time in four. */
+static void tx_end(uint64_t x)
+{
+    if ((x >> 48) % 4 == 0)
+        REQUIRE(persistent_tx_abort(S) == 0);
+    else
+        REQUIRE(persistent_tx_commit(S) == 0);
+}
+
 /* Another thread: plain allocations, frees and roots, each block filled
  * and checked before it is freed, and transactions of its own.  It stops
  * between two operations while the reader checks (so that the view holds
@@ -92,10 +101,7 @@ static void *other(void *arg)
                     REQUIRE(persistent_tx_free(S, persistent_offset_to_ptr(S, *d)) == 0);
                 *d = ptr_to_persistent_offset(S, q);
             }
-            if ((x >> 32) % 4 == 0)
-                REQUIRE(persistent_tx_abort(S) == 0);
-            else
-                REQUIRE(persistent_tx_commit(S) == 0);
+            tx_end(x >> 16);
         } else if (b[i].p != NULL) {
             for (size_t j = 0; j < b[i].n; j++)
                 REQUIRE(b[i].p[j] == (unsigned char)(i + j));
@@ -188,10 +194,7 @@ static void *worker(void *arg)
                     persistent_free(S, persistent_offset_to_ptr(S, r->slot[k]));
                 r->slot[k] = ptr_to_persistent_offset(S, p);
             }
-            if ((x >> 48) % 4 == 0)
-                REQUIRE(persistent_tx_abort(S) == 0);
-            else
-                REQUIRE(persistent_tx_commit(S) == 0);
+            tx_end(x);
             break;
         }
         default: {
@@ -206,10 +209,7 @@ static void *worker(void *arg)
                     REQUIRE(persistent_tx_free(S, persistent_offset_to_ptr(S, r->slot[k])) == 0);
                 r->slot[k] = ptr_to_persistent_offset(S, p);
             }
-            if ((x >> 48) % 4 == 0)
-                REQUIRE(persistent_tx_abort(S) == 0);
-            else
-                REQUIRE(persistent_tx_commit(S) == 0);
+            tx_end(x);
             break;
         }
         }
