@@ -101,7 +101,9 @@ enum persistent_error {
     PERSISTENT_E_CHECKSUM    = -1006, /* header checksum does not match */
     PERSISTENT_E_SIZE        = -1007, /* header sizes disagree with the file
                                          or with each other */
-    PERSISTENT_E_BUSY        = -1008, /* another writer has the space open */
+    PERSISTENT_E_BUSY        = -1008, /* another writer has the space open (or, from
+                                         persistent_check, a writer kept it from a
+                                         verdict) */
     PERSISTENT_E_CORRUPT     = -1009, /* heap metadata is inconsistent */
     PERSISTENT_E_DOUBLE_FREE = -1010, /* (error hook) block already free */
     PERSISTENT_E_BAD_POINTER = -1011, /* (error hook) not a live block */
@@ -640,10 +642,15 @@ struct persistent_check_report {
  * another process) a pass can read a step half done; check then pauses
  * (2, 4, 8 ... ms) and looks again, and reports damage only when three
  * passes in a row find the same error, or six find some (passes during
- * which the space grew do not count).  Returns 0 when consistent,
+ * which the space grew do not count).  A view of a file a writer's open
+ * would roll a transaction back in cannot try that rollback while a writer
+ * has the space or waits for it; a pass that finds the heap damaged as it
+ * is then gives no verdict either (the writer may not have rolled back
+ * yet what a crash left).  Returns 0 when consistent,
  * PERSISTENT_E_CORRUPT when report->n_errors > 0, and PERSISTENT_E_BUSY
- * (report->n_errors > 0, first_error saying so) when a writer kept the
- * space changing for 64 passes and no verdict was reached. */
+ * (report->n_errors > 0, first_error saying so) when no verdict was
+ * reached: a writer kept the space changing for 64 passes, or kept such
+ * a rollback from being tried for 16. */
 int persistent_check(allocator_space_t *space,
                      struct persistent_check_report *report);
 

@@ -9,13 +9,16 @@
 
 #include "internal.h"
 
-/* One pass: the header, then the rules of verify.c. */
-static void check_once(struct pm_rt *rt, struct persistent_check_report *rep)
+/* One pass: the header, then the rules of verify.c; true when a rollback
+ * the view would judge the heap after could not be judged (a writer had
+ * the space or waited for it). */
+static bool check_once(struct pm_rt *rt, struct persistent_check_report *rep)
 {
     struct persistent_check_report hdr;
     memset(&hdr, 0, sizeof hdr);
     const struct pm_header *hd = rt->hdr;
     const char *why = NULL;
+    bool unjudged = false;
     if (pm_fixed_checksum(&hd->fixed) != hd->fixed.checksum)
         why = "header checksum mismatch";
     const struct pm_state *st = &hd->state[rt->cur_slot];
@@ -33,12 +36,14 @@ static void check_once(struct pm_rt *rt, struct persistent_check_report *rep)
         int j = pm_rollback_judge(rt, &after);
         if (j == 1 || j == PERSISTENT_E_CORRUPT)
             *rep = after;
+        unjudged = j == PM_JUDGE_REFUSED;
     }
     if (why != NULL) {
         if (rep->n_errors == 0)
             snprintf(rep->first_error, sizeof rep->first_error, "%s", why);
         rep->n_errors++;
     }
+    return unjudged;
 }
 
 /* Whether the space holds still: a view that cannot allocate (a private
@@ -77,31 +82,42 @@ int persistent_check(allocator_space_t *space, struct persistent_check_report *r
     uint64_t seq0, seq1;
     bool still = holds_still(rt, &seq0);
     char last[sizeof rep->first_error] = "";
-    int failed = 0, same = 0;
+    int failed = 0, same = 0, unjudged = 0;
     for (int pass = 0; pass < 64; pass++) {
         pm_follow(rt);
         uint64_t n = pm_load_acquire(&rt->n_pages);
         pm_hook(PM_HOOK_CHECK_PASS);
-        check_once(rt, rep);
+        bool refused = check_once(rt, rep);
         if (rep->n_errors == 0)
             return 0;
-        if (still && holds_still(rt, &seq1) && seq1 == seq0)
-            return PERSISTENT_E_CORRUPT;
+        if (still && !refused && holds_still(rt, &seq1) && seq1 == seq0)
+            return pm_err(PERSISTENT_E_CORRUPT, "check: %s", rep->first_error);
         still = false;
         pm_follow(rt);
         if (pm_load_acquire(&rt->n_pages) != n)
             continue;
+        if (refused) {
+            /* damage as the heap is, but a rollback to judge it after
+             * that a writer keeps from being tried: no verdict yet (a
+             * writer that has not rolled back what a crash left, or a
+             * live one whose transactions are open) */
+            if (++unjudged == 16)
+                break;
+            os_sleep_us(1000u << (unjudged < 5 ? unjudged : 5));
+            continue;
+        }
         same = failed > 0 && strcmp(last, rep->first_error) == 0 ? same + 1 : 1;
         memcpy(last, rep->first_error, sizeof last);
         if (same == 3 || ++failed == 6)
-            return PERSISTENT_E_CORRUPT;
+            return pm_err(PERSISTENT_E_CORRUPT, "check: %s", rep->first_error);
         os_sleep_us(1000u << failed);
     }
     char why[sizeof rep->first_error];
-    snprintf(why, sizeof why, "no verdict: a writer changed the space during every pass "
-             "(the last found: %.160s)", rep->first_error);
+    snprintf(why, sizeof why, "no verdict: a writer kept changing the space, or kept a "
+             "transaction to roll back from being judged (the last pass found: %.120s)",
+             rep->first_error);
     memcpy(rep->first_error, why, sizeof why);
-    return PERSISTENT_E_BUSY;
+    return pm_err(PERSISTENT_E_BUSY, "check: %s", rep->first_error);
 }
 
 int persistent_check_progress(allocator_space_t *space, struct persistent_check_report *rep,

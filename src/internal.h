@@ -723,7 +723,10 @@ bool pm_tx_rollback_pending(struct pm_rt *rt); /* a log says ACTIVE */
 /* persistent_check of a view: the heap judged as a writer's open judges
  * it, after the rollback it would do (recover.c); 0 when there is none to
  * do (*rep untouched), 1 when it leaves a consistent heap, or
- * PERSISTENT_E_CORRUPT (*rep the verdict either way), or an error */
+ * PERSISTENT_E_CORRUPT (*rep the verdict either way), PM_JUDGE_REFUSED
+ * when there is one but a writer has the space or waits for it (*rep
+ * untouched), or an error */
+#define PM_JUDGE_REFUSED 2
 int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep);
 void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec);
 void pm_tx_close(struct pm_rt *rt);           /* close: volatile state */

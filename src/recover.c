@@ -310,13 +310,21 @@ int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep)
     struct os_file_id same = rt->fid;
     same.mark = UINT64_MAX;             /* its own file position */
     int r = 0;
-    if (os_fd_verify(fd, &same) == 0 && os_lock_judge(fd)) {
-        pm_hook(PM_HOOK_JUDGE_LOCKED);
-        r = judge_locked(rt, fd, rep);
-        /* unlocked, not only closed: a child forked meanwhile has a copy
-         * of the descriptor, which would keep the lock, and every writer
-         * out, for as long as it lives */
-        os_unlock(fd);
+    if (os_fd_verify(fd, &same) == 0) {
+        if (os_lock_judge(fd)) {
+            pm_hook(PM_HOOK_JUDGE_LOCKED);
+            r = judge_locked(rt, fd, rep);
+            /* unlocked, not only closed: a child forked meanwhile has a
+             * copy of the descriptor, which would keep the lock, and every
+             * writer out, for as long as it lives */
+            os_unlock(fd);
+        } else {
+            /* a writer has the space, or waits for it: a live one's
+             * transactions are its own, but it may be one that has not
+             * rolled back yet what a crash left (a review found a view
+             * calling such a file corrupt while a writer waited) */
+            r = PM_JUDGE_REFUSED;
+        }
     }
     os_close(fd);
     return r;

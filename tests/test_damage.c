@@ -16,6 +16,7 @@
 #include "check.h"
 
 #include <pthread.h>
+#include <sys/file.h>
 #include <stdatomic.h>
 
 #include "internal.h"
@@ -1056,6 +1057,59 @@ static void test_rollback_judged(void)
 }
 
 
+/* A crash image whose heap is whole only after the rollback a writer's
+ * open will do (the page image of an automatic transaction puts back a
+ * superblock header the file has broken): a view calls it clean, judging
+ * it after that rollback.  While a writer waits for the space (a shared
+ * lock held meanwhile: another view's judge, a copy) the view cannot try
+ * the rollback, and judging the heap as it is called it corrupt (a
+ * review); now it gives no verdict, and once the writer has recovered the
+ * space, clean again. */
+static void test_rollback_unjudged(void)
+{
+    const char *p = t_path("unjudged");
+    die_in(p, open_auto_tx);
+    struct pm_header h;
+    read_header(p, &h);
+    uint64_t key_off, root = peek64(p, root_val_off(p, 1, &key_off));
+    uint64_t spage = UINT64_C(1) << h.fixed.page_shift;
+    uint64_t sb = h.fixed.data_off + ((root - h.fixed.data_off) & ~(spage - 1));
+    while ((uint32_t)peek64(p, sb) != PM_SB_MAGIC) {
+        REQUIRE(sb > h.fixed.data_off);
+        sb -= spage;
+    }
+    uint64_t magic = peek64(p, sb);
+    patch64(p, sb, magic ^ 0x01010101u);            /* the image keeps it whole */
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_READONLY;
+    allocator_space_t *v;
+    REQUIRE(persistent_space_open(p, &o, &v) == 0);
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(v, &rep), 0);
+    int sh = open(p, O_RDONLY);
+    REQUIRE(sh >= 0 && flock(sh, LOCK_SH) == 0);
+    fflush(NULL);
+    pid_t w = fork();
+    if (w == 0) {
+        allocator_space_t *s;
+        _exit(persistent_space_open(p, NULL, &s) == 0 && persistent_space_close(s) == 0 ? 0 : 1);
+    }
+    usleep(100000);                                 /* the writer waits */
+    int r = persistent_check(v, &rep);
+    if (r != PERSISTENT_E_BUSY)
+        fprintf(stderr, "check while a writer waits: %d %s\n", r, rep.first_error);
+    CHECK_EQ(r, PERSISTENT_E_BUSY);
+    REQUIRE(flock(sh, LOCK_UN) == 0);
+    close(sh);
+    int st;
+    REQUIRE(waitpid(w, &st, 0) == w);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);  /* recovered it */
+    CHECK_EQ(persistent_check(v, &rep), 0);
+    CHECK_EQ(peek64(p, sb), magic);
+    persistent_space_close(v);
+    unlink(p);
+}
+
 /* A forged log whose stream JUMPs to a segment that JUMPs to itself, a
  * snapshot between: every walk used to go round until its budget (the
  * data's size / 32 entries) and, since the walks that restore keep the
@@ -1143,6 +1197,7 @@ int main(void)
     test_forged_base();
     test_tx_logs();
     test_rollback_judged();
+    test_rollback_unjudged();
     test_jump_cycle();
     return t_done();
 }

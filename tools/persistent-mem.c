@@ -264,7 +264,9 @@ static int cmd_check(void)
                ", crash leftovers %" PRIu64 "\n",
                r.roots, r.pending_remote_frees, r.in_flight_lanes, r.open_transactions,
                r.orphan_bits);
-        if (rc != 0)
+        if (rc == PERSISTENT_E_BUSY)
+            printf("%s\n", r.first_error);     /* "no verdict: ..." */
+        else if (rc != 0)
             printf("%" PRIu64 " error(s); first: %s\n", r.n_errors, r.first_error);
         else
             printf("consistent\n");

@@ -1152,6 +1152,12 @@ MUTANTS = [
          replace="""        if (false && d >= first && d < end &&""",
          what="a lane record naming the transaction log word of a lane in an "
               "overflow lane table is accepted"),
+    dict(id="check-unjudged-counted", file="src/check.c",
+         find="""        unjudged = j == PM_JUDGE_REFUSED;""",
+         replace="""        unjudged = false;""",
+         what="a view's pass that could not try the rollback a writer's open will do "
+              "(a writer waits) judges the heap as it is: a crash image whole after "
+              "the rollback is called corrupt"),
     dict(id="tx-auto-snapshot-nofence", file="src/tx.c",
          find="""    pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */""",
          replace="""    if (rt->flush) rt->flush->flush(e, ENT + page_of_os());""",
