@@ -1092,18 +1092,20 @@ MUTANTS = [
          what="a check gives up after ten passes: a writer growing the space during "
               "each of them has a healthy space called busy (corrupt, before)"),
     dict(id="check-still-ignored", file="src/check.c",
-         find="""        if (still && holds_still(rt, &seq1) && seq1 == seq0)""",
-         replace="""        if (false && holds_still(rt, &seq1) && seq1 == seq0)""",
+         find="""        if (still && !refused && holds_still(rt, &seq1) && seq1 == seq0)""",
+         replace="""        if (false && !refused && holds_still(rt, &seq1) && seq1 == seq0)""",
          what="a check of a file nobody writes does not take its first pass as the "
               "verdict: damage costs three passes and their pauses"),
     dict(id="check-still-unverified", file="src/check.c",
-         find="""        if (still && holds_still(rt, &seq1) && seq1 == seq0)""",
-         replace="""        if (still)""",
+         find="""        if (still && !refused && holds_still(rt, &seq1) && seq1 == seq0)""",
+         replace="""        if (still && !refused)""",
          what="a check that found no writer before its pass takes the pass as the "
               "verdict without looking again: a writer that came meanwhile tore it"),
     dict(id="check-same-not-required", file="src/check.c",
-         find="""        if (same == 3 || ++failed == 6)""",
-         replace="""        if (++failed == 3)""",
+         find="""        if (same == 3 || ++failed == 6)
+            return pm_err""",
+         replace="""        if (++failed == 3)
+            return pm_err""",
          what="a check of a live space calls it damaged after any three failing "
               "passes, whatever they found"),
     dict(id="check-lane-in-flight-is-damage", file="src/verify.c",
