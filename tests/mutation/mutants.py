@@ -1079,11 +1079,9 @@ MUTANTS = [
          what="a fork does not wait for another thread's open: a child forked between "
               "the open's writer lock and its registry entry keeps the lock for its life"),
     dict(id="judge-close-without-unlock", file="src/recover.c",
-         find="""        os_unlock(fd);
-    }
-    os_close(fd);""",
-         replace="""    }
-    os_close(fd);""",
+         find="""            os_unlock(fd);
+        } else {""",
+         replace="""        } else {""",
          what="a view's judge closes its description without unlocking it: a child "
               "forked meanwhile keeps the shared lock and every writer is turned away"),
     dict(id="check-ten-passes", file="src/check.c",
