@@ -77,8 +77,10 @@ int persistent_check(allocator_space_t *space, struct persistent_check_report *r
      * error is found by three passes in a row, or some error by six, the
      * passes apart by a pause that lets the writer finish its step; passes
      * during which the space grew do not count (a writer's growth is
-     * geometric, so they are few).  After 64 passes with no verdict the
-     * space is called busy. */
+     * geometric, so they are few), nor do passes of a view that could not
+     * try the rollback it judges the heap after (a writer waits, or has
+     * not recovered yet what a crash left).  After 64 passes, or 16 of
+     * those, with no verdict the space is called busy. */
     uint64_t seq0, seq1;
     bool still = holds_still(rt, &seq0);
     char last[sizeof rep->first_error] = "";

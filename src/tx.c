@@ -477,9 +477,6 @@ static inline struct pm_tx *tx_open(allocator_space_t *space, struct pm_rt **rtp
     return rec->tx;
 }
 
-/* The thread's log, made on its first transaction: head written back
- * before the lane names it (a crash between leaks the block, as an
- * allocation in flight may). */
 /* A new log's head, written back before anything names it. */
 static void log_init(struct pm_rt *rt, void *blk)
 {
@@ -492,6 +489,9 @@ static void log_init(struct pm_rt *rt, void *blk)
     pm_persist(rt, lg, sizeof *lg + ENT);
 }
 
+/* The thread's log: its lane's, or made on its first transaction through
+ * the lane (publish.c pub_txlog_create: a crash in between leaves a record
+ * recovery rolls back, never a block nobody names). */
 static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
 {
     if (tx->log != NULL)
