@@ -148,9 +148,9 @@ static void test_concurrent_growth(void)
     unlink(p);
 }
 
-/* Flips the START bit of page n past the end of s in the file p (another
- * program wrote it): damage that a check reports on every pass, or takes
- * back. */
+/* Flips the START bit of the page past pages after the end of s, in the
+ * file p (another program wrote it): damage that a check reports on every
+ * pass, or takes back. */
 static void flip_tail(const char *p, allocator_space_t *s, uint64_t past)
 {
     struct persistent_info in;
@@ -245,29 +245,21 @@ static allocator_space_t *open_view(const char *p)
     return v;
 }
 
-
-/* A hook that gives each of the first three passes a different error
- * passes (a bit past the end that moves), none from the fourth on. */
+/* A hook that gives each of the first three passes a different error (a
+ * START bit past the end that moves, flipped by tear_flip: in the file
+ * of tear_writer, or in the memory of tear_view), none from the fourth
+ * on. */
 static const char *tear_path;
-static allocator_space_t *tear_writer;
-static int tear_passes;
+static allocator_space_t *tear_writer, *tear_view;
+static void (*tear_flip)(uint64_t past);
 
-static void tear_hook(int point)
+static void flip_file_tail(uint64_t past)
 {
-    if (point != PM_HOOK_CHECK_PASS)
-        return;
-    pass_count++;
-    if (pass_count > 1 && pass_count <= 4)
-        flip_tail(tear_path, tear_writer, (uint64_t)pass_count - 1);
-    if (pass_count <= 3)
-        flip_tail(tear_path, tear_writer, (uint64_t)pass_count);
-    tear_passes = pass_count;
+    flip_tail(tear_path, tear_writer, past);
 }
 
-/* As tear_hook, but in the memory of a private view that recovered (a
- * heap of its own, which its threads change), not in the file. */
-static allocator_space_t *tear_view;
-
+/* In the memory of a private view that recovered (a heap of its own,
+ * which its threads change), not in the file. */
 static void flip_view_tail(uint64_t past)
 {
     struct pm_rt *rt = pm_rt_of(tear_view);
@@ -276,16 +268,15 @@ static void flip_view_tail(uint64_t past)
     pm_store_relaxed(w, pm_load_relaxed(w) ^ UINT64_C(1) << (n % 64));
 }
 
-static void tear_view_hook(int point)
+static void tear_hook(int point)
 {
     if (point != PM_HOOK_CHECK_PASS)
         return;
     pass_count++;
     if (pass_count > 1 && pass_count <= 4)
-        flip_view_tail((uint64_t)pass_count - 1);
+        tear_flip((uint64_t)pass_count - 1);
     if (pass_count <= 3)
-        flip_view_tail((uint64_t)pass_count);
-    tear_passes = pass_count;
+        tear_flip((uint64_t)pass_count);
 }
 
 /* A view's check while the writer grows the space during every one of 20
@@ -347,8 +338,9 @@ static void test_check_verdicts(void)
     tear_path = q;
     v = open_view(q);
     pass_count = 0;
+    tear_flip = flip_file_tail;
     CHECK_EQ(check_hooked(v, tear_hook, "check of a torn space"), 0);
-    CHECK_EQ(tear_passes, 4);
+    CHECK_EQ(pass_count, 4);
     persistent_space_close(v);
     REQUIRE(persistent_space_close(tear_writer) == 0);
 
@@ -358,9 +350,10 @@ static void test_check_verdicts(void)
     po.flags = PERSISTENT_OPEN_PRIVATE;
     REQUIRE(persistent_space_open(q, &po, &tear_view) == 0);
     pass_count = 0;
-    CHECK_EQ(check_hooked(tear_view, tear_view_hook,
+    tear_flip = flip_view_tail;
+    CHECK_EQ(check_hooked(tear_view, tear_hook,
                           "check of a private view torn by its threads"), 0);
-    CHECK_EQ(tear_passes, 4);
+    CHECK_EQ(pass_count, 4);
     persistent_space_close(tear_view);
     unlink(q);
 
