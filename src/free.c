@@ -40,8 +40,10 @@ static inline bool locate_small(struct pm_rt *rt, const void *ptr, uint32_t *sp,
                                 struct pm_sb_header **hp, uint32_t *cp, uint32_t *ip,
                                 uint32_t *np)
 {
+    /* the page map covers the maximum, and a page past the space's end is
+     * in no superblock (an entry of 0), so no load of n_pages */
     uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)rt->data);
-    if (PM_UNLIKELY(off >= (pm_load_relaxed(&rt->n_pages) << rt->page_shift)))
+    if (PM_UNLIKELY(off >= rt->max_bytes))
         return false;
     uint64_t e = pm_load_relaxed(&rt->pagemap[off >> rt->page_shift]);
     uint32_t f1 = pm_pagemap_first1(e), g = pm_pagemap_geom(e);
@@ -51,13 +53,13 @@ static inline bool locate_small(struct pm_rt *rt, const void *ptr, uint32_t *sp,
     if (PM_UNLIKELY(c >= rt->n_small))
         return false;
     const struct pm_class *k = &rt->cls[c];
-    struct pm_sb_header *h = sb_header(rt, f1 - 1);
-    uint64_t x = (uint64_t)((uintptr_t)ptr - (uintptr_t)h) - pm_geom_data_start(g);
+    uint64_t sb_off = (uint64_t)(f1 - 1) << rt->page_shift;
+    uint64_t x = off - sb_off - pm_geom_data_start(g);
     uint64_t idx = (x * k->recip) >> 40;
     if (PM_UNLIKELY(idx >= n || idx * k->block_size != x))
         return false;
     *sp = f1 - 1;
-    *hp = h;
+    *hp = (struct pm_sb_header *)(rt->data + sb_off);
     *cp = c;
     *ip = (uint32_t)idx;
     *np = n;
@@ -99,6 +101,14 @@ __attribute__((noinline)) static void free_general(allocator_space_t *space,
         return;
     }
     pm_free_block(rt, rec, ptr);
+}
+
+/* free_general for the fast path, which found pm_tls.space to be the
+ * caller's space (so that it need not keep that in a register: fewer
+ * registers to save).  pm_tls keeps the handle const; it is the caller's. */
+__attribute__((noinline)) static void free_general_here(void *ptr)
+{
+    free_general((allocator_space_t *)pm_tls.space, ptr);
 }
 
 /* Where the mode flushes (PMEM, and every mode under the crash tests): the
@@ -150,6 +160,18 @@ free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
     return true;
 }
 
+/* The fast path's free into another thread's superblock, inside the
+ * operation the caller began: atomic bits only.  Out of line and the
+ * caller's last call (a jump), so that the fast path needs no frame. */
+__attribute__((noinline)) static void free_remote_fast(struct pm_rt *rt,
+                                                       struct pm_trec *rec, uint32_t s,
+                                                       uint32_t idx, uint32_t n, void *ptr)
+{
+    struct pm_sb_header *h = sb_header(rt, s);
+    sb_free_remote(rt, rec, s, h, idx, (n + 63) >> 6, ptr);
+    pm_op_end(rec);
+}
+
 /* Whether a transaction's snapshot holds the block at ptr (in the pages). */
 static inline bool held_here(struct pm_rt *rt, const void *ptr)
 {
@@ -169,40 +191,43 @@ void persistent_free(allocator_space_t *space, void *ptr)
     if (PM_LIKELY(pm_tls.space == space &&
                   pm_tls.epoch == pm_load_relaxed(&pm_close_epoch) && !PM_VG_ACTIVE)) {
         struct pm_rt *rt = pm_tls.rt;
+        struct pm_trec *rec = pm_tls.rec;
         uint32_t s, c, idx, n;
         struct pm_sb_header *h;
         if (PM_UNLIKELY(!locate_small(rt, ptr, &s, &h, &c, &idx, &n)))
-            goto general;               /* NULL, foreign, large or no block start */
-        struct pm_trec *rec = pm_tls.rec;
+            goto here;                  /* NULL, foreign, large or no block start */
         struct pm_tcache *t = &rec->cls[c];
         struct pm_sbctl *ctl = &rt->ctl[s];
         uint16_t marks = pm_load_relaxed(&ctl->marks);
         if (PM_UNLIKELY(marks != 0) && (marks != PM_MARKS_HOLD || held_here(rt, ptr)))
-            goto general;               /* a mark in the run; or a hold on the block */
+            goto here;                  /* a mark in the run; or a hold on the block */
         if (t->sb == s) {
             if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, idx, n, true)))
                 return;
         } else {
             uint64_t a = pm_load_relaxed(&ctl->anchor);
-            if (pm_anchor_owner(a) != rec->id) {
+            if (PM_LIKELY((uint32_t)a == rec->owned_low)) {
+                /* one of the thread's others (see the owned set in
+                 * superblock.c): owner and state in one compare */
+                if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, idx, n, false)))
+                    return;
+            } else if (pm_anchor_owner(a) != rec->id) {
                 /* another thread's superblock: atomic bits only, as
                  * free_general does (which waits for an automatic
                  * transaction on the space: pm_auto_gate) */
                 pm_op_begin(rec);
                 if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {
                     pm_op_end(rec);
-                    goto general;
+                    goto here;
                 }
-                sb_free_remote(rt, rec, s, h, idx, (n + 63) >> 6, ptr);
-                pm_op_end(rec);
+                free_remote_fast(rt, rec, s, idx, n, ptr);
                 return;
             }
-            /* one of the thread's others (see the owned set in superblock.c) */
-            if (PM_LIKELY(pm_anchor_state(a) == PM_SB_OWNED &&
-                          free_owned(rt, rec, t, ctl, h, idx, n, false)))
-                return;
         }
+        goto here;
     }
-general:
     free_general(space, ptr);
+    return;
+here:
+    free_general_here(ptr);
 }

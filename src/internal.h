@@ -64,6 +64,13 @@ static inline uint64_t pm_anchor_make(uint64_t old, uint32_t state, uint32_t own
 {
     return ((old >> 32) + 1) << 32 | (uint64_t)owner << 8 | state;
 }
+/* The low half of an anchor that says OWNED by owner: pm_anchor_make
+ * leaves the bits beside the state and the owner clear, so one compare of
+ * the low half tests both (the free fast path). */
+static inline uint32_t pm_anchor_owned_low(uint32_t owner)
+{
+    return owner << 8 | PM_SB_OWNED;
+}
 
 /* Volatile control of one superblock, indexed by its first page.  Stale
  * accesses through an old index land on another valid control word (or an
@@ -163,6 +170,7 @@ struct pm_trec {
     pm_atomic_u32 revokes;        /* bumped by a thief before membarrier */
     uint32_t seen_revokes;
     uint32_t id;                  /* index in rt->recs, >= 1 */
+    uint32_t owned_low;           /* pm_anchor_owned_low(id) */
     pm_atomic_u32 in_use;
     pm_atomic_u32 orphan_tid;     /* taken by a thread whose exit destructor
                                      had run (no destructor hands it back):
@@ -210,6 +218,8 @@ struct pm_rt {
     uint64_t page_size;
     uint64_t data_off;
     uint64_t max_pages;
+    uint64_t max_bytes;           /* max_pages << page_shift: what the page
+                                     map covers (entries past n_pages are 0) */
     char *data;                   /* base + data_off */
     struct pm_snap *snap;         /* the open's copy of the superblock
                                      headers (recover.c); NULL otherwise */

@@ -858,6 +858,7 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
     rt->page_size = UINT64_C(1) << f.page_shift;
     rt->data_off = f.data_off;
     rt->max_pages = f.max_pages;
+    rt->max_bytes = f.max_pages << f.page_shift;
     rt->reserve_size = round_up(f.data_off + (f.max_pages << f.page_shift), 4096);
     rt->st = st;
     rt->cur_slot = slot;

@@ -39,6 +39,7 @@ static void key_init(void)
 static void rec_init(struct pm_trec *rec, uint32_t id)
 {
     rec->id = id;
+    rec->owned_low = pm_anchor_owned_low(id);
     rec->lane = -1;
     rec->seen_revokes = pm_load_acquire(&rec->revokes);
     for (uint32_t c = 0; c < PM_N_CLASSES; c++) {

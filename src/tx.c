@@ -384,7 +384,8 @@ static uint64_t seg_claim(struct pm_rt *rt, struct pm_tx *tx, uint64_t n, uint64
  * continuation when the current segment is full; false (errno ENOMEM) when
  * no pages are left.  The first one says the transaction is active (the
  * entry's persist fences the state word). */
-static bool log_room(struct pm_rt *rt, struct pm_tx *tx, uint64_t bytes)
+__attribute__((noinline)) static bool log_room_slow(struct pm_rt *rt, struct pm_tx *tx,
+                                                    uint64_t bytes)
 {
     if (!tx->written) {
         set_state(rt, tx, PM_TX_ACTIVE | (tx->n_held ? PM_TX_PREV : 0), false);
@@ -435,6 +436,15 @@ static bool log_room(struct pm_rt *rt, struct pm_tx *tx, uint64_t bytes)
         tx->end = tx->at + (n << rt->page_shift) - ENT;
     }
     return true;
+}
+
+/* log_room_slow, after the commonest case: the state word written, and
+ * room left in the segment. */
+static inline bool log_room(struct pm_rt *rt, struct pm_tx *tx, uint64_t bytes)
+{
+    if (PM_LIKELY(tx->written && (uint64_t)(tx->end - tx->at) >= bytes))
+        return true;
+    return log_room_slow(rt, tx, bytes);
 }
 
 /* The next entry of bytes; NULL (errno ENOMEM) as log_room. */

@@ -459,8 +459,64 @@ static void test_realloc_too_big(void)
     unlink(p);
 }
 
+/* Frees of pointers in the address range a growable space has reserved but
+ * not grown into (the fast path looks such a page up in the page map, which
+ * covers the maximum), and just past the maximum: each one reported, nothing
+ * changed; after growth into that range the same addresses are blocks. */
+static void test_free_past_end(void)
+{
+    const char *p = t_path("pastend");
+    allocator_space_t *s = t_create(p, 64u << 10, 64u << 20);
+    struct t_misuse mis = {0};
+    persistent_error_hook_set(t_misuse_hook, &mis);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    void *a = persistent_malloc(s, 48);         /* this thread's record, warm */
+    REQUIRE(a != NULL);
+    struct pm_rt *rt = pm_rt_of(s);
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    char *ends[] = {rt->data + (n << rt->page_shift),              /* the first page past */
+                    rt->data + (n << rt->page_shift) + 64,
+                    rt->data + rt->max_bytes - 16,                 /* the last granule */
+                    rt->data + rt->max_bytes,                      /* past the maximum */
+                    rt->data + rt->max_bytes + 4096};
+    for (size_t i = 0; i < sizeof ends / sizeof *ends; i++) {
+        mis = (struct t_misuse){0};
+        persistent_free(s, ends[i]);
+        if (mis.count != 1 || mis.last_code != PERSISTENT_E_BAD_POINTER ||
+            mis.last_ptr != ends[i]) {
+            fprintf(stderr, "free past the end %zu: %d reports, code %d\n", i, mis.count,
+                    mis.last_code);
+            t_failures++;
+        }
+    }
+    CHECK_EQ(pm_load_acquire(&rt->n_pages), n);  /* nothing grew */
+    t_check_clean(s, "after frees past the end");
+    /* grown into: the first page past the old end holds blocks now */
+    enum { N = 4000 };
+    static void *b[N];
+    bool reached = false;
+    for (int i = 0; i < N; i++) {
+        b[i] = persistent_malloc(s, 48);
+        REQUIRE(b[i] != NULL);
+        memset(b[i], 0x5a, 48);
+        reached |= (char *)b[i] >= ends[0];
+    }
+    CHECK(reached);
+    mis = (struct t_misuse){0};
+    for (int i = 0; i < N; i++)
+        persistent_free(s, b[i]);
+    persistent_free(s, a);
+    CHECK_EQ(mis.count, 0);
+    t_check_clean(s, "after growth past the old end");
+    persistent_error_hook_set(NULL, NULL);
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
 int main(void)
 {
+    test_free_past_end();
     test_realloc_too_big();
     test_realloc_growth();
     test_grow_in_place();

@@ -400,9 +400,15 @@ MUTANTS = [
          replace="""        if (PM_UNLIKELY(false))""",
          what="free's fast path frees a root's (or an open transaction's) block"),
     dict(id="free-fast-not-owner", file="src/free.c",
-         find="""            if (pm_anchor_owner(a) != rec->id) {""",
-         replace="""            if (false) {""",
+         find="""            if (PM_LIKELY((uint32_t)a == rec->owned_low)) {""",
+         replace="""            if (PM_LIKELY(pm_anchor_state(a) == PM_SB_OWNED)) {""",
          what="free's fast path clears a bit of another thread's superblock with a plain store"),
+    dict(id="free-fast-no-bound", file="src/free.c",
+         find="""    if (PM_UNLIKELY(off >= rt->max_bytes))
+        return false;""",
+         replace="""    (void)0;""",
+         what="free's lookup reads the page map at any pointer's page, past its end for a "
+              "pointer outside the space"),
     dict(id="free-fast-no-revokes", file="src/free.c",
          find="""    if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
                     !(word & bit) ||""",
@@ -439,8 +445,10 @@ MUTANTS = [
          replace="""            r = lg_free(rt, rec, ptr);""",
          what="a large free runs outside an operation, so an automatic transaction's abort rebuilds the page state under it"),
     dict(id="free-fast-remote-words", file="src/free.c",
-         find="""                sb_free_remote(rt, rec, s, h, idx, (n + 63) >> 6, ptr);""",
-         replace="""                sb_free_remote(rt, rec, s, h, idx, n >> 6, ptr);""",
+         find="""    struct pm_sb_header *h = sb_header(rt, s);
+    sb_free_remote(rt, rec, s, h, idx, (n + 63) >> 6, ptr);""",
+         replace="""    struct pm_sb_header *h = sb_header(rt, s);
+    sb_free_remote(rt, rec, s, h, idx, n >> 6, ptr);""",
          what="the remote free's fast path sets its remote bit in the wrong word (bitmap length from the page map miscounted)"),
     dict(id="pagemap-rebuilt-no-geometry", file="src/superblock.c",
          find="""    uint64_t e = pm_pagemap_entry(s, pm_geom_make(h->cls, h->n_blocks, h->data_start));""",
@@ -561,7 +569,7 @@ MUTANTS = [
     dict(id="auto-fast-remote-no-gate", file="src/free.c",
          find="""                if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {
                     pm_op_end(rec);
-                    goto general;
+                    goto here;
                 }""",
          replace="""                (void)0;""",
          what="the free fast path's remote free does not look for an automatic "
