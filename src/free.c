@@ -41,7 +41,9 @@ static inline bool locate_small(struct pm_rt *rt, const void *ptr, uint32_t *sp,
                                 uint32_t *np)
 {
     /* the page map covers the maximum, and a page past the space's end is
-     * in no superblock (an entry of 0), so no load of n_pages */
+     * in no superblock (an entry of 0: n_pages never decreases, entries
+     * are written by a carve below it, and a release or a reset writes 0),
+     * so no load of n_pages */
     uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)rt->data);
     if (PM_UNLIKELY(off >= rt->max_bytes))
         return false;
@@ -105,7 +107,9 @@ __attribute__((noinline)) static void free_general(allocator_space_t *space,
 
 /* free_general for the fast path, which found pm_tls.space to be the
  * caller's space (so that it need not keep that in a register: fewer
- * registers to save).  pm_tls keeps the handle const; it is the caller's. */
+ * registers to save).  Nothing on the way writes pm_tls (a signal handler
+ * calling the library could; no call is async-signal-safe).  pm_tls keeps
+ * the handle const; it is the caller's. */
 __attribute__((noinline)) static void free_general_here(void *ptr)
 {
     free_general((allocator_space_t *)pm_tls.space, ptr);

@@ -36,7 +36,10 @@ static pm_atomic_u32 exit_pins;         /* thread exits handing back (pm_rt_pin)
  * every space that is open across both writes. */
 static pm_atomic_uptr span_lo, span_hi;
 static pm_atomic_u64 instance_counter;
-pm_atomic_u64 pm_close_epoch;
+/* Starts at 1: a thread's cached space (pm_tls) with epoch 0, a new
+ * thread's or one forgotten (thread.c), matches no call, whatever space it
+ * names, NULL included. */
+pm_atomic_u64 pm_close_epoch = 1;
 
 struct pm_rt *pm_rt_of(const allocator_space_t *space)
 {

@@ -82,9 +82,18 @@ static struct pm_trec *rec_claim(struct pm_rt *rt)
     }
 }
 
+/* The calling thread's cached space forgotten: epoch 0 matches no call
+ * (pm_close_epoch starts at 1), a NULL space argument included, which a
+ * forgotten space of NULL alone would have let through. */
+static void tls_forget(void)
+{
+    pm_tls.space = NULL;
+    pm_tls.epoch = 0;
+}
+
 static struct pm_rt *rt_lookup(const allocator_space_t *space)
 {
-    pm_tls.space = NULL;                /* force the registry path */
+    tls_forget();                       /* force the registry path */
     return pm_rt_of(space);
 }
 
@@ -161,7 +170,7 @@ static void thread_exit(void *arg)
 {
     (void)arg;
     exited = true;
-    pm_tls.space = NULL;
+    tls_forget();
     for (int i = 0; i < PM_TLS_SLOTS; i++) {
         if (tls_ents[i].instance == 0)
             continue;
@@ -183,5 +192,5 @@ void pm_threads_rt_close(struct pm_rt *rt)
         if (tls_ents[i].instance == rt->instance)
             tls_ents[i].instance = 0;
     if (pm_tls.rt == rt)
-        pm_tls.space = NULL;
+        tls_forget();
 }

@@ -452,18 +452,70 @@ static void test_calls_after_thread_exit(void)
     pthread_key_delete(late_key);
 }
 
+/* A NULL space is no space: in a thread that never used one (its cache
+ * is empty), and after a lookup of an unknown space emptied the cache of
+ * one that is open, which must not then serve NULL. */
+static void *null_space_fresh(void *arg)
+{
+    char *blk = arg;
+    errno = 0;
+    CHECK(persistent_malloc(NULL, 8) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    errno = 0;
+    CHECK(persistent_calloc(NULL, 1, 8) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    persistent_free(NULL, blk);
+    return NULL;
+}
+
+static void test_null_space(void)
+{
+    char *a = persistent_malloc(s, 48), *b = persistent_malloc(s, 5000);
+    REQUIRE(a && b);
+    pthread_t th;
+    pthread_create(&th, NULL, null_space_fresh, a);
+    pthread_join(th, NULL);
+    expect_misuse(PERSISTENT_E_BAD_POINTER, a, "free of a block with a NULL space, new thread");
+    /* this thread's cache names s; an unknown space empties it */
+    errno = 0;
+    CHECK(persistent_malloc((allocator_space_t *)(uintptr_t)0x1000, 8) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    errno = 0;
+    CHECK(persistent_malloc(NULL, 8) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    persistent_free(NULL, a);
+    expect_misuse(PERSISTENT_E_BAD_POINTER, a, "free of a small block with a NULL space");
+    persistent_free(NULL, b);
+    expect_misuse(PERSISTENT_E_BAD_POINTER, b, "free of a large block with a NULL space");
+    CHECK(persistent_usable_size(s, a) >= 48);   /* still live */
+    CHECK(persistent_usable_size(s, b) >= 5000);
+    persistent_free(s, a);
+    persistent_free(s, b);
+    CHECK_EQ(mis.count, 0);
+}
+
 int main(void)
 {
+    /* before any space was opened or closed: the thread's cache is empty
+     * and the close epoch has never moved */
+    persistent_error_hook_set(t_misuse_hook, &mis);
+    errno = 0;
+    CHECK(persistent_malloc(NULL, 8) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    int local;
+    persistent_free(NULL, &local);
+    expect_misuse(PERSISTENT_E_BAD_POINTER, &local, "free with a NULL space, nothing open");
+
     const char *p = t_path("alloc");
     s = create_persistent_allocator(p, 64u << 20);
     REQUIRE(s != NULL);
-    persistent_error_hook_set(t_misuse_hook, &mis);
     test_malloc();
     test_calloc();
     test_aligned();
     test_aligned_when_full();
     test_realloc();
     test_misuse();
+    test_null_space();
     test_double_free_beside_remote_free();
     test_stats();
     test_set_aside_released();

@@ -403,6 +403,18 @@ MUTANTS = [
          find="""            if (PM_LIKELY((uint32_t)a == rec->owned_low)) {""",
          replace="""            if (PM_LIKELY(pm_anchor_state(a) == PM_SB_OWNED)) {""",
          what="free's fast path clears a bit of another thread's superblock with a plain store"),
+    dict(id="tls-forget-space-only", file="src/thread.c",
+         find="""    pm_tls.space = NULL;
+    pm_tls.epoch = 0;""",
+         replace="""    pm_tls.space = NULL;""",
+         what="a thread's forgotten space cache still matches a NULL space: after a "
+              "lookup of an unknown space, malloc(NULL) serves the last space and "
+              "free(NULL, block) frees its block without a report"),
+    dict(id="close-epoch-from-zero", file="src/space.c",
+         find="""pm_atomic_u64 pm_close_epoch = 1;""",
+         replace="""pm_atomic_u64 pm_close_epoch = 0;""",
+         what="a new thread's empty space cache matches a NULL space until the first "
+              "close: malloc(NULL) dereferences no record"),
     dict(id="free-fast-no-bound", file="src/free.c",
          find="""    if (PM_UNLIKELY(off >= rt->max_bytes))
         return false;""",
