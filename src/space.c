@@ -862,7 +862,7 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
     rt->data_off = f.data_off;
     rt->max_pages = f.max_pages;
     rt->max_bytes = f.max_pages << f.page_shift;
-    rt->reserve_size = round_up(f.data_off + (f.max_pages << f.page_shift), 4096);
+    rt->reserve_size = round_up(f.data_off + rt->max_bytes, 4096);
     rt->st = st;
     rt->cur_slot = slot;
     rt->clean_at_open = st.clean != 0;
