@@ -526,6 +526,11 @@ static inline uint64_t sb_last_mask(const struct pm_sb_header *h)
 {
     return (h->n_blocks % 64) ? (UINT64_C(1) << (h->n_blocks % 64)) - 1 : ~UINT64_C(0);
 }
+/* Inside an operation, with no revocation seen since busy went up: moves
+ * t's current word to the next word of its superblock that has a free
+ * block (what refill tries first); false when t has no superblock or no
+ * other word with a free block (t->mask and t->freemap are then 0). */
+bool sb_next_word(struct pm_rt *rt, struct pm_tcache *t);
 void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls,
                       size_t align);
 /* Inside an operation: a free block of class cls taken out of the cache

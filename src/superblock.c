@@ -339,10 +339,12 @@ static void drop_current(struct pm_tcache *t)
 {
     t->sb = PM_NO_SB;
     t->mask = 0;
+    t->freemap = 0;
 }
 
 /* Moves t to the lowest word of its superblock the free-word hint names
- * that really has a free block. */
+ * that really has a free block.  Reads the bitmaps and writes only t, so
+ * malloc's fast path calls it too (sb_next_word). */
 static bool next_word(struct pm_rt *rt, struct pm_tcache *t)
 {
     struct pm_sb_header *h = sb_header(rt, t->sb);
@@ -362,6 +364,11 @@ static bool next_word(struct pm_rt *rt, struct pm_tcache *t)
     }
     t->mask = 0;
     return false;
+}
+
+bool sb_next_word(struct pm_rt *rt, struct pm_tcache *t)
+{
+    return t->sb != PM_NO_SB && next_word(rt, t);
 }
 
 static void owned_remove(struct pm_tcache *t, uint32_t s)

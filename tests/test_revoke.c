@@ -18,8 +18,10 @@
  * heap must check clean.  Two more schedules let the thief go first and
  * the owner meet REVOKING when it re-validates at the start of a malloc
  * (sync) or a free (sync-free) that its fast path would otherwise serve
- * from the revoked superblock: the block's superblock must be the
- * owner's again (OWNED by it) when the call returns.
+ * from the revoked superblock, or (sync-word) a malloc whose fast path
+ * would move on to the next word of that superblock: the block's
+ * superblock must be the owner's again (OWNED by it) when the call
+ * returns.
  *
  * Two more schedules stop a thread at a hook and run another thread's
  * whole call there:
@@ -85,9 +87,10 @@ struct ctx {
     int n;
 };
 
-enum { SC_RELEASE, SC_DETACH, SC_EXIT_LIVE, SC_EXIT_EMPTY, SC_SYNC, SC_SYNC_FREE, N_SC };
+enum { SC_RELEASE, SC_DETACH, SC_EXIT_LIVE, SC_EXIT_EMPTY, SC_SYNC, SC_SYNC_FREE,
+       SC_SYNC_WORD, N_SC };
 static const char *sc_name[N_SC] = {"release", "detach", "exit-live", "exit-empty",
-                                    "sync", "sync-free"};
+                                    "sync", "sync-free", "sync-word"};
 enum { SIZE = 1000 };
 
 static void *owner(void *arg)
@@ -124,18 +127,35 @@ static void *owner(void *arg)
         atomic_store(&armed, 1);
         break;
     case SC_SYNC:
-    case SC_SYNC_FREE: {
+    case SC_SYNC_FREE:
+    case SC_SYNC_WORD: {
         /* a full superblock set aside and a current one with a free block
-         * in its cached word: the fast paths would use that one */
-        for (c->n = 0; c->n < (int)(2 * c->n_blocks - 1); c->n++)
-            REQUIRE((c->blocks[c->n] = persistent_malloc(c->s, SIZE)) != NULL);
+         * in its cached word: the fast paths would use that one; or
+         * (sync-word) a current superblock of small blocks whose first
+         * word is used up, which malloc's fast path would leave for the
+         * next word of the same superblock (malloc_next_word) */
+        size_t size = SIZE;
+        int before = (int)(2 * c->n_blocks - 1);
+        if (c->scenario == SC_SYNC_WORD) {
+            size = 16;
+            before = 64;
+        }
+        for (c->n = 0; c->n < before; c->n++)
+            REQUIRE((c->blocks[c->n] = persistent_malloc(c->s, size)) != NULL);
+        if (c->scenario == SC_SYNC_WORD) {
+            struct pm_rt *rt;
+            struct pm_trec *rec = pm_thread_rec(c->s, &rt);
+            struct pm_tcache *t = &rec->cls[pm_size_class(size)];
+            REQUIRE(rt->cls[pm_size_class(size)].n_blocks > 64);
+            CHECK(t->mask == 0 && t->freemap != 0);
+        }
         atomic_store(&stage, 1);         /* thief: revoke now */
         wait_stage(2);
         /* the thief bumped our revokes: this malloc (or free) re-validates
          * first, which takes the superblock back before writing it */
         void *p;
-        if (c->scenario == SC_SYNC) {
-            p = persistent_malloc(c->s, SIZE);
+        if (c->scenario != SC_SYNC_FREE) {
+            p = persistent_malloc(c->s, size);
             REQUIRE(p != NULL);
             c->blocks[c->n++] = p;
         } else {

@@ -357,6 +357,11 @@ MUTANTS = [
          replace="""        if (PM_LIKELY(m != 0)) {
             pm_atomic_u64 *w;""",
          what="malloc's fast path hands out a block of a superblock a thief is revoking"),
+    dict(id="alloc-next-word-no-revokes", file="src/alloc.c",
+         find="""    if (PM_LIKELY(pm_load_relaxed(&rec->revokes) == rec->seen_revokes &&
+                  sb_next_word(rt, t))) {""",
+         replace="""    if (PM_LIKELY(sb_next_word(rt, t))) {""",
+         what="malloc's step to the next word hands out a block of a superblock a thief is revoking"),
     dict(id="alloc-aligned-class", file="src/alloc.c",
          find="""            if (rt->cls[c].align >= align)
                 return small_alloc(rt, rec, c, align);""",
