@@ -504,9 +504,11 @@ int persistent_tx_free(allocator_space_t *space, void *ptr);
 
 /* Resizes inside the transaction: the old block is freed at commit, the
  * new one (with the old contents) freed at abort.  NULL with errno; the
- * transaction stays open: abort it, as after a failed persistent_tx_alloc
- * (when the old block's free fails, the new block is already the
- * transaction's, and a commit would keep it). */
+ * transaction stays open: abort it, as after a failed persistent_tx_alloc.
+ * When the old block's free is refused (a root's block, one held or
+ * allocated by another thread's transaction, a double free: error hook,
+ * errno EINVAL), the new block is freed with the transaction, whether it
+ * commits or aborts, and the old one stays as it is. */
 void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
 
 /* Starts an automatic transaction: every change the calling thread makes

@@ -4,7 +4,7 @@
  * hook and changes nothing. */
 #include "internal.h"
 
-void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
+int pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
 {
     uint32_t s, idx;
     struct pm_sb_header *h;
@@ -31,6 +31,7 @@ void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
     }
     if (r != 0)
         pm_misuse(rt, r, ptr, "persistent_free");
+    return r;
 }
 
 /* A small block's superblock, class and index, from its page map entry

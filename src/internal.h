@@ -586,7 +586,7 @@ void *pm_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size,
 size_t pm_usable(struct pm_rt *rt, const void *ptr);
 
 /* ---- free.c ---- */
-void pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr);
+int pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr);   /* 0, or the misuse reported */
 
 
 /* ---- publish.c ---- */

@@ -992,8 +992,8 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
     uint64_t off = p - b;
     if (tx->automatic) {                    /* at once: its pages are caught */
         pm_vg_unuser(rt, ptr);
-        pm_free_block(rt, rec, ptr);
-        return 0;
+        int r = pm_free_block(rt, rec, ptr);    /* a refusal is reported */
+        return r ? pm_err(-EINVAL, "tx_free: %s", persistent_strerror(r)) : 0;
     }
     /* a run none of whose blocks is marked holds none of this
      * transaction's either (they all are): no list to look through */
@@ -1064,8 +1064,14 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size)
     if (q == NULL)
         return NULL;
     memcpy(q, ptr, old < size ? old : size);
-    if (persistent_tx_free(space, ptr) != 0)
-        return NULL;                        /* q is the transaction's */
+    int e = persistent_tx_free(space, ptr);
+    if (e != 0) {
+        /* the old block's free refused (reported): q goes with the
+         * transaction whether it commits or aborts */
+        (void)persistent_tx_free(space, q);
+        errno = e < 0 && e > -4096 ? -e : EINVAL;
+        return NULL;
+    }
     return q;
 }
 
@@ -1125,8 +1131,16 @@ int persistent_tx_commit(allocator_space_t *space)
     }
     for (size_t i = 0; i < tx->snaps.n; i++)
         pm_flush(rt, rt->base + tx->snaps.v[i].off, tx->snaps.v[i].len);
-    for (size_t i = 0; i < tx->allocs.n; i++)
-        pm_flush(rt, rt->base + tx->allocs.v[i].off, tx->allocs.v[i].len);
+    for (size_t i = 0; i < tx->allocs.n && rt->flush != NULL; i++) {
+        /* where the block ends now: a large block may have been resized
+         * in place since persistent_tx_alloc (a plain realloc is not
+         * refused for its mark), and the program may write all of it */
+        void *b = rt->base + tx->allocs.v[i].off;
+        size_t len = tx->allocs.v[i].len;
+        if (len > rt->max_small && (len = lg_usable(rt, b)) == 0)
+            len = tx->allocs.v[i].len;
+        pm_flush(rt, b, len);
+    }
     /* data, entries, allocation bits, the last commit's frees */
     pm_drain(rt);
     pm_hook(PM_HOOK_TX_COMMIT_POINT);
@@ -1185,7 +1199,7 @@ static void tx_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
     size_t n = 0;
     op_enter(rt, rec);
     for (size_t i = 0; i < tx->allocs.n; i++)
-        pm_vg_forget(rt, rt->base + tx->allocs.v[i].off, tx->allocs.v[i].len);
+        pm_vg_forget(rt, rt->base + tx->allocs.v[i].off, 0);   /* as it is now */
     for (size_t i = 0; i < tx->allocs.n; i++)
         if (pub_free_prepare(rt, rec, rt->base + tx->allocs.v[i].off, &tx->pf[n]) == 0)
             pub_free_flush(rt, &tx->pf[n++]);

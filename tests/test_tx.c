@@ -2045,6 +2045,41 @@ static void test_auto_fork(void)
     unlink(p);
 }
 
+/* Refused frees inside transactions say so (a review): persistent_tx_realloc
+ * of a root's block returns NULL with errno EINVAL, and the block it made
+ * goes with the transaction (it used to stay, and a commit kept it: a
+ * leak, errno 0); persistent_tx_free of a root's block in an automatic
+ * transaction returns -EINVAL (it returned 0). */
+static void test_refused_frees(void)
+{
+    char *r = persistent_root_get(S, 0x7e59, 32, NULL);
+    REQUIRE(r != NULL);
+    memset(r, 0x5a, 32);
+    struct persistent_stats st0, st1;
+    REQUIRE(persistent_stats_get(S, &st0) == 0);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    errno = 0;
+    int before = mis.count;
+    CHECK(persistent_tx_realloc(S, r, 500) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK_EQ(mis.count, before + 1);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_ROOT_BLOCK);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    REQUIRE(persistent_stats_get(S, &st1) == 0);
+    CHECK_EQ(st1.live_blocks, st0.live_blocks);             /* nothing kept */
+    CHECK(persistent_find_root(S, 0x7e59) == r && r[31] == 0x5a);
+
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    before = mis.count;
+    CHECK_EQ(persistent_tx_free(S, r), -EINVAL);
+    CHECK_EQ(mis.count, before + 1);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_ROOT_BLOCK);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    CHECK(persistent_find_root(S, 0x7e59) == r && persistent_usable_size(S, r) >= 32);
+    CHECK_EQ(persistent_root_remove(S, 0x7e59), 0);
+    t_check_clean(S, "after refused frees");
+}
+
 int main(void)
 {
     const char *p = t_path("tx");
@@ -2074,6 +2109,7 @@ int main(void)
     test_auto_refuses_busy();
     test_auto_held_frees();
     test_held_frees();
+    test_refused_frees();
     persistent_error_hook_set(NULL, NULL);
     t_check_clean(S, "at the end");
     destroy_persistent_allocator(S);

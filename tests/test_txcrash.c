@@ -446,6 +446,32 @@ static void sc_second(void)
     transfer(8, 9, 10, 11, 300, 302, false);
 }
 
+/* A receipt made by persistent_tx_alloc and grown in place by a plain
+ * realloc before the commit (a transaction's own block may be resized):
+ * the commit must write back all of it, not the size it had at
+ * persistent_tx_alloc (in PMEM mode the grown part was lost at a power
+ * failure after the commit returned); then a transaction that does not
+ * touch it. */
+static void sc_grown(void)
+{
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, &B->seq, 8) == 0);
+    B->seq++;
+    REQUIRE(persistent_tx_add(S, &B->rec[12], 8) == 0);
+    REQUIRE(persistent_tx_add(S, &B->rec_size[12], 8) == 0);
+    REQUIRE(persistent_tx_add(S, &B->rec_gen[12], 8) == 0);
+    unsigned char *r = persistent_tx_alloc(S, 90000);
+    REQUIRE(r != NULL);
+    void *q = r;
+    REQUIRE(persistent_realloc(S, q, 180000) && q == r);    /* in place */
+    fill(r, 180000, 4000);
+    B->rec[12] = ptr_to_persistent_offset(S, r);
+    B->rec_size[12] = 180000;
+    B->rec_gen[12] = 4000;
+    commit();
+    transfer(1, 2, 3, 13, 100, 4001, false);
+}
+
 static const struct scenario scenarios[] = {
     {"transfers", sc_transfers, false},
     {"blob", sc_blob, false},
@@ -458,6 +484,7 @@ static const struct scenario scenarios[] = {
     {"auto-publish", sc_auto_publish, false},
     {"auto-grow", sc_auto_grow, true},
     {"second", sc_second, false},
+    {"grown", sc_grown, false},
 };
 
 /* ---- the sweep ---- */

@@ -529,6 +529,11 @@ MUTANTS = [
          replace="",
          what="an in-place growth that fails keeps the pages it took from kept runs "
               "and claimed: lost until the next open"),
+    dict(id="tx-commit-flush-alloc-len", file="src/tx.c",
+         find="""        if (len > rt->max_small && (len = lg_usable(rt, b)) == 0)
+            len = tx->allocs.v[i].len;""",
+         replace="""        (void)b;""",
+         what="G7 (PMEM): a commit writes back a block it allocated over its size at tx_alloc, not where it ends now"),
     dict(id="tx-auto-ignores-held", file="src/tx.c",
          find="""        if (o != NULL && o->n_held > 0)
 """,
