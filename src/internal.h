@@ -172,6 +172,9 @@ struct pm_trec {
     uint32_t id;                  /* index in rt->recs, >= 1 */
     uint32_t owned_low;           /* pm_anchor_owned_low(id) */
     pm_atomic_u32 in_use;
+    pm_atomic_u32 exiting;        /* its thread's exit is handing it back
+                                     (an automatic transaction's begin
+                                     refuses meanwhile: thread.c) */
     pm_atomic_u32 orphan_tid;     /* taken by a thread whose exit destructor
                                      had run (no destructor hands it back):
                                      that thread's id, and whoever finds it
@@ -744,6 +747,9 @@ bool pm_tx_rollback_pending(struct pm_rt *rt); /* a log says ACTIVE */
 #define PM_JUDGE_REFUSED 2
 int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep);
 void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec);
+/* Whether another thread's automatic transaction is open on rt (not rec's
+ * own): a thread exit then leaves its record to be handed back later. */
+bool pm_tx_auto_other(struct pm_rt *rt, struct pm_trec *rec);
 void pm_tx_close(struct pm_rt *rt);           /* close: volatile state */
 void pm_tx_auto_close(struct pm_rt *rt);      /* close, first: an automatic one aborted */
 void pm_tx_forget_after_fork(void);           /* a child's: the parent's automatic one */

@@ -145,11 +145,18 @@ static bool table_at(struct pm_rt *rt, uint64_t off, uint64_t prev_cap, struct t
     return true;
 }
 
+/* Called inside an operation (root_slot_op); the allocation and the
+ * loser's free are operations of their own, so it leaves and enters
+ * again around them (an automatic transaction that begins meanwhile is
+ * waited for at the entry: its abort leaves the block allocated, as it
+ * was at its begin). */
 static uint64_t new_table(struct pm_rt *rt, struct pm_trec *rec,
                           pm_atomic_u64 *link, uint64_t cap)
 {
     size_t size = sizeof(struct pm_root_table) + cap * sizeof(struct pm_root_slot);
+    pm_op_end(rec);
     struct pm_root_table *tb = pm_alloc(rt, rec, size, 64);
+    pm_op_enter(rt, rec);
     pm_vg_internal(tb, size);
     if (tb == NULL)
         return 0;
@@ -163,12 +170,15 @@ static uint64_t new_table(struct pm_rt *rt, struct pm_trec *rec,
         pm_persist(rt, link, sizeof *link);
         return off;
     }
+    pm_op_end(rec);
     pm_free_block(rt, rec, tb);
+    pm_op_enter(rt, rec);
     return cur;
 }
 
-/* The value word for tag, creating its slot if create; NULL if absent (or,
- * creating, if no table could be allocated). */
+/* The value word for tag, creating its slot if create (then inside an
+ * operation: root_slot_op); NULL if absent (or, creating, if no table could
+ * be allocated). */
 static pm_atomic_u64 *val_find(struct pm_rt *rt, struct pm_trec *rec,
                                uint64_t tag, bool create)
 {
@@ -215,6 +225,20 @@ static void *val_ptr(struct pm_rt *rt, uint64_t v)
     return pm_in_data(rt, v, 1) ? rt->base + v : NULL;
 }
 
+/* The value word for tag, its slot created if need be, inside an
+ * operation: the root table is in the space, and a write there while
+ * another thread's automatic transaction is open would be caught as a
+ * plain write (and end the process if that transaction aborts); the
+ * operation's entry waits for its end instead (pm_auto_gate), and a begin
+ * that comes later sees this thread busy and refuses. */
+static pm_atomic_u64 *root_slot_op(struct pm_rt *rt, struct pm_trec *rec, uint64_t tag)
+{
+    pm_op_enter(rt, rec);
+    pm_atomic_u64 *val = val_find(rt, rec, tag, true);
+    pm_op_end(rec);
+    return val;
+}
+
 /* Shared by persistent_root_get and persistent_malloc_root.  An existing
  * root is found without a thread record, so a read-only space answers too;
  * only creating one needs the space open for writing. */
@@ -235,7 +259,7 @@ static void *root_create(allocator_space_t *space, uint64_t tag, size_t size,
         struct pm_trec *rec = pm_thread_rec(space, &rt);
         if (rec == NULL)
             return NULL;                /* EROFS when read-only */
-        val = val_find(rt, rec, tag, true);
+        val = root_slot_op(rt, rec, tag);
         if (val == NULL) {
             errno = ENOMEM;
             return NULL;
@@ -271,17 +295,11 @@ void *persistent_malloc_root(allocator_space_t *space, uint64_t root_class,
     return root_create(space, root_class, size, NULL, true);
 }
 
-void *persistent_root_publish(allocator_space_t *space, uint64_t tag, void *block)
+/* *bad: a misuse to report (after the operation: the hook is the
+ * program's). */
+static void *root_publish_op(struct pm_rt *rt, struct pm_trec *rec, uint64_t tag,
+                             void *block, int *bad)
 {
-    struct pm_rt *rt;
-    struct pm_trec *rec = pm_thread_rec(space, &rt);
-    if (rec == NULL)
-        return NULL;
-    if (block == NULL || pm_usable(rt, block) == 0) {
-        pm_misuse(rt, PERSISTENT_E_BAD_POINTER, block, "persistent_root_publish");
-        errno = EINVAL;
-        return NULL;
-    }
     pm_atomic_u64 *val = val_find(rt, rec, tag, true);
     if (val == NULL) {
         errno = ENOMEM;
@@ -293,15 +311,11 @@ void *persistent_root_publish(allocator_space_t *space, uint64_t tag, void *bloc
         return val_ptr(rt, cur);    /* the tag's root, maybe this block */
     if (pm_marked(rt, rt->txmark, off)) {
         /* roots are not transactional: an abort would free it */
-        pm_misuse(rt, PERSISTENT_E_TX_BLOCK, block,
-                  "persistent_root_publish (a block of an open transaction)");
-        errno = EINVAL;
+        *bad = PERSISTENT_E_TX_BLOCK;
         return NULL;
     }
     if (!pm_root_mark(rt, off)) {
-        pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, block,
-                  "persistent_root_publish (already another tag's root)");
-        errno = EINVAL;
+        *bad = PERSISTENT_E_ROOT_BLOCK;
         return NULL;
     }
     if (pm_cas_strong_acq_rel(val, &cur, off)) {
@@ -311,6 +325,33 @@ void *persistent_root_publish(allocator_space_t *space, uint64_t tag, void *bloc
     /* another root was there first; the caller keeps its block */
     pm_root_unmark(rt, off);
     return val_ptr(rt, cur);
+}
+
+void *persistent_root_publish(allocator_space_t *space, uint64_t tag, void *block)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return NULL;
+    if (block == NULL || pm_usable(rt, block) == 0) {
+        pm_misuse(rt, PERSISTENT_E_BAD_POINTER, block, "persistent_root_publish");
+        errno = EINVAL;
+        return NULL;
+    }
+    /* inside an operation, for the writes to the root table (see
+     * root_slot_op) */
+    int bad = 0;
+    pm_op_enter(rt, rec);
+    void *r = root_publish_op(rt, rec, tag, block, &bad);
+    pm_op_end(rec);
+    if (bad != 0) {
+        pm_misuse(rt, bad, block,
+                  bad == PERSISTENT_E_TX_BLOCK
+                      ? "persistent_root_publish (a block of an open transaction)"
+                      : "persistent_root_publish (already another tag's root)");
+        errno = EINVAL;
+    }
+    return r;
 }
 
 void *persistent_find_root(allocator_space_t *space, uint64_t root_class)

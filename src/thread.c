@@ -163,6 +163,7 @@ void pm_thread_release(struct pm_rt *rt, struct pm_trec *rec)
         pm_store_release(&rt->lane_owner[rec->lane], 0u);
         rec->lane = -1;
     }
+    pm_store_release(&rec->exiting, 0u);
     pm_store_release(&rec->in_use, 0u);
 }
 
@@ -176,7 +177,22 @@ static void thread_exit(void *arg)
             continue;
         struct pm_rt *rt = pm_rt_pin(tls_ents[i].instance);
         if (rt != NULL) {
-            pm_thread_release(rt, tls_ents[i].rec);
+            struct pm_trec *rec = tls_ents[i].rec;
+            /* Handing back waits (pm_auto_gate) while another thread's
+             * automatic transaction is open on the space, and that thread
+             * may be waiting for this one (a join): then the record is
+             * left as one taken after the destructors, handed back by
+             * whoever claims a record once this thread is gone.  The
+             * flag first: a begin that this look misses sees it after its
+             * membarrier and refuses until the hand-back is done. */
+            pm_store_relaxed(&rec->exiting, 1u);
+            pm_compiler_fence();
+            if (pm_tx_auto_other(rt, rec)) {
+                pm_store_release(&rec->orphan_tid, os_thread_id());
+                pm_store_release(&rec->exiting, 0u);
+            } else {
+                pm_thread_release(rt, rec);
+            }
             pm_rt_unpin(rt);
         }
         tls_ents[i].instance = 0;

@@ -773,9 +773,16 @@ int persistent_tx_begin(allocator_space_t *space)
     int r = log_attach(rt, rec, tx);
     if (r < 0)
         return pm_err(r, "tx_begin: no room for the transaction log");
+    /* Inside an operation: another thread's automatic transaction on the
+     * space makes this begin wait for its end (pm_auto_gate), since every
+     * call of this transaction writes its log; and a begin_auto that comes
+     * later sees either the busy flag or the depth (it looks at both after
+     * its membarrier) and refuses. */
+    pm_op_enter(rt, rec);
     tx_start(rt, tx);
     tx->automatic = false;
     tx->depth = 1;
+    pm_op_end(rec);
     return 0;
 }
 
@@ -1428,10 +1435,18 @@ int persistent_tx_begin_auto(allocator_space_t *space)
      * only where a superblock it owns says so: sb_revoke_all refuses) */
     if (r == 0 && os_membarrier_init() == 0)
         r = os_membarrier();
+    /* busy, or (a begin done since the look above: persistent_tx_begin
+     * sets the depth inside its operation) a transaction open, or a
+     * thread exit handing back (pm_thread_release) */
     uint32_t nr = pm_load_acquire(&rt->n_recs);
-    for (uint32_t id = 1; r == 0 && id <= nr && id < PM_MAX_RECS; id++)
-        if (id != rec->id && pm_load_acquire(&rt->recs[id].busy) != 0)
+    for (uint32_t id = 1; r == 0 && id <= nr && id < PM_MAX_RECS; id++) {
+        if (id == rec->id)
+            continue;
+        const struct pm_tx *o = pm_load_acquire(&rt->recs[id].in_use) ? rt->recs[id].tx : NULL;
+        if (pm_load_acquire(&rt->recs[id].busy) != 0 ||
+            pm_load_acquire(&rt->recs[id].exiting) != 0 || (o != NULL && o->depth > 0))
             r = -EBUSY;
+    }
     if (r < 0) {
         pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
         return pm_err(r, "tx_begin_auto: another thread is inside a call on the space");
@@ -1610,7 +1625,13 @@ static void tx_free_volatile(struct pm_tx *tx)
     free(tx->pend_segs.v);
     free(tx->pf);
     free(tx->free0);
-    free(tx);
+}
+
+bool pm_tx_auto_other(struct pm_rt *rt, struct pm_trec *rec)
+{
+    const struct pm_tx *tx = rec->tx;
+    return pm_load_acquire(&pm_auto_rt) == rt &&
+           (tx == NULL || !tx->automatic || tx->depth == 0);
 }
 
 void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec)
@@ -1621,8 +1642,11 @@ void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec)
     if (tx->depth > 0)
         tx_abort(rt, rec, tx);
     tx_settle(rt, rec, tx);
+    /* the structure stays with the record (as a new one, what calloc
+     * gives), as records do while the space is open: an automatic
+     * transaction's begin reads other records' depth (tx_begin_auto) */
     tx_free_volatile(tx);
-    rec->tx = NULL;
+    memset(tx, 0, sizeof *tx);
 }
 
 /* At close: a transaction another thread left open stays in its log and
@@ -1637,6 +1661,7 @@ void pm_tx_close(struct pm_rt *rt)
             continue;
         tx_settle(rt, &rt->recs[id], tx);
         tx_free_volatile(tx);
+        free(tx);
         rt->recs[id].tx = NULL;
     }
 }

@@ -2045,6 +2045,212 @@ static void test_auto_fork(void)
     unlink(p);
 }
 
+/* Another thread's transaction and root calls during an automatic
+ * transaction (a review): they write the thread's log and the root table,
+ * which the transaction's page protection caught as plain writes, so an
+ * abort ended the process ("its call cannot finish on the restored
+ * heap").  Now each waits for the end at an operation's entry, as the
+ * allocator's calls do, and goes on after a commit or an abort.  Each case
+ * runs in a child under an alarm: the old code died of SIGABRT. */
+static _Atomic int fx_stage;
+static allocator_space_t *fx_s;
+static uint64_t *fx_v;          /* the transaction thread's data */
+static void *fx_pre;            /* a block for persistent_root_publish */
+static int fx_what, fx_bad;
+
+static int fx_check(allocator_space_t *s)
+{
+    struct persistent_check_report r;
+    int e = persistent_check(s, &r);
+    if (e != 0)
+        fprintf(stderr, "check: %s\n", r.first_error);
+    return e != 0;
+}
+
+static void *fx_thread(void *arg)
+{
+    (void)arg;
+    fx_pre = persistent_malloc(fx_s, 64);       /* this thread's record */
+    fx_bad += fx_pre == NULL;
+    if (fx_what == 0) {                         /* a log of its own, first */
+        fx_bad += persistent_tx_begin(fx_s) != 0 || persistent_tx_commit(fx_s) != 0;
+    }
+    atomic_store(&fx_stage, 1);
+    while (atomic_load(&fx_stage) != 2)
+        usleep(100);
+    if (fx_what == 0) {
+        fx_bad += persistent_tx_begin(fx_s) != 0;
+        fx_bad += persistent_tx_add(fx_s, &fx_v[1], 8) != 0;
+        fx_v[1] = 7;
+        uint64_t *b = persistent_tx_alloc(fx_s, 100);
+        fx_bad += b == NULL;
+        if (b != NULL)
+            b[0] = 8;
+        fx_v[2] = b ? ptr_to_persistent_offset(fx_s, b) : 0;
+        fx_bad += persistent_tx_commit(fx_s) != 0;
+    } else if (fx_what == 1) {
+        bool created = false;
+        fx_bad += persistent_root_get(fx_s, 0x51, 40, &created) == NULL || !created;
+    } else if (fx_what == 2) {
+        fx_bad += persistent_malloc_root(fx_s, 0x52, 40) == NULL;
+    } else {
+        fx_bad += persistent_root_publish(fx_s, 0x53, fx_pre) != fx_pre;
+    }
+    atomic_store(&fx_stage, 3);
+    return NULL;
+}
+
+static int fx_child(int what, bool commit)
+{
+    alarm(20);
+    fx_what = what;
+    fx_bad = 0;
+    const char *p = t_path("tx-auto-fx");
+    fx_s = create_persistent_allocator(p, 8u << 20);
+    if (fx_s == NULL)
+        return 90;
+    fx_v = persistent_root_get(fx_s, 1, 64, NULL);
+    if (fx_v == NULL)
+        return 91;
+    struct t_misuse m = {0};
+    persistent_error_hook_set(t_misuse_hook, &m);
+    pthread_t t;
+    if (pthread_create(&t, NULL, fx_thread, NULL) != 0)
+        return 92;
+    while (atomic_load(&fx_stage) != 1)
+        usleep(100);
+    if (persistent_tx_begin_auto(fx_s) != 0)
+        return 93;
+    fx_v[0] = 5;
+    atomic_store(&fx_stage, 2);
+    uint64_t deadline = t_now_ns() + 5000000000ull;
+    while (__atomic_load_n(&m.count, __ATOMIC_SEQ_CST) == 0 && t_now_ns() < deadline)
+        usleep(1000);                           /* reported: it waits */
+    usleep(20000);
+    int bad = atomic_load(&fx_stage) != 2;      /* ... its call not done */
+    bad += m.count != 1 || m.last_code != PERSISTENT_E_TX_AUTO;
+    if ((commit ? persistent_tx_commit(fx_s) : persistent_tx_abort(fx_s)) != 0)
+        return 94;
+    pthread_join(t, NULL);
+    bad += fx_bad;
+    bad += fx_v[0] != (commit ? 5u : 0u);
+    if (what == 0) {
+        uint64_t *b = fx_v[2] ? persistent_offset_to_ptr(fx_s, fx_v[2]) : NULL;
+        bad += fx_v[1] != 7 || b == NULL || b[0] != 8 || persistent_usable_size(fx_s, b) < 100;
+    } else {
+        bad += persistent_find_root(fx_s, 0x50 + (uint64_t)what) == NULL;
+    }
+    bad += fx_check(fx_s);
+    persistent_error_hook_set(NULL, NULL);
+    destroy_persistent_allocator(fx_s);
+    unlink(p);
+    return bad;
+}
+
+static void test_auto_foreign_tx_roots(void)
+{
+    static const char *name[] = {"a transaction", "a root made", "a root allocated",
+                                 "a root published"};
+    for (int what = 0; what < 4; what++)
+        for (int commit = 0; commit < 2; commit++) {
+            fflush(NULL);
+            pid_t pid = fork();
+            if (pid == 0)
+                _exit(fx_child(what, commit));
+            REQUIRE(pid > 0);
+            int st;
+            REQUIRE(waitpid(pid, &st, 0) == pid);
+            if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+                fprintf(stderr, "%s by another thread during an automatic transaction "
+                        "that %s: %s %d\n", name[what], commit ? "commits" : "aborts",
+                        WIFEXITED(st) ? "exit" : "signal",
+                        WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
+}
+
+/* A thread that used the space exits while another thread's automatic
+ * transaction is open, and that thread joins it before it commits (a
+ * review): the exit's hand-back waited for the transaction's end, the
+ * join for the exit: for ever.  Now the exit leaves its record to be
+ * handed back later (as one taken after the destructors), and the next
+ * thread that claims a record does it. */
+static void *jx_worker(void *arg)
+{
+    void *b = persistent_malloc(arg, 100);
+    if (b != NULL)
+        persistent_free(arg, b);
+    while (atomic_load(&fx_stage) != 2)
+        usleep(100);
+    return NULL;                                /* exits inside the transaction */
+}
+
+static void *jx_later(void *arg)
+{
+    void *b[64];
+    for (int i = 0; i < 64; i++)
+        b[i] = persistent_malloc(arg, 200);
+    for (int i = 0; i < 64; i++)
+        persistent_free(arg, b[i]);
+    return NULL;
+}
+
+static int jx_child(bool commit)
+{
+    alarm(20);
+    const char *p = t_path("tx-auto-jx");
+    allocator_space_t *s = create_persistent_allocator(p, 8u << 20);
+    if (s == NULL)
+        return 90;
+    uint64_t *v = persistent_root_get(s, 1, 64, NULL);
+    pthread_t t;
+    atomic_store(&fx_stage, 0);
+    if (v == NULL || pthread_create(&t, NULL, jx_worker, s) != 0)
+        return 91;
+    usleep(20000);
+    if (persistent_tx_begin_auto(s) != 0)
+        return 92;
+    v[0] = 9;
+    atomic_store(&fx_stage, 2);
+    pthread_join(t, NULL);                      /* inside the transaction */
+    if ((commit ? persistent_tx_commit(s) : persistent_tx_abort(s)) != 0)
+        return 93;
+    int bad = v[0] != (commit ? 9u : 0u);
+    bad += fx_check(s);
+    struct persistent_stats st0, st;
+    bad += persistent_stats_get(s, &st0) != 0;
+    /* later threads claim records, the left one among them */
+    for (int i = 0; i < 3; i++) {
+        if (pthread_create(&t, NULL, jx_later, s) != 0)
+            return 94;
+        pthread_join(t, NULL);
+    }
+    bad += persistent_stats_get(s, &st) != 0 || st.live_blocks != st0.live_blocks;
+    bad += fx_check(s);
+    destroy_persistent_allocator(s);
+    unlink(p);
+    return bad;
+}
+
+static void test_auto_exit_joined(void)
+{
+    for (int commit = 0; commit < 2; commit++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(jx_child(commit));
+        REQUIRE(pid > 0);
+        int st;
+        REQUIRE(waitpid(pid, &st, 0) == pid);
+        if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+            fprintf(stderr, "a thread exit joined inside an automatic transaction "
+                    "that %s: %s %d\n", commit ? "commits" : "aborts",
+                    WIFEXITED(st) ? "exit" : "signal",
+                    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+}
+
 /* Refused frees inside transactions say so (a review): persistent_tx_realloc
  * of a root's block returns NULL with errno EINVAL, and the block it made
  * goes with the transaction (it used to stay, and a commit kept it: a
@@ -2124,5 +2330,7 @@ int main(void)
     test_auto_grown_durable();
     test_auto_close_open();
     test_auto_fork();
+    test_auto_foreign_tx_roots();
+    test_auto_exit_joined();
     return t_done();
 }

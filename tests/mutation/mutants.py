@@ -198,9 +198,9 @@ MUTANTS = [
          what="root_publish does not persist the root's value"),
     dict(id="roots-publish-no-mark", file="src/roots.c",
          find="""    if (!pm_root_mark(rt, off)) {
-        pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, block,""",
+        *bad = PERSISTENT_E_ROOT_BLOCK;""",
          replace="""    if ((pm_root_mark(rt, off), false)) {
-        pm_misuse(rt, PERSISTENT_E_ROOT_BLOCK, block,""",
+        *bad = PERSISTENT_E_ROOT_BLOCK;""",
          what="root_publish accepts a block that is already another tag's root"),
     dict(id="pub-root-create-nopersist", file="src/publish.c",
          find="""    if (pm_cas_strong_acq_rel(val, &cur, boff)) {
@@ -534,6 +534,28 @@ MUTANTS = [
             len = tx->allocs.v[i].len;""",
          replace="""        (void)b;""",
          what="G7 (PMEM): a commit writes back a block it allocated over its size at tx_alloc, not where it ends now"),
+    dict(id="tx-begin-no-gate", file="src/tx.c",
+         find="""    pm_op_enter(rt, rec);
+    tx_start(rt, tx);
+    tx->automatic = false;
+    tx->depth = 1;
+    pm_op_end(rec);""",
+         replace="""    tx_start(rt, tx);
+    tx->automatic = false;
+    tx->depth = 1;""",
+         what="a transaction begins during another thread's automatic one; its log writes are caught and its abort ends the process"),
+    dict(id="root-slot-no-op", file="src/roots.c",
+         find="""    pm_op_enter(rt, rec);
+    pm_atomic_u64 *val = val_find(rt, rec, tag, true);
+    pm_op_end(rec);
+    return val;""",
+         replace="""    pm_atomic_u64 *val = val_find(rt, rec, tag, true);
+    return val;""",
+         what="a root's slot is written during another thread's automatic transaction; its abort ends the process"),
+    dict(id="exit-waits-for-auto", file="src/thread.c",
+         find="""            if (pm_tx_auto_other(rt, rec)) {""",
+         replace="""            if (false) {""",
+         what="a thread exit waits for another thread's automatic transaction, which joins it: for ever"),
     dict(id="tx-auto-ignores-held", file="src/tx.c",
          find="""        if (o != NULL && o->n_held > 0)
 """,
@@ -598,9 +620,11 @@ MUTANTS = [
               "transaction on the space"),
     dict(id="auto-begin-no-busy-check", file="src/tx.c",
          find="""            r = -EBUSY;
+    }
     if (r < 0) {
         pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);""",
          replace="""            r = 0;
+    }
     if (r < 0) {
         pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);""",
          what="an automatic transaction begins while another thread is inside a call "
