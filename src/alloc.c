@@ -211,18 +211,27 @@ void *persistent_aligned_alloc(allocator_space_t *space, size_t alignment,
     return p;
 }
 
+/* 0 for anything but a live block of the program's: the library's own
+ * blocks (a log, a table) are none, so that realloc, usable_size,
+ * realloc_into, root_publish and tx_realloc given a stale pointer to one
+ * report it instead of resizing or naming it. */
 size_t pm_usable(struct pm_rt *rt, const void *ptr)
 {
     uint32_t s, idx;
     struct pm_sb_header *h;
     int r = sb_locate(rt, ptr, &s, &h, &idx);
-    if (r == 1)
-        return lg_usable(rt, ptr);
+    if (r == 1) {
+        size_t n = lg_usable(rt, ptr);
+        return n && pm_own_block(rt, (uint64_t)((const char *)ptr - rt->base)) ? 0 : n;
+    }
     if (r != 0)
         return 0;
     uint64_t bit = UINT64_C(1) << (idx & 63);
     if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit) ||
         (pm_load_relaxed(&h->bits[h->n_words + (idx >> 6)]) & bit))
+        return 0;
+    if (PM_UNLIKELY(pm_load_relaxed(&rt->ctl[s].marks) != 0) &&
+        pm_own_block(rt, (uint64_t)((const char *)ptr - rt->base)))
         return 0;
     return h->block_size;
 }

@@ -275,6 +275,9 @@ struct pm_rt {
     pm_atomic_u64 *rootmark, *txmark;
     pm_atomic_u64 *snapmark;      /* blocks an open transaction snapshotted
                                      (tx.c): plain frees refused */
+    pm_atomic_u64 *ownmark;       /* the library's own blocks (transaction
+                                     logs, lane and root overflow tables):
+                                     nobody's to free, resize or snapshot */
     pm_atomic_u64 *vgknown;       /* memcheck.c: blocks memcheck was told
                                      of (valgrind builds only) */
 
@@ -698,7 +701,21 @@ static inline bool pm_root_block(struct pm_rt *rt, uint64_t off)
 {
     return pm_marked(rt, rt->rootmark, off);
 }
+/* The library's own blocks (kept for good once made): marked when made
+ * and at every writer's open; a call given one (a stale pointer to a
+ * block whose pages now hold one) reports PERSISTENT_E_BAD_POINTER. */
+static inline void pm_own_mark(struct pm_rt *rt, uint64_t off)
+{
+    (void)pm_mark(rt, rt->ownmark, off);
+}
+static inline bool pm_own_block(struct pm_rt *rt, uint64_t off)
+{
+    return pm_marked(rt, rt->ownmark, off);
+}
+/* Open: roots' blocks and the library's own marked (publish.c marks the
+ * lane tables and the logs: pub_own_marks). */
 void pm_root_marks_rebuild(struct pm_rt *rt);
+void pub_own_marks(struct pm_rt *rt);
 /* Why a free of the block at off must be refused: PERSISTENT_E_ROOT_BLOCK
  * (a root's), PERSISTENT_E_TX_BLOCK (an open transaction's), else 0.
  * first: its run's first page, when the caller has it (cheap then unless

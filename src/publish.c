@@ -91,6 +91,7 @@ static bool chunk_add(struct pm_rt *rt, struct pm_trec *rec)
         uint64_t zero = 0;
         if (pm_cas_strong_acq_rel(link, &zero, off)) {
             pm_persist(rt, link, sizeof *link);
+            pm_own_mark(rt, off);
             chunks_discover(rt);
             return true;
         }
@@ -611,8 +612,26 @@ void *pub_txlog_create(struct pm_rt *rt, struct pm_trec *rec, struct pm_lane *l,
     pm_store_release(&l->tx_off, boff);
     pm_persist(rt, &l->tx_off, sizeof l->tx_off);
     lane_clear(rt, l);
+    pm_own_mark(rt, boff);
     pm_op_end(rec);
     return blk;
+}
+
+void pub_own_marks(struct pm_rt *rt)
+{
+    pub_lanes_rescan(rt);
+    uint32_t n = pm_load_acquire(&rt->n_lane_chunks);
+    for (uint32_t k = 0; k < n; k++) {
+        struct pm_lane_table *t = pm_load_acquire(&rt->lane_chunk[k]);
+        if (t != NULL)
+            pm_own_mark(rt, (uint64_t)((char *)t - rt->base));
+    }
+    struct pm_lane *l;
+    for (uint32_t i = 0; (l = pub_lane_at(rt, i)) != NULL; i++) {
+        uint64_t off = pm_load_acquire(&l->tx_off);
+        if (off != 0 && pm_txlog_head_ok(rt, off))
+            pm_own_mark(rt, off);
+    }
 }
 
 int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)

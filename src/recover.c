@@ -397,7 +397,7 @@ int pm_engine_prepare(struct pm_rt *rt)
                                   sizeof(pm_atomic_u32), 64);
     /* one bit per 16-byte granule of the pages, three times (roots.c) */
     size_t mark_sz = round_up(((mp << rt->page_shift) / 16 + 63) / 64 * 8, 64);
-    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz + (3 + PM_VG_MARKS) * mark_sz;
+    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz + (4 + PM_VG_MARKS) * mark_sz;
     char *v = os_vol_alloc(rt->vol_size);
     if (v == NULL)
         return pm_err(-ENOMEM, "cannot reserve %zu bytes for the runtime",
@@ -420,6 +420,8 @@ int pm_engine_prepare(struct pm_rt *rt)
     rt->txmark = (pm_atomic_u64 *)v;
     v += mark_sz;
     rt->snapmark = (pm_atomic_u64 *)v;
+    v += mark_sz;
+    rt->ownmark = (pm_atomic_u64 *)v;
     v += mark_sz;
     rt->vgknown = PM_VG_MARKS ? (pm_atomic_u64 *)v : NULL;
     rt->used_words = (mp + 63) / 64;
@@ -531,6 +533,7 @@ void pm_engine_reset(struct pm_rt *rt, struct pm_trec *rec)
         pm_store_relaxed(&rt->rootmark[w], 0);
         pm_store_relaxed(&rt->txmark[w], 0);
         pm_store_relaxed(&rt->snapmark[w], 0);
+        pm_store_relaxed(&rt->ownmark[w], 0);
     }
     for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
         uint64_t h = pm_load_relaxed(&rt->partial[c]);

@@ -107,6 +107,8 @@ bool pm_marked(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
 
 int pm_block_held_slow(struct pm_rt *rt, uint64_t off)
 {
+    if (pm_marked(rt, rt->ownmark, off))
+        return PERSISTENT_E_BAD_POINTER;        /* not the program's */
     if (pm_marked(rt, rt->rootmark, off))
         return PERSISTENT_E_ROOT_BLOCK;
     if (pm_marked(rt, rt->txmark, off) || pm_marked(rt, rt->snapmark, off))
@@ -168,6 +170,7 @@ static uint64_t new_table(struct pm_rt *rt, struct pm_trec *rec,
     uint64_t cur = 0;
     if (pm_cas_strong_acq_rel(link, &cur, off)) {
         pm_persist(rt, link, sizeof *link);
+        pm_own_mark(rt, off);
         return off;
     }
     pm_op_end(rec);
@@ -444,6 +447,8 @@ void pm_root_marks_rebuild(struct pm_rt *rt)
         }
         uint64_t off = pm_load_acquire(t.next);
         if (off == 0 || !table_at(rt, off, t.cap, &t))
-            return;
+            break;
+        pm_own_mark(rt, off);
     }
+    pub_own_marks(rt);
 }

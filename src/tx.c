@@ -831,6 +831,10 @@ static bool block_holding(struct pm_rt *rt, uint64_t off, uint64_t len, uint64_t
         *size = (e - s + 1) << rt->page_shift;
         *run = (uint32_t)s;
     }
+    /* the library's own blocks (a log: a snapshot there would be put back
+     * over the log itself) are no block of the program's */
+    if (PM_UNLIKELY(pm_load_relaxed(&rt->ctl[*run].marks) != 0) && pm_own_block(rt, *start))
+        return false;
     return off + len <= *start + *size;
 }
 
@@ -977,7 +981,8 @@ static inline bool mark_bit(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
 /* Whether ptr is a live block of the space, located into *loc. */
 static bool block_live_at(struct pm_rt *rt, const void *ptr, struct pm_pubfree *loc)
 {
-    return pub_free_locate(rt, ptr, loc) == 0 && pub_free_live(loc);
+    return pub_free_locate(rt, ptr, loc) == 0 && pub_free_live(loc) &&
+           !pm_own_block(rt, (uint64_t)((const char *)ptr - rt->base));
 }
 
 int persistent_tx_free(allocator_space_t *space, void *ptr)

@@ -2251,6 +2251,70 @@ static void test_auto_exit_joined(void)
     }
 }
 
+/* The library's own blocks given back by the program (a review): a stale
+ * pointer to a freed 64 KiB block whose pages now hold the thread's log,
+ * and a root overflow table.  A free of either was accepted (no report)
+ * and left a space that every writer refused; a snapshot of the log,
+ * killed, the same.  Now every call refuses them as no block of the
+ * program's, and after a reopen too (the marks are rebuilt). */
+static void own_refused(allocator_space_t *s, void *p, const char *what)
+{
+    int base = mis.count;
+    CHECK_EQ(persistent_usable_size(s, p), 0);
+    persistent_free(s, p);
+    CHECK_EQ(mis.count, base + 1);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_BAD_POINTER);
+    void *q = p;
+    CHECK(!persistent_realloc(s, q, 100) && q == p);
+    CHECK(!persistent_realloc(s, q, 200000) && q == p);
+    CHECK(persistent_root_publish(s, 0x0b5e, p) == NULL);
+    REQUIRE(persistent_tx_begin(s) == 0);
+    CHECK_EQ(persistent_tx_add(s, p, 8), -EINVAL);
+    CHECK_EQ(persistent_tx_free(s, p), -EINVAL);
+    errno = 0;
+    CHECK(persistent_tx_realloc(s, p, 64) == NULL);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    persistent_offset_t *d = persistent_malloc(s, sizeof *d);   /* in the space */
+    REQUIRE(d != NULL);
+    *d = ptr_to_persistent_offset(s, p);
+    CHECK_EQ(persistent_free_from(s, d), -EINVAL);
+    CHECK_EQ(persistent_realloc_into(s, d, 300000), -EINVAL);
+    CHECK_EQ(*d, ptr_to_persistent_offset(s, p));
+    CHECK_EQ(mis.count, base + 7);
+    persistent_free(s, d);
+    t_check_clean(s, what);
+}
+
+static void test_own_blocks(void)
+{
+    const char *path = t_path("tx-own");
+    allocator_space_t *s = create_persistent_allocator(path, 16u << 20);
+    REQUIRE(s != NULL);
+    struct pm_rt *rt = pm_rt_of(s);
+    void *p = persistent_malloc(s, 65536);
+    REQUIRE(p != NULL);
+    persistent_free(s, p);
+    REQUIRE(persistent_tx_begin(s) == 0);     /* the thread's log is made ... */
+    REQUIRE(persistent_tx_commit(s) == 0);
+    uint64_t log = pm_load_acquire(&pub_lane_at(rt, rt->recs[pm_tls.rec->id].lane)->tx_off);
+    CHECK_EQ(log, (uint64_t)((char *)p - rt->base));  /* ... where p was */
+    for (uint64_t tag = 1; tag <= 2000; tag++) /* more than table 0 holds */
+        REQUIRE(persistent_root_get(s, tag, 16, NULL) != NULL);
+    uint64_t tab = pm_load_acquire(&rt->hdr->live.roots_next_off);
+    REQUIRE(tab != 0);
+    own_refused(s, p, "a log given back");
+    own_refused(s, rt->base + tab, "a root table given back");
+    REQUIRE(persistent_space_close(s) == 0);
+    s = create_persistent_allocator(path, 16u << 20);     /* opens it again */
+    REQUIRE(s != NULL);
+    rt = pm_rt_of(s);
+    own_refused(s, rt->base + log, "a log given back, reopened");
+    own_refused(s, rt->base + tab, "a root table given back, reopened");
+    CHECK(persistent_find_root(s, 2000) != NULL);
+    destroy_persistent_allocator(s);
+    unlink(path);
+}
+
 /* Refused frees inside transactions say so (a review): persistent_tx_realloc
  * of a root's block returns NULL with errno EINVAL, and the block it made
  * goes with the transaction (it used to stay, and a commit kept it: a
@@ -2316,6 +2380,7 @@ int main(void)
     test_auto_held_frees();
     test_held_frees();
     test_refused_frees();
+    test_own_blocks();
     persistent_error_hook_set(NULL, NULL);
     t_check_clean(S, "at the end");
     destroy_persistent_allocator(S);

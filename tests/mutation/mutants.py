@@ -388,10 +388,10 @@ MUTANTS = [
          find="""    if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit) ||
         (pm_load_relaxed(&h->bits[h->n_words + (idx >> 6)]) & bit))
         return 0;
-    return h->block_size;""",
+    if (PM_UNLIKELY(pm_load_relaxed(&rt->ctl[s].marks) != 0) &&""",
          replace="""    if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit))
         return 0;
-    return h->block_size;""",
+    if (PM_UNLIKELY(pm_load_relaxed(&rt->ctl[s].marks) != 0) &&""",
          what="usable size (and realloc's liveness check) ignores a pending remote free"),
 
     # ------------------------------------------------------------ free.c
@@ -556,6 +556,31 @@ MUTANTS = [
          find="""            if (pm_tx_auto_other(rt, rec)) {""",
          replace="""            if (false) {""",
          what="a thread exit waits for another thread's automatic transaction, which joins it: for ever"),
+    dict(id="own-held-ignored", file="src/roots.c",
+         find="""    if (pm_marked(rt, rt->ownmark, off))
+        return PERSISTENT_E_BAD_POINTER;        /* not the program's */""",
+         replace="",
+         what="G5: a free of a stale pointer to the library's own block (a log, a table) goes through"),
+    dict(id="own-marks-not-rebuilt", file="src/roots.c",
+         find="""    pub_own_marks(rt);
+}""",
+         replace="""}""",
+         what="G5: after a reopen the logs and lane tables are not marked the library's"),
+    dict(id="txlog-not-marked", file="src/publish.c",
+         find="""    lane_clear(rt, l);
+    pm_own_mark(rt, boff);""",
+         replace="""    lane_clear(rt, l);""",
+         what="G5: a new transaction log is not marked the library's until the next open"),
+    dict(id="lane-table-not-marked", file="src/publish.c",
+         find="""            pm_persist(rt, link, sizeof *link);
+            pm_own_mark(rt, off);""",
+         replace="""            pm_persist(rt, link, sizeof *link);""",
+         what="G5: a new lane overflow table is not marked the library's until the next open"),
+    dict(id="tx-add-own-accepted", file="src/tx.c",
+         find="""    if (PM_UNLIKELY(pm_load_relaxed(&rt->ctl[*run].marks) != 0) && pm_own_block(rt, *start))
+        return false;""",
+         replace="",
+         what="G7: a snapshot of the library's own block (the log: put back over itself) is accepted"),
     dict(id="tx-auto-ignores-held", file="src/tx.c",
          find="""        if (o != NULL && o->n_held > 0)
 """,
