@@ -148,9 +148,13 @@ allocator_space_t *create_persistent_allocator(const char *filename,
 /* Opens filename privately for forensics: mapped copy-on-write, works on a
  * read-only file and on a space left dirty by a crash, never writes the
  * file.  A dirty space is recovered in the private copy and allocation
- * works there; a space too damaged to recover is still opened, as it is
- * on file, with allocation disabled (persistent_space_info says
- * recovery_skipped).  NULL with errno on failure. */
+ * works there; such an open holds the file's shared lock until it is
+ * closed, so that the file does not change under the copy (a writer's
+ * open meanwhile fails with PERSISTENT_E_BUSY).  A space too damaged to
+ * recover, or one a writer has open, is still opened, as it is on file
+ * (following the writer's growth), with allocation disabled
+ * (persistent_space_info says recovery_skipped).  NULL with errno on
+ * failure. */
 allocator_space_t *load_private_persistent_allocator(const char *filename);
 
 /* Closes the space and marks a clean shutdown.  No thread may be inside a
@@ -301,10 +305,11 @@ struct persistent_info {
     uint32_t n_bases;            /* entries in bases[], newest first */
     struct persistent_base bases[16];
     uint32_t recovery_skipped;   /* 1: a private open (with recovery) found
-                                    the space damaged and gives the heap as
-                                    it is on file instead, allocation
-                                    disabled; persistent_errormsg() right
-                                    after the open says what is damaged */
+                                    the space damaged, or a writer had it
+                                    open, and gives the heap as it is on
+                                    file instead, allocation disabled;
+                                    persistent_errormsg() right after the
+                                    open says why */
     uint32_t reserved;
 };
 

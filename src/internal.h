@@ -318,6 +318,11 @@ uint64_t os_next_data(int fd, uint64_t off, uint64_t end);
 uint64_t os_next_hole(int fd, uint64_t off, uint64_t end);
 void os_unlink(const char *path);
 int os_lock_writer(int fd);
+/* A private open that allocates: the shared lock on fd's description for
+ * as long as it is open (a writer's open meanwhile is refused: the file
+ * must not change under the copy); PERSISTENT_E_BUSY when a writer has the
+ * space or waits for it. */
+int os_lock_view(int fd);
 /* A view's shared lock for judging a rollback, on a description of its
  * own (closing it releases the lock); false while a writer has the space
  * or waits for it. */

@@ -282,6 +282,18 @@ int os_lock_writer(int fd)
     return r;
 }
 
+int os_lock_view(int fd)
+{
+    if (writer_waits(fd))
+        return PERSISTENT_E_BUSY;
+    while (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+        if (errno == EINTR)
+            continue;
+        return errno == EWOULDBLOCK ? PERSISTENT_E_BUSY : -errno;
+    }
+    return 0;
+}
+
 bool os_lock_judge(int fd)
 {
     if (writer_waits(fd))

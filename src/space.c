@@ -1066,7 +1066,8 @@ static int space_open(const char *path, const struct persistent_options *opts,
                 os_close(fd);
                 return pm_err(r, "%s: %s", path,
                               r == PERSISTENT_E_BUSY
-                                  ? "another writer has the space open"
+                                  ? "another writer has the space open (or a "
+                                    "private open that allocates)"
                                   : persistent_strerror(r));
             }
             if (o.flags & PERSISTENT_OPEN_CREATE) {
@@ -1081,7 +1082,35 @@ static int space_open(const char *path, const struct persistent_options *opts,
                 }
             }
         }
-        return open_fd(path, fd, mode, o.flags, o.durability, created, out);
+        /* A private mapping is no snapshot: a page this process has not
+         * written shows what a writer writes to the file later.  So a
+         * private open that recovers and allocates (its heap its own)
+         * holds the shared lock while it is open, and a writer's open
+         * meanwhile is refused; when a writer has the space, the private
+         * open is a view as on file instead, allocation disabled (a review
+         * found a private heap beside a live writer handing out blocks
+         * outside the space). */
+        bool writer_live = false;
+        uint32_t flags = o.flags;
+        if (mode == PM_MODE_PRIVATE && !(flags & PERSISTENT_OPEN_NO_RECOVER)) {
+            r = os_lock_view(fd);
+            if (r == PERSISTENT_E_BUSY) {
+                writer_live = true;
+                flags |= PERSISTENT_OPEN_NO_RECOVER;
+            } else if (r < 0) {
+                os_close(fd);
+                return pm_err(r, "%s: cannot lock: %s", path, persistent_strerror(r));
+            }
+        }
+        r = open_fd(path, fd, mode, flags, o.durability, created, out);
+        if (r == 0 && writer_live) {
+            struct pm_rt *rt = pm_rt_of(*out);
+            rt->recovery_skipped = true;
+            pm_err(PERSISTENT_E_BUSY, "%s: a writer has the space open: opened "
+                   "privately without recovery (the heap as on file; no allocation)",
+                   path);
+        }
+        return r;
     }
     return pm_err(-EAGAIN, "%s: keeps appearing and disappearing", path);
 }

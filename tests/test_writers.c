@@ -355,6 +355,51 @@ static void test_private_of_crashed(void)
     unlink(p);
 }
 
+/* A private open beside a live writer (a review): a private mapping is no
+ * snapshot, the writer's later changes show through every page the view
+ * has not written, so a private heap that allocated there handed out
+ * blocks outside the space.  Now such an open is a view as on file,
+ * allocation disabled (recovery_skipped), and a private open with no
+ * writer, which allocates, keeps writers out while it is open. */
+static void test_private_beside_writer(void)
+{
+    const char *p = t_path("privwriter");
+    allocator_space_t *w = create_persistent_allocator(p, 8u << 20);
+    REQUIRE(w != NULL);
+    char *r = persistent_root_get(w, 1, 64, NULL);
+    REQUIRE(r != NULL);
+    strcpy(r, "the writer's");
+    allocator_space_t *v = load_private_persistent_allocator(p);
+    REQUIRE(v != NULL);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(v, &in) == 0);
+    CHECK_EQ(in.recovery_skipped, 1);
+    CHECK(in.open_flags & PERSISTENT_OPEN_NO_RECOVER);
+    CHECK(persistent_malloc(v, 100) == NULL);
+    for (int i = 0; i < 2000; i++) {           /* the writer goes on */
+        void *b = persistent_malloc(w, 1942);
+        REQUIRE(b != NULL);
+        memset(b, 0x5c, 1942);
+        if (i % 3 == 0)
+            persistent_free(w, b);
+    }
+    r = persistent_find_root(v, 1);
+    CHECK(r != NULL && strcmp(r, "the writer's") == 0);
+    destroy_persistent_allocator(v);
+    destroy_persistent_allocator(w);
+
+    v = load_private_persistent_allocator(p);  /* no writer: a heap of its own */
+    REQUIRE(v != NULL);
+    REQUIRE(persistent_space_info(v, &in) == 0);
+    CHECK_EQ(in.recovery_skipped, 0);
+    void *b = persistent_malloc(v, 100);
+    CHECK(b != NULL);
+    CHECK_EQ(run("writer", p), 10);            /* busy while it is open */
+    destroy_persistent_allocator(v);
+    CHECK_EQ(run("writer", p), 11);
+    unlink(p);
+}
+
 /* A view's persistent_check that judges a rollback holds a shared lock on
  * the file for the trial (recover.c pm_rollback_judge): a writer's open
  * waits for it instead of calling the space busy; an exclusive lock (a
@@ -719,5 +764,6 @@ int main(int argc, char **argv)
     test_readers_follow_growth();
     test_open_while_growing();
     test_private_of_crashed();
+    test_private_beside_writer();
     return t_done();
 }

@@ -581,6 +581,10 @@ MUTANTS = [
         return false;""",
          replace="",
          what="G7: a snapshot of the library's own block (the log: put back over itself) is accepted"),
+    dict(id="private-no-view-lock", file="src/space.c",
+         find="""            r = os_lock_view(fd);""",
+         replace="""            r = 0;""",
+         what="G6: a private open allocates beside a live writer, whose changes show through its copy"),
     dict(id="tx-auto-ignores-held", file="src/tx.c",
          find="""        if (o != NULL && o->n_held > 0)
 """,
