@@ -1054,7 +1054,8 @@ static int space_open(const char *path, const struct persistent_options *opts,
                 return r;
             created = true;
         } else if (r < 0) {
-            return pm_err(r, "%s: %s", path, persistent_strerror(r));
+            return pm_err(r, "%s: %s", path,
+                          r == -EINVAL ? "not a regular file" : persistent_strerror(r));
         } else if ((o.flags & PERSISTENT_OPEN_CREATE) &&
                    (o.flags & PERSISTENT_OPEN_EXCL)) {
             os_close(fd);

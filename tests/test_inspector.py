@@ -182,6 +182,19 @@ if os.path.exists(dst) or any(n.startswith("insp-copy.space.") for n in os.listd
     fail("copy of a damaged space left files")
 copy(garbage, "insp-copy.space", 8)
 
+# a FIFO with nobody at the other end: refused at once (8) by every
+# command, never waited on (a review found them hanging)
+fifo = os.path.join(tmp, "insp-fifo")
+os.mkfifo(fifo)
+for args in (["info", fifo], ["check", "--json", fifo], ["copy", fifo, os.path.join(tmp, "insp-copy.space")]):
+    try:
+        p = subprocess.run([tool, *args], capture_output=True, text=True, timeout=10)
+        if p.returncode != 8:
+            fail(f"{args[0]} of a FIFO: exit {p.returncode}, want 8 ({p.stderr.strip()})")
+    except subprocess.TimeoutExpired:
+        fail(f"{args[0]} of a FIFO: hung")
+os.unlink(fifo)
+
 # copy of a space a writer is changing all the time: every copy is whole
 livepath = os.path.join(tmp, "insp-live.space")
 w = subprocess.Popen([maker, "live", livepath], stdout=subprocess.PIPE, text=True)

@@ -122,6 +122,31 @@ static void test_not_a_space(void)
     allocator_space_t *s;
     struct persistent_options o = {0};
     CHECK(persistent_space_open("/", &o, &s) < 0);
+
+    /* a FIFO, with nobody at the other end: refused at once by every
+     * kind of open (a read-only or private open waited for a writer of
+     * the FIFO, for ever); the child dies of its alarm if one hangs */
+    const char *fifo = t_path("fifo");
+    unlink(fifo);
+    REQUIRE(mkfifo(fifo, 0644) == 0);
+    static const uint32_t kinds[] = {0, PERSISTENT_OPEN_READONLY, PERSISTENT_OPEN_PRIVATE,
+                                     PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(5);
+            struct persistent_options fo = {0};
+            fo.flags = kinds[k];
+            allocator_space_t *fs;
+            _exit(persistent_space_open(fifo, &fo, &fs) == -EINVAL ? 0 : 1);
+        }
+        REQUIRE(pid > 0);
+        int st;
+        REQUIRE(waitpid(pid, &st, 0) == pid);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    unlink(fifo);
 }
 
 static void test_truncated(void)

@@ -533,11 +533,22 @@ static int copy_bytes(int in, int out, uint64_t len, const char **how)
  * recovers it) and checked. */
 static int cmd_copy(const char *dst)
 {
-    int in = open(file, O_RDONLY | O_CLOEXEC);
+    /* without waiting: a FIFO's open would wait for a writer */
+    int in = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (in < 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s: %s", file, strerror(errno));
         return fail(EX_NOT_SPACE, msg, -errno);
+    }
+    struct stat sb;
+    int st_ok = fstat(in, &sb) == 0;
+    if (!st_ok || !S_ISREG(sb.st_mode)) {
+        char msg[600];
+        int e = st_ok ? EINVAL : errno;
+        snprintf(msg, sizeof msg, "%s: %s", file,
+                 e == EINVAL ? "not a regular file" : strerror(e));
+        close(in);
+        return fail(EX_NOT_SPACE, msg, -e);
     }
     if (access(dst, F_OK) == 0) {
         fprintf(stderr, "%s exists\n", dst);
@@ -545,11 +556,6 @@ static int cmd_copy(const char *dst)
         return EX_USAGE;
     }
     bool live = flock(in, LOCK_SH | LOCK_NB) != 0;
-    struct stat sb;
-    if (fstat(in, &sb) != 0) {
-        close(in);
-        return fail(EX_NOT_SPACE, strerror(errno), -errno);
-    }
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", dst, (long)getpid());
     int status = EX_CORRUPT;
@@ -559,6 +565,15 @@ static int cmd_copy(const char *dst)
         if (out < 0) {
             snprintf(why, sizeof why, "%s: %s", tmp, strerror(errno));
             status = EX_USAGE;
+            break;
+        }
+        /* the size now: a writer may have grown the space since the last
+         * try (a copy of the old size is torn for good) */
+        if (fstat(in, &sb) != 0) {
+            snprintf(why, sizeof why, "%s: %s", file, strerror(errno));
+            close(out);
+            unlink(tmp);
+            status = EX_NOT_SPACE;
             break;
         }
         const char *how = "copy";

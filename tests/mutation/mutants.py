@@ -585,6 +585,10 @@ MUTANTS = [
          find="""            r = os_lock_view(fd);""",
          replace="""            r = 0;""",
          what="G6: a private open allocates beside a live writer, whose changes show through its copy"),
+    dict(id="open-waits-on-fifo", file="src/os_posix.c",
+         find="""    int f = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);""",
+         replace="""    int f = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);""",
+         what="G8: a read-only or private open of a FIFO waits for ever for a writer of it"),
     dict(id="tx-auto-ignores-held", file="src/tx.c",
          find="""        if (o != NULL && o->n_held > 0)
 """,
