@@ -182,9 +182,27 @@ static bool area_ok(uint64_t off, uint64_t len, uint64_t lo, uint64_t hi)
     return off >= lo && len <= hi && off <= hi - len;
 }
 
+static bool reserved_set(const struct pm_fixed *f)
+{
+    uint8_t any = 0;
+    for (size_t i = 0; i < sizeof f->reserved2; i++)
+        any |= f->reserved2[i];
+    return f->reserved0 != 0 || f->reserved1 != 0 || any != 0;
+}
+
 static int check_fixed(const char *path, const struct pm_fixed *f)
 {
     uint64_t page = UINT64_C(1) << (f->page_shift & 63);
+    /* a flag is a feature the file depends on: one this library does not
+     * know is refused; reserved fields are zero in this minor version and
+     * any before it (a newer minor may use them) */
+    if (f->flags & ~PM_FLAG_GROWABLE)
+        return pm_err(PERSISTENT_E_VERSION, "%s: header flags %#x unknown to this "
+                      "library (format %u.%u)", path, f->flags & ~PM_FLAG_GROWABLE,
+                      PM_FORMAT_MAJOR, PM_FORMAT_MINOR);
+    if (f->minor <= PM_FORMAT_MINOR && reserved_set(f))
+        return pm_err(PERSISTENT_E_VERSION, "%s: reserved header fields are set, which "
+                      "format %u.%u never does", path, f->major, f->minor);
     if (f->header_size != PM_HEADER_SIZE ||
         f->page_shift < PM_MIN_PAGE_SHIFT || f->page_shift > PM_MAX_PAGE_SHIFT)
         return pm_err(PERSISTENT_E_SIZE, "%s: header/page size %u/%u is invalid",

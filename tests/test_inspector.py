@@ -7,6 +7,7 @@ holds, and its exit status says healthy / repaired / corrupt / not a space.
 MAKER is tests/inspector_mk (it makes the spaces); DIR a scratch directory."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -181,6 +182,21 @@ dst, _ = copy(corrupt, "insp-copy.space", 4)
 if os.path.exists(dst) or any(n.startswith("insp-copy.space.") for n in os.listdir(tmp)):
     fail("copy of a damaged space left files")
 copy(garbage, "insp-copy.space", 8)
+
+# a file name that is not UTF-8: the JSON still parses, and the name comes
+# back byte for byte (bytes outside UTF-8 as \udcXX, Python's
+# surrogateescape); a well-formed multi-byte name passes through
+for raw in (b"insp-bad\xffname\xc3\xa9.space", b"insp-\xe2\x82\xac.space"):
+    bpath = os.path.join(os.fsencode(tmp), raw)
+    shutil.copyfile(healthy, bpath)
+    p = subprocess.run([os.fsencode(tool), b"info", b"--json", bpath], capture_output=True)
+    try:
+        obj = json.loads(p.stdout.decode("utf-8", "surrogatepass"))
+        if p.returncode != 0 or os.fsencode(obj.get("file")) != bpath or obj.get("clean") is not True:
+            fail(f"info --json of {bpath!r}: exit {p.returncode}, {obj}")
+    except (ValueError, UnicodeError) as e:
+        fail(f"info --json of {bpath!r}: not JSON ({e}): {p.stdout[:200]!r}")
+    os.unlink(bpath)
 
 # a FIFO with nobody at the other end: refused at once (8) by every
 # command, never waited on (a review found them hanging)

@@ -184,9 +184,24 @@ static void test_version_word_order(void)
     h.fixed.checksum = __builtin_bswap32(pm_fixed_checksum(&h.fixed));
     refused_header(p, &h, false, PERSISTENT_E_BYTE_ORDER, "other byte order");
 
-    /* a newer minor version of the same major opens */
+    /* a header flag this version does not know (a feature the file needs),
+     * or reserved fields set in this minor version: refused (they were
+     * taken, and a future feature would have been ignored) */
+    h = orig;
+    h.fixed.flags |= 0x100;
+    refused_header(p, &h, true, PERSISTENT_E_VERSION, "an unknown header flag");
+    h = orig;
+    h.fixed.reserved2[5] = 1;
+    refused_header(p, &h, true, PERSISTENT_E_VERSION, "a reserved field set");
+    h = orig;
+    h.fixed.reserved0 = 7;
+    refused_header(p, &h, true, PERSISTENT_E_VERSION, "another reserved field set");
+
+    /* a newer minor version of the same major opens, its use of reserved
+     * fields too */
     h = orig;
     h.fixed.minor = PM_FORMAT_MINOR + 3;
+    h.fixed.reserved2[5] = 1;
     h.fixed.checksum = pm_fixed_checksum(&h.fixed);
     write_header(p, &h);
     allocator_space_t *s = create_persistent_allocator(p, 0);

@@ -59,17 +59,47 @@ static int usage(void)
 
 /* ---- JSON ---- */
 
-static void jstr(const char *s)
+/* The length of the well-formed UTF-8 sequence at s (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF), 0 if none. */
+static size_t utf8_len(const unsigned char *s)
 {
+    unsigned c = s[0];
+    size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    if (n == 0 || c > 0xf4)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
+        (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* A JSON string.  A byte of the name that is not part of well-formed
+ * UTF-8 (a file name is bytes) is written as a lone surrogate \udcXX, as
+ * Python's surrogateescape decodes it: the output stays JSON, and
+ * os.fsencode of what json.loads gives is the name. */
+static void jstr(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
     putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    while (*s) {
+        unsigned char c = *s;
+        size_t n;
         if (c == '"' || c == '\\')
             printf("\\%c", c);
         else if (c < 0x20)
             printf("\\u%04x", c);
-        else
+        else if (c < 0x80)
             putchar(c);
+        else if ((n = utf8_len(s)) != 0) {
+            fwrite(s, 1, n, stdout);
+            s += n;
+            continue;
+        } else
+            printf("\\udc%02x", c);
+        s++;
     }
     putchar('"');
 }

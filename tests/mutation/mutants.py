@@ -589,6 +589,12 @@ MUTANTS = [
          find="""    int f = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);""",
          replace="""    int f = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);""",
          what="G8: a read-only or private open of a FIFO waits for ever for a writer of it"),
+    dict(id="fixed-unknown-flags-accepted", file="src/space.c",
+         find="""    if (f->flags & ~PM_FLAG_GROWABLE)
+        return pm_err(""",
+         replace="""    if (false)
+        return pm_err(""",
+         what="G5: a header flag this version does not know (a feature the file needs) is ignored"),
     dict(id="tx-auto-ignores-held", file="src/tx.c",
          find="""        if (o != NULL && o->n_held > 0)
 """,
