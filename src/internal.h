@@ -200,6 +200,10 @@ struct os_file_id {
 struct pm_rt {
     char *base;                   /* == (char *)space */
     struct pm_header *hdr;
+    struct pm_fixed fixed;        /* the fixed header as validated at open:
+                                     read from here, never from the
+                                     mapping, which another process may
+                                     change under a view (G8) */
     int fd;
     uint32_t mode;                /* PM_MODE_* */
     uint32_t open_flags;          /* PERSISTENT_OPEN_* */
@@ -664,8 +668,10 @@ struct pm_run {
 #define PM_LANE_MAX_CHUNKS 64u    /* overflow lane tables at most */
 uint64_t pm_data_limit(struct pm_rt *rt);
 bool pm_in_data(struct pm_rt *rt, uint64_t off, uint64_t len);
+/* *hc: the validated copy of the header's fields (use those, not *h's:
+ * another process may change the mapping under a view). */
 bool pm_block_place(struct pm_rt *rt, uint64_t off, struct pm_sb_header **h,
-                    uint32_t *idx);
+                    struct pm_sb_header *hc, uint32_t *idx);
 uint64_t pm_block_live(struct pm_rt *rt, uint64_t off);
 uint64_t pm_root_next_cap(uint64_t cap);
 struct pm_root_table *pm_root_table_at(struct pm_rt *rt, uint64_t off, uint64_t cap);
@@ -943,8 +949,10 @@ enum pm_hook_point {
                                      call not yet returned (publish.c) */
     PM_HOOK_JUDGE_LOCKED,         /* a view's check holds the shared lock it
                                      judges a rollback under (recover.c) */
-    PM_HOOK_CHECK_PASS            /* a check's pass: the page count followed,
+    PM_HOOK_CHECK_PASS,           /* a check's pass: the page count followed,
                                      nothing read yet (check.c) */
+    PM_HOOK_RUN_VALIDATED         /* a view found a superblock's header
+                                     valid (verify.c run_of) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

@@ -35,14 +35,14 @@
 
 static uint32_t n_meta_lanes(struct pm_rt *rt)
 {
-    return rt->hdr->fixed.n_lanes;
+    return rt->fixed.n_lanes;
 }
 
 static struct pm_lane *lane_at(struct pm_rt *rt, uint32_t i)
 {
     uint32_t n = n_meta_lanes(rt);
     if (i < n)
-        return (struct pm_lane *)(rt->base + rt->hdr->fixed.lanes_off) + i;
+        return (struct pm_lane *)(rt->base + rt->fixed.lanes_off) + i;
     struct pm_lane_table *t = pm_load_acquire(&rt->lane_chunk[(i - n) / LANE_CHUNK]);
     return &t->lane[(i - n) % LANE_CHUNK];
 }

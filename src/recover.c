@@ -393,7 +393,7 @@ int pm_engine_prepare(struct pm_rt *rt)
     size_t map_sz = round_up(mp * sizeof(pm_atomic_u64), 64);
     size_t ctl_sz = round_up(mp * sizeof(struct pm_sbctl), 64);
     size_t rec_sz = round_up(PM_MAX_RECS * sizeof(struct pm_trec), 64);
-    size_t lane_sz = round_up((rt->hdr->fixed.n_lanes + PM_LANE_CHUNK * PM_LANE_MAX_CHUNKS) *
+    size_t lane_sz = round_up((rt->fixed.n_lanes + PM_LANE_CHUNK * PM_LANE_MAX_CHUNKS) *
                                   sizeof(pm_atomic_u32), 64);
     /* one bit per 16-byte granule of the pages, three times (roots.c) */
     size_t mark_sz = round_up(((mp << rt->page_shift) / 16 + 63) / 64 * 8, 64);

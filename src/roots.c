@@ -127,7 +127,7 @@ static uint64_t mix(uint64_t x)
 
 static void table0(struct pm_rt *rt, struct table *t)
 {
-    const struct pm_fixed *f = &rt->hdr->fixed;
+    const struct pm_fixed *f = &rt->fixed;
     t->slot = (struct pm_root_slot *)(rt->base + f->roots_off);
     t->cap = f->roots_cap;
     t->next = &rt->hdr->live.roots_next_off;

@@ -138,7 +138,7 @@ static uint64_t preferred(uint64_t page, uint32_t b, uint32_t align, uint64_t m_
 void pm_classes_init(struct pm_rt *rt)
 {
     uint64_t page = rt->page_size;
-    uint64_t target = rt->hdr->fixed.sb_size;
+    uint64_t target = rt->fixed.sb_size;
     uint64_t max_bytes = rt->max_pages << rt->page_shift;
     uint64_t m_base = target / page ? target / page : 1;
     uint64_t len[PM_N_CLASSES];

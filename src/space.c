@@ -874,6 +874,7 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
     }
     rt->mode = mode;
     rt->open_flags = oflags;
+    rt->fixed = f;
     rt->instance = pm_fetch_add_relaxed(&instance_counter, 1) + 1;
     rt->page_shift = f.page_shift;
     rt->page_size = UINT64_C(1) << f.page_shift;
@@ -1360,7 +1361,7 @@ int persistent_space_info(allocator_space_t *space, struct persistent_info *info
     if (rt == NULL || info == NULL)
         return pm_err(-EINVAL, "not an open space");
     pm_follow(rt);
-    const struct pm_fixed *f = &rt->hdr->fixed;
+    const struct pm_fixed *f = &rt->fixed;
     memset(info, 0, sizeof *info);
     info->format_major = f->major;
     info->format_minor = f->minor;

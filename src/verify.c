@@ -67,9 +67,12 @@ bool pm_in_data(struct pm_rt *rt, uint64_t off, uint64_t len)
 }
 
 /* The live run that holds page, from the run bits: its first and last page
- * and, for a superblock, its (valid) header; false if page is in none. */
+ * and, for a superblock, its header (*h, in the mapping) and a copy of
+ * its fields that was validated (*hc); false if page is in none.  Use the
+ * copy's fields: another process may change the mapping's under a view
+ * (a review toggled block_size to 0 after the check: SIGFPE). */
 static bool run_of(struct pm_rt *rt, uint64_t page, uint64_t *first,
-                   uint64_t *last, struct pm_sb_header **h)
+                   uint64_t *last, struct pm_sb_header **h, struct pm_sb_header *hc)
 {
     uint64_t n = pm_load_acquire(&rt->n_pages);
     if (page >= n)
@@ -83,8 +86,10 @@ static bool run_of(struct pm_rt *rt, uint64_t page, uint64_t *first,
     *h = NULL;
     if (pg_bit(rt->kind_bits, s)) {
         struct pm_sb_header *sh = sb_header(rt, (uint32_t)s);
-        if (!sb_header_valid(rt, sh, s) || s + sh->n_pages - 1 != e)
+        memcpy(hc, sh, sizeof *hc);
+        if (!sb_header_valid(rt, hc, s) || s + hc->n_pages - 1 != e)
             return false;
+        pm_hook(PM_HOOK_RUN_VALIDATED);
         *h = sh;
     }
     *first = s;
@@ -96,7 +101,7 @@ static bool run_of(struct pm_rt *rt, uint64_t page, uint64_t *first,
  * boundary (*h, *idx), or a page outside superblocks (*h NULL, a large
  * block's first page).  Says nothing of whether it is live. */
 bool pm_block_place(struct pm_rt *rt, uint64_t off, struct pm_sb_header **h,
-                    uint32_t *idx)
+                    struct pm_sb_header *hc, uint32_t *idx)
 {
     if (!pm_in_data(rt, off, 1))
         return false;
@@ -104,13 +109,13 @@ bool pm_block_place(struct pm_rt *rt, uint64_t off, struct pm_sb_header **h,
     uint64_t page = rel >> rt->page_shift;
     uint64_t first, last;
     struct pm_sb_header *sh;
-    if (run_of(rt, page, &first, &last, &sh) && sh != NULL) {
+    if (run_of(rt, page, &first, &last, &sh, hc) && sh != NULL) {
         uint64_t x = rel - (first << rt->page_shift);
-        if (x < sh->data_start || (x - sh->data_start) % sh->block_size != 0 ||
-            (x - sh->data_start) / sh->block_size >= sh->n_blocks)
+        if (x < hc->data_start || (x - hc->data_start) % hc->block_size != 0 ||
+            (x - hc->data_start) / hc->block_size >= hc->n_blocks)
             return false;
         *h = sh;
-        *idx = (uint32_t)((x - sh->data_start) / sh->block_size);
+        *idx = (uint32_t)((x - hc->data_start) / hc->block_size);
         return true;
     }
     if (rel & (rt->page_size - 1))
@@ -127,16 +132,16 @@ bool pm_block_place(struct pm_rt *rt, uint64_t off, struct pm_sb_header **h,
  * the persistent bits alone (a reader's view). */
 uint64_t pm_block_live(struct pm_rt *rt, uint64_t off)
 {
-    struct pm_sb_header *h;
+    struct pm_sb_header *h, hc;
     uint32_t idx;
-    if (!pm_block_place(rt, off, &h, &idx))
+    if (!pm_block_place(rt, off, &h, &hc, &idx))
         return 0;
     if (h != NULL) {
         uint64_t bit = UINT64_C(1) << (idx & 63);
         if (!(pm_load_acquire(&h->bits[idx >> 6]) & bit) ||
-            (pm_load_acquire(&h->bits[h->n_words + (idx >> 6)]) & bit))
+            (pm_load_acquire(&h->bits[hc.n_words + (idx >> 6)]) & bit))
             return 0;
-        return h->block_size;
+        return hc.block_size;
     }
     uint64_t page = (off - rt->data_off) >> rt->page_shift;
     if (!pg_bit(rt->start_bits, page))
@@ -182,7 +187,7 @@ struct pm_lane_table *pm_lane_table_at(struct pm_rt *rt, uint64_t off)
  * a root value word of the table in the metadata, or root 0's. */
 bool pm_dest_ok(struct pm_rt *rt, uint64_t off)
 {
-    const struct pm_fixed *f = &rt->hdr->fixed;
+    const struct pm_fixed *f = &rt->fixed;
     if (off % 8 != 0)
         return false;
     if (pm_in_data(rt, off, 8))
@@ -346,7 +351,7 @@ static void verify_runs(struct pm_rt *rt, struct persistent_check_report *rep,
 
     uint64_t n = pm_load_acquire(&rt->n_pages);
     const pm_atomic_u64 *tail[3] = {rt->start_bits, rt->end_bits, rt->kind_bits};
-    const struct pm_fixed *f = &rt->hdr->fixed;
+    const struct pm_fixed *f = &rt->fixed;
     uint64_t foff[3] = {f->start_bits_off, f->end_bits_off, f->kind_bits_off};
     /* an open (one thread, nothing written yet) may skip holes; a check of
      * a live space reads it all (its mapping is ahead of the file) */
@@ -388,7 +393,7 @@ static uint32_t walk_lanes(struct pm_rt *rt, struct persistent_check_report *rep
                            void *arg, uint64_t *tables, uint32_t *n_tables)
 {
     *n_tables = 0;
-    const struct pm_fixed *f = &rt->hdr->fixed;
+    const struct pm_fixed *f = &rt->fixed;
     const struct pm_lane *meta = (const struct pm_lane *)(rt->base + f->lanes_off);
     uint32_t i = 0;
     for (; i < f->n_lanes; i++)
@@ -427,9 +432,9 @@ struct lanes {
 
 static bool place_ok(struct pm_rt *rt, uint64_t off)
 {
-    struct pm_sb_header *h;
+    struct pm_sb_header *h, hc;
     uint32_t idx;
-    return pm_block_place(rt, off, &h, &idx);
+    return pm_block_place(rt, off, &h, &hc, &idx);
 }
 
 static bool lanes_push(struct lanes *ls, uint64_t op, uint64_t dest, uint64_t blk,
@@ -457,19 +462,19 @@ static bool range_in_live_block(struct pm_rt *rt, uint64_t off, uint64_t len)
         return false;
     uint64_t rel = off - rt->data_off;
     uint64_t first, last;
-    struct pm_sb_header *h;
-    if (!run_of(rt, rel >> rt->page_shift, &first, &last, &h))
+    struct pm_sb_header *h, hc;
+    if (!run_of(rt, rel >> rt->page_shift, &first, &last, &h, &hc))
         return false;
     uint64_t run = rt->data_off + (first << rt->page_shift);
     if (h == NULL)
         return off + len <= rt->data_off + ((last + 1) << rt->page_shift);
     uint64_t x = off - run;
-    if (x < h->data_start)
+    if (x < hc.data_start)
         return false;
-    uint64_t idx = (x - h->data_start) / h->block_size;
-    uint64_t start = run + h->data_start + idx * h->block_size;
-    return idx < h->n_blocks && pm_block_live(rt, start) != 0 &&
-           off + len <= start + h->block_size;
+    uint64_t idx = (x - hc.data_start) / hc.block_size;
+    uint64_t start = run + hc.data_start + idx * hc.block_size;
+    return idx < hc.n_blocks && pm_block_live(rt, start) != 0 &&
+           off + len <= start + hc.block_size;
 }
 
 /* The transaction log a lane names (tx.c): its head, and, for one that
@@ -664,7 +669,7 @@ static void verify_roots(struct pm_rt *rt, struct persistent_check_report *rep,
                          const struct lanes *ls)
 {
     struct roots rs = {rep, ls, NULL, 0, 0, false};
-    const struct pm_fixed *f = &rt->hdr->fixed;
+    const struct pm_fixed *f = &rt->fixed;
     /* tag 0 lives in the header; UINT64_MAX stands for its "tag" here */
     root_rule(rt, &rs, UINT64_MAX, offsetof(struct pm_header, live.root0_val),
               pm_load_acquire(&rt->hdr->live.root0_val));

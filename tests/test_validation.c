@@ -372,6 +372,132 @@ static void test_damaged_heap(void)
     unlink(p);
 }
 
+/* The fixed header changed by another process after a view opened (a
+ * review: the view validated a copy at open, then read the mapping's
+ * fields again, and persistent_check ran off to lanes_off = 1 << 44).  A
+ * view reads the copy it validated: every call answers, nothing crashes.
+ * Each kind of view in a child, so that a crash fails the test. */
+static void test_header_changed_under_view(void)
+{
+    const char *p = t_path("hdrchg");
+    make_space(p, 1u << 20, 0);
+    struct pm_header orig;
+    read_header(p, &orig);
+    static const uint32_t kinds[] = {PERSISTENT_OPEN_READONLY,
+                                     PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(20);
+            struct persistent_options o = {0};
+            o.flags = kinds[k];
+            allocator_space_t *s;
+            if (persistent_space_open(p, &o, &s) != 0)
+                _exit(2);
+            struct pm_header h = orig;
+            h.fixed.lanes_off = UINT64_C(1) << 44;
+            h.fixed.n_lanes = 4096;
+            h.fixed.roots_off = UINT64_C(1) << 43;
+            h.fixed.roots_cap = 1u << 20;
+            h.fixed.sb_size = 1u << 20;
+            patch(p, 0, &h.fixed, sizeof h.fixed);   /* under the view */
+            struct persistent_check_report rep;
+            int c = persistent_check(s, &rep);
+            void *r = persistent_find_root(s, 7);
+            struct persistent_stats st;
+            (void)persistent_stats_get(s, &st);
+            struct persistent_root_iter it = {0};
+            uint64_t tag;
+            void *ptr;
+            int n = 0;
+            while (n < 100 && persistent_root_next(s, &it, &tag, &ptr) == 1)
+                n++;
+            persistent_space_close(s);
+            /* what the view validated still holds: the root, the check */
+            _exit(r != NULL && n == 1 && (c == 0 || c == PERSISTENT_E_CORRUPT) ? 0 : 3);
+        }
+        REQUIRE(pid > 0);
+        int st;
+        REQUIRE(waitpid(pid, &st, 0) == pid);
+        if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+            fprintf(stderr, "view %#x with its header changed: %s %d\n", kinds[k],
+                    WIFEXITED(st) ? "exit" : "signal",
+                    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        patch(p, 0, &orig.fixed, sizeof orig.fixed);
+    }
+    unlink(p);
+}
+
+/* A superblock's header changed by another process between a view's
+ * validation of it and its use (a review: block_size toggled to 0, a
+ * SIGFPE in usable_size).  The view uses the copy it validated; the hook
+ * makes the change at exactly that point (a header write through the
+ * file), in a child, so that a crash fails the test. */
+static const char *hv_path;
+static uint64_t hv_off;                 /* the header's offset in the file */
+static int hv_armed;
+
+static void hv_hook(int point)
+{
+    if (point != PM_HOOK_RUN_VALIDATED || !hv_armed)
+        return;
+    hv_armed = 0;
+    struct pm_sb_header h;
+    int fd = open(hv_path, O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &h, sizeof h, (off_t)hv_off) == (ssize_t)sizeof h);
+    h.block_size = 0;
+    h.n_words = 0xffff;
+    REQUIRE(pwrite(fd, &h, sizeof h, (off_t)hv_off) == (ssize_t)sizeof h);
+    close(fd);
+}
+
+static void test_sb_header_changed_under_view(void)
+{
+    const char *p = t_path("sbchg");
+    hv_path = p;
+    make_space(p, 1u << 20, 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20);
+        struct persistent_options o = {0};
+        o.flags = PERSISTENT_OPEN_READONLY;
+        allocator_space_t *s;
+        if (persistent_space_open(p, &o, &s) != 0)
+            _exit(2);
+        struct pm_rt *rt = pm_rt_of(s);
+        char *r = persistent_find_root(s, 7);
+        if (r == NULL)
+            _exit(3);
+        uint64_t page = (uint64_t)(r - rt->data) >> rt->page_shift;
+        uint32_t f1 = 0;
+        for (uint64_t q = page + 1; q-- > 0 && f1 == 0;)
+            if (pg_bit(rt->start_bits, q))
+                f1 = (uint32_t)q + 1;
+        if (f1 == 0)
+            _exit(4);
+        hv_off = (uint64_t)((char *)sb_header(rt, f1 - 1) - rt->base);
+        size_t before = persistent_usable_size(s, r);
+        pm_store_release(&pm_test_hook, hv_hook);
+        hv_armed = 1;
+        size_t during = persistent_usable_size(s, r);   /* changed under it */
+        size_t after = persistent_usable_size(s, r);    /* and now invalid */
+        pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+        _exit(before >= 64 && (during == before || during == 0) && after == 0 ? 0 : 5);
+    }
+    REQUIRE(pid > 0);
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+        fprintf(stderr, "a view with a superblock header changed under it: %s %d\n",
+                WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    unlink(p);
+}
+
 int main(void)
 {
     test_not_a_space();
@@ -380,5 +506,7 @@ int main(void)
     test_checksums();
     test_sizes();
     test_damaged_heap();
+    test_header_changed_under_view();
+    test_sb_header_changed_under_view();
     return t_done();
 }

@@ -595,6 +595,22 @@ MUTANTS = [
          replace="""    if (false)
         return pm_err(""",
          what="G5: a header flag this version does not know (a feature the file needs) is ignored"),
+    dict(id="view-rereads-fixed", file="src/publish.c",
+         find="""        return (struct pm_lane *)(rt->base + rt->fixed.lanes_off) + i;""",
+         replace="""        return (struct pm_lane *)(rt->base + rt->hdr->fixed.lanes_off) + i;""",
+         what="G8: a view reads the fixed header from the mapping, which another process changed after the open"),
+    dict(id="view-rereads-sb-header", file="src/verify.c",
+         find="""        if (x < hc->data_start || (x - hc->data_start) % hc->block_size != 0 ||
+            (x - hc->data_start) / hc->block_size >= hc->n_blocks)
+            return false;
+        *h = sh;
+        *idx = (uint32_t)((x - hc->data_start) / hc->block_size);""",
+         replace="""        if (x < sh->data_start || (x - sh->data_start) % sh->block_size != 0 ||
+            (x - sh->data_start) / sh->block_size >= sh->n_blocks)
+            return false;
+        *h = sh;
+        *idx = (uint32_t)((x - sh->data_start) / sh->block_size);""",
+         what="G8: a view divides by a superblock header's block size read again after it was validated"),
     dict(id="tx-auto-ignores-held", file="src/tx.c",
          find="""        if (o != NULL && o->n_held > 0)
 """,
