@@ -105,6 +105,7 @@ static void test_geometry(void)
         uint64_t sb = cap / 64 < page ? page : cap / 64 > 65536 ? 65536 : cap / 64;
         hdr.fixed.sb_size = (uint32_t)sb;
         rt.hdr = &hdr;
+        rt.fixed = hdr.fixed;           /* what an open validated */
         pm_classes_init(&rt);
         CHECK(rt.n_small > 0);
         /* a file of the old rule still verifies: every class it served is
