@@ -200,6 +200,8 @@ struct os_file_id {
 struct pm_rt {
     char *base;                   /* == (char *)space */
     struct pm_header *hdr;
+    bool view_locked;             /* a private open that allocates: it holds
+                                     the file's shared lock (space.c) */
     struct pm_fixed fixed;        /* the fixed header as validated at open:
                                      read from here, never from the
                                      mapping, which another process may

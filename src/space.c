@@ -604,7 +604,7 @@ static void forget_after_fork(void)
 {
     for (int i = 0; i < PM_MAX_OPEN; i++) {
         struct pm_rt *rt = pm_load_relaxed(&registry[i].rt);
-        if (rt != NULL && rt->mode == PM_MODE_WRITER) {
+        if (rt != NULL && (rt->mode == PM_MODE_WRITER || rt->view_locked)) {
             /* a descriptor the program closed (and maybe reused): the
              * mapping still holds the description, and goes unreadable */
             bool ours = pm_load_relaxed(&rt->fd_lost) == 0 &&
@@ -1123,6 +1123,9 @@ static int space_open(const char *path, const struct persistent_options *opts,
             }
         }
         r = open_fd(path, fd, mode, flags, o.durability, created, out);
+        if (r == 0 && mode == PM_MODE_PRIVATE && !writer_live &&
+            !(flags & PERSISTENT_OPEN_NO_RECOVER))
+            pm_rt_of(*out)->view_locked = true;   /* a fork's child lets go */
         if (r == 0 && writer_live) {
             struct pm_rt *rt = pm_rt_of(*out);
             rt->recovery_skipped = true;

@@ -2128,10 +2128,11 @@ static int fx_child(int what, bool commit)
         usleep(1000);                           /* reported: it waits */
     usleep(20000);
     int bad = atomic_load(&fx_stage) != 2;      /* ... its call not done */
-    bad += m.count != 1 || m.last_code != PERSISTENT_E_TX_AUTO;
+    bad += __atomic_load_n(&m.count, __ATOMIC_SEQ_CST) != 1;
     if ((commit ? persistent_tx_commit(fx_s) : persistent_tx_abort(fx_s)) != 0)
         return 94;
     pthread_join(t, NULL);
+    bad += m.count != 1 || m.last_code != PERSISTENT_E_TX_AUTO;   /* after the join */
     bad += fx_bad;
     bad += fx_v[0] != (commit ? 5u : 0u);
     if (what == 0) {

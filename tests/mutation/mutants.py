@@ -595,9 +595,11 @@ MUTANTS = [
          replace="""    if (false)
         return pm_err(""",
          what="G5: a header flag this version does not know (a feature the file needs) is ignored"),
-    dict(id="view-rereads-fixed", file="src/publish.c",
-         find="""        return (struct pm_lane *)(rt->base + rt->fixed.lanes_off) + i;""",
-         replace="""        return (struct pm_lane *)(rt->base + rt->hdr->fixed.lanes_off) + i;""",
+    dict(id="view-rereads-fixed", file="src/verify.c",
+         find="""    const struct pm_fixed *f = &rt->fixed;
+    const struct pm_lane *meta = (const struct pm_lane *)(rt->base + f->lanes_off);""",
+         replace="""    const struct pm_fixed *f = &rt->hdr->fixed;
+    const struct pm_lane *meta = (const struct pm_lane *)(rt->base + f->lanes_off);""",
          what="G8: a view reads the fixed header from the mapping, which another process changed after the open"),
     dict(id="view-rereads-sb-header", file="src/verify.c",
          find="""        if (x < hc->data_start || (x - hc->data_start) % hc->block_size != 0 ||
@@ -611,6 +613,10 @@ MUTANTS = [
         *h = sh;
         *idx = (uint32_t)((x - sh->data_start) / sh->block_size);""",
          what="G8: a view divides by a superblock header's block size read again after it was validated"),
+    dict(id="fork-child-keeps-view-lock", file="src/space.c",
+         find="""        if (rt != NULL && (rt->mode == PM_MODE_WRITER || rt->view_locked)) {""",
+         replace="""        if (rt != NULL && rt->mode == PM_MODE_WRITER) {""",
+         what="G6: a child forked beside a private open that allocates keeps its shared lock: writers kept out"),
     dict(id="tx-auto-ignores-held", file="src/tx.c",
          find="""        if (o != NULL && o->n_held > 0)
 """,
