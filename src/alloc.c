@@ -219,10 +219,11 @@ size_t pm_usable(struct pm_rt *rt, const void *ptr)
 {
     uint32_t s, idx;
     struct pm_sb_header *h;
+    uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)rt->base);
     int r = sb_locate(rt, ptr, &s, &h, &idx);
     if (r == 1) {
         size_t n = lg_usable(rt, ptr);
-        return n && pm_own_block(rt, (uint64_t)((const char *)ptr - rt->base)) ? 0 : n;
+        return n && pm_own_block(rt, off) ? 0 : n;
     }
     if (r != 0)
         return 0;
@@ -230,8 +231,7 @@ size_t pm_usable(struct pm_rt *rt, const void *ptr)
     if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit) ||
         (pm_load_relaxed(&h->bits[h->n_words + (idx >> 6)]) & bit))
         return 0;
-    if (PM_UNLIKELY(pm_load_relaxed(&rt->ctl[s].marks) != 0) &&
-        pm_own_block(rt, (uint64_t)((const char *)ptr - rt->base)))
+    if (PM_UNLIKELY(pm_load_relaxed(&rt->ctl[s].marks) != 0) && pm_own_block(rt, off))
         return 0;
     return h->block_size;
 }

@@ -1110,7 +1110,7 @@ static int space_open(const char *path, const struct persistent_options *opts,
          * open is a view as on file instead, allocation disabled (a review
          * found a private heap beside a live writer handing out blocks
          * outside the space). */
-        bool writer_live = false;
+        bool locked = false, writer_live = false;
         uint32_t flags = o.flags;
         if (mode == PM_MODE_PRIVATE && !(flags & PERSISTENT_OPEN_NO_RECOVER)) {
             r = os_lock_view(fd);
@@ -1120,18 +1120,20 @@ static int space_open(const char *path, const struct persistent_options *opts,
             } else if (r < 0) {
                 os_close(fd);
                 return pm_err(r, "%s: cannot lock: %s", path, persistent_strerror(r));
+            } else {
+                locked = true;
             }
         }
         r = open_fd(path, fd, mode, flags, o.durability, created, out);
-        if (r == 0 && mode == PM_MODE_PRIVATE && !writer_live &&
-            !(flags & PERSISTENT_OPEN_NO_RECOVER))
-            pm_rt_of(*out)->view_locked = true;   /* a fork's child lets go */
-        if (r == 0 && writer_live) {
+        if (r == 0 && (locked || writer_live)) {
             struct pm_rt *rt = pm_rt_of(*out);
-            rt->recovery_skipped = true;
-            pm_err(PERSISTENT_E_BUSY, "%s: a writer has the space open: opened "
-                   "privately without recovery (the heap as on file; no allocation)",
-                   path);
+            rt->view_locked = locked;           /* a fork's child lets go */
+            if (writer_live) {
+                rt->recovery_skipped = true;
+                pm_err(PERSISTENT_E_BUSY, "%s: a writer has the space open: opened "
+                       "privately without recovery (the heap as on file; no "
+                       "allocation)", path);
+            }
         }
         return r;
     }

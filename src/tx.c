@@ -1081,7 +1081,7 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size)
         /* the old block's free refused (reported): q goes with the
          * transaction whether it commits or aborts */
         (void)persistent_tx_free(space, q);
-        errno = e < 0 && e > -4096 ? -e : EINVAL;
+        errno = -e;                         /* tx_free's codes are errnos */
         return NULL;
     }
     return q;
