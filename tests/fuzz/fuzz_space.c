@@ -1096,7 +1096,8 @@ static int find_logs(const struct img *m, uint64_t *logs, uint64_t *lanes)
             if (!in_img(m, at, 8))
                 break;
             uint64_t off = rd64(m, at);
-            if (off == 0 || !in_img(m, off, sizeof(struct pm_txlog)))
+            /* the library reads a log only at a multiple of 64 */
+            if (off == 0 || off % 64 != 0 || !in_img(m, off, sizeof(struct pm_txlog)))
                 continue;
             uint64_t magic = rd64(m, off);
             if (magic != PM_TXLOG_MAGIC && magic != PM_TXLOG_MAGIC_V1)
@@ -1124,7 +1125,10 @@ static int log_entries(const struct img *m, uint64_t off, uint64_t gen, uint64_t
     pm_txlog_stream(&lg, off, gen, &at, &end);
     int n = 0;
     for (int steps = 0; steps < 4 * MAX_ENTS && n < MAX_ENTS; steps++) {
-        if (at + ENT_SIZE > end || !in_img(m, at, ENT_SIZE))
+        /* entries lie on 8 bytes in any log the library reads (a JUMP the
+         * mutator aimed anywhere may say otherwise): the check below reads
+         * words in place */
+        if (at % 8 != 0 || at + ENT_SIZE > end || !in_img(m, at, ENT_SIZE))
             break;
         struct pm_txent e;
         memcpy(&e, m->d + at, sizeof e);
@@ -1146,7 +1150,7 @@ static int log_entries(const struct img *m, uint64_t off, uint64_t gen, uint64_t
         }
         at += ENT_SIZE + words * 8;
     }
-    *tail = at;
+    *tail = at % 8 == 0 ? at : 0;
     *tail_end = end;
     return n;
 }
@@ -1157,7 +1161,7 @@ static void put_entry(struct img *m, uint64_t at, uint64_t gen, uint64_t kind, u
                       uint64_t off)
 {
     uint64_t words = kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE ? (len + 7) / 8 : 0;
-    if (!in_img(m, at, ENT_SIZE + words * 8))
+    if (at % 8 != 0 || !in_img(m, at, ENT_SIZE + words * 8))
         return;
     struct pm_txent e;
     memset(&e, 0, sizeof e);
