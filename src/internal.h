@@ -148,7 +148,9 @@ struct pm_class {
 /* Per class, owner-only state of a thread record.  The first four fields
  * are all the malloc fast path reads. */
 struct pm_tcache {
-    uint64_t mask;                /* free blocks of the current word not yet
+    /* a line's alignment: what malloc and free read of it (up to recip)
+     * is in one line, and the size, 128, is a shift of the class */
+    _Alignas(64) uint64_t mask;   /* free blocks of the current word not yet
                                      handed out */
     char *wbase;                  /* address of block 64 * word */
     pm_atomic_u64 *aword;         /* the current allocation-bitmap word */
@@ -159,6 +161,8 @@ struct pm_tcache {
     uint64_t freemap;             /* words of sb other than word that may
                                      have free blocks (a hint: rebuilt when
                                      sb becomes current or is collected) */
+    uint64_t recip;               /* the class's pm_class.recip, here for
+                                     free, which reads this line anyway */
     uint32_t owned[PM_OWNED_MAX]; /* other superblocks this thread owns,
                                      full when set aside (see superblock.c) */
 };
@@ -182,6 +186,11 @@ struct pm_trec {
     int32_t lane;                 /* publish lane index, -1 if none */
     struct pm_tx *tx;             /* its transaction state (tx.c), NULL
                                      until its first transaction */
+    pm_atomic_u32 tx_open;        /* its transaction's depth is not 0 */
+    pm_atomic_u32 tx_held;        /* its last commit's frees are held (not
+                                     yet reusable); these two are all an
+                                     automatic transaction's begin reads
+                                     of other threads' transactions */
     pm_atomic_u64 runs[PM_RUN_SLOTS];  /* page runs it freed and keeps
                                      claimed for its next large blocks
                                      (pages.c): first << 8 | pages, 0 if
@@ -423,6 +432,12 @@ static inline uint32_t pm_size_class(size_t size)
     return 8 + (k - 7) * 4 + (uint32_t)((s >> (k - 2)) & 3);
 }
 uint32_t pm_class_size(uint32_t cls);
+/* ceil(2^40 / b): (x * recip) >> 40 is x / b for every offset x of a
+ * superblock (pm_class.recip, pm_tcache.recip) */
+static inline uint64_t pm_class_recip(uint32_t b)
+{
+    return ((UINT64_C(1) << 40) + b - 1) / b;
+}
 void pm_classes_init(struct pm_rt *rt);
 bool pm_sb_geometry(const struct pm_rt *rt, uint32_t c, uint32_t n_pages,
                     uint32_t *n_blocks, uint32_t *data_start);

@@ -158,7 +158,7 @@ void pm_classes_init(struct pm_rt *rt)
             align = (uint32_t)page;
         k->block_size = b;
         k->align = align;
-        k->recip = ((UINT64_C(1) << 40) + b - 1) / b;
+        k->recip = pm_class_recip(b);
         k->n_blocks = 0;
         len[c] = preferred(page, b, align, m_base, &nb[c]);
         if (len[c] == 0 || len[c] * page * 4 > max_bytes)

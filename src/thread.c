@@ -47,6 +47,7 @@ static void rec_init(struct pm_trec *rec, uint32_t id)
         memset(t, 0, sizeof *t);
         t->sb = PM_NO_SB;
         t->bsize = pm_class_size(c);
+        t->recip = pm_class_recip(t->bsize);
     }
 }
 

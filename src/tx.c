@@ -90,7 +90,9 @@ struct vec {
 };
 
 struct pm_tx {
-    uint32_t depth;
+    uint32_t depth;               /* its changes from and to 0 in
+                                     rec->tx_open (depth_set) */
+    struct pm_trec *rec;          /* whose (set by each begin) */
     bool automatic;               /* pages caught by protection */
     uint64_t gen;
     struct pm_txlog *log;
@@ -734,6 +736,14 @@ static void segs_release(struct pm_rt *rt, struct vec *segs)
     segs->n = 0;
 }
 
+/* The transaction's depth; whether it is 0 where other threads look
+ * (tx_begin_auto). */
+static void depth_set(struct pm_tx *tx, uint32_t d)
+{
+    tx->depth = d;
+    pm_store_release(&tx->rec->tx_open, d != 0 ? 1u : 0u);
+}
+
 /* The end of a transaction, either way (its marks dealt with). */
 static void tx_reset(struct pm_rt *rt, struct pm_tx *tx)
 {
@@ -741,7 +751,7 @@ static void tx_reset(struct pm_rt *rt, struct pm_tx *tx)
     tx->snaps.n = tx->allocs.n = tx->frees.n = 0;
     tx->entries = 0;
     tx->written = false;
-    tx->depth = 0;
+    depth_set(tx, 0);
 }
 
 /* The next generation, in its stream; the state word is written with
@@ -766,6 +776,7 @@ int persistent_tx_begin(allocator_space_t *space)
     if (rec->tx == NULL && (rec->tx = calloc(1, sizeof *rec->tx)) == NULL)
         return pm_err(-ENOMEM, "tx_begin: out of memory");
     struct pm_tx *tx = rec->tx;
+    tx->rec = rec;
     if (tx->depth > 0) {
         tx->depth++;
         return 0;
@@ -781,7 +792,7 @@ int persistent_tx_begin(allocator_space_t *space)
     pm_op_enter(rt, rec);
     tx_start(rt, tx);
     tx->automatic = false;
-    tx->depth = 1;
+    depth_set(tx, 1);
     pm_op_end(rec);
     return 0;
 }
@@ -1101,6 +1112,7 @@ static void held_finish(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
     for (size_t i = 0; i < tx->n_held; i++)
         pub_free_finish(rt, rec, &tx->held[i]);
     tx->n_held = 0;
+    pm_store_release(&rec->tx_held, 0u);
     segs_release(rt, &tx->pend_segs);
 }
 
@@ -1177,6 +1189,7 @@ int persistent_tx_commit(allocator_space_t *space)
             if (pub_free_prepare_held_at(rt, rec, pf) == 0)
                 pub_free_flush(rt, &tx->held[tx->n_held++]);
         }
+        pm_store_release(&rec->tx_held, tx->n_held != 0 ? 1u : 0u);
         pm_op_end(rec);
         if (tx->frees.n) {
             struct vec v = tx->pend_segs;       /* empty */
@@ -1391,6 +1404,7 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     if (rec->tx == NULL && (rec->tx = calloc(1, sizeof *rec->tx)) == NULL)
         return pm_err(-ENOMEM, "tx_begin_auto: out of memory");
     struct pm_tx *tx = rec->tx;
+    tx->rec = rec;
     if (tx->depth > 0) {
         if (!tx->automatic)
             return pm_err(-EINVAL, "tx_begin_auto: inside a transaction that is not "
@@ -1417,14 +1431,15 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     /* the space alone */
     uint32_t n = pm_load_acquire(&rt->n_recs);
     for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++) {
-        const struct pm_tx *o = id != rec->id && pm_load_acquire(&rt->recs[id].in_use)
-                                    ? rt->recs[id].tx : NULL;
-        if (o != NULL && o->depth > 0)
+        const struct pm_trec *o = &rt->recs[id];
+        if (id == rec->id || !pm_load_acquire(&o->in_use))
+            continue;
+        if (pm_load_acquire(&o->tx_open))
             return pm_err(-EBUSY, "tx_begin_auto: another thread has a transaction open");
         /* the frees of its last commit: done but not yet reusable, its log
          * still says so; an abort would rebuild the heap with them reusable
          * at once, and a crash would then have recovery free them again */
-        if (o != NULL && o->n_held > 0)
+        if (pm_load_acquire(&o->tx_held))
             return pm_err(-EBUSY, "tx_begin_auto: another thread's last transaction freed "
                                   "blocks that its next one settles");
     }
@@ -1447,9 +1462,9 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     for (uint32_t id = 1; r == 0 && id <= nr && id < PM_MAX_RECS; id++) {
         if (id == rec->id)
             continue;
-        const struct pm_tx *o = pm_load_acquire(&rt->recs[id].in_use) ? rt->recs[id].tx : NULL;
-        if (pm_load_acquire(&rt->recs[id].busy) != 0 ||
-            pm_load_acquire(&rt->recs[id].exiting) != 0 || (o != NULL && o->depth > 0))
+        const struct pm_trec *o = &rt->recs[id];
+        if (pm_load_acquire(&o->busy) != 0 || pm_load_acquire(&o->exiting) != 0 ||
+            (pm_load_acquire(&o->in_use) && pm_load_acquire(&o->tx_open)))
             r = -EBUSY;
     }
     if (r < 0) {
@@ -1475,13 +1490,13 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     pm_store_relaxed(&auto_reported, 0u);
     auto_tx_gen = pm_fetch_add_acq_rel(&auto_gen, 1u) + 1;
     auto_tx = tx;
-    tx->depth = 1;
+    depth_set(tx, 1);
     /* every page read-only, but the log's */
     if (os_protect(rt->base, pm_data_limit(rt), false) != 0 ||
         os_protect(tx->log, tx->log->size, true) != 0) {
         (void)os_protect(rt->base, pm_data_limit(rt), true);
         set_state(rt, tx, PM_TX_IDLE, true);
-        tx->depth = 0;
+        depth_set(tx, 0);
         tx->written = false;
         tx->automatic = false;
         auto_tx = NULL;
@@ -1648,8 +1663,9 @@ void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec)
         tx_abort(rt, rec, tx);
     tx_settle(rt, rec, tx);
     /* the structure stays with the record (as a new one, what calloc
-     * gives), as records do while the space is open: an automatic
-     * transaction's begin reads other records' depth (tx_begin_auto) */
+     * gives) for its next thread, as records do while the space is open;
+     * no other thread reads it (tx_begin_auto reads rec->tx_open and
+     * rec->tx_held) */
     tx_free_volatile(tx);
     memset(tx, 0, sizeof *tx);
 }

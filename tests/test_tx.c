@@ -776,6 +776,77 @@ static void *holds_frees(void *arg)
     return NULL;
 }
 
+/* Automatic transactions begun again and again while other threads run
+ * manual ones that free blocks: each begin looks at every other thread's
+ * transaction (open? frees held?) while those threads begin and commit.
+ * It reads two flags of their records, atomically; it read their
+ * transaction's depth and held count, plain fields their owners write,
+ * which ThreadSanitizer reports as a race (a review).  Every begin either
+ * succeeds or says EBUSY, and the blocks add up at the end. */
+static atomic_int ab_stop;
+
+static void *ab_worker(void *arg)
+{
+    uint64_t *rounds = arg;
+    void *prev = NULL;
+    for (uint64_t i = 0; !atomic_load(&ab_stop); i++) {
+        REQUIRE(persistent_tx_begin(S) == 0);
+        uint64_t *b = persistent_tx_alloc(S, 64);
+        REQUIRE(b != NULL);
+        b[0] = (uint64_t)i;
+        if (prev != NULL)
+            REQUIRE(persistent_tx_free(S, prev) == 0);
+        REQUIRE(persistent_tx_commit(S) == 0);
+        prev = b;
+        *rounds = i + 1;
+    }
+    if (prev != NULL) {
+        REQUIRE(persistent_tx_begin(S) == 0);
+        REQUIRE(persistent_tx_free(S, prev) == 0);
+        REQUIRE(persistent_tx_commit(S) == 0);
+    }
+    return NULL;
+}
+
+static void test_auto_beside_manual(void)
+{
+    struct persistent_stats st0, st;
+    REQUIRE(persistent_stats_get(S, &st0) == 0);
+    uint64_t *v = persistent_malloc(S, 64);
+    REQUIRE(v != NULL);
+    v[0] = 0;
+    uint64_t rounds[2] = {0, 0};
+    pthread_t t[2];
+    atomic_store(&ab_stop, 0);
+    for (int i = 0; i < 2; i++)
+        REQUIRE(pthread_create(&t[i], NULL, ab_worker, &rounds[i]) == 0);
+    uint64_t ok = 0, busy = 0;
+    for (int i = 0; i < 2000; i++) {
+        int r = persistent_tx_begin_auto(S);
+        if (r == 0) {
+            v[0]++;
+            REQUIRE(persistent_tx_commit(S) == 0);
+            ok++;
+        } else {
+            CHECK_EQ(r, -EBUSY);
+            busy++;
+        }
+    }
+    atomic_store(&ab_stop, 1);
+    for (int i = 0; i < 2; i++)
+        REQUIRE(pthread_join(t[i], NULL) == 0);
+    CHECK_EQ(v[0], ok);
+    CHECK(rounds[0] > 0 && rounds[1] > 0);
+    printf("auto beside manual: %llu begun, %llu refused, workers %llu and %llu rounds\n",
+           (unsigned long long)ok, (unsigned long long)busy, (unsigned long long)rounds[0],
+           (unsigned long long)rounds[1]);
+    persistent_free(S, v);
+    /* the workers' last frees are held until their records settle them:
+     * their threads are gone, so they are done */
+    REQUIRE(persistent_stats_get(S, &st) == 0);
+    CHECK_EQ(st.live_blocks, st0.live_blocks);
+}
+
 static void test_auto_held_frees(void)
 {
     pthread_t t;
@@ -2379,6 +2450,7 @@ int main(void)
     test_auto_foreign_calls();
     test_auto_refuses_busy();
     test_auto_held_frees();
+    test_auto_beside_manual();
     test_held_frees();
     test_refused_frees();
     test_own_blocks();

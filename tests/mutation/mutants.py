@@ -538,11 +538,11 @@ MUTANTS = [
          find="""    pm_op_enter(rt, rec);
     tx_start(rt, tx);
     tx->automatic = false;
-    tx->depth = 1;
+    depth_set(tx, 1);
     pm_op_end(rec);""",
          replace="""    tx_start(rt, tx);
     tx->automatic = false;
-    tx->depth = 1;""",
+    depth_set(tx, 1);""",
          what="a transaction begins during another thread's automatic one; its log writes are caught and its abort ends the process"),
     dict(id="root-slot-no-op", file="src/roots.c",
          find="""    pm_op_enter(rt, rec);
@@ -618,13 +618,30 @@ MUTANTS = [
          replace="""        if (rt != NULL && rt->mode == PM_MODE_WRITER) {""",
          what="G6: a child forked beside a private open that allocates keeps its shared lock: writers kept out"),
     dict(id="tx-auto-ignores-held", file="src/tx.c",
-         find="""        if (o != NULL && o->n_held > 0)
+         find="""        if (pm_load_acquire(&o->tx_held))
 """,
-         replace="""        if (o != NULL && o->n_held > 0 && 0)
+         replace="""        if (pm_load_acquire(&o->tx_held) && 0)
 """,
          what="an automatic transaction begins beside another thread's held frees: "
               "its abort makes them reusable while that thread's log still says "
               "COMMITTED"),
+    dict(id="tx-open-not-published", file="src/tx.c",
+         find="""    tx->depth = d;
+    pm_store_release(&tx->rec->tx_open, d != 0 ? 1u : 0u);""",
+         replace="""    tx->depth = d;""",
+         what="an automatic transaction begins beside another thread's open manual one (its record "
+              "does not say so): the abort's rebuild undoes that thread's allocations"),
+    dict(id="tx-held-not-published", file="src/tx.c",
+         find="""        pm_store_release(&rec->tx_held, tx->n_held != 0 ? 1u : 0u);
+""",
+         replace="""""",
+         what="an automatic transaction begins beside another thread's held frees (its record "
+              "does not say so): its abort makes them reusable while that thread's log still "
+              "says COMMITTED"),
+    dict(id="free-fast-interior", file="src/free.c",
+         find="""    if (PM_UNLIKELY(idx >= n || idx * k->bsize != x))""",
+         replace="""    if (PM_UNLIKELY(idx >= n))""",
+         what="G5: free's fast path takes a pointer inside a block for the block's start"),
     dict(id="pages-kept-not-forgotten", file="src/recover.c",
          find="""    pg_cache_forget(rt);
 """,
