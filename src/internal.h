@@ -283,6 +283,9 @@ struct pm_rt {
     struct pm_trec *recs;
     pm_atomic_u32 n_recs;         /* high-water of record ids */
     pm_atomic_u32 closing;
+    pm_atomic_u32 pressure;       /* threads about to report ENOMEM while
+                                     owners inside a call keep superblocks
+                                     (superblock.c sb_starving) */
 
     /* marks (roots.c): which 16-byte granules of the pages start a root's
      * block, or a block an open transaction allocated or frees (tx.c);
@@ -372,6 +375,8 @@ bool os_thread_gone(uint32_t tid);
 void *os_vol_alloc(size_t size);
 void os_vol_free(void *p, size_t size);
 uint64_t os_time_ns(void);
+uint64_t os_mono_ns(void);        /* CLOCK_MONOTONIC */
+void os_yield(void);
 void os_random(void *buf, size_t len);
 size_t os_page_size(void);
 int os_protect(void *addr, size_t len, bool writable);
@@ -589,7 +594,16 @@ int sb_locate(struct pm_rt *rt, const void *ptr, uint32_t *first,
               struct pm_sb_header **hp, uint32_t *idx);
 void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t first, const struct pm_sb_header *h,
                       uint32_t n_used);
-uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec);
+uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec, uint32_t *reowned);
+/* The last step before a malloc reports ENOMEM (superblock.c): a scavenge,
+ * and again for a moment while other threads' calls keep superblocks. */
+struct sb_starve {
+    uint32_t round;
+    bool pressing;                /* counted in rt->pressure */
+    uint64_t until;               /* os_mono_ns() */
+};
+bool sb_starving(struct pm_rt *rt, struct pm_trec *rec, uint32_t keep, struct sb_starve *st);
+void sb_starve_end(struct pm_rt *rt, struct sb_starve *st);
 /* Takes every superblock other threads own (tx.c: an automatic
  * transaction); -EBUSY if one was inside a call and kept it. */
 int sb_revoke_all(struct pm_rt *rt, struct pm_trec *rec);

@@ -29,12 +29,14 @@ uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
     }
     uint64_t n = ((uint64_t)size + page - 1) >> rt->page_shift;
     uint64_t align_pages = align > page ? align >> rt->page_shift : 1;
-    bool scavenged = false, reclaimed = false;
+    bool reclaimed = false;
+    struct sb_starve st = {0, false, 0};
     uint64_t got, first = align_pages == 1 ? pg_cache_take(rec, n, n, &got) : PG_NONE;
     for (;;) {
         if (first == PG_NONE)
             first = pg_alloc(rt, n, align_pages);
         if (first != PG_NONE) {
+            sb_starve_end(rt, &st);
             pm_hook(PM_HOOK_LARGE_CLAIM);
             *n_pages = n;
             return first;
@@ -48,11 +50,9 @@ uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
         uint64_t seen = pm_load_acquire(&rt->n_pages);
         if (pm_space_grow(rt, seen, n + align_pages - 1) == 0)
             continue;
-        if (!scavenged) {
-            scavenged = true;
-            sb_scavenge(rt, rec);
+        if (sb_starving(rt, rec, UINT32_MAX, &st))
             continue;
-        }
+        sb_starve_end(rt, &st);
         errno = ENOMEM;
         return PG_NONE;
     }

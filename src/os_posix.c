@@ -724,6 +724,18 @@ void os_vol_free(void *p, size_t size)
         (void)munmap(p, size);
 }
 
+uint64_t os_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void os_yield(void)
+{
+    sched_yield();
+}
+
 uint64_t os_time_ns(void)
 {
     struct timespec ts;

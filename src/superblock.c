@@ -36,6 +36,11 @@
  *    reads its revokes counter right after raising busy, so either the
  *    thief sees busy (and gives the superblock back) or the owner sees the
  *    bump (and re-validates before touching anything).  Nobody waits.
+ *    The thief's decision is a CAS from exactly the REVOKING word it made
+ *    or found: a REVOKING superblock is any thief's to go on with (its own
+ *    bump, fence and look at busy), so a thief stopped between its CAS
+ *    and its decision strands nothing, and of two deciding only the first
+ *    counts.
  *  - An owner inside an operation that finds its superblock REVOKING(v)
  *    takes it back itself with a CAS (own, own_move) instead of dropping
  *    it: the thief only acts after its own CAS from that REVOKING word,
@@ -505,19 +510,47 @@ bool sb_owner_sync(struct pm_rt *rt, struct pm_trec *rec)
     return lost;
 }
 
+/* Every superblock the thread owns goes back (collected; released when
+ * empty, else listed), but class keep's current one (UINT32_MAX: none):
+ * what an owner does under pressure (sb_starving).  Inside an
+ * operation. */
+static void give_back(struct pm_rt *rt, struct pm_trec *rec, uint32_t keep)
+{
+    for (uint32_t c = 0; c < rt->n_small; c++) {
+        struct pm_tcache *t = &rec->cls[c];
+        if (t->sb != PM_NO_SB && c != keep) {
+            uint32_t s = t->sb;
+            drop_current(t);
+            hand_back(rt, rec, s, c);
+        }
+        while (t->n_owned > 0)
+            hand_back(rt, rec, t->owned[--t->n_owned], c);
+    }
+}
+
+/* sb_owner_sync for a thread that saw its revocation counter move; when
+ * another thread is about to report ENOMEM (a thief that found this one
+ * inside a call bumped it), its superblocks go back too. */
+static void owner_sync_pressed(struct pm_rt *rt, struct pm_trec *rec, uint32_t keep)
+{
+    sb_owner_sync(rt, rec);
+    if (PM_UNLIKELY(pm_load_acquire(&rt->pressure) != 0))
+        give_back(rt, rec, keep);
+}
+
 /* Makes rec's cache for class c hold a free block (t->mask != 0): the
  * current superblock, then one it owns, then the partial list, then a new
  * one, growing the space or scavenging when pages run out.  The caller is
  * inside an operation; false (errno ENOMEM) when nothing can be found. */
-static bool refill(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
-                   bool may_carve)
+static bool refill_in(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
+                      bool may_carve, struct sb_starve *st)
 {
     struct pm_tcache *t = &rec->cls[c];
     const struct pm_class *k = &rt->cls[c];
-    bool scavenged = false, reclaimed = false;
+    bool reclaimed = false;
 
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
-        sb_owner_sync(rt, rec);
+        owner_sync_pressed(rt, rec, c);
     for (;;) {
         if (t->mask != 0)
             return true;
@@ -558,14 +591,20 @@ static bool refill(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
         uint64_t seen = pm_load_acquire(&rt->n_pages);
         if (pm_space_grow(rt, seen, k->n_pages) == 0)
             continue;
-        if (!scavenged) {
-            scavenged = true;
-            sb_scavenge(rt, rec);
+        if (sb_starving(rt, rec, c, st))
             continue;
-        }
         errno = ENOMEM;
         return false;
     }
+}
+
+static bool refill(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
+                   bool may_carve)
+{
+    struct sb_starve st = {0, false, 0};
+    bool got = refill_in(rt, rec, c, may_carve, &st);
+    sb_starve_end(rt, &st);
+    return got;
 }
 
 /* Takes the next free block of the current word out of the cache without
@@ -762,7 +801,7 @@ void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
 {
     pm_op_enter(rt, rec);
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
-        sb_owner_sync(rt, rec);
+        owner_sync_pressed(rt, rec, UINT32_MAX);
     uint64_t a = pm_load_relaxed(&ctl_of(rt, s)->anchor);
     if (owned_by(a, rec->id) ||
         (pm_anchor_state(a) == PM_SB_ORPHAN && pm_anchor_owner(a) == rec->id &&
@@ -780,16 +819,7 @@ void sb_thread_exit(struct pm_rt *rt, struct pm_trec *rec)
 {
     pm_op_enter(rt, rec);
     sb_owner_sync(rt, rec);
-    for (uint32_t c = 0; c < rt->n_small; c++) {
-        struct pm_tcache *t = &rec->cls[c];
-        if (t->sb != PM_NO_SB) {
-            uint32_t s = t->sb;
-            drop_current(t);
-            hand_back(rt, rec, s, c);
-        }
-        while (t->n_owned > 0)
-            hand_back(rt, rec, t->owned[--t->n_owned], c);
-    }
+    give_back(rt, rec, UINT32_MAX);
     pm_op_end(rec);
 }
 
@@ -817,16 +847,21 @@ void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t s, const struct pm_sb_header *h
 /* Takes superblocks from other threads that are not inside an operation;
  * each stolen one is collected and released if empty, else listed. */
 /* *kept: superblocks other threads keep because they were inside a call
- * (or NULL). */
-static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec, uint32_t *kept)
+ * (or NULL); *reowned (or NULL): those and the ones their owners took
+ * back themselves meanwhile (a call begun after the counter moved). */
+static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec, uint32_t *kept,
+                              uint32_t *reowned)
 {
     if (os_membarrier_init() != 0) {
         if (kept)
             *kept = UINT32_MAX;         /* cannot tell: nothing revoked */
+        if (reowned)
+            *reowned = UINT32_MAX;
         return 0;
     }
     enum { BATCH = 256 };
     uint32_t cand[BATCH];
+    uint64_t word[BATCH];               /* the REVOKING anchor each goes on from */
     uint32_t freed = 0;
     uint64_t limit = pm_load_acquire(&rt->n_pages);
     uint64_t p = 0;
@@ -836,13 +871,28 @@ static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec, uint32_t *k
             uint32_t s = (uint32_t)p++;
             if (!pg_bit(rt->kind_bits, s))
                 continue;
-            uint64_t a = pm_load_acquire(&ctl_of(rt, s)->anchor);
+            pm_atomic_u64 *aw = &ctl_of(rt, s)->anchor;
+            uint64_t a = pm_load_acquire(aw);
             uint32_t v = pm_anchor_owner(a);
-            if (pm_anchor_state(a) != PM_SB_OWNED || v == rec->id)
+            if (v == rec->id)
                 continue;
-            if (!anchor_move(rt, s, PM_SB_OWNED, v, false, PM_SB_REVOKING, v))
+            if (pm_anchor_state(a) == PM_SB_OWNED) {
+                uint64_t r = pm_anchor_make(a, PM_SB_REVOKING, v);
+                if (!pm_cas_strong_seq_cst(aw, &a, r))
+                    continue;
+                a = r;
+            } else if (pm_anchor_state(a) != PM_SB_REVOKING) {
                 continue;
+            }
+            /* REVOKING: this thief's now, or another's that may be stopped
+             * for good between its CAS and its decision (a review: its
+             * batch was out of everyone's reach).  Either way the same
+             * steps from that word: the bump, the fence, the look at busy,
+             * and a CAS from exactly that word, so of two thieves on it
+             * only the first decision counts, and a word an owner took
+             * back and a later thief made REVOKING again is not this one. */
             pm_fetch_add_acq_rel(&rt->recs[v].revokes, 1u);
+            word[n] = a;
             cand[n++] = s;
         }
         if (p == PG_NONE)
@@ -853,15 +903,23 @@ static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec, uint32_t *k
         pm_hook(PM_HOOK_REVOKE_DECIDE);
         for (uint32_t i = 0; i < n; i++) {
             uint32_t s = cand[i];
-            uint32_t v = pm_anchor_owner(pm_load_acquire(&ctl_of(rt, s)->anchor));
-            /* each CAS below fails when the owner took s back meanwhile */
+            pm_atomic_u64 *aw = &ctl_of(rt, s)->anchor;
+            uint64_t a = word[i];
+            uint32_t v = pm_anchor_owner(a);
+            /* each CAS below fails when the owner took s back meanwhile,
+             * or another thief decided first */
             if (!fenced || pm_load_acquire(&rt->recs[v].busy) != 0) {
-                if (anchor_move(rt, s, PM_SB_REVOKING, v, false, PM_SB_OWNED, v) && kept)
+                if (pm_cas_strong_seq_cst(aw, &a, pm_anchor_make(a, PM_SB_OWNED, v)) && kept)
                     ++*kept;
+                if (reowned && owned_by(pm_load_acquire(aw), v))
+                    ++*reowned;
                 continue;
             }
-            if (!anchor_move(rt, s, PM_SB_REVOKING, v, false, PM_SB_OWNED, rec->id))
+            if (!pm_cas_strong_seq_cst(aw, &a, pm_anchor_make(a, PM_SB_OWNED, rec->id))) {
+                if (reowned && owned_by(pm_load_acquire(aw), v))
+                    ++*reowned;
                 continue;
+            }
             uint32_t c = sb_header(rt, s)->cls;
             collect(rt, s);
             if (all_clear(sb_header(rt, s)) && release(rt, rec, s)) {
@@ -875,7 +933,7 @@ static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec, uint32_t *k
     return freed;
 }
 
-uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec)
+uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec, uint32_t *reowned)
 {
     uint32_t freed = 0;
     for (uint32_t c = 0; c < rt->n_small; c++) {
@@ -914,14 +972,56 @@ uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec)
             }
         }
     }
-    freed += revoke_others(rt, rec, NULL);
+    freed += revoke_others(rt, rec, NULL, reowned);
     return freed;
+}
+
+/* How long a thread that found no free block goes on asking owners that
+ * were inside a call for their superblocks before malloc reports ENOMEM:
+ * a call takes well under a microsecond, a thread descheduled a few
+ * milliseconds; an owner stopped for good keeps them (docs/design.md). */
+#define STARVE_NS (10u * 1000u * 1000u)
+
+/* The last step of a malloc that found no free block and no page: a
+ * scavenge (every partial list, this thread's empty superblocks, other
+ * threads' superblocks unless they are inside a call).  When owners
+ * inside a call kept some, rt->pressure says so: each such owner, at its
+ * next call (the revocation moved its counter), gives back every
+ * superblock but its current one (owner_sync_pressed); the caller tries
+ * again, between scavenges yielding, for up to STARVE_NS.  True: try
+ * again. */
+bool sb_starving(struct pm_rt *rt, struct pm_trec *rec, uint32_t keep, struct sb_starve *st)
+{
+    if (st->round > 0) {
+        if (!st->pressing || os_mono_ns() >= st->until)
+            return false;
+        os_yield();
+        /* another starving thread may be asking this one */
+        if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+            owner_sync_pressed(rt, rec, keep);
+    }
+    uint32_t kept = 0;                  /* by owners inside a call */
+    sb_scavenge(rt, rec, &kept);
+    st->round++;
+    if (kept != 0 && kept != UINT32_MAX && !st->pressing) {
+        st->pressing = true;
+        pm_fetch_add_acq_rel(&rt->pressure, 1u);
+        st->until = os_mono_ns() + STARVE_NS;
+    }
+    return true;
+}
+
+void sb_starve_end(struct pm_rt *rt, struct sb_starve *st)
+{
+    if (st->pressing)
+        pm_fetch_sub_acq_rel(&rt->pressure, 1u);
+    st->pressing = false;
 }
 
 int sb_revoke_all(struct pm_rt *rt, struct pm_trec *rec)
 {
     uint32_t kept = 0;
-    (void)revoke_others(rt, rec, &kept);
+    (void)revoke_others(rt, rec, &kept, NULL);
     if (kept == 0)
         return 0;
     /* without membarrier nothing is taken: fine only if nobody else owns

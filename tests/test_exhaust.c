@@ -438,6 +438,226 @@ static void test_every_class_four_threads(void)
     }
 }
 
+/* G5b with an owner that is inside a call whenever a thief looks (a
+ * review: a thread running malloc and free of 16 bytes in a loop kept
+ * every superblock it owned; the other thread's malloc of 1 MiB returned
+ * NULL in 7 of 10 runs and its 64-byte blocks stopped at a fifth of the
+ * space).  One thread fills the space in eight classes, the other frees
+ * it all; the filler then loops on malloc and free.  To make "inside a
+ * call when the thief looks" certain, not likely, the filler is held
+ * inside its call (at its own superblock check, PM_HOOK_OWNER_ANCHOR,
+ * after its counter was moved) while the thief's first scavenge looks,
+ * and let go at a later look of the thief's: then, under pressure
+ * (superblock.c sb_starving), it gives its superblocks back and the
+ * thief, trying again, gets the space.  Before, the thief reported
+ * ENOMEM after its one scavenge. */
+static atomic_int bo_stage, bo_hold, bo_held, bo_decides;
+static _Thread_local int bo_role;                   /* 1 owner, 2 thief */
+static struct pm_rt *bo_rt;
+static struct fill bo_fill;
+
+static void bo_hook(int point)
+{
+    if (bo_role == 1 && point == PM_HOOK_OWNER_ANCHOR && atomic_load(&bo_hold)) {
+        atomic_store(&bo_held, 1);
+        while (atomic_load(&bo_hold))
+            usleep(100);
+    } else if (bo_role == 2 && point == PM_HOOK_REVOKE_DECIDE) {
+        atomic_fetch_add(&bo_decides, 1);
+        if (pm_load_acquire(&bo_rt->pressure) != 0)
+            atomic_store(&bo_hold, 0);              /* a look after the first scavenge */
+    }
+}
+
+static void *busy_owner(void *arg)
+{
+    allocator_space_t *s = arg;
+    bo_role = 1;
+    static const size_t sizes[] = {16, 32, 48, 64, 80, 96, 112, 128};
+    bo_fill.n = 0;
+    for (size_t i = 0, dead = 0; dead < 8; i++) {
+        if (bo_fill.n == bo_fill.cap) {
+            bo_fill.cap = bo_fill.cap ? bo_fill.cap * 2 : 1024;
+            bo_fill.p = realloc(bo_fill.p, bo_fill.cap * sizeof *bo_fill.p);
+            REQUIRE(bo_fill.p != NULL);
+        }
+        void *b = persistent_malloc(s, sizes[i % 8]);
+        if (b == NULL) {
+            dead++;
+            continue;
+        }
+        t_fill(b, 16, bo_fill.n);
+        bo_fill.p[bo_fill.n++] = b;
+    }
+    atomic_store(&bo_stage, 1);
+    while (atomic_load(&bo_stage) == 1)
+        usleep(1000);
+    while (atomic_load(&bo_stage) == 2) {            /* inside the library */
+        uint64_t *b = persistent_malloc(s, 16);
+        if (b == NULL)
+            continue;                   /* the other thread has it all */
+        b[0] = 7;
+        persistent_free(s, b);
+    }
+    return NULL;
+}
+
+static void test_busy_owner(void)
+{
+    const char *p = t_path("busyowner");
+    allocator_space_t *s = create_persistent_allocator(p, 4u << 20);
+    REQUIRE(s != NULL);
+    struct persistent_info info;
+    REQUIRE(persistent_space_info(s, &info) == 0);
+    atomic_store(&bo_stage, 0);
+    atomic_store(&bo_held, 0);
+    atomic_store(&bo_decides, 0);
+    atomic_store(&bo_hold, 1);
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, busy_owner, s) == 0);
+    while (atomic_load(&bo_stage) != 1)
+        usleep(1000);
+    for (size_t i = 0; i < bo_fill.n; i++) {
+        CHECK(t_verify(bo_fill.p[i], 16, i));
+        persistent_free(s, bo_fill.p[i]);
+    }
+    pm_store_release(&pm_test_hook, bo_hook);
+    atomic_store(&bo_stage, 2);
+    /* its counter moved (as a thief's first step does): its next call
+     * checks its superblocks, and is held there */
+    struct pm_rt *rt = pm_rt_of(s);
+    bo_rt = rt;
+    uint32_t n = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; id <= n; id++)
+        pm_fetch_add_acq_rel(&rt->recs[id].revokes, 1u);
+    while (!atomic_load(&bo_held))
+        usleep(100);
+    bo_role = 2;
+    void *big = persistent_malloc(s, 1u << 20);
+    bo_role = 0;
+    CHECK(big != NULL);
+    CHECK(atomic_load(&bo_decides) >= 2);
+    CHECK_EQ(pm_load_acquire(&rt->pressure), 0u);   /* over with the call */
+    persistent_free(s, big);
+    struct fill f = {0};
+    fill_with(s, &f, 64);
+    CHECK(f.bytes >= info.capacity / 100 * 90);
+    printf("beside an owner inside a call: 1 MiB %s, 64-byte blocks for %llu of %llu bytes\n",
+           big != NULL ? "taken" : "refused", (unsigned long long)f.bytes,
+           (unsigned long long)info.capacity);
+    atomic_store(&bo_hold, 0);
+    atomic_store(&bo_stage, 3);
+    REQUIRE(pthread_join(th, NULL) == 0);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    free_all(s, &f, 64);
+    free(f.p);
+    t_check_clean(s, "after the busy owner");
+    destroy_persistent_allocator(s);
+    unlink(p);
+    free(bo_fill.p);
+    bo_fill = (struct fill){0};
+}
+
+/* G5b and G1 with a thief stopped in the middle of a revocation (a
+ * review): its batch of another thread's superblocks is REVOKING, it has
+ * fenced, and it stops (here at the hook before its decisions, as a
+ * debugger or the scheduler could stop it there).  The owner is idle
+ * outside the library; every block is free.  Another thread must get the
+ * space back: it goes on with the stopped thief's revocations (the same
+ * steps, its own fence, a CAS from exactly the REVOKING word).  Before,
+ * a REVOKING superblock was out of everyone's reach: 1 MiB refused and a
+ * fifth of the space in 64-byte blocks. */
+static _Thread_local int st_is_thief;
+static atomic_int st_parked, st_release;
+
+static void st_hook(int point)
+{
+    if (st_is_thief && point == PM_HOOK_REVOKE_DECIDE && !atomic_load(&st_release)) {
+        atomic_store(&st_parked, 1);
+        while (!atomic_load(&st_release))
+            usleep(1000);
+    }
+}
+
+static void *idle_owner(void *arg)
+{
+    allocator_space_t *s = arg;
+    static const size_t sizes[] = {16, 32, 48, 64, 80, 96, 112, 128};
+    bo_fill.n = 0;
+    for (size_t i = 0, dead = 0; dead < 8; i++) {
+        if (bo_fill.n == bo_fill.cap) {
+            bo_fill.cap = bo_fill.cap ? bo_fill.cap * 2 : 1024;
+            bo_fill.p = realloc(bo_fill.p, bo_fill.cap * sizeof *bo_fill.p);
+            REQUIRE(bo_fill.p != NULL);
+        }
+        void *b = persistent_malloc(s, sizes[i % 8]);
+        if (b == NULL) {
+            dead++;
+            continue;
+        }
+        bo_fill.p[bo_fill.n++] = b;
+    }
+    atomic_store(&bo_stage, 1);
+    while (atomic_load(&bo_stage) != 3)             /* idle, outside the library */
+        usleep(1000);
+    return NULL;
+}
+
+static void *stopped_thief(void *arg)
+{
+    st_is_thief = 1;
+    void *b = persistent_malloc(arg, 200);      /* nothing of its own, no page */
+    atomic_store(&st_parked, 2);
+    return b;
+}
+
+static void test_stopped_thief(void)
+{
+    const char *p = t_path("stoppedthief");
+    allocator_space_t *s = create_persistent_allocator(p, 4u << 20);
+    REQUIRE(s != NULL);
+    struct persistent_info info;
+    REQUIRE(persistent_space_info(s, &info) == 0);
+    atomic_store(&bo_stage, 0);
+    atomic_store(&st_parked, 0);
+    atomic_store(&st_release, 0);
+    pthread_t to, tt;
+    REQUIRE(pthread_create(&to, NULL, idle_owner, s) == 0);
+    while (atomic_load(&bo_stage) != 1)
+        usleep(1000);
+    for (size_t i = 0; i < bo_fill.n; i++)
+        persistent_free(s, bo_fill.p[i]);
+    pm_store_release(&pm_test_hook, st_hook);
+    REQUIRE(pthread_create(&tt, NULL, stopped_thief, s) == 0);
+    while (atomic_load(&st_parked) == 0)
+        usleep(1000);
+    CHECK_EQ(atomic_load(&st_parked), 1);           /* it did stop there */
+    void *big = persistent_malloc(s, 1u << 20);
+    CHECK(big != NULL);
+    persistent_free(s, big);
+    struct fill f = {0};
+    fill_with(s, &f, 64);
+    CHECK(f.bytes >= info.capacity / 100 * 90);
+    printf("beside a stopped thief: 1 MiB %s, 64-byte blocks for %llu of %llu bytes\n",
+           big != NULL ? "taken" : "refused", (unsigned long long)f.bytes,
+           (unsigned long long)info.capacity);
+    free_all(s, &f, 64);
+    free(f.p);
+    /* the thief goes on: its decisions find the words moved on */
+    atomic_store(&st_release, 1);
+    void *tb = NULL;
+    REQUIRE(pthread_join(tt, &tb) == 0);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    persistent_free(s, tb);
+    atomic_store(&bo_stage, 3);
+    REQUIRE(pthread_join(to, NULL) == 0);
+    t_check_clean(s, "after the stopped thief");
+    destroy_persistent_allocator(s);
+    unlink(p);
+    free(bo_fill.p);
+    bo_fill = (struct fill){0};
+}
+
 int main(void)
 {
     test_refill();
@@ -448,5 +668,7 @@ int main(void)
     test_every_class_small_spaces();
     test_every_class_four_threads();
     test_one_free_after_reopen();
+    test_busy_owner();
+    test_stopped_thief();
     return t_done();
 }

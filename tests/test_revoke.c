@@ -188,7 +188,7 @@ static void *thief(void *arg)
     if (atomic_load(&stage) < 0)
         return NULL;
     pm_op_begin(rec);
-    sb_scavenge(rt, rec);
+    sb_scavenge(rt, rec, NULL);
     pm_op_end(rec);
     atomic_store(&stage, 4);
     return NULL;
@@ -418,7 +418,7 @@ static void steal(void)
     struct pm_trec *rec = pm_thread_rec(x_space, &rt);
     REQUIRE(rec != NULL);
     pm_op_begin(rec);
-    sb_scavenge(rt, rec);              /* revokes what other threads own */
+    sb_scavenge(rt, rec, NULL);              /* revokes what other threads own */
     pm_op_end(rec);
 }
 

@@ -335,9 +335,24 @@ MUTANTS = [
          replace="""            if (!fenced) {""",
          what="a thief takes a superblock from an owner inside an operation"),
     dict(id="sb-no-revoke", file="src/superblock.c",
-         find="""    freed += revoke_others(rt, rec, NULL);""",
+         find="""    freed += revoke_others(rt, rec, NULL, reowned);""",
          replace="""    (void)revoke_others;""",
          what="G5b: scavenging never revokes other threads' superblocks"),
+    dict(id="sb-revoke-no-help", file="src/superblock.c",
+         find="""            } else if (pm_anchor_state(a) != PM_SB_REVOKING) {
+                continue;
+            }""",
+         replace="""            } else {
+                continue;
+            }""",
+         what="G5b/G1: a thief stopped between its REVOKING CAS and its decision strands "
+              "another thread's superblocks: no other thief goes on with them"),
+    dict(id="sb-starve-no-retry", file="src/superblock.c",
+         find="""        if (!st->pressing || os_mono_ns() >= st->until)
+            return false;""",
+         replace="""        return false;""",
+         what="G5b: malloc reports ENOMEM after one scavenge while an owner inside a call "
+              "keeps superblocks full of free blocks"),
     dict(id="sb-adopt-offbyone", file="src/superblock.c",
          find="""    if (n_used < h->n_blocks) {""",
          replace="""    if (n_used + 1 < h->n_blocks) {""",
