@@ -469,10 +469,10 @@ static void bo_hook(int point)
     }
 }
 
-static void *busy_owner(void *arg)
+/* The filler's part: the space full of blocks of eight classes, each
+ * with its pattern; then bo_stage 1. */
+static void fill_classes(allocator_space_t *s)
 {
-    allocator_space_t *s = arg;
-    bo_role = 1;
     static const size_t sizes[] = {16, 32, 48, 64, 80, 96, 112, 128};
     bo_fill.n = 0;
     for (size_t i = 0, dead = 0; dead < 8; i++) {
@@ -490,6 +490,32 @@ static void *busy_owner(void *arg)
         bo_fill.p[bo_fill.n++] = b;
     }
     atomic_store(&bo_stage, 1);
+}
+
+/* A 4 MiB space, filled by a thread running fn (fill_classes first) and
+ * then emptied by this one, every pattern checked. */
+static allocator_space_t *filled_and_freed(const char *p, void *(*fn)(void *), pthread_t *th,
+                                           struct persistent_info *info)
+{
+    allocator_space_t *s = create_persistent_allocator(p, 4u << 20);
+    REQUIRE(s != NULL);
+    REQUIRE(persistent_space_info(s, info) == 0);
+    atomic_store(&bo_stage, 0);
+    REQUIRE(pthread_create(th, NULL, fn, s) == 0);
+    while (atomic_load(&bo_stage) != 1)
+        usleep(1000);
+    for (size_t i = 0; i < bo_fill.n; i++) {
+        CHECK(t_verify(bo_fill.p[i], 16, i));
+        persistent_free(s, bo_fill.p[i]);
+    }
+    return s;
+}
+
+static void *busy_owner(void *arg)
+{
+    allocator_space_t *s = arg;
+    bo_role = 1;
+    fill_classes(s);
     while (atomic_load(&bo_stage) == 1)
         usleep(1000);
     while (atomic_load(&bo_stage) == 2) {            /* inside the library */
@@ -505,22 +531,12 @@ static void *busy_owner(void *arg)
 static void test_busy_owner(void)
 {
     const char *p = t_path("busyowner");
-    allocator_space_t *s = create_persistent_allocator(p, 4u << 20);
-    REQUIRE(s != NULL);
-    struct persistent_info info;
-    REQUIRE(persistent_space_info(s, &info) == 0);
-    atomic_store(&bo_stage, 0);
     atomic_store(&bo_held, 0);
     atomic_store(&bo_decides, 0);
     atomic_store(&bo_hold, 1);
     pthread_t th;
-    REQUIRE(pthread_create(&th, NULL, busy_owner, s) == 0);
-    while (atomic_load(&bo_stage) != 1)
-        usleep(1000);
-    for (size_t i = 0; i < bo_fill.n; i++) {
-        CHECK(t_verify(bo_fill.p[i], 16, i));
-        persistent_free(s, bo_fill.p[i]);
-    }
+    struct persistent_info info;
+    allocator_space_t *s = filled_and_freed(p, busy_owner, &th, &info);
     pm_store_release(&pm_test_hook, bo_hook);
     atomic_store(&bo_stage, 2);
     /* its counter moved (as a thief's first step does): its next call
@@ -582,22 +598,7 @@ static void st_hook(int point)
 static void *idle_owner(void *arg)
 {
     allocator_space_t *s = arg;
-    static const size_t sizes[] = {16, 32, 48, 64, 80, 96, 112, 128};
-    bo_fill.n = 0;
-    for (size_t i = 0, dead = 0; dead < 8; i++) {
-        if (bo_fill.n == bo_fill.cap) {
-            bo_fill.cap = bo_fill.cap ? bo_fill.cap * 2 : 1024;
-            bo_fill.p = realloc(bo_fill.p, bo_fill.cap * sizeof *bo_fill.p);
-            REQUIRE(bo_fill.p != NULL);
-        }
-        void *b = persistent_malloc(s, sizes[i % 8]);
-        if (b == NULL) {
-            dead++;
-            continue;
-        }
-        bo_fill.p[bo_fill.n++] = b;
-    }
-    atomic_store(&bo_stage, 1);
+    fill_classes(s);
     while (atomic_load(&bo_stage) != 3)             /* idle, outside the library */
         usleep(1000);
     return NULL;
@@ -614,19 +615,11 @@ static void *stopped_thief(void *arg)
 static void test_stopped_thief(void)
 {
     const char *p = t_path("stoppedthief");
-    allocator_space_t *s = create_persistent_allocator(p, 4u << 20);
-    REQUIRE(s != NULL);
-    struct persistent_info info;
-    REQUIRE(persistent_space_info(s, &info) == 0);
-    atomic_store(&bo_stage, 0);
     atomic_store(&st_parked, 0);
     atomic_store(&st_release, 0);
     pthread_t to, tt;
-    REQUIRE(pthread_create(&to, NULL, idle_owner, s) == 0);
-    while (atomic_load(&bo_stage) != 1)
-        usleep(1000);
-    for (size_t i = 0; i < bo_fill.n; i++)
-        persistent_free(s, bo_fill.p[i]);
+    struct persistent_info info;
+    allocator_space_t *s = filled_and_freed(p, idle_owner, &to, &info);
     pm_store_release(&pm_test_hook, st_hook);
     REQUIRE(pthread_create(&tt, NULL, stopped_thief, s) == 0);
     while (atomic_load(&st_parked) == 0)
