@@ -469,6 +469,17 @@ static void bo_hook(int point)
     }
 }
 
+/* The space in 64-byte blocks (f): nearly all of it. */
+static void nearly_all_back(allocator_space_t *s, struct fill *f,
+                            const struct persistent_info *info, bool big, const char *beside)
+{
+    fill_with(s, f, 64);
+    CHECK(f->bytes >= info->capacity / 100 * 90);
+    printf("beside %s: 1 MiB %s, 64-byte blocks for %llu of %llu bytes\n", beside,
+           big ? "taken" : "refused", (unsigned long long)f->bytes,
+           (unsigned long long)info->capacity);
+}
+
 /* The filler's part: the space full of blocks of eight classes, each
  * with its pattern; then bo_stage 1. */
 static void fill_classes(allocator_space_t *s)
@@ -556,11 +567,7 @@ static void test_busy_owner(void)
     CHECK_EQ(pm_load_acquire(&rt->pressure), 0u);   /* over with the call */
     persistent_free(s, big);
     struct fill f = {0};
-    fill_with(s, &f, 64);
-    CHECK(f.bytes >= info.capacity / 100 * 90);
-    printf("beside an owner inside a call: 1 MiB %s, 64-byte blocks for %llu of %llu bytes\n",
-           big != NULL ? "taken" : "refused", (unsigned long long)f.bytes,
-           (unsigned long long)info.capacity);
+    nearly_all_back(s, &f, &info, big != NULL, "an owner inside a call");
     atomic_store(&bo_hold, 0);
     atomic_store(&bo_stage, 3);
     REQUIRE(pthread_join(th, NULL) == 0);
@@ -629,11 +636,7 @@ static void test_stopped_thief(void)
     CHECK(big != NULL);
     persistent_free(s, big);
     struct fill f = {0};
-    fill_with(s, &f, 64);
-    CHECK(f.bytes >= info.capacity / 100 * 90);
-    printf("beside a stopped thief: 1 MiB %s, 64-byte blocks for %llu of %llu bytes\n",
-           big != NULL ? "taken" : "refused", (unsigned long long)f.bytes,
-           (unsigned long long)info.capacity);
+    nearly_all_back(s, &f, &info, big != NULL, "a stopped thief");
     free_all(s, &f, 64);
     free(f.p);
     /* the thief goes on: its decisions find the words moved on */
