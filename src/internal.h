@@ -607,6 +607,8 @@ void sb_starve_end(struct pm_rt *rt, struct sb_starve *st);
 /* Takes every superblock other threads own (tx.c: an automatic
  * transaction); -EBUSY if one was inside a call and kept it. */
 int sb_revoke_all(struct pm_rt *rt, struct pm_trec *rec);
+/* Whether a thread other than rec's owns (or is losing) a superblock. */
+bool sb_others_own(struct pm_rt *rt, struct pm_trec *rec);
 /* Forgets what rec's caches hold (after the heap was rebuilt under it). */
 void sb_forget_thread(struct pm_trec *rec);
 bool sb_header_valid(struct pm_rt *rt, const struct pm_sb_header *h,

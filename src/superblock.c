@@ -1026,18 +1026,23 @@ int sb_revoke_all(struct pm_rt *rt, struct pm_trec *rec)
         return 0;
     /* without membarrier nothing is taken: fine only if nobody else owns
      * a superblock */
-    if (kept == UINT32_MAX) {
-        uint64_t limit = pm_load_acquire(&rt->n_pages), p = 0;
-        while ((p = pg_next_set(rt->start_bits, p, limit)) != PG_NONE) {
-            uint64_t a = pm_load_acquire(&ctl_of(rt, (uint32_t)p)->anchor);
-            if (pg_bit(rt->kind_bits, p) && pm_anchor_state(a) == PM_SB_OWNED &&
-                pm_anchor_owner(a) != rec->id)
-                return -ENOSYS;
-            p++;
-        }
-        return 0;
-    }
+    if (kept == UINT32_MAX)
+        return sb_others_own(rt, rec) ? -ENOSYS : 0;
     return -EBUSY;
+}
+
+bool sb_others_own(struct pm_rt *rt, struct pm_trec *rec)
+{
+    uint64_t limit = pm_load_acquire(&rt->n_pages), p = 0;
+    while ((p = pg_next_set(rt->start_bits, p, limit)) != PG_NONE) {
+        uint64_t a = pm_load_acquire(&ctl_of(rt, (uint32_t)p)->anchor);
+        if (pg_bit(rt->kind_bits, p) &&
+            (pm_anchor_state(a) == PM_SB_OWNED || pm_anchor_state(a) == PM_SB_REVOKING) &&
+            pm_anchor_owner(a) != rec->id)
+            return true;
+        p++;
+    }
+    return false;
 }
 
 void sb_forget_thread(struct pm_trec *rec)

@@ -1467,6 +1467,14 @@ int persistent_tx_begin_auto(allocator_space_t *space)
             (pm_load_acquire(&o->in_use) && pm_load_acquire(&o->tx_open)))
             r = -EBUSY;
     }
+    /* and every other thread outside a call owns no superblock: one that
+     * took its superblocks back, or got new ones, in a call that passed
+     * the gate before pm_auto_rt was set and saw this begin's revocation
+     * (its counter then reads as seen) would use them on its fast paths,
+     * which have no gate (a review: a malloc trying again for room took
+     * one back and the abort stopped the process) */
+    if (r == 0 && sb_others_own(rt, rec))
+        r = -EBUSY;
     if (r < 0) {
         pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
         return pm_err(r, "tx_begin_auto: another thread is inside a call on the space");

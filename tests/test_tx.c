@@ -2219,6 +2219,112 @@ static int fx_child(int what, bool commit)
     return bad;
 }
 
+/* An automatic transaction's begin while another thread is in a call
+ * that passed the gate before the begin published its space and that
+ * syncs its superblocks after the begin's revocation moved its counter
+ * (a review: a malloc that tries again for room does so for up to 10 ms;
+ * refill's first look did it in a narrow window).  That thread takes its
+ * superblock back, the begin's decision finds it moved on, and the thread
+ * leaves its call with the counter read as seen: its fast paths, which
+ * have no gate, would use that superblock during the transaction (the
+ * abort then stopped the process).  The begin must refuse: after it looked
+ * at every thread's busy flag, no other thread may own a superblock. */
+static _Thread_local int ss_is_begin;
+static atomic_int ss_parked, ss_go, ss_step;
+
+static void ss_hook(int point)
+{
+    if (ss_is_begin && point == PM_HOOK_REVOKE_DECIDE && !atomic_load(&ss_go)) {
+        atomic_store(&ss_parked, 1);
+        while (!atomic_load(&ss_go))
+            usleep(1000);
+    }
+}
+
+static void *ss_begin(void *arg)
+{
+    ss_is_begin = 1;
+    int r = persistent_tx_begin_auto(arg);
+    if (r == 0)
+        (void)persistent_tx_abort(arg);
+    return (void *)(intptr_t)r;
+}
+
+static void *ss_owner(void *arg)
+{
+    allocator_space_t *s = arg;
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(s, &rt);
+    void *b1 = persistent_malloc(s, 256);
+    if (b1 == NULL)
+        return (void *)1;
+    atomic_store(&ss_step, 1);
+    while (atomic_load(&ss_step) != 2)
+        usleep(1000);
+    pm_op_begin(rec);                   /* in a call since before the begin */
+    sb_owner_sync(rt, rec);
+    pm_op_end(rec);
+    atomic_store(&ss_step, 3);
+    while (atomic_load(&ss_step) != 4)
+        usleep(1000);
+    void *b2 = persistent_malloc(s, 256);
+    persistent_free(s, b2);
+    persistent_free(s, b1);
+    return b2 == NULL ? (void *)2 : NULL;
+}
+
+static int ss_child(void)
+{
+    alarm(20);
+    const char *p = t_path("tx-auto-sync");
+    allocator_space_t *s = create_persistent_allocator(p, 4u << 20);
+    if (s == NULL)
+        return 90;
+    pm_store_release(&pm_test_hook, ss_hook);
+    pthread_t o, b;
+    if (pthread_create(&o, NULL, ss_owner, s) != 0)
+        return 91;
+    while (atomic_load(&ss_step) != 1)
+        usleep(1000);
+    if (pthread_create(&b, NULL, ss_begin, s) != 0)
+        return 92;
+    while (!atomic_load(&ss_parked))
+        usleep(1000);                   /* the owner's superblock REVOKING */
+    atomic_store(&ss_step, 2);
+    while (atomic_load(&ss_step) != 3)
+        usleep(1000);
+    atomic_store(&ss_go, 1);
+    void *r, *ro;
+    pthread_join(b, &r);
+    atomic_store(&ss_step, 4);
+    pthread_join(o, &ro);
+    int bad = (intptr_t)r != -EBUSY ? 1 : 0;
+    bad += ro != NULL ? 2 : 0;
+    if (bad)
+        fprintf(stderr, "begin beside a sync: begin %d, owner %p\n", (int)(intptr_t)r, ro);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    if (persistent_tx_begin_auto(s) != 0 || persistent_tx_commit(s) != 0)
+        bad += 4;                       /* and once it is out */
+    destroy_persistent_allocator(s);
+    unlink(p);
+    return bad;
+}
+
+static void test_auto_beside_sync(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(ss_child());
+    REQUIRE(pid > 0);
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+        fprintf(stderr, "auto begin beside an owner's sync: %s %d\n",
+                WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static void test_auto_foreign_tx_roots(void)
 {
     static const char *name[] = {"a transaction", "a root made", "a root allocated",
@@ -2470,5 +2576,6 @@ int main(void)
     test_auto_fork();
     test_auto_foreign_tx_roots();
     test_auto_exit_joined();
+    test_auto_beside_sync();
     return t_done();
 }

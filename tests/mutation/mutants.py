@@ -353,6 +353,13 @@ MUTANTS = [
          replace="""        return false;""",
          what="G5b: malloc reports ENOMEM after one scavenge while an owner inside a call "
               "keeps superblocks full of free blocks"),
+    dict(id="auto-begin-no-own-scan", file="src/tx.c",
+         find="""    if (r == 0 && sb_others_own(rt, rec))
+        r = -EBUSY;""",
+         replace="""    (void)sb_others_own;""",
+         what="an automatic transaction begins while another thread, outside a call, owns a "
+              "superblock it took back after the begin's revocation: its fast paths use it "
+              "during the transaction"),
     dict(id="sb-adopt-offbyone", file="src/superblock.c",
          find="""    if (n_used < h->n_blocks) {""",
          replace="""    if (n_used + 1 < h->n_blocks) {""",
@@ -714,12 +721,10 @@ MUTANTS = [
     dict(id="auto-begin-no-busy-check", file="src/tx.c",
          find="""            r = -EBUSY;
     }
-    if (r < 0) {
-        pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);""",
+    /* and every other thread outside a call owns no superblock: one that""",
          replace="""            r = 0;
     }
-    if (r < 0) {
-        pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);""",
+    /* and every other thread outside a call owns no superblock: one that""",
          what="an automatic transaction begins while another thread is inside a call "
               "(one that owns no superblock)"),
 
