@@ -327,8 +327,9 @@ int persistent_sync(allocator_space_t *space);
  * the space is exhausted (errno ENOMEM).  Before it reports exhaustion it
  * takes free blocks from other threads' superblocks; when their owners
  * are inside calls it asks them for those and tries again for up to
- * 10 ms, so a NULL can take that long.  A thread stopped for good inside
- * a call keeps its own superblocks until the space is opened again. */
+ * 10 ms (twice for a small block, which then tries a run of pages), so a
+ * NULL can take that long.  A thread stopped for good inside a call keeps
+ * its own superblocks until the space is opened again. */
 void *persistent_malloc(allocator_space_t *space, size_t size);
 
 /* NULL is a no-op.  A pointer that is not a live block of this space
