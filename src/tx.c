@@ -121,20 +121,80 @@ struct pm_tx {
     bool written;                 /* the state word says ACTIVE | gen */
     struct pm_pubfree *pf;        /* room to free the allocations at once */
     size_t pf_cap;
+    size_t free0_words;           /* room in free0 */
     uint64_t *free0;              /* automatic: the page bitmap at its begin
                                      (pages in use then), of n0 pages */
     uint64_t n0, seg_from;        /* where the next segment is looked for */
 };
 
+/* A transaction's own volatile state (the structure, its lists and
+ * tables) lives in pages mapped for it, not in the C library's heap: a
+ * malloc may take a lock (a sanitizer's allocator does, glibc's arenas
+ * may), and a thread stopped inside one would hold up every other
+ * thread's transaction that needs room (G7; test_heaplock).  A mapping
+ * takes no lock a stopped thread could keep.  Room comes in whole pages:
+ * a list starts with a page of it. */
+
+/* A mapping of at least *bytes (rounded up to pages: *bytes says how
+ * much) holding the first old bytes of p, which is let go; NULL (errno
+ * ENOMEM), p untouched, when there is no memory.  p NULL: zeroed pages. */
+static void *vol_grow(void *p, size_t old, size_t *bytes)
+{
+    size_t pg = page_of_os();
+    if (*bytes > SIZE_MAX - pg) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t want = (*bytes + pg - 1) & ~(pg - 1);
+    void *n = os_vol_alloc(want);
+    if (n == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (p != NULL) {
+        memcpy(n, p, old);
+        os_vol_free(p, old);
+    }
+    *bytes = want;
+    return n;
+}
+
+/* Lets go of what vol_grow gave (bytes: as much as is in use, or more). */
+static void vol_free(void *p, size_t bytes)
+{
+    if (p != NULL)
+        os_vol_free(p, bytes);
+}
+
+/* Room for at least need elements of size each where v has room for
+ * *cap of them: v, or its copy in a larger mapping (*cap updated); NULL
+ * when out of memory (v and *cap unchanged). */
+static void *vol_room(void *v, size_t *cap, size_t size, size_t need)
+{
+    if (need <= *cap && v != NULL)
+        return v;
+    size_t c = *cap ? *cap : 1;
+    while (c < need) {
+        if (c > SIZE_MAX / 2 / size) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        c *= 2;
+    }
+    size_t bytes = c * size;
+    void *n = vol_grow(v, *cap * size, &bytes);
+    if (n != NULL)
+        *cap = bytes / size;
+    return n;
+}
+
 /* Doubles v's room; false when out of memory. */
 __attribute__((noinline)) static bool vec_grow(struct vec *v)
 {
-    size_t cap = v->cap ? v->cap * 2 : 16;
-    struct range *n = realloc(v->v, cap * sizeof *n);
+    struct range *n = vol_room(v->v, &v->cap, sizeof *v->v, v->cap + 1);
     if (n == NULL)
         return false;
     v->v = n;
-    v->cap = cap;
     return true;
 }
 
@@ -155,16 +215,10 @@ static inline bool vec_push(struct vec *v, uint64_t off, uint64_t len, const str
 /* Room for need frees in *v (so that what follows cannot fail). */
 static bool pf_room(struct pm_pubfree **v, size_t *cap, size_t need)
 {
-    if (need <= *cap)
-        return true;
-    size_t c = *cap ? *cap * 2 : 16;
-    while (c < need)
-        c *= 2;
-    struct pm_pubfree *n = realloc(*v, c * sizeof *n);
+    struct pm_pubfree *n = vol_room(*v, cap, sizeof **v, need);
     if (n == NULL)
         return false;
     *v = n;
-    *cap = c;
     return true;
 }
 
@@ -540,6 +594,13 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
 #define OSET_FREED  2u                   /* and freed by it */
 #define OSET_ALLOC  4u                   /* allocated by it */
 #define OSET_HELD   8u                   /* snapshotted by it, held (snapmark) */
+#define OSET_MIN    512u                 /* slots: a page of keys */
+
+static void oset_free(struct pm_tx_oset *o)
+{
+    vol_free(o->key, o->cap * sizeof *o->key);
+    vol_free(o->flags, o->cap);
+}
 
 static uint64_t oset_hash(uint64_t off, size_t cap)
 {
@@ -564,13 +625,19 @@ static bool oset_reserve(struct pm_tx_oset *o, size_t want)
 {
     if (want * 2 <= o->cap)
         return true;
-    size_t cap = o->cap ? o->cap : 64;
-    while (cap < want * 2)
+    size_t cap = o->cap ? o->cap : OSET_MIN;
+    while (cap < want * 2) {
+        if (cap > SIZE_MAX / 2 / sizeof *o->key) {
+            errno = ENOMEM;
+            return false;
+        }
         cap *= 2;
-    struct pm_tx_oset n = {calloc(cap, sizeof *n.key), calloc(cap, 1), cap, o->n};
+    }
+    size_t kb = cap * sizeof *o->key, fb = cap;
+    struct pm_tx_oset n = {vol_grow(NULL, 0, &kb), vol_grow(NULL, 0, &fb), cap, o->n};
     if (n.key == NULL || n.flags == NULL) {
-        free(n.key);
-        free(n.flags);
+        vol_free(n.key, kb);
+        vol_free(n.flags, fb);
         return false;
     }
     for (size_t i = 0; i < o->cap; i++)
@@ -580,8 +647,7 @@ static bool oset_reserve(struct pm_tx_oset *o, size_t want)
             n.key[j] = o->key[i];
             n.flags[j] = o->flags[i];
         }
-    free(o->key);
-    free(o->flags);
+    oset_free(o);
     *o = n;
     return true;
 }
@@ -603,9 +669,8 @@ static void oset_clear(struct pm_tx_oset *o)
 {
     if (o->n == 0)
         return;
-    if (o->cap > 256 && o->n * 8 < o->cap) {
-        free(o->key);
-        free(o->flags);
+    if (o->cap > 8 * OSET_MIN && o->n * 8 < o->cap) {
+        oset_free(o);
         *o = (struct pm_tx_oset){NULL, NULL, 0, 0};
         return;
     }
@@ -767,13 +832,24 @@ static void tx_start(struct pm_rt *rt, struct pm_tx *tx)
     tx->written = false;
 }
 
+/* rec's transaction structure, made (zeroed) at its first begin; NULL
+ * when there is no memory. */
+static struct pm_tx *tx_of(struct pm_trec *rec)
+{
+    if (rec->tx == NULL) {
+        size_t bytes = sizeof *rec->tx;
+        rec->tx = vol_grow(NULL, 0, &bytes);
+    }
+    return rec->tx;
+}
+
 int persistent_tx_begin(allocator_space_t *space)
 {
     struct pm_rt *rt;
     struct pm_trec *rec = pm_thread_rec(space, &rt);
     if (rec == NULL)
         return pm_err(-errno, "tx_begin: %s", persistent_strerror(-errno));
-    if (rec->tx == NULL && (rec->tx = calloc(1, sizeof *rec->tx)) == NULL)
+    if (tx_of(rec) == NULL)
         return pm_err(-ENOMEM, "tx_begin: out of memory");
     struct pm_tx *tx = rec->tx;
     tx->rec = rec;
@@ -1401,7 +1477,7 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     struct pm_trec *rec = pm_thread_rec(space, &rt);
     if (rec == NULL)
         return pm_err(-errno, "tx_begin_auto: %s", persistent_strerror(-errno));
-    if (rec->tx == NULL && (rec->tx = calloc(1, sizeof *rec->tx)) == NULL)
+    if (tx_of(rec) == NULL)
         return pm_err(-ENOMEM, "tx_begin_auto: out of memory");
     struct pm_tx *tx = rec->tx;
     tx->rec = rec;
@@ -1418,13 +1494,10 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     if (r < 0)
         return pm_err(r, "tx_begin_auto: no room for the transaction log");
     tx_settle(rt, rec, tx);                 /* the last commit's frees first */
-    if (tx->segs.cap < 1024) {
-        struct range *v = realloc(tx->segs.v, 1024 * sizeof *v);
-        if (v == NULL)
-            return pm_err(-ENOMEM, "tx_begin_auto: out of memory");
-        tx->segs.v = v;
-        tx->segs.cap = 1024;
-    }
+    struct range *segs = vol_room(tx->segs.v, &tx->segs.cap, sizeof *segs, 1024);
+    if (segs == NULL)
+        return pm_err(-ENOMEM, "tx_begin_auto: out of memory");
+    tx->segs.v = segs;
     r = os_catch_faults(auto_fault);
     if (r < 0)
         return pm_err(r, "tx_begin_auto: cannot catch faults: %s", persistent_strerror(r));
@@ -1481,12 +1554,13 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     }
     /* the pages in use now, the space alone: the log goes on in no other */
     uint64_t n0 = pm_load_acquire(&rt->n_pages);
-    free(tx->free0);
-    tx->free0 = malloc(((n0 + 63) / 64 + 1) * sizeof *tx->free0);
-    if (tx->free0 == NULL) {
+    /* (the room kept from the last one) */
+    uint64_t *f0 = vol_room(tx->free0, &tx->free0_words, sizeof *f0, (n0 + 63) / 64 + 1);
+    if (f0 == NULL) {
         pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
         return pm_err(-ENOMEM, "tx_begin_auto: out of memory");
     }
+    tx->free0 = f0;
     for (uint64_t w = 0; w < (n0 + 63) / 64; w++)
         tx->free0[w] = pm_load_relaxed(&rt->used[w]);
     tx->n0 = n0;
@@ -1519,42 +1593,37 @@ int persistent_tx_begin_auto(allocator_space_t *space)
 static bool ents_push(const struct pm_txent ***v, size_t *n, size_t *cap,
                       const struct pm_txent *e)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 64;
-        const struct pm_txent **nv = realloc(*v, c * sizeof *nv);
-        if (nv == NULL) {
-            free(*v);
-            *v = NULL;
-            return false;
-        }
-        *v = nv;
-        *cap = c;
+    const struct pm_txent **nv = vol_room(*v, cap, sizeof **v, *n + 1);
+    if (nv == NULL) {
+        vol_free(*v, *cap * sizeof **v);
+        *v = NULL;
+        return false;
     }
+    *v = nv;
     (*v)[(*n)++] = e;
     return true;
 }
 
-/* The PAGE entries of the open automatic transaction, oldest first; NULL
- * (ENOMEM) when there is no memory for the list. */
-static const struct pm_txent **auto_pages(struct pm_rt *rt, struct pm_tx *tx, size_t *n)
+/* The PAGE entries of the open automatic transaction, oldest first, in
+ * *v (n of them, room for *cap: vol_free it); false when there is no
+ * memory for the list. */
+static bool auto_pages(struct pm_rt *rt, struct pm_tx *tx, const struct pm_txent ***v,
+                       size_t *n, size_t *cap)
 {
-    size_t cap = 64;
-    const struct pm_txent **v = malloc(cap * sizeof *v);
     struct pm_txit it;
     pm_txit_start(rt, tx->log, tx->gen, &it);
     const struct pm_txent *e;
-    *n = 0;
-    while (v != NULL && (e = pm_txit_next(rt, &it)) != NULL)
-        if ((e->kind_len & 0xff) == PM_TXE_PAGE && !ents_push(&v, n, &cap, e))
-            return NULL;
-    return v;
+    *v = NULL;
+    *n = *cap = 0;
+    while ((e = pm_txit_next(rt, &it)) != NULL)
+        if ((e->kind_len & 0xff) == PM_TXE_PAGE && !ents_push(v, n, cap, e))
+            return false;
+    return true;
 }
 
 static void auto_end(struct pm_rt *rt, struct pm_tx *tx)
 {
     (void)os_protect(rt->base, pm_data_limit(rt), true);
-    free(tx->free0);
-    tx->free0 = NULL;
     tx->automatic = false;
     auto_tx = NULL;
     tx_unmark(rt, tx);
@@ -1602,9 +1671,9 @@ static bool holds_log(const struct pm_tx *tx, struct pm_rt *rt, uint64_t off, ui
 static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
                        bool release)
 {
-    size_t n;
-    const struct pm_txent **pages = auto_pages(rt, tx, &n);
-    if (pages == NULL)
+    size_t n, cap;
+    const struct pm_txent **pages;
+    if (!auto_pages(rt, tx, &pages, &n, &cap))
         os_fatal("persistent_mem: out of memory while aborting an automatic "
                  "transaction; the process stops, and the next open of the space "
                  "rolls it back\n");
@@ -1615,7 +1684,7 @@ static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
             pm_drain(rt);
         page_restore(rt, pages[n]);
     }
-    free(pages);
+    vol_free(pages, cap * sizeof *pages);
     pm_drain(rt);
     set_state(rt, tx, PM_TX_IDLE, true);
     uint32_t busy = pm_load_acquire(&auto_waiters);
@@ -1640,19 +1709,15 @@ static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
 
 static void tx_free_volatile(struct pm_tx *tx)
 {
-    free(tx->snaps.v);
-    free(tx->allocs.v);
-    free(tx->frees.v);
-    free(tx->marks.v);
-    free(tx->holds.v);
-    free(tx->mset.key);
-    free(tx->mset.flags);
-    free(tx->segs.v);
-    free(tx->held);
-    free(tx->floc);
-    free(tx->pend_segs.v);
-    free(tx->pf);
-    free(tx->free0);
+    const struct vec *vecs[] = {&tx->snaps, &tx->allocs, &tx->frees, &tx->marks,
+                                &tx->holds, &tx->segs, &tx->pend_segs};
+    for (size_t i = 0; i < sizeof vecs / sizeof *vecs; i++)
+        vol_free(vecs[i]->v, vecs[i]->cap * sizeof *vecs[i]->v);
+    oset_free(&tx->mset);
+    vol_free(tx->held, tx->held_cap * sizeof *tx->held);
+    vol_free(tx->floc, tx->floc_cap * sizeof *tx->floc);
+    vol_free(tx->pf, tx->pf_cap * sizeof *tx->pf);
+    vol_free(tx->free0, tx->free0_words * sizeof *tx->free0);
 }
 
 bool pm_tx_auto_other(struct pm_rt *rt, struct pm_trec *rec)
@@ -1670,7 +1735,7 @@ void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec)
     if (tx->depth > 0)
         tx_abort(rt, rec, tx);
     tx_settle(rt, rec, tx);
-    /* the structure stays with the record (as a new one, what calloc
+    /* the structure stays with the record (as a new one, what tx_of
      * gives) for its next thread, as records do while the space is open;
      * no other thread reads it (tx_begin_auto reads rec->tx_open and
      * rec->tx_held) */
@@ -1690,7 +1755,7 @@ void pm_tx_close(struct pm_rt *rt)
             continue;
         tx_settle(rt, &rt->recs[id], tx);
         tx_free_volatile(tx);
-        free(tx);
+        vol_free(tx, sizeof *tx);
         rt->recs[id].tx = NULL;
     }
 }
@@ -1786,14 +1851,14 @@ int pm_tx_restore_pages(struct pm_rt *rt)
                 break;                  /* over the log: verify.c refuses it */
             if (!ents_push(&pages, &n, &cap, e)) {
                 pm_txit_done(&it);
-                free(pages);
+                vol_free(pages, cap * sizeof *pages);
                 return pm_err(-ENOMEM, "recovery: out of memory");
             }
         }
         bool oom = it.oom;
         pm_txit_done(&it);
         if (oom) {
-            free(pages);
+            vol_free(pages, cap * sizeof *pages);
             return pm_err(-ENOMEM, "recovery: out of memory");
         }
         restored += n;
@@ -1801,7 +1866,7 @@ int pm_tx_restore_pages(struct pm_rt *rt)
             pm_drain(rt);               /* a page the log goes on in: see above */
             page_restore(rt, pages[n]);
         }
-        free(pages);
+        vol_free(pages, cap * sizeof *pages);
         pm_drain(rt);
     }
     return restored > INT32_MAX ? INT32_MAX : (int)restored;
@@ -1854,7 +1919,7 @@ int pm_tx_recover(struct pm_rt *rt)
                         break;
                     if (!ents_push(&snaps, &n, &cap, e)) {
                         pm_txit_done(&it);
-                        free(snaps);
+                        vol_free(snaps, cap * sizeof *snaps);
                         return pm_err(-ENOMEM, "recovery: out of memory");
                     }
                 }
@@ -1862,7 +1927,7 @@ int pm_tx_recover(struct pm_rt *rt)
             bool oom = it.oom;
             pm_txit_done(&it);
             if (oom) {
-                free(snaps);
+                vol_free(snaps, cap * sizeof *snaps);
                 return pm_err(-ENOMEM, "recovery: out of memory");
             }
             /* newest first, so a range snapshotted twice ends as it began;
@@ -1882,7 +1947,7 @@ int pm_tx_recover(struct pm_rt *rt)
                 memcpy(rt->base + at, sn + 1, len);
                 pm_flush(rt, rt->base + at, len);
             }
-            free(snaps);
+            vol_free(snaps, cap * sizeof *snaps);
         } else {
             continue;
         }

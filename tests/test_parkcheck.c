@@ -17,6 +17,7 @@
  * is the check after a reopen. */
 #include "check.h"
 
+#include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -69,6 +70,20 @@ static void tx_end(uint64_t x)
  * and G7: transactions never wait for each other). */
 static _Atomic int pause_other, other_paused, stop_other;
 static _Atomic uint64_t other_ops;
+static _Atomic int other_at;          /* the call it is in (enum other_call) */
+enum other_call { IN_NONE, IN_TX, IN_FREE, IN_ROOT_REMOVE, IN_MALLOC, IN_ROOT_GET };
+static const char *const call_names[] = {"none", "transaction", "free", "root remove",
+                                         "malloc", "root get"};
+
+/* Where the other thread is, when it is held up: its stack on stderr
+ * (backtrace was called once before, so that it loads nothing here). */
+static void where_handler(int sig)
+{
+    (void)sig;
+    void *pc[64];
+    int n = backtrace(pc, 64);
+    backtrace_symbols_fd(pc, n, 2);
+}
 
 static void *other(void *arg)
 {
@@ -92,6 +107,7 @@ static void *other(void *arg)
         int i = (int)(x % N);
         if ((x >> 56) % 8 == 0) {
             /* a transaction of its own: never waits for the worker's */
+            atomic_store(&other_at, IN_TX);
             persistent_offset_t *d = &mine[(x >> 40) % 16];
             REQUIRE(persistent_tx_begin(S) == 0);
             REQUIRE(persistent_tx_add(S, d, sizeof *d) == 0);
@@ -106,21 +122,27 @@ static void *other(void *arg)
             for (size_t j = 0; j < b[i].n; j++)
                 REQUIRE(b[i].p[j] == (unsigned char)(i + j));
             if ((x >> 16) % 4 == 0) {
+                atomic_store(&other_at, IN_ROOT_REMOVE);
                 (void)persistent_root_remove(S, 200 + (uint64_t)i % 8);
             }
+            atomic_store(&other_at, IN_FREE);
             persistent_free(S, b[i].p);
             b[i].p = NULL;
         } else {
             size_t n = (x >> 20) % 16 == 0 ? 5000 + (x >> 32) % 100000 : 1 + (x >> 32) % 1000;
+            atomic_store(&other_at, IN_MALLOC);
             b[i].p = persistent_malloc(S, n);
             if (b[i].p != NULL) {
                 b[i].n = n < 256 ? n : 256;
                 for (size_t j = 0; j < b[i].n; j++)
                     b[i].p[j] = (unsigned char)(i + j);
             }
-            if ((x >> 16) % 4 == 0)
+            if ((x >> 16) % 4 == 0) {
+                atomic_store(&other_at, IN_ROOT_GET);
                 (void)persistent_root_get(S, 200 + (uint64_t)i % 8, 64, NULL);
+            }
         }
+        atomic_store(&other_at, IN_NONE);
         atomic_fetch_add(&other_ops, 1);
     }
     for (int i = 0; i < N; i++)
@@ -272,6 +294,12 @@ int main(void)
     sa.sa_handler = stop_handler;
     sigemptyset(&sa.sa_mask);
     REQUIRE(sigaction(SIGUSR1, &sa, NULL) == 0);
+    /* diagnostics: a thread's stack on SIGUSR2 (and the handler may run
+     * inside the stop handler: SIGUSR2 is not blocked there) */
+    void *pc[4];
+    (void)backtrace(pc, 4);
+    sa.sa_handler = where_handler;
+    REQUIRE(sigaction(SIGUSR2, &sa, NULL) == 0);
     pthread_t w, ot;
     REQUIRE(pthread_create(&w, NULL, worker, NULL) == 0);
     REQUIRE(pthread_create(&ot, NULL, other, NULL) == 0);
@@ -309,9 +337,17 @@ int main(void)
         while (with_other && atomic_load(&other_ops) < before + 100 &&
                t_now_ns() - t0 < 10000000000ull)
             sched_yield();
-        if (with_other && atomic_load(&other_ops) < before + 100 && stuck++ < 1)
+        if (with_other && atomic_load(&other_ops) < before + 100 && stuck++ < 1) {
             fprintf(stderr, "the other thread made %llu operations in 10 s while the "
-                    "worker was stopped\n", (unsigned long long)(atomic_load(&other_ops) - before));
+                    "worker was stopped; it is in: %s; its stack:\n",
+                    (unsigned long long)(atomic_load(&other_ops) - before),
+                    call_names[atomic_load(&other_at)]);
+            REQUIRE(pthread_kill(ot, SIGUSR2) == 0);
+            nanosleep(&(struct timespec){0, 200000000}, NULL);
+            fprintf(stderr, "and the worker's (where it was stopped):\n");
+            REQUIRE(pthread_kill(w, SIGUSR2) == 0);
+            nanosleep(&(struct timespec){0, 200000000}, NULL);
+        }
         atomic_store(&release_worker, 1);
         while (atomic_load(&parked))
             sched_yield();

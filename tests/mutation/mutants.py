@@ -353,6 +353,11 @@ MUTANTS = [
          replace="""        return false;""",
          what="G5b: malloc reports ENOMEM after one scavenge while an owner inside a call "
               "keeps superblocks full of free blocks"),
+    dict(id="tx-state-in-c-heap", file="src/tx.c",
+         find="""        rec->tx = vol_grow(NULL, 0, &bytes);""",
+         replace="""        rec->tx = calloc(1, bytes);""",
+         what="a thread's transaction structure comes from the C heap: a thread stopped "
+              "inside a malloc that locks holds up other threads' first begins"),
     dict(id="auto-begin-no-own-scan", file="src/tx.c",
          find="""    if (r == 0 && sb_others_own(rt, rec))
         r = -EBUSY;""",
@@ -1329,10 +1334,10 @@ MUTANTS = [
          what="an automatic transaction's commit point can be durable before the "
               "pages it wrote"),
     dict(id="tx-auto-abort-nofence", file="src/tx.c",
-         find="""    free(pages);
+         find="""    vol_free(pages, cap * sizeof *pages);
     pm_drain(rt);
     set_state(rt, tx, PM_TX_IDLE, true);""",
-         replace="""    free(pages);
+         replace="""    vol_free(pages, cap * sizeof *pages);
     set_state(rt, tx, PM_TX_IDLE, true);""",
          what="an automatic transaction's abort marks the log idle before the pages "
               "it put back are durable: a crash leaves them half restored"),

@@ -1,0 +1,242 @@
+/* A thread stopped inside the C library's malloc holds up nobody's calls
+ * on the space (G1) and nobody's transactions (G7).
+ *
+ * A C library's malloc may take a lock: a sanitizer's allocator does,
+ * glibc's arenas may.  This program is linked with the C allocator's
+ * functions wrapped (-Wl,--wrap, for this program's and the library's
+ * objects): each call takes one lock around the real one, as such a
+ * malloc would, and a thread asked to stops inside it, holding the lock,
+ * as a thread stopped by a signal or a debugger there would.  While one
+ * is stopped so, a thread that never used the space before runs every
+ * kind of call on it: plain allocations of each size, realloc, roots, the
+ * publishing calls, transactions large enough that all their lists grow
+ * (snapshots, allocations, frees; committed, aborted, nested), an
+ * automatic transaction, and its exit.  It must finish: a library that
+ * kept a transaction's lists in the C heap waited for the stopped thread
+ * at its first begin.
+ *
+ * Opening and closing may serialise (G1 leaves them out): both happen
+ * while no thread is stopped. */
+#include "check.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void __real_free(void *p);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+void __wrap_free(void *p);
+
+static void nap_us(long us)
+{
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int stop_inside;          /* the next malloc call stops */
+static _Atomic int stopped, go_on;
+static _Atomic long calls;               /* wrapped calls, by anyone */
+
+static void heap_enter(void)
+{
+    pthread_mutex_lock(&heap_lock);
+    atomic_fetch_add(&calls, 1);
+    int one = 1;
+    if (atomic_compare_exchange_strong(&stop_inside, &one, 0)) {
+        atomic_store(&stopped, 1);
+        while (!atomic_load(&go_on))
+            nap_us(200);
+    }
+}
+
+static void heap_leave(void)
+{
+    pthread_mutex_unlock(&heap_lock);
+}
+
+void *__wrap_malloc(size_t n)
+{
+    heap_enter();
+    void *p = __real_malloc(n);
+    heap_leave();
+    return p;
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    heap_enter();
+    void *p = __real_calloc(n, size);
+    heap_leave();
+    return p;
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    heap_enter();
+    void *q = __real_realloc(p, n);
+    heap_leave();
+    return q;
+}
+
+void __wrap_free(void *p)
+{
+    heap_enter();
+    __real_free(p);
+    heap_leave();
+}
+
+static allocator_space_t *S;
+static _Atomic int done;
+
+/* A block's pattern (kept by realloc: not derived from its address). */
+static void pat(void *p, size_t n, uint64_t g)
+{
+    for (size_t i = 0; i < n; i++)
+        ((unsigned char *)p)[i] = (unsigned char)(g * 31 + i);
+}
+
+static bool pat_ok(const void *p, size_t n, uint64_t g)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((const unsigned char *)p)[i] != (unsigned char)(g * 31 + i))
+            return false;
+    return true;
+}
+
+/* Stops inside malloc until released. */
+static void *staller(void *arg)
+{
+    (void)arg;
+    atomic_store(&stop_inside, 1);
+    void *volatile p = malloc(100);     /* volatile: a pair gcc would drop */
+    free(p);
+    return NULL;
+}
+
+struct rec {
+    persistent_offset_t slot[400];
+    persistent_offset_t pub[8];
+    uint64_t word[600];
+};
+
+/* One transaction of n snapshots, n allocations and n frees of the
+ * blocks the last one made (all its lists grow past their first room,
+ * and the blocks past the count that indexes them); aborted when abort,
+ * and then nothing of it stays. */
+static void big_tx(struct rec *r, int n, uint64_t gen, bool abort)
+{
+    uint64_t before[600];
+    memcpy(before, r->word, sizeof before);
+    persistent_offset_t old[400];
+    memcpy(old, r->slot, sizeof old);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_begin(S) == 0);       /* nested: one transaction */
+    for (int i = 0; i < n; i++) {
+        REQUIRE(persistent_tx_add(S, &r->word[i], sizeof r->word[i]) == 0);
+        r->word[i] = gen + (uint64_t)i;
+    }
+    REQUIRE(persistent_tx_add(S, r->slot, sizeof r->slot) == 0);
+    for (int i = 0; i < n && i < 400; i++) {
+        unsigned char *p = persistent_tx_alloc(S, 16 + (size_t)(i * 37) % 3000);
+        REQUIRE(p != NULL);
+        pat(p, 16, gen + (uint64_t)i);
+        if (r->slot[i] != 0)
+            REQUIRE(persistent_tx_free(S, persistent_offset_to_ptr(S, r->slot[i])) == 0);
+        r->slot[i] = ptr_to_persistent_offset(S, p);
+    }
+    REQUIRE(persistent_tx_commit(S) == 0);
+    if (abort) {
+        REQUIRE(persistent_tx_abort(S) == 0);
+        CHECK(memcmp(before, r->word, sizeof before) == 0);
+        CHECK(memcmp(old, r->slot, sizeof old) == 0);
+    } else {
+        REQUIRE(persistent_tx_commit(S) == 0);
+        for (int i = 0; i < n && i < 400; i++)
+            CHECK(pat_ok(persistent_offset_to_ptr(S, r->slot[i]), 16, gen + (uint64_t)i));
+    }
+}
+
+/* A thread new to the space, while another is stopped inside malloc. */
+static void *newcomer(void *arg)
+{
+    (void)arg;
+    struct rec *r = persistent_root_get(S, 7, sizeof *r, NULL);
+    REQUIRE(r != NULL);
+    /* plain calls: every size of block, realloc, roots, publishing */
+    void *b[64];
+    for (int i = 0; i < 64; i++) {
+        size_t n = i % 8 == 7 ? 100000 + (size_t)i * 4096 : 1 + (size_t)i * 61;
+        b[i] = i % 3 == 0 ? persistent_calloc(S, 1, n) : persistent_malloc(S, n);
+        REQUIRE(b[i] != NULL);
+        pat(b[i], n < 64 ? n : 64, (uint64_t)i);
+    }
+    for (int i = 0; i < 64; i += 2)
+        REQUIRE(persistent_realloc(S, b[i], 5000 + (size_t)i));
+    for (int i = 0; i < 64; i++) {
+        size_t n = i % 8 == 7 ? 100000 + (size_t)i * 4096 : 1 + (size_t)i * 61;
+        CHECK(pat_ok(b[i], n < 64 ? n : 64, (uint64_t)i));
+        persistent_free(S, b[i]);
+    }
+    void *a = persistent_aligned_alloc(S, 4096, 10000);
+    REQUIRE(a != NULL && (uintptr_t)a % 4096 == 0);
+    persistent_free(S, a);
+    REQUIRE(persistent_root_get(S, 300, 200, NULL) != NULL);
+    REQUIRE(persistent_root_remove(S, 300) == 0);
+    for (int i = 0; i < 8; i++) {
+        REQUIRE(persistent_alloc_into(S, &r->pub[i], 100 + (size_t)i * 1000) == 0);
+        REQUIRE(persistent_realloc_into(S, &r->pub[i], 9000) == 0);
+    }
+    for (int i = 0; i < 8; i++)
+        REQUIRE(persistent_free_from(S, &r->pub[i]) == 0);
+    /* transactions whose lists all grow, committed and aborted */
+    big_tx(r, 500, 1000, false);
+    big_tx(r, 500, 2000, true);
+    big_tx(r, 40, 3000, false);
+    big_tx(r, 500, 4000, false);
+    /* an automatic one: plain writes and calls, rolled back */
+    uint64_t w0 = r->word[0];
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    r->word[0] = 77;
+    void *q = persistent_malloc(S, 300);
+    REQUIRE(q != NULL);
+    REQUIRE(persistent_tx_abort(S) == 0);
+    CHECK_EQ(r->word[0], w0);
+    atomic_store(&done, 1);
+    return NULL;                        /* its exit hands its record back
+                                           (and lets its lists go) */
+}
+
+int main(void)
+{
+    const char *p = t_path("heaplock");
+    S = t_create(p, 1u << 20, 256u << 20);
+    /* the wrapping works: the library's open called it */
+    CHECK(atomic_load(&calls) > 0);
+    pthread_t st, nc;
+    REQUIRE(pthread_create(&st, NULL, staller, NULL) == 0);
+    while (!atomic_load(&stopped))
+        nap_us(100);
+    REQUIRE(pthread_create(&nc, NULL, newcomer, NULL) == 0);
+    /* its exit too (a GNU call: the join with a deadline) */
+    struct timespec until;
+    REQUIRE(clock_gettime(CLOCK_REALTIME, &until) == 0);
+    until.tv_sec += 20;
+    int j = pthread_timedjoin_np(nc, NULL, &until);
+    if (j != 0)
+        fprintf(stderr, "a thread new to the space did not finish in 20 s while "
+                        "another was stopped inside malloc\n");
+    CHECK_EQ(j, 0);
+    CHECK(atomic_load(&done));
+    atomic_store(&go_on, 1);
+    if (j != 0)
+        REQUIRE(pthread_join(nc, NULL) == 0);
+    REQUIRE(pthread_join(st, NULL) == 0);
+    t_check_clean(S, "after the newcomer");
+    REQUIRE(persistent_space_close(S) == 0);
+    return t_done();
+}
