@@ -26,14 +26,33 @@ static _Thread_local struct tls_ent tls_ents[PM_TLS_SLOTS];
  * orphan (see rec_claim). */
 static _Thread_local bool exited;
 
+/* The key whose destructor hands a thread's records back at its exit.
+ * Made when the library is loaded, or by the first thread that needs it
+ * if a program's constructor called in first; never under pthread_once,
+ * which made every other thread's first call wait for a thread stopped
+ * inside pthread_key_create (G1; test_heaplock).  A thread that finds it
+ * being made by another marks its record an orphan instead: handed back
+ * once the thread is gone, as one taken after its destructor ran. */
 static pthread_key_t exit_key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pm_atomic_u32 key_state;         /* KEY_* */
+enum { KEY_NONE, KEY_MAKING, KEY_MADE, KEY_FAILED };
 
 static void thread_exit(void *arg);
 
-static void key_init(void)
+static bool key_ready(void)
 {
-    (void)pthread_key_create(&exit_key, thread_exit);
+    uint32_t s = pm_load_acquire(&key_state);
+    if (s == KEY_NONE && pm_cas_strong_acq_rel(&key_state, &s, (uint32_t)KEY_MAKING)) {
+        s = pthread_key_create(&exit_key, thread_exit) == 0 ? KEY_MADE : KEY_FAILED;
+        pm_store_release(&key_state, s);
+    }
+    return s == KEY_MADE;
+}
+
+/* (a GNU attribute, in gcc and clang) */
+__attribute__((constructor)) static void key_at_load(void)
+{
+    (void)key_ready();
 }
 
 static void rec_init(struct pm_trec *rec, uint32_t id)
@@ -135,12 +154,9 @@ struct pm_trec *pm_thread_attach(allocator_space_t *space, struct pm_rt **rtp)
         tls_ents[free_slot].instance = rt->instance;
         tls_ents[free_slot].rt = rt;
         tls_ents[free_slot].rec = rec;
-        if (exited) {
+        /* (a key past glibc's first 32 may need memory per thread) */
+        if (exited || !key_ready() || pthread_setspecific(exit_key, (void *)1) != 0)
             pm_store_release(&rec->orphan_tid, os_thread_id());
-        } else {
-            pthread_once(&key_once, key_init);
-            (void)pthread_setspecific(exit_key, (void *)1);
-        }
     }
     pm_tls.rt = rt;
     pm_tls.rec = rec;

@@ -15,6 +15,10 @@
  * kept a transaction's lists in the C heap waited for the stopped thread
  * at its first begin.
  *
+ * And a thread's first call does not wait for another's stopped inside
+ * pthread_key_create (wrapped the same way), which a key made at the
+ * first call under pthread_once did.
+ *
  * Opening and closing may serialise (G1 leaves them out): both happen
  * while no thread is stopped. */
 #include "check.h"
@@ -30,6 +34,8 @@ void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t n);
 void __wrap_free(void *p);
+int __real_pthread_key_create(pthread_key_t *key, void (*fn)(void *));
+int __wrap_pthread_key_create(pthread_key_t *key, void (*fn)(void *));
 
 static void nap_us(long us)
 {
@@ -88,6 +94,21 @@ void __wrap_free(void *p)
     heap_enter();
     __real_free(p);
     heap_leave();
+}
+
+/* A thread stopped inside pthread_key_create (which the library may call
+ * for its threads' exit destructor): the same stop, no lock needed. */
+static _Atomic int stop_in_key, stopped_in_key, key_go_on;
+
+int __wrap_pthread_key_create(pthread_key_t *key, void (*fn)(void *))
+{
+    int one = 1;
+    if (atomic_compare_exchange_strong(&stop_in_key, &one, 0)) {
+        atomic_store(&stopped_in_key, 1);
+        while (!atomic_load(&key_go_on))
+            nap_us(200);
+    }
+    return __real_pthread_key_create(key, fn);
 }
 
 static allocator_space_t *S;
@@ -211,12 +232,53 @@ static void *newcomer(void *arg)
                                            (and lets its lists go) */
 }
 
+/* A thread's first call on the space (a malloc and a free). */
+static _Atomic int first_calls;
+
+static void *first_call(void *arg)
+{
+    (void)arg;
+    void *q = persistent_malloc(S, 100);
+    REQUIRE(q != NULL);
+    persistent_free(S, q);
+    atomic_fetch_add(&first_calls, 1);
+    return NULL;
+}
+
+/* Two threads' first calls, the first stopped inside pthread_key_create
+ * if it calls it: the second must not wait for it (a key made at a
+ * thread's first call under pthread_once made it wait). */
+static void test_first_calls(void)
+{
+    atomic_store(&stop_in_key, 1);
+    pthread_t a, b;
+    REQUIRE(pthread_create(&a, NULL, first_call, NULL) == 0);
+    uint64_t t0 = t_now_ns();
+    while (atomic_load(&first_calls) == 0 && !atomic_load(&stopped_in_key) &&
+           t_now_ns() - t0 < 5000000000ull)
+        nap_us(100);
+    REQUIRE(pthread_create(&b, NULL, first_call, NULL) == 0);
+    t0 = t_now_ns();
+    while (atomic_load(&first_calls) < 1 + !atomic_load(&stopped_in_key) &&
+           t_now_ns() - t0 < 10000000000ull)
+        nap_us(1000);
+    int n = atomic_load(&first_calls);
+    if (atomic_load(&stopped_in_key))
+        fprintf(stderr, "a thread's first call stopped inside pthread_key_create\n");
+    CHECK_EQ(n, 2);
+    atomic_store(&stop_in_key, 0);
+    atomic_store(&key_go_on, 1);
+    REQUIRE(pthread_join(a, NULL) == 0);
+    REQUIRE(pthread_join(b, NULL) == 0);
+}
+
 int main(void)
 {
     const char *p = t_path("heaplock");
     S = t_create(p, 1u << 20, 256u << 20);
     /* the wrapping works: the library's open called it */
     CHECK(atomic_load(&calls) > 0);
+    test_first_calls();
     pthread_t st, nc;
     REQUIRE(pthread_create(&st, NULL, staller, NULL) == 0);
     while (!atomic_load(&stopped))

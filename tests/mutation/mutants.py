@@ -353,6 +353,26 @@ MUTANTS = [
          replace="""        return false;""",
          what="G5b: malloc reports ENOMEM after one scavenge while an owner inside a call "
               "keeps superblocks full of free blocks"),
+    dict(id="thread-key-waits", file="src/thread.c",
+         find="""    return s == KEY_MADE;
+}
+
+/* (a GNU attribute, in gcc and clang) */
+__attribute__((constructor)) static void key_at_load(void)
+{
+    (void)key_ready();
+}""",
+         replace="""    while (s == KEY_MAKING)
+        s = pm_load_acquire(&key_state);
+    return s == KEY_MADE;
+}
+
+__attribute__((constructor)) static void key_at_load(void)
+{
+}""",
+         what="G1: the exit destructor's key is made at a thread's first call and other "
+              "threads' first calls wait for it (as pthread_once would): one stopped inside "
+              "pthread_key_create holds them all up"),
     dict(id="tx-state-in-c-heap", file="src/tx.c",
          find="""        rec->tx = vol_grow(NULL, 0, &bytes);""",
          replace="""        rec->tx = calloc(1, bytes);""",
