@@ -193,8 +193,18 @@ static void thread_exit(void *arg)
         if (tls_ents[i].instance == 0)
             continue;
         struct pm_rt *rt = pm_rt_pin(tls_ents[i].instance);
+        struct pm_trec *rec = tls_ents[i].rec;
+        /* a record this thread took as an orphan (the key not yet made,
+         * or its setspecific failed, before it attached to another
+         * space) stays one: handed back by rec_claim once the thread is
+         * gone, and only there (a review: released here too, it kept its
+         * tag, and a later claim handed it back again under its next
+         * thread) */
+        if (rt != NULL && pm_load_acquire(&rec->orphan_tid) != 0) {
+            pm_rt_unpin(rt);
+            rt = NULL;
+        }
         if (rt != NULL) {
-            struct pm_trec *rec = tls_ents[i].rec;
             /* Handing back waits (pm_auto_gate) while another thread's
              * automatic transaction is open on the space, and that thread
              * may be waiting for this one (a join): then the record is

@@ -17,7 +17,8 @@
  *
  * And a thread's first call does not wait for another's stopped inside
  * pthread_key_create (wrapped the same way), which a key made at the
- * first call under pthread_once did.
+ * first call under pthread_once did; and a record taken as an orphan (a
+ * failed pthread_setspecific, wrapped) goes back once, after its thread.
  *
  * Opening and closing may serialise (G1 leaves them out): both happen
  * while no thread is stopped. */
@@ -25,6 +26,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+
+#include "internal.h"
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
@@ -36,6 +39,8 @@ void *__wrap_realloc(void *p, size_t n);
 void __wrap_free(void *p);
 int __real_pthread_key_create(pthread_key_t *key, void (*fn)(void *));
 int __wrap_pthread_key_create(pthread_key_t *key, void (*fn)(void *));
+int __real_pthread_setspecific(pthread_key_t key, const void *v);
+int __wrap_pthread_setspecific(pthread_key_t key, const void *v);
 
 static void nap_us(long us)
 {
@@ -109,6 +114,19 @@ int __wrap_pthread_key_create(pthread_key_t *key, void (*fn)(void *))
             nap_us(200);
     }
     return __real_pthread_key_create(key, fn);
+}
+
+/* The calling thread's next pthread_setspecific fails (as glibc's may,
+ * out of memory, for a key past its first 32). */
+static _Thread_local bool fail_setspecific;
+
+int __wrap_pthread_setspecific(pthread_key_t key, const void *v)
+{
+    if (fail_setspecific) {
+        fail_setspecific = false;
+        return ENOMEM;
+    }
+    return __real_pthread_setspecific(key, v);
 }
 
 static allocator_space_t *S;
@@ -272,6 +290,66 @@ static void test_first_calls(void)
     REQUIRE(pthread_join(b, NULL) == 0);
 }
 
+/* Records of S taken as orphans, and of those, how many are free. */
+static void orphans(int *n, int *free_ones)
+{
+    struct pm_rt *rt = pm_rt_of(S);
+    *n = *free_ones = 0;
+    uint32_t k = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; id <= k && id < PM_MAX_RECS; id++)
+        if (pm_load_acquire(&rt->recs[id].orphan_tid) != 0) {
+            (*n)++;
+            *free_ones += pm_load_acquire(&rt->recs[id].in_use) == 0;
+        }
+}
+
+static allocator_space_t *S2;
+
+/* Its record of S an orphan (setspecific failed), then one of S2 with
+ * the exit destructor armed. */
+static void *orphan_then_other(void *arg)
+{
+    (void)arg;
+    fail_setspecific = true;
+    void *q = persistent_malloc(S, 100);
+    REQUIRE(q != NULL);
+    persistent_free(S, q);
+    q = persistent_malloc(S2, 100);
+    REQUIRE(q != NULL);
+    persistent_free(S2, q);
+    return NULL;
+}
+
+/* A thread whose record of one space is an orphan and which then armed
+ * its exit destructor on another: the destructor leaves the orphan alone,
+ * and once the thread is gone the next claim hands it back, once.  (A
+ * review: released by the destructor too, it kept its tag, and a claim
+ * after the thread was gone released it again under its next thread.) */
+static void test_orphan_then_armed(void)
+{
+    S2 = t_create(t_path("heaplock2"), 1u << 20, 16u << 20);
+    int n0, f0, n, f;
+    orphans(&n0, &f0);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, orphan_then_other, NULL) == 0);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    orphans(&n, &f);
+    CHECK_EQ(n, n0 + 1);                /* its orphan, still tagged */
+    CHECK_EQ(f, 0);                     /* and not free while tagged */
+    /* the thread is gone: a first call elsewhere hands the orphan back
+     * (the next claim scans every record) */
+    nap_us(20000);
+    atomic_store(&first_calls, 0);
+    pthread_t u;
+    REQUIRE(pthread_create(&u, NULL, first_call, NULL) == 0);
+    REQUIRE(pthread_join(u, NULL) == 0);
+    orphans(&n, &f);
+    CHECK_EQ(n, n0);
+    CHECK_EQ(f, 0);
+    t_check_clean(S, "after an orphan went back");
+    REQUIRE(persistent_space_close(S2) == 0);
+}
+
 int main(void)
 {
     const char *p = t_path("heaplock");
@@ -279,6 +357,7 @@ int main(void)
     /* the wrapping works: the library's open called it */
     CHECK(atomic_load(&calls) > 0);
     test_first_calls();
+    test_orphan_then_armed();
     pthread_t st, nc;
     REQUIRE(pthread_create(&st, NULL, staller, NULL) == 0);
     while (!atomic_load(&stopped))
