@@ -535,7 +535,8 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
  * (see persistent_tx_free: its next transaction that writes anything, its
  * exit or a close settles them), or is inside a call and owns part of the
  * heap (try again), or another automatic transaction is open in the
- * process.  Another thread's call on the space meanwhile (malloc, free,
+ * process, or (once per process) another thread is installing the
+ * handler that catches the writes (try again).  Another thread's call on the space meanwhile (malloc, free,
  * any call of this API) is reported once through the error hook
  * (PERSISTENT_E_TX_AUTO) and waits for the end before it changes
  * anything; then it goes on, on the heap the commit or the abort left.

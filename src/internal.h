@@ -480,6 +480,7 @@ uint64_t pm_hwm_pages(struct pm_rt *rt);
 /* ---- thread.c ---- */
 struct pm_trec *pm_thread_attach(allocator_space_t *space, struct pm_rt **rtp);
 void pm_thread_release(struct pm_rt *rt, struct pm_trec *rec);
+void pm_thread_forget_after_fork(void);        /* a child's: a key being made */
 void pm_threads_rt_close(struct pm_rt *rt);
 struct pm_tls_cur {
     const allocator_space_t *space;

@@ -802,16 +802,17 @@ static void on_fault(int sig, siginfo_t *si, void *ctx)
 }
 
 /* Write faults go to fn first (true: handled, retry the access); others to
- * the handler that was there.  Installed once per process. */
+ * the handler that was there.  Installed once per process; -EBUSY while
+ * another thread is installing it (not waited for: a thread stopped
+ * there would hold up every automatic transaction's begin). */
 int os_catch_faults(bool (*fn)(void *addr))
 {
     static pm_atomic_u32 done;
     uint32_t zero = 0;
-    if (pm_load_acquire(&done) == 2 || !pm_cas_strong_acq_rel(&done, &zero, 1u)) {
-        while (pm_load_acquire(&done) != 2)
-            sched_yield();
+    if (pm_load_acquire(&done) == 2)
         return 0;
-    }
+    if (!pm_cas_strong_acq_rel(&done, &zero, 1u))
+        return zero == 2 ? 0 : -EBUSY;
     fault_fn = fn;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -819,7 +820,7 @@ int os_catch_faults(bool (*fn)(void *addr))
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
     int r = sigaction(SIGSEGV, &sa, &fault_old) == 0 ? 0 : -errno;
-    pm_store_release(&done, 2u);
+    pm_store_release(&done, r == 0 ? 2u : 0u);      /* failed: the next tries */
     return r;
 }
 

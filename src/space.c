@@ -619,6 +619,7 @@ static void forget_after_fork(void)
     pm_fetch_add_acq_rel(&pm_close_epoch, 1);
     pm_store_relaxed(&exit_pins, 0u);   /* pinners of the parent's threads */
     pm_tx_forget_after_fork();
+    pm_thread_forget_after_fork();
     pthread_mutex_init(&registry_lock, NULL);
 }
 

@@ -42,7 +42,9 @@ static void thread_exit(void *arg);
 static bool key_ready(void)
 {
     uint32_t s = pm_load_acquire(&key_state);
-    if (s == KEY_NONE && pm_cas_strong_acq_rel(&key_state, &s, (uint32_t)KEY_MAKING)) {
+    /* (made again after a failure: keys may have been deleted since) */
+    if ((s == KEY_NONE || s == KEY_FAILED) &&
+        pm_cas_strong_acq_rel(&key_state, &s, (uint32_t)KEY_MAKING)) {
         s = pthread_key_create(&exit_key, thread_exit) == 0 ? KEY_MADE : KEY_FAILED;
         pm_store_release(&key_state, s);
     }
@@ -53,6 +55,15 @@ static bool key_ready(void)
 __attribute__((constructor)) static void key_at_load(void)
 {
     (void)key_ready();
+}
+
+/* A fork's child: a key the parent was making when it forked is made
+ * again (no thread of the child is making it; at worst the parent's is
+ * left unused). */
+void pm_thread_forget_after_fork(void)
+{
+    uint32_t s = KEY_MAKING;
+    (void)pm_cas_strong_acq_rel(&key_state, &s, (uint32_t)KEY_NONE);
 }
 
 static void rec_init(struct pm_trec *rec, uint32_t id)

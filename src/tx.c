@@ -1499,6 +1499,9 @@ int persistent_tx_begin_auto(allocator_space_t *space)
         return pm_err(-ENOMEM, "tx_begin_auto: out of memory");
     tx->segs.v = segs;
     r = os_catch_faults(auto_fault);
+    if (r == -EBUSY)
+        return pm_err(r, "tx_begin_auto: another thread is installing the fault handler "
+                         "(try again)");
     if (r < 0)
         return pm_err(r, "tx_begin_auto: cannot catch faults: %s", persistent_strerror(r));
     /* the space alone */

@@ -18,7 +18,9 @@
  * And a thread's first call does not wait for another's stopped inside
  * pthread_key_create (wrapped the same way), which a key made at the
  * first call under pthread_once did; and a record taken as an orphan (a
- * failed pthread_setspecific, wrapped) goes back once, after its thread.
+ * failed pthread_setspecific, wrapped) goes back once, after its thread;
+ * and the process's first automatic transaction, stopped inside sigaction
+ * (wrapped), does not hold up another thread's begin.
  *
  * Opening and closing may serialise (G1 leaves them out): both happen
  * while no thread is stopped. */
@@ -41,6 +43,8 @@ int __real_pthread_key_create(pthread_key_t *key, void (*fn)(void *));
 int __wrap_pthread_key_create(pthread_key_t *key, void (*fn)(void *));
 int __real_pthread_setspecific(pthread_key_t key, const void *v);
 int __wrap_pthread_setspecific(pthread_key_t key, const void *v);
+int __real_sigaction(int sig, const struct sigaction *sa, struct sigaction *old);
+int __wrap_sigaction(int sig, const struct sigaction *sa, struct sigaction *old);
 
 static void nap_us(long us)
 {
@@ -105,9 +109,23 @@ void __wrap_free(void *p)
  * for its threads' exit destructor): the same stop, no lock needed. */
 static _Atomic int stop_in_key, stopped_in_key, key_go_on;
 
+/* The key made when the library is loaded fails (this program's
+ * constructor runs first and arms it), so that the library makes it at a
+ * thread's first call (as when a program's constructor calls in first):
+ * the path where one thread makes it while others find it being made. */
+static _Atomic int fail_key_create;
+
+__attribute__((constructor(101))) static void fail_the_load_key(void)
+{
+    atomic_store(&fail_key_create, 1);
+}
+
 int __wrap_pthread_key_create(pthread_key_t *key, void (*fn)(void *))
 {
     int one = 1;
+    if (atomic_compare_exchange_strong(&fail_key_create, &one, 0))
+        return EAGAIN;
+    one = 1;
     if (atomic_compare_exchange_strong(&stop_in_key, &one, 0)) {
         atomic_store(&stopped_in_key, 1);
         while (!atomic_load(&key_go_on))
@@ -127,6 +145,21 @@ int __wrap_pthread_setspecific(pthread_key_t key, const void *v)
         return ENOMEM;
     }
     return __real_pthread_setspecific(key, v);
+}
+
+/* A thread stopped inside sigaction (which an automatic transaction's
+ * first begin in the process calls to catch writes). */
+static _Atomic int stop_in_sigaction, stopped_in_sigaction, sigaction_go_on;
+
+int __wrap_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+    int one = 1;
+    if (atomic_compare_exchange_strong(&stop_in_sigaction, &one, 0)) {
+        atomic_store(&stopped_in_sigaction, 1);
+        while (!atomic_load(&sigaction_go_on))
+            nap_us(200);
+    }
+    return __real_sigaction(sig, sa, old);
 }
 
 static allocator_space_t *S;
@@ -263,31 +296,63 @@ static void *first_call(void *arg)
     return NULL;
 }
 
+/* Whether the calling thread's record of space sp is an orphan. */
+static bool my_record_orphan(allocator_space_t *sp)
+{
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(sp, &rt);
+    REQUIRE(rec != NULL);
+    return pm_load_acquire(&rec->orphan_tid) != 0;
+}
+
 /* Two threads' first calls, the first stopped inside pthread_key_create
- * if it calls it: the second must not wait for it (a key made at a
- * thread's first call under pthread_once made it wait). */
+ * (the key not made at load): the second must not wait for it (a key made
+ * at a thread's first call under pthread_once made it wait); it takes its
+ * record as an orphan.  And a fork meanwhile: the child, whose threads
+ * make no key, makes it again at its first call instead of taking every
+ * record as an orphan. */
 static void test_first_calls(void)
 {
+    const char *child_path = t_path("heaplock-child");
     atomic_store(&stop_in_key, 1);
     pthread_t a, b;
     REQUIRE(pthread_create(&a, NULL, first_call, NULL) == 0);
     uint64_t t0 = t_now_ns();
-    while (atomic_load(&first_calls) == 0 && !atomic_load(&stopped_in_key) &&
-           t_now_ns() - t0 < 5000000000ull)
+    while (!atomic_load(&stopped_in_key) && t_now_ns() - t0 < 10000000000ull)
         nap_us(100);
+    REQUIRE(atomic_load(&stopped_in_key));
     REQUIRE(pthread_create(&b, NULL, first_call, NULL) == 0);
     t0 = t_now_ns();
-    while (atomic_load(&first_calls) < 1 + !atomic_load(&stopped_in_key) &&
-           t_now_ns() - t0 < 10000000000ull)
+    while (atomic_load(&first_calls) < 1 && t_now_ns() - t0 < 10000000000ull)
         nap_us(1000);
     int n = atomic_load(&first_calls);
-    if (atomic_load(&stopped_in_key))
-        fprintf(stderr, "a thread's first call stopped inside pthread_key_create\n");
-    CHECK_EQ(n, 2);
+    if (n < 1)
+        fprintf(stderr, "a thread's first call waited 10 s for another stopped inside "
+                        "pthread_key_create\n");
+    CHECK_EQ(n, 1);
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        allocator_space_t *c = t_create(child_path, 1u << 20, 16u << 20);
+        void *q = persistent_malloc(c, 10);
+        int bad = q == NULL ? 3 : my_record_orphan(c) ? 4 : 0;
+        persistent_free(c, q);
+        (void)persistent_space_close(c);
+        _exit(bad);
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fprintf(stderr, "fork while the key was being made: child status %#x (4: its "
+                        "record an orphan)\n", st);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     atomic_store(&stop_in_key, 0);
     atomic_store(&key_go_on, 1);
     REQUIRE(pthread_join(a, NULL) == 0);
     REQUIRE(pthread_join(b, NULL) == 0);
+    CHECK_EQ(atomic_load(&first_calls), 2);
+    CHECK(!my_record_orphan(S));        /* the key is made now */
 }
 
 /* Records of S taken as orphans, and of those, how many are free. */
@@ -329,6 +394,11 @@ static void test_orphan_then_armed(void)
 {
     S2 = t_create(t_path("heaplock2"), 1u << 20, 16u << 20);
     int n0, f0, n, f;
+    /* orphans of threads gone (test_first_calls') go back at a claim */
+    atomic_store(&first_calls, 0);
+    pthread_t v;
+    REQUIRE(pthread_create(&v, NULL, first_call, NULL) == 0);
+    REQUIRE(pthread_join(v, NULL) == 0);
     orphans(&n0, &f0);
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, orphan_then_other, NULL) == 0);
@@ -350,14 +420,64 @@ static void test_orphan_then_armed(void)
     REQUIRE(persistent_space_close(S2) == 0);
 }
 
+/* An automatic transaction begun and aborted at once; its begin's
+ * result. */
+static _Atomic int auto_results[2] = {1, 1};
+
+static void *auto_once(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    int r = persistent_tx_begin_auto(S);
+    if (r == 0)
+        REQUIRE(persistent_tx_abort(S) == 0);
+    atomic_store(&auto_results[i], r);
+    return NULL;
+}
+
+/* The process's first automatic transaction stopped inside sigaction
+ * (installing the handler that catches writes): another thread's begin
+ * does not wait for it (it used to spin until the handler was in): it
+ * says -EBUSY, and begins once the first is done. */
+static void test_auto_first_install(void)
+{
+    atomic_store(&stop_in_sigaction, 1);
+    pthread_t a, b;
+    REQUIRE(pthread_create(&a, NULL, auto_once, (void *)0) == 0);
+    uint64_t t0 = t_now_ns();
+    while (!atomic_load(&stopped_in_sigaction) && t_now_ns() - t0 < 10000000000ull)
+        nap_us(100);
+    REQUIRE(atomic_load(&stopped_in_sigaction));
+    REQUIRE(pthread_create(&b, NULL, auto_once, (void *)1) == 0);
+    t0 = t_now_ns();
+    while (atomic_load(&auto_results[1]) == 1 && t_now_ns() - t0 < 10000000000ull)
+        nap_us(1000);
+    int rb = atomic_load(&auto_results[1]);
+    if (rb == 1)
+        fprintf(stderr, "an automatic transaction's begin waited 10 s for another "
+                        "stopped inside sigaction\n");
+    CHECK_EQ(rb, -EBUSY);
+    atomic_store(&sigaction_go_on, 1);
+    REQUIRE(pthread_join(a, NULL) == 0);
+    REQUIRE(pthread_join(b, NULL) == 0);
+    CHECK_EQ(atomic_load(&auto_results[0]), 0);
+    atomic_store(&auto_results[1], 1);
+    REQUIRE(pthread_create(&b, NULL, auto_once, (void *)1) == 0);
+    REQUIRE(pthread_join(b, NULL) == 0);
+    CHECK_EQ(atomic_load(&auto_results[1]), 0);
+}
+
 int main(void)
 {
     const char *p = t_path("heaplock");
+    /* a library that made no key at load (one under pthread_once at the
+     * first call) must meet the stop, not the failure */
+    atomic_store(&fail_key_create, 0);
     S = t_create(p, 1u << 20, 256u << 20);
     /* the wrapping works: the library's open called it */
     CHECK(atomic_load(&calls) > 0);
     test_first_calls();
     test_orphan_then_armed();
+    test_auto_first_install();
     pthread_t st, nc;
     REQUIRE(pthread_create(&st, NULL, staller, NULL) == 0);
     while (!atomic_load(&stopped))

@@ -787,7 +787,7 @@ static atomic_int ab_stop;
 
 static void *ab_worker(void *arg)
 {
-    uint64_t *rounds = arg;
+    _Atomic uint64_t *rounds = arg;
     void *prev = NULL;
     for (uint64_t i = 0; !atomic_load(&ab_stop); i++) {
         REQUIRE(persistent_tx_begin(S) == 0);
@@ -798,7 +798,7 @@ static void *ab_worker(void *arg)
             REQUIRE(persistent_tx_free(S, prev) == 0);
         REQUIRE(persistent_tx_commit(S) == 0);
         prev = b;
-        *rounds = i + 1;
+        atomic_store(rounds, i + 1);
     }
     if (prev != NULL) {
         REQUIRE(persistent_tx_begin(S) == 0);
@@ -815,13 +815,20 @@ static void test_auto_beside_manual(void)
     uint64_t *v = persistent_malloc(S, 64);
     REQUIRE(v != NULL);
     v[0] = 0;
-    uint64_t rounds[2] = {0, 0};
+    static _Atomic uint64_t rounds[2];
+    atomic_store(&rounds[0], 0);
+    atomic_store(&rounds[1], 0);
     pthread_t t[2];
     atomic_store(&ab_stop, 0);
     for (int i = 0; i < 2; i++)
-        REQUIRE(pthread_create(&t[i], NULL, ab_worker, &rounds[i]) == 0);
-    uint64_t ok = 0, busy = 0;
-    for (int i = 0; i < 2000; i++) {
+        REQUIRE(pthread_create(&t[i], NULL, ab_worker, (void *)&rounds[i]) == 0);
+    uint64_t ok = 0, busy = 0, t0 = t_now_ns();
+    /* 2,000 begins, and on until both workers have run a few rounds (a
+     * loaded machine may not schedule one of them for a while: CI's
+     * mutation baseline once saw 2 and 0), for at most 30 s */
+    for (int i = 0; i < 2000 || ((atomic_load(&rounds[0]) < 3 || atomic_load(&rounds[1]) < 3) &&
+                                 t_now_ns() - t0 < 30000000000ull);
+         i++) {
         int r = persistent_tx_begin_auto(S);
         if (r == 0) {
             v[0]++;
@@ -836,10 +843,10 @@ static void test_auto_beside_manual(void)
     for (int i = 0; i < 2; i++)
         REQUIRE(pthread_join(t[i], NULL) == 0);
     CHECK_EQ(v[0], ok);
-    CHECK(rounds[0] > 0 && rounds[1] > 0);
+    CHECK(atomic_load(&rounds[0]) > 0 && atomic_load(&rounds[1]) > 0);
     printf("auto beside manual: %llu begun, %llu refused, workers %llu and %llu rounds\n",
-           (unsigned long long)ok, (unsigned long long)busy, (unsigned long long)rounds[0],
-           (unsigned long long)rounds[1]);
+           (unsigned long long)ok, (unsigned long long)busy,
+           (unsigned long long)atomic_load(&rounds[0]), (unsigned long long)atomic_load(&rounds[1]));
     persistent_free(S, v);
     /* the workers' last frees are held until their records settle them:
      * their threads are gone, so they are done */

@@ -373,6 +373,21 @@ __attribute__((constructor)) static void key_at_load(void)
          what="G1: the exit destructor's key is made at a thread's first call and other "
               "threads' first calls wait for it (as pthread_once would): one stopped inside "
               "pthread_key_create holds them all up"),
+    dict(id="thread-exit-releases-orphan", file="src/thread.c",
+         find="""        if (rt != NULL && pm_load_acquire(&rec->orphan_tid) != 0) {""",
+         replace="""        if (rt != NULL && pm_load_acquire(&rec->orphan_tid) != 0 && rt == NULL) {""",
+         what="a thread's exit destructor also releases a record it took as an orphan: freed "
+              "with its tag, a later claim hands it back again under the thread that took it"),
+    dict(id="auto-install-waits", file="src/os_posix.c",
+         find="""        return zero == 2 ? 0 : -EBUSY;""",
+         replace="""    {
+        while (pm_load_acquire(&done) != 2)
+            sched_yield();
+        return 0;
+    }""",
+         what="G7: the process's first automatic transaction's begin, installing the handler "
+              "that catches writes, is waited for by every other begin: one stopped there "
+              "holds them all up"),
     dict(id="tx-state-in-c-heap", file="src/tx.c",
          find="""        rec->tx = vol_grow(NULL, 0, &bytes);""",
          replace="""        rec->tx = calloc(1, bytes);""",
