@@ -381,6 +381,7 @@ void os_random(void *buf, size_t len);
 size_t os_page_size(void);
 int os_protect(void *addr, size_t len, bool writable);
 int os_catch_faults(bool (*fn)(void *addr));
+void os_faults_after_fork(void);       /* a child's: an install under way */
 void os_sleep_us(unsigned us);
 void os_fatal(const char *msg) __attribute__((noreturn));
 int os_membarrier_init(void);

@@ -804,24 +804,44 @@ static void on_fault(int sig, siginfo_t *si, void *ctx)
 /* Write faults go to fn first (true: handled, retry the access); others to
  * the handler that was there.  Installed once per process; -EBUSY while
  * another thread is installing it (not waited for: a thread stopped
- * there would hold up every automatic transaction's begin). */
+ * there would hold up every automatic transaction's begin); after a
+ * failure the next call tries again. */
+static pm_atomic_u32 faults_state;      /* 0 none, 1 installing, 2 installed */
+
 int os_catch_faults(bool (*fn)(void *addr))
 {
-    static pm_atomic_u32 done;
     uint32_t zero = 0;
-    if (pm_load_acquire(&done) == 2)
+    if (pm_load_acquire(&faults_state) == 2)
         return 0;
-    if (!pm_cas_strong_acq_rel(&done, &zero, 1u))
+    if (!pm_cas_strong_acq_rel(&faults_state, &zero, 1u))
         return zero == 2 ? 0 : -EBUSY;
     fault_fn = fn;
-    struct sigaction sa;
+    struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    int r = sigaction(SIGSEGV, &sa, &fault_old) == 0 ? 0 : -errno;
-    pm_store_release(&done, r == 0 ? 2u : 0u);      /* failed: the next tries */
+    int r = sigaction(SIGSEGV, &sa, &old) == 0 ? 0 : -errno;
+    if (r == 0)
+        fault_old = old;
+    pm_store_release(&faults_state, r == 0 ? 2u : 0u);
     return r;
+}
+
+/* A fork's child whose parent was installing the handler (no thread of the
+ * child is): installed if the kernel has it, and then the action it
+ * replaced is the default one (the parent may not have kept it yet); not
+ * installed otherwise. */
+void os_faults_after_fork(void)
+{
+    if (pm_load_relaxed(&faults_state) != 1)
+        return;
+    struct sigaction cur;
+    bool ours = sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+                cur.sa_sigaction == on_fault;
+    if (ours)
+        memset(&fault_old, 0, sizeof fault_old);
+    pm_store_relaxed(&faults_state, ours ? 2u : 0u);
 }
 
 void os_sleep_us(unsigned us)

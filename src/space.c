@@ -620,6 +620,7 @@ static void forget_after_fork(void)
     pm_store_relaxed(&exit_pins, 0u);   /* pinners of the parent's threads */
     pm_tx_forget_after_fork();
     pm_thread_forget_after_fork();
+    os_faults_after_fork();
     pthread_mutex_init(&registry_lock, NULL);
 }
 

@@ -150,10 +150,16 @@ int __wrap_pthread_setspecific(pthread_key_t key, const void *v)
 /* A thread stopped inside sigaction (which an automatic transaction's
  * first begin in the process calls to catch writes). */
 static _Atomic int stop_in_sigaction, stopped_in_sigaction, sigaction_go_on;
+static _Atomic int fail_sigaction;      /* the next call fails */
 
 int __wrap_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
 {
     int one = 1;
+    if (atomic_compare_exchange_strong(&fail_sigaction, &one, 0)) {
+        errno = EINVAL;
+        return -1;
+    }
+    one = 1;
     if (atomic_compare_exchange_strong(&stop_in_sigaction, &one, 0)) {
         atomic_store(&stopped_in_sigaction, 1);
         while (!atomic_load(&sigaction_go_on))
@@ -371,7 +377,9 @@ static void orphans(int *n, int *free_ones)
 static allocator_space_t *S2;
 
 /* Its record of S an orphan (setspecific failed), then one of S2 with
- * the exit destructor armed. */
+ * the exit destructor armed; its record's id and its kernel id out. */
+static _Atomic uint32_t orphan_id, orphan_tid_of;
+
 static void *orphan_then_other(void *arg)
 {
     (void)arg;
@@ -379,6 +387,11 @@ static void *orphan_then_other(void *arg)
     void *q = persistent_malloc(S, 100);
     REQUIRE(q != NULL);
     persistent_free(S, q);
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(S, &rt);
+    REQUIRE(rec != NULL && pm_load_acquire(&rec->orphan_tid) != 0);
+    atomic_store(&orphan_id, rec->id);
+    atomic_store(&orphan_tid_of, os_thread_id());
     q = persistent_malloc(S2, 100);
     REQUIRE(q != NULL);
     persistent_free(S2, q);
@@ -393,28 +406,28 @@ static void *orphan_then_other(void *arg)
 static void test_orphan_then_armed(void)
 {
     S2 = t_create(t_path("heaplock2"), 1u << 20, 16u << 20);
-    int n0, f0, n, f;
-    /* orphans of threads gone (test_first_calls') go back at a claim */
-    atomic_store(&first_calls, 0);
-    pthread_t v;
-    REQUIRE(pthread_create(&v, NULL, first_call, NULL) == 0);
-    REQUIRE(pthread_join(v, NULL) == 0);
-    orphans(&n0, &f0);
+    struct pm_rt *rt = pm_rt_of(S);
+    int n, f;
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, orphan_then_other, NULL) == 0);
     REQUIRE(pthread_join(t, NULL) == 0);
+    struct pm_trec *rec = &rt->recs[atomic_load(&orphan_id)];
+    /* its orphan, still tagged and not free (its destructor left it) */
+    CHECK(pm_load_acquire(&rec->orphan_tid) != 0);
+    CHECK_EQ(pm_load_acquire(&rec->in_use), 1u);
     orphans(&n, &f);
-    CHECK_EQ(n, n0 + 1);                /* its orphan, still tagged */
-    CHECK_EQ(f, 0);                     /* and not free while tagged */
-    /* the thread is gone: a first call elsewhere hands the orphan back
-     * (the next claim scans every record) */
-    nap_us(20000);
+    CHECK_EQ(f, 0);                     /* nothing free while tagged */
+    /* once the thread is gone, a first call elsewhere hands the orphan
+     * back (the next claim scans every record) */
+    uint64_t t0 = t_now_ns();
+    while (!os_thread_gone(atomic_load(&orphan_tid_of)) && t_now_ns() - t0 < 5000000000ull)
+        nap_us(1000);
     atomic_store(&first_calls, 0);
     pthread_t u;
     REQUIRE(pthread_create(&u, NULL, first_call, NULL) == 0);
     REQUIRE(pthread_join(u, NULL) == 0);
+    CHECK_EQ(pm_load_acquire(&rec->orphan_tid), 0u);
     orphans(&n, &f);
-    CHECK_EQ(n, n0);
     CHECK_EQ(f, 0);
     t_check_clean(S, "after an orphan went back");
     REQUIRE(persistent_space_close(S2) == 0);
@@ -437,9 +450,14 @@ static void *auto_once(void *arg)
 /* The process's first automatic transaction stopped inside sigaction
  * (installing the handler that catches writes): another thread's begin
  * does not wait for it (it used to spin until the handler was in): it
- * says -EBUSY, and begins once the first is done. */
+ * says -EBUSY, and begins once the first is done.  Before that, a failed
+ * sigaction: the next begin installs it (it was taken as installed).
+ * And a fork meanwhile: the child, where nobody is installing it, does
+ * (it refused every begin). */
 static void test_auto_first_install(void)
 {
+    atomic_store(&fail_sigaction, 1);
+    CHECK_EQ(persistent_tx_begin_auto(S), -EINVAL);
     atomic_store(&stop_in_sigaction, 1);
     pthread_t a, b;
     REQUIRE(pthread_create(&a, NULL, auto_once, (void *)0) == 0);
@@ -456,9 +474,33 @@ static void test_auto_first_install(void)
         fprintf(stderr, "an automatic transaction's begin waited 10 s for another "
                         "stopped inside sigaction\n");
     CHECK_EQ(rb, -EBUSY);
+    const char *child_path = t_path("heaplock-auto-child");
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        allocator_space_t *c = t_create(child_path, 1u << 20, 16u << 20);
+        int r = persistent_tx_begin_auto(c);
+        if (r == 0)
+            (void)persistent_tx_abort(c);
+        (void)persistent_space_close(c);
+        _exit(r == 0 ? 0 : 5);
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fprintf(stderr, "fork while the handler was being installed: child status %#x "
+                        "(5: its begin refused)\n", st);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* b has left (its record handed back) before a goes on: a begin
+     * refuses while another thread is inside a call (b still waiting, on
+     * a library that makes it wait, goes on once a has) */
+    if (rb != 1)
+        REQUIRE(pthread_join(b, NULL) == 0);
     atomic_store(&sigaction_go_on, 1);
     REQUIRE(pthread_join(a, NULL) == 0);
-    REQUIRE(pthread_join(b, NULL) == 0);
+    if (rb == 1)
+        REQUIRE(pthread_join(b, NULL) == 0);
     CHECK_EQ(atomic_load(&auto_results[0]), 0);
     atomic_store(&auto_results[1], 1);
     REQUIRE(pthread_create(&b, NULL, auto_once, (void *)1) == 0);

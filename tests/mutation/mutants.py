@@ -381,13 +381,24 @@ __attribute__((constructor)) static void key_at_load(void)
     dict(id="auto-install-waits", file="src/os_posix.c",
          find="""        return zero == 2 ? 0 : -EBUSY;""",
          replace="""    {
-        while (pm_load_acquire(&done) != 2)
+        while (pm_load_acquire(&faults_state) != 2)
             sched_yield();
         return 0;
     }""",
          what="G7: the process's first automatic transaction's begin, installing the handler "
               "that catches writes, is waited for by every other begin: one stopped there "
               "holds them all up"),
+    dict(id="auto-install-failed-kept", file="src/os_posix.c",
+         find="""    pm_store_release(&faults_state, r == 0 ? 2u : 0u);""",
+         replace="""    pm_store_release(&faults_state, 2u);""",
+         what="a failed install of the automatic transactions' fault handler is taken as done: "
+              "later begins go on without it"),
+    dict(id="auto-install-fork-kept", file="src/space.c",
+         find="""    os_faults_after_fork();
+""",
+         replace="",
+         what="a fork's child whose parent was installing the fault handler refuses every "
+              "automatic transaction for good"),
     dict(id="tx-state-in-c-heap", file="src/tx.c",
          find="""        rec->tx = vol_grow(NULL, 0, &bytes);""",
          replace="""        rec->tx = calloc(1, bytes);""",
