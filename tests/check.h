@@ -211,6 +211,24 @@ static inline int t_exec_works(const char *self)
     return n == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* Waits for the child pid: whether it exited with 0; when not, says what
+ * (fmt) and how it ended. */
+__attribute__((format(printf, 2, 3))) static inline bool t_child_ok(pid_t pid,
+                                                                     const char *fmt, ...)
+{
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return true;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, ": %s %d\n", WIFEXITED(st) ? "exit" : "signal",
+            WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    return false;
+}
+
 /* Creates the space at path (or opens it) with size bytes, growable up to
  * max (0: fixed); a test that cannot have it stops. */
 static inline allocator_space_t *t_create(const char *path, uint64_t size, uint64_t max)

@@ -302,16 +302,6 @@ static void *first_call(void *arg)
     return NULL;
 }
 
-/* The child pid exited with 0; what it was, when not. */
-static void child_ok(pid_t pid, const char *what)
-{
-    int st;
-    REQUIRE(waitpid(pid, &st, 0) == pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fprintf(stderr, "%s: child status %#x\n", what, st);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-}
-
 /* Whether the calling thread's record of space sp is an orphan. */
 static bool my_record_orphan(allocator_space_t *sp)
 {
@@ -357,7 +347,7 @@ static void test_first_calls(void)
         (void)persistent_space_close(c);
         _exit(bad);
     }
-    child_ok(pid, "fork while the key was being made (4: its record an orphan)");
+    CHECK(t_child_ok(pid, "fork while the key was being made (4: its record an orphan)"));
     atomic_store(&stop_in_key, 0);
     atomic_store(&key_go_on, 1);
     REQUIRE(pthread_join(a, NULL) == 0);
@@ -491,7 +481,7 @@ static void test_auto_first_install(void)
         (void)persistent_space_close(c);
         _exit(r == 0 ? 0 : 5);
     }
-    child_ok(pid, "fork while the handler was being installed (5: its begin refused)");
+    CHECK(t_child_ok(pid, "fork while the handler was being installed (5: its begin refused)"));
     /* b has left (its record handed back) before a goes on: a begin
      * refuses while another thread is inside a call (b still waiting, on
      * a library that makes it wait, goes on once a has) */

@@ -2324,12 +2324,7 @@ static void test_auto_beside_sync(void)
     if (pid == 0)
         _exit(ss_child());
     REQUIRE(pid > 0);
-    int st;
-    REQUIRE(waitpid(pid, &st, 0) == pid);
-    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-        fprintf(stderr, "auto begin beside an owner's sync: %s %d\n",
-                WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(t_child_ok(pid, "auto begin beside an owner's sync"));
 }
 
 static void test_auto_foreign_tx_roots(void)
@@ -2343,14 +2338,8 @@ static void test_auto_foreign_tx_roots(void)
             if (pid == 0)
                 _exit(fx_child(what, commit));
             REQUIRE(pid > 0);
-            int st;
-            REQUIRE(waitpid(pid, &st, 0) == pid);
-            if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-                fprintf(stderr, "%s by another thread during an automatic transaction "
-                        "that %s: %s %d\n", name[what], commit ? "commits" : "aborts",
-                        WIFEXITED(st) ? "exit" : "signal",
-                        WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+            CHECK(t_child_ok(pid, "%s by another thread during an automatic transaction "
+                                  "that %s", name[what], commit ? "commits" : "aborts"));
         }
 }
 
@@ -2425,14 +2414,8 @@ static void test_auto_exit_joined(void)
         if (pid == 0)
             _exit(jx_child(commit));
         REQUIRE(pid > 0);
-        int st;
-        REQUIRE(waitpid(pid, &st, 0) == pid);
-        if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-            fprintf(stderr, "a thread exit joined inside an automatic transaction "
-                    "that %s: %s %d\n", commit ? "commits" : "aborts",
-                    WIFEXITED(st) ? "exit" : "signal",
-                    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK(t_child_ok(pid, "a thread exit joined inside an automatic transaction that %s",
+                         commit ? "commits" : "aborts"));
     }
 }
 

@@ -418,13 +418,7 @@ static void test_header_changed_under_view(void)
             _exit(r != NULL && n == 1 && (c == 0 || c == PERSISTENT_E_CORRUPT) ? 0 : 3);
         }
         REQUIRE(pid > 0);
-        int st;
-        REQUIRE(waitpid(pid, &st, 0) == pid);
-        if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-            fprintf(stderr, "view %#x with its header changed: %s %d\n", kinds[k],
-                    WIFEXITED(st) ? "exit" : "signal",
-                    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK(t_child_ok(pid, "view %#x with its header changed", kinds[k]));
         patch(p, 0, &orig.fixed, sizeof orig.fixed);
     }
     unlink(p);
@@ -489,12 +483,7 @@ static void test_sb_header_changed_under_view(void)
         _exit(before >= 64 && (during == before || during == 0) && after == 0 ? 0 : 5);
     }
     REQUIRE(pid > 0);
-    int st;
-    REQUIRE(waitpid(pid, &st, 0) == pid);
-    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-        fprintf(stderr, "a view with a superblock header changed under it: %s %d\n",
-                WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(t_child_ok(pid, "a view with a superblock header changed under it"));
     unlink(p);
 }
 
