@@ -137,7 +137,8 @@ struct pm_tx {
 
 /* A mapping of at least *bytes (rounded up to pages: *bytes says how
  * much) holding the first old bytes of p, which is let go; NULL (errno
- * ENOMEM), p untouched, when there is no memory.  p NULL: zeroed pages. */
+ * ENOMEM), p untouched, when there is no memory.  p NULL: zeroed pages.
+ * os_vol_free lets it go (with as many bytes as are in use, or more). */
 static void *vol_grow(void *p, size_t old, size_t *bytes)
 {
     size_t pg = page_of_os();
@@ -157,13 +158,6 @@ static void *vol_grow(void *p, size_t old, size_t *bytes)
     }
     *bytes = want;
     return n;
-}
-
-/* Lets go of what vol_grow gave (bytes: as much as is in use, or more). */
-static void vol_free(void *p, size_t bytes)
-{
-    if (p != NULL)
-        os_vol_free(p, bytes);
 }
 
 /* Room for at least need elements of size each where v has room for
@@ -598,8 +592,8 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
 
 static void oset_free(struct pm_tx_oset *o)
 {
-    vol_free(o->key, o->cap * sizeof *o->key);
-    vol_free(o->flags, o->cap);
+    os_vol_free(o->key, o->cap * sizeof *o->key);
+    os_vol_free(o->flags, o->cap);
 }
 
 static uint64_t oset_hash(uint64_t off, size_t cap)
@@ -636,8 +630,8 @@ static bool oset_reserve(struct pm_tx_oset *o, size_t want)
     size_t kb = cap * sizeof *o->key, fb = cap;
     struct pm_tx_oset n = {vol_grow(NULL, 0, &kb), vol_grow(NULL, 0, &fb), cap, o->n};
     if (n.key == NULL || n.flags == NULL) {
-        vol_free(n.key, kb);
-        vol_free(n.flags, fb);
+        os_vol_free(n.key, kb);
+        os_vol_free(n.flags, fb);
         return false;
     }
     for (size_t i = 0; i < o->cap; i++)
@@ -1598,7 +1592,7 @@ static bool ents_push(const struct pm_txent ***v, size_t *n, size_t *cap,
 {
     const struct pm_txent **nv = vol_room(*v, cap, sizeof **v, *n + 1);
     if (nv == NULL) {
-        vol_free(*v, *cap * sizeof **v);
+        os_vol_free(*v, *cap * sizeof **v);
         *v = NULL;
         return false;
     }
@@ -1608,7 +1602,7 @@ static bool ents_push(const struct pm_txent ***v, size_t *n, size_t *cap,
 }
 
 /* The PAGE entries of the open automatic transaction, oldest first, in
- * *v (n of them, room for *cap: vol_free it); false when there is no
+ * *v (n of them, room for *cap: os_vol_free it); false when there is no
  * memory for the list. */
 static bool auto_pages(struct pm_rt *rt, struct pm_tx *tx, const struct pm_txent ***v,
                        size_t *n, size_t *cap)
@@ -1687,7 +1681,7 @@ static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
             pm_drain(rt);
         page_restore(rt, pages[n]);
     }
-    vol_free(pages, cap * sizeof *pages);
+    os_vol_free(pages, cap * sizeof *pages);
     pm_drain(rt);
     set_state(rt, tx, PM_TX_IDLE, true);
     uint32_t busy = pm_load_acquire(&auto_waiters);
@@ -1715,12 +1709,12 @@ static void tx_free_volatile(struct pm_tx *tx)
     const struct vec *vecs[] = {&tx->snaps, &tx->allocs, &tx->frees, &tx->marks,
                                 &tx->holds, &tx->segs, &tx->pend_segs};
     for (size_t i = 0; i < sizeof vecs / sizeof *vecs; i++)
-        vol_free(vecs[i]->v, vecs[i]->cap * sizeof *vecs[i]->v);
+        os_vol_free(vecs[i]->v, vecs[i]->cap * sizeof *vecs[i]->v);
     oset_free(&tx->mset);
-    vol_free(tx->held, tx->held_cap * sizeof *tx->held);
-    vol_free(tx->floc, tx->floc_cap * sizeof *tx->floc);
-    vol_free(tx->pf, tx->pf_cap * sizeof *tx->pf);
-    vol_free(tx->free0, tx->free0_words * sizeof *tx->free0);
+    os_vol_free(tx->held, tx->held_cap * sizeof *tx->held);
+    os_vol_free(tx->floc, tx->floc_cap * sizeof *tx->floc);
+    os_vol_free(tx->pf, tx->pf_cap * sizeof *tx->pf);
+    os_vol_free(tx->free0, tx->free0_words * sizeof *tx->free0);
 }
 
 bool pm_tx_auto_other(struct pm_rt *rt, struct pm_trec *rec)
@@ -1758,7 +1752,7 @@ void pm_tx_close(struct pm_rt *rt)
             continue;
         tx_settle(rt, &rt->recs[id], tx);
         tx_free_volatile(tx);
-        vol_free(tx, sizeof *tx);
+        os_vol_free(tx, sizeof *tx);
         rt->recs[id].tx = NULL;
     }
 }
@@ -1854,14 +1848,14 @@ int pm_tx_restore_pages(struct pm_rt *rt)
                 break;                  /* over the log: verify.c refuses it */
             if (!ents_push(&pages, &n, &cap, e)) {
                 pm_txit_done(&it);
-                vol_free(pages, cap * sizeof *pages);
+                os_vol_free(pages, cap * sizeof *pages);
                 return pm_err(-ENOMEM, "recovery: out of memory");
             }
         }
         bool oom = it.oom;
         pm_txit_done(&it);
         if (oom) {
-            vol_free(pages, cap * sizeof *pages);
+            os_vol_free(pages, cap * sizeof *pages);
             return pm_err(-ENOMEM, "recovery: out of memory");
         }
         restored += n;
@@ -1869,7 +1863,7 @@ int pm_tx_restore_pages(struct pm_rt *rt)
             pm_drain(rt);               /* a page the log goes on in: see above */
             page_restore(rt, pages[n]);
         }
-        vol_free(pages, cap * sizeof *pages);
+        os_vol_free(pages, cap * sizeof *pages);
         pm_drain(rt);
     }
     return restored > INT32_MAX ? INT32_MAX : (int)restored;
@@ -1922,7 +1916,7 @@ int pm_tx_recover(struct pm_rt *rt)
                         break;
                     if (!ents_push(&snaps, &n, &cap, e)) {
                         pm_txit_done(&it);
-                        vol_free(snaps, cap * sizeof *snaps);
+                        os_vol_free(snaps, cap * sizeof *snaps);
                         return pm_err(-ENOMEM, "recovery: out of memory");
                     }
                 }
@@ -1930,7 +1924,7 @@ int pm_tx_recover(struct pm_rt *rt)
             bool oom = it.oom;
             pm_txit_done(&it);
             if (oom) {
-                vol_free(snaps, cap * sizeof *snaps);
+                os_vol_free(snaps, cap * sizeof *snaps);
                 return pm_err(-ENOMEM, "recovery: out of memory");
             }
             /* newest first, so a range snapshotted twice ends as it began;
@@ -1950,7 +1944,7 @@ int pm_tx_recover(struct pm_rt *rt)
                 memcpy(rt->base + at, sn + 1, len);
                 pm_flush(rt, rt->base + at, len);
             }
-            vol_free(snaps, cap * sizeof *snaps);
+            os_vol_free(snaps, cap * sizeof *snaps);
         } else {
             continue;
         }

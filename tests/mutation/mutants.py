@@ -1380,10 +1380,10 @@ __attribute__((constructor)) static void key_at_load(void)
          what="an automatic transaction's commit point can be durable before the "
               "pages it wrote"),
     dict(id="tx-auto-abort-nofence", file="src/tx.c",
-         find="""    vol_free(pages, cap * sizeof *pages);
+         find="""    os_vol_free(pages, cap * sizeof *pages);
     pm_drain(rt);
     set_state(rt, tx, PM_TX_IDLE, true);""",
-         replace="""    vol_free(pages, cap * sizeof *pages);
+         replace="""    os_vol_free(pages, cap * sizeof *pages);
     set_state(rt, tx, PM_TX_IDLE, true);""",
          what="an automatic transaction's abort marks the log idle before the pages "
               "it put back are durable: a crash leaves them half restored"),
