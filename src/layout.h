@@ -283,20 +283,33 @@ struct pm_txent {
                                      the start of the file, metadata too) */
 
 /* A check over an entry: its generation, head and data words. */
-static inline uint64_t pm_txent_check(uint64_t gen, uint64_t kind_len, uint64_t off,
-                                      const uint64_t *data, uint64_t n_words)
+/* In three steps (the head, each data word, the end), so that a writer
+ * can take the words as it copies them (tx.c entry_fill). */
+static inline uint64_t pm_txent_check_head(uint64_t gen, uint64_t kind_len, uint64_t off)
 {
     uint64_t x = (gen ^ UINT64_C(0x6a09e667f3bcc909)) * UINT64_C(0x9e3779b97f4a7c15);
     x ^= kind_len + UINT64_C(0x632be59bd9b4e019) + (x << 6) + (x >> 2);
     x *= UINT64_C(0xbf58476d1ce4e5b9);
-    x ^= off + (x >> 29);
-    for (uint64_t i = 0; i < n_words; i++) {
-        x ^= data[i];
-        x *= UINT64_C(0x94d049bb133111eb);
-        x ^= x >> 32;
-    }
+    return x ^ (off + (x >> 29));
+}
+static inline uint64_t pm_txent_check_word(uint64_t x, uint64_t w)
+{
+    x ^= w;
+    x *= UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 32);
+}
+static inline uint64_t pm_txent_check_end(uint64_t x)
+{
     x *= UINT64_C(0xbf58476d1ce4e5b9);
     return (x ^ (x >> 31)) | 1;   /* never 0, which a fresh page holds */
+}
+static inline uint64_t pm_txent_check(uint64_t gen, uint64_t kind_len, uint64_t off,
+                                      const uint64_t *data, uint64_t n_words)
+{
+    uint64_t x = pm_txent_check_head(gen, kind_len, off);
+    for (uint64_t i = 0; i < n_words; i++)
+        x = pm_txent_check_word(x, data[i]);
+    return pm_txent_check_end(x);
 }
 
 /* An overflow lane table, allocated from the heap when every lane is held

@@ -234,6 +234,11 @@ int pub_free_prepare_held_at(struct pm_rt *rt, struct pm_trec *rec, struct pm_pu
     return prepare_located(rt, rec, pf, false);
 }
 
+int pub_free_prepare_at(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *pf)
+{
+    return prepare_located(rt, rec, pf, true);
+}
+
 static int prepare(struct pm_rt *rt, struct pm_trec *rec, void *blk, struct pm_pubfree *pf,
                    bool local_ok)
 {

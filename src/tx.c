@@ -223,13 +223,41 @@ static uint64_t round8(uint64_t x)
 
 /* ---- entries ---- */
 
-static void entry_fill(struct pm_txent *e, uint64_t gen, uint32_t kind, uint64_t off,
+/* A snapshot of up to this many bytes is copied and checked in one pass. */
+#define FUSED_MAX 256u
+
+/* Inline everywhere (a GNU attribute): the entries without data fold to a
+ * few stores and the check's head and end. */
+__attribute__((always_inline)) static inline void entry_fill(struct pm_txent *e, uint64_t gen, uint32_t kind, uint64_t off,
                        uint64_t len, const void *data)
 {
     e->kind_len = kind | len << 8;
     e->off = off;
     e->reserved = 0;
     uint64_t n_words = 0;
+    if (data != NULL && kind == PM_TXE_SNAPSHOT && len <= FUSED_MAX) {
+        /* copied and checked in one pass, a word at a time (the last one
+         * padded with zeros), without a call to memcpy */
+        uint64_t x = pm_txent_check_head(gen, e->kind_len, off);
+        uint64_t *to = (uint64_t *)(void *)(e + 1);
+        const char *from = data;
+        size_t i = 0;
+        for (; i + 8 <= len; i += 8) {
+            uint64_t w;
+            memcpy(&w, from + i, 8);
+            *to++ = w;
+            x = pm_txent_check_word(x, w);
+        }
+        if (i < len) {
+            uint64_t w = 0;
+            memcpy(&w, from + i, len - i);
+            *to = w;
+            x = pm_txent_check_word(x, w);
+        }
+        pm_vg_defined(e + 1, len);      /* the log holds whatever was there */
+        e->check = pm_txent_check_end(x);
+        return;
+    }
     if (data != NULL) {
         if (kind == PM_TXE_PAGE)
             pm_copy_raw(e + 1, data, len);  /* a whole page: free blocks too */
@@ -741,14 +769,12 @@ static bool tx_held_by_other(struct pm_rt *rt, const struct pm_tx *tx, uint32_t 
 }
 
 /* Room to note one more block (so that tx_note cannot fail): the table
- * built when the lists grow past OSET_FROM. */
-static bool tx_note_room(struct pm_tx *tx)
+ * built when the lists grow past OSET_FROM.  tx_note_room below first. */
+__attribute__((noinline)) static bool tx_note_room_slow(struct pm_tx *tx)
 {
     if (tx->indexed)
         return oset_reserve(&tx->mset, tx->mset.n + 1);
     size_t n = tx->marks.n + tx->allocs.n + tx->holds.n;
-    if (n + 1 < OSET_FROM)
-        return true;
     if (!oset_reserve(&tx->mset, n + 1))
         return false;
     for (size_t i = 0; i < tx->marks.n; i++)
@@ -761,6 +787,13 @@ static bool tx_note_room(struct pm_tx *tx)
         oset_set(&tx->mset, tx->holds.v[i].off, OSET_HELD);
     tx->indexed = true;
     return true;
+}
+
+/* tx_note_room_slow after the common case: no table, and few blocks. */
+static inline bool tx_note_room(struct pm_tx *tx)
+{
+    return (!tx->indexed && tx->marks.n + tx->allocs.n + tx->holds.n + 1 < OSET_FROM) ||
+           tx_note_room_slow(tx);
 }
 
 /* The block at off is marked by this transaction (and freed by it). */
@@ -889,9 +922,11 @@ static bool block_holding(struct pm_rt *rt, uint64_t off, uint64_t len, uint64_t
         const struct pm_sb_header *h = sb_header(rt, f1 - 1);
         uint64_t sb = rt->data_off + ((uint64_t)(f1 - 1) << rt->page_shift);
         uint64_t x = off - sb;
-        if (x < h->data_start || h->block_size == 0)
+        if (x < h->data_start || h->block_size == 0 || h->cls >= rt->n_small)
             return false;
-        uint64_t idx = (x - h->data_start) / h->block_size;
+        /* x / block_size without a division (pm_class_recip); the class's
+         * size is the header's (checked when it was carved or opened) */
+        uint64_t idx = ((x - h->data_start) * rt->cls[h->cls].recip) >> 40;
         if (idx >= h->n_blocks)
             return false;
         uint64_t bit = UINT64_C(1) << (idx & 63);
@@ -1204,6 +1239,45 @@ static void tx_settle(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
 
 static void auto_commit(struct pm_rt *rt, struct pm_tx *tx);
 
+/* A commit's frees where nothing is fenced (PROCESS and SYNC durability:
+ * stores reach the file in program order, and a kill keeps every one made
+ * before it): done right after the commit point, the state word IDLE
+ * after them, and only then the blocks reusable, all inside one operation
+ * (no thief takes the thread's superblocks meanwhile).  A block of the
+ * thread's own superblock is freed as its owner frees one (its allocation
+ * bit, a plain store), not as another thread does (remote bit, summary and
+ * n_pub: four atomic read-modify-writes, and a collection later), and
+ * nothing is held for the next transaction.  A crash before IDLE leaves
+ * COMMITTED, whose frees recovery finishes (clearing a bit twice is
+ * harmless); after it, nothing is left to do.  PMEM durability keeps them
+ * for the next commit's fence instead (docs/design.md "Order and
+ * fences"). */
+static void commit_frees_now(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
+{
+    op_enter(rt, rec);
+    held_finish(rt, rec, tx);           /* none in these modes; for safety */
+    for (size_t i = 0; i < tx->frees.n; i++)
+        pm_vg_forget(rt, rt->base + tx->frees.v[i].off, 0);
+    size_t n = 0;
+    for (size_t i = 0; i < tx->frees.n; i++) {
+        struct pm_pubfree *pf = &tx->held[n];
+        *pf = tx->floc[i];                          /* located by tx_free */
+        /* a run may have been resized in place since: where it ends now */
+        if (pf->large && pub_free_locate(rt, rt->base + tx->frees.v[i].off, pf) != 0)
+            continue;
+        if (pub_free_prepare_at(rt, rec, pf) == 0) {
+            pub_free_flush(rt, pf);
+            n++;
+        }
+    }
+    pm_hook(PM_HOOK_TX_FREES_DONE);
+    set_state(rt, tx, PM_TX_IDLE, true);
+    tx_unmark(rt, tx);                  /* after the frees, before any reuse */
+    for (size_t i = 0; i < n; i++)
+        pub_free_finish(rt, rec, &tx->held[i]);
+    pm_op_end(rec);
+}
+
 int persistent_tx_commit(allocator_space_t *space)
 {
     struct pm_rt *rt;
@@ -1239,7 +1313,9 @@ int persistent_tx_commit(allocator_space_t *space)
     pm_drain(rt);
     pm_hook(PM_HOOK_TX_COMMIT_POINT);
     set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, true);  /* the commit point */
-    if (tx->n_held || tx->frees.n) {
+    if (tx->frees.n && rt->durability != PM_DUR_PMEM) {
+        commit_frees_now(rt, rec, tx);
+    } else if (tx->n_held || tx->frees.n) {
         op_enter(rt, rec);
         held_finish(rt, rec, tx);
         /* this one's frees, not fenced (the next commit's first fence, or

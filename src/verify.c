@@ -54,18 +54,6 @@ static void bad(struct persistent_check_report *rep, const char *fmt, ...)
 
 /* ---- locations ---- */
 
-uint64_t pm_data_limit(struct pm_rt *rt)
-{
-    return rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
-}
-
-/* [off, off + len) lies in the pages the file holds. */
-bool pm_in_data(struct pm_rt *rt, uint64_t off, uint64_t len)
-{
-    uint64_t limit = pm_data_limit(rt);
-    return off >= rt->data_off && off <= limit && len <= limit - off;
-}
-
 /* The live run that holds page, from the run bits: its first and last page
  * and, for a superblock, its header (*h, in the mapping) and a copy of
  * its fields that was validated (*hc); false if page is in none.  Use the

@@ -1986,6 +1986,130 @@ static void test_held_frees(void)
     CHECK_EQ(live_blocks(S), before);
 }
 
+/* The same tests as above on a space of PMEM durability, where a commit's
+ * frees are held for the next commit's fence (PROCESS and SYNC do them at
+ * once: test_frees_now).  S and held_path name that space meanwhile. */
+static void *warm_thread(void *arg)
+{
+    (void)arg;
+    warm(S);
+    return NULL;
+}
+
+static void on_pmem_space(void (*fn)(void))
+{
+    allocator_space_t *keep = S;
+    const char *keep_path = held_path;
+    const char *p = t_path("tx-pmem");
+    unlink(p);
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 64u << 20;
+    o.durability = PERSISTENT_DURABILITY_PMEM;
+    REQUIRE(persistent_space_open(p, &o, &S) == 0);
+    held_path = p;
+    /* a second thread's record with its log, as on S after the tests
+     * before (the threads of fn take it again, so their counts of live
+     * blocks do not see a new log) */
+    warm(S);                                    /* this thread's first */
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, warm_thread, NULL) == 0);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    fn();
+    t_check_clean(S, "the PMEM space");
+    persistent_space_close(S);
+    unlink(p);
+    S = keep;
+    held_path = keep_path;
+}
+
+/* PROCESS durability: a commit's frees are done before it returns (no
+ * fence to wait for), so the blocks are free and reusable at once; but
+ * not before the state word has left COMMITTED, since a crash there makes
+ * recovery free them again.  A block of another thread's superblock is
+ * freed as a remote free, held off that thread's collection (n_pub) until
+ * then: at the hook just before the state word is written, the thread
+ * that owns it must not get it back, and after the commit it must. */
+static _Atomic int fn_stage;            /* 1: try; 2: tried; 3: try again; 4: tried; 5: end */
+static _Atomic int fn_seen_at_hook = -1, fn_seen_after = -1;
+static char *_Atomic fn_block;
+
+static void *fn_owner(void *arg)
+{
+    (void)arg;
+    char *y = persistent_malloc(S, 200);
+    REQUIRE(y != NULL);
+    atomic_store(&fn_block, y);
+    while (atomic_load(&fn_stage) != 1)
+        usleep(100);
+    atomic_store(&fn_seen_at_hook, handed_out_again(y, 200, 4096));
+    atomic_store(&fn_stage, 2);
+    while (atomic_load(&fn_stage) != 3)
+        usleep(100);
+    atomic_store(&fn_seen_after, handed_out_again(y, 200, 8192));
+    atomic_store(&fn_stage, 4);
+    while (atomic_load(&fn_stage) != 5)
+        usleep(100);
+    return NULL;
+}
+
+static void fn_hook(int point)
+{
+    if (point != PM_HOOK_TX_FREES_DONE || atomic_load(&fn_stage) != 0)
+        return;
+    atomic_store(&fn_stage, 1);
+    while (atomic_load(&fn_stage) != 2)
+        usleep(100);
+}
+
+static void test_frees_now(void)
+{
+    warm(S);
+    uint64_t before = live_blocks(S);
+    /* the thread's own block */
+    char *x = persistent_malloc(S, 200);
+    REQUIRE(x != NULL);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_free(S, x) == 0);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    CHECK(persistent_usable_size(S, x) == 0);
+    CHECK_EQ(live_blocks(S), before);
+    int base = mis.count;
+    persistent_free(S, x);                          /* already freed */
+    CHECK_EQ(mis.count, base + 1);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_DOUBLE_FREE);
+    CHECK(handed_out_again(x, 200, 4096));          /* at once */
+    t_check_clean(S, "after a commit's frees");
+    /* another thread's block */
+    atomic_store(&fn_stage, 0);
+    atomic_store(&fn_block, (char *)NULL);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, fn_owner, NULL) == 0);
+    char *y;
+    while ((y = atomic_load(&fn_block)) == NULL)
+        usleep(100);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_free(S, y) == 0);
+    pm_store_relaxed(&pm_test_hook, fn_hook);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    pm_store_relaxed(&pm_test_hook, (pm_hook_fn *)NULL);
+    CHECK_EQ(atomic_load(&fn_stage), 2);            /* the hook ran */
+    if (atomic_load(&fn_stage) == 0) {              /* it did not: go on */
+        atomic_store(&fn_stage, 1);
+        while (atomic_load(&fn_stage) != 2)
+            usleep(100);
+    }
+    CHECK_EQ(atomic_load(&fn_seen_at_hook), 0);
+    atomic_store(&fn_stage, 3);
+    while (atomic_load(&fn_stage) != 4)
+        usleep(100);
+    CHECK_EQ(atomic_load(&fn_seen_after), 1);
+    atomic_store(&fn_stage, 5);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    CHECK_EQ(live_blocks(S), before);
+    t_check_clean(S, "after another thread's block freed by a commit");
+}
+
 /* A space closed while an automatic transaction is open on it (a
  * review): the close left the process's automatic state behind, so the
  * next automatic transaction on any space was refused, and a call on a
@@ -2545,9 +2669,10 @@ int main(void)
     test_auto_abort_beside_large_free();
     test_auto_foreign_calls();
     test_auto_refuses_busy();
-    test_auto_held_frees();
+    on_pmem_space(test_auto_held_frees);
     test_auto_beside_manual();
-    test_held_frees();
+    on_pmem_space(test_held_frees);
+    test_frees_now();
     test_refused_frees();
     test_own_blocks();
     persistent_error_hook_set(NULL, NULL);
