@@ -505,10 +505,13 @@ void *persistent_tx_zalloc(allocator_space_t *space, size_t size);
 /* Frees ptr when the transaction commits (nothing happens if it aborts).
  * ptr must be a live block; a root's block, or one allocated in another
  * thread's open transaction, is refused (error hook, -EINVAL).  After the
- * commit the block is no longer live (a free of it is a double free), but
- * its memory is handed out again only once the thread's next transaction
- * that writes anything has committed or aborted, or the thread has ended,
- * or the space is closed: until then a crash makes recovery finish the
+ * commit the block is no longer live (a free of it is a double free).  In
+ * PROCESS and SYNC durability its memory can be handed out again as soon
+ * as the commit returns.  In PMEM durability it is handed out again only
+ * once the thread's next transaction that writes anything has committed
+ * or aborted, or the thread has ended, or the space is closed: the commit
+ * does not wait for the frees' bits to be durable (that rides on the next
+ * commit's fence), and until they are a crash makes recovery finish the
  * free, which must not meet a block someone else has been given. */
 int persistent_tx_free(allocator_space_t *space, void *ptr);
 
@@ -532,8 +535,8 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
  * What it requires: the space is the transaction's while it is open.  It
  * fails with -EBUSY while another thread has a transaction open on the
  * space, or its last transaction freed blocks that are not yet reusable
- * (see persistent_tx_free: its next transaction that writes anything, its
- * exit or a close settles them), or is inside a call and owns part of the
+ * (PMEM durability, see persistent_tx_free: its next transaction that
+ * writes anything, its exit or a close settles them), or is inside a call and owns part of the
  * heap (try again), or another automatic transaction is open in the
  * process, or (once per process) another thread is installing the
  * handler that catches the writes (try again).  Another thread's call on the space meanwhile (malloc, free,

@@ -29,7 +29,11 @@
  *           persisted: the commit point                        1 fence
  *           now the previous transaction's freed blocks may be reused;
  *           this one's frees wait for the next commit (or abort, thread
- *           exit, close), its FREE entries kept in its stream
+ *           exit, close), its FREE entries kept in its stream.
+ *           PROCESS and SYNC, where nothing waits for a fence: this
+ *           one's frees done right after the commit point, then state =
+ *           IDLE | gen, then the blocks reusable (commit_frees_now);
+ *           nothing is left for the next commit
  *   abort   snapshots copied back newest first and flushed, allocated
  *           blocks and the previous transaction's frees freed (not
  *           reusable yet); one fence; state = IDLE persisted; then the
@@ -1314,8 +1318,11 @@ int persistent_tx_commit(allocator_space_t *space)
     pm_hook(PM_HOOK_TX_COMMIT_POINT);
     set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, true);  /* the commit point */
     if (tx->frees.n && rt->durability != PM_DUR_PMEM) {
-        commit_frees_now(rt, rec, tx);
-    } else if (tx->n_held || tx->frees.n) {
+        commit_frees_now(rt, rec, tx);  /* unmarked there */
+        tx_reset(rt, tx);
+        return 0;
+    }
+    if (tx->n_held || tx->frees.n) {
         op_enter(rt, rec);
         held_finish(rt, rec, tx);
         /* this one's frees, not fenced (the next commit's first fence, or

@@ -1429,6 +1429,11 @@ __attribute__((constructor)) static void key_at_load(void)
     pm_drain(rt);
     pm_hook(PM_HOOK_TX_COMMIT_POINT);
     set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, true);  /* the commit point */
+    if (tx->frees.n && rt->durability != PM_DUR_PMEM) {
+        commit_frees_now(rt, rec, tx);  /* unmarked there */
+        tx_reset(rt, tx);
+        return 0;
+    }
     if (tx->n_held || tx->frees.n) {
         op_enter(rt, rec);
         held_finish(rt, rec, tx);""",
@@ -1438,9 +1443,41 @@ __attribute__((constructor)) static void key_at_load(void)
     pm_drain(rt);
     pm_hook(PM_HOOK_TX_COMMIT_POINT);
     set_state(rt, tx, tx->frees.n ? PM_TX_COMMITTED : PM_TX_IDLE, true);
+    if (tx->frees.n && rt->durability != PM_DUR_PMEM) {
+        commit_frees_now(rt, rec, tx);
+        tx_reset(rt, tx);
+        return 0;
+    }
     if (tx->n_held || tx->frees.n) {
         op_enter(rt, rec);""",
-         what="the last commit's freed blocks reusable before this commit point"),
+         what="the last commit's freed blocks reusable before this commit point (PMEM)"),
+    dict(id="tx-frees-now-reusable-early", file="src/tx.c",
+         find="""    pm_hook(PM_HOOK_TX_FREES_DONE);
+    set_state(rt, tx, PM_TX_IDLE, true);
+    tx_unmark(rt, tx);                  /* after the frees, before any reuse */
+    for (size_t i = 0; i < n; i++)
+        pub_free_finish(rt, rec, &tx->held[i]);""",
+         replace="""    tx_unmark(rt, tx);
+    for (size_t i = 0; i < n; i++)
+        pub_free_finish(rt, rec, &tx->held[i]);
+    pm_hook(PM_HOOK_TX_FREES_DONE);
+    set_state(rt, tx, PM_TX_IDLE, true);""",
+         what="PROCESS: a commit's freed blocks reusable before the state word leaves "
+              "COMMITTED: recovery may then free them under their new owner"),
+    dict(id="tx-frees-now-idle-first", file="src/tx.c",
+         find="""    op_enter(rt, rec);
+    held_finish(rt, rec, tx);           /* none in these modes; for safety */""",
+         replace="""    set_state(rt, tx, PM_TX_IDLE, true);
+    op_enter(rt, rec);
+    held_finish(rt, rec, tx);""",
+         what="PROCESS: the state word IDLE before a commit's frees are done: a crash "
+              "between loses them (the blocks leak)"),
+    dict(id="tx-frees-now-in-pmem", file="src/tx.c",
+         find="""    if (tx->frees.n && rt->durability != PM_DUR_PMEM) {""",
+         replace="""    if (tx->frees.n) {""",
+         what="PMEM: a commit's frees done and the state word IDLE with their bits "
+              "written back but not fenced: a power failure may keep IDLE and lose "
+              "the bits"),
     dict(id="tx-prev-flag-lost", file="src/tx.c",
          find="""        set_state(rt, tx, PM_TX_ACTIVE | (tx->n_held ? PM_TX_PREV : 0), false);""",
          replace="""        set_state(rt, tx, PM_TX_ACTIVE, false);""",
