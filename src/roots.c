@@ -41,62 +41,6 @@ struct table {
 
 /* ---- marks: roots' blocks, and blocks of open transactions (tx.c) ---- */
 
-static uint32_t run_first(struct pm_rt *rt, uint64_t off)
-{
-    uint64_t page = (off - rt->data_off) >> rt->page_shift;
-    uint32_t f1 = pm_pagemap_first1(pm_load_acquire(&rt->pagemap[page]));
-    return f1 ? f1 - 1 : (uint32_t)page;
-}
-
-/* Marks the block at off (live, in the pages) in bits; false if it was
- * marked already. */
-bool pm_mark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
-{
-    uint64_t g = (off - rt->data_off) >> 4;
-    uint64_t bit = UINT64_C(1) << (g & 63);
-    if (pm_fetch_or_seq_cst(&bits[g >> 6], bit) & bit)
-        return false;
-    /* sequentially consistent, as pm_hold: a transaction's free and
-     * another's snapshot of the block each set their bit, then look at
-     * the other's (tx.c), and of two racing one sees the other */
-    pm_fetch_add_seq_cst(&rt->ctl[run_first(rt, off)].marks, (uint16_t)1);
-    return true;
-}
-
-void pm_unmark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
-{
-    uint64_t g = (off - rt->data_off) >> 4;
-    uint64_t bit = UINT64_C(1) << (g & 63);
-    if (pm_fetch_and_acq_rel(&bits[g >> 6], ~bit) & bit)
-        pm_fetch_sub_acq_rel(&rt->ctl[run_first(rt, off)].marks, (uint16_t)1);
-}
-
-/* A transaction's hold on the block at off (live, in the pages): its bit
- * in rt->snapmark, false if it was held already.  Not counted: every
- * transaction takes and gives back its holds, and a count in the run's
- * control word was a line that threads snapshotting blocks of one run (a
- * table allocated by one thread, say) fought over at every begin and end;
- * the run's PM_MARKS_HOLD flag is set once instead, read first so that a
- * run already flagged is not written.  A free into a flagged run reads the
- * block's bit (free.c), until the run is carved again (pm_marks_carved). */
-bool pm_hold(struct pm_rt *rt, uint64_t off)
-{
-    uint64_t g = (off - rt->data_off) >> 4;
-    uint64_t bit = UINT64_C(1) << (g & 63);
-    if (pm_fetch_or_seq_cst(&rt->snapmark[g >> 6], bit) & bit)
-        return false;
-    pm_atomic_u16 *m = &rt->ctl[run_first(rt, off)].marks;
-    if (!(pm_load_seq_cst(m) & PM_MARKS_HOLD))
-        pm_fetch_or_seq_cst(m, (uint16_t)PM_MARKS_HOLD);
-    return true;
-}
-
-void pm_unhold(struct pm_rt *rt, uint64_t off)
-{
-    uint64_t g = (off - rt->data_off) >> 4;
-    pm_fetch_and_acq_rel(&rt->snapmark[g >> 6], ~(UINT64_C(1) << (g & 63)));
-}
-
 bool pm_marked(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
 {
     if (bits == NULL || !pm_in_data(rt, off, 1))

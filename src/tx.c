@@ -411,6 +411,7 @@ const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it)
 
 static void set_state(struct pm_rt *rt, struct pm_tx *tx, uint32_t phase, bool fence)
 {
+    pm_hook(PM_HOOK_TX_STATE);
     pm_store_release(&tx->log->state, (uint64_t)phase | tx->gen << 8);
     if (fence)
         pm_persist(rt, &tx->log->state, sizeof tx->log->state);
@@ -466,13 +467,18 @@ static uint64_t seg_claim(struct pm_rt *rt, struct pm_tx *tx, uint64_t n, uint64
  * continuation when the current segment is full; false (errno ENOMEM) when
  * no pages are left.  The first one says the transaction is active (the
  * entry's persist fences the state word). */
-__attribute__((noinline)) static bool log_room_slow(struct pm_rt *rt, struct pm_tx *tx,
-                                                    uint64_t bytes)
+static inline void log_first(struct pm_rt *rt, struct pm_tx *tx)
 {
     if (!tx->written) {
         set_state(rt, tx, PM_TX_ACTIVE | (tx->n_held ? PM_TX_PREV : 0), false);
         tx->written = true;
     }
+}
+
+__attribute__((noinline)) static bool log_room_slow(struct pm_rt *rt, struct pm_tx *tx,
+                                                    uint64_t bytes)
+{
+    log_first(rt, tx);
     if ((uint64_t)(tx->end - tx->at) < bytes) {
         uint64_t want = bytes + ENT > SEG_BYTES ? bytes + ENT : SEG_BYTES;
         /* whole memory pages, so that protecting around them (automatic
@@ -520,12 +526,15 @@ __attribute__((noinline)) static bool log_room_slow(struct pm_rt *rt, struct pm_
     return true;
 }
 
-/* log_room_slow, after the commonest case: the state word written, and
- * room left in the segment. */
+/* log_room_slow, after the commonest case: room left in the segment (the
+ * state word written first if this is the first entry: once in every
+ * transaction, so inline too). */
 static inline bool log_room(struct pm_rt *rt, struct pm_tx *tx, uint64_t bytes)
 {
-    if (PM_LIKELY(tx->written && (uint64_t)(tx->end - tx->at) >= bytes))
+    if (PM_LIKELY((uint64_t)(tx->end - tx->at) >= bytes)) {
+        log_first(rt, tx);
         return true;
+    }
     return log_room_slow(rt, tx, bytes);
 }
 
@@ -1274,7 +1283,6 @@ static void commit_frees_now(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx
             n++;
         }
     }
-    pm_hook(PM_HOOK_TX_FREES_DONE);
     set_state(rt, tx, PM_TX_IDLE, true);
     tx_unmark(rt, tx);                  /* after the frees, before any reuse */
     for (size_t i = 0; i < n; i++)

@@ -2028,10 +2028,10 @@ static void on_pmem_space(void (*fn)(void))
  * not before the state word has left COMMITTED, since a crash there makes
  * recovery free them again.  A block of another thread's superblock is
  * freed as a remote free, held off that thread's collection (n_pub) until
- * then: at the hook just before the state word is written, the thread
- * that owns it must not get it back, and after the commit it must. */
-static _Atomic int fn_stage;            /* 1: try; 2: tried; 3: try again; 4: tried; 5: end */
-static _Atomic int fn_seen_at_hook = -1, fn_seen_after = -1;
+ * then: each time the commit is about to write its state word (COMMITTED,
+ * then IDLE), the thread that owns the block must not get it back; after
+ * the commit it must. */
+static _Atomic int fn_req, fn_done, fn_seen, fn_quit, fn_armed;
 static char *_Atomic fn_block;
 
 static void *fn_owner(void *arg)
@@ -2040,26 +2040,29 @@ static void *fn_owner(void *arg)
     char *y = persistent_malloc(S, 200);
     REQUIRE(y != NULL);
     atomic_store(&fn_block, y);
-    while (atomic_load(&fn_stage) != 1)
+    for (;;) {
+        while (atomic_load(&fn_req) == atomic_load(&fn_done) && !atomic_load(&fn_quit))
+            usleep(100);
+        if (atomic_load(&fn_req) == atomic_load(&fn_done))
+            return NULL;
+        if (handed_out_again(y, 200, 8192))
+            atomic_fetch_add(&fn_seen, 1);
+        atomic_fetch_add(&fn_done, 1);
+    }
+}
+
+/* Asks the owner to look for the block, and waits for its answer. */
+static void fn_ask(void)
+{
+    int want = atomic_fetch_add(&fn_req, 1) + 1;
+    while (atomic_load(&fn_done) != want)
         usleep(100);
-    atomic_store(&fn_seen_at_hook, handed_out_again(y, 200, 4096));
-    atomic_store(&fn_stage, 2);
-    while (atomic_load(&fn_stage) != 3)
-        usleep(100);
-    atomic_store(&fn_seen_after, handed_out_again(y, 200, 8192));
-    atomic_store(&fn_stage, 4);
-    while (atomic_load(&fn_stage) != 5)
-        usleep(100);
-    return NULL;
 }
 
 static void fn_hook(int point)
 {
-    if (point != PM_HOOK_TX_FREES_DONE || atomic_load(&fn_stage) != 0)
-        return;
-    atomic_store(&fn_stage, 1);
-    while (atomic_load(&fn_stage) != 2)
-        usleep(100);
+    if (point == PM_HOOK_TX_STATE && atomic_load(&fn_armed))
+        fn_ask();
 }
 
 static void test_frees_now(void)
@@ -2081,7 +2084,10 @@ static void test_frees_now(void)
     CHECK(handed_out_again(x, 200, 4096));          /* at once */
     t_check_clean(S, "after a commit's frees");
     /* another thread's block */
-    atomic_store(&fn_stage, 0);
+    atomic_store(&fn_req, 0);
+    atomic_store(&fn_done, 0);
+    atomic_store(&fn_seen, 0);
+    atomic_store(&fn_quit, 0);
     atomic_store(&fn_block, (char *)NULL);
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, fn_owner, NULL) == 0);
@@ -2091,20 +2097,15 @@ static void test_frees_now(void)
     REQUIRE(persistent_tx_begin(S) == 0);
     REQUIRE(persistent_tx_free(S, y) == 0);
     pm_store_relaxed(&pm_test_hook, fn_hook);
+    atomic_store(&fn_armed, 1);
     REQUIRE(persistent_tx_commit(S) == 0);
+    atomic_store(&fn_armed, 0);
     pm_store_relaxed(&pm_test_hook, (pm_hook_fn *)NULL);
-    CHECK_EQ(atomic_load(&fn_stage), 2);            /* the hook ran */
-    if (atomic_load(&fn_stage) == 0) {              /* it did not: go on */
-        atomic_store(&fn_stage, 1);
-        while (atomic_load(&fn_stage) != 2)
-            usleep(100);
-    }
-    CHECK_EQ(atomic_load(&fn_seen_at_hook), 0);
-    atomic_store(&fn_stage, 3);
-    while (atomic_load(&fn_stage) != 4)
-        usleep(100);
-    CHECK_EQ(atomic_load(&fn_seen_after), 1);
-    atomic_store(&fn_stage, 5);
+    CHECK_EQ(atomic_load(&fn_done), 2);             /* at COMMITTED and at IDLE */
+    CHECK_EQ(atomic_load(&fn_seen), 0);
+    fn_ask();                                       /* after the commit */
+    CHECK_EQ(atomic_load(&fn_seen), 1);
+    atomic_store(&fn_quit, 1);
     REQUIRE(pthread_join(t, NULL) == 0);
     CHECK_EQ(live_blocks(S), before);
     t_check_clean(S, "after another thread's block freed by a commit");

@@ -1131,13 +1131,13 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    (void)0;""",
          what="a transaction's snapshot holds outlive it: the block can never be "
               "freed by a plain call again"),
-    dict(id="hold-run-not-flagged", file="src/roots.c",
+    dict(id="hold-run-not-flagged", file="src/internal.h",
          find="""    if (!(pm_load_seq_cst(m) & PM_MARKS_HOLD))
         pm_fetch_or_seq_cst(m, (uint16_t)PM_MARKS_HOLD);""",
          replace="""    (void)m;""",
          what="a hold leaves its run unflagged: the free fast path never looks at "
               "the block's hold and frees it"),
-    dict(id="unhold-clears-word", file="src/roots.c",
+    dict(id="unhold-clears-word", file="src/internal.h",
          find="""    pm_fetch_and_acq_rel(&rt->snapmark[g >> 6], ~(UINT64_C(1) << (g & 63)));""",
          replace="""    pm_store_release(&rt->snapmark[g >> 6], (uint64_t)0);""",
          what="a transaction's end gives back the holds of the blocks beside its "
@@ -1452,15 +1452,13 @@ __attribute__((constructor)) static void key_at_load(void)
         op_enter(rt, rec);""",
          what="the last commit's freed blocks reusable before this commit point (PMEM)"),
     dict(id="tx-frees-now-reusable-early", file="src/tx.c",
-         find="""    pm_hook(PM_HOOK_TX_FREES_DONE);
-    set_state(rt, tx, PM_TX_IDLE, true);
+         find="""    set_state(rt, tx, PM_TX_IDLE, true);
     tx_unmark(rt, tx);                  /* after the frees, before any reuse */
     for (size_t i = 0; i < n; i++)
         pub_free_finish(rt, rec, &tx->held[i]);""",
          replace="""    tx_unmark(rt, tx);
     for (size_t i = 0; i < n; i++)
         pub_free_finish(rt, rec, &tx->held[i]);
-    pm_hook(PM_HOOK_TX_FREES_DONE);
     set_state(rt, tx, PM_TX_IDLE, true);""",
          what="PROCESS: a commit's freed blocks reusable before the state word leaves "
               "COMMITTED: recovery may then free them under their new owner"),
