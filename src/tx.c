@@ -409,7 +409,10 @@ const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it)
     return NULL;
 }
 
-static void set_state(struct pm_rt *rt, struct pm_tx *tx, uint32_t phase, bool fence)
+/* Inline (a GNU attribute): three in every transaction, and the test
+ * hook made gcc call it out of line. */
+__attribute__((always_inline)) static inline void set_state(struct pm_rt *rt, struct pm_tx *tx,
+                                                          uint32_t phase, bool fence)
 {
     pm_hook(PM_HOOK_TX_STATE);
     pm_store_release(&tx->log->state, (uint64_t)phase | tx->gen << 8);
