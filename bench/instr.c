@@ -12,11 +12,18 @@
  *          lifo    64 blocks of 16..128 bytes, freed newest first; N pairs
  *          spread  4,096 blocks of 64 bytes, freed oldest first (they span
  *                  several superblocks or pages); N pairs
+ *          update  (pm only) bench/txbench.c's update without a
+ *                  transaction: a 64-byte block allocated and linked from a
+ *                  64-byte record, the block it replaces freed; N times
+ *          tx      (pm only) the same update as a transaction: begin, the
+ *                  record snapshotted, persistent_tx_alloc, persistent_tx_free,
+ *                  commit; N transactions
  *
  * Only the functions named loop_* are counted (--toggle-collect=loop_*);
  * each pattern runs twice, the first time to warm caches and heaps, and
  * the count is of the second run only (warm_* is not collected). */
 #define _GNU_SOURCE
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,9 +77,69 @@ PATTERNS(pm, PM_MALLOC, PM_FREE)
 PATTERNS(libc, LIBC_MALLOC, LIBC_FREE)
 PATTERNS(none, NONE_MALLOC, NONE_FREE)
 
+/* update and tx: the record, and one update with or without a
+ * transaction (a failed call ends the program: a count of a loop that
+ * did less would mislead) */
+struct record {
+    uint64_t a[7];
+    uint64_t link;                      /* offset of the block it names */
+};
+static struct record *record;
+
+static void must(bool ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "instr: %s failed\n", what);
+        exit(1);
+    }
+}
+
+__attribute__((always_inline)) static inline void update_pm(long i, bool tx)
+{
+    struct record *r = record;
+    if (tx) {
+        must(persistent_tx_begin(space) == 0, "persistent_tx_begin");
+        must(persistent_tx_add(space, r, sizeof *r) == 0, "persistent_tx_add");
+    }
+    uint64_t *b = tx ? persistent_tx_alloc(space, 64) : persistent_malloc(space, 64);
+    must(b != NULL, "allocation");
+    b[0] = (uint64_t)i;
+    if (r->link != 0) {
+        void *old = persistent_offset_to_ptr(space, r->link);
+        if (tx)
+            must(persistent_tx_free(space, old) == 0, "persistent_tx_free");
+        else
+            persistent_free(space, old);
+    }
+    r->a[0] = (uint64_t)i;
+    r->link = ptr_to_persistent_offset(space, b);
+    if (tx)
+        must(persistent_tx_commit(space) == 0, "persistent_tx_commit");
+}
+
+__attribute__((noinline)) static void update_plain(long n)
+{
+    for (long i = 0; i < n; i++)
+        update_pm(i, false);
+}
+
+__attribute__((noinline)) static void update_tx(long n)
+{
+    for (long i = 0; i < n; i++)
+        update_pm(i, true);
+}
+
 /* The same calls under two names: warm_ is not counted, loop_ is. */
 __attribute__((noinline)) static void run(int backend, int pattern, long n, void **a)
 {
+    if (pattern == 3) {
+        update_plain(n);
+        return;
+    }
+    if (pattern == 4) {
+        update_tx(n);
+        return;
+    }
     switch (backend * 3 + pattern) {
     case 0: pair_pm(n); break;
     case 1: lifo_pm(n); break;
@@ -107,16 +174,17 @@ static int index_of(const char *s, const char *const *names, int count)
 int main(int argc, char **argv)
 {
     static const char *const backends[] = {"pm", "libc", "none"};
-    static const char *const patterns[] = {"pair", "lifo", "spread"};
+    static const char *const patterns[] = {"pair", "lifo", "spread", "update", "tx"};
     if (argc < 4 || argc > 5) {
-        fprintf(stderr, "usage: instr pm|libc|none pair|lifo|spread N [DIR]\n");
+        fprintf(stderr, "usage: instr pm|libc|none pair|lifo|spread|update|tx N [DIR]\n");
         return 2;
     }
     int backend = index_of(argv[1], backends, 3);
-    int pattern = index_of(argv[2], patterns, 3);
+    int pattern = index_of(argv[2], patterns, 5);
     long n = atol(argv[3]);
-    if (backend < 0 || pattern < 0 || n < SPREAD) {
-        fprintf(stderr, "instr: bad backend, pattern or N (N >= %d)\n", SPREAD);
+    if (backend < 0 || pattern < 0 || n < SPREAD || (pattern >= 3 && backend != 0)) {
+        fprintf(stderr, "instr: bad backend, pattern or N (N >= %d; update and tx: pm)\n",
+                SPREAD);
         return 2;
     }
     n -= n % SPREAD;                    /* whole rounds of every pattern */
@@ -136,6 +204,9 @@ int main(int argc, char **argv)
             perror("create_persistent_allocator");
             return 1;
         }
+        record = persistent_calloc(space, 1, sizeof *record);
+        if (record == NULL)
+            return 1;
     } else if (backend == 2) {
         /* every allocation of both runs, never reused */
         bump = malloc((size_t)n * 2 * 144 + 4096);
