@@ -232,8 +232,9 @@ static uint64_t round8(uint64_t x)
 
 /* Inline everywhere (a GNU attribute): the entries without data fold to a
  * few stores and the check's head and end. */
-__attribute__((always_inline)) static inline void entry_fill(struct pm_txent *e, uint64_t gen, uint32_t kind, uint64_t off,
-                       uint64_t len, const void *data)
+__attribute__((always_inline)) static inline void
+entry_fill(struct pm_txent *e, uint64_t gen, uint32_t kind, uint64_t off, uint64_t len,
+           const void *data)
 {
     e->kind_len = kind | len << 8;
     e->off = off;
@@ -411,8 +412,8 @@ const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it)
 
 /* Inline (a GNU attribute): three in every transaction, and the test
  * hook made gcc call it out of line. */
-__attribute__((always_inline)) static inline void set_state(struct pm_rt *rt, struct pm_tx *tx,
-                                                          uint32_t phase, bool fence)
+__attribute__((always_inline)) static inline void
+set_state(struct pm_rt *rt, struct pm_tx *tx, uint32_t phase, bool fence)
 {
     pm_hook(PM_HOOK_TX_STATE);
     pm_store_release(&tx->log->state, (uint64_t)phase | tx->gen << 8);
