@@ -1996,16 +1996,18 @@ static void *warm_thread(void *arg)
     return NULL;
 }
 
-static void on_pmem_space(void (*fn)(void))
+static void on_pmem_space(void (*fn)(void));
+
+static void on_space(uint32_t durability, void (*fn)(void))
 {
     allocator_space_t *keep = S;
     const char *keep_path = held_path;
-    const char *p = t_path("tx-pmem");
+    const char *p = t_path("tx-other-durability");
     unlink(p);
     struct persistent_options o = {0};
     o.flags = PERSISTENT_OPEN_CREATE;
     o.size = 64u << 20;
-    o.durability = PERSISTENT_DURABILITY_PMEM;
+    o.durability = durability;
     REQUIRE(persistent_space_open(p, &o, &S) == 0);
     held_path = p;
     /* a second thread's record with its log, as on S after the tests
@@ -2016,11 +2018,16 @@ static void on_pmem_space(void (*fn)(void))
     REQUIRE(pthread_create(&t, NULL, warm_thread, NULL) == 0);
     REQUIRE(pthread_join(t, NULL) == 0);
     fn();
-    t_check_clean(S, "the PMEM space");
+    t_check_clean(S, "the space of another durability");
     persistent_space_close(S);
     unlink(p);
     S = keep;
     held_path = keep_path;
+}
+
+static void on_pmem_space(void (*fn)(void))
+{
+    on_space(PERSISTENT_DURABILITY_PMEM, fn);
 }
 
 /* PROCESS durability: a commit's frees are done before it returns (no
@@ -2674,6 +2681,7 @@ int main(void)
     test_auto_beside_manual();
     on_pmem_space(test_held_frees);
     test_frees_now();
+    on_space(PERSISTENT_DURABILITY_SYNC, test_frees_now);     /* SYNC as PROCESS */
     test_refused_frees();
     test_own_blocks();
     persistent_error_hook_set(NULL, NULL);

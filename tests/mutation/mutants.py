@@ -1470,6 +1470,11 @@ __attribute__((constructor)) static void key_at_load(void)
     held_finish(rt, rec, tx);""",
          what="PROCESS: the state word IDLE before a commit's frees are done: a crash "
               "between loses them (the blocks leak)"),
+    dict(id="tx-frees-now-not-sync", file="src/tx.c",
+         find="""    if (tx->frees.n && rt->durability != PM_DUR_PMEM) {""",
+         replace="""    if (tx->frees.n && rt->durability == PM_DUR_PROCESS) {""",
+         what="SYNC durability holds a commit's frees for the next commit as PMEM "
+              "does (documented as reusable at once)"),
     dict(id="tx-frees-now-in-pmem", file="src/tx.c",
          find="""    if (tx->frees.n && rt->durability != PM_DUR_PMEM) {""",
          replace="""    if (tx->frees.n) {""",
