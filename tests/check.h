@@ -255,8 +255,10 @@ static inline void t_misuse_hook(allocator_space_t *s, int code, const void *ptr
     (void)msg;
     struct t_misuse *m = arg;
     __atomic_add_fetch(&m->count, 1, __ATOMIC_SEQ_CST);
-    m->last_code = code;
-    m->last_ptr = ptr;
+    /* atomic too: two threads may report at once (TSan saw two automatic
+     * transactions' waiters do so in test_tx) */
+    __atomic_store_n(&m->last_code, code, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->last_ptr, ptr, __ATOMIC_RELAXED);
 }
 
 static inline void t_check_clean(allocator_space_t *s, const char *when)
