@@ -34,44 +34,6 @@ int pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
     return r;
 }
 
-/* A small block's superblock, class and index, from its page map entry
- * alone (the header's line is not read); false for anything else (a large
- * block or not a block start: the general path sorts those out). */
-static inline bool locate_small(struct pm_rt *rt, const struct pm_trec *rec, const void *ptr,
-                                uint32_t *sp, struct pm_sb_header **hp, uint32_t *cp,
-                                uint32_t *ip, uint32_t *np)
-{
-    /* the page map covers the maximum, and a page past the space's end is
-     * in no superblock (an entry of 0: n_pages never decreases, entries
-     * are written by a carve below it, and a release or a reset writes 0),
-     * so no load of n_pages */
-    uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)rt->data);
-    if (PM_UNLIKELY(off >= rt->max_bytes))
-        return false;
-    uint64_t e = pm_load_relaxed(&rt->pagemap[off >> rt->page_shift]);
-    uint32_t f1 = pm_pagemap_first1(e), g = pm_pagemap_geom(e);
-    if (PM_UNLIKELY(f1 == 0))
-        return false;
-    /* c < rt->n_small: the entries are the library's own, written by a
-     * carve or by recovery from a header sb_header_valid passed; the
-     * class's divisor and size are in the thread's cache for it, whose
-     * line the caller reads next (not rt->cls[c]: one line and an
-     * address computation fewer) */
-    uint32_t c = pm_geom_cls(g), n = pm_geom_n_blocks(g);
-    const struct pm_tcache *k = &rec->cls[c];
-    uint64_t sb_off = (uint64_t)(f1 - 1) << rt->page_shift;
-    uint64_t x = off - sb_off - pm_geom_data_start(g);
-    uint64_t idx = (x * k->recip) >> 40;
-    if (PM_UNLIKELY(idx >= n || idx * k->bsize != x))
-        return false;
-    *sp = f1 - 1;
-    *hp = (struct pm_sb_header *)(rt->data + sb_off);
-    *cp = c;
-    *ip = (uint32_t)idx;
-    *np = n;
-    return true;
-}
-
 /* All of free; persistent_free tries its commonest case first. */
 __attribute__((noinline)) static void free_general(allocator_space_t *space,
                                                    void *ptr)
@@ -88,7 +50,7 @@ __attribute__((noinline)) static void free_general(allocator_space_t *space,
     pm_vg_unuser(rt, ptr);
     uint32_t s, c, idx, n;
     struct pm_sb_header *h;
-    if (PM_LIKELY(locate_small(rt, rec, ptr, &s, &h, &c, &idx, &n))) {
+    if (PM_LIKELY(pm_locate_small(rt, rec, ptr, &s, &h, &c, &idx, &n))) {
         int held = pm_block_held(rt, s, (uint64_t)((char *)ptr - rt->base));
         if (PM_UNLIKELY(held != 0)) {
             pm_misuse(rt, held, ptr, "persistent_free");
@@ -202,7 +164,7 @@ void persistent_free(allocator_space_t *space, void *ptr)
         struct pm_trec *rec = pm_tls.rec;
         uint32_t s, c, idx, n;
         struct pm_sb_header *h;
-        if (PM_UNLIKELY(!locate_small(rt, rec, ptr, &s, &h, &c, &idx, &n)))
+        if (PM_UNLIKELY(!pm_locate_small(rt, rec, ptr, &s, &h, &c, &idx, &n)))
             goto here;                  /* NULL, foreign, large or no block start */
         struct pm_tcache *t = &rec->cls[c];
         struct pm_sbctl *ctl = &rt->ctl[s];

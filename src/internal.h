@@ -735,6 +735,44 @@ int pm_walk_runs(struct pm_rt *rt,
                  void *arg, const char **why, uint64_t *where);
 int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep, bool counts);
 
+/* A small block's superblock, class and index, from its page map entry
+ * alone (the header's line is not read); false for anything else (a large
+ * block or not a block start: the general path sorts those out). */
+static inline bool pm_locate_small(struct pm_rt *rt, const struct pm_trec *rec,
+                                   const void *ptr, uint32_t *sp, struct pm_sb_header **hp,
+                                   uint32_t *cp, uint32_t *ip, uint32_t *np)
+{
+    /* the page map covers the maximum, and a page past the space's end is
+     * in no superblock (an entry of 0: n_pages never decreases, entries
+     * are written by a carve below it, and a release or a reset writes 0),
+     * so no load of n_pages */
+    uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)rt->data);
+    if (PM_UNLIKELY(off >= rt->max_bytes))
+        return false;
+    uint64_t e = pm_load_relaxed(&rt->pagemap[off >> rt->page_shift]);
+    uint32_t f1 = pm_pagemap_first1(e), g = pm_pagemap_geom(e);
+    if (PM_UNLIKELY(f1 == 0))
+        return false;
+    /* c < rt->n_small: the entries are the library's own, written by a
+     * carve or by recovery from a header sb_header_valid passed; the
+     * class's divisor and size are in the thread's cache for it, whose
+     * line the caller reads next (not rt->cls[c]: one line and an
+     * address computation fewer) */
+    uint32_t c = pm_geom_cls(g), n = pm_geom_n_blocks(g);
+    const struct pm_tcache *k = &rec->cls[c];
+    uint64_t sb_off = (uint64_t)(f1 - 1) << rt->page_shift;
+    uint64_t x = off - sb_off - pm_geom_data_start(g);
+    uint64_t idx = (x * k->recip) >> 40;
+    if (PM_UNLIKELY(idx >= n || idx * k->bsize != x))
+        return false;
+    *sp = f1 - 1;
+    *hp = (struct pm_sb_header *)(rt->data + sb_off);
+    *cp = c;
+    *ip = (uint32_t)idx;
+    *np = n;
+    return true;
+}
+
 /* ---- roots.c ---- */
 /* Marks: roots' blocks, the library's own, and blocks of open
  * transactions (tx.c).  Inline: an update transaction makes five of these
@@ -746,9 +784,11 @@ static inline uint32_t pm_run_first(struct pm_rt *rt, uint64_t off)
     return f1 ? f1 - 1 : (uint32_t)page;
 }
 
-/* Marks the block at off (live, in the pages) in bits; false if it was
- * marked already. */
-static inline bool pm_mark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
+/* Marks the block at off (live, in the pages, its run's first page run)
+ * in bits; false if it was marked already.  A caller that knows the run
+ * passes it (no page map lookup); the count is taken back at the same run
+ * (pm_unmark_at), wherever the page map says the block is by then. */
+static inline bool pm_mark_at(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off, uint32_t run)
 {
     uint64_t g = (off - rt->data_off) >> 4;
     uint64_t bit = UINT64_C(1) << (g & 63);
@@ -757,16 +797,24 @@ static inline bool pm_mark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
     /* sequentially consistent, as pm_hold: a transaction's free and
      * another's snapshot of the block each set their bit, then look at
      * the other's (tx.c), and of two racing one sees the other */
-    pm_fetch_add_seq_cst(&rt->ctl[pm_run_first(rt, off)].marks, (uint16_t)1);
+    pm_fetch_add_seq_cst(&rt->ctl[run].marks, (uint16_t)1);
     return true;
 }
+static inline bool pm_mark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
+{
+    return pm_mark_at(rt, bits, off, pm_run_first(rt, off));
+}
 
-static inline void pm_unmark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
+static inline void pm_unmark_at(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off, uint32_t run)
 {
     uint64_t g = (off - rt->data_off) >> 4;
     uint64_t bit = UINT64_C(1) << (g & 63);
     if (pm_fetch_and_acq_rel(&bits[g >> 6], ~bit) & bit)
-        pm_fetch_sub_acq_rel(&rt->ctl[pm_run_first(rt, off)].marks, (uint16_t)1);
+        pm_fetch_sub_acq_rel(&rt->ctl[run].marks, (uint16_t)1);
+}
+static inline void pm_unmark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
+{
+    pm_unmark_at(rt, bits, off, pm_run_first(rt, off));
 }
 
 /* A transaction's hold on the block at off (live, in the pages): its bit
@@ -777,13 +825,13 @@ static inline void pm_unmark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off
  * the run's PM_MARKS_HOLD flag is set once instead, read first so that a
  * run already flagged is not written.  A free into a flagged run reads the
  * block's bit (free.c), until the run is carved again (pm_marks_carved). */
-static inline bool pm_hold(struct pm_rt *rt, uint64_t off)
+static inline bool pm_hold_at(struct pm_rt *rt, uint64_t off, uint32_t run)
 {
     uint64_t g = (off - rt->data_off) >> 4;
     uint64_t bit = UINT64_C(1) << (g & 63);
     if (pm_fetch_or_seq_cst(&rt->snapmark[g >> 6], bit) & bit)
         return false;
-    pm_atomic_u16 *m = &rt->ctl[pm_run_first(rt, off)].marks;
+    pm_atomic_u16 *m = &rt->ctl[run].marks;
     if (!(pm_load_seq_cst(m) & PM_MARKS_HOLD))
         pm_fetch_or_seq_cst(m, (uint16_t)PM_MARKS_HOLD);
     return true;

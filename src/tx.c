@@ -107,8 +107,8 @@ struct pm_tx {
     struct vec allocs;            /* (offset, usable size) */
     struct vec frees;             /* (offset) */
     struct vec marks;             /* blocks this transaction marked: its
-                                     allocations (len 0), the blocks it
-                                     frees (len 1) */
+                                     allocations and the blocks it frees
+                                     (len: the run the mark counts at) */
     struct vec holds;             /* blocks it snapshotted and holds in
                                      rt->snapmark (plain frees refused) */
     struct pm_tx_oset mset;       /* the same blocks, with whether it frees
@@ -123,6 +123,9 @@ struct pm_tx {
     size_t floc_cap;
     struct vec pend_segs;         /* the pages its stream went on in */
     bool written;                 /* the state word says ACTIVE | gen */
+    uint32_t roomy;               /* calls of tx_add, tx_alloc and tx_free
+                                     known to have room (tx_room) */
+    uint32_t room_empty;          /* roomy when those lists are empty */
     struct pm_pubfree *pf;        /* room to free the allocations at once */
     size_t pf_cap;
     size_t free0_words;           /* room in free0 */
@@ -820,6 +823,64 @@ static void tx_note(struct pm_tx *tx, uint64_t off, uint32_t flags)
         oset_set(&tx->mset, off, flags);
 }
 
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Room for one more call of persistent_tx_add, _alloc or _free, made
+ * before it changes anything (so that what follows cannot fail): each
+ * call adds at most one range to each list, one location to pf or to held
+ * and floc, and two blocks to the count past which the blocks are
+ * indexed.  How many more calls the lists have room for is counted in
+ * tx->roomy, so that those calls look at nothing else (lists only grow,
+ * and empty at a transaction's end); an indexed transaction looks every
+ * time (the table's room). */
+__attribute__((noinline)) static bool tx_room_slow(struct pm_tx *tx)
+{
+    if (!vec_room(&tx->snaps) || !vec_room(&tx->holds) || !vec_room(&tx->allocs) ||
+        !vec_room(&tx->marks) || !vec_room(&tx->frees) || !tx_note_room(tx) ||
+        !pf_room(&tx->pf, &tx->pf_cap, tx->allocs.n + 1) ||
+        !pf_room(&tx->held, &tx->held_cap, tx->frees.n + 1) ||
+        !pf_room(&tx->floc, &tx->floc_cap, tx->frees.n + 1))
+        return false;
+    const struct vec *v[] = {&tx->snaps, &tx->holds, &tx->allocs, &tx->marks, &tx->frees};
+    size_t c = min_size(tx->pf_cap, min_size(tx->held_cap, tx->floc_cap));
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+        c = min_size(c, v[i]->cap);
+    tx->room_empty = (uint32_t)min_size(c, (OSET_FROM - 1) / 2);
+    size_t r = 0;
+    if (!tx->indexed) {
+        /* tx_note_room held: the count plus one is below OSET_FROM */
+        r = (OSET_FROM - 1 - (tx->marks.n + tx->allocs.n + tx->holds.n)) / 2;
+        for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+            r = min_size(r, v[i]->cap - v[i]->n);
+        r = min_size(r, tx->pf_cap - tx->allocs.n);
+        r = min_size(r, min_size(tx->held_cap, tx->floc_cap) - tx->frees.n);
+    }
+    tx->roomy = r > 0 ? (uint32_t)(r - 1) : 0;     /* this call takes one */
+    return true;
+}
+
+/* A transaction's end: every list tx_room looks at is empty (tx_unmark,
+ * which comes first, emptied marks and holds and dropped the index;
+ * tx_reset the others), so the next one has room for as many calls as
+ * the smallest list holds, or as the count allows before the index is
+ * built. */
+static void tx_room_reset(struct pm_tx *tx)
+{
+    tx->roomy = (tx->marks.n | tx->holds.n) == 0 && !tx->indexed ? tx->room_empty : 0;
+}
+
+static inline bool tx_room(struct pm_tx *tx)
+{
+    if (PM_LIKELY(tx->roomy != 0)) {
+        tx->roomy--;
+        return true;
+    }
+    return tx_room_slow(tx);
+}
+
 /* Its blocks are the program's again: after the frees that end it (the
  * blocks are not live, so no other free takes them) and before they can
  * be reused, so that a block handed to someone else is never unmarked
@@ -827,7 +888,7 @@ static void tx_note(struct pm_tx *tx, uint64_t off, uint32_t flags)
 static void tx_unmark(struct pm_rt *rt, struct pm_tx *tx)
 {
     for (size_t i = 0; i < tx->marks.n; i++)
-        pm_unmark(rt, rt->txmark, tx->marks.v[i].off);
+        pm_unmark_at(rt, rt->txmark, tx->marks.v[i].off, (uint32_t)tx->marks.v[i].len);
     tx->marks.n = 0;
     for (size_t i = 0; i < tx->holds.n; i++)
         pm_unhold(rt, tx->holds.v[i].off);
@@ -858,6 +919,7 @@ static void tx_reset(struct pm_rt *rt, struct pm_tx *tx)
 {
     segs_release(rt, &tx->segs);
     tx->snaps.n = tx->allocs.n = tx->frees.n = 0;
+    tx_room_reset(tx);
     tx->entries = 0;
     tx->written = false;
     depth_set(tx, 0);
@@ -1004,12 +1066,12 @@ int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
     /* already snapshotted (lately), or in a block this transaction made */
     if (covered(&tx->snaps, off, len) || tx_allocated(tx, start))
         return 0;
-    if (!vec_room(&tx->snaps) || !vec_room(&tx->holds) || !tx_note_room(tx))
+    if (!tx_room(tx))
         return pm_err(-ENOMEM, "tx_add: out of memory");
     /* the block is held until the end: a plain free or resize of it would
      * leave the snapshot to be restored where the block no longer is (a
      * block another transaction holds already stays held by it) */
-    bool own = tx_held(tx, start), hold = !own && pm_hold(rt, start);
+    bool own = tx_held(tx, start), hold = !own && pm_hold_at(rt, start, run);
     if (!own && tx_marked_by_other(rt, tx, run, start)) {
         /* another transaction frees it, or made it (an abort frees it):
          * its end would leave this snapshot in a free block */
@@ -1054,8 +1116,7 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
         pm_vg_user(rt, p, 0, false);
         return p;
     }
-    if (!vec_room(&tx->allocs) || !vec_room(&tx->marks) || !tx_note_room(tx) ||
-        !pf_room(&tx->pf, &tx->pf_cap, tx->allocs.n + 1)) {
+    if (!tx_room(tx)) {
         /* nothing fails after the block is taken */
         errno = ENOMEM;
         return NULL;
@@ -1069,10 +1130,29 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);
     struct pm_resv rv;
-    if (pub_reserve(rt, rec, size, &rv) == NULL) {
-        pm_op_end(rec);
-        errno = ENOMEM;
-        return NULL;
+    uint32_t run;                           /* where its mark counts */
+    struct pm_tcache *t = size - 1 < 1024 ? &rec->cls[pm_class_of_granule[(size + 15) >> 4]] : NULL;
+    uint64_t m;
+    if (PM_LIKELY(t != NULL && (m = t->mask) != 0 &&
+                  pm_load_relaxed(&rec->revokes) == rec->seen_revokes)) {
+        /* pub_reserve's commonest case: the next block of the class's
+         * current word (a class past the space's last has mask 0) */
+        uint32_t i = pm_ctz64(m);
+        t->mask = m & (m - 1);
+        rv.blk = t->wbase + (size_t)i * t->bsize;
+        rv.usable = t->bsize;
+        rv.large = false;
+        rv.aword = t->aword;
+        rv.bit = UINT64_C(1) << i;
+        run = t->sb;
+    } else {
+        if (pub_reserve(rt, rec, size, &rv) == NULL) {
+            pm_op_end(rec);
+            errno = ENOMEM;
+            return NULL;
+        }
+        run = rv.large ? (uint32_t)rv.first
+                       : pm_run_first(rt, (uint64_t)((char *)rv.blk - rt->base));
     }
     struct pm_txent *e = log_entry(rt, tx, ENT);     /* room made above */
     uint64_t off = (uint64_t)((char *)rv.blk - rt->base);
@@ -1087,9 +1167,9 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
     }
     pm_op_end(rec);
     /* a fresh block: nobody's mark, and not in this transaction's list */
-    bool marked = pm_mark(rt, rt->txmark, off);
+    bool marked = pm_mark_at(rt, rt->txmark, off, run);
     if (marked)
-        (void)vec_push(&tx->marks, off, 0, NULL);     /* room made above */
+        (void)vec_push(&tx->marks, off, run, NULL);   /* room made above */
     tx_note(tx, off, OSET_ALLOC | (marked ? OSET_MARKED : 0));
     (void)vec_push(&tx->allocs, off, usable, NULL);
     pm_vg_user(rt, rv.blk, usable, false);
@@ -1111,10 +1191,29 @@ static inline bool mark_bit(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
     return bits != NULL && (pm_load_acquire(&bits[g >> 6]) >> (g & 63)) & 1;
 }
 
-/* Whether ptr is a live block of the space, located into *loc. */
-static bool block_live_at(struct pm_rt *rt, const void *ptr, struct pm_pubfree *loc)
+/* Whether ptr is a live block of the space, located into *loc: a small
+ * block through its page map entry (as free's fast path finds it), else
+ * as the publishing calls locate theirs. */
+static inline bool block_live_at(struct pm_rt *rt, const struct pm_trec *rec, const void *ptr,
+                                 struct pm_pubfree *loc)
 {
-    return pub_free_locate(rt, ptr, loc) == 0 && pub_free_live(loc) &&
+    uint32_t c, n, run;
+    if (PM_LIKELY(pm_locate_small(rt, rec, ptr, &loc->s, &loc->h, &c, &loc->idx, &n))) {
+        loc->large = loc->local = false;
+        loc->first = loc->last = 0;
+        uint64_t bit = UINT64_C(1) << (loc->idx & 63);
+        uint32_t w = loc->idx >> 6;
+        if (!(pm_load_relaxed(&loc->h->bits[w]) & bit) ||
+            (pm_load_relaxed(&loc->h->bits[((n + 63) >> 6) + w]) & bit))
+            return false;
+        run = loc->s;
+    } else if (pub_free_locate(rt, ptr, loc) == 0 && pub_free_live(loc)) {
+        run = loc->large ? (uint32_t)loc->first : loc->s;
+    } else {
+        return false;
+    }
+    /* the library's own blocks are marked, and counted in their run */
+    return pm_load_relaxed(&rt->ctl[run].marks) == 0 ||
            !pm_own_block(rt, (uint64_t)((const char *)ptr - rt->base));
 }
 
@@ -1130,7 +1229,7 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
         return 0;
     uintptr_t p = (uintptr_t)ptr, b = (uintptr_t)rt->base;
     struct pm_pubfree loc;
-    if (p < b || p - b >= rt->reserve_size || !block_live_at(rt, ptr, &loc)) {
+    if (p < b || p - b >= rt->reserve_size || !block_live_at(rt, rec, ptr, &loc)) {
         pm_misuse(rt, PERSISTENT_E_BAD_POINTER, ptr, "persistent_tx_free");
         return pm_err(-EINVAL, "tx_free: %p is not a live block", ptr);
     }
@@ -1159,30 +1258,28 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
         pm_misuse(rt, held, ptr, "persistent_tx_free");
         return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(held));
     }
-    if (!vec_room(&tx->frees) || !vec_room(&tx->marks) || !tx_note_room(tx) ||
-        !pf_room(&tx->held, &tx->held_cap, tx->frees.n + 1) ||
-        !pf_room(&tx->floc, &tx->floc_cap, tx->frees.n + 1))
+    if (!tx_room(tx))
         return pm_err(-ENOMEM, "tx_free: out of memory");
     /* held against other frees until the free is done */
-    if (!mine && !pm_mark(rt, rt->txmark, off)) {   /* another transaction's, just now */
+    if (!mine && !pm_mark_at(rt, rt->txmark, off, run)) {   /* another transaction's, just now */
         pm_misuse(rt, PERSISTENT_E_TX_BLOCK, ptr, "persistent_tx_free");
         return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
     }
     /* another transaction's snapshot in it (looked at after the mark: a
      * block this one made or frees already is refused to the others') */
     if (!mine && tx_held_by_other(rt, tx, run, off)) {
-        pm_unmark(rt, rt->txmark, off);
+        pm_unmark_at(rt, rt->txmark, off, run);
         pm_misuse(rt, PERSISTENT_E_TX_BLOCK, ptr, "persistent_tx_free");
         return pm_err(-EINVAL, "tx_free: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
     }
     struct pm_txent *e = log_entry(rt, tx, ENT);
     if (e == NULL) {
         if (!mine)                          /* marked just now */
-            pm_unmark(rt, rt->txmark, off);
+            pm_unmark_at(rt, rt->txmark, off, run);
         return pm_err(-ENOMEM, "tx_free: no room for the transaction log");
     }
     if (!mine)
-        (void)vec_push(&tx->marks, off, 1, NULL);   /* room made above */
+        (void)vec_push(&tx->marks, off, run, NULL);     /* room made above */
     tx_note(tx, off, OSET_MARKED | OSET_FREED);
     entry_fill(e, tx->gen, PM_TXE_FREE, off, 0, NULL);
     pm_flush(rt, e, ENT);                   /* the commit fences it */

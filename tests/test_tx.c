@@ -189,6 +189,10 @@ static void test_misuse(void)
     REQUIRE(fr != NULL);
     persistent_free(S, fr);
     CHECK_EQ(persistent_tx_add(S, fr, 8), -EINVAL);           /* a free block */
+    int was = mis.count;
+    CHECK_EQ(persistent_tx_free(S, fr), -EINVAL);             /* ... freed again */
+    CHECK_EQ(mis.count, was + 1);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_BAD_POINTER);
     int base = mis.count;
     CHECK_EQ(persistent_tx_free(S, blk + 8), -EINVAL);        /* interior */
     CHECK_EQ(mis.count, base + 1);
@@ -2615,6 +2619,131 @@ static void test_own_blocks(void)
     unlink(path);
 }
 
+/* A block of this thread's superblock that another thread freed (its
+ * remote bit set, not yet collected: this thread allocates nothing
+ * meanwhile) is no longer live: a transaction's free of it is refused,
+ * and the transaction goes on. */
+static void *free_it(void *p)
+{
+    persistent_free(S, p);
+    return NULL;
+}
+
+static void test_free_of_remotely_freed(void)
+{
+    char *b[4];
+    for (int i = 0; i < 4; i++) {
+        b[i] = persistent_malloc(S, 48);
+        REQUIRE(b[i] != NULL);
+    }
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, free_it, b[1]) == 0);
+    REQUIRE(pthread_join(th, NULL) == 0);
+    struct pm_rt *rt = pm_rt_of(S);
+    uint32_t s, c, idx, n;
+    struct pm_sb_header *h;
+    REQUIRE(pm_locate_small(rt, pm_tls.rec, b[1], &s, &h, &c, &idx, &n));
+    REQUIRE(pm_load_acquire(&h->bits[((n + 63) >> 6) + (idx >> 6)]) >> (idx & 63) & 1);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    int was = mis.count;
+    CHECK_EQ(persistent_tx_free(S, b[1]), -EINVAL);
+    CHECK_EQ(mis.count, was + 1);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_BAD_POINTER);
+    REQUIRE(persistent_tx_free(S, b[2]) == 0);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    CHECK(persistent_usable_size(S, b[2]) == 0);
+    persistent_free(S, b[0]);
+    persistent_free(S, b[3]);
+    t_check_clean(S, "after a free of a block freed by another thread");
+}
+
+/* Every run's mark count (rt->ctl[run].marks, without the hold flag) is
+ * the number of marked blocks in it: transactions' (rt->txmark), roots'
+ * and the library's own.  The free fast path trusts a count of 0 to mean
+ * no mark in the run, so a count taken at one run and given back at
+ * another lets a marked block be freed. */
+static void check_mark_counts(allocator_space_t *s, const char *when)
+{
+    struct pm_rt *rt = pm_rt_of(s);
+    uint64_t n_pages = pm_load_acquire(&rt->n_pages);
+    uint32_t *want = calloc(n_pages, sizeof *want);
+    REQUIRE(want != NULL);
+    pm_atomic_u64 *maps[] = {rt->txmark, rt->rootmark, rt->ownmark};
+    uint64_t granules = (n_pages << rt->page_shift) >> 4;
+    for (size_t m = 0; m < 3; m++)
+        for (uint64_t w = 0; maps[m] != NULL && w < (granules + 63) / 64; w++)
+            for (uint64_t bits = pm_load_acquire(&maps[m][w]); bits != 0; bits &= bits - 1) {
+                uint64_t g = w * 64 + (uint64_t)__builtin_ctzll(bits);
+                uint32_t run = pm_run_first(rt, rt->data_off + g * 16);
+                REQUIRE(run < n_pages);
+                want[run]++;
+            }
+    int bad = 0;
+    for (uint64_t r = 0; r < n_pages; r++) {
+        uint32_t have = pm_load_acquire(&rt->ctl[r].marks) & (uint16_t)~PM_MARKS_HOLD;
+        if (have != want[r] && bad++ < 4)
+            fprintf(stderr, "  %s: run %llu counts %u marks, has %u marked blocks\n", when,
+                    (unsigned long long)r, have, want[r]);
+    }
+    CHECK_EQ(bad, 0);
+    free(want);
+}
+
+/* A transaction's marks are counted at their blocks' runs, and given back
+ * there: blocks of many pages of a superblock (not only its first) and of
+ * several classes, large blocks, frees of older blocks, snapshots, commits
+ * and aborts; every block the open transaction made is refused to a plain
+ * free, wherever it is in its superblock. */
+static void test_mark_counts(void)
+{
+    enum { N = 300 };
+    static char *old[N];
+    static const size_t sizes[] = {16, 64, 100, 700, 3000, 70000};
+    check_mark_counts(S, "before");
+    for (int i = 0; i < N; i++) {
+        old[i] = persistent_malloc(S, sizes[i % 6]);
+        REQUIRE(old[i] != NULL);
+    }
+    for (int round = 0; round < 4; round++) {
+        static char *made[N];
+        REQUIRE(persistent_tx_begin(S) == 0);
+        for (int i = 0; i < N; i++) {
+            made[i] = persistent_tx_alloc(S, sizes[(i + round) % 6]);
+            REQUIRE(made[i] != NULL);
+            memset(made[i], 0x3c, sizes[(i + round) % 6]);
+        }
+        for (int i = round; i < N; i += 4) {
+            REQUIRE(persistent_tx_add(S, old[i], 8) == 0);
+            old[i][0] ^= 1;
+        }
+        for (int i = round; i < N; i += 8)
+            REQUIRE(persistent_tx_free(S, old[i]) == 0);
+        check_mark_counts(S, "inside");
+        int before = mis.count;
+        for (int i = 0; i < N; i += 3)
+            persistent_free(S, made[i]);            /* refused: the transaction's */
+        CHECK_EQ(mis.count, before + (N + 2) / 3);
+        CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+        for (int i = 0; i < N; i += 3)
+            CHECK(persistent_usable_size(S, made[i]) >= sizes[(i + round) % 6]);
+        if (round % 2 == 0) {
+            REQUIRE(persistent_tx_commit(S) == 0);
+            for (int i = round; i < N; i += 8)      /* freed: replaced */
+                old[i] = made[i];
+            for (int i = 0; i < N; i++)
+                if ((i - round) % 8 != 0 || i < round)
+                    persistent_free(S, made[i]);
+        } else {
+            REQUIRE(persistent_tx_abort(S) == 0);
+        }
+        check_mark_counts(S, round % 2 ? "after an abort" : "after a commit");
+    }
+    for (int i = 0; i < N; i++)
+        persistent_free(S, old[i]);
+    check_mark_counts(S, "at the end");
+    t_check_clean(S, "after the mark counts");
+}
+
 /* Refused frees inside transactions say so (a review): persistent_tx_realloc
  * of a root's block returns NULL with errno EINVAL, and the block it made
  * goes with the transaction (it used to stay, and a commit kept it: a
@@ -2683,6 +2812,8 @@ int main(void)
     test_frees_now();
     on_space(PERSISTENT_DURABILITY_SYNC, test_frees_now);     /* SYNC as PROCESS */
     test_refused_frees();
+    test_mark_counts();
+    test_free_of_remotely_freed();
     test_own_blocks();
     persistent_error_hook_set(NULL, NULL);
     t_check_clean(S, "at the end");

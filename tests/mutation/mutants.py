@@ -493,7 +493,7 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""pm_atomic_u64 pm_close_epoch = 0;""",
          what="a new thread's empty space cache matches a NULL space until the first "
               "close: malloc(NULL) dereferences no record"),
-    dict(id="free-fast-no-bound", file="src/free.c",
+    dict(id="free-fast-no-bound", file="src/internal.h",
          find="""    if (PM_UNLIKELY(off >= rt->max_bytes))
         return false;""",
          replace="""    (void)0;""",
@@ -711,7 +711,7 @@ __attribute__((constructor)) static void key_at_load(void)
          what="an automatic transaction begins beside another thread's held frees (its record "
               "does not say so): its abort makes them reusable while that thread's log still "
               "says COMMITTED"),
-    dict(id="free-fast-interior", file="src/free.c",
+    dict(id="free-fast-interior", file="src/internal.h",
          find="""    if (PM_UNLIKELY(idx >= n || idx * k->bsize != x))""",
          replace="""    if (PM_UNLIKELY(idx >= n))""",
          what="G5: free's fast path takes a pointer inside a block for the block's start"),
@@ -1077,9 +1077,35 @@ __attribute__((constructor)) static void key_at_load(void)
         const struct range *r = &tx->snaps.v[i];""",
          what="abort restores snapshots oldest first"),
     dict(id="tx-free-no-mark", file="src/tx.c",
-         find="""    bool marked = pm_mark(rt, rt->txmark, off);""",
+         find="""    bool marked = pm_mark_at(rt, rt->txmark, off, run);""",
          replace="""    bool marked = true;""",
          what="a transaction's allocation is not held: another thread's free goes through"),
+    dict(id="tx-mark-run-of-page", file="src/tx.c",
+         find="""        run = t->sb;""",
+         replace="""        run = (uint32_t)(((char *)rv.blk - rt->data) >> rt->page_shift);""",
+         what="a transaction's allocation is counted at its own page, not at its superblock's "
+              "first page: that run's count no longer says its blocks are marked"),
+    dict(id="tx-room-not-taken", file="src/tx.c",
+         find="""        tx->roomy--;
+        return true;""",
+         replace="""        return true;""",
+         what="calls are taken to have room in the transaction's lists without being "
+              "counted: a list fills past its mapping"),
+    dict(id="tx-free-live-unchecked", file="src/tx.c",
+         find="""        if (!(pm_load_relaxed(&loc->h->bits[w]) & bit) ||
+            (pm_load_relaxed(&loc->h->bits[((n + 63) >> 6) + w]) & bit))
+            return false;""",
+         replace="""        (void)bit, (void)w;""",
+         what="persistent_tx_free takes a free small block for a live one (G5: a double free "
+              "accepted)"),
+    dict(id="tx-free-remote-unchecked", file="src/tx.c",
+         find="""        if (!(pm_load_relaxed(&loc->h->bits[w]) & bit) ||
+            (pm_load_relaxed(&loc->h->bits[((n + 63) >> 6) + w]) & bit))
+            return false;""",
+         replace="""        if (!(pm_load_relaxed(&loc->h->bits[w]) & bit))
+            return false;""",
+         what="persistent_tx_free takes a block another thread freed (its remote bit set, "
+              "not yet collected) for a live one"),
     dict(id="tx-free-marks-gate-inverted", file="src/tx.c",
          find="""    if (pm_load_relaxed(&rt->ctl[run].marks) != 0) {""",
          replace="""    if (pm_load_relaxed(&rt->ctl[run].marks) == 0) {""",
@@ -1121,7 +1147,7 @@ __attribute__((constructor)) static void key_at_load(void)
               "logged: an abort or recovery cut short after freeing the block leaves a "
               "log naming a range in no live block, and the space no longer opens"),
     dict(id="tx-snap-no-hold", file="src/tx.c",
-         find="""    bool own = tx_held(tx, start), hold = !own && pm_hold(rt, start);""",
+         find="""    bool own = tx_held(tx, start), hold = !own && pm_hold_at(rt, start, run);""",
          replace="""    bool own = tx_held(tx, start), hold = false;""",
          what="a snapshotted block is not held: a plain free or resize of it goes "
               "through and the rollback writes where the block no longer is"),
