@@ -318,34 +318,60 @@ static void test_foreign_again(void)
 
 /* A large block freed by a transaction and then shrunk in place by a
  * realloc before the commit: the commit frees the run as it is then, not
- * as tx_free saw it (its old tail is another block's by then). */
-static void test_free_then_shrunk(void)
+ * as tx_free saw it (its old tail is another block's by then).  On a
+ * space of its own, so that the block after the shrink surely goes in the
+ * old tail (the lowest free run that holds it, first fit): on the shared
+ * space it could go elsewhere.  In PROCESS and in PMEM durability: the
+ * commit frees at once in the first and holds its frees in the second,
+ * each with its own second look (until 2026-12-03 this ran on a PROCESS
+ * space only, and mutant tx-commit-stale-large, in the PMEM path, went
+ * unnoticed). */
+static void test_free_then_shrunk(uint32_t durability)
 {
-    warm(S);
-    uint64_t before = live_blocks(S);
-    char *x = persistent_malloc(S, 1u << 20);
+    const char *path = t_path("tx-shrunk");
+    unlink(path);
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 16u << 20;
+    o.durability = durability;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    warm(s);
+    uint64_t before = live_blocks(s);
+    char *x = persistent_malloc(s, 1u << 20);
     REQUIRE(x != NULL);
-    REQUIRE(persistent_tx_begin(S) == 0);
-    REQUIRE(persistent_tx_free(S, x) == 0);
-    char *x2 = persistent_reallocate(S, x, 700u << 10);
-    REQUIRE(x2 != NULL);
-    if (x2 != x)                                /* moved: nothing to see here */
-        persistent_free(S, x2);
-    char *y = persistent_malloc(S, 256u << 10);  /* the tail, if it was cut */
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_free(s, x) == 0);
+    REQUIRE(persistent_reallocate(s, x, 700u << 10) == x);   /* in place */
+    char *y = persistent_malloc(s, 256u << 10);
     REQUIRE(y != NULL);
+    REQUIRE(y == x + (700u << 10));                             /* the old tail */
     t_fill(y, 256u << 10, 7);
-    REQUIRE(persistent_tx_commit(S) == 0);
-    warm(S);                                     /* the commit's frees finished */
-    CHECK(persistent_usable_size(S, y) >= (256u << 10));
-    char *z = persistent_malloc(S, 1u << 20);
-    REQUIRE(z != NULL);
-    CHECK(y + (256u << 10) <= z || z + (1u << 20) <= y);   /* no overlap */
-    memset(z, 0x33, 1u << 20);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    /* the commit's frees finished: at once (PROCESS), or by the next
+     * commit that writes anything (PMEM) */
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_free(s, persistent_tx_alloc(s, 16)) == 0);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    CHECK(persistent_usable_size(s, y) >= (256u << 10));
+    /* every page that is free handed out, in blocks of 128 KiB: none of
+     * them is y's */
+    static char *got[256];
+    int n = 0;
+    while (n < 256 && (got[n] = persistent_malloc(s, 128u << 10)) != NULL) {
+        CHECK(got[n] + (128u << 10) <= y || y + (256u << 10) <= got[n]);
+        memset(got[n], 0x33, 128u << 10);
+        n++;
+    }
+    CHECK(n > 64 && n < 256);                    /* the space was filled */
     CHECK(t_verify(y, 256u << 10, 7));
-    persistent_free(S, z);
-    persistent_free(S, y);
-    CHECK_EQ(live_blocks(S), before);
-    t_check_clean(S, "after a transaction's free of a block shrunk in place");
+    while (n > 0)
+        persistent_free(s, got[--n]);
+    persistent_free(s, y);
+    CHECK_EQ(live_blocks(s), before);
+    t_check_clean(s, "after a transaction's free of a block shrunk in place");
+    destroy_persistent_allocator(s);
+    unlink(path);
 }
 
 /* A block with a snapshot of an open transaction is held: a plain free,
@@ -2639,10 +2665,12 @@ static void test_free_of_remotely_freed(void)
     pthread_t th;
     REQUIRE(pthread_create(&th, NULL, free_it, b[1]) == 0);
     REQUIRE(pthread_join(th, NULL) == 0);
-    struct pm_rt *rt = pm_rt_of(S);
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(S, &rt);
+    REQUIRE(rec != NULL);
     uint32_t s, c, idx, n;
     struct pm_sb_header *h;
-    REQUIRE(pm_locate_small(rt, pm_tls.rec, b[1], &s, &h, &c, &idx, &n));
+    REQUIRE(pm_locate_small(rt, rec, b[1], &s, &h, &c, &idx, &n));
     REQUIRE(pm_load_acquire(&h->bits[((n + 63) >> 6) + (idx >> 6)]) >> (idx & 63) & 1);
     REQUIRE(persistent_tx_begin(S) == 0);
     int was = mis.count;
@@ -2791,7 +2819,8 @@ int main(void)
     test_long();
     test_foreign();
     test_foreign_again();
-    test_free_then_shrunk();
+    test_free_then_shrunk(PERSISTENT_DURABILITY_PROCESS);
+    test_free_then_shrunk(PERSISTENT_DURABILITY_PMEM);
     test_snapshot_held();
     test_holds_threads();
     test_add_of_others_block();

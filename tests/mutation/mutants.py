@@ -1137,9 +1137,15 @@ __attribute__((constructor)) static void key_at_load(void)
          find="""            if (pf->large && pub_free_locate(rt, rt->base + tx->frees.v[i].off, pf) != 0)
                 continue;""",
          replace="""            (void)0;""",
-         what="the commit frees a large block where it ended when tx_free saw it: "
-              "a run shrunk in place since gives its old tail, now another block's, "
-              "back too"),
+         what="a PMEM commit holds the free of a large block where it ended when tx_free "
+              "saw it: a run shrunk in place since gives its old tail, now another "
+              "block's, back too"),
+    dict(id="tx-frees-now-stale-large", file="src/tx.c",
+         find="""        if (pf->large && pub_free_locate(rt, rt->base + tx->frees.v[i].off, pf) != 0)
+            continue;""",
+         replace="""        (void)0;""",
+         what="a PROCESS commit frees a large block where it ended when tx_free saw it: "
+              "a run shrunk in place since gives its old tail, now another block's, back too"),
     dict(id="tx-add-own-alloc-windowed", file="src/tx.c",
          find="""    if (covered(&tx->snaps, off, len) || tx_allocated(tx, start))""",
          replace="""    if (covered(&tx->snaps, off, len) || covered(&tx->allocs, off, len))""",
