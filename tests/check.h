@@ -230,16 +230,24 @@ __attribute__((format(printf, 2, 3))) static inline bool t_child_ok(pid_t pid,
 }
 
 /* Creates the space at path (or opens it) with size bytes, growable up to
- * max (0: fixed); a test that cannot have it stops. */
-static inline allocator_space_t *t_create(const char *path, uint64_t size, uint64_t max)
+ * max (0: fixed), in the durability given (PERSISTENT_DURABILITY_*); a
+ * test that cannot have it stops. */
+static inline allocator_space_t *t_create_in(const char *path, uint64_t size, uint64_t max,
+                                             uint32_t durability)
 {
     struct persistent_options o = {0};
     o.flags = PERSISTENT_OPEN_CREATE;
     o.size = size;
     o.max_size = max;
+    o.durability = durability;
     allocator_space_t *s;
     REQUIRE(persistent_space_open(path, &o, &s) == 0);
     return s;
+}
+
+static inline allocator_space_t *t_create(const char *path, uint64_t size, uint64_t max)
+{
+    return t_create_in(path, size, max, PERSISTENT_DURABILITY_DEFAULT);
 }
 
 /* Counts misuse reports; install with persistent_error_hook_set. */

@@ -330,12 +330,7 @@ static void test_free_then_shrunk(uint32_t durability)
 {
     const char *path = t_path("tx-shrunk");
     unlink(path);
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 16u << 20;
-    o.durability = durability;
-    allocator_space_t *s;
-    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    allocator_space_t *s = t_create_in(path, 16u << 20, 0, durability);
     warm(s);
     uint64_t before = live_blocks(s);
     char *x = persistent_malloc(s, 1u << 20);
@@ -2034,11 +2029,7 @@ static void on_space(uint32_t durability, void (*fn)(void))
     const char *keep_path = held_path;
     const char *p = t_path("tx-other-durability");
     unlink(p);
-    struct persistent_options o = {0};
-    o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 64u << 20;
-    o.durability = durability;
-    REQUIRE(persistent_space_open(p, &o, &S) == 0);
+    S = t_create_in(p, 64u << 20, 0, durability);
     held_path = p;
     /* a second thread's record with its log, as on S after the tests
      * before (the threads of fn take it again, so their counts of live
