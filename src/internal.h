@@ -784,7 +784,7 @@ static inline uint32_t pm_run_first(struct pm_rt *rt, uint64_t off)
     return f1 ? f1 - 1 : (uint32_t)page;
 }
 
-/* Marks the block at off (live, in the pages, its run's first page run)
+/* Marks the block at off (live, in the pages; run: its run's first page)
  * in bits; false if it was marked already.  A caller that knows the run
  * passes it (no page map lookup); the count is taken back at the same run
  * (pm_unmark_at), wherever the page map says the block is by then. */

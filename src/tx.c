@@ -836,7 +836,7 @@ static size_t min_size(size_t a, size_t b)
  * tx->roomy, so that those calls look at nothing else (lists only grow,
  * and empty at a transaction's end); an indexed transaction looks every
  * time (the table's room).  Until the index is built the count bounds
- * roomy (at most 15) and every list but the snapshots' holds at most 31
+ * roomy (at most 15) and every list but the snapshots' has at most 31
  * entries, less than its first page; the snapshots, which the count
  * leaves out, can outgrow theirs. */
 __attribute__((noinline)) static bool tx_room_slow(struct pm_tx *tx)
