@@ -92,13 +92,17 @@ __attribute__((noinline)) static void freed_durable(struct pm_rt *rt,
     pm_op_end(rec);
 }
 
-/* The fast path's second half, for a superblock the thread owns (current:
- * the class's current one): true when the block is freed.  Inlined twice
- * with current a constant, so each case keeps only what it needs. */
+/* The fast path's second half, for a superblock the thread owns (the
+ * class's current one, or one its anchor says; a revocation shows in the
+ * counter read after busy is raised): true when the block is freed.  Whether it is the class's
+ * current superblock decides only what is noted where, and that is done
+ * with masks, not branches: in larson's random frees the two cases come
+ * in no order, and a branch on them was mispredicted on almost every
+ * other free (docs/design.md "Small blocks"). */
 __attribute__((always_inline)) static inline bool
 free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
-           struct pm_sbctl *ctl, struct pm_sb_header *h, uint32_t idx,
-           uint32_t n, bool current)
+           struct pm_sbctl *ctl, struct pm_sb_header *h, uint32_t idx, uint32_t n,
+           bool current)
 {
     uint32_t w = (uint32_t)(idx >> 6);
     uint64_t bit = UINT64_C(1) << (idx & 63);
@@ -109,20 +113,23 @@ free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
     /* the remote word itself, not its summary bit: a remote free of the
      * same block sets the summary bit only after its remote bit (and a
      * flush), and an owner that missed the remote bit would hand the
-     * block out again while that free goes on (docs/design.md) */
+     * block out again while that free goes on (docs/design.md); a
+     * set-aside superblock whose word this empties goes the general way,
+     * which releases it when it holds nothing */
     if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
                     !(word & bit) || (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit) ||
-                    (!current && (word & ~bit) == 0))) {
-        pm_op_end(rec);                 /* ... or a set-aside superblock emptied */
+                    ((word & ~bit) == 0 && !current))) {
+        pm_op_end(rec);
         return false;
     }
     pm_store_relaxed(aw, word & ~bit);
-    if (!current)
-        pm_store_relaxed(&ctl->frees, (uint16_t)(pm_load_relaxed(&ctl->frees) + 1));
-    else if (t->word == w)
-        t->mask |= bit;                 /* reuse it soon: it is in cache */
-    else
-        t->freemap |= UINT64_C(1) << w;
+    /* the current superblock: the word in its free-word hint, where the
+     * malloc that runs out of the current word finds it (also when it is
+     * the current word); a set-aside one: its count of frees, which picks
+     * the next current one (the current one's count is zeroed when it is
+     * set aside, so counting it too costs nothing) */
+    t->freemap |= (UINT64_C(1) << w) & ((uint64_t)0 - current);
+    pm_store_relaxed(&ctl->frees, (uint16_t)(pm_load_relaxed(&ctl->frees) + 1));
     if (PM_UNLIKELY(rt->flush != NULL))
         freed_durable(rt, rec, aw);
     else
@@ -171,28 +178,25 @@ void persistent_free(allocator_space_t *space, void *ptr)
         uint16_t marks = pm_load_relaxed(&ctl->marks);
         if (PM_UNLIKELY(marks != 0) && (marks != PM_MARKS_HOLD || held_here(rt, ptr)))
             goto here;                  /* a mark in the run; or a hold on the block */
-        if (t->sb == s) {
-            if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, idx, n, true)))
+        bool current = t->sb == s;
+        uint64_t a = pm_load_relaxed(&ctl->anchor);
+        if (PM_LIKELY(((uint32_t)a == rec->owned_low) | current)) {
+            /* the thread's: the class's current one, or owner and state
+             * in one compare (see the owned set in superblock.c); | not
+             * ||, so that whether it is current is no branch */
+            if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, idx, n, current)))
                 return;
-        } else {
-            uint64_t a = pm_load_relaxed(&ctl->anchor);
-            if (PM_LIKELY((uint32_t)a == rec->owned_low)) {
-                /* one of the thread's others (see the owned set in
-                 * superblock.c): owner and state in one compare */
-                if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, idx, n, false)))
-                    return;
-            } else if (pm_anchor_owner(a) != rec->id) {
-                /* another thread's superblock: atomic bits only, as
-                 * free_general does (which waits for an automatic
-                 * transaction on the space: pm_auto_gate) */
-                pm_op_begin(rec);
-                if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {
-                    pm_op_end(rec);
-                    goto here;
-                }
-                free_remote_fast(rt, rec, s, idx, n, ptr);
-                return;
+        } else if (pm_anchor_owner(a) != rec->id) {
+            /* another thread's superblock: atomic bits only, as
+             * free_general does (which waits for an automatic
+             * transaction on the space: pm_auto_gate) */
+            pm_op_begin(rec);
+            if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {
+                pm_op_end(rec);
+                goto here;
             }
+            free_remote_fast(rt, rec, s, idx, n, ptr);
+            return;
         }
         goto here;
     }

@@ -158,9 +158,11 @@ struct pm_tcache {
     uint32_t sb;                  /* current superblock, PM_NO_SB if none */
     uint32_t word;                /* index of aword in its bitmap */
     uint32_t n_owned;
-    uint64_t freemap;             /* words of sb other than word that may
-                                     have free blocks (a hint: rebuilt when
-                                     sb becomes current or is collected) */
+    uint64_t freemap;             /* words of sb that may have free blocks
+                                     not in mask (a hint: rebuilt when sb
+                                     becomes current or is collected; the
+                                     free fast path adds a freed block's
+                                     word, the current word too) */
     uint64_t recip;               /* the class's pm_class.recip, here for
                                      free, which reads this line anyway */
     uint32_t owned[PM_OWNED_MAX]; /* other superblocks this thread owns,
@@ -565,10 +567,19 @@ static inline uint64_t sb_last_mask(const struct pm_sb_header *h)
 {
     return (h->n_blocks % 64) ? (UINT64_C(1) << (h->n_blocks % 64)) - 1 : ~UINT64_C(0);
 }
+/* The blocks of bitmap word w that exist: sb_last_mask for the last word,
+ * every bit before it.  Without a branch: in the loops over a bitmap's
+ * words one taken only at the last word was mispredicted there, each time
+ * (a switch of superblocks in larson meets it once or twice). */
+static inline uint64_t sb_word_valid(const struct pm_sb_header *h, uint32_t w)
+{
+    return ~UINT64_C(0) >> ((uint32_t)(w + 1u == h->n_words) * ((0u - h->n_blocks) & 63u));
+}
 /* Inside an operation, with no revocation seen since busy went up: moves
- * t's current word to the next word of its superblock that has a free
- * block (what refill tries first); false when t has no superblock or no
- * other word with a free block (t->mask and t->freemap are then 0). */
+ * t's current word to the next word of its superblock that the free-word
+ * hint names and that has a free block (the current word again, when a
+ * free noted it); false when t has no superblock or the hint names no
+ * such word (t->mask and t->freemap are then 0). */
 bool sb_next_word(struct pm_rt *rt, struct pm_tcache *t);
 void *sb_refill_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t cls,
                       size_t align);

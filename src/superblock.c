@@ -323,7 +323,7 @@ static void rebuild_freemap(struct pm_rt *rt, struct pm_tcache *t)
     pm_atomic_u64 *al = alloc_bits(h), *rm = remote_bits(h);
     uint64_t fm = 0;
     for (uint32_t w = 0; w < h->n_words; w++) {
-        uint64_t valid = w + 1 == h->n_words ? sb_last_mask(h) : ~UINT64_C(0);
+        uint64_t valid = sb_word_valid(h, w);
         if (~(pm_load_relaxed(&al[w]) | pm_load_relaxed(&rm[w])) & valid)
             fm |= UINT64_C(1) << w;
     }
@@ -357,7 +357,7 @@ static bool next_word(struct pm_rt *rt, struct pm_tcache *t)
     while (t->freemap) {
         uint32_t w = pm_ctz64(t->freemap);
         t->freemap &= t->freemap - 1;
-        uint64_t valid = w + 1 == h->n_words ? sb_last_mask(h) : ~UINT64_C(0);
+        uint64_t valid = sb_word_valid(h, w);
         uint64_t m = ~(pm_load_relaxed(&al[w]) | pm_load_relaxed(&rm[w])) & valid;
         if (m) {
             t->word = w;

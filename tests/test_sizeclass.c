@@ -3,6 +3,8 @@
 
 #include "internal.h"
 
+#include <string.h>
+
 static void test_classes(void)
 {
     CHECK_EQ(pm_class_size(0), 16);
@@ -211,9 +213,32 @@ static void test_geometry(void)
     }
 }
 
+/* The blocks each bitmap word has: the loops that look for free words
+ * take them from sb_word_valid, which has no branch; a mask too wide hands
+ * out blocks past the superblock's last, one too narrow hides blocks. */
+static void test_word_valid(void)
+{
+    struct pm_sb_header h;
+    memset(&h, 0, sizeof h);
+    for (uint32_t n = 2; n <= PM_SB_MAX_BLOCKS; n++) {
+        h.n_blocks = n;
+        h.n_words = (uint16_t)((n + 63) / 64);
+        for (uint32_t w = 0; w < h.n_words; w++) {
+            uint32_t in_word = n - w * 64 < 64 ? n - w * 64 : 64;
+            uint64_t want = in_word == 64 ? ~UINT64_C(0) : (UINT64_C(1) << in_word) - 1;
+            if (sb_word_valid(&h, w) != want) {
+                CHECK_EQ(sb_word_valid(&h, w), want);
+                return;
+            }
+        }
+        CHECK_EQ(sb_word_valid(&h, h.n_words - 1u), sb_last_mask(&h));
+    }
+}
+
 int main(void)
 {
     test_classes();
     test_geometry();
+    test_word_valid();
     return t_done();
 }

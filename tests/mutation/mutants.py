@@ -221,6 +221,10 @@ MUTANTS = [
          what="root removal frees the block before the cleared value is durable"),
 
     # ------------------------------------------------------------ superblock.c
+    dict(id="sb-word-valid-all", file="src/internal.h",
+         find="""    return ~UINT64_C(0) >> ((uint32_t)(w + 1u == h->n_words) * ((0u - h->n_blocks) & 63u));""",
+         replace="""    return ~UINT64_C(0) >> ((uint32_t)(w + 1u == h->n_words) * ((0u - h->n_blocks) & 31u));""",
+         what="the last bitmap word's mask is too wide where a superblock's block count leaves 33-63 of its bits unused: blocks past the superblock's last are handed out"),
     dict(id="sb-format-bitmap-len", file="src/superblock.c",
          find="""    pm_persist(rt, h, sizeof *h + 16u * n_words);""",
          replace="""    pm_persist(rt, h, sizeof *h + 8u * n_words);""",
@@ -478,8 +482,8 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""        if (PM_UNLIKELY(false))""",
          what="free's fast path frees a root's (or an open transaction's) block"),
     dict(id="free-fast-not-owner", file="src/free.c",
-         find="""            if (PM_LIKELY((uint32_t)a == rec->owned_low)) {""",
-         replace="""            if (PM_LIKELY(pm_anchor_state(a) == PM_SB_OWNED)) {""",
+         find="""        if (PM_LIKELY(((uint32_t)a == rec->owned_low) | current)) {""",
+         replace="""        if (PM_LIKELY((pm_anchor_state(a) == PM_SB_OWNED) | current)) {""",
          what="free's fast path clears a bit of another thread's superblock with a plain store"),
     dict(id="tls-forget-space-only", file="src/thread.c",
          find="""    pm_tls.space = NULL;
@@ -505,9 +509,13 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    if (PM_UNLIKELY(!(word & bit) ||""",
          what="free's fast path writes a superblock a thief is revoking"),
     dict(id="free-fast-keeps-emptied", file="src/free.c",
-         find="""                    (!current && (word & ~bit) == 0))) {""",
+         find="""                    ((word & ~bit) == 0 && !current))) {""",
          replace="""                    false)) {""",
          what="free's fast path empties a word of a set-aside superblock without the general path's check for an empty superblock (it stays owned, its pages kept)"),
+    dict(id="free-fast-current-not-noted", file="src/free.c",
+         find="""    t->freemap |= (UINT64_C(1) << w) & ((uint64_t)0 - current);""",
+         replace="""    t->freemap |= (UINT64_C(0) << w) & ((uint64_t)0 - current);""",
+         what="free's fast path does not note a freed block's word in the current superblock's free-word hint: the thread's own frees into it are not found again, and a new superblock is carved while it has room"),
     dict(id="free-root-check-small", file="src/free.c",
          find="""        int held = pm_block_held(rt, s, (uint64_t)((char *)ptr - rt->base));""",
          replace="""        int held = 0;""",
@@ -762,10 +770,10 @@ __attribute__((constructor)) static void key_at_load(void)
          what="another thread's calls during an automatic transaction do not wait: "
               "where the transaction already wrote the page, an abort undoes them"),
     dict(id="auto-fast-remote-no-gate", file="src/free.c",
-         find="""                if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {
-                    pm_op_end(rec);
-                    goto here;
-                }""",
+         find="""            if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {
+                pm_op_end(rec);
+                goto here;
+            }""",
          replace="""                (void)0;""",
          what="the free fast path's remote free does not look for an automatic "
               "transaction on the space"),
