@@ -323,6 +323,18 @@ static void test_stats(void)
     CHECK(st.empty_superblocks <= st.superblocks);
 }
 
+/* The index in persistent_stats.cls of a's class of blocks of size bytes. */
+static uint32_t class_of_size(allocator_space_t *a, uint32_t size)
+{
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(a, &st) == 0);
+    uint32_t c = 0;
+    while (c < st.n_classes && st.cls[c].block_size != size)
+        c++;
+    REQUIRE(c < st.n_classes);
+    return c;
+}
+
 /* A superblock the thread has set aside (full, a newer one current) is
  * released as soon as its owner frees its last block, by the free fast
  * path as by the general one: no empty superblock is left held. */
@@ -332,11 +344,7 @@ static void test_set_aside_released(void)
     allocator_space_t *a = create_persistent_allocator(p, 16u << 20);
     REQUIRE(a != NULL);
     struct persistent_stats st;
-    REQUIRE(persistent_stats_get(a, &st) == 0);
-    uint32_t c = 0;
-    while (c < st.n_classes && st.cls[c].block_size != 1024)
-        c++;
-    REQUIRE(c < st.n_classes);
+    uint32_t c = class_of_size(a, 1024);
     static void *b[4096];
     int n = 0, first = -1;
     do {
@@ -368,11 +376,7 @@ static void test_current_reused(void)
     allocator_space_t *a = create_persistent_allocator(p, 16u << 20);
     REQUIRE(a != NULL);
     struct persistent_stats st;
-    REQUIRE(persistent_stats_get(a, &st) == 0);
-    uint32_t c = 0;
-    while (c < st.n_classes && st.cls[c].block_size != 64)
-        c++;
-    REQUIRE(c < st.n_classes);
+    uint32_t c = class_of_size(a, 64);
     static void *b[3 * 4096];
     int n = 0, first = -1;
     do {                                /* the first superblock full */
