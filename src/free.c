@@ -94,11 +94,12 @@ __attribute__((noinline)) static void freed_durable(struct pm_rt *rt,
 
 /* The fast path's second half, for a superblock the thread owns (the
  * class's current one, or one its anchor says; a revocation shows in the
- * counter read after busy is raised): true when the block is freed.  Whether it is the class's
- * current superblock decides only what is noted where, and that is done
- * with masks, not branches: in larson's random frees the two cases come
- * in no order, and a branch on them was mispredicted on almost every
- * other free (docs/design.md "Small blocks"). */
+ * counter read after busy is raised): true when the block is freed.
+ * Whether it is the class's current superblock decides only what is noted
+ * where, and that is done with masks, not branches: in larson's random
+ * frees the two cases come in no order, and a branch on them was
+ * mispredicted on almost every other free (docs/design.md "Small
+ * blocks"). */
 __attribute__((always_inline)) static inline bool
 free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
            struct pm_sbctl *ctl, struct pm_sb_header *h, uint32_t idx, uint32_t n,
