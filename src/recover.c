@@ -500,13 +500,9 @@ int pm_engine_start(struct pm_rt *rt)
         if (r < 0)
             return r;
     }
-    /* a rollback or a publishing call's recovery dropped the copy before
-     * it wrote superblocks (an open that recovers builds none after its
-     * trial): the file is now what the rebuild must see, so it is read
-     * again.  A pread of each header costs less than a first touch of its
-     * page (after a kill among transactions the open took 274 ms, 21,818
-     * faults, without this); the rebuild writes a superblock only after
-     * reading it, as with the first copy */
+    /* recovery dropped the copy before it wrote (or the trial left none):
+     * the file is now what the rebuild must see (docs/design.md, "Reopen
+     * of a space with many superblocks") */
     if (rt->snap == NULL)
         snap_build(rt);
     rebuild(rt, repair);
