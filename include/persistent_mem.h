@@ -580,7 +580,12 @@ struct persistent_stats {
     uint64_t live_blocks;
     uint64_t small_live_bytes, large_live_bytes;
     uint64_t superblocks, superblock_bytes;
-    uint64_t empty_superblocks;   /* held, with no live block */
+    uint64_t empty_superblocks;   /* held, with no live block: a thread's
+                                     current one for a class, the ones a
+                                     thread emptied and keeps for its next
+                                     blocks of their class (up to 4 MiB, a
+                                     sixteenth of a smaller space, per
+                                     thread), partial ones nobody took */
     uint64_t large_runs, large_bytes;
     uint64_t free_bytes;          /* pages in no run */
     uint64_t file_size;           /* footprint on disk */

@@ -116,7 +116,7 @@ free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
      * flush), and an owner that missed the remote bit would hand the
      * block out again while that free goes on (docs/design.md); a
      * set-aside superblock whose word this empties goes the general way,
-     * which releases it when it holds nothing */
+     * which keeps it as a spare or releases it when it holds nothing */
     if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
                     !(word & bit) || (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit) ||
                     ((word & ~bit) == 0 && !current))) {

@@ -36,6 +36,9 @@
 #define PM_MAX_SMALL      65536u      /* largest size class */
 #define PM_OWNED_MAX      8           /* superblocks a thread keeps per class
                                          besides the current one */
+#define PM_SPARE_BYTES    (UINT64_C(4) << 20)  /* emptied superblocks a thread
+                                         keeps in its owned sets, at most
+                                         (a sixteenth of a smaller space) */
 #define PM_MAX_RECS       4096u       /* thread records per open space */
 #define PM_RUN_SLOTS      8u          /* freed page runs a thread keeps */
 #define PM_RUN_MAX_PAGES  64u         /* the longest run it may keep */
@@ -167,6 +170,9 @@ struct pm_tcache {
                                      free, which reads this line anyway */
     uint32_t owned[PM_OWNED_MAX]; /* other superblocks this thread owns,
                                      full when set aside (see superblock.c) */
+    uint32_t spare;               /* bit i: owned[i] was emptied and kept
+                                     (a spare, superblock.c); bits from
+                                     n_owned up are clear */
 };
 
 /* One thread's state in one open space.  Records are type-stable: they are
@@ -193,6 +199,8 @@ struct pm_trec {
                                      yet reusable); these two are all an
                                      automatic transaction's begin reads
                                      of other threads' transactions */
+    uint32_t spare_pages;         /* its spares' pages, by their classes'
+                                     preferred lengths (owner only) */
     pm_atomic_u64 runs[PM_RUN_SLOTS];  /* page runs it freed and keeps
                                      claimed for its next large blocks
                                      (pages.c): first << 8 | pages, 0 if
@@ -280,6 +288,7 @@ struct pm_rt {
     uint32_t n_small;             /* classes [0, n_small) are served */
     uint32_t max_small;           /* block size of class n_small - 1 */
     uint32_t run_max;             /* longest run a thread keeps (pages.c) */
+    uint32_t spare_max;           /* pages of spares a thread may keep */
 
     /* thread records (thread.c) */
     struct pm_trec *recs;
@@ -597,6 +606,9 @@ void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
 void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
                    struct pm_sb_header *h, uint32_t idx);
 void sb_thread_exit(struct pm_rt *rt, struct pm_trec *rec);
+/* Releases the superblocks rec emptied and kept (its spares), inside an
+ * operation: before the space grows.  True if it had any. */
+bool sb_release_spares(struct pm_rt *rt, struct pm_trec *rec);
 bool sb_readopt(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
                 uint32_t cls);
 void sb_after_local_free(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,

@@ -41,10 +41,12 @@ uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
             *n_pages = n;
             return first;
         }
-        /* runs kept by threads first: growing past them wastes the file */
+        /* runs kept by threads and this one's spare superblocks first:
+         * growing past them wastes the file */
         if (!reclaimed) {
             reclaimed = true;
-            if (pg_cache_reclaim(rt))
+            bool runs = pg_cache_reclaim(rt);
+            if (sb_release_spares(rt, rec) || runs)
                 continue;
         }
         uint64_t seen = pm_load_acquire(&rt->n_pages);

@@ -223,4 +223,7 @@ void pm_classes_init(struct pm_rt *rt)
      * classes, up to four times the largest */
     uint64_t keep = ((uint64_t)rt->max_small * 4) >> rt->page_shift;
     rt->run_max = (uint32_t)(keep < 1 ? 1 : keep > PM_RUN_MAX_PAGES ? PM_RUN_MAX_PAGES : keep);
+    /* the superblocks a thread empties and keeps (superblock.c) */
+    uint64_t spare = PM_SPARE_BYTES >> rt->page_shift;
+    rt->spare_max = (uint32_t)(spare < rt->max_pages / 16 ? spare : rt->max_pages / 16);
 }

@@ -21,6 +21,17 @@
  *    pay on almost every free-then-malloc; the price is that remote frees
  *    into an owned superblock wait for its owner's next refill of the
  *    class (or a revocation).
+ *  - A set-aside superblock its owner's frees empty stays in the owned set
+ *    as a *spare* (t->spare), up to rt->spare_max pages per thread and a
+ *    sixteenth of the space as it is, and is the first one switch_owned
+ *    takes (its score is every block it had): released at once, it went
+ *    back to the pages and was carved again, by whichever thread came
+ *    first, at the next round of mallocs (with two threads, a third of
+ *    threadtest's time; docs/design.md "Spare superblocks").  Spares go
+ *    before the thread grows the space (sb_release_spares), under
+ *    pressure (give_back), to a scavenge (its own, or a thief's), at the
+ *    thread's exit, and one gives way to an orphan the thread re-adopts
+ *    (sb_readopt) when the owned set is full.
  *  - LISTED <=> in exactly one partial list; only the thread that pops it
  *    moves it out of LISTED.
  *  - A remote free sets its remote bit, then the summary bit, then reads the
@@ -376,13 +387,19 @@ bool sb_next_word(struct pm_rt *rt, struct pm_tcache *t)
     return t->sb != PM_NO_SB && next_word(rt, t);
 }
 
-static void owned_remove(struct pm_tcache *t, uint32_t s)
+/* Takes owned[i] out of t's owned set (the last entry moves into its
+ * place, with its spare bit); a spare's pages leave the thread's count. */
+static void owned_drop(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
+                       uint32_t i)
 {
-    for (uint32_t i = 0; i < t->n_owned; i++)
-        if (t->owned[i] == s) {
-            t->owned[i] = t->owned[--t->n_owned];
-            return;
-        }
+    uint32_t last = --t->n_owned;
+    if (t->spare & (1u << i))
+        rec->spare_pages -= rt->cls[t - rec->cls].n_pages;
+    uint32_t moved = (t->spare >> last) & 1u;
+    t->spare &= ~((1u << i) | (1u << last));
+    t->owned[i] = t->owned[last];
+    if (i != last)
+        t->spare |= moved << i;
 }
 
 /* Hands a superblock the caller owns to everyone: released if empty,
@@ -473,7 +490,7 @@ static bool switch_owned(struct pm_rt *rt, struct pm_trec *rec,
         }
         uint32_t s = best < PM_OWNED_MAX ? t->owned[best] : PM_NO_SB;
         if (s != PM_NO_SB)
-            t->owned[best] = t->owned[--t->n_owned];
+            owned_drop(rt, rec, t, best);
         if (t->sb != PM_NO_SB) {
             uint32_t full = t->sb;
             drop_current(t);
@@ -500,7 +517,7 @@ bool sb_owner_sync(struct pm_rt *rt, struct pm_trec *rec)
         }
         for (uint32_t i = 0; i < t->n_owned;) {
             if (!own(rt, rec, t->owned[i])) {
-                t->owned[i] = t->owned[--t->n_owned];
+                owned_drop(rt, rec, t, i);
                 lost = true;
             } else {
                 i++;
@@ -523,9 +540,31 @@ static void give_back(struct pm_rt *rt, struct pm_trec *rec, uint32_t keep)
             drop_current(t);
             hand_back(rt, rec, s, c);
         }
-        while (t->n_owned > 0)
-            hand_back(rt, rec, t->owned[--t->n_owned], c);
+        while (t->n_owned > 0) {
+            uint32_t s = t->owned[t->n_owned - 1];
+            owned_drop(rt, rec, t, t->n_owned - 1);
+            hand_back(rt, rec, s, c);
+        }
     }
+}
+
+bool sb_release_spares(struct pm_rt *rt, struct pm_trec *rec)
+{
+    bool any = false;
+    for (uint32_t c = 0; c < rt->n_small && rec->spare_pages != 0; c++) {
+        struct pm_tcache *t = &rec->cls[c];
+        for (uint32_t i = 0; i < t->n_owned;) {
+            uint32_t s = t->owned[i];
+            if (!(t->spare & (1u << i))) {
+                i++;
+                continue;
+            }
+            owned_drop(rt, rec, t, i);
+            hand_back(rt, rec, s, c);   /* nothing if a thief has it */
+            any = true;
+        }
+    }
+    return any;
 }
 
 /* sb_owner_sync for a thread that saw its revocation counter move; when
@@ -582,10 +621,12 @@ static bool refill_in(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
                 return true;
             continue;
         }
-        /* runs kept by threads first: growing past them wastes the file */
+        /* runs kept by threads and this one's spares first: growing past
+         * them wastes the file */
         if (!reclaimed) {
             reclaimed = true;
-            if (pg_cache_reclaim(rt))
+            bool runs = pg_cache_reclaim(rt);
+            if (sb_release_spares(rt, rec) || runs)
                 continue;
         }
         uint64_t seen = pm_load_acquire(&rt->n_pages);
@@ -700,8 +741,8 @@ int sb_locate(struct pm_rt *rt, const void *ptr, uint32_t *first,
 }
 
 /* After an owner cleared block idx of s: keep the freed block handy if it
- * is in the current word, release s if it holds nothing and is not the
- * current superblock. */
+ * is in the current word; when s holds nothing and is not the current
+ * superblock, keep it as a spare, or release it past the thread's bound. */
 void sb_after_local_free(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
                          struct pm_sb_header *h, uint32_t idx)
 {
@@ -718,7 +759,24 @@ void sb_after_local_free(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
     if (pm_load_relaxed(&alloc_bits(h)[idx >> 6]) == 0 && all_clear(h) &&
         pm_load_relaxed(&ctl_of(rt, s)->summary) == 0 &&
         pm_load_relaxed(&ctl_of(rt, s)->n_pub) == 0) {
-        owned_remove(t, s);
+        uint32_t i = 0;
+        while (i < t->n_owned && t->owned[i] != s)
+            i++;
+        if (i < t->n_owned && (t->spare & (1u << i)))
+            return;     /* a spare already: frees finished together (a
+                           transaction's) each find it empty */
+        uint32_t pages = rt->cls[h->cls].n_pages;
+        /* at most rt->spare_max, and a sixteenth of the space as it is now
+         * (a growable one may be far below its maximum) */
+        uint64_t now = pm_load_relaxed(&rt->n_pages) / 16;
+        if (i < t->n_owned && rec->spare_pages + pages <= rt->spare_max &&
+            rec->spare_pages + pages <= now) {
+            t->spare |= 1u << i;        /* kept: a spare */
+            rec->spare_pages += pages;
+            return;
+        }
+        if (i < t->n_owned)
+            owned_drop(rt, rec, t, i);
         (void)release(rt, rec, s);
     }
 }
@@ -745,6 +803,14 @@ void sb_free_local(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
 bool sb_readopt(struct pm_rt *rt, struct pm_trec *rec, uint32_t s, uint32_t c)
 {
     struct pm_tcache *t = &rec->cls[c];
+    if (t->n_owned >= PM_OWNED_MAX && t->spare != 0) {
+        /* a superblock with live blocks the thread frees into is worth
+         * more than a spare: without the room its frees would be remote */
+        uint32_t i = (uint32_t)pm_ctz64(t->spare);
+        uint32_t sp = t->owned[i];
+        owned_drop(rt, rec, t, i);
+        hand_back(rt, rec, sp, c);
+    }
     if (t->n_owned >= PM_OWNED_MAX)
         return false;
     if (!anchor_move(rt, s, PM_SB_ORPHAN, rec->id, false, PM_SB_OWNED, rec->id))
@@ -965,7 +1031,7 @@ uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec, uint32_t *reowned)
             uint32_t s = t->owned[i];
             collect(rt, s);
             if (all_clear(sb_header(rt, s)) && release(rt, rec, s)) {
-                t->owned[i] = t->owned[--t->n_owned];
+                owned_drop(rt, rec, t, i);
                 freed++;
             } else {
                 i++;
@@ -1051,6 +1117,8 @@ void sb_forget_thread(struct pm_trec *rec)
         struct pm_tcache *t = &rec->cls[c];
         drop_current(t);
         t->n_owned = 0;
+        t->spare = 0;
         t->freemap = 0;
     }
+    rec->spare_pages = 0;
 }

@@ -72,6 +72,7 @@ static void rec_init(struct pm_trec *rec, uint32_t id)
     rec->owned_low = pm_anchor_owned_low(id);
     rec->lane = -1;
     rec->seen_revokes = pm_load_acquire(&rec->revokes);
+    rec->spare_pages = 0;
     for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
         struct pm_tcache *t = &rec->cls[c];
         memset(t, 0, sizeof *t);

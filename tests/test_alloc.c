@@ -335,10 +335,11 @@ static uint32_t class_of_size(allocator_space_t *a, uint32_t size)
     return c;
 }
 
-/* A superblock the thread has set aside (full, a newer one current) is
- * released as soon as its owner frees its last block, by the free fast
- * path as by the general one: no empty superblock is left held. */
-static void test_set_aside_released(void)
+/* A superblock the thread has set aside (full, a newer one current) and
+ * then empties, by the free fast path as by the general one, stays the
+ * thread's as a spare (superblock.c), and is the next one it allocates
+ * from: no superblock is carved while it has one. */
+static void test_set_aside_spare(void)
 {
     const char *p = t_path("alloc-aside");
     allocator_space_t *a = create_persistent_allocator(p, 16u << 20);
@@ -357,11 +358,182 @@ static void test_set_aside_released(void)
     for (int i = 0; i < first; i++)
         persistent_free(a, b[i]);       /* the first, set aside, empties */
     REQUIRE(persistent_stats_get(a, &st) == 0);
+    CHECK_EQ(st.empty_superblocks, 1);  /* kept */
+    CHECK_EQ(st.cls[c].superblocks, 3);
+    /* the third (current) has first - 1 blocks free: the next first
+     * mallocs take them and one block of the spare */
+    for (int i = 0; i < first; i++)
+        REQUIRE((b[i] = persistent_malloc(a, 1000)) != NULL);
+    REQUIRE(persistent_stats_get(a, &st) == 0);
     CHECK_EQ(st.empty_superblocks, 0);
-    CHECK_EQ(st.cls[c].superblocks, 2);
-    for (int i = first; i < n; i++)
+    CHECK_EQ(st.cls[c].superblocks, 3);
+    for (int i = 0; i < n; i++)
         persistent_free(a, b[i]);
-    t_check_clean(a, "set-aside superblock released");
+    t_check_clean(a, "set-aside superblock kept");
+    destroy_persistent_allocator(a);
+    unlink(p);
+}
+
+/* Fills class c's superblocks with size-byte blocks up to bytes, then
+ * frees them in the order they came; the number of blocks. */
+static int fill_and_free(allocator_space_t *a, size_t size, uint64_t bytes, void **b, int max)
+{
+    int n = 0;
+    for (uint64_t got = 0; got < bytes; got += size) {
+        REQUIRE(n < max && (b[n] = persistent_malloc(a, size)) != NULL);
+        t_fill(b[n], 64, size);
+        n++;
+    }
+    for (int i = 0; i < n; i++) {
+        CHECK(t_verify(b[i], 64, size));
+        persistent_free(a, b[i]);
+    }
+    return n;
+}
+
+/* The spares a thread keeps are bounded: at most a sixteenth of a space
+ * smaller than 64 MiB (PM_SPARE_BYTES, 4 MiB, above), by their classes'
+ * preferred lengths, and of a growable one as large as it is now; the
+ * rest of what it empties goes back at once. */
+static void test_spare_bound(uint64_t max)
+{
+    const char *p = t_path("alloc-spare-bound");
+    uint64_t cap = 4u << 20;
+    allocator_space_t *a = t_create(p, cap, max);
+    static void *b[4096];
+    struct persistent_stats st;
+    uint32_t c = class_of_size(a, 1024);
+    /* three rounds: the spares one leaves are the next one's first
+     * superblocks, and the count of the thread's spares follows them */
+    for (int round = 0; round < 3; round++) {
+        int n = 0;
+        for (uint64_t got = 0; got < (2u << 20); got += 1000)
+            REQUIRE(n < 4096 && (b[n++] = persistent_malloc(a, 1000)) != NULL);
+        REQUIRE(persistent_stats_get(a, &st) == 0);
+        uint64_t sb_bytes = st.superblock_bytes / st.cls[c].superblocks;
+        REQUIRE(st.cls[c].superblocks > 8);
+        for (int i = 0; i < n; i++)
+            persistent_free(a, b[i]);
+        REQUIRE(persistent_stats_get(a, &st) == 0);
+        printf("spares, max %" PRIu64 " MiB, round %d: %" PRIu64 " superblocks of %" PRIu64
+               " bytes held empty of %" PRIu64 " bytes of 1 KiB blocks freed, the bound %"
+               PRIu64 "\n", max >> 20, round, st.empty_superblocks, sb_bytes,
+               (uint64_t)n * 1024, cap / 16);
+        CHECK_EQ(st.superblocks, st.empty_superblocks);
+        CHECK(st.empty_superblocks >= 2);   /* the current one and a spare */
+        CHECK(st.superblock_bytes <= cap / 16 + sb_bytes);
+    }
+    t_check_clean(a, "spares bounded");
+    persistent_space_close(a);
+    unlink(p);
+}
+
+/* A thread gives its spares back before it grows the space: another
+ * class's blocks fill their pages first. */
+static void test_spare_before_growth(void)
+{
+    const char *p = t_path("alloc-spare-grow");
+    /* 16 MiB: a sixteenth holds the spares of both classes below */
+    allocator_space_t *a = t_create(p, 16u << 20, 64u << 20);
+    enum { MAXB = 1 << 19 };
+    static void *b[MAXB];
+    struct persistent_info in;
+    struct persistent_stats st;
+    uint32_t c = class_of_size(a, 1024);
+    REQUIRE(persistent_space_info(a, &in) == 0);
+    uint64_t cap0 = in.capacity;
+    /* six superblocks' worth, fewer than an owned set holds: none is
+     * detached (a detached one that empties goes to the partial list,
+     * which only a scavenge empties) */
+    (void)fill_and_free(a, 1000, 6 * 60000, b, MAXB);
+    REQUIRE(persistent_stats_get(a, &st) == 0);
+    uint32_t held = st.cls[c].superblocks;
+    CHECK(held >= 2);                   /* the current one and spares */
+    /* 64-byte blocks until the space grows */
+    int n = 0;
+    do {
+        REQUIRE(n < MAXB && (b[n++] = persistent_malloc(a, 64)) != NULL);
+        REQUIRE(persistent_space_info(a, &in) == 0);
+    } while (in.capacity == cap0);
+    REQUIRE(persistent_stats_get(a, &st) == 0);
+    printf("spares before growth: %u superblocks of 1 KiB blocks held, %u when"
+           " %d blocks of 64 bytes grew the space\n", held, st.cls[c].superblocks, n);
+    CHECK(st.cls[c].superblocks <= 1);  /* its current one, if any */
+    for (int i = 0; i < n; i++)
+        persistent_free(a, b[i]);
+    /* and before a large block grows it */
+    uint64_t cap1 = in.capacity;
+    (void)fill_and_free(a, 1000, 6 * 60000, b, MAXB);
+    REQUIRE(persistent_stats_get(a, &st) == 0);
+    held = st.cls[c].superblocks;
+    CHECK(held >= 2);
+    n = 0;
+    do {
+        REQUIRE(n < MAXB && (b[n++] = persistent_malloc(a, 256u << 10)) != NULL);
+        REQUIRE(persistent_space_info(a, &in) == 0);
+    } while (in.capacity == cap1);
+    REQUIRE(persistent_stats_get(a, &st) == 0);
+    printf("spares before growth: %u superblocks of 1 KiB blocks held, %u when"
+           " %d blocks of 256 KiB grew the space\n", held, st.cls[c].superblocks, n);
+    CHECK(st.cls[c].superblocks <= 1);
+    for (int i = 0; i < n; i++)
+        persistent_free(a, b[i]);
+    t_check_clean(a, "spares before growth");
+    persistent_space_close(a);
+    unlink(p);
+}
+
+/* Spares fill the owned set of a space large enough for eight of them;
+ * the thread's frees into the superblocks it detached (full, the set
+ * full) still find room there, a spare giving way, and go the local way:
+ * nothing is left on the partial list with all its blocks freed. */
+static void test_spare_full_set(void)
+{
+    const char *p = t_path("alloc-spare-set");
+    allocator_space_t *a = create_persistent_allocator(p, 64u << 20);
+    REQUIRE(a != NULL);
+    static void *b[4096];
+    struct persistent_stats st;
+    uint32_t c = class_of_size(a, 1024);
+    for (int round = 0; round < 2; round++) {
+        int n = fill_and_free(a, 1000, 20 * 60000, b, 4096);
+        REQUIRE(persistent_stats_get(a, &st) == 0);
+        printf("spares, a full set, round %d: %u superblocks of 1 KiB blocks left"
+               " after %d blocks freed\n", round, st.cls[c].superblocks, n);
+        CHECK(st.cls[c].superblocks >= 2);
+        CHECK(st.cls[c].superblocks <= 1 + 8);  /* current and owned set */
+    }
+    t_check_clean(a, "spares, a full set");
+    destroy_persistent_allocator(a);
+    unlink(p);
+}
+
+/* An aborted transaction's allocations are freed together: their bits
+ * first, then each block's bookkeeping, every one of which finds the
+ * set-aside superblock empty.  It becomes one spare, counted once: the
+ * thread keeps spares afterwards. */
+static void test_spare_after_abort(void)
+{
+    const char *p = t_path("alloc-spare-abort");
+    allocator_space_t *a = create_persistent_allocator(p, 64u << 20);
+    REQUIRE(a != NULL);
+    static void *b[4096];
+    struct persistent_stats st;
+    uint32_t c = class_of_size(a, 1024);
+    REQUIRE(persistent_tx_begin(a) == 0);
+    for (int i = 0; i < 3 * 64; i++)
+        REQUIRE(persistent_tx_alloc(a, 1000) != NULL);
+    REQUIRE(persistent_tx_abort(a) == 0);
+    for (int round = 0; round < 2; round++) {
+        /* six superblocks' worth, all kept (the current one and five
+         * spares) but for the abort's three, which the rounds take first */
+        (void)fill_and_free(a, 1000, 6 * 60000, b, 4096);
+        REQUIRE(persistent_stats_get(a, &st) == 0);
+        printf("spares after an abort, round %d: %u superblocks of 1 KiB blocks left\n",
+               round, st.cls[c].superblocks);
+        CHECK(st.cls[c].superblocks >= 5);
+    }
+    t_check_clean(a, "spares after an abort");
     destroy_persistent_allocator(a);
     unlink(p);
 }
@@ -568,7 +740,12 @@ int main(void)
     test_null_space();
     test_double_free_beside_remote_free();
     test_stats();
-    test_set_aside_released();
+    test_set_aside_spare();
+    test_spare_bound(0);
+    test_spare_bound(256u << 20);
+    test_spare_before_growth();
+    test_spare_full_set();
+    test_spare_after_abort();
     test_current_reused();
     test_calls_after_thread_exit();
     t_check_clean(s, "at the end");

@@ -419,6 +419,41 @@ __attribute__((constructor)) static void key_at_load(void)
          find="""    if (n_used < h->n_blocks) {""",
          replace="""    if (n_used + 1 < h->n_blocks) {""",
          what="off by one: a recovered superblock with one free block is not listed"),
+    dict(id="sb-spare-not-kept", file="src/superblock.c",
+         find="""        if (i < t->n_owned && rec->spare_pages + pages <= rt->spare_max &&""",
+         replace="""        if (i < t->n_owned && false &&""",
+         what="a set-aside superblock its owner's frees empty is released at once: the "
+              "next malloc of its class carves one again (with two threads, the other's)"),
+    dict(id="sb-spare-unbounded", file="src/superblock.c",
+         find="""        if (i < t->n_owned && rec->spare_pages + pages <= rt->spare_max &&
+            rec->spare_pages + pages <= now) {""",
+         replace="""        if (i < t->n_owned) {""",
+         what="a thread keeps every superblock it empties, past its spares' bound"),
+    dict(id="sb-spare-not-uncounted", file="src/superblock.c",
+         find="""        rec->spare_pages -= rt->cls[t - rec->cls].n_pages;""",
+         replace="""        rec->spare_pages -= 0u * rt->cls[t - rec->cls].n_pages;""",
+         what="a spare taken back into use stays counted: after a round or two the "
+              "thread keeps none"),
+    dict(id="sb-spare-counted-twice", file="src/superblock.c",
+         find="""        if (i < t->n_owned && (t->spare & (1u << i)))""",
+         replace="""        if (false)""",
+         what="a spare's pages are counted again by every free finished with it (an "
+              "aborted transaction's): the thread's bound is used up by one superblock"),
+    dict(id="sb-spare-by-max-only", file="src/superblock.c",
+         find="""            rec->spare_pages + pages <= now) {""",
+         replace="""            true) {""",
+         what="a growable space far below its maximum: its threads' spares are bounded "
+              "by the maximum, not by the space as it is"),
+    dict(id="sb-spare-blocks-readopt", file="src/superblock.c",
+         find="""    if (t->n_owned >= PM_OWNED_MAX && t->spare != 0) {""",
+         replace="""    if (false) {""",
+         what="spares fill the owned set: the thread's frees into superblocks it "
+              "detached go the remote way and leave them listed, empty"),
+    dict(id="sb-spare-kept-at-growth", file="src/superblock.c",
+         find="""            if (sb_release_spares(rt, rec) || runs)""",
+         replace="""            if (runs)""",
+         what="a thread grows the space for a superblock while its spares of other "
+              "classes hold free pages"),
 
     # ------------------------------------------------------------ alloc.c
     dict(id="alloc-fast-nopersist", file="src/alloc.c",
@@ -511,7 +546,7 @@ __attribute__((constructor)) static void key_at_load(void)
     dict(id="free-fast-keeps-emptied", file="src/free.c",
          find="""                    ((word & ~bit) == 0 && !current))) {""",
          replace="""                    false)) {""",
-         what="free's fast path empties a word of a set-aside superblock without the general path's check for an empty superblock (it stays owned, its pages kept)"),
+         what="free's fast path empties a word of a set-aside superblock without the general path's check for an empty superblock (it stays owned, neither counted as a spare nor given back before growth)"),
     dict(id="free-fast-current-not-noted", file="src/free.c",
          find="""    t->freemap |= (UINT64_C(1) << w) & ((uint64_t)0 - current);""",
          replace="""    t->freemap |= (UINT64_C(0) << w) & ((uint64_t)0 - current);""",
@@ -761,6 +796,11 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""            true) {""",
          what="a block at the end of the space is copied to a new run instead of "
               "growing the space under it (realloc by 1.5 leaves a file twice its size)"),
+    dict(id="lg-spare-kept-at-growth", file="src/large.c",
+         find="""            if (sb_release_spares(rt, rec) || runs)""",
+         replace="""            if (runs)""",
+         what="a thread grows the space for a large block while its spare superblocks "
+              "hold free pages"),
 
     # ------------------------------------------------------------ automatic transactions' gate
     dict(id="auto-no-gate", file="src/internal.h",
