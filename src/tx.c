@@ -432,16 +432,14 @@ static bool used_at_begin(const struct pm_tx *tx, uint64_t p)
     return p < tx->n0 && (tx->free0[p >> 6] >> (p & 63)) & 1;
 }
 
-/* n pages (a multiple of unit, at a multiple of unit) for the log to go
- * on in, or PG_NONE.  An automatic transaction's log takes only pages
+/* n pages (a multiple of unit, at a multiple of unit) for an automatic
+ * transaction's log to go on in, or PG_NONE.  It takes only pages
  * that were free when it began (or past the end then): a page freed since
  * may hold a block the rollback makes live again, and the log's own
  * writes are not snapshotted (a review found a freed block's contents
  * overwritten by PAGE entries, after an abort and after a crash alike). */
 static uint64_t seg_claim(struct pm_rt *rt, struct pm_tx *tx, uint64_t n, uint64_t unit)
 {
-    if (!tx->automatic)
-        return pg_alloc(rt, n, unit);
     uint64_t limit = pm_load_acquire(&rt->n_pages);
     uint64_t phase = (rt->data_off >> rt->page_shift) % unit;
     for (int pass = 0; pass < 2; pass++) {
@@ -493,23 +491,39 @@ __attribute__((noinline)) static bool log_room_slow(struct pm_rt *rt, struct pm_
         uint64_t unit = page_of_os() > rt->page_size ? page_of_os() >> rt->page_shift : 1;
         uint64_t n = (want + rt->page_size - 1) >> rt->page_shift;
         n = (n + unit - 1) / unit * unit;
-        uint64_t first = seg_claim(rt, tx, n, unit);
-        if (first == PG_NONE && pg_cache_reclaim(rt))
+        uint64_t first;
+        if (!tx->automatic) {
+            /* pages as a large block's: the thread's kept runs, free pages,
+             * then the runs other threads keep and this one's spare
+             * superblocks, growth, a scavenge (G5b: a segment fails only
+             * where a malloc of its size would).  The caller is outside
+             * any operation.  An automatic transaction's log (below) may
+             * be claimed inside its fault handler, which a write of the
+             * allocator's own may raise inside an operation, and takes
+             * only pages free when it began: no scavenge there. */
+            uint64_t got;
+            pm_op_enter(rt, tx->rec);
+            first = lg_reserve(rt, tx->rec, n << rt->page_shift,
+                               unit > 1 ? unit << rt->page_shift : 0, &got);
+            pm_op_end(tx->rec);
+        } else {
             first = seg_claim(rt, tx, n, unit);
-        for (int grown = 0; first == PG_NONE && grown < 4; grown++) {
-            /* inside a fault (automatic), the header's page may be one the
-             * transaction has not written: growth writes only its page
-             * count there, which a rollback does not restore, so it is
-             * made writable for the growth alone (a later write by the
-             * transaction is caught again, and snapshotted once more) */
-            if (tx->automatic)
+            if (first == PG_NONE && pg_cache_reclaim(rt))
+                first = seg_claim(rt, tx, n, unit);
+            for (int grown = 0; first == PG_NONE && grown < 4; grown++) {
+                /* inside a fault, the header's page may be one the
+                 * transaction has not written: growth writes only its
+                 * page count there, which a rollback does not restore, so
+                 * it is made writable for the growth alone (a later write
+                 * by the transaction is caught again, and snapshotted
+                 * once more) */
                 (void)os_protect(rt->base, page_of_os(), true);
-            int r = pm_space_grow(rt, pm_load_acquire(&rt->n_pages), n);
-            if (tx->automatic)
+                int r = pm_space_grow(rt, pm_load_acquire(&rt->n_pages), n);
                 (void)os_protect(rt->base, page_of_os(), false);
-            if (r != 0)
-                break;
-            first = seg_claim(rt, tx, n, unit);
+                if (r != 0)
+                    break;
+                first = seg_claim(rt, tx, n, unit);
+            }
         }
         /* an automatic transaction made room for its list of segments when
          * it began: no allocation inside a fault */

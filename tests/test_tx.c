@@ -651,6 +651,102 @@ static void test_log_full_alloc(void)
     unlink(p);
 }
 
+/* A log's next segment is found where a malloc of its size would find
+ * pages (G5b): in the superblocks the thread's frees emptied and keeps
+ * for its next blocks, and in those of another thread, idle, that a
+ * scavenge revokes.  A fixed space full of 4 KiB blocks but for them. */
+enum { LR_SMALL = 6 * 64, LR_PAGES = 4096, LR_ADDS = 48 };
+static void *lr_small[LR_SMALL], *lr_pages[LR_PAGES];
+static pthread_barrier_t lr_step;
+
+static void lr_fill_small(allocator_space_t *s)
+{
+    for (int i = 0; i < LR_SMALL; i++) {
+        REQUIRE((lr_small[i] = persistent_malloc(s, 1000)) != NULL);
+        t_fill(lr_small[i], 1000, (uint64_t)i);
+    }
+}
+
+static void lr_free_small(allocator_space_t *s)
+{
+    for (int i = 0; i < LR_SMALL; i++) {
+        CHECK(t_verify(lr_small[i], 1000, (uint64_t)i));
+        persistent_free(s, lr_small[i]);
+    }
+}
+
+static int lr_fill_pages(allocator_space_t *s)
+{
+    int n = 0;
+    while (n < LR_PAGES && (lr_pages[n] = persistent_malloc(s, 4096)) != NULL)
+        n++;
+    REQUIRE(n < LR_PAGES);
+    return n;
+}
+
+static void *lr_other(void *arg)
+{
+    allocator_space_t *s = arg;
+    lr_fill_small(s);
+    pthread_barrier_wait(&lr_step);     /* the space is filled */
+    pthread_barrier_wait(&lr_step);
+    lr_free_small(s);
+    pthread_barrier_wait(&lr_step);     /* its superblocks are empty */
+    pthread_barrier_wait(&lr_step);     /* the transaction is done */
+    return NULL;
+}
+
+/* Snapshots of LR_ADDS of the pages in one transaction; how many were
+ * taken before the log found no room. */
+static int lr_snapshots(allocator_space_t *s, int n)
+{
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    uint64_t empty = st.empty_superblocks, free_bytes = st.free_bytes;
+    REQUIRE(persistent_tx_begin(s) == 0);
+    int k = 0;
+    while (k < LR_ADDS && k < n && persistent_tx_add(s, lr_pages[k], 4096) == 0)
+        k++;
+    REQUIRE(persistent_tx_commit(s) == 0);
+    printf("log room: %d of %d snapshots of 4 KiB with %" PRIu64 " empty superblocks"
+           " held and %" PRIu64 " bytes of free pages\n",
+           k, LR_ADDS, empty, free_bytes);
+    return k;
+}
+
+static void test_log_room_from_spares(void)
+{
+    const char *p = t_path("tx-logspare");
+    allocator_space_t *s = create_persistent_allocator(p, 16u << 20);
+    REQUIRE(s != NULL);
+    warm(s);
+    /* the thread's own */
+    lr_fill_small(s);
+    int n = lr_fill_pages(s);
+    lr_free_small(s);
+    CHECK_EQ(lr_snapshots(s, n), LR_ADDS);
+    for (int i = 0; i < n; i++)
+        persistent_free(s, lr_pages[i]);
+    t_check_clean(s, "after a log made room in the thread's spares");
+    /* another thread's, idle between calls */
+    pthread_t th;
+    pthread_barrier_init(&lr_step, NULL, 2);
+    REQUIRE(pthread_create(&th, NULL, lr_other, s) == 0);
+    pthread_barrier_wait(&lr_step);
+    n = lr_fill_pages(s);
+    pthread_barrier_wait(&lr_step);
+    pthread_barrier_wait(&lr_step);
+    CHECK_EQ(lr_snapshots(s, n), LR_ADDS);
+    pthread_barrier_wait(&lr_step);
+    pthread_join(th, NULL);
+    pthread_barrier_destroy(&lr_step);
+    for (int i = 0; i < n; i++)
+        persistent_free(s, lr_pages[i]);
+    t_check_clean(s, "after a log made room in another thread's spares");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
 /* Threads run transfers between their own accounts at the same time; an
  * abort every fifth leaves its accounts as they were. */
 enum { ACCTS = 64, T = 6, ROUNDS = 3000 };
@@ -2820,6 +2916,7 @@ int main(void)
     test_add_of_others_block();
     test_out_of_space();
     test_log_full_alloc();
+    test_log_room_from_spares();
     test_threads();
     test_thread_exit();
     test_auto();

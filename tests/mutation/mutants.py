@@ -1143,6 +1143,17 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""        run = (uint32_t)(((char *)rv.blk - rt->data) >> rt->page_shift);""",
          what="a transaction's allocation is counted at its own page, not at its superblock's "
               "first page: that run's count no longer says its blocks are marked"),
+    dict(id="tx-log-no-scavenge", file="src/tx.c",
+         find="""            pm_op_enter(rt, tx->rec);
+            first = lg_reserve(rt, tx->rec, n << rt->page_shift,
+                               unit > 1 ? unit << rt->page_shift : 0, &got);
+            pm_op_end(tx->rec);""",
+         replace="""            (void)got;
+            if ((first = pg_alloc(rt, n, unit)) == PG_NONE && pg_cache_reclaim(rt))
+                first = pg_alloc(rt, n, unit);""",
+         what="a transaction's log claims its next segment from free pages and kept "
+              "runs only: ENOMEM while the thread's spare superblocks, or an idle "
+              "thread's empty ones, hold the pages a malloc would find"),
     dict(id="tx-room-not-taken", file="src/tx.c",
          find="""        tx->roomy--;
         return true;""",
@@ -1263,15 +1274,19 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    if (false) {""",
          what="a transaction frees a block another transaction snapshotted"),
     dict(id="tx-auto-log-in-freed-pages", file="src/tx.c",
-         find="""    if (!tx->automatic)
-        return pg_alloc(rt, n, unit);""",
-         replace="""    if (true)
-        return pg_alloc(rt, n, unit);""",
+         find="""static uint64_t seg_claim(struct pm_rt *rt, struct pm_tx *tx, uint64_t n, uint64_t unit)
+{
+""",
+         replace="""static uint64_t seg_claim(struct pm_rt *rt, struct pm_tx *tx, uint64_t n, uint64_t unit)
+{
+    if (true)
+        return pg_alloc(rt, n, unit);
+""",
          what="an automatic transaction's log goes on in pages freed since it began: "
               "its entries overwrite blocks the rollback makes live again"),
     dict(id="tx-auto-log-no-growth", file="src/tx.c",
-         find="""        for (int grown = 0; first == PG_NONE && grown < 4; grown++) {""",
-         replace="""        for (int grown = 0; first == PG_NONE && !tx->automatic && grown < 4; grown++) {""",
+         find="""            for (int grown = 0; first == PG_NONE && grown < 4; grown++) {""",
+         replace="""            for (int grown = 0; first == PG_NONE && false && grown < 4; grown++) {""",
          what="an automatic transaction's log does not grow the space: the process "
               "ends when the pages run out"),
     dict(id="tx-auto-grown-not-flushed", file="src/tx.c",
