@@ -691,7 +691,13 @@ int persistent_check_progress(allocator_space_t *space,
  * PERSISTENT_E_BAD_POINTER, PERSISTENT_E_ROOT_BLOCK or
  * PERSISTENT_E_TX_BLOCK with ptr the offending pointer, or (once per space) PERSISTENT_E_FILE_LOST with ptr
  * the space.  Process-wide; NULL
- * restores the default, which prints one line to stderr. */
+ * restores the default, which prints one line to stderr.  The hook runs on
+ * the thread that made the call, sometimes in the middle of it (a double
+ * free found while collecting other threads' frees): it may record, count
+ * or abort, but must not call this library on the same space, since a
+ * call made there ends the outer call's claim on the thread's superblocks
+ * early, and another thread may then take them while the outer call goes
+ * on writing to them. */
 typedef void persistent_error_fn(allocator_space_t *space, int code,
                                  const void *ptr, const char *msg, void *arg);
 void persistent_error_hook_set(persistent_error_fn *fn, void *arg);

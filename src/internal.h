@@ -58,7 +58,7 @@
 #define PM_SB_FREE        0u   /* not a superblock (or being set up) */
 #define PM_SB_OWNED       1u   /* one thread allocates from it */
 #define PM_SB_ORPHAN      2u   /* nobody owns it, in no list (was full) */
-#define PM_SB_LISTED      3u   /* in its class's partial list */
+#define PM_SB_LISTED      3u   /* in one of its class's partial lists */
 #define PM_SB_REVOKING    4u   /* a thief is taking it from its owner */
 
 static inline uint32_t pm_anchor_state(uint64_t a) { return (uint32_t)(a & 7u); }
@@ -283,7 +283,10 @@ struct pm_rt {
     /* superblocks (superblock.c) */
     pm_atomic_u64 *pagemap;       /* page -> pm_pagemap_entry() of its superblock */
     struct pm_sbctl *ctl;         /* indexed by first page */
-    pm_atomic_u64 partial[PM_N_CLASSES];  /* tagged heads */
+    /* tagged heads of each class's two partial lists: [0] where a
+     * superblock is listed, [1] where a scavenge puts back what it kept
+     * (superblock.c) */
+    pm_atomic_u64 partial[PM_N_CLASSES][2];
     struct pm_class cls[PM_N_CLASSES];
     uint32_t n_small;             /* classes [0, n_small) are served */
     uint32_t max_small;           /* block size of class n_small - 1 */
@@ -1130,8 +1133,10 @@ enum pm_hook_point {
                                      nothing read yet (check.c) */
     PM_HOOK_RUN_VALIDATED,        /* a view found a superblock's header
                                      valid (verify.c run_of) */
-    PM_HOOK_TX_STATE              /* a transaction's state word about to be
+    PM_HOOK_TX_STATE,             /* a transaction's state word about to be
                                      written (tx.c set_state) */
+    PM_HOOK_SCAVENGE_HELD         /* a scavenge took a listed superblock to
+                                     look at (superblock.c sort_lists) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

@@ -3,7 +3,7 @@
  *
  * Every open walks the run bitmaps once: it marks the claimed pages, maps
  * superblock pages to their superblock, and lists every superblock with a
- * free block in its class's partial list, so no thread-cached state of a
+ * free block in its class's partial lists, so no thread-cached state of a
  * previous process matters.  A writer also repairs, idempotently:
  *   - remote-free bits are applied (alloc &= ~remote, remote = 0): frees
  *     that were pending in a dead process take effect;
@@ -540,10 +540,11 @@ void pm_engine_reset(struct pm_rt *rt, struct pm_trec *rec)
         pm_store_relaxed(&rt->snapmark[w], 0);
         pm_store_relaxed(&rt->ownmark[w], 0);
     }
-    for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
-        uint64_t h = pm_load_relaxed(&rt->partial[c]);
-        pm_store_relaxed(&rt->partial[c], ((h >> 32) + 1) << 32);
-    }
+    for (uint32_t c = 0; c < PM_N_CLASSES; c++)
+        for (int side = 0; side < 2; side++) {
+            uint64_t h = pm_load_relaxed(&rt->partial[c][side]);
+            pm_store_relaxed(&rt->partial[c][side], ((h >> 32) + 1) << 32);
+        }
     pg_init(rt);
     pg_cache_forget(rt);
     sb_forget_thread(rec);

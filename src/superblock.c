@@ -32,8 +32,8 @@
  *    pressure (give_back), to a scavenge (its own, or a thief's), at the
  *    thread's exit, and one gives way to an orphan the thread re-adopts
  *    (sb_readopt) when the owned set is full.
- *  - LISTED <=> in exactly one partial list; only the thread that pops it
- *    moves it out of LISTED.
+ *  - LISTED <=> in exactly one of its class's two partial lists; only the
+ *    thread that pops it moves it out of LISTED.
  *  - A remote free sets its remote bit, then the summary bit, then reads the
  *    anchor; a detaching owner CASes the anchor to ORPHAN, then reads the
  *    summary.  All four are seq_cst, so at least one of the two sees the
@@ -113,11 +113,15 @@ bool sb_header_valid(struct pm_rt *rt, const struct pm_sb_header *h,
            first + h->n_pages <= pm_load_acquire(&rt->n_pages);
 }
 
-/* ---- partial lists: Treiber stacks with a 32-bit tag against ABA ---- */
+/* ---- partial lists: Treiber stacks with a 32-bit tag against ABA ----
+ *
+ * Two a class: superblocks are listed on side 0; a scavenge puts what it
+ * looked at and kept on the other side, one superblock at a time (see
+ * sort_lists).  A pop takes from side 0, then side 1 (partial_pop). */
 
-static void partial_push(struct pm_rt *rt, uint32_t c, uint32_t s)
+static void push_side(struct pm_rt *rt, uint32_t c, int side, uint32_t s)
 {
-    pm_atomic_u64 *head = &rt->partial[c];
+    pm_atomic_u64 *head = &rt->partial[c][side];
     uint64_t h = pm_load_relaxed(head);
     uint64_t nh;
     do {
@@ -126,9 +130,14 @@ static void partial_push(struct pm_rt *rt, uint32_t c, uint32_t s)
     } while (!pm_cas_weak_acq_rel(head, &h, nh));
 }
 
-static uint32_t partial_pop(struct pm_rt *rt, uint32_t c)
+static void partial_push(struct pm_rt *rt, uint32_t c, uint32_t s)
 {
-    pm_atomic_u64 *head = &rt->partial[c];
+    push_side(rt, c, 0, s);
+}
+
+static uint32_t pop_side(struct pm_rt *rt, uint32_t c, int side)
+{
+    pm_atomic_u64 *head = &rt->partial[c][side];
     uint64_t h = pm_load_acquire(head);
     while ((uint32_t)h != 0) {
         uint32_t s = (uint32_t)h - 1;
@@ -139,6 +148,17 @@ static uint32_t partial_pop(struct pm_rt *rt, uint32_t c)
             return s;
     }
     return PM_NO_SB;
+}
+
+/* Side 0, side 1, then side 0 again: a scavenge moving a superblock from
+ * side 1 to side 0 between the first two looks has pushed it by the third,
+ * unless it is still the one superblock that scavenge holds. */
+static uint32_t partial_pop(struct pm_rt *rt, uint32_t c)
+{
+    uint32_t s = pop_side(rt, c, 0);
+    if (s == PM_NO_SB && (s = pop_side(rt, c, 1)) == PM_NO_SB)
+        s = pop_side(rt, c, 0);
+    return s;
 }
 
 /* ---- anchor transitions ---- */
@@ -999,31 +1019,54 @@ static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec, uint32_t *k
     return freed;
 }
 
-uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec, uint32_t *reowned)
+/* The partial lists of every class sorted: empty superblocks released,
+ * the others listed again.  Each one taken is put back, on the other side,
+ * before the next is taken, so a thread stopped here holds one superblock
+ * at most.  (Until 2026-12-04 the kept ones went on a private chain until
+ * the class was done: a thread stopped there held the class's partial
+ * superblocks, and the others' mallocs of that class found nothing to
+ * take: docs/design.md, G5b.)  Side 1 first, to side 0; then side 0, with
+ * those, to side 1: every superblock listed when it began is looked at
+ * once or twice.  Each pass takes at most as many superblocks as the class
+ * can have in the space, so that two scavenges moving the same superblocks
+ * to and fro both end. */
+static uint32_t sort_lists(struct pm_rt *rt, struct pm_trec *rec)
 {
     uint32_t freed = 0;
-    for (uint32_t c = 0; c < rt->n_small; c++) {
-        /* empty every partial list, releasing what is empty, then put the
-         * rest back; the local chain runs through the (now owned) ctl */
-        uint32_t chain = PM_NO_SB, s;
-        while ((s = partial_pop(rt, c)) != PM_NO_SB) {
-            if (!anchor_move(rt, s, PM_SB_LISTED, 0, true, PM_SB_OWNED, rec->id))
-                continue;
-            collect(rt, s);
-            if (all_clear(sb_header(rt, s)) && release(rt, rec, s)) {
-                freed++;
-                continue;
+    uint64_t n_pages = pm_load_acquire(&rt->n_pages);
+    for (uint32_t c = 0; c < rt->n_small; c++)
+        for (int from = 1; from >= 0; from--) {
+            uint64_t bound = n_pages / rt->cls[c].floor_pages + 1;
+            uint32_t s;
+            for (uint64_t taken = 0;
+                 taken < bound && (s = pop_side(rt, c, from)) != PM_NO_SB; taken++) {
+                if (!anchor_move(rt, s, PM_SB_LISTED, 0, true, PM_SB_OWNED, rec->id))
+                    continue;
+                pm_hook(PM_HOOK_SCAVENGE_HELD);
+                collect(rt, s);
+                if (all_clear(sb_header(rt, s)) && release(rt, rec, s)) {
+                    freed++;
+                    continue;
+                }
+                if (own_move(rt, rec, s, PM_SB_LISTED, 0))
+                    push_side(rt, c, 1 - from, s);
             }
-            pm_store_relaxed(&ctl_of(rt, s)->next, chain == PM_NO_SB ? 0u : chain + 1);
-            chain = s;
         }
-        while (chain != PM_NO_SB) {
-            uint32_t next = pm_load_relaxed(&ctl_of(rt, chain)->next);
-            if (own_move(rt, rec, chain, PM_SB_LISTED, 0))
-                partial_push(rt, c, chain);
-            chain = next ? next - 1 : PM_NO_SB;
-        }
-    }
+    return freed;
+}
+
+uint32_t sb_scavenge(struct pm_rt *rt, struct pm_trec *rec, uint32_t *reowned)
+{
+    /* the thread's books first: its own superblocks are collected below,
+     * and one a thief took while it was between calls is another's now
+     * (an owner re-validates before it touches anything: the revocation
+     * protocol above).  A large malloc, a lane's first log and a
+     * transaction's next segment reach here with nothing synced, and a
+     * collect of a superblock its new owner allocates from could lose
+     * that owner's allocation bit (docs/design.md, G5b). */
+    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+        sb_owner_sync(rt, rec);
+    uint32_t freed = sort_lists(rt, rec);
     /* this thread's own empty superblocks */
     for (uint32_t c = 0; c < rt->n_small; c++) {
         struct pm_tcache *t = &rec->cls[c];

@@ -378,6 +378,19 @@ static void *detach_owner(void *arg)
     return NULL;
 }
 
+/* The end of an x_ schedule: every block freed by now, the heap checks
+ * clean with nothing live; the space closed and removed. */
+static void x_finish(const char *path, const char *name, const char *what)
+{
+    t_check_clean(x_space, name);
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(x_space, &st) == 0);
+    CHECK_EQ(st.live_blocks, 0);
+    persistent_space_close(x_space);
+    unlink(path);
+    printf("%-10s: %s\n", name, what);
+}
+
 static void run_detach(void)
 {
     const char *path = t_path("revoke-detach");
@@ -395,13 +408,7 @@ static void run_detach(void)
     for (int i = 0; i < x_n; i++)
         if (i != x_freed_at)
             persistent_free(x_space, blocks[i]);
-    t_check_clean(x_space, "detach");
-    struct persistent_stats st;
-    REQUIRE(persistent_stats_get(x_space, &st) == 0);
-    CHECK_EQ(st.live_blocks, 0);
-    persistent_space_close(x_space);
-    unlink(path);
-    printf("%-10s: a remote free as its superblock is detached\n", "detach");
+    x_finish(path, "detach", "a remote free as its superblock is detached");
 }
 
 static void *fill_one(void *arg)
@@ -457,13 +464,105 @@ static void run_busy(void)
         persistent_free(x_space, blocks[i]);   /* remote: all of them */
     pthread_create(&t, NULL, busy_owner, NULL);
     pthread_join(t, NULL);
-    t_check_clean(x_space, "busy");
-    struct persistent_stats st;
-    REQUIRE(persistent_stats_get(x_space, &st) == 0);
-    CHECK_EQ(st.live_blocks, 0);
-    persistent_space_close(x_space);
-    unlink(path);
-    printf("%-10s: a thief revoking while the owner is inside a malloc\n", "busy");
+    x_finish(path, "busy", "a thief revoking while the owner is inside a malloc");
+}
+
+/* stale: an owner's books are stale after a thief took its superblocks
+ * while it was between calls; its next call that scavenges (a large
+ * malloc, a lane's first log, a transaction's next log segment: none of
+ * them re-validates first) must not collect a superblock it no longer
+ * owns.  The owner A set S aside (full, then one block freed); a thief
+ * revokes it and lists it; the thief allocates S's free block (S is its
+ * own now); a third thread frees another block of S (a remote bit); with
+ * the thief inside a call, A scavenges.  Before, A's look at its own
+ * superblocks collected S under its new owner's plain stores (the remote
+ * bit consumed, the allocation word written by two threads); now A syncs
+ * first and S's remote free waits for its owner. */
+static struct pm_trec *s_rec;
+static void *s_y;
+
+static void *stale_owner(void *arg)
+{
+    (void)arg;
+    struct pm_rt *rt;
+    s_rec = pm_thread_rec(x_space, &rt);
+    REQUIRE(s_rec != NULL);
+    int n = (int)rt->cls[pm_size_class(SIZE)].n_blocks;
+    for (x_n = 0; x_n <= n; x_n++)       /* one superblock full, set aside */
+        REQUIRE((x_blocks[x_n] = persistent_malloc(x_space, SIZE)) != NULL);
+    persistent_free(x_space, x_blocks[0]);  /* its one free block */
+    atomic_store(&stage, 1);
+    wait_stage(2);
+    pm_op_begin(s_rec);
+    sb_scavenge(rt, s_rec, NULL);
+    pm_op_end(s_rec);
+    atomic_store(&stage, 3);
+    wait_stage(4);
+    return NULL;
+}
+
+static void *remote_freer(void *arg)
+{
+    (void)arg;
+    persistent_free(x_space, s_y);
+    return NULL;
+}
+
+static bool remote_bit(struct pm_rt *rt, uint32_t s, const void *p)
+{
+    struct pm_sb_header *h = sb_header(rt, s);
+    uint64_t i = (uint64_t)((const char *)p - (const char *)h - h->data_start) / h->block_size;
+    return (pm_load_acquire(&h->bits[h->n_words + i / 64]) >> (i % 64)) & 1;
+}
+
+static void run_stale(void)
+{
+    const char *path = t_path("revoke-stale");
+    x_space = create_persistent_allocator(path, 32u << 20);
+    REQUIRE(x_space != NULL);
+    static void *blocks[4096], *mine[4096];
+    x_blocks = blocks;
+    atomic_store(&stage, 0);
+    pthread_t a, t;
+    pthread_create(&a, NULL, stale_owner, NULL);
+    wait_stage(1);
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(x_space, &rt);
+    REQUIRE(rec != NULL);
+    uint32_t c = pm_size_class(SIZE);
+    uint32_t s = pm_run_first(rt, (uint64_t)((char *)blocks[0] - rt->base));
+    struct pm_tcache *at = &s_rec->cls[c];
+    REQUIRE(at->n_owned == 1 && at->owned[0] == s);      /* set aside */
+    pm_op_begin(rec);
+    sb_scavenge(rt, rec, NULL);                          /* revokes A's */
+    pm_op_end(rec);
+    CHECK_EQ(pm_anchor_state(pm_load_acquire(&rt->ctl[s].anchor)), PM_SB_LISTED);
+    int k = 0;
+    do                                  /* until S's free block is this thread's */
+        REQUIRE(k < 4096 && (mine[k++] = persistent_malloc(x_space, SIZE)) != NULL);
+    while (mine[k - 1] != blocks[0]);
+    uint64_t an = pm_load_acquire(&rt->ctl[s].anchor);
+    REQUIRE(pm_anchor_state(an) == PM_SB_OWNED && pm_anchor_owner(an) == rec->id);
+    REQUIRE(at->n_owned == 1 && at->owned[0] == s);      /* A's books: stale */
+    s_y = blocks[1];
+    pthread_create(&t, NULL, remote_freer, NULL);
+    pthread_join(t, NULL);
+    REQUIRE(remote_bit(rt, s, s_y));
+    pm_op_begin(rec);                   /* inside a call: not to be revoked */
+    atomic_store(&stage, 2);
+    wait_stage(3);
+    CHECK(remote_bit(rt, s, s_y));      /* the free is its owner's to collect */
+    an = pm_load_acquire(&rt->ctl[s].anchor);
+    CHECK(pm_anchor_state(an) == PM_SB_OWNED && pm_anchor_owner(an) == rec->id);
+    CHECK_EQ(at->n_owned, 0);           /* A dropped it from its books */
+    pm_op_end(rec);
+    atomic_store(&stage, 4);
+    pthread_join(a, NULL);
+    for (int i = 0; i < k; i++)
+        persistent_free(x_space, mine[i]);
+    for (int i = 2; i < x_n; i++)
+        persistent_free(x_space, blocks[i]);
+    x_finish(path, "stale", "a scavenge by an owner whose superblock a thief took");
 }
 
 int main(void)
@@ -481,5 +580,6 @@ int main(void)
     pm_store_release(&pm_test_hook, x_hook);
     run_detach();
     run_busy();
+    run_stale();
     return t_done();
 }

@@ -455,6 +455,53 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a thread grows the space for a superblock while its spares of other "
               "classes hold free pages"),
 
+    dict(id="sb-scavenge-stale-books", file="src/superblock.c",
+         find="""    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+        sb_owner_sync(rt, rec);
+    uint32_t freed = sort_lists(rt, rec);""",
+         replace="""    uint32_t freed = sort_lists(rt, rec);""",
+         what="a scavenge collects the superblocks in the thread's books without "
+              "re-validating them: one a thief took while the thread was between calls "
+              "is collected under its new owner's plain stores"),
+    dict(id="sb-scavenge-private-chain", file="src/superblock.c",
+         find="""            uint32_t s;
+            for (uint64_t taken = 0;
+                 taken < bound && (s = pop_side(rt, c, from)) != PM_NO_SB; taken++) {
+                if (!anchor_move(rt, s, PM_SB_LISTED, 0, true, PM_SB_OWNED, rec->id))
+                    continue;
+                pm_hook(PM_HOOK_SCAVENGE_HELD);
+                collect(rt, s);
+                if (all_clear(sb_header(rt, s)) && release(rt, rec, s)) {
+                    freed++;
+                    continue;
+                }
+                if (own_move(rt, rec, s, PM_SB_LISTED, 0))
+                    push_side(rt, c, 1 - from, s);
+            }""",
+         replace="""            uint32_t s, chain = PM_NO_SB;
+            for (uint64_t taken = 0;
+                 taken < bound && (s = pop_side(rt, c, from)) != PM_NO_SB; taken++) {
+                if (!anchor_move(rt, s, PM_SB_LISTED, 0, true, PM_SB_OWNED, rec->id))
+                    continue;
+                pm_hook(PM_HOOK_SCAVENGE_HELD);
+                collect(rt, s);
+                if (all_clear(sb_header(rt, s)) && release(rt, rec, s)) {
+                    freed++;
+                    continue;
+                }
+                pm_store_relaxed(&ctl_of(rt, s)->next, chain == PM_NO_SB ? 0u : chain + 1);
+                chain = s;
+            }
+            while (chain != PM_NO_SB) {
+                uint32_t next = pm_load_relaxed(&ctl_of(rt, chain)->next);
+                if (own_move(rt, rec, chain, PM_SB_LISTED, 0))
+                    push_side(rt, c, 1 - from, chain);
+                chain = next ? next - 1 : PM_NO_SB;
+            }""",
+         what="a scavenge keeps the superblocks it looked at on a private chain until "
+              "the class is done: stopped there, it holds the class's partial superblocks "
+              "and the others' mallocs of that class report ENOMEM"),
+
     # ------------------------------------------------------------ alloc.c
     dict(id="alloc-fast-nopersist", file="src/alloc.c",
          find="""    pm_persist(rt, w, sizeof *w);
