@@ -483,7 +483,9 @@ int persistent_realloc_into(allocator_space_t *space,
  *
  * Setup-style calls return 0 or a negative code: -EINVAL (no transaction,
  * a range or block that is not in the space), PERSISTENT_E_BAD_POINTER,
- * -ENOMEM (no room for the log), -EROFS. */
+ * -ENOMEM (no room for the log: its next segment is looked for as a
+ * malloc of its size would be, other threads' empty superblocks
+ * included), -EROFS. */
 
 /* Starts a transaction in the calling thread, or nests in its open one. */
 int persistent_tx_begin(allocator_space_t *space);
