@@ -284,8 +284,8 @@ struct pm_rt {
     pm_atomic_u64 *pagemap;       /* page -> pm_pagemap_entry() of its superblock */
     struct pm_sbctl *ctl;         /* indexed by first page */
     /* tagged heads of each class's two partial lists: [0] where a
-     * superblock is listed, [1] where a scavenge puts back what it kept
-     * (superblock.c) */
+     * superblock is listed; a scavenge moves what it keeps from one to the
+     * other, [1] to [0] and then [0] to [1] (superblock.c sort_lists) */
     pm_atomic_u64 partial[PM_N_CLASSES][2];
     struct pm_class cls[PM_N_CLASSES];
     uint32_t n_small;             /* classes [0, n_small) are served */

@@ -150,9 +150,13 @@ static uint32_t pop_side(struct pm_rt *rt, uint32_t c, int side)
     return PM_NO_SB;
 }
 
-/* Side 0, side 1, then side 0 again: a scavenge moving a superblock from
- * side 1 to side 0 between the first two looks has pushed it by the third,
- * unless it is still the one superblock that scavenge holds. */
+/* Side 0, side 1, then side 0 again: a scavenge that moved a superblock
+ * from side 1 to side 0 between the first two looks has pushed it by the
+ * third.  Not a snapshot: one moving it from side 0 to side 1 across the
+ * three looks, or two scavenges passing it between them, can still hide it
+ * from one pop (a refill then carves, or, with every page taken, tries
+ * again after its scavenge; before the two lists a scavenge hid the whole
+ * class for as long as it sorted it). */
 static uint32_t partial_pop(struct pm_rt *rt, uint32_t c)
 {
     uint32_t s = pop_side(rt, c, 0);
