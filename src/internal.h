@@ -287,6 +287,10 @@ struct pm_rt {
      * superblock is listed; a scavenge moves what it keeps from one to the
      * other, [1] to [0] and then [0] to [1] (superblock.c sort_lists) */
     pm_atomic_u64 partial[PM_N_CLASSES][2];
+    /* per class, raised by a scavenge before it takes a superblock from
+     * one of the lists and after it has put it on the other: a pop that
+     * found both empty looks again when this moved meanwhile */
+    pm_atomic_u64 sort_moves[PM_N_CLASSES];
     struct pm_class cls[PM_N_CLASSES];
     uint32_t n_small;             /* classes [0, n_small) are served */
     uint32_t max_small;           /* block size of class n_small - 1 */
@@ -1135,8 +1139,13 @@ enum pm_hook_point {
                                      valid (verify.c run_of) */
     PM_HOOK_TX_STATE,             /* a transaction's state word about to be
                                      written (tx.c set_state) */
-    PM_HOOK_SCAVENGE_HELD         /* a scavenge took a listed superblock to
+    PM_HOOK_SCAVENGE_HELD,        /* a scavenge took a listed superblock to
                                      look at (superblock.c sort_lists) */
+    PM_HOOK_POP_SIDE0,            /* a refill found a class's first partial
+                                     list empty, not yet the second */
+    PM_HOOK_POP_LOOKED            /* a refill found both partial lists of a
+                                     class empty, not yet told whether a
+                                     scavenge moved one meanwhile */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

@@ -150,19 +150,34 @@ static uint32_t pop_side(struct pm_rt *rt, uint32_t c, int side)
     return PM_NO_SB;
 }
 
-/* Side 0, side 1, then side 0 again: a scavenge that moved a superblock
- * from side 1 to side 0 between the first two looks has pushed it by the
- * third.  Not a snapshot: one moving it from side 0 to side 1 across the
- * three looks, or two scavenges passing it between them, can still hide it
- * from one pop (a refill then carves, or, with every page taken, tries
- * again after its scavenge; before the two lists a scavenge hid the whole
- * class for as long as it sorted it). */
+/* Side 0, then side 1.  Two looks are not a snapshot: a scavenge moving a
+ * superblock from one side to the other can take it before the look at
+ * its side and put it on the other after the look there (until 2026-12-04
+ * a refill then carved, or with every page taken scavenged and tried
+ * again, and several threads starving at once could see ENOMEM).  So a
+ * pop that found both sides empty looks again whenever rt->sort_moves[c]
+ * moved meanwhile: a scavenge raises it before each take and after each
+ * put.  Of the superblocks listed when the pop began and not taken by
+ * another refill, what it can still miss is one a scavenging thread holds
+ * from before the pop's first look to after its last (taken and not yet
+ * put back): one per scavenging thread, and only while it is stopped or
+ * slower than the pop.  Each look again follows a raise by some scavenge,
+ * and every scavenge is bounded, so the pop waits for nobody (G1). */
 static uint32_t partial_pop(struct pm_rt *rt, uint32_t c)
 {
-    uint32_t s = pop_side(rt, c, 0);
-    if (s == PM_NO_SB && (s = pop_side(rt, c, 1)) == PM_NO_SB)
-        s = pop_side(rt, c, 0);
-    return s;
+    for (;;) {
+        uint64_t seen = pm_load_seq_cst(&rt->sort_moves[c]);
+        uint32_t s = pop_side(rt, c, 0);
+        if (s != PM_NO_SB)
+            return s;
+        pm_hook(PM_HOOK_POP_SIDE0);
+        s = pop_side(rt, c, 1);
+        if (s != PM_NO_SB)
+            return s;
+        pm_hook(PM_HOOK_POP_LOOKED);
+        if (pm_load_seq_cst(&rt->sort_moves[c]) == seen)
+            return PM_NO_SB;
+    }
 }
 
 /* ---- anchor transitions ---- */
@@ -1041,9 +1056,17 @@ static uint32_t sort_lists(struct pm_rt *rt, struct pm_trec *rec)
     for (uint32_t c = 0; c < rt->n_small; c++)
         for (int from = 1; from >= 0; from--) {
             uint64_t bound = n_pages / rt->cls[c].floor_pages + 1;
-            uint32_t s;
-            for (uint64_t taken = 0;
-                 taken < bound && (s = pop_side(rt, c, from)) != PM_NO_SB; taken++) {
+            for (uint64_t taken = 0; taken < bound; taken++) {
+                /* raised before the take and after the put: a pop that
+                 * looked at both sides in between looks again (an empty
+                 * side is left alone, so that a scavenge does not send
+                 * every class's pops round again) */
+                if ((uint32_t)pm_load_acquire(&rt->partial[c][from]) == 0)
+                    break;
+                pm_fetch_add_seq_cst(&rt->sort_moves[c], 1);
+                uint32_t s = pop_side(rt, c, from);
+                if (s == PM_NO_SB)
+                    break;
                 if (!anchor_move(rt, s, PM_SB_LISTED, 0, true, PM_SB_OWNED, rec->id))
                     continue;
                 pm_hook(PM_HOOK_SCAVENGE_HELD);
@@ -1054,6 +1077,7 @@ static uint32_t sort_lists(struct pm_rt *rt, struct pm_trec *rec)
                 }
                 if (own_move(rt, rec, s, PM_SB_LISTED, 0))
                     push_side(rt, c, 1 - from, s);
+                pm_fetch_add_seq_cst(&rt->sort_moves[c], 1);
             }
         }
     return freed;

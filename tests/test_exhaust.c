@@ -757,6 +757,200 @@ static void test_stopped_sorter(void)
     unlink(p);
 }
 
+/* G5b: a refill's pop must not miss a listed superblock that a scavenge
+ * moves from one partial list to the other across its looks (a second
+ * review of 2026-12-04).  One thread allocates a few 64-byte blocks and
+ * leaves: its superblock is the space's one listed superblock.  A large
+ * block takes all but 256 KiB of the pages, so that a thread asking for
+ * 1 MiB scavenges (and then gets NULL).  The hooks stop a scavenge holding
+ * the listed superblock (PM_HOOK_SCAVENGE_HELD) and a third thread's
+ * 64-byte malloc between or after its looks at the two lists
+ * (PM_HOOK_POP_SIDE0, PM_HOOK_POP_LOOKED), in the order each test says.
+ * The malloc must take the listed superblock, not carve a second one
+ * beside it (with no page left it could have reported ENOMEM). */
+static _Thread_local int hs_role;      /* 1: a scavenge, 2: the pop */
+static _Thread_local int hs_looked;    /* the pop's PM_HOOK_POP_LOOKED so far */
+static atomic_int hs_stage, hs_pop_done;
+static int hs_park_sorter, hs_park_side0, hs_park_looked, hs_looked_nth;
+
+static void hs_wait(int stage)
+{
+    uint64_t deadline = t_now_ns() + 60ull * 1000000000u;
+    while (atomic_load(&hs_stage) < stage && !atomic_load(&hs_pop_done)) {
+        REQUIRE(t_now_ns() < deadline);
+        usleep(1000);
+    }
+}
+
+/* Each stop is armed at one stage (0: never), raises it by one there and
+ * waits for the stage hs_go_* names. */
+static int hs_go_sorter, hs_go_side0, hs_go_looked;
+
+static void hs_park(int go)
+{
+    atomic_fetch_add(&hs_stage, 1);
+    uint64_t deadline = t_now_ns() + 60ull * 1000000000u;
+    while (atomic_load(&hs_stage) < go) {
+        REQUIRE(t_now_ns() < deadline);
+        usleep(1000);
+    }
+}
+
+static void hs_hook(int point)
+{
+    if (hs_role == 1 && point == PM_HOOK_SCAVENGE_HELD && hs_park_sorter &&
+        atomic_load(&hs_stage) == hs_park_sorter)
+        hs_park(hs_go_sorter);
+    else if (hs_role == 2 && point == PM_HOOK_POP_SIDE0 && hs_park_side0 &&
+             atomic_load(&hs_stage) == hs_park_side0)
+        hs_park(hs_go_side0);
+    else if (hs_role == 2 && point == PM_HOOK_POP_LOOKED && ++hs_looked == hs_looked_nth &&
+             atomic_load(&hs_stage) == hs_park_looked)
+        hs_park(hs_go_looked);
+}
+
+static void *hs_leaver(void *arg)
+{
+    void **b = arg;
+    for (int i = 0; i < 8; i++) {
+        b[i] = persistent_malloc(b[8], 64);
+        REQUIRE(b[i] != NULL);
+        t_fill(b[i], 64, (size_t)i);
+    }
+    return NULL;                        /* its superblock is listed */
+}
+
+static void *hs_sorter(void *arg)
+{
+    hs_role = 1;
+    void *b = persistent_malloc(arg, 1u << 20);     /* no page: a scavenge */
+    REQUIRE(b == NULL);
+    return NULL;
+}
+
+static void *hs_popper(void *arg)
+{
+    hs_role = 2;
+    void *b = persistent_malloc(arg, 64);
+    atomic_store(&hs_pop_done, 1);
+    return b;
+}
+
+struct hs_space {
+    const char *path;
+    allocator_space_t *s;
+    void *lb[9];
+    void *big;
+    uint32_t c;
+};
+
+static void hs_setup(struct hs_space *h, const char *name)
+{
+    h->path = t_path(name);
+    h->s = create_persistent_allocator(h->path, 4u << 20);
+    REQUIRE(h->s != NULL);
+    h->lb[8] = h->s;
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, hs_leaver, h->lb) == 0);
+    REQUIRE(pthread_join(th, NULL) == 0);
+    h->c = pm_size_class(64);
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(h->s, &st) == 0);
+    /* the one superblock, so that the scavenge's first take is it */
+    REQUIRE(st.superblocks == 1 && st.cls[h->c].superblocks == 1);
+    REQUIRE(st.free_bytes > (512u << 10));
+    h->big = persistent_malloc(h->s, st.free_bytes - (256u << 10));
+    REQUIRE(h->big != NULL);
+    atomic_store(&hs_stage, 0);
+    atomic_store(&hs_pop_done, 0);
+    hs_park_sorter = hs_park_side0 = hs_park_looked = 0;
+    pm_store_release(&pm_test_hook, hs_hook);
+}
+
+static void hs_finish(struct hs_space *h, void *got, const char *what)
+{
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    CHECK(got != NULL);
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(h->s, &st) == 0);
+    printf("%s: %u superblocks of 64-byte blocks (1: it took the listed one)\n", what,
+           st.cls[h->c].superblocks);
+    CHECK_EQ(st.cls[h->c].superblocks, 1);
+    if (got != NULL)
+        persistent_free(h->s, got);
+    for (int i = 0; i < 8; i++) {
+        CHECK(t_verify(h->lb[i], 64, (size_t)i));
+        persistent_free(h->s, h->lb[i]);
+    }
+    persistent_free(h->s, h->big);
+    t_check_clean(h->s, what);
+    destroy_persistent_allocator(h->s);
+    unlink(h->path);
+}
+
+/* The scavenge takes the superblock from the first list before the pop's
+ * looks and puts it on the second after them.  Before, the pop looked at
+ * the first list a third time and carved (2 superblocks); mutant
+ * sb-pop-no-second-look. */
+static void test_hidden_by_sorter(void)
+{
+    struct hs_space h;
+    hs_setup(&h, "hiddensorter");
+    hs_park_sorter = 1;                 /* holds it: 2, goes on at 4 */
+    hs_go_sorter = 4;
+    hs_park_looked = 2;                 /* looked at both: 3, goes on at 5 */
+    hs_go_looked = 5;
+    hs_looked_nth = 1;
+    atomic_store(&hs_stage, 1);
+    pthread_t ts, tp;
+    REQUIRE(pthread_create(&ts, NULL, hs_sorter, h.s) == 0);
+    hs_wait(2);
+    REQUIRE(pthread_create(&tp, NULL, hs_popper, h.s) == 0);
+    hs_wait(3);
+    atomic_store(&hs_stage, 4);         /* the scavenge puts it back, ends */
+    REQUIRE(pthread_join(ts, NULL) == 0);
+    atomic_store(&hs_stage, 5);
+    void *got = NULL;
+    REQUIRE(pthread_join(tp, &got) == 0);
+    hs_finish(&h, got, "a scavenge's move across a pop's looks");
+}
+
+/* The other way round: a first scavenge leaves the superblock on the
+ * second list; the pop looks at the first and stops; a second scavenge
+ * takes it from the second and stops; the pop looks at the second, finds
+ * the counter moved, looks at both again and stops; the scavenge puts it
+ * on the first (and on with its sort); the pop looks again and takes it.
+ * Without the raise before the take the pop found the counter as it was
+ * and carved: mutant sb-sort-no-take-count. */
+static void test_hidden_take(void)
+{
+    struct hs_space h;
+    hs_setup(&h, "hiddentake");
+    pthread_t ts, tp;
+    REQUIRE(pthread_create(&ts, NULL, hs_sorter, h.s) == 0);  /* no stop */
+    REQUIRE(pthread_join(ts, NULL) == 0);
+    hs_park_side0 = 1;                  /* looked at the first: 2, on at 4 */
+    hs_go_side0 = 4;
+    hs_park_sorter = 2;                 /* holds it: 3, goes on at 6 */
+    hs_go_sorter = 6;
+    hs_park_looked = 4;                 /* second time at both: 5, on at 7 */
+    hs_go_looked = 7;
+    hs_looked_nth = 2;
+    atomic_store(&hs_stage, 1);
+    REQUIRE(pthread_create(&tp, NULL, hs_popper, h.s) == 0);
+    hs_wait(2);
+    REQUIRE(pthread_create(&ts, NULL, hs_sorter, h.s) == 0);
+    hs_wait(3);
+    atomic_store(&hs_stage, 4);         /* the pop looks at the second */
+    hs_wait(5);                         /* (or ends: it carved) */
+    atomic_store(&hs_stage, 6);         /* the scavenge puts it back, ends */
+    REQUIRE(pthread_join(ts, NULL) == 0);
+    atomic_store(&hs_stage, 7);
+    void *got = NULL;
+    REQUIRE(pthread_join(tp, &got) == 0);
+    hs_finish(&h, got, "a scavenge's take between a pop's looks");
+}
+
 int main(void)
 {
     test_refill();
@@ -770,5 +964,7 @@ int main(void)
     test_busy_owner();
     test_stopped_thief();
     test_stopped_sorter();
+    test_hidden_by_sorter();
+    test_hidden_take();
     return t_done();
 }

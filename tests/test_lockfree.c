@@ -2,10 +2,11 @@
  *
  * For each interesting point (just after taking a superblock, in the middle
  * of a remote free, with pages claimed for a large run not yet committed,
- * with a root's key claimed and its block not yet published) a test hook
- * parks one thread there for good.  Then other threads must complete
- * malloc, free (local and cross-thread), realloc, large blocks and roots on
- * every size class, each under a watchdog. */
+ * with a root's key claimed and its block not yet published, in a refill
+ * between its looks at the partial lists and its check for a scavenge's
+ * move) a test hook parks one thread there for good.  Then other threads
+ * must complete malloc, free (local and cross-thread), realloc, large
+ * blocks and roots on every size class, each under a watchdog. */
 #include "check.h"
 
 #include <pthread.h>
@@ -48,6 +49,10 @@ static void *victim(void *arg)
         break;
     case PM_HOOK_ROOT_INSERT:
         (void)persistent_root_get(v->s, 4242, 64, NULL);
+        break;
+    case PM_HOOK_POP_LOOKED:
+        /* a new class: its refill finds both partial lists empty */
+        (void)persistent_malloc(v->s, 3000);
         break;
     }
     /* reaching here means the hook did not fire */
@@ -148,6 +153,7 @@ int main(void)
     run_point(PM_HOOK_REMOTE_PUSH, "remote-free");
     run_point(PM_HOOK_LARGE_CLAIM, "large-claim");
     run_point(PM_HOOK_ROOT_INSERT, "root-insert");
+    run_point(PM_HOOK_POP_LOOKED, "pop-looked");
     int r = t_done();
     /* parked threads never return; leave without closing their spaces */
     fflush(stdout);

@@ -464,9 +464,17 @@ __attribute__((constructor)) static void key_at_load(void)
               "re-validating them: one a thief took while the thread was between calls "
               "is collected under its new owner's plain stores"),
     dict(id="sb-scavenge-private-chain", file="src/superblock.c",
-         find="""            uint32_t s;
-            for (uint64_t taken = 0;
-                 taken < bound && (s = pop_side(rt, c, from)) != PM_NO_SB; taken++) {
+         find="""            for (uint64_t taken = 0; taken < bound; taken++) {
+                /* raised before the take and after the put: a pop that
+                 * looked at both sides in between looks again (an empty
+                 * side is left alone, so that a scavenge does not send
+                 * every class's pops round again) */
+                if ((uint32_t)pm_load_acquire(&rt->partial[c][from]) == 0)
+                    break;
+                pm_fetch_add_seq_cst(&rt->sort_moves[c], 1);
+                uint32_t s = pop_side(rt, c, from);
+                if (s == PM_NO_SB)
+                    break;
                 if (!anchor_move(rt, s, PM_SB_LISTED, 0, true, PM_SB_OWNED, rec->id))
                     continue;
                 pm_hook(PM_HOOK_SCAVENGE_HELD);
@@ -477,10 +485,16 @@ __attribute__((constructor)) static void key_at_load(void)
                 }
                 if (own_move(rt, rec, s, PM_SB_LISTED, 0))
                     push_side(rt, c, 1 - from, s);
+                pm_fetch_add_seq_cst(&rt->sort_moves[c], 1);
             }""",
-         replace="""            uint32_t s, chain = PM_NO_SB;
-            for (uint64_t taken = 0;
-                 taken < bound && (s = pop_side(rt, c, from)) != PM_NO_SB; taken++) {
+         replace="""            uint32_t chain = PM_NO_SB;
+            for (uint64_t taken = 0; taken < bound; taken++) {
+                if ((uint32_t)pm_load_acquire(&rt->partial[c][from]) == 0)
+                    break;
+                pm_fetch_add_seq_cst(&rt->sort_moves[c], 1);
+                uint32_t s = pop_side(rt, c, from);
+                if (s == PM_NO_SB)
+                    break;
                 if (!anchor_move(rt, s, PM_SB_LISTED, 0, true, PM_SB_OWNED, rec->id))
                     continue;
                 pm_hook(PM_HOOK_SCAVENGE_HELD);
@@ -497,10 +511,28 @@ __attribute__((constructor)) static void key_at_load(void)
                 if (own_move(rt, rec, chain, PM_SB_LISTED, 0))
                     push_side(rt, c, 1 - from, chain);
                 chain = next ? next - 1 : PM_NO_SB;
-            }""",
+            }
+            pm_fetch_add_seq_cst(&rt->sort_moves[c], 1);""",
          what="a scavenge keeps the superblocks it looked at on a private chain until "
               "the class is done: stopped there, it holds the class's partial superblocks "
               "and the others' mallocs of that class report ENOMEM"),
+    dict(id="sb-pop-no-second-look", file="src/superblock.c",
+         find="""        if (pm_load_seq_cst(&rt->sort_moves[c]) == seen)
+            return PM_NO_SB;""",
+         replace="""        (void)seen;
+        return PM_NO_SB;""",
+         what="a pop that found both partial lists empty gives up although a scavenge "
+              "moved a superblock from one to the other across its looks: the refill "
+              "carves beside it, or with no page left reports ENOMEM"),
+    dict(id="sb-sort-no-take-count", file="src/superblock.c",
+         find="""                    break;
+                pm_fetch_add_seq_cst(&rt->sort_moves[c], 1);
+                uint32_t s = pop_side(rt, c, from);""",
+         replace="""                    break;
+                uint32_t s = pop_side(rt, c, from);""",
+         what="a scavenge counts its puts but not its takes: one that takes a "
+              "superblock between a pop's looks and puts it on the list the pop looked "
+              "at first leaves the pop giving up beside it"),
 
     # ------------------------------------------------------------ alloc.c
     dict(id="alloc-fast-nopersist", file="src/alloc.c",
