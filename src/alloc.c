@@ -117,7 +117,7 @@ __attribute__((noinline)) static void *malloc_next_word(allocator_space_t *space
 {
     struct pm_rt *rt = pm_tls.rt;
     struct pm_trec *rec = pm_tls.rec;
-    struct pm_tcache *t = &rec->cls[pm_class_of_granule[(size + 15) >> 4]];
+    struct pm_tcache *t = &rec->cls[pm_size_class(size)];
     if (PM_LIKELY(pm_load_relaxed(&rec->revokes) == rec->seen_revokes &&
                   sb_next_word(rt, t))) {
         pm_atomic_u64 *w;
@@ -131,7 +131,8 @@ __attribute__((noinline)) static void *malloc_next_word(allocator_space_t *space
 }
 
 /* The fast path: the space this thread used last (its record cached), a
- * class of at most 1 KiB (a table lookup), a block left in the class's
+ * size class (up to 64 KiB; a table lookup up to 1 KiB, until 2026-12-04
+ * the fast path's limit), a block left in the class's
  * current word and no revocation.  It changes nothing until it is sure
  * and otherwise ends in a tail call, so it needs no stack frame (see
  * docs/design.md "Small blocks" for what that saves). */
@@ -139,14 +140,14 @@ void *persistent_malloc(allocator_space_t *space, size_t size)
 {
     if (PM_LIKELY(pm_tls.space == space &&
                   pm_tls.epoch == pm_load_relaxed(&pm_close_epoch) &&
-                  size - 1 < 1024)) {
+                  size - 1 < PM_MAX_SMALL)) {
         struct pm_rt *rt = pm_tls.rt;
         struct pm_trec *rec = pm_tls.rec;
         /* a class past the space's last (rt->n_small: a small space serves
          * it from page runs) never has a superblock, so its mask is 0 */
         /* a size_t index: as an int promoted from the table's byte, gcc 12
          * computed t's address twice (3 instructions more, 2026-12-03) */
-        size_t c = pm_class_of_granule[(size + 15) >> 4];
+        size_t c = pm_size_class(size);
         struct pm_tcache *t = &rec->cls[c];
         pm_op_begin(rec);
         uint64_t m = t->mask;
