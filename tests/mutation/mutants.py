@@ -554,8 +554,8 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    if (PM_LIKELY(sb_next_word(rt, t))) {""",
          what="malloc's step to the next word hands out a block of a superblock a thief is revoking"),
     dict(id="alloc-fast-class-above-1k", file="src/alloc.c",
-         find="""        size_t c = pm_size_class(size);""",
-         replace="""        size_t c = pm_size_class(size) - (size > 1024);""",
+         find="""            c = pm_size_class(size);""",
+         replace="""            c = pm_size_class(size) - 1;""",
          what="malloc's fast path, which serves every class since 2026-12-04, hands out a block of the class below for sizes above 1 KiB"),
     dict(id="alloc-aligned-class", file="src/alloc.c",
          find="""            if (rt->cls[c].align >= align)
