@@ -1148,7 +1148,7 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
         sb_owner_sync(rt, rec);
     struct pm_resv rv;
     uint32_t run;                           /* where its mark counts */
-    struct pm_tcache *t = size - 1 < 1024 ? &rec->cls[pm_class_of_granule[(size + 15) >> 4]] : NULL;
+    struct pm_tcache *t = size - 1 < PM_MAX_SMALL ? &rec->cls[pm_size_class(size)] : NULL;
     uint64_t m;
     if (PM_LIKELY(t != NULL && (m = t->mask) != 0 &&
                   pm_load_relaxed(&rec->revokes) == rec->seen_revokes)) {

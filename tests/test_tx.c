@@ -168,6 +168,55 @@ static void test_long(void)
     t_check_clean(S, "after long transactions");
 }
 
+/* Blocks of every size class made in transactions, three of each size:
+ * the second and third come from the class's current word, through
+ * persistent_tx_alloc's short way (since 2026-12-04 for every class, not
+ * only up to 1 KiB).  Each must be as large as asked for and its own:
+ * filled with a pattern and checked after all are made, then rolled back
+ * (none live) and made again and committed. */
+static void test_alloc_every_class(void)
+{
+    enum { PER = 3 };
+    const struct pm_rt *rt = pm_rt_of(S);
+    static char *made[PM_N_CLASSES * 2 * PER];
+    static size_t asked[PM_N_CLASSES * 2 * PER];
+    warm(S);
+    uint64_t before = live_blocks(S);
+    for (int round = 0; round < 2; round++) {
+        size_t n = 0;
+        REQUIRE(persistent_tx_begin(S) == 0);
+        for (uint32_t c = 0; c < rt->n_small; c++) {
+            /* the class's own size, and the least size that needs it */
+            size_t sizes[2] = {pm_class_size(c), c == 0 ? 1 : pm_class_size(c - 1) + 1};
+            for (int k = 0; k < 2; k++)
+                for (int i = 0; i < PER; i++) {
+                    char *p = persistent_tx_alloc(S, sizes[k]);
+                    REQUIRE(p != NULL);
+                    CHECK_EQ(persistent_usable_size(S, p), pm_class_size(c));
+                    t_fill(p, sizes[k], (unsigned)(n + 1));
+                    made[n] = p;
+                    asked[n++] = sizes[k];
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+            CHECK(t_verify(made[i], asked[i], (unsigned)(i + 1)));
+        if (round == 0) {
+            REQUIRE(persistent_tx_abort(S) == 0);
+            for (size_t i = 0; i < n; i++)
+                CHECK_EQ(persistent_usable_size(S, made[i]), 0);
+        } else {
+            REQUIRE(persistent_tx_commit(S) == 0);
+            for (size_t i = 0; i < n; i++) {
+                CHECK(t_verify(made[i], asked[i], (unsigned)(i + 1)));
+                persistent_free(S, made[i]);
+            }
+        }
+    }
+    warm(S);
+    CHECK_EQ(live_blocks(S), before);
+    t_check_clean(S, "after blocks of every class");
+}
+
 static void test_misuse(void)
 {
     char *blk = persistent_malloc(S, 256);
@@ -2907,6 +2956,7 @@ int main(void)
     test_commit_abort();
     test_misuse();
     test_long();
+    test_alloc_every_class();
     test_foreign();
     test_foreign_again();
     test_free_then_shrunk(PERSISTENT_DURABILITY_PROCESS);

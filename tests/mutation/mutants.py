@@ -557,6 +557,10 @@ __attribute__((constructor)) static void key_at_load(void)
          find="""            c = pm_size_class(size);""",
          replace="""            c = pm_size_class(size) - 1;""",
          what="malloc's fast path, which serves every class since 2026-12-04, hands out a block of the class below for sizes above 1 KiB"),
+    dict(id="tx-alloc-fast-class-above-1k", file="src/tx.c",
+         find="""    struct pm_tcache *t = size - 1 < PM_MAX_SMALL ? &rec->cls[pm_size_class(size)] : NULL;""",
+         replace="""    struct pm_tcache *t = size - 1 < PM_MAX_SMALL ? &rec->cls[pm_size_class(size) - (size > 1024)] : NULL;""",
+         what="persistent_tx_alloc's short way, which serves every class since 2026-12-04, hands out a block of the class below for sizes above 1 KiB"),
     dict(id="alloc-aligned-class", file="src/alloc.c",
          find="""            if (rt->cls[c].align >= align)
                 return small_alloc(rt, rec, c, align);""",
