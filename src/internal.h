@@ -392,6 +392,8 @@ uint32_t os_thread_id(void);
 bool os_thread_gone(uint32_t tid);
 void *os_vol_alloc(size_t size);
 void os_vol_free(void *p, size_t size);
+#define OS_HUGE ((size_t)2 << 20)      /* a transparent huge page (x86-64, arm64 4K) */
+void os_vol_hugepages(void *p, size_t len);
 uint64_t os_time_ns(void);
 uint64_t os_mono_ns(void);        /* CLOCK_MONOTONIC */
 void os_yield(void);

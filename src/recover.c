@@ -60,11 +60,13 @@ struct pm_snap {
     size_t size;                /* bytes reserved for idx and arena */
 };
 
-/* the most a header and its two bitmaps take */
+/* the most a header and its two bitmaps take, and what each superblock's
+ * one read asks for: a read of a header and bitmaps of up to 1,024 blocks,
+ * followed by a second one where the bitmaps were longer, took 19.7-20.5
+ * ms to open the 1 GiB space of 10 M blocks (12,204 reads) where one read
+ * of this much takes 16.6-18.7 (9,740) on the guest of 2026-12-05; before
+ * the arena had huge pages the longer copies cost more than the reads */
 #define SNAP_MAX (sizeof(struct pm_sb_header) + 2 * sizeof(uint64_t) * (PM_SB_MAX_BLOCKS / 64))
-/* the first read of each: a header and bitmaps of up to 1,024 blocks (a
- * read of all SNAP_MAX bytes cost a third more, in copying cold lines) */
-#define SNAP_FIRST (sizeof(struct pm_sb_header) + 2 * sizeof(uint64_t) * 16)
 
 /* At most this much copy (a 1 GiB space of 10 M blocks takes 3 MiB, a
  * heap of 16-byte blocks 1.7% of its size): superblocks past it are read
@@ -94,6 +96,10 @@ static void snap_build(struct pm_rt *rt)
     }
     sn->idx = (uint64_t *)v;
     sn->arena = v + max_n * sizeof(uint64_t);
+    /* the arena is filled densely from its start, and let go when the open
+     * is done: in huge pages where there are any (see the runtime's in
+     * pm_engine_prepare); the index takes 8 bytes a superblock */
+    os_vol_hugepages(sn->arena, (size_t)arena);
     sn->size = size;
     sn->n = 0;
     size_t used = 0;
@@ -104,21 +110,15 @@ static void snap_build(struct pm_rt *rt)
             continue;
         char *dst = sn->arena + used;
         uint64_t off = rt->data_off + (s << rt->page_shift);
-        /* most bitmaps fit the first read; a longer one takes a second */
-        ssize_t got = os_pread_upto(rt->fd, dst, SNAP_FIRST, off);
+        /* one read of the most there can be: the next superblock's copy
+         * overwrites what this one does not keep */
+        ssize_t got = os_pread_upto(rt->fd, dst, SNAP_MAX, off);
         if (got >= 0)
-            memset(dst + got, 0, SNAP_FIRST - (size_t)got);
+            memset(dst + got, 0, SNAP_MAX - (size_t)got);
         struct pm_sb_header *h = (struct pm_sb_header *)dst;
         size_t keep = sizeof *h;
-        if (got >= 0 && sb_header_valid(rt, h, s)) {
+        if (got >= 0 && sb_header_valid(rt, h, s))
             keep += 2 * sizeof(uint64_t) * h->n_words;
-            if (keep > SNAP_FIRST) {
-                got = os_pread_upto(rt->fd, dst + SNAP_FIRST, keep - SNAP_FIRST,
-                                    off + SNAP_FIRST);
-                if (got >= 0)
-                    memset(dst + SNAP_FIRST + got, 0, keep - SNAP_FIRST - (size_t)got);
-            }
-        }
         if (got < 0) {
             os_vol_free(v, size);
             free(sn);
@@ -164,6 +164,35 @@ void pm_snap_drop(struct pm_rt *rt)
     free(sn);
 }
 
+/* The rebuild's repair of superblock wh's bitmap words lo..hi, which its
+ * copy h (the open's, in volatile memory) already holds: the allocation
+ * words first, then the remote words, as a collect orders them (a crash
+ * between the two leaves remote bits on free blocks, which the next
+ * recovery clears).  Written with pwrite, not through the mapping: after a
+ * SIGKILL a few hundred of a 1 GiB space's superblocks have remote frees
+ * pending, and a first store to each header page was a write fault on the
+ * file's mapping, 15-40 us each on the guest of 2026-12-05 (5-21 ms of an
+ * open of 17 ms; docs/design.md "Recovery").  Only where nothing is
+ * flushed (rt->flush: the PMEM mode, and every mode under the crash
+ * simulator, whose persists must see each line) and only from the open's
+ * copy (a writer's own mapping of the file: the page cache pwrite writes
+ * is the one the mapping shows).  A failed write leaves the words to the
+ * mapping, as the rest of the rebuild writes them. */
+static void repair_by_write(struct pm_rt *rt, const struct pm_sb_header *h,
+                            struct pm_sb_header *wh, uint32_t lo, uint32_t hi)
+{
+    size_t len = (size_t)(hi - lo + 1) * sizeof(uint64_t);
+    uint64_t at = (uint64_t)((char *)&wh->bits[lo] - rt->base);
+    uint64_t rat = at + (uint64_t)h->n_words * sizeof(uint64_t);
+    if (os_pwrite_all(rt->fd, (const void *)&h->bits[lo], len, at) == 0 &&
+        os_pwrite_all(rt->fd, (const void *)&h->bits[h->n_words + lo], len, rat) == 0)
+        return;
+    for (uint32_t w = lo; w <= hi; w++) {
+        pm_store_relaxed(&wh->bits[w], pm_load_relaxed(&h->bits[w]));
+        pm_store_relaxed(&wh->bits[h->n_words + w], pm_load_relaxed(&h->bits[h->n_words + w]));
+    }
+}
+
 static void rebuild(struct pm_rt *rt, bool repair)
 {
     uint64_t n = pm_load_acquire(&rt->n_pages);
@@ -187,24 +216,36 @@ static void rebuild(struct pm_rt *rt, bool repair)
             pg_mark_used(rt, s, e - s + 1);
             continue;
         }
-        /* read from h (the open's copy, if any), written through the mapping */
+        /* read from h (the open's copy, if any), written through the
+         * mapping or, from the copy, with pwrite (repair_by_write) */
         struct pm_sb_header *h = sb_header_seen(rt, (uint32_t)s);
         if (!sb_header_valid(rt, h, s))
             continue;                           /* tolerant walk only */
         pm_atomic_u64 *al = h->bits, *rm = h->bits + h->n_words;
         pm_atomic_u64 *wal = sb_header(rt, (uint32_t)s)->bits, *wrm = wal + h->n_words;
+        bool by_write = h != sb_header(rt, (uint32_t)s) && rt->flush == NULL;
+        uint32_t lo = UINT32_MAX, hi = 0;       /* the words by_write changed */
         uint32_t used = 0;
         for (uint32_t w = 0; w < h->n_words; w++) {
             uint64_t a = pm_load_relaxed(&al[w]);
             uint64_t r = pm_load_relaxed(&rm[w]);
             if (r != 0 && repair) {
-                pm_store_relaxed(&wal[w], a & ~r);
-                pm_persist(rt, &wal[w], sizeof wal[w]);
-                pm_store_relaxed(&wrm[w], 0);
-                pm_persist(rt, &wrm[w], sizeof wrm[w]);
+                if (by_write) {
+                    pm_store_relaxed(&al[w], a & ~r);
+                    pm_store_relaxed(&rm[w], 0);
+                    lo = w < lo ? w : lo;
+                    hi = w;
+                } else {
+                    pm_store_relaxed(&wal[w], a & ~r);
+                    pm_persist(rt, &wal[w], sizeof wal[w]);
+                    pm_store_relaxed(&wrm[w], 0);
+                    pm_persist(rt, &wrm[w], sizeof wrm[w]);
+                }
             }
             used += pm_popcount64(a & ~r);
         }
+        if (lo <= hi)
+            repair_by_write(rt, h, sb_header(rt, (uint32_t)s), lo, hi);
         if (used == 0 && repair) {
             pg_bit_clear(rt, rt->start_bits, s);    /* commit */
             pg_bit_clear(rt, rt->end_bits, e);
@@ -386,6 +427,67 @@ static int judge_locked(struct pm_rt *rt, int fd, struct persistent_check_report
     return r ? 1 : PERSISTENT_E_CORRUPT;
 }
 
+/* The rebuild writes the page map entry of every page of a superblock
+ * and the control word of every superblock's first page.  Where the file's
+ * superblocks are dense (a 1 GiB heap of 64 KiB superblocks: 512 B of
+ * control words and 128 B of entries a superblock), nearly every page of
+ * both arrays is written, and a first touch of each was a page fault: on
+ * the guest of 2026-12-05, 2,300 faults of 5-8 us each, half of a 40 ms
+ * open (docs/design.md "Recovery").  Huge pages there make one fault of
+ * 2 MiB out of 512 of 4 KiB.  Only where the rebuild will write at least
+ * half of a huge page's small pages, counted from the START and KIND bits
+ * (an array's small page is written when a superblock starts in the pages
+ * it covers; a longer superblock may write more of the page map's), so
+ * that a huge page takes at most twice the memory the small pages would:
+ * superblocks packed at the start of a large space, or a space of large
+ * runs with a superblock here and there, keep small pages where they do
+ * not fill them, and so does everything past the pages the file has now
+ * (growth touches it page by page, as the program uses it). */
+static void runtime_hugepages(struct pm_rt *rt)
+{
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    n = n < rt->max_pages ? n : rt->max_pages;
+    uint64_t psz = os_page_size();
+    /* pages of the space whose control words, or page map entries, share
+     * one small page (128 and 512 with 4 KiB), and one huge page */
+    const uint64_t g_ctl = psz / sizeof(struct pm_sbctl), g_map = psz / sizeof(pm_atomic_u64);
+    const uint64_t per_ctl = OS_HUGE / sizeof(struct pm_sbctl);
+    const uint64_t per_map = OS_HUGE / sizeof(pm_atomic_u64);
+    const uint64_t half = OS_HUGE / psz / 2;
+    if (g_ctl % 64 != 0 || half == 0)
+        return;                         /* no page size Linux has */
+    uint64_t t_ctl = 0, t_map = 0;      /* small pages written, this huge page */
+    bool w_ctl = false, w_map = false;  /* this small page written */
+    for (uint64_t w = 0; w * 64 < n; w++) {
+        uint64_t m = pm_load_relaxed(&rt->start_bits[w]) & pm_load_relaxed(&rt->kind_bits[w]);
+        uint64_t q = (w + 1) * 64;      /* the next word's first page */
+        if (q > n)
+            m &= (UINT64_C(1) << (n - w * 64)) - 1;
+        w_ctl |= m != 0;
+        w_map |= m != 0;
+        if (q % g_ctl == 0 || q >= n) {
+            t_ctl += w_ctl;
+            w_ctl = false;
+        }
+        if (q % g_map == 0 || q >= n) {
+            t_map += w_map;
+            w_map = false;
+        }
+        /* each array's region is a whole number of huge pages when it is
+         * one or more (pm_engine_prepare), so a hint never reaches past it */
+        if (q % per_ctl == 0 || q >= n) {
+            if (t_ctl >= half && rt->max_pages >= per_ctl)
+                os_vol_hugepages(&rt->ctl[(q - 1) / per_ctl * per_ctl], OS_HUGE);
+            t_ctl = 0;
+        }
+        if (q % per_map == 0 || q >= n) {
+            if (t_map >= half && rt->max_pages >= per_map)
+                os_vol_hugepages(&rt->pagemap[(q - 1) / per_map * per_map], OS_HUGE);
+            t_map = 0;
+        }
+    }
+}
+
 int pm_engine_prepare(struct pm_rt *rt)
 {
     uint64_t mp = rt->max_pages;
@@ -397,20 +499,27 @@ int pm_engine_prepare(struct pm_rt *rt)
                                   sizeof(pm_atomic_u32), 64);
     /* one bit per 16-byte granule of the pages, three times (roots.c) */
     size_t mark_sz = round_up(((mp << rt->page_shift) / 16 + 63) / 64 * 8, 64);
-    rt->vol_size = 2 * used_sz + map_sz + ctl_sz + rec_sz + lane_sz + (4 + PM_VG_MARKS) * mark_sz;
+    /* the page map and the control words first, each at a multiple of
+     * OS_HUGE and a whole number of them when it is that big (a
+     * reservation that big starts at one): see runtime_hugepages */
+    size_t map_at = 0, ctl_at = map_sz >= OS_HUGE ? round_up(map_sz, OS_HUGE) : map_sz;
+    if (ctl_sz >= OS_HUGE)
+        ctl_at = round_up(ctl_at, OS_HUGE);
+    size_t rest_at = ctl_at + (ctl_sz >= OS_HUGE ? round_up(ctl_sz, OS_HUGE) : ctl_sz);
+    rt->vol_size = rest_at + 2 * used_sz + rec_sz + lane_sz + (4 + PM_VG_MARKS) * mark_sz;
     char *v = os_vol_alloc(rt->vol_size);
     if (v == NULL)
         return pm_err(-ENOMEM, "cannot reserve %zu bytes for the runtime",
                       rt->vol_size);
     rt->vol = v;
+    rt->pagemap = (pm_atomic_u64 *)(v + map_at);
+    rt->ctl = (struct pm_sbctl *)(v + ctl_at);
+    runtime_hugepages(rt);
+    v += rest_at;
     rt->used = (pm_atomic_u64 *)v;
     v += used_sz;
     rt->punched = (pm_atomic_u64 *)v;
     v += used_sz;
-    rt->pagemap = (pm_atomic_u64 *)v;
-    v += map_sz;
-    rt->ctl = (struct pm_sbctl *)v;
-    v += ctl_sz;
     rt->recs = (struct pm_trec *)v;
     v += rec_sz;
     rt->lane_owner = (pm_atomic_u32 *)v;

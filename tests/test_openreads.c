@@ -14,6 +14,12 @@
  *           agree, nothing pending is left, and new blocks land on no
  *           live block.  The clean one closes with nothing pending, so
  *           that its open has no repair to write.
+ *   hugepages  where transparent huge pages are given on request
+ *           ("madvise"), the open asks for them where its rebuild writes
+ *           densely (the control words of 150 MiB of superblocks) and
+ *           nowhere else (a space of large runs, or 40 MiB of
+ *           superblocks in a 256 MiB space): the process's
+ *           AnonHugePages before and after each open.
  *
  * Every block carries a pattern of its index, checked before it is freed
  * and after each open.  Run with both kinds of open in one process: the
@@ -239,9 +245,109 @@ static void test_killed(void)
     remove(path);
 }
 
+/* The system's transparent huge page mode: "[madvise]" is the one in
+ * which only the library's requests get them (and so the only one in
+ * which their absence elsewhere can be checked). */
+static bool thp_on_request(void)
+{
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f == NULL)
+        return false;
+    char line[128] = "";
+    bool yes = fgets(line, sizeof line, f) != NULL && strstr(line, "[madvise]") != NULL;
+    fclose(f);
+    return yes;
+}
+
+/* A "name value" line of a /proc file, -1 if there is none. */
+static long proc_value(const char *file, const char *name)
+{
+    FILE *f = fopen(file, "r");
+    if (f == NULL)
+        return -1;
+    char line[256];
+    long v = -1;
+    size_t n = strlen(name);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, name, n) == 0 && (line[n] == ' ' || line[n] == ':')) {
+            v = atol(line + n + 1);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* kB of this process's anonymous memory in huge pages */
+static long anon_huge_kb(void)
+{
+    return proc_value("/proc/self/smaps_rollup", "AnonHugePages");
+}
+
+/* A 256 MiB space (the control words of its 65,536 pages are one huge
+ * page) of n_small blocks of 512 bytes and n_large of 1 MiB, each large
+ * one followed by a block of another small class; closed and opened
+ * again: the kB of huge pages the open added (0 when it may not tell). */
+static long huge_after_open(const char *path, int n_small, int n_large, uint64_t *sbs)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 256u << 20;
+    allocator_space_t *s;
+    remove(path);
+    REQUIRE(persistent_space_open(path, &o, &s) == 0);
+    for (int i = 0; i < n_small; i++)
+        REQUIRE(persistent_malloc(s, BLK) != NULL);
+    for (int i = 0; i < n_large; i++) {
+        REQUIRE(persistent_malloc(s, 1u << 20) != NULL);
+        REQUIRE(persistent_malloc(s, 16 + (size_t)i * 24) != NULL);
+    }
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    *sbs = st.superblocks;
+    REQUIRE(persistent_space_close(s) == 0);
+    long fb = proc_value("/proc/vmstat", "thp_fault_fallback");
+    long before = anon_huge_kb();
+    REQUIRE(persistent_space_open(path, NULL, &s) == 0);
+    long kb = anon_huge_kb() - before;
+    bool fell_back = proc_value("/proc/vmstat", "thp_fault_fallback") != fb;
+    printf("hugepages: %d + %d blocks, %llu superblocks: the open added %ld kB of "
+           "huge pages%s\n", n_small, n_large, (unsigned long long)st.superblocks, kb,
+           fell_back ? " (the system fell back to small pages meanwhile)" : "");
+    REQUIRE(persistent_space_close(s) == 0);
+    remove(path);
+    return kb;
+}
+
+static void test_hugepages(void)
+{
+    if (!thp_on_request() || anon_huge_kb() < 0) {
+        printf("hugepages: transparent huge pages are not given on request here: "
+               "not checked\n");
+        return;
+    }
+    const char *path = t_path("openreads-huge");
+    uint64_t sbs;
+    /* dense: 2,360 superblocks over 150 MiB write more than half of the
+     * 4 KiB pages of their control words' huge page: one is asked for,
+     * and given unless the system had none (then it fell back) */
+    long fb = proc_value("/proc/vmstat", "thp_fault_fallback");
+    long kb = huge_after_open(path, 300000, 0, &sbs);
+    REQUIRE(sbs >= 2200);
+    CHECK(kb >= 2048 || proc_value("/proc/vmstat", "thp_fault_fallback") != fb);
+    /* packed: 630 superblocks over 40 MiB write a sixth of them */
+    kb = huge_after_open(path, 80000, 0, &sbs);
+    REQUIRE(sbs >= 600 && sbs < 700);
+    CHECK_EQ(kb, 0);
+    /* sparse: large runs, and a superblock of each of a few dozen classes */
+    kb = huge_after_open(path, 0, 150, &sbs);
+    REQUIRE(sbs >= 16 && sbs < 64);
+    CHECK_EQ(kb, 0);
+}
+
 int main(void)
 {
     test_clean();
     test_killed();
+    test_hugepages();
     return t_done();
 }

@@ -1036,11 +1036,37 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""        pm_atomic_u64 *wal = h->bits, *wrm = wal + h->n_words;""",
          what="the open applies pending remote frees to its copy of the headers, "
               "not to the file"),
+    dict(id="open-huge-count-all", file="src/recover.c",
+         find="""            if (t_ctl >= half && rt->max_pages >= per_ctl)""",
+         replace="""            if (t_ctl + half >= half && rt->max_pages >= per_ctl)""",
+         what="an open asks for huge pages for every control word huge page of the "
+              "file's pages, however few superblocks write it (memory, not speed)"),
+    dict(id="open-huge-none", file="src/recover.c",
+         find="""    rt->ctl = (struct pm_sbctl *)(v + ctl_at);
+    runtime_hugepages(rt);""",
+         replace="""    rt->ctl = (struct pm_sbctl *)(v + ctl_at);""",
+         what="an open asks for no huge pages: a dense space's rebuild takes a page "
+              "fault for each 4 KiB of control words (speed)"),
+    dict(id="rec-write-no-remote", file="src/recover.c",
+         find="""    if (os_pwrite_all(rt->fd, (const void *)&h->bits[lo], len, at) == 0 &&
+        os_pwrite_all(rt->fd, (const void *)&h->bits[h->n_words + lo], len, rat) == 0)""",
+         replace="""    if (os_pwrite_all(rt->fd, (const void *)&h->bits[lo], len, at) == 0)""",
+         what="the open's repair by pwrite writes the allocation words and not the "
+              "remote ones: the file keeps the frees pending"),
+    dict(id="rec-write-alloc-kept", file="src/recover.c",
+         find="""                    pm_store_relaxed(&al[w], a & ~r);""",
+         replace="""                    pm_store_relaxed(&al[w], a);""",
+         what="the open's repair by pwrite clears the remote bits and keeps the "
+              "allocation bits: the freed blocks stay allocated on file"),
+    dict(id="rec-write-range-short", file="src/recover.c",
+         find="""    size_t len = (size_t)(hi - lo + 1) * sizeof(uint64_t);""",
+         replace="""    size_t len = (size_t)(hi - lo) * sizeof(uint64_t);""",
+         what="off by one: the open's repair by pwrite leaves out the last word it changed"),
     dict(id="snap-short-bitmaps", file="src/recover.c",
-         find="""            if (keep > SNAP_FIRST) {""",
-         replace="""            if (false) {""",
-         what="an open's copy of a long bitmap keeps only what its first read got "
-              "(the rest reads as free blocks)"),
+         find="""            keep += 2 * sizeof(uint64_t) * h->n_words;""",
+         replace="""            keep += sizeof(uint64_t) * h->n_words;""",
+         what="an open's copy keeps a superblock's header and allocation bitmap and "
+              "not its remote bitmap, which the next superblock's copy overwrites"),
     dict(id="rec-no-lanes", file="src/recover.c",
          find="""            r = pm_lanes_recover(rt);""",
          replace="""            r = 0;""",
