@@ -15,6 +15,9 @@ RATIOS = [
     ("pm-process", "boost", 5.0),
 ]
 FOOTPRINT_AIM = 1.25
+# issue 13: a clean open and one after SIGKILL of a 1 GiB space of 10 M blocks
+REOPEN_AIM_MS = 25.0
+REOPEN_AIM_AT = (1024, 10000000)     # MiB, blocks
 
 
 def aim_of(num, den):
