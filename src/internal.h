@@ -394,6 +394,7 @@ void *os_vol_alloc(size_t size);
 void os_vol_free(void *p, size_t size);
 #define OS_HUGE ((size_t)2 << 20)      /* a transparent huge page (x86-64, arm64 4K) */
 void os_vol_hugepages(void *p, size_t len);
+bool os_write_fits(uint64_t end);
 uint64_t os_time_ns(void);
 uint64_t os_mono_ns(void);        /* CLOCK_MONOTONIC */
 void os_yield(void);
@@ -569,8 +570,9 @@ static inline struct pm_sb_header *sb_header(struct pm_rt *rt, uint32_t first)
  * NULL when it has none, or after the copy was dropped */
 struct pm_sb_header *pm_snap_header(struct pm_rt *rt, uint32_t first);
 void pm_snap_drop(struct pm_rt *rt);       /* recovery is about to write */
-/* A superblock's header to read (never to write) during an open: the
- * open's copy when it has one (recover.c), else the mapping. */
+/* A superblock's header to read during an open: the open's copy when it
+ * has one (recover.c), else the mapping.  Only the rebuild writes the copy
+ * (its repairs, which it then writes to the file: repair_by_write). */
 static inline struct pm_sb_header *sb_header_seen(struct pm_rt *rt, uint32_t first)
 {
     if (PM_UNLIKELY(rt->snap != NULL)) {

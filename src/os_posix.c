@@ -15,6 +15,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -717,10 +718,14 @@ void os_unmap(void *addr, uint64_t len)
  * huge pages to the arrays laid out at such multiples inside it. */
 void *os_vol_alloc(size_t size)
 {
-    size_t extra = size >= OS_HUGE ? OS_HUGE : 0;
-    if (size + extra < size)
+    /* the tail to unmap starts at a page boundary: the mapping covers
+     * whole pages, and os_vol_free's munmap of size bytes takes them all */
+    size_t pg = os_page_size();
+    size_t whole = (size + pg - 1) & ~(pg - 1);
+    size_t extra = whole >= OS_HUGE ? OS_HUGE : 0;
+    if (whole < size || whole + extra < whole)
         return NULL;
-    char *p = mmap(NULL, size + extra, PROT_READ | PROT_WRITE,
+    char *p = mmap(NULL, whole + extra, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
@@ -730,8 +735,20 @@ void *os_vol_alloc(size_t size)
     if (head != 0)
         (void)munmap(p, head);
     if (extra - head != 0)
-        (void)munmap(p + head + size, extra - head);
+        (void)munmap(p + head + whole, extra - head);
     return p + head;
+}
+
+/* Whether a write may reach offset end of a file without passing the
+ * process's file size limit (RLIMIT_FSIZE), which a store through a
+ * mapping never meets and a pwrite past it meets as SIGXFSZ (by default
+ * the end of the process). */
+bool os_write_fits(uint64_t end)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) != 0)
+        return false;
+    return rl.rlim_cur == RLIM_INFINITY || (uint64_t)rl.rlim_cur >= end;
 }
 
 /* A hint that [p, p + len) is about to be written densely: where a guest's

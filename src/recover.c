@@ -51,8 +51,9 @@ static void clear_bits_in(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t from,
  * The copy is of the file as a writer found it, under its lock: no other
  * process writes the file, and only recovery writes superblocks between the
  * copy and the rebuild.  Recovery drops the copy before it writes anything
- * (pm_snap_drop), and the rebuild then reads the mapping as before.  Only
- * reads go to the copy; every write goes to the mapping. */
+ * (pm_snap_drop), and the rebuild then reads the mapping as before.  The
+ * rebuild's repairs go through the mapping, or, where nothing is flushed,
+ * into the copy and from it to the file with pwrite (repair_by_write). */
 struct pm_snap {
     uint64_t n;                 /* superblocks copied */
     uint64_t *idx;              /* ascending: first page << 32 | offset / 8 */
@@ -197,6 +198,13 @@ static void rebuild(struct pm_rt *rt, bool repair)
 {
     uint64_t n = pm_load_acquire(&rt->n_pages);
     uint64_t p = 0;
+    /* repairs by pwrite (repair_by_write): a writer's open with the copy,
+     * nothing to flush, a descriptor still the file's and no file size
+     * limit below the file's end; else through the mapping */
+    bool can_write = repair && rt->snap != NULL && rt->mode == PM_MODE_WRITER &&
+                     rt->map_mode == PM_MODE_WRITER && rt->fd >= 0 && rt->flush == NULL &&
+                     os_write_fits(rt->data_off + (n << rt->page_shift)) &&
+                     os_fd_verify(rt->fd, &rt->fid) == 0;
     for (;;) {
         uint64_t s = pg_next_set(rt->start_bits, p, n);
         uint64_t gap_end = s == PG_NONE ? n : s;
@@ -223,7 +231,7 @@ static void rebuild(struct pm_rt *rt, bool repair)
             continue;                           /* tolerant walk only */
         pm_atomic_u64 *al = h->bits, *rm = h->bits + h->n_words;
         pm_atomic_u64 *wal = sb_header(rt, (uint32_t)s)->bits, *wrm = wal + h->n_words;
-        bool by_write = h != sb_header(rt, (uint32_t)s) && rt->flush == NULL;
+        bool by_write = can_write && h != sb_header(rt, (uint32_t)s);
         uint32_t lo = UINT32_MAX, hi = 0;       /* the words by_write changed */
         uint32_t used = 0;
         for (uint32_t w = 0; w < h->n_words; w++) {
@@ -454,6 +462,8 @@ static void runtime_hugepages(struct pm_rt *rt)
     const uint64_t per_ctl = OS_HUGE / sizeof(struct pm_sbctl);
     const uint64_t per_map = OS_HUGE / sizeof(pm_atomic_u64);
     const uint64_t half = OS_HUGE / psz / 2;
+    _Static_assert(OS_HUGE / sizeof(struct pm_sbctl) % 64 == 0,
+                   "a huge page of control words covers whole words of run bits");
     if (g_ctl % 64 != 0 || half == 0)
         return;                         /* no page size Linux has */
     uint64_t t_ctl = 0, t_map = 0;      /* small pages written, this huge page */

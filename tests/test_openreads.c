@@ -14,12 +14,15 @@
  *           agree, nothing pending is left, and new blocks land on no
  *           live block.  The clean one closes with nothing pending, so
  *           that its open has no repair to write.
- *   hugepages  where transparent huge pages are given on request
- *           ("madvise"), the open asks for them where its rebuild writes
- *           densely (the control words of 150 MiB of superblocks) and
- *           nowhere else (a space of large runs, or 40 MiB of
- *           superblocks in a 256 MiB space): the process's
- *           AnonHugePages before and after each open.
+ *   fsize   the killed heap opened under a file size limit below the
+ *           file's end: the open writes its repairs through the mapping
+ *           (a pwrite past the limit would end the process, SIGXFSZ).
+ *   hugepages  the open asks for huge pages (the mappings' VmFlags
+ *           "hg") where its rebuild writes densely (the control words
+ *           of 150 MiB of superblocks) and nowhere else (a space of
+ *           large runs, 40 MiB of superblocks in a 256 MiB space, the
+ *           second 256 MiB of a space with 10 MiB of superblocks
+ *           there).
  *
  * Every block carries a pattern of its index, checked before it is freed
  * and after each open.  Run with both kinds of open in one process: the
@@ -27,6 +30,7 @@
 #include "check.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include "internal.h"               /* PM_VG_MARKS */
 
@@ -197,9 +201,10 @@ static void test_clean(void)
     remove(path);
 }
 
-static void test_killed(void)
+/* The killed heap: built by a child whose other thread freed a quarter of
+ * the blocks, then SIGKILLed with those frees pending. */
+static void build_killed(const char *path)
 {
-    const char *path = t_path("openreads-killed");
     int failures_before = t_failures;
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -218,6 +223,12 @@ static void test_killed(void)
     int wst;
     REQUIRE(waitpid(pid, &wst, 0) == pid);
     REQUIRE(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL);
+}
+
+static void test_killed(void)
+{
+    const char *path = t_path("openreads-killed");
+    build_killed(path);
 
     /* the dead writer left remote frees pending: the file says so */
     allocator_space_t *s;
@@ -245,109 +256,132 @@ static void test_killed(void)
     remove(path);
 }
 
-/* The system's transparent huge page mode: "[madvise]" is the one in
- * which only the library's requests get them (and so the only one in
- * which their absence elsewhere can be checked). */
-static bool thp_on_request(void)
+/* Whether this kernel has transparent huge pages (else an open asks for
+ * none: madvise refuses MADV_HUGEPAGE). */
+static bool thp_built(void)
 {
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-    if (f == NULL)
-        return false;
-    char line[128] = "";
-    bool yes = fgets(line, sizeof line, f) != NULL && strstr(line, "[madvise]") != NULL;
-    fclose(f);
-    return yes;
+    return access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0;
 }
 
-/* A "name value" line of a /proc file, -1 if there is none. */
-static long proc_value(const char *file, const char *name)
+/* kB of this process's mappings that asked for huge pages (VmFlags "hg"):
+ * what the library asked, whatever the system then gives */
+static long asked_huge_kb(void)
 {
-    FILE *f = fopen(file, "r");
+    FILE *f = fopen("/proc/self/smaps", "r");
     if (f == NULL)
         return -1;
-    char line[256];
-    long v = -1;
-    size_t n = strlen(name);
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, name, n) == 0 && (line[n] == ' ' || line[n] == ':')) {
-            v = atol(line + n + 1);
-            break;
-        }
+    char line[1024];
+    long size = 0, kb = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "Size:", 5) == 0)
+            size = atol(line + 5);
+        else if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " hg") != NULL)
+            kb += size;
+    }
     fclose(f);
-    return v;
+    return kb;
 }
 
-/* kB of this process's anonymous memory in huge pages */
-static long anon_huge_kb(void)
-{
-    return proc_value("/proc/self/smaps_rollup", "AnonHugePages");
-}
-
-/* A 256 MiB space (the control words of its 65,536 pages are one huge
- * page) of n_small blocks of 512 bytes and n_large of 1 MiB, each large
- * one followed by a block of another small class; closed and opened
- * again: the kB of huge pages the open added (0 when it may not tell). */
-static long huge_after_open(const char *path, int n_small, int n_large, uint64_t *sbs)
+/* A space of up to max_mb MiB (growable) of n_small blocks of 512 bytes,
+ * then a large block of gap_mb MiB, then n_after blocks of 512 bytes and
+ * n_classes blocks of as many other small classes, each after a large
+ * block of 1 MiB; closed and opened again: the kB of mappings the open
+ * asked huge pages for, while it is open. */
+static long huge_after_open(const char *path, uint64_t max_mb, int n_small, int gap_mb,
+                            int n_after, int n_classes)
 {
     struct persistent_options o = {0};
     o.flags = PERSISTENT_OPEN_CREATE;
-    o.size = 256u << 20;
+    o.size = 16u << 20;
+    o.max_size = max_mb << 20;
     allocator_space_t *s;
     remove(path);
     REQUIRE(persistent_space_open(path, &o, &s) == 0);
     for (int i = 0; i < n_small; i++)
         REQUIRE(persistent_malloc(s, BLK) != NULL);
-    for (int i = 0; i < n_large; i++) {
+    if (gap_mb)
+        REQUIRE(persistent_malloc(s, (size_t)gap_mb << 20) != NULL);
+    for (int i = 0; i < n_after; i++)
+        REQUIRE(persistent_malloc(s, BLK) != NULL);
+    for (int i = 0; i < n_classes; i++) {
         REQUIRE(persistent_malloc(s, 1u << 20) != NULL);
         REQUIRE(persistent_malloc(s, 16 + (size_t)i * 24) != NULL);
     }
     struct persistent_stats st;
     REQUIRE(persistent_stats_get(s, &st) == 0);
-    *sbs = st.superblocks;
     REQUIRE(persistent_space_close(s) == 0);
-    long fb = proc_value("/proc/vmstat", "thp_fault_fallback");
-    long before = anon_huge_kb();
+    long before = asked_huge_kb();
     REQUIRE(persistent_space_open(path, NULL, &s) == 0);
-    long kb = anon_huge_kb() - before;
-    bool fell_back = proc_value("/proc/vmstat", "thp_fault_fallback") != fb;
-    printf("hugepages: %d + %d blocks, %llu superblocks: the open added %ld kB of "
-           "huge pages%s\n", n_small, n_large, (unsigned long long)st.superblocks, kb,
-           fell_back ? " (the system fell back to small pages meanwhile)" : "");
+    long kb = asked_huge_kb() - before;
+    struct persistent_info info;
+    REQUIRE(persistent_space_info(s, &info) == 0);
+    printf("hugepages: %llu MiB of %llu, %llu superblocks, %llu large runs: the open "
+           "asked huge pages for %ld kB\n", (unsigned long long)(info.file_size >> 20),
+           (unsigned long long)max_mb, (unsigned long long)st.superblocks,
+           (unsigned long long)st.large_runs, kb);
     REQUIRE(persistent_space_close(s) == 0);
     remove(path);
     return kb;
 }
 
+/* The same under a file size limit below the file's end: the open's
+ * repairs then go through the mapping (a pwrite past the limit is
+ * SIGXFSZ, by default the end of the process), in a child that must exit
+ * normally with the frees applied on file. */
+static void test_killed_fsize_limit(void)
+{
+    const char *path = t_path("openreads-fsize");
+    build_killed(path);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {1u << 20, 1u << 20};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(2);
+        allocator_space_t *s;
+        if (persistent_space_open(path, NULL, &s) != 0)
+            _exit(3);
+        struct persistent_check_report rep;
+        if (persistent_check(s, &rep) != 0 || rep.pending_remote_frees != 0 ||
+            rep.orphan_bits != 0)
+            _exit(4);
+        judge(s, "killed, file size limit");
+        _exit(persistent_space_close(s) == 0 && t_failures == 0 ? 0 : 5);
+    }
+    int wst;
+    REQUIRE(waitpid(pid, &wst, 0) == pid);
+    if (WIFSIGNALED(wst))
+        printf("file size limit: the open ended by signal %d\n", WTERMSIG(wst));
+    CHECK(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+    remove(path);
+}
+
 static void test_hugepages(void)
 {
-    if (!thp_on_request() || anon_huge_kb() < 0) {
-        printf("hugepages: transparent huge pages are not given on request here: "
-               "not checked\n");
+    if (!thp_built() || asked_huge_kb() < 0) {
+        printf("hugepages: no transparent huge pages in this kernel: not checked\n");
         return;
     }
     const char *path = t_path("openreads-huge");
-    uint64_t sbs;
-    /* dense: 2,360 superblocks over 150 MiB write more than half of the
-     * 4 KiB pages of their control words' huge page: one is asked for,
-     * and given unless the system had none (then it fell back) */
-    long fb = proc_value("/proc/vmstat", "thp_fault_fallback");
-    long kb = huge_after_open(path, 300000, 0, &sbs);
-    REQUIRE(sbs >= 2200);
-    CHECK(kb >= 2048 || proc_value("/proc/vmstat", "thp_fault_fallback") != fb);
+    /* 256 MiB: the control words of its 65,536 pages are one huge page.
+     * dense: 2,360 superblocks over 150 MiB write more than half of its
+     * 4 KiB pages (one in 128 pages of the space) */
+    CHECK_EQ(huge_after_open(path, 256, 300000, 0, 0, 0), 2048);
     /* packed: 630 superblocks over 40 MiB write a sixth of them */
-    kb = huge_after_open(path, 80000, 0, &sbs);
-    REQUIRE(sbs >= 600 && sbs < 700);
-    CHECK_EQ(kb, 0);
-    /* sparse: large runs, and a superblock of each of a few dozen classes */
-    kb = huge_after_open(path, 0, 150, &sbs);
-    REQUIRE(sbs >= 16 && sbs < 64);
-    CHECK_EQ(kb, 0);
+    CHECK_EQ(huge_after_open(path, 256, 80000, 0, 0, 0), 0);
+    /* sparse: 150 large runs, and a superblock of each of 26 classes */
+    CHECK_EQ(huge_after_open(path, 256, 0, 0, 0, 150), 0);
+    /* 512 MiB, control words in two huge pages, each judged alone: the
+     * first as dense, the second (past a 120 MiB block) holds 160
+     * superblocks over 10 MiB */
+    CHECK_EQ(huge_after_open(path, 512, 300000, 120, 20000, 0), 2048);
 }
 
 int main(void)
 {
     test_clean();
     test_killed();
+    test_killed_fsize_limit();
     test_hugepages();
     return t_done();
 }
