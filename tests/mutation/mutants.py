@@ -1047,6 +1047,11 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    rt->ctl = (struct pm_sbctl *)(v + ctl_at);""",
          what="an open asks for no huge pages: a dense space's rebuild takes a page "
               "fault for each 4 KiB of control words (speed)"),
+    dict(id="vol-alloc-tail-off-page", file="src/os_posix.c",
+         find="""        (void)munmap(p + head + whole, extra - head);""",
+         replace="""        (void)munmap(p + head + size, extra - head);""",
+         what="an aligned volatile reservation unmaps its tail from an address off a page "
+              "boundary: the unmap fails and up to 2 MiB stay mapped at each open"),
     dict(id="rec-write-no-remote", file="src/recover.c",
          find="""    if (os_pwrite_all(rt->fd, (const void *)&h->bits[lo], len, at) == 0 &&
         os_pwrite_all(rt->fd, (const void *)&h->bits[h->n_words + lo], len, rat) == 0)""",
