@@ -569,10 +569,14 @@ static inline struct pm_sb_header *sb_header(struct pm_rt *rt, uint32_t first)
 /* A writer's open reads the superblock headers into a copy (recover.c);
  * NULL when it has none, or after the copy was dropped */
 struct pm_sb_header *pm_snap_header(struct pm_rt *rt, uint32_t first);
-void pm_snap_drop(struct pm_rt *rt);       /* recovery is about to write */
+void pm_snap_drop(struct pm_rt *rt);
+/* recovery is about to write [at, at + len) of the mapping: the copies it
+ * may overlap are forgotten (no-op without a copy) */
+void pm_snap_forget(struct pm_rt *rt, const void *at, size_t len);
 /* A superblock's header to read during an open: the open's copy when it
- * has one (recover.c), else the mapping.  Only the rebuild writes the copy
- * (its repairs, which it then writes to the file: repair_by_write). */
+ * has one of it (recover.c), else the mapping.  Only the rebuild writes the
+ * copy (its repairs, which it then writes to the file: repair_by_write);
+ * every other write recovery makes forgets the copies it overlaps. */
 static inline struct pm_sb_header *sb_header_seen(struct pm_rt *rt, uint32_t first)
 {
     if (PM_UNLIKELY(rt->snap != NULL)) {

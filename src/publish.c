@@ -701,6 +701,8 @@ void pub_ensure(struct pm_rt *rt, uint64_t boff, bool live)
             uint64_t idx = x / h->block_size;
             uint64_t bit = UINT64_C(1) << (idx & 63);
             pm_atomic_u64 *aw = &h->bits[idx >> 6], *rw = &h->bits[h->n_words + (idx >> 6)];
+            pm_snap_forget(rt, aw, sizeof *aw);     /* the open's copy of them */
+            pm_snap_forget(rt, rw, sizeof *rw);
             uint64_t a = pm_load_relaxed(aw);
             pm_store_relaxed(aw, live ? a | bit : a & ~bit);
             pm_persist(rt, aw, sizeof *aw);
@@ -737,12 +739,16 @@ int pm_lanes_recover(struct pm_rt *rt)
         struct pm_lane *l = lane_at(rt, i);
         uint64_t word = pm_load_acquire(&l->op);
         uint64_t op = pm_lane_op(l, word);
+        /* what is written here besides pub_ensure's bits (the lane, the
+         * destination in a live block) is no superblock's header in a
+         * verified heap; forgotten from the open's copy all the same */
         if (op == PM_LANE_IDLE) {
-            if (word != PM_LANE_IDLE)
+            if (word != PM_LANE_IDLE) {
+                pm_snap_forget(rt, l, sizeof *l);
                 lane_clear(rt, l);          /* torn: its call never started */
+            }
             continue;
         }
-        pm_snap_drop(rt);               /* superblocks change from here */
         /* pm_verify refused the space if a record is invalid; this only
          * keeps an address from ever being made of one */
         if (op > PM_LANE_REALLOC || !pm_lane_dest_ok(rt, l, op))
@@ -754,6 +760,7 @@ int pm_lanes_recover(struct pm_rt *rt)
             pub_ensure(rt, l->block_off, cur == l->block_off);
         } else if (op == PM_LANE_FREE) {
             if (cur == l->block_off) {
+                pm_snap_forget(rt, dest, sizeof *dest);
                 pm_store_release(dest, (uint64_t)0);
                 pm_persist(rt, dest, sizeof *dest);
             }
@@ -764,6 +771,7 @@ int pm_lanes_recover(struct pm_rt *rt)
             if (forward)
                 pub_ensure(rt, l->old_off, false);
         }
+        pm_snap_forget(rt, l, sizeof *l);
         lane_clear(rt, l);
     }
     return 0;

@@ -50,10 +50,15 @@ static void clear_bits_in(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t from,
  *
  * The copy is of the file as a writer found it, under its lock: no other
  * process writes the file, and only recovery writes superblocks between the
- * copy and the rebuild.  Recovery drops the copy before it writes anything
- * (pm_snap_drop), and the rebuild then reads the mapping as before.  The
- * rebuild's repairs go through the mapping, or, where nothing is flushed,
- * into the copy and from it to the file with pwrite (repair_by_write). */
+ * copy and the rebuild.  Each write recovery makes first forgets the copies
+ * it may overlap (pm_snap_forget: the bits a rolled back transaction or a
+ * publishing call in flight changes), and a restored page image drops the
+ * copy whole (pm_snap_drop); the superblocks forgotten are then read
+ * through the mapping.  A rollback's trial (rollback_trial) writes to a
+ * private mapping, forgetting as it goes, and hands what is left of the
+ * copy to the open that recovers for real.  The rebuild's repairs go
+ * through the mapping, or, where nothing is flushed, into the copy and
+ * from it to the file with pwrite (repair_by_write). */
 struct pm_snap {
     uint64_t n;                 /* superblocks copied */
     uint64_t *idx;              /* ascending: first page << 32 | offset / 8 */
@@ -138,21 +143,55 @@ static void snap_build(struct pm_rt *rt)
     rt->snap = sn;
 }
 
-struct pm_sb_header *pm_snap_header(struct pm_rt *rt, uint32_t first)
+/* an index entry's offset once its copy is forgotten (pm_snap_forget):
+ * the arena is at most SNAP_ARENA_MAX, so no copy is at this one */
+#define SNAP_GONE UINT64_C(0xffffffff)
+
+/* the first index entry whose superblock starts at page first or after */
+static uint64_t snap_lower(const struct pm_snap *sn, uint64_t first)
 {
-    const struct pm_snap *sn = rt->snap;
     uint64_t lo = 0, hi = sn->n;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
-        uint64_t page = sn->idx[mid] >> 32;
-        if (page == first)
-            return (struct pm_sb_header *)(sn->arena + (sn->idx[mid] & 0xffffffffu) * 8);
-        if (page < first)
+        if (sn->idx[mid] >> 32 < first)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return NULL;
+    return lo;
+}
+
+struct pm_sb_header *pm_snap_header(struct pm_rt *rt, uint32_t first)
+{
+    const struct pm_snap *sn = rt->snap;
+    uint64_t k = snap_lower(sn, first);
+    if (k == sn->n || sn->idx[k] >> 32 != first || (sn->idx[k] & SNAP_GONE) == SNAP_GONE)
+        return NULL;
+    return (struct pm_sb_header *)(sn->arena + (sn->idx[k] & SNAP_GONE) * 8);
+}
+
+/* Recovery writes [at, at + len) of the mapping: the copies that bytes may
+ * overlap are forgotten, and those superblocks are read through the
+ * mapping from then on.  A copy holds at most SNAP_MAX bytes from its
+ * superblock's first page; judged by that, not by what it keeps, so a
+ * forgotten copy may be one the write missed, never the reverse. */
+void pm_snap_forget(struct pm_rt *rt, const void *at, size_t len)
+{
+    struct pm_snap *sn = rt->snap;
+    if (sn == NULL || len == 0)
+        return;
+    uintptr_t a = (uintptr_t)at, d = (uintptr_t)rt->data;
+    if (a + len <= d)
+        return;                         /* before the pages: no copy there */
+    uint64_t lo = a > d ? (uint64_t)(a - d) : 0, hi = (uint64_t)(a + len - d);
+    uint64_t from = lo < SNAP_MAX ? 0 : (lo - SNAP_MAX) >> rt->page_shift;
+    for (uint64_t k = snap_lower(sn, from); k < sn->n; k++) {
+        uint64_t start = (sn->idx[k] >> 32) << rt->page_shift;
+        if (start >= hi)
+            break;
+        if (lo < start + SNAP_MAX)
+            sn->idx[k] |= SNAP_GONE;
+    }
 }
 
 void pm_snap_drop(struct pm_rt *rt)
@@ -324,7 +363,13 @@ static int rollback_trial(struct pm_rt *rt, struct persistent_check_report *rep,
     int r = pm_space_map(rt, PM_MODE_PRIVATE, false);
     if (r == 0)
         r = rollback_steps(rt, rep, false, rolled);
-    pm_snap_drop(rt);           /* of the copy, if still there */
+    /* The copy is of the file, and what the trial wrote (to its private
+     * mapping, never to the file) forgot the copies it overlapped: what
+     * is left of it is still the file's, and serves the open that now
+     * recovers for real (the same writes, forgetting the same copies) and
+     * its rebuild.  Kept only when the trial holds. */
+    if (r != 1)
+        pm_snap_drop(rt);
     int back = pm_space_map(rt, rt->map_mode, rt->map_sync);
     rt->flush = flush;
     pm_store_relaxed(&rt->n_lane_chunks, 0u);   /* found again from the file */

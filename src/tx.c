@@ -1600,6 +1600,9 @@ static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
         !pm_in_data(rt, at, len))
         return;
     pm_vg_quiet(true);                  /* a whole page: free blocks too */
+    /* it may hold a superblock's header and bits, and it moves runs
+     * (recovery's copy of headers: all of it goes) */
+    pm_snap_drop(rt);
     if (off != 0) {
         pm_copy_raw(rt->base + off, src, len);
     } else {
@@ -2102,8 +2105,6 @@ int pm_tx_recover(struct pm_rt *rt)
         struct pm_txlog *lg = (struct pm_txlog *)(rt->base + off);
         uint64_t state = pm_load_acquire(&lg->state), gen = state >> 8;
         uint32_t phase = (uint32_t)(state & PM_TX_PHASE);
-        if (phase == PM_TX_COMMITTED || phase == PM_TX_ACTIVE)
-            pm_snap_drop(rt);           /* superblocks change from here */
         if (phase == PM_TX_COMMITTED) {
             redo_frees(rt, lg, gen);
         } else if (phase == PM_TX_ACTIVE) {
@@ -2150,6 +2151,9 @@ int pm_tx_recover(struct pm_rt *rt)
                 if ((kind_len & 0xff) != PM_TXE_SNAPSHOT || !pm_in_data(rt, at, len) ||
                     !pm_in_data(rt, (uint64_t)((const char *)(sn + 1) - rt->base), len))
                     continue;       /* as page_restore: rewritten since */
+                /* inside a live block (verify.c): no header in a verified
+                 * heap, forgotten from the open's copy all the same */
+                pm_snap_forget(rt, rt->base + at, len);
                 memcpy(rt->base + at, sn + 1, len);
                 pm_flush(rt, rt->base + at, len);
             }
@@ -2158,6 +2162,7 @@ int pm_tx_recover(struct pm_rt *rt)
             continue;
         }
         pm_drain(rt);
+        pm_snap_forget(rt, &lg->state, sizeof lg->state);
         pm_store_release(&lg->state, (uint64_t)PM_TX_IDLE | gen << 8);
         pm_persist(rt, &lg->state, sizeof lg->state);
     }
