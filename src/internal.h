@@ -567,7 +567,7 @@ static inline struct pm_sb_header *sb_header(struct pm_rt *rt, uint32_t first)
     return (struct pm_sb_header *)(rt->data + ((uint64_t)first << rt->page_shift));
 }
 /* A writer's open reads the superblock headers into a copy (recover.c);
- * NULL when it has none, or after the copy was dropped */
+ * NULL when it has none of first (none made, dropped, or forgotten) */
 struct pm_sb_header *pm_snap_header(struct pm_rt *rt, uint32_t first);
 void pm_snap_drop(struct pm_rt *rt);
 /* recovery is about to write [at, at + len) of the mapping: the copies it

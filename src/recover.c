@@ -174,7 +174,11 @@ struct pm_sb_header *pm_snap_header(struct pm_rt *rt, uint32_t first)
  * overlap are forgotten, and those superblocks are read through the
  * mapping from then on.  A copy holds at most SNAP_MAX bytes from its
  * superblock's first page; judged by that, not by what it keeps, so a
- * forgotten copy may be one the write missed, never the reverse. */
+ * forgotten copy may be one the write missed, never the reverse.  (In
+ * every space the library makes, a header and its bitmaps lie in the
+ * superblock's first page: pages under 4 KiB come with superblocks of one
+ * page.  The reach back past a page serves only a forged geometry, which
+ * no test builds.) */
 void pm_snap_forget(struct pm_rt *rt, const void *at, size_t len)
 {
     struct pm_snap *sn = rt->snap;
@@ -462,6 +466,9 @@ static int judge_locked(struct pm_rt *rt, int fd, struct persistent_check_report
     bool rolled = false;
     if (r == 0)
         r = rollback_steps(sh, rep, true, &rolled);
+    pm_snap_drop(sh);       /* none today (snap_build copies for writers
+                               only, and a writer's open judges in its
+                               trial), but never left behind */
     os_unmap(base, rt->reserve_size);
     free(sh);
     if (r < 0)
@@ -664,9 +671,10 @@ int pm_engine_start(struct pm_rt *rt)
         if (r < 0)
             return r;
     }
-    /* recovery dropped the copy before it wrote (or the trial left none):
-     * the file is now what the rebuild must see (docs/design.md, "Reopen
-     * of a space with many superblocks") */
+    /* a restored page image dropped the copy, or none was made (a trial
+     * that restored pages builds none): read now, the file is what the
+     * rebuild must see (docs/design.md, "Reopen of a space with many
+     * superblocks") */
     if (rt->snap == NULL)
         snap_build(rt);
     rebuild(rt, repair);

@@ -1057,6 +1057,35 @@ __attribute__((constructor)) static void key_at_load(void)
          what="transaction recovery drops the open's copy before it writes (as before "
               "2026-12-05): the trial verifies every header through its mapping and the "
               "open reads them all again (25 -> 150 ms for 1 GiB)"),
+    dict(id="snap-forget-none-snapshot", file="src/tx.c",
+         find="""                pm_snap_forget(rt, rt->base + at, len);""",
+         replace="""                (void)0;""",
+         what="a snapshot put back by recovery does not forget the open's copies it overlaps",
+         equivalent=(
+             "a snapshot put back lies in a block verify.c found live, and no block "
+             "overlaps a superblock's header or bitmaps, which is all a copy holds")),
+    dict(id="snap-forget-none-lane", file="src/publish.c",
+         find="""        pm_snap_forget(rt, l, sizeof *l);
+        lane_clear(rt, l);
+    }
+    return 0;""",
+         replace="""        lane_clear(rt, l);
+    }
+    return 0;""",
+         what="lanes recovery clears a lane record without forgetting the open's copies it overlaps",
+         equivalent=(
+             "a lane record is in the space's header or in a lane table, a block: "
+             "never in a superblock's header or bitmaps")),
+    dict(id="snap-page-restore-keeps", file="src/tx.c",
+         find="""    pm_snap_drop(rt);
+    if (off != 0) {""",
+         replace="""    if (off != 0) {""",
+         what="a page image put back by recovery leaves the open's copy whole",
+         equivalent=(
+             "no copy is live when a page image is put back: the trial makes one only "
+             "when pm_tx_restore_pages wrote no page, and then neither its rollback "
+             "nor the real open's (the same file, the same log) writes one; the drop "
+             "guards a copy made earlier on some later path")),
     dict(id="snap-repair-to-copy", file="src/recover.c",
          find="""        pm_atomic_u64 *wal = sb_header(rt, (uint32_t)s)->bits, *wrm = wal + h->n_words;""",
          replace="""        pm_atomic_u64 *wal = h->bits, *wrm = wal + h->n_words;""",
@@ -1114,9 +1143,10 @@ __attribute__((constructor)) static void key_at_load(void)
         if (r < 0)
             return r;
     }
-    /* recovery dropped the copy before it wrote (or the trial left none):
-     * the file is now what the rebuild must see (docs/design.md, "Reopen
-     * of a space with many superblocks") */
+    /* a restored page image dropped the copy, or none was made (a trial
+     * that restored pages builds none): read now, the file is what the
+     * rebuild must see (docs/design.md, "Reopen of a space with many
+     * superblocks") */
     if (rt->snap == NULL)
         snap_build(rt);
     rebuild(rt, repair);""",
@@ -1124,9 +1154,10 @@ __attribute__((constructor)) static void key_at_load(void)
         if (r < 0)
             return r;
     }
-    /* recovery dropped the copy before it wrote (or the trial left none):
-     * the file is now what the rebuild must see (docs/design.md, "Reopen
-     * of a space with many superblocks") */
+    /* a restored page image dropped the copy, or none was made (a trial
+     * that restored pages builds none): read now, the file is what the
+     * rebuild must see (docs/design.md, "Reopen of a space with many
+     * superblocks") */
     if (rt->snap == NULL)
         snap_build(rt);
     rebuild(rt, repair);
