@@ -228,6 +228,19 @@ static void test_clean(void)
 
 /* The killed heap: built by a child whose other thread freed a quarter of
  * the blocks, then SIGKILLed with those frees pending. */
+/* persistent_check of the file as it is, through a read-only open */
+static struct persistent_check_report check_on_file(const char *path)
+{
+    allocator_space_t *s;
+    struct persistent_options ro = {0};
+    ro.flags = PERSISTENT_OPEN_READONLY;
+    REQUIRE(persistent_space_open(path, &ro, &s) == 0);
+    struct persistent_check_report rep;
+    REQUIRE(persistent_check(s, &rep) == 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    return rep;
+}
+
 static void build_killed(const char *path)
 {
     int failures_before = t_failures;
@@ -256,17 +269,12 @@ static void test_killed(void)
     build_killed(path);
 
     /* the dead writer left remote frees pending: the file says so */
-    allocator_space_t *s;
-    struct persistent_options ro = {0};
-    ro.flags = PERSISTENT_OPEN_READONLY;
-    REQUIRE(persistent_space_open(path, &ro, &s) == 0);
-    struct persistent_check_report rep;
-    REQUIRE(persistent_check(s, &rep) == 0);
+    struct persistent_check_report rep = check_on_file(path);
     printf("killed writer left %llu remote frees pending\n",
            (unsigned long long)rep.pending_remote_frees);
     CHECK(rep.pending_remote_frees > 0);
-    REQUIRE(persistent_space_close(s) == 0);
 
+    allocator_space_t *s;
     REQUIRE(persistent_space_open(path, NULL, &s) == 0);
     struct persistent_info info;
     REQUIRE(persistent_space_info(s, &info) == 0);
@@ -412,18 +420,12 @@ static void test_rolled(void)
     REQUIRE(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL);
 
     /* the file says what the open has to do */
-    allocator_space_t *s;
-    struct persistent_options ro = {0};
-    ro.flags = PERSISTENT_OPEN_READONLY;
-    REQUIRE(persistent_space_open(path, &ro, &s) == 0);
-    struct persistent_check_report rep;
-    REQUIRE(persistent_check(s, &rep) == 0);
+    struct persistent_check_report rep = check_on_file(path);
     CHECK_EQ(rep.pending_remote_frees, (N_BLOCKS - 1000 + 7) / 8);
     CHECK_EQ(rep.open_transactions, 1);
-    REQUIRE(persistent_space_close(s) == 0);
 
     long reads, faults;
-    s = open_counted(path, &reads, &faults);
+    allocator_space_t *s = open_counted(path, &reads, &faults);
     struct persistent_info info;
     REQUIRE(persistent_space_info(s, &info) == 0);
     CHECK_EQ(info.recovered, 1);
