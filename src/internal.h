@@ -231,6 +231,8 @@ struct pm_rt {
     uint32_t durability;          /* PM_DUR_* in effect */
     const struct pm_flush_ops *flush;  /* per-change write-back: PMEM only
                                           (and every mode under crash tests) */
+    bool flush_sim;               /* flush is the crash simulator's, which
+                                     must see every write to the file */
     uint32_t map_mode;            /* PM_MODE_* the file is mapped with */
     bool map_sync;                /* DAX: mapped with MAP_SYNC */
     uint64_t instance;            /* unique per open in this process */
@@ -379,6 +381,7 @@ int os_punch(int fd, uint64_t off, uint64_t len);
 int os_fill_holes(int fd, uint64_t size);
 int os_fsync(int fd);
 int os_fdatasync(int fd);
+int os_pwrite_durable(int fd, const void *buf, size_t len, uint64_t off);
 int os_fd_mark(int fd, struct os_file_id *id);
 int os_fd_verify(int fd, const struct os_file_id *id);
 int os_msync(void *addr, size_t len);
@@ -575,7 +578,7 @@ void pm_snap_drop(struct pm_rt *rt);
 void pm_snap_forget(struct pm_rt *rt, const void *at, size_t len);
 /* A superblock's header to read during an open: the open's copy when it
  * has one of it (recover.c), else the mapping.  Only the rebuild writes the
- * copy (its repairs, which it then writes to the file: repair_by_write);
+ * copy (its repairs, which it then writes to the file: repair_words);
  * every other write recovery makes forgets the copies it overlaps. */
 static inline struct pm_sb_header *sb_header_seen(struct pm_rt *rt, uint32_t first)
 {

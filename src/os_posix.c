@@ -1,8 +1,8 @@
 /* Every system call the library makes: files, locks, mappings, time,
  * randomness and membarrier.  Errors come back as -errno.
  *
- * _GNU_SOURCE: MAP_FIXED_NOREPLACE, MAP_NORESERVE, getrandom, syscall and
- * O_CLOEXEC are Linux/GNU interfaces. */
+ * _GNU_SOURCE: MAP_FIXED_NOREPLACE, MAP_NORESERVE, getrandom, syscall,
+ * pwritev2 and O_CLOEXEC are Linux/GNU interfaces. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
@@ -560,6 +561,38 @@ int os_fsync(int fd)
 int os_fdatasync(int fd)
 {
     return fdatasync(fd) == 0 ? 0 : -errno;
+}
+
+/* pwrite with synchronized I/O data integrity (O_DSYNC's): the bytes are
+ * durable when it returns 0, as a store written back and fenced is.
+ * Each piece with RWF_DSYNC; where the kernel refuses the flag (before
+ * Linux 4.7: EOPNOTSUPP, or ENOSYS before pwritev2; EINVAL taken alike,
+ * defensively: a plain pwrite then reports any other cause), written
+ * plainly and then fdatasync. */
+int os_pwrite_durable(int fd, const void *buf, size_t len, uint64_t off)
+{
+#if defined(RWF_DSYNC)
+    const char *p = buf;
+    while (len > 0) {
+        struct iovec iov = {(void *)(uintptr_t)p, len};
+        ssize_t n = pwritev2(fd, &iov, 1, (off_t)off, RWF_DSYNC);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EOPNOTSUPP && errno != EINVAL && errno != ENOSYS)
+                return -errno;
+            break;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    if (len == 0)
+        return 0;
+    buf = p;
+#endif
+    int r = os_pwrite_all(fd, buf, len, off);
+    return r == 0 ? os_fdatasync(fd) : r;
 }
 
 /* Records which file fd names and gives its open file description a mark:

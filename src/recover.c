@@ -57,8 +57,10 @@ static void clear_bits_in(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t from,
  * through the mapping.  A rollback's trial (rollback_trial) writes to a
  * private mapping, forgetting as it goes, and hands what is left of the
  * copy to the open that recovers for real.  The rebuild's repairs go
- * through the mapping, or, where nothing is flushed, into the copy and
- * from it to the file with pwrite (repair_by_write). */
+ * into the copy and from it to the file with pwrite, durable at once where
+ * the mode flushes (repair_words), or through the mapping where there is
+ * no copy of that superblock, the crash simulator watches, or a write is
+ * not possible (rebuild's can_write). */
 struct pm_snap {
     uint64_t n;                 /* superblocks copied */
     uint64_t *idx;              /* ascending: first page << 32 | offset / 8 */
@@ -208,44 +210,62 @@ void pm_snap_drop(struct pm_rt *rt)
     free(sn);
 }
 
-/* The rebuild's repair of superblock wh's bitmap words lo..hi, which its
- * copy h (the open's, in volatile memory) already holds: the allocation
- * words first, then the remote words, as a collect orders them (a crash
- * between the two leaves remote bits on free blocks, which the next
- * recovery clears).  Written with pwrite, not through the mapping: after a
- * SIGKILL a few hundred of a 1 GiB space's superblocks have remote frees
- * pending, and a first store to each header page was a write fault on the
- * file's mapping, 15-40 us each on the guest of 2026-12-05 (5-21 ms of an
- * open of 17 ms; docs/design.md "Recovery").  Only where nothing is
- * flushed (rt->flush: the PMEM mode, and every mode under the crash
- * simulator, whose persists must see each line) and only from the open's
- * copy (a writer's own mapping of the file: the page cache pwrite writes
- * is the one the mapping shows).  A failed write leaves the words to the
- * mapping, as the rest of the rebuild writes them. */
-static void repair_by_write(struct pm_rt *rt, const struct pm_sb_header *h,
-                            struct pm_sb_header *wh, uint32_t lo, uint32_t hi)
+/* The rebuild's repair of superblock wh's bitmap words lo..hi, which h
+ * (the open's copy in volatile memory, or wh itself) already holds for the
+ * allocation words: the allocation words first, then the remote words
+ * cleared, as a collect orders them (a crash between the two leaves remote
+ * bits on free blocks, which the next recovery clears; a power failure
+ * within either keeps any of its words, each of which is a state of that
+ * order).
+ *
+ * From a copy, by_write writes the words with pwrite, not through the
+ * mapping: after a SIGKILL a few hundred of a 1 GiB space's superblocks
+ * have remote frees pending, and a first store to each header page is a
+ * write fault on the file's mapping, 15-40 us each on the guest of
+ * 2026-12-05 (5-21 ms of an open of 17 ms; docs/design.md "Recovery").
+ * Where the mode writes back every change (rt->flush: PMEM), each write is
+ * durable before the next begins (RWF_DSYNC), as a store written back and
+ * fenced is.  Never under the crash simulator, whose flushes must see each
+ * line; only from the open's copy in a writer's own mapping of the file
+ * (the page cache, or the persistent memory, pwrite writes is the one the
+ * mapping shows).  A failed write leaves the words to the mapping.  The
+ * caller is the only thread inside a call on the space (an open, or
+ * pm_engine_reset): remote words that were zero in lo..hi are written
+ * zero again, which a remote free running meanwhile would lose. */
+static int write_words(struct pm_rt *rt, const pm_atomic_u64 *from, pm_atomic_u64 *to,
+                       size_t len)
+{
+    uint64_t at = (uint64_t)((char *)to - rt->base);
+    return rt->flush != NULL ? os_pwrite_durable(rt->fd, (const void *)from, len, at)
+                             : os_pwrite_all(rt->fd, (const void *)from, len, at);
+}
+
+static void repair_words(struct pm_rt *rt, const struct pm_sb_header *h,
+                         struct pm_sb_header *wh, uint32_t lo, uint32_t hi, bool by_write)
 {
     size_t len = (size_t)(hi - lo + 1) * sizeof(uint64_t);
-    uint64_t at = (uint64_t)((char *)&wh->bits[lo] - rt->base);
-    uint64_t rat = at + (uint64_t)h->n_words * sizeof(uint64_t);
-    if (os_pwrite_all(rt->fd, (const void *)&h->bits[lo], len, at) == 0 &&
-        os_pwrite_all(rt->fd, (const void *)&h->bits[h->n_words + lo], len, rat) == 0)
+    uint32_t nw = h->n_words;
+    if (by_write && write_words(rt, &h->bits[lo], &wh->bits[lo], len) == 0 &&
+        write_words(rt, &h->bits[nw + lo], &wh->bits[nw + lo], len) == 0)
         return;
-    for (uint32_t w = lo; w <= hi; w++) {
-        pm_store_relaxed(&wh->bits[w], pm_load_relaxed(&h->bits[w]));
-        pm_store_relaxed(&wh->bits[h->n_words + w], pm_load_relaxed(&h->bits[h->n_words + w]));
-    }
+    if (h != wh)
+        for (uint32_t w = lo; w <= hi; w++)
+            pm_store_relaxed(&wh->bits[w], pm_load_relaxed(&h->bits[w]));
+    pm_persist(rt, &wh->bits[lo], len);
+    for (uint32_t w = lo; w <= hi; w++)
+        pm_store_relaxed(&wh->bits[nw + w], 0);
+    pm_persist(rt, &wh->bits[nw + lo], len);
 }
 
 static void rebuild(struct pm_rt *rt, bool repair)
 {
     uint64_t n = pm_load_acquire(&rt->n_pages);
     uint64_t p = 0;
-    /* repairs by pwrite (repair_by_write): a writer's open with the copy,
-     * nothing to flush, a descriptor still the file's and no file size
-     * limit below the file's end; else through the mapping */
+    /* repairs by pwrite (repair_words): a writer's open with the copy, not
+     * under the crash simulator, a descriptor still the file's and no file
+     * size limit below the file's end; else through the mapping */
     bool can_write = repair && rt->snap != NULL && rt->mode == PM_MODE_WRITER &&
-                     rt->map_mode == PM_MODE_WRITER && rt->fd >= 0 && rt->flush == NULL &&
+                     rt->map_mode == PM_MODE_WRITER && rt->fd >= 0 && !rt->flush_sim &&
                      os_write_fits(rt->data_off + (n << rt->page_shift)) &&
                      os_fd_verify(rt->fd, &rt->fid) == 0;
     for (;;) {
@@ -268,35 +288,31 @@ static void rebuild(struct pm_rt *rt, bool repair)
             continue;
         }
         /* read from h (the open's copy, if any), written through the
-         * mapping or, from the copy, with pwrite (repair_by_write) */
+         * mapping or, from the copy, with pwrite (repair_words) */
         struct pm_sb_header *h = sb_header_seen(rt, (uint32_t)s);
         if (!sb_header_valid(rt, h, s))
             continue;                           /* tolerant walk only */
         pm_atomic_u64 *al = h->bits, *rm = h->bits + h->n_words;
-        pm_atomic_u64 *wal = sb_header(rt, (uint32_t)s)->bits, *wrm = wal + h->n_words;
-        bool by_write = can_write && h != sb_header(rt, (uint32_t)s);
-        uint32_t lo = UINT32_MAX, hi = 0;       /* the words by_write changed */
+        struct pm_sb_header *wh = sb_header(rt, (uint32_t)s);
+        uint32_t lo = UINT32_MAX, hi = 0;       /* the words repaired */
         uint32_t used = 0;
         for (uint32_t w = 0; w < h->n_words; w++) {
             uint64_t a = pm_load_relaxed(&al[w]);
             uint64_t r = pm_load_relaxed(&rm[w]);
             if (r != 0 && repair) {
-                if (by_write) {
-                    pm_store_relaxed(&al[w], a & ~r);
+                /* the allocation word in h, the copy or the file's own
+                 * (then its remote word is cleared after it is durable);
+                 * a copy's remote word at once */
+                pm_store_relaxed(&al[w], a & ~r);
+                if (h != wh)
                     pm_store_relaxed(&rm[w], 0);
-                    lo = w < lo ? w : lo;
-                    hi = w;
-                } else {
-                    pm_store_relaxed(&wal[w], a & ~r);
-                    pm_persist(rt, &wal[w], sizeof wal[w]);
-                    pm_store_relaxed(&wrm[w], 0);
-                    pm_persist(rt, &wrm[w], sizeof wrm[w]);
-                }
+                lo = w < lo ? w : lo;
+                hi = w;
             }
             used += pm_popcount64(a & ~r);
         }
         if (lo <= hi)
-            repair_by_write(rt, h, sb_header(rt, (uint32_t)s), lo, hi);
+            repair_words(rt, h, wh, lo, hi, can_write && h != wh);
         if (used == 0 && repair) {
             pg_bit_clear(rt, rt->start_bits, s);    /* commit */
             pg_bit_clear(rt, rt->end_bits, e);

@@ -392,10 +392,14 @@ static void *remote_frees(void *arg)
     return NULL;
 }
 
+/* the size of the blocks the remote scenario frees (and the recovery
+ * sweeps allocate again) */
+static size_t remote_size = 100;
+
 static void sc_remote_setup(void)
 {
     for (int i = 0; i < 12; i++)
-        pub_alloc(i, 100);
+        pub_alloc(i, remote_size);
 }
 
 static void sc_remote_run(void)
@@ -672,15 +676,45 @@ static void sweep(const struct scenario *sc)
     ch_files_remove(&f);
 }
 
+/* After the recovering open: blocks of the size the remote frees freed,
+ * published in slots of their own, so that they take the freed blocks
+ * again.  A remote bit recovery cleared only in the cache would come back
+ * at a power failure now and free one of them at the next open. */
+static void sc_recovery_run(void)
+{
+    for (int i = 20; i < 28; i++)
+        pub_alloc(i, remote_size);
+}
+
 /* Crash points inside recovery itself: the template is a space that died
  * in the middle of a publishing realloc with remote frees pending; the
- * sweep kills the process at every point of the recovering open. */
-static void sweep_recovery(void)
+ * sweep kills the process at every point of the recovering open and of
+ * the publishing allocations that follow it.  name "recovery": blocks of
+ * 100 bytes in a 64 KiB space, a superblock whose allocation and remote
+ * words share a cache line; "recovery-wide": blocks of 16 bytes in a 512
+ * KiB space, bitmaps of at least 8 words, so that the remote words are
+ * lines of their own, which writing back the allocation words does not
+ * write back. */
+static void sweep_recovery(const char *name, uint64_t size, size_t blk, uint32_t min_words)
 {
-    struct scenario sc = {"recovery", 64u << 10, 0, 1, sc_remote_setup, NULL, false};
+    struct scenario sc = {name, size, 0, 1, sc_remote_setup, sc_recovery_run, false};
+    remote_size = blk;
     struct ch_files f;
     ch_files_init(&f, "r");
     make_template(&sc, f.tmpl);
+    {
+        /* the geometry the sweep is meant to have */
+        S = open_space(f.tmpl, size, 0);
+        REQUIRE(S != NULL);
+        M = persistent_find_root(S, MODEL_TAG);
+        REQUIRE(M != NULL);
+        uint32_t first, idx;
+        struct pm_sb_header *h;
+        REQUIRE(sb_locate(pm_rt_of(S), persistent_offset_to_ptr(S, M->slot[0]), &first, &h,
+                          &idx) == 0);
+        REQUIRE(h->n_words >= min_words);
+        REQUIRE(persistent_space_close(S) == 0);
+    }
     /* let the remote scenario die where it leaves recovery the most to
      * do: a publishing call in flight and remote frees not yet collected */
     struct scenario die = sc;
@@ -711,9 +745,10 @@ static void sweep_recovery(void)
     REQUIRE(run_child(&die, f.work, best, NULL) == 1);
     ch_mode = saved;
     ch_copy_file(f.work, f.tmpl);                  /* the crashed file */
-    struct ch_target t = {"recovery", child_body, verify, &sc, 17};
+    struct ch_target t = {name, child_body, verify, &sc, 17};
     ch_sweep(&t, &f, false);
     ch_files_remove(&f);
+    remote_size = 100;
 }
 
 /* ---- races under the power model ----
@@ -883,7 +918,9 @@ int main(int argc, char **argv)
         if (ch_picked(argc, argv, scenarios[i].name))
             sweep(&scenarios[i]);
     if (ch_picked(argc, argv, "recovery"))
-        sweep_recovery();
+        sweep_recovery("recovery", 64u << 10, 100, 1);
+    if (ch_picked(argc, argv, "recovery-wide"))
+        sweep_recovery("recovery-wide", 512u << 10, 16, 8);
     for (size_t i = 0; ch_mode == PM_CRASH_POWER && i < sizeof races / sizeof *races; i++)
         if (ch_picked(argc, argv, races[i].name))
             race(&races[i]);
