@@ -209,6 +209,18 @@ static void tick(void)
         crash();
 }
 
+/* A crash point where a write is durable without a flush table: the
+ * repairs recovery writes with pwrite (recover.c), which the kill model
+ * sweeps through (the power model never takes that path: rt->flush_sim). */
+void pm_crash_point(void)
+{
+    if (!pm_crash_armed())
+        return;
+    pthread_mutex_lock(&sim_lock);
+    tick();
+    pthread_mutex_unlock(&sim_lock);
+}
+
 static struct tpend *pend_of_thread(void)
 {
     if (my_pend == NULL) {

@@ -231,8 +231,10 @@ struct pm_rt {
     uint32_t durability;          /* PM_DUR_* in effect */
     const struct pm_flush_ops *flush;  /* per-change write-back: PMEM only
                                           (and every mode under crash tests) */
-    bool flush_sim;               /* flush is the crash simulator's, which
-                                     must see every write to the file */
+    bool flush_sim;               /* the crash simulator's power model,
+                                     which must see every write to the
+                                     file (the kill model counts pwrites
+                                     with pm_crash_point) */
     uint32_t map_mode;            /* PM_MODE_* the file is mapped with */
     bool map_sync;                /* DAX: mapped with MAP_SYNC */
     uint64_t instance;            /* unique per open in this process */
@@ -999,6 +1001,7 @@ void pm_crash_attach(char *base, uint64_t len, int fd);
 void pm_crash_detach(char *base);
 void pm_crash_resize(char *base, uint64_t len);
 void pm_crash_synced(char *base);
+void pm_crash_point(void);        /* a write durable on its own (a pwrite) */
 
 /* ---- memcheck.c: Valgrind memcheck and AddressSanitizer see the
  * program's blocks ----

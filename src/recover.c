@@ -59,8 +59,8 @@ static void clear_bits_in(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t from,
  * copy to the open that recovers for real.  The rebuild's repairs go
  * into the copy and from it to the file with pwrite, durable at once where
  * the mode flushes (repair_words), or through the mapping where there is
- * no copy of that superblock, the crash simulator watches, or a write is
- * not possible (rebuild's can_write). */
+ * no copy of that superblock, the crash simulator's power model watches,
+ * or a write is not possible (rebuild's can_write). */
 struct pm_snap {
     uint64_t n;                 /* superblocks copied */
     uint64_t *idx;              /* ascending: first page << 32 | offset / 8 */
@@ -225,8 +225,9 @@ void pm_snap_drop(struct pm_rt *rt)
  * 2026-12-05 (5-21 ms of an open of 17 ms; docs/design.md "Recovery").
  * Where the mode writes back every change (rt->flush: PMEM), each write is
  * durable before the next begins (RWF_DSYNC), as a store written back and
- * fenced is.  Never under the crash simulator, whose flushes must see each
- * line; only from the open's copy in a writer's own mapping of the file
+ * fenced is.  Never under the crash simulator's power model, whose
+ * flushes must see each line (its kill model has a crash point after each
+ * write); only from the open's copy in a writer's own mapping of the file
  * (the page cache, or the persistent memory, pwrite writes is the one the
  * mapping shows).  A failed write leaves the words to the mapping.  The
  * caller is the only thread inside a call on the space (an open, or
@@ -236,8 +237,11 @@ static int write_words(struct pm_rt *rt, const pm_atomic_u64 *from, pm_atomic_u6
                        size_t len)
 {
     uint64_t at = (uint64_t)((char *)to - rt->base);
-    return rt->flush != NULL ? os_pwrite_durable(rt->fd, (const void *)from, len, at)
-                             : os_pwrite_all(rt->fd, (const void *)from, len, at);
+    int r = rt->flush != NULL ? os_pwrite_durable(rt->fd, (const void *)from, len, at)
+                              : os_pwrite_all(rt->fd, (const void *)from, len, at);
+    if (r == 0)
+        pm_crash_point();       /* the kill sweeps end here too */
+    return r;
 }
 
 static void repair_words(struct pm_rt *rt, const struct pm_sb_header *h,
@@ -262,8 +266,9 @@ static void rebuild(struct pm_rt *rt, bool repair)
     uint64_t n = pm_load_acquire(&rt->n_pages);
     uint64_t p = 0;
     /* repairs by pwrite (repair_words): a writer's open with the copy, not
-     * under the crash simulator, a descriptor still the file's and no file
-     * size limit below the file's end; else through the mapping */
+     * under the crash simulator's power model, a descriptor still the
+     * file's and no file size limit below the file's end; else through the
+     * mapping */
     bool can_write = repair && rt->snap != NULL && rt->mode == PM_MODE_WRITER &&
                      rt->map_mode == PM_MODE_WRITER && rt->fd >= 0 && !rt->flush_sim &&
                      os_write_fits(rt->data_off + (n << rt->page_shift)) &&

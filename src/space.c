@@ -932,7 +932,7 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
         rt->flush = dax || pm_flush_forced() ? pm_flush_ops_get() : &pm_ops_msync;
     if (crash != PM_CRASH_NONE && mode == PM_MODE_WRITER) {
         rt->flush = pm_crash_wrap(rt->flush);
-        rt->flush_sim = true;
+        rt->flush_sim = crash >= PM_CRASH_POWER;
         if (crash >= PM_CRASH_POWER)
             pm_crash_attach(base, st.file_size, fd);
     }

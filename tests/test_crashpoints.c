@@ -26,7 +26,8 @@
  *     published block (nothing live was handed out again).
  * The sweep ends at the first k the child survives.
  *
- * kill: the process dies, the page cache keeps every store (PROCESS mode).
+ * kill: the process dies, the page cache keeps every store (PROCESS mode);
+ *   recovery's repairs written with pwrite are crash points too.
  * power: PMEM mode on a private mapping, under crashsim.c's model: a
  *   fence makes durable the fencing thread's flushed lines (content from
  *   the flush or the fence); lines flushed and not fenced land torn, word

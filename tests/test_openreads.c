@@ -551,9 +551,9 @@ static bool dirty_pages_told(const char *dir)
  *     the repaired headers' pages dirty).  Not with a flush instruction
  *     forced (PERSISTENT_MEM_FLUSH): the open's other writes are then
  *     written back to the page cache only.
- * The order of the two writes is not seen here: the crash simulator sees
- * the mapping's path, which writes in the same order (test_crashpoints
- * recovery-wide). */
+ * The order of the two writes is not seen here: test_crashpoints
+ * recovery-wide sweeps it (the kill model through these writes, the power
+ * model through the mapping's path, which keeps the same order). */
 static void test_killed_pmem(void)
 {
     struct persistent_options pm = {0};

@@ -1127,6 +1127,14 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""                     true &&""",
          what="the open repairs by pwrite under a file size limit below the file's end: "
               "SIGXFSZ ends the process at every open"),
+    dict(id="rec-write-remote-first", file="src/recover.c",
+         find="""    if (by_write && write_words(rt, &h->bits[lo], &wh->bits[lo], len) == 0 &&
+        write_words(rt, &h->bits[nw + lo], &wh->bits[nw + lo], len) == 0)""",
+         replace="""    if (by_write && write_words(rt, &h->bits[nw + lo], &wh->bits[nw + lo], len) == 0 &&
+        write_words(rt, &h->bits[lo], &wh->bits[lo], len) == 0)""",
+         what="the open's repair by pwrite clears the remote words before it writes the "
+              "allocation words: a crash between the two leaves the freed blocks "
+              "allocated with nothing left to free them"),
     dict(id="rec-pmem-by-map", file="src/recover.c",
          find="""                     rt->map_mode == PM_MODE_WRITER && rt->fd >= 0 && !rt->flush_sim &&""",
          replace="""                     rt->map_mode == PM_MODE_WRITER && rt->fd >= 0 && rt->flush == NULL &&""",
@@ -1134,8 +1142,8 @@ __attribute__((constructor)) static void key_at_load(void)
               "(as before 2026-12-05): a page fault for each superblock repaired, 42 "
               "instead of 23 ms for 1 GiB after a SIGKILL"),
     dict(id="rec-pmem-write-plain", file="src/recover.c",
-         find="""    return rt->flush != NULL ? os_pwrite_durable(rt->fd, (const void *)from, len, at)""",
-         replace="""    return false ? os_pwrite_durable(rt->fd, (const void *)from, len, at)""",
+         find="""    int r = rt->flush != NULL ? os_pwrite_durable(rt->fd, (const void *)from, len, at)""",
+         replace="""    int r = false ? os_pwrite_durable(rt->fd, (const void *)from, len, at)""",
          what="an open in PMEM durability repairs with plain pwrite: the words are in the "
               "page cache, not durable, when the remote words are cleared after them"),
     dict(id="rec-durable-no-sync", file="src/os_posix.c",
