@@ -40,12 +40,12 @@ __attribute__((noinline)) static void *small_alloc_slow(struct pm_rt *rt,
 __attribute__((always_inline)) static inline void *
 take_cached(struct pm_tcache *t, uint64_t m, pm_atomic_u64 **wp)
 {
-    uint32_t i = pm_ctz64(m);
+    uint64_t i = pm_ctz64_nz(m);
     t->mask = m & (m - 1);
     pm_atomic_u64 *w = t->aword;
     pm_store_relaxed(w, pm_load_relaxed(w) | (UINT64_C(1) << i));
     *wp = w;
-    return t->wbase + (size_t)i * t->bsize;
+    return t->wbase + i * t->bsize;
 }
 
 /* Where the mode flushes (PMEM, and every mode under the crash tests): the
