@@ -105,6 +105,14 @@ __attribute__((noinline)) static void *malloc_general(allocator_space_t *space,
     return p;
 }
 
+/* malloc_general for the fast path once it has found pm_tls.space to be
+ * the caller's space, so that it keeps no register for it (as
+ * free_general_here does). */
+__attribute__((noinline)) static void *malloc_general_here(size_t size)
+{
+    return malloc_general((allocator_space_t *)pm_tls.space, size);
+}
+
 /* The fast path's next step when the current word is used up but the
  * superblock's free-word hint names others: the next word with a free
  * block and a block from it, still inside the operation the fast path
@@ -112,9 +120,9 @@ __attribute__((noinline)) static void *malloc_general(allocator_space_t *space,
  * mallocs came here through malloc_general and refill).  It takes what
  * the fast path found from pm_tls again (nothing between writes it), so
  * that the fast path keeps no register for it. */
-__attribute__((noinline)) static void *malloc_next_word(allocator_space_t *space,
-                                                        size_t size)
+__attribute__((noinline)) static void *malloc_next_word(size_t size)
 {
+    allocator_space_t *space = (allocator_space_t *)pm_tls.space;
     struct pm_rt *rt = pm_tls.rt;
     struct pm_trec *rec = pm_tls.rec;
     struct pm_tcache *t = &rec->cls[pm_size_class(size)];
@@ -150,7 +158,7 @@ void *persistent_malloc(allocator_space_t *space, size_t size)
         else if (size - 1 < PM_MAX_SMALL)
             c = pm_size_class(size);
         else
-            return malloc_general(space, size);
+            return malloc_general_here(size);
         struct pm_rt *rt = pm_tls.rt;
         struct pm_trec *rec = pm_tls.rec;
         struct pm_tcache *t = &rec->cls[c];
@@ -164,8 +172,9 @@ void *persistent_malloc(allocator_space_t *space, size_t size)
             return p;
         }
         if (t->freemap != 0)
-            return malloc_next_word(space, size);
+            return malloc_next_word(size);
         pm_op_end(rec);
+        return malloc_general_here(size);
     }
     return malloc_general(space, size);
 }

@@ -222,6 +222,10 @@ struct os_file_id {
 };
 
 /* An open space. */
+/* The page allocator's hints (pages.c): one per request length of 1-16
+ * pages, then one per length bucket 17-31, 32-63, ... 256-511, 512 up. */
+#define PM_PAGE_HINTS 22u
+
 struct pm_rt {
     char *base;                   /* == (char *)space */
     struct pm_header *hdr;
@@ -287,7 +291,7 @@ struct pm_rt {
     pm_atomic_u64 *used;          /* claimed pages, 1 bit each */
     pm_atomic_u64 *punched;       /* pages punched out of the file */
     bool can_punch;               /* writer, shared mapping, 4 KiB pages */
-    pm_atomic_u64 hints[17];      /* per run length: lowest start | version */
+    pm_atomic_u64 hints[PM_PAGE_HINTS];  /* per run length: lowest start | version */
     uint64_t used_words;
 
     /* superblocks (superblock.c) */

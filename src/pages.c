@@ -11,9 +11,12 @@
  * Search is first fit, lowest address first, to keep the file's used part
  * small, a 64-bit word at a time.  rt->hints[n - 1] is a lower bound on
  * where a run of n free pages can start (bits 0..39), with a version (bits
- * 40..63); the last one serves every longer request.  Per length, so that a
- * request does not scan again and again past the holes too short for it
- * that first fit leaves in the low part of the space.  Frees lower the hints
+ * 40..63), for n up to 16; longer requests share one per length bucket
+ * (17-31, 32-63, ... 512 up: hint_of), a bound for the bucket's shortest.
+ * Per length, so that a request does not scan again and again past the
+ * holes too short for it that first fit leaves in the low part of the
+ * space (one hint for every request over 16 pages had a 256-page one scan
+ * past every hole of 17-255, docs/design.md "Pages and runs").  Frees lower the hints
  * of every length they could serve and bump their versions; an allocation
  * raises its own with a CAS that fails if anything changed meanwhile.  When the hinted search fails a full scan
  * from page 0 runs before anyone reports exhaustion, so a stale hint can
@@ -28,7 +31,28 @@
 #include "internal.h"
 
 #define HINT_PAGE_MASK ((UINT64_C(1) << 40) - 1)
-#define N_HINTS 17u /* one per request length 1..16, one for longer ones */
+#define N_EXACT 16u /* hints 0..15: requests of exactly 1..16 pages */
+
+/* The hint a request of n pages (n >= 1) starts from: its own length's up
+ * to 16 pages, then its bucket's: 17-31, 32-63, 64-127, 128-255, 256-511,
+ * 512 and up.  A hint for a bucket is a lower bound on where a run of the
+ * bucket's shortest length (hint_len) can start, so it is one for every
+ * longer request too. */
+static uint32_t hint_of(uint64_t n)
+{
+    if (n <= N_EXACT)
+        return (uint32_t)n - 1;
+    uint32_t b = 63 - pm_clz64(n) - 4;             /* 17-31: 0, 32-63: 1, ... */
+    return N_EXACT + (b < PM_PAGE_HINTS - N_EXACT - 1 ? b : PM_PAGE_HINTS - N_EXACT - 1);
+}
+
+/* The shortest request hint i serves. */
+static uint64_t hint_len(uint32_t i)
+{
+    if (i < N_EXACT)
+        return i + 1;
+    return i == N_EXACT ? N_EXACT + 1 : UINT64_C(1) << (i - N_EXACT + 4);
+}
 
 static uint64_t mask_of(uint64_t lo, uint64_t cnt)
 {
@@ -116,7 +140,7 @@ uint64_t pg_run_end(struct pm_rt *rt, uint64_t first)
 
 int pg_init(struct pm_rt *rt)
 {
-    for (uint32_t i = 0; i < N_HINTS; i++)
+    for (uint32_t i = 0; i < PM_PAGE_HINTS; i++)
         pm_store_relaxed(&rt->hints[i], 0);
     return 0;
 }
@@ -163,13 +187,11 @@ static void hint_lower(pm_atomic_u64 *hint, uint64_t page)
  * free below the hint or a full scan.) */
 static void hints_lower(struct pm_rt *rt, uint64_t first, uint64_t n)
 {
-    uint64_t top = n < N_HINTS ? n : N_HINTS;
-    for (uint64_t i = 0; i < top; i++)
+    if (n == 0)
+        return;
+    for (uint32_t i = 0, top = hint_of(n); i <= top; i++)
         if (first <= (pm_load_relaxed(&rt->hints[i]) & HINT_PAGE_MASK))
             hint_lower(&rt->hints[i], first);
-    if (n >= N_HINTS &&
-        first <= (pm_load_relaxed(&rt->hints[N_HINTS - 1]) & HINT_PAGE_MASK))
-        hint_lower(&rt->hints[N_HINTS - 1], first);
 }
 
 bool pg_claim_at(struct pm_rt *rt, uint64_t first, uint64_t n)
@@ -238,7 +260,7 @@ static uint64_t find_free_any(struct pm_rt *rt, uint64_t from, uint64_t n,
         if (*first_free == PG_NONE && track < n) {
             if (carry + low >= track)
                 *first_free = (w << 6) - carry;
-            else if (~x != 0 && runs_of(x, track))
+            else if (track <= 64 && ~x != 0 && runs_of(x, track))
                 *first_free = (w << 6) + pm_ctz64(runs_of(x, track));
         }
         if (carry + low >= n) {
@@ -454,8 +476,7 @@ void pg_release_cached(struct pm_rt *rt, struct pm_trec *rec, uint64_t first, ui
      * the lower holes, and the heap would stop settling low (the frag
      * benchmark's footprint went from 1.33 to 1.49 times the live bytes) */
     if (rec != NULL && n <= rt->run_max && (n << rt->page_shift) < PUNCH_BYTES &&
-        first <= (pm_load_relaxed(&rt->hints[(n < N_HINTS ? n : N_HINTS) - 1]) &
-                  HINT_PAGE_MASK)) {
+        first <= (pm_load_relaxed(&rt->hints[hint_of(n)]) & HINT_PAGE_MASK)) {
         /* joined to a kept run it touches, as the shared bitmap would join
          * it to a free neighbour: in one CAS of that slot, so that the
          * pages are in a slot at every moment */
@@ -542,8 +563,9 @@ uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align)
     if (n == 0 || align == 0)
         return PG_NONE;
     /* the hint for this length; aligned requests use the one for a page */
-    uint64_t track = align == 1 && n < N_HINTS ? n : align == 1 ? N_HINTS : 1;
-    pm_atomic_u64 *hint = &rt->hints[track - 1];
+    uint32_t hi = align == 1 ? hint_of(n) : 0;
+    uint64_t track = hint_len(hi);
+    pm_atomic_u64 *hint = &rt->hints[hi];
     for (int pass = 0; pass < 2; pass++) {
         uint64_t limit = pm_load_acquire(&rt->n_pages);
         uint64_t h = pm_load_acquire(hint);
@@ -598,11 +620,11 @@ uint64_t pg_alloc_flex(struct pm_rt *rt, uint64_t min, uint64_t max, uint64_t *n
         return PG_NONE;
     for (int attempt = 0; attempt < 64; attempt++) {
         uint64_t limit = pm_load_acquire(&rt->n_pages);
-        pm_atomic_u64 *hint = &rt->hints[(min < N_HINTS ? min : N_HINTS) - 1];
+        pm_atomic_u64 *hint = &rt->hints[hint_of(min)];
         uint64_t h = pm_load_acquire(hint);
         uint64_t first_free;
         uint64_t from = attempt ? 0 : (h & HINT_PAGE_MASK);
-        uint64_t p = find_free(rt, from, min, min < N_HINTS ? min : N_HINTS, 1, 0, limit,
+        uint64_t p = find_free(rt, from, min, hint_len(hint_of(min)), 1, 0, limit,
                                &first_free);
         if (p == PG_NONE) {
             if (from == 0)

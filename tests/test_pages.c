@@ -87,7 +87,7 @@ static void test_first_fit(void)
                     x |= UINT64_C(1) << b;
             atomic_store(&rt.used[w], x);
         }
-        for (int h = 0; h < 17; h++)
+        for (unsigned h = 0; h < PM_PAGE_HINTS; h++)
             atomic_store(&rt.hints[h], 0);
         uint64_t n = 1 + t_rand(&seed) % (round % 4 == 0 ? 150 : 20);
         uint64_t want = PG_NONE, run = 0;
@@ -106,6 +106,39 @@ static void test_first_fit(void)
         }
     }
     memset((void *)rt.used, 0, PAGES / 8);
+    pg_init(&rt);
+}
+
+/* A request longer than 16 pages starts from its length bucket's hint
+ * (17-31, 32-63, ... 512 up): one that skips the shorter holes below it,
+ * and that a free of a run as long as the bucket's shortest request
+ * lowers again.  For every bucket: two runs of its length L with a page
+ * between them, the first freed; a request of L - (L > 17) pages must
+ * take the freed one, not a page above the second. */
+static void test_bucket_hints(void)
+{
+    static const uint64_t lens[] = {17, 20, 32, 40, 64, 100, 128, 200, 256, 300, 512, 600};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        uint64_t L = lens[k];
+        uint64_t a = pg_alloc(&rt, L, 1), gap = pg_alloc(&rt, 1, 1), b = pg_alloc(&rt, L, 1);
+        CHECK_EQ(a, 0);
+        CHECK_EQ(gap, L);
+        CHECK_EQ(b, L + 1);
+        pg_release(&rt, a, L);
+        uint64_t want = L > 17 ? L - 1 : L;
+        uint64_t c = pg_alloc(&rt, want, 1);
+        if (c != 0) {
+            fprintf(stderr, "bucket of %llu pages: a request of %llu got %lld, not the "
+                            "freed run at 0\n",
+                    (unsigned long long)L, (unsigned long long)want, (long long)c);
+            t_failures++;
+        }
+        pg_release(&rt, c, want);
+        pg_release(&rt, gap, 1);
+        pg_release(&rt, b, L);
+    }
+    for (uint64_t w = 0; w < PAGES / 64; w++)
+        CHECK_EQ(atomic_load(&rt.used[w]), 0);
     pg_init(&rt);
 }
 
@@ -132,6 +165,7 @@ int main(void)
     CHECK_EQ(pg_alloc(&rt, 1, 1), PG_NONE);
     pg_release(&rt, 0, PAGES);
     test_first_fit();
+    test_bucket_hints();
 
     enum { T = 8 };
     pthread_t th[T];

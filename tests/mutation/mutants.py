@@ -703,6 +703,11 @@ __attribute__((constructor)) static void key_at_load(void)
                 hints_lower(rt, first, p - first);""",
          replace="""                hints_lower(rt, first, p - first);""",
          what="a claim that loses a race keeps the pages it got (they leak)"),
+    dict(id="pages-bucket-hint-not-lowered", file="src/pages.c",
+         find="""    for (uint32_t i = 0, top = hint_of(n); i <= top; i++)""",
+         replace="""    for (uint32_t i = 0, top = hint_of(n); i < top; i++)""",
+         what="a free does not lower the hint of its own length's bucket: a request "
+              "of that bucket skips the freed run for a higher one"),
     dict(id="pages-no-carry", file="src/pages.c",
          find="""        carry = (x >> 63) ? pm_clz64(~x) : 0;       /* free pages at the top */""",
          replace="""        carry = 0;""",
