@@ -206,9 +206,13 @@ bool pg_claim_at(struct pm_rt *rt, uint64_t first, uint64_t n)
         uint64_t old = pm_load_relaxed(w);
         do {
             if (old & m) {
-                /* someone may have skipped these pages as used meanwhile */
+                /* someone may have skipped these pages as used meanwhile:
+                 * with the free pages next to them they can make a run up
+                 * to n pages long, so every hint up to n's comes down (a
+                 * hint is a lower bound: lowering one is always safe) */
                 clear_range(rt, first, p);
-                hints_lower(rt, first, p - first);
+                if (p > first)
+                    hints_lower(rt, first, n);
                 return false;
             }
         } while (!pm_cas_weak_acq_rel(w, &old, old | m));
@@ -474,9 +478,13 @@ void pg_release_cached(struct pm_rt *rt, struct pm_trec *rec, uint64_t first, ui
     /* kept only where first fit would look first anyway (at or below the
      * hint for its length): a run kept above it would be reused before
      * the lower holes, and the heap would stop settling low (the frag
-     * benchmark's footprint went from 1.33 to 1.49 times the live bytes) */
+     * benchmark's footprint went from 1.33 to 1.49 times the live bytes).
+     * A kept run serves any shorter request of 17 pages or more
+     * (pg_cache_take), so a longer one is judged by the hint of the
+     * shortest bucket, 17-31, not by its own */
     if (rec != NULL && n <= rt->run_max && (n << rt->page_shift) < PUNCH_BYTES &&
-        first <= (pm_load_relaxed(&rt->hints[hint_of(n)]) & HINT_PAGE_MASK)) {
+        first <= (pm_load_relaxed(&rt->hints[hint_of(n <= N_EXACT ? n : N_EXACT + 1)]) &
+                  HINT_PAGE_MASK)) {
         /* joined to a kept run it touches, as the shared bitmap would join
          * it to a free neighbour: in one CAS of that slot, so that the
          * pages are in a slot at every moment */
