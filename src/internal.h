@@ -222,11 +222,11 @@ struct os_file_id {
     uint64_t dev, ino, mark;
 };
 
-/* An open space. */
 /* The page allocator's hints (pages.c): one per request length of 1-16
  * pages, then one per length bucket 17-31, 32-63, ... 256-511, 512 up. */
 #define PM_PAGE_HINTS 22u
 
+/* An open space. */
 struct pm_rt {
     char *base;                   /* == (char *)space */
     struct pm_header *hdr;
@@ -1187,7 +1187,7 @@ static inline uint32_t pm_clz64(uint64_t x) { return (uint32_t)__builtin_clzll(x
 /* pm_ctz64 for malloc's fast path: x is not 0, and the count comes as 64
  * bits.  gcc 12 compiles __builtin_ctzll there to a zeroing xor, tzcnt and
  * a sign extension of the int it returns; this is the tzcnt alone (two
- * instructions of the fast path's 44, docs/design.md "Small blocks").
+ * instructions of the fast path's forty, docs/design.md "Small blocks").
  * Inline assembly, a GNU extension, for x86-64 only; a CPU without BMI1
  * runs the same bytes as bsf, which gives the same count when x is not 0. */
 static inline uint64_t pm_ctz64_nz(uint64_t x)
