@@ -102,24 +102,25 @@ __attribute__((noinline)) static void freed_durable(struct pm_rt *rt,
  * blocks"). */
 __attribute__((always_inline)) static inline bool
 free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
-           struct pm_sbctl *ctl, struct pm_sb_header *h, uint32_t idx, uint32_t n,
+           struct pm_sbctl *ctl, pm_atomic_u64 *aw, size_t n_words, uint32_t idx,
            bool current)
 {
-    uint32_t w = (uint32_t)(idx >> 6);
     uint64_t bit = UINT64_C(1) << (idx & 63);
-    pm_atomic_u64 *aw = &h->bits[w];
+    /* the word in the current superblock's free-word hint, 0 in another */
+    uint64_t hint = (UINT64_C(1) << (idx >> 6)) & ((uint64_t)0 - current);
     pm_op_begin(rec);
     /* revokes after busy: see the revocation protocol in superblock.c */
     uint64_t word = pm_load_relaxed(aw);
-    /* the remote word itself, not its summary bit: a remote free of the
-     * same block sets the summary bit only after its remote bit (and a
-     * flush), and an owner that missed the remote bit would hand the
-     * block out again while that free goes on (docs/design.md); a
-     * set-aside superblock whose word this empties goes the general way,
-     * which keeps it as a spare or releases it when it holds nothing */
+    /* the remote word itself (n_words on), not its summary bit: a remote
+     * free of the same block sets the summary bit only after its remote
+     * bit (and a flush), and an owner that missed the remote bit would
+     * hand the block out again while that free goes on (docs/design.md);
+     * a set-aside superblock (hint 0, the test gcc 12 compiles shorter
+     * than !current) whose word this empties goes the general way, which
+     * keeps it as a spare or releases it when it holds nothing */
     if (PM_UNLIKELY(pm_load_relaxed(&rec->revokes) != rec->seen_revokes ||
-                    !(word & bit) || (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit) ||
-                    ((word & ~bit) == 0 && !current))) {
+                    !(word & bit) || (pm_load_relaxed(aw + n_words) & bit) ||
+                    ((word & ~bit) == 0 && hint == 0))) {
         pm_op_end(rec);
         return false;
     }
@@ -129,7 +130,7 @@ free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
      * the current word); a set-aside one: its count of frees, which picks
      * the next current one (the current one's count is zeroed when it is
      * set aside, so counting it too costs nothing) */
-    t->freemap |= (UINT64_C(1) << w) & ((uint64_t)0 - current);
+    t->freemap |= hint;
     pm_store_relaxed(&ctl->frees, (uint16_t)(pm_load_relaxed(&ctl->frees) + 1));
     if (PM_UNLIKELY(rt->flush != NULL))
         freed_durable(rt, rec, aw);
@@ -185,7 +186,8 @@ void persistent_free(allocator_space_t *space, void *ptr)
             /* the thread's: the class's current one, or owner and state
              * in one compare (see the owned set in superblock.c); | not
              * ||, so that whether it is current is no branch */
-            if (PM_LIKELY(free_owned(rt, rec, t, ctl, h, idx, n, current)))
+            if (PM_LIKELY(free_owned(rt, rec, t, ctl, &h->bits[idx >> 6], (n + 63) >> 6,
+                                     idx, current)))
                 return;
         } else if (pm_anchor_owner(a) != rec->id) {
             /* another thread's superblock: atomic bits only, as

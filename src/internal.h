@@ -152,13 +152,16 @@ struct pm_class {
     uint32_t n_words;
     uint32_t align;               /* natural alignment of every block */
     uint64_t recip;               /* ceil(2^40 / block_size) */
+    uint64_t inv;                 /* pm_class_inv(block_size), and */
+    uint32_t bshift;              /* the power of two in block_size:
+                                     pm_block_index */
     uint64_t last_mask;           /* valid bits of the last bitmap word */
 };
 
 /* Per class, owner-only state of a thread record.  The first four fields
  * are all the malloc fast path reads. */
 struct pm_tcache {
-    /* a line's alignment: what malloc and free read of it (up to recip)
+    /* a line's alignment: what malloc and free read of it (up to bshift)
      * is in one line, and the size, 128, is a shift of the class */
     _Alignas(64) uint64_t mask;   /* free blocks of the current word not yet
                                      handed out */
@@ -173,8 +176,10 @@ struct pm_tcache {
                                      becomes current or is collected; the
                                      free fast path adds a freed block's
                                      word, the current word too) */
-    uint64_t recip;               /* the class's pm_class.recip, here for
-                                     free, which reads this line anyway */
+    uint64_t inv;                 /* pm_class_inv(bsize), and */
+    uint32_t bshift;              /* the power of two in bsize: free's
+                                     exact division (pm_block_index), here
+                                     because free reads this line anyway */
     uint32_t owned[PM_OWNED_MAX]; /* other superblocks this thread owns,
                                      full when set aside (see superblock.c) */
     uint32_t spare;               /* bit i: owned[i] was emptied and kept
@@ -480,6 +485,28 @@ uint32_t pm_class_size(uint32_t cls);
 static inline uint64_t pm_class_recip(uint32_t b)
 {
     return ((UINT64_C(1) << 40) + b - 1) / b;
+}
+/* The inverse modulo 2^64 of b's odd part (Newton's iteration: each step
+ * doubles the correct low bits, from 3 for x = d, since d * d == 1 mod 8),
+ * for pm_block_index. */
+static inline uint64_t pm_class_inv(uint32_t b)
+{
+    uint64_t d = b >> __builtin_ctz(b), x = d;
+    for (int i = 0; i < 5; i++)
+        x *= 2 - d * x;
+    return x;
+}
+/* x / b where b (= odd d << shift, inv = pm_class_inv(b)) divides x, and
+ * otherwise a number above UINT64_MAX / b: x * inv is then x / b << shift
+ * exactly (d * inv == 1 mod 2^64), which the rotation brings back; for any
+ * other x the result is past every multiple's quotient (the divisibility
+ * test of Granlund and Montgomery, 1994).  So one compare with a bound
+ * below UINT64_MAX / b both checks that x is a block's start and bounds
+ * its index: one multiply, where a reciprocal and a product back took two. */
+static inline uint64_t pm_block_index(uint64_t x, uint64_t inv, uint32_t shift)
+{
+    uint64_t q = x * inv;
+    return q >> shift | q << (-shift & 63);
 }
 void pm_classes_init(struct pm_rt *rt);
 bool pm_sb_geometry(const struct pm_rt *rt, uint32_t c, uint32_t n_pages,
@@ -809,15 +836,15 @@ static inline bool pm_locate_small(struct pm_rt *rt, const struct pm_trec *rec,
         return false;
     /* c < rt->n_small: the entries are the library's own, written by a
      * carve or by recovery from a header sb_header_valid passed; the
-     * class's divisor and size are in the thread's cache for it, whose
+     * class's inverse and shift are in the thread's cache for it, whose
      * line the caller reads next (not rt->cls[c]: one line and an
      * address computation fewer) */
     uint32_t c = pm_geom_cls(g), n = pm_geom_n_blocks(g);
     const struct pm_tcache *k = &rec->cls[c];
     uint64_t sb_off = (uint64_t)(f1 - 1) << rt->page_shift;
     uint64_t x = off - sb_off - pm_geom_data_start(g);
-    uint64_t idx = (x * k->recip) >> 40;
-    if (PM_UNLIKELY(idx >= n || idx * k->bsize != x))
+    uint64_t idx = pm_block_index(x, k->inv, k->bshift);
+    if (PM_UNLIKELY(idx >= n))          /* n <= 4096: also a block's start */
         return false;
     *sp = f1 - 1;
     *hp = (struct pm_sb_header *)(rt->data + sb_off);

@@ -159,6 +159,8 @@ void pm_classes_init(struct pm_rt *rt)
         k->block_size = b;
         k->align = align;
         k->recip = pm_class_recip(b);
+        k->inv = pm_class_inv(b);
+        k->bshift = (uint32_t)__builtin_ctz(b);
         k->n_blocks = 0;
         len[c] = preferred(page, b, align, m_base, &nb[c]);
         if (len[c] == 0 || len[c] * page * 4 > max_bytes)

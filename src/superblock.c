@@ -769,9 +769,10 @@ int sb_locate(struct pm_rt *rt, const void *ptr, uint32_t *first,
     uintptr_t b0 = (uintptr_t)h + h->data_start;
     if (p < b0)
         return PERSISTENT_E_BAD_POINTER;
-    uint64_t x = p - b0;
-    uint64_t i = (x * k->recip) >> 40;
-    if (i >= h->n_blocks || i * k->block_size != x)
+    /* a 32-bit count is below UINT64_MAX / block_size: the compare also
+     * refuses an interior pointer (pm_block_index) */
+    uint64_t i = pm_block_index(p - b0, k->inv, k->bshift);
+    if (i >= h->n_blocks)
         return PERSISTENT_E_BAD_POINTER;        /* interior pointer */
     *first = f1 - 1;
     *hp = h;

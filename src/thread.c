@@ -78,7 +78,8 @@ static void rec_init(struct pm_trec *rec, uint32_t id)
         memset(t, 0, sizeof *t);
         t->sb = PM_NO_SB;
         t->bsize = pm_class_size(c);
-        t->recip = pm_class_recip(t->bsize);
+        t->inv = pm_class_inv(t->bsize);
+        t->bshift = (uint32_t)__builtin_ctz(t->bsize);
     }
 }
 

@@ -108,6 +108,25 @@ static void test_realloc(void)
     /* shrink a little: same block; grow: moved, contents kept */
     CHECK(persistent_realloc(s, p, 33));
     CHECK(p == q);
+    CHECK(persistent_realloc(s, p, 48));            /* its class's size */
+    CHECK(p == q);
+    CHECK(persistent_realloc(s, p, 1));             /* a block of 64 or less stays */
+    CHECK(p == q);
+    CHECK(strcmp(p, "keep me") == 0);
+    /* a block over 64 bytes moves when shrunk to half its size or less,
+     * and stays above; the old block is free after a move */
+    char *k = persistent_malloc(s, 1000);          /* a 1 KiB block */
+    REQUIRE(k != NULL);
+    memset(k, 'k', 1000);
+    char *k0 = k;
+    CHECK(persistent_realloc(s, k, 513));
+    CHECK(k == k0);
+    CHECK(persistent_realloc(s, k, 512));
+    CHECK(k != k0);
+    CHECK_EQ(persistent_usable_size(s, k0), 0);
+    CHECK(persistent_usable_size(s, k) >= 512 && persistent_usable_size(s, k) < 1024);
+    CHECK(k[0] == 'k' && k[511] == 'k');
+    persistent_free(s, k);
     for (size_t n = 100; n < 300000; n = n * 3 + 7) {
         char *old = p;
         REQUIRE(persistent_realloc(s, p, n));
@@ -285,6 +304,32 @@ static void test_misuse(void)
     free(heap);
     persistent_free(s, (char *)s + 64);                /* the header */
     expect_misuse(PERSISTENT_E_BAD_POINTER, (char *)s + 64, "header");
+
+    /* realloc of a small block that is not live, or of a pointer inside
+     * one: refused and reported, the pointer left as it was (the small
+     * blocks' own lookup in alloc.c: realloc_small) */
+    char *f = persistent_malloc(s, 100);
+    REQUIRE(f != NULL);
+    persistent_free(s, f);
+    char *f0 = f;
+    errno = 0;
+    CHECK(!persistent_realloc(s, f, 300));
+    CHECK(f == f0);
+    CHECK_EQ(errno, EINVAL);
+    expect_misuse(PERSISTENT_E_BAD_POINTER, f0, "realloc of a freed small block");
+    errno = 0;
+    CHECK(persistent_reallocate(s, f0, 20) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    expect_misuse(PERSISTENT_E_BAD_POINTER, f0, "reallocate of a freed small block");
+    char *g = persistent_malloc(s, 100);
+    REQUIRE(g != NULL);
+    char *gi = g + 16;
+    CHECK(!persistent_realloc(s, gi, 300));
+    CHECK(gi == g + 16);
+    expect_misuse(PERSISTENT_E_BAD_POINTER, g + 16, "realloc of an interior pointer");
+    CHECK(persistent_usable_size(s, g) >= 100);       /* untouched */
+    persistent_free(s, g);
+    CHECK_EQ(mis.count, 0);
 
     void *x = persistent_malloc(s, 64);
     REQUIRE(x != NULL);

@@ -3,6 +3,7 @@
 
 #include "internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void test_classes(void)
@@ -235,10 +236,49 @@ static void test_word_valid(void)
     }
 }
 
+/* pm_block_index, free's exact division: the quotient where the block
+ * size divides the offset, and where it does not a number no block count
+ * reaches (an interior pointer, or one before a superblock's first block,
+ * whose offset wraps), for every class: each offset of the first 64
+ * blocks, then random ones over the whole range. */
+static void test_block_index(void)
+{
+    uint64_t r = 0x9e3779b97f4a7c15u;
+    for (uint32_t c = 0; c < PM_N_CLASSES; c++) {
+        uint32_t b = pm_class_size(c);
+        uint64_t inv = pm_class_inv(b);
+        uint32_t shift = (uint32_t)__builtin_ctz(b);
+        REQUIRE(((uint64_t)b >> shift) * inv == 1);
+        uint32_t bad = 0;
+        for (uint64_t x = 0; x < 64u * b; x++) {
+            uint64_t i = pm_block_index(x, inv, shift);
+            bool start = x % b == 0;
+            if (start ? i != x / b : i < PM_SB_MAX_BLOCKS)
+                bad++;
+            /* the same offsets below the first block (wrapped) */
+            uint64_t below = (uint64_t)0 - 1 - x;
+            if (pm_block_index(below, inv, shift) < PM_SB_MAX_BLOCKS)
+                bad++;
+        }
+        for (int k = 0; k < 1000000; k++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            uint64_t x = r >> (r & 63);             /* every magnitude */
+            uint64_t i = pm_block_index(x, inv, shift);
+            bool in = x % b == 0 && x / b < PM_SB_MAX_BLOCKS;
+            if ((i < PM_SB_MAX_BLOCKS) != in || (in && i != x / b))
+                bad++;
+        }
+        if (bad != 0)
+            fprintf(stderr, "class %u (%u bytes): %u offsets misjudged\n", c, b, bad);
+        CHECK_EQ(bad, 0);
+    }
+}
+
 int main(void)
 {
     test_classes();
     test_geometry();
     test_word_valid();
+    test_block_index();
     return t_done();
 }

@@ -586,6 +586,24 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    if ((void)held, false) {
         /* moving it would free a root's block, or an open transaction's */""",
          what="realloc moves (and frees) a root's block"),
+    dict(id="realloc-small-ignores-remote", file="src/alloc.c",
+         find="""    if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit) ||
+        (pm_load_relaxed(&h->bits[((nb + 63) >> 6) + (idx >> 6)]) & bit)) {""",
+         replace="""    if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit)) {""",
+         what="realloc of a small block another thread has freed (a pending remote free) "
+              "moves it: the block is freed twice and its copy handed out"),
+    dict(id="realloc-small-ignores-freed", file="src/alloc.c",
+         find="""    if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit) ||
+        (pm_load_relaxed(&h->bits[((nb + 63) >> 6) + (idx >> 6)]) & bit)) {""",
+         replace="""    if ((pm_load_relaxed(&h->bits[((nb + 63) >> 6) + (idx >> 6)]) & bit)) {""",
+         what="realloc of a freed small block answers with it or a copy instead of a report"),
+    dict(id="realloc-small-ignores-marks", file="src/alloc.c",
+         find="""        PM_LIKELY(pm_load_relaxed(&rt->ctl[s].marks) == 0))
+        return realloc_small(""",
+         replace="""        true)
+        return realloc_small(""",
+         what="realloc moves a small block that is a root's (or an open transaction's), "
+              "freeing the block the root names"),
     dict(id="alloc-usable-ignores-remote", file="src/alloc.c",
          find="""    if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit) ||
         (pm_load_relaxed(&h->bits[h->n_words + (idx >> 6)]) & bit))
@@ -634,12 +652,12 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    if (PM_UNLIKELY(!(word & bit) ||""",
          what="free's fast path writes a superblock a thief is revoking"),
     dict(id="free-fast-keeps-emptied", file="src/free.c",
-         find="""                    ((word & ~bit) == 0 && !current))) {""",
+         find="""                    ((word & ~bit) == 0 && hint == 0))) {""",
          replace="""                    false)) {""",
          what="free's fast path empties a word of a set-aside superblock without the general path's check for an empty superblock (it stays owned, neither counted as a spare nor given back before growth)"),
     dict(id="free-fast-current-not-noted", file="src/free.c",
-         find="""    t->freemap |= (UINT64_C(1) << w) & ((uint64_t)0 - current);""",
-         replace="""    t->freemap |= (UINT64_C(0) << w) & ((uint64_t)0 - current);""",
+         find="""    t->freemap |= hint;""",
+         replace="""    (void)hint;""",
          what="free's fast path does not note a freed block's word in the current superblock's free-word hint: the thread's own frees into it are not found again, and a new superblock is carved while it has room"),
     dict(id="free-root-check-small", file="src/free.c",
          find="""        int held = pm_block_held(rt, s, (uint64_t)((char *)ptr - rt->base));""",
@@ -652,14 +670,14 @@ __attribute__((constructor)) static void key_at_load(void)
         if (r == 0) {""",
          what="free of a root's large block is not refused"),
     dict(id="free-fast-no-remote-check", file="src/free.c",
-         find="""                    !(word & bit) || (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit) ||""",
+         find="""                    !(word & bit) || (pm_load_relaxed(aw + n_words) & bit) ||""",
          replace="""                    !(word & bit) ||""",
          what="the owner's fast free misses a double free that is a pending remote free"),
     dict(id="free-fast-remote-by-summary", file="src/free.c",
-         find="""                    !(word & bit) || (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit) ||""",
+         find="""                    !(word & bit) || (pm_load_relaxed(aw + n_words) & bit) ||""",
          replace="""                    !(word & bit) ||
-                    ((pm_load_relaxed(&ctl->summary) >> w & 1) &&
-                     (pm_load_relaxed(&h->bits[((n + 63) >> 6) + w]) & bit)) ||""",
+                    ((pm_load_relaxed(&ctl->summary) >> (idx >> 6) & 1) &&
+                     (pm_load_relaxed(aw + n_words) & bit)) ||""",
          what="the owner's fast free reads the remote word only when its summary bit is set, so it misses a remote free of the same block between its remote bit and its summary bit (and hands the block out twice)"),
     dict(id="free-large-outside-op", file="src/free.c",
          find="""            pm_op_enter(rt, rec);
@@ -850,9 +868,15 @@ __attribute__((constructor)) static void key_at_load(void)
               "does not say so): its abort makes them reusable while that thread's log still "
               "says COMMITTED"),
     dict(id="free-fast-interior", file="src/internal.h",
-         find="""    if (PM_UNLIKELY(idx >= n || idx * k->bsize != x))""",
-         replace="""    if (PM_UNLIKELY(idx >= n))""",
-         what="G5: free's fast path takes a pointer inside a block for the block's start"),
+         find="""    uint64_t idx = pm_block_index(x, k->inv, k->bshift);""",
+         replace="""    uint64_t idx = (x * k->inv) >> k->bshift;""",
+         what="G5: free's fast path takes a pointer inside a block for the block's start "
+              "(the exact division without its rotation, which puts a remainder out of reach)"),
+    dict(id="locate-interior", file="src/superblock.c",
+         find="""    uint64_t i = pm_block_index(p - b0, k->inv, k->bshift);""",
+         replace="""    uint64_t i = ((p - b0) * k->inv) >> k->bshift;""",
+         what="G5: the general lookup (free's slow path, usable size, realloc) takes a "
+              "pointer inside a block for the block's start"),
     dict(id="pages-kept-not-forgotten", file="src/recover.c",
          find="""    pg_cache_forget(rt);
 """,
