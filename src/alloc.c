@@ -272,13 +272,15 @@ size_t persistent_usable_size(allocator_space_t *space, const void *ptr)
 /* realloc of a small block in a superblock with no mark (no root's,
  * transaction's or library's block in it): one lookup through the page
  * map, as free's fast path makes, where the general way looked the block
- * up three times (its usable size, whether it is small, and the free of a
- * move) and asked the four mark bitmaps whether it may move.  The same
- * answers: the same misuse report for a block that is not live, the same
- * rule for staying in place. */
+ * up twice to answer (its usable size, whether it is small) and asked
+ * the four mark bitmaps whether it may move.  The same answers: the same
+ * misuse report for a block that is not live, the same rule for staying
+ * in place.  A move frees the old block the general way, which looks it
+ * up again: pm_alloc may have waited for another thread's automatic
+ * transaction, and that one's abort rebuilds the page map and the marks
+ * (the block may be a root's again, its superblock gone). */
 static void *realloc_small(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t n,
-                           uint32_t s, struct pm_sb_header *h, uint32_t c, uint32_t idx,
-                           uint32_t nb)
+                           struct pm_sb_header *h, uint32_t c, uint32_t idx, uint32_t nb)
 {
     uint64_t bit = UINT64_C(1) << (idx & 63);
     if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit) ||
@@ -296,7 +298,7 @@ static void *realloc_small(struct pm_rt *rt, struct pm_trec *rec, void *p, size_
     pm_vg_user(rt, q, 0, false);
     memcpy(q, p, n < us ? n : us);
     pm_vg_unuser(rt, p);
-    pm_free_small(rt, rec, s, h, idx);
+    pm_free_block(rt, rec, p);          /* looked up again: see above */
     return q;
 }
 
@@ -306,7 +308,7 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
     struct pm_sb_header *h;
     if (PM_LIKELY(pm_locate_small(rt, rec, p, &s, &h, &c, &idx, &nb)) &&
         PM_LIKELY(pm_load_relaxed(&rt->ctl[s].marks) == 0))
-        return realloc_small(rt, rec, p, n, s, h, c, idx, nb);
+        return realloc_small(rt, rec, p, n, h, c, idx, nb);
     size_t us = pm_usable(rt, p);
     if (us == 0) {
         pm_misuse(rt, PERSISTENT_E_BAD_POINTER, p, "persistent_realloc");

@@ -1135,7 +1135,8 @@ static void test_auto(void)
  * a superblock whose page was written got a block the abort made free
  * again (a review of 2026-12-02 showed both). */
 static _Atomic int fc_stage, fc_waiting;
-static void *fc_a, *fc_b, *fc_got, *fc_given;
+static void *fc_a, *fc_b, *fc_got, *fc_given, *fc_root;
+#define FC_TAG UINT64_C(0x7265616c6c6f63)
 
 static void fc_hook(int point)
 {
@@ -1168,8 +1169,10 @@ static void *fc_thread(void *arg)
         persistent_free(S, fc_a);       /* into its revoked superblock */
     else if (what == 1)
         fc_got = persistent_malloc(S, 48);
-    else
+    else if (what == 2)
         persistent_free(S, fc_given);   /* another thread's block */
+    else
+        fc_got = persistent_reallocate(S, fc_root, 400);    /* a move */
     atomic_store(&fc_stage, 3);
     return NULL;
 }
@@ -1189,21 +1192,32 @@ static void test_auto_foreign_calls(void)
 {
     pm_store_release(&pm_test_hook, fc_hook);
     /* what: 0 a free into its own (revoked) superblock, 1 a malloc, 2 a
-     * free of the transaction thread's block; end: commit or abort */
-    for (int round = 0; round < 5; round++) {
-        int what = round % 3, commit = round >= 3 || what == 1;
+     * free of the transaction thread's block, 3 a realloc that moves a
+     * block whose root the transaction removed (its check found no mark,
+     * and its malloc waits: the abort makes the block a root's again,
+     * and the move must not free it); end: commit or abort */
+    for (int round = 0; round < 6; round++) {
+        int what = round < 5 ? round % 3 : 3, commit = (round >= 3 && what != 3) || what == 1;
         int base = mis.count;
         atomic_store(&fc_stage, 0);
         atomic_store(&fc_waiting, 0);
         fc_got = NULL;
         fc_given = persistent_malloc(S, 64);
         REQUIRE(fc_given != NULL);
+        if (what == 3) {
+            fc_root = persistent_malloc(S, 64);
+            REQUIRE(fc_root != NULL);
+            strcpy(fc_root, "a root's");
+            REQUIRE(persistent_root_publish(S, FC_TAG, fc_root) == fc_root);
+        }
         pthread_t t;
         REQUIRE(pthread_create(&t, NULL, fc_thread, (void *)(intptr_t)what) == 0);
         fc_until(1);
         REQUIRE(persistent_tx_begin_auto(S) == 0);
         fc_touch_header(fc_a);
         fc_touch_header(fc_given);
+        if (what == 3)
+            REQUIRE(persistent_root_remove(S, FC_TAG) == 0);
         void *m = persistent_malloc(S, 64);
         REQUIRE(m != NULL);
         atomic_store(&fc_stage, 2);
@@ -1215,8 +1229,25 @@ static void test_auto_foreign_calls(void)
         else
             REQUIRE(persistent_tx_abort(S) == 0);
         REQUIRE(pthread_join(t, NULL) == 0);
+        if (what == 3) {
+            /* the move's free of the old block met the restored root */
+            CHECK_EQ(mis.count, base + 2);
+            CHECK_EQ(mis.last_code, PERSISTENT_E_ROOT_BLOCK);
+            CHECK(mis.last_ptr == fc_root);
+            CHECK(persistent_find_root(S, FC_TAG) == fc_root);
+            CHECK_EQ(persistent_usable_size(S, fc_root), 64);
+            CHECK(strcmp(fc_root, "a root's") == 0);
+            REQUIRE(fc_got != NULL);
+            CHECK(persistent_usable_size(S, fc_got) >= 400);
+            CHECK(strcmp(fc_got, "a root's") == 0);
+            persistent_free(S, fc_got);
+            fc_got = NULL;
+            REQUIRE(persistent_root_remove(S, FC_TAG) == 0);
+            base++;
+        }
         CHECK_EQ(mis.count, base + 1);          /* reported once */
-        CHECK_EQ(mis.last_code, PERSISTENT_E_TX_AUTO);
+        if (what != 3)
+            CHECK_EQ(mis.last_code, PERSISTENT_E_TX_AUTO);
         /* the call took effect after the end, on that heap */
         CHECK_EQ(persistent_usable_size(S, fc_a), what == 0 ? 0 : 64);
         CHECK_EQ(persistent_usable_size(S, fc_given), what == 2 ? 0 : 64);

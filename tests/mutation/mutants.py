@@ -602,8 +602,14 @@ __attribute__((constructor)) static void key_at_load(void)
         return realloc_small(""",
          replace="""        true)
         return realloc_small(""",
-         what="realloc moves a small block that is a root's (or an open transaction's), "
-              "freeing the block the root names"),
+         what="realloc moves a small block that is a root's (or an open transaction's) "
+              "instead of refusing: the caller gets a copy, the root keeps the old block"),
+    dict(id="realloc-small-frees-stale", file="src/alloc.c",
+         find="""    pm_free_block(rt, rec, p);          /* looked up again: see above */""",
+         replace="""    pm_free_small(rt, rec, (uint32_t)(((char *)h - rt->data) >> rt->page_shift), h, idx);""",
+         what="a realloc's move frees the old block where it found it before its malloc, "
+              "which may have waited out another thread's automatic transaction: after "
+              "that one's abort the block is a root's again, and the move frees it"),
     dict(id="alloc-usable-ignores-remote", file="src/alloc.c",
          find="""    if (!(pm_load_relaxed(&h->bits[idx >> 6]) & bit) ||
         (pm_load_relaxed(&h->bits[h->n_words + (idx >> 6)]) & bit))
