@@ -269,16 +269,32 @@ size_t persistent_usable_size(allocator_space_t *space, const void *ptr)
     return pm_usable(rt, ptr);
 }
 
+/* A realloc's move of the block at p (us usable bytes) to a new one of n.
+ * The old block is freed the general way, which looks it up again: even
+ * where the caller has found it, pm_alloc may have waited for another
+ * thread's automatic transaction, and that one's abort rebuilds the page
+ * map and the marks (the block may be a root's again, its superblock
+ * gone). */
+static void *realloc_move(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t n,
+                          size_t us)
+{
+    void *q = pm_alloc(rt, rec, n, 0);
+    if (q == NULL)
+        return NULL;
+    pm_vg_user(rt, q, 0, false);
+    memcpy(q, p, n < us ? n : us);
+    pm_vg_unuser(rt, p);
+    pm_free_block(rt, rec, p);
+    return q;
+}
+
 /* realloc of a small block in a superblock with no mark (no root's,
  * transaction's or library's block in it): one lookup through the page
  * map, as free's fast path makes, where the general way looked the block
  * up twice to answer (its usable size, whether it is small) and asked
  * the four mark bitmaps whether it may move.  The same answers: the same
  * misuse report for a block that is not live, the same rule for staying
- * in place.  A move frees the old block the general way, which looks it
- * up again: pm_alloc may have waited for another thread's automatic
- * transaction, and that one's abort rebuilds the page map and the marks
- * (the block may be a root's again, its superblock gone). */
+ * in place. */
 static void *realloc_small(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t n,
                            struct pm_sb_header *h, uint32_t c, uint32_t idx, uint32_t nb)
 {
@@ -292,14 +308,7 @@ static void *realloc_small(struct pm_rt *rt, struct pm_trec *rec, void *p, size_
     size_t us = rec->cls[c].bsize;      /* the class's, the header's too */
     if (n <= us && (us <= 64 || n > us / 2))
         return p;                       /* same block, little waste */
-    void *q = pm_alloc(rt, rec, n, 0);
-    if (q == NULL)
-        return NULL;
-    pm_vg_user(rt, q, 0, false);
-    memcpy(q, p, n < us ? n : us);
-    pm_vg_unuser(rt, p);
-    pm_free_block(rt, rec, p);          /* looked up again: see above */
-    return q;
+    return realloc_move(rt, rec, p, n, us);     /* not at h: see realloc_move */
 }
 
 static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t n)
@@ -337,14 +346,7 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
         errno = EINVAL;
         return NULL;
     }
-    void *q = pm_alloc(rt, rec, n, 0);
-    if (q == NULL)
-        return NULL;
-    pm_vg_user(rt, q, 0, false);
-    memcpy(q, p, n < us ? n : us);
-    pm_vg_unuser(rt, p);
-    pm_free_block(rt, rec, p);
-    return q;
+    return realloc_move(rt, rec, p, n, us);
 }
 
 bool persistent_realloc_impl(allocator_space_t *space, void **ptr, size_t new_size)

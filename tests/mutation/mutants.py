@@ -605,8 +605,13 @@ __attribute__((constructor)) static void key_at_load(void)
          what="realloc moves a small block that is a root's (or an open transaction's) "
               "instead of refusing: the caller gets a copy, the root keeps the old block"),
     dict(id="realloc-small-frees-stale", file="src/alloc.c",
-         find="""    pm_free_block(rt, rec, p);          /* looked up again: see above */""",
-         replace="""    pm_free_small(rt, rec, (uint32_t)(((char *)h - rt->data) >> rt->page_shift), h, idx);""",
+         find="""    return realloc_move(rt, rec, p, n, us);     /* not at h: see realloc_move */""",
+         replace="""    void *q = pm_alloc(rt, rec, n, 0);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, n < us ? n : us);
+    pm_free_small(rt, rec, (uint32_t)(((char *)h - rt->data) >> rt->page_shift), h, idx);
+    return q;""",
          what="a realloc's move frees the old block where it found it before its malloc, "
               "which may have waited out another thread's automatic transaction: after "
               "that one's abort the block is a root's again, and the move frees it"),
