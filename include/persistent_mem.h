@@ -255,6 +255,11 @@ struct persistent_options {
  * rollback on a copy-on-write mapping of the file (nothing reaches the
  * file) and refuses the space if the heap would not verify after it (a
  * private open then gives the heap as it is on file, without recovery).
+ * A writer's open of a space of 1,024 superblocks or more reads their
+ * headers with helper threads, as many as the CPUs the process may run on
+ * and at most 4, every signal blocked in them and all of them joined
+ * before the open goes on; PERSISTENT_MEM_OPEN_THREADS=N sets how many
+ * read, for any space (1: the opening thread alone; at most 16).
  * With PERSISTENT_OPEN_CREATE an empty file becomes a space (see
  * create_persistent_allocator).  Read-only and private opens without
  * recovery accept damaged spaces (for inspection; nothing they do writes

@@ -2,10 +2,12 @@
  * randomness and membarrier.  Errors come back as -errno.
  *
  * _GNU_SOURCE: MAP_FIXED_NOREPLACE, MAP_NORESERVE, getrandom, syscall,
- * pwritev2 and O_CLOEXEC are Linux/GNU interfaces. */
+ * pwritev2, O_CLOEXEC, sched_getaffinity and CPU_COUNT are Linux/GNU
+ * interfaces. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -817,6 +819,65 @@ uint64_t os_mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The CPUs this thread may run on (its affinity, which a cpuset or
+ * taskset narrows), else the online ones; at least 1. */
+unsigned os_cpu_count(void)
+{
+    int saved = errno;
+    long n = 0;
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+#endif
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    errno = saved;
+    return n > 0 ? (unsigned)n : 1u;
+}
+
+struct os_part {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void *os_part_run(void *a)
+{
+    struct os_part *p = a;
+    p->fn(p->arg);
+    return NULL;
+}
+
+void os_run_parallel(void (*fn)(void *), void *const *args, unsigned n)
+{
+    pthread_t th[OS_PARALLEL_MAX];
+    struct os_part part[OS_PARALLEL_MAX];
+    bool made[OS_PARALLEL_MAX] = {false};
+    int saved = errno;
+    /* the helpers start with every signal blocked (a program's handlers
+     * run on its own threads, not on the library's); the caller's mask
+     * is back before it runs its own part */
+    sigset_t all, old;
+    sigfillset(&all);
+    bool masked = n > 1 && pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
+    for (unsigned i = 1; masked && i < n && i < OS_PARALLEL_MAX; i++) {
+        part[i].fn = fn;
+        part[i].arg = args[i];
+        made[i] = pthread_create(&th[i], NULL, os_part_run, &part[i]) == 0;
+    }
+    if (masked)
+        (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (n > 0)
+        fn(args[0]);
+    for (unsigned i = 1; i < n; i++) {
+        if (i < OS_PARALLEL_MAX && made[i])
+            (void)pthread_join(th[i], NULL);
+        else
+            fn(args[i]);            /* no thread for it: here, in turn */
+    }
+    errno = saved;
 }
 
 void os_yield(void)

@@ -33,6 +33,14 @@
  *           1 GiB space from 25 to 150 ms).  The patterns are back, the
  *           transaction's blocks and superblocks are gone.
  *   leftover  twelve opens and closes leave no address space mapped.
+ *   shares  the clean heap opened with its headers read by 1, 2, 3, 7
+ *           and 16 threads (PERSISTENT_MEM_OPEN_THREADS; each takes runs
+ *           of consecutive superblocks in turn and copies them to a
+ *           place of its own): every open makes one read a superblock
+ *           and maps no more pages than one thread's, the heap verifies
+ *           and every pattern holds; then with the header of a
+ *           superblock three quarters in broken, every open (1 and 3
+ *           threads) refuses the space and leaves the file as it was.
  *   hugepages  the open asks for huge pages (the mappings' VmFlags
  *           "hg") where its rebuild writes densely (the control words
  *           of 150 MiB of superblocks) and nowhere else (a space of
@@ -781,6 +789,78 @@ static bool huge_requests_visible(void)
     return seen;
 }
 
+/* The clean heap, its headers read by several threads. */
+static void test_shares(void)
+{
+    const char *path = t_path("openreads-shares");
+    allocator_space_t *s = build(path);
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    uint64_t sbs = st.superblocks;
+    /* the superblock three quarters in: a share other than the first */
+    struct table *t = table_of(s);
+    uint32_t first, idx;
+    struct pm_sb_header *h;
+    REQUIRE(sb_locate(pm_rt_of(s), (char *)s + t->off[N_BLOCKS * 3 / 4], &first, &h, &idx) == 0);
+    uint64_t check_at = (uint64_t)((char *)&h->check - (char *)s);
+    REQUIRE(persistent_space_close(s) == 0);
+
+    static const char *const threads[] = {"1", "2", "3", "7", "16"};
+    long reads_one = -1, pages_one = -1;
+    for (size_t k = 0; k < sizeof threads / sizeof threads[0]; k++) {
+        REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", threads[k], 1) == 0);
+        long reads, faults;
+        s = open_counted(path, NULL, &reads, &faults);
+        long pages = mapped_pages(s);
+        struct persistent_check_report rep;
+        REQUIRE(persistent_check(s, &rep) == 0);
+        CHECK_EQ(rep.n_errors, 0);
+        REQUIRE(persistent_stats_get(s, &st) == 0);
+        CHECK_EQ(st.superblocks, sbs);
+        CHECK_EQ(st.live_blocks, N_BLOCKS + 1);
+        t = table_of(s);
+        int bad = 0;
+        for (uint64_t i = 0; i < N_BLOCKS; i++)
+            bad += !intact(s, (char *)s + t->off[i], i);
+        CHECK_EQ(bad, 0);
+        REQUIRE(persistent_space_close(s) == 0);
+        printf("shares: %s threads: %ld reads, %ld pages of the space mapped\n", threads[k],
+               reads, pages);
+        if (k == 0) {
+            reads_one = reads;
+            pages_one = pages;
+            continue;
+        }
+        /* the same reads and pages as one thread's: every copy made once
+         * and kept, none read through the mapping instead (a little
+         * slack, for nothing the threads change) */
+        if (reads >= 0 && reads_one >= 0)
+            CHECK(reads >= reads_one - 4 && reads <= reads_one + 4);
+        if (pages >= 0 && pages_one >= 0 && !PM_VG_MARKS)
+            CHECK(pages <= pages_one + 8);
+    }
+
+    /* a header broken (its check) in a later share: refused whatever the
+     * threads, and nothing written */
+    int fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    uint32_t c;
+    REQUIRE(pread(fd, &c, sizeof c, (off_t)check_at) == (ssize_t)sizeof c);
+    c ^= 0x5a5a5a5au;
+    REQUIRE(pwrite(fd, &c, sizeof c, (off_t)check_at) == (ssize_t)sizeof c);
+    struct stat st0, st1;
+    REQUIRE(fstat(fd, &st0) == 0);
+    for (int k = 0; k < 2; k++) {
+        REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", k ? "3" : "1", 1) == 0);
+        CHECK_EQ(persistent_space_open(path, NULL, &s), PERSISTENT_E_CORRUPT);
+    }
+    REQUIRE(fstat(fd, &st1) == 0);
+    CHECK(st1.st_mtim.tv_sec == st0.st_mtim.tv_sec && st1.st_mtim.tv_nsec == st0.st_mtim.tv_nsec);
+    close(fd);
+    REQUIRE(unsetenv("PERSISTENT_MEM_OPEN_THREADS") == 0);
+    remove(path);
+}
+
 static void test_hugepages(void)
 {
     if (!huge_requests_visible()) {
@@ -811,6 +891,7 @@ int main(void)
     test_killed_pmem();
     test_rolled();
     test_no_leftover();
+    test_shares();
     test_hugepages();
     return t_done();
 }

@@ -1080,6 +1080,21 @@ __attribute__((constructor)) static void key_at_load(void)
          find="""    if (k == sn->n || sn->idx[k] >> 32 != first || (sn->idx[k] & SNAP_GONE) == SNAP_GONE)""",
          replace="""    if (k == sn->n || sn->idx[k] >> 32 != first)""",
          what="a forgotten copy is still handed out"),
+    dict(id="snap-shares-overlap", file="src/recover.c",
+         find="""        parts[i] = (struct snap_part){rt, sn, lo, hi, (size_t)(lo * SNAP_MAX), false, false};""",
+         replace="""        parts[i] = (struct snap_part){rt, sn, lo, hi,
+                                      (size_t)(lo * sizeof(struct pm_sb_header)), false, false};""",
+         what="each reader's run of headers is copied from where its first superblock's "
+              "header alone would be: the runs overwrite each other's copies"),
+    dict(id="snap-join-first-only", file="src/recover.c",
+         find="""        sn->n = parts[i].hi;""",
+         replace="""        sn->n = parts[0].hi;""",
+         what="the copies of every run past the first are left out: the open reads "
+              "those headers again through the mapping"),
+    dict(id="snap-share-skipped", file="src/recover.c",
+         find="""    while ((i = pm_fetch_add_relaxed(&job->next, 1u)) < job->n_parts)""",
+         replace="""    while ((i = pm_fetch_add_relaxed(&job->next, 2u)) < job->n_parts)""",
+         what="the readers skip every other run of headers"),
     dict(id="snap-trial-drops-copy", file="src/recover.c",
          find="""    if (r != 1)
         pm_snap_drop(rt);""",
