@@ -256,10 +256,14 @@ struct persistent_options {
  * file) and refuses the space if the heap would not verify after it (a
  * private open then gives the heap as it is on file, without recovery).
  * A writer's open of a space of 1,024 superblocks or more reads their
- * headers with helper threads, as many as the CPUs the process may run on
- * and at most 4, every signal blocked in them and all of them joined
- * before the open goes on; PERSISTENT_MEM_OPEN_THREADS=N sets how many
- * read, for any space (1: the opening thread alone; at most 16).
+ * headers with more than one thread: as many readers (the opening thread
+ * and helper threads) as the CPUs the opening thread may run on, at most
+ * 4.  The helpers block every signal but those a fault raises and are
+ * joined before the open goes on (glibc then treats the process as
+ * multithreaded for good; a seccomp policy against clone applies to
+ * them).  PERSISTENT_MEM_OPEN_THREADS=N sets the number of readers for any
+ * space (1: the opening thread alone; at most 16; 0 or not a number: the
+ * rule above).
  * With PERSISTENT_OPEN_CREATE an empty file becomes a space (see
  * create_persistent_allocator).  Read-only and private opens without
  * recovery accept damaged spaces (for inspection; nothing they do writes

@@ -421,11 +421,15 @@ uint64_t os_mono_ns(void);        /* CLOCK_MONOTONIC */
 void os_yield(void);
 unsigned os_cpu_count(void);
 /* fn(args[i]) for each i < n, args[0] on the calling thread and the others
- * on threads of their own (every signal blocked in them), all finished
- * when it returns; a part whose thread cannot be made (or past
+ * on threads of their own (every signal but a fault's blocked in them,
+ * small stacks), all finished when it returns, with no cancellation point
+ * on the way; a part whose thread cannot be made (or past
  * OS_PARALLEL_MAX) runs on the caller after its own.  errno is kept. */
 #define OS_PARALLEL_MAX 16u
 void os_run_parallel(void (*fn)(void *), void *const *args, unsigned n);
+/* How many threads a writer's open reads the headers of n_sb superblocks
+ * with (recover.c). */
+unsigned pm_snap_readers(uint64_t n_sb);
 void os_random(void *buf, size_t len);
 size_t os_page_size(void);
 int os_protect(void *addr, size_t len, bool writable);

@@ -856,19 +856,39 @@ void os_run_parallel(void (*fn)(void *), void *const *args, unsigned n)
     struct os_part part[OS_PARALLEL_MAX];
     bool made[OS_PARALLEL_MAX] = {false};
     int saved = errno;
-    /* the helpers start with every signal blocked (a program's handlers
-     * run on its own threads, not on the library's); the caller's mask
-     * is back before it runs its own part */
-    sigset_t all, old;
-    sigfillset(&all);
-    bool masked = n > 1 && pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
+    /* no cancellation inside (a join is a cancellation point, and a
+     * cancelled caller would leave the helpers at work on its frame) */
+    int cancel;
+    (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+    /* the helpers start with every signal blocked but those a fault raises
+     * (a program's handlers run on its own threads, not on the library's;
+     * a fault blocked would end the process past every handler); the
+     * caller's mask is back before it runs its own part */
+    sigset_t mask, old;
+    sigfillset(&mask);
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&mask, faults[i]);
+    pthread_attr_t attr;
+    bool masked = n > 1 && pthread_attr_init(&attr) == 0;
+    if (masked) {
+        /* small stacks: a part makes system calls and reads memory (64
+         * KiB would do; sanitizers' frames are larger) */
+        (void)pthread_attr_setstacksize(&attr, (size_t)256 << 10);
+        if (pthread_sigmask(SIG_SETMASK, &mask, &old) != 0) {
+            (void)pthread_attr_destroy(&attr);
+            masked = false;
+        }
+    }
     for (unsigned i = 1; masked && i < n && i < OS_PARALLEL_MAX; i++) {
         part[i].fn = fn;
         part[i].arg = args[i];
-        made[i] = pthread_create(&th[i], NULL, os_part_run, &part[i]) == 0;
+        made[i] = pthread_create(&th[i], &attr, os_part_run, &part[i]) == 0;
     }
-    if (masked)
+    if (masked) {
         (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+        (void)pthread_attr_destroy(&attr);
+    }
     if (n > 0)
         fn(args[0]);
     for (unsigned i = 1; i < n; i++) {
@@ -877,6 +897,7 @@ void os_run_parallel(void (*fn)(void *), void *const *args, unsigned n)
         else
             fn(args[i]);            /* no thread for it: here, in turn */
     }
+    (void)pthread_setcancelstate(cancel, NULL);
     errno = saved;
 }
 

@@ -86,19 +86,21 @@ struct pm_snap {
 #define SNAP_GONE UINT64_C(0xffffffff)
 
 /* A writer's open of a space of this many superblocks or more reads their
- * headers with helper threads, as many as the CPUs it may run on and at
- * most SNAP_THREADS_MAX: a pread of a header costs 1.7-3.5 us on the
- * guest of 2026-12-05, nearly all of it the system call and the page
- * cache's lookup, which a second CPU does beside the first (the 9,740
- * reads of a 1 GiB space of 10 M blocks: 16.7 ms from one thread, 9.5
- * from two; io_uring, tried, took as long as pread).  Below it a thread's
- * start costs more than it saves.  PERSISTENT_MEM_OPEN_THREADS=N sets the
- * count whatever the size (1: none). */
+ * headers with more than one thread: as many readers (the opening thread
+ * and helpers) as the CPUs the opening thread may run on, at most
+ * SNAP_THREADS_MAX, and never more than one a run of SNAP_RUN_MIN.  A
+ * pread of a header costs 1.7-3.5 us on the guest of 2026-12-05, nearly
+ * all of it the system call and the page cache's lookup, which a second
+ * CPU does beside the first (the 9,740 reads of a 1 GiB space of 10 M
+ * blocks: 16.7 ms from one thread, 9.5 from two; io_uring, tried, took as
+ * long as pread).  Below it a thread's start costs more than it saves.
+ * PERSISTENT_MEM_OPEN_THREADS=N (1 to 16) sets the number whatever the
+ * size; unset, 0 or not a number, the rule above. */
 #define SNAP_PARALLEL_MIN 1024u
 #define SNAP_THREADS_MAX 4u
-#define SNAP_SHARE_MIN 8u
+#define SNAP_RUN_MIN 8u             /* superblocks a reader takes at a time */
 
-static unsigned snap_threads(uint64_t n_sb)
+unsigned pm_snap_readers(uint64_t n_sb)
 {
     unsigned t = 0;
     const char *env = getenv("PERSISTENT_MEM_OPEN_THREADS");
@@ -117,75 +119,123 @@ static unsigned snap_threads(uint64_t n_sb)
         if (t > SNAP_THREADS_MAX)
             t = SNAP_THREADS_MAX;
     }
-    return n_sb < t ? (n_sb > 0 ? (unsigned)n_sb : 1u) : t;
+    /* a run for each at least */
+    uint64_t most = n_sb / SNAP_RUN_MIN;
+    return most < t ? (most > 0 ? (unsigned)most : 1u) : t;
 }
 
-/* One reader's share of the copy: the superblocks of idx[lo, hi) (their
- * first pages in the entries' high halves), copied one after another from
- * arena offset at, where the share has room for each at its most. */
-struct snap_part {
+/* Copies the header and bitmaps of superblock s to dst (room for SNAP_MAX
+ * bytes): the bytes the copy keeps (a multiple of 8; only the header where
+ * it is not valid, and *bad set), or 0 when the read failed.  One read of
+ * the most there can be: the next copy overwrites what this one does not
+ * keep. */
+static size_t snap_copy(struct pm_rt *rt, uint64_t s, char *dst, bool *bad)
+{
+    ssize_t got = os_pread_upto(rt->fd, dst, SNAP_MAX, rt->data_off + (s << rt->page_shift));
+    if (got < 0)
+        return 0;
+    memset(dst + got, 0, SNAP_MAX - (size_t)got);
+    struct pm_sb_header *h = (struct pm_sb_header *)dst;
+    *bad = !sb_header_valid(rt, h, s);
+    return sizeof *h + (*bad ? 0 : 2 * sizeof(uint64_t) * h->n_words);
+}
+
+/* The readers' work.  The superblocks idx[lo, hi) of a lane are taken in
+ * runs of `per` from both ends (the superblocks not yet taken in `ends`:
+ * the first in the low half, one past the last in the high half), one
+ * reader copying from the front of the lane's part of the arena upwards
+ * and another from its back downwards, each packing its copies densely, so
+ * the two never wait for each other and never meet: the part has room for
+ * every superblock of the lane at its most (SNAP_MAX), and each reader's
+ * copies take at most that for the superblocks it took.  (Runs handed out
+ * in advance, one half each, waited for the slower reader: one half took
+ * 24 ms, the other 13.) */
+struct snap_lane {
+    pm_atomic_u64 ends;
+    size_t start, end;          /* its part of the arena */
+    size_t front, back;         /* out: where the front reader's copies end,
+                                   where the back reader's begin */
+};
+
+struct snap_reader {
     struct pm_rt *rt;
     struct pm_snap *sn;
-    uint64_t lo, hi;            /* out: hi, one past the last copied */
-    size_t at;                  /* out: the end of the copies */
-    bool bad;                   /* out: it stopped at a bad header */
+    struct snap_lane *lane;
+    uint64_t per;
+    bool back;                  /* the lane's back reader */
     bool failed;                /* out: a read failed */
+    uint64_t first_bad;         /* out: the first superblock it found bad
+                                   (UINT64_MAX: none) */
 };
 
-static void snap_read_part(void *arg)
+/* The next run from the front (or the back) of the lane: false when none is
+ * left. */
+static bool snap_take(struct snap_lane *lane, uint64_t per, bool back, uint64_t *lo,
+                      uint64_t *hi)
 {
-    struct snap_part *p = arg;
-    struct pm_rt *rt = p->rt;
-    struct pm_snap *sn = p->sn;
-    size_t used = p->at;
-    for (uint64_t k = p->lo; k < p->hi; k++) {
-        uint64_t s = sn->idx[k] >> 32;
-        char *dst = sn->arena + used;
-        uint64_t off = rt->data_off + (s << rt->page_shift);
-        /* one read of the most there can be: the next superblock's copy
-         * overwrites what this one does not keep */
-        ssize_t got = os_pread_upto(rt->fd, dst, SNAP_MAX, off);
-        if (got < 0) {
-            p->failed = true;
-            return;
-        }
-        memset(dst + got, 0, SNAP_MAX - (size_t)got);
-        struct pm_sb_header *h = (struct pm_sb_header *)dst;
-        size_t keep = sizeof *h;
-        if (sb_header_valid(rt, h, s))
-            keep += 2 * sizeof(uint64_t) * h->n_words;
-        sn->idx[k] = s << 32 | used / 8;
-        used += keep;                   /* a multiple of 8 */
-        /* the walks visit every START in order and stop at a bad header,
-         * so nothing past one is needed (lookups past it read the
-         * mapping).  A walk may refuse the file earlier (a run with no
-         * end, runs that overlap): that costs at most a read per
-         * superblock, as a healthy open does. */
-        if (keep == sizeof *h) {
-            p->hi = k + 1;
-            p->bad = true;
-            break;
-        }
-    }
-    p->at = used;
+    uint64_t e = pm_load_relaxed(&lane->ends), n;
+    do {
+        uint64_t f = (uint32_t)e, b = e >> 32;
+        if (f >= b)
+            return false;
+        uint64_t k = b - f < per ? b - f : per;
+        *lo = back ? b - k : f;
+        *hi = back ? b : f + k;
+        n = back ? f | (b - k) << 32 : (f + k) | b << 32;
+    } while (!pm_cas_weak_acq_rel(&lane->ends, &e, n));
+    return true;
 }
 
-/* The readers' shares are runs of consecutive superblocks, taken in turn
- * from a counter as each reader finishes its last (a share given out in
- * advance waits for the slowest: a reader preempted by another process
- * made an open with two of them no faster than with one). */
-struct snap_job {
-    struct snap_part *parts;
-    uint32_t n_parts;
-    pm_atomic_u32 next;
-};
-
-static void snap_reader(void *arg)
+static void snap_read(void *arg)
 {
-    struct snap_job *job = arg;
-    uint32_t i;
-    while ((i = pm_fetch_add_relaxed(&job->next, 1u)) < job->n_parts)
-        snap_read_part(&job->parts[i]);
+    struct snap_reader *r = arg;
+    struct pm_snap *sn = r->sn;
+    struct snap_lane *lane = r->lane;
+    size_t cur = r->back ? lane->end : lane->start;
+    uint64_t lo, hi;
+    bool bad = false;
+    while (!(bad && !r->back) && snap_take(lane, r->per, r->back, &lo, &hi)) {
+        if (!r->back) {
+            for (uint64_t k = lo; k < hi; k++) {
+                size_t keep = snap_copy(r->rt, sn->idx[k] >> 32, sn->arena + cur, &bad);
+                if (keep == 0) {
+                    r->failed = true;
+                    goto out;
+                }
+                sn->idx[k] = (sn->idx[k] >> 32) << 32 | cur / 8;
+                cur += keep;
+                if (bad) {
+                    /* what follows it is not needed (lookups past it read
+                     * the mapping) */
+                    r->first_bad = k;
+                    break;
+                }
+            }
+            continue;
+        }
+        /* the back reader: each copy read below the last, then moved up
+         * against it */
+        for (uint64_t k = hi; k-- > lo;) {
+            char *dst = sn->arena + cur - SNAP_MAX;
+            bool b = false;
+            size_t keep = snap_copy(r->rt, sn->idx[k] >> 32, dst, &b);
+            if (keep == 0) {
+                r->failed = true;
+                goto out;
+            }
+            cur -= keep;
+            if (keep < SNAP_MAX)
+                memmove(sn->arena + cur, dst, keep);
+            sn->idx[k] = (sn->idx[k] >> 32) << 32 | cur / 8;
+            if (b && k < r->first_bad)
+                r->first_bad = k;
+        }
+    }
+out:
+    if (r->back)
+        lane->back = cur;
+    else
+        lane->front = cur;
 }
 
 static void snap_build(struct pm_rt *rt)
@@ -211,89 +261,84 @@ static void snap_build(struct pm_rt *rt)
     }
     sn->idx = (uint64_t *)v;
     sn->arena = v + max_n * sizeof(uint64_t);
-    /* the arena is filled densely from each share's start, and let go
+    /* the arena is filled densely from each lane's two ends, and let go
      * when the open is done: in huge pages where there are any (see the
      * runtime's in pm_engine_prepare); the index takes 8 bytes a
      * superblock */
     os_vol_hugepages(sn->arena, (size_t)arena);
     sn->size = size;
-    /* The superblocks whose copy has room at its most, in order (the
-     * arena holds every one of them but in a space of hundreds of
-     * thousands), shared out in runs of consecutive ones; each share
-     * copies into the arena from its first superblock's place at the
-     * most, so the shares never meet. */
+    /* The superblocks that have room in the arena at their most, in order
+     * (all of them but in a space of hundreds of thousands): each index
+     * entry says "forgotten" (read through the mapping) until its copy is
+     * made. */
     uint64_t m = 0, s = 0;
     while (m < max_n && (m + 1) * SNAP_MAX <= arena &&
            (s = pg_next_set(rt->kind_bits, s, n)) != PG_NONE) {
         if (pg_bit(rt->start_bits, s))
-            sn->idx[m++] = s << 32 | SNAP_GONE;     /* until a copy is made */
+            sn->idx[m++] = s << 32 | SNAP_GONE;
         s++;
     }
-    /* 16 shares for each reader (fewer, and a reader that started late
-     * has nothing left to take), of SNAP_SHARE_MIN superblocks at least */
-    unsigned t = snap_threads(m);
+    /* two readers a lane; runs of 1/16 of a reader's share, of
+     * SNAP_RUN_MIN superblocks at least */
+    unsigned t = pm_snap_readers(m), lanes = (t + 1) / 2;
     uint64_t per = (m + 16u * t - 1) / (16u * t);
-    if (per < SNAP_SHARE_MIN)
-        per = SNAP_SHARE_MIN;
-    uint32_t n_parts = t > 1 && m > 0 ? (uint32_t)((m + per - 1) / per) : 1u;
-    struct snap_part one;
-    struct snap_part *parts = n_parts > 1 ? calloc(n_parts, sizeof *parts) : &one;
-    if (parts == NULL || n_parts == 1) {
-        parts = &one;                   /* one share, read here */
-        n_parts = 1;
-        per = m;
-        t = 1;
-    }
-    for (uint32_t i = 0; i < n_parts; i++) {
-        uint64_t lo = per * i, hi = lo + per < m ? lo + per : m;
-        parts[i] = (struct snap_part){rt, sn, lo, hi, (size_t)(lo * SNAP_MAX), false, false};
-    }
-    struct snap_job job = {parts, n_parts, 0};
+    if (per < SNAP_RUN_MIN)
+        per = SNAP_RUN_MIN;
+    struct snap_lane lane[(OS_PARALLEL_MAX + 1) / 2];
+    struct snap_reader rd[OS_PARALLEL_MAX];
     void *args[OS_PARALLEL_MAX];
-    for (unsigned i = 0; i < t; i++)
-        args[i] = &job;
-    os_run_parallel(snap_reader, args, t);
-    /* joined in order: up to the first bad header, the shares' entries
-     * are idx[0, m) with nothing between them */
-    sn->n = 0;
-    size_t used = 0;
-    bool bad = false, failed = false;
-    for (uint32_t i = 0; i < n_parts && !bad && !failed; i++) {
-        failed = parts[i].failed;
-        sn->n = parts[i].hi;
-        used = parts[i].at;
-        bad = parts[i].bad;
+    for (unsigned j = 0; j < lanes; j++) {
+        uint64_t lo = m * j / lanes, hi = m * (j + 1) / lanes;
+        pm_store_relaxed(&lane[j].ends, lo | hi << 32);
+        lane[j].start = lane[j].front = (size_t)(lo * SNAP_MAX);
+        /* the last lane's part runs to the arena's end: room for what
+         * follows the superblocks listed */
+        lane[j].end = lane[j].back = j + 1 < lanes ? (size_t)(hi * SNAP_MAX) : (size_t)arena;
     }
-    if (parts != &one)
-        free(parts);
+    for (unsigned i = 0; i < t; i++) {
+        rd[i] = (struct snap_reader){rt, sn, &lane[i / 2], per, (i & 1) != 0, false, UINT64_MAX};
+        args[i] = &rd[i];
+    }
+    os_run_parallel(snap_read, args, t);
+    /* every superblock up to the first bad header has its copy */
+    bool failed = false;
+    uint64_t first_bad = UINT64_MAX;
+    for (unsigned i = 0; i < t; i++) {
+        failed = failed || rd[i].failed;
+        if (rd[i].first_bad < first_bad)
+            first_bad = rd[i].first_bad;
+    }
+    sn->n = first_bad < m ? first_bad + 1 : m;
+    /* Past those, where the arena had no room at the most for each of
+     * them: in the room the lanes left between their two readers (a copy
+     * keeps only the bitmaps its header has), one after another as long as
+     * one fits. */
+    bool bad = first_bad != UINT64_MAX;
+    for (unsigned j = 0; j < lanes && !failed && !bad && s != PG_NONE; j++) {
+        size_t used = lane[j].front;
+        while (sn->n < max_n && used + SNAP_MAX <= lane[j].back &&
+               (s = pg_next_set(rt->kind_bits, s, n)) != PG_NONE) {
+            if (pg_bit(rt->start_bits, s)) {
+                size_t keep = snap_copy(rt, s, sn->arena + used, &bad);
+                if (keep == 0) {
+                    failed = true;
+                    break;
+                }
+                sn->idx[sn->n++] = s << 32 | used / 8;
+                used += keep;
+                if (bad)
+                    break;
+            }
+            s++;
+        }
+    }
     if (failed) {
         os_vol_free(v, size);
         free(sn);
         return;                         /* the mapping serves, only slower */
     }
-    /* Past those, where the arena ran short of room at the most for each
-     * (a copy keeps only the bitmaps its header has, so there is room
-     * left): one after another, as long as one fits. */
-    for (; !bad && s != PG_NONE && sn->n < max_n && used + SNAP_MAX <= arena &&
-           (s = pg_next_set(rt->kind_bits, s, n)) != PG_NONE;
-         s++) {
-        if (!pg_bit(rt->start_bits, s))
-            continue;
-        struct snap_part p = {rt, sn, sn->n, sn->n + 1, used, false, false};
-        sn->idx[sn->n] = s << 32 | SNAP_GONE;
-        snap_read_part(&p);
-        if (p.failed) {
-            os_vol_free(v, size);
-            free(sn);
-            return;
-        }
-        sn->n = p.hi;
-        used = p.at;
-        bad = p.bad;
-    }
     rt->snap = sn;
 }
-
 
 /* the first index entry whose superblock starts at page first or after */
 static uint64_t snap_lower(const struct pm_snap *sn, uint64_t first)

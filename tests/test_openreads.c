@@ -33,10 +33,12 @@
  *           1 GiB space from 25 to 150 ms).  The patterns are back, the
  *           transaction's blocks and superblocks are gone.
  *   leftover  twelve opens and closes leave no address space mapped.
- *   shares  the clean heap opened with its headers read by 1, 2, 3, 7
- *           and 16 threads (PERSISTENT_MEM_OPEN_THREADS; each takes runs
- *           of consecutive superblocks in turn and copies them to a
- *           place of its own): every open makes one read a superblock
+ *   shares  the number of readers an open takes (by the size and the
+ *           CPUs, or as PERSISTENT_MEM_OPEN_THREADS says); the clean
+ *           heap opened with its headers read by 1, 2, 3, 7 and 16
+ *           threads (two a lane of the copy, from its two ends, taking
+ *           runs of consecutive superblocks in turn): every open makes
+ *           one read a superblock
  *           and maps no more pages than one thread's, the heap verifies
  *           and every pattern holds; then with the header of a
  *           superblock three quarters in broken, every open (1 and 3
@@ -805,6 +807,32 @@ static void test_shares(void)
     uint64_t check_at = (uint64_t)((char *)&h->check - (char *)s);
     REQUIRE(persistent_space_close(s) == 0);
 
+    /* the number of readers: by the size and the CPUs, unless the
+     * environment says */
+    const char *env = getenv("PERSISTENT_MEM_OPEN_THREADS");
+    char saved[64] = "";
+    if (env != NULL)
+        snprintf(saved, sizeof saved, "%s", env);
+    REQUIRE(unsetenv("PERSISTENT_MEM_OPEN_THREADS") == 0);
+    unsigned cpus = os_cpu_count();
+    CHECK(cpus >= 1);
+    CHECK_EQ(pm_snap_readers(0), 1);
+    CHECK_EQ(pm_snap_readers(1023), 1);
+    CHECK_EQ(pm_snap_readers(1024), cpus < 4 ? cpus : 4);
+    CHECK_EQ(pm_snap_readers(1u << 20), cpus < 4 ? cpus : 4);
+    REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", "3", 1) == 0);
+    CHECK_EQ(pm_snap_readers(24), 3);
+    CHECK_EQ(pm_snap_readers(23), 2);       /* a run of 8 each at least */
+    CHECK_EQ(pm_snap_readers(5), 1);
+    REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", "1", 1) == 0);
+    CHECK_EQ(pm_snap_readers(1u << 20), 1);
+    REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", "99", 1) == 0);
+    CHECK_EQ(pm_snap_readers(1u << 20), 16);
+    REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", "0", 1) == 0);
+    CHECK_EQ(pm_snap_readers(1u << 20), cpus < 4 ? cpus : 4);
+    REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", "two", 1) == 0);
+    CHECK_EQ(pm_snap_readers(100), 1);
+
     static const char *const threads[] = {"1", "2", "3", "7", "16"};
     long reads_one = -1, pages_one = -1;
     for (size_t k = 0; k < sizeof threads / sizeof threads[0]; k++) {
@@ -857,7 +885,10 @@ static void test_shares(void)
     REQUIRE(fstat(fd, &st1) == 0);
     CHECK(st1.st_mtim.tv_sec == st0.st_mtim.tv_sec && st1.st_mtim.tv_nsec == st0.st_mtim.tv_nsec);
     close(fd);
-    REQUIRE(unsetenv("PERSISTENT_MEM_OPEN_THREADS") == 0);
+    if (env != NULL)
+        REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", saved, 1) == 0);
+    else
+        REQUIRE(unsetenv("PERSISTENT_MEM_OPEN_THREADS") == 0);
     remove(path);
 }
 

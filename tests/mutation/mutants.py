@@ -1080,21 +1080,23 @@ __attribute__((constructor)) static void key_at_load(void)
          find="""    if (k == sn->n || sn->idx[k] >> 32 != first || (sn->idx[k] & SNAP_GONE) == SNAP_GONE)""",
          replace="""    if (k == sn->n || sn->idx[k] >> 32 != first)""",
          what="a forgotten copy is still handed out"),
-    dict(id="snap-shares-overlap", file="src/recover.c",
-         find="""        parts[i] = (struct snap_part){rt, sn, lo, hi, (size_t)(lo * SNAP_MAX), false, false};""",
-         replace="""        parts[i] = (struct snap_part){rt, sn, lo, hi,
-                                      (size_t)(lo * sizeof(struct pm_sb_header)), false, false};""",
-         what="each reader's run of headers is copied from where its first superblock's "
-              "header alone would be: the runs overwrite each other's copies"),
-    dict(id="snap-join-first-only", file="src/recover.c",
-         find="""        sn->n = parts[i].hi;""",
-         replace="""        sn->n = parts[0].hi;""",
-         what="the copies of every run past the first are left out: the open reads "
-              "those headers again through the mapping"),
-    dict(id="snap-share-skipped", file="src/recover.c",
-         find="""    while ((i = pm_fetch_add_relaxed(&job->next, 1u)) < job->n_parts)""",
-         replace="""    while ((i = pm_fetch_add_relaxed(&job->next, 2u)) < job->n_parts)""",
-         what="the readers skip every other run of headers"),
+    dict(id="snap-back-not-moved", file="src/recover.c",
+         find="""            if (keep < SNAP_MAX)
+                memmove(sn->arena + cur, dst, keep);""",
+         replace="""            (void)dst;""",
+         what="a lane's back reader leaves each copy where it read it, below where its "
+              "index entry says it is"),
+    dict(id="snap-back-run-short", file="src/recover.c",
+         find="""        *lo = back ? b - k : f;""",
+         replace="""        *lo = back ? b - k + 1 : f;""",
+         what="a run taken from a lane's back leaves its first superblock unread: the "
+              "open reads that header through the mapping"),
+    dict(id="snap-front-overlap", file="src/recover.c",
+         find="""                cur += keep;
+                if (bad) {""",
+         replace="""                cur += sizeof(struct pm_sb_header);
+                if (bad) {""",
+         what="a lane's front reader packs each copy over the last one's bitmaps"),
     dict(id="snap-trial-drops-copy", file="src/recover.c",
          find="""    if (r != 1)
         pm_snap_drop(rt);""",
@@ -1218,8 +1220,8 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""        pm_store_relaxed(&wh->bits[nw + w], 0);""",
          what="a repair through the mapping never writes back the remote words it clears"),
     dict(id="snap-short-bitmaps", file="src/recover.c",
-         find="""            keep += 2 * sizeof(uint64_t) * h->n_words;""",
-         replace="""            keep += sizeof(uint64_t) * h->n_words;""",
+         find="""    return sizeof *h + (*bad ? 0 : 2 * sizeof(uint64_t) * h->n_words);""",
+         replace="""    return sizeof *h + (*bad ? 0 : sizeof(uint64_t) * h->n_words);""",
          what="an open's copy keeps a superblock's header and allocation bitmap and "
               "not its remote bitmap, which the next superblock's copy overwrites"),
     dict(id="rec-no-lanes", file="src/recover.c",
