@@ -256,9 +256,8 @@ struct persistent_options {
  * file) and refuses the space if the heap would not verify after it (a
  * private open then gives the heap as it is on file, without recovery).
  * A writer's open of a space of 1,024 superblocks or more reads their
- * headers with more than one thread: as many readers (the opening thread
- * and helper threads) as the CPUs the opening thread may run on, at most
- * 4.  The helpers block every signal but those a fault raises and are
+ * headers with up to 4 threads: as many readers (the opening thread and
+ * helper threads) as the CPUs the opening thread may run on.  The helpers block every signal but those a fault raises and are
  * joined before the open goes on (glibc then treats the process as
  * multithreaded for good; a seccomp policy against clone applies to
  * them).  PERSISTENT_MEM_OPEN_THREADS=N sets the number of readers for any

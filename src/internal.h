@@ -430,6 +430,9 @@ void os_run_parallel(void (*fn)(void *), void *const *args, unsigned n);
 /* How many threads a writer's open reads the headers of n_sb superblocks
  * with (recover.c). */
 unsigned pm_snap_readers(uint64_t n_sb);
+/* The most a writer's open copies of the headers, in bytes (256 MiB;
+ * tests lower it, to reach what it does when that runs short). */
+extern uint64_t pm_snap_arena_max;
 void os_random(void *buf, size_t len);
 size_t os_page_size(void);
 int os_protect(void *addr, size_t len, bool writable);

@@ -80,6 +80,7 @@ struct pm_snap {
  * heap of 16-byte blocks 1.7% of its size): superblocks past it are read
  * through the mapping */
 #define SNAP_ARENA_MAX (UINT64_C(256) << 20)
+uint64_t pm_snap_arena_max = SNAP_ARENA_MAX;    /* tests lower it */
 
 /* an index entry's offset once its copy is forgotten (pm_snap_forget):
  * the arena is at most SNAP_ARENA_MAX, so no copy is at this one */
@@ -249,7 +250,8 @@ static void snap_build(struct pm_rt *rt)
     uint64_t n = pm_load_acquire(&rt->n_pages);
     if (n == 0)
         return;
-    uint64_t arena = n < SNAP_ARENA_MAX / SNAP_MAX ? n * SNAP_MAX : SNAP_ARENA_MAX;
+    uint64_t cap = pm_snap_arena_max < SNAP_ARENA_MAX ? pm_snap_arena_max : SNAP_ARENA_MAX;
+    uint64_t arena = n < cap / SNAP_MAX ? n * SNAP_MAX : cap;
     uint64_t max_n = n < arena / sizeof(struct pm_sb_header) ? n
                                                              : arena / sizeof(struct pm_sb_header);
     struct pm_snap *sn = malloc(sizeof *sn);
@@ -288,7 +290,10 @@ static void snap_build(struct pm_rt *rt)
     struct snap_reader rd[OS_PARALLEL_MAX];
     void *args[OS_PARALLEL_MAX];
     for (unsigned j = 0; j < lanes; j++) {
-        uint64_t lo = m * j / lanes, hi = m * (j + 1) / lanes;
+        /* a lane's share by its readers: with an odd count the last lane
+         * has one */
+        uint64_t lo = m * (2 * j < t ? 2 * j : t) / t;
+        uint64_t hi = m * (2 * j + 2 < t ? 2 * j + 2 : t) / t;
         pm_store_relaxed(&lane[j].ends, lo | hi << 32);
         lane[j].start = lane[j].front = (size_t)(lo * SNAP_MAX);
         /* the last lane's part runs to the arena's end: room for what

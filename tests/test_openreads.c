@@ -35,13 +35,16 @@
  *   leftover  twelve opens and closes leave no address space mapped.
  *   shares  the number of readers an open takes (by the size and the
  *           CPUs, or as PERSISTENT_MEM_OPEN_THREADS says); the clean
- *           heap opened with its headers read by 1, 2, 3, 7 and 16
+ *           heap, with superblocks of 16- and 100-byte blocks beside
+ *           it, opened with its headers read by 1, 2, 3, 4, 7 and 16
  *           threads (two a lane of the copy, from its two ends, taking
- *           runs of consecutive superblocks in turn): every open makes
- *           one read a superblock
+ *           runs of consecutive superblocks in turn), and again with the
+ *           copy bounded to 128 KiB (the list stops after 120
+ *           superblocks, the rest goes between the lanes' readers):
+ *           every open makes one read a superblock
  *           and maps no more pages than one thread's, the heap verifies
  *           and every pattern holds; then with the header of a
- *           superblock three quarters in broken, every open (1 and 3
+ *           superblock three quarters in broken, every open (1 to 4
  *           threads) refuses the space and leaves the file as it was.
  *   hugepages  the open asks for huge pages (the mappings' VmFlags
  *           "hg") where its rebuild writes densely (the control words
@@ -791,15 +794,77 @@ static bool huge_requests_visible(void)
     return seen;
 }
 
+/* test_shares' other blocks: superblocks of other lengths of copy (16-byte
+ * blocks fill a superblock's bitmaps, 100-byte ones part of them) */
+#define TAG_EXTRA UINT64_C(0x6578747261)      /* "extra" */
+#define N_EXTRA 16384
+struct extra {
+    uint64_t n;
+    persistent_offset_t off[N_EXTRA];
+};
+
+static size_t extra_size(uint64_t i)
+{
+    return i % 4 == 3 ? 100 : 16;
+}
+
+static uint64_t extra_word(uint64_t off, uint64_t i)
+{
+    return off * UINT64_C(0xff51afd7ed558ccd) ^ i;
+}
+
+/* The heap of build and the extra blocks, opened with the headers read by
+ * the readers PERSISTENT_MEM_OPEN_THREADS says: the reads and pages of
+ * the open, and everything where it was. */
+static void open_judged(const char *path, uint64_t sbs, uint64_t live, long *reads,
+                        long *pages)
+{
+    long faults;
+    allocator_space_t *s = open_counted(path, NULL, reads, &faults);
+    *pages = mapped_pages(s);
+    struct persistent_check_report rep;
+    REQUIRE(persistent_check(s, &rep) == 0);
+    CHECK_EQ(rep.n_errors, 0);
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    CHECK_EQ(st.superblocks, sbs);
+    CHECK_EQ(st.live_blocks, live);
+    struct table *t = table_of(s);
+    int bad = 0;
+    for (uint64_t i = 0; i < N_BLOCKS; i++)
+        bad += !intact(s, (char *)s + t->off[i], i);
+    struct extra *x = persistent_find_root(s, TAG_EXTRA);
+    REQUIRE(x != NULL && x->n == N_EXTRA);
+    for (uint64_t i = 0; i < N_EXTRA; i++) {
+        const uint64_t *w = (const uint64_t *)((char *)s + x->off[i]);
+        bad += w[0] != extra_word(x->off[i], i) || w[1] != ~extra_word(x->off[i], i);
+    }
+    CHECK_EQ(bad, 0);
+    REQUIRE(persistent_space_close(s) == 0);
+}
+
 /* The clean heap, its headers read by several threads. */
 static void test_shares(void)
 {
     const char *path = t_path("openreads-shares");
     allocator_space_t *s = build(path);
+    struct extra *x = persistent_malloc_root(s, TAG_EXTRA, sizeof *x);
+    REQUIRE(x != NULL);
+    for (uint64_t i = 0; i < N_EXTRA; i++) {
+        uint64_t *w = persistent_malloc(s, extra_size(i));
+        REQUIRE(w != NULL);
+        x->off[i] = persistent_offset_from_ptr(s, w);
+        w[0] = extra_word(x->off[i], i);
+        w[1] = ~extra_word(x->off[i], i);
+    }
+    x->n = N_EXTRA;
     struct persistent_stats st;
     REQUIRE(persistent_stats_get(s, &st) == 0);
-    uint64_t sbs = st.superblocks;
-    /* the superblock three quarters in: a share other than the first */
+    uint64_t sbs = st.superblocks, live = st.live_blocks;
+    CHECK_EQ(live, N_BLOCKS + N_EXTRA + 2);
+    printf("shares: %llu superblocks, %llu live blocks\n", (unsigned long long)sbs,
+           (unsigned long long)live);
+    /* the superblock three quarters in: a later lane than the first */
     struct table *t = table_of(s);
     uint32_t first, idx;
     struct pm_sb_header *h;
@@ -833,27 +898,22 @@ static void test_shares(void)
     REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", "two", 1) == 0);
     CHECK_EQ(pm_snap_readers(100), 1);
 
-    static const char *const threads[] = {"1", "2", "3", "7", "16"};
+    /* 1 to 16 readers; then with the copy bounded to 128 KiB, so that the
+     * list stops after 120 superblocks and the rest is copied into the
+     * room the lanes leave between their readers */
+    static const char *const threads[] = {"1", "2", "3", "4", "7", "16"};
+    enum { N_THREADS = sizeof threads / sizeof threads[0] };
     long reads_one = -1, pages_one = -1;
-    for (size_t k = 0; k < sizeof threads / sizeof threads[0]; k++) {
-        REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", threads[k], 1) == 0);
-        long reads, faults;
-        s = open_counted(path, NULL, &reads, &faults);
-        long pages = mapped_pages(s);
-        struct persistent_check_report rep;
-        REQUIRE(persistent_check(s, &rep) == 0);
-        CHECK_EQ(rep.n_errors, 0);
-        REQUIRE(persistent_stats_get(s, &st) == 0);
-        CHECK_EQ(st.superblocks, sbs);
-        CHECK_EQ(st.live_blocks, N_BLOCKS + 1);
-        t = table_of(s);
-        int bad = 0;
-        for (uint64_t i = 0; i < N_BLOCKS; i++)
-            bad += !intact(s, (char *)s + t->off[i], i);
-        CHECK_EQ(bad, 0);
-        REQUIRE(persistent_space_close(s) == 0);
-        printf("shares: %s threads: %ld reads, %ld pages of the space mapped\n", threads[k],
-               reads, pages);
+    uint64_t arena_max = pm_snap_arena_max;
+    for (size_t k = 0; k < 2 * N_THREADS; k++) {
+        if (k == N_THREADS)
+            pm_snap_arena_max = 128u << 10;
+        REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", threads[k % N_THREADS], 1) == 0);
+        long reads, pages;
+        open_judged(path, sbs, live, &reads, &pages);
+        printf("shares: %s threads%s: %ld reads, %ld pages of the space mapped\n",
+               threads[k % N_THREADS], k < N_THREADS ? "" : ", 128 KiB of copy", reads,
+               pages);
         if (k == 0) {
             reads_one = reads;
             pages_one = pages;
@@ -867,9 +927,30 @@ static void test_shares(void)
         if (pages >= 0 && pages_one >= 0 && !PM_VG_MARKS)
             CHECK(pages <= pages_one + 8);
     }
+    /* bounded to 40 KiB: the room between the readers runs out, and the
+     * superblocks past it are read through the mapping, as many with two
+     * readers as with one (the room is the same, between the two ends) */
+    pm_snap_arena_max = 40u << 10;
+    long tight_reads[2], tight_pages[2];
+    for (int k = 0; k < 2; k++) {
+        REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", threads[k], 1) == 0);
+        open_judged(path, sbs, live, &tight_reads[k], &tight_pages[k]);
+        printf("shares: %s threads, 40 KiB of copy: %ld reads, %ld pages of the space "
+               "mapped\n", threads[k], tight_reads[k], tight_pages[k]);
+    }
+    if (tight_reads[0] >= 0 && reads_one >= 0) {
+        CHECK(tight_reads[0] < reads_one);
+        CHECK(tight_reads[1] >= tight_reads[0] - 4 && tight_reads[1] <= tight_reads[0] + 4);
+    }
+    if (tight_pages[0] >= 0 && pages_one >= 0 && !PM_VG_MARKS) {
+        CHECK(tight_pages[0] > pages_one);
+        CHECK(tight_pages[1] >= tight_pages[0] - 16 && tight_pages[1] <= tight_pages[0] + 16);
+    }
+    pm_snap_arena_max = arena_max;
 
-    /* a header broken (its check) in a later share: refused whatever the
-     * threads, and nothing written */
+    /* a header broken (its check) in a later lane: refused whatever the
+     * readers (the front or the back reader of a lane finds it), and
+     * nothing written */
     int fd = open(path, O_RDWR);
     REQUIRE(fd >= 0);
     uint32_t c;
@@ -878,8 +959,8 @@ static void test_shares(void)
     REQUIRE(pwrite(fd, &c, sizeof c, (off_t)check_at) == (ssize_t)sizeof c);
     struct stat st0, st1;
     REQUIRE(fstat(fd, &st0) == 0);
-    for (int k = 0; k < 2; k++) {
-        REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", k ? "3" : "1", 1) == 0);
+    for (int k = 0; k < 4; k++) {
+        REQUIRE(setenv("PERSISTENT_MEM_OPEN_THREADS", threads[k], 1) == 0);
         CHECK_EQ(persistent_space_open(path, NULL, &s), PERSISTENT_E_CORRUPT);
     }
     REQUIRE(fstat(fd, &st1) == 0);

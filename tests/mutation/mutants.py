@@ -1097,6 +1097,18 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""                cur += sizeof(struct pm_sb_header);
                 if (bad) {""",
          what="a lane's front reader packs each copy over the last one's bitmaps"),
+    dict(id="snap-tail-past-back", file="src/recover.c",
+         find="""        while (sn->n < max_n && used + SNAP_MAX <= lane[j].back &&""",
+         replace="""        while (sn->n < max_n && used + SNAP_MAX <= lane[j].end &&""",
+         what="where the arena's bound cut the list short, the copies past it fill a "
+              "lane up to its end, over its back reader's copies"),
+    dict(id="snap-tail-none", file="src/recover.c",
+         find="""    bool bad = first_bad != UINT64_MAX;
+    for (unsigned j = 0;""",
+         replace="""    bool bad = true;
+    for (unsigned j = 0;""",
+         what="where the arena's bound cut the list short, nothing past it is copied: "
+              "those headers are read through the mapping"),
     dict(id="snap-trial-drops-copy", file="src/recover.c",
          find="""    if (r != 1)
         pm_snap_drop(rt);""",
