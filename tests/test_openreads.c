@@ -942,7 +942,11 @@ static void test_shares(void)
         CHECK(tight_reads[0] < reads_one);
         CHECK(tight_reads[1] >= tight_reads[0] - 4 && tight_reads[1] <= tight_reads[0] + 4);
     }
-    if (tight_pages[0] >= 0 && pages_one >= 0 && !PM_VG_MARKS) {
+    /* qemu-user's mapping of the space shows no pages in smaps (0 for
+     * every open), so there the reads alone tell */
+    if (getenv("PM_UNDER_QEMU") != NULL)
+        printf("shares: pages not judged here\n");
+    else if (tight_pages[0] >= 0 && pages_one >= 0 && !PM_VG_MARKS) {
         CHECK(tight_pages[0] > pages_one);
         CHECK(tight_pages[1] >= tight_pages[0] - 16 && tight_pages[1] <= tight_pages[0] + 16);
     }
