@@ -419,7 +419,6 @@ bool os_write_fits(uint64_t end);
 uint64_t os_time_ns(void);
 uint64_t os_mono_ns(void);        /* CLOCK_MONOTONIC */
 void os_yield(void);
-unsigned os_cpu_count(void);
 /* fn(args[i]) for each i < n, args[0] on the calling thread and the others
  * on threads of their own (every signal but a fault's blocked in them,
  * small stacks), all finished when it returns, with no cancellation point
@@ -442,7 +441,7 @@ void os_sleep_us(unsigned us);
 void os_fatal(const char *msg) __attribute__((noreturn));
 int os_membarrier_init(void);
 int os_membarrier(void);
-uint32_t os_ncpu(void);
+uint32_t os_ncpu(void);            /* this thread's affinity, at least 1 */
 
 /* ---- space.c ---- */
 struct pm_rt *pm_rt_of(const allocator_space_t *space);

@@ -821,23 +821,6 @@ uint64_t os_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* The CPUs this thread may run on (its affinity, which a cpuset or
- * taskset narrows), else the online ones; at least 1. */
-unsigned os_cpu_count(void)
-{
-    int saved = errno;
-    long n = 0;
-#if defined(__linux__)
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        n = CPU_COUNT(&set);
-#endif
-    if (n <= 0)
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-    errno = saved;
-    return n > 0 ? (unsigned)n : 1u;
-}
-
 struct os_part {
     void (*fn)(void *);
     void *arg;
@@ -1065,8 +1048,19 @@ int os_membarrier(void)
 #endif
 }
 
+/* The CPUs this thread may run on (its affinity, which a cpuset or
+ * taskset narrows), else the online ones; at least 1. */
 uint32_t os_ncpu(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    int saved = errno;
+    long n = 0;
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+#endif
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    errno = saved;
     return n > 0 ? (uint32_t)n : 1u;
 }

@@ -116,7 +116,7 @@ unsigned pm_snap_readers(uint64_t n_sb)
     if (t == 0) {                       /* unset, 0 or not a number */
         if (n_sb < SNAP_PARALLEL_MIN)
             return 1;
-        t = os_cpu_count();
+        t = os_ncpu();
         if (t > SNAP_THREADS_MAX)
             t = SNAP_THREADS_MAX;
     }
