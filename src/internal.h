@@ -454,6 +454,7 @@ int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages);
 int pm_space_map(struct pm_rt *rt, uint32_t mode, bool sync);
 void pm_follow(struct pm_rt *rt);
 int pm_fd_check(struct pm_rt *rt, const char *what);
+int pm_fd_again(struct pm_rt *rt);
 extern pm_atomic_u64 pm_close_epoch;
 extern bool pm_test_no_tmpfile;
 

@@ -616,30 +616,25 @@ static int judge_locked(struct pm_rt *rt, int fd, struct persistent_check_report
  * on one description shared one lock, the first to end dropping it). */
 int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep)
 {
-    if (rt->can_alloc || rt->fd < 0 || pm_load_acquire(&rt->fd_lost) != 0 ||
-        !pm_tx_rollback_pending(rt))
+    if (rt->can_alloc || !pm_tx_rollback_pending(rt))
         return 0;
-    int fd = os_reopen_private(rt->fd);
+    int fd = pm_fd_again(rt);
     if (fd < 0)
         return 0;
-    struct os_file_id same = rt->fid;
-    same.mark = UINT64_MAX;             /* its own file position */
-    int r = 0;
-    if (os_fd_verify(fd, &same) == 0) {
-        if (os_lock_judge(fd)) {
-            pm_hook(PM_HOOK_JUDGE_LOCKED);
-            r = judge_locked(rt, fd, rep);
-            /* unlocked, not only closed: a child forked meanwhile has a
-             * copy of the descriptor, which would keep the lock, and every
-             * writer out, for as long as it lives */
-            os_unlock(fd);
-        } else {
-            /* a writer has the space, or waits for it: a live one's
-             * transactions are its own, but it may be one that has not
-             * rolled back yet what a crash left (a review found a view
-             * calling such a file corrupt while a writer waited) */
-            r = PM_JUDGE_REFUSED;
-        }
+    int r;
+    if (os_lock_judge(fd)) {
+        pm_hook(PM_HOOK_JUDGE_LOCKED);
+        r = judge_locked(rt, fd, rep);
+        /* unlocked, not only closed: a child forked meanwhile has a copy
+         * of the descriptor, which would keep the lock, and every writer
+         * out, for as long as it lives */
+        os_unlock(fd);
+    } else {
+        /* a writer has the space, or waits for it: a live one's
+         * transactions are its own, but it may be one that has not rolled
+         * back yet what a crash left (a review found a view calling such a
+         * file corrupt while a writer waited) */
+        r = PM_JUDGE_REFUSED;
     }
     os_close(fd);
     return r;

@@ -836,6 +836,25 @@ int pm_fd_check(struct pm_rt *rt, const char *what)
                   "alone and the space stops growing and syncing", what, rt->fd);
 }
 
+/* A descriptor of the space's own file with a file position of its own
+ * (to look for holes, or to lock without touching the space's), or -1:
+ * no file (a space in memory), a descriptor the program closed or made
+ * another file's, or none to be had (no /proc).  The caller closes it. */
+int pm_fd_again(struct pm_rt *rt)
+{
+    if (rt->fd < 0 || pm_load_acquire(&rt->fd_lost) != 0)
+        return -1;
+    int fd = os_reopen_private(rt->fd);
+    if (fd < 0)
+        return -1;
+    struct os_file_id same = rt->fid;
+    same.mark = UINT64_MAX;             /* its own file position */
+    if (os_fd_verify(fd, &same) == 0)
+        return fd;
+    os_close(fd);
+    return -1;
+}
+
 /* Maps the file over the whole reservation in mode (PM_MODE_PRIVATE: copy
  * on write, never reaching the file), replacing what was mapped there; a
  * private mapping that cannot have it all (strict overcommit) maps what

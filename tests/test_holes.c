@@ -3,7 +3,8 @@
  * next writer's open, and on a full file system reusing them is a failed
  * allocation, never SIGBUS.  Lazy backing (PERSISTENT_OPEN_LAZY) trades
  * that: blocks are allocated when written, and a store on a full file
- * system is a SIGBUS. */
+ * system is a SIGBUS.  A check reads no hole, so it neither backs one nor
+ * dies of one, even on a full file system. */
 #include "check.h"
 
 #include <sched.h>
@@ -78,6 +79,7 @@ static int in_small_tmpfs(const char *what, void (*body)(const char *dir))
         printf("skipping %s: no temporary directory\n", what);
         return -1;
     }
+    fflush(stdout);                     /* the child's exit flushes its copy */
     pid_t pid = fork();
     if (pid == 0) {
         if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
@@ -269,11 +271,75 @@ static void test_lazy_full(void)
         fprintf(stderr, "lazy on a full file system: exit %d\n", WEXITSTATUS(st));
 }
 
+/* Any file is safe to inspect (G8), a lazy one on a full file system
+ * too: a space with a 64 GiB maximum whose bitmaps past its first pages
+ * are holes (lazy: nothing backs them), the file system then filled to
+ * the last block, is checked by its writer, by a read-only view and by a
+ * private one.  Reading the holes through the mapping, as checks did
+ * until 2026-12-05, made each a page of the file (tmpfs backs a page a
+ * read fault touches) and here a SIGBUS; a check finds them with
+ * SEEK_DATA, as the writer's open does. */
+static void inspect_full(const char *dir)
+{
+    char path[256], filler[256];
+    snprintf(path, sizeof path, "%s/space", dir);
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    signal(SIGBUS, SIG_DFL);        /* a sanitizer's handler would report it */
+    allocator_space_t *s = open_lazy(path, 1u << 20, UINT64_C(64) << 30, PERSISTENT_OPEN_LAZY);
+    char *b = persistent_malloc(s, 100);
+    if (b == NULL)
+        _exit(2);
+    memset(b, 9, 100);
+    int fd = open(filler, O_CREAT | O_RDWR, 0644);
+    if (fd < 0)
+        _exit(3);
+    /* every block the file system has left, down to its last page */
+    for (uint64_t chunk = 1u << 20; chunk >= 4096; chunk /= 2) {
+        struct stat st;
+        while (fstat(fd, &st) == 0 && posix_fallocate(fd, st.st_size, (off_t)chunk) == 0)
+            ;
+    }
+    close(fd);
+    uint64_t before = blocks_of(path);
+    struct persistent_check_report rep;
+    if (persistent_check(s, &rep) != 0 || rep.live_blocks != 1)
+        _exit(4);
+    destroy_persistent_allocator(s);
+    struct persistent_options o = {0};
+    uint32_t views[2] = {PERSISTENT_OPEN_READONLY, PERSISTENT_OPEN_PRIVATE};
+    for (int i = 0; i < 2; i++) {
+        o.flags = views[i];
+        if (persistent_space_open(path, &o, &s) != 0)
+            _exit(5);
+        memset(&rep, 0, sizeof rep);
+        if (persistent_check(s, &rep) != 0 || rep.live_blocks != 1)
+            _exit(6);
+        persistent_space_close(s);
+    }
+    if (blocks_of(path) != before)
+        _exit(7);                   /* nothing backed by the checks */
+    printf("inspect_full: a lazy space of a 64 GiB maximum, %llu KiB on a full "
+           "file system, checked three ways\n", (unsigned long long)before >> 10);
+    fflush(stdout);
+}
+
+static void test_inspect_full(void)
+{
+    int st = in_small_tmpfs("the inspection on a full file system", inspect_full);
+    if (st == -1)
+        return;
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
+    if (!WIFEXITED(st))
+        fprintf(stderr, "inspection on a full file system: signal %d\n", WTERMSIG(st));
+}
+
 int main(void)
 {
     test_lazy();
     test_lazy_full();
     test_punch_and_back();
     test_full_file_system();
+    test_inspect_full();
     return t_done();
 }
