@@ -527,7 +527,9 @@ int os_reopen_private(int fd)
     while (n > 0)
         proc[at++] = digits[--n];
     proc[at] = '\0';
-    int f = open(proc, O_RDONLY | O_CLOEXEC);
+    /* not blocking, no controlling terminal: the number may name a FIFO or
+     * a device by now (the callers verify the file afterwards) */
+    int f = open(proc, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     return f >= 0 ? f : -errno;
 }
 

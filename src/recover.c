@@ -665,6 +665,7 @@ static int judge_locked(struct pm_rt *rt, int fd, struct persistent_check_report
     sh->flush = NULL;
     sh->snap = NULL;
     sh->fd = fd;
+    sh->fid.mark = UINT64_MAX;          /* the judge's description: no mark */
     memset(sh->lane_chunk, 0, sizeof sh->lane_chunk);
     pm_store_relaxed(&sh->n_lane_chunks, 0u);
     /* as far as the view follows the file now (pm_follow saw it that

@@ -838,11 +838,14 @@ int pm_fd_check(struct pm_rt *rt, const char *what)
 
 /* A descriptor of the space's own file with a file position of its own
  * (to look for holes, or to lock without touching the space's), or -1:
- * no file (a space in memory), a descriptor the program closed or made
- * another file's, or none to be had (no /proc).  The caller closes it. */
+ * a descriptor the program closed or made another file's (checked before
+ * it is opened again: a FIFO put under its number would block the open),
+ * or none to be had (no /proc, no descriptor left).  The caller closes
+ * it. */
 int pm_fd_again(struct pm_rt *rt)
 {
-    if (rt->fd < 0 || pm_load_acquire(&rt->fd_lost) != 0)
+    if (rt->fd < 0 || pm_load_acquire(&rt->fd_lost) != 0 ||
+        os_fd_verify(rt->fd, &rt->fid) != 0)
         return -1;
     int fd = os_reopen_private(rt->fd);
     if (fd < 0)

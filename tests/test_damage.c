@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <sys/file.h>
+#include <sys/vfs.h>
 #include <stdatomic.h>
 
 #include "internal.h"
@@ -198,9 +199,18 @@ static void judge(const char *path, const char *what, bool healthy)
 
 /* A fixed 1 MiB space (64 root slots in the metadata) with nroots roots,
  * blocks of several sizes, some freed; closed cleanly. */
+/* PERSISTENT_OPEN_LAZY for make_space and die_in's child, where a test
+ * wants the file's holes kept */
+static uint32_t space_lazy;
+
 static void make_space(const char *path, int nroots, uint64_t max)
 {
-    allocator_space_t *s = t_create(path, 1u << 20, max);
+    struct persistent_options mo = {0};
+    mo.flags = PERSISTENT_OPEN_CREATE | space_lazy;
+    mo.size = 1u << 20;
+    mo.max_size = max;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(path, &mo, &s) == 0);
     for (int i = 1; i <= nroots; i++) {
         char *r = persistent_malloc_root(s, (uint64_t)i, 24);
         REQUIRE(r != NULL);
@@ -369,14 +379,16 @@ static void test_tail_bits(void)
 
 /* make_space, then a child opens it, runs work and dies without closing
  * (work returns nonzero for the child's exit status when it fails). */
-static void die_in(const char *path, int (*work)(allocator_space_t *))
+static void die_in_max(const char *path, int (*work)(allocator_space_t *), uint64_t max)
 {
-    make_space(path, 4, 0);
+    make_space(path, 4, max);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        allocator_space_t *s = create_persistent_allocator(path, 0);
-        if (s == NULL)
+        struct persistent_options o = {0};
+        o.flags = space_lazy;
+        allocator_space_t *s;
+        if (persistent_space_open(path, &o, &s) != 0)
             _exit(1);
         int r = work(s);
         if (r != 0)
@@ -386,6 +398,11 @@ static void die_in(const char *path, int (*work)(allocator_space_t *))
     int st;
     waitpid(pid, &st, 0);
     REQUIRE(WIFSIGNALED(st));
+}
+
+static void die_in(const char *path, int (*work)(allocator_space_t *))
+{
+    die_in_max(path, work, 0);
 }
 
 static int alloc_into_root(allocator_space_t *s)
@@ -1048,6 +1065,68 @@ static void test_rollback_judged(void)
         struct persistent_check_report rep;
         CHECK(persistent_check(w, &rep) == PERSISTENT_E_CORRUPT);
         CHECK(strstr(rep.first_error, "over the log itself") != NULL);
+        persistent_space_close(w);
+    }
+    unlink(p);
+
+    /* a page image that would put a run bit past the committed pages, into
+     * the START bitmap's tail, which the file holds as a hole (a lazy
+     * space's bitmaps are sized for its maximum and never backed there): a
+     * check skips those holes, and where the copy-on-write of the
+     * rollback's private mapping leaves the file's hole a hole (ext4's, not
+     * tmpfs's, whose page is then backed and read), the views judged the
+     * rolled back heap clean and a writer put the bit in the file (every
+     * later open refused the space).  On a disk file system when there is
+     * one (/var/tmp), else where the other tests are. */
+    char tail_path[512];
+    struct statfs sfs;
+    if (statfs("/var/tmp", &sfs) == 0 && sfs.f_type != 0x01021994 /* TMPFS_MAGIC */)
+        snprintf(tail_path, sizeof tail_path, "/var/tmp/pm-test-tailimg-%d.space", (int)getpid());
+    else
+        snprintf(tail_path, sizeof tail_path, "%s", t_path("tailimg"));
+    p = tail_path;
+    space_lazy = PERSISTENT_OPEN_LAZY;
+    die_in_max(p, open_auto_tx, UINT64_C(1) << 30);
+    space_lazy = 0;
+    read_header(p, &h);
+    log = lane_log(p, &h);
+    fd = open(p, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
+    close(fd);
+    REQUIRE((lg.state & PM_TX_PHASE) == PM_TX_ACTIVE);
+    gen = lg.state >> 8;
+    pm_txlog_stream(&lg, log, gen, &start, &end);
+    root = peek64(p, root_val_off(p, 1, &key_off));
+    page_off = root & ~(os_page - 1);
+    at = find_page_entry(p, start, end, gen, page_off);
+    REQUIRE(at != 0);
+    uint64_t words = (h.live.n_pages + 63) / 64 * 8;
+    uint64_t tail = (h.fixed.start_bits_off + words + os_page - 1) & ~(os_page - 1);
+    REQUIRE(tail + os_page <= h.fixed.start_bits_off + h.fixed.bits_size);
+    memset(img, 0, os_page);
+    img[os_page / 16] = 1;          /* the bit of a page far past the end */
+    fd = open(p, O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
+    e.off = tail;
+    e.check = pm_txent_check(gen, e.kind_len, e.off, img, os_page / 8);
+    REQUIRE(pwrite(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
+    REQUIRE(pwrite(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
+    close(fd);
+    judge(p, "a page image that would set run bits past the end", false);
+    {
+        /* refused, for the image itself (tx_rule) or, on tmpfs, for the
+         * bit the trial's rollback put back (its page backed and read) */
+        allocator_space_t *w;
+        CHECK(persistent_space_open(p, NULL, &w) == PERSISTENT_E_CORRUPT);
+        CHECK(strstr(persistent_errormsg(), "past the end of the space") != NULL);
+        struct persistent_options o = {0};
+        o.flags = PERSISTENT_OPEN_READONLY;
+        REQUIRE(persistent_space_open(p, &o, &w) == 0);
+        struct persistent_check_report rep;
+        CHECK(persistent_check(w, &rep) == PERSISTENT_E_CORRUPT);
+        CHECK(strstr(rep.first_error, "past the end of the space") != NULL);
         persistent_space_close(w);
     }
     unlink(p);

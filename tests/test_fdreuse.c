@@ -106,10 +106,42 @@ static void run(int how)
     unlink(other);
 }
 
+/* A check right after the number went to a FIFO with no writer (nothing
+ * has noticed yet: no growth, no sync): a check that opened the number
+ * again to look for the file's holes would wait for a writer for ever.
+ * It reads no descriptor that is not the space's. */
+static void fifo_check(void)
+{
+    const char *sp = t_path("fdfifo");
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s.fifo", sp);
+    allocator_space_t *s = t_create(sp, 1u << 20, UINT64_C(1) << 30);
+    REQUIRE(persistent_malloc(s, 100) != NULL);
+    int sfd = fd_of(sp);
+    REQUIRE(sfd >= 0);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    REQUIRE(close(sfd) == 0);
+    int ffd = open(fifo, O_RDONLY | O_NONBLOCK);
+    REQUIRE(ffd == sfd);
+    /* a hang is a failure (SIGALRM ends the test), not a stuck suite;
+     * not in a child: a forked child cannot use the space */
+    alarm(20);
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    alarm(0);
+    CHECK(rep.live_blocks >= 1);
+    close(ffd);
+    unlink(fifo);
+    persistent_space_close(s);
+    unlink(sp);
+    printf("descriptor closed, then a FIFO under its number: a check ends\n");
+}
+
 int main(void)
 {
     run(0);
     run(1);
     run(2);
+    fifo_check();
     return t_done();
 }
