@@ -258,6 +258,9 @@ struct pm_rt {
     bool clean_at_open;
     bool recovered;
     bool can_alloc;               /* writer, or private with recovery */
+    uint64_t tail_image;          /* a page image page_restore refused (it
+                                     would set run bits past the committed
+                                     pages): its offset + 1, else 0 */
     bool recovery_skipped;        /* private open of a damaged space: no
                                      recovery, no allocation */
 
@@ -829,6 +832,7 @@ int pm_walk_runs(struct pm_rt *rt,
                  int (*fn)(struct pm_rt *, const struct pm_run *, void *),
                  void *arg, const char **why, uint64_t *where);
 int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep, bool counts);
+bool pm_image_sets_tail(const struct pm_rt *rt, uint64_t off, const void *img, uint64_t len);
 
 /* A small block's superblock, class and index, from its page map entry
  * alone (the header's line is not read); false for anything else (a large

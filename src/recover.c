@@ -19,6 +19,7 @@
  * repeated.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -539,13 +540,29 @@ static void rebuild(struct pm_rt *rt, bool repair)
  * heap verified again.  1 when both hold, 0 when not (*rep says why;
  * *rolled whether the rollback had changed anything by then), or an
  * error.  rt's mapping is the copy. */
+/* A page image page_restore refused: the heap judged damaged (rep). */
+static bool tail_image_refused(struct pm_rt *rt, struct persistent_check_report *rep)
+{
+    if (rt->tail_image == 0)
+        return false;
+    memset(rep, 0, sizeof *rep);
+    rep->n_errors = 1;
+    snprintf(rep->first_error, sizeof rep->first_error,
+             "a transaction's page image at %#llx would set run bits past the end of "
+             "the space", (unsigned long long)(rt->tail_image - 1));
+    return true;
+}
+
 static int rollback_steps(struct pm_rt *rt, struct persistent_check_report *rep,
                           bool counts, bool *rolled)
 {
+    rt->tail_image = 0;
     int r = pm_tx_restore_pages(rt);
     if (r < 0)
         return r;
     *rolled = r > 0;
+    if (tail_image_refused(rt, rep))
+        return 0;
     if (r == 0)
         snap_build(rt);         /* the mapping is the file's yet: a writer
                                    reads its headers with pread (a first
@@ -560,6 +577,8 @@ static int rollback_steps(struct pm_rt *rt, struct persistent_check_report *rep,
     r = pm_tx_recover(rt);
     if (r < 0)
         return r;
+    if (tail_image_refused(rt, rep))
+        return 0;
     r = pm_verify(rt, rep, counts) == 0;
     rep->open_transactions = open;      /* the ones rolled back */
     return r;

@@ -1599,6 +1599,12 @@ static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
     if (len != page_of_os() || off % len != 0 || off > pm_data_limit(rt) - len ||
         !pm_in_data(rt, at, len))
         return;
+    if (pm_image_sets_tail(rt, off, src, len)) {
+        /* only a forged log: a run bit past the committed pages, where the
+         * file may hold a hole that a check skips (rollback_steps refuses) */
+        rt->tail_image = off + 1;
+        return;
+    }
     pm_vg_quiet(true);                  /* a whole page: free blocks too */
     /* it may hold a superblock's header and bits, and it moves runs
      * (recovery's copy of headers: all of it goes) */

@@ -345,9 +345,9 @@ static void verify_runs(struct pm_rt *rt, struct persistent_check_report *rep,
      * a tail but a stray store or a rollback's page image: a store through
      * a shared mapping makes its page data at once (tmpfs, and the delayed
      * allocation of ext4 and XFS, report it as data), and an image that
-     * would set a bit there is refused before it is put back (tx_rule),
-     * since in a view's private mapping the file's hole stays a hole on
-     * ext4.  Read through the mapping instead, a hole becomes a page of
+     * would set a bit there is never put back (page_restore), since in a
+     * view's private mapping the file's hole stays a hole on ext4.  Read
+     * through the mapping instead, a hole becomes a page of
      * the file on tmpfs (a read fault there backs one) and, on a full file
      * system, a SIGBUS: what checks did until 2026-12-05, and still do
      * where the file cannot be opened again (docs/design.md, "Known
@@ -474,30 +474,29 @@ static bool range_in_live_block(struct pm_rt *rt, uint64_t off, uint64_t len)
            off + len <= start + hc.block_size;
 }
 
-/* The transaction log a lane names (tx.c): its head, and, for one that
- * recovery will roll back or finish, every entry; what it frees joins the
- * lanes' frees. */
-/* Whether the page image e would put a run bit at or past the committed
- * page count into one of the three run bitmaps.  No image a transaction
- * took does (a page is imaged before the transaction first writes it, and
- * the count never goes down); and where the file has a hole there (the
- * bitmaps are sized for the maximum), a check that skips the holes
- * (verify_runs) would not see such bits in a view's private rollback. */
-static bool page_sets_tail(struct pm_rt *rt, const struct pm_txent *e)
+/* Whether a page image of len bytes for file offset off would put a run
+ * bit of a page in [n_pages, max_pages) into one of the three run
+ * bitmaps.  No image a transaction took does (a page is imaged before the
+ * transaction first writes it, and the committed count never goes down),
+ * and where the file has a hole there (the bitmaps are sized for the
+ * maximum) a check that skips holes (verify_runs) may not see such a bit
+ * in a private mapping: page_restore puts none back. */
+bool pm_image_sets_tail(const struct pm_rt *rt, uint64_t off, const void *img, uint64_t len)
 {
     const struct pm_fixed *f = &rt->fixed;
     const uint64_t bits_off[3] = {f->start_bits_off, f->end_bits_off, f->kind_bits_off};
-    uint64_t n = pm_load_acquire(&rt->n_pages), len = e->kind_len >> 8;
-    const unsigned char *img = (const unsigned char *)(e + 1);
-    for (int i = 0; i < 3; i++) {
-        uint64_t lo = bits_off[i] + n / 64 * 8, hi = bits_off[i] + f->bits_size;
-        uint64_t a = lo > e->off ? lo : e->off;
-        uint64_t b = hi < e->off + len ? hi : e->off + len;
+    uint64_t n = pm_load_acquire(&rt->n_pages), max = f->max_pages;
+    for (int i = 0; i < 3 && n < max; i++) {
+        uint64_t lo = bits_off[i] + n / 64 * 8, hi = bits_off[i] + (max + 63) / 64 * 8;
+        uint64_t a = lo > off ? lo : off, b = hi < off + len ? hi : off + len;
         for (uint64_t w = a; w + 8 <= b; w += 8) {
+            uint64_t first = (w - bits_off[i]) / 8 * 64;  /* the word's first page */
             uint64_t v;
-            memcpy(&v, img + (w - e->off), sizeof v);
-            if (w == lo)
-                v &= ~((UINT64_C(1) << (n % 64)) - 1);     /* the bits of pages >= n */
+            memcpy(&v, (const char *)img + (w - off), sizeof v);
+            if (first < n)
+                v &= ~((UINT64_C(1) << (n - first)) - 1);
+            if (max - first < 64)
+                v &= (UINT64_C(1) << (max - first)) - 1;   /* not the padding */
             if (v != 0)
                 return true;
         }
@@ -505,6 +504,9 @@ static bool page_sets_tail(struct pm_rt *rt, const struct pm_txent *e)
     return false;
 }
 
+/* The transaction log a lane names (tx.c): its head, and, for one that
+ * recovery will roll back or finish, every entry; what it frees joins the
+ * lanes' frees. */
 static void tx_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l,
                     struct lanes *ls)
 {
@@ -563,13 +565,6 @@ static void tx_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l,
                 bad(ls->rep, "transaction log at %#llx: a page snapshot at %#llx of %llu "
                              "bytes is not a page of the file", (unsigned long long)off,
                     (unsigned long long)e->off, (unsigned long long)len);
-                pm_txit_done(&it);
-                return;
-            }
-            if (undo && kind == PM_TXE_PAGE && page_sets_tail(rt, e)) {
-                bad(ls->rep, "transaction log at %#llx: a page image at %#llx would set "
-                             "run bits past the end of the space", (unsigned long long)off,
-                    (unsigned long long)e->off);
                 pm_txit_done(&it);
                 return;
             }

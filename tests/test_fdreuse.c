@@ -113,8 +113,8 @@ static void run(int how)
 static void fifo_check(void)
 {
     const char *sp = t_path("fdfifo");
-    char fifo[600];
-    snprintf(fifo, sizeof fifo, "%s.fifo", sp);
+    char fifo[512];
+    snprintf(fifo, sizeof fifo, "%s", t_path("fifo"));  /* removed at exit */
     allocator_space_t *s = t_create(sp, 1u << 20, UINT64_C(1) << 30);
     REQUIRE(persistent_malloc(s, 100) != NULL);
     int sfd = fd_of(sp);

@@ -1301,13 +1301,6 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a check reads the run bitmaps' tail through the mapping, holes and all: "
               "on tmpfs each hole becomes a page of the file, and on a full file "
               "system the check of a lazy space dies of SIGBUS (G8)"),
-    dict(id="ver-tail-image-unchecked", file="src/verify.c",
-         find="""            if (undo && kind == PM_TXE_PAGE && page_sets_tail(rt, e)) {""",
-         replace="""            if (false && undo && kind == PM_TXE_PAGE && page_sets_tail(rt, e)) {""",
-         what="validation: a rollback's page image that sets run bits past the committed "
-              "page count accepted: where the file holds a hole there (a lazy space on "
-              "ext4) the views call the rolled back heap clean and a writer puts the "
-              "bits in the file"),
     dict(id="ver-lane-place", file="src/verify.c",
          find="""    if (op > PM_LANE_REALLOC || !pm_lane_dest_ok(rt, l, op) ||
         !place_ok(rt, l->block_off) ||""",
@@ -1809,6 +1802,12 @@ __attribute__((constructor)) static void key_at_load(void)
          find="""            if (undo && kind == PM_TXE_SNAPSHOT && !range_in_live_block(rt, e->off, len)) {""",
          replace="""        if (false) {""",
          what="a snapshot that would be restored into allocator metadata is accepted"),
+    dict(id="restore-image-tail-unchecked", file="src/tx.c",
+         find="""    if (pm_image_sets_tail(rt, off, src, len)) {""",
+         replace="""    if (false && pm_image_sets_tail(rt, off, src, len)) {""",
+         what="a rollback puts back a page image that sets run bits past the committed "
+              "page count: where the file holds a hole there (a lazy space on ext4) the "
+              "views call the rolled back heap clean and a writer puts the bits in the file"),
     dict(id="tx-verify-page-shape", file="src/verify.c",
          find="""            if (undo && kind == PM_TXE_PAGE &&
                 (len < 4096""",
