@@ -526,6 +526,19 @@ static void rebuild(struct pm_rt *rt, bool repair)
     }
 }
 
+/* A page image page_restore refused: the heap judged damaged (rep). */
+static bool tail_image_refused(struct pm_rt *rt, struct persistent_check_report *rep)
+{
+    if (rt->tail_image == 0)
+        return false;
+    memset(rep, 0, sizeof *rep);
+    rep->n_errors = 1;
+    snprintf(rep->first_error, sizeof rep->first_error,
+             "a transaction's page image at %#llx would set run bits past the end of "
+             "the space", (unsigned long long)(rt->tail_image - 1));
+    return true;
+}
+
 /* What a rollback writes is judged before it is written (G8).  pm_verify
  * judges the shape of a log's entries (a snapshot inside a live block, a
  * page image a page of the file), not the bytes they put back: an
@@ -540,19 +553,6 @@ static void rebuild(struct pm_rt *rt, bool repair)
  * heap verified again.  1 when both hold, 0 when not (*rep says why;
  * *rolled whether the rollback had changed anything by then), or an
  * error.  rt's mapping is the copy. */
-/* A page image page_restore refused: the heap judged damaged (rep). */
-static bool tail_image_refused(struct pm_rt *rt, struct persistent_check_report *rep)
-{
-    if (rt->tail_image == 0)
-        return false;
-    memset(rep, 0, sizeof *rep);
-    rep->n_errors = 1;
-    snprintf(rep->first_error, sizeof rep->first_error,
-             "a transaction's page image at %#llx would set run bits past the end of "
-             "the space", (unsigned long long)(rt->tail_image - 1));
-    return true;
-}
-
 static int rollback_steps(struct pm_rt *rt, struct persistent_check_report *rep,
                           bool counts, bool *rolled)
 {

@@ -347,11 +347,10 @@ static void verify_runs(struct pm_rt *rt, struct persistent_check_report *rep,
      * allocation of ext4 and XFS, report it as data), and an image that
      * would set a bit there is never put back (page_restore), since in a
      * view's private mapping the file's hole stays a hole on ext4.  Read
-     * through the mapping instead, a hole becomes a page of
-     * the file on tmpfs (a read fault there backs one) and, on a full file
-     * system, a SIGBUS: what checks did until 2026-12-05, and still do
-     * where the file cannot be opened again (docs/design.md, "Known
-     * limits") */
+     * through the mapping instead, a hole becomes a page of the file on
+     * tmpfs (a read fault there backs one) and, on a full file system, a
+     * SIGBUS: what checks did until 2026-12-05, and still do where the
+     * file cannot be opened again (docs/design.md, "Known limits") */
     int pfd = pm_fd_again(rt);
     for (int i = 0; i < 3; i++) {
         uint64_t p = tail_set(rt, pfd, foff[i], tail[i], n);
