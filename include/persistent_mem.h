@@ -239,7 +239,12 @@ struct persistent_options {
                                 allocated) at every open, and the space
                                 grows in place: any thread that needs
                                 pages grows it, with no lock, and no
-                                pointer ever moves */
+                                pointer ever moves.  The file's metadata
+                                has a bit map sized for the maximum
+                                (3 bits a page: 6 MiB for 64 GiB of
+                                4 KiB pages), left as holes past the
+                                pages the space has: its disk blocks
+                                follow the size, not the maximum */
     uint32_t mode;           /* create: file mode, 0 = 0644 (umask applies) */
     uint32_t reserved;
 };

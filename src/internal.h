@@ -260,7 +260,8 @@ struct pm_rt {
     bool can_alloc;               /* writer, or private with recovery */
     uint64_t tail_image;          /* a page image page_restore refused (it
                                      would set run bits past the committed
-                                     pages): its offset + 1, else 0 */
+                                     pages, or lies in the bitmaps' words
+                                     past them): its offset + 1, else 0 */
     bool recovery_skipped;        /* private open of a damaged space: no
                                      recovery, no allocation */
 
@@ -399,7 +400,8 @@ ssize_t os_pread_upto(int fd, void *buf, size_t len, uint64_t off);
 int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 int os_allocate(int fd, uint64_t off, uint64_t len);
 int os_punch(int fd, uint64_t off, uint64_t len);
-int os_fill_holes(int fd, uint64_t size);
+uint64_t os_block_size(int fd);
+int os_fill_holes(int fd, uint64_t from, uint64_t to);
 int os_fsync(int fd);
 int os_fdatasync(int fd);
 int os_pwrite_durable(int fd, const void *buf, size_t len, uint64_t off);
@@ -458,8 +460,13 @@ int pm_space_map(struct pm_rt *rt, uint32_t mode, bool sync);
 void pm_follow(struct pm_rt *rt);
 int pm_fd_check(struct pm_rt *rt, const char *what);
 int pm_fd_again(struct pm_rt *rt);
+int pm_back_file(int fd, const struct pm_fixed *f, uint64_t n_pages, bool holes_only);
+uint64_t pm_back_unit(int fd);
+bool pm_in_bits_tail(const struct pm_fixed *f, uint64_t n_pages, uint64_t off, uint64_t len);
+uint64_t pm_backed_word(const struct pm_fixed *f);
 extern pm_atomic_u64 pm_close_epoch;
 extern bool pm_test_no_tmpfile;
+extern bool pm_test_no_fd_again;
 
 /* Persistence of one metadata change (PMEM durability only; the other
  * modes rely on the page cache and sync points).  Every call is also a
@@ -1185,6 +1192,8 @@ enum pm_hook_point {
     PM_HOOK_OWNER_ANCHOR_DONE,    /* ... and done with it */
     PM_HOOK_REVOKE_DECIDE,        /* a thief: superblocks REVOKING, fenced,
                                      owners' busy flags not yet read */
+    PM_HOOK_CREATE_HEADER,        /* create: header written, the file's
+                                     blocks not yet allocated */
     PM_HOOK_CREATE_WRITTEN,       /* create: header written, the file not
                                      yet named (or its magic not written) */
     PM_HOOK_TX_COMMIT_POINT,      /* a commit: data durable, the state word

@@ -42,6 +42,7 @@
 #define PM_HOLES_PUNCHED    0u        /* live.no_holes */
 #define PM_HOLES_NONE       1u
 #define PM_HOLES_LAZY       2u
+#define PM_HOLES_TAIL       3u
 #define PM_DATA_ALIGN       4096u     /* data_off is a multiple of this */
 #define PM_BASE_ALIGN       (UINT64_C(2) << 20) /* mapping bases are 2 MiB aligned */
 #define PM_MIN_PAGE_SHIFT   8u        /* 256-byte pages for tiny spaces */
@@ -130,16 +131,22 @@ struct pm_live {
     pm_atomic_u64 lanes_next_off; /* first overflow lane table, 0 if none */
     pm_atomic_u64 n_pages;        /* data pages in the file, committed */
     pm_atomic_u64 no_holes;       /* PM_HOLES_NONE (1): every page of the
-                                     file is backed (set by create, and by
-                                     a writer's open once it backed the
-                                     holes); PM_HOLES_PUNCHED (0): holes
+                                     file is backed (set by the create of
+                                     a fixed space, and by a writer's open
+                                     of one once it backed the holes); PM_HOLES_PUNCHED (0): holes
                                      where runs were punched (set before a
                                      punch; also files made before the word
                                      existed), found with SEEK_HOLE;
                                      PM_HOLES_LAZY (2): a lazy writer left
                                      holes anywhere (set before a lazy
                                      create or growth); the next eager
-                                     writer allocates the whole file */
+                                     writer allocates the whole file;
+                                     PM_HOLES_TAIL (3): as NONE but for the
+                                     run bitmaps' words of pages past
+                                     n_pages, holes until growth backs
+                                     them (a growable space's create and
+                                     fill; versions before 2026-12-05 take
+                                     it for PUNCHED and fill them) */
     uint64_t reserved[11];
 };
 

@@ -458,6 +458,13 @@ int os_allocate(int fd, uint64_t off, uint64_t len)
     return -r;
 }
 
+/* The file system's preferred block size for fd (st_blksize), 0 if none. */
+uint64_t os_block_size(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_blksize > 0 ? (uint64_t)st.st_blksize : 0;
+}
+
 /* Gives the blocks behind [off, off+len) back to the file system; the
  * file keeps its size and reads zeros there. */
 int os_punch(int fd, uint64_t off, uint64_t len)
@@ -475,33 +482,33 @@ int os_punch(int fd, uint64_t off, uint64_t len)
 #endif
 }
 
-static int fill_holes(int fd, uint64_t size);
+static int fill_holes(int fd, uint64_t from, uint64_t to);
 
-/* Allocates every hole in [0, size): after a crash, pages freed with
+/* Allocates every hole in [from, to): after a crash, pages freed with
  * os_punch may be reused without having been backed again. */
-int os_fill_holes(int fd, uint64_t size)
+int os_fill_holes(int fd, uint64_t from, uint64_t to)
 {
     /* SEEK_HOLE/SEEK_DATA move the file position, which carries the
      * descriptor's mark (os_fd_mark): put it back */
     off_t saved = lseek(fd, 0, SEEK_CUR);
-    int r = fill_holes(fd, size);
+    int r = fill_holes(fd, from, to);
     if (saved >= 0)
         (void)lseek(fd, saved, SEEK_SET);
     return r;
 }
 
-static int fill_holes(int fd, uint64_t size)
+static int fill_holes(int fd, uint64_t from, uint64_t to)
 {
-    off_t pos = 0;
-    while ((uint64_t)pos < size) {
+    off_t pos = (off_t)from;
+    while ((uint64_t)pos < to) {
         off_t hole = lseek(fd, pos, SEEK_HOLE);
         if (hole < 0)
             return errno == EINVAL || errno == ENXIO ? 0 : -errno;
-        if ((uint64_t)hole >= size)
+        if ((uint64_t)hole >= to)
             return 0;
         off_t data = lseek(fd, hole, SEEK_DATA);
-        if (data < 0 || (uint64_t)data > size)
-            data = (off_t)size;
+        if (data < 0 || (uint64_t)data > to)
+            data = (off_t)to;
         int r = os_allocate(fd, (uint64_t)hole, (uint64_t)(data - hole));
         if (r < 0)
             return r;

@@ -323,7 +323,8 @@ static uint64_t find_free(struct pm_rt *rt, uint64_t from, uint64_t n,
  * rt->punched.  Whoever claims punched pages backs them again first with
  * fallocate, so a full disk shows as a failed allocation, never as SIGBUS on
  * a store.  After a crash the marks are gone: a writer's open fills every
- * hole in the file (os_fill_holes) before anything runs.
+ * hole in the file but the run bitmaps' tail (pm_back_file) before
+ * anything runs.
  *
  * Only huge runs: a punch and a later fallocate cost tens of microseconds
  * (the kernel zeroes what it backs again), which only a block that size
@@ -359,7 +360,7 @@ bool pg_back(struct pm_rt *rt, uint64_t first, uint64_t n)
 /* The file may have a hole from here on (how: PM_HOLES_PUNCHED or
  * PM_HOLES_LAZY): said durably first, so that the next eager writer's open
  * (after a crash too) backs it.  LAZY, once said, stays: it is the one
- * that makes that open back the whole file. */
+ * that makes that open back the whole file (but the run bitmaps' tail). */
 void pm_holes_announce(struct pm_rt *rt, uint64_t how)
 {
     pm_atomic_u64 *nh = &rt->hdr->live.no_holes;

@@ -534,8 +534,8 @@ static bool tail_image_refused(struct pm_rt *rt, struct persistent_check_report 
     memset(rep, 0, sizeof *rep);
     rep->n_errors = 1;
     snprintf(rep->first_error, sizeof rep->first_error,
-             "a transaction's page image at %#llx would set run bits past the end of "
-             "the space", (unsigned long long)(rt->tail_image - 1));
+             "a transaction's page image at %#llx would write run bits past the end "
+             "of the space", (unsigned long long)(rt->tail_image - 1));
     return true;
 }
 
@@ -872,25 +872,24 @@ int pm_engine_prepare(struct pm_rt *rt)
 int pm_engine_start(struct pm_rt *rt)
 {
     bool repair = rt->can_alloc;
+    uint64_t holes = pm_load_acquire(&rt->hdr->live.no_holes);
     if (rt->mode == PM_MODE_WRITER && !(rt->open_flags & PERSISTENT_OPEN_LAZY) &&
-        pm_load_acquire(&rt->hdr->live.no_holes) != PM_HOLES_NONE) {
+        holes != PM_HOLES_NONE && holes != PM_HOLES_TAIL) {
         /* holes punched before a crash (or a close) were never backed
          * again.  Only when one may have been punched: a file create
-         * allocated whole needs no second pass (on tmpfs, pages allocated
-         * and never written read as holes, and backing 6 GiB again took
-         * seconds).  After a lazy writer the whole file is allocated: its
-         * holes may be anywhere, and where SEEK_HOLE is not supported
-         * os_fill_holes would find none */
-        uint64_t size = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
-        int r = pm_load_acquire(&rt->hdr->live.no_holes) == PM_HOLES_LAZY
-                    ? os_allocate(rt->fd, 0, size)
-                    : os_fill_holes(rt->fd, size);
+         * allocated needs no second pass (on tmpfs, pages allocated and
+         * never written read as holes, and backing 6 GiB again took
+         * seconds).  After a lazy writer the file is allocated, but for the
+         * run bitmaps' tail (pm_back_file): its holes may be anywhere, and
+         * where SEEK_HOLE is not supported os_fill_holes would find none */
+        int r = pm_back_file(rt->fd, &rt->fixed, pm_load_acquire(&rt->n_pages),
+                             holes != PM_HOLES_LAZY);
         if (r == 0 && rt->durability != PM_DUR_PROCESS)
             r = os_fdatasync(rt->fd);   /* backed before the word says so */
         if (r < 0)
             return pm_err(r, "cannot fill the holes of the space: %s",
                           persistent_strerror(r));
-        pm_store_release(&rt->hdr->live.no_holes, (uint64_t)PM_HOLES_NONE);
+        pm_store_release(&rt->hdr->live.no_holes, pm_backed_word(&rt->fixed));
         pm_persist(rt, &rt->hdr->live.no_holes, sizeof rt->hdr->live.no_holes);
     }
     if (repair) {

@@ -441,32 +441,123 @@ int pm_state_commit(struct pm_rt *rt, const struct pm_state *next)
  * any other open refuses as not (yet) a space.  Any other file that is not
  * a space is left untouched. */
 
+/* The unit in which the run bitmaps' words are backed: a store through
+ * the mapping dirties a whole memory page, and the file system reserves
+ * every block of it at the first write fault (64 KiB pages over 4 KiB
+ * blocks, or 4 KiB pages over 1 KiB ones), so the page or the file
+ * system's block, whichever is larger. */
+uint64_t pm_back_unit(int fd)
+{
+    uint64_t g = os_page_size(), b = os_block_size(fd);
+    if (b > g && b <= (UINT64_C(1) << 20) && (b & (b - 1)) == 0)
+        g = b;
+    return g;
+}
+
+/* Backs the file of a space with n committed pages: every byte of it but
+ * the run bitmaps' words of the pages past n, which a growable space sizes
+ * for its maximum (100 MB of them for 1 TiB) and which are holes until
+ * growth backs them, before it reads them (grow_step).  Holes read as
+ * zeros, which is what those words hold.  holes_only: only where the file
+ * has a hole (after punches); else all of it (a create, or after a lazy
+ * writer, whose holes may be anywhere and where SEEK_HOLE may find none).
+ * Each range is rounded out to pm_back_unit, never past the file's end;
+ * ranges that then meet are backed as one, and the last first: it gives
+ * the file its size at once, as one call did before. */
+int pm_back_file(int fd, const struct pm_fixed *f, uint64_t n_pages, bool holes_only)
+{
+    uint64_t used = (n_pages + 63) / 64 * 8, g = pm_back_unit(fd);
+    uint64_t size = f->data_off + (n_pages << f->page_shift);
+    uint64_t r[4][2] = {
+        {0, f->start_bits_off + used},
+        {f->end_bits_off, f->end_bits_off + used},
+        {f->kind_bits_off, f->kind_bits_off + used},
+        {f->roots_off, size},
+    };
+    int k = 0;                          /* ranges after merging */
+    for (int i = 0; i < 4; i++) {
+        uint64_t a = r[i][0] / g * g, b = (r[i][1] + g - 1) / g * g;
+        b = b < size ? b : size;
+        if (i > 0 && a <= r[k][1]) {
+            r[k][1] = b > r[k][1] ? b : r[k][1];
+        } else {
+            k = i > 0 ? k + 1 : 0;
+            r[k][0] = a;
+            r[k][1] = b;
+        }
+    }
+    for (int i = k; i >= 0; i--) {
+        int e = holes_only ? os_fill_holes(fd, r[i][0], r[i][1])
+                           : os_allocate(fd, r[i][0], r[i][1] - r[i][0]);
+        if (e < 0)
+            return e;
+    }
+    return 0;
+}
+
+/* Whether [off, off+len) lies wholly where pm_back_file leaves holes in a
+ * file of n pages: in the run bitmaps' words of the pages past n. */
+bool pm_in_bits_tail(const struct pm_fixed *f, uint64_t n_pages, uint64_t off, uint64_t len)
+{
+    uint64_t used = (n_pages + 63) / 64 * 8;
+    const uint64_t lo[3] = {f->start_bits_off + used, f->end_bits_off + used,
+                            f->kind_bits_off + used};
+    const uint64_t hi[3] = {f->end_bits_off, f->kind_bits_off, f->roots_off};
+    for (int i = 0; i < 3; i++)
+        if (off >= lo[i] && len <= hi[i] - lo[i] && off - lo[i] <= hi[i] - lo[i] - len)
+            return true;
+    return false;
+}
+
+/* What a writer's open leaves in no_holes once the file is backed. */
+uint64_t pm_backed_word(const struct pm_fixed *f)
+{
+    return (f->flags & PM_FLAG_GROWABLE) ? PM_HOLES_TAIL : PM_HOLES_NONE;
+}
+
 /* Test support: forces the named temporary file (no O_TMPFILE). */
 bool pm_test_no_tmpfile;
+
+/* The blocks of a new space (its header written): lazy, the size only
+ * (the last page), the rest backed when written. */
+static int back_new(const char *path, int fd, const struct pm_fixed *f,
+                    const struct pm_state *s, bool lazy)
+{
+    int r = lazy ? os_allocate(fd, s->file_size - PM_DATA_ALIGN, PM_DATA_ALIGN)
+                 : pm_back_file(fd, f, s->n_pages, false);
+    if (r < 0)
+        return pm_err(r, "%s: cannot allocate %llu bytes: %s", path,
+                      (unsigned long long)s->file_size, persistent_strerror(r));
+    return 0;
+}
 
 /* Writes a new space (fixed header f, state s) into the empty file fd. */
 static int write_space(const char *path, int fd, const struct pm_fixed *f,
                        const struct pm_state *s, bool magic_last, bool lazy)
 {
-    /* lazy: the size only (the last page), the rest backed when written */
-    int r = lazy ? os_allocate(fd, s->file_size - PM_DATA_ALIGN, PM_DATA_ALIGN)
-                 : os_allocate(fd, 0, s->file_size);
-    if (r < 0)
-        return pm_err(r, "%s: cannot allocate %llu bytes: %s", path,
-                      (unsigned long long)s->file_size, persistent_strerror(r));
     struct pm_header h;
     memset(&h, 0, sizeof h);
     h.fixed = *f;
     h.state[0] = *s;
     pm_store_relaxed(&h.live.n_pages, s->n_pages);
-    /* allocated just now, unless lazily */
-    pm_store_relaxed(&h.live.no_holes, lazy ? PM_HOLES_LAZY : PM_HOLES_NONE);
+    /* allocated next, unless lazily */
+    pm_store_relaxed(&h.live.no_holes, lazy ? PM_HOLES_LAZY : pm_backed_word(f));
     if (magic_last)
         memset(h.fixed.magic, 0, sizeof h.fixed.magic);
-    r = os_pwrite_all(fd, &h, sizeof h, 0);
-    /* the header reaches the disk before the name (or the magic) does */
-    if (r == 0)
-        r = os_fsync(fd);
+    /* the header first: an empty file made a space in place and killed
+     * while its blocks are allocated (several calls) is an interrupted
+     * create, which finish_interrupted_create completes, and not a file
+     * of zeros that no open would take for a space again */
+    int r = os_pwrite_all(fd, &h, sizeof h, 0);
+    if (r < 0)
+        return pm_err(r, "%s: cannot write header: %s", path, persistent_strerror(r));
+    pm_hook(PM_HOOK_CREATE_HEADER);
+    r = back_new(path, fd, f, s, lazy);
+    if (r < 0)
+        return r;
+    /* the header and the blocks reach the disk before the name (or the
+     * magic) does */
+    r = os_fsync(fd);
     pm_hook(PM_HOOK_CREATE_WRITTEN);
     if (r == 0 && magic_last) {
         r = os_pwrite_all(fd, PM_MAGIC, sizeof h.fixed.magic, 0);
@@ -558,7 +649,21 @@ static int finish_interrupted_create(const char *path, int fd)
     if (os_file_size(fd, &size) < 0 || size < PM_HEADER_SIZE ||
         os_pread_all(fd, buf, sizeof buf, 0) < 0 || !interrupted_create(buf, sizeof buf))
         return 0;
-    int r = os_pwrite_all(fd, PM_MAGIC, 8, 0);
+    /* its blocks, as the create would have allocated them (it may have
+     * been killed before): only for a header that is a valid one's */
+    struct pm_fixed f;
+    struct pm_state st;
+    uint64_t holes;
+    memcpy(&f, buf, sizeof f);
+    memcpy(f.magic, PM_MAGIC, sizeof f.magic);
+    memcpy(&st, buf + offsetof(struct pm_header, state), sizeof st);
+    memcpy(&holes, buf + offsetof(struct pm_header, live.no_holes), sizeof holes);
+    if (check_fixed(path, &f) < 0 || check_state(path, &f, &st) < 0)
+        return 0;                       /* left to validation, which refuses it */
+    int r = back_new(path, fd, &f, &st, holes == PM_HOLES_LAZY);
+    if (r < 0)
+        return r;
+    r = os_pwrite_all(fd, PM_MAGIC, 8, 0);
     if (r == 0)
         r = os_fsync(fd);
     if (r < 0)
@@ -842,9 +947,11 @@ int pm_fd_check(struct pm_rt *rt, const char *what)
  * it is opened again: a FIFO put under its number would block the open),
  * or none to be had (no /proc, no descriptor left).  The caller closes
  * it. */
+bool pm_test_no_fd_again;   /* test support: as if /proc were not there */
+
 int pm_fd_again(struct pm_rt *rt)
 {
-    if (rt->fd < 0 || pm_load_acquire(&rt->fd_lost) != 0 ||
+    if (pm_test_no_fd_again || rt->fd < 0 || pm_load_acquire(&rt->fd_lost) != 0 ||
         os_fd_verify(rt->fd, &rt->fid) != 0)
         return -1;
     int fd = os_reopen_private(rt->fd);
@@ -1253,8 +1360,10 @@ int persistent_sync(allocator_space_t *space)
  * any instruction stops nobody.  The mapping already covers the maximum
  * (open_fd), so a growth from n to t pages is
  *   1. t chosen: a CAS of rt->grow_target from a value <= n (a hint only);
- *   2. the run bits of pages [n, t) read: they must be clear, else the file
- *      is damaged there and nothing is done (E_CORRUPT);
+ *   2. the run bits of pages [n, t) backed (holes until then, so that the
+ *      file holds no bitmap for pages it does not have) and read: they
+ *      must be clear, else the file is damaged there and nothing is done
+ *      (E_CORRUPT);
  *   3. the file extended to t pages (fallocate: a full disk fails here,
  *      never later as SIGBUS) -- idempotent, so every helper does it;
  *   4. the commit: a CAS of hdr->live.n_pages from n to t, made durable;
@@ -1288,6 +1397,23 @@ static void publish_pages(struct pm_rt *rt, uint64_t n)
 /* Steps 2-4 of a growth from n to t pages. */
 static int grow_step(struct pm_rt *rt, uint64_t n, uint64_t t)
 {
+    int r = pm_fd_check(rt, "growth");
+    if (r < 0)
+        return r;
+    /* the new pages' run bits are holes until now (pm_back_file): backed
+     * before they are read, since a read fault on a hole backs the page on
+     * tmpfs, and on a full one is a SIGBUS, not a failed growth */
+    const uint64_t offs[3] = {rt->fixed.start_bits_off, rt->fixed.end_bits_off,
+                              rt->fixed.kind_bits_off};
+    uint64_t g = pm_back_unit(rt->fd), end = pages_bytes(rt, n);
+    for (int i = 0; i < 3 && r == 0; i++) {
+        uint64_t a = (offs[i] + n / 64 * 8) / g * g;
+        uint64_t b = (offs[i] + (t + 63) / 64 * 8 + g - 1) / g * g;
+        r = os_allocate(rt->fd, a, (b < end ? b : end) - a);
+    }
+    if (r < 0)
+        return pm_err(r, "growth to %llu bytes: the run bitmaps: %s",
+                      (unsigned long long)pages_bytes(rt, t), persistent_strerror(r));
     const pm_atomic_u64 *bits[3] = {rt->start_bits, rt->end_bits, rt->kind_bits};
     for (int i = 0; i < 3; i++) {
         uint64_t p = pg_next_set(bits[i], n, t);
@@ -1297,9 +1423,6 @@ static int grow_step(struct pm_rt *rt, uint64_t n, uint64_t t)
                           "there and the space does not grow over it",
                           (unsigned long long)p);
     }
-    int r = pm_fd_check(rt, "growth");
-    if (r < 0)
-        return r;
     if (rt->open_flags & PERSISTENT_OPEN_LAZY) {
         /* the new pages are holes until written: said durably first, so
          * that an eager open fills them; the size comes from allocating

@@ -1599,9 +1599,12 @@ static void page_restore(struct pm_rt *rt, const struct pm_txent *e)
     if (len != page_of_os() || off % len != 0 || off > pm_data_limit(rt) - len ||
         !pm_in_data(rt, at, len))
         return;
-    if (pm_image_sets_tail(rt, off, src, len)) {
+    if (pm_image_sets_tail(rt, off, src, len) ||
+        pm_in_bits_tail(&rt->fixed, pm_load_acquire(&rt->n_pages), off, len)) {
         /* only a forged log: a run bit past the committed pages, where the
-         * file may hold a hole that a check skips (rollback_steps refuses) */
+         * file may hold a hole that a check skips, or an image of that
+         * tail alone (no transaction writes there), whose hole a store
+         * would back or, on a full disk, die of (rollback_steps refuses) */
         rt->tail_image = off + 1;
         return;
     }

@@ -295,6 +295,38 @@ static int count_run(struct pm_rt *rt, const struct pm_run *r, void *arg)
     return 0;
 }
 
+/* tail_set without a descriptor of its own (no /proc, none left): the
+ * program's descriptor, once verified to be the space's, read with pread
+ * (which backs no hole and leaves the file position, the descriptor's
+ * mark, alone); the mapping is read only where a word of the file is not
+ * zero, so where the file holds data, as with SEEK_DATA.  Reads the whole
+ * tail (96 MiB for 1 TiB), but never through a hole.  With no verified
+ * descriptor, through the mapping, holes and all. */
+static uint64_t tail_set_read(struct pm_rt *rt, uint64_t foff, const pm_atomic_u64 *bits,
+                              uint64_t n)
+{
+    uint64_t lim = rt->max_pages, words = (lim + 63) / 64;
+    if (rt->fd < 0 || pm_load_acquire(&rt->fd_lost) != 0 ||
+        os_fd_verify(rt->fd, &rt->fid) != 0)
+        return pg_next_set(bits, n, lim);
+    uint64_t buf[512];
+    for (uint64_t w = n / 64; w < words;) {
+        uint64_t cnt = words - w < 512 ? words - w : 512;
+        if (os_pread_all(rt->fd, buf, cnt * 8, foff + w * 8) != 0)
+            return pg_next_set(bits, w * 64 > n ? w * 64 : n, lim);
+        for (uint64_t i = 0; i < cnt; i++) {
+            if (buf[i] == 0)
+                continue;
+            uint64_t from = (w + i) * 64, to = from + 64 < lim ? from + 64 : lim;
+            uint64_t p = pg_next_set(bits, from > n ? from : n, to);
+            if (p != PG_NONE)
+                return p;
+        }
+        w += cnt;
+    }
+    return PG_NONE;
+}
+
 /* The first bit set in [n, max_pages) of the run bitmap at file offset
  * foff, PG_NONE if none.  With pfd (a descriptor of the file), the ranges
  * the file holds as holes are skipped: they read as zeros, and a bitmap
@@ -306,7 +338,7 @@ static uint64_t tail_set(struct pm_rt *rt, int pfd, uint64_t foff, const pm_atom
 {
     uint64_t lim = rt->max_pages;
     if (pfd < 0)
-        return pg_next_set(bits, n, lim);
+        return tail_set_read(rt, foff, bits, n);
     uint64_t end = foff + (lim + 63) / 64 * 8;
     for (uint64_t b = n; b < lim;) {
         uint64_t d = os_next_data(pfd, foff + (b >> 6) * 8, end);
@@ -349,8 +381,8 @@ static void verify_runs(struct pm_rt *rt, struct persistent_check_report *rep,
      * view's private mapping the file's hole stays a hole on ext4.  Read
      * through the mapping instead, a hole becomes a page of the file on
      * tmpfs (a read fault there backs one) and, on a full file system, a
-     * SIGBUS: what checks did until 2026-12-05, and still do where the
-     * file cannot be opened again (docs/design.md, "Known limits") */
+     * SIGBUS: what checks did until 2026-12-05.  Where the file cannot be
+     * opened again, the program's descriptor is read (tail_set_read) */
     int pfd = pm_fd_again(rt);
     for (int i = 0; i < 3; i++) {
         uint64_t p = tail_set(rt, pfd, foff[i], tail[i], n);

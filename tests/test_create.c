@@ -16,11 +16,11 @@
 
 #include "internal.h"
 
-static _Atomic int kill_at_create;
+static _Atomic int kill_at_create;     /* the hook point, 0 for none */
 
 static void hook(int point)
 {
-    if (point == PM_HOOK_CREATE_WRITTEN && kill_at_create)
+    if (point == kill_at_create)
         raise(SIGKILL);
 }
 
@@ -63,21 +63,47 @@ static void empty_dir(void)
     closedir(d);
 }
 
-/* Runs a create in a child killed once the header is written. */
-static void killed_create(const char *path, bool no_tmpfile)
+/* Runs a create (1 MiB, growable up to max when not 0) in a child killed
+ * at the hook point. */
+static void killed_create_at(const char *path, bool no_tmpfile, int point, uint64_t max)
 {
     fflush(NULL);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         pm_test_no_tmpfile = no_tmpfile;
-        kill_at_create = 1;
-        (void)create_persistent_allocator(path, 1u << 20);
+        kill_at_create = point;
+        struct persistent_options o = {0};
+        o.flags = PERSISTENT_OPEN_CREATE;
+        o.size = 1u << 20;
+        o.max_size = max;
+        allocator_space_t *s;
+        (void)persistent_space_open(path, &o, &s);
         _exit(0);
     }
     int st;
     REQUIRE(waitpid(pid, &st, 0) == pid);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+/* ... once the header is written and the file's blocks are too */
+static void killed_create(const char *path, bool no_tmpfile)
+{
+    killed_create_at(path, no_tmpfile, PM_HOOK_CREATE_WRITTEN, 0);
+}
+
+/* Every open that may not create (writer, read-only, private) refuses
+ * path as not a space, saying why. */
+static void refused_by_every_open(const char *path, const char *why)
+{
+    static const uint32_t modes[] = {0, PERSISTENT_OPEN_READONLY, PERSISTENT_OPEN_PRIVATE};
+    for (size_t i = 0; i < 3; i++) {
+        struct persistent_options o = {0};
+        o.flags = modes[i];
+        allocator_space_t *s;
+        CHECK_EQ(persistent_space_open(path, &o, &s), PERSISTENT_E_NOT_SPACE);
+        CHECK(strstr(persistent_errormsg(), why) != NULL);
+    }
 }
 
 static void use_space(const char *path)
@@ -107,14 +133,7 @@ static void test_empty_file(void)
     REQUIRE(fstat(fd, &st0) == 0);
 
     /* opens that may not create: not a space, and still empty */
-    static const uint32_t modes[] = {0, PERSISTENT_OPEN_READONLY, PERSISTENT_OPEN_PRIVATE};
-    for (size_t i = 0; i < 3; i++) {
-        struct persistent_options o = {0};
-        o.flags = modes[i];
-        allocator_space_t *s;
-        CHECK_EQ(persistent_space_open(path, &o, &s), PERSISTENT_E_NOT_SPACE);
-        CHECK(strstr(persistent_errormsg(), "may create") != NULL);
-    }
+    refused_by_every_open(path, "may create");
     CHECK(load_private_persistent_allocator(path) == NULL);
     REQUIRE(fstat(fd, &st1) == 0);
     CHECK_EQ(st1.st_size, 0);
@@ -195,17 +214,32 @@ static void test_killed_creates(void)
     REQUIRE(stat(path, &st) == 0);
     CHECK(st.st_size > 0);
     uint64_t before = t_file_hash(path);
-    static const uint32_t modes[] = {0, PERSISTENT_OPEN_READONLY, PERSISTENT_OPEN_PRIVATE};
-    for (size_t i = 0; i < 3; i++) {
-        struct persistent_options o = {0};
-        o.flags = modes[i];
-        allocator_space_t *s;
-        CHECK_EQ(persistent_space_open(path, &o, &s), PERSISTENT_E_NOT_SPACE);
-        CHECK(strstr(persistent_errormsg(), "interrupted create") != NULL);
-    }
+    refused_by_every_open(path, "interrupted create");
     CHECK(t_file_hash(path) == before);
     use_space(path);                /* the seed's create finishes it */
     CHECK_EQ(list_dir(names, sizeof names), 1);
+    empty_dir();
+
+    /* ... killed before its blocks are allocated (a growable space: the
+     * several ranges of pm_back_file): the header alone, an interrupted
+     * create all the same, which the next create backs and finishes */
+    fd = open(path, O_CREAT | O_RDWR, 0644);
+    REQUIRE(fd >= 0);
+    close(fd);
+    killed_create_at(path, false, PM_HOOK_CREATE_HEADER, UINT64_C(1) << 30);
+    REQUIRE(stat(path, &st) == 0);
+    CHECK_EQ(st.st_size, PM_HEADER_SIZE);
+    refused_by_every_open(path, "interrupted create");
+    use_space(path);
+    struct persistent_info in;
+    allocator_space_t *s = create_persistent_allocator(path, 0);
+    REQUIRE(s != NULL);
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK_EQ(in.max_capacity, UINT64_C(1) << 30);     /* the killed create's */
+    REQUIRE(stat(path, &st) == 0);
+    CHECK_EQ((uint64_t)st.st_size, in.file_size);
+    CHECK((uint64_t)st.st_blocks * 512 >= in.capacity);
+    destroy_persistent_allocator(s);
     empty_dir();
 }
 

@@ -7,9 +7,15 @@
  * dies of one, even on a full file system. */
 #include "check.h"
 
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
+
+#include "internal.h"
 
 static uint64_t blocks_of(const char *path)
 {
@@ -98,6 +104,18 @@ static int in_small_tmpfs(const char *what, void (*body)(const char *dir))
     return st;
 }
 
+/* in_small_tmpfs, and the child must exit 0 (not die of a signal). */
+static void passes_in_small_tmpfs(const char *what, void (*body)(const char *dir))
+{
+    int st = in_small_tmpfs(what, body);
+    if (st == -1)
+        return;
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
+    if (!WIFEXITED(st))
+        fprintf(stderr, "%s: signal %d\n", what, WTERMSIG(st));
+}
+
 static void full_file_system(const char *dir)
 {
     char path[256], filler[256];
@@ -132,11 +150,7 @@ static void full_file_system(const char *dir)
 
 static void test_full_file_system(void)
 {
-    int st = in_small_tmpfs("the full file system part", full_file_system);
-    if (st == -1)
-        return;
-    CHECK(WIFEXITED(st));
-    CHECK_EQ(WEXITSTATUS(st), 0);
+    passes_in_small_tmpfs("the full file system part", full_file_system);
 }
 
 static allocator_space_t *open_lazy(const char *p, uint64_t size, uint64_t max, uint32_t more)
@@ -223,7 +237,11 @@ static void test_lazy(void)
     REQUIRE(s != NULL);
     REQUIRE(stat(p, &st) == 0);
     CHECK((uint64_t)st.st_size >= 200u << 20);
-    CHECK(blocks_of(p) >= (uint64_t)st.st_size);
+    /* all of it but the run bitmaps' words of pages it does not have yet
+     * (three bitmaps of a bit per page of the maximum) */
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK(blocks_of(p) + 3 * (in.max_capacity / in.page_size / 8) >= (uint64_t)st.st_size);
     destroy_persistent_allocator(s);
     unlink(p);
 
@@ -271,6 +289,21 @@ static void test_lazy_full(void)
         fprintf(stderr, "lazy on a full file system: exit %d\n", WEXITSTATUS(st));
 }
 
+/* Takes every block the file system has left, down to its last page, in
+ * the file filler (in a child of in_small_tmpfs). */
+static void fill_up(const char *filler)
+{
+    int fd = open(filler, O_CREAT | O_RDWR, 0644);
+    if (fd < 0)
+        _exit(99);
+    for (uint64_t chunk = 1u << 20; chunk >= 4096; chunk /= 2) {
+        struct stat st;
+        while (fstat(fd, &st) == 0 && posix_fallocate(fd, st.st_size, (off_t)chunk) == 0)
+            ;
+    }
+    close(fd);
+}
+
 /* Any file is safe to inspect (G8), a lazy one on a full file system
  * too: a space with a 64 GiB maximum whose bitmaps past its first pages
  * are holes (lazy: nothing backs them), the file system then filled to
@@ -290,16 +323,7 @@ static void inspect_full(const char *dir)
     if (b == NULL)
         _exit(2);
     memset(b, 9, 100);
-    int fd = open(filler, O_CREAT | O_RDWR, 0644);
-    if (fd < 0)
-        _exit(3);
-    /* every block the file system has left, down to its last page */
-    for (uint64_t chunk = 1u << 20; chunk >= 4096; chunk /= 2) {
-        struct stat st;
-        while (fstat(fd, &st) == 0 && posix_fallocate(fd, st.st_size, (off_t)chunk) == 0)
-            ;
-    }
-    close(fd);
+    fill_up(filler);
     uint64_t before = blocks_of(path);
     struct persistent_check_report rep;
     if (persistent_check(s, &rep) != 0 || rep.live_blocks != 1)
@@ -318,20 +342,297 @@ static void inspect_full(const char *dir)
     }
     if (blocks_of(path) != before)
         _exit(7);                   /* nothing backed by the checks */
+    /* the same where the file cannot be opened again (no /proc): the
+     * program's descriptor is read instead, and a writer's open too */
+    pm_test_no_fd_again = true;
+    uint32_t again[3] = {PERSISTENT_OPEN_LAZY, PERSISTENT_OPEN_READONLY, PERSISTENT_OPEN_PRIVATE};
+    for (int i = 0; i < 3; i++) {
+        o.flags = again[i];
+        if (persistent_space_open(path, &o, &s) != 0)
+            _exit(8);
+        memset(&rep, 0, sizeof rep);
+        if (persistent_check(s, &rep) != 0 || rep.live_blocks != 1)
+            _exit(9);
+        persistent_space_close(s);
+    }
+    pm_test_no_fd_again = false;
+    if (blocks_of(path) != before)
+        _exit(10);
     printf("inspect_full: a lazy space of a 64 GiB maximum, %llu KiB on a full "
-           "file system, checked three ways\n", (unsigned long long)before >> 10);
+           "file system, checked six ways\n", (unsigned long long)before >> 10);
     fflush(stdout);
 }
 
 static void test_inspect_full(void)
 {
-    int st = in_small_tmpfs("the inspection on a full file system", inspect_full);
-    if (st == -1)
+    passes_in_small_tmpfs("the inspection on a full file system", inspect_full);
+}
+
+/* A growable space holds no metadata for pages it does not have: the run
+ * bitmaps, sized for the maximum (2 MiB each for 64 GiB), are holes past
+ * the pages the space has, at create, after an open that backs punched
+ * pages or a lazy writer's, and after growth, which backs its pages' words
+ * before it reads them. */
+static void test_sparse_bitmaps(void)
+{
+    const char *p = t_path("sparse");
+    allocator_space_t *s = t_create(p, 1u << 20, UINT64_C(64) << 30);
+    struct stat st;
+    REQUIRE(stat(p, &st) == 0);
+    CHECK((uint64_t)st.st_size > 7u << 20);
+    CHECK(blocks_of(p) < 2u << 20);
+    char *b = persistent_malloc(s, 300u << 20);
+    REQUIRE(b != NULL);
+    REQUIRE(stat(p, &st) == 0);
+    uint64_t blocks = blocks_of(p);
+    printf("sparse: a 1 MiB space of a 64 GiB maximum grown by 300 MiB: %llu KiB "
+           "in a file of %llu KiB\n", (unsigned long long)blocks >> 10,
+           (unsigned long long)st.st_size >> 10);
+    CHECK(blocks >= 300u << 20);                /* eager: its pages backed */
+    CHECK(blocks < (uint64_t)st.st_size - (5u << 20));
+    t_check_clean(s, "sparse bitmaps");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+/* The file's extents (FIEMAP: allocated, written or not; neither
+ * SEEK_DATA nor st_blocks tells an unwritten block from a hole on every
+ * file system), or NULL where the file system has no FIEMAP. */
+static struct fiemap *extents_of(const char *path)
+{
+    enum { MAX = 512 };
+    struct fiemap *fm = calloc(1, sizeof *fm + MAX * sizeof(struct fiemap_extent));
+    REQUIRE(fm != NULL);
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    fm->fm_length = FIEMAP_MAX_OFFSET;
+    fm->fm_flags = FIEMAP_FLAG_SYNC;
+    fm->fm_extent_count = MAX;
+    int r = ioctl(fd, FS_IOC_FIEMAP, fm);
+    close(fd);
+    if (r != 0) {
+        free(fm);
+        return NULL;
+    }
+    if (fm->fm_mapped_extents >= MAX) {         /* too many to judge */
+        free(fm);
+        return NULL;
+    }
+    return fm;
+}
+
+/* Bytes of [a, b) that the extents cover. */
+static uint64_t covered(const struct fiemap *fm, uint64_t a, uint64_t b)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < fm->fm_mapped_extents; i++) {
+        uint64_t lo = fm->fm_extents[i].fe_logical, hi = lo + fm->fm_extents[i].fe_length;
+        lo = lo > a ? lo : a;
+        hi = hi < b ? hi : b;
+        n += hi > lo ? hi - lo : 0;
+    }
+    return n;
+}
+
+/* What a space's file holds on a disk file system, where a read fault
+ * backs nothing (tmpfs backs a page a read touches, hiding a missing
+ * block until the file system is full): every byte of the header, the
+ * three bitmaps' words of the pages it has, roots, lanes and data; none
+ * of the bitmaps past them but the block their last word is in. */
+static bool backed_exactly(const char *path, const char *when)
+{
+    struct pm_fixed f;
+    struct pm_live live;
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &f, sizeof f, 0) == (ssize_t)sizeof f);
+    REQUIRE(pread(fd, &live, sizeof live, offsetof(struct pm_header, live)) ==
+            (ssize_t)sizeof live);
+    close(fd);
+    struct fiemap *fm = extents_of(path);
+    if (fm == NULL)
+        return false;
+    /* the library's unit: the memory page or the file system's block */
+    struct stat st;
+    REQUIRE(stat(path, &st) == 0);
+    uint64_t blk = (uint64_t)sysconf(_SC_PAGESIZE);
+    if ((uint64_t)st.st_blksize > blk && st.st_blksize <= 1 << 20)
+        blk = (uint64_t)st.st_blksize;
+    uint64_t n = live.n_pages, used = (n + 63) / 64 * 8;
+    uint64_t offs[3] = {f.start_bits_off, f.end_bits_off, f.kind_bits_off};
+    uint64_t end = f.data_off + (n << f.page_shift);
+    CHECK_EQ(covered(fm, 0, f.start_bits_off), f.start_bits_off);
+    CHECK_EQ(covered(fm, f.roots_off, end), end - f.roots_off);
+    uint64_t tails = 0;
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(covered(fm, offs[i], offs[i] + used), used);
+        uint64_t t0 = (offs[i] + used + blk - 1) / blk * blk, t1 = (offs[i] + f.bits_size) / blk * blk;
+        if (t1 > t0) {
+            CHECK_EQ(covered(fm, t0, t1), 0);
+            tails += t1 - t0;
+        }
+    }
+    printf("backed: %s, %llu pages: every block but %llu KiB of bitmaps' tail\n", when,
+           (unsigned long long)n, (unsigned long long)tails >> 10);
+    free(fm);
+    return true;
+}
+
+/* On a disk file system (/var/tmp when it is one), a space whose bitmaps'
+ * words of its pages span blocks: created, grown, after a punch and a
+ * crash, and after a lazy writer's growth. */
+static void test_backed_exactly(void)
+{
+    struct statfs sfs;
+    if (statfs("/var/tmp", &sfs) != 0 || sfs.f_type == 0x01021994 /* TMPFS_MAGIC */ ||
+        access("/var/tmp", W_OK) != 0 || (uint64_t)sfs.f_bavail * sfs.f_bsize < UINT64_C(2) << 30) {
+        printf("skipping the blocks of a space's file: /var/tmp is no disk file system "
+               "with 2 GiB free\n");
         return;
-    CHECK(WIFEXITED(st));
-    CHECK_EQ(WEXITSTATUS(st), 0);
-    if (!WIFEXITED(st))
-        fprintf(stderr, "inspection on a full file system: signal %d\n", WTERMSIG(st));
+    }
+    const char *dir = getenv("PM_TEST_DIR");
+    char saved[512] = {0};
+    if (dir)
+        snprintf(saved, sizeof saved, "%s", dir);
+    REQUIRE(setenv("PM_TEST_DIR", "/var/tmp", 1) == 0);
+    const char *p = t_path("backed");
+    if (saved[0])
+        setenv("PM_TEST_DIR", saved, 1);
+    else
+        unsetenv("PM_TEST_DIR");
+    /* 70 MiB: 17,920 pages, their words 2,240 bytes in each bitmap */
+    allocator_space_t *s = t_create(p, 70u << 20, UINT64_C(64) << 30);
+    if (!backed_exactly(p, "created")) {
+        printf("skipping the blocks of a space's file: no FIEMAP on /var/tmp (or too "
+               "many extents)\n");
+        destroy_persistent_allocator(s);
+        unlink(p);
+        return;
+    }
+    char *b = persistent_malloc(s, 300u << 20);     /* words in 2 more blocks */
+    REQUIRE(b != NULL);
+    backed_exactly(p, "grown");
+    destroy_persistent_allocator(s);
+    pid_t pid = fork();
+    if (pid == 0) {                 /* punched, then killed */
+        allocator_space_t *c = create_persistent_allocator(p, 0);
+        void *x = c ? persistent_malloc(c, 16u << 20) : NULL;
+        if (x)
+            persistent_free(c, x);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    backed_exactly(p, "holes filled after a crash");
+    destroy_persistent_allocator(s);
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_LAZY;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    REQUIRE(persistent_malloc(s, 200u << 20) != NULL);
+    destroy_persistent_allocator(s);
+    s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    backed_exactly(p, "backed after a lazy writer");
+    t_check_clean(s, "backed");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+/* The same on a full file system (an 8 MiB tmpfs): a 1 MiB space of a
+ * 64 GiB maximum takes 1.1 MiB (7.3 with its bitmaps whole), and all it
+ * stores into is backed: blocks made and freed with the file system full
+ * are no SIGBUS; an open after a punch or after a lazy writer backs what
+ * the file may lack but those holes (else it runs out of room); a growth
+ * the file system has no room for fails the malloc with ENOMEM, its
+ * bitmaps' words included -- read before they are backed, they were a
+ * SIGBUS. */
+static void grow_full(const char *dir)
+{
+    char path[256], filler[256];
+    snprintf(path, sizeof path, "%s/space", dir);
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    signal(SIGBUS, SIG_DFL);        /* a sanitizer's handler would report it */
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 1u << 20;
+    o.max_size = UINT64_C(64) << 30;
+    allocator_space_t *s;
+    if (persistent_space_open(path, &o, &s) != 0)
+        _exit(2);
+    if (blocks_of(path) >= 2u << 20)
+        _exit(3);
+    /* what the space has is backed, its run bits too: blocks of a
+     * superblock and a run are made and freed with no block to spare */
+    fill_up(filler);
+    char *keep = persistent_malloc(s, 100);
+    char *mid = persistent_malloc(s, 64u << 10);
+    char *run = persistent_malloc(s, 200u << 10);
+    if (keep == NULL || mid == NULL || run == NULL)
+        _exit(4);
+    t_fill(keep, 100, 5);
+    memset(mid, 6, 64u << 10);
+    memset(run, 7, 200u << 10);
+    persistent_free(s, mid);
+    persistent_free(s, run);
+    unlink(filler);
+    char *big = persistent_malloc(s, 2u << 20);     /* grows, then punched */
+    if (big == NULL)
+        _exit(5);
+    memset(big, 1, 2u << 20);
+    persistent_free(s, big);
+    persistent_offset_t at = persistent_offset_from_ptr(s, keep);
+    void *was = keep;
+    destroy_persistent_allocator(s);
+    /* the punched pages backed again, and nothing more */
+    o.flags = 0;
+    if (persistent_space_open(path, &o, &s) != 0)
+        _exit(6);
+    if (blocks_of(path) >= 6u << 20)
+        _exit(7);
+    destroy_persistent_allocator(s);
+    /* a lazy writer's growth, then an eager open: the same */
+    o.flags = PERSISTENT_OPEN_LAZY;
+    if (persistent_space_open(path, &o, &s) != 0)
+        _exit(8);
+    big = persistent_malloc(s, 3u << 20);
+    if (big == NULL)
+        _exit(9);
+    memset(big, 2, 4096);
+    destroy_persistent_allocator(s);
+    o.flags = 0;
+    if (persistent_space_open(path, &o, &s) != 0)
+        _exit(10);
+    if (!t_verify_as(persistent_offset_to_ptr(s, at), 100, was, 5))
+        _exit(11);
+    fill_up(filler);
+    uint64_t before = blocks_of(path);
+    errno = 0;
+    if (persistent_malloc(s, 200u << 20) != NULL || errno != ENOMEM)
+        _exit(13);
+    struct persistent_check_report rep;
+    if (persistent_check(s, &rep) != 0 || rep.live_blocks != 2)
+        _exit(14);
+    if (blocks_of(path) > before)
+        _exit(15);
+    unlink(filler);
+    big = persistent_malloc(s, 2u << 20);   /* room again: it grows */
+    if (big == NULL)
+        _exit(16);
+    memset(big, 3, 2u << 20);
+    if (persistent_check(s, &rep) != 0 || rep.live_blocks != 3)
+        _exit(17);
+    destroy_persistent_allocator(s);
+    printf("grow_full: a space of a 64 GiB maximum in an 8 MiB tmpfs, %llu KiB "
+           "when the file system was full\n", (unsigned long long)before >> 10);
+    fflush(stdout);
+}
+
+static void test_grow_full(void)
+{
+    passes_in_small_tmpfs("the growth on a full file system", grow_full);
 }
 
 int main(void)
@@ -341,5 +642,8 @@ int main(void)
     test_punch_and_back();
     test_full_file_system();
     test_inspect_full();
+    test_sparse_bitmaps();
+    test_backed_exactly();
+    test_grow_full();
     return t_done();
 }

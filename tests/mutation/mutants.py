@@ -1038,6 +1038,53 @@ __attribute__((constructor)) static void key_at_load(void)
          find="""    if (rt->mode == PM_MODE_WRITER && !(rt->open_flags & PERSISTENT_OPEN_LAZY) &&""",
          replace="""    if (rt->mode == PM_MODE_WRITER &&""",
          what="a lazy writer's open backs every hole (the disk a lazy space saves is taken anyway)"),
+    # ------------------------------------------------------------ the bitmaps' tail
+    dict(id="create-backs-bitmap-tail", file="src/space.c",
+         find="""                 : pm_back_file(fd, f, s->n_pages, false);""",
+         replace="""                 : os_allocate(fd, 0, s->file_size);""",
+         what="an eager create allocates the run bitmaps for the whole maximum "
+              "(a 1 TiB maximum takes 100 MB of disk at once)"),
+    dict(id="back-file-words-not-bytes", file="src/space.c",
+         find="""    uint64_t used = (n_pages + 63) / 64 * 8, g = pm_back_unit(fd);""",
+         replace="""    uint64_t used = (n_pages + 63) / 64, g = pm_back_unit(fd);""",
+         what="the bitmaps' words of the space's pages counted in words, not "
+              "bytes: an eighth of them backed, the rest a SIGBUS on a full disk"),
+    dict(id="grow-reads-unbacked-bits", file="src/space.c",
+         find="""        r = os_allocate(rt->fd, a, (b < end ? b : end) - a);""",
+         replace="""        (void)a, (void)b, (void)end;""",
+         what="growth reads (and later writes) its pages' run bits in holes: on "
+              "a full file system a SIGBUS where the malloc should fail"),
+    dict(id="finish-create-unbacked", file="src/space.c",
+         find="""    int r = back_new(path, fd, &f, &st, holes == PM_HOLES_LAZY);
+    if (r < 0)
+        return r;
+    r = os_pwrite_all(fd, PM_MAGIC, 8, 0);""",
+         replace="""    int r = 0;
+    (void)holes;
+    r = os_pwrite_all(fd, PM_MAGIC, 8, 0);""",
+         what="an interrupted create killed before its blocks were allocated is "
+              "finished with the magic alone: a file of its header, truncated"),
+    dict(id="restore-image-tail-alone", file="src/tx.c",
+         find="""    if (pm_image_sets_tail(rt, off, src, len) ||
+        pm_in_bits_tail(&rt->fixed, pm_load_acquire(&rt->n_pages), off, len)) {""",
+         replace="""    if (pm_image_sets_tail(rt, off, src, len)) {""",
+         what="a forged page image of the run bitmaps' tail alone is put back: "
+              "a store into the file's hole there (a SIGBUS on a full disk)"),
+    dict(id="ver-tail-read-mapped", file="src/verify.c",
+         find="""    uint64_t lim = rt->max_pages, words = (lim + 63) / 64;
+    if (rt->fd < 0 ||""",
+         replace="""    uint64_t lim = rt->max_pages, words = (lim + 63) / 64;
+    if (true || rt->fd < 0 ||""",
+         what="where the file cannot be opened again, a check reads the bitmaps' "
+              "tail through the mapping: on a full tmpfs a SIGBUS (G8)"),
+    dict(id="fill-backs-bitmap-tail", file="src/recover.c",
+         find="""        int r = pm_back_file(rt->fd, &rt->fixed, pm_load_acquire(&rt->n_pages),
+                             holes != PM_HOLES_LAZY);""",
+         replace="""        uint64_t size = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
+        int r = holes == PM_HOLES_LAZY ? os_allocate(rt->fd, 0, size)
+                                       : os_fill_holes(rt->fd, 0, size);""",
+         what="the open that fills holes (after punches, or a lazy writer) backs "
+              "the run bitmaps for the whole maximum"),
     dict(id="lazy-reuse-backs", file="src/pages.c",
          find="""    if (!rt->can_punch || (rt->open_flags & PERSISTENT_OPEN_LAZY) ||""",
          replace="""    if (!rt->can_punch ||""",
@@ -1803,11 +1850,14 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""        if (false) {""",
          what="a snapshot that would be restored into allocator metadata is accepted"),
     dict(id="restore-image-tail-unchecked", file="src/tx.c",
-         find="""    if (pm_image_sets_tail(rt, off, src, len)) {""",
-         replace="""    if (false && pm_image_sets_tail(rt, off, src, len)) {""",
+         find="""    if (pm_image_sets_tail(rt, off, src, len) ||""",
+         replace="""    if ((false && pm_image_sets_tail(rt, off, src, len)) ||""",
          what="a rollback puts back a page image that sets run bits past the committed "
               "page count: where the file holds a hole there (a lazy space on ext4) the "
-              "views call the rolled back heap clean and a writer puts the bits in the file"),
+              "views call the rolled back heap clean and a writer puts the bits in the file; "
+              "in a page the file holds (test_damage's, since images of the tail alone are "
+              "refused by their place) the check after the rollback finds the bit, and "
+              "only the verdict's cause tells"),
     dict(id="tx-verify-page-shape", file="src/verify.c",
          find="""            if (undo && kind == PM_TXE_PAGE &&
                 (len < 4096""",
