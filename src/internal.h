@@ -401,6 +401,7 @@ int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 int os_allocate(int fd, uint64_t off, uint64_t len);
 int os_punch(int fd, uint64_t off, uint64_t len);
 uint64_t os_block_size(int fd);
+int os_allocate_live(int fd, uint64_t off, uint64_t len);
 int os_fill_holes(int fd, uint64_t from, uint64_t to);
 int os_fsync(int fd);
 int os_fdatasync(int fd);

@@ -458,6 +458,30 @@ int os_allocate(int fd, uint64_t off, uint64_t len)
     return -r;
 }
 
+/* os_allocate where other threads may be storing into the range through
+ * the mapping: the file system's own fallocate or nothing.  Where it has
+ * none, glibc's posix_fallocate writes a zero byte into every block it
+ * reads as zero, which would undo a store made in between; such a file
+ * system backs a page when it is written, as it always does there. */
+int os_allocate_live(int fd, uint64_t off, uint64_t len)
+{
+#ifdef __linux__
+    for (;;) {
+        if (fallocate(fd, 0, (off_t)off, (off_t)len) == 0)
+            return 0;
+        if (errno == EOPNOTSUPP || errno == ENOSYS)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+#else
+    (void)fd;
+    (void)off;
+    (void)len;
+    return 0;
+#endif
+}
+
 /* The file system's preferred block size for fd (st_blksize), 0 if none. */
 uint64_t os_block_size(int fd)
 {

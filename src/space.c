@@ -549,6 +549,10 @@ static int write_space(const char *path, int fd, const struct pm_fixed *f,
      * create, which finish_interrupted_create completes, and not a file
      * of zeros that no open would take for a space again */
     int r = os_pwrite_all(fd, &h, sizeof h, 0);
+    /* on the disk before the blocks, whose size a journal may commit
+     * first: else a power failure can leave the zeros without it */
+    if (r == 0 && magic_last)
+        r = os_fdatasync(fd);
     if (r < 0)
         return pm_err(r, "%s: cannot write header: %s", path, persistent_strerror(r));
     pm_hook(PM_HOOK_CREATE_HEADER);
@@ -661,9 +665,10 @@ static int finish_interrupted_create(const char *path, int fd)
     if (check_fixed(path, &f) < 0 || check_state(path, &f, &st) < 0)
         return 0;                       /* left to validation, which refuses it */
     int r = back_new(path, fd, &f, &st, holes == PM_HOLES_LAZY);
-    if (r < 0)
-        return r;
-    r = os_pwrite_all(fd, PM_MAGIC, 8, 0);
+    if (r == 0)
+        r = os_fsync(fd);               /* the blocks before the magic */
+    if (r == 0)
+        r = os_pwrite_all(fd, PM_MAGIC, 8, 0);
     if (r == 0)
         r = os_fsync(fd);
     if (r < 0)
@@ -1402,14 +1407,16 @@ static int grow_step(struct pm_rt *rt, uint64_t n, uint64_t t)
         return r;
     /* the new pages' run bits are holes until now (pm_back_file): backed
      * before they are read, since a read fault on a hole backs the page on
-     * tmpfs, and on a full one is a SIGBUS, not a failed growth */
+     * tmpfs, and on a full one is a SIGBUS, not a failed growth.  The unit
+     * may hold live words of pages below n: never glibc's emulation, which
+     * writes there (os_allocate_live) */
     const uint64_t offs[3] = {rt->fixed.start_bits_off, rt->fixed.end_bits_off,
                               rt->fixed.kind_bits_off};
     uint64_t g = pm_back_unit(rt->fd), end = pages_bytes(rt, n);
     for (int i = 0; i < 3 && r == 0; i++) {
         uint64_t a = (offs[i] + n / 64 * 8) / g * g;
         uint64_t b = (offs[i] + (t + 63) / 64 * 8 + g - 1) / g * g;
-        r = os_allocate(rt->fd, a, (b < end ? b : end) - a);
+        r = os_allocate_live(rt->fd, a, (b < end ? b : end) - a);
     }
     if (r < 0)
         return pm_err(r, "growth to %llu bytes: the run bitmaps: %s",

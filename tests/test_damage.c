@@ -1095,69 +1095,69 @@ static void test_rollback_judged(void)
      * of the tail alone, and putting one back stores into the hole (a
      * SIGBUS on a full disk, before the open could fail) */
     for (int bit = 1; bit >= 0; bit--) {
-    space_lazy = PERSISTENT_OPEN_LAZY;
-    /* 8 GiB: a whole page of the START bitmap past the pages, 64 KiB ones too */
-    die_in_max(p, open_auto_tx, UINT64_C(8) << 30);
-    space_lazy = 0;
-    read_header(p, &h);
-    log = lane_log(p, &h);
-    fd = open(p, O_RDONLY);
-    REQUIRE(fd >= 0);
-    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
-    close(fd);
-    REQUIRE((lg.state & PM_TX_PHASE) == PM_TX_ACTIVE);
-    gen = lg.state >> 8;
-    pm_txlog_stream(&lg, log, gen, &start, &end);
-    root = peek64(p, root_val_off(p, 1, &key_off));
-    page_off = root & ~(os_page - 1);
-    at = find_page_entry(p, start, end, gen, page_off);
-    REQUIRE(at != 0);
-    uint64_t words = (h.live.n_pages + 63) / 64 * 8;
-    uint64_t tail = (h.fixed.start_bits_off + words + os_page - 1) & ~(os_page - 1);
-    REQUIRE(tail + os_page <= h.fixed.start_bits_off + h.fixed.bits_size);
-    fd = open(p, O_RDWR);
-    REQUIRE(fd >= 0);
-    if (bit) {
-        /* a page of a bitmap's last words of the pages (held by the file:
-         * a tail bit there is seen by every check) of which the log has
-         * no other image, so that the verdict is this one's: as it is,
-         * but for the last bit of the page, far past the end */
-        const uint64_t bits_at[3] = {h.fixed.start_bits_off, h.fixed.end_bits_off,
-                                     h.fixed.kind_bits_off};
-        tail = 0;
-        for (int i = 0; i < 3 && tail == 0; i++) {
-            uint64_t pg = (bits_at[i] + words) & ~(os_page - 1);
-            if (pg != 0 && find_page_entry(p, start, end, gen, pg) == 0)
-                tail = pg;
+        space_lazy = PERSISTENT_OPEN_LAZY;
+        /* 8 GiB: a whole page of the START bitmap past the pages, 64 KiB ones too */
+        die_in_max(p, open_auto_tx, UINT64_C(8) << 30);
+        space_lazy = 0;
+        read_header(p, &h);
+        log = lane_log(p, &h);
+        fd = open(p, O_RDONLY);
+        REQUIRE(fd >= 0);
+        REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
+        close(fd);
+        REQUIRE((lg.state & PM_TX_PHASE) == PM_TX_ACTIVE);
+        gen = lg.state >> 8;
+        pm_txlog_stream(&lg, log, gen, &start, &end);
+        root = peek64(p, root_val_off(p, 1, &key_off));
+        page_off = root & ~(os_page - 1);
+        at = find_page_entry(p, start, end, gen, page_off);
+        REQUIRE(at != 0);
+        uint64_t words = (h.live.n_pages + 63) / 64 * 8;
+        uint64_t tail = (h.fixed.start_bits_off + words + os_page - 1) & ~(os_page - 1);
+        REQUIRE(tail + os_page <= h.fixed.start_bits_off + h.fixed.bits_size);
+        fd = open(p, O_RDWR);
+        REQUIRE(fd >= 0);
+        if (bit) {
+            /* a page of a bitmap's last words of the pages (held by the file:
+             * a tail bit there is seen by every check) of which the log has
+             * no other image, so that the verdict is this one's: as it is,
+             * but for the last bit of the page, far past the end */
+            const uint64_t bits_at[3] = {h.fixed.start_bits_off, h.fixed.end_bits_off,
+                                         h.fixed.kind_bits_off};
+            tail = 0;
+            for (int i = 0; i < 3 && tail == 0; i++) {
+                uint64_t pg = (bits_at[i] + words) & ~(os_page - 1);
+                if (pg != 0 && find_page_entry(p, start, end, gen, pg) == 0)
+                    tail = pg;
+            }
+            REQUIRE(tail != 0);
+            REQUIRE(pread(fd, img, os_page, (off_t)tail) == (ssize_t)os_page);
+            img[os_page / 8 - 1] |= UINT64_C(1) << 63;
+        } else {
+            memset(img, 0, os_page);    /* a page of the tail alone, zeros */
         }
-        REQUIRE(tail != 0);
-        REQUIRE(pread(fd, img, os_page, (off_t)tail) == (ssize_t)os_page);
-        img[os_page / 8 - 1] |= UINT64_C(1) << 63;
-    } else {
-        memset(img, 0, os_page);    /* a page of the tail alone, zeros */
-    }
-    REQUIRE(pread(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
-    e.off = tail;
-    e.check = pm_txent_check(gen, e.kind_len, e.off, img, os_page / 8);
-    REQUIRE(pwrite(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
-    REQUIRE(pwrite(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
-    close(fd);
-    judge(p, bit ? "a page image that would set run bits past the end"
-                 : "a page image of the run bitmaps' tail alone", false);
-    {
-        /* refused for the image itself, before it is put back */
-        allocator_space_t *w;
-        CHECK(persistent_space_open(p, NULL, &w) == PERSISTENT_E_CORRUPT);
-        CHECK(strstr(persistent_errormsg(), "would write run bits past the end") != NULL);
-        struct persistent_options o = {0};
-        o.flags = PERSISTENT_OPEN_READONLY;
-        REQUIRE(persistent_space_open(p, &o, &w) == 0);
-        struct persistent_check_report rep;
-        CHECK(persistent_check(w, &rep) == PERSISTENT_E_CORRUPT);
-        CHECK(strstr(rep.first_error, "would write run bits past the end") != NULL);
-        persistent_space_close(w);
-    }
-    unlink(p);
+        REQUIRE(pread(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
+        e.off = tail;
+        e.check = pm_txent_check(gen, e.kind_len, e.off, img, os_page / 8);
+        REQUIRE(pwrite(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
+        REQUIRE(pwrite(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
+        close(fd);
+        judge(p, bit ? "a page image that would set run bits past the end"
+                     : "a page image of the run bitmaps' tail alone", false);
+        {
+            /* refused for the image itself, before it is put back */
+            allocator_space_t *w;
+            CHECK(persistent_space_open(p, NULL, &w) == PERSISTENT_E_CORRUPT);
+            CHECK(strstr(persistent_errormsg(), "would write run bits past the end") != NULL);
+            struct persistent_options o = {0};
+            o.flags = PERSISTENT_OPEN_READONLY;
+            REQUIRE(persistent_space_open(p, &o, &w) == 0);
+            struct persistent_check_report rep;
+            CHECK(persistent_check(w, &rep) == PERSISTENT_E_CORRUPT);
+            CHECK(strstr(rep.first_error, "would write run bits past the end") != NULL);
+            persistent_space_close(w);
+        }
+        unlink(p);
     }
 
     /* a snapshot of the log's own head (a live block the library keeps)

@@ -455,9 +455,9 @@ static bool backed_exactly(const char *path, const char *when)
     /* the library's unit: the memory page or the file system's block */
     struct stat st;
     REQUIRE(stat(path, &st) == 0);
-    uint64_t blk = (uint64_t)sysconf(_SC_PAGESIZE);
-    if ((uint64_t)st.st_blksize > blk && st.st_blksize <= 1 << 20)
-        blk = (uint64_t)st.st_blksize;
+    uint64_t blk = (uint64_t)sysconf(_SC_PAGESIZE), fsb = (uint64_t)st.st_blksize;
+    if (fsb > blk && fsb <= 1u << 20 && (fsb & (fsb - 1)) == 0)
+        blk = fsb;
     uint64_t n = live.n_pages, used = (n + 63) / 64 * 8;
     uint64_t offs[3] = {f.start_bits_off, f.end_bits_off, f.kind_bits_off};
     uint64_t end = f.data_off + (n << f.page_shift);
@@ -466,7 +466,8 @@ static bool backed_exactly(const char *path, const char *when)
     uint64_t tails = 0;
     for (int i = 0; i < 3; i++) {
         CHECK_EQ(covered(fm, offs[i], offs[i] + used), used);
-        uint64_t t0 = (offs[i] + used + blk - 1) / blk * blk, t1 = (offs[i] + f.bits_size) / blk * blk;
+        uint64_t t0 = (offs[i] + used + blk - 1) / blk * blk;
+        uint64_t t1 = (offs[i] + f.bits_size) / blk * blk;
         if (t1 > t0) {
             CHECK_EQ(covered(fm, t0, t1), 0);
             tails += t1 - t0;
@@ -511,7 +512,7 @@ static void test_backed_exactly(void)
     }
     char *b = persistent_malloc(s, 300u << 20);     /* words in 2 more blocks */
     REQUIRE(b != NULL);
-    backed_exactly(p, "grown");
+    CHECK(backed_exactly(p, "grown"));
     destroy_persistent_allocator(s);
     pid_t pid = fork();
     if (pid == 0) {                 /* punched, then killed */
@@ -526,7 +527,7 @@ static void test_backed_exactly(void)
     waitpid(pid, &st, 0);
     s = create_persistent_allocator(p, 0);
     REQUIRE(s != NULL);
-    backed_exactly(p, "holes filled after a crash");
+    CHECK(backed_exactly(p, "holes filled after a crash"));
     destroy_persistent_allocator(s);
     struct persistent_options o = {0};
     o.flags = PERSISTENT_OPEN_LAZY;
@@ -535,7 +536,7 @@ static void test_backed_exactly(void)
     destroy_persistent_allocator(s);
     s = create_persistent_allocator(p, 0);
     REQUIRE(s != NULL);
-    backed_exactly(p, "backed after a lazy writer");
+    CHECK(backed_exactly(p, "backed after a lazy writer"));
     t_check_clean(s, "backed");
     destroy_persistent_allocator(s);
     unlink(p);

@@ -1050,7 +1050,7 @@ __attribute__((constructor)) static void key_at_load(void)
          what="the bitmaps' words of the space's pages counted in words, not "
               "bytes: an eighth of them backed, the rest a SIGBUS on a full disk"),
     dict(id="grow-reads-unbacked-bits", file="src/space.c",
-         find="""        r = os_allocate(rt->fd, a, (b < end ? b : end) - a);""",
+         find="""        r = os_allocate_live(rt->fd, a, (b < end ? b : end) - a);""",
          replace="""        (void)a, (void)b, (void)end;""",
          what="growth reads (and later writes) its pages' run bits in holes: on "
               "a full file system a SIGBUS where the malloc should fail"),
