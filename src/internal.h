@@ -460,6 +460,7 @@ int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages);
 int pm_space_map(struct pm_rt *rt, uint32_t mode, bool sync);
 void pm_follow(struct pm_rt *rt);
 int pm_fd_check(struct pm_rt *rt, const char *what);
+bool pm_fd_ours(struct pm_rt *rt);
 int pm_fd_again(struct pm_rt *rt);
 int pm_back_file(int fd, const struct pm_fixed *f, uint64_t n_pages, bool holes_only);
 uint64_t pm_back_unit(int fd);

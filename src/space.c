@@ -946,6 +946,14 @@ int pm_fd_check(struct pm_rt *rt, const char *what)
                   "alone and the space stops growing and syncing", what, rt->fd);
 }
 
+/* Whether rt->fd still names the space's file, as pm_fd_check asks but
+ * with nothing reported or marked: for reads that have another way. */
+bool pm_fd_ours(struct pm_rt *rt)
+{
+    return rt->fd >= 0 && pm_load_acquire(&rt->fd_lost) == 0 &&
+           os_fd_verify(rt->fd, &rt->fid) == 0;
+}
+
 /* A descriptor of the space's own file with a file position of its own
  * (to look for holes, or to lock without touching the space's), or -1:
  * a descriptor the program closed or made another file's (checked before
@@ -956,8 +964,7 @@ bool pm_test_no_fd_again;   /* test support: as if /proc were not there */
 
 int pm_fd_again(struct pm_rt *rt)
 {
-    if (pm_test_no_fd_again || rt->fd < 0 || pm_load_acquire(&rt->fd_lost) != 0 ||
-        os_fd_verify(rt->fd, &rt->fid) != 0)
+    if (pm_test_no_fd_again || !pm_fd_ours(rt))
         return -1;
     int fd = os_reopen_private(rt->fd);
     if (fd < 0)

@@ -306,15 +306,14 @@ static uint64_t tail_set_read(struct pm_rt *rt, uint64_t foff, const pm_atomic_u
                               uint64_t n)
 {
     uint64_t lim = rt->max_pages, words = (lim + 63) / 64;
-    if (rt->fd < 0 || pm_load_acquire(&rt->fd_lost) != 0 ||
-        os_fd_verify(rt->fd, &rt->fid) != 0)
+    if (!pm_fd_ours(rt))
         return pg_next_set(bits, n, lim);
     uint64_t buf[512];
     for (uint64_t w = n / 64, k = 1; w < words; k++) {
         uint64_t cnt = words - w < 512 ? words - w : 512;
         /* verified again now and then: the tail of a 1 TiB maximum is
          * 24,576 reads, time for the program to close and reuse it */
-        if ((k % 64 == 0 && os_fd_verify(rt->fd, &rt->fid) != 0) ||
+        if ((k % 64 == 0 && !pm_fd_ours(rt)) ||
             os_pread_all(rt->fd, buf, cnt * 8, foff + w * 8) != 0)
             return pg_next_set(bits, w * 64 > n ? w * 64 : n, lim);
         for (uint64_t i = 0; i < cnt; i++) {

@@ -24,6 +24,23 @@ static uint64_t blocks_of(const char *path)
     return (uint64_t)st.st_blocks * 512;
 }
 
+/* A child opens the space at p, mallocs and frees 16 MiB (punched out of
+ * the file) and is killed, its holes left for the next writer. */
+static void punched_then_killed(const char *p)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        allocator_space_t *c = create_persistent_allocator(p, 0);
+        void *x = c ? persistent_malloc(c, 16u << 20) : NULL;
+        if (x)
+            persistent_free(c, x);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+}
+
 static void test_punch_and_back(void)
 {
     const char *p = t_path("holes");
@@ -54,17 +71,7 @@ static void test_punch_and_back(void)
     destroy_persistent_allocator(s);
 
     /* holes left by a crash are filled by the next writer */
-    pid_t pid = fork();
-    if (pid == 0) {
-        allocator_space_t *c = create_persistent_allocator(p, 0);
-        void *x = c ? persistent_malloc(c, 16u << 20) : NULL;
-        if (x)
-            persistent_free(c, x);
-        raise(SIGKILL);
-        _exit(1);
-    }
-    int st;
-    waitpid(pid, &st, 0);
+    punched_then_killed(p);
     CHECK(blocks_of(p) < full - (15u << 20));
     s = create_persistent_allocator(p, 0);
     REQUIRE(s != NULL);
@@ -289,6 +296,15 @@ static void test_lazy_full(void)
         fprintf(stderr, "lazy on a full file system: exit %d\n", WEXITSTATUS(st));
 }
 
+/* The space's and the filler's paths in dir (256 bytes each), and SIGBUS
+ * left to kill the child: a sanitizer's handler would report it. */
+static void full_fs_files(const char *dir, char *path, char *filler)
+{
+    snprintf(path, 256, "%s/space", dir);
+    snprintf(filler, 256, "%s/filler", dir);
+    signal(SIGBUS, SIG_DFL);
+}
+
 /* Takes every block the file system has left, down to its last page, in
  * the file filler (in a child of in_small_tmpfs). */
 static void fill_up(const char *filler)
@@ -315,9 +331,7 @@ static void fill_up(const char *filler)
 static void inspect_full(const char *dir)
 {
     char path[256], filler[256];
-    snprintf(path, sizeof path, "%s/space", dir);
-    snprintf(filler, sizeof filler, "%s/filler", dir);
-    signal(SIGBUS, SIG_DFL);        /* a sanitizer's handler would report it */
+    full_fs_files(dir, path, filler);
     allocator_space_t *s = open_lazy(path, 1u << 20, UINT64_C(64) << 30, PERSISTENT_OPEN_LAZY);
     char *b = persistent_malloc(s, 100);
     if (b == NULL)
@@ -514,17 +528,7 @@ static void test_backed_exactly(void)
     REQUIRE(b != NULL);
     CHECK(backed_exactly(p, "grown"));
     destroy_persistent_allocator(s);
-    pid_t pid = fork();
-    if (pid == 0) {                 /* punched, then killed */
-        allocator_space_t *c = create_persistent_allocator(p, 0);
-        void *x = c ? persistent_malloc(c, 16u << 20) : NULL;
-        if (x)
-            persistent_free(c, x);
-        raise(SIGKILL);
-        _exit(1);
-    }
-    int st;
-    waitpid(pid, &st, 0);
+    punched_then_killed(p);
     s = create_persistent_allocator(p, 0);
     REQUIRE(s != NULL);
     CHECK(backed_exactly(p, "holes filled after a crash"));
@@ -553,9 +557,7 @@ static void test_backed_exactly(void)
 static void grow_full(const char *dir)
 {
     char path[256], filler[256];
-    snprintf(path, sizeof path, "%s/space", dir);
-    snprintf(filler, sizeof filler, "%s/filler", dir);
-    signal(SIGBUS, SIG_DFL);        /* a sanitizer's handler would report it */
+    full_fs_files(dir, path, filler);
     struct persistent_options o = {0};
     o.flags = PERSISTENT_OPEN_CREATE;
     o.size = 1u << 20;

@@ -1070,9 +1070,9 @@ __attribute__((constructor)) static void key_at_load(void)
               "a store into the file's hole there (a SIGBUS on a full disk)"),
     dict(id="ver-tail-read-mapped", file="src/verify.c",
          find="""    uint64_t lim = rt->max_pages, words = (lim + 63) / 64;
-    if (rt->fd < 0 ||""",
+    if (!pm_fd_ours(rt))""",
          replace="""    uint64_t lim = rt->max_pages, words = (lim + 63) / 64;
-    if (true || rt->fd < 0 ||""",
+    if (true || !pm_fd_ours(rt))""",
          what="where the file cannot be opened again, a check reads the bitmaps' "
               "tail through the mapping: on a full tmpfs a SIGBUS (G8)"),
     dict(id="fill-backs-bitmap-tail", file="src/recover.c",
