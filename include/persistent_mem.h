@@ -479,9 +479,8 @@ int persistent_realloc_into(allocator_space_t *space,
  * transaction's persistent_tx_free of it are refused (error hook,
  * PERSISTENT_E_TX_BLOCK), since the rollback would write the snapshot
  * where the block no longer is; the transaction itself frees it with
- * persistent_tx_free.  When two transactions snapshot one block, the
- * first holds it, and after that one ends the block is not held for the
- * second: keep such a block from being freed meanwhile yourself.
+ * persistent_tx_free.  A block several open transactions snapshot is
+ * held until the last of them ends.
  *
  * Nested begin/commit pairs flatten into the outermost transaction; an
  * abort at any depth aborts the whole of it.
@@ -508,7 +507,11 @@ int persistent_tx_begin(allocator_space_t *space);
  * Snapshotting a range already snapshotted in this transaction costs
  * nothing.  A block another open transaction frees or allocated is
  * refused (-EINVAL, PERSISTENT_E_TX_BLOCK to the error hook): that
- * transaction's end would free it under the snapshot. */
+ * transaction's end would free it under the snapshot.  A snapshot of a
+ * block another open transaction holds already may be refused with
+ * -ENOMEM, nothing changed, when the runtime's table of blocks held more
+ * than once has no room for it (1,024 entries, of which the 16 within
+ * reach of that block may be taken with far fewer blocks held twice). */
 int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len);
 
 /* A block that is permanent when the transaction commits and freed when it

@@ -327,7 +327,7 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
     if (sb_locate(rt, p, &s, &h, &idx) == 0) {
         if (n <= us && (us <= 64 || n > us / 2))
             return p;                   /* same block, little waste */
-    } else if (pm_marked(rt, rt->snapmark, (uint64_t)((char *)p - rt->base))) {
+    } else if (pm_snap_held(rt, (uint64_t)((char *)p - rt->base))) {
         /* an open transaction's snapshot is in it: not resized, not moved */
         pm_misuse(rt, PERSISTENT_E_TX_BLOCK, p, "persistent_realloc");
         errno = EINVAL;

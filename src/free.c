@@ -151,11 +151,21 @@ __attribute__((noinline)) static void free_remote_fast(struct pm_rt *rt,
     pm_op_end(rec);
 }
 
-/* Whether a transaction's snapshot holds the block at ptr (in the pages). */
+/* Whether a transaction's snapshot may hold the block at ptr (in the
+ * pages): any count of holds beyond a bit (pm_hold_at) anywhere, which the
+ * general way looks up (pm_snap_held), or else its bit.  In that order: a
+ * hold in place throughout is in the bit whenever no count exists (the
+ * bit is cleared only by a release that finds no count, and while the
+ * hold stays a later hold finds the bit set and counts), whereas a count
+ * may move to the bit (pm_snap_holders) after the bit was read.  No call
+ * here, and a branch, not a mask: either made the fast path save another
+ * register. */
 static inline bool held_here(struct pm_rt *rt, const void *ptr)
 {
+    if (pm_load_seq_cst(&rt->n_cohold) != 0)
+        return true;
     uint64_t g = (uint64_t)((const char *)ptr - rt->base - rt->data_off) >> 4;
-    return (pm_load_acquire(&rt->snapmark[g >> 6]) >> (g & 63)) & 1;
+    return (pm_load_seq_cst(&rt->snapmark[g >> 6]) >> (g & 63)) & 1;
 }
 
 /* The fast path: the space this thread used last, a small block of a

@@ -98,9 +98,17 @@ struct pm_sbctl {
                                      into it checks them */
 };
 /* In pm_sbctl.marks: a block of the run may be held by a transaction's
- * snapshot (rt->snapmark).  Holds are not counted (see pm_hold); the flag
- * is set by the run's first hold and cleared when the run is carved again. */
+ * snapshot (rt->snapmark, rt->cohold).  Holds are not counted in the run
+ * (see pm_hold_at); the flag is set by the run's first hold and cleared
+ * when the run is carved again. */
 #define PM_MARKS_HOLD 0x8000u
+/* The table of holds beyond the first (pm_hold_at): its slots, the slots
+ * a block's entries may be in (from its hash on), and the count's bits. */
+#define PM_COHOLD_SLOTS 1024u
+#define PM_COHOLD_WINDOW 16u
+#define PM_COHOLD_BITS 16u
+_Static_assert(PM_MAX_RECS < (1u << PM_COHOLD_BITS),
+               "a block's count of holds (one a thread's transaction) fits below its key");
 
 /* A superblock's geometry (the header's class, block count and data start)
  * in the high half of each of its page map entries, so that a free finds
@@ -335,6 +343,16 @@ struct pm_rt {
     pm_atomic_u64 *rootmark, *txmark;
     pm_atomic_u64 *snapmark;      /* blocks an open transaction snapshotted
                                      (tx.c): plain frees refused */
+    /* the holds of a block beyond its snapmark bit: the count of open
+     * transactions holding it is the bit plus its entries here (key: its
+     * granule + 1 above PM_COHOLD_BITS, a count below; see pm_hold_at).
+     * Written only by second holds and their releases: lines of their own,
+     * away from the read-mostly fields around them (the struct is not
+     * aligned: calloc) */
+    char cohold_pad0[64];
+    pm_atomic_u64 cohold[PM_COHOLD_SLOTS];
+    pm_atomic_u64 n_cohold;       /* holds counted in cohold, or about to be */
+    char cohold_pad1[64];
     pm_atomic_u64 *ownmark;       /* the library's own blocks (transaction
                                      logs, lane and root overflow tables):
                                      nobody's to free, resize or snapshot */
@@ -925,19 +943,45 @@ static inline void pm_unmark(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off
     pm_unmark_at(rt, bits, off, pm_run_first(rt, off));
 }
 
-/* A transaction's hold on the block at off (live, in the pages): its bit
- * in rt->snapmark, false if it was held already.  Not counted: every
- * transaction takes and gives back its holds, and a count in the run's
- * control word was a line that threads snapshotting blocks of one run (a
- * table allocated by one thread, say) fought over at every begin and end;
- * the run's PM_MARKS_HOLD flag is set once instead, read first so that a
- * run already flagged is not written.  A free into a flagged run reads the
- * block's bit (free.c), until the run is carved again (pm_marks_carved). */
+/* A transaction's hold on the block at off (live, in the pages), which
+ * plain frees and other transactions' frees refuse until it is let go.
+ * The first hold is the block's bit in rt->snapmark; a block held already
+ * (by another transaction: each holds a block once) counts the hold in
+ * rt->cohold instead.  The holders of a block are always its bit plus its
+ * count there, whatever order they come and go in: a hold sets the bit or,
+ * finding it set, adds one to the count; pm_unhold takes one off the
+ * count or, finding none, clears the bit.  A hold that counts just after
+ * the bit's holder found no count and before it clears the bit leaves the
+ * bit clear and a count of one: so "held" is never the bit alone (how it
+ * is read: pm_snap_holders).  (Until 2026-12-06 there was only
+ * the bit: the first transaction to end let the block go while the second
+ * still held it.)  Not counted in the run's control word: a count there
+ * was a line that threads snapshotting blocks of one run (a table
+ * allocated by one thread, say) fought over at every begin and end; the
+ * run's PM_MARKS_HOLD flag is set once instead, read first so that a run
+ * already flagged is not written.  A free into a flagged run looks at the
+ * block's hold (free.c), until the run is carved again (pm_marks_carved).
+ * False when the block is held already and the table has no room for
+ * the count in the block's window (nothing changed then). */
+static inline uint64_t pm_cohold_key(struct pm_rt *rt, uint64_t off)
+{
+    return (((off - rt->data_off) >> 4) + 1) << PM_COHOLD_BITS;
+}
+static inline uint32_t pm_cohold_home(uint64_t key)
+{
+    return (uint32_t)((key * UINT64_C(0x9e3779b97f4a7c15)) >> 54) % PM_COHOLD_SLOTS;
+}
+bool pm_cohold_add(struct pm_rt *rt, uint64_t off);
+bool pm_cohold_take(struct pm_rt *rt, uint64_t off);
+uint64_t pm_cohold_count(struct pm_rt *rt, uint64_t off);
 static inline bool pm_hold_at(struct pm_rt *rt, uint64_t off, uint32_t run)
 {
     uint64_t g = (off - rt->data_off) >> 4;
     uint64_t bit = UINT64_C(1) << (g & 63);
-    if (pm_fetch_or_seq_cst(&rt->snapmark[g >> 6], bit) & bit)
+    /* no room for a count: the bit again, which its holder may have let go
+     * meanwhile */
+    if ((pm_fetch_or_seq_cst(&rt->snapmark[g >> 6], bit) & bit) && !pm_cohold_add(rt, off) &&
+        (pm_fetch_or_seq_cst(&rt->snapmark[g >> 6], bit) & bit))
         return false;
     pm_atomic_u16 *m = &rt->ctl[run].marks;
     if (!(pm_load_seq_cst(m) & PM_MARKS_HOLD))
@@ -945,10 +989,51 @@ static inline bool pm_hold_at(struct pm_rt *rt, uint64_t off, uint32_t run)
     return true;
 }
 
-static inline void pm_unhold(struct pm_rt *rt, uint64_t off)
+/* A release by the bit alone: right whenever no count of any block was
+ * there at some point since the hold (rt->n_cohold read 0), since a count
+ * added after that is a hold that found the bit set, and stays counted. */
+static inline void pm_unhold_bit(struct pm_rt *rt, uint64_t off)
 {
     uint64_t g = (off - rt->data_off) >> 4;
-    pm_fetch_and_acq_rel(&rt->snapmark[g >> 6], ~(UINT64_C(1) << (g & 63)));
+    pm_fetch_and_seq_cst(&rt->snapmark[g >> 6], ~(UINT64_C(1) << (g & 63)));
+}
+static inline void pm_unhold(struct pm_rt *rt, uint64_t off)
+{
+    if (pm_load_seq_cst(&rt->n_cohold) != 0 && pm_cohold_take(rt, off))
+        return;
+    pm_unhold_bit(rt, off);
+}
+
+/* How many open transactions hold the block at off (in the pages).  With
+ * no count anywhere (rt->n_cohold read 0, first) a hold in place is in the
+ * bit, and stays there while it is in place: the bit is cleared only by a
+ * release that finds no count, and a later hold finds it set and counts.
+ * Else the bit, the counts, then the bit again: the loads are no snapshot,
+ * and a hold may move from a count to the bit while they are made (with
+ * the bit clear and a count, a third transaction's hold takes the bit and
+ * its release takes the count), so a hold in place throughout is in one
+ * of the two bits or in the counts (a review's model of every
+ * interleaving of up to four holders).  Holds and releases racing with
+ * the call may or may not be counted. */
+static inline bool pm_snap_bit(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t g = (off - rt->data_off) >> 4;
+    return (pm_load_seq_cst(&rt->snapmark[g >> 6]) >> (g & 63)) & 1;
+}
+static inline uint64_t pm_snap_holders(struct pm_rt *rt, uint64_t off)
+{
+    if (pm_load_seq_cst(&rt->n_cohold) == 0)
+        return pm_snap_bit(rt, off);
+    bool b = pm_snap_bit(rt, off);
+    uint64_t c = pm_cohold_count(rt, off);
+    return c + (pm_snap_bit(rt, off) | b);
+}
+/* Whether one does. */
+static inline bool pm_snap_held_in(struct pm_rt *rt, uint64_t off)
+{
+    if (pm_load_seq_cst(&rt->n_cohold) == 0)
+        return pm_snap_bit(rt, off);
+    return pm_snap_bit(rt, off) || pm_cohold_count(rt, off) != 0 || pm_snap_bit(rt, off);
 }
 
 /* A run carved anew (no live block, so no hold): its flag goes. */
@@ -958,6 +1043,7 @@ static inline void pm_marks_carved(struct pm_sbctl *ctl)
         pm_fetch_and_acq_rel(&ctl->marks, (uint16_t)~PM_MARKS_HOLD);
 }
 bool pm_marked(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off);
+bool pm_snap_held(struct pm_rt *rt, uint64_t off);
 static inline bool pm_root_mark(struct pm_rt *rt, uint64_t off)
 {
     return pm_mark(rt, rt->rootmark, off);

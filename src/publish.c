@@ -474,7 +474,7 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
     if (us <= rt->max_small && size <= us && (us <= 64 || size > us / 2) &&
         lg_usable(rt, old) == 0)
         return 0;
-    if (lg_usable(rt, old) != 0 && pm_marked(rt, rt->snapmark, ooff)) {
+    if (lg_usable(rt, old) != 0 && pm_snap_held(rt, ooff)) {
         /* an open transaction's snapshot is in it: not resized, not moved */
         pm_misuse(rt, PERSISTENT_E_TX_BLOCK, old, "persistent_realloc_into");
         return pm_err(-EINVAL, "realloc_into: %s", persistent_strerror(PERSISTENT_E_TX_BLOCK));
@@ -653,7 +653,7 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
         pm_op_end(rec);
         return -ENOENT;
     }
-    if (pm_marked(rt, rt->snapmark, v)) {
+    if (pm_snap_held(rt, v)) {
         /* an open transaction's snapshot is in it */
         pm_op_end(rec);
         pm_misuse(rt, PERSISTENT_E_TX_BLOCK, rt->base + v, "persistent_root_remove");

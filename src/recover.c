@@ -943,6 +943,9 @@ void pm_engine_reset(struct pm_rt *rt, struct pm_trec *rec)
         pm_store_relaxed(&rt->snapmark[w], 0);
         pm_store_relaxed(&rt->ownmark[w], 0);
     }
+    for (uint32_t i = 0; i < PM_COHOLD_SLOTS; i++)
+        pm_store_relaxed(&rt->cohold[i], 0);
+    pm_store_relaxed(&rt->n_cohold, 0);
     for (uint32_t c = 0; c < PM_N_CLASSES; c++)
         for (int side = 0; side < 2; side++) {
             uint64_t h = pm_load_relaxed(&rt->partial[c][side]);

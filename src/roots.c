@@ -22,7 +22,7 @@
  * threads making one block a root only one succeeds; each run counts its
  * marks (struct pm_sbctl.marks) so that a free looks at the bits only
  * in the rare run that holds one (a transaction's holds are flagged
- * there, not counted: pm_hold).  Rebuilt from the roots at every open.
+ * there, not counted: pm_hold_at).  Rebuilt from the roots at every open.
  * A free that races with the publication of the same block (a use after
  * publish in the program) is not caught.
  */
@@ -49,13 +49,94 @@ bool pm_marked(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
     return (pm_load_acquire(&bits[g >> 6]) >> (g & 63)) & 1;
 }
 
+/* The holds of a block beyond the first (pm_hold_at).  A block's entries
+ * are in the PM_COHOLD_WINDOW slots from its home on; it may have more
+ * than one there (two threads adding its first count at once take two
+ * empty slots), and its count is their sum, so any of them may take a
+ * release.  A slot whose count drops to 0 is empty again at once: every
+ * look goes through the whole window, so no entry is ever missed for an
+ * empty slot before it.  rt->n_cohold goes up before a count is added and
+ * down after one is taken, so that a look finding it 0 finds no count
+ * that a finished hold made. */
+bool pm_cohold_add(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t key = pm_cohold_key(rt, off);
+    uint32_t home = pm_cohold_home(key);
+    pm_fetch_add_seq_cst(&rt->n_cohold, UINT64_C(1));
+    for (;;) {
+        uint32_t empty = UINT32_MAX;
+        for (uint32_t i = 0; i < PM_COHOLD_WINDOW; i++) {
+            pm_atomic_u64 *e = &rt->cohold[(home + i) % PM_COHOLD_SLOTS];
+            uint64_t w = pm_load_seq_cst(e);
+            if (w == 0) {
+                if (empty == UINT32_MAX)
+                    empty = (home + i) % PM_COHOLD_SLOTS;
+                continue;
+            }
+            if ((w >> PM_COHOLD_BITS) << PM_COHOLD_BITS != key)
+                continue;
+            /* a count never reaches the key: at most PM_MAX_RECS */
+            while ((w >> PM_COHOLD_BITS) << PM_COHOLD_BITS == key &&
+                   !pm_cas_strong_seq_cst(e, &w, w + 1))
+                ;
+            if ((w >> PM_COHOLD_BITS) << PM_COHOLD_BITS == key)
+                return true;
+        }
+        if (empty == UINT32_MAX) {
+            pm_fetch_sub_seq_cst(&rt->n_cohold, UINT64_C(1));
+            return false;           /* no room in the block's window */
+        }
+        uint64_t zero = 0;
+        if (pm_cas_strong_seq_cst(&rt->cohold[empty], &zero, key | 1u))
+            return true;
+        /* the slot was taken meanwhile: look again */
+    }
+}
+
+/* One of the counts of the block at off taken off: false when it has none. */
+bool pm_cohold_take(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t key = pm_cohold_key(rt, off);
+    uint32_t home = pm_cohold_home(key);
+    for (uint32_t i = 0; i < PM_COHOLD_WINDOW; i++) {
+        pm_atomic_u64 *e = &rt->cohold[(home + i) % PM_COHOLD_SLOTS];
+        uint64_t w = pm_load_seq_cst(e);
+        while ((w >> PM_COHOLD_BITS) << PM_COHOLD_BITS == key && w != key) {
+            uint64_t next = (w & ((UINT64_C(1) << PM_COHOLD_BITS) - 1)) == 1 ? 0 : w - 1;
+            if (pm_cas_strong_seq_cst(e, &w, next)) {
+                pm_fetch_sub_seq_cst(&rt->n_cohold, UINT64_C(1));
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+uint64_t pm_cohold_count(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t key = pm_cohold_key(rt, off), n = 0;
+    uint32_t home = pm_cohold_home(key);
+    for (uint32_t i = 0; i < PM_COHOLD_WINDOW; i++) {
+        uint64_t w = pm_load_seq_cst(&rt->cohold[(home + i) % PM_COHOLD_SLOTS]);
+        if ((w >> PM_COHOLD_BITS) << PM_COHOLD_BITS == key)
+            n += w & ((UINT64_C(1) << PM_COHOLD_BITS) - 1);
+    }
+    return n;
+}
+
+/* Whether an open transaction holds the block at off for its snapshots. */
+bool pm_snap_held(struct pm_rt *rt, uint64_t off)
+{
+    return rt->snapmark != NULL && pm_in_data(rt, off, 1) && pm_snap_held_in(rt, off);
+}
+
 int pm_block_held_slow(struct pm_rt *rt, uint64_t off)
 {
     if (pm_marked(rt, rt->ownmark, off))
         return PERSISTENT_E_BAD_POINTER;        /* not the program's */
     if (pm_marked(rt, rt->rootmark, off))
         return PERSISTENT_E_ROOT_BLOCK;
-    if (pm_marked(rt, rt->txmark, off) || pm_marked(rt, rt->snapmark, off))
+    if (pm_marked(rt, rt->txmark, off) || pm_snap_held(rt, off))
         return PERSISTENT_E_TX_BLOCK;
     return 0;
 }

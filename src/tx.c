@@ -794,12 +794,23 @@ static bool tx_marked_by_other(struct pm_rt *rt, const struct pm_tx *tx, uint32_
            sc_bit(rt->txmark, rt, off) && !(tx_flags(tx, off) & OSET_MARKED);
 }
 
-/* Another transaction holds the block at off for a snapshot. */
+/* Another transaction holds the block at off for a snapshot: more holds
+ * than this one's. */
 static bool tx_held_by_other(struct pm_rt *rt, const struct pm_tx *tx, uint32_t run,
                              uint64_t off)
 {
-    return (pm_load_seq_cst(&rt->ctl[run].marks) & PM_MARKS_HOLD) != 0 &&
-           sc_bit(rt->snapmark, rt, off) && !tx_held(tx, off);
+    if ((pm_load_seq_cst(&rt->ctl[run].marks) & PM_MARKS_HOLD) == 0)
+        return false;
+    uint64_t n = pm_snap_holders(rt, off);
+    return n > 1 || (n == 1 && !tx_held(tx, off));
+}
+
+/* The holds let go: by their bits alone while no block has a count (the
+ * commonest case, a loop with no call), else each through pm_unhold. */
+__attribute__((noinline)) static void tx_unhold_counted(struct pm_rt *rt, struct vec *holds)
+{
+    for (size_t i = 0; i < holds->n; i++)
+        pm_unhold(rt, holds->v[i].off);
 }
 
 /* Room to note one more block (so that tx_note cannot fail): the table
@@ -907,8 +918,13 @@ static void tx_unmark(struct pm_rt *rt, struct pm_tx *tx)
     for (size_t i = 0; i < tx->marks.n; i++)
         pm_unmark_at(rt, rt->txmark, tx->marks.v[i].off, (uint32_t)tx->marks.v[i].len);
     tx->marks.n = 0;
-    for (size_t i = 0; i < tx->holds.n; i++)
-        pm_unhold(rt, tx->holds.v[i].off);
+    if (tx->holds.n == 0)
+        ;
+    else if (PM_UNLIKELY(pm_load_seq_cst(&rt->n_cohold) != 0))
+        tx_unhold_counted(rt, &tx->holds);
+    else
+        for (size_t i = 0; i < tx->holds.n; i++)
+            pm_unhold_bit(rt, tx->holds.v[i].off);
     tx->holds.n = 0;
     if (tx->indexed) {
         oset_clear(&tx->mset);
@@ -1086,9 +1102,14 @@ int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
     if (!tx_room(tx))
         return pm_err(-ENOMEM, "tx_add: out of memory");
     /* the block is held until the end: a plain free or resize of it would
-     * leave the snapshot to be restored where the block no longer is (a
-     * block another transaction holds already stays held by it) */
-    bool own = tx_held(tx, start), hold = !own && pm_hold_at(rt, start, run);
+     * leave the snapshot to be restored where the block no longer is (held
+     * by every transaction that snapshotted it, each counted: pm_hold_at) */
+    bool own = tx_held(tx, start), hold = !own;
+    if (hold && !pm_hold_at(rt, start, run))
+        return pm_err(-ENOMEM, "tx_add: the block at %p is held by another open "
+                      "transaction, and the table of blocks held by more than one "
+                      "has no room for it now",
+                      (void *)(rt->base + start));
     if (!own && tx_marked_by_other(rt, tx, run, start)) {
         /* another transaction frees it, or made it (an abort frees it):
          * its end would leave this snapshot in a free block */

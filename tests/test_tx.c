@@ -501,6 +501,335 @@ static void test_snapshot_held(void)
     t_check_clean(S, "after snapshots held against plain frees");
 }
 
+/* A block several open transactions snapshot is held until the last of
+ * them ends, in whatever order they end (until 2026-12-06 the first to end
+ * let it go: the hold was one bit).  SH threads each snapshot the same
+ * small block, large block and root's block, then wait; they are let go
+ * one by one, in the order given, and until the last has ended a plain
+ * free, a resize, a root removal and another transaction's free are all
+ * refused, with nothing changed. */
+#define SH 3
+static unsigned char *sh_a, *sh_big;
+static char *sh_root;
+static _Atomic int sh_holding, sh_go[SH];
+
+static void *sh_holder(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, sh_a + 8 * t, 8) == 0);
+    REQUIRE(persistent_tx_add(S, sh_big + 4096 * t, 64) == 0);
+    REQUIRE(persistent_tx_add(S, sh_root, 8) == 0);
+    sh_holding++;
+    while (!sh_go[t])
+        usleep(500);
+    /* the odd ones abort: an abort lets go as a commit does */
+    REQUIRE((t & 1 ? persistent_tx_abort(S) : persistent_tx_commit(S)) == 0);
+    return NULL;
+}
+
+static void sh_refused(int *expect)
+{
+    persistent_free(S, sh_a);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    persistent_free(S, sh_big);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK(persistent_reallocate(S, sh_big, 700u << 10) == NULL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK(persistent_reallocate(S, sh_a, 5000) == NULL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK_EQ(persistent_root_remove(S, 0x5a8), -EBUSY);
+    void *res;
+    pthread_t t;
+    pthread_create(&t, NULL, tx_free_of, sh_a);
+    pthread_join(t, &res);
+    CHECK_EQ((long)res, -EINVAL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    pthread_create(&t, NULL, plain_free_of, sh_a);     /* not the owner's way */
+    pthread_join(t, NULL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    *expect += 7;
+    CHECK_EQ(mis.count, *expect);
+    CHECK(persistent_usable_size(S, sh_a) >= 200 &&
+          persistent_usable_size(S, sh_big) >= (1u << 20));
+}
+
+/* SH + 1 threads at once each with a transaction's log (a thread record's
+ * log stays for the next thread that takes the record), so that the
+ * counts of live blocks below compare like with like */
+static pthread_barrier_t sh_bar;
+
+static void *sh_warm(void *arg)
+{
+    (void)arg;
+    warm(S);
+    pthread_barrier_wait(&sh_bar);
+    return NULL;
+}
+
+static void test_holds_shared_order(const int order[SH])
+{
+    pthread_t w[SH + 1];
+    pthread_barrier_init(&sh_bar, NULL, SH + 1);
+    for (int t = 0; t < SH + 1; t++)
+        pthread_create(&w[t], NULL, sh_warm, NULL);
+    for (int t = 0; t < SH + 1; t++)
+        pthread_join(w[t], NULL);
+    pthread_barrier_destroy(&sh_bar);
+    warm(S);
+    uint64_t before = live_blocks(S);
+    sh_a = persistent_malloc(S, 200);
+    sh_big = persistent_malloc(S, 1u << 20);
+    sh_root = persistent_root_get(S, 0x5a8, 64, NULL);
+    REQUIRE(sh_a && sh_big && sh_root);
+    t_fill(sh_a, 200, 21);
+    t_fill(sh_big, 1u << 20, 22);
+    sh_holding = 0;
+    pthread_t th[SH];
+    for (int t = 0; t < SH; t++) {
+        sh_go[t] = 0;
+        pthread_create(&th[t], NULL, sh_holder, (void *)(intptr_t)t);
+        while (sh_holding != t + 1)      /* one after another: the first takes the bit */
+            usleep(500);
+    }
+    int expect = mis.count;
+    sh_refused(&expect);
+    for (int k = 0; k < SH; k++) {
+        sh_go[order[k]] = 1;
+        pthread_join(th[order[k]], NULL);
+        if (k + 1 < SH)
+            sh_refused(&expect);        /* still held by those left */
+    }
+    CHECK(t_verify(sh_a, 200, 21));
+    CHECK(t_verify(sh_big, 1u << 20, 22));
+    /* the last one gone, nothing is held */
+    CHECK(persistent_reallocate(S, sh_big, 700u << 10) == sh_big);
+    persistent_free(S, sh_big);
+    persistent_free(S, sh_a);
+    CHECK_EQ(persistent_root_remove(S, 0x5a8), 0);
+    CHECK_EQ(mis.count, expect);
+    warm(S);
+    CHECK_EQ(live_blocks(S), before);
+    t_check_clean(S, "after blocks held by several transactions");
+}
+
+static void test_holds_shared(void)
+{
+    static const int orders[][SH] = {{0, 1, 2}, {2, 1, 0}, {1, 0, 2}};
+    for (size_t i = 0; i < sizeof orders / sizeof orders[0]; i++)
+        test_holds_shared_order(orders[i]);
+}
+
+/* Holds of one block taken and let go by more threads than cores, each
+ * checking that the block is held while its own transaction holds it:
+ * its own plain free is refused, every time.  The holds race (a hold
+ * counted as the bit's holder finds no count and clears the bit): a
+ * "held" that looked at the bit alone let some of those frees through. */
+#define SHR_T 4
+#define SHR_N 4000
+static unsigned char *shr_b;
+static _Atomic int shr_freed;
+
+static void *shr_thread(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    for (int i = 0; i < SHR_N; i++) {
+        REQUIRE(persistent_tx_begin(S) == 0);
+        REQUIRE(persistent_tx_add(S, shr_b + 8 * t, 8) == 0);
+        persistent_free(S, shr_b);              /* held: refused */
+        if (persistent_usable_size(S, shr_b) == 0) {
+            shr_freed++;
+            REQUIRE(persistent_tx_abort(S) == 0);
+            return NULL;
+        }
+        REQUIRE(persistent_tx_commit(S) == 0);
+    }
+    return NULL;
+}
+
+static void test_holds_shared_race(void)
+{
+    REQUIRE((shr_b = persistent_malloc(S, 64)) != NULL);
+    t_fill(shr_b, 64, 23);
+    int base = mis.count;
+    shr_freed = 0;
+    pthread_t th[SHR_T];
+    for (int t = 0; t < SHR_T; t++)
+        pthread_create(&th[t], NULL, shr_thread, (void *)(intptr_t)t);
+    for (int t = 0; t < SHR_T; t++)
+        pthread_join(th[t], NULL);
+    CHECK_EQ(shr_freed, 0);
+    CHECK_EQ(mis.count, base + SHR_T * SHR_N);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK(t_verify(shr_b, 64, 23));
+    persistent_free(S, shr_b);
+    CHECK_EQ(mis.count, base + SHR_T * SHR_N);
+    t_check_clean(S, "after holds of one block raced");
+}
+
+/* A transaction's free of a block it snapshotted is refused while another
+ * open transaction holds the block too, and taken once that one has ended:
+ * the free counts the holders against its own hold. */
+static _Atomic int shf_stage;
+static unsigned char *shf_b;
+
+static void *shf_other(void *arg)
+{
+    (void)arg;
+    REQUIRE(persistent_tx_begin(S) == 0);
+    REQUIRE(persistent_tx_add(S, shf_b, 8) == 0);
+    shf_stage = 1;
+    while (shf_stage != 2)
+        usleep(500);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    return NULL;
+}
+
+static void test_holds_shared_tx_free(void)
+{
+    for (int first = 0; first < 2; first++) {  /* which of the two takes the bit */
+        REQUIRE((shf_b = persistent_malloc(S, 48)) != NULL);
+        t_fill(shf_b, 48, 24);
+        if (first)
+            REQUIRE(persistent_tx_begin(S) == 0);
+        if (first)
+            REQUIRE(persistent_tx_add(S, shf_b + 16, 8) == 0);
+        shf_stage = 0;
+        pthread_t t;
+        pthread_create(&t, NULL, shf_other, NULL);
+        while (shf_stage != 1)
+            usleep(500);
+        if (!first) {
+            REQUIRE(persistent_tx_begin(S) == 0);
+            REQUIRE(persistent_tx_add(S, shf_b + 16, 8) == 0);
+        }
+        int base = mis.count;
+        CHECK_EQ(persistent_tx_free(S, shf_b), -EINVAL);
+        CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+        CHECK_EQ(mis.count, base + 1);
+        shf_stage = 2;                  /* the other ends */
+        pthread_join(t, NULL);
+        CHECK_EQ(persistent_tx_free(S, shf_b), 0);
+        REQUIRE(persistent_tx_commit(S) == 0);
+        CHECK_EQ(mis.count, base + 1);
+        CHECK_EQ(persistent_usable_size(S, shf_b), 0u);
+    }
+    t_check_clean(S, "after a transaction's free of a block held twice");
+}
+
+/* The state only a race makes, made by hand: a block's hold counted past a
+ * bit that is clear (a second hold counted while the first holder let go
+ * of the bit, having found no count).  Every way to free or resize it is
+ * refused until that hold goes too. */
+static void test_holds_counted_past_clear_bit(void)
+{
+    struct pm_rt *rt = pm_rt_of(S);
+    unsigned char *b = persistent_malloc(S, 80), *big = persistent_malloc(S, 300u << 10);
+    REQUIRE(b && big);
+    t_fill(b, 80, 25);
+    unsigned char *blocks[2] = {b, big};
+    for (int k = 0; k < 2; k++) {
+        uint64_t off = (uint64_t)(blocks[k] - (unsigned char *)rt->base);
+        REQUIRE(pm_hold_at(rt, off, pm_run_first(rt, off)));      /* the bit */
+        REQUIRE(pm_cohold_add(rt, off));                          /* a count */
+        pm_unhold_bit(rt, off);                                   /* the bit let go */
+        CHECK(pm_snap_held(rt, off));
+        CHECK_EQ(pm_snap_holders(rt, off), 1u);
+    }
+    int base = mis.count;
+    persistent_free(S, b);                              /* the fast path's run */
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    persistent_free(S, big);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    CHECK(persistent_reallocate(S, big, 100u << 10) == NULL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    REQUIRE(persistent_tx_begin(S) == 0);
+    CHECK_EQ(persistent_tx_free(S, b), -EINVAL);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+    REQUIRE(persistent_tx_abort(S) == 0);
+    CHECK_EQ(mis.count, base + 4);
+    CHECK(t_verify(b, 80, 25));
+    for (int k = 0; k < 2; k++) {
+        uint64_t off = (uint64_t)(blocks[k] - (unsigned char *)rt->base);
+        pm_unhold(rt, off);                             /* takes the count */
+        CHECK(!pm_snap_held(rt, off));
+    }
+    persistent_free(S, b);
+    persistent_free(S, big);
+    CHECK_EQ(mis.count, base + 4);
+    t_check_clean(S, "after a hold counted past a clear bit");
+}
+
+/* More blocks held by two transactions at once than the table of shared
+ * holds has room for: a snapshot past its room is refused (-ENOMEM, the
+ * block held as before), every other one holds, and once both have ended
+ * nothing is held. */
+#define SHN 3000
+static unsigned char *shn[SHN];
+static _Atomic int shn_stage;
+
+static void *shn_first(void *arg)
+{
+    (void)arg;
+    REQUIRE(persistent_tx_begin(S) == 0);
+    for (int i = 0; i < SHN; i++)
+        REQUIRE(persistent_tx_add(S, shn[i], 8) == 0);
+    shn_stage = 1;
+    while (shn_stage != 2)
+        usleep(500);
+    REQUIRE(persistent_tx_commit(S) == 0);
+    return NULL;
+}
+
+static void test_holds_shared_full(void)
+{
+    warm(S);
+    uint64_t before = live_blocks(S);
+    for (int i = 0; i < SHN; i++)
+        REQUIRE((shn[i] = persistent_malloc(S, 32)) != NULL);
+    shn_stage = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, shn_first, NULL);
+    while (shn_stage != 1)
+        usleep(500);
+    /* the second transaction: the first holds every block already */
+    static bool second[SHN];
+    int refused = 0;
+    REQUIRE(persistent_tx_begin(S) == 0);
+    for (int i = 0; i < SHN; i++) {
+        int r = persistent_tx_add(S, shn[i], 8);
+        CHECK(r == 0 || r == -ENOMEM);
+        second[i] = r == 0;
+        refused += r != 0;
+    }
+    /* the table fills: at most its slots counted, and most of them */
+    CHECK(SHN - refused <= (int)PM_COHOLD_SLOTS);
+    CHECK(SHN - refused >= (int)PM_COHOLD_SLOTS * 3 / 4);
+    /* a refused snapshot changed nothing: the others still take a count */
+    for (int i = 0; i < SHN && refused > 0; i++)
+        if (!second[i])
+            CHECK_EQ(persistent_tx_add(S, shn[i], 8), -ENOMEM);
+    shn_stage = 2;                      /* the first ends */
+    pthread_join(t, NULL);
+    int expect = mis.count;
+    for (int i = 0; i < SHN; i++) {
+        persistent_free(S, shn[i]);
+        if (second[i]) {                /* still held by the second */
+            expect++;
+            CHECK_EQ(mis.last_code, PERSISTENT_E_TX_BLOCK);
+        }
+        CHECK_EQ(mis.count, expect);
+    }
+    REQUIRE(persistent_tx_commit(S) == 0);
+    for (int i = 0; i < SHN; i++)
+        if (second[i])
+            persistent_free(S, shn[i]);
+    CHECK_EQ(mis.count, expect);
+    warm(S);
+    CHECK_EQ(live_blocks(S), before);
+    t_check_clean(S, "after more shared holds than the table has room for");
+}
+
 /* A snapshot of a block another open transaction frees, or made (its
  * abort frees it), is refused: either end would leave the snapshot in a
  * free block.  The other thread keeps its transaction open meanwhile. */
@@ -2994,6 +3323,11 @@ int main(void)
     test_free_then_shrunk(PERSISTENT_DURABILITY_PMEM);
     test_snapshot_held();
     test_holds_threads();
+    test_holds_shared();
+    test_holds_shared_full();
+    test_holds_shared_tx_free();
+    test_holds_counted_past_clear_bit();
+    test_holds_shared_race();
     test_add_of_others_block();
     test_out_of_space();
     test_log_full_alloc();

@@ -865,6 +865,39 @@ __attribute__((constructor)) static void key_at_load(void)
          what="an automatic transaction begins beside another thread's held frees: "
               "its abort makes them reusable while that thread's log still says "
               "COMMITTED"),
+    dict(id="hold-shared-not-counted", file="src/internal.h",
+         find="""    if ((pm_fetch_or_seq_cst(&rt->snapmark[g >> 6], bit) & bit) && !pm_cohold_add(rt, off) &&
+        (pm_fetch_or_seq_cst(&rt->snapmark[g >> 6], bit) & bit))
+        return false;""",
+         replace="""    (void)pm_fetch_or_seq_cst(&rt->snapmark[g >> 6], bit);""",
+         what="a block a second open transaction snapshots is held by the first alone: "
+              "once that one ends, a plain free of it is accepted while the second is open"),
+    dict(id="hold-bit-alone", file="src/internal.h",
+         find="""    return pm_snap_bit(rt, off) || pm_cohold_count(rt, off) != 0 || pm_snap_bit(rt, off);""",
+         replace="""    return pm_snap_bit(rt, off);""",
+         what="\"held\" is the bit alone: a hold counted while the bit's holder lets go "
+              "(it found no count, then cleared the bit) leaves a held block that frees take"),
+    dict(id="holders-count-ignored", file="src/internal.h",
+         find="""    return c + (pm_snap_bit(rt, off) | b);""",
+         replace="""    return (pm_snap_bit(rt, off) | b);""",
+         what="a transaction's free counts the holds of a block by the bit alone: it frees a "
+              "block it snapshotted that another open transaction snapshotted too"),
+    dict(id="tx-unhold-ignores-counts", file="src/tx.c",
+         find="""    else if (PM_UNLIKELY(pm_load_seq_cst(&rt->n_cohold) != 0))
+        tx_unhold_counted(rt, &tx->holds);""",
+         replace="""    else if (0)
+        tx_unhold_counted(rt, &tx->holds);""",
+         what="a transaction's end clears the bits of its holds whatever the counts say: "
+              "the first of several holders to end lets the block go, and the counts "
+              "of the others hold it for good"),
+    dict(id="free-fast-hold-bit-alone", file="src/free.c",
+         find="""    if (pm_load_seq_cst(&rt->n_cohold) != 0)
+        return true;
+    uint64_t g = (uint64_t)((const char *)ptr - rt->base - rt->data_off) >> 4;""",
+         replace="""    uint64_t g = (uint64_t)((const char *)ptr - rt->base - rt->data_off) >> 4;""",
+         what="the free fast path takes a block whose bit is clear as not held, though "
+              "its holds may be counted past the bit (a hold that came while the bit's "
+              "holder let go)"),
     dict(id="tx-open-not-published", file="src/tx.c",
          find="""    tx->depth = d;
     pm_store_release(&tx->rec->tx_open, d != 0 ? 1u : 0u);""",
@@ -1557,14 +1590,16 @@ __attribute__((constructor)) static void key_at_load(void)
               "logged: an abort or recovery cut short after freeing the block leaves a "
               "log naming a range in no live block, and the space no longer opens"),
     dict(id="tx-snap-no-hold", file="src/tx.c",
-         find="""    bool own = tx_held(tx, start), hold = !own && pm_hold_at(rt, start, run);""",
-         replace="""    bool own = tx_held(tx, start), hold = false;""",
+         find="""    bool own = tx_held(tx, start), hold = !own;
+    if (hold && !pm_hold_at(rt, start, run))""",
+         replace="""    bool own = tx_held(tx, start), hold = false;
+    if (hold && !pm_hold_at(rt, start, run))""",
          what="a snapshotted block is not held: a plain free or resize of it goes "
               "through and the rollback writes where the block no longer is"),
     dict(id="tx-snap-hold-kept", file="src/tx.c",
-         find="""    for (size_t i = 0; i < tx->holds.n; i++)
-        pm_unhold(rt, tx->holds.v[i].off);""",
-         replace="""    (void)0;""",
+         find="""        for (size_t i = 0; i < tx->holds.n; i++)
+            pm_unhold_bit(rt, tx->holds.v[i].off);""",
+         replace="""        (void)0;""",
          what="a transaction's snapshot holds outlive it: the block can never be "
               "freed by a plain call again"),
     dict(id="hold-run-not-flagged", file="src/internal.h",
@@ -1574,7 +1609,7 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a hold leaves its run unflagged: the free fast path never looks at "
               "the block's hold and frees it"),
     dict(id="unhold-clears-word", file="src/internal.h",
-         find="""    pm_fetch_and_acq_rel(&rt->snapmark[g >> 6], ~(UINT64_C(1) << (g & 63)));""",
+         find="""    pm_fetch_and_seq_cst(&rt->snapmark[g >> 6], ~(UINT64_C(1) << (g & 63)));""",
          replace="""    pm_store_release(&rt->snapmark[g >> 6], (uint64_t)0);""",
          what="a transaction's end gives back the holds of the blocks beside its "
               "own (one bitmap word), which other threads' transactions still hold"),
@@ -1584,19 +1619,19 @@ __attribute__((constructor)) static void key_at_load(void)
          what="the free fast path takes a flagged run as unmarked, so a held block "
               "is freed"),
     dict(id="held-slow-ignores-snapmark", file="src/roots.c",
-         find="""    if (pm_marked(rt, rt->txmark, off) || pm_marked(rt, rt->snapmark, off))""",
+         find="""    if (pm_marked(rt, rt->txmark, off) || pm_snap_held(rt, off))""",
          replace="""    if (pm_marked(rt, rt->txmark, off))""",
          what="plain frees do not look at snapshot holds"),
     dict(id="realloc-ignores-snapmark", file="src/alloc.c",
-         find="""    } else if (pm_marked(rt, rt->snapmark, (uint64_t)((char *)p - rt->base))) {""",
+         find="""    } else if (pm_snap_held(rt, (uint64_t)((char *)p - rt->base))) {""",
          replace="""    } else if (false) {""",
          what="a realloc shrinks in place a block an open transaction snapshotted"),
     dict(id="realloc-into-ignores-snapmark", file="src/publish.c",
-         find="""    if (lg_usable(rt, old) != 0 && pm_marked(rt, rt->snapmark, ooff)) {""",
+         find="""    if (lg_usable(rt, old) != 0 && pm_snap_held(rt, ooff)) {""",
          replace="""    if (false) {""",
          what="realloc-into resizes in place a block an open transaction snapshotted"),
     dict(id="root-remove-ignores-snapmark", file="src/publish.c",
-         find="""    if (pm_marked(rt, rt->snapmark, v)) {""",
+         find="""    if (pm_snap_held(rt, v)) {""",
          replace="""    if (false) {""",
          what="a root's removal frees its block under an open transaction's snapshot"),
     dict(id="tx-add-ignores-other-marks", file="src/tx.c",
