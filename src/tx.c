@@ -918,13 +918,13 @@ static void tx_unmark(struct pm_rt *rt, struct pm_tx *tx)
     for (size_t i = 0; i < tx->marks.n; i++)
         pm_unmark_at(rt, rt->txmark, tx->marks.v[i].off, (uint32_t)tx->marks.v[i].len);
     tx->marks.n = 0;
-    if (tx->holds.n == 0)
-        ;
-    else if (PM_UNLIKELY(pm_load_seq_cst(&rt->n_cohold) != 0))
-        tx_unhold_counted(rt, &tx->holds);
-    else
-        for (size_t i = 0; i < tx->holds.n; i++)
-            pm_unhold_bit(rt, tx->holds.v[i].off);
+    if (tx->holds.n != 0) {
+        if (PM_UNLIKELY(pm_load_seq_cst(&rt->n_cohold) != 0))
+            tx_unhold_counted(rt, &tx->holds);
+        else
+            for (size_t i = 0; i < tx->holds.n; i++)
+                pm_unhold_bit(rt, tx->holds.v[i].off);
+    }
     tx->holds.n = 0;
     if (tx->indexed) {
         oset_clear(&tx->mset);

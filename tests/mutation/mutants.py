@@ -883,10 +883,10 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a transaction's free counts the holds of a block by the bit alone: it frees a "
               "block it snapshotted that another open transaction snapshotted too"),
     dict(id="tx-unhold-ignores-counts", file="src/tx.c",
-         find="""    else if (PM_UNLIKELY(pm_load_seq_cst(&rt->n_cohold) != 0))
-        tx_unhold_counted(rt, &tx->holds);""",
-         replace="""    else if (0)
-        tx_unhold_counted(rt, &tx->holds);""",
+         find="""        if (PM_UNLIKELY(pm_load_seq_cst(&rt->n_cohold) != 0))
+            tx_unhold_counted(rt, &tx->holds);""",
+         replace="""        if (0)
+            tx_unhold_counted(rt, &tx->holds);""",
          what="a transaction's end clears the bits of its holds whatever the counts say: "
               "the first of several holders to end lets the block go, and the counts "
               "of the others hold it for good"),
@@ -1597,9 +1597,9 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a snapshotted block is not held: a plain free or resize of it goes "
               "through and the rollback writes where the block no longer is"),
     dict(id="tx-snap-hold-kept", file="src/tx.c",
-         find="""        for (size_t i = 0; i < tx->holds.n; i++)
-            pm_unhold_bit(rt, tx->holds.v[i].off);""",
-         replace="""        (void)0;""",
+         find="""            for (size_t i = 0; i < tx->holds.n; i++)
+                pm_unhold_bit(rt, tx->holds.v[i].off);""",
+         replace="""            (void)0;""",
          what="a transaction's snapshot holds outlive it: the block can never be "
               "freed by a plain call again"),
     dict(id="hold-run-not-flagged", file="src/internal.h",
