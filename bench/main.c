@@ -7,7 +7,8 @@
  * put in front of it), pm-process, pm-sync, pm-pmem, and when built with
  * them pmemobj and boost.  Workloads: threadtest, larson, prodcons, mixed,
  * realloc (throughput), frag and frag-shift (memory efficiency), latency, reopen
- * (persistent_mem only).  run.py drives it; see bench/README.md. */
+ * (persistent_mem only), persist (pm-pmem only: one store written back and
+ * fenced, persist.c).  run.py drives it; see bench/README.md. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <getopt.h>
@@ -16,7 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <persistent_mem.h>
+
 #include "bench.h"
+#include "persist.h"
 
 static void usage(void)
 {
@@ -25,7 +29,7 @@ static void usage(void)
           "               [--dir DIR] [--pool-mb N] [--live-mb N]\n"
           "               [--samples N] [--blocks N] [--reps N]\n"
           "workloads: threadtest larson prodcons mixed realloc frag frag-shift\n"
-          "           latency reopen\n",
+          "           latency reopen persist\n",
           stderr);
     exit(2);
 }
@@ -109,6 +113,21 @@ int main(int argc, char **argv)
         printf("INFO backend=%s workload=reopen blocks=%llu size=%llu\n", backend,
                (unsigned long long)blocks, (unsigned long long)cfg.pool_size);
         return reopen_run(&cfg, blocks, reps) == 0 ? 0 : 1;
+    }
+
+    if (strcmp(workload, "persist") == 0) {
+        /* pm-pmem's least a call: what bounds pm-pmem / PMDK (persist.c) */
+        if (strcmp(backend, "pm-pmem") != 0) {
+            fprintf(stderr, "pmbench: persist measures pm-pmem's write-back\n");
+            return 77;
+        }
+        double ns = persist_ns(dir);
+        if (ns <= 0) {
+            fprintf(stderr, "pmbench: persist: no file for it in %s\n", dir);
+            return 1;
+        }
+        printf("RESULT workload=persist ns=%.2f method=%s\n", ns, persistent_flush_method());
+        return 0;
     }
 
     if (B->open(&cfg) != 0)

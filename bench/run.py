@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import load, render, save, scrub, scrub_meta  # noqa: E402
 from runner import (EXTRA, ORDER, PRELOAD_SONAMES, TPUT, Runner, estimate,  # noqa: E402
                     find_lib, git_rev, loadavg, machine)
+from stats import CEILING_WORKLOADS  # noqa: E402
 
 
 def slug(s):
@@ -142,6 +143,8 @@ def main():
         for w in [x for x in TPUT if x in a.workloads]:
             for t in a.threads:
                 run.run_tput(w, t)
+        if any(w in a.workloads for w in CEILING_WORKLOADS):
+            run.run_persist()
         for kind in ("frag", "frag-shift"):
             if kind in a.workloads:
                 for t in a.frag_threads:

@@ -95,6 +95,8 @@ class Runner:
         self.sources = {}       # backend -> how frag measured its footprint
         self.reopen_info = {}   # backend -> INFO of its reopen run
         self.frag_diag = {}     # "kind backend" -> persistent_mem's accounting
+        self.persist = []       # ns of a store written back and fenced (pm-pmem)
+        self.persist_method = None
         self.meta = {}
         self.env_base = dict(os.environ)
         # nothing the harness did not ask for: meson sets MALLOC_PERTURB_
@@ -285,6 +287,23 @@ class Runner:
             self.progress("reopen     %s: clean %s ms, killed %s ms" % (
                 b, "/".join(r["clean_open_ms"] for r in res),
                 "/".join(r["killed_open_ms"] for r in res)))
+
+    def run_persist(self):
+        """pm-pmem's least a call, a store written back and fenced, measured
+        once a repetition right after the throughput runs; the least of
+        them gives pm-pmem / pmdk its ceiling (stats.pmem_ceiling)."""
+        if "pm-pmem" not in self.active or "pmdk" not in self.active:
+            return
+        for rep in range(self.args.reps):
+            res, _, msg = self.pmbench("pm-pmem", "persist", 1)
+            if res is None:
+                self.failures.append(("persist", "pm-pmem", 1, msg))
+                self.progress("persist    pm-pmem: FAIL %s" % msg)
+                return
+            self.persist.append(float(res[0]["ns"]))
+            self.persist_method = res[0]["method"]
+        self.progress("persist    pm-pmem (%s): %s ns a store written back and fenced" % (
+            self.persist_method, "/".join("%.0f" % x for x in self.persist)))
 
     def progress(self, s):
         el = time.monotonic() - self.t_start

@@ -14,6 +14,10 @@ RATIOS = [
     ("pm-process", "pmdk", 20.0), ("pm-pmem", "pmdk", 20.0),
     ("pm-process", "boost", 5.0),
 ]
+# The workloads each of whose calls makes at least one write-back and fence
+# in pm-pmem (a malloc or a free of a block; realloc in place may make
+# none): pm-pmem / pmdk has a ceiling there (pmem_ceiling).
+CEILING_WORKLOADS = ["threadtest", "larson", "prodcons", "mixed"]
 FOOTPRINT_AIM = 1.25
 # issue 13: a clean open and one after SIGKILL of a 1 GiB space of 10 M blocks
 REOPEN_AIM_MS = 25.0
@@ -26,6 +30,18 @@ def aim_of(num, den):
         if (n, d) == (num, den):
             return aim
     raise KeyError("no ratio %s / %s in RATIOS" % (num, den))
+
+
+def pmem_ceiling(pmdk_mops, persist_ns, threads, cores):
+    """What pm-pmem / pmdk would be if each of pm-pmem's calls took one
+    store written back and fenced (persist_ns, bench/persist.c) and nothing
+    else: a call's store waits for the write-back of the call before it,
+    so pm-pmem makes at most min(threads, cores) / persist_ns calls a
+    nanosecond, against PMDK's pmdk_mops million a second.  None if either
+    is missing."""
+    if not pmdk_mops or not persist_ns:
+        return None
+    return min(threads, cores) * 1e3 / persist_ns / pmdk_mops
 
 
 def median(values):

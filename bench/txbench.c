@@ -18,7 +18,7 @@
  * ratios the transactions issue asks for.  Fences per transaction in PMEM
  * durability are counted by the test tx-fences (4 for update, with or
  * without the free); the last line is the ceiling they put on pm-pmem /
- * pmemobj on this machine (persist_ns). */
+ * pmemobj on this machine (persist_ns, persist.c). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,10 +27,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <persistent_mem.h>
+
+#include "persist.h"
 #ifdef TXBENCH_HAVE_PMEMOBJ
 #include <libpmemobj.h>
 #endif
@@ -272,38 +273,6 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Nanoseconds of one store written back and fenced: persistent_persist
- * of the line just stored, in a file in DIR, with the flush pm-pmem uses;
- * 16 lines in turn.  What each of a PMEM transaction's fences waits for
- * (docs/design.md, Transactions, "Speed").  -1 if the file cannot be
- * made. */
-static double persist_ns(void)
-{
-    char f[512];
-    if (snprintf(f, sizeof f, "%s/txbench-persist-XXXXXX", dir) >= (int)sizeof f)
-        return -1;
-    int fd = mkstemp(f);
-    if (fd < 0)
-        return -1;
-    unlink(f);
-    uint64_t *p = MAP_FAILED;
-    if (ftruncate(fd, 4096) == 0)
-        p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED)
-        return -1;
-    enum { N = 100000 };
-    double t0 = now();
-    for (uint64_t i = 0; i < N; i++) {
-        uint64_t *q = p + (i & 15) * 8;
-        *q = i;                         /* persistent_persist is a call: made */
-        persistent_persist(q, sizeof *q);
-    }
-    double ns = (now() - t0) * 1e9 / N;
-    munmap(p, 4096);
-    return ns;
-}
-
 int main(int argc, char **argv)
 {
     int reps = 5;
@@ -364,7 +333,7 @@ int main(int argc, char **argv)
      * work). */
     double least = -1;
     for (int r = 0; r < 5; r++) {
-        double x = persist_ns();
+        double x = persist_ns(dir);
         if (x > 0 && (least < 0 || x < least))
             least = x;
     }
