@@ -98,8 +98,9 @@ def report(run, out_dir):
           "call before it, so in %s pm-pmem can "
           "do at most min(threads, %d cores) calls in that time: the row \"pm-pmem / pmdk "
           "ceiling\" is that over PMDK's throughput in the same cell, what pm-pmem / pmdk "
-          "would be if nothing but the write-backs took time (measured with the cells' "
-          "noise: a cell at its ceiling may pass it by a few percent)."
+          "would be if nothing but the write-backs took time.  An estimate, not a bound: "
+          "between calls that do other work a write-back takes less than in the measuring "
+          "loop, and a cell at its ceiling may pass it by 10%% (bench/README.md)."
           % (min(run.persist), run.persist_method or "?", len(run.persist),
              ", ".join(CEILING_WORKLOADS), run.meta["machine"]["cores"]))
     misses = []
