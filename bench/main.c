@@ -121,6 +121,17 @@ int main(int argc, char **argv)
             fprintf(stderr, "pmbench: persist measures pm-pmem's write-back\n");
             return 77;
         }
+        /* the method pm-pmem's open insists on (backend.c), not a fallback */
+        const char *want = getenv("PERSISTENT_MEM_FLUSH");
+        if (want == NULL || want[0] == '\0' || strcmp(persistent_flush_method(), want) != 0) {
+            fprintf(stderr, "pmbench: persist: flush method %s, not PERSISTENT_MEM_FLUSH=%s\n",
+                    persistent_flush_method(), want != NULL ? want : "(unset)");
+            return 1;
+        }
+        if (strcmp(want, "none") == 0) {
+            fprintf(stderr, "pmbench: persist: PERSISTENT_MEM_FLUSH=none writes nothing back\n");
+            return 1;
+        }
         double ns = persist_ns(dir);
         if (ns <= 0) {
             fprintf(stderr, "pmbench: persist: no file for it in %s\n", dir);

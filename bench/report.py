@@ -89,20 +89,21 @@ def report(run, out_dir):
       "(≥1.0 glibc, ≥0.7 mimalloc for pm-process and pm-sync; ≥20 PMDK for pm-process and "
       "for pm-pmem, which flushes like PMDK does; ≥5 Boost for pm-process).  pm-pmem against "
       "the volatile allocators is shown without an aim.")
-    if run.persist:
+    ceiled = [w for w in CEILING_WORKLOADS if w in a.workloads]
+    if run.persist and ceiled:
         p("")
         p("The PMEM ceiling: a store written back and fenced takes %.0f ns here (%s, the "
           "least of %d measures made right after the throughput runs, `pmbench -w persist`). "
           " Every malloc and free of pm-pmem makes at least one (G3 allows no fewer; "
           "tests/test_flushcount.c), and a call's store waits for the write-back of the "
           "call before it, so in %s pm-pmem can "
-          "do at most min(threads, %d cores) calls in that time: the row \"pm-pmem / pmdk "
+          "do about min(threads, %d cores) calls in that time at most: the row \"pm-pmem / pmdk "
           "ceiling\" is that over PMDK's throughput in the same cell, what pm-pmem / pmdk "
           "would be if nothing but the write-backs took time.  An estimate, not a bound: "
           "between calls that do other work a write-back takes less than in the measuring "
           "loop, and a cell at its ceiling may pass it by 10%% (bench/README.md)."
           % (min(run.persist), run.persist_method or "?", len(run.persist),
-             ", ".join(CEILING_WORKLOADS), run.meta["machine"]["cores"]))
+             ", ".join(ceiled), run.meta["machine"]["cores"]))
     misses = []
     at_ceiling = 0
     checked = 0
@@ -135,7 +136,8 @@ def report(run, out_dir):
                         at_ceiling += c is not None and c < aim and r >= 0.9 * c
                 cells.append(fmt_ratio(r, aim))
             rows.append(["%s / %s" % (num, den)] + cells)
-            if (num, den) == ("pm-pmem", "pmdk") and ceiling(run, w, a.threads[0]) is not None:
+            if (num, den) == ("pm-pmem", "pmdk") and any(ceiling(run, w, t) is not None
+                                                         for t in a.threads):
                 rows.append(["pm-pmem / pmdk ceiling"] + [fmt_ratio(ceiling(run, w, t), None)
                                                          for t in a.threads])
         p(md_table(header, rows))
@@ -310,7 +312,7 @@ def headline(run):
             pm = run.med(w, "pm-process", t, "mops")
             def r(num, den, t=t, w=w):
                 return fmt_ratio(mops_ratio(run, w, num, den, t), aim_of(num, den))
-            c = ceiling(run, w, t)
+            c = ceiling(run, w, t) if mops_ratio(run, w, "pm-pmem", "pmdk", t) else None
             rows.append([w, t, fmt(pm), r("pm-process", "glibc"), r("pm-process", "mimalloc"),
                          r("pm-process", "pmdk"), r("pm-process", "boost"),
                          r("pm-pmem", "pmdk") + ("" if c is None else " (ceiling %.2f)" % c)])

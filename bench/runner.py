@@ -290,8 +290,9 @@ class Runner:
 
     def run_persist(self):
         """pm-pmem's least a call, a store written back and fenced, measured
-        once a repetition right after the throughput runs; the least of
-        them gives pm-pmem / pmdk its ceiling (stats.pmem_ceiling)."""
+        as many times as there are repetitions, one after another right
+        after the throughput runs; the least of them gives pm-pmem / pmdk
+        its ceiling (stats.pmem_ceiling)."""
         if "pm-pmem" not in self.active or "pmdk" not in self.active:
             return
         for rep in range(self.args.reps):
