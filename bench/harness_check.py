@@ -6,8 +6,10 @@ passes it, must not appear in any file it writes).  Then the PMEM ceiling
 whose report must show it.
 
     harness_check.py RUN_PY PMBENCH RESULTS SOURCE_ROOT BUILD_ROOT"""
+import csv
 import json
 import os
+import statistics
 import shutil
 import subprocess
 import sys
@@ -76,6 +78,17 @@ for d in dirs:
           or "| pm-pmem / pmdk ceiling " not in text or "; ceiling " not in text):
         print("the report of pmdk and pm-pmem lacks the PMEM ceiling:\n" + text[-3000:])
         bad += 1
+    else:
+        # the value: PMDK's median cell over the least of the measures
+        with open(os.path.join(d, "raw.csv")) as f:
+            pmdk = sorted(float(r["value"]) for r in csv.DictReader(f)
+                          if r["backend"] == "pmdk" and r["metric"] == "mops")
+        want = "%.2f" % pmem_ceiling(statistics.median(pmdk), min(meta["persist_ns"]), 1,
+                                     meta["machine"]["cores"])
+        row = [ln for ln in text.splitlines() if ln.startswith("| pm-pmem / pmdk ceiling ")]
+        if not row or row[0].split("|")[2].strip() != want:
+            print("ceiling row %s, want %s" % (row, want))
+            bad += 1
 shutil.rmtree(results, ignore_errors=True)
 print("%d problem(s)" % bad)
 sys.exit(1 if bad else 0)
