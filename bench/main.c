@@ -116,7 +116,7 @@ int main(int argc, char **argv)
     }
 
     if (strcmp(workload, "persist") == 0) {
-        /* pm-pmem's least a call: what bounds pm-pmem / PMDK (persist.c) */
+        /* pm-pmem's least a call: what caps pm-pmem / PMDK, about (persist.c) */
         if (strcmp(backend, "pm-pmem") != 0) {
             fprintf(stderr, "pmbench: persist measures pm-pmem's write-back\n");
             return 77;

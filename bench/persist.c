@@ -1,10 +1,11 @@
 /* What one store written back and fenced costs here.  Each PMEM fence
  * waits for the write-backs of the stores made since the one before, so a
- * call that must make a store durable before it returns takes at least
- * this long: a malloc or a free of pm-pmem makes one (G3 allows no fewer;
- * tests/test_flushcount.c counts them), an update transaction four.  What
- * this gives bounds pm-pmem / PMDK on the machine that measures it
- * (bench/README.md, "The PMEM ceiling"). */
+ * call that must make a store durable before it returns takes about this
+ * long at least: a malloc or a free of pm-pmem makes one (G3 allows no
+ * fewer; tests/test_flushcount.c counts them), an update transaction four.
+ * What this gives estimates the most pm-pmem / PMDK can be on the machine
+ * that measures it, an estimate that calls doing other work between their
+ * fences have passed by 10% (bench/README.md, "The PMEM ceiling"). */
 #define _POSIX_C_SOURCE 200809L   /* mkstemp, ftruncate, mmap, clock_gettime */
 #include <stdint.h>
 #include <stdio.h>
