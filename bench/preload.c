@@ -8,8 +8,8 @@
  * malloc_usable_size) comes from one growable space per process: a scratch
  * space (PERSISTENT_OPEN_SCRATCH), in memory, or an unnamed file in
  * $PM_PRELOAD_DIR, so it is gone when the process ends however it ends.
- * Its maximum is $PM_PRELOAD_MAX_MB (default 65536: address space only, the
- * file grows as the heap does); $PM_PRELOAD_DURABILITY picks process
+ * Its maximum is $PM_PRELOAD_MAX_MB (default, and for 0, 65536: address
+ * space only, the file grows as the heap does); $PM_PRELOAD_DURABILITY picks process
  * (default), sync or pmem; $PM_PRELOAD_LAZY=1 opens it with lazy backing.
  *
  * Before the space exists (the dynamic loader and libc allocate before any
@@ -24,8 +24,12 @@
  * stays valid and nothing it does reaches the parent, and a space of its
  * own for what it allocates next.  Frees of inherited blocks are ignored
  * (the copy goes with the process); malloc_usable_size of one is 0; realloc
- * of one copies it.  exec starts over with a fresh space.  Limits, from a
- * multithreaded parent: its other threads do not wait for the copy, and
+ * of one copies it.  exec starts over with a fresh space.  The copy is of
+ * the whole file, made at every fork: a fork costs a memcpy of the heap
+ * (10 MB at least, the metadata of a 64 GiB maximum), which makes
+ * fork-heavy programs (shell scripts) much slower than on glibc.  Limits:
+ * forks without exec nested more than 256 deep end the child; from a
+ * multithreaded parent, its other threads do not wait for the copy, and
  * glibc resets every FILE's lock in the child before any fork handler runs
  * -- in the shared heap, so a parent thread can lose a stdio lock.
  * Alignments above 2 MiB are glibc's (every free goes by address).
@@ -69,7 +73,9 @@ static _Thread_local bool opening;      /* this thread is opening it */
 static size_t (*libc_usable)(void *);   /* glibc's malloc_usable_size */
 
 /* ranges inherited over fork: private copies of earlier spaces */
-#define MAX_OLD 16
+#define MAX_OLD 256                     /* forks without exec nested this deep
+                                           (each level keeps its parent's range:
+                                           64 GiB of address space by default) */
 static struct {
     uintptr_t lo, end, hi;              /* end: of the copy; hi: of the range */
 } old[MAX_OLD];
@@ -129,7 +135,8 @@ static void open_space(void)
     if (env_u64("PM_PRELOAD_LAZY", 0))
         o.flags |= PERSISTENT_OPEN_LAZY;
     o.size = 4u << 20;
-    o.max_size = env_u64("PM_PRELOAD_MAX_MB", 65536) << 20;
+    uint64_t max_mb = env_u64("PM_PRELOAD_MAX_MB", 65536);
+    o.max_size = (max_mb != 0 ? max_mb : 65536) << 20;   /* 0: the default, not 4 MiB */
     const char *d = getenv("PM_PRELOAD_DURABILITY");
     o.durability = d != NULL && strcmp(d, "sync") == 0   ? PERSISTENT_DURABILITY_SYNC
                    : d != NULL && strcmp(d, "pmem") == 0 ? PERSISTENT_DURABILITY_PMEM

@@ -4,7 +4,9 @@
  * heap is its own copy. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +116,66 @@ int main(void)
     int st;
     EXPECT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     EXPECT(strcmp(p, "parent") == 0);
+
+    /* a shell's `exec 3>file`: the low numbers taken by the program, then
+     * a fork, and the heap grown in the child and the parent (the space's
+     * descriptor was 3: the child died copying an unreadable heap) */
+    int nul = open("/dev/null", O_WRONLY);
+    EXPECT(nul >= 0);
+    int saved[10];                      /* what was there, put back after */
+    for (int n = 3; n < 10; n++) {
+        saved[n] = n == nul ? -1 : fcntl(n, F_DUPFD_CLOEXEC, 100);
+        if (n != nul)
+            EXPECT(dup2(nul, n) == n);
+    }
+    pid = fork();
+    if (pid == 0) {
+        int bad = strcmp(p, "parent") != 0;
+        for (int i = 0; i < 64 && !bad; i++)
+            bad |= malloc(1u << 20) == NULL;
+        _exit(bad);
+    }
+    EXPECT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    for (int i = 0; i < 64; i++) {
+        void *mb = malloc(1u << 20);
+        EXPECT(mb != NULL && persistent_space_of(mb) == mine);
+    }
+    for (int n = 3; n < 10; n++) {
+        if (n == nul)
+            continue;
+        if (saved[n] >= 0) {
+            EXPECT(dup2(saved[n], n) == n);
+            close(saved[n]);
+        } else {
+            close(n);
+        }
+    }
+    close(nul);
+
+    /* forks without exec nested 20 deep, each child reading its parent's
+     * heap (16 was the most) */
+    int depth = 0;
+    for (; depth < 20; depth++) {
+        pid = fork();
+        if (pid < 0 && depth > 0)
+            _exit(1);
+        if (pid < 0) {
+            EXPECT(pid >= 0);
+            break;
+        }
+        if (pid > 0) {
+            int cst;
+            int ok = waitpid(pid, &cst, 0) == pid && WIFEXITED(cst) && WEXITSTATUS(cst) == 0;
+            if (depth > 0)
+                _exit(!ok);
+            EXPECT(ok);
+            break;
+        }
+        if (strcmp(p, "parent") != 0)
+            _exit(1);
+    }
+    if (depth == 20)
+        _exit(0);                       /* the deepest child */
     free(p);
     if (failures == 0)
         printf("interposer: every call as glibc's, the forked child's heap its own\n");

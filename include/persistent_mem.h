@@ -337,7 +337,9 @@ int persistent_sync(allocator_space_t *space);
 /* [seed] Allocation                                                          */
 
 /* At least 16-byte aligned; NULL for size 0, for impossible sizes and when
- * the space is exhausted (errno ENOMEM).  Before it reports exhaustion it
+ * the space is exhausted (errno ENOMEM).  A growable space grows for a
+ * request only when growth up to its maximum can make room for it: one
+ * that cannot fit leaves the file as it was.  Before it reports exhaustion it
  * takes free blocks from other threads' superblocks; when their owners
  * are inside calls it asks them for those and tries again for up to
  * 10 ms (twice for a small block, which then tries a run of pages), so a
@@ -354,7 +356,10 @@ void persistent_free(allocator_space_t *space, void *ptr);
 /* Resizes *ptr in place when it can, else moves and copies.  Returns false,
  * with *ptr unchanged and still valid, for a NULL *ptr, size 0, when no
  * room is left, or when a root's block would have to move (misuse, to the
- * error hook).  [seed: persistent_realloc(space, ptr, size) on an lvalue] */
+ * error hook).  A shrink never fails for want of room: where the smaller
+ * block cannot be had, the block stays where it is (a large one cut to the
+ * pages it needs).  [seed: persistent_realloc(space, ptr, size) on an
+ * lvalue] */
 bool persistent_realloc_impl(allocator_space_t *space, void **ptr,
                              size_t new_size);
 #define persistent_realloc(space, ptr, new_size) \
@@ -384,7 +389,8 @@ void *persistent_aligned_alloc(allocator_space_t *space, size_t alignment,
 size_t persistent_usable_size(allocator_space_t *space, const void *ptr);
 
 /* libc-style realloc: NULL ptr allocates; size 0 frees and returns NULL;
- * NULL on failure with ptr untouched. */
+ * NULL on failure with ptr untouched; a shrink returns ptr where there is
+ * no room for a smaller block, as persistent_realloc. */
 void *persistent_reallocate(allocator_space_t *space, void *ptr, size_t size);
 
 /* ------------------------------------------------------------------------ */
@@ -449,7 +455,11 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest);
 /* Resizes the block in *dest: in place when it can (*dest unchanged), else
  * moves it, copying min(old, size) bytes, and swaps *dest from the old
  * block to the new one with a CAS (-EAGAIN, nothing changed, if another
- * thread changed *dest meanwhile).  A 0 *dest allocates. */
+ * thread changed *dest meanwhile).  A 0 *dest allocates.  A shrink never
+ * fails for want of room (as persistent_realloc).  A resize in place
+ * takes no CAS: as with realloc and free of one pointer, a program must not
+ * resize a location's block while another thread frees it from there
+ * (persistent_free_from) or resizes it too. */
 int persistent_realloc_into(allocator_space_t *space,
                             persistent_offset_t *dest, size_t size);
 

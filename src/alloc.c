@@ -308,7 +308,13 @@ static void *realloc_small(struct pm_rt *rt, struct pm_trec *rec, void *p, size_
     size_t us = rec->cls[c].bsize;      /* the class's, the header's too */
     if (n <= us && (us <= 64 || n > us / 2))
         return p;                       /* same block, little waste */
-    return realloc_move(rt, rec, p, n, us);     /* not at h: see realloc_move */
+    int e = errno;
+    void *q = realloc_move(rt, rec, p, n, us);  /* not at h: see realloc_move */
+    if (q == NULL && n <= us) {
+        errno = e;
+        return p;   /* a shrink with no room for the smaller block: it stays */
+    }
+    return q;
 }
 
 static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t n)
@@ -324,7 +330,8 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
         errno = EINVAL;
         return NULL;
     }
-    if (sb_locate(rt, p, &s, &h, &idx) == 0) {
+    bool small = sb_locate(rt, p, &s, &h, &idx) == 0;
+    if (small) {
         if (n <= us && (us <= 64 || n > us / 2))
             return p;                   /* same block, little waste */
     } else if (pm_snap_held(rt, (uint64_t)((char *)p - rt->base))) {
@@ -346,7 +353,21 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
         errno = EINVAL;
         return NULL;
     }
-    return realloc_move(rt, rec, p, n, us);
+    int e = errno;
+    void *q = realloc_move(rt, rec, p, n, us);
+    if (q == NULL && n <= us) {
+        /* a shrink with no room for the smaller block: it stays, a large
+         * one cut to the pages it needs where it can be (no snapshot of an
+         * open transaction is in it: looked at above) */
+        if (!small) {
+            pm_op_enter(rt, rec);
+            (void)lg_resize_in_place(rt, rec, p, n);
+            pm_op_end(rec);
+        }
+        errno = e;
+        return p;
+    }
+    return q;
 }
 
 bool persistent_realloc_impl(allocator_space_t *space, void **ptr, size_t new_size)

@@ -225,8 +225,14 @@ struct pm_trec {
                                      claimed for its next large blocks
                                      (pages.c): first << 8 | pages, 0 if
                                      empty; any thread may empty a slot */
+    pm_atomic_u64 pin;            /* publish.c: the offset of a block its
+                                     lane names that another thread may
+                                     free meanwhile; pages << 1 |
+                                     PM_PIN_DEFER once one did and left
+                                     that free's finish to this thread */
     struct pm_tcache cls[PM_N_CLASSES];
 };
+#define PM_PIN_DEFER UINT64_C(1)
 
 /* What identifies the open file description behind a descriptor: the file
  * (device, inode) and a mark only it carries (its file position, which the
@@ -425,6 +431,7 @@ int os_fsync(int fd);
 int os_fdatasync(int fd);
 int os_pwrite_durable(int fd, const void *buf, size_t len, uint64_t off);
 int os_fd_mark(int fd, struct os_file_id *id);
+int os_fd_move_high(int fd);
 int os_fd_verify(int fd, const struct os_file_id *id);
 int os_msync(void *addr, size_t len);
 void *os_reserve(uint64_t preferred, uint64_t size, uint64_t align,
@@ -1310,9 +1317,12 @@ enum pm_hook_point {
                                      look at (superblock.c sort_lists) */
     PM_HOOK_POP_SIDE0,            /* a refill found a class's first partial
                                      list empty, not yet the second */
-    PM_HOOK_POP_LOOKED            /* a refill found both partial lists of a
+    PM_HOOK_POP_LOOKED,           /* a refill found both partial lists of a
                                      class empty, not yet told whether a
                                      scavenge moved one meanwhile */
+    PM_HOOK_PUB_FREE_LANE         /* free_from: the block pinned and its
+                                     lane written, *dest not yet taken
+                                     (publish.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

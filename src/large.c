@@ -15,6 +15,20 @@
 
 #include "internal.h"
 
+/* Whether a run of n pages, its first page aligned as pg_alloc aligns it,
+ * fits in the free pages at the end of the space and what growth to the
+ * maximum would add.  If not, no growth helps, and none is made: a call
+ * that fails all the same would leave the file at its maximum (G5b). */
+static bool growth_fits(struct pm_rt *rt, uint64_t n, uint64_t align_pages)
+{
+    uint64_t np = pm_load_acquire(&rt->n_pages);
+    uint64_t last = np ? pg_prev_set(rt->used, np - 1) : PG_NONE;
+    uint64_t lo = last == PG_NONE ? 0 : last + 1;
+    uint64_t phase = rt->data_off >> rt->page_shift;
+    lo += (align_pages - (lo + phase) % align_pages) % align_pages;
+    return lo <= rt->max_pages && rt->max_pages - lo >= n;
+}
+
 uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
                     size_t align, uint64_t *n_pages)
 {
@@ -50,7 +64,8 @@ uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
                 continue;
         }
         uint64_t seen = pm_load_acquire(&rt->n_pages);
-        if (pm_space_grow(rt, seen, n + align_pages - 1) == 0)
+        if (growth_fits(rt, n, align_pages) &&
+            pm_space_grow(rt, seen, n + align_pages - 1) == 0)
             continue;
         if (sb_starving(rt, rec, UINT32_MAX, &st))
             continue;

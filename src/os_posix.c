@@ -630,6 +630,27 @@ int os_pwrite_durable(int fd, const void *buf, size_t len, uint64_t off)
     return r == 0 ? os_fdatasync(fd) : r;
 }
 
+/* A descriptor the library keeps for a space's life, moved to OS_FD_HIGH
+ * or above where the limit allows (the same open description: its flock
+ * and mark go with it).  Programs and shells give out the low numbers
+ * themselves -- `exec 3>file`, dup2 onto 3-9 -- and that took the space's
+ * descriptor from under it: a bash script run on the LD_PRELOAD
+ * interposer had its next fork find the heap unreadable, and its heap
+ * stopped growing (PERSISTENT_E_FILE_LOST).  A program that closes every
+ * descriptor (closefrom) still takes it. */
+#define OS_FD_HIGH 64
+
+int os_fd_move_high(int fd)
+{
+    if (fd < 0 || fd >= OS_FD_HIGH)
+        return fd;
+    int g = fcntl(fd, F_DUPFD_CLOEXEC, OS_FD_HIGH);
+    if (g < 0)
+        return fd;                      /* a limit at 64 or below: kept */
+    (void)close(fd);
+    return g;
+}
+
 /* Records which file fd names and gives its open file description a mark:
  * a file position no other description of any file is likely to have (the
  * library only uses pread/pwrite, so the position is free to carry it). */

@@ -566,6 +566,17 @@ void pg_cache_forget(struct pm_rt *rt)
             pm_store_relaxed(&rt->recs[id].runs[i], 0);
 }
 
+/* Where a search goes on after the run [p, p + n) could not be backed:
+ * the end of the first stretch of punched pages in it (every run that
+ * starts before would hold some of them too); PG_NONE at limit. */
+static uint64_t past_punched(struct pm_rt *rt, uint64_t p, uint64_t n, uint64_t limit)
+{
+    uint64_t q = pg_next_set(rt->punched, p, p + n);
+    if (q == PG_NONE)
+        return p + n < limit ? p + n : PG_NONE;
+    return next_clear(rt->punched, q, limit);      /* past q, or PG_NONE */
+}
+
 uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align)
 {
     uint64_t phase = rt->data_off >> rt->page_shift;
@@ -575,6 +586,7 @@ uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align)
     uint32_t hi = align == 1 ? hint_of(n) : 0;
     uint64_t track = hint_len(hi);
     pm_atomic_u64 *hint = &rt->hints[hi];
+    bool unbacked = false;
     for (int pass = 0; pass < 2; pass++) {
         uint64_t limit = pm_load_acquire(&rt->n_pages);
         uint64_t h = pm_load_acquire(hint);
@@ -586,13 +598,18 @@ uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align)
                 break;
             if (pg_claim_at(rt, p, n)) {
                 if (!pg_back(rt, p, n)) {
+                    /* its punched pages could not be backed (a full file
+                     * system): free pages still backed may lie above them */
                     pg_release(rt, p, n);
-                    errno = ENOSPC;
-                    return PG_NONE;
+                    unbacked = true;
+                    from = past_punched(rt, p, n, limit);
+                    if (from == PG_NONE)
+                        break;
+                    continue;
                 }
                 /* nothing this hint covers starts below first_free; if that
                  * is what was just taken, the next candidate is after it */
-                if (pass == 0 && first_free <= p) {
+                if (pass == 0 && first_free <= p && !unbacked) {
                     uint64_t next = first_free == p ? p + n : first_free;
                     (void)pm_cas_strong_acq_rel(hint, &h,
                                                 (h & ~HINT_PAGE_MASK) | next);
@@ -602,6 +619,8 @@ uint64_t pg_alloc(struct pm_rt *rt, uint64_t n, uint64_t align)
             from = p;          /* lost a race for part of it: look again */
         }
     }
+    if (unbacked)
+        errno = ENOSPC;
     return PG_NONE;
 }
 
@@ -627,17 +646,19 @@ uint64_t pg_alloc_flex(struct pm_rt *rt, uint64_t min, uint64_t max, uint64_t *n
 {
     if (min == 0 || min > max)
         return PG_NONE;
+    bool unbacked = false;
+    uint64_t floor = 0;                 /* past runs that could not be backed */
     for (int attempt = 0; attempt < 64; attempt++) {
         uint64_t limit = pm_load_acquire(&rt->n_pages);
         pm_atomic_u64 *hint = &rt->hints[hint_of(min)];
         uint64_t h = pm_load_acquire(hint);
         uint64_t first_free;
-        uint64_t from = attempt ? 0 : (h & HINT_PAGE_MASK);
+        uint64_t from = attempt ? floor : (h & HINT_PAGE_MASK);
         uint64_t p = find_free(rt, from, min, hint_len(hint_of(min)), 1, 0, limit,
                                &first_free);
         if (p == PG_NONE) {
-            if (from == 0)
-                return PG_NONE;
+            if (from == floor)
+                break;
             continue;                   /* the hint may be stale: a full scan */
         }
         uint64_t stop = p + max < limit ? p + max : limit;
@@ -646,14 +667,27 @@ uint64_t pg_alloc_flex(struct pm_rt *rt, uint64_t min, uint64_t max, uint64_t *n
         if (!pg_claim_at(rt, p, len))
             continue;                   /* lost a race: look again */
         if (!pg_back(rt, p, len)) {
-            pg_release(rt, p, len);
-            errno = ENOSPC;
-            return PG_NONE;
+            /* as in pg_alloc: backed free pages may lie above, or before
+             * the punched ones (enough of them: those alone) */
+            unbacked = true;
+            uint64_t q = pg_next_set(rt->punched, p, p + len);
+            if (q != PG_NONE && q - p >= min) {
+                pg_release(rt, q, p + len - q);
+                len = q - p;
+            } else {
+                pg_release(rt, p, len);
+                floor = past_punched(rt, p, len, limit);
+                if (floor == PG_NONE)
+                    break;
+                continue;
+            }
         }
-        if (first_free == p)
+        if (first_free == p && !unbacked)
             (void)pm_cas_strong_acq_rel(hint, &h, (h & ~HINT_PAGE_MASK) | (p + len));
         *n = len;
         return p;
     }
+    if (unbacked)
+        errno = ENOSPC;
     return PG_NONE;
 }

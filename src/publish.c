@@ -20,8 +20,8 @@
  *   FREE     *dest == blk ? *dest = 0 ; free blk (idempotent)
  *   REALLOC  *dest == new ? keep new, free old : free new
  * "free" there is idempotent because no block named by a live lane can have
- * been reused, so after a crash at any point either both the block and
- * *dest changed or neither did.
+ * been reused (pins, below), so after a crash at any point either both the
+ * block and *dest changed or neither did.
  */
 #include <errno.h>
 #include <string.h>
@@ -57,6 +57,11 @@ static pm_atomic_u64 *chunks_discover(struct pm_rt *rt)
         uint64_t off = pm_load_acquire(link);
         if (off == 0)
             return link;
+        /* the thread that linked it may not have written the link back
+         * yet: a lane taken in a table whose link a power failure loses
+         * would hold a record nobody recovers (G3) */
+        if (rt->mode == PM_MODE_WRITER)
+            pm_persist(rt, link, sizeof *link);
         struct pm_lane_table *t = pm_lane_table_at(rt, off);
         if (t == NULL)
             return NULL;
@@ -325,7 +330,161 @@ void pub_free_finish(struct pm_rt *rt, struct pm_trec *rec, struct pm_pubfree *p
     sb_list_if_orphan(rt, pf->s);
 }
 
+/* ---- pins: no block a live lane names is reused ----
+ * Recovery frees the block of an ALLOC or FREE lane whose location no
+ * longer names it (a REALLOC lane's new block likewise).  That is right
+ * only if no other thread freed the block meanwhile and had it reused, and
+ * others could: a free_from that lost the race for a location wrote its
+ * lane first, and the winner freed the block, which was allocated again
+ * elsewhere; or another thread freed, from the location alloc_into had
+ * just filled, a block the alloc's lane still named.  A SIGKILL before
+ * that lane was idle then had recovery free a live, published block (a
+ * review found both, 2026-12-06).
+ *
+ * So a thread pins the block its lane will name (rec->pin): before the
+ * block is in the location (alloc_into, realloc_into's new block, a root's
+ * creation), or for a free before it reads the location again and writes
+ * its lane (free_from, root_remove).  A free's pin is a seq_cst store and
+ * the location's change a seq_cst CAS, so the thread whose CAS takes the
+ * block out of the location sees every pin of a lane that may name it; an
+ * allocation's pin comes before the release that puts the block where that
+ * thread reads it.  If there
+ * is one, it frees the block as held (a small block's remote bit with
+ * n_pub raised, as a thread that is not the owner does; a run's pages
+ * claimed still) and hands the finish, which makes it reusable, to the
+ * pinning thread (PM_PIN_DEFER), which does it when it drops its pin, once
+ * its lane is idle, or hands it on to another thread that pins the block
+ * still.  Nobody waits: a thread stopped with a pin keeps that block from
+ * reuse, and for a small one (n_pub raised) its superblock's remote frees
+ * from collection, as a thread stopped inside free_from always did. */
+
+/* For a free: seq_cst, before the location is read again. */
+static void pin_set(struct pm_trec *rec, uint64_t off)
+{
+    pm_store_seq_cst(&rec->pin, off);
+}
+
+/* For a block not yet in its location: a release store is enough, the
+ * location's store or CAS (a release) comes after it, and a thread that
+ * finds the block there (an acquire) sees the pin. */
+static void pin_new(struct pm_trec *rec, uint64_t off)
+{
+    pm_store_release(&rec->pin, off);
+}
+
+/* Whether another thread's pin names the block at off. */
+static bool pinned_by_other(struct pm_rt *rt, struct pm_trec *rec, uint64_t off)
+{
+    uint32_t n = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++)
+        if (&rt->recs[id] != rec && pm_load_seq_cst(&rt->recs[id].pin) == off)
+            return true;
+    return false;
+}
+
+/* The finish of the free of the block at off, held (pages: its run's
+ * length, 0 for a small block), handed to another thread whose pin names
+ * it; whether one took it.  What it finds in its pin says so, instead of
+ * the offset it knows. */
+static bool pin_hand_on(struct pm_rt *rt, struct pm_trec *rec, uint64_t off, uint64_t pages)
+{
+    uint32_t n = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; id <= n && id < PM_MAX_RECS; id++) {
+        struct pm_trec *r = &rt->recs[id];
+        uint64_t exp = off;
+        if (r != rec && pm_load_seq_cst(&r->pin) == off &&
+            pm_cas_strong_seq_cst(&r->pin, &exp, pages << 1 | PM_PIN_DEFER))
+            return true;
+    }
+    return false;
+}
+
+/* The free of the block at off was left to this thread: finished (the
+ * block reusable), or handed on. */
+static void finish_handed(struct pm_rt *rt, struct pm_trec *rec, uint64_t off, uint64_t pages)
+{
+    if (pin_hand_on(rt, rec, off, pages))
+        return;
+    if (pages != 0) {
+        pg_release_cached(rt, rec, (off - rt->data_off) >> rt->page_shift, pages);
+        return;
+    }
+    /* n_pub holds the superblock: its page map entry is there */
+    uint32_t s = pm_run_first(rt, off);
+    pm_fetch_sub_seq_cst(&rt->ctl[s].n_pub, 1u);
+    sb_list_if_orphan(rt, s);
+}
+
+/* After the lane is idle: the pin dropped, and a free handed to this
+ * thread meanwhile finished.  Only pin_hand_on writes another thread's
+ * pin, and only from an offset, so the value found is this thread's. */
+static void pin_drop(struct pm_rt *rt, struct pm_trec *rec, uint64_t off)
+{
+    uint64_t v = off;
+    if (pm_cas_strong_seq_cst(&rec->pin, &v, (uint64_t)0))
+        return;
+    pm_store_seq_cst(&rec->pin, (uint64_t)0);
+    finish_handed(rt, rec, off, v >> 1);
+}
+
+/* The block at off, just taken out of its location by this thread's CAS,
+ * freed under its lane l (pf prepared): as held if a pin names it, its
+ * finish then handed to the pinning thread. */
+static void free_taken(struct pm_rt *rt, struct pm_trec *rec, struct pm_lane *l, uint64_t off,
+                       struct pm_pubfree *pf)
+{
+    bool pinned = pinned_by_other(rt, rec, off);
+    if (pinned && !pf->large && pf->local) {
+        pf->local = false;              /* before the remote bit: collect() */
+        pm_fetch_add_seq_cst(&rt->ctl[pf->s].n_pub, 1u);
+    }
+    pub_free_do(rt, pf);
+    lane_clear(rt, l);
+    if (!pinned || !pin_hand_on(rt, rec, off, pf->large ? pf->last - pf->first + 1 : 0))
+        pub_free_finish(rt, rec, pf);
+}
+
 /* ---- the calls ---- */
+
+/* Whether the word at off (in the pages) lies in a live block of the
+ * program's: not in a superblock's header or a free block, in no free page,
+ * in none of the library's own blocks (lane and root tables, transaction
+ * logs).  A stale location there would have a call write the library's
+ * metadata (a review: alloc_into through one into a superblock's header
+ * made the heap unreadable).  A small block is found through the page map
+ * (entries the library wrote, each one load: a superblock's geometry as
+ * its carve or recovery left it), a run through its start and end bits. */
+static bool dest_in_block(struct pm_rt *rt, uint64_t off)
+{
+    uint64_t page = (off - rt->data_off) >> rt->page_shift;
+    uint64_t e = pm_load_acquire(&rt->pagemap[page]);
+    uint32_t f1 = pm_pagemap_first1(e), g = pm_pagemap_geom(e);
+    uint64_t start;
+    if (f1 != 0) {
+        uint32_t c = pm_geom_cls(g), nb = pm_geom_n_blocks(g);
+        uint64_t b0 = rt->data_off + ((uint64_t)(f1 - 1) << rt->page_shift) +
+                      pm_geom_data_start(g);
+        uint64_t bsize = rt->cls[c].block_size;
+        uint64_t idx = off >= b0 ? (off - b0) / bsize : UINT64_MAX;
+        if (idx >= nb)
+            return false;
+        const pm_atomic_u64 *bits = sb_header(rt, f1 - 1)->bits;
+        uint64_t bit = UINT64_C(1) << (idx & 63);
+        if (!(pm_load_acquire((pm_atomic_u64 *)&bits[idx >> 6]) & bit) ||
+            (pm_load_acquire((pm_atomic_u64 *)&bits[(nb + 63) / 64 + (idx >> 6)]) & bit))
+            return false;
+        start = b0 + idx * bsize;
+    } else {
+        uint64_t s = pg_prev_set(rt->start_bits, page);
+        if (s == PG_NONE || pg_bit(rt->kind_bits, s))
+            return false;               /* no run, or a superblock's pages */
+        uint64_t last = pg_next_set(rt->end_bits, s, pm_load_acquire(&rt->n_pages));
+        if (last == PG_NONE || page > last)
+            return false;
+        start = rt->data_off + (s << rt->page_shift);
+    }
+    return !pm_marked(rt, rt->ownmark, start);
+}
 
 static int dest_check(struct pm_rt *rt, const persistent_offset_t *dest,
                       uint64_t *off)
@@ -335,6 +494,9 @@ static int dest_check(struct pm_rt *rt, const persistent_offset_t *dest,
     if (dest == NULL || d < b + rt->data_off || d - b > limit - sizeof *dest ||
         (d & (sizeof *dest - 1)) != 0)
         return pm_err(-EINVAL, "destination %p is not an aligned word inside the space",
+                      (const void *)dest);
+    if (!dest_in_block(rt, d - b))
+        return pm_err(-EINVAL, "destination %p is in no live block of the program's",
                       (const void *)dest);
     *off = d - b;
     return 0;
@@ -371,12 +533,14 @@ int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
      * there at once */
     pm_vg_user(rt, rv.blk, rv.usable, false);
     uint64_t boff = (uint64_t)((char *)rv.blk - rt->base);
+    pin_new(rec, boff);                 /* before *dest names it */
     lane_set(rt, l, PM_LANE_ALLOC, doff, boff, 0, size);
     pub_commit(rt, &rv);
     pm_store_release(dest_word(dest), boff);
     pm_persist(rt, dest, sizeof *dest);
-    lane_clear(rt, l);
     pm_hook(PM_HOOK_PUB_PUBLISHED);
+    lane_clear(rt, l);
+    pin_drop(rt, rec, boff);
     pm_op_end(rec);
     return 0;
 }
@@ -412,9 +576,22 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
         pm_op_enter(rt, rec);
         if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
             sb_owner_sync(rt, rec);
+        /* pinned, then *dest read again, then located: a lane is written
+         * only for a block that a thread taking it from *dest will see
+         * pinned, and while the pin stays, the block found at boff is the
+         * one *dest named (no free and reuse of it between, which could
+         * give it another length) */
+        uint64_t was = boff;
+        pin_set(rec, was);
+        if (pm_load_seq_cst(dest_word(dest)) != was) {
+            pin_drop(rt, rec, was);
+            pm_op_end(rec);
+            continue;
+        }
         struct pm_pubfree pf;
         r = pub_free_prepare(rt, rec, rt->base + boff, &pf);
         if (r != 0) {
+            pin_drop(rt, rec, was);
             pm_op_end(rec);
             if (pm_load_acquire(dest_word(dest)) != boff)
                 continue;               /* another thread took it first */
@@ -422,19 +599,20 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
             return pm_err(-EINVAL, "free_from: %s", persistent_strerror(r));
         }
         lane_set(rt, l, PM_LANE_FREE, doff, boff, 0, 0);
+        pm_hook(PM_HOOK_PUB_FREE_LANE);
         /* take the block out of *dest: of two threads freeing from the same
          * location, one gets it */
-        if (!pm_cas_strong_acq_rel(dest_word(dest), &boff, (uint64_t)0)) {
+        if (!pm_cas_strong_seq_cst(dest_word(dest), &boff, (uint64_t)0)) {
             lane_clear(rt, l);
             pub_free_abandon(rt, rec, &pf);
+            pin_drop(rt, rec, was);
             pm_op_end(rec);
             continue;
         }
         pm_persist(rt, dest, sizeof *dest);
         pm_vg_unuser(rt, rt->base + boff);
-        pub_free_do(rt, &pf);
-        lane_clear(rt, l);
-        pub_free_finish(rt, rec, &pf);
+        free_taken(rt, rec, l, boff, &pf);
+        pin_drop(rt, rec, was);
         pm_op_end(rec);
         return 0;
     }
@@ -498,12 +676,24 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         sb_owner_sync(rt, rec);
     struct pm_resv rv;
     if (pub_reserve(rt, rec, size, &rv) == NULL) {
+        if (size <= us) {
+            /* a shrink with no room for the smaller block: it stays, a
+             * large one cut in place to the pages it needs (as realloc) */
+            if (lg_usable(rt, old) != 0)
+                (void)lg_resize_in_place(rt, rec, old, size);
+            pm_op_end(rec);
+            return 0;
+        }
         pm_op_end(rec);
         return pm_err(-ENOMEM, "realloc_into: out of space");
     }
     pm_vg_user(rt, rv.blk, rv.usable, false);
     memcpy(rv.blk, old, size < us ? size : us);
     pm_persist(rt, rv.blk, size < us ? size : us);
+    /* the old block is not pinned: located here and taken out of *dest
+     * by the CAS below, it could only have been freed and reused between
+     * by a free_from and an alloc_into of the same location meanwhile,
+     * which the header forbids beside a realloc_into */
     struct pm_pubfree pf;
     r = pub_free_prepare(rt, rec, old, &pf);
     if (r != 0) {
@@ -517,10 +707,11 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         return pm_err(-EINVAL, "realloc_into: %s", persistent_strerror(r));
     }
     uint64_t noff = (uint64_t)((char *)rv.blk - rt->base);
+    pin_new(rec, noff);                 /* before *dest names it */
     lane_set(rt, l, PM_LANE_REALLOC, doff, noff, ooff, size);
     pub_commit(rt, &rv);
     uint64_t cur = ooff;
-    if (!pm_cas_strong_acq_rel(dest_word(dest), &cur, noff)) {
+    if (!pm_cas_strong_seq_cst(dest_word(dest), &cur, noff)) {
         /* *dest changed under us: the new block goes, still under the
          * lane (recovery would free it too), the old one stays */
         pub_free_abandon(rt, rec, &pf);
@@ -533,14 +724,15 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         } else {
             lane_clear(rt, l);
         }
+        pin_drop(rt, rec, noff);
         pm_op_end(rec);
         return pm_err(-EAGAIN, "realloc_into: the location changed meanwhile");
     }
     pm_persist(rt, dest, sizeof *dest);
     pm_vg_forget(rt, old, us);
-    pub_free_do(rt, &pf);
-    lane_clear(rt, l);
-    pub_free_finish(rt, rec, &pf);
+    /* the old block: a free_from that lost *dest to this call may pin it */
+    free_taken(rt, rec, l, ooff, &pf);
+    pin_drop(rt, rec, noff);
     pm_op_end(rec);
     return 0;
 }
@@ -564,14 +756,16 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
     pm_persist(rt, rv.blk, size ? size : 1);
     uint64_t voff = (uint64_t)((char *)val - rt->base);
     uint64_t boff = (uint64_t)((char *)rv.blk - rt->base);
+    pin_new(rec, boff);                 /* before the root names it */
     lane_set(rt, l, PM_LANE_ALLOC, voff, boff, 0, size);
     pub_commit(rt, &rv);
     pm_hook(PM_HOOK_ROOT_INSERT);
     (void)pm_root_mark(rt, boff);       /* a fresh block: nobody's root */
     uint64_t cur = 0;
-    if (pm_cas_strong_acq_rel(val, &cur, boff)) {
+    if (pm_cas_strong_seq_cst(val, &cur, boff)) {
         pm_persist(rt, val, sizeof *val);
         lane_clear(rt, l);
+        pin_drop(rt, rec, boff);
         pm_op_end(rec);
         *winner = boff;
         return rv.blk;
@@ -587,6 +781,7 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
     } else {
         lane_clear(rt, l);
     }
+    pin_drop(rt, rec, boff);
     pm_op_end(rec);
     *winner = cur;
     return NULL;
@@ -648,7 +843,6 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);
     uint64_t v = pm_load_acquire(val);
-    struct pm_pubfree pf;
     if (v == 0 || !pm_in_data(rt, v, 1)) {
         pm_op_end(rec);
         return -ENOENT;
@@ -659,25 +853,30 @@ int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
         pm_misuse(rt, PERSISTENT_E_TX_BLOCK, rt->base + v, "persistent_root_remove");
         return -EBUSY;
     }
-    if (pub_free_prepare(rt, rec, rt->base + v, &pf) != 0) {
+    /* pinned, read again, then located: see free_from */
+    uint64_t was = v;
+    pin_set(rec, was);
+    struct pm_pubfree pf;
+    if (pm_load_seq_cst(val) != was || pub_free_prepare(rt, rec, rt->base + v, &pf) != 0) {
+        pin_drop(rt, rec, was);
         pm_op_end(rec);
         return -ENOENT;
     }
     uint64_t voff = (uint64_t)((char *)val - rt->base);
     lane_set(rt, l, PM_LANE_FREE, voff, v, 0, 0);
-    if (!pm_cas_strong_acq_rel(val, &v, (uint64_t)0)) {
+    if (!pm_cas_strong_seq_cst(val, &v, (uint64_t)0)) {
         /* removed by another thread meanwhile: undo our preparation */
         lane_clear(rt, l);
         pub_free_abandon(rt, rec, &pf);
+        pin_drop(rt, rec, was);
         pm_op_end(rec);
         return -ENOENT;
     }
     pm_persist(rt, val, sizeof *val);
     pm_root_unmark(rt, v);              /* a plain block from here on */
     pm_vg_forget(rt, rt->base + v, 0);
-    pub_free_do(rt, &pf);
-    lane_clear(rt, l);
-    pub_free_finish(rt, rec, &pf);
+    free_taken(rt, rec, l, v, &pf);
+    pin_drop(rt, rec, was);
     pm_op_end(rec);
     return 0;
 }

@@ -49,6 +49,17 @@ bool pm_marked(struct pm_rt *rt, pm_atomic_u64 *bits, uint64_t off)
     return (pm_load_acquire(&bits[g >> 6]) >> (g & 63)) & 1;
 }
 
+/* A table word's key (its block's granule + 1, shifted) and its count. */
+static inline uint64_t cohold_key_of(uint64_t w)
+{
+    return (w >> PM_COHOLD_BITS) << PM_COHOLD_BITS;
+}
+
+static inline uint64_t cohold_count_of(uint64_t w)
+{
+    return w & ((UINT64_C(1) << PM_COHOLD_BITS) - 1);
+}
+
 /* The holds of a block beyond the first (pm_hold_at).  A block's entries
  * are in the PM_COHOLD_WINDOW slots from its home on; it may have more
  * than one there (two threads adding its first count at once take two
@@ -73,13 +84,12 @@ bool pm_cohold_add(struct pm_rt *rt, uint64_t off)
                     empty = (home + i) % PM_COHOLD_SLOTS;
                 continue;
             }
-            if ((w >> PM_COHOLD_BITS) << PM_COHOLD_BITS != key)
+            if (cohold_key_of(w) != key)
                 continue;
             /* a count never reaches the key: at most PM_MAX_RECS */
-            while ((w >> PM_COHOLD_BITS) << PM_COHOLD_BITS == key &&
-                   !pm_cas_strong_seq_cst(e, &w, w + 1))
+            while (cohold_key_of(w) == key && !pm_cas_strong_seq_cst(e, &w, w + 1))
                 ;
-            if ((w >> PM_COHOLD_BITS) << PM_COHOLD_BITS == key)
+            if (cohold_key_of(w) == key)
                 return true;
         }
         if (empty == UINT32_MAX) {
@@ -101,8 +111,8 @@ bool pm_cohold_take(struct pm_rt *rt, uint64_t off)
     for (uint32_t i = 0; i < PM_COHOLD_WINDOW; i++) {
         pm_atomic_u64 *e = &rt->cohold[(home + i) % PM_COHOLD_SLOTS];
         uint64_t w = pm_load_seq_cst(e);
-        while ((w >> PM_COHOLD_BITS) << PM_COHOLD_BITS == key && w != key) {
-            uint64_t next = (w & ((UINT64_C(1) << PM_COHOLD_BITS) - 1)) == 1 ? 0 : w - 1;
+        while (cohold_key_of(w) == key && w != key) {
+            uint64_t next = cohold_count_of(w) == 1 ? 0 : w - 1;
             if (pm_cas_strong_seq_cst(e, &w, next)) {
                 pm_fetch_sub_seq_cst(&rt->n_cohold, UINT64_C(1));
                 return true;
@@ -118,8 +128,8 @@ uint64_t pm_cohold_count(struct pm_rt *rt, uint64_t off)
     uint32_t home = pm_cohold_home(key);
     for (uint32_t i = 0; i < PM_COHOLD_WINDOW; i++) {
         uint64_t w = pm_load_seq_cst(&rt->cohold[(home + i) % PM_COHOLD_SLOTS]);
-        if ((w >> PM_COHOLD_BITS) << PM_COHOLD_BITS == key)
-            n += w & ((UINT64_C(1) << PM_COHOLD_BITS) - 1);
+        if (cohold_key_of(w) == key)
+            n += cohold_count_of(w);
     }
     return n;
 }
@@ -228,10 +238,18 @@ static pm_atomic_u64 *val_find(struct pm_rt *rt, struct pm_trec *rec,
                     return &s->val;
                 }
             }
+            /* a creation depends on the claims it finds (its own tag's,
+             * or one it probes past): durable first, since their claimer
+             * may not have written them back yet, and a claim lost at a
+             * power failure would end a later look before this slot */
+            if (create)
+                pm_persist(rt, &s->key, sizeof s->key);
             if (k == tag)
                 return &s->val;
         }
         uint64_t off = pm_load_acquire(t.next);
+        if (off != 0 && create)
+            pm_persist(rt, t.next, sizeof *t.next);     /* the same for a link */
         if (off == 0) {
             if (!create)
                 return NULL;
@@ -328,13 +346,26 @@ void *persistent_malloc_root(allocator_space_t *space, uint64_t root_class,
 static void *root_publish_op(struct pm_rt *rt, struct pm_trec *rec, uint64_t tag,
                              void *block, int *bad)
 {
-    pm_atomic_u64 *val = val_find(rt, rec, tag, true);
+    uint64_t off = (uint64_t)((char *)block - rt->base);
+    /* the tag's root, or a refusal, before any slot is claimed for it: a
+     * call refused changes nothing (a race may still claim the slot of a
+     * call the checks below refuse: a key with no value, as a creation
+     * killed halfway leaves) */
+    pm_atomic_u64 *val = val_find(rt, rec, tag, false);
+    uint64_t cur = val != NULL ? pm_load_acquire(val) : 0;
+    if (cur != 0)
+        return val_ptr(rt, cur);
+    if (pm_marked(rt, rt->txmark, off) || pm_marked(rt, rt->rootmark, off)) {
+        *bad = pm_marked(rt, rt->txmark, off) ? PERSISTENT_E_TX_BLOCK
+                                              : PERSISTENT_E_ROOT_BLOCK;
+        return NULL;
+    }
+    val = val_find(rt, rec, tag, true);
     if (val == NULL) {
         errno = ENOMEM;
         return NULL;
     }
-    uint64_t off = (uint64_t)((char *)block - rt->base);
-    uint64_t cur = pm_load_acquire(val);
+    cur = pm_load_acquire(val);
     if (cur != 0)
         return val_ptr(rt, cur);    /* the tag's root, maybe this block */
     if (pm_marked(rt, rt->txmark, off)) {

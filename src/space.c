@@ -1008,6 +1008,7 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
         os_close(fd);
         return pm_err(-ENOMEM, "out of memory");
     }
+    fd = os_fd_move_high(fd);
     rt->fd = fd;
     r = os_fd_mark(fd, &rt->fid);
     if (r < 0) {

@@ -870,12 +870,91 @@ static void race_grow_run(void)
     race_power_failure();
 }
 
+/* A creator of a root stopped right after its claim of a slot (the CAS of
+ * the key), before it writes the key back: another thread creating a root
+ * whose probe starts at that slot goes past it to the next, which it
+ * claims and writes back.  Power fails: a look for the second tag starts
+ * at the first slot, so that one's claim must have been made durable by
+ * the second creator before it used the next (else the second root, made
+ * and sealed, is not found after the restart). */
+static uint64_t race_tag_a, race_tag_b;
+
+/* roots.c's hash of a tag (splitmix64's finaliser), to find two tags
+ * whose probes start at one slot */
+static uint64_t race_mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    x ^= x >> 27;
+    x *= UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+static uint64_t race_tag_like(uint64_t a, uint64_t cap)
+{
+    for (uint64_t b = a + 1;; b++)
+        if ((race_mix(b) & (cap - 1)) == (race_mix(a) & (cap - 1)))
+            return b;
+}
+
+/* The first tag from 0x72616365 on whose probe starts at the last slot
+ * of a cache line (else the next slot's write-back takes the first one's
+ * key with it), and another tag whose probe starts there too. */
+static void race_tags(struct pm_rt *rt)
+{
+    uint64_t cap = rt->fixed.roots_cap;
+    const char *slots = rt->base + rt->fixed.roots_off;
+    for (race_tag_a = 0x72616365u;; race_tag_a++) {
+        uint64_t at = (uint64_t)(uintptr_t)(slots + (race_mix(race_tag_a) & (cap - 1)) *
+                                                        sizeof(struct pm_root_slot));
+        if (at % 64 == 64 - sizeof(struct pm_root_slot))
+            break;
+    }
+    race_tag_b = race_tag_like(race_tag_a, cap);
+}
+
+
+static bool stop_at_root_key(const void *addr, size_t len)
+{
+    struct pm_rt *rt = pm_rt_of(S);
+    const char *slots = rt->base + rt->fixed.roots_off;
+    const char *a = addr;
+    return len == sizeof(uint64_t) && a >= slots &&
+           a < slots + rt->fixed.roots_cap * sizeof(struct pm_root_slot) &&
+           (uint64_t)(a - slots) % sizeof(struct pm_root_slot) ==
+               offsetof(struct pm_root_slot, key);
+}
+
+static void *race_root_creator(void *arg)
+{
+    (void)arg;
+    race_victim = true;
+    root_new(race_tag_a);
+    return NULL;
+}
+
+static void race_root_run(void)
+{
+    race_stop = stop_at_root_key;
+    pthread_t t;
+    pthread_create(&t, NULL, race_root_creator, NULL);
+    race_wait_parked();
+    root_new(race_tag_b);
+    race_power_failure();
+}
+
 static void race(const struct scenario *sc)
 {
     struct ch_files f;
     ch_files_init(&f, "rc");
     make_template(sc, f.tmpl);
     ch_copy_file(f.tmpl, f.work);
+    if (sc->run == race_root_run) {
+        allocator_space_t *s = open_space(f.work, sc->size, sc->max_size);
+        REQUIRE(s != NULL);
+        race_tags(pm_rt_of(s));
+        REQUIRE(persistent_space_close(s) == 0);
+    }
     pid_t pid = fork();
     if (pid == 0) {
         pm_crash_arm(0, PM_CRASH_POWER, 5);   /* the model, no crash point */
@@ -900,6 +979,17 @@ static void race(const struct scenario *sc)
         failures++;
     } else {
         failures += (uint64_t)verify(f.work, 1, (void *)sc);
+        if (sc->run == race_root_run) {
+            allocator_space_t *s = open_space(f.work, sc->size, sc->max_size);
+            struct root_obj *r = s ? persistent_find_root(s, race_tag_b) : NULL;
+            if (r == NULL || r->seal != ch_seal_of(race_tag_b, sizeof *r, 0)) {
+                fprintf(stderr, "%s: the root made beside a stopped claim is %s\n", sc->name,
+                        r == NULL ? "gone" : "not whole");
+                failures++;
+            }
+            if (s != NULL)
+                persistent_space_close(s);
+        }
     }
     printf("%-12s power: one race, %llu failures\n", sc->name,
            (unsigned long long)failures);
@@ -910,6 +1000,7 @@ static void race(const struct scenario *sc)
 static struct scenario races[] = {
     {"race-npub", 64u << 10, 0, 0, NULL, race_npub_run, false},
     {"race-grow", 64u << 10, 2u << 20, 0, NULL, race_grow_run, false},
+    {"race-root", 64u << 10, 0, 0, NULL, race_root_run, false},
 };
 
 int main(int argc, char **argv)

@@ -951,6 +951,84 @@ static void test_hidden_take(void)
     hs_finish(&h, got, "a scavenge's take between a pop's looks");
 }
 
+/* A shrinking realloc in a full space: the smaller block has no room, so
+ * the block stays where it is (it once failed with ENOMEM), a large one
+ * cut to the pages it needs, which the next allocations can use. */
+static void test_shrink_when_full(void)
+{
+    const char *p = t_path("shrinkfull");
+    allocator_space_t *s = t_create(p, 1u << 20, 0);
+    unsigned char *sm = persistent_malloc(s, 2000);
+    unsigned char *lg = persistent_malloc(s, 300u << 10);
+    REQUIRE(sm != NULL && lg != NULL);
+    t_fill(sm, 2000, 4);
+    t_fill(lg, 300u << 10, 5);
+    size_t us_sm = persistent_usable_size(s, sm);
+    uint32_t s_, i_;
+    struct pm_sb_header *h_;
+    REQUIRE(sb_locate(pm_rt_of(s), sm, &s_, &h_, &i_) == 0);    /* a small block */
+    struct fill f = {0}, g = {0};
+    fill_with(s, &f, 100);
+    fill_with(s, &g, 1000);
+    REQUIRE(f.n > 0);
+    void *r = sm;
+    errno = 0;
+    CHECK(persistent_realloc(s, r, 100));
+    CHECK(r == sm);
+    CHECK_EQ(errno, 0);
+    CHECK(t_verify(sm, 100, 4));
+    CHECK_EQ(persistent_usable_size(s, sm), us_sm);
+    CHECK(persistent_reallocate(s, sm, 100) == sm);     /* the libc form too */
+    r = lg;
+    CHECK(persistent_realloc(s, r, 1000));
+    CHECK(r == lg);
+    CHECK(t_verify(lg, 1000, 5));
+    CHECK_EQ(persistent_usable_size(s, lg), (size_t)4096);
+    /* the pages the shrink gave back hold blocks of the full class now */
+    CHECK(persistent_malloc(s, 100) != NULL);
+    t_check_clean(s, "after shrinks in a full space");
+    free_all(s, &f, 100);
+    free_all(s, &g, 1000);
+    free(f.p);
+    free(g.p);
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+/* The same through realloc_into: *dest unchanged, the call 0. */
+static void test_shrink_into_when_full(void)
+{
+    const char *p = t_path("shrinkintofull");
+    allocator_space_t *s = t_create(p, 1u << 20, 0);
+    persistent_offset_t *sl = persistent_root_get(s, 9, 2 * sizeof *sl, NULL);
+    REQUIRE(sl != NULL);
+    REQUIRE(persistent_alloc_into(s, &sl[0], 2000) == 0);
+    REQUIRE(persistent_alloc_into(s, &sl[1], 300u << 10) == 0);
+    persistent_offset_t was0 = sl[0], was1 = sl[1];
+    unsigned char *sm = persistent_offset_to_ptr(s, sl[0]);
+    unsigned char *lg = persistent_offset_to_ptr(s, sl[1]);
+    t_fill(sm, 2000, 6);
+    t_fill(lg, 300u << 10, 7);
+    struct fill f = {0}, g = {0};
+    fill_with(s, &f, 100);
+    fill_with(s, &g, 1000);
+    REQUIRE(f.n > 0);
+    CHECK_EQ(persistent_realloc_into(s, &sl[0], 100), 0);
+    CHECK_EQ(sl[0], was0);
+    CHECK(t_verify(sm, 100, 6));
+    CHECK_EQ(persistent_realloc_into(s, &sl[1], 1000), 0);
+    CHECK_EQ(sl[1], was1);
+    CHECK(t_verify(lg, 1000, 7));
+    CHECK_EQ(persistent_usable_size(s, lg), (size_t)4096);
+    t_check_clean(s, "after realloc_into shrinks in a full space");
+    free_all(s, &f, 100);
+    free_all(s, &g, 1000);
+    free(f.p);
+    free(g.p);
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
 int main(void)
 {
     test_refill();
@@ -966,5 +1044,7 @@ int main(void)
     test_stopped_sorter();
     test_hidden_by_sorter();
     test_hidden_take();
+    test_shrink_when_full();
+    test_shrink_into_when_full();
     return t_done();
 }

@@ -459,6 +459,57 @@ static void test_realloc_too_big(void)
     unlink(p);
 }
 
+/* A request that growth to the maximum could not make room for is refused
+ * without growing (it once grew the file to its maximum, then failed: a
+ * 256 MiB file for nothing); one that fits only at the maximum grows it. */
+static void test_no_useless_growth(void)
+{
+    const char *p = t_path("uselessgrow");
+    allocator_space_t *s = t_create(p, 1u << 20, 64u << 20);
+    unsigned char *b = persistent_malloc(s, 100000);
+    unsigned char *c = persistent_malloc(s, 100000);
+    REQUIRE(b != NULL && c != NULL && c > b);
+    t_fill(b, 100000, 3);
+    struct persistent_info in0, in;
+    REQUIRE(persistent_space_info(s, &in0) == 0);
+    struct stat st0, st;
+    REQUIRE(stat(p, &st0) == 0);
+    /* the live blocks are in the way of each: the maximum itself, the
+     * maximum less a page aligned to 2 MiB, c grown to nearly the
+     * maximum (neither in place nor moved) */
+    for (int i = 0; i < 3; i++) {
+        errno = 0;
+        void *r = c;
+        if (i == 0)
+            CHECK(persistent_malloc(s, (size_t)in0.max_capacity) == NULL);
+        else if (i == 1)
+            CHECK(persistent_aligned_alloc(s, 2u << 20, (size_t)in0.max_capacity - 4096) ==
+                  NULL);
+        else
+            CHECK(!persistent_realloc(s, r, (size_t)in0.max_capacity - (64u << 10)));
+        CHECK_EQ(errno, ENOMEM);
+        CHECK(r == c);
+        REQUIRE(persistent_space_info(s, &in) == 0);
+        REQUIRE(stat(p, &st) == 0);
+        if (in.capacity != in0.capacity || st.st_size != st0.st_size) {
+            fprintf(stderr, "refused request %d grew the space: %llu -> %llu bytes\n", i,
+                    (unsigned long long)in0.capacity, (unsigned long long)in.capacity);
+            t_failures++;
+        }
+    }
+    CHECK(t_verify(b, 100000, 3));
+    /* room at the maximum: the space grows to it */
+    void *big = persistent_malloc(s, (size_t)in0.max_capacity - (4u << 20));
+    CHECK(big != NULL);
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK(in.capacity > in0.capacity);
+    persistent_free(s, big);
+    persistent_free(s, c);
+    t_check_clean(s, "after refused growth");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
 /* Frees of pointers in the address range a growable space has reserved but
  * not grown into (the fast path looks such a page up in the page map, which
  * covers the maximum), and just past the maximum: each one reported, nothing
@@ -527,6 +578,7 @@ int main(void)
 {
     test_free_past_end();
     test_realloc_too_big();
+    test_no_useless_growth();
     test_realloc_growth();
     test_grow_in_place();
     test_damaged_tail();

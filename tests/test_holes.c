@@ -160,6 +160,62 @@ static void test_full_file_system(void)
     passes_in_small_tmpfs("the full file system part", full_file_system);
 }
 
+/* A full file system with a punched run below free pages still backed: a
+ * request that fits in the backed ones takes them (the search once gave up
+ * at the first run it could not back, ENOMEM with room in the file), for
+ * a large block and for a superblock's carve alike. */
+static void full_below_backed(const char *dir)
+{
+    char path[256], filler[256];
+    snprintf(path, sizeof path, "%s/space", dir);
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    allocator_space_t *s = create_persistent_allocator(path, 5u << 20);
+    if (s == NULL)
+        _exit(2);
+    char *big = persistent_malloc(s, 3u << 20);
+    char *mid = persistent_malloc(s, 512u << 10);
+    if (big == NULL || mid == NULL || mid < big)
+        _exit(3);
+    persistent_free(s, big);               /* punched: 3 MiB back to the tmpfs */
+    persistent_free(s, mid);               /* too short to punch: still backed */
+    /* someone else takes every page the file system has left */
+    int fd = open(filler, O_CREAT | O_RDWR, 0644);
+    if (fd < 0)
+        _exit(4);
+    off_t end = 0;
+    for (off_t step = 1u << 20; step >= 4096; step /= 2)
+        while (posix_fallocate(fd, end, step) == 0)
+            end += step;
+    if (end < (3 << 20))
+        _exit(4);
+    char *x = persistent_malloc(s, 256u << 10);
+    if (x == NULL || x < big + (3u << 20))
+        _exit(5);
+    memset(x, 7, 256u << 10);
+    char *y = persistent_malloc(s, 3000);  /* a class with no superblock yet */
+    uint32_t ys, yi;
+    struct pm_sb_header *yh;
+    if (y == NULL || y < big + (3u << 20))
+        _exit(6);
+    if (sb_locate(pm_rt_of(s), y, &ys, &yh, &yi) != 0)
+        _exit(9);                          /* a run of pages: the carve failed */
+    memset(y, 8, 3000);
+    errno = 0;
+    if (persistent_malloc(s, 3u << 20) != NULL || errno != ENOMEM)
+        _exit(7);
+    struct persistent_check_report rep;
+    if (persistent_check(s, &rep) != 0)
+        _exit(8);
+    close(fd);
+    unlink(filler);
+    destroy_persistent_allocator(s);
+}
+
+static void test_full_below_backed(void)
+{
+    passes_in_small_tmpfs("the full file system with backed pages part", full_below_backed);
+}
+
 static allocator_space_t *open_lazy(const char *p, uint64_t size, uint64_t max, uint32_t more)
 {
     struct persistent_options o = {0};
@@ -644,6 +700,7 @@ int main(void)
     test_lazy_full();
     test_punch_and_back();
     test_full_file_system();
+    test_full_below_backed();
     test_inspect_full();
     test_sparse_bitmaps();
     test_backed_exactly();

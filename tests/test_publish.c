@@ -3,7 +3,10 @@
 #include "check.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "internal.h"               /* pm_test_hook */
 
@@ -21,6 +24,32 @@ static void test_basics(allocator_space_t *s)
              -EINVAL);                                              /* misaligned */
     CHECK_EQ(persistent_alloc_into(s, &slot[0], 0), -EINVAL);
     CHECK_EQ(persistent_alloc_into(s, NULL, 10), -EINVAL);
+    /* words of the pages that are no live block's: a freed block, a
+     * superblock's header, free pages, a freed run; each refused with
+     * nothing written there */
+    struct persistent_stats st0, st1;
+    REQUIRE(persistent_stats_get(s, &st0) == 0);
+    persistent_offset_t *gone = persistent_malloc(s, 64);
+    persistent_offset_t *run = persistent_malloc(s, 200000);
+    REQUIRE(gone != NULL && run != NULL);
+    persistent_offset_t *hdr = (persistent_offset_t *)((uintptr_t)gone & ~(uintptr_t)4095);
+    persistent_offset_t hdr_was = *hdr;
+    gone[1] = run[1] = 0;
+    persistent_free(s, gone);
+    persistent_free(s, run);
+    persistent_offset_t *stale[] = {&gone[1], &run[1], hdr};
+    for (size_t i = 0; i < sizeof stale / sizeof *stale; i++) {
+        CHECK_EQ(persistent_alloc_into(s, stale[i], 10), -EINVAL);
+        CHECK_EQ(persistent_realloc_into(s, stale[i], 10), -EINVAL);
+        CHECK_EQ(persistent_free_from(s, stale[i]), -EINVAL);
+    }
+#ifndef PM_ASAN                        /* freed: poisoned there */
+    CHECK_EQ(gone[1], 0);
+    CHECK_EQ(run[1], 0);
+#endif
+    CHECK_EQ(*hdr, hdr_was);
+    REQUIRE(persistent_stats_get(s, &st1) == 0);
+    CHECK_EQ(st1.live_blocks, st0.live_blocks);
 
     CHECK_EQ(persistent_alloc_into(s, &slot[0], 100), 0);
     REQUIRE(slot[0] != 0);
@@ -253,11 +282,195 @@ static void test_realloc_into_old_freed(void)
     unlink(p);
 }
 
+/* A block a live lane names is never reused (publish.c, pins).  In a child,
+ * thread P parks inside a publishing call with its lane naming block X:
+ * a free_from that has written its lane but not yet taken X out of *dest,
+ * or an alloc_into that has put X in *dest but not yet retired its lane.
+ * The main thread then frees X from *dest itself and allocates blocks of
+ * X's size into other slots; the child is SIGKILLed with P parked.
+ * Recovery frees X by P's lane (*dest no longer names it), so X must not
+ * be in any slot: before the pins it was (the main thread's next blocks
+ * of that size took it back), and the reopened space had a slot naming a
+ * free block. */
+enum { PK_FREE_LANE = 1, PK_PUBLISHED = 2, PK_SLOTS = 64 };
+static atomic_int pk_point, pk_parked, pk_go;
+static _Thread_local bool pk_me;
+
+static void pk_hook(int point)
+{
+    if (!pk_me || point != atomic_load(&pk_point))
+        return;
+    atomic_store(&pk_parked, 1);
+    while (!atomic_load(&pk_go))
+        usleep(100);
+}
+
+struct pk_arg {
+    allocator_space_t *s;
+    persistent_offset_t *dest;
+    size_t size;
+    int which;
+};
+
+static void *pk_thread(void *arg)
+{
+    struct pk_arg *a = arg;
+    pk_me = true;
+    if (a->which == PK_FREE_LANE)
+        (void)persistent_free_from(a->s, a->dest);
+    else
+        (void)persistent_alloc_into(a->s, a->dest, a->size);
+    return NULL;
+}
+
+static void parked_lane(int which, size_t size)
+{
+    const char *p = t_path("pubpark");
+    unlink(p);
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        allocator_space_t *s = create_persistent_allocator(p, 32u << 20);
+        if (s == NULL)
+            _exit(2);
+        persistent_offset_t *r = persistent_root_get(s, 1, (PK_SLOTS + 1) * sizeof *r, NULL);
+        if (r == NULL)
+            _exit(3);
+        if (which == PK_FREE_LANE && persistent_alloc_into(s, &r[0], size) != 0)
+            _exit(4);
+        atomic_store(&pk_parked, 0);
+        atomic_store(&pk_go, 0);
+        atomic_store(&pk_point, which == PK_FREE_LANE ? PM_HOOK_PUB_FREE_LANE
+                                                      : PM_HOOK_PUB_PUBLISHED);
+        pm_store_release(&pm_test_hook, pk_hook);
+        struct pk_arg a = {s, &r[0], size, which};
+        pthread_t t;
+        if (pthread_create(&t, NULL, pk_thread, &a) != 0)
+            _exit(5);
+        for (int i = 0; !atomic_load(&pk_parked); i++) {
+            if (i == 100000)
+                _exit(9);               /* 10 s: the call never got there */
+            usleep(100);
+        }
+        persistent_offset_t x = pm_load_acquire((pm_atomic_u64 *)&r[0]);
+        if (x == 0 || persistent_free_from(s, &r[0]) != 0)
+            _exit(6);
+        int reused = 0;
+        for (int i = 1; i <= PK_SLOTS; i++) {
+            if (persistent_alloc_into(s, &r[i], size) != 0)
+                _exit(7);
+            reused += r[i] == x;
+        }
+        if (write(fds[1], &reused, sizeof reused) != sizeof reused)
+            _exit(8);
+        for (;;)
+            pause();                    /* killed here, P still parked */
+    }
+    close(fds[1]);
+    int reused = -1;
+    /* a child that ended without an answer: its exit status says where */
+    CHECK_EQ(read(fds[0], &reused, sizeof reused), (ssize_t)sizeof reused);
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK_EQ(reused, 0);                /* X stayed out of reach */
+    allocator_space_t *s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    persistent_offset_t *r = persistent_find_root(s, 1);
+    REQUIRE(r != NULL);
+    int dead = 0;
+    for (int i = 1; i <= PK_SLOTS; i++)
+        dead += r[i] == 0 || persistent_usable_size(s, persistent_offset_to_ptr(s, r[i])) == 0;
+    if (dead != 0) {
+        fprintf(stderr, "%s parked, %zu-byte blocks: %d of %d slots name no live block "
+                "after recovery\n", which == PK_FREE_LANE ? "free_from" : "alloc_into", size,
+                dead, PK_SLOTS);
+        t_failures++;
+    }
+    /* and none is handed out again */
+    void *fresh[PK_SLOTS];
+    for (int i = 0; i < PK_SLOTS; i++) {
+        fresh[i] = persistent_malloc(s, size);
+        REQUIRE(fresh[i] != NULL);
+        for (int j = 1; j <= PK_SLOTS; j++)
+            if (persistent_offset_from_ptr(s, fresh[i]) == r[j]) {
+                fprintf(stderr, "slot %d's block handed out again\n", j);
+                t_failures++;
+            }
+    }
+    for (int i = 0; i < PK_SLOTS; i++)
+        persistent_free(s, fresh[i]);
+    t_check_clean(s, "after a kill with a parked lane");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+/* The same, but the parked thread goes on: its pin dropped, it finishes
+ * the free the main thread left to it, and the block is reusable (a small
+ * block's superblock no longer held: n_pub back to 0; a run's pages no
+ * longer claimed once the thread is gone). */
+static void resumed_lane(int which, size_t size)
+{
+    const char *p = t_path("pubresume");
+    allocator_space_t *s = create_persistent_allocator(p, 32u << 20);
+    REQUIRE(s != NULL);
+    persistent_offset_t *r = persistent_root_get(s, 2, 8 * sizeof *r, NULL);
+    REQUIRE(r != NULL);
+    if (which == PK_FREE_LANE)
+        REQUIRE(persistent_alloc_into(s, &r[0], size) == 0);
+    atomic_store(&pk_parked, 0);
+    atomic_store(&pk_go, 0);
+    atomic_store(&pk_point, which == PK_FREE_LANE ? PM_HOOK_PUB_FREE_LANE
+                                                  : PM_HOOK_PUB_PUBLISHED);
+    pm_store_release(&pm_test_hook, pk_hook);
+    struct pk_arg a = {s, &r[0], size, which};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, pk_thread, &a) == 0);
+    while (!atomic_load(&pk_parked))
+        usleep(100);
+    persistent_offset_t x = pm_load_acquire((pm_atomic_u64 *)&r[0]);
+    REQUIRE(x != 0);
+    CHECK_EQ(persistent_free_from(s, &r[0]), 0);
+    struct pm_rt *rt = pm_rt_of(s);
+    uint32_t run = pm_run_first(rt, x);
+    uint64_t page = (x - rt->data_off) >> rt->page_shift;
+    bool small = size <= rt->max_small;
+    if (small)
+        CHECK(pm_load_acquire(&rt->ctl[run].n_pub) != 0);  /* held for the parked one */
+    else
+        CHECK(pg_bit(rt->used, page));
+    atomic_store(&pk_go, 1);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    if (small)
+        CHECK_EQ(pm_load_acquire(&rt->ctl[run].n_pub), 0u);
+    else
+        CHECK(!pg_bit(rt->used, page));         /* the thread's exit gave them back */
+    t_check_clean(s, "after a resumed lane");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+static void test_parked_lane_block_kept(void)
+{
+    resumed_lane(PK_FREE_LANE, 64);
+    resumed_lane(PK_FREE_LANE, 100u << 10);
+    resumed_lane(PK_PUBLISHED, 100u << 10);
+    parked_lane(PK_FREE_LANE, 64);
+    parked_lane(PK_FREE_LANE, 100u << 10);
+    parked_lane(PK_PUBLISHED, 100u << 10);
+}
+
 int main(void)
 {
     persistent_error_hook_set(t_misuse_hook, &mis);
     test_modes();
     test_races();
     test_realloc_into_old_freed();
+    test_parked_lane_block_kept();
     return t_done();
 }

@@ -5,6 +5,8 @@
 
 #include <pthread.h>
 
+#include "internal.h"
+
 static void test_seed_roots(allocator_space_t *s)
 {
     CHECK(persistent_find_root(s, 0x1234567890abcdefull) == NULL);
@@ -329,6 +331,25 @@ static void test_many(allocator_space_t *s)
  * under a second tag is misuse, reported to the hook with nothing changed;
  * after a root is removed its block is a plain block again.  Also across a
  * reopen (the marks are rebuilt from the roots). */
+/* Every root table's slots, the header's and the overflow tables', copied
+ * to buf; their size. */
+static size_t root_tables(allocator_space_t *s, unsigned char *buf, size_t cap)
+{
+    struct pm_rt *rt = pm_rt_of(s);
+    size_t n = rt->fixed.roots_cap * sizeof(struct pm_root_slot);
+    REQUIRE(n <= cap);
+    memcpy(buf, rt->base + rt->fixed.roots_off, n);
+    for (uint64_t off = rt->hdr->live.roots_next_off; off != 0;) {
+        const struct pm_root_table *t = (const void *)(rt->base + off);
+        size_t k = t->cap * sizeof(struct pm_root_slot);
+        REQUIRE(n + k <= cap);
+        memcpy(buf + n, t->slot, k);
+        n += k;
+        off = t->next_off;
+    }
+    return n;
+}
+
 static void misuse_round(allocator_space_t *s, uint64_t tag, char *blk, size_t n,
                          persistent_offset_t *slot)
 {
@@ -342,12 +363,17 @@ static void misuse_round(allocator_space_t *s, uint64_t tag, char *blk, size_t n
     CHECK(persistent_usable_size(s, blk) >= n);
     CHECK(t_verify(blk, n, tag));
 
+    /* refused with nothing changed: no slot claimed for the tag either */
+    static unsigned char tables[4u << 20];
+    size_t tsz = root_tables(s, tables, sizeof tables);
     errno = 0;
     CHECK(persistent_root_publish(s, tag + 1, blk) == NULL);
     CHECK_EQ(errno, EINVAL);
     CHECK_EQ(m.count, 2);
     CHECK_EQ(m.last_code, PERSISTENT_E_ROOT_BLOCK);
     CHECK(persistent_find_root(s, tag + 1) == NULL);
+    static unsigned char after[4u << 20];
+    CHECK(root_tables(s, after, sizeof after) == tsz && memcmp(tables, after, tsz) == 0);
     /* the same tag again is no misuse: it is that tag's root */
     CHECK(persistent_root_publish(s, tag, blk) == blk);
     CHECK_EQ(m.count, 2);

@@ -47,17 +47,19 @@ MUTANTS = [
     dict(id="pub-alloc-dest-nopersist", file="src/publish.c",
          find="""    pm_store_release(dest_word(dest), boff);
     pm_persist(rt, dest, sizeof *dest);
+    pm_hook(PM_HOOK_PUB_PUBLISHED);
     lane_clear(rt, l);""",
          replace="""    pm_store_release(dest_word(dest), boff);
+    pm_hook(PM_HOOK_PUB_PUBLISHED);
     lane_clear(rt, l);""",
          what="alloc-into retires the lane before *dest is durable"),
     dict(id="pub-alloc-dest-relaxed", file="src/publish.c",
          find="""    pm_store_release(dest_word(dest), boff);
     pm_persist(rt, dest, sizeof *dest);
-    lane_clear(rt, l);""",
+    pm_hook(PM_HOOK_PUB_PUBLISHED);""",
          replace="""    pm_store_relaxed(dest_word(dest), boff);
     pm_persist(rt, dest, sizeof *dest);
-    lane_clear(rt, l);""",
+    pm_hook(PM_HOOK_PUB_PUBLISHED);""",
          what="alloc-into's publishing store to *dest weakened to relaxed",
          equivalent=(
              "on x86-64 a release store and a relaxed store are the same mov, "
@@ -66,26 +68,21 @@ MUTANTS = [
     dict(id="pub-free-dest-nopersist", file="src/publish.c",
          find="""        pm_persist(rt, dest, sizeof *dest);
         pm_vg_unuser(rt, rt->base + boff);
-        pub_free_do(rt, &pf);""",
+        free_taken(rt, rec, l, boff, &pf);""",
          replace="""        pm_vg_unuser(rt, rt->base + boff);
-        pub_free_do(rt, &pf);""",
+        free_taken(rt, rec, l, boff, &pf);""",
          what="free-from frees the block before *dest = 0 is durable"),
     dict(id="pub-free-lane-clear-early", file="src/publish.c",
-         find="""        pub_free_do(rt, &pf);
-        lane_clear(rt, l);
-        pub_free_finish(rt, rec, &pf);
-        pm_op_end(rec);
-        return 0;
-    }""",
-         replace="""        lane_clear(rt, l);
-        pub_free_do(rt, &pf);
-        pub_free_finish(rt, rec, &pf);
-        pm_op_end(rec);
-        return 0;
-    }""",
-         what="free-from retires its lane before the block is freed (leak window)"),
+         find="""    pub_free_do(rt, pf);
+    lane_clear(rt, l);
+    if (!pinned""",
+         replace="""    lane_clear(rt, l);
+    pub_free_do(rt, pf);
+    if (!pinned""",
+         what="a publishing free (free_from, root_remove, realloc_into's old block) "
+              "retires its lane before the block is freed (leak window)"),
     dict(id="pub-free-cas-relaxed", file="src/publish.c",
-         find="""        if (!pm_cas_strong_acq_rel(dest_word(dest), &boff, (uint64_t)0)) {""",
+         find="""        if (!pm_cas_strong_seq_cst(dest_word(dest), &boff, (uint64_t)0)) {""",
          replace="""        if (!atomic_compare_exchange_strong_explicit(dest_word(dest), &boff, (uint64_t)0,
                 memory_order_relaxed, memory_order_relaxed)) {""",
          what="free-from's CAS that takes the block out of *dest weakened to relaxed",
@@ -114,23 +111,9 @@ MUTANTS = [
     dict(id="pub-realloc-dest-nopersist", file="src/publish.c",
          find="""    pm_persist(rt, dest, sizeof *dest);
     pm_vg_forget(rt, old, us);
-    pub_free_do(rt, &pf);
-    lane_clear(rt, l);
-    pub_free_finish(rt, rec, &pf);
-    pm_op_end(rec);
-    return 0;
-}
-
-/* ---- roots""",
+    /* the old block""",
          replace="""    pm_vg_forget(rt, old, us);
-    pub_free_do(rt, &pf);
-    lane_clear(rt, l);
-    pub_free_finish(rt, rec, &pf);
-    pm_op_end(rec);
-    return 0;
-}
-
-/* ---- roots""",
+    /* the old block""",
          what="realloc-into frees the old block before *dest = new is durable"),
     dict(id="pub-realloc-fail-keeps-run", file="src/publish.c",
          find="""        if (rv.large)
@@ -206,10 +189,10 @@ MUTANTS = [
         *bad = PERSISTENT_E_ROOT_BLOCK;""",
          what="root_publish accepts a block that is already another tag's root"),
     dict(id="pub-root-create-nopersist", file="src/publish.c",
-         find="""    if (pm_cas_strong_acq_rel(val, &cur, boff)) {
+         find="""    if (pm_cas_strong_seq_cst(val, &cur, boff)) {
         pm_persist(rt, val, sizeof *val);
         lane_clear(rt, l);""",
-         replace="""    if (pm_cas_strong_acq_rel(val, &cur, boff)) {
+         replace="""    if (pm_cas_strong_seq_cst(val, &cur, boff)) {
         lane_clear(rt, l);""",
          what="a new root's value is not durable before its lane is retired"),
     dict(id="pub-root-zero-nopersist", file="src/publish.c",
@@ -605,7 +588,7 @@ __attribute__((constructor)) static void key_at_load(void)
          what="realloc moves a small block that is a root's (or an open transaction's) "
               "instead of refusing: the caller gets a copy, the root keeps the old block"),
     dict(id="realloc-small-frees-stale", file="src/alloc.c",
-         find="""    return realloc_move(rt, rec, p, n, us);     /* not at h: see realloc_move */""",
+         find="""    void *q = realloc_move(rt, rec, p, n, us);  /* not at h: see realloc_move */""",
          replace="""    void *q = pm_alloc(rt, rec, n, 0);
     if (q == NULL)
         return NULL;
@@ -898,6 +881,18 @@ __attribute__((constructor)) static void key_at_load(void)
          what="the free fast path takes a block whose bit is clear as not held, though "
               "its holds may be counted past the bit (a hold that came while the bit's "
               "holder let go)"),
+    dict(id="cohold-key-keeps-count", file="src/roots.c",
+         find="""    return (w >> PM_COHOLD_BITS) << PM_COHOLD_BITS;""",
+         replace="""    return w;""",
+         what="a table word's key is read with its count in it: no later hold finds the "
+              "block's entry, each takes a slot of its own, and no count is ever found "
+              "again (the block's holds beyond the bit are forgotten)"),
+    dict(id="cohold-count-one", file="src/roots.c",
+         find="""    return w & ((UINT64_C(1) << PM_COHOLD_BITS) - 1);""",
+         replace="""    return w != 0;""",
+         what="a table word counts one hold whatever its count: a release empties an "
+              "entry that held two, and the block goes free while a transaction "
+              "still snapshots it"),
     dict(id="tx-open-not-published", file="src/tx.c",
          find="""    tx->depth = d;
     pm_store_release(&tx->rec->tx_open, d != 0 ? 1u : 0u);""",
@@ -1007,21 +1002,25 @@ __attribute__((constructor)) static void key_at_load(void)
     dict(id="mc-alloc-into-user-late", file="src/publish.c", build="asan",
          find="""    pm_vg_user(rt, rv.blk, rv.usable, false);
     uint64_t boff = (uint64_t)((char *)rv.blk - rt->base);
+    pin_new(rec, boff);                 /* before *dest names it */
     lane_set(rt, l, PM_LANE_ALLOC, doff, boff, 0, size);
     pub_commit(rt, &rv);
     pm_store_release(dest_word(dest), boff);
     pm_persist(rt, dest, sizeof *dest);
-    lane_clear(rt, l);
     pm_hook(PM_HOOK_PUB_PUBLISHED);
+    lane_clear(rt, l);
+    pin_drop(rt, rec, boff);
     pm_op_end(rec);
     return 0;""",
          replace="""    uint64_t boff = (uint64_t)((char *)rv.blk - rt->base);
+    pin_new(rec, boff);                 /* before *dest names it */
     lane_set(rt, l, PM_LANE_ALLOC, doff, boff, 0, size);
     pub_commit(rt, &rv);
     pm_store_release(dest_word(dest), boff);
     pm_persist(rt, dest, sizeof *dest);
-    lane_clear(rt, l);
     pm_hook(PM_HOOK_PUB_PUBLISHED);
+    lane_clear(rt, l);
+    pin_drop(rt, rec, boff);
     pm_op_end(rec);
     pm_vg_user(rt, rv.blk, rv.usable, false);
     return 0;""",
@@ -2013,4 +2012,99 @@ __attribute__((constructor)) static void key_at_load(void)
     return PG_NONE;""",
          what="an open's tail scan stops at the first stretch of data: a run bit far "
               "out in the bitmaps, past holes, goes unseen"),
+# ------------------------------------------------------------ pins (publish.c), G5b fixes
+    dict(id="pin-ignored", file="src/publish.c",
+         find="""    bool pinned = pinned_by_other(rt, rec, off);""",
+         replace="""    bool pinned = false;""",
+         what="a publishing free ignores other threads' pins: the block another thread's "
+              "live lane names is reusable at once, and a kill before that lane is idle "
+              "has recovery free it where it was allocated again"),
+    dict(id="pin-finish-not-handed", file="src/publish.c",
+         find="""    if (!pinned || !pin_hand_on(rt, rec, off, pf->large ? pf->last - pf->first + 1 : 0))""",
+         replace="""    if (true)""",
+         what="a publishing free that sees a pin frees the block as held but finishes it "
+              "itself: reusable while the pinning thread's lane still names it"),
+    dict(id="alloc-into-no-pin", file="src/publish.c",
+         find="""    pin_new(rec, boff);                 /* before *dest names it */
+    lane_set(rt, l, PM_LANE_ALLOC, doff, boff, 0, size);""",
+         replace="""    lane_set(rt, l, PM_LANE_ALLOC, doff, boff, 0, size);""",
+         what="alloc_into does not pin its block: freed from *dest by another thread and "
+              "allocated again before the lane is idle, it is freed by recovery after a kill"),
+    dict(id="grow-useless", file="src/large.c",
+         find="""    return lo <= rt->max_pages && rt->max_pages - lo >= n;""",
+         replace="""    return true;""",
+         what="a large request no growth can make room for grows the space to its maximum, "
+              "then fails"),
+    dict(id="alloc-unbacked-gives-up", file="src/pages.c",
+         find="""                    pg_release(rt, p, n);
+                    unbacked = true;
+                    from = past_punched(rt, p, n, limit);""",
+         replace="""                    pg_release(rt, p, n);
+                    errno = ENOSPC;
+                    return PG_NONE;
+                    from = past_punched(rt, p, n, limit);""",
+         what="a run search gives up at the first run whose punched pages a full file "
+              "system cannot back, with backed free pages above it"),
+    dict(id="carve-unbacked-gives-up", file="src/pages.c",
+         find="""            unbacked = true;
+            uint64_t q = pg_next_set(rt->punched, p, p + len);""",
+         replace="""            pg_release(rt, p, len);
+            errno = ENOSPC;
+            return PG_NONE;
+            uint64_t q = pg_next_set(rt->punched, p, p + len);""",
+         what="a superblock's carve gives up at the first run it cannot back, with backed "
+              "free pages above it"),
+    dict(id="realloc-shrink-full-fails", file="src/alloc.c",
+         find="""    if (q == NULL && n <= us) {
+        errno = e;
+        return p;   /* a shrink with no room for the smaller block: it stays */""",
+         replace="""    if (q == NULL && n <= us && 0) {
+        errno = e;
+        return p;   /* a shrink with no room for the smaller block: it stays */""",
+         what="a shrinking realloc of a small block fails with ENOMEM in a full space"),
+    dict(id="realloc-large-shrink-full-fails", file="src/alloc.c",
+         find="""    if (q == NULL && n <= us) {
+        /* a shrink with no room""",
+         replace="""    if (q == NULL && n <= us && 0) {
+        /* a shrink with no room""",
+         what="a shrinking realloc of a large block fails with ENOMEM in a full space "
+              "instead of cutting it in place"),
+dict(id="root-probe-claim-not-durable", file="src/roots.c",
+         find="""            if (create)
+                pm_persist(rt, &s->key, sizeof s->key);
+            if (k == tag)""",
+         replace="""            if (k == tag)""",
+         what="a root's creation probes past another thread's claim of a slot that is not "
+              "yet durable: a power failure loses that claim, and the new root is not "
+              "found after the restart"),
+dict(id="root-publish-claims-first", file="src/roots.c",
+         find="""    if (pm_marked(rt, rt->txmark, off) || pm_marked(rt, rt->rootmark, off)) {""",
+         replace="""    if (0) {""",
+         what="root_publish claims the tag's slot before it looks at the block: a call "
+              "refused (another tag's root, an open transaction's block) changes the file"),
+    dict(id="dest-any-word", file="src/publish.c",
+         find="""    if (!dest_in_block(rt, d - b))""",
+         replace="""    if (0)""",
+         what="a publishing call takes any aligned word of the pages as its location: "
+              "through a stale one it writes a superblock's header or a free block"),
+dict(id="fd-kept-low", file="src/space.c",
+         find="""    fd = os_fd_move_high(fd);
+    rt->fd = fd;""",
+         replace="""    rt->fd = fd;""",
+         what="the space's descriptor stays at the lowest free number, where a shell's "
+              "`exec 3>file` replaces it"),
+dict(id="pin-drop-loses-finish", file="src/publish.c",
+         find="""    pm_store_seq_cst(&rec->pin, (uint64_t)0);
+    finish_handed(rt, rec, off, v >> 1);""",
+         replace="""    pm_store_seq_cst(&rec->pin, (uint64_t)0);
+    (void)finish_handed;""",
+         what="a free handed to a pinning thread is never finished: the block stays "
+              "held (its superblock's remote frees never collected, a run's pages "
+              "claimed) until the space is opened again"),
+    dict(id="realloc-into-shrink-full-fails", file="src/publish.c",
+         find="""        if (size <= us) {
+            /* a shrink with no room""",
+         replace="""        if (0) {
+            /* a shrink with no room""",
+         what="a shrinking realloc_into fails with ENOMEM in a full space"),
 ]
