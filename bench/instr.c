@@ -146,7 +146,7 @@ __attribute__((always_inline)) static inline void update_pm(long i, bool tx)
 struct floor_tx {
     allocator_space_t *space;
     char *base;                         /* where offset 0 is */
-    uint64_t gen, state, pos, n_alloc, n_free;
+    uint64_t gen, key, state, pos, n_alloc, n_free;  /* key: as a log's (pm_txlog_key) */
     uint64_t alloc[4], free[4];
     uint64_t log[64];
 };
@@ -169,7 +169,7 @@ floor_entry(struct floor_tx *t, uint32_t kind, uint64_t off, uint64_t len, const
     e->kind_len = kind | len << 8;
     e->off = off;
     e->reserved = 0;
-    uint64_t x = check ? pm_txent_check_head(t->gen, e->kind_len, off) : 0;
+    uint64_t x = check ? pm_txent_check_head(t->gen, t->key, e->kind_len, off) : 0;
     uint64_t words = 0;
     if (data != NULL) {
         const char *from = data;
@@ -313,6 +313,7 @@ __attribute__((noinline)) static void run(int backend, int pattern, long n, void
         static struct floor_tx ft;      /* the calling thread's */
         ft.space = space;
         ft.base = (char *)record - ptr_to_persistent_offset(space, record);
+        ft.key = (uint64_t)((char *)ft.log - ft.base);
         floor_cur = &ft;
         if (pattern == 5)
             floor_loop(n);

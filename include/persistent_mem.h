@@ -537,7 +537,9 @@ void *persistent_tx_zalloc(allocator_space_t *space, size_t size);
  * PROCESS and SYNC durability its memory can be handed out again as soon
  * as the commit returns.  In PMEM durability it is handed out again only
  * once the thread's next transaction that writes anything has committed
- * or aborted, or the thread has ended, or the space is closed: the commit
+ * or aborted, or the thread has ended, or the space is closed, or an
+ * allocation of the same thread outside a transaction has found no other
+ * room (it then settles them, as the thread's end would): the commit
  * does not wait for the frees' bits to be durable (that rides on the next
  * commit's fence), and until they are a crash makes recovery finish the
  * free, which must not meet a block someone else has been given. */
@@ -549,7 +551,9 @@ int persistent_tx_free(allocator_space_t *space, void *ptr);
  * When the old block's free is refused (a root's block, one held or
  * allocated by another thread's transaction, a double free: error hook,
  * errno EINVAL), the new block is freed with the transaction, whether it
- * commits or aborts, and the old one stays as it is. */
+ * commits or aborts, and the old one stays as it is.  A ptr that is no
+ * live block (freed, inside a block, outside the space) is reported
+ * (PERSISTENT_E_BAD_POINTER) and nothing is allocated: NULL, errno EINVAL. */
 void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
 
 /* Starts an automatic transaction: every change the calling thread makes

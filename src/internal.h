@@ -436,6 +436,7 @@ int os_fd_verify(int fd, const struct os_file_id *id);
 int os_msync(void *addr, size_t len);
 void *os_reserve(uint64_t preferred, uint64_t size, uint64_t align,
                  bool *at_preferred);
+int os_map_zero(void *addr, uint64_t len);
 int os_map_file(void *addr, uint64_t len, int fd, uint64_t off,
                 uint32_t mode, bool sync);
 bool os_probe_dax(int fd);
@@ -1097,7 +1098,7 @@ static inline int pm_block_held(struct pm_rt *rt, uint32_t first, uint64_t off)
 /* ---- tx.c ---- */
 struct pm_tx;
 struct pm_txit {                  /* a walk of one transaction's entries */
-    uint64_t gen, at, end, budget;
+    uint64_t gen, key, at, end, budget;
     bool loose;                   /* JUMPs only inside the pages (tx.c:
                                      pm_tx_restore_pages), not in no run */
     bool track;                   /* keep the segments walked (pm_txit_clear;
@@ -1130,6 +1131,10 @@ bool pm_tx_rollback_pending(struct pm_rt *rt); /* a log says ACTIVE */
 #define PM_JUDGE_REFUSED 2
 int pm_rollback_judge(struct pm_rt *rt, struct persistent_check_report *rep);
 void pm_tx_thread_release(struct pm_rt *rt, struct pm_trec *rec);
+/* An allocation of rec's that found no room (inside its operation): the
+ * frees its last commit holds (PMEM) made reusable when it has no
+ * transaction open; whether there were any. */
+bool pm_tx_settle_own(struct pm_rt *rt, struct pm_trec *rec);
 /* Whether another thread's automatic transaction is open on rt (not rec's
  * own): a thread exit then leaves its record to be handed back later. */
 bool pm_tx_auto_other(struct pm_rt *rt, struct pm_trec *rec);

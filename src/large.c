@@ -55,11 +55,12 @@ uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
             *n_pages = n;
             return first;
         }
-        /* runs kept by threads and this one's spare superblocks first:
-         * growing past them wastes the file */
+        /* runs kept by threads, this one's held frees (PMEM) and its spare
+         * superblocks first: growing past them wastes the file */
         if (!reclaimed) {
             reclaimed = true;
-            bool runs = pg_cache_reclaim(rt);
+            bool runs = pm_tx_settle_own(rt, rec);
+            runs |= pg_cache_reclaim(rt);
             if (sb_release_spares(rt, rec) || runs)
                 continue;
         }

@@ -241,7 +241,13 @@ static inline uint64_t pm_lane_op(const struct pm_lane *l, uint64_t word)
  * those pages while it (or the finishing of its frees) runs, and after a
  * crash recovery reads them before anything is allocated.  A log whose
  * magic is PM_TXLOG_MAGIC_V1 (the first format) has one stream over the
- * whole block and never PM_TX_PREV. */
+ * whole block and never PM_TX_PREV.  The check covers the log too, by its
+ * offset (pm_txlog_key), from the third format on: a segment's pages go
+ * back to the heap with their entries, and every log counts generations
+ * from 1, so another log's transaction of the same generation that goes
+ * on in them and writes fewer entries would otherwise have the rest taken
+ * for its own (PM_TXLOG_MAGIC_V2 logs, the second format, check without
+ * it; a writer's first transaction on one makes it the third). */
 struct pm_txlog {
     uint64_t magic;               /* PM_TXLOG_MAGIC */
     uint64_t size;                /* bytes of the block, head included */
@@ -249,7 +255,8 @@ struct pm_txlog {
     uint64_t reserved[5];
 };
 #define PM_TXLOG_MAGIC_V1 UINT64_C(0x474f4c58544d5001)  /* "\1PMTXLOG" */
-#define PM_TXLOG_MAGIC    UINT64_C(0x474f4c58544d5002)  /* "\2PMTXLOG" */
+#define PM_TXLOG_MAGIC_V2 UINT64_C(0x474f4c58544d5002)  /* "\2PMTXLOG" */
+#define PM_TXLOG_MAGIC    UINT64_C(0x474f4c58544d5003)  /* "\3PMTXLOG" */
 #define PM_TX_IDLE          0u
 #define PM_TX_ACTIVE        1u
 #define PM_TX_COMMITTED     2u
@@ -260,11 +267,24 @@ struct pm_txlog {
 
 /* The stream of entries of generation gen in the log at off (bytes
  * [*start, *end) of the space). */
+static inline bool pm_txlog_two_streams(uint64_t magic)
+{
+    return magic == PM_TXLOG_MAGIC || magic == PM_TXLOG_MAGIC_V2;
+}
+
+/* What the checks of the entries of the log at off are keyed by, besides
+ * the generation: its offset (never 0) in the third format, nothing
+ * before. */
+static inline uint64_t pm_txlog_key(const struct pm_txlog *lg, uint64_t off)
+{
+    return lg->magic == PM_TXLOG_MAGIC ? off : 0;
+}
+
 static inline void pm_txlog_stream(const struct pm_txlog *lg, uint64_t off, uint64_t gen,
                                    uint64_t *start, uint64_t *end)
 {
     uint64_t head = off + sizeof *lg;
-    if (lg->magic != PM_TXLOG_MAGIC) {
+    if (!pm_txlog_two_streams(lg->magic)) {
         *start = head;
         *end = off + lg->size;
         return;
@@ -289,31 +309,35 @@ struct pm_txent {
                                      bytes (automatic transactions; off from
                                      the start of the file, metadata too) */
 
-/* A check over an entry: its generation, head and data words. */
-/* In three steps (the head, each data word, the end), so that a writer
- * can take the words as it copies them (tx.c entry_fill). */
-static inline uint64_t pm_txent_check_head(uint64_t gen, uint64_t kind_len, uint64_t off)
-{
-    uint64_t x = (gen ^ UINT64_C(0x6a09e667f3bcc909)) * UINT64_C(0x9e3779b97f4a7c15);
-    x ^= kind_len + UINT64_C(0x632be59bd9b4e019) + (x << 6) + (x >> 2);
-    x *= UINT64_C(0xbf58476d1ce4e5b9);
-    return x ^ (off + (x >> 29));
-}
+/* A check over an entry: its generation, its log's key (pm_txlog_key),
+ * head and data words.  In three steps (the head, each data word, the
+ * end), so that a writer can take the words as it copies them (tx.c
+ * entry_fill). */
 static inline uint64_t pm_txent_check_word(uint64_t x, uint64_t w)
 {
     x ^= w;
     x *= UINT64_C(0x94d049bb133111eb);
     return x ^ (x >> 32);
 }
+static inline uint64_t pm_txent_check_head(uint64_t gen, uint64_t key, uint64_t kind_len,
+                                           uint64_t off)
+{
+    uint64_t x = (gen ^ UINT64_C(0x6a09e667f3bcc909)) * UINT64_C(0x9e3779b97f4a7c15);
+    if (key != 0)                 /* 0: the second format's check */
+        x = pm_txent_check_word(x, key);
+    x ^= kind_len + UINT64_C(0x632be59bd9b4e019) + (x << 6) + (x >> 2);
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    return x ^ (off + (x >> 29));
+}
 static inline uint64_t pm_txent_check_end(uint64_t x)
 {
     x *= UINT64_C(0xbf58476d1ce4e5b9);
     return (x ^ (x >> 31)) | 1;   /* never 0, which a fresh page holds */
 }
-static inline uint64_t pm_txent_check(uint64_t gen, uint64_t kind_len, uint64_t off,
-                                      const uint64_t *data, uint64_t n_words)
+static inline uint64_t pm_txent_check(uint64_t gen, uint64_t key, uint64_t kind_len,
+                                      uint64_t off, const uint64_t *data, uint64_t n_words)
 {
-    uint64_t x = pm_txent_check_head(gen, kind_len, off);
+    uint64_t x = pm_txent_check_head(gen, key, kind_len, off);
     for (uint64_t i = 0; i < n_words; i++)
         x = pm_txent_check_word(x, data[i]);
     return pm_txent_check_end(x);

@@ -430,8 +430,14 @@ int os_pread_all(int fd, void *buf, size_t len, uint64_t off)
     return (size_t)n == len ? 0 : -EIO;
 }
 
+/* Every call here that may lengthen a file looks at the file size limit
+ * first (os_write_fits): past it the kernel sends SIGXFSZ, whose default
+ * ends the process, and only where it is ignored says EFBIG; a growth or
+ * a create past the limit is a failed call (EFBIG) either way. */
 int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
+    if (!os_write_fits(off + len))
+        return -EFBIG;
     const char *p = buf;
     while (len > 0) {
         ssize_t n = pwrite(fd, p, len, (off_t)off);
@@ -451,6 +457,8 @@ int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
  * here as ENOSPC and never later as SIGBUS on a store. */
 int os_allocate(int fd, uint64_t off, uint64_t len)
 {
+    if (!os_write_fits(off + len))
+        return -EFBIG;
     int r;
     do
         r = posix_fallocate(fd, (off_t)off, (off_t)len);
@@ -465,6 +473,8 @@ int os_allocate(int fd, uint64_t off, uint64_t len)
  * system backs a page when it is written, as it always does there. */
 int os_allocate_live(int fd, uint64_t off, uint64_t len)
 {
+    if (!os_write_fits(off + len))
+        return -EFBIG;
 #ifdef __linux__
     for (;;) {
         if (fallocate(fd, 0, (off_t)off, (off_t)len) == 0)
@@ -585,6 +595,8 @@ uint64_t os_next_hole(int fd, uint64_t off, uint64_t end)
 
 int os_truncate(int fd, uint64_t size)
 {
+    if (!os_write_fits(size))
+        return -EFBIG;
     return ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
 }
 
@@ -606,6 +618,8 @@ int os_fdatasync(int fd)
  * plainly and then fdatasync. */
 int os_pwrite_durable(int fd, const void *buf, size_t len, uint64_t off)
 {
+    if (!os_write_fits(off + len))
+        return -EFBIG;
 #if defined(RWF_DSYNC)
     const char *p = buf;
     while (len > 0) {
@@ -761,6 +775,15 @@ int os_map_file(void *addr, uint64_t len, int fd, uint64_t off, uint32_t mode,
     if (p == MAP_FAILED)
         return -errno;
     return 0;
+}
+
+/* Zeroed private memory over [addr, addr + len) (whole pages), in place of
+ * what was mapped there. */
+int os_map_zero(void *addr, uint64_t len)
+{
+    void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
+                   MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? -errno : 0;
 }
 
 /* A file on a DAX file system (real persistent memory) accepts MAP_SYNC:

@@ -648,24 +648,33 @@ uint64_t pg_alloc_flex(struct pm_rt *rt, uint64_t min, uint64_t max, uint64_t *n
         return PG_NONE;
     bool unbacked = false;
     uint64_t floor = 0;                 /* past runs that could not be backed */
-    for (int attempt = 0; attempt < 64; attempt++) {
+    /* tries counts the searches that went back to the floor (a stale hint,
+     * a lost race), not the runs that could not be backed: each of those
+     * raises the floor, and a file with more punched runs than tries once
+     * failed the carve with backed pages above them */
+    bool hinted = true;
+    for (int tries = 0; tries < 64;) {
         uint64_t limit = pm_load_acquire(&rt->n_pages);
         pm_atomic_u64 *hint = &rt->hints[hint_of(min)];
         uint64_t h = pm_load_acquire(hint);
         uint64_t first_free;
-        uint64_t from = attempt ? floor : (h & HINT_PAGE_MASK);
+        uint64_t from = hinted ? (h & HINT_PAGE_MASK) : floor;
+        hinted = false;
         uint64_t p = find_free(rt, from, min, hint_len(hint_of(min)), 1, 0, limit,
                                &first_free);
         if (p == PG_NONE) {
             if (from == floor)
                 break;
+            tries++;
             continue;                   /* the hint may be stale: a full scan */
         }
         uint64_t stop = p + max < limit ? p + max : limit;
         uint64_t end = pg_next_set(rt->used, p + min, stop);
         uint64_t len = (end == PG_NONE ? stop : end) - p;
-        if (!pg_claim_at(rt, p, len))
+        if (!pg_claim_at(rt, p, len)) {
+            tries++;
             continue;                   /* lost a race: look again */
+        }
         if (!pg_back(rt, p, len)) {
             /* as in pg_alloc: backed free pages may lie above, or before
              * the punched ones (enough of them: those alone) */

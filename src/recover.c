@@ -892,6 +892,18 @@ int pm_engine_start(struct pm_rt *rt)
         pm_store_release(&rt->hdr->live.no_holes, pm_backed_word(&rt->fixed));
         pm_persist(rt, &rt->hdr->live.no_holes, sizeof rt->hdr->live.no_holes);
     }
+    if (rt->mode == PM_MODE_WRITER) {
+        /* a writer killed inside a growth, between the file's extension
+         * and the header's page count, left a file longer than the space
+         * (validate accepts it): cut back to the pages the header counts,
+         * which nothing maps or names, so that the file is the size the
+         * space says (G5b; it kept 64 MiB more through every open until
+         * another growth covered it, a helper's hunt found) */
+        uint64_t size, want = rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);
+        if (os_file_size(rt->fd, &size) == 0 && size > want &&
+            pm_fd_check(rt, "cutting the file back") == 0)
+            (void)os_truncate(rt->fd, want);    /* failed: longer, as before */
+    }
     if (repair) {
         /* transactions, then lanes, first: rolling one back can empty a
          * superblock, and a transaction's log may go on in pages no run

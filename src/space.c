@@ -977,6 +977,36 @@ int pm_fd_again(struct pm_rt *rt)
     return -1;
 }
 
+/* A private open that takes the heap as its own (it recovers, allocates):
+ * the file's holes under zeroed memory of its own.  A store into a hole of
+ * a private file mapping needs the file's page first, on tmpfs as a page
+ * charged to the file system, which when full answers SIGBUS (a helper's
+ * hunt: a private open's malloc carved a superblock in a hole a huge free
+ * had punched, on a full tmpfs, and died); a hole reads as zeros, and so
+ * does the memory.  Such an open does not follow a writer (rt->follows),
+ * so what a writer later puts in a hole is no concern of its.  Without a
+ * second descriptor or SEEK_HOLE the mapping stays as it is. */
+static void private_holes_zero(struct pm_rt *rt, uint64_t file_size)
+{
+    int pfd = pm_fd_again(rt);
+    if (pfd < 0)
+        return;
+    uint64_t page = os_page_size();
+    for (uint64_t at = 0; at < file_size;) {
+        uint64_t h = os_next_hole(pfd, at, file_size);
+        if (h >= file_size)
+            break;
+        uint64_t d = os_next_data(pfd, h, file_size);
+        if (d <= h)
+            break;                      /* SEEK_DATA unknown: stop */
+        uint64_t a = (h + page - 1) / page * page, b = d / page * page;
+        if (b > a && os_map_zero(rt->base + a, b - a) < 0)
+            break;                      /* as it was: a hole reads as zeros */
+        at = d;
+    }
+    os_close(pfd);
+}
+
 /* Maps the file over the whole reservation in mode (PM_MODE_PRIVATE: copy
  * on write, never reaching the file), replacing what was mapped there; a
  * private mapping that cannot have it all (strict overcommit) maps what
@@ -1061,6 +1091,8 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
         rt_unmap_free(rt);
         return pm_err(r, "%s: mmap: %s", path, persistent_strerror(r));
     }
+    if (mode == PM_MODE_PRIVATE && !(oflags & PERSISTENT_OPEN_NO_RECOVER))
+        private_holes_zero(rt, st.file_size);
     rt->hdr = (struct pm_header *)base;
     rt->data = base + f.data_off;
     rt->start_bits = (pm_atomic_u64 *)(base + f.start_bits_off);
@@ -1413,6 +1445,17 @@ static int grow_step(struct pm_rt *rt, uint64_t n, uint64_t t)
     int r = pm_fd_check(rt, "growth");
     if (r < 0)
         return r;
+    /* a file someone cut short under the space: extending it again from
+     * the space's end would bring its lost pages back as zeros, live
+     * blocks and headers among them, with no fault to say so (a helper's
+     * hunt found a growth that zeroed 193 of 200 blocks); the growth
+     * fails instead, and the pages cut off fault when touched */
+    uint64_t size;
+    if (os_file_size(rt->fd, &size) == 0 && size < pages_bytes(rt, n))
+        return pm_err(PERSISTENT_E_TRUNCATED, "growth: the file is %llu bytes, shorter than "
+                      "the space's %llu: cut short by someone else; the space does not "
+                      "grow over it", (unsigned long long)size,
+                      (unsigned long long)pages_bytes(rt, n));
     /* the new pages' run bits are holes until now (pm_back_file): backed
      * before they are read, since a read fault on a hole backs the page on
      * tmpfs, and on a full one is a SIGBUS, not a failed growth.  The unit
@@ -1472,6 +1515,7 @@ int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages)
     if (rt->mode != PM_MODE_WRITER)
         return -ENOMEM;
     uint64_t unit = PM_DATA_ALIGN >> rt->page_shift;
+    bool least_tried = false;
     for (;;) {
         uint64_t n = pm_load_acquire(&rt->hdr->live.n_pages);
         publish_pages(rt, n);
@@ -1493,6 +1537,17 @@ int pm_space_grow(struct pm_rt *rt, uint64_t seen_pages, uint64_t need_pages)
         if (r < 0) {
             if (pm_load_acquire(&rt->hdr->live.n_pages) != n)
                 continue;               /* stale: someone committed */
+            /* an eighth more could not be had (a file system nearly full,
+             * a file size limit near): what the request needs alone may
+             * be, once, before the call fails (G5b; a helper's hunt found
+             * a 100 KB request refused with 256 KiB free) */
+            uint64_t least = round_up(need_pages ? need_pages : 1, unit);
+            least = least < rt->max_pages - n ? n + least : rt->max_pages;
+            if (!least_tried && t > least) {
+                least_tried = true;
+                (void)pm_cas_strong_acq_rel(&rt->grow_target, &t, least);
+                continue;
+            }
             /* give the target up, so a later growth may choose again */
             (void)pm_cas_strong_acq_rel(&rt->grow_target, &t, n);
             return r;
@@ -1523,6 +1578,24 @@ void pm_follow(struct pm_rt *rt)
 /* ------------------------------------------------------------------------ */
 /* Information and pointers                                                   */
 
+/* The mappings the space knows of: those its open saw, and for a view
+ * (read-only, private) any a writer that opened the file since recorded
+ * in the header, in a slot whose checksum holds (until 2026-12-06 a view
+ * knew only its open's, and could not rewrite a pointer stored by a
+ * writer that mapped the file elsewhere after it: a helper's hunt). */
+static void known_state(const struct pm_rt *rt, struct pm_state *out)
+{
+    *out = rt->st;
+    if (rt->mode == PM_MODE_WRITER)
+        return;                         /* its own open wrote the newest */
+    struct pm_state s[2];
+    memcpy(s, (const char *)rt->hdr + offsetof(struct pm_header, state), sizeof s);
+    for (int i = 0; i < 2; i++)
+        if (s[i].seq > out->seq && s[i].generation > out->generation &&
+            pm_state_checksum(&s[i]) == s[i].checksum)
+            *out = s[i];
+}
+
 int persistent_space_info(allocator_space_t *space, struct persistent_info *info)
 {
     struct pm_rt *rt = pm_rt_of(space);
@@ -1541,7 +1614,9 @@ int persistent_space_info(allocator_space_t *space, struct persistent_info *info
     info->max_capacity = rt->max_pages << rt->page_shift;
     info->meta_size = rt->data_off;
     info->used_size = (rt->can_alloc ? pm_hwm_pages(rt) : rt->st.hwm_pages) << rt->page_shift;
-    info->generation = rt->st.generation;
+    struct pm_state k;
+    known_state(rt, &k);
+    info->generation = k.generation;
     info->create_time_ns = f->create_time_ns;
     memcpy(info->uuid, f->uuid, sizeof info->uuid);
     info->growable = (f->flags & PM_FLAG_GROWABLE) ? 1u : 0u;
@@ -1551,11 +1626,11 @@ int persistent_space_info(allocator_space_t *space, struct persistent_info *info
     info->open_flags = rt->open_flags |
                        (rt->recovery_skipped ? PERSISTENT_OPEN_NO_RECOVER : 0u);
     info->recovery_skipped = rt->recovery_skipped;
-    info->n_bases = rt->st.n_bases;
-    for (uint32_t i = 0; i < rt->st.n_bases && i < 16; i++) {
-        info->bases[i].base = rt->st.bases[i].base;
-        info->bases[i].size = rt->st.bases[i].size;
-        info->bases[i].generation = rt->st.bases[i].generation;
+    info->n_bases = k.n_bases;
+    for (uint32_t i = 0; i < k.n_bases && i < 16 && i < PM_N_BASES; i++) {
+        info->bases[i].base = k.bases[i].base;
+        info->bases[i].size = k.bases[i].size;
+        info->bases[i].generation = k.bases[i].generation;
     }
     return 0;
 }
@@ -1583,8 +1658,10 @@ void *persistent_ptr(allocator_space_t *space, void *ptr)
     void *q = rebase(rt, p, (uint64_t)(uintptr_t)rt->base, rt->reserve_size);
     if (q != NULL)
         return q;
-    for (uint32_t i = 0; i < rt->st.n_bases && i < PM_N_BASES; i++) {
-        const struct pm_base_rec *e = &rt->st.bases[i];
+    struct pm_state k;
+    known_state(rt, &k);
+    for (uint32_t i = 0; i < k.n_bases && i < PM_N_BASES; i++) {
+        const struct pm_base_rec *e = &k.bases[i];
         if (p >= e->base && p - e->base < e->size)
             return rebase(rt, p, e->base, e->size);
     }
@@ -1598,8 +1675,10 @@ void *persistent_ptr_from(allocator_space_t *space, void *ptr, uint64_t generati
         return NULL;
     pm_follow(rt);
     uint64_t p = (uint64_t)(uintptr_t)ptr;
-    for (uint32_t i = 0; i < rt->st.n_bases && i < PM_N_BASES; i++) {
-        const struct pm_base_rec *e = &rt->st.bases[i];
+    struct pm_state k;
+    known_state(rt, &k);
+    for (uint32_t i = 0; i < k.n_bases && i < PM_N_BASES; i++) {
+        const struct pm_base_rec *e = &k.bases[i];
         if (e->generation == generation)
             return rebase(rt, p, e->base, e->size);
     }

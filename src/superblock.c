@@ -660,11 +660,12 @@ static bool refill_in(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
                 return true;
             continue;
         }
-        /* runs kept by threads and this one's spares first: growing past
-         * them wastes the file */
+        /* runs kept by threads, this one's held frees (PMEM) and spares
+         * first: growing past them wastes the file */
         if (!reclaimed) {
             reclaimed = true;
-            bool runs = pg_cache_reclaim(rt);
+            bool runs = pm_tx_settle_own(rt, rec);
+            runs |= pg_cache_reclaim(rt);
             if (sb_release_spares(rt, rec) || runs)
                 continue;
         }

@@ -99,6 +99,7 @@ struct pm_tx {
     struct pm_trec *rec;          /* whose (set by each begin) */
     bool automatic;               /* pages caught by protection */
     uint64_t gen;
+    uint64_t key;                 /* of its entries' checks (pm_txlog_key) */
     struct pm_txlog *log;
     char *at, *end;               /* next entry; end of the segment less the
                                      room for a JUMP */
@@ -236,8 +237,8 @@ static uint64_t round8(uint64_t x)
 /* Inline everywhere (a GNU attribute): the entries without data fold to a
  * few stores and the check's head and end. */
 __attribute__((always_inline)) static inline void
-entry_fill(struct pm_txent *e, uint64_t gen, uint32_t kind, uint64_t off, uint64_t len,
-           const void *data)
+entry_fill(struct pm_txent *e, uint64_t gen, uint64_t key, uint32_t kind, uint64_t off,
+           uint64_t len, const void *data)
 {
     e->kind_len = kind | len << 8;
     e->off = off;
@@ -246,7 +247,7 @@ entry_fill(struct pm_txent *e, uint64_t gen, uint32_t kind, uint64_t off, uint64
     if (data != NULL && kind == PM_TXE_SNAPSHOT && len <= FUSED_MAX) {
         /* copied and checked in one pass, a word at a time (the last one
          * padded with zeros), without a call to memcpy */
-        uint64_t x = pm_txent_check_head(gen, e->kind_len, off);
+        uint64_t x = pm_txent_check_head(gen, key, e->kind_len, off);
         uint64_t *to = (uint64_t *)(void *)(e + 1);
         const char *from = data;
         size_t i = 0;
@@ -276,7 +277,7 @@ entry_fill(struct pm_txent *e, uint64_t gen, uint32_t kind, uint64_t off, uint64
             memset((char *)(e + 1) + len, 0, round8(len) - len);
         n_words = round8(len) / 8;
     }
-    e->check = pm_txent_check(gen, e->kind_len, off, (const uint64_t *)(e + 1), n_words);
+    e->check = pm_txent_check(gen, key, e->kind_len, off, (const uint64_t *)(e + 1), n_words);
 }
 
 /* Whether [off, off + len) is a run of whole free pages a log may go on in
@@ -310,8 +311,9 @@ bool pm_txlog_head_ok(struct pm_rt *rt, uint64_t off)
         return false;
     const struct pm_txlog *lg = (const struct pm_txlog *)(rt->base + off);
     uint64_t live = pm_block_live(rt, off);
-    uint64_t min = lg->magic == PM_TXLOG_MAGIC ? sizeof *lg + 4 * ENT : sizeof *lg + 2 * ENT;
-    return (lg->magic == PM_TXLOG_MAGIC || lg->magic == PM_TXLOG_MAGIC_V1) &&
+    bool two = pm_txlog_two_streams(lg->magic);
+    uint64_t min = two ? sizeof *lg + 4 * ENT : sizeof *lg + 2 * ENT;
+    return (two || lg->magic == PM_TXLOG_MAGIC_V1) &&
            lg->size >= min && lg->size <= live && pm_in_data(rt, off, lg->size);
 }
 
@@ -319,6 +321,7 @@ void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen,
                    struct pm_txit *it)
 {
     it->gen = gen;
+    it->key = pm_txlog_key(lg, (uint64_t)((const char *)lg - rt->base));
     pm_txlog_stream(lg, (uint64_t)((const char *)lg - rt->base), gen, &it->at, &it->end);
     it->budget = pm_data_limit(rt) / ENT;
     it->loose = false;
@@ -382,7 +385,7 @@ const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it)
         if (kind < PM_TXE_SNAPSHOT || kind > PM_TXE_PAGE || len > pm_data_limit(rt) ||
             data > it->end - it->at - ENT)
             return NULL;
-        if (e->check != pm_txent_check(it->gen, e->kind_len, e->off,
+        if (e->check != pm_txent_check(it->gen, it->key, e->kind_len, e->off,
                                        (const uint64_t *)(e + 1), data / 8))
             return NULL;
         if (kind == PM_TXE_JUMP) {
@@ -539,7 +542,7 @@ __attribute__((noinline)) static bool log_room_slow(struct pm_rt *rt, struct pm_
         if (tx->automatic)
             (void)os_protect(rt->base + seg, n << rt->page_shift, true);
         struct pm_txent *j = (struct pm_txent *)(void *)tx->at;
-        entry_fill(j, tx->gen, PM_TXE_JUMP, seg, n << rt->page_shift, NULL);
+        entry_fill(j, tx->gen, tx->key, PM_TXE_JUMP, seg, n << rt->page_shift, NULL);
         pm_flush(rt, j, ENT);         /* fenced with the entry that follows */
         tx->at = rt->base + seg;
         tx->end = tx->at + (n << rt->page_shift) - ENT;
@@ -624,9 +627,12 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
     uint64_t off = pm_load_acquire(&l->tx_off);
     if (off != 0) {
         tx->log = (struct pm_txlog *)(rt->base + off);
-        if (tx->log->magic != PM_TXLOG_MAGIC) {
-            /* the first format's, idle since recovery: two streams from
-             * here on (its size allows them: pm_txlog_head_ok) */
+        if (tx->log->magic != PM_TXLOG_MAGIC &&
+            (pm_load_acquire(&tx->log->state) & PM_TX_PHASE) == PM_TX_IDLE) {
+            /* an earlier format's, idle since recovery (no entry is read
+             * again): two streams from here on (the first format's size
+             * allows them: pm_txlog_head_ok), and checks keyed by the log
+             * (the second's had the generation alone) */
             tx->log->magic = PM_TXLOG_MAGIC;
             pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);
         }
@@ -963,6 +969,7 @@ static void tx_reset(struct pm_rt *rt, struct pm_tx *tx)
 static void tx_start(struct pm_rt *rt, struct pm_tx *tx)
 {
     tx->gen = (pm_load_acquire(&tx->log->state) >> 8) + 1;
+    tx->key = pm_txlog_key(tx->log, (uint64_t)((char *)tx->log - rt->base));
     uint64_t start, end;
     pm_txlog_stream(tx->log, (uint64_t)((char *)tx->log - rt->base), tx->gen, &start, &end);
     tx->at = rt->base + start;
@@ -1128,7 +1135,7 @@ int persistent_tx_add(allocator_space_t *space, void *ptr, size_t len)
         (void)vec_push(&tx->holds, start, 0, NULL);     /* room made above */
         tx_note(tx, start, OSET_HELD);
     }
-    entry_fill(e, tx->gen, PM_TXE_SNAPSHOT, off, len, ptr);
+    entry_fill(e, tx->gen, tx->key, PM_TXE_SNAPSHOT, off, len, ptr);
     pm_persist(rt, e, ENT + round8(len));   /* before the caller's change */
     (void)vec_push(&tx->snaps, off, len, e);   /* room made above */
     pm_compiler_fence();
@@ -1194,7 +1201,7 @@ void *persistent_tx_alloc(allocator_space_t *space, size_t size)
     }
     struct pm_txent *e = log_entry(rt, tx, ENT);     /* room made above */
     uint64_t off = (uint64_t)((char *)rv.blk - rt->base);
-    entry_fill(e, tx->gen, PM_TXE_ALLOC, off, size, NULL);
+    entry_fill(e, tx->gen, tx->key, PM_TXE_ALLOC, off, size, NULL);
     pm_persist(rt, e, ENT);                 /* before the block is live */
     uint64_t usable = rv.usable;
     if (rv.large) {
@@ -1319,7 +1326,7 @@ int persistent_tx_free(allocator_space_t *space, void *ptr)
     if (!mine)
         (void)vec_push(&tx->marks, off, run, NULL);     /* room made above */
     tx_note(tx, off, OSET_MARKED | OSET_FREED);
-    entry_fill(e, tx->gen, PM_TXE_FREE, off, 0, NULL);
+    entry_fill(e, tx->gen, tx->key, PM_TXE_FREE, off, 0, NULL);
     pm_flush(rt, e, ENT);                   /* the commit fences it */
     tx->floc[tx->frees.n] = loc;            /* where it is: the commit frees it there */
     (void)vec_push(&tx->frees, off, 0, NULL);
@@ -1336,7 +1343,8 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size)
         return NULL;
     }
     size_t old = pm_usable(rt, ptr);
-    if (old == 0) {
+    if (old == 0) {             /* reported as a plain realloc reports it */
+        pm_misuse(rt, PERSISTENT_E_BAD_POINTER, ptr, "persistent_tx_realloc");
         errno = EINVAL;
         return NULL;
     }
@@ -1376,17 +1384,39 @@ static void held_finish(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
 /* The last commit's frees finished with no transaction open: their bits
  * durable, state IDLE, then the blocks reusable (thread exit, close, an
  * automatic transaction's begin). */
-static void tx_settle(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
+static void settle_state(struct pm_rt *rt, struct pm_tx *tx)
 {
-    if (tx->n_held == 0 || tx->depth > 0)
-        return;
     pm_drain(rt);
     uint64_t gen = pm_load_acquire(&tx->log->state) >> 8;
     pm_store_release(&tx->log->state, (uint64_t)PM_TX_IDLE | gen << 8);
     pm_persist(rt, &tx->log->state, sizeof tx->log->state);
+}
+
+static void tx_settle(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
+{
+    if (tx->n_held == 0 || tx->depth > 0)
+        return;
+    settle_state(rt, tx);
     op_enter(rt, rec);
     held_finish(rt, rec, tx);
     pm_op_end(rec);
+}
+
+/* A malloc that found no room otherwise settles the frees its thread's
+ * last commit holds (G5b: a freed block is not a full space), as the
+ * thread's exit would.  Not with a transaction open: its begin (or first
+ * entry) said the frees are pending, and a crash has recovery finish
+ * them; nor inside a commit (written: its frees are on their way to
+ * tx->held).  Another thread's held frees wait for that thread: the
+ * state word that says they are pending is written by it alone. */
+bool pm_tx_settle_own(struct pm_rt *rt, struct pm_trec *rec)
+{
+    struct pm_tx *tx = rec->tx;
+    if (tx == NULL || tx->n_held == 0 || tx->depth > 0 || tx->written)
+        return false;
+    settle_state(rt, tx);
+    held_finish(rt, rec, tx);          /* inside the caller's operation */
+    return true;
 }
 
 static void auto_commit(struct pm_rt *rt, struct pm_tx *tx);
@@ -1651,7 +1681,7 @@ static bool auto_snapshot(struct pm_rt *rt, struct pm_tx *tx, uint64_t off)
     if (e == NULL)
         return false;
     pm_vg_quiet(true);                  /* a whole page: free blocks too */
-    entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
+    entry_fill(e, tx->gen, tx->key, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
     pm_vg_quiet(false);
     pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */
     return os_protect(rt->base + off, page_of_os(), true) == 0;

@@ -556,7 +556,7 @@ static void tx_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l,
     uint64_t phase = state & PM_TX_PHASE;
     bool prev = (state & PM_TX_PREV) != 0;
     if (phase > PM_TX_COMMITTED ||
-        (prev && (phase != PM_TX_ACTIVE || lg->magic != PM_TXLOG_MAGIC))) {
+        (prev && (phase != PM_TX_ACTIVE || !pm_txlog_two_streams(lg->magic)))) {
         bad(ls->rep, "transaction log at %#llx is in an unknown state", (unsigned long long)off);
         return;
     }

@@ -828,8 +828,8 @@ static void test_lane_txlog(void)
 }
 
 /* A whole entry (its check right) at off, with n_words of data after it. */
-static void set_entry(const char *path, uint64_t off, uint64_t gen, uint64_t kind,
-                      uint64_t len, uint64_t at, uint64_t n_words)
+static void set_entry(const char *path, uint64_t off, uint64_t gen, uint64_t key,
+                      uint64_t kind, uint64_t len, uint64_t at, uint64_t n_words)
 {
     struct {
         struct pm_txent e;
@@ -842,7 +842,7 @@ static void set_entry(const char *path, uint64_t off, uint64_t gen, uint64_t kin
     close(fd);
     x.e.kind_len = kind | len << 8;
     x.e.off = at;
-    x.e.check = pm_txent_check(gen, x.e.kind_len, at, x.data, n_words);
+    x.e.check = pm_txent_check(gen, key, x.e.kind_len, at, x.data, n_words);
     patch(path, off, &x.e, sizeof x.e);
 }
 
@@ -881,25 +881,25 @@ static void test_tx_logs(void)
         sb -= page;
     }
 
-    set_entry(p, e1, gen, PM_TXE_SNAPSHOT, 24, sb, 3);
+    set_entry(p, e1, gen, log, PM_TXE_SNAPSHOT, 24, sb, 3);
     judge(p, "a snapshot that would be restored over a superblock header", false);
-    set_entry(p, e1, gen, PM_TXE_SNAPSHOT, 24, blk - 8, 3);
+    set_entry(p, e1, gen, log, PM_TXE_SNAPSHOT, 24, blk - 8, 3);
     judge(p, "a snapshot across the start of a block", false);
-    set_entry(p, e1, gen, PM_TXE_PAGE, 24, page, 3);
+    set_entry(p, e1, gen, log, PM_TXE_PAGE, 24, page, 3);
     judge(p, "a page snapshot that is not a page", false);
-    set_entry(p, e1, gen, PM_TXE_SNAPSHOT, 24, root, 3);
-    set_entry(p, e2, gen, PM_TXE_ALLOC, 100, blk + 16, 0);
+    set_entry(p, e1, gen, log, PM_TXE_SNAPSHOT, 24, root, 3);
+    set_entry(p, e2, gen, log, PM_TXE_ALLOC, 100, blk + 16, 0);
     judge(p, "an allocation where no block starts", false);
-    set_entry(p, e2, gen, PM_TXE_ALLOC, 100, blk, 0);
+    set_entry(p, e2, gen, log, PM_TXE_ALLOC, 100, blk, 0);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | 7);
     judge(p, "a transaction log in an unknown state", false);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_COMMITTED | PM_TX_PREV);
     judge(p, "a committed transaction log that says the one before has frees", false);
     /* the previous transaction's frees, read from the other stream */
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE | PM_TX_PREV);
-    set_entry(p, other, gen - 1, PM_TXE_FREE, 0, blk + 16, 0);
+    set_entry(p, other, gen - 1, log, PM_TXE_FREE, 0, blk + 16, 0);
     judge(p, "the previous transaction frees where no block starts", false);
-    set_entry(p, other, gen - 2, PM_TXE_FREE, 0, blk + 16, 0);
+    set_entry(p, other, gen - 2, log, PM_TXE_FREE, 0, blk + 16, 0);
     judge(p, "an entry of an older transaction in the other stream (not read)", true);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE);
@@ -916,7 +916,37 @@ static void test_tx_logs(void)
     destroy_persistent_allocator(s);
     unlink(p);
 
-    /* the first format's log (one stream from the head): still rolled back */
+    /* the second format's log (checks not keyed by the log): still rolled
+     * back, and it goes on in the third */
+    make_tx_dirty(p, &log, &gen);
+    fd = open(p, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
+    close(fd);
+    pm_txlog_stream(&lg, log, gen, &e1, &end);
+    e2 = e1 + sizeof(struct pm_txent) + 24;
+    root = peek64(p, e1 + offsetof(struct pm_txent, off));
+    blk = peek64(p, e2 + offsetof(struct pm_txent, off));
+    patch64(p, log + offsetof(struct pm_txlog, magic), PM_TXLOG_MAGIC_V2);
+    set_entry(p, e1, gen, 0, PM_TXE_SNAPSHOT, 24, root, 3);
+    set_entry(p, e2, gen, 0, PM_TXE_ALLOC, 100, blk, 0);
+    judge(p, "a second-format log of an open transaction", true);
+    s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    r = persistent_find_root(s, 1);
+    REQUIRE(r != NULL);
+    CHECK(strcmp(r, "root 1") == 0);
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_add(s, r, 8) == 0);
+    memcpy(r, "ROOT", 4);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    destroy_persistent_allocator(s);
+    CHECK(peek64(p, log + offsetof(struct pm_txlog, magic)) == PM_TXLOG_MAGIC);
+    judge(p, "the second-format log in the new format", true);
+    unlink(p);
+
+    /* the first format's log (one stream from the head, checks not keyed
+     * by the log): still rolled back */
     make_tx_dirty(p, &log, &gen);
     fd = open(p, O_RDWR);
     REQUIRE(fd >= 0);
@@ -925,10 +955,15 @@ static void test_tx_logs(void)
     char ents[2 * sizeof(struct pm_txent) + 24];
     REQUIRE(pread(fd, ents, sizeof ents, (off_t)e1) == (ssize_t)sizeof ents);
     REQUIRE(pwrite(fd, ents, sizeof ents, (off_t)(log + sizeof lg)) == (ssize_t)sizeof ents);
+    root = ((const struct pm_txent *)(const void *)ents)->off;
+    blk = ((const struct pm_txent *)(const void *)(ents + sizeof(struct pm_txent) + 24))->off;
     memset(ents, 0, sizeof ents);
     if (e1 != log + sizeof lg)
         REQUIRE(pwrite(fd, ents, sizeof ents, (off_t)e1) == (ssize_t)sizeof ents);
     close(fd);
+    set_entry(p, log + sizeof lg, gen, 0, PM_TXE_SNAPSHOT, 24, root, 3);
+    set_entry(p, log + sizeof lg + sizeof(struct pm_txent) + 24, gen, 0, PM_TXE_ALLOC, 100, blk,
+              0);
     patch64(p, log + offsetof(struct pm_txlog, magic), PM_TXLOG_MAGIC_V1);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE | PM_TX_PREV);
     judge(p, "a first-format log that says the one before has frees", false);
@@ -964,7 +999,7 @@ static int open_auto_tx(allocator_space_t *s)
 /* The file offset of the entry of generation gen in the stream from start
  * that images the page at page_off (0 if none). */
 static uint64_t find_page_entry(const char *path, uint64_t start, uint64_t end,
-                                uint64_t gen, uint64_t page_off)
+                                uint64_t gen, uint64_t key, uint64_t page_off)
 {
     int fd = open(path, O_RDONLY);
     REQUIRE(fd >= 0);
@@ -978,7 +1013,8 @@ static uint64_t find_page_entry(const char *path, uint64_t start, uint64_t end,
         if (words > 65536 / 8 || at + sizeof *e + words * 8 > end)
             break;
         REQUIRE(pread(fd, e + 1, words * 8, (off_t)(at + sizeof *e)) == (ssize_t)(words * 8));
-        if (e->check != pm_txent_check(gen, e->kind_len, e->off, (uint64_t *)(e + 1), words) ||
+        if (e->check != pm_txent_check(gen, key, e->kind_len, e->off, (uint64_t *)(e + 1),
+                                       words) ||
             kind == PM_TXE_JUMP)
             break;                      /* the stream ends (or goes on elsewhere) */
         if (kind == PM_TXE_PAGE && e->off == page_off)
@@ -1019,7 +1055,7 @@ static void test_rollback_judged(void)
     uint64_t key_off, root = peek64(p, root_val_off(p, 1, &key_off));
     uint64_t os_page = (uint64_t)sysconf(_SC_PAGESIZE);
     uint64_t page_off = root & ~(os_page - 1);
-    uint64_t at = find_page_entry(p, start, end, gen, page_off);
+    uint64_t at = find_page_entry(p, start, end, gen, log, page_off);
     REQUIRE(at != 0);
     uint64_t spage = UINT64_C(1) << h.fixed.page_shift;
     uint64_t sb = h.fixed.data_off + ((root - h.fixed.data_off) & ~(spage - 1));
@@ -1035,7 +1071,7 @@ static void test_rollback_judged(void)
     REQUIRE(pread(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
     REQUIRE(pread(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
     ((uint32_t *)img)[(sb - page_off) / 4] ^= 0x01010101u;  /* its magic */
-    e.check = pm_txent_check(gen, e.kind_len, e.off, img, os_page / 8);
+    e.check = pm_txent_check(gen, log, e.kind_len, e.off, img, os_page / 8);
     REQUIRE(pwrite(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
     REQUIRE(pwrite(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
     close(fd);
@@ -1050,8 +1086,8 @@ static void test_rollback_judged(void)
     REQUIRE(pwrite(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
     close(fd);
     REQUIRE(log % os_page == 0);
-    set_entry(p, at, gen, PM_TXE_PAGE, os_page, log, 0);
-    e.check = pm_txent_check(gen, PM_TXE_PAGE | os_page << 8, log, img, os_page / 8);
+    set_entry(p, at, gen, log, PM_TXE_PAGE, os_page, log, 0);
+    e.check = pm_txent_check(gen, log, PM_TXE_PAGE | os_page << 8, log, img, os_page / 8);
     patch(p, at + offsetof(struct pm_txent, check), &e.check, sizeof e.check);
     judge(p, "a page image that would be put back over the log itself", false);
     {
@@ -1110,7 +1146,7 @@ static void test_rollback_judged(void)
         pm_txlog_stream(&lg, log, gen, &start, &end);
         root = peek64(p, root_val_off(p, 1, &key_off));
         page_off = root & ~(os_page - 1);
-        at = find_page_entry(p, start, end, gen, page_off);
+        at = find_page_entry(p, start, end, gen, log, page_off);
         REQUIRE(at != 0);
         uint64_t words = (h.live.n_pages + 63) / 64 * 8;
         uint64_t tail = (h.fixed.start_bits_off + words + os_page - 1) & ~(os_page - 1);
@@ -1127,7 +1163,7 @@ static void test_rollback_judged(void)
             tail = 0;
             for (int i = 0; i < 3 && tail == 0; i++) {
                 uint64_t pg = (bits_at[i] + words) & ~(os_page - 1);
-                if (pg != 0 && find_page_entry(p, start, end, gen, pg) == 0)
+                if (pg != 0 && find_page_entry(p, start, end, gen, log, pg) == 0)
                     tail = pg;
             }
             REQUIRE(tail != 0);
@@ -1138,7 +1174,7 @@ static void test_rollback_judged(void)
         }
         REQUIRE(pread(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
         e.off = tail;
-        e.check = pm_txent_check(gen, e.kind_len, e.off, img, os_page / 8);
+        e.check = pm_txent_check(gen, log, e.kind_len, e.off, img, os_page / 8);
         REQUIRE(pwrite(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
         REQUIRE(pwrite(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
         close(fd);
@@ -1172,7 +1208,7 @@ static void test_rollback_judged(void)
             (PM_TXE_SNAPSHOT | 24u << 8));
     uint64_t head[3] = {PM_TXLOG_MAGIC, 8, gen << 8 | PM_TX_ACTIVE};
     patch(p, start + sizeof(struct pm_txent), head, sizeof head);
-    set_entry(p, start, gen, PM_TXE_SNAPSHOT, 24, log, 3);
+    set_entry(p, start, gen, log, PM_TXE_SNAPSHOT, 24, log, 3);
     judge(p, "a snapshot that would put back a log head of 8 bytes", false);
     unlink(p);
 }
@@ -1246,8 +1282,8 @@ static int open_tx8(allocator_space_t *s)
     return 0;
 }
 
-static void put_entry(int fd, uint64_t gen, uint64_t at, uint64_t kind, uint64_t len,
-                      uint64_t off, const void *data)
+static void put_entry(int fd, uint64_t gen, uint64_t key, uint64_t at, uint64_t kind,
+                      uint64_t len, uint64_t off, const void *data)
 {
     struct pm_txent e;
     memset(&e, 0, sizeof e);
@@ -1257,7 +1293,7 @@ static void put_entry(int fd, uint64_t gen, uint64_t at, uint64_t kind, uint64_t
     REQUIRE(words <= 8);
     if (words)
         memcpy(buf, data, len);
-    e.check = pm_txent_check(gen, e.kind_len, off, buf, words);
+    e.check = pm_txent_check(gen, key, e.kind_len, off, buf, words);
     REQUIRE(pwrite(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
     if (words)
         REQUIRE(pwrite(fd, buf, words * 8, (off_t)(at + sizeof e)) == (ssize_t)(words * 8));
@@ -1292,9 +1328,9 @@ static void test_jump_cycle(void)
     pm_txlog_stream(&lg, log, gen, &start, &end);
     uint64_t page = UINT64_C(1) << h.fixed.page_shift;
     uint64_t x = h.fixed.data_off + (h.live.n_pages - 4) * page;   /* free pages */
-    put_entry(fd, gen, start, PM_TXE_JUMP, page, x, NULL);
-    put_entry(fd, gen, x, PM_TXE_SNAPSHOT, 8, roff, &val);
-    put_entry(fd, gen, x + sizeof(struct pm_txent) + 8, PM_TXE_JUMP, page, x, NULL);
+    put_entry(fd, gen, log, start, PM_TXE_JUMP, page, x, NULL);
+    put_entry(fd, gen, log, x, PM_TXE_SNAPSHOT, 8, roff, &val);
+    put_entry(fd, gen, log, x + sizeof(struct pm_txent) + 8, PM_TXE_JUMP, page, x, NULL);
     close(fd);
     uint64_t t0 = t_now_ns();
     judge(p, "a log whose segment jumps to itself", true);

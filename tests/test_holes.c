@@ -81,10 +81,10 @@ static void test_punch_and_back(void)
     unlink(p);
 }
 
-/* Runs body(dir) in a child, in a private mount namespace with an 8 MiB
- * tmpfs at dir; returns the child's wait status, or -1 when no tmpfs can
+/* Runs body(dir) in a child, in a private mount namespace with a tmpfs of
+ * mb MiB at dir; returns the child's wait status, or -1 when no tmpfs can
  * be mounted (not root): the caller skips, saying what. */
-static int in_small_tmpfs(const char *what, void (*body)(const char *dir))
+static int in_tmpfs(const char *what, unsigned mb, void (*body)(const char *dir))
 {
     char dir[128];
     snprintf(dir, sizeof dir, "/tmp/pm-holes-XXXXXX");
@@ -95,8 +95,10 @@ static int in_small_tmpfs(const char *what, void (*body)(const char *dir))
     fflush(stdout);                     /* the child's exit flushes its copy */
     pid_t pid = fork();
     if (pid == 0) {
+        char opt[32];
+        snprintf(opt, sizeof opt, "size=%um", mb);
         if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-            mount("tmpfs", dir, "tmpfs", 0, "size=8m") != 0)
+            mount("tmpfs", dir, "tmpfs", 0, opt) != 0)
             _exit(77);
         body(dir);
         _exit(0);
@@ -111,16 +113,26 @@ static int in_small_tmpfs(const char *what, void (*body)(const char *dir))
     return st;
 }
 
-/* in_small_tmpfs, and the child must exit 0 (not die of a signal). */
-static void passes_in_small_tmpfs(const char *what, void (*body)(const char *dir))
+static int in_small_tmpfs(const char *what, void (*body)(const char *dir))
 {
-    int st = in_small_tmpfs(what, body);
+    return in_tmpfs(what, 8, body);
+}
+
+/* in_tmpfs, and the child must exit 0 (not die of a signal). */
+static void passes_in_tmpfs(const char *what, unsigned mb, void (*body)(const char *dir))
+{
+    int st = in_tmpfs(what, mb, body);
     if (st == -1)
         return;
     CHECK(WIFEXITED(st));
     CHECK_EQ(WEXITSTATUS(st), 0);
     if (!WIFEXITED(st))
         fprintf(stderr, "%s: signal %d\n", what, WTERMSIG(st));
+}
+
+static void passes_in_small_tmpfs(const char *what, void (*body)(const char *dir))
+{
+    passes_in_tmpfs(what, 8, body);
 }
 
 static void full_file_system(const char *dir)
@@ -214,6 +226,115 @@ static void full_below_backed(const char *dir)
 static void test_full_below_backed(void)
 {
     passes_in_small_tmpfs("the full file system with backed pages part", full_below_backed);
+}
+
+/* As full_below_backed, with more punched runs below the backed pages than
+ * the carve once looked at: each one it could not back used one of its 64
+ * tries, and a superblock became a run of pages (a 3000-byte block took a
+ * page), or with no fallback, no block at all. */
+static void many_holes_below_backed(const char *dir)
+{
+    char path[256], filler[256];
+    snprintf(path, sizeof path, "%s/space", dir);
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    enum { HOLES = 80 };
+    allocator_space_t *s = create_persistent_allocator(path, (HOLES * 2 + 12) << 20);
+    if (s == NULL)
+        _exit(2);
+    char *hole[HOLES], *sep[HOLES];
+    for (int i = 0; i < HOLES; i++) {
+        hole[i] = persistent_malloc(s, 2u << 20);
+        sep[i] = persistent_malloc(s, 100u << 10);      /* keeps the holes apart */
+        if (hole[i] == NULL || sep[i] == NULL)
+            _exit(3);
+    }
+    for (int i = 0; i < HOLES; i++)
+        persistent_free(s, hole[i]);                    /* each one punched */
+    int fd = open(filler, O_CREAT | O_RDWR, 0644);
+    if (fd < 0)
+        _exit(4);
+    off_t end = 0;
+    for (off_t step = 1u << 20; step >= 4096; step /= 2)
+        while (posix_fallocate(fd, end, step) == 0)
+            end += step;
+    if (end < (HOLES * 2) << 20)
+        _exit(4);
+    char *y = persistent_malloc(s, 3000);  /* a class with no superblock yet */
+    uint32_t ys, yi;
+    struct pm_sb_header *yh;
+    if (y == NULL)
+        _exit(5);
+    if (sb_locate(pm_rt_of(s), y, &ys, &yh, &yi) != 0)
+        _exit(6);                          /* a run of pages: the carve failed */
+    memset(y, 8, 3000);
+    struct persistent_check_report rep;
+    if (persistent_check(s, &rep) != 0)
+        _exit(7);
+    close(fd);
+    unlink(filler);
+    destroy_persistent_allocator(s);
+}
+
+static void test_many_holes_below_backed(void)
+{
+    passes_in_tmpfs("the full file system with many holes part", 200, many_holes_below_backed);
+}
+
+/* A private open allocates over the holes huge frees punched, on a full
+ * file system: its stores there were a SIGBUS (a store into a hole of a
+ * private mapping of a tmpfs file needs the file's page first), now they
+ * go to memory of its own; the file is not written. */
+static void private_over_holes(const char *dir)
+{
+    char path[256], filler[256];
+    snprintf(path, sizeof path, "%s/space", dir);
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    allocator_space_t *s = create_persistent_allocator(path, 8u << 20);
+    if (s == NULL)
+        _exit(2);
+    char *r = persistent_malloc_root(s, 1, 64);
+    char *big = persistent_malloc(s, 6u << 20);
+    if (r == NULL || big == NULL)
+        _exit(3);
+    strcpy(r, "root");
+    memset(big, 7, 6u << 20);
+    persistent_free(s, big);                /* punched */
+    destroy_persistent_allocator(s);
+    int fd = open(filler, O_CREAT | O_RDWR, 0644);
+    if (fd < 0)
+        _exit(4);
+    off_t end = 0;
+    for (off_t step = 1u << 20; step >= 4096; step /= 2)
+        while (posix_fallocate(fd, end, step) == 0)
+            end += step;
+    uint64_t before = t_file_hash(path);
+    allocator_space_t *p = load_private_persistent_allocator(path);
+    if (p == NULL)
+        _exit(5);
+    r = persistent_find_root(p, 1);
+    if (r == NULL || strcmp(r, "root") != 0)
+        _exit(6);
+    int n = 0;
+    char *b;
+    while (n < 5000 && (b = persistent_malloc(p, 1000)) != NULL) {
+        memset(b, 9, 1000);
+        n++;
+    }
+    if (n < 5000)
+        _exit(7);                           /* 5 MB of 6 in the holes */
+    struct persistent_check_report rep;
+    if (persistent_check(p, &rep) != 0)
+        _exit(8);
+    persistent_space_close(p);
+    if (t_file_hash(path) != before)
+        _exit(9);
+    close(fd);
+    unlink(filler);
+}
+
+static void test_private_over_holes(void)
+{
+    passes_in_tmpfs("the private open over holes part", 16, private_over_holes);
 }
 
 static allocator_space_t *open_lazy(const char *p, uint64_t size, uint64_t max, uint32_t more)
@@ -701,6 +822,8 @@ int main(void)
     test_punch_and_back();
     test_full_file_system();
     test_full_below_backed();
+    test_many_holes_below_backed();
+    test_private_over_holes();
     test_inspect_full();
     test_sparse_bitmaps();
     test_backed_exactly();

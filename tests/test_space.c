@@ -504,6 +504,56 @@ static void test_close_while_threads_exit(void)
     unlink(p);
 }
 
+/* A view follows the mappings a writer records after it opened: a writer
+ * that maps the file elsewhere (the view holds the preferred address)
+ * stores raw pointers, and the view rewrites them, by persistent_ptr and
+ * by generation (until 2026-12-06 it knew only its open's mappings: a
+ * helper's hunt).  A private open without recovery follows alike. */
+static void view_follows_bases(uint32_t view_flags)
+{
+    const char *path = t_path("view-bases");
+    unlink(path);
+    allocator_space_t *w = create_persistent_allocator(path, 1u << 20);
+    REQUIRE(w != NULL);
+    destroy_persistent_allocator(w);
+    struct persistent_options o = {0};
+    o.flags = view_flags;
+    allocator_space_t *r;
+    REQUIRE(persistent_space_open(path, &o, &r) == 0);
+    struct persistent_info ri0;
+    REQUIRE(persistent_space_info(r, &ri0) == 0);
+    w = create_persistent_allocator(path, 0);
+    REQUIRE(w != NULL);
+    REQUIRE((void *)w != (void *)r);
+    struct persistent_info wi;
+    REQUIRE(persistent_space_info(w, &wi) == 0);
+    CHECK(wi.generation > ri0.generation);
+    char *blk = persistent_malloc(w, 64);
+    REQUIRE(blk != NULL);
+    strcpy(blk, "pointed to");
+    void **root = persistent_malloc_root(w, 7, sizeof(void *));
+    REQUIRE(root != NULL);
+    *root = blk;                            /* a raw pointer of the writer's */
+    void **rroot = persistent_find_root(r, 7);
+    REQUIRE(rroot != NULL);
+    char *q = persistent_ptr(r, *rroot);
+    CHECK(q != NULL && strcmp(q, "pointed to") == 0);
+    CHECK(persistent_ptr_from(r, *rroot, wi.generation) == q);
+    struct persistent_info ri;
+    REQUIRE(persistent_space_info(r, &ri) == 0);
+    CHECK_EQ(ri.generation, wi.generation);
+    CHECK_EQ(ri.n_bases, wi.n_bases);
+    destroy_persistent_allocator(w);
+    persistent_space_close(r);
+    unlink(path);
+}
+
+static void test_view_follows_bases(void)
+{
+    view_follows_bases(PERSISTENT_OPEN_READONLY);
+    view_follows_bases(PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER);
+}
+
 int main(void)
 {
     test_close_while_threads_exit();
@@ -516,6 +566,7 @@ int main(void)
     test_durability_recorded();
     test_many_spaces();
     test_scratch();
+    test_view_follows_bases();
     test_check_progress();
     return t_done();
 }

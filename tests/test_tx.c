@@ -245,6 +245,17 @@ static void test_misuse(void)
     int base = mis.count;
     CHECK_EQ(persistent_tx_free(S, blk + 8), -EINVAL);        /* interior */
     CHECK_EQ(mis.count, base + 1);
+    /* a realloc of a free block, or of no block, is reported as tx_free's
+     * would be (until 2026-12-06 it said EINVAL and nothing else) */
+    errno = 0;
+    CHECK(persistent_tx_realloc(S, fr, 64) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK_EQ(mis.count, base + 2);
+    CHECK_EQ(mis.last_code, PERSISTENT_E_BAD_POINTER);
+    CHECK(persistent_tx_realloc(S, blk + 8, 64) == NULL);
+    CHECK_EQ(mis.count, base + 3);
+    CHECK(persistent_tx_realloc(S, outside, 64) == NULL);
+    CHECK_EQ(mis.count, base + 4);
     REQUIRE(persistent_tx_free(S, blk) == 0);
     CHECK_EQ(persistent_tx_free(S, blk), -EINVAL);            /* twice */
     CHECK_EQ(mis.last_code, PERSISTENT_E_DOUBLE_FREE);
@@ -416,6 +427,60 @@ static void test_free_then_shrunk(uint32_t durability)
     t_check_clean(s, "after a transaction's free of a block shrunk in place");
     destroy_persistent_allocator(s);
     unlink(path);
+}
+
+/* PMEM durability holds a commit's frees for the thread's next commit;
+ * a malloc of the same thread that finds no room otherwise settles them
+ * (as its exit would: a fence, the state word IDLE) and takes the room,
+ * rather than failing with a freed block in the space (G5b).  For a large
+ * block and for a small one, in a space full of blocks of its size; but
+ * not inside a transaction (its begin said the frees are still pending,
+ * and a crash makes recovery finish them). */
+static void held_settled_when_full(size_t size)
+{
+    const char *path = t_path("tx-held-full");
+    unlink(path);
+    allocator_space_t *s = t_create_in(path, 8u << 20, 0, PERSISTENT_DURABILITY_PMEM);
+    warm(s);
+    uint64_t before = live_blocks(s);
+    static char *got[1u << 16];
+    size_t n = 0;
+    while (n < sizeof got / sizeof *got && (got[n] = persistent_malloc(s, size)) != NULL) {
+        t_fill(got[n], size, n + 1);
+        n++;
+    }
+    REQUIRE(n > 2 && n < sizeof got / sizeof *got);
+    char *x = got[n / 2];
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_free(s, x) == 0);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    /* inside a transaction: still held */
+    REQUIRE(persistent_tx_begin(s) == 0);
+    errno = 0;
+    CHECK(persistent_malloc(s, size) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    REQUIRE(persistent_tx_abort(s) == 0);
+    /* outside one: settled, and the block found */
+    char *y = persistent_malloc(s, size);
+    CHECK(y == x);
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != x)
+            CHECK(t_verify(got[i], size, i + 1));
+    if (y != NULL)
+        persistent_free(s, y);
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != x)
+            persistent_free(s, got[i]);
+    CHECK_EQ(live_blocks(s), before);
+    t_check_clean(s, "after a held free settled by a full space");
+    destroy_persistent_allocator(s);
+    unlink(path);
+}
+
+static void test_held_settled_when_full(void)
+{
+    held_settled_when_full(1u << 20);
+    held_settled_when_full(200);
 }
 
 /* A block with a snapshot of an open transaction is held: a plain free,
@@ -1833,6 +1898,131 @@ static void test_crash(void)
     }
 }
 
+/* A log that outgrows its block goes on in pages it claims and gives back
+ * at the end, entries and all; another thread's log, at the same
+ * generation (every log counts from 1), may claim those pages and write
+ * fewer entries there.  Killed then, recovery must not read on into the
+ * first log's entries: until 2026-12-06 they passed the check (it covered
+ * the generation, not the log), and recovery freed blocks of the first
+ * thread's committed transaction (ALLOC entries) or put their old bytes
+ * back (SNAPSHOT entries) -- a helper's hunt found it.  The threads take
+ * turns: T1's first transaction, T2's, T1's second (big, committed), then
+ * T2's second (smaller, killed), both of generation 2. */
+enum { ST_BIG = 2500, ST_SMALL = 1500 };
+static struct {
+    allocator_space_t *s;
+    bool snap;
+    persistent_offset_t blk[ST_BIG + ST_SMALL];     /* T1's blocks, then T2's */
+    _Atomic int turn;
+} st_run;
+
+static void st_wait(int turn)
+{
+    while (atomic_load(&st_run.turn) != turn)
+        usleep(100);
+}
+
+/* A transaction of n entries: snapshots of blk[from..] with each block's
+ * first word set to val (snap), or allocations; left open. */
+static int st_tx(int n, int from, uint64_t val)
+{
+    if (persistent_tx_begin(st_run.s) != 0)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        if (!st_run.snap) {
+            if (persistent_tx_alloc(st_run.s, 16) == NULL)
+                return 1;
+            continue;
+        }
+        uint64_t *b = persistent_offset_to_ptr(st_run.s, st_run.blk[from + i]);
+        if (persistent_tx_add(st_run.s, b, 16) != 0)
+            return 1;
+        b[0] = val;
+    }
+    return 0;
+}
+
+static void *st_t2(void *arg)
+{
+    (void)arg;
+    st_wait(1);
+    if (st_tx(1, ST_BIG, 2) != 0 || persistent_tx_commit(st_run.s) != 0)
+        _exit(8);
+    atomic_store(&st_run.turn, 2);
+    st_wait(3);
+    if (st_tx(ST_SMALL, ST_BIG, 3) != 0)
+        _exit(9);
+    raise(SIGKILL);
+    return NULL;
+}
+
+static int st_child(const char *path)
+{
+    if (persistent_space_open(path, NULL, &st_run.s) != 0)
+        return 3;
+    pthread_t t;
+    if (pthread_create(&t, NULL, st_t2, NULL) != 0)
+        return 4;
+    if (st_tx(1, 0, 2) != 0 || persistent_tx_commit(st_run.s) != 0)
+        return 5;
+    atomic_store(&st_run.turn, 1);
+    st_wait(2);
+    if (st_tx(ST_BIG, 0, 2) != 0 || persistent_tx_commit(st_run.s) != 0)
+        return 6;
+    atomic_store(&st_run.turn, 3);
+    pthread_join(t, NULL);
+    return 7;
+}
+
+static void stale_segment(bool snap)
+{
+    const char *p = t_path("tx-stale-segment");
+    unlink(p);
+    allocator_space_t *s = t_create_in(p, 64u << 20, 0, PERSISTENT_DURABILITY_PROCESS);
+    for (int i = 0; i < ST_BIG + ST_SMALL; i++) {
+        uint64_t *b = persistent_malloc(s, 16);
+        REQUIRE(b != NULL);
+        b[0] = 1;
+        st_run.blk[i] = ptr_to_persistent_offset(s, b);
+    }
+    uint64_t before = live_blocks(s);
+    destroy_persistent_allocator(s);
+    st_run.snap = snap;
+    atomic_store(&st_run.turn, 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(st_child(p));
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    if (!WIFSIGNALED(st))
+        fprintf(stderr, "stale segment child: exit %d\n", WEXITSTATUS(st));
+    s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    /* T1's two committed transactions and T2's first stay; T2's second
+     * is rolled back; the two logs are new blocks */
+    uint64_t want = before + 2 + (snap ? 0 : ST_BIG + 2);
+    CHECK_EQ(live_blocks(s), want);
+    int wrong = 0;
+    for (int i = 0; i < ST_BIG + ST_SMALL; i++) {
+        uint64_t *b = persistent_offset_to_ptr(s, st_run.blk[i]);
+        uint64_t v = snap && (i < ST_BIG || i == ST_BIG) ? 2 : 1;
+        wrong += b[0] != v;
+    }
+    CHECK_EQ(wrong, 0);
+    t_check_clean(s, snap ? "a killed transaction beside stale snapshots"
+                          : "a killed transaction beside stale allocations");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
+static void test_stale_segment(void)
+{
+    stale_segment(false);
+    stale_segment(true);
+}
+
 /* The newest state slot and the committed page count, as the file has them. */
 static void file_state(const char *path, struct pm_state *st, uint64_t *n_pages)
 {
@@ -2167,7 +2357,8 @@ static int file_jumps(int fd, const struct pm_fixed *f, uint64_t log, uint64_t g
         uint64_t words = kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE ? (len + 7) / 8 : 0;
         if (words > sizeof data / 8 ||
             pread(fd, data, words * 8, (off_t)(at + sizeof e)) != (ssize_t)(words * 8) ||
-            e.check != pm_txent_check(gen, e.kind_len, e.off, data, words))
+            e.check != pm_txent_check(gen, pm_txlog_key(&lg, log), e.kind_len, e.off, data,
+                                      words))
             break;
         if (kind == PM_TXE_JUMP) {
             pages[n++] = (e.off - f->data_off) >> f->page_shift;
@@ -3109,7 +3300,7 @@ static void own_refused(allocator_space_t *s, void *p, const char *what)
     CHECK_EQ(persistent_free_from(s, d), -EINVAL);
     CHECK_EQ(persistent_realloc_into(s, d, 300000), -EINVAL);
     CHECK_EQ(*d, ptr_to_persistent_offset(s, p));
-    CHECK_EQ(mis.count, base + 7);
+    CHECK_EQ(mis.count, base + 8);      /* every call but tx_add (an errno) */
     persistent_free(s, d);
     t_check_clean(s, what);
 }
@@ -3321,6 +3512,8 @@ int main(void)
     test_foreign_again();
     test_free_then_shrunk(PERSISTENT_DURABILITY_PROCESS);
     test_free_then_shrunk(PERSISTENT_DURABILITY_PMEM);
+    test_held_settled_when_full();
+    test_stale_segment();
     test_snapshot_held();
     test_holds_threads();
     test_holds_shared();

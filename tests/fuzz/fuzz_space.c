@@ -1100,7 +1100,7 @@ static int find_logs(const struct img *m, uint64_t *logs, uint64_t *lanes)
             if (off == 0 || off % 64 != 0 || !in_img(m, off, sizeof(struct pm_txlog)))
                 continue;
             uint64_t magic = rd64(m, off);
-            if (magic != PM_TXLOG_MAGIC && magic != PM_TXLOG_MAGIC_V1)
+            if (!pm_txlog_two_streams(magic) && magic != PM_TXLOG_MAGIC_V1)
                 continue;
             lanes[n] = l;
             logs[n++] = off;
@@ -1136,7 +1136,7 @@ static int log_entries(const struct img *m, uint64_t off, uint64_t gen, uint64_t
         uint64_t words = kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE ? (len + 7) / 8 : 0;
         if (words > m->n / 8 || !in_img(m, at + ENT_SIZE, words * 8) ||
             at + ENT_SIZE + words * 8 > end ||
-            e.check != pm_txent_check(gen, e.kind_len, e.off,
+            e.check != pm_txent_check(gen, pm_txlog_key(&lg, off), e.kind_len, e.off,
                                       (const uint64_t *)(const void *)(m->d + at + ENT_SIZE),
                                       words))
             break;
@@ -1157,8 +1157,8 @@ static int log_entries(const struct img *m, uint64_t off, uint64_t gen, uint64_t
 
 /* Writes an entry's head at at with its check right over the words after
  * it (already in the image). */
-static void put_entry(struct img *m, uint64_t at, uint64_t gen, uint64_t kind, uint64_t len,
-                      uint64_t off)
+static void put_entry(struct img *m, uint64_t at, uint64_t gen, uint64_t key, uint64_t kind,
+                      uint64_t len, uint64_t off)
 {
     uint64_t words = kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE ? (len + 7) / 8 : 0;
     if (at % 8 != 0 || !in_img(m, at, ENT_SIZE + words * 8))
@@ -1167,7 +1167,7 @@ static void put_entry(struct img *m, uint64_t at, uint64_t gen, uint64_t kind, u
     memset(&e, 0, sizeof e);
     e.kind_len = kind | len << 8;
     e.off = off;
-    e.check = pm_txent_check(gen, e.kind_len, off,
+    e.check = pm_txent_check(gen, key, e.kind_len, off,
                              (const uint64_t *)(const void *)(m->d + at + ENT_SIZE), words);
     memcpy(m->d + at, &e, sizeof e);
 }
@@ -1189,6 +1189,9 @@ static void mut_txlog(struct img *m, struct rng *r)
     uint64_t log = logs[which];
     uint64_t state_at = log + offsetof(struct pm_txlog, state);
     uint64_t state = rd64(m, state_at), gen = state >> 8;
+    struct pm_txlog lg;
+    memcpy(&lg, m->d + log, sizeof lg);
+    uint64_t key = pm_txlog_key(&lg, log);
     uint64_t ents[MAX_ENTS], tail, tail_end;
     int n = log_entries(m, log, gen, ents, &tail, &tail_end);
     uint64_t os_page = 4096;
@@ -1224,7 +1227,7 @@ static void mut_txlog(struct img *m, struct rng *r)
         if (pos + 8 <= len)
             wr64(m, at + ENT_SIZE + pos,
                  chance(r, 50) ? rnd(r) : rd64(m, at + ENT_SIZE + pos) ^ (UINT64_C(1) << below(r, 64)));
-        put_entry(m, at, gen, kind, len, e.off);
+        put_entry(m, at, gen, key, kind, len, e.off);
         break;
     }
     case 3: {
@@ -1250,7 +1253,7 @@ static void mut_txlog(struct img *m, struct rng *r)
                       : (uint64_t[]){0, 16, os_page, rnd(r) % 100000}[below(r, 4)];
             break;
         }
-        put_entry(m, at, gen, kind, len, off);
+        put_entry(m, at, gen, key, kind, len, off);
         break;
     }
     case 4:
@@ -1285,7 +1288,7 @@ static void mut_txlog(struct img *m, struct rng *r)
             off = x ? page_off(m, x->first) : below(r, m->img_pages + 1) * m->page + m->data_off;
             len = m->page * (1 + below(r, 3));
         }
-        put_entry(m, tail, gen, kind, len, off);
+        put_entry(m, tail, gen, key, kind, len, off);
         if (chance(r, 80))
             wr64(m, state_at, PM_TX_ACTIVE | gen << 8);
         break;

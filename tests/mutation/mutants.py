@@ -1715,7 +1715,7 @@ __attribute__((constructor)) static void key_at_load(void)
               "refuses"),
     dict(id="tx-auto-no-snapshot", file="src/tx.c",
          find="""    pm_vg_quiet(true);                  /* a whole page: free blocks too */
-    entry_fill(e, tx->gen, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
+    entry_fill(e, tx->gen, tx->key, PM_TXE_PAGE, off, page_of_os(), rt->base + off);
     pm_vg_quiet(false);
     pm_persist(rt, e, ENT + page_of_os());       /* before the write goes ahead */""",
          replace="""    (void)e;""",
@@ -1976,11 +1976,11 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""            (void)0;""",
          what="recovery does not finish the previous transaction's frees"),
     dict(id="tx-settle-nofence", file="src/tx.c",
-         find="""    if (tx->n_held == 0 || tx->depth > 0)
-        return;
+         find="""static void settle_state(struct pm_rt *rt, struct pm_tx *tx)
+{
     pm_drain(rt);""",
-         replace="""    if (tx->n_held == 0 || tx->depth > 0)
-        return;""",
+         replace="""static void settle_state(struct pm_rt *rt, struct pm_tx *tx)
+{""",
          what="settling the last frees: the state word can be durable before their bits"),
     dict(id="tx-held-segs-released", file="src/tx.c",
          find="""            struct vec v = tx->pend_segs;       /* empty */
@@ -2107,4 +2107,88 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
          replace="""        if (0) {
             /* a shrink with no room""",
          what="a shrinking realloc_into fails with ENOMEM in a full space"),
+    dict(id="flex-unbacked-counted", file="src/pages.c",
+         find="""                floor = past_punched(rt, p, len, limit);
+                if (floor == PG_NONE)
+                    break;
+                continue;""",
+         replace="""                floor = past_punched(rt, p, len, limit);
+                if (floor == PG_NONE)
+                    break;
+                tries++;
+                continue;""",
+         what="a superblock's carve counts each punched run it cannot back (a full file "
+              "system) as one of its 64 tries: with more holes below, it gives up with "
+              "backed pages above them"),
+    dict(id="tx-held-not-settled", file="src/tx.c",
+         find="""    if (tx == NULL || tx->n_held == 0 || tx->depth > 0 || tx->written)
+        return false;""",
+         replace="""    if (1)
+        return false;""",
+         what="PMEM: a malloc that finds no room leaves its own thread's last committed "
+              "frees held: NULL with a freed block in the space (G5b)"),
+    dict(id="tx-held-settled-in-tx", file="src/tx.c",
+         find="""    if (tx == NULL || tx->n_held == 0 || tx->depth > 0 || tx->written)
+        return false;""",
+         replace="""    if (tx == NULL || tx->n_held == 0)
+        return false;""",
+         what="PMEM: a malloc that finds no room settles the held frees inside a "
+              "transaction, whose log says they are pending (and, once it has written, "
+              "overwrites its ACTIVE state word with IDLE)"),
+    dict(id="txlog-key-ignored", file="src/layout.h",
+         find="""    return lg->magic == PM_TXLOG_MAGIC ? off : 0;""",
+         replace="""    (void)lg;
+    (void)off;
+    return 0;""",
+         what="a log entry's check is not keyed by its log: another log's leftover "
+              "entries of the same generation, in pages a continuation reuses, are "
+              "read as the killed transaction's and undo a committed one"),
+    dict(id="txlog-v2-kept", file="src/tx.c",
+         find="""        if (tx->log->magic != PM_TXLOG_MAGIC &&
+            (pm_load_acquire(&tx->log->state) & PM_TX_PHASE) == PM_TX_IDLE) {""",
+         replace="""        if (tx->log->magic == PM_TXLOG_MAGIC_V1 &&
+            (pm_load_acquire(&tx->log->state) & PM_TX_PHASE) == PM_TX_IDLE) {""",
+         what="a second-format log stays one: its checks are never keyed by the log"),
+    dict(id="tx-realloc-unreported", file="src/tx.c",
+         find="""        pm_misuse(rt, PERSISTENT_E_BAD_POINTER, ptr, "persistent_tx_realloc");""",
+         replace="""        (void)0;""",
+         what="persistent_tx_realloc of a freed block or of no block says EINVAL and "
+              "nothing to the error hook (G5)"),
+    dict(id="grow-no-least", file="src/space.c",
+         find="""            if (!least_tried && t > least) {""",
+         replace="""            if (0) {""",
+         what="a growth whose usual step (an eighth more) does not fit fails at once: "
+              "ENOMEM with room for the request left under a file size limit or on a "
+              "nearly full file system"),
+    dict(id="allocate-past-fsize", file="src/os_posix.c",
+         find="""int os_allocate(int fd, uint64_t off, uint64_t len)
+{
+    if (!os_write_fits(off + len))
+        return -EFBIG;""",
+         replace="""int os_allocate(int fd, uint64_t off, uint64_t len)
+{""",
+         what="a growth past the file size limit (RLIMIT_FSIZE) calls fallocate: SIGXFSZ "
+              "ends the process inside malloc"),
+    dict(id="open-keeps-long-file", file="src/recover.c",
+         find="""        if (os_file_size(rt->fd, &size) == 0 && size > want &&""",
+         replace="""        if (0 && os_file_size(rt->fd, &size) == 0 && size > want &&""",
+         what="a writer's open keeps the tail a growth killed before its commit left: "
+              "the file stays larger than the space says"),
+    dict(id="grow-over-cut-file", file="src/space.c",
+         find="""    if (os_file_size(rt->fd, &size) == 0 && size < pages_bytes(rt, n))""",
+         replace="""    if (0 && os_file_size(rt->fd, &size) == 0 && size < pages_bytes(rt, n))""",
+         what="a growth extends a file someone cut short under the space: the lost pages "
+              "come back as zeros, live blocks among them, with no fault"),
+    dict(id="private-holes-mapped", file="src/space.c",
+         find="""    if (mode == PM_MODE_PRIVATE && !(oflags & PERSISTENT_OPEN_NO_RECOVER))
+        private_holes_zero(rt, st.file_size);""",
+         replace="""    (void)private_holes_zero;""",
+         what="a private open that allocates keeps the file's holes in its copy-on-write "
+              "mapping: its first store into one, on a full tmpfs, is a SIGBUS"),
+    dict(id="view-bases-stale", file="src/space.c",
+         find="""    if (rt->mode == PM_MODE_WRITER)
+        return;                         /* its own open wrote the newest */""",
+         replace="""    return;""",
+         what="a view knows only the mappings of its open: a raw pointer stored by a "
+              "writer that opened after it and mapped elsewhere is not rewritten"),
 ]
