@@ -277,10 +277,37 @@ static bool interrupted_create(const unsigned char *buf, size_t n)
     struct pm_fixed f;
     memcpy(&f, buf, sizeof f);
     memcpy(f.magic, PM_MAGIC, sizeof f.magic);
-    struct pm_state st;
-    memcpy(&st, buf + offsetof(struct pm_header, state), sizeof st);
-    return pm_fixed_checksum(&f) == f.checksum && st.seq == 1 &&
-           pm_state_checksum(&st) == st.checksum;
+    struct pm_state st[2];
+    memcpy(st, buf + offsetof(struct pm_header, state), sizeof st);
+    /* the second slot as a create leaves it, zero: the first writer's open
+     * writes it (a space whose writer was killed before its close, its
+     * magic then damaged, was taken for one and its magic written back,
+     * G8: a helper's hunt) */
+    static const struct pm_state none;
+    return pm_fixed_checksum(&f) == f.checksum && st[0].seq == 1 &&
+           pm_state_checksum(&st[0]) == st[0].checksum && memcmp(&st[1], &none, sizeof none) == 0;
+}
+
+/* Whether the file's heap is empty as a create leaves it: no run starts
+ * in its pages (the start bitmap's words read as zero, or lie past the
+ * end of a file killed before its blocks were allocated). */
+static bool heap_empty_on_file(int fd, const struct pm_fixed *f, uint64_t n_pages)
+{
+    uint64_t buf[512];
+    uint64_t words = (n_pages + 63) / 64;
+    for (uint64_t w = 0; w < words;) {
+        uint64_t k = words - w < 512 ? words - w : 512;
+        ssize_t got = os_pread_upto(fd, buf, k * 8, f->start_bits_off + w * 8);
+        if (got < 0)
+            return false;
+        for (uint64_t i = 0; i < (uint64_t)got / 8; i++)
+            if (buf[i] != 0)
+                return false;
+        if ((uint64_t)got < k * 8)
+            return true;                /* the end of the file */
+        w += k;
+    }
+    return true;
 }
 
 /* Reads and validates the header of the file open on fd. */
@@ -662,7 +689,8 @@ static int finish_interrupted_create(const char *path, int fd)
     memcpy(f.magic, PM_MAGIC, sizeof f.magic);
     memcpy(&st, buf + offsetof(struct pm_header, state), sizeof st);
     memcpy(&holes, buf + offsetof(struct pm_header, live.no_holes), sizeof holes);
-    if (check_fixed(path, &f) < 0 || check_state(path, &f, &st) < 0)
+    if (check_fixed(path, &f) < 0 || check_state(path, &f, &st) < 0 ||
+        !heap_empty_on_file(fd, &f, st.n_pages))
         return 0;                       /* left to validation, which refuses it */
     int r = back_new(path, fd, &f, &st, holes == PM_HOLES_LAZY);
     if (r == 0)

@@ -2070,10 +2070,12 @@ static void redo_frees(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen
 {
     struct pm_txit it;
     pm_txit_start(rt, lg, gen, &it);
+    it.track = true;                    /* a JUMP cycle ends the walk */
     const struct pm_txent *e;
     while ((e = pm_txit_next(rt, &it)) != NULL)
         if ((e->kind_len & 0xff) == PM_TXE_FREE)
             pub_ensure(rt, e->off, false);
+    pm_txit_done(&it);
 }
 
 /* A writer's open, before the heap is verified: the page images of every

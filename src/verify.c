@@ -458,6 +458,13 @@ struct lanes {
     struct lane_rec *v;
     uint32_t n, cap;
     bool oom;
+    /* made once every lane is read (lanes_index), sorted: the blocks
+     * recovery frees, and the value words it clears; so that each root
+     * and each table is one search, not a pass over every record (a
+     * helper's hunt: 2,000 roots and a log of FREE entries took a check
+     * 25 s) */
+    uint64_t *freed, *cleared;
+    uint64_t n_freed, n_cleared;
 };
 
 static bool place_ok(struct pm_rt *rt, uint64_t off)
@@ -571,7 +578,11 @@ static void tx_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l,
         uint64_t g = pass == 0 ? gen - 1 : gen;
         struct pm_txit it;
         pm_txit_start(rt, lg, g, &it);
-        it.track = pass == 1 && phase == PM_TX_ACTIVE;
+        /* every walk keeps its segments: a forged JUMP cycle ends it (a
+         * COMMITTED log's or the PREV stream's walk went round until its
+         * budget, data_limit / 32 entries, was spent: a check of a sparse
+         * 64 GiB file took 54 s, a helper's hunt) */
+        it.track = true;
         const struct pm_txent *e;
         while ((e = pm_txit_next(rt, &it)) != NULL) {
             uint64_t kind = e->kind_len & 0xff, len = e->kind_len >> 8;
@@ -653,30 +664,55 @@ static void lane_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l, voi
 
 /* ---- roots ---- */
 
-/* What recovery will make of a root's value word and of the blocks the
- * lanes name, so roots are judged as they will be after it. */
-static uint64_t after_lanes_val(const struct lanes *ls, uint64_t word_off, uint64_t v)
+static int cmp_u64(const void *a, const void *b)
 {
-    for (uint32_t i = 0; i < ls->n; i++) {
-        const struct lane_rec *l = &ls->v[i];
-        if (l->dest == word_off && l->op == PM_LANE_FREE && l->cur == l->blk)
-            return 0;
-    }
-    return v;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
 }
 
-static bool freed_by_lanes(const struct lanes *ls, uint64_t blk)
+static bool sorted_has(const uint64_t *v, uint64_t n, uint64_t x)
 {
+    return n != 0 && bsearch(&x, v, n, sizeof *v, cmp_u64) != NULL;
+}
+
+/* The sorted lists of struct lanes: what recovery frees (a FREE record's
+ * block, or an ALLOC's or REALLOC's new block rolled back, or a REALLOC's
+ * old block rolled forward) and the value words a FREE record rolled
+ * forward clears. */
+static void lanes_index(struct lanes *ls)
+{
+    ls->freed = malloc((2 * (size_t)ls->n + 1) * sizeof *ls->freed);
+    ls->cleared = malloc(((size_t)ls->n + 1) * sizeof *ls->cleared);
+    if (ls->freed == NULL || ls->cleared == NULL) {
+        ls->oom = true;
+        return;
+    }
     for (uint32_t i = 0; i < ls->n; i++) {
         const struct lane_rec *l = &ls->v[i];
         if (l->op == PM_LANE_IDLE)
             continue;                       /* a transaction log's head */
         bool forward = l->cur == l->blk;
-        if ((l->blk == blk && (l->op == PM_LANE_FREE || !forward)) ||
-            (l->op == PM_LANE_REALLOC && l->old == blk && forward))
-            return true;
+        if (l->op == PM_LANE_FREE || !forward)
+            ls->freed[ls->n_freed++] = l->blk;
+        if (l->op == PM_LANE_REALLOC && forward)
+            ls->freed[ls->n_freed++] = l->old;
+        if (l->op == PM_LANE_FREE && forward)
+            ls->cleared[ls->n_cleared++] = l->dest;
     }
-    return false;
+    qsort(ls->freed, ls->n_freed, sizeof *ls->freed, cmp_u64);
+    qsort(ls->cleared, ls->n_cleared, sizeof *ls->cleared, cmp_u64);
+}
+
+/* What recovery will make of a root's value word and of the blocks the
+ * lanes name, so roots are judged as they will be after it. */
+static uint64_t after_lanes_val(const struct lanes *ls, uint64_t word_off, uint64_t v)
+{
+    return sorted_has(ls->cleared, ls->n_cleared, word_off) ? 0 : v;
+}
+
+static bool freed_by_lanes(const struct lanes *ls, uint64_t blk)
+{
+    return sorted_has(ls->freed, ls->n_freed, blk);
 }
 
 struct roots {
@@ -719,16 +755,14 @@ static void root_rule(struct pm_rt *rt, struct roots *rs, uint64_t key, uint64_t
     rs->vals[rs->n++] = v;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
+/* own: the library's blocks the lanes name (logs, lane tables), n_own of
+ * them, or NULL; no root may name one of those or of the root tables. */
 static void verify_roots(struct pm_rt *rt, struct persistent_check_report *rep,
-                         const struct lanes *ls)
+                         const struct lanes *ls, const uint64_t *own, uint64_t n_own)
 {
     struct roots rs = {rep, ls, NULL, 0, 0, false};
+    uint64_t tables[64];                /* the overflow root tables */
+    uint32_t n_tables = 0;
     const struct pm_fixed *f = &rt->fixed;
     /* tag 0 lives in the header; UINT64_MAX stands for its "tag" here */
     root_rule(rt, &rs, UINT64_MAX, offsetof(struct pm_header, live.root0_val),
@@ -757,12 +791,14 @@ static void verify_roots(struct pm_rt *rt, struct persistent_check_report *rep,
                 table + 1, (unsigned long long)off);
             break;
         }
+        if (n_tables < sizeof tables / sizeof *tables)
+            tables[n_tables++] = off;
         slot = tb->slot;
         next = &tb->next_off;
     }
     if (rs.oom) {
         bad(rep, "out of memory while checking the roots");
-    } else if (rs.n > 1) {
+    } else if (rs.n > 0) {
         qsort(rs.vals, rs.n, sizeof *rs.vals, cmp_u64);
         for (uint64_t i = 1; i < rs.n; i++)
             if (rs.vals[i] == rs.vals[i - 1]) {
@@ -770,6 +806,19 @@ static void verify_roots(struct pm_rt *rt, struct persistent_check_report *rep,
                     (unsigned long long)rs.vals[i]);
                 break;
             }
+        /* a root naming the library's own block (a forged file): its
+         * removal would free a log or a table still in use (a helper's
+         * hunt: a removal lost 172 of 300 roots, or had a new block land
+         * on a live log) */
+        for (uint64_t i = 0; i < n_own + n_tables; i++) {
+            uint64_t b = i < n_own ? own[i] : tables[i - n_own];
+            if (sorted_has(rs.vals, rs.n, b)) {
+                bad(rep, "a root names %#llx, a block of the library's own (%s)",
+                    (unsigned long long)b,
+                    i >= n_own ? "an overflow root table" : "a transaction log or lane table");
+                break;
+            }
+        }
     }
     free(rs.vals);
 }
@@ -786,12 +835,40 @@ int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep, bool counts
     /* lanes and roots are read through the run structure: only judged when
      * it holds */
     if (rep->n_errors == 0) {
-        struct lanes ls = {rep, NULL, 0, 0, false};
+        struct lanes ls = {rep, NULL, 0, 0, false, NULL, NULL, 0, 0};
         uint64_t tables[PM_LANE_MAX_CHUNKS];
         uint32_t n_tables;
         walk_lanes(rt, rep, lane_rule, &ls, tables, &n_tables);
-        if (ls.oom)
+        if (!ls.oom)
+            lanes_index(&ls);
+        if (ls.oom) {
             bad(rep, "out of memory while checking the lanes");
+            free(ls.v);
+            free(ls.freed);
+            free(ls.cleared);
+            return PERSISTENT_E_CORRUPT;
+        }
+        /* the library's own blocks: every transaction log once (two lanes
+         * naming one had two threads write it, and a kill lose one's
+         * rollback: a helper's hunt), and the overflow lane tables */
+        uint64_t *own = malloc(((size_t)ls.n + n_tables + 1) * sizeof *own);
+        uint64_t n_own = 0;
+        if (own == NULL) {
+            bad(rep, "out of memory while checking the lanes");
+        } else {
+            for (uint32_t k = 0; k < ls.n; k++)
+                if (ls.v[k].op == PM_LANE_IDLE)
+                    own[n_own++] = ls.v[k].blk;
+            qsort(own, n_own, sizeof *own, cmp_u64);
+            for (uint64_t k = 1; k < n_own; k++)
+                if (own[k] == own[k - 1]) {
+                    bad(rep, "two lanes name the transaction log at %#llx",
+                        (unsigned long long)own[k]);
+                    break;
+                }
+            for (uint32_t k = 0; k < n_tables; k++)
+                own[n_own++] = tables[k];
+        }
         /* the lanes are judged after recovery too: a table they free is
          * one recovery would leave the chain naming */
         for (uint32_t k = 0; k < n_tables; k++)
@@ -806,8 +883,11 @@ int pm_verify(struct pm_rt *rt, struct persistent_check_report *rep, bool counts
                     (unsigned long long)ls.v[k].blk);
                 break;
             }
-        verify_roots(rt, rep, &ls);
+        verify_roots(rt, rep, &ls, own, n_own);
+        free(own);
         free(ls.v);
+        free(ls.freed);
+        free(ls.cleared);
     }
     return rep->n_errors ? PERSISTENT_E_CORRUPT : 0;
 }

@@ -2191,4 +2191,30 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
          replace="""    return;""",
          what="a view knows only the mappings of its open: a raw pointer stored by a "
               "writer that opened after it and mapped elsewhere is not rewritten"),
+    dict(id="interrupted-any-slot", file="src/space.c",
+         find="""           pm_state_checksum(&st[0]) == st[0].checksum && memcmp(&st[1], &none, sizeof none) == 0;""",
+         replace="""           pm_state_checksum(&st[0]) == st[0].checksum && &none != NULL;""",
+         what="a space whose magic was zeroed after a writer's open is taken for an "
+              "interrupted create: the open that may create writes the magic back "
+              "before its verification refuses the heap (G8)"),
+    dict(id="txwalk-committed-untracked", file="src/verify.c",
+         find="""        it.track = true;""",
+         replace="""        it.track = pass == 1 && phase == PM_TX_ACTIVE;""",
+         what="a check walks a COMMITTED log (and the PREV stream) keeping no segments: "
+              "a forged JUMP cycle goes round until the budget, seconds to minutes"),
+    dict(id="redo-frees-untracked", file="src/tx.c",
+         find="""    it.track = true;                    /* a JUMP cycle ends the walk */""",
+         replace="""    it.track = false;""",
+         what="recovery's walk of a COMMITTED log's frees keeps no segments: a forged "
+              "JUMP cycle makes a writer's open take seconds to minutes"),
+    dict(id="verify-log-twice", file="src/verify.c",
+         find="""                if (own[k] == own[k - 1]) {""",
+         replace="""                if (0) {""",
+         what="two lanes naming one transaction log pass the check: a writer's two "
+              "threads write one log, and a kill loses one's rollback (G7, G8)"),
+    dict(id="verify-root-own-block", file="src/verify.c",
+         find="""            if (sorted_has(rs.vals, rs.n, b)) {""",
+         replace="""            if (0) {""",
+         what="a root naming a transaction log or an overflow root table passes the "
+              "check: its removal frees a block the library still uses (G8)"),
 ]
