@@ -265,8 +265,7 @@ struct pm_txlog {
                                      (generation - 1) committed frees
                                      that are still to be finished */
 
-/* The stream of entries of generation gen in the log at off (bytes
- * [*start, *end) of the space). */
+/* Whether a log of this magic has two streams (the second format on). */
 static inline bool pm_txlog_two_streams(uint64_t magic)
 {
     return magic == PM_TXLOG_MAGIC || magic == PM_TXLOG_MAGIC_V2;
@@ -280,6 +279,8 @@ static inline uint64_t pm_txlog_key(const struct pm_txlog *lg, uint64_t off)
     return lg->magic == PM_TXLOG_MAGIC ? off : 0;
 }
 
+/* The stream of entries of generation gen in the log at off (bytes
+ * [*start, *end) of the space). */
 static inline void pm_txlog_stream(const struct pm_txlog *lg, uint64_t off, uint64_t gen,
                                    uint64_t *start, uint64_t *end)
 {

@@ -1011,8 +1011,9 @@ int pm_fd_again(struct pm_rt *rt)
  * charged to the file system, which when full answers SIGBUS (a helper's
  * hunt: a private open's malloc carved a superblock in a hole a huge free
  * had punched, on a full tmpfs, and died); a hole reads as zeros, and so
- * does the memory.  Such an open does not follow a writer (rt->follows),
- * so what a writer later puts in a hole is no concern of its.  Without a
+ * does the memory.  Such an open holds the shared lock (no writer opens
+ * while it is open; with a writer live it opens without recovery and
+ * does not come here), so no writer fills a hole under it.  Without a
  * second descriptor or SEEK_HOLE the mapping stays as it is. */
 static void private_holes_zero(struct pm_rt *rt, uint64_t file_size)
 {
