@@ -891,6 +891,25 @@ static void set_entry(const char *path, uint64_t off, uint64_t gen, uint64_t key
     patch(path, off, &x.e, sizeof x.e);
 }
 
+/* A writer's open of an older format's log, of make_tx_dirty's open
+ * transaction: rolled back (root 1 as it was), and the thread's next
+ * transaction writes the log in the current format. */
+static void rolled_back_then_new_format(const char *p, uint64_t log, const char *what)
+{
+    allocator_space_t *s = create_persistent_allocator(p, 0);
+    REQUIRE(s != NULL);
+    char *r = persistent_find_root(s, 1);
+    REQUIRE(r != NULL);
+    CHECK(strcmp(r, "root 1") == 0);
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_add(s, r, 8) == 0);
+    memcpy(r, "ROOT", 4);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    destroy_persistent_allocator(s);
+    CHECK(peek64(p, log + offsetof(struct pm_txlog, magic)) == PM_TXLOG_MAGIC);
+    judge(p, what, true);
+}
+
 static void test_tx_logs(void)
 {
     const char *p = t_path("txlog");
@@ -976,18 +995,7 @@ static void test_tx_logs(void)
     set_entry(p, e1, gen, 0, PM_TXE_SNAPSHOT, 24, root, 3);
     set_entry(p, e2, gen, 0, PM_TXE_ALLOC, 100, blk, 0);
     judge(p, "a second-format log of an open transaction", true);
-    s = create_persistent_allocator(p, 0);
-    REQUIRE(s != NULL);
-    r = persistent_find_root(s, 1);
-    REQUIRE(r != NULL);
-    CHECK(strcmp(r, "root 1") == 0);
-    REQUIRE(persistent_tx_begin(s) == 0);
-    REQUIRE(persistent_tx_add(s, r, 8) == 0);
-    memcpy(r, "ROOT", 4);
-    REQUIRE(persistent_tx_commit(s) == 0);
-    destroy_persistent_allocator(s);
-    CHECK(peek64(p, log + offsetof(struct pm_txlog, magic)) == PM_TXLOG_MAGIC);
-    judge(p, "the second-format log in the new format", true);
+    rolled_back_then_new_format(p, log, "the second-format log in the new format");
     unlink(p);
 
     /* the first format's log (one stream from the head, checks not keyed
@@ -1014,19 +1022,7 @@ static void test_tx_logs(void)
     judge(p, "a first-format log that says the one before has frees", false);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE);
     judge(p, "a first-format log of an open transaction", true);
-    s = create_persistent_allocator(p, 0);
-    REQUIRE(s != NULL);
-    r = persistent_find_root(s, 1);
-    REQUIRE(r != NULL);
-    CHECK(strcmp(r, "root 1") == 0);
-    /* and it goes on in the new format */
-    REQUIRE(persistent_tx_begin(s) == 0);
-    REQUIRE(persistent_tx_add(s, r, 8) == 0);
-    memcpy(r, "ROOT", 4);
-    REQUIRE(persistent_tx_commit(s) == 0);
-    destroy_persistent_allocator(s);
-    CHECK(peek64(p, log + offsetof(struct pm_txlog, magic)) == PM_TXLOG_MAGIC);
-    judge(p, "the log in the new format", true);
+    rolled_back_then_new_format(p, log, "the log in the new format");
     unlink(p);
 }
 

@@ -135,6 +135,22 @@ static void passes_in_small_tmpfs(const char *what, void (*body)(const char *dir
     passes_in_tmpfs(what, 8, body);
 }
 
+/* Someone else takes every block the file system has left: a file at
+ * filler as large as it gets; its descriptor (exits 4 when it cannot be
+ * made), *got its size. */
+static int fill_file_system(const char *filler, off_t *got)
+{
+    int fd = open(filler, O_CREAT | O_RDWR, 0644);
+    if (fd < 0)
+        _exit(4);
+    off_t end = 0;
+    for (off_t step = 1u << 20; step >= 4096; step /= 2)
+        while (posix_fallocate(fd, end, step) == 0)
+            end += step;
+    *got = end;
+    return fd;
+}
+
 static void full_file_system(const char *dir)
 {
     char path[256], filler[256];
@@ -191,13 +207,8 @@ static void full_below_backed(const char *dir)
     persistent_free(s, big);               /* punched: 3 MiB back to the tmpfs */
     persistent_free(s, mid);               /* too short to punch: still backed */
     /* someone else takes every page the file system has left */
-    int fd = open(filler, O_CREAT | O_RDWR, 0644);
-    if (fd < 0)
-        _exit(4);
-    off_t end = 0;
-    for (off_t step = 1u << 20; step >= 4096; step /= 2)
-        while (posix_fallocate(fd, end, step) == 0)
-            end += step;
+    off_t end;
+    int fd = fill_file_system(filler, &end);
     if (end < (3 << 20))
         _exit(4);
     char *x = persistent_malloc(s, 256u << 10);
@@ -250,13 +261,8 @@ static void many_holes_below_backed(const char *dir)
     }
     for (int i = 0; i < HOLES; i++)
         persistent_free(s, hole[i]);                    /* each one punched */
-    int fd = open(filler, O_CREAT | O_RDWR, 0644);
-    if (fd < 0)
-        _exit(4);
-    off_t end = 0;
-    for (off_t step = 1u << 20; step >= 4096; step /= 2)
-        while (posix_fallocate(fd, end, step) == 0)
-            end += step;
+    off_t end;
+    int fd = fill_file_system(filler, &end);
     if (end < (HOLES * 2) << 20)
         _exit(4);
     char *y = persistent_malloc(s, 3000);  /* a class with no superblock yet */
@@ -300,13 +306,8 @@ static void private_over_holes(const char *dir)
     memset(big, 7, 6u << 20);
     persistent_free(s, big);                /* punched */
     destroy_persistent_allocator(s);
-    int fd = open(filler, O_CREAT | O_RDWR, 0644);
-    if (fd < 0)
-        _exit(4);
-    off_t end = 0;
-    for (off_t step = 1u << 20; step >= 4096; step /= 2)
-        while (posix_fallocate(fd, end, step) == 0)
-            end += step;
+    off_t end;
+    int fd = fill_file_system(filler, &end);
     uint64_t before = t_file_hash(path);
     allocator_space_t *p = load_private_persistent_allocator(path);
     if (p == NULL)
