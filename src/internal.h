@@ -305,6 +305,11 @@ struct pm_rt {
                                      private mapping could not reserve it */
     bool follows;                 /* read-only or forensic: adopts the
                                      writer's growth (pm_follow) */
+    bool own_copy;                /* a private mapping of its own, which no
+                                     writer changes under it (a private open
+                                     that recovers, a judge's shadow): the
+                                     file's holes under zeroed memory
+                                     (space.c private_holes_zero) */
 
     /* the file behind fd, checked before every use (os_fd_verify) */
     struct os_file_id fid;

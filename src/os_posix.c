@@ -433,7 +433,16 @@ int os_pread_all(int fd, void *buf, size_t len, uint64_t off)
 /* Every call here that may lengthen a file looks at the file size limit
  * first (os_write_fits): past it the kernel sends SIGXFSZ, whose default
  * ends the process, and only where it is ignored says EFBIG; a growth or
- * a create past the limit is a failed call (EFBIG) either way. */
+ * a create past the limit is a failed call (EFBIG) either way.  A write
+ * is held to the limit wherever it lands, as the kernel holds it; an
+ * allocation or a truncate only where it would lengthen the file (backing
+ * a punched hole below the file's end is no extension). */
+static bool extend_fits(int fd, uint64_t end)
+{
+    uint64_t size;
+    return os_write_fits(end) || (os_file_size(fd, &size) == 0 && size >= end);
+}
+
 int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
     if (!os_write_fits(off + len))
@@ -457,7 +466,7 @@ int os_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
  * here as ENOSPC and never later as SIGBUS on a store. */
 int os_allocate(int fd, uint64_t off, uint64_t len)
 {
-    if (!os_write_fits(off + len))
+    if (!extend_fits(fd, off + len))
         return -EFBIG;
     int r;
     do
@@ -473,7 +482,7 @@ int os_allocate(int fd, uint64_t off, uint64_t len)
  * system backs a page when it is written, as it always does there. */
 int os_allocate_live(int fd, uint64_t off, uint64_t len)
 {
-    if (!os_write_fits(off + len))
+    if (!extend_fits(fd, off + len))
         return -EFBIG;
 #ifdef __linux__
     for (;;) {
@@ -595,7 +604,7 @@ uint64_t os_next_hole(int fd, uint64_t off, uint64_t end)
 
 int os_truncate(int fd, uint64_t size)
 {
-    if (!os_write_fits(size))
+    if (!extend_fits(fd, size))
         return -EFBIG;
     return ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
 }

@@ -694,6 +694,7 @@ static int judge_locked(struct pm_rt *rt, int fd, struct persistent_check_report
     pm_store_relaxed(&sh->n_pages, pages);
     sh->st.n_pages = pages;
     sh->st.file_size = rt->data_off + (pages << rt->page_shift);
+    sh->own_copy = true;                /* thrown away after the judgement */
     int r = pm_space_map(sh, PM_MODE_PRIVATE, false);
     bool rolled = false;
     if (r == 0)

@@ -1013,15 +1013,21 @@ int pm_fd_again(struct pm_rt *rt)
  * had punched, on a full tmpfs, and died); a hole reads as zeros, and so
  * does the memory.  Such an open holds the shared lock (no writer opens
  * while it is open; with a writer live it opens without recovery and
- * does not come here), so no writer fills a hole under it.  Without a
- * second descriptor or SEEK_HOLE the mapping stays as it is. */
+ * does not come here), so no writer fills a hole under it.  Each private
+ * mapping of it (pm_space_map: the open's, and again after a rollback
+ * trial) does this.  Without a second descriptor or SEEK_HOLE the mapping
+ * stays as it is. */
 static void private_holes_zero(struct pm_rt *rt, uint64_t file_size)
 {
     int pfd = pm_fd_again(rt);
     if (pfd < 0)
         return;
     uint64_t page = os_page_size();
-    for (uint64_t at = 0; at < file_size;) {
+    /* each hole a mapping of its own: a file of many (lazy, punched) must
+     * not use up the process's mappings (vm.max_map_count, 65530 by
+     * default), so the first 1024 of them; the rest stay the file's */
+    int left = 1024;
+    for (uint64_t at = 0; at < file_size && left > 0; left--) {
         uint64_t h = os_next_hole(pfd, at, file_size);
         if (h >= file_size)
             break;
@@ -1048,6 +1054,8 @@ int pm_space_map(struct pm_rt *rt, uint32_t mode, bool sync)
         rt->map_pages = rt->st.n_pages;
         r = os_map_file(rt->base, rt->st.file_size, rt->fd, 0, mode, sync);
     }
+    if (r == 0 && mode == PM_MODE_PRIVATE && rt->own_copy)
+        private_holes_zero(rt, rt->st.file_size);
     return r;
 }
 
@@ -1115,13 +1123,12 @@ static int open_fd(const char *path, int fd, uint32_t mode, uint32_t oflags,
      * only extends the file, and readers see the new pages with no mmap of
      * their own (os_map_file).  A private mapping that cannot have it all
      * (strict overcommit) maps what the file holds and does not follow. */
+    rt->own_copy = mode == PM_MODE_PRIVATE && !(oflags & PERSISTENT_OPEN_NO_RECOVER);
     r = pm_space_map(rt, rt->map_mode, rt->map_sync);
     if (r < 0) {
         rt_unmap_free(rt);
         return pm_err(r, "%s: mmap: %s", path, persistent_strerror(r));
     }
-    if (mode == PM_MODE_PRIVATE && !(oflags & PERSISTENT_OPEN_NO_RECOVER))
-        private_holes_zero(rt, st.file_size);
     rt->hdr = (struct pm_header *)base;
     rt->data = base + f.data_off;
     rt->start_bits = (pm_atomic_u64 *)(base + f.start_bits_off);
@@ -1621,7 +1628,7 @@ static void known_state(const struct pm_rt *rt, struct pm_state *out)
     memcpy(s, (const char *)rt->hdr + offsetof(struct pm_header, state), sizeof s);
     for (int i = 0; i < 2; i++)
         if (s[i].seq > out->seq && s[i].generation > out->generation &&
-            pm_state_checksum(&s[i]) == s[i].checksum)
+            s[i].n_bases <= PM_N_BASES && pm_state_checksum(&s[i]) == s[i].checksum)
             *out = s[i];
 }
 

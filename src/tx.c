@@ -2066,7 +2066,7 @@ void pm_tx_forget_after_fork(void)
 }
 
 /* Finishes the frees of generation gen in the log (recovery). */
-static void redo_frees(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen)
+static int redo_frees(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen)
 {
     struct pm_txit it;
     pm_txit_start(rt, lg, gen, &it);
@@ -2075,7 +2075,9 @@ static void redo_frees(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen
     while ((e = pm_txit_next(rt, &it)) != NULL)
         if ((e->kind_len & 0xff) == PM_TXE_FREE)
             pub_ensure(rt, e->off, false);
+    bool oom = it.oom;                  /* the walk cut short: not IDLE */
     pm_txit_done(&it);
+    return oom ? pm_err(-ENOMEM, "recovery: out of memory") : 0;
 }
 
 /* A writer's open, before the heap is verified: the page images of every
@@ -2168,10 +2170,15 @@ int pm_tx_recover(struct pm_rt *rt)
         uint64_t state = pm_load_acquire(&lg->state), gen = state >> 8;
         uint32_t phase = (uint32_t)(state & PM_TX_PHASE);
         if (phase == PM_TX_COMMITTED) {
-            redo_frees(rt, lg, gen);
+            int r = redo_frees(rt, lg, gen);
+            if (r < 0)
+                return r;
         } else if (phase == PM_TX_ACTIVE) {
-            if (state & PM_TX_PREV)
-                redo_frees(rt, lg, gen - 1);    /* the other stream */
+            if (state & PM_TX_PREV) {
+                int r = redo_frees(rt, lg, gen - 1);    /* the other stream */
+                if (r < 0)
+                    return r;
+            }
             struct pm_txit it;
             pm_txit_start(rt, lg, gen, &it);
             it.track = true;

@@ -290,7 +290,7 @@ static void test_many_holes_below_backed(void)
  * file system: its stores there were a SIGBUS (a store into a hole of a
  * private mapping of a tmpfs file needs the file's page first), now they
  * go to memory of its own; the file is not written. */
-static void private_over_holes(const char *dir)
+static void private_over_holes_in(const char *dir, bool tx_open)
 {
     char path[256], filler[256];
     snprintf(path, sizeof path, "%s/space", dir);
@@ -304,8 +304,34 @@ static void private_over_holes(const char *dir)
         _exit(3);
     strcpy(r, "root");
     memset(big, 7, 6u << 20);
-    persistent_free(s, big);                /* punched */
-    destroy_persistent_allocator(s);
+    if (!tx_open) {
+        persistent_free(s, big);            /* punched */
+        destroy_persistent_allocator(s);
+    } else {
+        /* a writer killed inside a transaction, after the punch (a
+         * writer's open fills the holes it finds): the private open tries
+         * the rollback on a private mapping first and maps the file again
+         * after it (and once had the holes back in its mapping) */
+        persistent_offset_t bigoff = ptr_to_persistent_offset(s, big);
+        destroy_persistent_allocator(s);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            s = create_persistent_allocator(path, 0);
+            r = s ? persistent_find_root(s, 1) : NULL;
+            if (r == NULL)
+                _exit(1);
+            persistent_free(s, persistent_offset_to_ptr(s, bigoff));  /* punched */
+            if (persistent_tx_begin(s) != 0 || persistent_tx_add(s, r, 8) != 0)
+                _exit(1);
+            memcpy(r, "ROOT", 4);
+            raise(SIGKILL);
+            _exit(1);
+        }
+        int st;
+        if (waitpid(pid, &st, 0) != pid || !WIFSIGNALED(st))
+            _exit(10);
+    }
     off_t end;
     int fd = fill_file_system(filler, &end);
     uint64_t before = t_file_hash(path);
@@ -333,9 +359,21 @@ static void private_over_holes(const char *dir)
     unlink(filler);
 }
 
+static void private_over_holes(const char *dir)
+{
+    private_over_holes_in(dir, false);
+}
+
+static void private_over_holes_tx(const char *dir)
+{
+    private_over_holes_in(dir, true);
+}
+
 static void test_private_over_holes(void)
 {
     passes_in_tmpfs("the private open over holes part", 16, private_over_holes);
+    passes_in_tmpfs("the private open over holes, a transaction open, part", 16,
+                    private_over_holes_tx);
 }
 
 static allocator_space_t *open_lazy(const char *p, uint64_t size, uint64_t max, uint32_t more)

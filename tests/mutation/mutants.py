@@ -1971,9 +1971,10 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""        set_state(rt, tx, PM_TX_ACTIVE, false);""",
          what="a transaction's state word forgets the frees of the one before"),
     dict(id="tx-recover-prev-skipped", file="src/tx.c",
-         find="""            if (state & PM_TX_PREV)
-                redo_frees(rt, lg, gen - 1);    /* the other stream */""",
-         replace="""            (void)0;""",
+         find="""            if (state & PM_TX_PREV) {
+                int r = redo_frees(rt, lg, gen - 1);    /* the other stream */""",
+         replace="""            if (0) {
+                int r = redo_frees(rt, lg, gen - 1);""",
          what="recovery does not finish the previous transaction's frees"),
     dict(id="tx-settle-nofence", file="src/tx.c",
          find="""static void settle_state(struct pm_rt *rt, struct pm_tx *tx)
@@ -2163,7 +2164,7 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
     dict(id="allocate-past-fsize", file="src/os_posix.c",
          find="""int os_allocate(int fd, uint64_t off, uint64_t len)
 {
-    if (!os_write_fits(off + len))
+    if (!extend_fits(fd, off + len))
         return -EFBIG;""",
          replace="""int os_allocate(int fd, uint64_t off, uint64_t len)
 {""",
@@ -2180,8 +2181,8 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
          what="a growth extends a file someone cut short under the space: the lost pages "
               "come back as zeros, live blocks among them, with no fault"),
     dict(id="private-holes-mapped", file="src/space.c",
-         find="""    if (mode == PM_MODE_PRIVATE && !(oflags & PERSISTENT_OPEN_NO_RECOVER))
-        private_holes_zero(rt, st.file_size);""",
+         find="""    if (r == 0 && mode == PM_MODE_PRIVATE && rt->own_copy)
+        private_holes_zero(rt, rt->st.file_size);""",
          replace="""    (void)private_holes_zero;""",
          what="a private open that allocates keeps the file's holes in its copy-on-write "
               "mapping: its first store into one, on a full tmpfs, is a SIGBUS"),
@@ -2217,4 +2218,9 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
          replace="""            if (0) {""",
          what="a root naming a transaction log or an overflow root table passes the "
               "check: its removal frees a block the library still uses (G8)"),
+    dict(id="private-holes-once", file="src/space.c",
+         find="""    if (r == 0 && mode == PM_MODE_PRIVATE && rt->own_copy)""",
+         replace="""    if (r == 0 && mode == PM_MODE_PRIVATE && rt->own_copy && rt->hdr == NULL)""",
+         what="a private open's holes are zeroed at its first mapping only: a rollback "
+              "trial maps the file again and the holes are back (SIGBUS on a full tmpfs)"),
 ]
