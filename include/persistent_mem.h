@@ -166,7 +166,8 @@ void destroy_persistent_allocator(allocator_space_t *space);
  * header (the last 16), the pointer itself when it is already inside the
  * current mapping, NULL when it belongs to none.  Where the ranges of two
  * earlier mappings overlap, the most recent wins; persistent_ptr_from()
- * resolves the others. */
+ * resolves the others.  A read-only or private open also knows the
+ * mappings of a writer that opened the file after it. */
 void *persistent_ptr(allocator_space_t *space, void *ptr);
 
 /* The open space whose mapping (its whole reserved range) contains ptr, or
