@@ -1432,7 +1432,8 @@ static void test_jump_cycle(void)
     printf("jump cycle in a committed log of a 32 GiB space: a view's check %llu ms, "
            "a writer's open %llu ms\n",
            (unsigned long long)view_ms, (unsigned long long)writer_ms);
-    CHECK(view_ms < 4000 && writer_ms < 4000);
+    if (getenv("PM_UNDER_QEMU") == NULL)   /* emulated: tens of times slower */
+        CHECK(view_ms < 4000 && writer_ms < 4000);
     unlink(p);
 }
 
@@ -1505,7 +1506,8 @@ static void test_many_frees_many_roots(void)
     uint64_t ms = (t_now_ns() - t0) / 1000000;
     printf("many frees: 8000 roots beside %d FREE entries, a view's open and check %llu ms\n",
            PAGES * PER, (unsigned long long)ms);
-    CHECK(ms < 3000);
+    if (getenv("PM_UNDER_QEMU") == NULL)   /* emulated: tens of times slower */
+        CHECK(ms < 3000);
     s = create_persistent_allocator(p, 0);   /* the frees finished */
     REQUIRE(s != NULL);
     CHECK(persistent_usable_size(s, persistent_offset_to_ptr(s, xoff)) == 0);
