@@ -31,8 +31,12 @@
  * forks without exec nested more than 256 deep end the child; from a
  * multithreaded parent, its other threads do not wait for the copy, and
  * glibc resets every FILE's lock in the child before any fork handler runs
- * -- in the shared heap, so a parent thread can lose a stdio lock.
- * Alignments above 2 MiB are glibc's (every free goes by address).
+ * -- in the shared heap, so a parent thread can lose a stdio lock; a raw
+ * clone without CLONE_VM, or syscall(SYS_fork), runs no fork handler, and
+ * the two processes then share the heap.  Alignments above 2 MiB are
+ * glibc's (every free goes by address), and so is what the space cannot
+ * serve (its maximum reached, or its descriptor closed by the program:
+ * the space no longer grows).
  *
  * $PM_PRELOAD_STATS=FILE: at exit each process appends a line
  * "pid=N file_size=B capacity=B" (the space only grows, so its file size at
@@ -252,11 +256,18 @@ static void after_fork_child(void)
 
 /* ---- the interface ---- */
 
+/* Where the space cannot serve a request (its maximum reached, or the
+ * program closed its descriptor, so that it no longer grows: a daemon's
+ * closefrom, perl's POSIX::close of every number), glibc's allocator does:
+ * the program goes on as it would on glibc (a helper's hunt: perl said
+ * "Out of memory!" after closing every descriptor).  Frees go by
+ * address, so each block goes back where it came from. */
 void *malloc(size_t n)
 {
     if (!ours())
         return __libc_malloc(n);
-    return persistent_malloc(S, n ? n : 1);
+    void *p = persistent_malloc(S, n ? n : 1);
+    return p != NULL ? p : __libc_malloc(n);
 }
 
 void free(void *p)
@@ -279,7 +290,8 @@ void *calloc(size_t n, size_t size)
     }
     if (n == 0 || size == 0)
         n = size = 1;                   /* a unique pointer, as malloc(0) */
-    return persistent_calloc(S, n, size);
+    void *p = persistent_calloc(S, n, size);
+    return p != NULL ? p : __libc_calloc(n, size);
 }
 
 void *realloc(void *p, size_t n)
@@ -290,8 +302,18 @@ void *realloc(void *p, size_t n)
         free(p);
         return NULL;
     }
-    if (in_space(p))
-        return persistent_reallocate(S, p, n);
+    if (in_space(p)) {
+        void *q = persistent_reallocate(S, p, n);
+        if (q != NULL)
+            return q;
+        /* the space cannot: to glibc's, copied (p stays as it was if not) */
+        size_t have = persistent_usable_size(S, p);
+        if ((q = __libc_malloc(n)) == NULL)
+            return NULL;
+        memcpy(q, p, have < n ? have : n);
+        persistent_free(S, p);
+        return q;
+    }
     int i = old_of(p);
     if (i < 0)
         return __libc_realloc(p, n);    /* glibc's stays glibc's */
@@ -325,7 +347,8 @@ static void *aligned(size_t align, size_t n)
         return __libc_memalign(align, n);
     if (align < sizeof(void *))
         align = sizeof(void *);
-    return persistent_aligned_alloc(S, align, n ? n : 1);
+    void *p = persistent_aligned_alloc(S, align, n ? n : 1);
+    return p != NULL ? p : __libc_memalign(align, n);
 }
 
 int posix_memalign(void **out, size_t align, size_t n)

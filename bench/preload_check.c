@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,6 +153,72 @@ int main(void)
         }
     }
     close(nul);
+
+    /* a daemon's close of every descriptor, then a fork: the space's
+     * descriptor gone, the child gets a copy of the heap all the same
+     * (the library's fork handler made it unreadable, and the child died
+     * copying it: a helper's hunt, python's os.closerange and fork) */
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        char *own = malloc(1000);           /* the child's own space */
+        if (own == NULL)
+            _exit(1);
+        strcpy(own, "own");
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        /* its space no longer grows: glibc's serves what it cannot */
+        for (int i = 0; i < 64; i++) {
+            char *mb = malloc(1u << 20);
+            if (mb == NULL)
+                _exit(1);
+            memset(mb, i, 1u << 20);
+        }
+        char *grown = realloc(own, 64u << 20);
+        if (grown == NULL || strcmp(grown, "own") != 0)
+            _exit(1);
+        own = grown;
+        pid_t g = fork();
+        if (g == 0) {
+            char *q = malloc(1000);
+            _exit(strcmp(p, "parent") != 0 || strcmp(own, "own") != 0 || q == NULL);
+        }
+        int gst;
+        _exit(g < 0 || waitpid(g, &gst, 0) != g || !WIFEXITED(gst) || WEXITSTATUS(gst) != 0);
+    }
+    EXPECT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    /* a program whose space cannot be opened, its first malloc inside
+     * setlocale (bash, under a file size limit the space's metadata does
+     * not fit): its allocations are glibc's, and it runs.  The library's
+     * message of the failure called strerror, which took the locale lock
+     * setlocale held, and bash hung for good (a helper's hunt) */
+    if (access("/bin/bash", X_OK) == 0) {
+        fflush(NULL);
+        int out[2];
+        EXPECT(pipe(out) == 0);
+        pid = fork();
+        if (pid == 0) {
+            struct rlimit rl = {1u << 20, 1u << 20};
+            dup2(out[1], 1);
+            if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+                _exit(2);
+            execl("/bin/bash", "bash", "-c", "echo hi", (char *)NULL);
+            _exit(3);
+        }
+        close(out[1]);
+        int waited = 0;
+        while (waitpid(pid, &st, WNOHANG) == 0 && waited++ < 200)
+            usleep(50000);
+        if (waited > 200) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+        }
+        char got[8] = {0};
+        ssize_t nr = read(out[0], got, sizeof got - 1);
+        close(out[0]);
+        EXPECT(waited <= 200 && nr == 3 && strcmp(got, "hi\n") == 0);
+    }
 
     /* forks without exec nested 20 deep, each child reading its parent's
      * heap (16 was the most) */

@@ -26,8 +26,13 @@
  *     mapping.  Its pages stay readable in the child at the same
  *     addresses, mapped copy-on-write: what the child writes there is its
  *     own and never reaches the file, and a page it has not written shows
- *     what the parent writes later (unreadable instead if the program
- *     had closed the space's descriptor behind the library's back).  An
+ *     what the parent writes later.  Where the child cannot map the file
+ *     again (the program had closed the space's descriptor behind the
+ *     library's back; no /proc after a chroot; a file the process may no
+ *     longer open), its fork handler copies the space's pages into memory
+ *     of the child's own instead, as the child starts (what the parent's
+ *     other threads write meanwhile may be in it), at the cost of the
+ *     copy; the child reads and writes it as it would the mapping.  An
  *     automatic transaction the parent had open is not the child's.
  *     Until the child has run its fork handlers, its first instructions,
  *     it still holds the writer's lock.  A fork waits for the opens and

@@ -26,6 +26,71 @@ const char *persistent_errormsg(void)
     return errbuf[0] ? errbuf : "no error";
 }
 
+/* The system's errors in words, as the C locale's strerror has them, but
+ * without strerror: it may translate, and glibc's translation takes the
+ * locale lock, which setlocale holds while it allocates -- a program on
+ * the LD_PRELOAD interposer whose first malloc (inside setlocale) could
+ * not open its space hung for good on the message (a helper's hunt:
+ * bash under `ulimit -f 1000`).  The errors the library passes on; any
+ * other by its number. */
+static _Thread_local char errno_buf[40] PM_TLS_IE;
+
+static const char *errno_text(int e)
+{
+    switch (e) {
+    case EPERM: return "Operation not permitted";
+    case ENOENT: return "No such file or directory";
+    case ESRCH: return "No such process";
+    case EINTR: return "Interrupted system call";
+    case EIO: return "Input/output error";
+    case ENXIO: return "No such device or address";
+    case E2BIG: return "Argument list too long";
+    case ENOEXEC: return "Exec format error";
+    case EBADF: return "Bad file descriptor";
+    case ECHILD: return "No child processes";
+    case EAGAIN: return "Resource temporarily unavailable";
+    case ENOMEM: return "Cannot allocate memory";
+    case EACCES: return "Permission denied";
+    case EFAULT: return "Bad address";
+    case EBUSY: return "Device or resource busy";
+    case EEXIST: return "File exists";
+    case EXDEV: return "Invalid cross-device link";
+    case ENODEV: return "No such device";
+    case ENOTDIR: return "Not a directory";
+    case EISDIR: return "Is a directory";
+    case EINVAL: return "Invalid argument";
+    case ENFILE: return "Too many open files in system";
+    case EMFILE: return "Too many open files";
+    case ENOTTY: return "Inappropriate ioctl for device";
+    case ETXTBSY: return "Text file busy";
+    case EFBIG: return "File too large";
+    case ENOSPC: return "No space left on device";
+    case ESPIPE: return "Illegal seek";
+    case EROFS: return "Read-only file system";
+    case EMLINK: return "Too many links";
+    case EPIPE: return "Broken pipe";
+    case EDOM: return "Numerical argument out of domain";
+    case ERANGE: return "Numerical result out of range";
+    case EDEADLK: return "Resource deadlock avoided";
+    case ENAMETOOLONG: return "File name too long";
+    case ENOLCK: return "No locks available";
+    case ENOSYS: return "Function not implemented";
+    case ELOOP: return "Too many levels of symbolic links";
+    case EOVERFLOW: return "Value too large for defined data type";
+    case EOPNOTSUPP: return "Operation not supported";
+    case EDQUOT: return "Disk quota exceeded";
+    case ESTALE: return "Stale file handle";
+    case ETIMEDOUT: return "Connection timed out";
+    case ENODATA: return "No data available";
+    case ECANCELED: return "Operation canceled";
+    case EOWNERDEAD: return "Owner died";
+    case EILSEQ: return "Invalid or incomplete multibyte or wide character";
+    default:
+        snprintf(errno_buf, sizeof errno_buf, "Unknown error %d", e);
+        return errno_buf;
+    }
+}
+
 const char *persistent_strerror(int code)
 {
     switch (code) {
@@ -49,7 +114,7 @@ const char *persistent_strerror(int code)
     case PERSISTENT_E_TX_AUTO: return "space written during another thread's automatic transaction";
     default:
         if (code < 0 && code > -4096)
-            return strerror(-code);
+            return errno_text(-code);
         return "unknown error";
     }
 }

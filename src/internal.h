@@ -421,7 +421,7 @@ bool os_lock_judge(int fd);
  * taken without waiting on a description of its own, dropped at once. */
 bool os_no_writer(int fd, const struct os_file_id *id);
 void os_unlock(int fd);            /* the description's flock, for every copy */
-void os_release_after_fork(int fd, void *addr, uint64_t len);
+void os_release_after_fork(int fd, void *addr, uint64_t len, uint64_t used);
 void os_close(int fd);
 int os_file_size(int fd, uint64_t *size);
 int os_pread_all(int fd, void *buf, size_t len, uint64_t off);

@@ -2,7 +2,7 @@
  * randomness and membarrier.  Errors come back as -errno.
  *
  * _GNU_SOURCE: MAP_FIXED_NOREPLACE, MAP_NORESERVE, getrandom, syscall,
- * pwritev2, O_CLOEXEC, sched_getaffinity and CPU_COUNT are Linux/GNU
+ * pwritev2, O_CLOEXEC, sched_getaffinity, CPU_COUNT and mremap are Linux/GNU
  * interfaces. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -347,13 +347,19 @@ bool os_no_writer(int fd, const struct os_file_id *id)
 /* In a child after fork(): the mapping of [addr, addr + len) made from fd
  * made again, copy-on-write, from a description of the child's own, and fd
  * closed, so that nothing of the child holds fd's description (and the
- * flock on it).  Only async-signal-safe calls and mmap.  Under strict
- * overcommit a private mapping of the whole range may be refused: then
- * only the file's length is mapped (as a private open does).  What is not
- * mapped from the file (past its end; all of it when fd is -1, a
- * descriptor no longer the space's, or the file cannot be opened again)
- * is left reserved and unreadable. */
-void os_release_after_fork(int fd, void *addr, uint64_t len)
+ * flock on it).  Only async-signal-safe calls, mmap and memcpy.  Under
+ * strict overcommit a private mapping of the whole range may be refused:
+ * then only the file's length is mapped (as a private open does).  When
+ * the file cannot be mapped again at all (fd is -1, a descriptor the
+ * program closed or reused; no /proc after a chroot; a file the process
+ * may no longer open after dropping privileges), its first used bytes (the
+ * pages the space has) are copied into memory of the child's own put in
+ * the mapping's place: the child reads what it read before (a helper's
+ * hunt: such a child of a program on the LD_PRELOAD interposer died
+ * copying the heap, unreadable then).  What is left (past the file's end,
+ * or all of it when there is no memory for the copy) is reserved and
+ * unreadable. */
+void os_release_after_fork(int fd, void *addr, uint64_t len, uint64_t used)
 {
     int f = fd >= 0 ? os_reopen_private(fd) : -1;
     uint64_t mapped = 0;
@@ -372,6 +378,18 @@ void os_release_after_fork(int fd, void *addr, uint64_t len)
                 mapped = part;
         }
         (void)close(f);
+    }
+    used = (used + 4095) & ~(uint64_t)4095;
+    if (mapped == 0 && used > 0 && used <= len) {
+        void *c = mmap(NULL, used, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (c != MAP_FAILED) {
+            memcpy(c, addr, used);      /* still the parent's shared pages */
+            if (mremap(c, used, used, MREMAP_MAYMOVE | MREMAP_FIXED, addr) != MAP_FAILED)
+                mapped = used;
+            else
+                (void)munmap(c, used);
+        }
     }
     if (mapped < len)
         (void)mmap((char *)addr + mapped, len - mapped, PROT_NONE, MAP_FIXED | MAP_PRIVATE |
@@ -653,25 +671,37 @@ int os_pwrite_durable(int fd, const void *buf, size_t len, uint64_t off)
     return r == 0 ? os_fdatasync(fd) : r;
 }
 
-/* A descriptor the library keeps for a space's life, moved to OS_FD_HIGH
- * or above where the limit allows (the same open description: its flock
- * and mark go with it).  Programs and shells give out the low numbers
- * themselves -- `exec 3>file`, dup2 onto 3-9 -- and that took the space's
- * descriptor from under it: a bash script run on the LD_PRELOAD
- * interposer had its next fork find the heap unreadable, and its heap
- * stopped growing (PERSISTENT_E_FILE_LOST).  A program that closes every
- * descriptor (closefrom) still takes it. */
-#define OS_FD_HIGH 64
-
+/* A descriptor the library keeps for a space's life, moved high: to 960
+ * (64 below the usual limit of 1,024; 64 below the limit, or a quarter
+ * below a limit under 128) where the limit allows, else to 64, else to
+ * 10 (the same open description: its flock and mark go with it).
+ * Programs and shells give out the low numbers themselves -- `exec
+ * 3>file`, dup2 onto 3-9, `exec 200>lock` for flock(1) -- and that took
+ * the space's descriptor from under it: a bash script run on the
+ * LD_PRELOAD interposer had its next fork find the heap unreadable, and
+ * its heap stopped growing (PERSISTENT_E_FILE_LOST).  It was 64 from
+ * 2026-12-05, and a helper's hunt then had `exec 64>file` take it, and a
+ * limit of 64 or less (`ulimit -n 20`) leave it at 3.  A program that
+ * closes every descriptor (closefrom) still takes it. */
 int os_fd_move_high(int fd)
 {
-    if (fd < 0 || fd >= OS_FD_HIGH)
-        return fd;
-    int g = fcntl(fd, F_DUPFD_CLOEXEC, OS_FD_HIGH);
-    if (g < 0)
-        return fd;                      /* a limit at 64 or below: kept */
-    (void)close(fd);
-    return g;
+    struct rlimit rl;
+    uint64_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                       ? (uint64_t)rl.rlim_cur : 1024;
+    lim = lim < 1024 ? lim : 1024;
+    int bases[3] = {(int)(lim > 128 ? lim - 64 : lim - lim / 4), 64, 10};
+    for (int i = 0; i < 3; i++) {
+        if (fd >= bases[i])
+            return fd;
+        if ((uint64_t)bases[i] >= lim)
+            continue;
+        int g = fcntl(fd, F_DUPFD_CLOEXEC, bases[i]);
+        if (g >= 0) {
+            (void)close(fd);
+            return g;
+        }
+    }
+    return fd;                          /* every number from 10 up taken */
 }
 
 /* Records which file fd names and gives its open file description a mark:

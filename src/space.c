@@ -732,8 +732,8 @@ static uint32_t resolve_durability(uint32_t asked, bool created, bool dax,
  * description of its own (its pages read as before; what it writes there
  * is its own) and closes its copy of the descriptor -- only where the
  * number still names the space's file: the program may have closed it
- * and opened something else under it, and then the range goes unreadable
- * instead (os_release_after_fork).  fstat, lseek, open and close are
+ * and opened something else under it, and then the child gets a copy of
+ * the pages instead (os_release_after_fork).  fstat, lseek, open and close are
  * async-signal-safe, as a child of a threaded program needs; mmap is a
  * system call with no lock in the C library.  A space another thread is
  * opening or closing is not in the registry: the fork waits for those
@@ -747,7 +747,11 @@ static void forget_after_fork(void)
              * mapping still holds the description, and goes unreadable */
             bool ours = pm_load_relaxed(&rt->fd_lost) == 0 &&
                         os_fd_verify(rt->fd, &rt->fid) == 0;
-            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size);
+            /* the pages the file holds: the header's count, which the
+             * file never falls behind */
+            uint64_t used = rt->data_off +
+                            (pm_load_relaxed(&rt->hdr->live.n_pages) << rt->page_shift);
+            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size, used);
         }
         pm_store_relaxed(&registry[i].base, (uintptr_t)0);
         pm_store_relaxed(&registry[i].rt, (struct pm_rt *)NULL);

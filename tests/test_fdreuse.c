@@ -7,6 +7,8 @@
 #include "check.h"
 
 #include <dirent.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -202,9 +204,130 @@ static void low_numbers(void)
     printf("the program's descriptors 3-63 taken: the space's stays (%d)\n", sfd);
 }
 
+/* A fork where the child cannot map the space's file again (how: 0 the
+ * program closed the descriptor, 1 no /proc to open it by, as after a
+ * chroot): the child reads the heap as it was, writes only its own copy,
+ * and holds nothing of the file -- the parent closes the space and a
+ * writer opens it while the child lives.  The child's range was made
+ * unreadable instead, and a program on the LD_PRELOAD interposer died
+ * copying its heap in the child (a helper's hunt: python after
+ * os.closerange, or after os.chroot, then fork). */
+static void fork_without_file_in(int how)
+{
+    const char *sp = t_path(how == 0 ? "forkclosed" : "forknoproc");
+    allocator_space_t *s = t_create(sp, 1u << 20, 256u << 20);
+    char *root = persistent_malloc_root(s, 1, 64);
+    char *big = persistent_malloc(s, 3u << 20);     /* the space grows */
+    if (root == NULL || big == NULL)
+        _exit(2);
+    strcpy(root, "kept");
+    t_fill(big, 3u << 20, 42);
+    if (how == 0) {
+        int sfd = fd_of(sp);
+        if (sfd < 0)
+            _exit(3);
+        close(sfd);
+    } else if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+               mount("none", "/proc", "tmpfs", 0, "size=1m") != 0) {
+        _exit(77);
+    }
+    int go[2], done[2];
+    if (pipe(go) != 0 || pipe(done) != 0)
+        _exit(4);
+    pid_t pid = fork();
+    if (pid < 0)
+        _exit(5);
+    if (pid == 0) {
+        close(go[1]);
+        close(done[0]);
+        int bad = strcmp(root, "kept") != 0 || !t_verify(big, 3u << 20, 42);
+        strcpy(root, "child");                      /* its own copy */
+        char c = 1;
+        if (write(done[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(9);
+        _exit(bad || strcmp(root, "child") != 0 ? 8 : 0);
+    }
+    close(go[0]);
+    close(done[1]);
+    char c;
+    if (read(done[0], &c, 1) != 1)
+        _exit(6);
+    if (strcmp(root, "kept") != 0)
+        _exit(7);                                   /* the child's write is its own */
+    persistent_space_close(s);
+    s = create_persistent_allocator(sp, 0);         /* no lock left in the child */
+    if (s == NULL || (root = persistent_find_root(s, 1)) == NULL || strcmp(root, "kept") != 0)
+        _exit(10);
+    destroy_persistent_allocator(s);
+    if (write(go[1], &c, 1) != 1)
+        _exit(11);
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+        _exit(12);
+    unlink(sp);
+    _exit(WEXITSTATUS(st));
+}
+
+static void fork_without_file(void)
+{
+    static const char *names[] = {"the descriptor closed", "no /proc"};
+    for (int how = 0; how < 2; how++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0)
+            fork_without_file_in(how);
+        int st;
+        REQUIRE(waitpid(pid, &st, 0) == pid);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+            printf("a fork with %s: skipped (cannot mount over /proc)\n", names[how]);
+            continue;
+        }
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fprintf(stderr, "a fork with %s: %s %d\n", names[how],
+                    WIFEXITED(st) ? "exit" : "signal",
+                    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        else
+            printf("a fork with %s: the child read its copy, and held no lock\n", names[how]);
+    }
+}
+
+/* Under a low limit on descriptors (`ulimit -n 20`) the space's goes as
+ * high as the limit allows, not to the lowest free number: it stayed at
+ * 3 where 64 was past the limit, and a shell's `exec 3>file` took it (a
+ * helper's hunt). */
+static void low_limit(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            _exit(2);
+        rl.rlim_cur = 20;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            _exit(3);
+        const char *sp = t_path("fdlimit");
+        allocator_space_t *s = t_create(sp, 1u << 20, 0);
+        int sfd = fd_of(sp);
+        printf("under a limit of 20 descriptors the space's is %d\n", sfd);
+        fflush(stdout);
+        destroy_persistent_allocator(s);
+        unlink(sp);
+        _exit(sfd >= 10 && sfd < 20 ? 0 : 4);
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
     low_numbers();
+    low_limit();
+    fork_without_file();
     run(0);
     run(1);
     run(2);

@@ -1733,15 +1733,15 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a thread whose automatic transaction was closed under it takes the next "
               "one, another thread's, for its own (it reads its freed transaction)"),
     dict(id="fork-child-keeps-lock", file="src/space.c",
-         find="""            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size);""",
-         replace="""            (void)ours;""",
+         find="""            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size, used);""",
+         replace="""            (void)ours, (void)used;""",
          what="a forked child keeps the parent's writer description (descriptor and "
               "mapping): nobody can open the space for writing while it lives, and what "
               "it writes reaches the parent's file"),
     dict(id="fork-lost-fd-keeps-mapping", file="src/space.c",
-         find="""            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size);""",
+         find="""            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size, used);""",
          replace="""            if (ours)
-                os_release_after_fork(rt->fd, rt->base, rt->reserve_size);""",
+                os_release_after_fork(rt->fd, rt->base, rt->reserve_size, used);""",
          what="a child forked after the program closed the space's descriptor keeps "
               "the mapping: the lock stays with it, and its writes reach the file"),
     dict(id="fork-child-keeps-auto", file="src/space.c",
@@ -2218,6 +2218,23 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
          replace="""            if (0) {""",
          what="a root naming a transaction log or an overflow root table passes the "
               "check: its removal frees a block the library still uses (G8)"),
+    dict(id="fork-copy-skipped", file="src/os_posix.c",
+         find="""    if (mapped == 0 && used > 0 && used <= len) {""",
+         replace="""    if (0) {""",
+         what="a fork child that cannot map the space's file again (descriptor closed, "
+              "no /proc) gets its range unreadable, not a copy: a program on the "
+              "interposer dies copying its heap"),
+    dict(id="fd-base-64", file="src/os_posix.c",
+         find="""    int bases[3] = {(int)(lim > 128 ? lim - 64 : lim - lim / 4), 64, 10};""",
+         replace="""    int bases[3] = {64, 64, 64};""",
+         what="the space's descriptor goes to 64, or stays at the lowest free number "
+              "under a limit of 64 or less (`ulimit -n 20`: 3, where `exec 3>` takes it)"),
+    dict(id="strerror-locale", file="src/error.c",
+         find="""            return errno_text(-code);""",
+         replace="""            return (void)errno_text, strerror(-code);""",
+         what="the library's words for a system error come from strerror, which "
+              "translates under the locale lock: an interposed bash whose space cannot "
+              "be opened inside setlocale hangs"),
     dict(id="private-holes-once", file="src/space.c",
          find="""    if (r == 0 && mode == PM_MODE_PRIVATE && rt->own_copy)""",
          replace="""    if (r == 0 && mode == PM_MODE_PRIVATE && rt->own_copy && rt->hdr == NULL)""",
