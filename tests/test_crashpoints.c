@@ -943,6 +943,94 @@ static void race_root_run(void)
     race_power_failure();
 }
 
+/* A creator of a root that needs a new overflow table stopped right after
+ * it linked the table, before it writes the link back: another thread
+ * finds the table in the metadata full, follows the link and makes its
+ * root there.  Power fails: that root is reached only through the link,
+ * which the second creator must have made durable before it used it
+ * (roots.c, the probe's write-back of the links it follows; a helper's
+ * hunt for unmutated write-backs). */
+static void race_rootlink_setup(void)
+{
+    for (uint64_t t = 1; t <= 15; t++)      /* the 16-slot table full */
+        root_new(t);
+}
+
+static bool stop_at_root_link(const void *addr, size_t len)
+{
+    struct pm_rt *rt = pm_rt_of(S);
+    (void)len;
+    return addr == (const void *)&rt->hdr->live.roots_next_off &&
+           pm_load_acquire(&rt->hdr->live.roots_next_off) != 0;
+}
+
+static void *race_rootlink_creator(void *arg)
+{
+    (void)arg;
+    race_victim = true;
+    root_new(200);
+    return NULL;
+}
+
+static void race_rootlink_run(void)
+{
+    REQUIRE(pm_rt_of(S)->fixed.roots_cap == 16);
+    REQUIRE(pm_load_acquire(&pm_rt_of(S)->hdr->live.roots_next_off) == 0);
+    race_stop = stop_at_root_link;
+    pthread_t t;
+    pthread_create(&t, NULL, race_rootlink_creator, NULL);
+    race_wait_parked();
+    root_new(201);
+    race_power_failure();
+}
+
+/* Every lane of the metadata held; a ninth thread makes an overflow lane
+ * table and stops after linking it, before writing the link back; a
+ * tenth links a second table after it and publishes through it.  Power
+ * fails: both tables must still be reached from the header (publish.c,
+ * chunks_discover's write-back of a link it finds). */
+static void *race_lane_holder(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    pub_alloc(i, 100);
+    atomic_store(&lanes_done, i + 1);
+    while (!atomic_load(&lanes_end))
+        usleep(200);
+    return NULL;
+}
+
+static bool stop_at_lane_link(const void *addr, size_t len)
+{
+    struct pm_rt *rt = pm_rt_of(S);
+    (void)len;
+    return addr == (const void *)&rt->hdr->live.lanes_next_off &&
+           pm_load_acquire(&rt->hdr->live.lanes_next_off) != 0;
+}
+
+static void *race_lane_victim(void *arg)
+{
+    (void)arg;
+    race_victim = true;
+    pub_alloc(8, 100);
+    return NULL;
+}
+
+static void race_lanelink_run(void)
+{
+    REQUIRE(pm_rt_of(S)->fixed.n_lanes == 8);
+    pthread_t t[8], v;
+    for (int i = 0; i < 8; i++) {
+        pthread_create(&t[i], NULL, race_lane_holder, (void *)(intptr_t)i);
+        while (atomic_load(&lanes_done) < i + 1)
+            usleep(200);
+    }
+    race_stop = stop_at_lane_link;
+    pthread_create(&v, NULL, race_lane_victim, NULL);
+    race_wait_parked();
+    pub_alloc(9, 100);
+    race_power_failure();
+}
+
 static void race(const struct scenario *sc)
 {
     struct ch_files f;
@@ -979,10 +1067,11 @@ static void race(const struct scenario *sc)
         failures++;
     } else {
         failures += (uint64_t)verify(f.work, 1, (void *)sc);
-        if (sc->run == race_root_run) {
+        if (sc->run == race_root_run || sc->run == race_rootlink_run) {
+            uint64_t tag = sc->run == race_root_run ? race_tag_b : 201;
             allocator_space_t *s = open_space(f.work, sc->size, sc->max_size);
-            struct root_obj *r = s ? persistent_find_root(s, race_tag_b) : NULL;
-            if (r == NULL || r->seal != ch_seal_of(race_tag_b, sizeof *r, 0)) {
+            struct root_obj *r = s ? persistent_find_root(s, tag) : NULL;
+            if (r == NULL || r->seal != ch_seal_of(tag, sizeof *r, 0)) {
                 fprintf(stderr, "%s: the root made beside a stopped claim is %s\n", sc->name,
                         r == NULL ? "gone" : "not whole");
                 failures++;
@@ -1001,6 +1090,8 @@ static struct scenario races[] = {
     {"race-npub", 64u << 10, 0, 0, NULL, race_npub_run, false},
     {"race-grow", 64u << 10, 2u << 20, 0, NULL, race_grow_run, false},
     {"race-root", 64u << 10, 0, 0, NULL, race_root_run, false},
+    {"race-lanelink", 64u << 10, 0, 0, NULL, race_lanelink_run, true},
+    {"race-rootlink", 256u << 10, 0, 0, race_rootlink_setup, race_rootlink_run, true},
 };
 
 int main(int argc, char **argv)

@@ -2235,6 +2235,75 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
          what="the library's words for a system error come from strerror, which "
               "translates under the locale lock: an interposed bash whose space cannot "
               "be opened inside setlocale hangs"),
+    dict(id="pub-ensure-alloc-nopersist", file="src/publish.c",
+         find="""            pm_store_relaxed(aw, live ? a | bit : a & ~bit);
+            pm_persist(rt, aw, sizeof *aw);""",
+         replace="""            pm_store_relaxed(aw, live ? a | bit : a & ~bit);""",
+         what="recovery's rollback of a lane's small block not written back before the "
+              "lane is retired: a power failure after the open leaks the block (hidden in "
+              "small spaces, where the remote word's write-back takes the line too)"),
+    dict(id="pub-ensure-remote-nopersist", file="src/publish.c",
+         find="""            pm_store_relaxed(rw, pm_load_relaxed(rw) & ~bit);
+            pm_persist(rt, rw, sizeof *rw);
+            return;""",
+         replace="""            pm_store_relaxed(rw, pm_load_relaxed(rw) & ~bit);
+            return;""",
+         what="recovery clears a lane's block's remote bit without writing it back: the "
+              "block reused and published, a power failure, and the next open frees it"),
+    dict(id="lane-link-found-nopersist", file="src/publish.c",
+         find="""        if (rt->mode == PM_MODE_WRITER)
+            pm_persist(rt, link, sizeof *link);
+        struct pm_lane_table *t = pm_lane_table_at(rt, off);""",
+         replace="""        if (rt->mode == PM_MODE_WRITER && 0)
+            pm_persist(rt, link, sizeof *link);
+        struct pm_lane_table *t = pm_lane_table_at(rt, off);""",
+         what="a thread uses an overflow lane table whose link another thread has not "
+              "written back yet: a power failure loses the tables and the records in flight "
+              "in them"),
+    dict(id="root-link-found-nopersist", file="src/roots.c",
+         find="""        if (off != 0 && create)
+            pm_persist(rt, t.next, sizeof *t.next);     /* the same for a link */""",
+         replace="""        if (off != 0 && create && 0)
+            pm_persist(rt, t.next, sizeof *t.next);     /* the same for a link */""",
+         what="a root made in an overflow root table whose link its creator has not "
+              "written back: a power failure loses the root (G3)"),
+    dict(id="lg-free-start-nofence", file="src/large.c",
+         find="""    pm_persist(rt, w, sizeof *w);                   /* commit */
+    pg_bit_clear(rt, rt->end_bits, last);""",
+         replace="""    pm_flush(rt, w, sizeof *w);                     /* commit */
+    pg_bit_clear(rt, rt->end_bits, last);""",
+         what="a large free's START clear flushed but not fenced before its END clear: "
+              "a power failure can keep START and lose END (runs overlap)"),
+    dict(id="pub-ensure-large-end-first", file="src/publish.c",
+         find="""    uint64_t e = pg_next_set(rt->end_bits, page, n);
+    pg_bit_clear(rt, rt->start_bits, page);            /* commit */
+    if (e != PG_NONE)
+        pg_bit_clear(rt, rt->end_bits, e);
+}""",
+         replace="""    uint64_t e = pg_next_set(rt->end_bits, page, n);
+    if (e != PG_NONE)
+        pg_bit_clear(rt, rt->end_bits, e);
+    pg_bit_clear(rt, rt->start_bits, page);            /* commit */
+}""",
+         what="recovery's rollback of a lane's large block clears END before the START "
+              "commit: a power failure in the open leaves a run with no end"),
+    dict(id="tx-abort-restore-unflushed", file="src/tx.c",
+         find="""        memcpy(rt->base + r->off, r->ent + 1, r->len);
+        pm_flush(rt, rt->base + r->off, r->len);
+    }
+    size_t n = 0;""",
+         replace="""        memcpy(rt->base + r->off, r->ent + 1, r->len);
+    }
+    size_t n = 0;""",
+         what="an abort puts the snapshots back without writing them back: a change the "
+              "program had written back survives the abort on file (G7)"),
+    dict(id="sync-no-drain", file="src/space.c",
+         find="""        return 0;       /* a private or read-only mapping never writes */
+    if (rt->flush)
+        rt->flush->drain();""",
+         replace="""        return 0;       /* a private or read-only mapping never writes */""",
+         what="persistent_sync does not drain what persistent_flush wrote back: a "
+              "flush and a sync are not durable in PMEM mode"),
     dict(id="private-holes-once", file="src/space.c",
          find="""    if (r == 0 && mode == PM_MODE_PRIVATE && rt->own_copy)""",
          replace="""    if (r == 0 && mode == PM_MODE_PRIVATE && rt->own_copy && rt->hdr == NULL)""",
