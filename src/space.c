@@ -747,10 +747,10 @@ static void forget_after_fork(void)
              * mapping still holds the description, and goes unreadable */
             bool ours = pm_load_relaxed(&rt->fd_lost) == 0 &&
                         os_fd_verify(rt->fd, &rt->fid) == 0;
-            /* the pages the file holds: the header's count, which the
-             * file never falls behind */
-            uint64_t used = rt->data_off +
-                            (pm_load_relaxed(&rt->hdr->live.n_pages) << rt->page_shift);
+            /* the pages the space has: never more than the file holds
+             * (a view's count follows the file's size, pm_follow; the
+             * header's may be a damaged file's) */
+            uint64_t used = rt->data_off + (pm_load_relaxed(&rt->n_pages) << rt->page_shift);
             os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size, used);
         }
         pm_store_relaxed(&registry[i].base, (uintptr_t)0);
