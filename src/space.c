@@ -751,6 +751,9 @@ static void forget_after_fork(void)
              * (a view's count follows the file's size, pm_follow; the
              * header's may be a damaged file's) */
             uint64_t used = rt->data_off + (pm_load_relaxed(&rt->n_pages) << rt->page_shift);
+            /* the child's pages are its own to read, free blocks too (an
+             * ASan build poisons them; the copy below reads them all) */
+            pm_vg_unmap(rt);
             os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size, used);
         }
         pm_store_relaxed(&registry[i].base, (uintptr_t)0);
