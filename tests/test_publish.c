@@ -460,6 +460,13 @@ static void test_parked_lane_block_kept(void)
     resumed_lane(PK_FREE_LANE, 64);
     resumed_lane(PK_FREE_LANE, 100u << 10);
     resumed_lane(PK_PUBLISHED, 100u << 10);
+    if (getenv("PM_UNDER_QEMU") != NULL) {
+        /* parked_lane's forked child starts a thread: under qemu-user such
+         * a child hung now and then (a fresh-clone CI's aarch64 stage,
+         * 2026-12-06: 120 s, then killed), as test_tx's did; natively never */
+        printf("a lane parked in a killed writer: skipped under qemu-user\n");
+        return;
+    }
     parked_lane(PK_FREE_LANE, 64);
     parked_lane(PK_FREE_LANE, 100u << 10);
     parked_lane(PK_PUBLISHED, 100u << 10);
