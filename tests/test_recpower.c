@@ -1,6 +1,6 @@
 /* Power failures after, and inside, an open's recovery; and what abort,
  * sync and a writer's open promise to make durable (G3, G7).
- *   test_recpower [tx-rollback|sync|state|abort|lanes|recovery]
+ *   test_recpower [tx-rollback|sync|state|abort|lanes|recovery|auto-log]
  *
  * Each step runs in a child under the power model with no crash point
  * armed: the file then holds only what was written back and fenced, and
@@ -30,6 +30,7 @@ struct root {
 
 struct shared {
     uint64_t new_block;
+    uint64_t abort_from;        /* auto-log: crash points before the abort */
 };
 static struct shared *sh;
 static uint64_t space_size = 256u << 10;
@@ -428,6 +429,224 @@ static void case_recovery_sweep(void)
     unlink(w2);
 }
 
+/* auto-log: an automatic transaction whose log goes on in a page it
+ * also holds an image of.  The log takes only pages free at the begin
+ * (seg_claim), so such a page is one the transaction wrote while it was
+ * free at the begin (a block it allocated there: the first write leaves
+ * a PAGE entry) and freed again before the log outgrew its block and
+ * claimed it.  The restores go newest first, so that image is put back
+ * after the images logged in the page itself, and it rewrites them: the
+ * drain before it (pm_tx_restore_pages at an open; auto_abort's where
+ * holds_log says the page holds the log) makes those restores durable
+ * first.  Without it a power failure can land the page rewritten while
+ * they are still in flight: the next open walks a log that ends at the
+ * JUMP into that page and never makes them again.  Here the images
+ * logged there are of a block the transaction overwrote and wrote back,
+ * so a restore lost is seen as the transaction's bytes left in it.  The
+ * power fails at each point of the open that recovers such a
+ * transaction, or of its abort, with several seeds for which lines in
+ * flight land.
+ *
+ * pm_tx_recover's drain before each image is not reached this way, nor
+ * any other: the open has put every image back first (pm_tx_restore_pages,
+ * which ends with a drain), and that rewrote the page and cut the log at
+ * the JUMP into it, so what pm_tx_recover walks lies in no page it puts
+ * back, and the images it puts back again are on file already (but for a
+ * later image of page 0, a growth's, whose log the next open still has).
+ * Where the open skipped pm_tx_restore_pages after its trial, the
+ * recovery sweep below fails without that drain. */
+enum { AL_KEEP_PAGES = 16, AL_SEEDS = 4 };
+static const char *al_names[] = {"auto-log-recovery", "auto-log-abort"};
+static int al_op;
+static uint64_t al_page;
+
+static void al_template(const char *path)
+{
+    allocator_space_t *s;
+    struct root *r = root_in(path, &s);
+    struct persistent_info info;
+    REQUIRE(persistent_space_info(s, &info) == 0);
+    al_page = info.page_size;
+    REQUIRE(persistent_alloc_into(s, &r->keep, AL_KEEP_PAGES * al_page) == 0);
+    unsigned char *kp = persistent_offset_to_ptr(s, r->keep);
+    for (uint64_t i = 0; i < AL_KEEP_PAGES; i++)
+        ch_fill(kp + i * al_page, al_page, r->keep + i * al_page, 1);
+    persistent_persist(kp, AL_KEEP_PAGES * al_page);
+    REQUIRE(persistent_space_close(s) == 0);
+}
+
+/* How many pages the open automatic transaction's log goes on in after
+ * an image of the same page: the situation this case is about, which
+ * depends on where the allocator puts the block and the log's segment */
+static uint64_t al_log_in_imaged(allocator_space_t *s)
+{
+    struct pm_rt *rt = pm_rt_of(s);
+    struct pm_lane *l;
+    uint64_t found = 0;
+    for (uint32_t i = 0; (l = pub_lane_at(rt, i)) != NULL; i++) {
+        uint64_t off = pm_load_acquire(&l->tx_off);
+        if (off == 0)
+            continue;
+        struct pm_txlog *lg = (struct pm_txlog *)(rt->base + off);
+        uint64_t state = pm_load_acquire(&lg->state);
+        if ((state & PM_TX_PHASE) != PM_TX_ACTIVE)
+            continue;
+        struct {
+            uint64_t off, len;
+        } img[64];
+        unsigned n_img = 0;
+        struct pm_txit it;
+        pm_txit_start(rt, lg, state >> 8, &it);
+        const struct pm_txent *e;
+        while ((e = pm_txit_next(rt, &it)) != NULL) {
+            uint64_t at = (uint64_t)((const char *)e - rt->base);
+            for (unsigned j = 0; j < n_img; j++)
+                if (at >= img[j].off && at - img[j].off < img[j].len) {
+                    found++;
+                    img[j].len = 0;             /* counted once */
+                }
+            if ((e->kind_len & 0xff) == PM_TXE_PAGE && n_img < 64) {
+                img[n_img].off = e->off;
+                img[n_img++].len = e->kind_len >> 8;
+            }
+        }
+    }
+    return found;
+}
+
+/* In an automatic transaction: a block allocated in pages free at the
+ * begin (larger than a segment of the log, so that, freed, it has room
+ * for one where seg_claim looks first), its first page written (its
+ * image logged) and the block freed; then every page of keep
+ * overwritten and written back (the power model keeps only what was),
+ * whose images fill the log's block and go on in the pages the freed
+ * block held.
+ * Recovery: the power fails there.  Abort: the transaction aborts (and
+ * the power fails at the crash point, if any), sh->abort_from the crash
+ * points passed before it. */
+static void al_body(const char *path, uint64_t k, void *arg)
+{
+    (void)k;
+    (void)arg;
+    allocator_space_t *s = open_pmem(path);
+    if (s == NULL)
+        _exit(3);
+    struct root *r = persistent_find_root(s, TAG);
+    if (r == NULL)
+        _exit(4);
+    unsigned char *kp = persistent_offset_to_ptr(s, r->keep);
+    REQUIRE(persistent_tx_begin_auto(s) == 0);
+    unsigned char *b = persistent_malloc(s, 4 * AL_KEEP_PAGES * al_page);
+    REQUIRE(b != NULL);
+    memset(b, 0x3c, 64);
+    persistent_persist(b, 64);
+    persistent_free(s, b);
+    for (uint64_t i = 0; i < AL_KEEP_PAGES; i++) {
+        memset(kp + i * al_page, 0xe1, al_page);
+        persistent_persist(kp + i * al_page, al_page);
+    }
+    REQUIRE(al_log_in_imaged(s) > 0);
+    if (al_op == 1) {
+        sh->abort_from = pm_crash_points();
+        REQUIRE(persistent_tx_abort(s) == 0);
+    }
+    _exit(0);
+}
+
+static void al_die(const char *path)
+{
+    al_body(path, 0, NULL);
+}
+
+/* The space at path opened (recovered) and judged; id: the crash point
+ * times 100 plus the seed */
+static int al_judge(const char *path, uint64_t id)
+{
+    int bad = 0;
+    allocator_space_t *s = open_pmem(path);
+    if (s == NULL) {
+        CH_FAIL(bad, al_names[al_op], id, "reopen: %s", persistent_errormsg());
+        return bad;
+    }
+    struct persistent_check_report rep;
+    if (persistent_check(s, &rep) != 0)
+        CH_FAIL(bad, al_names[al_op], id, "check: %s", rep.first_error);
+    else if (rep.live_blocks != 3)              /* the root, keep, the log */
+        CH_FAIL(bad, al_names[al_op], id, "%llu live blocks, 3 reachable",
+                (unsigned long long)rep.live_blocks);
+    struct root *r = persistent_find_root(s, TAG);
+    REQUIRE(r != NULL);
+    unsigned char *kp = persistent_offset_to_ptr(s, r->keep);
+    if (persistent_usable_size(s, kp) < AL_KEEP_PAGES * al_page) {
+        CH_FAIL(bad, al_names[al_op], id, "keep is not live");
+    } else {
+        for (uint64_t i = 0; i < AL_KEEP_PAGES; i++)
+            if (!ch_filled(kp + i * al_page, al_page, r->keep + i * al_page, 1)) {
+                CH_FAIL(bad, al_names[al_op], id, "page %llu of keep not restored",
+                        (unsigned long long)i);
+                break;
+            }
+    }
+    REQUIRE(persistent_space_close(s) == 0);
+    return bad;
+}
+
+static void case_auto_log(void)
+{
+    const char *tmpl = t_path("recpower-at"), *w1 = t_path("recpower-a1"),
+               *w2 = t_path("recpower-a2");
+    ch_mode = PM_CRASH_POWER;
+    ch_mode_name = "power";
+    space_size = 1u << 20;
+    unlink(tmpl);
+    al_template(tmpl);
+    /* recovery: the transaction's log on file, then the open cut at each
+     * of its points */
+    al_op = 0;
+    ch_copy_file(tmpl, w1);
+    powered(w1, al_die);
+    int bad = 0;
+    uint64_t runs = 0, k = 1;
+    for (bool done = false; !done; k++)
+        for (uint64_t seed = 0; seed < AL_SEEDS && !done; seed++) {
+            ch_copy_file(w1, w2);
+            done = ch_run_child(al_names[al_op], rs_open, NULL, w2, k, 19 + seed * 101,
+                                NULL) == 0;
+            bad += al_judge(w2, k * 100 + seed);
+            runs++;
+        }
+    printf("auto-log: recovery %3llu points of the open, %llu opens cut and judged: "
+           "%d failures\n", (unsigned long long)k - 2, (unsigned long long)runs, bad);
+    CHECK_EQ(bad, 0);
+    /* abort: the power fails at each of its points */
+    al_op = 1;
+    ch_copy_file(tmpl, w1);
+    REQUIRE(ch_run_child(al_names[al_op], al_body, NULL, w1, 0, 0, NULL) == 0);
+    REQUIRE(al_judge(w1, 0) == 0);
+    bad = 0;
+    runs = 0;
+    for (k = sh->abort_from + 1;; k++) {
+        bool done = false;
+        for (uint64_t seed = 0; seed < AL_SEEDS && !done; seed++) {
+            ch_copy_file(tmpl, w1);
+            done = ch_run_child(al_names[al_op], al_body, NULL, w1, k, 23 + seed * 101,
+                                NULL) == 0;
+            bad += al_judge(w1, k * 100 + seed);
+            runs++;
+        }
+        if (done)
+            break;
+    }
+    printf("auto-log: abort    %3llu points of the abort, %llu cut and judged: "
+           "%d failures\n", (unsigned long long)(k - 1 - sh->abort_from),
+           (unsigned long long)runs, bad);
+    CHECK_EQ(bad, 0);
+    unlink(tmpl);
+    unlink(w1);
+    unlink(w2);
+    space_size = 256u << 10;
+}
+
 int main(int argc, char **argv)
 {
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -445,5 +664,7 @@ int main(int argc, char **argv)
         case_lanes();
     if (PICK("recovery"))
         case_recovery_sweep();
+    if (PICK("auto-log"))
+        case_auto_log();
     return t_done();
 }
