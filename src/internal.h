@@ -818,6 +818,12 @@ void pub_free_finish(struct pm_rt *rt, struct pm_trec *rec,
 void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
                       size_t size, uint64_t *winner);
 int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val);
+/* A block of size bytes filled by init(blk, arg) and linked at *link (a
+ * word 0 until then) through the thread's lane, inside an operation: the
+ * link's value afterwards (this block's offset, or the one another thread
+ * linked first), 0 when there is no room (errno ENOMEM). */
+uint64_t pub_table_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *link,
+                          size_t size, void (*init)(void *, void *), void *arg);
 /* A run of size bytes aligned to align, filled by init, made the
  * transaction log its lane l names (l->tx_off) through l itself; NULL
  * (errno ENOMEM) when there is no room. */

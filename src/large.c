@@ -146,7 +146,7 @@ static bool claim_after(struct pm_rt *rt, struct pm_trec *rec, uint64_t last, ui
     /* pages [last + 1, p) are claimed: taken back from the runs this
      * thread keeps, or claimed between them */
     uint64_t p = last + 1, end = last + 1 + add;
-    for (int grown = 0; p < end;) {
+    while (p < end) {
         uint64_t k = pg_cache_take_at(rec, p, end - p);
         if (k != 0) {
             p += k;
@@ -157,15 +157,19 @@ static bool claim_after(struct pm_rt *rt, struct pm_trec *rec, uint64_t last, ui
             p = stop;
             continue;
         }
+        /* as often as growth succeeds, as lg_reserve: each success raised
+         * the page count (up to the maximum), perhaps only to another
+         * thread's smaller target, which this call finished (a helper's
+         * hunt: two of those, and a cap of two growths, failed a realloc
+         * that fitted in place at the maximum) */
         uint64_t n = pm_load_acquire(&rt->n_pages);
-        if (grown == 2 || stop <= n || pg_next_set(rt->used, p, n) != PG_NONE ||
+        if (stop <= n || pg_next_set(rt->used, p, n) != PG_NONE ||
             pm_space_grow(rt, n, stop - n) != 0) {
             /* a used page in the way, no growth helps */
             if (p > last + 1)
                 pg_release(rt, last + 1, p - (last + 1));
             return false;
         }
-        grown++;
     }
     return true;
 }

@@ -787,6 +787,59 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
     return NULL;
 }
 
+/* ---- the library's overflow root tables (roots.c) too ----
+ *
+ * The record names the link the table goes in: a crash between the
+ * table's commit and the link leaves an allocation recovery rolls back,
+ * never a table nobody names (the first version allocated the table,
+ * then linked it with a CAS: a helper's kill sweep left a 64 KiB table
+ * live for good, at every crash point between the two, and the loser of
+ * the CAS had the same window before its free).  Called inside an
+ * operation, which it leaves for pub_lane only (the lane may need a lane
+ * table, an allocation of its own).  The link's value afterwards: this
+ * table's offset, the one another thread linked first, or 0 when there
+ * is no room (errno ENOMEM). */
+uint64_t pub_table_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *link,
+                          size_t size, void (*init)(void *, void *), void *arg)
+{
+    pm_op_end(rec);
+    struct pm_lane *l = pub_lane(rt, rec);
+    pm_op_enter(rt, rec);
+    struct pm_resv rv;
+    if (l == NULL || pub_reserve(rt, rec, size, &rv) == NULL) {
+        errno = ENOMEM;
+        return 0;
+    }
+    pm_vg_internal(rv.blk, size);
+    init(rv.blk, arg);
+    pm_persist(rt, rv.blk, size);
+    uint64_t loff = (uint64_t)((char *)link - rt->base);
+    uint64_t boff = (uint64_t)((char *)rv.blk - rt->base);
+    pin_new(rec, boff);
+    lane_set(rt, l, PM_LANE_ALLOC, loff, boff, 0, size);
+    pub_commit(rt, &rv);
+    uint64_t cur = 0;
+    if (pm_cas_strong_seq_cst(link, &cur, boff)) {
+        pm_persist(rt, link, sizeof *link);
+        pm_own_mark(rt, boff);
+        lane_clear(rt, l);
+        pin_drop(rt, rec, boff);
+        return boff;
+    }
+    /* another thread's table is linked: ours goes, still under the lane */
+    pm_vg_forget(rt, rv.blk, rv.usable);
+    struct pm_pubfree pf;
+    if (pub_free_prepare(rt, rec, rv.blk, &pf) == 0) {
+        pub_free_do(rt, &pf);
+        lane_clear(rt, l);
+        pub_free_finish(rt, rec, &pf);
+    } else {
+        lane_clear(rt, l);
+    }
+    pin_drop(rt, rec, boff);
+    return cur;
+}
+
 /* ---- a thread's transaction log (tx.c) publishes through its lane ----
  *
  * The record names the lane's own tx_off: a crash between the run's

@@ -182,36 +182,23 @@ static bool table_at(struct pm_rt *rt, uint64_t off, uint64_t prev_cap, struct t
     return true;
 }
 
-/* Called inside an operation (root_slot_op); the allocation and the
- * loser's free are operations of their own, so it leaves and enters
- * again around them (an automatic transaction that begins meanwhile is
- * waited for at the entry: its abort leaves the block allocated, as it
- * was at its begin). */
+static void table_init(void *blk, void *arg)
+{
+    uint64_t cap = *(const uint64_t *)arg;
+    struct pm_root_table *tb = blk;
+    memset(tb, 0, sizeof *tb + cap * sizeof(struct pm_root_slot));
+    tb->magic = PM_ROOT_TABLE_MAGIC;
+    tb->cap = cap;
+}
+
+/* Called inside an operation (root_slot_op).  Made and linked through the
+ * thread's lane (pub_table_create): a table allocated and then linked
+ * leaked when the process died between the two. */
 static uint64_t new_table(struct pm_rt *rt, struct pm_trec *rec,
                           pm_atomic_u64 *link, uint64_t cap)
 {
     size_t size = sizeof(struct pm_root_table) + cap * sizeof(struct pm_root_slot);
-    pm_op_end(rec);
-    struct pm_root_table *tb = pm_alloc(rt, rec, size, 64);
-    pm_op_enter(rt, rec);
-    pm_vg_internal(tb, size);
-    if (tb == NULL)
-        return 0;
-    memset(tb, 0, size);
-    tb->magic = PM_ROOT_TABLE_MAGIC;
-    tb->cap = cap;
-    pm_persist(rt, tb, size);
-    uint64_t off = (uint64_t)((char *)tb - rt->base);
-    uint64_t cur = 0;
-    if (pm_cas_strong_acq_rel(link, &cur, off)) {
-        pm_persist(rt, link, sizeof *link);
-        pm_own_mark(rt, off);
-        return off;
-    }
-    pm_op_end(rec);
-    pm_free_block(rt, rec, tb);
-    pm_op_enter(rt, rec);
-    return cur;
+    return pub_table_create(rt, rec, link, size, table_init, &cap);
 }
 
 /* The value word for tag, creating its slot if create (then inside an

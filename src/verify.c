@@ -197,6 +197,11 @@ bool pm_lane_dest_ok(struct pm_rt *rt, const struct pm_lane *l, uint64_t op)
     uint64_t d = l->dest_off;
     if (op == PM_LANE_ALLOC && d == (uint64_t)((const char *)&l->tx_off - rt->base))
         return true;
+    /* the first overflow root table is made through a lane naming its
+     * link in the header (publish.c pub_table_create); the later ones'
+     * links are in the tables before them, in the pages */
+    if (op == PM_LANE_ALLOC && d == offsetof(struct pm_header, live.roots_next_off))
+        return true;
     if (!pm_dest_ok(rt, d))
         return false;
     /* the header's lanes are outside the pages pm_dest_ok accepts; those

@@ -416,7 +416,7 @@ static struct scenario scenarios[] = {
     {"superblock", 64u << 10, 0, 1, NULL, sc_sb_run, false},
     {"sbreuse", 512u << 10, 0, 1, sc_sbreuse_setup, sc_sbreuse_run, false},
     {"publish", 256u << 10, 0, 0, NULL, sc_publish_run, false},
-    {"roots", 256u << 10, 0, 0, sc_roots_setup, sc_roots_run, true},
+    {"roots", 256u << 10, 0, 0, sc_roots_setup, sc_roots_run, false},
     {"root-publish", 64u << 10, 0, 1, NULL, sc_root_publish_run, false},
     {"large", 256u << 10, 0, 1, sc_large_setup, sc_large_run, false},
     {"realloc", 256u << 10, 0, 2, NULL, sc_realloc_run, false},
@@ -1091,7 +1091,7 @@ static struct scenario races[] = {
     {"race-grow", 64u << 10, 2u << 20, 0, NULL, race_grow_run, false},
     {"race-root", 64u << 10, 0, 0, NULL, race_root_run, false},
     {"race-lanelink", 64u << 10, 0, 0, NULL, race_lanelink_run, true},
-    {"race-rootlink", 256u << 10, 0, 0, race_rootlink_setup, race_rootlink_run, true},
+    {"race-rootlink", 256u << 10, 0, 0, race_rootlink_setup, race_rootlink_run, false},
 };
 
 int main(int argc, char **argv)

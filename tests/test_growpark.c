@@ -179,6 +179,104 @@ static void run_point(int point, const char *name)
     unlink(path);
 }
 
+/* An in-place realloc that needs the space grown to its maximum, while two
+ * other threads' growths stop for good after choosing their (smaller)
+ * targets: the realloc's thread finishes each of them (G1) and must then
+ * go on growing for itself.  A cap of two growths in claim_after made it
+ * fail (ENOMEM) with the room there; the same call made again succeeded
+ * (a helper's hunt, G5b). */
+static _Atomic int rg_parked[3], rg_release, rg_commits;
+static _Thread_local int rg_role;        /* 1, 2: the stopped growers */
+static allocator_space_t *rg_space;
+static size_t rg_size[3];
+
+static void *rg_grower(void *arg)
+{
+    rg_role = (int)(intptr_t)arg;
+    void *p = persistent_malloc(rg_space, rg_size[rg_role]);
+    if (p != NULL)
+        persistent_free(rg_space, p);
+    return NULL;
+}
+
+static void rg_hook(int point)
+{
+    if (rg_role != 0 && point == PM_HOOK_GROW_TARGET && !atomic_load(&rg_parked[rg_role])) {
+        atomic_store(&rg_parked[rg_role], 1);
+        struct timespec ts = {0, 1000000};
+        while (!atomic_load(&rg_release))
+            nanosleep(&ts, NULL);
+    }
+    /* the realloc's thread has committed the first grower's growth: the
+     * second asks for one now, and stops after choosing its target */
+    if (rg_role == 0 && point == PM_HOOK_GROW_COMMITTED && atomic_load(&rg_parked[1]) &&
+        atomic_fetch_add(&rg_commits, 1) == 0) {
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, rg_grower, (void *)(intptr_t)2) == 0);
+        REQUIRE(pthread_detach(t) == 0);
+        struct timespec ts = {0, 1000000};
+        while (!atomic_load(&rg_parked[2]))
+            nanosleep(&ts, NULL);
+    }
+}
+
+static uint64_t rg_pages(allocator_space_t *s)
+{
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    return in.capacity / in.page_size;
+}
+
+static void test_realloc_after_helped_growths(void)
+{
+    const char *path = t_path("growpark-realloc");
+    unlink(path);
+    allocator_space_t *s = t_create(path, 64u << 10, 2u << 20);
+    rg_space = s;
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    uint64_t page = in.page_size;
+    size_t half = (size_t)(in.max_capacity / 2);
+    unsigned char *b = persistent_malloc(s, half);
+    REQUIRE(b != NULL);
+    memset(b, 0x5a, half);
+    /* each grower asks for more pages than are free, fewer than the
+     * eighth a growth adds: its target is the eighth */
+    uint64_t n0 = rg_pages(s), n1 = n0 + n0 / 8;
+    rg_size[1] = (size_t)((n0 - half / page + 4) * page);
+    rg_size[2] = (size_t)((n1 - half / page + 4) * page);
+    pm_store_release(&pm_test_hook, rg_hook);
+    pthread_t t1;
+    REQUIRE(pthread_create(&t1, NULL, rg_grower, (void *)(intptr_t)1) == 0);
+    struct timespec ts = {0, 1000000};
+    while (!atomic_load(&rg_parked[1]))
+        nanosleep(&ts, NULL);
+    /* the block to the whole capacity the maximum gives: it fits in
+     * place (the pages before it are the space's first two) */
+    size_t want = (size_t)in.max_capacity;
+    void *bb = b;
+    errno = 0;
+    bool ok = persistent_realloc(s, bb, want);
+    int e = errno;
+    pm_store_release(&pm_test_hook, park_hook);
+    CHECK(atomic_load(&rg_parked[2]) == 1);         /* the schedule happened */
+    CHECK(rg_commits >= 1);
+    if (!ok)
+        fprintf(stderr, "realloc in place to %zu bytes failed: errno %d, space %llu pages\n",
+                want, e, (unsigned long long)rg_pages(s));
+    CHECK(ok);
+    CHECK(bb == b);
+    CHECK_EQ(rg_pages(s) * page, in.max_capacity);
+    for (size_t i = 0; i < half; i += 4096)
+        CHECK_EQ(b[i], 0x5a);
+    atomic_store(&rg_release, 1);
+    REQUIRE(pthread_join(t1, NULL) == 0);
+    t_check_clean(s, "after the realloc");
+    persistent_free(s, bb);
+    REQUIRE(persistent_space_close(s) == 0);
+    unlink(path);
+}
+
 int main(void)
 {
     struct sigaction sa;
@@ -190,5 +288,6 @@ int main(void)
     run_point(PM_HOOK_GROW_TARGET, "target");
     run_point(PM_HOOK_GROW_ALLOCATED, "extended");
     run_point(PM_HOOK_GROW_COMMITTED, "committed");
+    test_realloc_after_helped_growths();
     return t_done();
 }

@@ -161,16 +161,27 @@ MUTANTS = [
          what="recovery leaves a torn lane record in place"),
 
     # ------------------------------------------------------------ roots.c
-    dict(id="roots-table-nopersist", file="src/roots.c",
-         find="""    tb->cap = cap;
-    pm_persist(rt, tb, size);""",
-         replace="""    tb->cap = cap;""",
+    dict(id="roots-table-nopersist", file="src/publish.c",
+         find="""    init(rv.blk, arg);
+    pm_persist(rt, rv.blk, size);""",
+         replace="""    init(rv.blk, arg);""",
          what="an overflow root table is linked before its contents are durable"),
-    dict(id="roots-table-link-nopersist", file="src/roots.c",
-         find="""    if (pm_cas_strong_acq_rel(link, &cur, off)) {
+    dict(id="roots-table-link-nopersist", file="src/publish.c",
+         find="""    if (pm_cas_strong_seq_cst(link, &cur, boff)) {
         pm_persist(rt, link, sizeof *link);""",
-         replace="""    if (pm_cas_strong_acq_rel(link, &cur, off)) {""",
+         replace="""    if (pm_cas_strong_seq_cst(link, &cur, boff)) {""",
          what="the link to a new overflow root table is not persisted"),
+    dict(id="roots-table-no-lane", file="src/publish.c",
+         find="""    pin_new(rec, boff);
+    lane_set(rt, l, PM_LANE_ALLOC, loff, boff, 0, size);
+    pub_commit(rt, &rv);
+    uint64_t cur = 0;""",
+         replace="""    pin_new(rec, boff);
+    (void)loff;
+    pub_commit(rt, &rv);
+    uint64_t cur = 0;""",
+         what="an overflow root table is allocated and linked with no lane record: a crash "
+              "between the two leaves a table nobody names, live for good (G2)"),
     dict(id="roots-key-nopersist", file="src/roots.c",
          find="""                    pm_persist(rt, &s->key, sizeof s->key);""",
          replace="""                    (void)0;""",
@@ -2338,4 +2349,48 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
              "JUMP into it, so pm_tx_recover walks no entry in a page it puts back and its "
              "images are on file already (test_recpower auto-log: 0 failures without this "
              "drain, 8 when the open skips pm_tx_restore_pages too)")),
+    dict(id="claim-after-two-growths", file="src/large.c",
+         find="""    uint64_t p = last + 1, end = last + 1 + add;
+    while (p < end) {
+        uint64_t k = pg_cache_take_at(rec, p, end - p);
+        if (k != 0) {
+            p += k;
+            continue;
+        }
+        uint64_t stop = pg_cache_next(rec, p, end);
+        if (pg_claim_at(rt, p, stop - p)) {
+            p = stop;
+            continue;
+        }
+        /* as often as growth succeeds, as lg_reserve: each success raised
+         * the page count (up to the maximum), perhaps only to another
+         * thread's smaller target, which this call finished (a helper's
+         * hunt: two of those, and a cap of two growths, failed a realloc
+         * that fitted in place at the maximum) */
+        uint64_t n = pm_load_acquire(&rt->n_pages);
+        if (stop <= n || pg_next_set(rt->used, p, n) != PG_NONE ||
+            pm_space_grow(rt, n, stop - n) != 0) {""",
+         replace="""    uint64_t p = last + 1, end = last + 1 + add;
+    for (int grown = 0; p < end;) {
+        uint64_t k = pg_cache_take_at(rec, p, end - p);
+        if (k != 0) {
+            p += k;
+            continue;
+        }
+        uint64_t stop = pg_cache_next(rec, p, end);
+        if (pg_claim_at(rt, p, stop - p)) {
+            p = stop;
+            continue;
+        }
+        /* as often as growth succeeds, as lg_reserve: each success raised
+         * the page count (up to the maximum), perhaps only to another
+         * thread's smaller target, which this call finished (a helper's
+         * hunt: two of those, and a cap of two growths, failed a realloc
+         * that fitted in place at the maximum) */
+        uint64_t n = pm_load_acquire(&rt->n_pages);
+        if (grown++ == 2 || stop <= n || pg_next_set(rt->used, p, n) != PG_NONE ||
+            pm_space_grow(rt, n, stop - n) != 0) {""",
+         what="an in-place resize at the space's end gives up after two growths, which "
+              "may have been other threads' smaller targets it finished: ENOMEM with the "
+              "room there (G5b)"),
 ]
