@@ -266,7 +266,13 @@ size_t persistent_usable_size(allocator_space_t *space, const void *ptr)
         uintptr_t p = (uintptr_t)ptr, b = (uintptr_t)rt->base;
         return p > b && p - b < rt->reserve_size ? (size_t)pm_block_live(rt, p - b) : 0;
     }
-    return pm_usable(rt, ptr);
+    uint64_t seen = pm_auto_settle(rt);
+    for (;;) {
+        size_t n = pm_usable(rt, ptr);
+        if (n != 0 || !pm_auto_moved(rt, seen))
+            return n;
+        seen = pm_auto_settle(rt);
+    }
 }
 
 /* A realloc's move of the block at p (us usable bytes) to a new one of n.

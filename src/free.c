@@ -4,7 +4,8 @@
  * hook and changes nothing. */
 #include "internal.h"
 
-int pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
+/* pm_free_block without the report of a refusal */
+static int free_block_quiet(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
 {
     uint32_t s, idx;
     struct pm_sb_header *h;
@@ -29,6 +30,12 @@ int pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
             pm_op_end(rec);
         }
     }
+    return r;
+}
+
+int pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
+{
+    int r = free_block_quiet(rt, rec, ptr);
     if (r != 0)
         pm_misuse(rt, r, ptr, "persistent_free");
     return r;
@@ -48,11 +55,18 @@ __attribute__((noinline)) static void free_general(allocator_space_t *space,
         return;
     }
     pm_vg_unuser(rt, ptr);
+    uint64_t seen = pm_auto_settle(rt);
+    pm_hook(PM_HOOK_FREE_SETTLED);
+again:;
     uint32_t s, c, idx, n;
     struct pm_sb_header *h;
     if (PM_LIKELY(pm_locate_small(rt, rec, ptr, &s, &h, &c, &idx, &n))) {
         int held = pm_block_held(rt, s, (uint64_t)((char *)ptr - rt->base));
         if (PM_UNLIKELY(held != 0)) {
+            if (pm_auto_moved(rt, seen)) {
+                seen = pm_auto_settle(rt);
+                goto again;
+            }
             pm_misuse(rt, held, ptr, "persistent_free");
             return;
         }
@@ -68,7 +82,13 @@ __attribute__((noinline)) static void free_general(allocator_space_t *space,
         pm_op_end(rec);
         return;
     }
-    pm_free_block(rt, rec, ptr);
+    int r = free_block_quiet(rt, rec, ptr);
+    if (r != 0 && pm_auto_moved(rt, seen)) {
+        seen = pm_auto_settle(rt);
+        goto again;
+    }
+    if (r != 0)
+        pm_misuse(rt, r, ptr, "persistent_free");
 }
 
 /* free_general for the fast path, which found pm_tls.space to be the

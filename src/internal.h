@@ -374,6 +374,10 @@ struct pm_rt {
     pm_atomic_u32 *lane_owner;    /* record id holding each lane */
     struct pm_lane_table *_Atomic lane_chunk[64];  /* overflow tables */
     pm_atomic_u32 n_lane_chunks;
+    pm_atomic_u32 chunk_lane_busy; /* a thread adds a lane table through
+                                     the header's chunk lane */
+    pm_atomic_u64 auto_resets;    /* aborts of automatic transactions that
+                                     rebuilt the runtime (pm_auto_settle) */
 
     /* volatile allocations of this runtime, released at close */
     void *vol;
@@ -659,6 +663,24 @@ static inline void pm_op_enter(struct pm_rt *rt, struct pm_trec *rec)
 {
     pm_op_begin(rec);
     pm_auto_gate(rt, rec);
+}
+/* Lookups made before an operation (free's general way, the publishing
+ * calls' location check, usable_size, root_publish's block check): the
+ * abort of another thread's automatic transaction rebuilds the page map
+ * and the marks from the file, and a lookup meanwhile can miss a live
+ * block (a helper's hunt: frees refused as foreign pointers, the blocks
+ * leaked; usable sizes of 0; alloc_into's location refused).  Such a
+ * call first waits for that transaction's end (pm_auto_settle, which
+ * returns the count of rebuilds), and a lookup that failed asks
+ * pm_auto_moved whether an automatic transaction is open or a rebuild ran
+ * since, and then settles and looks again. */
+void pm_auto_wait_outside(struct pm_rt *rt);
+bool pm_auto_moved(struct pm_rt *rt, uint64_t seen);
+static inline uint64_t pm_auto_settle(struct pm_rt *rt)
+{
+    if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt))
+        pm_auto_wait_outside(rt);
+    return pm_load_acquire(&rt->auto_resets);
 }
 
 /* ---- superblock.c ---- */
@@ -1336,9 +1358,18 @@ enum pm_hook_point {
     PM_HOOK_POP_LOOKED,           /* a refill found both partial lists of a
                                      class empty, not yet told whether a
                                      scavenge moved one meanwhile */
-    PM_HOOK_PUB_FREE_LANE         /* free_from: the block pinned and its
+    PM_HOOK_PUB_FREE_LANE,        /* free_from: the block pinned and its
                                      lane written, *dest not yet taken
                                      (publish.c) */
+    PM_HOOK_AUTO_BEGIN_LOOKED,    /* an automatic transaction's begin:
+                                     other threads' records looked at,
+                                     the space not yet taken (tx.c) */
+    PM_HOOK_AUTO_RESET,           /* an automatic transaction's abort: the
+                                     runtime cleared, not yet rebuilt
+                                     (recover.c pm_engine_reset) */
+    PM_HOOK_FREE_SETTLED          /* free's general way: no automatic
+                                     transaction waited for, the block
+                                     not yet looked up (free.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

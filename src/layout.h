@@ -150,13 +150,6 @@ struct pm_live {
     uint64_t reserved[11];
 };
 
-struct pm_header {
-    struct pm_fixed fixed;        /*    0 */
-    struct pm_state state[2];     /*  256 */
-    struct pm_live live;          /* 1280 */
-    uint8_t reserved[640];        /* 1408 */
-};
-
 /* Root table slot.  key 0 is the empty key (tag 0 lives in pm_live); a slot,
  * once it holds a key, keeps it until an open compacts the table.  val is
  * the offset of the root block, 0 when the tag has no block. */
@@ -193,6 +186,18 @@ struct pm_lane {
     pm_atomic_u64 tx_off;         /* the transaction log of the thread that
                                      holds the lane, 0 if none (tx.c) */
     uint64_t reserved[2];
+};
+
+struct pm_header {
+    struct pm_fixed fixed;        /*    0 */
+    struct pm_state state[2];     /*  256 */
+    struct pm_live live;          /* 1280 */
+    struct pm_lane chunk_lane;    /* 1408: the lane an overflow lane table
+                                     is added through (publish.c
+                                     chunk_add), by one thread at a time;
+                                     zero in files of earlier versions,
+                                     which ignore it */
+    uint8_t reserved[576];        /* 1472 */
 };
 
 #define PM_LANE_IDLE        0u

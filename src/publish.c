@@ -75,16 +75,81 @@ static pm_atomic_u64 *chunks_discover(struct pm_rt *rt)
     return NULL;
 }
 
+static void lane_set(struct pm_rt *rt, struct pm_lane *l, uint64_t op,
+                     uint64_t dest, uint64_t blk, uint64_t old, uint64_t size);
+static void lane_clear(struct pm_rt *rt, struct pm_lane *l);
+
+static void chunk_init(struct pm_lane_table *t, size_t size)
+{
+    memset(t, 0, size);
+    t->magic = PM_LANE_TABLE_MAGIC;
+    t->n = LANE_CHUNK;
+}
+
+/* chunk_add through the header's chunk lane, which the caller holds: an
+ * allocation into the link at the chain's end, so that a crash between
+ * the table's commit and its link leaves a record recovery rolls back
+ * (the table freed), never a table nobody names.  A link another thread
+ * took first: the table is freed under the lane, and the caller looks
+ * for a lane again (there are new ones). */
+static bool chunk_add_laned(struct pm_rt *rt, struct pm_trec *rec, size_t size)
+{
+    struct pm_lane *l = &rt->hdr->chunk_lane;
+    pm_op_enter(rt, rec);
+    struct pm_resv rv;
+    pm_atomic_u64 *link = chunks_discover(rt);
+    if (link == NULL || pub_reserve(rt, rec, size, &rv) == NULL) {
+        pm_op_end(rec);
+        return false;
+    }
+    pm_vg_internal(rv.blk, size);
+    chunk_init(rv.blk, size);
+    pm_persist(rt, rv.blk, size);
+    uint64_t off = (uint64_t)((char *)rv.blk - rt->base);
+    lane_set(rt, l, PM_LANE_ALLOC, (uint64_t)((char *)link - rt->base), off, 0, size);
+    pub_commit(rt, &rv);
+    uint64_t zero = 0;
+    if (pm_cas_strong_acq_rel(link, &zero, off)) {
+        pm_persist(rt, link, sizeof *link);
+        pm_own_mark(rt, off);
+        lane_clear(rt, l);
+        pm_op_end(rec);
+        chunks_discover(rt);
+        return true;
+    }
+    pm_vg_forget(rt, rv.blk, rv.usable);
+    struct pm_pubfree pf;
+    if (pub_free_prepare(rt, rec, rv.blk, &pf) == 0) {
+        pub_free_do(rt, &pf);
+        lane_clear(rt, l);
+        pub_free_finish(rt, rec, &pf);
+    } else {
+        lane_clear(rt, l);
+    }
+    pm_op_end(rec);
+    return true;
+}
+
+/* A lane table more at the chain's end.  Through the header's chunk lane
+ * when no other thread holds it.  When one does (two threads need a table
+ * at once, and that one may be stopped for good), the way without a lane:
+ * allocated, then linked, so that a crash between the two leaks the table
+ * (G1 over G2's letter; docs/design.md "Roots"). */
 static bool chunk_add(struct pm_rt *rt, struct pm_trec *rec)
 {
     size_t size = sizeof(struct pm_lane_table) + LANE_CHUNK * sizeof(struct pm_lane);
+    uint32_t idle = 0;
+    if (pm_load_relaxed(&rt->chunk_lane_busy) == 0 &&
+        pm_cas_strong_acq_rel(&rt->chunk_lane_busy, &idle, 1u)) {
+        bool ok = chunk_add_laned(rt, rec, size);
+        pm_store_release(&rt->chunk_lane_busy, 0u);
+        return ok;
+    }
     struct pm_lane_table *t = pm_alloc(rt, rec, size, 64);
     pm_vg_internal(t, size);
     if (t == NULL)
         return false;
-    memset(t, 0, size);
-    t->magic = PM_LANE_TABLE_MAGIC;
-    t->n = LANE_CHUNK;
+    chunk_init(t, size);
     pm_persist(rt, t, size);
     uint64_t off = (uint64_t)((char *)t - rt->base);
     for (;;) {
@@ -495,9 +560,13 @@ static int dest_check(struct pm_rt *rt, const persistent_offset_t *dest,
         (d & (sizeof *dest - 1)) != 0)
         return pm_err(-EINVAL, "destination %p is not an aligned word inside the space",
                       (const void *)dest);
-    if (!dest_in_block(rt, d - b))
-        return pm_err(-EINVAL, "destination %p is in no live block of the program's",
-                      (const void *)dest);
+    uint64_t seen = pm_auto_settle(rt);
+    while (!dest_in_block(rt, d - b)) {
+        if (!pm_auto_moved(rt, seen))
+            return pm_err(-EINVAL, "destination %p is in no live block of the program's",
+                          (const void *)dest);
+        seen = pm_auto_settle(rt);
+    }
     *off = d - b;
     return 0;
 }
@@ -558,6 +627,7 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
     struct pm_lane *l = pub_lane(rt, rec);
     if (l == NULL)
         return pm_err(-ENOMEM, "free_from: no lane");
+    uint64_t seen = pm_auto_settle(rt);
     for (;;) {
         uint64_t boff = pm_load_acquire(dest_word(dest));
         if (boff == 0)
@@ -569,6 +639,10 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
                           (unsigned long long)boff);
         }
         int held = pm_block_held(rt, UINT32_MAX, boff);
+        if (held != 0 && pm_auto_moved(rt, seen)) {
+            seen = pm_auto_settle(rt);
+            continue;
+        }
         if (held != 0) {
             pm_misuse(rt, held, rt->base + boff, "persistent_free_from");
             return pm_err(-EINVAL, "free_from: %s", persistent_strerror(held));
@@ -980,6 +1054,47 @@ void pub_lanes_rescan(struct pm_rt *rt)
     (void)chunks_discover(rt);
 }
 
+/* One lane's record carried out or rolled back (pm_lanes_recover). */
+static int lane_recover(struct pm_rt *rt, struct pm_lane *l, uint32_t i)
+{
+    uint64_t word = pm_load_acquire(&l->op);
+    uint64_t op = pm_lane_op(l, word);
+    /* what is written here besides pub_ensure's bits (the lane, the
+     * destination in a live block) is no superblock's header in a
+     * verified heap; forgotten from the open's copy all the same */
+    if (op == PM_LANE_IDLE) {
+        if (word != PM_LANE_IDLE) {
+            pm_snap_forget(rt, l, sizeof *l);
+            lane_clear(rt, l);          /* torn: its call never started */
+        }
+        return 0;
+    }
+    /* pm_verify refused the space if a record is invalid; this only
+     * keeps an address from ever being made of one */
+    if (op > PM_LANE_REALLOC || !pm_lane_dest_ok(rt, l, op))
+        return pm_err(PERSISTENT_E_CORRUPT, "publish lane %u holds an invalid record", i);
+    pm_atomic_u64 *dest = (pm_atomic_u64 *)(rt->base + l->dest_off);
+    uint64_t cur = pm_load_acquire(dest);
+    if (op == PM_LANE_ALLOC) {
+        pub_ensure(rt, l->block_off, cur == l->block_off);
+    } else if (op == PM_LANE_FREE) {
+        if (cur == l->block_off) {
+            pm_snap_forget(rt, dest, sizeof *dest);
+            pm_store_release(dest, (uint64_t)0);
+            pm_persist(rt, dest, sizeof *dest);
+        }
+        pub_ensure(rt, l->block_off, false);
+    } else {
+        bool forward = cur == l->block_off;
+        pub_ensure(rt, l->block_off, forward);
+        if (forward)
+            pub_ensure(rt, l->old_off, false);
+    }
+    pm_snap_forget(rt, l, sizeof *l);
+    lane_clear(rt, l);
+    return 0;
+}
+
 int pm_lanes_recover(struct pm_rt *rt)
 {
     /* the chain as it is now: the rollback of an automatic transaction may
@@ -988,45 +1103,12 @@ int pm_lanes_recover(struct pm_rt *rt)
     pub_lanes_rescan(rt);
     uint32_t total = n_meta_lanes(rt) + pm_load_acquire(&rt->n_lane_chunks) * LANE_CHUNK;
     for (uint32_t i = 0; i < total; i++) {
-        struct pm_lane *l = lane_at(rt, i);
-        uint64_t word = pm_load_acquire(&l->op);
-        uint64_t op = pm_lane_op(l, word);
-        /* what is written here besides pub_ensure's bits (the lane, the
-         * destination in a live block) is no superblock's header in a
-         * verified heap; forgotten from the open's copy all the same */
-        if (op == PM_LANE_IDLE) {
-            if (word != PM_LANE_IDLE) {
-                pm_snap_forget(rt, l, sizeof *l);
-                lane_clear(rt, l);          /* torn: its call never started */
-            }
-            continue;
-        }
-        /* pm_verify refused the space if a record is invalid; this only
-         * keeps an address from ever being made of one */
-        if (op > PM_LANE_REALLOC || !pm_lane_dest_ok(rt, l, op))
-            return pm_err(PERSISTENT_E_CORRUPT,
-                          "publish lane %u holds an invalid record", i);
-        pm_atomic_u64 *dest = (pm_atomic_u64 *)(rt->base + l->dest_off);
-        uint64_t cur = pm_load_acquire(dest);
-        if (op == PM_LANE_ALLOC) {
-            pub_ensure(rt, l->block_off, cur == l->block_off);
-        } else if (op == PM_LANE_FREE) {
-            if (cur == l->block_off) {
-                pm_snap_forget(rt, dest, sizeof *dest);
-                pm_store_release(dest, (uint64_t)0);
-                pm_persist(rt, dest, sizeof *dest);
-            }
-            pub_ensure(rt, l->block_off, false);
-        } else {
-            bool forward = cur == l->block_off;
-            pub_ensure(rt, l->block_off, forward);
-            if (forward)
-                pub_ensure(rt, l->old_off, false);
-        }
-        pm_snap_forget(rt, l, sizeof *l);
-        lane_clear(rt, l);
+        int r = lane_recover(rt, lane_at(rt, i), i);
+        if (r < 0)
+            return r;
     }
-    return 0;
+    /* the header's chunk lane: a table added or not, whole either way */
+    return lane_recover(rt, &rt->hdr->chunk_lane, total);
 }
 
 int pm_lanes_in_flight(struct pm_rt *rt)
@@ -1037,7 +1119,8 @@ int pm_lanes_in_flight(struct pm_rt *rt)
     for (uint32_t i = 0; i < total; i++)
         if (pm_lane_op(lane_at(rt, i), pm_load_acquire(&lane_at(rt, i)->op)) != PM_LANE_IDLE)
             n++;
-    return n;
+    struct pm_lane *cl = &rt->hdr->chunk_lane;
+    return n + (pm_lane_op(cl, pm_load_acquire(&cl->op)) != PM_LANE_IDLE);
 }
 
 struct pm_lane *pub_lane_at(struct pm_rt *rt, uint32_t i)

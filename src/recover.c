@@ -964,6 +964,7 @@ void pm_engine_reset(struct pm_rt *rt, struct pm_trec *rec)
             uint64_t h = pm_load_relaxed(&rt->partial[c][side]);
             pm_store_relaxed(&rt->partial[c][side], ((h >> 32) + 1) << 32);
         }
+    pm_hook(PM_HOOK_AUTO_RESET);
     pg_init(rt);
     pg_cache_forget(rt);
     sb_forget_thread(rec);

@@ -379,6 +379,9 @@ void *persistent_root_publish(allocator_space_t *space, uint64_t tag, void *bloc
     struct pm_trec *rec = pm_thread_rec(space, &rt);
     if (rec == NULL)
         return NULL;
+    uint64_t seen = pm_auto_settle(rt);
+    while (block != NULL && pm_usable(rt, block) == 0 && pm_auto_moved(rt, seen))
+        seen = pm_auto_settle(rt);
     if (block == NULL || pm_usable(rt, block) == 0) {
         pm_misuse(rt, PERSISTENT_E_BAD_POINTER, block, "persistent_root_publish");
         errno = EINVAL;

@@ -1710,6 +1710,23 @@ void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
     }
 }
 
+void pm_auto_wait_outside(struct pm_rt *rt)
+{
+    while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
+        auto_report(rt, NULL, "a call on the space during another thread's automatic "
+                              "transaction (it waits for the end)");
+        pm_hook(PM_HOOK_AUTO_WAIT);
+        while (pm_load_acquire(&pm_auto_rt) == rt)
+            os_sleep_us(200);
+    }
+}
+
+bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
+{
+    return (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) ||
+           pm_load_acquire(&rt->auto_resets) != seen;
+}
+
 /* The fault handler (os_catch_faults): true when the fault was a write to
  * the space of the open automatic transaction, now allowed. */
 static bool auto_fault(void *addr)
@@ -1785,6 +1802,7 @@ int persistent_tx_begin_auto(allocator_space_t *space)
             return pm_err(-EBUSY, "tx_begin_auto: another thread's last transaction freed "
                                   "blocks that its next one settles");
     }
+    pm_hook(PM_HOOK_AUTO_BEGIN_LOOKED);
     struct pm_rt *none = NULL;
     if (!pm_cas_strong_acq_rel(&pm_auto_rt, &none, rt))
         return pm_err(-EBUSY, "tx_begin_auto: an automatic transaction is open already");
@@ -1798,15 +1816,20 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     if (r == 0 && os_membarrier_init() == 0)
         r = os_membarrier();
     /* busy, or (a begin done since the look above: persistent_tx_begin
-     * sets the depth inside its operation) a transaction open, or a
-     * thread exit handing back (pm_thread_release) */
+     * sets the depth inside its operation) a transaction open, or held
+     * frees (a whole transaction committed since that look: a helper's
+     * hunt stopped this begin there while another thread's PMEM commit
+     * freed a block; the abort made it reusable, it became a root's, and
+     * after a kill recovery freed it again under the root), or a thread
+     * exit handing back (pm_thread_release) */
     uint32_t nr = pm_load_acquire(&rt->n_recs);
     for (uint32_t id = 1; r == 0 && id <= nr && id < PM_MAX_RECS; id++) {
         if (id == rec->id)
             continue;
         const struct pm_trec *o = &rt->recs[id];
         if (pm_load_acquire(&o->busy) != 0 || pm_load_acquire(&o->exiting) != 0 ||
-            (pm_load_acquire(&o->in_use) && pm_load_acquire(&o->tx_open)))
+            (pm_load_acquire(&o->in_use) &&
+             (pm_load_acquire(&o->tx_open) || pm_load_acquire(&o->tx_held))))
             r = -EBUSY;
     }
     /* and every other thread outside a call owns no superblock: one that
@@ -1967,6 +1990,9 @@ static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
                  "heap, so the process stops (the space is whole: open it again)\n");
     auto_end(rt, tx);
     pm_engine_reset(rt, rec);
+    /* a lookup of another thread that ran meanwhile looks again
+     * (pm_auto_moved) */
+    pm_fetch_add_acq_rel(&rt->auto_resets, (uint64_t)1);
     /* memory checkers: what is free again after the restore */
     pm_vg_unmap(rt);
     pm_vg_open(rt);

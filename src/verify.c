@@ -198,9 +198,11 @@ bool pm_lane_dest_ok(struct pm_rt *rt, const struct pm_lane *l, uint64_t op)
     if (op == PM_LANE_ALLOC && d == (uint64_t)((const char *)&l->tx_off - rt->base))
         return true;
     /* the first overflow root table is made through a lane naming its
-     * link in the header (publish.c pub_table_create); the later ones'
+     * link in the header (publish.c pub_table_create), and the first lane
+     * table through the header's chunk lane (chunk_add); the later ones'
      * links are in the tables before them, in the pages */
-    if (op == PM_LANE_ALLOC && d == offsetof(struct pm_header, live.roots_next_off))
+    if (op == PM_LANE_ALLOC && (d == offsetof(struct pm_header, live.roots_next_off) ||
+                                d == offsetof(struct pm_header, live.lanes_next_off)))
         return true;
     if (!pm_dest_ok(rt, d))
         return false;
@@ -451,6 +453,13 @@ static uint32_t walk_lanes(struct pm_rt *rt, struct persistent_check_report *rep
             fn(rt, i, &t->lane[j], arg);
         link = &t->next_off;
     }
+    /* the header's chunk lane (publish.c chunk_add): no thread's, so it
+     * names no transaction log */
+    const struct pm_lane *cl = &rt->hdr->chunk_lane;
+    if (pm_load_acquire((pm_atomic_u64 *)&cl->tx_off) != 0)
+        bad(rep, "the chunk lane names a transaction log");
+    else
+        fn(rt, i++, cl, arg);
     return i;
 }
 

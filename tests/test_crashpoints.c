@@ -422,7 +422,7 @@ static struct scenario scenarios[] = {
     {"realloc", 256u << 10, 0, 2, NULL, sc_realloc_run, false},
     {"growth", 64u << 10, 2u << 20, 0, NULL, sc_growth_run, false},
     {"remote", 64u << 10, 0, 1, sc_remote_setup, sc_remote_run, false},
-    {"lanes", 64u << 10, 0, 0, NULL, sc_lanes_run, true},
+    {"lanes", 64u << 10, 0, 0, NULL, sc_lanes_run, false},
 };
 
 /* ---- the sweep ---- */
@@ -1090,7 +1090,7 @@ static struct scenario races[] = {
     {"race-npub", 64u << 10, 0, 0, NULL, race_npub_run, false},
     {"race-grow", 64u << 10, 2u << 20, 0, NULL, race_grow_run, false},
     {"race-root", 64u << 10, 0, 0, NULL, race_root_run, false},
-    {"race-lanelink", 64u << 10, 0, 0, NULL, race_lanelink_run, true},
+    {"race-lanelink", 64u << 10, 0, 0, NULL, race_lanelink_run, false},
     {"race-rootlink", 256u << 10, 0, 0, race_rootlink_setup, race_rootlink_run, false},
 };
 

@@ -186,6 +186,7 @@ static void run_point(int point, const char *name)
  * fail (ENOMEM) with the room there; the same call made again succeeded
  * (a helper's hunt, G5b). */
 static _Atomic int rg_parked[3], rg_release, rg_commits;
+static pthread_t rg_second;
 static _Thread_local int rg_role;        /* 1, 2: the stopped growers */
 static allocator_space_t *rg_space;
 static size_t rg_size[3];
@@ -211,9 +212,7 @@ static void rg_hook(int point)
      * second asks for one now, and stops after choosing its target */
     if (rg_role == 0 && point == PM_HOOK_GROW_COMMITTED && atomic_load(&rg_parked[1]) &&
         atomic_fetch_add(&rg_commits, 1) == 0) {
-        pthread_t t;
-        REQUIRE(pthread_create(&t, NULL, rg_grower, (void *)(intptr_t)2) == 0);
-        REQUIRE(pthread_detach(t) == 0);
+        REQUIRE(pthread_create(&rg_second, NULL, rg_grower, (void *)(intptr_t)2) == 0);
         struct timespec ts = {0, 1000000};
         while (!atomic_load(&rg_parked[2]))
             nanosleep(&ts, NULL);
@@ -269,8 +268,11 @@ static void test_realloc_after_helped_growths(void)
     CHECK_EQ(rg_pages(s) * page, in.max_capacity);
     for (size_t i = 0; i < half; i += 4096)
         CHECK_EQ(b[i], 0x5a);
+    /* both growers finish their calls before the space is closed */
     atomic_store(&rg_release, 1);
     REQUIRE(pthread_join(t1, NULL) == 0);
+    if (atomic_load(&rg_parked[2]))
+        REQUIRE(pthread_join(rg_second, NULL) == 0);
     t_check_clean(s, "after the realloc");
     persistent_free(s, bb);
     REQUIRE(persistent_space_close(s) == 0);

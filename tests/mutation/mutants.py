@@ -125,39 +125,39 @@ MUTANTS = [
          what="a realloc-into whose old block was freed meanwhile keeps the page run "
               "it reserved claimed until a reopen"),
     dict(id="pub-chunk-nopersist", file="src/publish.c",
-         find="""    t->n = LANE_CHUNK;
-    pm_persist(rt, t, size);""",
-         replace="""    t->n = LANE_CHUNK;""",
+         find="""    chunk_init(rv.blk, size);
+    pm_persist(rt, rv.blk, size);""",
+         replace="""    chunk_init(rv.blk, size);""",
          what="an overflow lane table is linked before its contents are durable"),
     dict(id="pub-recover-first-lane", file="src/publish.c",
          find="""    for (uint32_t i = 0; i < total; i++) {
-        struct pm_lane *l = lane_at(rt, i);""",
+        int r = lane_recover(rt, lane_at(rt, i), i);""",
          replace="""    for (uint32_t i = 1; i < total; i++) {
-        struct pm_lane *l = lane_at(rt, i);""",
+        int r = lane_recover(rt, lane_at(rt, i), i);""",
          what="off by one: lane recovery starts at lane 1"),
     dict(id="pub-recover-alloc-keep", file="src/publish.c",
-         find="""            pub_ensure(rt, l->block_off, cur == l->block_off);""",
-         replace="""            pub_ensure(rt, l->block_off, true);""",
+         find="""        pub_ensure(rt, l->block_off, cur == l->block_off);""",
+         replace="""        pub_ensure(rt, l->block_off, true);""",
          what="recovery keeps an alloc-into's block that *dest never named"),
     dict(id="pub-recover-free-dest", file="src/publish.c",
-         find="""            if (cur == l->block_off) {
-                pm_snap_forget(rt, dest, sizeof *dest);
-                pm_store_release(dest, (uint64_t)0);
-                pm_persist(rt, dest, sizeof *dest);
-            }""",
-         replace="""            (void)cur;""",
+         find="""        if (cur == l->block_off) {
+            pm_snap_forget(rt, dest, sizeof *dest);
+            pm_store_release(dest, (uint64_t)0);
+            pm_persist(rt, dest, sizeof *dest);
+        }""",
+         replace="""        (void)cur;""",
          what="recovery of a free-from skips clearing *dest"),
     dict(id="pub-recover-realloc-old", file="src/publish.c",
-         find="""            if (forward)
-                pub_ensure(rt, l->old_off, false);""",
-         replace="""            (void)forward;""",
+         find="""        if (forward)
+            pub_ensure(rt, l->old_off, false);""",
+         replace="""        (void)forward;""",
          what="recovery of a realloc-into rolled forward keeps the old block"),
     dict(id="pub-recover-torn-kept", file="src/publish.c",
-         find="""            if (word != PM_LANE_IDLE) {
-                pm_snap_forget(rt, l, sizeof *l);
-                lane_clear(rt, l);          /* torn: its call never started */
-            }""",
-         replace="""            (void)word;""",
+         find="""        if (word != PM_LANE_IDLE) {
+            pm_snap_forget(rt, l, sizeof *l);
+            lane_clear(rt, l);          /* torn: its call never started */
+        }""",
+         replace="""        (void)word;""",
          what="recovery leaves a torn lane record in place"),
 
     # ------------------------------------------------------------ roots.c
@@ -1044,8 +1044,8 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a growth in place leaves the new pages poisoned"),
     dict(id="mc-free-no-poison", file="src/free.c", build="asan",
          find="""    pm_vg_unuser(rt, ptr);
-    uint32_t s, c, idx, n;""",
-         replace="""    uint32_t s, c, idx, n;""",
+    uint64_t seen = pm_auto_settle(rt);""",
+         replace="""    uint64_t seen = pm_auto_settle(rt);""",
          what="a freed block is not poisoned: a use after free goes unreported"),
 
     # ------------------------------------------------------------ space.c (open)
@@ -1222,13 +1222,13 @@ __attribute__((constructor)) static void key_at_load(void)
              "a snapshot put back lies in a block verify.c found live, and no block "
              "overlaps a superblock's header or bitmaps, which is all a copy holds")),
     dict(id="snap-forget-none-lane", file="src/publish.c",
-         find="""        pm_snap_forget(rt, l, sizeof *l);
-        lane_clear(rt, l);
-    }
-    return 0;""",
-         replace="""        lane_clear(rt, l);
-    }
-    return 0;""",
+         find="""    pm_snap_forget(rt, l, sizeof *l);
+    lane_clear(rt, l);
+    return 0;
+}""",
+         replace="""    lane_clear(rt, l);
+    return 0;
+}""",
          what="lanes recovery clears a lane record without forgetting the open's copies it overlaps",
          equivalent=(
              "a lane record is in the space's header or in a lane table, a block: "
@@ -2095,8 +2095,8 @@ dict(id="root-publish-claims-first", file="src/roots.c",
          what="root_publish claims the tag's slot before it looks at the block: a call "
               "refused (another tag's root, an open transaction's block) changes the file"),
     dict(id="dest-any-word", file="src/publish.c",
-         find="""    if (!dest_in_block(rt, d - b))""",
-         replace="""    if (0)""",
+         find="""    while (!dest_in_block(rt, d - b)) {""",
+         replace="""    while (0) {""",
          what="a publishing call takes any aligned word of the pages as its location: "
               "through a stale one it writes a superblock's header or a free block"),
 dict(id="fd-kept-low", file="src/space.c",
@@ -2393,4 +2393,48 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
          what="an in-place resize at the space's end gives up after two growths, which "
               "may have been other threads' smaller targets it finished: ENOMEM with the "
               "room there (G5b)"),
+    dict(id="auto-begin-held-first-look-only", file="src/tx.c",
+         find="""             (pm_load_acquire(&o->tx_open) || pm_load_acquire(&o->tx_held))))""",
+         replace="""             pm_load_acquire(&o->tx_open)))""",
+         what="an automatic transaction's begin looks for other threads' held frees "
+              "only before it takes the space: a transaction committed between the two "
+              "looks leaves frees the abort makes reusable and recovery frees again (G2)"),
+    dict(id="chunk-add-no-lane", file="src/publish.c",
+         find="""    lane_set(rt, l, PM_LANE_ALLOC, (uint64_t)((char *)link - rt->base), off, 0, size);
+    pub_commit(rt, &rv);""",
+         replace="""    (void)l;
+    pub_commit(rt, &rv);""",
+         what="an overflow lane table is allocated and linked with no lane record: a crash "
+              "between the two leaves a table nobody names, live for good (G2)"),
+    dict(id="auto-lookup-unguarded", file="src/tx.c",
+         find="""void pm_auto_wait_outside(struct pm_rt *rt)
+{
+    while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
+        auto_report(rt, NULL, "a call on the space during another thread's automatic "
+                              "transaction (it waits for the end)");
+        pm_hook(PM_HOOK_AUTO_WAIT);
+        while (pm_load_acquire(&pm_auto_rt) == rt)
+            os_sleep_us(200);
+    }
+}
+
+bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
+{
+    return (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) ||
+           pm_load_acquire(&rt->auto_resets) != seen;
+}""",
+         replace="""void pm_auto_wait_outside(struct pm_rt *rt)
+{
+    (void)rt;
+}
+
+bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
+{
+    (void)rt, (void)seen;
+    return false;
+}""",
+         what="calls that look a pointer up before their operation neither wait for "
+              "another thread's automatic transaction nor look again after its abort's "
+              "rebuild: a live block's free refused and leaked, usable size 0, a "
+              "location refused"),
 ]
