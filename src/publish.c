@@ -75,58 +75,36 @@ static pm_atomic_u64 *chunks_discover(struct pm_rt *rt)
     return NULL;
 }
 
-static void lane_set(struct pm_rt *rt, struct pm_lane *l, uint64_t op,
-                     uint64_t dest, uint64_t blk, uint64_t old, uint64_t size);
-static void lane_clear(struct pm_rt *rt, struct pm_lane *l);
+static uint64_t table_link(struct pm_rt *rt, struct pm_trec *rec, struct pm_lane *l,
+                           pm_atomic_u64 *link, size_t size, void (*init)(void *, void *),
+                           void *arg);
 
-static void chunk_init(struct pm_lane_table *t, size_t size)
+static void chunk_init(void *blk, void *arg)
 {
-    memset(t, 0, size);
+    (void)arg;
+    struct pm_lane_table *t = blk;
+    memset(t, 0, sizeof *t + LANE_CHUNK * sizeof(struct pm_lane));
     t->magic = PM_LANE_TABLE_MAGIC;
     t->n = LANE_CHUNK;
 }
 
 /* chunk_add through the header's chunk lane, which the caller holds: an
- * allocation into the link at the chain's end, so that a crash between
- * the table's commit and its link leaves a record recovery rolls back
- * (the table freed), never a table nobody names.  A link another thread
- * took first: the table is freed under the lane, and the caller looks
- * for a lane again (there are new ones). */
+ * allocation into the link at the chain's end (table_link), so that a
+ * crash between the table's commit and its link leaves a record recovery
+ * rolls back (the table freed), never a table nobody names.  A link
+ * another thread took first: the caller looks for a lane again (there
+ * are new ones). */
 static bool chunk_add_laned(struct pm_rt *rt, struct pm_trec *rec, size_t size)
 {
-    struct pm_lane *l = &rt->hdr->chunk_lane;
     pm_op_enter(rt, rec);
-    struct pm_resv rv;
     pm_atomic_u64 *link = chunks_discover(rt);
-    if (link == NULL || pub_reserve(rt, rec, size, &rv) == NULL) {
-        pm_op_end(rec);
-        return false;
-    }
-    pm_vg_internal(rv.blk, size);
-    chunk_init(rv.blk, size);
-    pm_persist(rt, rv.blk, size);
-    uint64_t off = (uint64_t)((char *)rv.blk - rt->base);
-    lane_set(rt, l, PM_LANE_ALLOC, (uint64_t)((char *)link - rt->base), off, 0, size);
-    pub_commit(rt, &rv);
-    uint64_t zero = 0;
-    if (pm_cas_strong_acq_rel(link, &zero, off)) {
-        pm_persist(rt, link, sizeof *link);
-        pm_own_mark(rt, off);
-        lane_clear(rt, l);
-        pm_op_end(rec);
-        chunks_discover(rt);
-        return true;
-    }
-    pm_vg_forget(rt, rv.blk, rv.usable);
-    struct pm_pubfree pf;
-    if (pub_free_prepare(rt, rec, rv.blk, &pf) == 0) {
-        pub_free_do(rt, &pf);
-        lane_clear(rt, l);
-        pub_free_finish(rt, rec, &pf);
-    } else {
-        lane_clear(rt, l);
-    }
+    uint64_t off = link != NULL ? table_link(rt, rec, &rt->hdr->chunk_lane, link, size,
+                                             chunk_init, NULL)
+                                : 0;
     pm_op_end(rec);
+    if (off == 0)
+        return false;
+    chunks_discover(rt);
     return true;
 }
 
@@ -149,7 +127,7 @@ static bool chunk_add(struct pm_rt *rt, struct pm_trec *rec)
     pm_vg_internal(t, size);
     if (t == NULL)
         return false;
-    chunk_init(t, size);
+    chunk_init(t, NULL);
     pm_persist(rt, t, size);
     uint64_t off = (uint64_t)((char *)t - rt->base);
     for (;;) {
@@ -207,6 +185,13 @@ static void lane_clear(struct pm_rt *rt, struct pm_lane *l)
     pm_store_release(&l->op, (uint64_t)PM_LANE_IDLE);
     pm_persist(rt, &l->op, sizeof l->op);
 }
+
+/* A block just committed under lane l (an allocation its location did
+ * not take: another thread's was there first) freed under the same lane,
+ * which is then idle: a crash on the way has recovery free it (ALLOC, the
+ * location not naming it), idempotently. */
+static void free_under_lane(struct pm_rt *rt, struct pm_trec *rec, struct pm_lane *l,
+                            void *blk, size_t usable);
 
 /* ---- reserve and commit ---- */
 
@@ -789,15 +774,7 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         /* *dest changed under us: the new block goes, still under the
          * lane (recovery would free it too), the old one stays */
         pub_free_abandon(rt, rec, &pf);
-        pm_vg_forget(rt, rv.blk, rv.usable);
-        struct pm_pubfree nf;
-        if (pub_free_prepare(rt, rec, rv.blk, &nf) == 0) {
-            pub_free_do(rt, &nf);
-            lane_clear(rt, l);
-            pub_free_finish(rt, rec, &nf);
-        } else {
-            lane_clear(rt, l);
-        }
+        free_under_lane(rt, rec, l, rv.blk, rv.usable);
         pin_drop(rt, rec, noff);
         pm_op_end(rec);
         return pm_err(-EAGAIN, "realloc_into: the location changed meanwhile");
@@ -846,15 +823,7 @@ void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
     }
     /* another thread's root won: ours goes, still under the lane */
     pm_root_unmark(rt, boff);
-    pm_vg_forget(rt, rv.blk, rv.usable);
-    struct pm_pubfree pf;
-    if (pub_free_prepare(rt, rec, rv.blk, &pf) == 0) {
-        pub_free_do(rt, &pf);
-        lane_clear(rt, l);
-        pub_free_finish(rt, rec, &pf);
-    } else {
-        lane_clear(rt, l);
-    }
+    free_under_lane(rt, rec, l, rv.blk, rv.usable);
     pin_drop(rt, rec, boff);
     pm_op_end(rec);
     *winner = cur;
@@ -879,8 +848,38 @@ uint64_t pub_table_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *
     pm_op_end(rec);
     struct pm_lane *l = pub_lane(rt, rec);
     pm_op_enter(rt, rec);
+    if (l == NULL) {
+        errno = ENOMEM;
+        return 0;
+    }
+    return table_link(rt, rec, l, link, size, init, arg);
+}
+
+static void free_under_lane(struct pm_rt *rt, struct pm_trec *rec, struct pm_lane *l,
+                            void *blk, size_t usable)
+{
+    pm_vg_forget(rt, blk, usable);
+    struct pm_pubfree pf;
+    if (pub_free_prepare(rt, rec, blk, &pf) == 0) {
+        pub_free_do(rt, &pf);
+        lane_clear(rt, l);
+        pub_free_finish(rt, rec, &pf);
+    } else {
+        lane_clear(rt, l);
+    }
+}
+
+/* A table of size bytes filled by init(blk, arg), written back, and
+ * linked at *link (0 until then) through lane l, inside an operation: an
+ * allocation into the link, committed, then the link's CAS.  The link's
+ * value afterwards: this table's offset, or the one another thread linked
+ * first (this one then freed under the lane); 0 with no room (ENOMEM). */
+static uint64_t table_link(struct pm_rt *rt, struct pm_trec *rec, struct pm_lane *l,
+                           pm_atomic_u64 *link, size_t size, void (*init)(void *, void *),
+                           void *arg)
+{
     struct pm_resv rv;
-    if (l == NULL || pub_reserve(rt, rec, size, &rv) == NULL) {
+    if (pub_reserve(rt, rec, size, &rv) == NULL) {
         errno = ENOMEM;
         return 0;
     }
@@ -900,16 +899,7 @@ uint64_t pub_table_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *
         pin_drop(rt, rec, boff);
         return boff;
     }
-    /* another thread's table is linked: ours goes, still under the lane */
-    pm_vg_forget(rt, rv.blk, rv.usable);
-    struct pm_pubfree pf;
-    if (pub_free_prepare(rt, rec, rv.blk, &pf) == 0) {
-        pub_free_do(rt, &pf);
-        lane_clear(rt, l);
-        pub_free_finish(rt, rec, &pf);
-    } else {
-        lane_clear(rt, l);
-    }
+    free_under_lane(rt, rec, l, rv.blk, rv.usable);
     pin_drop(rt, rec, boff);
     return cur;
 }

@@ -383,6 +383,16 @@ static void sc_lanes_run(void)
         pthread_join(t[i], NULL);
 }
 
+/* The same with the header's chunk lane held (by a thread stopped for
+ * good, as it were): the tables are added the way without a lane, and
+ * a crash between a table's allocation and its link may leak it */
+static void sc_lanes_busy_run(void)
+{
+    pm_store_release(&pm_rt_of(S)->chunk_lane_busy, 1u);
+    sc_lanes_run();
+    pm_store_release(&pm_rt_of(S)->chunk_lane_busy, 0u);
+}
+
 static void *remote_frees(void *arg)
 {
     (void)arg;
@@ -423,6 +433,7 @@ static struct scenario scenarios[] = {
     {"growth", 64u << 10, 2u << 20, 0, NULL, sc_growth_run, false},
     {"remote", 64u << 10, 0, 1, sc_remote_setup, sc_remote_run, false},
     {"lanes", 64u << 10, 0, 0, NULL, sc_lanes_run, false},
+    {"lanes-busy", 64u << 10, 0, 0, NULL, sc_lanes_busy_run, true},
 };
 
 /* ---- the sweep ---- */
