@@ -1573,8 +1573,26 @@ static void *al_plain(void *arg)
     return NULL;
 }
 
+/* ThreadSanitizer reports the reason for the look again itself: the
+ * lookups read the run bits outside an operation while the abort writes
+ * them back from its page images (a plain copy), and the look again is
+ * what makes such a read harmless (docs/design.md, Transactions,
+ * "Lookups before the first operation"); test_auto_reset_lookup orders
+ * its lookup after the copies and runs under it. */
+#if defined(__SANITIZE_THREAD__)
+#define TX_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TX_UNDER_TSAN 1
+#endif
+#endif
+
 static void test_auto_abort_lookups(void)
 {
+#ifdef TX_UNDER_TSAN
+    printf("auto aborts beside other calls: skipped under ThreadSanitizer\n");
+    return;
+#endif
     struct persistent_stats st0, st;
     persistent_offset_t *slot = persistent_malloc(S, 3000);    /* a live block */
     REQUIRE(slot != NULL);
