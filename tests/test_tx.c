@@ -1501,11 +1501,12 @@ static void test_auto_held_after_look(void)
     if (r == 0)
         REQUIRE(persistent_tx_abort(S) == 0);
     atomic_store(&hl_stage, 4);
-    while (atomic_load(&hl_stage) != 5)
-        usleep(1000);
+    /* its frees settled and its thread gone (an exit still under way is
+     * a thread inside a call to the begin) */
+    REQUIRE(pthread_join(t, NULL) == 0);
+    CHECK_EQ(atomic_load(&hl_stage), 5);
     REQUIRE(persistent_tx_begin_auto(S) == 0);
     REQUIRE(persistent_tx_abort(S) == 0);
-    REQUIRE(pthread_join(t, NULL) == 0);
     t_check_clean(S, "after the frees held late");
 }
 
