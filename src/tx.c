@@ -1695,21 +1695,6 @@ static void auto_report(struct pm_rt *rt, const void *addr, const char *what)
         pm_misuse(rt, PERSISTENT_E_TX_AUTO, addr, what);
 }
 
-void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
-{
-    while (pm_load_acquire(&pm_auto_rt) == rt) {
-        if (auto_mine() != NULL)
-            return;                 /* the transaction's own thread */
-        pm_op_end(rec);
-        auto_report(rt, NULL, "a call on the space during another thread's automatic "
-                              "transaction (it waits for the end)");
-        pm_hook(PM_HOOK_AUTO_WAIT);
-        while (pm_load_acquire(&pm_auto_rt) == rt)
-            os_sleep_us(200);
-        pm_op_begin(rec);
-    }
-}
-
 void pm_auto_wait_outside(struct pm_rt *rt)
 {
     while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
@@ -1718,6 +1703,17 @@ void pm_auto_wait_outside(struct pm_rt *rt)
         pm_hook(PM_HOOK_AUTO_WAIT);
         while (pm_load_acquire(&pm_auto_rt) == rt)
             os_sleep_us(200);
+    }
+}
+
+/* The same inside an operation: the wait is outside it (the begin looks
+ * at busy flags), and a transaction begun meanwhile is waited for too. */
+void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
+{
+    while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
+        pm_op_end(rec);
+        pm_auto_wait_outside(rt);
+        pm_op_begin(rec);
     }
 }
 

@@ -2417,6 +2417,17 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
     }
 }
 
+/* The same inside an operation: the wait is outside it (the begin looks
+ * at busy flags), and a transaction begun meanwhile is waited for too. */
+void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
+{
+    while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
+        pm_op_end(rec);
+        pm_auto_wait_outside(rt);
+        pm_op_begin(rec);
+    }
+}
+
 bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
 {
     return (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) ||
@@ -2425,6 +2436,19 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
          replace="""void pm_auto_wait_outside(struct pm_rt *rt)
 {
     (void)rt;
+}
+
+void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
+{
+    while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
+        pm_op_end(rec);
+        auto_report(rt, NULL, "a call on the space during another thread's automatic "
+                              "transaction (it waits for the end)");
+        pm_hook(PM_HOOK_AUTO_WAIT);
+        while (pm_load_acquire(&pm_auto_rt) == rt)
+            os_sleep_us(200);
+        pm_op_begin(rec);
+    }
 }
 
 bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
