@@ -239,6 +239,18 @@ static void after_fork_child(void)
         _exit(127);
     }
     uint64_t len = fork_size < hi - lo ? fork_size : hi - lo;
+    /* The range past the copy is given up first: under an address space
+     * limit set after the space was opened (a shell's `ulimit -v`, below
+     * the 64 GiB reservation the process has already), the copy's mapping
+     * fits only in what that frees (a helper's hunt: every fork of bash
+     * after `ulimit -v 4000000` ended here).  It is reserved again after,
+     * if the limit lets it; if not, only the copy counts as inherited.
+     * (Below about 3 GB it still fails: the library's volatile metadata
+     * of the parent's space, 2.7 GiB of address space for the 64 GiB
+     * maximum, stays mapped in the child.) */
+    uintptr_t end = lo + len, top = hi;
+    if (top > end)
+        (void)munmap((void *)end, top - end);
     void *copy = mmap(NULL, len, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (copy == MAP_FAILED) {
@@ -246,20 +258,26 @@ static void after_fork_child(void)
         _exit(127);
     }
     memcpy(copy, (void *)lo, len);
-    if (mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)lo) == MAP_FAILED ||
-        (hi > lo + len &&
-         mmap((void *)(lo + len), hi - lo - len, PROT_NONE,
-              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)) {
+    if (mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)lo) == MAP_FAILED) {
         say("libpmpreload: fork: cannot place the copy\n");
         _exit(127);
+    }
+    if (top > end) {
+        void *t = mmap((void *)end, top - end, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+        if (t != (void *)end) {
+            if (t != MAP_FAILED)        /* a kernel before 4.17 took it as a hint */
+                (void)munmap(t, top - end);
+            top = end;
+        }
     }
     char c = 1;
     ssize_t w = write(fork_pipe[1], &c, 1);
     (void)w;
     close(fork_pipe[1]);
     old[n_old].lo = lo;
-    old[n_old].end = lo + len;
-    old[n_old].hi = hi;
+    old[n_old].end = end;
+    old[n_old].hi = top;
     n_old++;
     S = NULL;
     lo = hi = 0;

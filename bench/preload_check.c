@@ -58,6 +58,23 @@ static int fresh(const char *what)
     strcpy(p, what);
     if (strcmp(p, "errno") == 0)
         return e != 0;
+    if (strcmp(p, "limitfork") == 0) {
+        /* an address space limit set after the space was opened, below
+         * what the process has (a shell's `ulimit -v`), then a fork: the
+         * child copies the heap all the same (the copy's mapping did not
+         * fit: every fork of bash after `ulimit -v 2000000` ended with
+         * "cannot copy the heap", a helper's hunt) */
+        struct rlimit rl = {(rlim_t)4 << 30, (rlim_t)4 << 30};
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            return 1;
+        pid_t pid = fork();
+        if (pid == 0) {
+            char *q = malloc(1000);
+            _exit(q == NULL || strcmp(p, "limitfork") != 0);
+        }
+        int st;
+        return pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+    }
     return persistent_space_of(p) == NULL;
 }
 
@@ -121,6 +138,7 @@ int main(int argc, char **argv)
 #endif
     EXPECT(run_fresh("errno", 0));
     EXPECT(run_fresh("limited", (rlim_t)8 << 30));
+    EXPECT(run_fresh("limitfork", 0));
     void *huge = memalign(4u << 20, 100);     /* past the library's 2 MiB: glibc's */
     EXPECT(huge != NULL && ((uintptr_t)huge & ((4u << 20) - 1)) == 0);
     free(huge);
