@@ -197,6 +197,25 @@ int main(int argc, char **argv)
     EXPECT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     EXPECT(strcmp(p, "parent") == 0);
 
+    /* the copy leaves out pages of zeros only: pages whose one nonzero
+     * byte is anywhere in them, its last among them */
+    enum { ZPAGES = 64 };
+    unsigned char *zp = calloc(ZPAGES, 4096);
+    EXPECT(zp != NULL && persistent_space_of(zp) == mine);
+    for (size_t k = 0; k < ZPAGES; k++)
+        zp[k * 4096 + (k * 601 + 4095) % 4096] = (unsigned char)(k + 1);
+    pid = fork();
+    if (pid == 0) {
+        int bad = 0;
+        for (size_t i = 0; i < (size_t)ZPAGES * 4096; i++) {
+            size_t k = i / 4096;
+            bad |= zp[i] != (i % 4096 == (k * 601 + 4095) % 4096 ? (unsigned char)(k + 1) : 0);
+        }
+        _exit(bad);
+    }
+    EXPECT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    free(zp);
+
     /* a shell's `exec 3>file`: the low numbers taken by the program, then
      * a fork, and the heap grown in the child and the parent (the space's
      * descriptor was 3: the child died copying an unreadable heap) */
