@@ -155,8 +155,11 @@ static void open_space(void)
     /* an address-space or data limit (ulimit -v, ulimit -d) below what the
      * maximum reserves: a smaller maximum, down to 64 MiB, rather than
      * glibc and a line on stderr in every process (a helper's hunt: a
-     * harness that wants stderr empty failed under ulimit -v 8000000) */
-    while ((r = persistent_space_open(getenv("PM_PRELOAD_DIR"), &o, &s)) == -ENOMEM &&
+     * harness that wants stderr empty failed under ulimit -v 8000000);
+     * and the same on a nearly full file system, where the metadata of a
+     * smaller maximum may fit (-ENOSPC) */
+    while (((r = persistent_space_open(getenv("PM_PRELOAD_DIR"), &o, &s)) == -ENOMEM ||
+            r == -ENOSPC) &&
            o.max_size / 2 >= (64u << 20) && o.max_size / 2 >= o.size)
         o.max_size /= 2;
     if (r == 0 && persistent_space_info(s, &in) == 0 && in.n_bases >= 1) {
