@@ -312,7 +312,12 @@ bool pm_txlog_head_ok(struct pm_rt *rt, uint64_t off)
     const struct pm_txlog *lg = (const struct pm_txlog *)(rt->base + off);
     uint64_t live = pm_block_live(rt, off);
     bool two = pm_txlog_two_streams(lg->magic);
-    uint64_t min = two ? sizeof *lg + 4 * ENT : sizeof *lg + 2 * ENT;
+    /* room for two streams of at least one line each, in every format:
+     * the first format's log becomes the third's, two streams, at its
+     * first transaction (log_attach); a smaller one made streams of 0
+     * bytes, whose room (tx_start: end - ENT - at) wrapped, and the
+     * transaction wrote past its log (a helper's hunt, 2026-12-06) */
+    uint64_t min = sizeof *lg + 4 * ENT;
     return (two || lg->magic == PM_TXLOG_MAGIC_V1) &&
            lg->size >= min && lg->size <= live && pm_in_data(rt, off, lg->size);
 }

@@ -487,6 +487,84 @@ static void test_sb_header_changed_under_view(void)
     unlink(p);
 }
 
+/* A log of the first format (one stream) as small as its check allowed
+ * (128 bytes), idle: the first transaction on it made it the third format,
+ * two streams of ((128 - 64) / 2) & ~63 = 0 bytes each, and the room left
+ * in the stream, end - ENT - at, wrapped: a snapshot was written over the
+ * blocks after the log and the next superblock's header (a helper's hunt,
+ * 2026-12-06: the writer accepted the file, then wrecked it).  Such a log
+ * is refused now; one of 192 bytes, the least that makes two streams, is
+ * taken, and a transaction on it goes on in pages of its own. */
+static void v1_log_case(uint64_t lsize, bool accepted)
+{
+    const char *p = t_path("v1log");
+    allocator_space_t *s = t_create(p, 128u << 10, 0);
+    char *b[64];
+    int k = -1;
+    for (int i = 0; i < 64; i++) {
+        b[i] = persistent_malloc(s, 256);
+        REQUIRE(b[i] != NULL);
+        memset(b[i], 'a' + i % 26, 256);
+    }
+    for (int i = 0; i + 1 < 64 && k < 0; i++)
+        if (ptr_to_persistent_offset(s, b[i]) % 64 == 0 && b[i + 1] == b[i] + 256)
+            k = i;
+    REQUIRE(k >= 0);
+    uint64_t off = ptr_to_persistent_offset(s, b[k]);
+    char *base = b[k] - off;
+    struct pm_header *h = (struct pm_header *)(void *)base;
+    struct pm_lane *lane0 = (struct pm_lane *)(void *)(base + h->fixed.lanes_off);
+    REQUIRE(lane0->tx_off == 0);
+    struct pm_txlog *lg = (struct pm_txlog *)(void *)b[k];
+    memset(lg, 0, 256);
+    lg->magic = PM_TXLOG_MAGIC_V1;
+    lg->size = lsize;
+    lg->state = PM_TX_IDLE | (UINT64_C(5) << 8);
+    lane0->tx_off = off;
+    REQUIRE(persistent_space_close(s) == 0);
+
+    struct persistent_options o = {0};
+    struct persistent_check_report rep;
+    o.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    CHECK_EQ(persistent_check(s, &rep), (accepted ? 0 : PERSISTENT_E_CORRUPT));
+    persistent_space_close(s);
+    o.flags = 0;
+    uint64_t before = t_file_hash(p);
+    int r = persistent_space_open(p, &o, &s);
+    if (!accepted) {
+        CHECK_EQ(r, PERSISTENT_E_CORRUPT);
+        CHECK(t_file_hash(p) == before);
+        unlink(p);
+        return;
+    }
+    REQUIRE(r == 0);
+    char *next = persistent_offset_to_ptr(s, off + 256);
+    char *victim = persistent_malloc(s, 4000);
+    REQUIRE(victim != NULL);
+    memset(victim, 'V', 4000);
+    REQUIRE(persistent_tx_begin(s) == 0);
+    CHECK_EQ(persistent_tx_add(s, victim, 4000), 0);
+    memset(victim, 'W', 4000);
+    CHECK_EQ(persistent_tx_abort(s), 0);
+    CHECK(victim[0] == 'V' && victim[3999] == 'V');
+    CHECK(next[0] == 'a' + (k + 1) % 26 && next[255] == 'a' + (k + 1) % 26);
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    o.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    persistent_space_close(s);
+    unlink(p);
+}
+
+static void test_v1_log_too_small(void)
+{
+    v1_log_case(128, false);
+    v1_log_case(191, false);
+    v1_log_case(192, true);
+}
+
 int main(void)
 {
     test_not_a_space();
@@ -497,5 +575,6 @@ int main(void)
     test_damaged_heap();
     test_header_changed_under_view();
     test_sb_header_changed_under_view();
+    test_v1_log_too_small();
     return t_done();
 }
