@@ -269,6 +269,9 @@ struct pm_txlog {
 #define PM_TX_PREV          0x80u /* ACTIVE, and the previous transaction
                                      (generation - 1) committed frees
                                      that are still to be finished */
+#define PM_TX_GEN_MASK      ((UINT64_C(1) << 56) - 1) /* generations count
+                                     modulo 2^56 (the state word's bits):
+                                     the one after the last is 0 */
 
 /* Whether a log of this magic has two streams (the second format on). */
 static inline bool pm_txlog_two_streams(uint64_t magic)

@@ -973,7 +973,11 @@ static void tx_reset(struct pm_rt *rt, struct pm_tx *tx)
  * the first entry. */
 static void tx_start(struct pm_rt *rt, struct pm_tx *tx)
 {
-    tx->gen = (pm_load_acquire(&tx->log->state) >> 8) + 1;
+    /* modulo the 56 bits the state word holds, as recovery reads it (the
+     * generation after the last was written as 0 and its entries checked
+     * with 2^56: none passed, and a transaction killed open was not rolled
+     * back; a helper's hunt, 2026-12-06) */
+    tx->gen = ((pm_load_acquire(&tx->log->state) >> 8) + 1) & PM_TX_GEN_MASK;
     tx->key = pm_txlog_key(tx->log, (uint64_t)((char *)tx->log - rt->base));
     uint64_t start, end;
     pm_txlog_stream(tx->log, (uint64_t)((char *)tx->log - rt->base), tx->gen, &start, &end);
@@ -2202,7 +2206,7 @@ int pm_tx_recover(struct pm_rt *rt)
                 return r;
         } else if (phase == PM_TX_ACTIVE) {
             if (state & PM_TX_PREV) {
-                int r = redo_frees(rt, lg, gen - 1);    /* the other stream */
+                int r = redo_frees(rt, lg, (gen - 1) & PM_TX_GEN_MASK);    /* the other stream */
                 if (r < 0)
                     return r;
             }

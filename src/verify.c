@@ -589,7 +589,7 @@ static void tx_rule(struct pm_rt *rt, uint32_t i, const struct pm_lane *l,
         ls->rep->open_transactions++;
     /* the previous transaction's frees (the other stream), then this one's */
     for (int pass = prev ? 0 : 1; pass < 2; pass++) {
-        uint64_t g = pass == 0 ? gen - 1 : gen;
+        uint64_t g = pass == 0 ? (gen - 1) & PM_TX_GEN_MASK : gen;
         struct pm_txit it;
         pm_txit_start(rt, lg, g, &it);
         /* every walk keeps its segments: a forged JUMP cycle ends it (a

@@ -565,6 +565,77 @@ static void test_v1_log_too_small(void)
     v1_log_case(192, true);
 }
 
+/* A log whose generation is the last the state word holds (56 bits):
+ * the next transaction's, one more, was written as 0, recovery checked
+ * the entries with generation 0, none passed, and a transaction killed
+ * open was not rolled back (a helper's hunt, 2026-12-06).  Generations
+ * count modulo 2^56 now: killed open at the last one and at the one
+ * after it (0), a transaction is rolled back. */
+static void gen_case(uint64_t gen, bool accepted)
+{
+    const char *p = t_path("genwrap");
+    allocator_space_t *s = t_create(p, 256u << 10, 0);
+    char *r = persistent_root_get(s, 9, 64, NULL);
+    REQUIRE(r != NULL);
+    strcpy(r, "before");
+    REQUIRE(persistent_tx_begin(s) == 0);       /* lane 0 gets a log */
+    REQUIRE(persistent_tx_add(s, r, 64) == 0);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    uint64_t roff = ptr_to_persistent_offset(s, r);
+    char *base = r - roff;
+    struct pm_header *h = (struct pm_header *)(void *)base;
+    struct pm_lane *lane0 = (struct pm_lane *)(void *)(base + h->fixed.lanes_off);
+    REQUIRE(lane0->tx_off != 0);
+    struct pm_txlog *lg = (struct pm_txlog *)(void *)(base + lane0->tx_off);
+    REQUIRE((lg->state & PM_TX_PHASE) == PM_TX_IDLE);
+    lg->state = PM_TX_IDLE | gen << 8;
+    REQUIRE(persistent_space_close(s) == 0);
+
+    struct persistent_options o = {0};
+    struct persistent_check_report rep;
+    o.flags = PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER;
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    CHECK_EQ(persistent_check(s, &rep), (accepted ? 0 : PERSISTENT_E_CORRUPT));
+    persistent_space_close(s);
+    o.flags = 0;
+    if (!accepted) {
+        uint64_t before = t_file_hash(p);
+        CHECK_EQ(persistent_space_open(p, &o, &s), PERSISTENT_E_CORRUPT);
+        CHECK(t_file_hash(p) == before);
+        unlink(p);
+        return;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (persistent_space_open(p, &o, &s) != 0)
+            _exit(3);
+        char *x = persistent_find_root(s, 9);
+        if (x == NULL || persistent_tx_begin(s) != 0 || persistent_tx_add(s, x, 64) != 0)
+            _exit(4);
+        strcpy(x, "uncommitted");
+        raise(SIGKILL);
+        _exit(5);
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    char *x = persistent_find_root(s, 9);
+    CHECK(x != NULL && strcmp(x, "before") == 0);
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    unlink(p);
+}
+
+static void test_log_generation_last(void)
+{
+    gen_case(5, true);
+    gen_case((UINT64_C(1) << 56) - 2, true);
+    gen_case((UINT64_C(1) << 56) - 1, true);
+}
+
 int main(void)
 {
     test_not_a_space();
@@ -576,5 +647,6 @@ int main(void)
     test_header_changed_under_view();
     test_sb_header_changed_under_view();
     test_v1_log_too_small();
+    test_log_generation_last();
     return t_done();
 }
