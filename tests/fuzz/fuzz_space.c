@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,7 @@ enum { B_START, B_END, B_KIND };
 #define OFF_ROOT0      (OFF_LIVE + offsetof(struct pm_live, root0_val))
 #define OFF_LANES_NEXT (OFF_LIVE + offsetof(struct pm_live, lanes_next_off))
 #define OFF_LIVE_PAGES (OFF_LIVE + offsetof(struct pm_live, n_pages))
+#define OFF_CHUNK_LANE offsetof(struct pm_header, chunk_lane)
 
 static bool in_img(const struct img *m, uint64_t off, uint64_t len)
 {
@@ -359,6 +361,7 @@ static void fix_lanes(struct img *m)
     for (int t = 0; t < m->n_ltab; t++)
         for (uint64_t i = 0; i < 64; i++)
             fix_lane_at(m, m->ltab[t] + 64 + i * 64);
+    fix_lane_at(m, OFF_CHUNK_LANE);
 }
 
 static void fix_all(struct img *m, struct rng *r)
@@ -507,6 +510,35 @@ static uint64_t pick_page(const struct img *m, struct rng *r)
     return below(r, m->n_pages + 1);
 }
 
+/* A table link or a word of a lane record: the header's links, an
+ * overflow table's next_off, a lane's tx_off (in the metadata, in a lane
+ * table, the chunk lane's) or another field of one. */
+static uint64_t pick_link(const struct img *m, struct rng *r)
+{
+    switch (below(r, 6)) {
+    case 0:
+        return chance(r, 50) ? OFF_LANES_NEXT : OFF_ROOTS_NEXT;
+    case 1:
+        if (m->n_ltab)
+            return m->ltab[below(r, (uint64_t)m->n_ltab)] + 16;
+        break;
+    case 2:
+        if (m->n_rtab)
+            return m->rtab[below(r, (uint64_t)m->n_rtab)] + 16;
+        break;
+    case 3:
+        if (m->n_ltab)
+            return m->ltab[below(r, (uint64_t)m->n_ltab)] + 64 + below(r, 64) * 64 +
+                   8 * below(r, 6);
+        break;
+    case 4:
+        return OFF_CHUNK_LANE + 8 * below(r, 6);
+    default:
+        break;
+    }
+    return m->f.lanes_off + below(r, m->f.n_lanes ? m->f.n_lanes : 1) * 64 + 40;
+}
+
 /* A location a lane may name: a root value word, root 0, a word in a live
  * block, or something odd. */
 static uint64_t pick_dest(const struct img *m, struct rng *r)
@@ -524,6 +556,10 @@ static uint64_t pick_dest(const struct img *m, struct rng *r)
         break;
     case 3:
         return pick_off(m, r) + 8 * below(r, 4);
+    case 4:
+        if (chance(r, 50))
+            return pick_link(m, r);
+        break;
     default:
         break;
     }
@@ -983,7 +1019,10 @@ static void mut_rtab(struct img *m, struct rng *r)
     case 2: {
         /* cycles and self links */
         uint64_t v[] = {t, m->rtab[0], m->rtab[below(r, (uint64_t)m->n_rtab)], pick_off(m, r),
-                        m->f.roots_off, OFF_ROOTS_NEXT - 16};
+                        m->f.roots_off, OFF_ROOTS_NEXT - 16, m->n & ~UINT64_C(63),
+                        (m->n - 32) & ~UINT64_C(63), page_off(m, m->max_pages),
+                        page_off(m, m->n_pages) - 64, m->n_ltab ? m->ltab[0] : t,
+                        t + 64, m->f.lanes_off};
         wr64(m, t + 16, v[below(r, sizeof v / sizeof *v)]);
         break;
     }
@@ -998,6 +1037,8 @@ static void mut_rtab(struct img *m, struct rng *r)
 
 static uint64_t pick_lane(const struct img *m, struct rng *r)
 {
+    if (chance(r, 12))
+        return OFF_CHUNK_LANE;
     if (m->n_ltab && chance(r, 35)) {
         uint64_t t = m->ltab[below(r, (uint64_t)m->n_ltab)];
         return t + 64 + below(r, 64) * 64;
@@ -1061,7 +1102,10 @@ static void mut_lanes(struct img *m, struct rng *r)
             uint64_t t = m->ltab[below(r, (uint64_t)m->n_ltab)];
             switch (below(r, 3)) {
             case 0:
-                wr64(m, t + 16, (uint64_t[]){t, m->ltab[0], pick_off(m, r)}[below(r, 3)]);
+                wr64(m, t + 16, (uint64_t[]){t, m->ltab[0], pick_off(m, r), m->n & ~UINT64_C(63),
+                                             page_off(m, m->n_pages), page_off(m, m->max_pages),
+                                             m->n_rtab ? m->rtab[0] : t, t + 64,
+                                             m->ltab[m->n_ltab - 1], t + 4096}[below(r, 10)]);
                 break;
             case 1:
                 wr64(m, t + 8, (uint64_t[]){0, 63, 65, 128, rnd(r)}[below(r, 5)]);
@@ -1087,9 +1131,9 @@ static int find_logs(const struct img *m, uint64_t *logs, uint64_t *lanes)
 {
     int n = 0;
     uint64_t nl = m->f.n_lanes < 4096 ? m->f.n_lanes : 4096;
-    for (int t = -1; t < m->n_ltab && n < MAX_LOGS; t++) {
-        uint64_t first = t < 0 ? m->f.lanes_off : m->ltab[t] + 64;
-        uint64_t count = t < 0 ? nl : 64;
+    for (int t = -2; t < m->n_ltab && n < MAX_LOGS; t++) {
+        uint64_t first = t == -2 ? OFF_CHUNK_LANE : t < 0 ? m->f.lanes_off : m->ltab[t] + 64;
+        uint64_t count = t == -2 ? 1 : t < 0 ? nl : 64;
         for (uint64_t i = 0; i < count && n < MAX_LOGS; i++) {
             uint64_t l = first + i * sizeof(struct pm_lane);
             uint64_t at = l + offsetof(struct pm_lane, tx_off);
@@ -1307,6 +1351,180 @@ static void mut_txlog(struct img *m, struct rng *r)
     }
 }
 
+/* ---- the header's chunk lane (publish.c chunk_add) ----
+ *
+ * The record a lane table is added through: ALLOC of a table into the
+ * link at the chain's end, rolled forward (the link names it) or back.
+ * Also: records of any kind there, a tx_off naming a log, a block another
+ * lane or a table names, a destination that is a table link or a word of
+ * a lane record (its own too). */
+static void put_lane(struct img *m, uint64_t l, uint64_t op, uint64_t dest, uint64_t blk,
+                     uint64_t old, uint64_t size)
+{
+    if (!in_img(m, l, 64))
+        return;
+    wr64(m, l + 8, dest);
+    wr64(m, l + 16, blk);
+    wr64(m, l + 24, old);
+    wr64(m, l + 32, size);
+    wr64(m, l, op);
+    fix_lane_at(m, l);
+}
+
+static void mut_chunk(struct img *m, struct rng *r)
+{
+    const uint64_t cl = OFF_CHUNK_LANE;
+    const uint64_t tsize = 64 + 64 * 64;
+    switch (below(r, 9)) {
+    case 0:
+    case 1: {
+        /* a table being added: ALLOC into the chain's end */
+        const struct run *x = pick_run(m, r, 0);
+        uint64_t blk = x && chance(r, 85) ? page_off(m, x->first) : pick_off(m, r) & ~UINT64_C(63);
+        uint64_t link = m->n_ltab && chance(r, 60) ? m->ltab[m->n_ltab - 1] + 16 : OFF_LANES_NEXT;
+        if (chance(r, 10))
+            link = pick_link(m, r);
+        if (chance(r, 75) && in_img(m, blk, 64)) {
+            memset(m->d + blk, 0, (size_t)min64(tsize, m->n - blk));
+            wr64(m, blk, PM_LANE_TABLE_MAGIC);
+            wr64(m, blk + 8, chance(r, 90) ? 64 : (uint64_t[]){0, 63, 65, rnd(r)}[below(r, 4)]);
+            if (chance(r, 15))
+                wr64(m, blk + 16, (uint64_t[]){blk, OFF_LANES_NEXT, m->n_ltab ? m->ltab[0] : 0,
+                                               pick_off(m, r)}[below(r, 4)]);
+            if (chance(r, 30)) {
+                /* a lane in flight in the new table */
+                uint64_t l = blk + 64 + 64 * below(r, 64);
+                put_lane(m, l, 1 + below(r, 3), pick_dest(m, r), pick_off(m, r),
+                         chance(r, 50) ? pick_off(m, r) : 0, below(r, 5000));
+            }
+        }
+        uint64_t cur = in_img(m, link, 8) ? rd64(m, link) : 0;
+        if (chance(r, 50) && in_img(m, link, 8))
+            wr64(m, link, blk);                 /* rolled forward */
+        else if (chance(r, 50) && in_img(m, link, 8))
+            wr64(m, link, 0);
+        (void)cur;
+        put_lane(m, cl, chance(r, 85) ? PM_LANE_ALLOC : 1 + below(r, 3), link, blk,
+                 chance(r, 80) ? 0 : pick_off(m, r), chance(r, 80) ? tsize : below(r, 70000));
+        break;
+    }
+    case 2: {
+        /* any record */
+        uint64_t op = 1 + below(r, 3);
+        uint64_t dest = pick_dest(m, r), blk = pick_off(m, r);
+        if (chance(r, 40) && in_img(m, dest, 8))
+            wr64(m, dest, blk);                 /* the location names it */
+        put_lane(m, cl, op, dest, blk, op == PM_LANE_REALLOC ? pick_off(m, r) : 0,
+                 below(r, 70000));
+        break;
+    }
+    case 3: {
+        /* the chunk lane names a log, or something */
+        uint64_t logs[MAX_LOGS], lanes[MAX_LOGS];
+        int n = find_logs(m, logs, lanes);
+        wr64(m, cl + 40, n && chance(r, 70) ? logs[below(r, (uint64_t)n)] : pick_off(m, r));
+        break;
+    }
+    case 4: {
+        /* two records naming one block: the chunk lane and another lane */
+        uint64_t l = pick_lane(m, r);
+        if (l == cl || !in_img(m, l, 64))
+            break;
+        if (chance(r, 50)) {
+            uint64_t blk = rd64(m, l + 16);
+            if (blk == 0)
+                blk = pick_off(m, r);
+            put_lane(m, cl, 1 + below(r, 3), chance(r, 50) ? rd64(m, l + 8) : pick_dest(m, r),
+                     blk, chance(r, 50) ? rd64(m, l + 24) : 0, rd64(m, l + 32));
+            if (chance(r, 50) && (rd64(m, l) & 0xff) == 0)
+                put_lane(m, l, 1 + below(r, 3), rd64(m, cl + 8), blk, rd64(m, l + 24),
+                         rd64(m, l + 32));
+        } else {
+            uint64_t blk = rd64(m, cl + 16);
+            if (blk == 0)
+                blk = m->n_ltab ? m->ltab[below(r, (uint64_t)m->n_ltab)] : pick_off(m, r);
+            put_lane(m, l, 1 + below(r, 3), pick_dest(m, r), blk, 0, below(r, 5000));
+        }
+        break;
+    }
+    case 5: {
+        /* the chunk lane's block: a table, a log, a root */
+        uint64_t logs[MAX_LOGS], lanes[MAX_LOGS];
+        int n = find_logs(m, logs, lanes);
+        uint64_t v[] = {m->n_ltab ? m->ltab[below(r, (uint64_t)m->n_ltab)] : 0,
+                        m->n_rtab ? m->rtab[below(r, (uint64_t)m->n_rtab)] : 0,
+                        n ? logs[below(r, (uint64_t)n)] : 0,
+                        rd64(m, m->f.roots_off + 8 * (1 + 2 * below(r, 4)))};
+        uint64_t blk = v[below(r, 4)];
+        uint64_t op = chance(r, 50) ? PM_LANE_FREE : 1 + below(r, 3);
+        uint64_t dest = chance(r, 50) ? pick_link(m, r) : pick_dest(m, r);
+        if (chance(r, 50) && in_img(m, dest, 8))
+            wr64(m, dest, blk);
+        put_lane(m, cl, op, dest, blk, op == PM_LANE_REALLOC ? pick_off(m, r) : 0, tsize);
+        break;
+    }
+    case 6:
+        /* torn, unknown op with a right check, the other words */
+        if (chance(r, 50))
+            wr64(m, cl, (uint64_t[]){1, 2, 3, 4, 0x55, rnd(r)}[below(r, 6)]);
+        else
+            put_lane(m, cl, 4 + below(r, 252), pick_dest(m, r), pick_off(m, r), 0, 0);
+        if (chance(r, 30))
+            wr64(m, cl + 48 + 8 * below(r, 2), rnd(r));
+        break;
+    case 7: {
+        /* a log made in a block (a small one most of the time: what its
+         * transactions write past its stream lands on the blocks after
+         * it), in any format and of any size, named by a lane */
+        uint64_t blk = pick_off(m, r) & ~UINT64_C(63);
+        if (!in_img(m, blk, 64))
+            break;
+        uint64_t bs = 64;
+        const struct run *x = pick_run(m, r, 1);
+        if (x != NULL && chance(r, 70)) {
+            uint64_t sboff = page_off(m, x->first);
+            uint64_t nb = SBF(m, sboff, n_blocks);
+            bs = SBF(m, sboff, block_size);
+            blk = sb_block_off(m, sboff, below(r, nb ? nb : 1));
+            if (blk % 64 != 0 || !in_img(m, blk, 64))
+                break;
+        }
+        uint64_t magic = (uint64_t[]){PM_TXLOG_MAGIC_V1, PM_TXLOG_MAGIC_V2,
+                                      PM_TXLOG_MAGIC}[below(r, 3)];
+        uint64_t size = (uint64_t[]){128, 160, 191, 192, 200, 255, 256, bs, bs + 64,
+                                     4096}[below(r, 10)];
+        memset(m->d + blk, 0, 64);
+        wr64(m, blk, magic);
+        wr64(m, blk + 8, size);
+        uint64_t gen = chance(r, 80) ? below(r, 10) : (UINT64_C(1) << 56) - 1 - below(r, 2);
+        wr64(m, blk + 16, (chance(r, 80) ? PM_TX_IDLE : 1 + below(r, 2)) | gen << 8);
+        uint64_t l = pick_lane(m, r);
+        if (l == cl && chance(r, 80))
+            l = m->f.lanes_off;
+        if (in_img(m, l, 64))
+            wr64(m, l + 40, blk);
+        break;
+    }
+    default: {
+        /* a log's format and size */
+        uint64_t logs[MAX_LOGS], lanes[MAX_LOGS];
+        int n = find_logs(m, logs, lanes);
+        if (n == 0)
+            break;
+        uint64_t lg = logs[below(r, (uint64_t)n)];
+        if (chance(r, 50)) {
+            wr64(m, lg, (uint64_t[]){PM_TXLOG_MAGIC_V1, PM_TXLOG_MAGIC_V2,
+                                     PM_TXLOG_MAGIC}[below(r, 3)]);
+        } else {
+            uint64_t sz = rd64(m, lg + 8);
+            wr64(m, lg + 8, (uint64_t[]){0, 64, 64 + 64, 64 + 128, sz / 2, sz * 2, sz + 64,
+                                         sz - 64, UINT64_MAX, m->n - lg}[below(r, 10)]);
+        }
+        break;
+    }
+    }
+}
+
 static void mut_size(struct img *m, struct rng *r)
 {
     uint64_t n = m->n;
@@ -1392,8 +1610,10 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
     }
     int rounds = 1 + (int)below(&r, chance(&r, 80) ? 2 : 6);
     for (int i = 0; i < rounds; i++) {
-        uint64_t k = below(&r, 100);
-        if (k < 9)
+        uint64_t k = below(&r, 110);
+        if (k >= 100)
+            mut_chunk(&m, &r);
+        else if (k < 9)
             mut_live(&m, &r);
         else if (k < 19)
             mut_state(&m, &r);
@@ -1725,6 +1945,97 @@ static int explore(allocator_space_t *s, const char *cs, const struct derived *d
 /* A few allocations, frees and root calls on a space that can allocate;
  * only blocks this function made are freed, and pointers the heap does
  * not call live are freed to check they change nothing. */
+/* Transactions on the lanes' logs as the file left them (a log the open
+ * accepted is reused by the next transaction of the thread that takes its
+ * lane): an explicit one (a snapshot, an allocation, a free) and an
+ * automatic one, each committed or aborted. */
+static void churn_tx(allocator_space_t *s, struct rng *r, void *blk)
+{
+    size_t bl = blk != NULL ? persistent_usable_size(s, blk) : 0;
+    if (bl > 64)
+        bl = 64;
+    if (persistent_tx_begin(s) == 0) {
+        if (bl != 0)
+            (void)persistent_tx_add(s, blk, bl);
+        char *n = persistent_tx_zalloc(s, 24 + below(r, 3000));
+        if (n != NULL)
+            memset(n, 0x33, 24);
+        void *m = persistent_tx_alloc(s, 40);
+        if (m != NULL && chance(r, 50))
+            (void)persistent_tx_free(s, m);
+        if (bl != 0)
+            memset(blk, 0x77, bl);
+        if (chance(r, 60))
+            (void)persistent_tx_commit(s);
+        else
+            (void)persistent_tx_abort(s);
+        if (persistent_tx_depth(s) > 0)
+            (void)persistent_tx_abort(s);
+    }
+    if (chance(r, 50) && persistent_tx_begin_auto(s) == 0) {
+        char *q = persistent_malloc(s, 16 + below(r, 500));
+        if (q != NULL)
+            memset(q, 0x44, 16);
+        char *rt = persistent_root_get(s, UINT64_C(0xf023000000000000) + below(r, 4), 40, NULL);
+        if (rt != NULL)
+            rt[0]++;
+        if (chance(r, 50))
+            (void)persistent_tx_commit(s);
+        else
+            (void)persistent_tx_abort(s);
+        if (persistent_tx_depth(s) > 0)
+            (void)persistent_tx_abort(s);
+    }
+}
+
+/* Threads that hold lanes at once: past the lanes in the metadata, the
+ * overflow tables' (and their logs) as the file left them. */
+struct lane_arg {
+    allocator_space_t *s;
+    pthread_barrier_t *bar;
+    uint64_t seed;
+};
+
+static void *lane_user(void *a)
+{
+    struct lane_arg *la = a;
+    struct rng r = {la->seed | 1};
+    persistent_offset_t *slot = persistent_root_get(la->s, UINT64_C(0xf024000000000000), 64, NULL);
+    if (slot != NULL)
+        (void)persistent_alloc_into(la->s, &slot[la->seed % 8], 32);
+    pthread_barrier_wait(la->bar);
+    void *b = persistent_malloc(la->s, 64);
+    churn_tx(la->s, &r, b);
+    persistent_free(la->s, b);
+    if (slot != NULL)
+        (void)persistent_free_from(la->s, &slot[la->seed % 8]);
+    pthread_barrier_wait(la->bar);
+    return NULL;
+}
+
+static void churn_lanes(allocator_space_t *s, uint64_t seed, unsigned n)
+{
+    pthread_barrier_t bar;
+    pthread_t t[24];
+    struct lane_arg a[24];
+    if (n > 24)
+        n = 24;
+    pthread_barrier_init(&bar, NULL, n);
+    unsigned made = 0;
+    for (; made < n; made++) {
+        a[made] = (struct lane_arg){s, &bar, seed + made};
+        if (pthread_create(&t[made], NULL, lane_user, &a[made]) != 0)
+            break;
+    }
+    if (made < n) {
+        /* cannot happen often; without all of them the barrier never opens */
+        harness_fail("pthread_create");
+    }
+    for (unsigned i = 0; i < made; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&bar);
+}
+
 static void churn(allocator_space_t *s, const struct derived *dv, uint64_t seed,
                   const struct tags *ts)
 {
@@ -1770,6 +2081,12 @@ static void churn(allocator_space_t *s, const struct derived *dv, uint64_t seed,
     }
     for (int i = 0; i < ts->n && i < 4; i++)
         (void)persistent_find_root(s, ts->t[i]);
+    churn_tx(s, &r, p[1]);
+    if (chance(&r, 20)) {
+        /* with the main thread's, two more than the 8 lanes of the
+         * metadata: the first overflow lane table's first lanes */
+        churn_lanes(s, seed, 9);
+    }
     persistent_free(s, a);
     persistent_free(s, c);
     for (int i = 0; i < 12; i++)

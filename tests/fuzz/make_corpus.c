@@ -105,6 +105,9 @@ enum {
                        (page images in the log); the last one left open */
     W_TX_LONG,      /* one transaction whose snapshot outgrows its log
                        block (a JUMP to claimed pages), left open */
+    W_ALL,          /* an overflow root table (n roots), a transaction
+                       left open, then an overflow lane table */
+    W_TXLANES,      /* a transaction left open, then an overflow lane table */
 };
 
 /* A node of W_TX's list: the offset of the next, a count, a payload. */
@@ -375,6 +378,16 @@ static void run_workload(allocator_space_t *s, struct wl w)
     case W_TX_DONE: w_tx(s, w.n, false); break;
     case W_TX_AUTO: w_tx_auto(s, w.n); break;
     case W_TX_LONG: w_tx_long(s, w.n); break;
+    case W_ALL:
+        w_roots(s, w.n);
+        w_tx(s, 3, false);
+        w_lanes(s, 12);
+        w_tx(s, 2, true);
+        break;
+    case W_TXLANES:
+        w_tx(s, 3, true);
+        w_lanes(s, 12);
+        break;
     default: break;
     }
 }
@@ -430,7 +443,65 @@ static void report(const char *name, const char *path)
 
 /* ---- making seeds ---- */
 
-enum { CLEAN, KILL_AT, KILL_AFTER, KILL_SELF };
+enum { CLEAN, KILL_AT, KILL_AFTER, KILL_SELF, KILL_SCAN };
+
+/* KILL_SCAN: the first crash point (from 1 on) at which the file holds a
+ * record in flight of this kind */
+enum {
+    SCAN_CHUNK = 1,  /* the header's chunk lane: a lane table being added */
+    SCAN_ROOTS,      /* a lane whose record adds the first overflow root table */
+    SCAN_TXLOG,      /* a lane whose record makes its own transaction log */
+    SCAN_TXACTIVE,   /* the chunk lane in flight, and a log with an open transaction */
+};
+
+static bool lane_live(const struct pm_lane *l)
+{
+    return pm_lane_op(l, l->op) != PM_LANE_IDLE;
+}
+
+static bool scan_hit(const char *path, int what)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    fstat(fd, &st);
+    char *d = malloc((size_t)st.st_size);
+    bool hit = false;
+    if (d != NULL && st.st_size >= (off_t)PM_HEADER_SIZE &&
+        pread(fd, d, (size_t)st.st_size, 0) == st.st_size) {
+        const struct pm_header *h = (const struct pm_header *)d;
+        if (what == SCAN_CHUNK || what == SCAN_TXACTIVE) {
+            hit = lane_live(&h->chunk_lane);
+            if (hit && what == SCAN_TXACTIVE) {
+                hit = false;
+                for (uint32_t i = 0; i < h->fixed.n_lanes; i++) {
+                    const struct pm_lane *l =
+                        (const struct pm_lane *)(d + h->fixed.lanes_off) + i;
+                    uint64_t t = l->tx_off;
+                    if (t != 0 && t + 64 <= (uint64_t)st.st_size &&
+                        (((const struct pm_txlog *)(d + t))->state & PM_TX_PHASE) != PM_TX_IDLE)
+                        hit = true;
+                }
+            }
+        } else {
+            for (uint32_t i = 0; i < h->fixed.n_lanes; i++) {
+                const struct pm_lane *l = (const struct pm_lane *)(d + h->fixed.lanes_off) + i;
+                if (!lane_live(l))
+                    continue;
+                uint64_t want = what == SCAN_ROOTS
+                                    ? offsetof(struct pm_header, live.roots_next_off)
+                                    : h->fixed.lanes_off + i * sizeof *l +
+                                          offsetof(struct pm_lane, tx_off);
+                if (l->dest_off == want)
+                    hit = true;
+            }
+        }
+    }
+    free(d);
+    close(fd);
+    return hit;
+}
 
 struct seed {
     const char *name;
@@ -452,6 +523,41 @@ static void make(const struct seed *sd)
     if (sd->how == CLEAN) {
         run_workload(s, sd->work);
         persistent_space_close(s);
+    } else if (sd->how == KILL_SCAN) {
+        persistent_space_close(s);
+        char keep[700];
+        snprintf(keep, sizeof keep, "%s.keep", path);
+        copy_file(path, keep);
+        uint64_t k;
+        for (k = 1; k < 5000; k++) {
+            copy_file(keep, path);
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid < 0)
+                die("fork");
+            if (pid == 0) {
+                pm_crash_arm(k, PM_CRASH_KILL, k * 2654435761u + 17);
+                struct persistent_options o;
+                memset(&o, 0, sizeof o);
+                allocator_space_t *c;
+                if (persistent_space_open(path, &o, &c) != 0)
+                    _exit(3);
+                run_workload(c, sd->work);
+                persistent_space_close(c);
+                _exit(0);
+            }
+            int st;
+            waitpid(pid, &st, 0);
+            if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)) {
+                printf("    (%s: no crash point of the kind found, %" PRIu64 " tried)\n",
+                       sd->name, k);
+                break;
+            }
+            if (scan_hit(path, (int)sd->arg))
+                break;
+        }
+        printf("    (%s: crash point %" PRIu64 ")\n", sd->name, k);
+        unlink(keep);
     } else {
         persistent_space_close(s);
         fflush(stdout);
@@ -549,6 +655,19 @@ static const struct seed seeds[] = {
      KILL_SELF, 0},
     {"tx-auto-160k-crash-30", 160 * K, 0, 0, {W_SMALL, 10}, {W_TX_AUTO, 6}, KILL_AT, 30},
     {"tx-long-256k-killed", 256 * K, 0, 0, {W_NONE, 0}, {W_TX_LONG, 40000}, KILL_SELF, 0},
+    /* the newest parts in flight, found by trying crash points in turn: a
+     * lane table being added through the header's chunk lane, the first
+     * overflow root table being linked, a log being made; and all the
+     * tables and a live log in one file */
+    {"scan-chunk-lane-64k", 64 * K, 0, 0, {W_NONE, 0}, {W_LANES, 12}, KILL_SCAN, SCAN_CHUNK},
+    {"scan-chunk-lane-grow-16k-128k", 16 * K, 128 * K, 0, {W_ROOTS, 3}, {W_LANES, 12},
+     KILL_SCAN, SCAN_CHUNK},
+    {"scan-roots-link-128k", 128 * K, 0, 0, {W_ROOTS, 10}, {W_ROOTS, 40}, KILL_SCAN, SCAN_ROOTS},
+    {"scan-txlog-create-128k", 128 * K, 0, 0, {W_SMALL, 10}, {W_TX, 3}, KILL_SCAN, SCAN_TXLOG},
+    {"all-256k-killed", 256 * K, 0, 0, {W_NONE, 0}, {W_ALL, 40}, KILL_SELF, 0},
+    {"all-grow-64k-512k-killed", 64 * K, 512 * K, 0, {W_NONE, 0}, {W_ALL, 40}, KILL_SELF, 0},
+    {"scan-all-chunk-tx-256k", 256 * K, 0, 0, {W_ROOTS, 40}, {W_TXLANES, 0}, KILL_SCAN,
+     SCAN_TXACTIVE},
 };
 
 int main(int argc, char **argv)
