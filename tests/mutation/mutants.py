@@ -2460,4 +2460,147 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
               "another thread's automatic transaction nor look again after its abort's "
               "rebuild: a live block's free refused and leaked, usable size 0, a "
               "location refused"),
+# ------------------------------------------------------------ write-backs no mutant touched
+# (a helper's sweep of every pm_persist / pm_flush / pm_drain call, 2026-12-06)
+    dict(id="pub-free-local-nofence", file="src/publish.c",
+         find="""        if (fence)
+            pm_persist(rt, aw, sizeof *aw);""",
+         replace="""        if (false)
+            pm_persist(rt, aw, sizeof *aw);""",
+         what="a published free of an owner's block: its cleared bit not fenced before"
+              " the lane is retired"),
+    dict(id="pub-free-remote-nofence", file="src/publish.c",
+         find="""        if (fence)
+            pm_persist(rt, rw, sizeof *rw);""",
+         replace="""        if (false)
+            pm_persist(rt, rw, sizeof *rw);""",
+         what="a published free of another thread's block: its remote bit not fenced "
+              "before the lane is retired"),
+    dict(id="pub-free-end-bit-nofence", file="src/publish.c",
+         find="""    pm_fetch_and_acq_rel(w, ~bit);
+    if (fence)""",
+         replace="""    pm_fetch_and_acq_rel(w, ~bit);
+    if (false)""",
+         what="a published free of a run: its bits not fenced before the lane is "
+              "retired",
+         equivalent=(
+              "the run's start bit, its commit, is fenced first all the same; the end "
+              "bit's write-back is then fenced by lane_clear's persist right after.  A "
+              "power failure in between can leave the start bit clear and the end bit "
+              "set, the state a crash after the start bit's fence leaves without the "
+              "mutant (the lane's recovery finds the start bit clear and does nothing, "
+              "pub_ensure); either way the stray end bit lies in a gap and the "
+              "recovering open clears it (recover.c, clear_bits_in on the gaps)")),
+    dict(id="chunk-lane-not-recovered", file="src/publish.c",
+         find="""    return lane_recover(rt, &rt->hdr->chunk_lane, total);""",
+         replace="""    return 0;""",
+         what="recovery skips the header's chunk lane: a lane table committed and not "
+              "linked stays allocated for good, one linked keeps a stale record"),
+    dict(id="txlog-head-unpersisted", file="src/tx.c",
+         find="""    pm_store_relaxed(&lg->state, (uint64_t)PM_TX_IDLE);
+    pm_persist(rt, lg, sizeof *lg + ENT);""",
+         replace="""    pm_store_relaxed(&lg->state, (uint64_t)PM_TX_IDLE);""",
+         what="a new transaction log's head is not written back before the lane names "
+              "it"),
+    dict(id="txlog-magic-unpersisted", file="src/tx.c",
+         find="""            tx->log->magic = PM_TXLOG_MAGIC;
+            pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);""",
+         replace="""            tx->log->magic = PM_TXLOG_MAGIC;""",
+         what="an earlier format's log taken over: its new magic not written back "
+              "before entries keyed by it",
+         equivalent=(
+              "the magic shares the log head's cache line with the state word (layout.h"
+              " struct pm_txlog, 64 bytes, page aligned), and no entry keyed by the new"
+              " magic is read back before the state word leaves IDLE: its flush "
+              "(set_state) writes the line back with the magic, fenced with the first "
+              "entry.  A power failure before that leaves an idle log of the earlier "
+              "format, which pm_txlog_head_ok accepts and whose takeover the next "
+              "attach repeats; one at that fence tears the line, but nothing has been "
+              "written under the transaction yet (tx_add returns after the fence), so "
+              "an entry its recovery cannot read restores nothing")),
+    dict(id="tx-jump-unflushed", file="src/tx.c",
+         find="""        pm_flush(rt, j, ENT);         /* fenced with the entry that follows */
+""",
+         replace="""""",
+         what="the jump entry to the log's next segment is never written back: a power"
+              " failure leaves the entries after it unreachable (their snapshots not "
+              "put back)"),
+    dict(id="tx-alloc-bit-unflushed", file="src/tx.c",
+         find="""        pm_flush(rt, rv.aword, sizeof *rv.aword);   /* the commit fences it */
+""",
+         replace="""""",
+         what="a block allocated in a transaction: its allocation bit never written "
+              "back, a power failure after the commit frees it"),
+    dict(id="tx-free-entry-unflushed", file="src/tx.c",
+         find="""    pm_flush(rt, e, ENT);                   /* the commit fences it */
+""",
+         replace="""""",
+         what="a transaction's FREE entry is not written back: the recovery of a "
+              "COMMITTED log does not free the block"),
+    dict(id="tx-commit-snaps-unflushed", file="src/tx.c",
+         find="""        pm_flush(rt, rt->base + tx->snaps.v[i].off, tx->snaps.v[i].len);
+    for (size_t i = 0; i < tx->allocs.n && rt->flush != NULL; i++) {""",
+         replace="""        (void)0;
+    for (size_t i = 0; i < tx->allocs.n && rt->flush != NULL; i++) {""",
+         what="commit does not write back the snapshotted ranges: a committed "
+              "transaction's writes lost to a power failure"),
+    dict(id="tx-commit-allocs-unflushed", file="src/tx.c",
+         find="""        pm_flush(rt, b, len);
+    }""",
+         replace="""        (void)b; (void)len;
+    }""",
+         what="commit does not write back the blocks the transaction allocated"),
+    dict(id="tx-abort-nodrain", file="src/tx.c",
+         find="""    pm_drain(rt);                           /* restores, bits */
+""",
+         replace="""""",
+         what="abort: state IDLE can be durable before the restores and freed bits"),
+    dict(id="tx-settle-nodrain", file="src/tx.c",
+         find="""    pm_drain(rt);
+    uint64_t gen = pm_load_acquire(&tx->log->state) >> 8;""",
+         replace="""    uint64_t gen = pm_load_acquire(&tx->log->state) >> 8;""",
+         what="settling a commit's frees: state IDLE can be durable before the freed "
+              "bits"),
+    dict(id="tx-settle-state-unpersisted", file="src/tx.c",
+         find="""    pm_store_release(&tx->log->state, (uint64_t)PM_TX_IDLE | gen << 8);
+    pm_persist(rt, &tx->log->state, sizeof tx->log->state);
+}""",
+         replace="""    pm_store_release(&tx->log->state, (uint64_t)PM_TX_IDLE | gen << 8);
+}""",
+         what="settling a commit's frees: state IDLE not durable before the blocks are"
+              " reusable (a recovery frees them again once reused)"),
+    dict(id="tx-page-restore-unflushed", file="src/tx.c",
+         find="""    pm_vg_quiet(false);
+    pm_flush(rt, rt->base + off, len);
+}""",
+         replace="""    pm_vg_quiet(false);
+}""",
+         what="a page put back by an automatic transaction's abort or recovery is not "
+              "written back: state IDLE then a power failure keeps the aborted writes"),
+    dict(id="tx-recover-page-nodrain", file="src/tx.c",
+         find="""            pm_drain(rt);               /* a page the log goes on in: see above */
+""",
+         replace="""""",
+         what="recovery puts back a page the log goes on in before the restores before"
+              " it are durable"),
+    dict(id="tx-recover-idle-nodrain", file="src/tx.c",
+         find="""        pm_drain(rt);
+        pm_snap_forget(rt, &lg->state, sizeof lg->state);""",
+         replace="""        pm_snap_forget(rt, &lg->state, sizeof lg->state);""",
+         what="recovery marks a log IDLE before its restores are durable"),
+    dict(id="tx-recover-idle-unpersisted", file="src/tx.c",
+         find="""        pm_store_release(&lg->state, (uint64_t)PM_TX_IDLE | gen << 8);
+        pm_persist(rt, &lg->state, sizeof lg->state);""",
+         replace="""        pm_store_release(&lg->state, (uint64_t)PM_TX_IDLE | gen << 8);""",
+         what="recovery's IDLE state word not written back"),
+    dict(id="holes-backed-unpersisted", file="src/recover.c",
+         find="""        pm_store_release(&rt->hdr->live.no_holes, pm_backed_word(&rt->fixed));
+        pm_persist(rt, &rt->hdr->live.no_holes, sizeof rt->hdr->live.no_holes);""",
+         replace="""        pm_store_release(&rt->hdr->live.no_holes, pm_backed_word(&rt->fixed));""",
+         what="the open that backed a file's holes: the word that says so not written "
+              "back",
+         equivalent=(
+              "the word only lets a later open skip the backing pass; lost, it keeps "
+              "the value it had (holes may be there), and the next writer's open backs "
+              "the file again: work done twice, never a hole left unbacked")),
 ]
