@@ -1062,6 +1062,73 @@ static void race_lanelink_run(void)
     race_power_failure();
 }
 
+/* Two creators of a root need the first overflow table at once: the
+ * victim, held at the write-back of its lane record (an allocation into
+ * the link), lets the other link its table first; it then commits its own,
+ * loses the link's CAS and frees its table under the lane (publish.c
+ * free_under_lane), and stops at the first write-back of that free.  Power
+ * fails: the lane, still naming the table, has recovery free it; a lane
+ * retired before the free was durable would leave the table allocated
+ * and named by nobody, for good. */
+static _Atomic int loser_stage;
+static uint64_t loser_boff;
+
+static bool stop_after_lost_link(const void *addr, size_t len)
+{
+    struct pm_rt *rt = pm_rt_of(S);
+    const char *lanes = rt->base + rt->hdr->fixed.lanes_off;
+    const char *a = addr;
+    if (atomic_load(&loser_stage) == 0) {
+        if (len != sizeof(struct pm_lane) || a < lanes ||
+            a >= lanes + rt->hdr->fixed.n_lanes * sizeof(struct pm_lane))
+            return false;
+        const struct pm_lane *l = addr;
+        if (l->dest_off != (uint64_t)((char *)&rt->hdr->live.roots_next_off - rt->base))
+            return false;
+        loser_boff = l->block_off;
+        atomic_store(&loser_stage, 1);
+        while (atomic_load(&loser_stage) == 1)
+            usleep(200);          /* until the other table is linked */
+        return false;
+    }
+    /* committed (live: its end bit may be written back before), then
+     * freed: the first write-back of the free */
+    bool live = pm_block_live(rt, loser_boff) != 0;
+    if (atomic_load(&loser_stage) == 2 && live)
+        atomic_store(&loser_stage, 3);
+    return atomic_load(&loser_stage) == 3 && !live;
+}
+
+static void *race_loser_creator(void *arg)
+{
+    (void)arg;
+    race_victim = true;
+    root_new(200);
+    return NULL;
+}
+
+static void race_rootloser_run(void)
+{
+    REQUIRE(pm_rt_of(S)->fixed.roots_cap == 16);
+    REQUIRE(pm_load_acquire(&pm_rt_of(S)->hdr->live.roots_next_off) == 0);
+    race_stop = stop_after_lost_link;
+    pthread_t t;
+    pthread_create(&t, NULL, race_loser_creator, NULL);
+    uint64_t deadline = t_now_ns() + 20ull * 1000000000u;
+    while (atomic_load(&loser_stage) == 0) {
+        if (t_now_ns() > deadline) {
+            fprintf(stderr, "race: the victim never wrote its lane\n");
+            _exit(6);
+        }
+        usleep(200);
+    }
+    root_new(201);                /* links the first table */
+    REQUIRE(pm_load_acquire(&pm_rt_of(S)->hdr->live.roots_next_off) != loser_boff);
+    atomic_store(&loser_stage, 2);
+    race_wait_parked();
+    race_power_failure();
+}
+
 static void race(const struct scenario *sc)
 {
     struct ch_files f;
@@ -1098,7 +1165,8 @@ static void race(const struct scenario *sc)
         failures++;
     } else {
         failures += (uint64_t)verify(f.work, 1, (void *)sc);
-        if (sc->run == race_root_run || sc->run == race_rootlink_run) {
+        if (sc->run == race_root_run || sc->run == race_rootlink_run ||
+            sc->run == race_rootloser_run) {
             uint64_t tag = sc->run == race_root_run ? race_tag_b : 201;
             allocator_space_t *s = open_space(f.work, sc->size, sc->max_size);
             struct root_obj *r = s ? persistent_find_root(s, tag) : NULL;
@@ -1123,6 +1191,7 @@ static struct scenario races[] = {
     {"race-root", 64u << 10, 0, 0, NULL, race_root_run, false},
     {"race-lanelink", 64u << 10, 0, 0, NULL, race_lanelink_run, false},
     {"race-rootlink", 256u << 10, 0, 0, race_rootlink_setup, race_rootlink_run, false},
+    {"race-rootloser", 256u << 10, 0, 0, race_rootlink_setup, race_rootloser_run, false},
 };
 
 int main(int argc, char **argv)

@@ -2496,6 +2496,16 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
          replace="""    return 0;""",
          what="recovery skips the header's chunk lane: a lane table committed and not "
               "linked stays allocated for good, one linked keeps a stale record"),
+    dict(id="free-under-lane-clear-first", file="src/publish.c",
+         find="""        pub_free_do(rt, &pf);
+        lane_clear(rt, l);
+        pub_free_finish(rt, rec, &pf);""",
+         replace="""        lane_clear(rt, l);
+        pub_free_do(rt, &pf);
+        pub_free_finish(rt, rec, &pf);""",
+         what="a table or root that lost the race for its link: the lane retired before "
+              "its free is durable (a power failure between leaks it; "
+              "test_crashpoints race-rootloser)"),
     dict(id="txlog-head-unpersisted", file="src/tx.c",
          find="""    pm_store_relaxed(&lg->state, (uint64_t)PM_TX_IDLE);
     pm_persist(rt, lg, sizeof *lg + ENT);""",
