@@ -2506,6 +2506,33 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
          what="a table or root that lost the race for its link: the lane retired before "
               "its free is durable (a power failure between leaks it; "
               "test_crashpoints race-rootloser)"),
+    dict(id="pin-new-relaxed", file="src/publish.c",
+         find="""    pm_store_release(&rec->pin, off);""",
+         replace="""    pm_store_relaxed(&rec->pin, off);""",
+         what="an allocation's pin published with a relaxed store: a thread that finds "
+              "the block in its location may not see the pin",
+         equivalent=(
+             "on x86-64 both are a plain mov; gcc -O3 emits the same memory accesses in "
+             "the same order (objdump: only a register move scheduled differently)")),
+    dict(id="lane-chunk-cache-relaxed", file="src/publish.c",
+         find="""        pm_store_release(&rt->lane_chunk[k], t);""",
+         replace="""        pm_store_relaxed(&rt->lane_chunk[k], t);""",
+         what="an overflow lane table's cached address published with a relaxed store",
+         equivalent=(
+             "on x86-64 both are a plain mov; gcc -O3 emits the same memory accesses in "
+             "the same order (objdump: only a register add scheduled differently)")),
+    dict(id="chunk-lane-release-relaxed", file="src/publish.c",
+         find="""        pm_store_release(&rt->chunk_lane_busy, 0u);""",
+         replace="""        pm_store_relaxed(&rt->chunk_lane_busy, 0u);""",
+         what="the header's chunk lane handed back with a relaxed store: the next "
+              "holder may not see the lane record its predecessor retired",
+         equivalent="gcc -O3 emits byte for byte the same object (x86-64)"),
+    dict(id="auto-end-relaxed", file="src/tx.c",
+         find="""    pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);   /* waiters go on */""",
+         replace="""    pm_store_relaxed(&pm_auto_rt, (struct pm_rt *)NULL);   /* waiters go on */""",
+         what="an automatic transaction's commit lets waiting calls go on with a relaxed "
+              "store: they may not see its state",
+         equivalent="gcc -O3 emits byte for byte the same object (x86-64)"),
     dict(id="txlog-head-unpersisted", file="src/tx.c",
          find="""    pm_store_relaxed(&lg->state, (uint64_t)PM_TX_IDLE);
     pm_persist(rt, lg, sizeof *lg + ENT);""",
