@@ -537,6 +537,28 @@ static void test_lane_txlog_overflow(void)
     unlink(p);
 }
 
+/* The header's chunk lane (publish.c chunk_add) is judged as the other
+ * lanes are: a record recovery would act on that names no block is
+ * damage the check reports (verify.c walk_lanes), found before a writer's
+ * open writes a byte. */
+static void test_chunk_lane_forged(void)
+{
+    const char *p = t_path("chunklane");
+    allocator_space_t *s = t_create(p, 1u << 20, 0);
+    struct pm_rt *rt = pm_rt_of(s);
+    struct pm_lane *cl = &rt->hdr->chunk_lane;
+    uint64_t link = (uint64_t)((char *)&rt->hdr->live.lanes_next_off - rt->base);
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    forge_lane(cl, PM_LANE_ALLOC, link, 64);       /* a block in the header */
+    CHECK_EQ(persistent_check(s, &rep), PERSISTENT_E_CORRUPT);
+    CHECK(strstr(rep.first_error, "invalid record") != NULL);
+    pm_store_release(&cl->op, (uint64_t)PM_LANE_IDLE);
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    unlink(p);
+}
+
 /* ---- run bitmaps ---- */
 
 static void set_bit(const char *path, uint64_t area_off, uint64_t page, bool on)
@@ -1526,6 +1548,7 @@ int main(void)
     test_lane_txlog();
     test_own_blocks_named();
     test_lane_txlog_overflow();
+    test_chunk_lane_forged();
     test_lanes_after_recovery();
     test_runs();
     test_leftovers();
