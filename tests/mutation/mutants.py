@@ -2491,6 +2491,20 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
               "mutant (the lane's recovery finds the start bit clear and does nothing, "
               "pub_ensure); either way the stray end bit lies in a gap and the "
               "recovering open clears it (recover.c, clear_bits_in on the gaps)")),
+    dict(id="pub-free-flush-local-dropped", file="src/publish.c",
+         find="""        else
+            pm_flush(rt, aw, sizeof *aw);""",
+         replace="""        else
+            (void)0;""",
+         what="a transaction's free of an owner's block: its cleared bit never written "
+              "back (the commit's fence has nothing to make durable)"),
+    dict(id="pub-free-flush-remote-dropped", file="src/publish.c",
+         find="""        else
+            pm_flush(rt, rw, sizeof *rw);""",
+         replace="""        else
+            (void)0;""",
+         what="a transaction's free of another thread's block: its remote bit never "
+              "written back"),
     dict(id="chunk-lane-not-recovered", file="src/publish.c",
          find="""    return lane_recover(rt, &rt->hdr->chunk_lane, total);""",
          replace="""    return 0;""",
@@ -2621,6 +2635,24 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
 }""",
          what="a page put back by an automatic transaction's abort or recovery is not "
               "written back: state IDLE then a power failure keeps the aborted writes"),
+    dict(id="tx-restore-pages-final-nodrain", file="src/tx.c",
+         find="""            page_restore(rt, pages[n]);
+        }
+        os_vol_free(pages, cap * sizeof *pages);
+        pm_drain(rt);""",
+         replace="""            page_restore(rt, pages[n]);
+        }
+        os_vol_free(pages, cap * sizeof *pages);""",
+         what="the open's rollback of an automatic transaction's pages: the last pages "
+              "put back not fenced before what follows",
+         equivalent=(
+             "the log stays ACTIVE on file until pm_tx_recover moves it to IDLE, and "
+             "that puts the log's page images back again and drains (tx.c, the drain "
+             "before the IDLE state) first; every other write-back in between is by the "
+             "same thread, whose next fence makes the restored lines durable with it, "
+             "and a power failure before the IDLE state reruns the restore from the "
+             "same images (test_recpower auto-log, test_txcrash power and evict "
+             "recovery: 0 failures without it)")),
     dict(id="tx-recover-page-nodrain", file="src/tx.c",
          find="""            pm_drain(rt);               /* a page the log goes on in: see above */
 """,
