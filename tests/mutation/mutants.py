@@ -1984,9 +1984,9 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a transaction's state word forgets the frees of the one before"),
     dict(id="tx-recover-prev-skipped", file="src/tx.c",
          find="""            if (state & PM_TX_PREV) {
-                int r = redo_frees(rt, lg, gen - 1);    /* the other stream */""",
+                int r = redo_frees(rt, lg, (gen - 1) & PM_TX_GEN_MASK);    /* the other stream */""",
          replace="""            if (0) {
-                int r = redo_frees(rt, lg, gen - 1);""",
+                int r = redo_frees(rt, lg, (gen - 1) & PM_TX_GEN_MASK);""",
          what="recovery does not finish the previous transaction's frees"),
     dict(id="tx-settle-nofence", file="src/tx.c",
          find="""static void settle_state(struct pm_rt *rt, struct pm_tx *tx)
