@@ -18,6 +18,11 @@
  *     block of the space) is reported through the error hook and changes
  *     nothing.
  *   - No call here is async-signal-safe.
+ *   - Up to 4,095 threads may use one space at once (a thread's record is
+ *     given back when it exits).  A call by one more fails with EAGAIN
+ *     (persistent_free: reported through the error hook, the block left as
+ *     it is, allocated); so does one by a thread using more spaces at once
+ *     than its table of them holds, with EMFILE.
  *   - After fork(), a space the parent had open does not exist in the child
  *     (calls on it fail as on any unknown space): the two processes would
  *     share its lock and pages.  The child may open it again once the
@@ -449,6 +454,14 @@ int persistent_root_next(allocator_space_t *space,
 /* neither did (the shape of PMDK's pmemobj_alloc(pop, &oid, ...)).  dest     */
 /* must be an aligned word inside the space's pages (typically a field of a   */
 /* block or root).  Return 0 or -errno.                                       */
+/*
+ * Each call writes its intent in a record of the calling thread (a lane,
+ * kept for the thread's life; lanes beyond the space's own are added in
+ * tables taken from the heap).  When no lane can be had -- every one held
+ * by a live thread, and no room for a table -- the call uses the space's
+ * one spare lane, so that a free from a full space does not fail: then
+ * -ENOMEM only while another thread holds that spare lane at the same
+ * moment. */
 
 /* Allocates size bytes and stores the block's offset in *dest.  *dest is
  * overwritten; a block it held is not freed. */

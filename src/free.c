@@ -2,6 +2,8 @@
  * the page map), a large run (through the run bits) or neither, and checks
  * it is a live block before anything is changed.  Misuse goes to the error
  * hook and changes nothing. */
+#include <errno.h>
+
 #include "internal.h"
 
 /* pm_free_block without the report of a refusal */
@@ -51,7 +53,11 @@ __attribute__((noinline)) static void free_general(allocator_space_t *space,
     struct pm_trec *rec = pm_thread_rec(space, &rt);
     if (PM_UNLIKELY(rec == NULL)) {
         pm_misuse(pm_rt_of(space), PERSISTENT_E_BAD_POINTER, ptr,
-                  "persistent_free (space not open for writing here)");
+                  errno == EAGAIN ? "persistent_free (too many threads in the space: "
+                                    "the block is left as it is)"
+                  : errno == EMFILE ? "persistent_free (this thread uses too many "
+                                      "spaces: the block is left as it is)"
+                                    : "persistent_free (space not open for writing here)");
         return;
     }
     pm_vg_unuser(rt, ptr);

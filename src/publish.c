@@ -113,14 +113,26 @@ static bool chunk_add_laned(struct pm_rt *rt, struct pm_trec *rec, size_t size)
  * at once, and that one may be stopped for good), the way without a lane:
  * allocated, then linked, so that a crash between the two leaks the table
  * (G1 over G2's letter; docs/design.md "Roots"). */
+/* The header's chunk lane, for one call of the thread that takes it: a
+ * volatile flag (the lane record is in the file, no thread's). */
+static bool chunk_lane_take(struct pm_rt *rt)
+{
+    uint32_t idle = 0;
+    return pm_load_relaxed(&rt->chunk_lane_busy) == 0 &&
+           pm_cas_strong_acq_rel(&rt->chunk_lane_busy, &idle, 1u);
+}
+
+static void chunk_lane_give(struct pm_rt *rt)
+{
+    pm_store_release(&rt->chunk_lane_busy, 0u);
+}
+
 static bool chunk_add(struct pm_rt *rt, struct pm_trec *rec)
 {
     size_t size = sizeof(struct pm_lane_table) + LANE_CHUNK * sizeof(struct pm_lane);
-    uint32_t idle = 0;
-    if (pm_load_relaxed(&rt->chunk_lane_busy) == 0 &&
-        pm_cas_strong_acq_rel(&rt->chunk_lane_busy, &idle, 1u)) {
+    if (chunk_lane_take(rt)) {
         bool ok = chunk_add_laned(rt, rec, size);
-        pm_store_release(&rt->chunk_lane_busy, 0u);
+        chunk_lane_give(rt);
         return ok;
     }
     struct pm_lane_table *t = pm_alloc(rt, rec, size, 64);
@@ -166,6 +178,35 @@ struct pm_lane *pub_lane(struct pm_rt *rt, struct pm_trec *rec)
             return NULL;
         }
     }
+}
+
+/* pub_lane, or where no lane can be had (every lane a live thread's, and
+ * no room for a lane table: a full space) the header's chunk lane when no
+ * other thread holds it; *chunk says which, for pub_lane_done.  A thread
+ * keeps its lane for life, so without this a full space refused every
+ * free_from and root_remove of a thread that had none yet, and
+ * alloc_into's that a malloc would have served (a helper's hunt: 72
+ * threads each with a lane in a 1 MiB space).  The chunk lane is then
+ * busy for the call: a thread adding a lane table meanwhile takes the
+ * way without a lane (chunk_add). */
+static struct pm_lane *pub_lane_any(struct pm_rt *rt, struct pm_trec *rec, bool *chunk)
+{
+    *chunk = false;
+    struct pm_lane *l = pub_lane(rt, rec);
+    if (l != NULL)
+        return l;
+    if (chunk_lane_take(rt)) {
+        *chunk = true;
+        return &rt->hdr->chunk_lane;
+    }
+    errno = ENOMEM;
+    return NULL;
+}
+
+static void pub_lane_done(struct pm_rt *rt, bool chunk)
+{
+    if (chunk)
+        chunk_lane_give(rt);
 }
 
 static void lane_set(struct pm_rt *rt, struct pm_lane *l, uint64_t op,
@@ -561,6 +602,15 @@ static inline pm_atomic_u64 *dest_word(persistent_offset_t *dest)
     return (pm_atomic_u64 *)(void *)dest;
 }
 
+/* The publishing calls' work under the lane l (pub_lane_any). */
+static int alloc_into_under(struct pm_rt *rt, struct pm_trec *rec, persistent_offset_t *dest,
+                            uint64_t doff, size_t size, struct pm_lane *l);
+static int free_from_under(struct pm_rt *rt, struct pm_trec *rec, persistent_offset_t *dest,
+                           uint64_t doff, struct pm_lane *l);
+static int realloc_into_under(struct pm_rt *rt, struct pm_trec *rec, persistent_offset_t *dest,
+                              uint64_t doff, size_t size, void *old, uint64_t ooff, size_t us,
+                              struct pm_lane *l);
+
 int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
                           size_t size)
 {
@@ -574,9 +624,18 @@ int persistent_alloc_into(allocator_space_t *space, persistent_offset_t *dest,
         return r;
     if (size == 0)
         return pm_err(-EINVAL, "alloc_into: size 0");
-    struct pm_lane *l = pub_lane(rt, rec);
+    bool chunk;
+    struct pm_lane *l = pub_lane_any(rt, rec, &chunk);
     if (l == NULL)
         return pm_err(-ENOMEM, "alloc_into: no lane");
+    r = alloc_into_under(rt, rec, dest, doff, size, l);
+    pub_lane_done(rt, chunk);
+    return r;
+}
+
+static int alloc_into_under(struct pm_rt *rt, struct pm_trec *rec, persistent_offset_t *dest,
+                            uint64_t doff, size_t size, struct pm_lane *l)
+{
     pm_op_enter(rt, rec);
     struct pm_resv rv;
     if (pub_reserve(rt, rec, size, &rv) == NULL) {
@@ -609,9 +668,19 @@ int persistent_free_from(allocator_space_t *space, persistent_offset_t *dest)
     int r = dest_check(rt, dest, &doff);
     if (r < 0)
         return r;
-    struct pm_lane *l = pub_lane(rt, rec);
+    bool chunk;
+    struct pm_lane *l = pub_lane_any(rt, rec, &chunk);
     if (l == NULL)
         return pm_err(-ENOMEM, "free_from: no lane");
+    r = free_from_under(rt, rec, dest, doff, l);
+    pub_lane_done(rt, chunk);
+    return r;
+}
+
+static int free_from_under(struct pm_rt *rt, struct pm_trec *rec, persistent_offset_t *dest,
+                           uint64_t doff, struct pm_lane *l)
+{
+    int r;
     uint64_t seen = pm_auto_settle(rt);
     for (;;) {
         uint64_t boff = pm_load_acquire(dest_word(dest));
@@ -727,9 +796,20 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
         pm_misuse(rt, held, old, "persistent_realloc_into");
         return pm_err(-EINVAL, "realloc_into: %s; it cannot move", persistent_strerror(held));
     }
-    struct pm_lane *l = pub_lane(rt, rec);
+    bool chunk;
+    struct pm_lane *l = pub_lane_any(rt, rec, &chunk);
     if (l == NULL)
         return pm_err(-ENOMEM, "realloc_into: no lane");
+    r = realloc_into_under(rt, rec, dest, doff, size, old, ooff, us, l);
+    pub_lane_done(rt, chunk);
+    return r;
+}
+
+static int realloc_into_under(struct pm_rt *rt, struct pm_trec *rec, persistent_offset_t *dest,
+                              uint64_t doff, size_t size, void *old, uint64_t ooff, size_t us,
+                              struct pm_lane *l)
+{
+    int r;
     pm_op_enter(rt, rec);
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);
@@ -790,12 +870,24 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
 
 /* ---- roots (roots.c) publish through a lane too ---- */
 
+static void *root_create_under(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
+                               size_t size, uint64_t *winner, struct pm_lane *l);
+
 void *pub_root_create(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
                       size_t size, uint64_t *winner)
 {
-    struct pm_lane *l = pub_lane(rt, rec);
+    bool chunk;
+    struct pm_lane *l = pub_lane_any(rt, rec, &chunk);
     if (l == NULL)
         return NULL;
+    void *blk = root_create_under(rt, rec, val, size, winner, l);
+    pub_lane_done(rt, chunk);
+    return blk;
+}
+
+static void *root_create_under(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
+                               size_t size, uint64_t *winner, struct pm_lane *l)
+{
     pm_op_enter(rt, rec);
     struct pm_resv rv;
     if (pub_reserve(rt, rec, size, &rv) == NULL) {
@@ -951,11 +1043,23 @@ void pub_own_marks(struct pm_rt *rt)
     }
 }
 
+static int root_remove_under(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
+                             struct pm_lane *l);
+
 int pub_root_remove(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val)
 {
-    struct pm_lane *l = pub_lane(rt, rec);
+    bool chunk;
+    struct pm_lane *l = pub_lane_any(rt, rec, &chunk);
     if (l == NULL)
         return -ENOMEM;
+    int r = root_remove_under(rt, rec, val, l);
+    pub_lane_done(rt, chunk);
+    return r;
+}
+
+static int root_remove_under(struct pm_rt *rt, struct pm_trec *rec, pm_atomic_u64 *val,
+                             struct pm_lane *l)
+{
     pm_op_enter(rt, rec);
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
         sb_owner_sync(rt, rec);

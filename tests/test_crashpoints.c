@@ -441,6 +441,63 @@ static void sc_remote_pub_run(void)
     pthread_join(t, NULL);
 }
 
+/* Frees and an allocation from locations by a thread that can get no
+ * lane: every lane held (as by live threads that keep theirs), the space
+ * full, so no lane table can be added.  They go through the header's
+ * chunk lane (publish.c pub_lane_any), which recovery must finish as
+ * any lane: none may leak. */
+static void sc_lanes_full_setup(void)
+{
+    for (int i = 0; i < 4; i++)
+        pub_alloc(i, 100);
+    /* the rest in the slots left, then in roots the verifier knows as
+     * unsealed (tags below PUBLISHED_TAG), until nothing of 256 bytes fits */
+    int slot = 4;
+    uint64_t tag = 20;
+    for (size_t sz = 65536; sz >= 256; sz /= 2) {
+        for (;;) {
+            if (slot < NSLOT) {
+                void *p = persistent_malloc(S, sz);
+                if (p == NULL)
+                    break;
+                unseal(slot);
+                M->slot[slot] = ptr_to_persistent_offset(S, p);
+                persist(&M->slot[slot], 8);
+                seal(slot++, sz);
+            } else {
+                REQUIRE(tag < PUBLISHED_TAG);
+                if (persistent_root_get(S, tag, sz, NULL) == NULL)
+                    break;
+                tag++;
+            }
+        }
+    }
+}
+
+static void *lanes_full_thread(void *arg)
+{
+    (void)arg;
+    pub_free(0);
+    pub_free(1);
+    pub_alloc(0, 64);
+    pub_realloc(2, 90);
+    return NULL;
+}
+
+static void sc_lanes_full_run(void)
+{
+    struct pm_rt *rt = pm_rt_of(S);
+    uint32_t total = rt->fixed.n_lanes + pm_load_acquire(&rt->n_lane_chunks) * PM_LANE_CHUNK;
+    for (uint32_t i = 0; i < total; i++) {
+        uint32_t zero = 0;             /* a record id no thread has */
+        pm_cas_strong_acq_rel(&rt->lane_owner[i], &zero, PM_MAX_RECS - 1);
+    }
+    pthread_t t;
+    pthread_create(&t, NULL, lanes_full_thread, NULL);
+    pthread_join(t, NULL);
+    REQUIRE(pm_load_acquire(&rt->hdr->live.lanes_next_off) == 0);
+}
+
 static struct scenario scenarios[] = {
     {"superblock", 64u << 10, 0, 1, NULL, sc_sb_run, false},
     {"sbreuse", 512u << 10, 0, 1, sc_sbreuse_setup, sc_sbreuse_run, false},
@@ -454,6 +511,7 @@ static struct scenario scenarios[] = {
     {"remote-pub", 64u << 10, 0, 0, sc_remote_setup, sc_remote_pub_run, false},
     {"lanes", 64u << 10, 0, 0, NULL, sc_lanes_run, false},
     {"lanes-busy", 64u << 10, 0, 0, NULL, sc_lanes_busy_run, true},
+    {"lanes-full", 256u << 10, 0, 0, sc_lanes_full_setup, sc_lanes_full_run, false},
 };
 
 /* ---- the sweep ---- */

@@ -2401,8 +2401,10 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
               "only before it takes the space: a transaction committed between the two "
               "looks leaves frees the abort makes reusable and recovery frees again (G2)"),
     dict(id="chunk-add-no-lane", file="src/publish.c",
-         find="""    if (pm_load_relaxed(&rt->chunk_lane_busy) == 0 &&""",
-         replace="""    if (false && pm_load_relaxed(&rt->chunk_lane_busy) == 0 &&""",
+         find="""    if (chunk_lane_take(rt)) {
+        bool ok = chunk_add_laned(rt, rec, size);""",
+         replace="""    if (false) {
+        bool ok = chunk_add_laned(rt, rec, size);""",
          what="an overflow lane table is always added the way without a lane: a crash "
               "between its allocation and its link leaves a table nobody names (G2)"),
     dict(id="auto-lookup-unguarded", file="src/tx.c",
@@ -2536,8 +2538,8 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
              "on x86-64 both are a plain mov; gcc -O3 emits the same memory accesses in "
              "the same order (objdump: only a register add scheduled differently)")),
     dict(id="chunk-lane-release-relaxed", file="src/publish.c",
-         find="""        pm_store_release(&rt->chunk_lane_busy, 0u);""",
-         replace="""        pm_store_relaxed(&rt->chunk_lane_busy, 0u);""",
+         find="""    pm_store_release(&rt->chunk_lane_busy, 0u);""",
+         replace="""    pm_store_relaxed(&rt->chunk_lane_busy, 0u);""",
          what="the header's chunk lane handed back with a relaxed store: the next "
               "holder may not see the lane record its predecessor retired",
          equivalent="gcc -O3 emits byte for byte the same object (x86-64)"),
@@ -2679,4 +2681,19 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
               "the word only lets a later open skip the backing pass; lost, it keeps "
               "the value it had (holes may be there), and the next writer's open backs "
               "the file again: work done twice, never a hole left unbacked")),
+    dict(id="lane-any-no-chunk", file="src/publish.c",
+         find="""    if (chunk_lane_take(rt)) {
+        *chunk = true;""",
+         replace="""    if (false) {
+        *chunk = true;""",
+         what="a call that can get no lane (every lane held, no room for a lane "
+              "table) fails: free_from and root_remove refused with -ENOMEM in a full "
+              "space (G5b)"),
+    dict(id="lane-any-chunk-kept", file="src/publish.c",
+         find="""    if (chunk)
+        chunk_lane_give(rt);""",
+         replace="""    (void)chunk;""",
+         what="the chunk lane is never given back after a lane-less call: the next "
+              "lane-less free fails, and lane tables are added the way that can leak"),
 ]
+
