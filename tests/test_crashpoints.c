@@ -445,15 +445,16 @@ static void sc_remote_pub_run(void)
  * lane: every lane held (as by live threads that keep theirs), the space
  * full, so no lane table can be added.  They go through the header's
  * chunk lane (publish.c pub_lane_any), which recovery must finish as
- * any lane: none may leak. */
+ * any lane: none may leak, and a root removed is gone or whole. */
 static void sc_lanes_full_setup(void)
 {
     for (int i = 0; i < 4; i++)
         pub_alloc(i, 100);
+    REQUIRE(persistent_root_get(S, 20, 300, NULL) != NULL);
     /* the rest in the slots left, then in roots the verifier knows as
      * unsealed (tags below PUBLISHED_TAG), until nothing of 256 bytes fits */
     int slot = 4;
-    uint64_t tag = 20;
+    uint64_t tag = 21;
     for (size_t sz = 65536; sz >= 256; sz /= 2) {
         for (;;) {
             if (slot < NSLOT) {
@@ -481,6 +482,7 @@ static void *lanes_full_thread(void *arg)
     pub_free(1);
     pub_alloc(0, 64);
     pub_realloc(2, 90);
+    REQUIRE(persistent_root_remove(S, 20) == 0);
     return NULL;
 }
 
