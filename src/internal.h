@@ -1367,9 +1367,11 @@ enum pm_hook_point {
     PM_HOOK_AUTO_RESET,           /* an automatic transaction's abort: the
                                      runtime cleared, not yet rebuilt
                                      (recover.c pm_engine_reset) */
-    PM_HOOK_FREE_SETTLED          /* free's general way: no automatic
+    PM_HOOK_FREE_SETTLED,         /* free's general way: no automatic
                                      transaction waited for, the block
                                      not yet looked up (free.c) */
+    PM_HOOK_PUB_FREE_READ         /* free_from: *dest read, the block not
+                                     yet looked at (publish.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

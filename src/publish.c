@@ -692,12 +692,28 @@ static int free_from_under(struct pm_rt *rt, struct pm_trec *rec, persistent_off
             return pm_err(-EINVAL, "free_from: *dest holds %#llx, not a block's offset",
                           (unsigned long long)boff);
         }
+        pm_hook(PM_HOOK_PUB_FREE_READ);
         int held = pm_block_held(rt, UINT32_MAX, boff);
         if (held != 0 && pm_auto_moved(rt, seen)) {
             seen = pm_auto_settle(rt);
             continue;
         }
         if (held != 0) {
+            /* boff was read before: another thread may have taken the
+             * block out of *dest since and it became a root's (or a
+             * transaction's) block.  A misuse only if *dest still names it
+             * once pinned (no free and reuse of it after that, as below);
+             * else the location is read again. */
+            pm_op_enter(rt, rec);
+            pin_set(rec, boff);
+            if (pm_load_seq_cst(dest_word(dest)) == boff)
+                held = pm_block_held(rt, UINT32_MAX, boff);
+            else
+                held = 0;
+            pin_drop(rt, rec, boff);
+            pm_op_end(rec);
+            if (held == 0)
+                continue;
             pm_misuse(rt, held, rt->base + boff, "persistent_free_from");
             return pm_err(-EINVAL, "free_from: %s", persistent_strerror(held));
         }

@@ -472,6 +472,68 @@ static void test_parked_lane_block_kept(void)
     parked_lane(PK_PUBLISHED, 100u << 10);
 }
 
+/* free_from read *dest, then was stopped before it looked at the block;
+ * meanwhile another thread freed the block from *dest and it was made a
+ * root (malloc, root_publish).  The stale offset is no misuse: the call
+ * must find *dest empty and return 0, not report "a root's block" (the
+ * adversarial driver's shared slots, adv_park kill with a parked thread,
+ * hit it as PERSISTENT_E_ROOT_BLOCK from free_from). */
+static void *fr_thread(void *arg)
+{
+    struct pk_arg *a = arg;
+    pk_me = true;
+    intptr_t rc = persistent_free_from(a->s, a->dest);
+    return (void *)rc;
+}
+
+static void test_free_from_stale_read(void)
+{
+    const char *p = t_path("pubstale");
+    allocator_space_t *s = create_persistent_allocator(p, 8u << 20);
+    REQUIRE(s != NULL);
+    persistent_offset_t *r = persistent_root_get(s, 3, 8 * sizeof *r, NULL);
+    REQUIRE(r != NULL);
+    REQUIRE(persistent_alloc_into(s, &r[0], 64) == 0);
+    persistent_offset_t x = r[0];
+    atomic_store(&pk_parked, 0);
+    atomic_store(&pk_go, 0);
+    atomic_store(&pk_point, PM_HOOK_PUB_FREE_READ);
+    pm_store_release(&pm_test_hook, pk_hook);
+    struct pk_arg a = {s, &r[0], 64, 0};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, fr_thread, &a) == 0);
+    while (!atomic_load(&pk_parked))
+        usleep(100);
+    CHECK_EQ(persistent_free_from(s, &r[0]), 0);
+    void *held[256];
+    int nh = 0;
+    void *b = NULL;
+    while (nh < 256) {
+        void *q = persistent_malloc(s, 64);
+        REQUIRE(q != NULL);
+        if (persistent_offset_from_ptr(s, q) == x) {
+            b = q;
+            break;
+        }
+        held[nh++] = q;
+    }
+    REQUIRE(b != NULL);                 /* X taken again */
+    CHECK(persistent_root_publish(s, 4, b) == b);
+    int before = mis.count;
+    atomic_store(&pk_go, 1);
+    void *rc;
+    REQUIRE(pthread_join(t, &rc) == 0);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    CHECK_EQ((intptr_t)rc, (intptr_t)0);
+    CHECK_EQ(mis.count, before);            /* no misuse reported */
+    CHECK(persistent_find_root(s, 4) == b && persistent_usable_size(s, b) >= 64);
+    for (int i = 0; i < nh; i++)
+        persistent_free(s, held[i]);
+    t_check_clean(s, "after a stale free_from");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
 int main(void)
 {
     persistent_error_hook_set(t_misuse_hook, &mis);
@@ -479,5 +541,6 @@ int main(void)
     test_races();
     test_realloc_into_old_freed();
     test_parked_lane_block_kept();
+    test_free_from_stale_read();
     return t_done();
 }
