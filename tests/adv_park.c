@@ -95,8 +95,12 @@ static uint64_t seal_of(uint64_t key, uint64_t n, uint64_t g)
     return mix(key ^ mix(n ^ mix(g))) | 1;
 }
 
+static _Thread_local int my_t = -1;
+static void fill_check(void *p, size_t n, uint64_t key);
 static void fill(void *p, size_t n, uint64_t key, uint64_t g)
 {
+    if (my_t >= 0)
+        fill_check(p, n, key);
     uint64_t x = mix(key ^ g), *w = p;
     size_t nw = n / 8;
     for (size_t i = 0; i < nw; i++)
@@ -168,6 +172,106 @@ static void note_enomem(int t, size_t sz, const char *what)
         FIND("ENOMEM on growable space (1 GiB max): thread %d %s size %zu", t, what, sz);
 }
 
+/* ---- early duplicate check ---- */
+static _Atomic uint64_t roff[MAXT][NR];
+static _Atomic uint64_t transient[MAXT];   /* a plain block a thread holds */
+static void dup_check(int t, const char *what, const void *p, const persistent_offset_t *excl)
+{
+    if (!p)
+        return;
+    uint64_t b = persistent_offset_from_ptr(S, p), us = persistent_usable_size(S, p);
+    char who[80] = "";
+    for (int u = 0; u < MAXT && !who[0]; u++)
+        for (int i = 0; i < NS; i++) {
+            if (&M->own[u][i].off == excl)
+                continue;
+            uint64_t o = __atomic_load_n(&M->own[u][i].off, __ATOMIC_ACQUIRE);
+            if (o && o >= b && o < b + us) {
+                snprintf(who, sizeof who, "own %d/%d", u, i);
+                break;
+            }
+        }
+    for (int i = 0; i < NSH && !who[0]; i++) {
+        if (&M->shared[i] == excl)
+            continue;
+        uint64_t o = __atomic_load_n(&M->shared[i], __ATOMIC_ACQUIRE);
+        if (o && o >= b && o < b + us)
+            snprintf(who, sizeof who, "shared %d", i);
+    }
+    for (int u = 0; u < MAXT && !who[0]; u++)
+        for (int k = 0; k < NR; k++) {
+            uint64_t o = atomic_load(&roff[u][k]);
+            if (o && o >= b && o < b + us) {
+                snprintf(who, sizeof who, "root %d/%d", u, k);
+                break;
+            }
+        }
+    for (int u = 0; u < MAXT && !who[0]; u++) {
+        uint64_t o = persistent_offset_from_ptr(S, TXB[u]);
+        if (o >= b && o < b + us)
+            snprintf(who, sizeof who, "txroot %d", u);
+        for (int j = 0; j < NTX; j++) {
+            o = __atomic_load_n(&TXB[u]->e[j].off, __ATOMIC_ACQUIRE);
+            if (u != t && o && o >= b && o < b + us)
+                snprintf(who, sizeof who, "tx %d/%d", u, j);
+        }
+    }
+    for (int u = 0; u < MAXT && !who[0]; u++) {
+        uint64_t o = atomic_load(&transient[u]);
+        if (u != t && o && o >= b && o < b + us)
+            snprintf(who, sizeof who, "transient of thread %d", u);
+    }
+    uint64_t mo = persistent_offset_from_ptr(S, M);
+    if (!who[0] && mo >= b && mo < b + us)
+        snprintf(who, sizeof who, "model");
+    if (who[0] && excl && __atomic_load_n(excl, __ATOMIC_SEQ_CST) != b)
+        return;                         /* freed from a shared slot meanwhile */
+    if (who[0]) {
+        FIND("seed %" PRIu64 " DUP thread %d %s got %" PRIu64 " (usable %" PRIu64 ") still named by %s (pid %d)",
+             g_seed, t, what, b, us, who, (int)getpid());
+        fflush(NULL);
+        _exit(9);
+    }
+}
+
+static int slots_bad(const char *when)
+{
+    int bad = 0;
+    for (int u = 0; u < MAXT; u++)
+        for (int i = 0; i < NS; i++) {
+            struct entry *e = &M->own[u][i];
+            if (!e->off || e->seal != seal_of(e->off, e->size, e->gen))
+                continue;
+            void *p = persistent_offset_to_ptr(S, e->off);
+            size_t us = persistent_usable_size(S, p);
+            if (us < e->size || !filled(p, e->size, e->off, e->gen)) {
+                FIND("seed %" PRIu64 " %s: own slot %d/%d off %" PRIu64 " size %" PRIu64 " usable %zu bad (pid %d)",
+                     g_seed, when, u, i, (uint64_t)e->off, e->size, us, (int)getpid());
+                bad++;
+            }
+        }
+    return bad;
+}
+
+static void fill_check(void *p, size_t n, uint64_t key)
+{
+    uint64_t b = persistent_offset_from_ptr(S, p);
+    for (int u = 0; u < MAXT; u++)
+        for (int i = 0; i < NS; i++) {
+            struct entry *e = &M->own[u][i];
+            uint64_t o = __atomic_load_n(&e->off, __ATOMIC_ACQUIRE), sz = e->size, g = e->gen, se = e->seal;
+            if (!o || o == b || se != seal_of(o, sz, g))
+                continue;
+            if (b < o + sz && o < b + n) {
+                FIND("seed %" PRIu64 " FILL thread %d fills [%" PRIu64 ",+%zu) key %" PRIu64 " usable %zu over sealed own %d/%d [%" PRIu64 ",+%" PRIu64 ") usable %zu (pid %d)",
+                     g_seed, my_t, b, n, key, persistent_usable_size(S, p), u, i, o, sz,
+                     persistent_usable_size(S, persistent_offset_to_ptr(S, o)), (int)getpid());
+                fflush(NULL);
+                _exit(9);
+            }
+        }
+}
+
 /* ---- the worker ---- */
 
 static void op_own(int t, uint64_t *r)
@@ -208,6 +312,7 @@ static void op_own(int t, uint64_t *r)
                 FIND("realloc_into %d", rc);
                 return;
             }
+            dup_check(t, "realloc_into", persistent_offset_to_ptr(S, e->off), &e->off);
             uint64_t g = e->gen + 1;
             e->size = n;
             e->gen = g;
@@ -234,6 +339,7 @@ static void op_own(int t, uint64_t *r)
             FIND("alloc_into %d", rc);
             return;
         }
+        dup_check(t, "alloc_into", persistent_offset_to_ptr(S, e->off), &e->off);
         uint64_t g = rnd(r);
         e->size = n;
         e->gen = g;
@@ -266,8 +372,12 @@ static void op_shared(int t, uint64_t *r)
             note_enomem(t, n, "alloc_into(shared)");
         else if (rc)
             FIND("shared alloc_into %d", rc);
-        else
+        else {
+            uint64_t o = __atomic_load_n(d, __ATOMIC_ACQUIRE);
+            if (o)
+                dup_check(t, "alloc_into(shared)", persistent_offset_to_ptr(S, o), d);
             atomic_fetch_add(&shared_allocs, 1);
+        }
     }
 }
 
@@ -290,6 +400,8 @@ static void op_plain(int t, uint64_t *r)
         note_enomem(t, n, kind == 2 ? "aligned_alloc" : "malloc");
         return;
     }
+    dup_check(t, kind == 0 ? "malloc" : kind == 1 ? "calloc" : "aligned_alloc", p, NULL);
+    atomic_store(&transient[t], persistent_offset_from_ptr(S, p));
     if (kind == 2 && ((uintptr_t)p & (al - 1)))
         FIND("aligned_alloc(%zu) misaligned", al);
     if (kind == 1)
@@ -303,6 +415,7 @@ static void op_plain(int t, uint64_t *r)
     fill(p, n, 55, g);
     if (!filled(p, n, 55, g))
         FIND("plain block pattern mismatch");
+    atomic_store(&transient[t], 0);
     IN(t);
     persistent_free(S, p);
     OUT(t);
@@ -319,24 +432,31 @@ static void op_realloc_chain(int t, uint64_t *r)
         note_enomem(t, n, "malloc");
         return;
     }
+    dup_check(t, "malloc(chain)", p, NULL);
+    atomic_store(&transient[t], persistent_offset_from_ptr(S, p));
     fill(p, n, 77, g);
     for (int k = 0; k < 4; k++) {
         size_t n2 = pick_size(r);
+        atomic_store(&transient[t], 0);
         IN(t);
         bool ok = persistent_realloc(S, p, n2);
         OUT(t);
         if (!ok) {
+            atomic_store(&transient[t], persistent_offset_from_ptr(S, p));
             note_enomem(t, n2, "realloc");
             if (n2 <= n)
                 FIND("shrink realloc failed %zu -> %zu", n, n2);
             continue;
         }
+        dup_check(t, "realloc(chain)", p, NULL);
+        atomic_store(&transient[t], persistent_offset_from_ptr(S, p));
         size_t m = n < n2 ? n : n2;
         if (!filled(p, m & ~(size_t)7, 77, g))
             FIND("realloc lost contents %zu -> %zu", n, n2);
         n = n2;
         fill(p, n, 77, g);
     }
+    atomic_store(&transient[t], 0);
     IN(t);
     persistent_free(S, p);
     OUT(t);
@@ -357,6 +477,7 @@ static void op_root(int t, uint64_t *r)
             FIND("root %" PRIx64 " pattern mismatch", tag);
         if (rnd(r) % 2) {
             M->rseal[t][k] = 0;
+            atomic_store(&roff[t][k], 0);
             IN(t);
             int rc = persistent_root_remove(S, tag);
             OUT(t);
@@ -367,6 +488,7 @@ static void op_root(int t, uint64_t *r)
     }
     void *old = persistent_find_root(S, tag);
     if (old) { /* left by a crash before its seal */
+        atomic_store(&roff[t][k], 0);
         IN(t);
         int rc = persistent_root_remove(S, tag);
         OUT(t);
@@ -388,6 +510,7 @@ static void op_root(int t, uint64_t *r)
         }
         if (!created)
             FIND("root_get of absent tag did not create");
+        dup_check(t, "root_get", p, NULL);
         for (size_t j = 0; j < n; j += 61)
             if (((unsigned char *)p)[j]) {
                 FIND("new root not zeroed");
@@ -401,6 +524,7 @@ static void op_root(int t, uint64_t *r)
             note_enomem(t, n, "malloc(root)");
             return;
         }
+        dup_check(t, "malloc(root)", b, NULL);
         fill(b, n, tag, g);
         IN(t);
         p = persistent_root_publish(S, tag, b);
@@ -419,6 +543,7 @@ static void op_root(int t, uint64_t *r)
     M->rgen[t][k] = g;
     fill(p, n, tag, g);
     M->rseal[t][k] = seal_of(tag, n, g);
+    atomic_store(&roff[t][k], persistent_offset_from_ptr(S, p));
 }
 
 static void op_tx(int t, uint64_t *r)
@@ -470,6 +595,7 @@ static void op_tx(int t, uint64_t *r)
         OUT(t);
         aborted = true;
     } else {
+        dup_check(t, "tx_alloc", p, NULL);
         uint64_t g = rnd(r);
         persistent_offset_t off = persistent_offset_from_ptr(S, p);
         fill(p, n, off, g);
@@ -558,6 +684,7 @@ static _Atomic int parked;
 static void *worker(void *arg)
 {
     int t = (int)(intptr_t)arg;
+    my_t = t;
     double last = now();
     uint64_t r = mix(g_seed * 1000003 + (uint64_t)t);
     while (!atomic_load(&stop)) {
@@ -668,6 +795,15 @@ static void park_handler(int sig)
         return;
     }
     atomic_store(&parked, me);
+    if (kill_mode && getenv("ADV_PARKBT")) {
+        char b[80];
+        int n = snprintf(b, sizeof b, "PARKED thread %d pid %d:\n", me, (int)getpid());
+        if (write(2, b, (size_t)n) < 0) {
+        }
+        void *f[32];
+        int nf = backtrace(f, 32);
+        backtrace_symbols_fd(f, nf, 2);
+    }
     struct timespec ts = {0, 200000};
     while (!atomic_load(&release_v))
         nanosleep(&ts, NULL);
@@ -1061,6 +1197,13 @@ static int run_kill(uint64_t seed, int kills)
             if (!S)
                 _exit(3);
             attach_model();
+            if (slots_bad("child right after open"))
+                _exit(9);
+            for (int u = 0; u < MAXT; u++)
+                for (int kk = 0; kk < NR; kk++) {
+                    void *rp = persistent_find_root(S, ROOT_TAG(u, kk));
+                    atomic_store(&roff[u][kk], rp ? persistent_offset_from_ptr(S, rp) : 0);
+                }
             for (int t = 0; t < NT; t++)
                 pthread_create(&tids[t], NULL, worker, (void *)(intptr_t)t);
             char c = 1;
@@ -1086,7 +1229,34 @@ static int run_kill(uint64_t seed, int kills)
                 }
             }
             for (;;) {
-                usleep((useconds_t)(rnd(&cr) % 100000));
+                {
+                    uint64_t left = rnd(&cr) % 100000;
+                    while (left > 0) {
+                        usleep(2000);
+                        left = left > 2000 ? left - 2000 : 0;
+                        for (int u = 0; u < NT; u++)
+                            for (int i = 0; i < NS; i++) {
+                                struct entry *e = &M->own[u][i];
+                                struct entry ce = *e;
+                                if (!ce.off || ce.seal != seal_of(ce.off, ce.size, ce.gen))
+                                    continue;
+                                void *p = persistent_offset_to_ptr(S, ce.off);
+                                size_t us = persistent_usable_size(S, p);
+                                if (us >= ce.size && filled(p, ce.size, ce.off, ce.gen))
+                                    continue;
+                                usleep(1000);
+                                if (memcmp(e, &ce, sizeof ce) != 0)
+                                    continue;
+                                size_t us2 = persistent_usable_size(S, p);
+                                if (us2 >= ce.size && filled(p, ce.size, ce.off, ce.gen))
+                                    continue;
+                                FIND("seed %" PRIu64 " SCAN: own %d/%d off %" PRIu64 " size %" PRIu64 " usable %zu then %zu, pattern %d (pid %d, parked %d)",
+                                     g_seed, u, i, (uint64_t)ce.off, ce.size, us, us2, (int)filled(p, ce.size, ce.off, ce.gen), (int)getpid(), atomic_load(&parked));
+                                fflush(NULL);
+                                _exit(9);
+                            }
+                    }
+                }
                 if (!cycle_close)
                     continue;
                 /* close and open again: a kill may land in either */
