@@ -108,11 +108,6 @@ static bool chunk_add_laned(struct pm_rt *rt, struct pm_trec *rec, size_t size)
     return true;
 }
 
-/* A lane table more at the chain's end.  Through the header's chunk lane
- * when no other thread holds it.  When one does (two threads need a table
- * at once, and that one may be stopped for good), the way without a lane:
- * allocated, then linked, so that a crash between the two leaks the table
- * (G1 over G2's letter; docs/design.md "Roots"). */
 /* The header's chunk lane, for one call of the thread that takes it: a
  * volatile flag (the lane record is in the file, no thread's). */
 static bool chunk_lane_take(struct pm_rt *rt)
@@ -127,6 +122,11 @@ static void chunk_lane_give(struct pm_rt *rt)
     pm_store_release(&rt->chunk_lane_busy, 0u);
 }
 
+/* A lane table more at the chain's end.  Through the header's chunk lane
+ * when no other thread holds it.  When one does (two threads need a table
+ * at once, and that one may be stopped for good), the way without a lane:
+ * allocated, then linked, so that a crash between the two leaks the table
+ * (G1 over G2's letter; docs/design.md "Roots"). */
 static bool chunk_add(struct pm_rt *rt, struct pm_trec *rec)
 {
     size_t size = sizeof(struct pm_lane_table) + LANE_CHUNK * sizeof(struct pm_lane);
