@@ -1029,6 +1029,62 @@ static void test_shrink_into_when_full(void)
     unlink(p);
 }
 
+/* A growing realloc_into or realloc that finds no room fails with
+ * nothing changed: the location names the old block, which keeps its
+ * size and contents (an adversarial driver trusted exactly this, and
+ * sealed its model on it), and the heap checks clean. */
+static void test_grow_when_full(void)
+{
+    const char *p = t_path("growfull");
+    allocator_space_t *s = t_create(p, 1u << 20, 0);
+    persistent_offset_t *sl = persistent_root_get(s, 9, 2 * sizeof *sl, NULL);
+    REQUIRE(sl != NULL);
+    REQUIRE(persistent_alloc_into(s, &sl[0], 2000) == 0);
+    REQUIRE(persistent_alloc_into(s, &sl[1], 300u << 10) == 0);
+    persistent_offset_t was0 = sl[0], was1 = sl[1];
+    unsigned char *sm = persistent_offset_to_ptr(s, sl[0]);
+    unsigned char *lg = persistent_offset_to_ptr(s, sl[1]);
+    size_t us_sm = persistent_usable_size(s, sm), us_lg = persistent_usable_size(s, lg);
+    t_fill(sm, 2000, 8);
+    t_fill(lg, 300u << 10, 9);
+    struct fill f = {0}, g = {0};
+    fill_with(s, &f, 100);
+    fill_with(s, &g, 1000);
+    REQUIRE(f.n > 0);
+    /* small to a larger class, small to a run, a run to a longer run
+     * (nothing free after it: not in place either) */
+    static const size_t to[] = {8000, 400u << 10, 900u << 10};
+    for (unsigned k = 0; k < 3; k++) {
+        CHECK_EQ(persistent_realloc_into(s, &sl[0], to[k]), -ENOMEM);
+        CHECK_EQ(sl[0], was0);
+        CHECK_EQ(persistent_usable_size(s, sm), us_sm);
+        CHECK(t_verify(sm, 2000, 8));
+    }
+    CHECK_EQ(persistent_realloc_into(s, &sl[1], 900u << 10), -ENOMEM);
+    CHECK_EQ(sl[1], was1);
+    CHECK_EQ(persistent_usable_size(s, lg), us_lg);
+    CHECK(t_verify(lg, 300u << 10, 9));
+    void *r = sm;
+    CHECK(!persistent_realloc(s, r, 400u << 10));
+    CHECK(r == sm);
+    CHECK(t_verify(sm, 2000, 8));
+    r = lg;
+    CHECK(!persistent_realloc(s, r, 900u << 10));
+    CHECK(r == lg);
+    CHECK(t_verify(lg, 300u << 10, 9));
+    t_check_clean(s, "after growing reallocs failed in a full space");
+    /* and both can still be freed from their locations */
+    CHECK_EQ(persistent_free_from(s, &sl[0]), 0);
+    CHECK_EQ(persistent_free_from(s, &sl[1]), 0);
+    free_all(s, &f, 100);
+    free_all(s, &g, 1000);
+    free(f.p);
+    free(g.p);
+    t_check_clean(s, "after the failed reallocs' blocks were freed");
+    destroy_persistent_allocator(s);
+    unlink(p);
+}
+
 int main(void)
 {
     test_refill();
@@ -1046,5 +1102,6 @@ int main(void)
     test_hidden_take();
     test_shrink_when_full();
     test_shrink_into_when_full();
+    test_grow_when_full();
     return t_done();
 }
