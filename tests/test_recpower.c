@@ -1,6 +1,6 @@
 /* Power failures after, and inside, an open's recovery; and what abort,
  * sync and a writer's open promise to make durable (G3, G7).
- *   test_recpower [tx-rollback|sync|state|abort|lanes|recovery|auto-log]
+ *   test_recpower [tx-rollback|sync|state|abort|lanes|recovery|auto-log|run-end]
  *
  * Each step runs in a child under the power model with no crash point
  * armed: the file then holds only what was written back and fenced, and
@@ -647,6 +647,67 @@ static void case_auto_log(void)
     space_size = 256u << 10;
 }
 
+/* run-end: a transaction frees a run, the next one's commit makes it
+ * reusable, a longer run is allocated from the same first page, its last
+ * page written and persisted, and the power fails.  The freed run's
+ * cleared end bit must have reached the file with the free (a commit's
+ * frees write it back; its fence comes with the next commit), else the
+ * longer run ends there after recovery, the pages past it free, and the
+ * check calls that clean.  The two end bits are 600 pages apart, in
+ * different lines of the bitmap, so the longer run's commit does not
+ * write the stale one back by chance. */
+enum { RE_OLD = 100, RE_NEW = 700 };
+
+static void run_end_body(const char *path)
+{
+    allocator_space_t *s;
+    struct root *r = root_in(path, &s);
+    size_t pg = pm_rt_of(s)->page_size;
+    /* the thread's log first, below the run */
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_add(s, &r->word, 8) == 0);
+    r->word = 4;
+    REQUIRE(persistent_tx_commit(s) == 0);
+    void *x = persistent_malloc(s, RE_OLD * pg);
+    REQUIRE(x != NULL);
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_free(s, x) == 0);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_add(s, &r->word, 8) == 0);
+    r->word = 5;
+    REQUIRE(persistent_tx_commit(s) == 0);
+    unsigned char *y = persistent_malloc(s, RE_NEW * pg);
+    if (y != x) fprintf(stderr, "x %p y %p diff %ld pages\n", x, (void *)y, (long)(((char *)y - (char *)x) / (long)pg));
+    REQUIRE(y == x);                    /* first fit: from the same page */
+    memset(y + (RE_NEW - 1) * pg, 0x5a, pg);
+    persistent_persist(y + (RE_NEW - 1) * pg, pg);
+    r->keep = persistent_offset_from_ptr(s, y);
+    persistent_persist(&r->keep, sizeof r->keep);
+}
+
+static void case_run_end(void)
+{
+    const char *path = t_path("recpower-runend");
+    unlink(path);
+    uint64_t was = space_size;
+    space_size = 8u << 20;
+    powered(path, run_end_body);
+    allocator_space_t *s = open_pmem(path);
+    REQUIRE(s != NULL);
+    size_t pg = pm_rt_of(s)->page_size;
+    struct root *r = persistent_find_root(s, TAG);
+    REQUIRE(r != NULL && r->keep != 0);
+    unsigned char *y = persistent_offset_to_ptr(s, r->keep);
+    CHECK_EQ(persistent_usable_size(s, y), RE_NEW * pg);
+    CHECK(y[(RE_NEW - 1) * pg] == 0x5a && y[RE_NEW * pg - 1] == 0x5a);
+    struct persistent_check_report rep;
+    CHECK(persistent_check(s, &rep) == 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    unlink(path);
+    space_size = was;
+}
+
 int main(int argc, char **argv)
 {
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -666,5 +727,7 @@ int main(int argc, char **argv)
         case_recovery_sweep();
     if (PICK("auto-log"))
         case_auto_log();
+    if (PICK("run-end"))
+        case_run_end();
     return t_done();
 }

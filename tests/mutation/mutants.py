@@ -115,6 +115,21 @@ MUTANTS = [
          replace="""    pm_vg_forget(rt, old, us);
     /* the old block""",
          what="realloc-into frees the old block before *dest = new is durable"),
+    dict(id="pub-free-flush-end-bit-dropped", file="src/publish.c",
+         find="""        clear_bit(rt, &rt->end_bits[pf->last >> 6], UINT64_C(1) << (pf->last & 63), fence);""",
+         replace="""        if (fence) clear_bit(rt, &rt->end_bits[pf->last >> 6], UINT64_C(1) << (pf->last & 63), fence);
+        else pm_fetch_and_acq_rel(&rt->end_bits[pf->last >> 6], ~(UINT64_C(1) << (pf->last & 63)));""",
+         what="a transaction's free of a run (written back, fenced by the next commit) "
+              "clears its end bit without writing it back: a longer run allocated from "
+              "the same page ends there after a power failure"),
+    dict(id="pub-realloc-nomem-frees-old", file="src/publish.c",
+         find="""        pm_op_end(rec);
+        return pm_err(-ENOMEM, "realloc_into: out of space");""",
+         replace="""        pm_op_end(rec);
+        pm_free_block(rt, rec, old);
+        return pm_err(-ENOMEM, "realloc_into: out of space");""",
+         what="a realloc-into that finds no room frees the old block its location "
+              "still names"),
     dict(id="pub-realloc-fail-keeps-run", file="src/publish.c",
          find="""        if (rv.large)
             pg_release(rt, rv.first, rv.n);
