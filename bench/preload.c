@@ -31,8 +31,16 @@
  * (shell scripts) slower than on glibc.  Limits:
  * forks without exec nested more than 256 deep end the child; from a
  * multithreaded parent, its other threads do not wait for the copy, and
- * glibc resets every FILE's lock in the child before any fork handler runs
- * -- in the shared heap, so a parent thread can lose a stdio lock; a raw
+ * glibc writes into the heap in the child before any fork handler runs,
+ * while it is still the parent's shared mapping: it resets the lock of
+ * every FILE (fopen's, in the heap), and it zeroes the other threads'
+ * thread-specific values of keys 32 and above (their second-level blocks,
+ * calloc'ed).  So a thread of the parent can lose a stdio lock (two
+ * threads writing one FILE while a third forks: lines mixed, then both
+ * waiting for good on the lock) and the parent's other threads lose their
+ * pthread_getspecific values past the 32nd key at every fork (a helper's
+ * hunt, 2026-12-06; only a heap the kernel copies at the fork, a private
+ * mapping, would avoid both); a raw
  * clone without CLONE_VM, or syscall(SYS_fork), runs no fork handler, and
  * the two processes then share the heap.  Alignments above 2 MiB are
  * glibc's (every free goes by address), and so is what the space cannot
@@ -116,9 +124,10 @@ static void after_fork_parent(void);
 static void after_fork_child(void);
 
 /* The fork handlers, registered before the first allocation can open a
- * space, so that in a child ours run before the library's (which forgets
- * its spaces): the copy asks the library how much of the range is the
- * file's, as of the fork. */
+ * space.  The library registered its own when it was loaded (its
+ * constructor ran before this one), so in a child ours run after the
+ * library's has forgotten the space and mapped its pages copy-on-write:
+ * the copy's length is the file size taken in before_fork. */
 __attribute__((constructor)) static void register_fork_handlers(void)
 {
     opening = true;                     /* pthread_atfork allocates: glibc */
