@@ -81,7 +81,6 @@ enum { UNINIT, OPENING, READY, FAILED };
 static _Atomic int state = UNINIT;
 static allocator_space_t *S;
 static uintptr_t lo, hi;                /* the space's reserved range */
-static int fork_pipe[2] = {-1, -1};     /* the child says: copied */
 static _Thread_local bool opening;      /* this thread is opening it */
 static size_t (*libc_usable)(void *);   /* glibc's malloc_usable_size */
 
@@ -209,7 +208,18 @@ static inline bool ours(void)
  * the child and before any handler, the lock of every FILE, which lives
  * in the shared heap: a multithreaded parent's stdio locks can be lost at
  * a fork.  This is a benchmark tool.) */
-static uint64_t fork_size;              /* the space's file size at the fork */
+/* Per forking thread: glibc (2.34 and later) runs the fork handlers
+ * outside its atfork lock, so two threads that fork at once run them at
+ * the same time.  With one pipe for the process (a helper's hunt,
+ * 2026-12-06: two threads forking 30 times each) the second prepare
+ * replaced the first's pipe: a child wrote to a pipe its parent had
+ * closed and died of SIGPIPE, a parent waited for the other's child or
+ * not at all, and the second close of the same numbers could close
+ * descriptors the program had opened meanwhile.  The library lets the
+ * forks themselves through one at a time; the child has only the forking
+ * thread, and finds its values here. */
+static _Thread_local uint64_t fork_size; /* the space's file size at the fork */
+static _Thread_local int fork_pipe[2] = {-1, -1};   /* the child says: copied */
 
 static void before_fork(void)
 {

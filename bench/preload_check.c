@@ -108,6 +108,33 @@ static bool run_fresh(const char *arg, rlim_t as)
     return ok && n == 0;
 }
 
+/* Two threads forking at once: glibc runs the fork handlers of both at
+ * the same time (outside its atfork lock); each child reads a block of
+ * its parent and exits.  Returns how many children did not exit 0. */
+static void *fork_many(void *arg)
+{
+    const char *p = arg;
+    long bad = 0;
+    for (int i = 0; i < 100; i++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(strcmp(p, "parent") != 0);
+        int st;
+        if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            bad++;
+    }
+    return (void *)bad;
+}
+
+static int count_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -317,6 +344,23 @@ int main(int argc, char **argv)
         EXPECT(waited <= 200 && nr == 3 && strcmp(got, "hi\n") == 0);
     }
 
+    /* two threads forking at once (a helper's hunt: the interposer kept one
+     * pipe for the process, and 2 of 3 runs had children killed by SIGPIPE,
+     * parents not waiting for their own child, pipes left open) */
+    {
+        int before = count_fds();
+        pthread_t ft[2];
+        for (int i = 0; i < 2; i++)
+            EXPECT(pthread_create(&ft[i], NULL, fork_many, p) == 0);
+        long bad = 0;
+        for (int i = 0; i < 2; i++) {
+            void *r;
+            pthread_join(ft[i], &r);
+            bad += (long)r;
+        }
+        EXPECT(bad == 0);
+        EXPECT(count_fds() == before);
+    }
     /* forks without exec nested 20 deep, each child reading its parent's
      * heap (16 was the most) */
     int depth = 0;
