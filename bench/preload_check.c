@@ -354,9 +354,9 @@ int main(int argc, char **argv)
             EXPECT(pthread_create(&ft[i], NULL, fork_many, p) == 0);
         long bad = 0;
         for (int i = 0; i < 2; i++) {
-            void *r;
-            pthread_join(ft[i], &r);
-            bad += (long)r;
+            void *got;
+            pthread_join(ft[i], &got);
+            bad += (long)got;
         }
         EXPECT(bad == 0);
         EXPECT(count_fds() == before);
