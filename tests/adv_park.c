@@ -640,6 +640,7 @@ static _Atomic int pause_req, paused_n;
 static _Atomic int park_at_boundary = -1;
 
 static int use_auto, cycle_close, kill_park;
+static _Atomic int auto_pending, scanning;
 static uint64_t auto_done, auto_busy;
 
 /* Thread 0 only: every other worker waits at an operation boundary (the
@@ -659,6 +660,11 @@ static void op_auto(int t, uint64_t *r)
         atomic_store(&pause_req, 0);
         return;
     }
+    /* the kill mode's scanner calls the library too: keep it out (a call
+     * during the transaction is reported through the hook, as documented) */
+    atomic_store(&auto_pending, 1);
+    while (atomic_load(&scanning))
+        usleep(100);
     int rc = -EBUSY;
     for (int i = 0; i < 50 && rc == -EBUSY; i++) {
         IN(t);
@@ -670,8 +676,11 @@ static void op_auto(int t, uint64_t *r)
     if (rc) {
         if (rc == -EBUSY)
             auto_busy++;
+        else if (rc == -ENOMEM)
+            note_enomem(t, 0, "tx_begin_auto");  /* no room for its log */
         else
             FIND("tx_begin_auto %d", rc);
+        atomic_store(&auto_pending, 0);
         atomic_store(&pause_req, 0);
         return;
     }
@@ -690,7 +699,14 @@ static void op_auto(int t, uint64_t *r)
     OUT(t);
     if (rc)
         FIND("auto tx end %d", rc);
+    /* an abort takes back the roots the transaction made or removed; the
+     * volatile record of them (roff, for dup_check) follows the space */
+    for (int k = 0; k < NR; k++) {
+        void *rp = persistent_find_root(S, ROOT_TAG(t, k));
+        atomic_store(&roff[t][k], rp ? persistent_offset_from_ptr(S, rp) : 0);
+    }
     auto_done++;
+    atomic_store(&auto_pending, 0);
     atomic_store(&pause_req, 0);
 }
 
@@ -1251,6 +1267,11 @@ static int run_kill(uint64_t seed, int kills)
                     while (left > 0) {
                         usleep(2000);
                         left = left > 2000 ? left - 2000 : 0;
+                        atomic_store(&scanning, 1);
+                        if (atomic_load(&auto_pending)) {
+                            atomic_store(&scanning, 0);
+                            continue;
+                        }
                         for (int u = 0; u < NT; u++)
                             for (int i = 0; i < NS; i++) {
                                 struct entry *e = &M->own[u][i];
@@ -1272,6 +1293,7 @@ static int run_kill(uint64_t seed, int kills)
                                 fflush(NULL);
                                 _exit(9);
                             }
+                        atomic_store(&scanning, 0);
                     }
                 }
                 if (!cycle_close)
