@@ -87,6 +87,15 @@ int main(int argc, char **argv)
                " (start %" PRIu64 "), free pages %" PRIu64 " (start %" PRIu64 ")\n",
                rd, created_n, removed_n, NTAG, diff, bad, st.live_blocks, st0.live_blocks, st.free_bytes, st0.free_bytes);
         if (created_n != NTAG || removed_n != NTAG || diff || bad) { printf("FINDING round %d\n", rd); fails++; }
+        /* overflow root tables are blocks that stay (a removed tag keeps
+         * its slot: docs/design.md, Known limits), one or two for 3,000
+         * tags as the probe windows fill; the first round makes them, the
+         * later ones must leave the space as that one did */
+        if (rd == 0) {
+            printf("first round's root tables: %" PRIu64 " blocks, %" PRIu64 " B of pages\n",
+                   st.live_blocks - st0.live_blocks, st0.free_bytes - st.free_bytes);
+            st0 = st;
+        }
         if (st.live_blocks != st0.live_blocks) { printf("FINDING: live blocks %" PRIu64 " != %" PRIu64 "\n", st.live_blocks, st0.live_blocks); fails++; }
     }
     struct persistent_check_report rep;
