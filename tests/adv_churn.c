@@ -46,14 +46,29 @@ static void *th(void *arg)
     return NULL;
 }
 
+/* one thread takes all it can in 1 KiB blocks, then gives it back; at its
+ * NULL no other thread lives, so G5b's words apply exactly: no free page
+ * and no free block of its class or a larger one may be left */
+static int false_null;
 static size_t fill_all(void)
 {
-    /* one thread takes all it can in 1 KiB blocks, then gives it back */
     static void *held[1 << 16];
     size_t n = 0;
     void *b;
     while (n < (1 << 16) && (b = persistent_malloc(S, 1024)))
         held[n++] = b;
+    struct persistent_frag fr;
+    if (n < (1 << 16) && persistent_frag_get(S, &fr) == 0) {
+        uint64_t fb = 0;
+        for (uint32_t c = 0; c < fr.n_classes && c < PERSISTENT_N_CLASSES; c++)
+            if (fr.cls[c].block_size >= 1024 && fr.cls[c].capacity_blocks > fr.cls[c].live_blocks)
+                fb += (fr.cls[c].capacity_blocks - fr.cls[c].live_blocks) * fr.cls[c].block_size;
+        if (fr.free_pages || fb) {
+            printf("FINDING: malloc(1024) NULL after %zu blocks with %" PRIu64 " free pages and %" PRIu64
+                   " B of free blocks of 1 KiB or more\n", n, fr.free_pages, fb);
+            false_null = 1;
+        }
+    }
     for (size_t i = 0; i < n; i++)
         persistent_free(S, held[i]);
     return n * 1024;
@@ -87,10 +102,14 @@ int main(int argc, char **argv)
                " blocks, %" PRIu64 " superblocks (%" PRIu64 " empty), free pages %" PRIu64 " B\n",
                rd, got >> 10, base >> 10, st.live_bytes, st.live_blocks, st.superblocks,
                st.empty_superblocks, st.free_bytes);
-        if (got + (256 << 10) + st.live_bytes * 2 < base) {
-            printf("FINDING: after thread churn one thread gets %zu KiB, %zu KiB at start\n", got >> 10, base >> 10);
+        /* what is left is held by superblocks of smaller classes, each
+         * pinned by a kept block (given back only when empty: docs/design.md,
+         * Known limits); "got" against "at start" is reported, not judged:
+         * the old bound (256 KiB + twice the live bytes) ignored that one
+         * kept block of a few bytes pins a 32 KiB superblock, and fired
+         * with nothing free anywhere for the 1 KiB requests */
+        if (false_null)
             bad = 1;
-        }
     }
     struct persistent_check_report rep;
     int rc = persistent_check(S, &rep);
