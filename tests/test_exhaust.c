@@ -1005,38 +1005,62 @@ static void test_shrink_when_full(void)
     unlink(p);
 }
 
+/* A 1 MiB space with a root of two locations, a 2000-byte block in the
+ * first and a 300 KiB run in the second (patterns gen and gen + 1), then
+ * filled with 100- and 1000-byte blocks: what the realloc_into tests in a
+ * full space start from. */
+struct full_slots {
+    const char *path;
+    allocator_space_t *s;
+    persistent_offset_t *sl, was0, was1;
+    unsigned char *sm, *lg;
+    struct fill f, g;
+};
+
+static void full_slots_make(struct full_slots *x, const char *name, uint64_t gen)
+{
+    memset(x, 0, sizeof *x);
+    x->path = t_path(name);
+    x->s = t_create(x->path, 1u << 20, 0);
+    x->sl = persistent_root_get(x->s, 9, 2 * sizeof *x->sl, NULL);
+    REQUIRE(x->sl != NULL);
+    REQUIRE(persistent_alloc_into(x->s, &x->sl[0], 2000) == 0);
+    REQUIRE(persistent_alloc_into(x->s, &x->sl[1], 300u << 10) == 0);
+    x->was0 = x->sl[0];
+    x->was1 = x->sl[1];
+    x->sm = persistent_offset_to_ptr(x->s, x->sl[0]);
+    x->lg = persistent_offset_to_ptr(x->s, x->sl[1]);
+    t_fill(x->sm, 2000, gen);
+    t_fill(x->lg, 300u << 10, gen + 1);
+    fill_with(x->s, &x->f, 100);
+    fill_with(x->s, &x->g, 1000);
+    REQUIRE(x->f.n > 0);
+}
+
+static void full_slots_end(struct full_slots *x)
+{
+    free_all(x->s, &x->f, 100);
+    free_all(x->s, &x->g, 1000);
+    free(x->f.p);
+    free(x->g.p);
+    destroy_persistent_allocator(x->s);
+    unlink(x->path);
+}
+
 /* The same through realloc_into: *dest unchanged, the call 0. */
 static void test_shrink_into_when_full(void)
 {
-    const char *p = t_path("shrinkintofull");
-    allocator_space_t *s = t_create(p, 1u << 20, 0);
-    persistent_offset_t *sl = persistent_root_get(s, 9, 2 * sizeof *sl, NULL);
-    REQUIRE(sl != NULL);
-    REQUIRE(persistent_alloc_into(s, &sl[0], 2000) == 0);
-    REQUIRE(persistent_alloc_into(s, &sl[1], 300u << 10) == 0);
-    persistent_offset_t was0 = sl[0], was1 = sl[1];
-    unsigned char *sm = persistent_offset_to_ptr(s, sl[0]);
-    unsigned char *lg = persistent_offset_to_ptr(s, sl[1]);
-    t_fill(sm, 2000, 6);
-    t_fill(lg, 300u << 10, 7);
-    struct fill f = {0}, g = {0};
-    fill_with(s, &f, 100);
-    fill_with(s, &g, 1000);
-    REQUIRE(f.n > 0);
-    CHECK_EQ(persistent_realloc_into(s, &sl[0], 100), 0);
-    CHECK_EQ(sl[0], was0);
-    CHECK(t_verify(sm, 100, 6));
-    CHECK_EQ(persistent_realloc_into(s, &sl[1], 1000), 0);
-    CHECK_EQ(sl[1], was1);
-    CHECK(t_verify(lg, 1000, 7));
-    CHECK_EQ(persistent_usable_size(s, lg), (size_t)4096);
-    t_check_clean(s, "after realloc_into shrinks in a full space");
-    free_all(s, &f, 100);
-    free_all(s, &g, 1000);
-    free(f.p);
-    free(g.p);
-    destroy_persistent_allocator(s);
-    unlink(p);
+    struct full_slots x;
+    full_slots_make(&x, "shrinkintofull", 6);
+    CHECK_EQ(persistent_realloc_into(x.s, &x.sl[0], 100), 0);
+    CHECK_EQ(x.sl[0], x.was0);
+    CHECK(t_verify(x.sm, 100, 6));
+    CHECK_EQ(persistent_realloc_into(x.s, &x.sl[1], 1000), 0);
+    CHECK_EQ(x.sl[1], x.was1);
+    CHECK(t_verify(x.lg, 1000, 7));
+    CHECK_EQ(persistent_usable_size(x.s, x.lg), (size_t)4096);
+    t_check_clean(x.s, "after realloc_into shrinks in a full space");
+    full_slots_end(&x);
 }
 
 /* A growing realloc_into or realloc that finds no room fails with
@@ -1045,54 +1069,36 @@ static void test_shrink_into_when_full(void)
  * sealed its model on it), and the heap checks clean. */
 static void test_grow_when_full(void)
 {
-    const char *p = t_path("growfull");
-    allocator_space_t *s = t_create(p, 1u << 20, 0);
-    persistent_offset_t *sl = persistent_root_get(s, 9, 2 * sizeof *sl, NULL);
-    REQUIRE(sl != NULL);
-    REQUIRE(persistent_alloc_into(s, &sl[0], 2000) == 0);
-    REQUIRE(persistent_alloc_into(s, &sl[1], 300u << 10) == 0);
-    persistent_offset_t was0 = sl[0], was1 = sl[1];
-    unsigned char *sm = persistent_offset_to_ptr(s, sl[0]);
-    unsigned char *lg = persistent_offset_to_ptr(s, sl[1]);
-    size_t us_sm = persistent_usable_size(s, sm), us_lg = persistent_usable_size(s, lg);
-    t_fill(sm, 2000, 8);
-    t_fill(lg, 300u << 10, 9);
-    struct fill f = {0}, g = {0};
-    fill_with(s, &f, 100);
-    fill_with(s, &g, 1000);
-    REQUIRE(f.n > 0);
+    struct full_slots x;
+    full_slots_make(&x, "growfull", 8);
+    size_t us_sm = persistent_usable_size(x.s, x.sm), us_lg = persistent_usable_size(x.s, x.lg);
     /* small to a larger class, small to a run, a run to a longer run
      * (nothing free after it: not in place either) */
     static const size_t to[] = {8000, 400u << 10, 900u << 10};
     for (unsigned k = 0; k < 3; k++) {
-        CHECK_EQ(persistent_realloc_into(s, &sl[0], to[k]), -ENOMEM);
-        CHECK_EQ(sl[0], was0);
-        CHECK_EQ(persistent_usable_size(s, sm), us_sm);
-        CHECK(t_verify(sm, 2000, 8));
+        CHECK_EQ(persistent_realloc_into(x.s, &x.sl[0], to[k]), -ENOMEM);
+        CHECK_EQ(x.sl[0], x.was0);
+        CHECK_EQ(persistent_usable_size(x.s, x.sm), us_sm);
+        CHECK(t_verify(x.sm, 2000, 8));
     }
-    CHECK_EQ(persistent_realloc_into(s, &sl[1], 900u << 10), -ENOMEM);
-    CHECK_EQ(sl[1], was1);
-    CHECK_EQ(persistent_usable_size(s, lg), us_lg);
-    CHECK(t_verify(lg, 300u << 10, 9));
-    void *r = sm;
-    CHECK(!persistent_realloc(s, r, 400u << 10));
-    CHECK(r == sm);
-    CHECK(t_verify(sm, 2000, 8));
-    r = lg;
-    CHECK(!persistent_realloc(s, r, 900u << 10));
-    CHECK(r == lg);
-    CHECK(t_verify(lg, 300u << 10, 9));
-    t_check_clean(s, "after growing reallocs failed in a full space");
+    CHECK_EQ(persistent_realloc_into(x.s, &x.sl[1], 900u << 10), -ENOMEM);
+    CHECK_EQ(x.sl[1], x.was1);
+    CHECK_EQ(persistent_usable_size(x.s, x.lg), us_lg);
+    CHECK(t_verify(x.lg, 300u << 10, 9));
+    void *r = x.sm;
+    CHECK(!persistent_realloc(x.s, r, 400u << 10));
+    CHECK(r == x.sm);
+    CHECK(t_verify(x.sm, 2000, 8));
+    r = x.lg;
+    CHECK(!persistent_realloc(x.s, r, 900u << 10));
+    CHECK(r == x.lg);
+    CHECK(t_verify(x.lg, 300u << 10, 9));
+    t_check_clean(x.s, "after growing reallocs failed in a full space");
     /* and both can still be freed from their locations */
-    CHECK_EQ(persistent_free_from(s, &sl[0]), 0);
-    CHECK_EQ(persistent_free_from(s, &sl[1]), 0);
-    free_all(s, &f, 100);
-    free_all(s, &g, 1000);
-    free(f.p);
-    free(g.p);
-    t_check_clean(s, "after the failed reallocs' blocks were freed");
-    destroy_persistent_allocator(s);
-    unlink(p);
+    CHECK_EQ(persistent_free_from(x.s, &x.sl[0]), 0);
+    CHECK_EQ(persistent_free_from(x.s, &x.sl[1]), 0);
+    t_check_clean(x.s, "after the failed reallocs' blocks were freed");
+    full_slots_end(&x);
 }
 
 int main(void)
