@@ -30,17 +30,9 @@
  * maximum) and a copy of what it holds, which makes fork-heavy programs
  * (shell scripts) slower than on glibc.  Limits:
  * forks without exec nested more than 256 deep end the child; from a
- * multithreaded parent, its other threads do not wait for the copy, and
- * glibc writes into the heap in the child before any fork handler runs,
- * while it is still the parent's shared mapping: it resets the lock of
- * every FILE (fopen's, in the heap), and it zeroes the other threads'
- * thread-specific values of keys 32 and above (their second-level blocks,
- * calloc'ed).  So a thread of the parent can lose a stdio lock (two
- * threads writing one FILE while a third forks: lines mixed, then both
- * waiting for good on the lock) and the parent's other threads lose their
- * pthread_getspecific values past the 32nd key at every fork (a helper's
- * hunt, 2026-12-06; only a heap the kernel copies at the fork, a private
- * mapping, would avoid both); a raw
+ * multithreaded parent, its other threads do not wait for the copy; what
+ * libc allocates for itself is glibc's (libc_code: glibc writes into some
+ * of those blocks in a fork's child before any handler runs); a raw
  * clone without CLONE_VM, or syscall(SYS_fork), runs no fork handler, and
  * the two processes then share the heap.  Alignments above 2 MiB are
  * glibc's (every free goes by address), and so is what the space cannot
@@ -64,6 +56,7 @@
 #include <unistd.h>
 
 #include <dlfcn.h>
+#include <link.h>
 
 #include <pthread.h>
 
@@ -82,6 +75,7 @@ static _Atomic int state = UNINIT;
 static allocator_space_t *S;
 static uintptr_t lo, hi;                /* the space's reserved range */
 static _Thread_local bool opening;      /* this thread is opening it */
+static uintptr_t libc_lo, libc_hi;      /* libc's code (libc_code) */
 static size_t (*libc_usable)(void *);   /* glibc's malloc_usable_size */
 
 /* ranges inherited over fork: private copies of earlier spaces */
@@ -122,6 +116,40 @@ static void before_fork(void);
 static void after_fork_parent(void);
 static void after_fork_child(void);
 
+/* libc's code, where the calls of libc's own allocations return to: what
+ * libc allocates for itself is glibc's, not the space's.  In a fork's child
+ * glibc writes into some of those blocks before any fork handler runs
+ * (the interposer's, or the library's that maps the heap copy-on-write),
+ * while the heap is still the parent's shared mapping: the lock of every
+ * FILE is reset, and the other threads' blocks of thread-specific values
+ * past the 32nd key are zeroed.  Served from the space, those writes
+ * reached the parent: a thread writing a FILE while another forked could
+ * wait on its lock for good, and threads lost their values (a helper's
+ * hunt, 2026-12-06).  So libc's own fresh allocations (fopen's FILE,
+ * pthread_setspecific's blocks, but also strdup, asprintf, getline's
+ * first buffer, opendir) are glibc's; a free, a realloc and
+ * malloc_usable_size go by address as ever. */
+static int libc_code(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    if (info->dlpi_addr != *(uintptr_t *)arg)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            libc_lo = info->dlpi_addr + ph->p_vaddr;
+            libc_hi = libc_lo + ph->p_memsz;
+        }
+    }
+    return 1;
+}
+
+/* Whether a call returns into libc (never, if libc's code was not found) */
+static inline bool from_libc(const void *ret)
+{
+    return (uintptr_t)ret - libc_lo < libc_hi - libc_lo;
+}
+
 /* The fork handlers, registered before the first allocation can open a
  * space.  The library registered its own when it was loaded (its
  * constructor ran before this one), so in a child ours run after the
@@ -130,6 +158,14 @@ static void after_fork_child(void);
 __attribute__((constructor)) static void register_fork_handlers(void)
 {
     opening = true;                     /* pthread_atfork allocates: glibc */
+    Dl_info di;
+    void *(*in_libc)(size_t) = __libc_malloc;
+    void *at;
+    memcpy(&at, &in_libc, sizeof at);   /* (ISO C has no cast for it) */
+    if (dladdr(at, &di) != 0) {
+        uintptr_t base = (uintptr_t)di.dli_fbase;
+        (void)dl_iterate_phdr(libc_code, &base);
+    }
     (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
     opening = false;
 }
@@ -204,10 +240,9 @@ static inline bool ours(void)
  * has copied the heap.  The forking thread waits for that after the fork,
  * so the heap it could change meanwhile is the copy's already.  (Other
  * threads of a multithreaded parent do not wait: what they change in the
- * blocks while the child copies can reach the copy.  And glibc resets, in
- * the child and before any handler, the lock of every FILE, which lives
- * in the shared heap: a multithreaded parent's stdio locks can be lost at
- * a fork.  This is a benchmark tool.) */
+ * blocks while the child copies can reach the copy.  This is a benchmark
+ * tool.  The FILE locks glibc resets in the child before any handler are
+ * not in the space: libc_code.) */
 /* Per forking thread: glibc (2.34 and later) runs the fork handlers
  * outside its atfork lock, so two threads that fork at once run them at
  * the same time.  With one pipe for the process (a helper's hunt,
@@ -340,7 +375,7 @@ static void after_fork_child(void)
  * address, so each block goes back where it came from. */
 void *malloc(size_t n)
 {
-    if (!ours())
+    if (from_libc(__builtin_return_address(0)) || !ours())
         return __libc_malloc(n);
     void *p = persistent_malloc(S, n ? n : 1);
     return p != NULL ? p : __libc_malloc(n);
@@ -358,7 +393,7 @@ void free(void *p)
 
 void *calloc(size_t n, size_t size)
 {
-    if (!ours())
+    if (from_libc(__builtin_return_address(0)) || !ours())
         return __libc_calloc(n, size);
     if (size && n > SIZE_MAX / size) {
         errno = ENOMEM;
@@ -373,7 +408,7 @@ void *calloc(size_t n, size_t size)
 void *realloc(void *p, size_t n)
 {
     if (p == NULL)
-        return malloc(n);
+        return from_libc(__builtin_return_address(0)) ? __libc_malloc(n) : malloc(n);
     if (n == 0) {
         free(p);
         return NULL;
@@ -416,10 +451,10 @@ static bool pow2(size_t a)
     return a && (a & (a - 1)) == 0;
 }
 
-static void *aligned(size_t align, size_t n)
+static void *aligned(size_t align, size_t n, const void *ret)
 {
     /* the library aligns up to 2 MiB; beyond, glibc's (freed by address) */
-    if (!ours() || align > (2u << 20))
+    if (from_libc(ret) || !ours() || align > (2u << 20))
         return __libc_memalign(align, n);
     if (align < sizeof(void *))
         align = sizeof(void *);
@@ -432,7 +467,7 @@ int posix_memalign(void **out, size_t align, size_t n)
     if (!pow2(align) || align % sizeof(void *) != 0)
         return EINVAL;
     int saved = errno;
-    void *p = aligned(align, n);
+    void *p = aligned(align, n, __builtin_return_address(0));
     if (p == NULL) {
         int e = errno == EINVAL ? EINVAL : ENOMEM;
         errno = saved;
@@ -441,6 +476,18 @@ int posix_memalign(void **out, size_t align, size_t n)
     errno = saved;
     *out = p;
     return 0;
+}
+
+static void *memalign_from(size_t align, size_t n, const void *ret)
+{
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t a = 1;
+    while (a < align)                   /* glibc: up to a power of two */
+        a <<= 1;
+    return aligned(a, n, ret);
 }
 
 /* glibc before 2.38 (Debian 12 has 2.36) serves any alignment here as
@@ -456,24 +503,17 @@ void *aligned_alloc(size_t align, size_t n)
         return NULL;
     }
 #endif
-    return memalign(align, n);
+    return memalign_from(align, n, __builtin_return_address(0));
 }
 
 void *memalign(size_t align, size_t n)
 {
-    if (align > SIZE_MAX / 2 + 1) {
-        errno = EINVAL;
-        return NULL;
-    }
-    size_t a = 1;
-    while (a < align)                   /* glibc: up to a power of two */
-        a <<= 1;
-    return aligned(a, n);
+    return memalign_from(align, n, __builtin_return_address(0));
 }
 
 void *valloc(size_t n)
 {
-    return aligned((size_t)sysconf(_SC_PAGESIZE), n);
+    return aligned((size_t)sysconf(_SC_PAGESIZE), n, __builtin_return_address(0));
 }
 
 void *pvalloc(size_t n)
@@ -483,7 +523,7 @@ void *pvalloc(size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return aligned(page, n ? (n + page - 1) / page * page : page);
+    return aligned(page, n ? (n + page - 1) / page * page : page, __builtin_return_address(0));
 }
 
 size_t malloc_usable_size(void *p)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -133,6 +134,22 @@ static int count_fds(void)
         if (fcntl(fd, F_GETFD) >= 0)
             n++;
     return n;
+}
+
+/* A thread's value of a key past the 32nd (glibc keeps those in a block it
+ * callocs) across another thread's fork: glibc zeroes the other threads'
+ * blocks in the child before any fork handler runs, which reached the
+ * parent while that block was in the shared heap (a helper's hunt). */
+static pthread_key_t tsd_key[40];
+static _Atomic int tsd_stage;
+static void *tsd_holder(void *arg)
+{
+    (void)arg;
+    pthread_setspecific(tsd_key[39], (void *)0x1234);
+    atomic_store(&tsd_stage, 1);
+    while (atomic_load(&tsd_stage) != 2)
+        usleep(100);
+    return pthread_getspecific(tsd_key[39]);
 }
 
 int main(int argc, char **argv)
@@ -360,6 +377,35 @@ int main(int argc, char **argv)
         }
         EXPECT(bad == 0);
         EXPECT(count_fds() == before);
+    }
+    /* what libc allocates for itself is glibc's: a FILE (whose lock glibc
+     * resets in a fork's child), a thread's block of keys past the 32nd
+     * (zeroed there); the program's calls are ours */
+    {
+        FILE *f = fopen("/dev/null", "w");
+        EXPECT(f != NULL && persistent_space_of(f) == NULL);
+        if (f != NULL)
+            fclose(f);
+        void *mine2 = malloc(100);
+        EXPECT(persistent_space_of(mine2) != NULL);
+        free(mine2);
+        for (int i = 0; i < 40; i++)
+            EXPECT(pthread_key_create(&tsd_key[i], NULL) == 0);
+        pthread_t th;
+        EXPECT(pthread_create(&th, NULL, tsd_holder, NULL) == 0);
+        while (atomic_load(&tsd_stage) != 1)
+            usleep(100);
+        pid_t tp = fork();
+        if (tp == 0)
+            _exit(0);
+        int tst;
+        EXPECT(tp > 0 && waitpid(tp, &tst, 0) == tp && WIFEXITED(tst) && WEXITSTATUS(tst) == 0);
+        atomic_store(&tsd_stage, 2);
+        void *kept = NULL;
+        pthread_join(th, &kept);
+        EXPECT(kept == (void *)0x1234);
+        for (int i = 0; i < 40; i++)
+            pthread_key_delete(tsd_key[i]);
     }
     /* forks without exec nested 20 deep, each child reading its parent's
      * heap (16 was the most) */
