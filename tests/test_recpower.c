@@ -678,7 +678,9 @@ static void run_end_body(const char *path)
     r->word = 5;
     REQUIRE(persistent_tx_commit(s) == 0);
     unsigned char *y = persistent_malloc(s, RE_NEW * pg);
-    if (y != x) fprintf(stderr, "x %p y %p diff %ld pages\n", x, (void *)y, (long)(((char *)y - (char *)x) / (long)pg));
+    if (y != x)                         /* the layout this case needs */
+        fprintf(stderr, "run-end: the longer run starts %ld pages from the freed one\n",
+                (long)(((char *)y - (char *)x) / (long)pg));
     REQUIRE(y == x);                    /* first fit: from the same page */
     memset(y + (RE_NEW - 1) * pg, 0x5a, pg);
     persistent_persist(y + (RE_NEW - 1) * pg, pg);
