@@ -1370,8 +1370,11 @@ enum pm_hook_point {
     PM_HOOK_FREE_SETTLED,         /* free's general way: no automatic
                                      transaction waited for, the block
                                      not yet looked up (free.c) */
-    PM_HOOK_PUB_FREE_READ         /* free_from: *dest read, the block not
+    PM_HOOK_PUB_FREE_READ,        /* free_from: *dest read, the block not
                                      yet looked at (publish.c) */
+    PM_HOOK_LANES_RESCAN          /* pub_lanes_rescan: the overflow lane
+                                     tables being found again (a thread's
+                                     lookup of its kept lane may run here) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

@@ -1156,12 +1156,39 @@ void pub_ensure(struct pm_rt *rt, uint64_t boff, bool live)
         pg_bit_clear(rt, rt->end_bits, e);
 }
 
+/* The overflow lane tables found again from the file (an open, after the
+ * page images went back; an automatic transaction's abort, in
+ * pm_engine_reset).  Each cached table is overwritten in place, and only
+ * the entries past the chain are cleared, afterwards: another thread can
+ * read the cache meanwhile.  A thread keeps its lane for life, and its
+ * next publishing call finds it through lane_at (pub_lane) outside any
+ * operation, so an abort of another thread's automatic transaction runs
+ * beside it (that call waited for the transaction in dest_check, before
+ * this one began).  Until 2026-12-06 the cache was cleared first and
+ * filled again: such a call read a NULL table (fuzz_space: UBSan, member
+ * access within a null struct pm_lane_table in lane_at, nine threads with
+ * lanes in the first overflow table beside automatic transactions that
+ * aborted; test_tx test_lanes_rescan_beside_lane). */
 void pub_lanes_rescan(struct pm_rt *rt)
 {
-    for (uint32_t k = 0; k < LANE_MAX_CHUNKS; k++)
-        pm_store_relaxed(&rt->lane_chunk[k], (struct pm_lane_table *)NULL);
-    pm_store_relaxed(&rt->n_lane_chunks, 0u);
-    (void)chunks_discover(rt);
+    pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
+    uint32_t found = 0;
+    for (; found < LANE_MAX_CHUNKS; found++) {
+        uint64_t off = pm_load_acquire(link);
+        if (off == 0)
+            break;
+        pm_hook(PM_HOOK_LANES_RESCAN);
+        if (rt->mode == PM_MODE_WRITER)
+            pm_persist(rt, link, sizeof *link);     /* as chunks_discover */
+        struct pm_lane_table *t = pm_lane_table_at(rt, off);
+        if (t == NULL)
+            break;
+        pm_store_release(&rt->lane_chunk[found], t);
+        link = &t->next_off;
+    }
+    pm_store_release(&rt->n_lane_chunks, found);
+    for (uint32_t k = found; k < LANE_MAX_CHUNKS; k++)
+        pm_store_release(&rt->lane_chunk[k], (struct pm_lane_table *)NULL);
 }
 
 /* One lane's record carried out or rolled back (pm_lanes_recover). */

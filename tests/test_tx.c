@@ -1687,6 +1687,105 @@ static void test_auto_reset_lookup(void)
     t_check_clean(S, "after a free beside an abort's rebuild");
 }
 
+/* pub_lanes_rescan (an automatic transaction's abort runs it, in
+ * pm_engine_reset) beside a thread whose kept lane is in an overflow lane
+ * table: the thread's next publishing call finds the lane through the
+ * table cache outside any operation, and must never read a NULL table
+ * there.  The cache was cleared, then filled again (fuzz_space, UBSan in
+ * lane_at).  The lookup runs from the rescan's hook, in the middle of it. */
+#define LR_HOLDERS 8u                   /* the lanes in the metadata */
+static pthread_barrier_t lr_bar, lr_bar2;
+static allocator_space_t *lr_space;
+static persistent_offset_t *lr_slots;
+static _Atomic long lr_bad, lr_looks;
+
+static void *lr_holder(void *a)
+{
+    uintptr_t i = (uintptr_t)a;
+    /* a page run, given back: the thread keeps the lane, not the pages */
+    REQUIRE(persistent_alloc_into(lr_space, &lr_slots[i], 16384) == 0);
+    REQUIRE(persistent_free_from(lr_space, &lr_slots[i]) == 0);
+    pthread_barrier_wait(&lr_bar);      /* each holds a lane */
+    pthread_barrier_wait(&lr_bar);      /* until the test is done */
+    return NULL;
+}
+
+/* the looker's kept lane, looked up from inside the rescan */
+static struct pm_rt *lr_rt;
+static struct pm_trec *lr_rec;
+
+static void lr_hook(int point)
+{
+    if (point != PM_HOOK_LANES_RESCAN || lr_rec == NULL)
+        return;
+    struct pm_lane *l = pub_lane(lr_rt, lr_rec);
+    uintptr_t at = (uintptr_t)l, b = (uintptr_t)lr_rt->base;
+    if (at < b || at - b >= pm_data_limit(lr_rt))
+        atomic_fetch_add(&lr_bad, 1);
+    atomic_fetch_add(&lr_looks, 1);
+}
+
+static void *lr_looker(void *a)
+{
+    (void)a;
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(lr_space, &rt);
+    REQUIRE(rec != NULL);
+    REQUIRE(persistent_alloc_into(lr_space, &lr_slots[LR_HOLDERS], 64) == 0);
+    REQUIRE(persistent_free_from(lr_space, &lr_slots[LR_HOLDERS]) == 0);
+    REQUIRE(rec->lane >= (int32_t)rt->fixed.n_lanes);   /* in the table */
+    lr_rt = rt;
+    lr_rec = rec;
+    pthread_barrier_wait(&lr_bar2);     /* the main thread rescans */
+    pthread_barrier_wait(&lr_bar2);     /* done: the thread may end */
+    return NULL;
+}
+
+static void test_lanes_rescan_beside_lane(void)
+{
+    const char *p = t_path("tx-lanerescan");
+    lr_space = t_create(p, 2u << 20, 0);     /* 8 lanes in the metadata */
+    REQUIRE(lr_space != NULL);
+    struct pm_rt *rt;
+    REQUIRE(pm_thread_rec(lr_space, &rt) != NULL);
+    REQUIRE(rt->fixed.n_lanes == LR_HOLDERS);
+    lr_slots = persistent_calloc(lr_space, LR_HOLDERS + 1, sizeof *lr_slots);
+    REQUIRE(lr_slots != NULL);
+    atomic_store(&lr_looks, 0);
+    atomic_store(&lr_bad, 0);
+    lr_rec = NULL;
+    REQUIRE(pthread_barrier_init(&lr_bar, NULL, LR_HOLDERS + 1) == 0);
+    pthread_t t[LR_HOLDERS];
+    for (uintptr_t i = 0; i < LR_HOLDERS; i++)
+        REQUIRE(pthread_create(&t[i], NULL, lr_holder, (void *)i) == 0);
+    pthread_barrier_wait(&lr_bar);      /* the holders have their lanes */
+    /* the looker takes a lane in the overflow table made for it */
+    REQUIRE(pthread_barrier_init(&lr_bar2, NULL, 2) == 0);
+    pthread_t lk;
+    REQUIRE(pthread_create(&lk, NULL, lr_looker, NULL) == 0);
+    pthread_barrier_wait(&lr_bar2);
+    pm_hook_fn *was = pm_load_acquire(&pm_test_hook);
+    pm_store_release(&pm_test_hook, lr_hook);
+    pub_lanes_rescan(rt);               /* as an abort's pm_engine_reset */
+    pm_store_release(&pm_test_hook, was);
+    pthread_barrier_wait(&lr_bar2);
+    REQUIRE(pthread_join(lk, NULL) == 0);
+    printf("lanes rescan beside a kept lane: %ld lookups, %ld outside the space\n",
+           (long)atomic_load(&lr_looks), (long)atomic_load(&lr_bad));
+    CHECK(atomic_load(&lr_looks) > 0);
+    CHECK_EQ(atomic_load(&lr_bad), 0);
+    CHECK(pm_load_acquire(&rt->n_lane_chunks) == 1);
+    lr_rec = NULL;
+    pthread_barrier_wait(&lr_bar);      /* the holders end */
+    for (unsigned i = 0; i < LR_HOLDERS; i++)
+        REQUIRE(pthread_join(t[i], NULL) == 0);
+    pthread_barrier_destroy(&lr_bar);
+    pthread_barrier_destroy(&lr_bar2);
+    persistent_free(lr_space, lr_slots);
+    t_check_clean(lr_space, "after lane rescans beside a kept lane");
+    REQUIRE(persistent_space_close(lr_space) == 0);
+}
+
 static void test_auto(void)
 {
     auto_blk = persistent_malloc(S, 8192 * sizeof(long));
@@ -3789,6 +3888,7 @@ int main(void)
     on_pmem_space(test_auto_held_after_look);
     test_auto_abort_lookups();
     test_auto_reset_lookup();
+    test_lanes_rescan_beside_lane();
     test_auto_beside_manual();
     on_pmem_space(test_held_frees);
     test_frees_now();
