@@ -115,6 +115,18 @@ MUTANTS = [
          replace="""    pm_vg_forget(rt, old, us);
     /* the old block""",
          what="realloc-into frees the old block before *dest = new is durable"),
+    dict(id="lanes-rescan-clears-first", file="src/publish.c",
+         find="""    pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
+    uint32_t found = 0;
+    for (; found < LANE_MAX_CHUNKS; found++) {""",
+         replace="""    for (uint32_t k = 0; k < LANE_MAX_CHUNKS; k++)
+        pm_store_relaxed(&rt->lane_chunk[k], (struct pm_lane_table *)NULL);
+    pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
+    uint32_t found = 0;
+    for (; found < LANE_MAX_CHUNKS; found++) {""",
+         what="the lane table cache cleared before the rescan finds the tables again: "
+              "a thread's lookup of its kept lane beside an automatic transaction's "
+              "abort reads a NULL table"),
     dict(id="pub-free-flush-end-bit-dropped", file="src/publish.c",
          find="""        clear_bit(rt, &rt->end_bits[pf->last >> 6], UINT64_C(1) << (pf->last & 63), fence);""",
          replace="""        if (fence) clear_bit(rt, &rt->end_bits[pf->last >> 6], UINT64_C(1) << (pf->last & 63), fence);
