@@ -242,10 +242,9 @@ static inline bool ours(void)
  * threads of a multithreaded parent do not wait: what they change in the
  * blocks while the child copies can reach the copy.  This is a benchmark
  * tool.  The FILE locks glibc resets in the child before any handler are
- * not in the space: libc_code.) */
-/* Per forking thread: glibc (2.34 and later) runs the fork handlers
- * outside its atfork lock, so two threads that fork at once run them at
- * the same time.  With one pipe for the process (a helper's hunt,
+ * not in the space: libc_code.)  Both values are the forking thread's:
+ * glibc (2.34 and later) runs the fork handlers outside its atfork lock,
+ * so two threads that fork at once run them at the same time.  With one pipe for the process (a helper's hunt,
  * 2026-12-06: two threads forking 30 times each) the second prepare
  * replaced the first's pipe: a child wrote to a pipe its parent had
  * closed and died of SIGPIPE, a parent waited for the other's child or

@@ -1372,8 +1372,8 @@ enum pm_hook_point {
                                      not yet looked up (free.c) */
     PM_HOOK_PUB_FREE_READ,        /* free_from: *dest read, the block not
                                      yet looked at (publish.c) */
-    PM_HOOK_LANES_RESCAN          /* pub_lanes_rescan: the overflow lane
-                                     tables being found again (a thread's
+    PM_HOOK_LANES_RESCAN          /* chunks_walk: a lane table about to be
+                                     cached (in pub_lanes_rescan, a thread's
                                      lookup of its kept lane may run here) */
 };
 typedef void pm_hook_fn(int point);

@@ -47,16 +47,22 @@ static struct pm_lane *lane_at(struct pm_rt *rt, uint32_t i)
     return &t->lane[(i - n) % LANE_CHUNK];
 }
 
-/* Walks the chain of overflow tables, caching each; returns the link word
- * at its end (NULL when the chain is full, or broken: an open verified it,
- * pm_verify, so only a table added meanwhile can be seen half made). */
-static pm_atomic_u64 *chunks_discover(struct pm_rt *rt)
+/* Walks the chain of overflow tables, caching each over what the cache
+ * held (never cleared first: pub_lanes_rescan); returns the link word at
+ * its end (NULL when the chain is full, or broken: an open verified it,
+ * pm_verify, so only a table added meanwhile can be seen half made), and
+ * in *found (if not NULL) how many tables it cached. */
+static pm_atomic_u64 *chunks_walk(struct pm_rt *rt, uint32_t *found)
 {
-    pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
-    for (uint32_t k = 0; k < LANE_MAX_CHUNKS; k++) {
+    pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off, *end = NULL;
+    uint32_t k = 0;
+    for (; k < LANE_MAX_CHUNKS; k++) {
         uint64_t off = pm_load_acquire(link);
-        if (off == 0)
-            return link;
+        if (off == 0) {
+            end = link;
+            break;
+        }
+        pm_hook(PM_HOOK_LANES_RESCAN);
         /* the thread that linked it may not have written the link back
          * yet: a lane taken in a table whose link a power failure loses
          * would hold a record nobody recovers (G3) */
@@ -64,7 +70,7 @@ static pm_atomic_u64 *chunks_discover(struct pm_rt *rt)
             pm_persist(rt, link, sizeof *link);
         struct pm_lane_table *t = pm_lane_table_at(rt, off);
         if (t == NULL)
-            return NULL;
+            break;
         pm_store_release(&rt->lane_chunk[k], t);
         uint32_t have = pm_load_acquire(&rt->n_lane_chunks);
         while (have < k + 1 &&
@@ -72,7 +78,14 @@ static pm_atomic_u64 *chunks_discover(struct pm_rt *rt)
             ;
         link = &t->next_off;
     }
-    return NULL;
+    if (found != NULL)
+        *found = k;
+    return end;
+}
+
+static pm_atomic_u64 *chunks_discover(struct pm_rt *rt)
+{
+    return chunks_walk(rt, NULL);
 }
 
 static uint64_t table_link(struct pm_rt *rt, struct pm_trec *rec, struct pm_lane *l,
@@ -1171,21 +1184,8 @@ void pub_ensure(struct pm_rt *rt, uint64_t boff, bool live)
  * aborted; test_tx test_lanes_rescan_beside_lane). */
 void pub_lanes_rescan(struct pm_rt *rt)
 {
-    pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
-    uint32_t found = 0;
-    for (; found < LANE_MAX_CHUNKS; found++) {
-        uint64_t off = pm_load_acquire(link);
-        if (off == 0)
-            break;
-        pm_hook(PM_HOOK_LANES_RESCAN);
-        if (rt->mode == PM_MODE_WRITER)
-            pm_persist(rt, link, sizeof *link);     /* as chunks_discover */
-        struct pm_lane_table *t = pm_lane_table_at(rt, off);
-        if (t == NULL)
-            break;
-        pm_store_release(&rt->lane_chunk[found], t);
-        link = &t->next_off;
-    }
+    uint32_t found;
+    (void)chunks_walk(rt, &found);
     pm_store_release(&rt->n_lane_chunks, found);
     for (uint32_t k = found; k < LANE_MAX_CHUNKS; k++)
         pm_store_release(&rt->lane_chunk[k], (struct pm_lane_table *)NULL);

@@ -116,14 +116,12 @@ MUTANTS = [
     /* the old block""",
          what="realloc-into frees the old block before *dest = new is durable"),
     dict(id="lanes-rescan-clears-first", file="src/publish.c",
-         find="""    pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
-    uint32_t found = 0;
-    for (; found < LANE_MAX_CHUNKS; found++) {""",
-         replace="""    for (uint32_t k = 0; k < LANE_MAX_CHUNKS; k++)
+         find="""    uint32_t found;
+    (void)chunks_walk(rt, &found);""",
+         replace="""    uint32_t found;
+    for (uint32_t k = 0; k < LANE_MAX_CHUNKS; k++)
         pm_store_relaxed(&rt->lane_chunk[k], (struct pm_lane_table *)NULL);
-    pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
-    uint32_t found = 0;
-    for (; found < LANE_MAX_CHUNKS; found++) {""",
+    (void)chunks_walk(rt, &found);""",
          what="the lane table cache cleared before the rescan finds the tables again: "
               "a thread's lookup of its kept lane beside an automatic transaction's "
               "abort reads a NULL table"),
