@@ -685,7 +685,10 @@ struct persistent_check_report {
     uint64_t live_blocks, live_bytes;
     uint64_t roots;
     uint64_t pending_remote_frees;  /* freed, not yet collected */
-    uint64_t in_flight_lanes;       /* publishing calls in flight */
+    uint64_t in_flight_lanes;       /* publishing calls in flight (and
+                                       lane tables linked, not yet
+                                       committed: a writer's open
+                                       commits them) */
     uint64_t open_transactions;     /* transactions the next writer's open
                                        rolls back or finishes (or that are
                                        open now, on a live space) */

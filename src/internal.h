@@ -888,7 +888,11 @@ bool pm_block_place(struct pm_rt *rt, uint64_t off, struct pm_sb_header **h,
 uint64_t pm_block_live(struct pm_rt *rt, uint64_t off);
 uint64_t pm_root_next_cap(uint64_t cap);
 struct pm_root_table *pm_root_table_at(struct pm_rt *rt, uint64_t off, uint64_t cap);
-struct pm_lane_table *pm_lane_table_at(struct pm_rt *rt, uint64_t off);
+/* The overflow lane table at off: a live block of its size, or one
+ * linked whose block is not committed yet (*pending, if not NULL: its
+ * place free, a free block of a superblock or pages no run holds;
+ * publish.c chunk_add_unlaned), which recovery commits. */
+struct pm_lane_table *pm_lane_table_at(struct pm_rt *rt, uint64_t off, bool *pending);
 bool pm_dest_ok(struct pm_rt *rt, uint64_t off);
 /* What lane record l with operation op may name: a place pm_dest_ok
  * accepts, or, for an allocation, l's own tx_off. */
@@ -1372,9 +1376,12 @@ enum pm_hook_point {
                                      not yet looked up (free.c) */
     PM_HOOK_PUB_FREE_READ,        /* free_from: *dest read, the block not
                                      yet looked at (publish.c) */
-    PM_HOOK_LANES_RESCAN          /* chunks_walk: a lane table about to be
+    PM_HOOK_LANES_RESCAN,         /* chunks_walk: a lane table about to be
                                      cached (in pub_lanes_rescan, a thread's
                                      lookup of its kept lane may run here) */
+    PM_HOOK_CHUNK_LINKED          /* chunk_add_unlaned: a lane table linked
+                                     and written back, its block not yet
+                                     committed (publish.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

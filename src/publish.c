@@ -68,7 +68,7 @@ static pm_atomic_u64 *chunks_walk(struct pm_rt *rt, uint32_t *found)
          * would hold a record nobody recovers (G3) */
         if (rt->mode == PM_MODE_WRITER)
             pm_persist(rt, link, sizeof *link);
-        struct pm_lane_table *t = pm_lane_table_at(rt, off);
+        struct pm_lane_table *t = pm_lane_table_at(rt, off, NULL);
         if (t == NULL)
             break;
         pm_store_release(&rt->lane_chunk[k], t);
@@ -135,11 +135,55 @@ static void chunk_lane_give(struct pm_rt *rt)
     pm_store_release(&rt->chunk_lane_busy, 0u);
 }
 
-/* A lane table more at the chain's end.  Through the header's chunk lane
- * when no other thread holds it.  When one does (two threads need a table
- * at once, and that one may be stopped for good), the way without a lane:
- * allocated, then linked, so that a crash between the two leaks the table
- * (G1 over G2's letter; docs/design.md "Roots"). */
+/* chunk_add when another thread holds the header's chunk lane (two
+ * threads need a table at once, and that one may be stopped for good):
+ * with no record to roll back by, the table is linked before its block is
+ * committed.  Reserved (nothing in the file yet), filled and written
+ * back, linked at the chain's end, then committed, all inside one
+ * operation (no revocation takes the reserved block from under it).  A
+ * crash before the link leaves the block free; one between the link and
+ * the commit a linked table whose place is free, which pm_verify accepts
+ * and recovery commits (pm_lanes_recover).  Until 2026-12-07 this way
+ * allocated the table and then linked it, and a crash between the two
+ * leaked it. */
+static bool chunk_add_unlaned(struct pm_rt *rt, struct pm_trec *rec, size_t size)
+{
+    pm_op_enter(rt, rec);
+    struct pm_resv rv;
+    if (pub_reserve(rt, rec, size, &rv) == NULL) {
+        pm_op_end(rec);
+        return false;
+    }
+    pm_vg_internal(rv.blk, size);
+    chunk_init(rv.blk, NULL);
+    pm_persist(rt, rv.blk, size);
+    uint64_t off = (uint64_t)((char *)rv.blk - rt->base);
+    for (;;) {
+        pm_atomic_u64 *link = chunks_discover(rt);
+        if (link == NULL) {
+            /* never committed: free in the file; a page run goes back to
+             * the page bitmap */
+            pm_vg_forget(rt, rv.blk, rv.usable);
+            if (rv.large)
+                pg_release(rt, rv.first, rv.n);
+            pm_op_end(rec);
+            return false;
+        }
+        uint64_t zero = 0;
+        if (pm_cas_strong_seq_cst(link, &zero, off)) {
+            pm_persist(rt, link, sizeof *link);
+            pm_hook(PM_HOOK_CHUNK_LINKED);
+            pub_commit(rt, &rv);
+            pm_own_mark(rt, off);
+            pm_op_end(rec);
+            chunks_discover(rt);
+            return true;
+        }
+    }
+}
+
+/* A lane table more at the chain's end: through the header's chunk lane
+ * when no other thread holds it, else chunk_add_unlaned. */
 static bool chunk_add(struct pm_rt *rt, struct pm_trec *rec)
 {
     size_t size = sizeof(struct pm_lane_table) + LANE_CHUNK * sizeof(struct pm_lane);
@@ -148,27 +192,7 @@ static bool chunk_add(struct pm_rt *rt, struct pm_trec *rec)
         chunk_lane_give(rt);
         return ok;
     }
-    struct pm_lane_table *t = pm_alloc(rt, rec, size, 64);
-    pm_vg_internal(t, size);
-    if (t == NULL)
-        return false;
-    chunk_init(t, NULL);
-    pm_persist(rt, t, size);
-    uint64_t off = (uint64_t)((char *)t - rt->base);
-    for (;;) {
-        pm_atomic_u64 *link = chunks_discover(rt);
-        if (link == NULL) {
-            pm_free_block(rt, rec, t);
-            return false;
-        }
-        uint64_t zero = 0;
-        if (pm_cas_strong_acq_rel(link, &zero, off)) {
-            pm_persist(rt, link, sizeof *link);
-            pm_own_mark(rt, off);
-            chunks_discover(rt);
-            return true;
-        }
-    }
+    return chunk_add_unlaned(rt, rec, size);
 }
 
 struct pm_lane *pub_lane(struct pm_rt *rt, struct pm_trec *rec)
@@ -1232,13 +1256,47 @@ static int lane_recover(struct pm_rt *rt, struct pm_lane *l, uint32_t i)
     return 0;
 }
 
+/* A lane table the chain links whose block was never committed (a crash
+ * inside chunk_add_unlaned): committed now, before the rebuild, which
+ * would take its place for free.  pm_verify accepted the place: a free
+ * block of a valid superblock, or pages no run holds. */
+static void chunk_commit_pending(struct pm_rt *rt, const struct pm_lane_table *t)
+{
+    uint64_t off = (uint64_t)((const char *)t - rt->base);
+    uint64_t size = sizeof(struct pm_lane_table) + LANE_CHUNK * sizeof(struct pm_lane);
+    struct pm_sb_header *h, hc;
+    uint32_t idx;
+    if (pm_block_live(rt, off) >= size || !pm_block_place(rt, off, &h, &hc, &idx))
+        return;
+    if (h != NULL) {
+        pub_ensure(rt, off, true);
+        return;
+    }
+    uint64_t first = (off - rt->data_off) >> rt->page_shift;
+    uint64_t n = (size + rt->page_size - 1) >> rt->page_shift;
+    /* END and KIND bits of no run that a crash left among these pages
+     * (the rebuild clears such bits, but after this): an END would end
+     * the run short of the table, a KIND make it a superblock */
+    for (uint64_t p = first; p < first + n; p++) {
+        if (p + 1 < first + n && pg_bit(rt->end_bits, p))
+            pg_bit_clear(rt, rt->end_bits, p);
+        if (pg_bit(rt->kind_bits, p))
+            pg_bit_clear(rt, rt->kind_bits, p);
+    }
+    pg_bit_set(rt, rt->end_bits, first + n - 1);
+    pg_bit_set(rt, rt->start_bits, first);      /* commit */
+}
+
 int pm_lanes_recover(struct pm_rt *rt)
 {
     /* the chain as it is now: the rollback of an automatic transaction may
      * have put back a page holding a link of it (the fuzzer found lanes
      * recovered from a table found before, verified by nobody) */
     pub_lanes_rescan(rt);
-    uint32_t total = n_meta_lanes(rt) + pm_load_acquire(&rt->n_lane_chunks) * LANE_CHUNK;
+    uint32_t n_tables = pm_load_acquire(&rt->n_lane_chunks);
+    for (uint32_t k = 0; k < n_tables; k++)
+        chunk_commit_pending(rt, pm_load_acquire(&rt->lane_chunk[k]));
+    uint32_t total = n_meta_lanes(rt) + n_tables * LANE_CHUNK;
     for (uint32_t i = 0; i < total; i++) {
         int r = lane_recover(rt, lane_at(rt, i), i);
         if (r < 0)

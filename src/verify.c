@@ -22,8 +22,9 @@
  *   lanes    each record is idle or names a location a publishing call can
  *            name and blocks where a block can start, and one rolled
  *            forward names a live block; each overflow lane table is a
- *            live block of the right shape that no lane frees; the chain
- *            ends.
+ *            live block of the right shape, or one linked before its
+ *            commit whose place is free (recovery commits it), that no
+ *            lane frees; the chain ends.
  *   roots    each overflow root table is a live block, of the capacity its
  *            place in the chain gives it, that no lane frees; a slot with a
  *            block has a tag;
@@ -159,15 +160,49 @@ struct pm_root_table *pm_root_table_at(struct pm_rt *rt, uint64_t off, uint64_t 
     return t;
 }
 
-struct pm_lane_table *pm_lane_table_at(struct pm_rt *rt, uint64_t off)
+/* Whether a block of size bytes could be committed at off with nothing
+ * live in its way: a free block of a valid superblock, at least size
+ * long, or pages no run holds (from the persistent bits alone). */
+static bool place_free(struct pm_rt *rt, uint64_t off, uint64_t size)
+{
+    struct pm_sb_header *h, hc;
+    uint32_t idx;
+    if (!pm_block_place(rt, off, &h, &hc, &idx))
+        return false;
+    if (h != NULL)
+        return hc.block_size >= size &&
+               !(pm_load_acquire(&h->bits[idx >> 6]) & (UINT64_C(1) << (idx & 63)));
+    uint64_t first = (off - rt->data_off) >> rt->page_shift;
+    uint64_t n = (size + rt->page_size - 1) >> rt->page_shift;
+    if (n > pm_load_acquire(&rt->n_pages) - first)
+        return false;
+    for (uint64_t p = first; p < first + n; p++) {
+        uint64_t s, e;
+        struct pm_sb_header *sh, shc;
+        if (run_of(rt, p, &s, &e, &sh, &shc))
+            return false;
+    }
+    return true;
+}
+
+struct pm_lane_table *pm_lane_table_at(struct pm_rt *rt, uint64_t off, bool *pending)
 {
     uint64_t size = sizeof(struct pm_lane_table) + PM_LANE_CHUNK * sizeof(struct pm_lane);
-    if (off % 64 != 0 || !pm_in_data(rt, off, sizeof(struct pm_lane_table)))
+    if (off % 64 != 0 || !pm_in_data(rt, off, size))
         return NULL;
     struct pm_lane_table *t = (struct pm_lane_table *)(rt->base + off);
-    if (t->magic != PM_LANE_TABLE_MAGIC || t->n != PM_LANE_CHUNK ||
-        pm_block_live(rt, off) < size)
+    if (t->magic != PM_LANE_TABLE_MAGIC || t->n != PM_LANE_CHUNK)
         return NULL;
+    /* the free place first: at run time a linked table only goes from
+     * free to live (its commit), so a place found taken was taken by the
+     * commit, and the table is live by the time it is asked (in the other
+     * order a commit between the two questions made a table neither, and
+     * another thread's call stopped at it: -ENOMEM) */
+    bool free_place = place_free(rt, off, size);
+    if (!free_place && pm_block_live(rt, off) < size)
+        return NULL;
+    if (pending != NULL)
+        *pending = free_place;
     return t;
 }
 
@@ -212,7 +247,7 @@ bool pm_lane_dest_ok(struct pm_rt *rt, const struct pm_lane *l, uint64_t op)
     const pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
     for (uint32_t k = 0; k < PM_LANE_MAX_CHUNKS; k++) {
         uint64_t off = pm_load_acquire((pm_atomic_u64 *)link);
-        const struct pm_lane_table *t = off != 0 ? pm_lane_table_at(rt, off) : NULL;
+        const struct pm_lane_table *t = off != 0 ? pm_lane_table_at(rt, off, NULL) : NULL;
         if (t == NULL)
             break;
         uint64_t first = (uint64_t)((const char *)&t->lane[0] - rt->base);
@@ -440,14 +475,21 @@ static uint32_t walk_lanes(struct pm_rt *rt, struct persistent_check_report *rep
         uint64_t off = pm_load_acquire(link);
         if (off == 0)
             break;
-        struct pm_lane_table *t = k < PM_LANE_MAX_CHUNKS ? pm_lane_table_at(rt, off) : NULL;
+        bool pending = false;
+        struct pm_lane_table *t =
+            k < PM_LANE_MAX_CHUNKS ? pm_lane_table_at(rt, off, &pending) : NULL;
         if (t == NULL) {
             bad(rep, k < PM_LANE_MAX_CHUNKS
-                         ? "overflow lane table %u at %#llx is not a live lane table"
+                         ? "overflow lane table %u at %#llx is not a lane table, live or "
+                           "in a free place"
                          : "overflow lane tables: chain longer than %u (%#llx)",
                 k < PM_LANE_MAX_CHUNKS ? k : PM_LANE_MAX_CHUNKS, (unsigned long long)off);
             break;
         }
+        /* linked before its commit (publish.c chunk_add_unlaned), which
+         * recovery makes: counted as a call in flight */
+        if (pending)
+            rep->in_flight_lanes++;
         tables[(*n_tables)++] = off;
         for (uint32_t j = 0; j < PM_LANE_CHUNK; j++, i++)
             fn(rt, i, &t->lane[j], arg);

@@ -1092,6 +1092,25 @@ static void mut_lanes(struct img *m, struct rng *r)
         if (m->n_ltab == 0 || chance(r, 30)) {
             const struct run *x = pick_run(m, r, 0);
             uint64_t off = x ? page_off(m, x->first) : pick_off(m, r) & ~UINT64_C(63);
+            if (chance(r, 25) && (x = pick_run(m, r, -1)) != NULL) {
+                /* linked before its commit (publish.c chunk_add_unlaned):
+                 * in the pages after a run, free or not, at times with
+                 * END and KIND bits of no run among them; or in a free
+                 * block of a superblock */
+                uint64_t p = x->last + 1 + below(r, 2);
+                off = page_off(m, p);
+                if (chance(r, 30))
+                    bit_put(m, 1, p + below(r, 3), true);
+                if (chance(r, 20))
+                    bit_put(m, 2, p, true);
+                if (x->sb && chance(r, 40)) {
+                    uint64_t sboff = page_off(m, x->first);
+                    uint64_t nb = SBF(m, sboff, n_blocks), idx = below(r, nb ? nb : 1);
+                    for (int t = 0; t < 16 && nb && sb_alloc_bit(m, sboff, idx); t++)
+                        idx = below(r, nb);
+                    off = sb_block_off(m, sboff, idx);
+                }
+            }
             wr64(m, off, PM_LANE_TABLE_MAGIC);
             wr64(m, off + 8, chance(r, 80) ? 64 : rnd(r) % 200);
             wr64(m, off + 16, 0);

@@ -150,9 +150,9 @@ MUTANTS = [
          what="a realloc-into whose old block was freed meanwhile keeps the page run "
               "it reserved claimed until a reopen"),
     dict(id="pub-chunk-nopersist", file="src/publish.c",
-         find="""    chunk_init(t, NULL);
-    pm_persist(rt, t, size);""",
-         replace="""    chunk_init(t, NULL);""",
+         find="""    chunk_init(rv.blk, NULL);
+    pm_persist(rt, rv.blk, size);""",
+         replace="""    chunk_init(rv.blk, NULL);""",
          what="an overflow lane table added without the chunk lane is linked before its "
               "contents are durable"),
     dict(id="pub-recover-first-lane", file="src/publish.c",
@@ -832,9 +832,9 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    lane_clear(rt, l);""",
          what="G5: a new transaction log is not marked the library's until the next open"),
     dict(id="lane-table-not-marked", file="src/publish.c",
-         find="""            pm_persist(rt, link, sizeof *link);
+         find="""            pub_commit(rt, &rv);
             pm_own_mark(rt, off);""",
-         replace="""            pm_persist(rt, link, sizeof *link);""",
+         replace="""            pub_commit(rt, &rv);""",
          what="G5: a new lane overflow table is not marked the library's until the next open"),
     dict(id="tx-add-own-accepted", file="src/tx.c",
          find="""    if (PM_UNLIKELY(pm_load_relaxed(&rt->ctl[*run].marks) != 0) && pm_own_block(rt, *start))
@@ -1435,11 +1435,11 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    if (t->magic != PM_ROOT_TABLE_MAGIC ||""",
          what="validation: an overflow root table's capacity is trusted"),
     dict(id="ver-lane-table-live", file="src/verify.c",
-         find="""    if (t->magic != PM_LANE_TABLE_MAGIC || t->n != PM_LANE_CHUNK ||
-        pm_block_live(rt, off) < size)""",
-         replace="""    if (t->magic != PM_LANE_TABLE_MAGIC || t->n != PM_LANE_CHUNK ||
-        !pm_in_data(rt, off, size))""",
-         what="validation: an overflow lane table that is not a live block accepted"),
+         find="""    if (!free_place && pm_block_live(rt, off) < size)
+        return NULL;""",
+         replace="",
+         what="validation: an overflow lane table that is neither a live block nor in a "
+              "free place accepted"),
 
     # ------------------------------------------------------------ space.c
     dict(id="space-grow-publish-early", file="src/space.c",
@@ -2290,10 +2290,10 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
     dict(id="lane-link-found-nopersist", file="src/publish.c",
          find="""        if (rt->mode == PM_MODE_WRITER)
             pm_persist(rt, link, sizeof *link);
-        struct pm_lane_table *t = pm_lane_table_at(rt, off);""",
+        struct pm_lane_table *t = pm_lane_table_at(rt, off, NULL);""",
          replace="""        if (rt->mode == PM_MODE_WRITER && 0)
             pm_persist(rt, link, sizeof *link);
-        struct pm_lane_table *t = pm_lane_table_at(rt, off);""",
+        struct pm_lane_table *t = pm_lane_table_at(rt, off, NULL);""",
          what="a thread uses an overflow lane table whose link another thread has not "
               "written back yet: a power failure loses the tables and the records in flight "
               "in them"),
@@ -2430,8 +2430,15 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
         bool ok = chunk_add_laned(rt, rec, size);""",
          replace="""    if (false) {
         bool ok = chunk_add_laned(rt, rec, size);""",
-         what="an overflow lane table is always added the way without a lane: a crash "
-              "between its allocation and its link leaves a table nobody names (G2)"),
+         what="an overflow lane table is always added the way without a lane",
+         equivalent=(
+              "since 2026-12-07 the way without a lane links the table before it "
+              "commits it, and recovery commits a linked table whose place is free: "
+              "crash-safe as the laned way is (test_crashpoints lanes-busy, "
+              "lanes-busy-run); the two differ only in what a lost link CAS does "
+              "(the laned way frees its table under the lane and looks for a lane "
+              "again, the other links it at the new end), neither of which a test "
+              "can tell from outside")),
     dict(id="auto-lookup-unguarded", file="src/tx.c",
          find="""void pm_auto_wait_outside(struct pm_rt *rt)
 {
@@ -2719,6 +2726,62 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
         chunk_lane_give(rt);""",
          replace="""    (void)chunk;""",
          what="the chunk lane is never given back after a lane-less call: the next "
-              "lane-less free fails, and lane tables are added the way that can leak"),
+              "lane-less free fails, and lane tables are added the way without a lane"),
+    dict(id="lane-table-pending-refused", file="src/verify.c",
+         find="""    if (!free_place && pm_block_live(rt, off) < size)
+        return NULL;""",
+         replace="""    if (free_place || pm_block_live(rt, off) < size)
+        return NULL;""",
+         what="a lane table linked but not yet committed is refused: the open after a "
+              "kill between the link and the commit calls the space damaged, and at run "
+              "time the chain walk stops at it and another thread's call fails with "
+              "-ENOMEM"),
+    dict(id="lane-table-live-asked-first", file="src/verify.c",
+         find="""    bool free_place = place_free(rt, off, size);
+    if (!free_place && pm_block_live(rt, off) < size)
+        return NULL;""",
+         replace="""    bool live = pm_block_live(rt, off) >= size;
+    bool free_place = !live && place_free(rt, off, size);
+    if (!live && !free_place)
+        return NULL;""",
+         what="a linked lane table is asked whether it is live before whether its place "
+              "is free: a commit between the two questions makes it neither, and "
+              "another thread's chain walk stops there (-ENOMEM, G5b)"),
+    dict(id="lane-table-free-first-page-only", file="src/verify.c",
+         find="""    for (uint64_t p = first; p < first + n; p++) {
+        uint64_t s, e;""",
+         replace="""    for (uint64_t p = first; p < first + 1; p++) {
+        uint64_t s, e;""",
+         what="a linked lane table that is a page run counts as in a free place when "
+              "its first page is in no run: a forged run inside its pages is accepted, "
+              "and the open commits the table over it (G8)"),
+    dict(id="chunk-pending-not-committed", file="src/publish.c",
+         find="""        chunk_commit_pending(rt, pm_load_acquire(&rt->lane_chunk[k]));""",
+         replace="""        (void)chunk_commit_pending;""",
+         what="recovery leaves a linked lane table uncommitted: the rebuild takes its "
+              "place for free and a later block overwrites the lanes (G2)"),
+    dict(id="chunk-pending-end-kept", file="src/publish.c",
+         find="""        if (p + 1 < first + n && pg_bit(rt->end_bits, p))""",
+         replace="""        if (false)""",
+         what="recovery commits a linked lane table's run over an END bit of no run "
+              "among its pages: the run ends short of the table"),
+    dict(id="chunk-pending-kind-kept", file="src/publish.c",
+         find="""        if (pg_bit(rt->kind_bits, p))
+            pg_bit_clear(rt, rt->kind_bits, p);""",
+         replace="""        if (false)
+            pg_bit_clear(rt, rt->kind_bits, p);""",
+         what="recovery commits a linked lane table's run over a KIND bit of no run at "
+              "its first page: the run reads as a superblock"),
+    dict(id="chunk-unlaned-commit-first", file="src/publish.c",
+         find="""    uint64_t off = (uint64_t)((char *)rv.blk - rt->base);
+    for (;;) {
+        pm_atomic_u64 *link = chunks_discover(rt);""",
+         replace="""    uint64_t off = (uint64_t)((char *)rv.blk - rt->base);
+    pub_commit(rt, &rv);
+    for (;;) {
+        pm_atomic_u64 *link = chunks_discover(rt);""",
+         what="the way without a lane commits the table before it links it (the order "
+              "before 2026-12-07): a kill between the two leaks it (G2); the commit "
+              "after the link then repeats, harmless"),
 ]
 
