@@ -606,6 +606,9 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
  * the begin, growing a growable space when there are none; a write whose
  * page finds no room at all (the space full at its maximum) stops the
  * process, and the next open rolls the transaction back.
+ * Under valgrind, run it with --px-default=allregs-at-mem-access: a store
+ * that faults is resumed after the handler, and by default valgrind may
+ * resume it with a stale register (a wrong value written).
  * Nested begins flatten; commit and abort end it as any transaction. */
 int persistent_tx_begin_auto(allocator_space_t *space);
 

@@ -1284,6 +1284,8 @@ static inline void pm_vg_noaccess(void *p, size_t n)
 void pm_vg_close(struct pm_rt *rt);             /* leaks: at close */
 void pm_vg_open(struct pm_rt *rt);              /* free memory: no access */
 void pm_vg_unmap(struct pm_rt *rt);             /* all of it, before unmap */
+void pm_vg_reset(struct pm_rt *rt);             /* an automatic transaction's
+                                                   abort: nothing known */
 void pm_copy_raw(void *dst, const void *src, size_t n);   /* unchecked */
 #else
 #define PM_VG_MARKS 0
@@ -1309,6 +1311,7 @@ static inline void pm_vg_close(struct pm_rt *rt) { (void)rt; }
 static inline void pm_vg_open(struct pm_rt *rt) { (void)rt; }
 static inline void pm_vg_noaccess(void *p, size_t n) { (void)p, (void)n; }
 static inline void pm_vg_unmap(struct pm_rt *rt) { (void)rt; }
+static inline void pm_vg_reset(struct pm_rt *rt) { (void)rt; }
 static inline void pm_copy_raw(void *dst, const void *src, size_t n)
 {
     memcpy(dst, src, n);

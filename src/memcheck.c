@@ -197,6 +197,34 @@ void pm_vg_unmap(struct pm_rt *rt)
         UNPOISON(rt->data, n << rt->page_shift);
 }
 
+/* After an automatic transaction's abort put its pages back: every block
+ * memcheck knew is forgotten (the abort may have taken it back, and
+ * brought back blocks the transaction freed), and the whole space is
+ * readable and defined again, as a fresh mapping is; pm_vg_open then
+ * marks what is free, as at an open.  Before the rebuild, which reads
+ * the headers put back: a superblock carved during the transaction in a
+ * released one's pages had the old header's bitmap words marked as its
+ * free blocks (an ASan report in the rebuild, the fuzzer found). */
+void pm_vg_reset(struct pm_rt *rt)
+{
+    uint64_t n = pm_load_acquire(&rt->n_pages);
+    if (!ACTIVE || rt->data == NULL || n == 0)
+        return;
+    UNPOISON(rt->data, n << rt->page_shift);
+    if (!RUNNING_ON_VALGRIND || rt->vgknown == NULL)
+        return;
+    uint64_t words = ((n << rt->page_shift) / 16 + 63) / 64;
+    for (uint64_t w = 0; w < words; w++) {
+        uint64_t k = pm_load_relaxed(&rt->vgknown[w]);
+        if (k == 0)
+            continue;
+        pm_store_relaxed(&rt->vgknown[w], 0);
+        for (; k != 0; k &= k - 1)
+            VALGRIND_FREELIKE_BLOCK(rt->data + ((w * 64 + pm_ctz64(k)) << 4), 0);
+    }
+    VALGRIND_MAKE_MEM_DEFINED(rt->data, n << rt->page_shift);
+}
+
 /* ---- open: what is free, memcheck may not touch ---- */
 
 struct gap {

@@ -544,6 +544,7 @@ __attribute__((noinline)) static bool log_room_slow(struct pm_rt *rt, struct pm_
         }
         uint64_t seg = rt->data_off + (first << rt->page_shift);
         pm_vg_internal(rt->base + seg, n << rt->page_shift);
+        pm_vg_defined(rt->base + seg, n << rt->page_shift);    /* as log_init */
         if (tx->automatic)
             (void)os_protect(rt->base + seg, n << rt->page_shift, true);
         struct pm_txent *j = (struct pm_txent *)(void *)tx->at;
@@ -611,7 +612,10 @@ static inline struct pm_tx *tx_open(allocator_space_t *space, struct pm_rt **rtp
 static void log_init(struct pm_rt *rt, void *blk)
 {
     struct pm_txlog *lg = blk;
+    /* defined: the log is read past its last entry, whatever the file
+     * holds there, and each entry checked (pm_txit_next) */
     pm_vg_internal(lg, LOG_BYTES);
+    pm_vg_defined(lg, LOG_BYTES);
     memset(lg, 0, sizeof *lg + ENT);
     lg->magic = PM_TXLOG_MAGIC;
     lg->size = LOG_BYTES;
@@ -1994,12 +1998,13 @@ static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
                  "transaction that aborted; its call cannot finish on the restored "
                  "heap, so the process stops (the space is whole: open it again)\n");
     auto_end(rt, tx);
+    /* memory checkers: nothing marked before the rebuild reads the
+     * headers put back (pm_vg_reset), what is free marked again after */
+    pm_vg_reset(rt);
     pm_engine_reset(rt, rec);
     /* a lookup of another thread that ran meanwhile looks again
      * (pm_auto_moved) */
     pm_fetch_add_acq_rel(&rt->auto_resets, (uint64_t)1);
-    /* memory checkers: what is free again after the restore */
-    pm_vg_unmap(rt);
     pm_vg_open(rt);
     if (release)
         pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);

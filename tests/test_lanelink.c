@@ -178,7 +178,7 @@ static void live_case(const char *name, uint64_t size)
     atomic_store(&release_walker, 1);
     if (!atomic_load(&walker_parked))
         pthread_join(ta, NULL);
-    pm_test_hook = NULL;
+    pm_test_hook = (pm_hook_fn *)0;
     CHECK_EQ(a.rc, 0);
     CHECK(slots[0] != 0);
     CHECK(pm_block_live(rt, off) >= TABLE);

@@ -6,7 +6,13 @@
  * overflow  a write one byte past a block's usable end: an invalid write
  * uaf       a read of a freed block: an invalid read in a block freed
  * leak      a block no root reaches at close: definitely lost, with the
- *           stack of leak_one() */
+ *           stack of leak_one()
+ * auto      automatic transactions (their writes are caught by page
+ *           faults): one that frees blocks, has superblocks carved again
+ *           and aborts, one that commits: no error, the heap as it was
+ *           or as committed (run with --px-default=allregs-at-mem-access,
+ *           without which valgrind resumes a faulting store with a stale
+ *           register: include/persistent_mem.h) */
 #include "check.h"
 
 #include <valgrind/memcheck.h>
@@ -131,6 +137,53 @@ static void leak(const char *path)
     persistent_space_close(s);
 }
 
+static void auto_tx(const char *path)
+{
+    allocator_space_t *s = open_space(path);
+    static void *p[9000];
+    for (int i = 0; i < 9000; i++) {
+        REQUIRE((p[i] = persistent_malloc(s, 16)) != NULL);
+        memset(p[i], i & 0xff, 16);
+    }
+    char *big = persistent_malloc(s, 256u << 10);
+    REQUIRE(big != NULL);
+    memset(big, 1, 256u << 10);
+    REQUIRE(persistent_tx_begin_auto(s) == 0);
+    for (size_t sz = 1u << 20; sz >= 4096; sz /= 2)
+        while (persistent_malloc(s, sz) != NULL)
+            ;
+    for (int i = 0; i < 8192; i++)
+        persistent_free(s, p[i]);
+    for (int i = 0; i < 8; i++)
+        REQUIRE(persistent_malloc(s, 48) != NULL);
+    REQUIRE(persistent_tx_abort(s) == 0);
+    for (int i = 0; i < 9000; i++) {
+        REQUIRE(persistent_usable_size(s, p[i]) >= 16);     /* live again */
+        REQUIRE(((unsigned char *)p[i])[15] == (i & 0xff));
+    }
+    /* 64 pages' images: the log grows by segments */
+    REQUIRE(persistent_tx_begin_auto(s) == 0);
+    memset(big, 2, 256u << 10);
+    REQUIRE(persistent_tx_abort(s) == 0);
+    REQUIRE(big[0] == 1 && big[(256u << 10) - 1] == 1);
+    persistent_free(s, big);
+    /* and one that commits */
+    REQUIRE(persistent_tx_begin_auto(s) == 0);
+    for (int i = 0; i < 4096; i++)
+        persistent_free(s, p[i]);
+    char *q = persistent_malloc(s, 300);
+    REQUIRE(q != NULL);
+    memset(q, 7, 300);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    for (int i = 4096; i < 9000; i++)
+        persistent_free(s, p[i]);
+    persistent_free(s, q);
+    struct persistent_check_report rep;
+    REQUIRE(persistent_check(s, &rep) == 0);
+    REQUIRE(rep.live_blocks == 1);                 /* the thread's transaction log */
+    REQUIRE(persistent_space_close(s) == 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3)
@@ -151,6 +204,8 @@ int main(int argc, char **argv)
         uaf(path);
     else if (strcmp(m, "leak") == 0)
         leak(path);
+    else if (strcmp(m, "auto") == 0)
+        auto_tx(path);
     else
         return 2;
     unlink(path);

@@ -1023,6 +1023,33 @@ __attribute__((constructor)) static void key_at_load(void)
               "(one that owns no superblock)"),
 
     # ------------------------------------------------------------ memcheck (ASan build)
+    dict(id="mc-abort-unpoison-late", file="src/tx.c", build="asan",
+         find="""    pm_vg_reset(rt);
+    pm_engine_reset(rt, rec);""",
+         replace="""    pm_engine_reset(rt, rec);
+    pm_vg_reset(rt);""",
+         what="an automatic transaction's abort unpoisons the space after the rebuild: "
+              "a restored header whose bitmap words a superblock carved meanwhile had "
+              "poisoned is an ASan report (the fuzzer, 2026-12-07)"),
+    dict(id="vg-abort-known-kept", file="src/memcheck.c", build="valgrind",
+         find="""        for (; k != 0; k &= k - 1)
+            VALGRIND_FREELIKE_BLOCK(rt->data + ((w * 64 + pm_ctz64(k)) << 4), 0);""",
+         replace="",
+         what="an automatic transaction's abort leaves valgrind's books as the "
+              "transaction's calls left them: blocks it allocated, gone with the "
+              "rollback, are definitely lost at exit"),
+    dict(id="vg-log-head-undefined", file="src/tx.c", build="valgrind",
+         find="""    pm_vg_internal(lg, LOG_BYTES);
+    pm_vg_defined(lg, LOG_BYTES);""",
+         replace="""    pm_vg_internal(lg, LOG_BYTES);""",
+         what="a transaction log's bytes are undefined to valgrind: the iterator's "
+              "read past the last entry is an uninitialised-value report"),
+    dict(id="vg-log-segment-undefined", file="src/tx.c", build="valgrind",
+         find="""        pm_vg_defined(rt->base + seg, n << rt->page_shift);    /* as log_init */
+""",
+         replace="",
+         what="a log segment's bytes are undefined to valgrind: the iterator's read "
+              "past the last entry is an uninitialised-value report"),
     dict(id="mc-shrink-poison-late", file="src/large.c", build="asan",
          find="""        pm_vg_resized(rt, ptr, n_old << rt->page_shift, n_new << rt->page_shift);
         pg_bit_set(rt, rt->end_bits, first + n_new - 1);  /* commit */

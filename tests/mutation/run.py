@@ -25,7 +25,8 @@ The file is restored before the next mutant.
 
 A mutant may name another build (`build`, see BUILDS): "asan" runs the api
 suite under AddressSanitizer + UBSan, for mistakes only a sanitizer sees
-(memory left poisoned, or poisoned too late); that build is configured and
+(memory left poisoned, or poisoned too late), "valgrind" the memcheck suite
+(a -Dvalgrind=enabled build under valgrind); such a build is configured and
 its baseline run only when a chosen mutant needs it.
 
 Results go to results.json and results.md (next to this script for a full
@@ -64,6 +65,7 @@ BUILDS = {
     "gcc": (["-Dbench=false"], SUITES, {}),
     "asan": (["-Dbench=false", "-Db_sanitize=address,undefined", "-Db_lundef=false"],
              ["api"], {"PM_STRESS_SCALE": "0.3"}),
+    "valgrind": (["-Dbench=false", "-Dvalgrind=enabled"], ["memcheck"], {}),
 }
 
 sys.path.insert(0, HERE)
