@@ -200,8 +200,8 @@ struct pm_lane *pub_lane(struct pm_rt *rt, struct pm_trec *rec)
     if (rec->lane >= 0)
         return lane_at(rt, (uint32_t)rec->lane);
     for (;;) {
-        uint32_t total = n_meta_lanes(rt) +
-                         pm_load_acquire(&rt->n_lane_chunks) * LANE_CHUNK;
+        uint32_t chunks = pm_load_acquire(&rt->n_lane_chunks);
+        uint32_t total = n_meta_lanes(rt) + chunks * LANE_CHUNK;
         for (uint32_t i = 0; i < total; i++) {
             uint32_t zero = 0;
             if (pm_load_relaxed(&rt->lane_owner[i]) == 0 &&
@@ -211,6 +211,12 @@ struct pm_lane *pub_lane(struct pm_rt *rt, struct pm_trec *rec)
             }
         }
         if (!chunk_add(rt, rec)) {
+            /* no room for a table of its own, or the chain full: tables
+             * other threads added since the look above have lanes (many
+             * threads with none add one each at once) */
+            chunks_discover(rt);
+            if (pm_load_acquire(&rt->n_lane_chunks) != chunks)
+                continue;
             errno = ENOMEM;
             return NULL;
         }

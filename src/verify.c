@@ -174,15 +174,19 @@ static bool place_free(struct pm_rt *rt, uint64_t off, uint64_t size)
                !(pm_load_acquire(&h->bits[idx >> 6]) & (UINT64_C(1) << (idx & 63)));
     uint64_t first = (off - rt->data_off) >> rt->page_shift;
     uint64_t n = (size + rt->page_size - 1) >> rt->page_shift;
-    if (n > pm_load_acquire(&rt->n_pages) - first)
+    uint64_t np = pm_load_acquire(&rt->n_pages);
+    if (first >= np || n > np - first)
         return false;
-    for (uint64_t p = first; p < first + n; p++) {
-        uint64_t s, e;
-        struct pm_sb_header *sh, shc;
-        if (run_of(rt, p, &s, &e, &sh, &shc))
-            return false;
-    }
-    return true;
+    /* one look back from its last page, not one from each page (each a
+     * word at a time to the START before it: a chain of tables far past
+     * the last run, judged once for each lane record, took minutes) */
+    uint64_t s = pg_prev_set(rt->start_bits, first + n - 1);
+    if (s == PG_NONE)
+        return true;
+    if (s >= first)
+        return false;               /* a run starts among its pages */
+    uint64_t e = pg_next_set(rt->end_bits, s, np);
+    return e == PG_NONE || e < first;
 }
 
 struct pm_lane_table *pm_lane_table_at(struct pm_rt *rt, uint64_t off, bool *pending)
@@ -247,8 +251,13 @@ bool pm_lane_dest_ok(struct pm_rt *rt, const struct pm_lane *l, uint64_t op)
     const pm_atomic_u64 *link = &rt->hdr->live.lanes_next_off;
     for (uint32_t k = 0; k < PM_LANE_MAX_CHUNKS; k++) {
         uint64_t off = pm_load_acquire((pm_atomic_u64 *)link);
-        const struct pm_lane_table *t = off != 0 ? pm_lane_table_at(rt, off, NULL) : NULL;
-        if (t == NULL)
+        /* the shape alone (no table judged again for each record: see
+         * place_free); a chain pm_verify accepts is all tables anyway */
+        uint64_t tsize = sizeof(struct pm_lane_table) + PM_LANE_CHUNK * sizeof(struct pm_lane);
+        if (off == 0 || off % 64 != 0 || !pm_in_data(rt, off, tsize))
+            break;
+        const struct pm_lane_table *t = (const struct pm_lane_table *)(rt->base + off);
+        if (t->magic != PM_LANE_TABLE_MAGIC || t->n != PM_LANE_CHUNK)
             break;
         uint64_t first = (uint64_t)((const char *)&t->lane[0] - rt->base);
         uint64_t end = first + PM_LANE_CHUNK * sizeof(struct pm_lane);
@@ -490,6 +499,20 @@ static uint32_t walk_lanes(struct pm_rt *rt, struct persistent_check_report *rep
          * recovery makes: counted as a call in flight */
         if (pending)
             rep->in_flight_lanes++;
+        /* two tables whose bytes overlap: only tables in free places can
+         * (a live block is no other's), and the writer's open would
+         * commit both, runs over runs, one's lane records over the
+         * other's head */
+        uint64_t tsize = sizeof(struct pm_lane_table) + PM_LANE_CHUNK * sizeof(struct pm_lane);
+        for (uint32_t q = 0; q < *n_tables; q++)
+            if (off < tables[q] + tsize && tables[q] < off + tsize) {
+                bad(rep, "overflow lane tables %u and %u overlap (%#llx, %#llx)", q, k,
+                    (unsigned long long)tables[q], (unsigned long long)off);
+                t = NULL;
+                break;
+            }
+        if (t == NULL)
+            break;
         tables[(*n_tables)++] = off;
         for (uint32_t j = 0; j < PM_LANE_CHUNK; j++, i++)
             fn(rt, i, &t->lane[j], arg);

@@ -343,6 +343,77 @@ static void killed_case(const char *name, uint64_t size, bool run)
     REQUIRE(persistent_space_close(S) == 0);
 }
 
+/* ---- no room for a second table ----
+ *
+ * The space full but for one table's room, every lane taken and the chunk
+ * lane held.  One thread adds a table there and is parked between the
+ * link and the commit; another needs a lane for a free_from, finds no
+ * room for a table of its own and must take a lane in the first one's:
+ * it looked for a lane before that table was counted.  Until the review
+ * of 2026-12-07 it failed with -ENOMEM (many threads with no lane at
+ * once: 43 to 106 of 256 calls failed in an 8 MiB space). */
+static _Atomic int crowd_parked, crowd_release;
+
+static void crowd_hook(int point)
+{
+    if (point == PM_HOOK_CHUNK_LINKED && !atomic_exchange(&crowd_parked, 1))
+        while (!atomic_load(&crowd_release))
+            usleep(200);
+}
+
+static int crowd_rc = 1;
+
+static void *crowd_freer(void *arg)
+{
+    (void)arg;
+    crowd_rc = persistent_free_from(S, &slots[1]);
+    return NULL;
+}
+
+static void no_room_for_two(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s", t_path("lanelink-room"));
+    S = open_at(path, 1u << 20, PERSISTENT_OPEN_CREATE);
+    REQUIRE(S != NULL);
+    slots = persistent_root_get(S, 1, 16 * sizeof *slots, NULL);
+    REQUIRE(slots != NULL);
+    REQUIRE(persistent_alloc_into(S, &slots[1], 64) == 0);
+    /* full: blocks of a table's size first, then everything smaller */
+    void *table_sized = NULL, *p;
+    while ((p = persistent_malloc(S, TABLE)) != NULL)
+        table_sized = p;
+    REQUIRE(table_sized != NULL);
+    for (size_t sz = 64u << 10; sz >= 16; sz /= 2)
+        while (persistent_malloc(S, sz) != NULL)
+            ;
+    persistent_free(S, table_sized);            /* one table's room */
+    struct pm_rt *rt = pm_rt_of(S);
+    lanes_taken(rt);
+    atomic_store(&crowd_parked, 0);
+    atomic_store(&crowd_release, 0);
+    pm_test_hook = crowd_hook;
+    struct pub a = {0, -1};
+    pthread_t ta, tb;
+    REQUIRE(pthread_create(&ta, NULL, publisher, &a) == 0);     /* adds the table */
+    while (!atomic_load(&crowd_parked))
+        usleep(200);
+    REQUIRE(first_table(rt) != 0);
+    REQUIRE(pthread_create(&tb, NULL, crowd_freer, NULL) == 0);
+    pthread_join(tb, NULL);
+    CHECK_EQ(crowd_rc, 0);
+    CHECK_EQ(slots[1], 0);
+    atomic_store(&crowd_release, 1);
+    pthread_join(ta, NULL);
+    pm_test_hook = (pm_hook_fn *)0;
+    /* the parked thread's own call had no room for its block */
+    CHECK(a.rc == 0 || a.rc == -ENOMEM);
+    lanes_given_back(rt);
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(S, &rep), 0);
+    REQUIRE(persistent_space_close(S) == 0);
+}
+
 /* ---- a storm: many threads adding tables at once, killed at a link ----
  *
  * 100 threads in a 4 MiB space of 16 lanes (two tables' worth), the
@@ -460,6 +531,7 @@ int main(void)
     live_case("lanelink-run", 48u << 10);
     killed_case("lanelink-killed-small", 64u << 10, false);
     killed_case("lanelink-killed-run", 48u << 10, true);
+    no_room_for_two();
     storm(24);
     return t_done();
 }

@@ -2774,14 +2774,40 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
          what="a linked lane table is asked whether it is live before whether its place "
               "is free: a commit between the two questions makes it neither, and "
               "another thread's chain walk stops there (-ENOMEM, G5b)"),
+    dict(id="lane-tables-overlap-accepted", file="src/verify.c",
+         find="""            if (off < tables[q] + tsize && tables[q] < off + tsize) {""",
+         replace="""            if (q > PM_LANE_MAX_CHUNKS && off < tables[q] + tsize && tables[q] < off + tsize) {""",
+         what="two linked lane tables in free places whose bytes overlap are accepted: "
+              "the writer's open commits both, runs over runs, and clears one's magic as "
+              "the other's torn lane (G8)"),
+    dict(id="lane-dest-ok-judges-tables", file="src/verify.c",
+         find="""        uint64_t tsize = sizeof(struct pm_lane_table) + PM_LANE_CHUNK * sizeof(struct pm_lane);
+        if (off == 0 || off % 64 != 0 || !pm_in_data(rt, off, tsize))
+            break;
+        const struct pm_lane_table *t = (const struct pm_lane_table *)(rt->base + off);
+        if (t->magic != PM_LANE_TABLE_MAGIC || t->n != PM_LANE_CHUNK)
+            break;""",
+         replace="""        const struct pm_lane_table *t = off != 0 ? pm_lane_table_at(rt, off, NULL) : NULL;
+        if (t == NULL)
+            break;""",
+         what="each lane record's destination check judges every table of the chain "
+              "again: a view's check of 64 tables in free places far past the last run, "
+              "4096 records in flight, takes seconds to minutes (G8)"),
     dict(id="lane-table-free-first-page-only", file="src/verify.c",
-         find="""    for (uint64_t p = first; p < first + n; p++) {
-        uint64_t s, e;""",
-         replace="""    for (uint64_t p = first; p < first + 1; p++) {
-        uint64_t s, e;""",
+         find="""    uint64_t s = pg_prev_set(rt->start_bits, first + n - 1);""",
+         replace="""    uint64_t s = pg_prev_set(rt->start_bits, first);""",
          what="a linked lane table that is a page run counts as in a free place when "
               "its first page is in no run: a forged run inside its pages is accepted, "
               "and the open commits the table over it (G8)"),
+    dict(id="pub-lane-no-second-look", file="src/publish.c",
+         find="""            chunks_discover(rt);
+            if (pm_load_acquire(&rt->n_lane_chunks) != chunks)
+                continue;
+""",
+         replace="",
+         what="a thread with no lane that finds no room for a table of its own fails "
+              "(-ENOMEM) though other threads added tables with free lanes after it "
+              "looked (G5b)"),
     dict(id="chunk-pending-not-committed", file="src/publish.c",
          find="""        chunk_commit_pending(rt, pm_load_acquire(&rt->lane_chunk[k]));""",
          replace="""        (void)chunk_commit_pending;""",
