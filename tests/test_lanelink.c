@@ -224,9 +224,9 @@ static uint64_t killed_at_link(const char *path, uint64_t size)
         lanes_taken(pm_rt_of(S));
         pm_test_hook = kill_hook;
         struct pub a = {0, -1};
-        pthread_t t;
-        pthread_create(&t, NULL, publisher, &a);
-        pthread_join(t, NULL);
+        publisher(&a);          /* no lane yet in this process: no thread needed
+                                   (a forked child's thread hangs now and then
+                                   under qemu-user) */
         _exit(4);                               /* the hook never ran */
     }
     int st;
@@ -446,6 +446,12 @@ static void *stormer(void *arg)
 
 static void storm(int rounds)
 {
+    if (getenv("PM_UNDER_QEMU") != NULL) {
+        /* its forked children start threads: under qemu-user such a child
+         * hangs now and then (test_publish, test_tx) */
+        printf("storm: skipped under qemu-user\n");
+        return;
+    }
     int pending = 0, killed = 0;
     for (int k = 0; k < rounds; k++) {
         char path[512];
