@@ -870,6 +870,8 @@ struct pm_run {
 };
 #define PM_LANE_CHUNK 64u         /* lanes per overflow lane table */
 #define PM_LANE_MAX_CHUNKS 64u    /* overflow lane tables at most */
+/* the bytes of an overflow lane table: its head and its lanes */
+#define PM_LANE_TABLE_BYTES (sizeof(struct pm_lane_table) + PM_LANE_CHUNK * sizeof(struct pm_lane))
 static inline uint64_t pm_data_limit(struct pm_rt *rt)
 {
     return rt->data_off + (pm_load_acquire(&rt->n_pages) << rt->page_shift);

@@ -186,7 +186,7 @@ static bool chunk_add_unlaned(struct pm_rt *rt, struct pm_trec *rec, size_t size
  * when no other thread holds it, else chunk_add_unlaned. */
 static bool chunk_add(struct pm_rt *rt, struct pm_trec *rec)
 {
-    size_t size = sizeof(struct pm_lane_table) + LANE_CHUNK * sizeof(struct pm_lane);
+    size_t size = PM_LANE_TABLE_BYTES;
     if (chunk_lane_take(rt)) {
         bool ok = chunk_add_laned(rt, rec, size);
         chunk_lane_give(rt);
@@ -1269,7 +1269,7 @@ static int lane_recover(struct pm_rt *rt, struct pm_lane *l, uint32_t i)
 static void chunk_commit_pending(struct pm_rt *rt, const struct pm_lane_table *t)
 {
     uint64_t off = (uint64_t)((const char *)t - rt->base);
-    uint64_t size = sizeof(struct pm_lane_table) + LANE_CHUNK * sizeof(struct pm_lane);
+    uint64_t size = PM_LANE_TABLE_BYTES;
     struct pm_sb_header *h, hc;
     uint32_t idx;
     if (pm_block_live(rt, off) >= size || !pm_block_place(rt, off, &h, &hc, &idx))

@@ -191,7 +191,7 @@ static bool place_free(struct pm_rt *rt, uint64_t off, uint64_t size)
 
 struct pm_lane_table *pm_lane_table_at(struct pm_rt *rt, uint64_t off, bool *pending)
 {
-    uint64_t size = sizeof(struct pm_lane_table) + PM_LANE_CHUNK * sizeof(struct pm_lane);
+    uint64_t size = PM_LANE_TABLE_BYTES;
     if (off % 64 != 0 || !pm_in_data(rt, off, size))
         return NULL;
     struct pm_lane_table *t = (struct pm_lane_table *)(rt->base + off);
@@ -253,7 +253,7 @@ bool pm_lane_dest_ok(struct pm_rt *rt, const struct pm_lane *l, uint64_t op)
         uint64_t off = pm_load_acquire((pm_atomic_u64 *)link);
         /* the shape alone (no table judged again for each record: see
          * place_free); a chain pm_verify accepts is all tables anyway */
-        uint64_t tsize = sizeof(struct pm_lane_table) + PM_LANE_CHUNK * sizeof(struct pm_lane);
+        uint64_t tsize = PM_LANE_TABLE_BYTES;
         if (off == 0 || off % 64 != 0 || !pm_in_data(rt, off, tsize))
             break;
         const struct pm_lane_table *t = (const struct pm_lane_table *)(rt->base + off);
@@ -503,7 +503,7 @@ static uint32_t walk_lanes(struct pm_rt *rt, struct persistent_check_report *rep
          * (a live block is no other's), and the writer's open would
          * commit both, runs over runs, one's lane records over the
          * other's head */
-        uint64_t tsize = sizeof(struct pm_lane_table) + PM_LANE_CHUNK * sizeof(struct pm_lane);
+        uint64_t tsize = PM_LANE_TABLE_BYTES;
         for (uint32_t q = 0; q < *n_tables; q++)
             if (off < tables[q] + tsize && tables[q] < off + tsize) {
                 bad(rep, "overflow lane tables %u and %u overlap (%#llx, %#llx)", q, k,

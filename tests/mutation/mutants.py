@@ -2781,7 +2781,7 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
               "the writer's open commits both, runs over runs, and clears one's magic as "
               "the other's torn lane (G8)"),
     dict(id="lane-dest-ok-judges-tables", file="src/verify.c",
-         find="""        uint64_t tsize = sizeof(struct pm_lane_table) + PM_LANE_CHUNK * sizeof(struct pm_lane);
+         find="""        uint64_t tsize = PM_LANE_TABLE_BYTES;
         if (off == 0 || off % 64 != 0 || !pm_in_data(rt, off, tsize))
             break;
         const struct pm_lane_table *t = (const struct pm_lane_table *)(rt->base + off);
