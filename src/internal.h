@@ -1384,9 +1384,12 @@ enum pm_hook_point {
     PM_HOOK_LANES_RESCAN,         /* chunks_walk: a lane table about to be
                                      cached (in pub_lanes_rescan, a thread's
                                      lookup of its kept lane may run here) */
-    PM_HOOK_CHUNK_LINKED          /* chunk_add_unlaned: a lane table linked
+    PM_HOOK_CHUNK_LINKED,         /* chunk_add_unlaned: a lane table linked
                                      and written back, its block not yet
                                      committed (publish.c) */
+    PM_HOOK_AUTO_GATE             /* a call at its gate found another
+                                     thread's automatic transaction, its
+                                     busy flag still up (tx.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

@@ -98,6 +98,9 @@ struct pm_tx {
                                      rec->tx_open (depth_set) */
     struct pm_trec *rec;          /* whose (set by each begin) */
     bool automatic;               /* pages caught by protection */
+    bool fenced;                  /* automatic: its begin fenced every
+                                     thread (membarrier) after taking the
+                                     space */
     uint64_t gen;
     uint64_t key;                 /* of its entries' checks (pm_txlog_key) */
     struct pm_txlog *log;
@@ -1724,6 +1727,7 @@ void pm_auto_wait_outside(struct pm_rt *rt)
 void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
 {
     while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
+        pm_hook(PM_HOOK_AUTO_GATE);
         pm_op_end(rec);
         pm_auto_wait_outside(rt);
         pm_op_begin(rec);
@@ -1822,8 +1826,11 @@ int persistent_tx_begin_auto(allocator_space_t *space)
      * busy flag from here on sees it (pm_auto_gate); one that raised it
      * before shows busy below (without membarrier, kernels before 4.14,
      * only where a superblock it owns says so: sb_revoke_all refuses) */
-    if (r == 0 && os_membarrier_init() == 0)
+    bool fenced = false;
+    if (r == 0 && os_membarrier_init() == 0) {
         r = os_membarrier();
+        fenced = r == 0;
+    }
     /* busy, or (a begin done since the look above: persistent_tx_begin
      * sets the depth inside its operation) a transaction open, or held
      * frees (a whole transaction committed since that look: a helper's
@@ -1868,6 +1875,7 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     tx->seg_from = 0;
     tx_start(rt, tx);
     tx->automatic = true;
+    tx->fenced = fenced;
     set_state(rt, tx, PM_TX_ACTIVE, true);
     tx->written = true;
     pm_store_relaxed(&auto_reported, 0u);
@@ -1988,9 +1996,19 @@ static void auto_abort(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx,
     os_vol_free(pages, cap * sizeof *pages);
     pm_drain(rt);
     set_state(rt, tx, PM_TX_IDLE, true);
+    /* Another thread's busy flag: after the begin's membarrier, a flag
+     * raised since belongs to a call before its gate (pm_auto_gate), or
+     * at it and about to lower the flag to wait outside, or to a fast
+     * path on its way there (it finds its cache revoked: the begin took
+     * every superblock); none has changed anything, and none does before
+     * its gate, which holds it until the end.  So the abort goes on
+     * beside them (it counted them as calls inside the space and stopped
+     * the process: test_tx under qemu-user, now and then, a thread
+     * preempted in that window).  Without the membarrier (kernels before
+     * 4.14) a flag may be a call that passed its gate unseen: inside. */
     uint32_t busy = pm_load_acquire(&auto_waiters);
     uint32_t nr = pm_load_acquire(&rt->n_recs);
-    for (uint32_t id = 1; id <= nr && id < PM_MAX_RECS; id++)
+    for (uint32_t id = 1; !tx->fenced && id <= nr && id < PM_MAX_RECS; id++)
         if (id != rec->id && pm_load_acquire(&rt->recs[id].busy))
             busy++;
     if (busy)

@@ -2060,6 +2060,71 @@ static void test_auto_refuses_busy(void)
     REQUIRE(persistent_tx_commit(S) == 0);
 }
 
+/* A call of another thread at its gate, its busy flag still up (it found
+ * the automatic transaction and has not yet lowered it to wait outside),
+ * while the transaction aborts: it has changed nothing and will not
+ * before its gate lets it through (the begin's membarrier makes every
+ * flag raised since a call before its gate), so the abort goes on beside
+ * it, neither stopping the process as for a call inside the space
+ * (test_auto_abort_lookups stopped so under qemu-user now and then: a
+ * thread preempted in that window) nor waiting for it (a thread stopped
+ * there for good would hold the abort up).  The parked call is let go
+ * once the abort has returned (10 s at most: an abort that waited for it
+ * fails the check below), then goes on, on the heap the abort left, with
+ * no wait and so no report. */
+static _Atomic int ag_stage, ag_held;
+static _Thread_local bool ag_parker;
+
+static void ag_hook(int point)
+{
+    if (point != PM_HOOK_AUTO_GATE || !ag_parker || atomic_load(&ag_stage) != 0)
+        return;
+    atomic_store(&ag_stage, 1);                 /* parked, busy */
+    for (int ms = 0; ms < 10000 && atomic_load(&ag_stage) != 2; ms++)
+        usleep(1000);
+    atomic_store(&ag_held, atomic_load(&ag_stage) == 2);
+}
+
+static void *ag_thread(void *arg)
+{
+    ag_parker = true;
+    *(void **)arg = persistent_malloc(S, 64);   /* no superblock: the gate */
+    return NULL;
+}
+
+static void test_auto_abort_beside_gate(void)
+{
+    struct pm_rt *rt = pm_rt_of(S);
+    int base = mis.count;
+    void *got = NULL;
+    atomic_store(&ag_stage, 0);
+    REQUIRE(persistent_tx_begin_auto(S) == 0);
+    void *mine = persistent_malloc(S, 64);
+    REQUIRE(mine != NULL);
+    pm_store_release(&pm_test_hook, ag_hook);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, ag_thread, &got) == 0);
+    while (atomic_load(&ag_stage) != 1)
+        usleep(1000);
+    uint32_t busy = 0, nr = pm_load_acquire(&rt->n_recs);
+    for (uint32_t id = 1; id <= nr && id < PM_MAX_RECS; id++)
+        busy += pm_load_acquire(&rt->recs[id].busy) != 0;
+    CHECK_EQ(busy, 1);                          /* the window held */
+    REQUIRE(persistent_tx_abort(S) == 0);
+    atomic_store(&ag_stage, 2);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    CHECK(atomic_load(&ag_held));               /* the abort returned first */
+    CHECK_EQ(mis.count, base);                  /* no wait, no report */
+    REQUIRE(got != NULL);                       /* the call went on after */
+    CHECK(got == mine || persistent_usable_size(S, mine) == 0);    /* the abort took it */
+    CHECK(persistent_usable_size(S, got) >= 64);
+    memset(got, 0x3c, 64);
+    persistent_free(S, got);
+    t_check_clean(S, "after an abort beside a call at its gate");
+    printf("auto abort beside a call at its gate: %u busy, not waited for\n", (unsigned)busy);
+}
+
 /* A page run freed inside an automatic transaction is kept by the thread
  * for its next large block (pages.c); the abort makes the block live
  * again, so what was kept must be forgotten with the rest of the runtime:
@@ -3884,6 +3949,7 @@ int main(void)
     test_auto_abort_beside_large_free();
     test_auto_foreign_calls();
     test_auto_refuses_busy();
+    test_auto_abort_beside_gate();
     on_pmem_space(test_auto_held_frees);
     on_pmem_space(test_auto_held_after_look);
     test_auto_abort_lookups();

@@ -1012,6 +1012,11 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""                (void)0;""",
          what="the free fast path's remote free does not look for an automatic "
               "transaction on the space"),
+    dict(id="auto-abort-counts-gate", file="src/tx.c",
+         find="""    for (uint32_t id = 1; !tx->fenced && id <= nr && id < PM_MAX_RECS; id++)""",
+         replace="""    for (uint32_t id = 1; id <= nr && id < PM_MAX_RECS; id++)""",
+         what="an automatic transaction's abort counts a call at its gate (busy, "
+              "nothing changed) as one inside the space and stops the process"),
     dict(id="auto-begin-no-busy-check", file="src/tx.c",
          find="""            r = -EBUSY;
     }
@@ -2483,6 +2488,7 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
 void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
 {
     while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
+        pm_hook(PM_HOOK_AUTO_GATE);
         pm_op_end(rec);
         pm_auto_wait_outside(rt);
         pm_op_begin(rec);
@@ -2502,6 +2508,7 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
 void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
 {
     while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
+        pm_hook(PM_HOOK_AUTO_GATE);
         pm_op_end(rec);
         auto_report(rt, NULL, "a call on the space during another thread's automatic "
                               "transaction (it waits for the end)");
