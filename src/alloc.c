@@ -205,8 +205,11 @@ void *persistent_calloc(allocator_space_t *space, size_t n, size_t size)
         return NULL;
     }
     void *p = persistent_malloc(space, total);
-    if (p)
-        memset(p, 0, total);
+    if (p != NULL) {
+        struct pm_rt *rt;
+        struct pm_trec *rec = pm_thread_rec(space, &rt);   /* as the malloc's */
+        pm_fill_block(rt, rec, p, NULL, total);
+    }
     return p;
 }
 
@@ -254,6 +257,51 @@ size_t pm_usable(struct pm_rt *rt, const void *ptr)
     return h->block_size;
 }
 
+size_t pm_usable_settled(struct pm_rt *rt, const void *ptr)
+{
+    uint64_t seen = pm_auto_settle(rt);
+    pm_hook(PM_HOOK_LOOKUP_SETTLED);
+    for (;;) {
+        size_t n = pm_usable(rt, ptr);
+        if (n != 0 || !pm_auto_moved(rt, seen))
+            return n;
+        seen = pm_auto_settle(rt);
+    }
+}
+
+/* The bytes a piece at a time: an operation keeps the thread's
+ * superblocks from a thief's revocation (superblock.c), and a copy of
+ * many megabytes in one would let a thread that needs room give up first
+ * (G5b). */
+#define FILL_PIECE ((size_t)256 << 10)
+
+/* Inside operations: another thread's automatic transaction that began
+ * between the allocation and these writes (the thread not inside a call
+ * then) made them plain writes of the program's, caught at a page's
+ * first write, and its abort stopped the process (a review: a realloc's
+ * copy).  Now they wait at the gate for its end, as any call does, and
+ * go on, on the heap the commit or the abort left; the block, allocated
+ * before that transaction began, is the caller's on either. */
+void pm_fill_block(struct pm_rt *rt, struct pm_trec *rec, void *dst, const void *src,
+                   size_t n)
+{
+    pm_hook(PM_HOOK_BLOCK_FILL);
+    char *d = dst;
+    const char *s = src;
+    while (n > 0) {
+        size_t k = n < FILL_PIECE ? n : FILL_PIECE;
+        pm_op_enter(rt, rec);
+        if (s != NULL)
+            memcpy(d, s, k);
+        else
+            memset(d, 0, k);
+        pm_op_end(rec);
+        d += k;
+        s = s != NULL ? s + k : NULL;
+        n -= k;
+    }
+}
+
 size_t persistent_usable_size(allocator_space_t *space, const void *ptr)
 {
     struct pm_rt *rt = pm_rt_of(space);
@@ -266,13 +314,7 @@ size_t persistent_usable_size(allocator_space_t *space, const void *ptr)
         uintptr_t p = (uintptr_t)ptr, b = (uintptr_t)rt->base;
         return p > b && p - b < rt->reserve_size ? (size_t)pm_block_live(rt, p - b) : 0;
     }
-    uint64_t seen = pm_auto_settle(rt);
-    for (;;) {
-        size_t n = pm_usable(rt, ptr);
-        if (n != 0 || !pm_auto_moved(rt, seen))
-            return n;
-        seen = pm_auto_settle(rt);
-    }
+    return pm_usable_settled(rt, ptr);
 }
 
 /* A realloc's move of the block at p (us usable bytes) to a new one of n.
@@ -288,7 +330,7 @@ static void *realloc_move(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
     if (q == NULL)
         return NULL;
     pm_vg_user(rt, q, 0, false);
-    memcpy(q, p, n < us ? n : us);
+    pm_fill_block(rt, rec, q, p, n < us ? n : us);
     pm_vg_unuser(rt, p);
     pm_free_block(rt, rec, p);
     return q;
@@ -323,14 +365,26 @@ static void *realloc_small(struct pm_rt *rt, struct pm_trec *rec, void *p, size_
     return q;
 }
 
+/* The lookups before the operations wait for another thread's automatic
+ * transaction first, and a miss looks again after an abort's rebuild, as
+ * free's general way does: a realloc of a live block in the rebuild was
+ * refused as a foreign pointer (a review). */
 static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t n)
 {
     uint32_t s, c, idx, nb;
     struct pm_sb_header *h;
-    if (PM_LIKELY(pm_locate_small(rt, rec, p, &s, &h, &c, &idx, &nb)) &&
-        PM_LIKELY(pm_load_relaxed(&rt->ctl[s].marks) == 0))
-        return realloc_small(rt, rec, p, n, h, c, idx, nb);
-    size_t us = pm_usable(rt, p);
+    uint64_t seen = pm_auto_settle(rt);
+    pm_hook(PM_HOOK_LOOKUP_SETTLED);
+    size_t us;
+    for (;;) {
+        if (PM_LIKELY(pm_locate_small(rt, rec, p, &s, &h, &c, &idx, &nb)) &&
+            PM_LIKELY(pm_load_relaxed(&rt->ctl[s].marks) == 0))
+            return realloc_small(rt, rec, p, n, h, c, idx, nb);
+        us = pm_usable(rt, p);
+        if (us != 0 || !pm_auto_moved(rt, seen))
+            break;
+        seen = pm_auto_settle(rt);
+    }
     if (us == 0) {
         pm_misuse(rt, PERSISTENT_E_BAD_POINTER, p, "persistent_realloc");
         errno = EINVAL;

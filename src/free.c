@@ -35,9 +35,17 @@ static int free_block_quiet(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
     return r;
 }
 
+/* A lookup before the operation, as free's general way makes it: another
+ * thread's automatic transaction waited for, and a refusal looked at again
+ * after an abort's rebuild (a review: a realloc's move freed the old block
+ * in one, its lookup missed, and the block was reported and leaked). */
 int pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
 {
-    int r = free_block_quiet(rt, rec, ptr);
+    uint64_t seen = pm_auto_settle(rt);
+    pm_hook(PM_HOOK_LOOKUP_SETTLED);
+    int r;
+    while ((r = free_block_quiet(rt, rec, ptr)) != 0 && pm_auto_moved(rt, seen))
+        seen = pm_auto_settle(rt);
     if (r != 0)
         pm_misuse(rt, r, ptr, "persistent_free");
     return r;

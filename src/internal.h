@@ -794,6 +794,15 @@ bool lg_is_block(struct pm_rt *rt, const void *ptr, uint64_t *first,
 void *pm_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size,
                size_t align);
 size_t pm_usable(struct pm_rt *rt, const void *ptr);
+/* pm_usable for a lookup made before an operation: another thread's
+ * automatic transaction waited for first, and a miss looked up again
+ * after an abort's rebuild (pm_auto_settle, pm_auto_moved) */
+size_t pm_usable_settled(struct pm_rt *rt, const void *ptr);
+/* Writes n bytes of a block the caller holds, from src, or zeros where
+ * src is NULL (calloc's zeros, realloc's copy): inside operations, as
+ * every write of the library to the space, a piece at a time. */
+void pm_fill_block(struct pm_rt *rt, struct pm_trec *rec, void *dst, const void *src,
+                   size_t n);
 
 /* ---- free.c ---- */
 int pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr);   /* 0, or the misuse reported */
@@ -1387,9 +1396,15 @@ enum pm_hook_point {
     PM_HOOK_CHUNK_LINKED,         /* chunk_add_unlaned: a lane table linked
                                      and written back, its block not yet
                                      committed (publish.c) */
-    PM_HOOK_AUTO_GATE             /* a call at its gate found another
+    PM_HOOK_AUTO_GATE,            /* a call at its gate found another
                                      thread's automatic transaction, its
                                      busy flag still up (tx.c) */
+    PM_HOOK_LOOKUP_SETTLED,       /* realloc, realloc_into, usable_size and
+                                     a move's free of the old block: no
+                                     automatic transaction waited for,
+                                     the block not yet looked up */
+    PM_HOOK_BLOCK_FILL            /* calloc, realloc: the block allocated,
+                                     its bytes not yet written (alloc.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

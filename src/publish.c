@@ -828,7 +828,7 @@ int persistent_realloc_into(allocator_space_t *space, persistent_offset_t *dest,
                       (unsigned long long)ooff);
     }
     void *old = rt->base + ooff;
-    size_t us = pm_usable(rt, old);
+    size_t us = pm_usable_settled(rt, old);
     if (us == 0) {
         pm_misuse(rt, PERSISTENT_E_BAD_POINTER, old, "persistent_realloc_into");
         return pm_err(-EINVAL, "realloc_into: *dest is not a live block");

@@ -1687,6 +1687,199 @@ static void test_auto_reset_lookup(void)
     t_check_clean(S, "after a free beside an abort's rebuild");
 }
 
+/* The same for the lookups of realloc, realloc_into and usable_size, and
+ * for a realloc's free of the block it moved from: each waits for the
+ * transaction and looks again after the rebuild.  A review found realloc
+ * refusing a live block (NULL, EINVAL, a BAD_POINTER report) and its move
+ * reporting and leaking the old block; realloc_into has the same lookup.
+ * what: 0 realloc (a move), 1 realloc_into (a move), 2 usable_size,
+ * 3 the move's free of the old block (the call's second lookup). */
+static _Atomic int rl_stage;
+static _Thread_local bool rl_parker;
+static int rl_which;
+
+static void rl_hook(int point)
+{
+    static _Thread_local int looks;
+    if (point == PM_HOOK_LOOKUP_SETTLED && rl_parker && atomic_load(&rl_stage) == 1 &&
+        ++looks == rl_which) {
+        atomic_store(&rl_stage, 2);             /* settled, not yet looked */
+        while (atomic_load(&rl_stage) != 3)
+            usleep(1000);
+    } else if (point == PM_HOOK_AUTO_RESET && !rl_parker && atomic_load(&rl_stage) == 2) {
+        atomic_store(&rl_stage, 3);             /* its lookup, now */
+        usleep(100000);
+    }
+}
+
+static struct {
+    int what;
+    void *blk, *got;
+    persistent_offset_t *slot;
+    size_t usable;
+    int r;
+} rl;
+
+static void *rl_thread(void *arg)
+{
+    (void)arg;
+    rl_parker = true;
+    atomic_store(&rl_stage, 1);
+    if (rl.what == 0 || rl.what == 3)
+        rl.got = persistent_reallocate(S, rl.blk, 5000);    /* no room in place */
+    else if (rl.what == 1)
+        rl.r = persistent_realloc_into(S, rl.slot, 5000);
+    else
+        rl.usable = persistent_usable_size(S, rl.blk);
+    return NULL;
+}
+
+static void test_auto_reset_lookups(void)
+{
+    static const char *name[] = {"realloc", "realloc_into", "usable_size", "a move's free"};
+    for (int what = 0; what < 4; what++) {
+        struct persistent_stats st0, st;
+        memset(&rl, 0, sizeof rl);
+        rl.what = what;
+        rl_which = what == 3 ? 2 : 1;
+        rl.slot = persistent_malloc(S, sizeof *rl.slot);
+        REQUIRE(rl.slot != NULL);
+        rl.blk = persistent_malloc(S, 100);
+        REQUIRE(rl.blk != NULL);
+        memset(rl.blk, 0x6b, 100);
+        *rl.slot = persistent_offset_from_ptr(S, rl.blk);
+        REQUIRE(persistent_stats_get(S, &st0) == 0);
+        atomic_store(&rl_stage, 0);
+        atomic_store(&al_reports, 0);
+        persistent_error_hook_set(al_hook, NULL);   /* all but the wait's */
+        pm_hook_fn *keep = pm_load_acquire(&pm_test_hook);
+        pm_store_release(&pm_test_hook, rl_hook);
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, rl_thread, NULL) == 0);
+        for (int i = 0; i < 5000 && atomic_load(&rl_stage) != 2; i++)
+            usleep(1000);
+        CHECK_EQ(atomic_load(&rl_stage), 2);    /* parked past its wait */
+        REQUIRE(persistent_tx_begin_auto(S) == 0);
+        void *p = persistent_malloc(S, 200);
+        REQUIRE(p != NULL);
+        REQUIRE(persistent_tx_abort(S) == 0);
+        REQUIRE(pthread_join(t, NULL) == 0);
+        pm_store_release(&pm_test_hook, keep);
+        persistent_error_hook_set(t_misuse_hook, &mis);
+        CHECK_EQ(atomic_load(&rl_stage), 3);    /* the schedule happened */
+        if (atomic_load(&al_reports) != 0)
+            printf("%s beside an abort's rebuild: %ld reports\n", name[what],
+                   (long)atomic_load(&al_reports));
+        CHECK_EQ(atomic_load(&al_reports), 0);
+        void *now = rl.blk;
+        if (what == 0 || what == 3) {
+            REQUIRE(rl.got != NULL);
+            now = rl.got;
+        } else if (what == 1) {
+            CHECK_EQ(rl.r, 0);
+            now = persistent_offset_to_ptr(S, *rl.slot);
+        } else {
+            CHECK_EQ(rl.usable, 112);
+        }
+        CHECK(persistent_usable_size(S, now) >= (what == 2 ? 100u : 5000u));
+        for (int i = 0; i < 100; i++)
+            CHECK_EQ(((unsigned char *)now)[i], 0x6b);
+        if (now != rl.blk)
+            CHECK_EQ(persistent_usable_size(S, rl.blk), 0);     /* freed */
+        REQUIRE(persistent_stats_get(S, &st) == 0);
+        CHECK_EQ(st.live_blocks, st0.live_blocks);   /* no block leaked */
+        persistent_free(S, now);
+        persistent_free(S, rl.slot);
+        t_check_clean(S, "after a lookup beside an abort's rebuild");
+    }
+}
+
+/* A realloc's copy and calloc's zeros write a block allocated before
+ * another thread's automatic transaction began (the thread not inside a
+ * call then, so the begin succeeds): written outside an operation, they
+ * were plain writes of the program's to the transaction's pages, caught
+ * and waiting, and the abort stopped the process (a review's loop of
+ * realloc beside aborts: 4 runs of 4).  Now they wait at the gate as any
+ * call does, reported once, and go on, on the heap the end left.  The
+ * call is parked between its allocation and its writes
+ * (PM_HOOK_BLOCK_FILL), the transaction begins, the call goes on to wait,
+ * and the transaction ends. */
+static _Atomic int bf_stage, bf_waiting;
+static _Thread_local bool bf_parker;
+static void *bf_old, *bf_got;
+
+static void bf_hook(int point)
+{
+    if (point == PM_HOOK_AUTO_WAIT && bf_parker)
+        atomic_store(&bf_waiting, 1);
+    if (point != PM_HOOK_BLOCK_FILL || !bf_parker || atomic_load(&bf_stage) != 0)
+        return;
+    atomic_store(&bf_stage, 1);
+    while (atomic_load(&bf_stage) != 2)
+        usleep(1000);
+}
+
+static void *bf_thread(void *arg)
+{
+    bf_parker = true;
+    if ((intptr_t)arg == 0)
+        bf_got = persistent_reallocate(S, bf_old, 6000);   /* a move */
+    else
+        bf_got = persistent_calloc(S, 100, 50);
+    return NULL;
+}
+
+static void test_auto_fill_beside(void)
+{
+    for (int round = 0; round < 4; round++) {
+        int what = round & 1, commit = round >> 1;
+        int base = mis.count;
+        bf_old = persistent_malloc(S, 3000);
+        REQUIRE(bf_old != NULL);
+        memset(bf_old, 0x17, 3000);
+        bf_got = NULL;
+        atomic_store(&bf_stage, 0);
+        atomic_store(&bf_waiting, 0);
+        pm_store_release(&pm_test_hook, bf_hook);
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, bf_thread, (void *)(intptr_t)what) == 0);
+        while (atomic_load(&bf_stage) != 1)
+            usleep(1000);
+        REQUIRE(persistent_tx_begin_auto(S) == 0);
+        void *m = persistent_malloc(S, 64);
+        REQUIRE(m != NULL);
+        atomic_store(&bf_stage, 2);
+        for (int i = 0; i < 5000 && !atomic_load(&bf_waiting); i++)
+            usleep(1000);
+        CHECK(atomic_load(&bf_waiting));        /* at the gate, not in a fault */
+        if (commit)
+            REQUIRE(persistent_tx_commit(S) == 0);
+        else
+            REQUIRE(persistent_tx_abort(S) == 0);
+        REQUIRE(pthread_join(t, NULL) == 0);
+        pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+        CHECK_EQ(mis.count, base + 1);          /* its wait, reported once */
+        REQUIRE(bf_got != NULL);
+        const unsigned char *g = bf_got;
+        if (what == 0) {
+            CHECK(persistent_usable_size(S, bf_got) >= 6000);
+            CHECK_EQ(persistent_usable_size(S, bf_old), 0);
+            for (int i = 0; i < 3000; i++)
+                CHECK_EQ(g[i], 0x17);
+        } else {
+            CHECK(persistent_usable_size(S, bf_got) >= 5000);
+            for (int i = 0; i < 5000; i++)
+                CHECK_EQ(g[i], 0);
+            persistent_free(S, bf_old);
+        }
+        persistent_free(S, bf_got);
+        if (commit)
+            persistent_free(S, m);
+        t_check_clean(S, "after a call's writes beside an automatic transaction");
+    }
+    printf("realloc's copy and calloc's zeros beside automatic transactions: waited\n");
+}
+
 /* pub_lanes_rescan (an automatic transaction's abort runs it, in
  * pm_engine_reset) beside a thread whose kept lane is in an overflow lane
  * table: the thread's next publishing call finds the lane through the
@@ -1872,21 +2065,29 @@ static void test_auto(void)
  * through and the abort undid it (the block live again); a malloc adopting
  * a superblock whose page was written got a block the abort made free
  * again (a review of 2026-12-02 showed both). */
-static _Atomic int fc_stage, fc_waiting;
-static void *fc_a, *fc_b, *fc_got, *fc_given, *fc_root;
-#define FC_TAG UINT64_C(0x7265616c6c6f63)
-
-static void fc_hook(int point)
-{
-    if (point == PM_HOOK_AUTO_WAIT)
-        atomic_store(&fc_waiting, 1);
-}
+static _Atomic int fc_stage, fc_waiting, fc_settled;
 
 static void fc_until(int stage)
 {
     while (atomic_load(&fc_stage) != stage)
         usleep(100);
 }
+static void *fc_a, *fc_b, *fc_got, *fc_given, *fc_root;
+static _Thread_local bool fc_mover;
+#define FC_TAG UINT64_C(0x7265616c6c6f63)
+
+static void fc_hook(int point)
+{
+    if (point == PM_HOOK_AUTO_WAIT)
+        atomic_store(&fc_waiting, 1);
+    /* the realloc: past its wait for an automatic transaction (none was
+     * open), its lookup made once the transaction has begun */
+    if (point == PM_HOOK_LOOKUP_SETTLED && fc_mover && atomic_load(&fc_stage) < 2) {
+        atomic_store(&fc_settled, 1);
+        fc_until(2);
+    }
+}
+
 
 /* the caller's call parked at the gate (or, without it, returned) */
 static void fc_parked(void)
@@ -1901,16 +2102,21 @@ static void *fc_thread(void *arg)
     fc_a = persistent_malloc(S, 64);
     fc_b = persistent_malloc(S, 64);
     REQUIRE(fc_a != NULL && fc_b != NULL);
+    if (what == 3) {
+        fc_mover = true;
+        atomic_store(&fc_stage, 1);
+        fc_got = persistent_reallocate(S, fc_root, 400);    /* a move */
+        atomic_store(&fc_stage, 3);
+        return NULL;
+    }
     atomic_store(&fc_stage, 1);
     fc_until(2);
     if (what == 0)
         persistent_free(S, fc_a);       /* into its revoked superblock */
     else if (what == 1)
         fc_got = persistent_malloc(S, 48);
-    else if (what == 2)
-        persistent_free(S, fc_given);   /* another thread's block */
     else
-        fc_got = persistent_reallocate(S, fc_root, 400);    /* a move */
+        persistent_free(S, fc_given);   /* another thread's block */
     atomic_store(&fc_stage, 3);
     return NULL;
 }
@@ -1950,7 +2156,10 @@ static void test_auto_foreign_calls(void)
         }
         pthread_t t;
         REQUIRE(pthread_create(&t, NULL, fc_thread, (void *)(intptr_t)what) == 0);
+        atomic_store(&fc_settled, 0);
         fc_until(1);
+        while (what == 3 && !atomic_load(&fc_settled))
+            usleep(100);
         REQUIRE(persistent_tx_begin_auto(S) == 0);
         fc_touch_header(fc_a);
         fc_touch_header(fc_given);
@@ -3954,6 +4163,8 @@ int main(void)
     on_pmem_space(test_auto_held_after_look);
     test_auto_abort_lookups();
     test_auto_reset_lookup();
+    test_auto_reset_lookups();
+    test_auto_fill_beside();
     test_lanes_rescan_beside_lane();
     test_auto_beside_manual();
     on_pmem_space(test_held_frees);

@@ -618,10 +618,10 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    if ((pm_load_relaxed(&h->bits[((nb + 63) >> 6) + (idx >> 6)]) & bit)) {""",
          what="realloc of a freed small block answers with it or a copy instead of a report"),
     dict(id="realloc-small-ignores-marks", file="src/alloc.c",
-         find="""        PM_LIKELY(pm_load_relaxed(&rt->ctl[s].marks) == 0))
-        return realloc_small(""",
-         replace="""        true)
-        return realloc_small(""",
+         find="""            PM_LIKELY(pm_load_relaxed(&rt->ctl[s].marks) == 0))
+            return realloc_small(""",
+         replace="""            true)
+            return realloc_small(""",
          what="realloc moves a small block that is a root's (or an open transaction's) "
               "instead of refusing: the caller gets a copy, the root keeps the old block"),
     dict(id="realloc-small-frees-stale", file="src/alloc.c",
@@ -1017,6 +1017,37 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    for (uint32_t id = 1; id <= nr && id < PM_MAX_RECS; id++)""",
          what="an automatic transaction's abort counts a call at its gate (busy, "
               "nothing changed) as one inside the space and stops the process"),
+    dict(id="realloc-lookup-unguarded", file="src/alloc.c",
+         find="""        if (us != 0 || !pm_auto_moved(rt, seen))
+            break;""",
+         replace="""        if (true)
+            break;""",
+         what="realloc's lookup of a live block in an automatic transaction's rebuild "
+              "misses and is not made again: NULL, EINVAL and a BAD_POINTER report"),
+    dict(id="realloc-into-lookup-unguarded", file="src/publish.c",
+         find="""    size_t us = pm_usable_settled(rt, old);""",
+         replace="""    size_t us = pm_usable(rt, old);""",
+         what="realloc_into's lookup of the located block neither waits for another "
+              "thread's automatic transaction nor looks again after its abort's rebuild"),
+    dict(id="free-block-no-look-again", file="src/free.c",
+         find="""    while ((r = free_block_quiet(rt, rec, ptr)) != 0 && pm_auto_moved(rt, seen))""",
+         replace="""    while ((r = free_block_quiet(rt, rec, ptr)) != 0 && false)""",
+         what="a realloc's move frees the old block with a lookup that an automatic "
+              "transaction's rebuild makes miss: the block reported and leaked"),
+    dict(id="fill-outside-op", file="src/alloc.c",
+         find="""        pm_op_enter(rt, rec);
+        if (s != NULL)
+            memcpy(d, s, k);
+        else
+            memset(d, 0, k);
+        pm_op_end(rec);""",
+         replace="""        if (s != NULL)
+            memcpy(d, s, k);
+        else
+            memset(d, 0, k);""",
+         what="realloc's copy and calloc's zeros written outside an operation: another "
+              "thread's automatic transaction that began meanwhile takes them for the "
+              "program's plain writes, and its abort stops the process"),
     dict(id="auto-begin-no-busy-check", file="src/tx.c",
          find="""            r = -EBUSY;
     }
@@ -2471,6 +2502,13 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
               "(the laned way frees its table under the lane and looks for a lane "
               "again, the other links it at the new end), neither of which a test "
               "can tell from outside")),
+    dict(id="chunk-link-unflushed", file="src/publish.c",
+         find="""            pm_persist(rt, link, sizeof *link);
+            pm_hook(PM_HOOK_CHUNK_LINKED);""",
+         replace="""            pm_hook(PM_HOOK_CHUNK_LINKED);""",
+         what="a lane table added without a lane: its link not written back before "
+              "the table's commit (a power failure after the commit leaves the table "
+              "allocated and reachable from nowhere: 4 KiB leaked)"),
     dict(id="auto-lookup-unguarded", file="src/tx.c",
          find="""void pm_auto_wait_outside(struct pm_rt *rt)
 {
