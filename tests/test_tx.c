@@ -2154,12 +2154,13 @@ static void test_auto_foreign_calls(void)
             strcpy(fc_root, "a root's");
             REQUIRE(persistent_root_publish(S, FC_TAG, fc_root) == fc_root);
         }
+        atomic_store(&fc_settled, 0);
         pthread_t t;
         REQUIRE(pthread_create(&t, NULL, fc_thread, (void *)(intptr_t)what) == 0);
-        atomic_store(&fc_settled, 0);
         fc_until(1);
-        while (what == 3 && !atomic_load(&fc_settled))
+        for (int i = 0; i < 50000 && what == 3 && !atomic_load(&fc_settled); i++)
             usleep(100);
+        CHECK(what != 3 || atomic_load(&fc_settled));   /* parked past its wait */
         REQUIRE(persistent_tx_begin_auto(S) == 0);
         fc_touch_header(fc_a);
         fc_touch_header(fc_given);
