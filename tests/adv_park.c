@@ -8,6 +8,9 @@
  *
  * Every block carries a pattern keyed by its offset (or its root tag) and a
  * generation; a model in a root records offsets, sizes and seals.
+ * ADV_AUTO=1: thread 0 runs automatic transactions, the others paused at
+ * an operation boundary (a parked thread counts as paused and stays parked
+ * until the transaction ends); see op_auto and run_park_auto.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -131,8 +134,14 @@ static uint64_t rnd(uint64_t *s)
     return mix(*s);
 }
 
+static int auto_small;   /* thread 0 in a small space's automatic transaction */
+static uint64_t auto_room = 128u << 10;   /* ADV_AUTO_ROOM (KiB) */
 static size_t pick_size(uint64_t *r)
 {
+    /* each page it writes takes a page of log from the pages free at the
+     * begin: small blocks keep it within the room op_auto asked for */
+    if (auto_small)
+        return 1 + rnd(r) % 4096;
     uint64_t x = rnd(r) % 1000;
     if (x < 600)
         return 1 + rnd(r) % 512;
@@ -636,35 +645,116 @@ static void op_tx(int t, uint64_t *r)
         FIND("tx slot pattern mismatch after tx (aborted %d)", aborted);
 }
 
-static _Atomic int pause_req, paused_n;
+static _Atomic int pause_req;
+/* Thread t waits in the pause loop.  Per thread, not a count: a thread
+ * parked there must not be counted twice, and a parked thread outside it
+ * is counted apart (others_paused). */
+static _Atomic int pausing[MAXT];
+/* Who asked for the pause: thread 0's op_auto (0) or the park mode's
+ * probe from the main thread (MAXT); one pause at a time. */
+static _Atomic int pause_owner = -1;
 static _Atomic int park_at_boundary = -1;
 
 static int use_auto, cycle_close, kill_park;
 static _Atomic int auto_pending, scanning;
-static uint64_t auto_done, auto_busy;
+static _Atomic int in_auto;                 /* thread 0 is inside op_auto */
+static uint64_t auto_done, auto_busy, auto_gaveway, auto_noroom, auto_short;
+
+/* op_auto's count of the paused and the main thread's release of a parked
+ * victim decide under this lock: once the count took the victim as
+ * paused, the victim stays where it is until the transaction has ended. */
+static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int parked, release_v;
+/* park mode with ADV_AUTO (run_park_auto): how many children ran before
+ * this one (0 for the first: its schedule is the seed's as without it) */
+static uint64_t park_run_mix;
+
+/* Every worker but t is paused: in the pause loop, or parked by the
+ * driver (not yet let go: the main thread's park loop then keeps it
+ * parked while auto_pending is up).  If so, raise auto_pending.  SIGUSR1
+ * is blocked meanwhile: thread 0 parked with the lock held would hold
+ * the main thread up at its release. */
+static bool others_paused(int t)
+{
+    sigset_t m, old;
+    sigemptyset(&m);
+    sigaddset(&m, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &m, &old);
+    pthread_mutex_lock(&park_mu);
+    int n = 0, p = atomic_load(&parked);
+    for (int u = 0; u < NT; u++)
+        if (u != t && (atomic_load(&pausing[u]) || (u == p && !atomic_load(&release_v))))
+            n++;
+    bool all = n == NT - 1;
+    if (all)
+        atomic_store(&auto_pending, 1);
+    pthread_mutex_unlock(&park_mu);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return all;
+}
+
+static void auto_end(void)
+{
+    atomic_store(&auto_pending, 0);
+    atomic_store(&pause_req, 0);
+    atomic_store(&pause_owner, -1);
+    atomic_store(&in_auto, 0);
+}
+
+/* What an automatic transaction's log could still go on in: it takes
+ * 64 KiB segments of contiguous pages free at the begin (tx.c seg_claim),
+ * so free pages in shorter runs do not count.  A lower bound from the
+ * runs' length buckets: a run of 2^i pages or more holds 2^(i-4). */
+static uint64_t log_room_now(struct persistent_frag *fr)
+{
+    if (persistent_frag_get(S, fr) != 0)
+        return 0;
+    uint64_t segs = 0;
+    for (int i = 0; i < PERSISTENT_RUN_BUCKETS; i++)
+        if (((uint64_t)fr->page_size << i) >= (64u << 10))
+            segs += fr->free_runs[i] * (((uint64_t)fr->page_size << i) / (64u << 10));
+    return segs * (64u << 10);
+}
 
 /* Thread 0 only: every other worker waits at an operation boundary (the
  * program's own synchronisation), then an automatic transaction runs plain
  * calls and plain stores, committed or aborted. */
 static void op_auto(int t, uint64_t *r)
 {
-    while (atomic_load(&paused_n) != 0)
-        usleep(100);
+    /* the probe's pause first: thread 0 gives way and pauses for it at its
+     * next boundary (waiting here, it would never pause) */
+    int none = -1;
+    atomic_store(&in_auto, 1);
+    if (!atomic_compare_exchange_strong(&pause_owner, &none, t)) {
+        auto_gaveway++;
+        atomic_store(&in_auto, 0);
+        return;
+    }
     atomic_store(&pause_req, 1);
     double t0 = now();
-    while (atomic_load(&paused_n) < NT - 1 && now() - t0 < 10 && !atomic_load(&stop))
+    bool all;
+    while (!(all = others_paused(t)) && now() - t0 < 10 && !atomic_load(&stop))
         usleep(100);
-    if (atomic_load(&paused_n) < NT - 1) {
+    if (!all) {
         if (!atomic_load(&stop))
             FIND("others did not pause for the automatic transaction");
-        atomic_store(&pause_req, 0);
+        auto_end();
         return;
     }
     /* the kill mode's scanner calls the library too: keep it out (a call
-     * during the transaction is reported through the hook, as documented) */
-    atomic_store(&auto_pending, 1);
+     * during the transaction is reported through the hook, as documented);
+     * others_paused raised auto_pending */
     while (atomic_load(&scanning))
         usleep(100);
+    /* park mode, fixed space: a write whose page finds no log room stops
+     * the process (by design; run_park_auto goes on after it), so begin
+     * only with room for the log (the kill mode kills its child anyway) */
+    struct persistent_frag fr;
+    if (small_mode && !kill_mode && log_room_now(&fr) < auto_room) {
+        auto_noroom++;
+        auto_end();
+        return;
+    }
     int rc = -EBUSY;
     for (int i = 0; i < 50 && rc == -EBUSY; i++) {
         IN(t);
@@ -680,12 +770,18 @@ static void op_auto(int t, uint64_t *r)
             note_enomem(t, 0, "tx_begin_auto");  /* no room for its log */
         else
             FIND("tx_begin_auto %d", rc);
-        atomic_store(&auto_pending, 0);
-        atomic_store(&pause_req, 0);
+        auto_end();
         return;
     }
     int n = 1 + (int)(rnd(r) % 6);
+    auto_small = small_mode && !kill_mode;
     for (int i = 0; i < n; i++) {
+        /* and stop before the room is gone: an operation may take a new
+         * superblock (32 KiB in a 3 MiB space) out of the same runs */
+        if (auto_small && log_room_now(&fr) < auto_room) {
+            auto_short++;
+            break;
+        }
         uint64_t x = rnd(r) % 3;
         if (x == 0)
             op_own(t, r);
@@ -694,6 +790,7 @@ static void op_auto(int t, uint64_t *r)
         else
             op_plain(t, r);
     }
+    auto_small = 0;
     IN(t);
     rc = rnd(r) % 3 == 0 ? persistent_tx_abort(S) : persistent_tx_commit(S);
     OUT(t);
@@ -706,29 +803,31 @@ static void op_auto(int t, uint64_t *r)
         atomic_store(&roff[t][k], rp ? persistent_offset_from_ptr(S, rp) : 0);
     }
     auto_done++;
-    atomic_store(&auto_pending, 0);
-    atomic_store(&pause_req, 0);
+    auto_end();
 }
 
 static double maxgap[MAXT];
 static int maxgap_op[MAXT], maxgap_parked[MAXT];
-static _Atomic int parked;
 
 static void *worker(void *arg)
 {
     int t = (int)(intptr_t)arg;
     my_t = t;
     double last = now();
-    uint64_t r = mix(g_seed * 1000003 + (uint64_t)t);
+    uint64_t r = mix(g_seed * 1000003 + (uint64_t)t) ^ park_run_mix;
     while (!atomic_load(&stop)) {
-        if (atomic_load(&pause_req)) {
-            atomic_fetch_add(&paused_n, 1);
+        /* a loop: a thread that saw the last pause end but had not yet
+         * lowered pausing may have been counted for the next one already */
+        bool waited = false;
+        while (atomic_load(&pause_req) && !atomic_load(&stop)) {
+            waited = true;
+            atomic_store(&pausing[t], 1);
             while (atomic_load(&pause_req) && !atomic_load(&stop))
                 usleep(200);
-            atomic_fetch_sub(&paused_n, 1);
-            if (atomic_load(&stop))
-                break;
+            atomic_store(&pausing[t], 0);
         }
+        if (waited && atomic_load(&stop))
+            break;
         if (atomic_load(&park_at_boundary) == t) {
             atomic_store(&park_at_boundary, -1);
             pthread_kill(pthread_self(), SIGUSR1);
@@ -854,24 +953,41 @@ static void bt_handler(int sig)
 /* Quiesce every worker but the victim; from the main thread (no superblocks
  * of its own) ask for a block of each class that has a free slot somewhere,
  * and for a page run where one is free. */
-static uint64_t probes, probe_allocs;
+static uint64_t probes, probe_allocs, probes_skipped;
+static bool others_pausing(int victim)
+{
+    for (int u = 0; u < NT; u++)
+        if (u != victim && !atomic_load(&pausing[u]))
+            return false;
+    return true;
+}
+static void end_probe(void)
+{
+    atomic_store(&pause_req, 0);
+    atomic_store(&pause_owner, -1);
+}
 static void false_enomem_probe(int victim, bool victim_incall)
 {
-    while (atomic_load(&paused_n) != 0)
-        usleep(100);
+    /* thread 0 has the pause for an automatic transaction (maybe parked in
+     * it: the victim): no probe now, its calls would wait at their gate */
+    int none = -1;
+    if (!atomic_compare_exchange_strong(&pause_owner, &none, MAXT)) {
+        probes_skipped++;
+        return;
+    }
     atomic_store(&pause_req, 1);
     double t0 = now();
-    while (atomic_load(&paused_n) < NT - 1 && now() - t0 < 5)
+    while (!others_pausing(victim) && now() - t0 < 5)
         usleep(500);
-    if (atomic_load(&paused_n) < NT - 1) {
+    if (!others_pausing(victim)) {
         FIND("workers did not reach a pause point within 5 s while thread %d parked", victim);
-        atomic_store(&pause_req, 0);
+        end_probe();
         return;
     }
     probes++;
     struct persistent_frag fr;
     if (persistent_frag_get(S, &fr) != 0) {
-        atomic_store(&pause_req, 0);
+        end_probe();
         return;
     }
     struct persistent_info info;
@@ -911,19 +1027,76 @@ static void false_enomem_probe(int victim, bool victim_incall)
     }
     for (int i = 0; i < nh; i++)
         persistent_free(S, held[i]);
-    atomic_store(&pause_req, 0);
+    end_probe();
 }
 
+/* Lets the parked victim go on, but not while thread 0's automatic
+ * transaction is pending or open, unless the victim is thread 0 itself:
+ * op_auto counted the victim as paused, and a plain write of its own there
+ * would be another thread's (after an abort the process stops, by
+ * design).  The transaction ends without the victim (G1); 20 s is a
+ * finding. */
+static uint64_t release_waits;
+static void release_victim(uint64_t seed, int k, int v)
+{
+    double t0 = now();
+    for (bool waited = false;; waited = true) {
+        pthread_mutex_lock(&park_mu);
+        bool hold = v != 0 && atomic_load(&auto_pending);
+        if (!hold)
+            atomic_store(&release_v, 1);
+        pthread_mutex_unlock(&park_mu);
+        if (!hold) {
+            release_waits += waited;
+            break;
+        }
+        if (now() - t0 > 20) {
+            FIND("seed %" PRIu64 " park %d: thread 0's automatic transaction did not end within 20 s while "
+                 "thread %d parked; its stack:", seed, k, v);
+            pthread_kill(tids[0], SIGUSR2);
+            usleep(300000);
+            fflush(NULL);
+            _exit(9);     /* letting the victim go would make a second finding */
+        }
+        usleep(1000);
+    }
+    while (atomic_load(&parked) == v)
+        usleep(100);
+}
+
+static char park_path[32];
+static bool park_resume;
+static _Atomic uint64_t *park_progress;
 static int run_park(uint64_t seed, int parks)
 {
     char tmpl[] = "/dev/shm/advpark-XXXXXX";
-    int fd = mkstemp(tmpl);
-    close(fd);
-    path = tmpl;
-    S = open_space(true);
+    if (park_path[0])
+        path = park_path;  /* run_park_auto's */
+    else {
+        int fd = mkstemp(tmpl);
+        close(fd);
+        path = tmpl;
+    }
+    S = open_space(!park_resume);
     if (!S)
         return 2;
+    if (park_resume) {
+        /* after a stop by design: recovery rolled the transaction back */
+        struct persistent_check_report rep;
+        int rc = persistent_check(S, &rep);
+        if (rc)
+            FIND("seed %" PRIu64 " check after the stop's recovery: %d %s", seed, rc, rep.first_error);
+    }
     attach_model();
+    if (park_resume) {
+        if (slots_bad("right after the stop's recovery"))
+            return 1;
+        for (int u = 0; u < MAXT; u++)
+            for (int kk = 0; kk < NR; kk++) {
+                void *rp = persistent_find_root(S, ROOT_TAG(u, kk));
+                atomic_store(&roff[u][kk], rp ? persistent_offset_from_ptr(S, rp) : 0);
+            }
+    }
     struct sigaction sa = {0};
     sa.sa_handler = park_handler;
     sigemptyset(&sa.sa_mask);
@@ -936,9 +1109,11 @@ static int run_park(uint64_t seed, int parks)
     }
     for (int t = 0; t < NT; t++)
         pthread_create(&tids[t], NULL, worker, (void *)(intptr_t)t);
-    uint64_t r = seed;
-    uint64_t stalls = 0, done = 0, incalls = 0;
+    uint64_t r = seed ^ park_run_mix;
+    uint64_t stalls = 0, done = 0, incalls = 0, autoholds = 0;
     for (int k = 0; k < parks && !atomic_load(&findings); k++) {
+        if (park_progress)
+            atomic_store(park_progress, (uint64_t)k);
         usleep((useconds_t)(1000 + rnd(&r) % 200000));
         int v = (int)(rnd(&r) % (uint64_t)NT);
         atomic_store(&release_v, 0);
@@ -962,9 +1137,7 @@ static int run_park(uint64_t seed, int parks)
             usleep(100);
         if (atomic_load(&parked) != v) {
             atomic_store(&park_at_boundary, -1);
-            atomic_store(&release_v, 1);
-            while (atomic_load(&parked) == v)
-                usleep(100);
+            release_victim(seed, k, v);     /* it may have parked just now */
             continue;
         }
         bool vin = atomic_load(&incall[v]);
@@ -972,23 +1145,33 @@ static int run_park(uint64_t seed, int parks)
         uint64_t before[MAXT];
         for (int t = 0; t < NT; t++)
             before[t] = atomic_load(&ops[t]);
-        /* every other thread must finish 3 operations within 6 s */
+        /* every other thread must finish 3 operations within 6 s; but with
+         * thread 0 parked inside op_auto (its automatic transaction open,
+         * or its pause asked for) the others wait for it, by the design of
+         * automatic transactions (the program keeps out of the space; a
+         * call would wait at its gate): not a G1 stall.  There each must
+         * reach the pause loop instead (in_auto cannot change while thread
+         * 0 is parked). */
+        bool autoheld = v == 0 && atomic_load(&in_auto);
+        autoholds += autoheld;
         double dl = now() + 6;
         bool ok;
         do {
             usleep(2000);
             ok = true;
             for (int t = 0; t < NT; t++)
-                if (t != v && atomic_load(&ops[t]) < before[t] + 3)
+                if (t != v && atomic_load(&ops[t]) < before[t] + 3 && !(autoheld && atomic_load(&pausing[t])))
                     ok = false;
         } while (!ok && now() < dl);
         if (!ok) {
             stalls++;
             for (int t = 0; t < NT; t++)
-                if (t != v && atomic_load(&ops[t]) < before[t] + 3) {
+                if (t != v && atomic_load(&ops[t]) < before[t] + 3 &&
+                    !(autoheld && atomic_load(&pausing[t]))) {
                     FIND("seed %" PRIu64 " park %d: thread %d made %" PRIu64
-                         " ops in 6 s while thread %d (in call %d) parked; its stack:",
-                         seed, k, t, atomic_load(&ops[t]) - before[t], v, vin);
+                         " ops in 6 s while thread %d (in call %d%s) parked; its stack:",
+                         seed, k, t, atomic_load(&ops[t]) - before[t], v, vin,
+                         autoheld ? ", in op_auto: it did not pause either" : "");
                     pthread_kill(tids[t], SIGUSR2);
                     usleep(300000);
                 }
@@ -1005,9 +1188,7 @@ static int run_park(uint64_t seed, int parks)
         for (int t = 0; t < NT; t++)
             if (t != v && atomic_load(&ops[t]) == mid[t] && !atomic_load(&pause_req))
                 fprintf(stderr, "note: thread %d made no op in the hold of park %d\n", t, k);
-        atomic_store(&release_v, 1);
-        while (atomic_load(&parked) == v)
-            usleep(100);
+        release_victim(seed, k, v);
         done++;
     }
     if (parks == 0 && getenv("ADV_RUN_SECS"))
@@ -1015,6 +1196,11 @@ static int run_park(uint64_t seed, int parks)
     atomic_store(&stop, 1);
     atomic_store(&release_v, 1);
     printf("auto transactions %" PRIu64 " (%" PRIu64 " busy)\n", auto_done, auto_busy);
+    if (use_auto)
+        printf("auto: %" PRIu64 " given way to a probe, %" PRIu64 " probes skipped for one, %" PRIu64
+               " parks of thread 0 inside op_auto (the others paused for it), %" PRIu64 " not begun for want of log room, %" PRIu64 " ended early for it, %" PRIu64
+               " releases held until its end\n",
+               auto_gaveway, probes_skipped, autoholds, auto_noroom, auto_short, release_waits);
     for (int t = 0; t < NT; t++)
         pthread_join(tids[t], NULL);
     uint64_t tot = 0, en = 0;
@@ -1036,13 +1222,111 @@ static int run_park(uint64_t seed, int parks)
         persistent_space_close(S);
     } else
         FIND("reopen failed");
-    unlink(tmpl);
+    unlink(path);
     printf("park %s seed %" PRIu64 ": %" PRIu64 " parks (%" PRIu64 " in a call), %" PRIu64
            " stalls, %" PRIu64 " ops, %" PRIu64 " enomem, %" PRIu64 " probes/%" PRIu64
            " allocs, capacity %" PRIu64 " MiB, findings %" PRIu64 "\n",
            small_mode ? "small" : "grow", seed, done, incalls, stalls, tot, en, probes,
            probe_allocs, info.capacity >> 20, atomic_load(&findings) + atomic_load(&hook_reports));
     return findings || hook_reports ? 1 : 0;
+}
+
+/* Park mode with automatic transactions runs in a child: a transaction
+ * whose log finds no room (a fixed space full at the begin) stops the
+ * process by design (persistent_mem.h), and so does an abort with another
+ * thread inside the space -- which this driver never lets happen, so that
+ * stop, like any other death, is a finding.  After a stop by design the
+ * next child opens the space again (recovery rolls the transaction back;
+ * checked right after the open) and goes on with the parks left. */
+static int run_park_auto(uint64_t seed, int parks)
+{
+    strcpy(park_path, "/dev/shm/advpark-XXXXXX");
+    int fd = mkstemp(park_path);
+    if (fd < 0)
+        return 2;
+    close(fd);
+    park_progress = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (park_progress == MAP_FAILED)
+        return 2;
+    int left = parks, rc = 0;
+    uint64_t stops = 0;
+    bool keep = false;
+    for (;;) {
+        int pfd[2];
+        if (pipe(pfd))
+            return 2;
+        atomic_store(park_progress, 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(pfd[0]);
+            dup2(pfd[1], 2);
+            close(pfd[1]);
+            park_run_mix = stops ? mix(stops) : 0;
+            park_resume = stops > 0;
+            int c = run_park(seed, left);
+            fflush(NULL);
+            _exit(c);
+        }
+        close(pfd[1]);
+        /* the child's stderr, passed on: which stop it was */
+        bool log_full = false, other = false;
+        char line[1024], buf[4096];
+        size_t n = 0;
+        ssize_t got;
+        while ((got = read(pfd[0], buf, sizeof buf)) > 0) {
+            if (write(2, buf, (size_t)got) < 0) {
+            }
+            for (ssize_t i = 0; i < got; i++) {
+                if (n < sizeof line - 1)
+                    line[n++] = buf[i];
+                if (buf[i] == '\n') {
+                    line[n] = 0;
+                    log_full |= strstr(line, "has no room left for its log") != NULL;
+                    other |= strstr(line, "during an automatic transaction that aborted") != NULL;
+                    n = 0;
+                }
+            }
+        }
+        close(pfd[0]);
+        int st;
+        waitpid(pid, &st, 0);
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && log_full && !other) {
+            stops++;
+            uint64_t d = atomic_load(park_progress);
+            left -= d > 0 ? (int)d : 1;
+            printf("auto: seed %" PRIu64 ": no room for the log, the process stopped (by design) in park %d, %d left\n",
+                   seed, (int)d, left > 0 ? left : 0);
+            if (left > 0)
+                continue;
+            /* the last stop: its recovery checked here */
+            path = park_path;
+            S = open_space(false);
+            struct persistent_check_report rep;
+            if (!S)
+                FIND("seed %" PRIu64 " reopen after the stop failed", seed);
+            else {
+                if ((rc = persistent_check(S, &rep)) != 0)
+                    FIND("seed %" PRIu64 " check after the stop's recovery: %d %s", seed, rc, rep.first_error);
+                persistent_space_close(S);
+            }
+            rc = findings || hook_reports ? 1 : 0;
+            break;
+        }
+        if (WIFEXITED(st)) {
+            rc = WEXITSTATUS(st);
+            break;
+        }
+        FIND("seed %" PRIu64 ": the park child died otherwise (status %x%s); space kept: %s", seed, st,
+             other ? ", an abort with another thread inside the space" : "", park_path);
+        keep = true;
+        rc = 1;
+        break;
+    }
+    printf("auto: seed %" PRIu64 ": %" PRIu64 " stops for a full log\n", seed, stops);
+    if (!keep)
+        unlink(park_path);
+    return rc;
 }
 
 /* ---- kill mode ---- */
@@ -1570,6 +1854,8 @@ int main(int argc, char **argv)
     no_tx = getenv("ADV_NO_TX") != NULL;
     no_roots = getenv("ADV_NO_ROOTS") != NULL;
     use_auto = getenv("ADV_AUTO") != NULL;
+    if (getenv("ADV_AUTO_ROOM"))
+        auto_room = strtoull(getenv("ADV_AUTO_ROOM"), NULL, 0) << 10;
     cycle_close = getenv("ADV_CYCLE") != NULL;
     kill_park = getenv("ADV_KILLPARK") != NULL;
     if (strcmp(argv[1], "reader") == 0) {
@@ -1585,7 +1871,7 @@ int main(int argc, char **argv)
     if (NT > MAXT)
         NT = MAXT;
     if (strcmp(argv[1], "park") == 0)
-        return run_park(seed, n);
+        return use_auto ? run_park_auto(seed, n) : run_park(seed, n);
     kill_mode = true;
     return run_kill(seed, n);
 }
