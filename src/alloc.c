@@ -269,27 +269,24 @@ size_t pm_usable_settled(struct pm_rt *rt, const void *ptr)
     }
 }
 
-/* The bytes a piece at a time: an operation keeps the thread's
- * superblocks from a thief's revocation (superblock.c), and a copy of
- * many megabytes in one would let a thread that needs room give up first
- * (G5b). */
-#define FILL_PIECE ((size_t)256 << 10)
-
-/* Inside operations: another thread's automatic transaction that began
+/* pm_fill_block past one piece (PM_FILL_PIECE): an operation keeps the
+ * thread's superblocks from a thief's revocation (superblock.c), and a
+ * copy of many megabytes in one would let a thread that needs room give
+ * up first (G5b).
+ * Inside operations: another thread's automatic transaction that began
  * between the allocation and these writes (the thread not inside a call
  * then) made them plain writes of the program's, caught at a page's
  * first write, and its abort stopped the process (a review: a realloc's
  * copy).  Now they wait at the gate for its end, as any call does, and
  * go on, on the heap the commit or the abort left; the block, allocated
  * before that transaction began, is the caller's on either. */
-void pm_fill_block(struct pm_rt *rt, struct pm_trec *rec, void *dst, const void *src,
-                   size_t n)
+void pm_fill_pieces(struct pm_rt *rt, struct pm_trec *rec, void *dst, const void *src,
+                    size_t n)
 {
-    pm_hook(PM_HOOK_BLOCK_FILL);
     char *d = dst;
     const char *s = src;
     while (n > 0) {
-        size_t k = n < FILL_PIECE ? n : FILL_PIECE;
+        size_t k = n < PM_FILL_PIECE ? n : PM_FILL_PIECE;
         pm_op_enter(rt, rec);
         if (s != NULL)
             memcpy(d, s, k);

@@ -644,9 +644,15 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
             /* an earlier format's, idle since recovery (no entry is read
              * again): two streams from here on (the first format's size
              * allows them: pm_txlog_head_ok), and checks keyed by the log
-             * (the second's had the generation alone) */
+             * (the second's had the generation alone).  Inside an
+             * operation, as every write of the library to the space:
+             * another thread's automatic transaction took it for the
+             * program's plain write, and its abort stopped the process (a
+             * review) */
+            pm_op_enter(rt, rec);
             tx->log->magic = PM_TXLOG_MAGIC;
             pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);
+            pm_op_end(rec);
         }
         return 0;
     }

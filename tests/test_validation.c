@@ -2,6 +2,9 @@
  * byte unchanged, whichever way it is opened. */
 #include "check.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "internal.h"
 
 static void make_space(const char *path, uint64_t size, uint64_t max)
@@ -574,6 +577,106 @@ static void test_v1_log_too_small(void)
     v1_log_case(192, true);
 }
 
+/* The upgrade of such a log, idle, by its thread's first transaction
+ * writes the log's magic; while another thread's automatic transaction is
+ * open (every page read-only but that one's log) that write was made
+ * before the begin's operation and so taken for the program's plain
+ * write, and the transaction's abort stopped the process (a review).  Now
+ * the upgrade waits at the gate, reported once, and goes on after the
+ * abort.  The main thread keeps lane 0, whose log is the old one; the
+ * other thread's transaction gets a log in lane 1. */
+static allocator_space_t *vb_s;
+static _Atomic int vb_stage, vb_waiting;
+static int vb_reports;
+
+static void vb_hook(int point)
+{
+    if (point == PM_HOOK_AUTO_WAIT)
+        atomic_store(&vb_waiting, 1);
+}
+
+static void vb_misuse(allocator_space_t *s, int code, const void *ptr, const char *msg,
+                      void *arg)
+{
+    (void)s, (void)ptr, (void)msg, (void)arg;
+    if (code == PERSISTENT_E_TX_AUTO)
+        vb_reports++;
+}
+
+static void *vb_auto(void *arg)
+{
+    (void)arg;
+    REQUIRE(persistent_tx_begin_auto(vb_s) == 0);
+    void *p = persistent_malloc(vb_s, 300);
+    REQUIRE(p != NULL);
+    atomic_store(&vb_stage, 1);
+    for (int i = 0; i < 3000 && !atomic_load(&vb_waiting); i++)
+        usleep(1000);
+    REQUIRE(persistent_tx_abort(vb_s) == 0);
+    atomic_store(&vb_stage, 2);
+    return NULL;
+}
+
+static void test_v1_log_beside_auto(void)
+{
+    const char *p = t_path("v1auto");
+    allocator_space_t *s = t_create(p, 4u << 20, 0);
+    REQUIRE(s != NULL);
+    persistent_offset_t *slot = persistent_malloc(s, sizeof *slot);
+    REQUIRE(slot != NULL);
+    char *b = persistent_malloc(s, 256);
+    REQUIRE(b != NULL);
+    uint64_t off = ptr_to_persistent_offset(s, b), soff = ptr_to_persistent_offset(s, slot);
+    char *base = b - off;
+    struct pm_header *h = (struct pm_header *)(void *)base;
+    struct pm_lane *lane0 = (struct pm_lane *)(void *)(base + h->fixed.lanes_off);
+    REQUIRE(lane0->tx_off == 0);
+    struct pm_txlog *lg = (struct pm_txlog *)(void *)b;
+    memset(lg, 0, 256);
+    lg->magic = PM_TXLOG_MAGIC_V1;
+    lg->size = 192;
+    lg->state = PM_TX_IDLE | (UINT64_C(5) << 8);
+    lane0->tx_off = off;
+    REQUIRE(persistent_space_close(s) == 0);
+
+    struct persistent_options o = {0};
+    REQUIRE(persistent_space_open(p, &o, &s) == 0);
+    vb_s = s;
+    slot = persistent_offset_to_ptr(s, soff);
+    REQUIRE(persistent_alloc_into(s, slot, 64) == 0);   /* this thread: lane 0 */
+    REQUIRE(persistent_free_from(s, slot) == 0);
+    base = (char *)slot - soff;
+    lg = (struct pm_txlog *)(void *)(base + off);
+    REQUIRE(lg->magic == PM_TXLOG_MAGIC_V1);
+    atomic_store(&vb_stage, 0);
+    atomic_store(&vb_waiting, 0);
+    vb_reports = 0;
+    persistent_error_hook_set(vb_misuse, NULL);
+    pm_store_release(&pm_test_hook, vb_hook);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, vb_auto, NULL) == 0);
+    while (atomic_load(&vb_stage) != 1)
+        usleep(1000);
+    int r = persistent_tx_begin(s);     /* the upgrade: waits for the end */
+    CHECK_EQ(r, 0);
+    CHECK_EQ(atomic_load(&vb_stage), 2);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    persistent_error_hook_set(NULL, NULL);
+    CHECK(atomic_load(&vb_waiting));    /* at the gate, not in a fault */
+    CHECK_EQ(vb_reports, 1);
+    CHECK(lg->magic == PM_TXLOG_MAGIC);
+    if (r == 0) {
+        CHECK_EQ(persistent_tx_add(s, slot, sizeof *slot), 0);
+        *slot = 7;
+        CHECK_EQ(persistent_tx_commit(s), 0);
+    }
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(s, &rep), 0);
+    REQUIRE(persistent_space_close(s) == 0);
+    unlink(p);
+}
+
 /* A log whose generation is the last the state word holds (56 bits):
  * the next transaction's, one more, was written as 0, recovery checked
  * the entries with generation 0, none passed, and a transaction killed
@@ -652,6 +755,7 @@ int main(void)
     test_header_changed_under_view();
     test_sb_header_changed_under_view();
     test_v1_log_too_small();
+    test_v1_log_beside_auto();
     test_log_generation_last();
     return t_done();
 }

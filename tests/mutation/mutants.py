@@ -1034,7 +1034,21 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    while ((r = free_block_quiet(rt, rec, ptr)) != 0 && false)""",
          what="a realloc's move frees the old block with a lookup that an automatic "
               "transaction's rebuild makes miss: the block reported and leaked"),
-    dict(id="fill-outside-op", file="src/alloc.c",
+    dict(id="fill-outside-op", file="src/internal.h",
+         find="""    pm_op_enter(rt, rec);
+    if (src != NULL)
+        memcpy(dst, src, n);
+    else
+        memset(dst, 0, n);
+    pm_op_end(rec);""",
+         replace="""    if (src != NULL)
+        memcpy(dst, src, n);
+    else
+        memset(dst, 0, n);""",
+         what="realloc's copy and calloc's zeros written outside an operation: another "
+              "thread's automatic transaction that began meanwhile takes them for the "
+              "program's plain writes, and its abort stops the process"),
+    dict(id="fill-pieces-outside-op", file="src/alloc.c",
          find="""        pm_op_enter(rt, rec);
         if (s != NULL)
             memcpy(d, s, k);
@@ -1045,9 +1059,19 @@ __attribute__((constructor)) static void key_at_load(void)
             memcpy(d, s, k);
         else
             memset(d, 0, k);""",
-         what="realloc's copy and calloc's zeros written outside an operation: another "
-              "thread's automatic transaction that began meanwhile takes them for the "
-              "program's plain writes, and its abort stops the process"),
+         what="a fill of more than one piece (a calloc or a realloc's copy past 256 KiB) "
+              "written outside operations: taken for the program's plain writes by "
+              "another thread's automatic transaction, whose abort stops the process"),
+    dict(id="txlog-upgrade-outside-op", file="src/tx.c",
+         find="""            pm_op_enter(rt, rec);
+            tx->log->magic = PM_TXLOG_MAGIC;
+            pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);
+            pm_op_end(rec);""",
+         replace="""            tx->log->magic = PM_TXLOG_MAGIC;
+            pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);""",
+         what="a first transaction's upgrade of an earlier format's log written outside "
+              "an operation: another thread's automatic transaction takes it for a plain "
+              "write, and its abort stops the process"),
     dict(id="auto-begin-no-busy-check", file="src/tx.c",
          find="""            r = -EBUSY;
     }
