@@ -287,12 +287,7 @@ void pm_fill_pieces(struct pm_rt *rt, struct pm_trec *rec, void *dst, const void
     const char *s = src;
     while (n > 0) {
         size_t k = n < PM_FILL_PIECE ? n : PM_FILL_PIECE;
-        pm_op_enter(rt, rec);
-        if (s != NULL)
-            memcpy(d, s, k);
-        else
-            memset(d, 0, k);
-        pm_op_end(rec);
+        pm_fill_piece(rt, rec, d, s, k);
         d += k;
         s = s != NULL ? s + k : NULL;
         n -= k;

@@ -1416,22 +1416,26 @@ static inline void pm_hook(int point)
  * Inline for one piece: a small calloc paid 43 instructions for the call
  * out of line (a review's callgrind). */
 #define PM_FILL_PIECE ((size_t)256 << 10)
-void pm_fill_pieces(struct pm_rt *rt, struct pm_trec *rec, void *dst, const void *src,
-                    size_t n);
-static inline void pm_fill_block(struct pm_rt *rt, struct pm_trec *rec, void *dst,
+static inline void pm_fill_piece(struct pm_rt *rt, struct pm_trec *rec, void *dst,
                                  const void *src, size_t n)
 {
-    pm_hook(PM_HOOK_BLOCK_FILL);
-    if (PM_UNLIKELY(n > PM_FILL_PIECE)) {
-        pm_fill_pieces(rt, rec, dst, src, n);
-        return;
-    }
     pm_op_enter(rt, rec);
     if (src != NULL)
         memcpy(dst, src, n);
     else
         memset(dst, 0, n);
     pm_op_end(rec);
+}
+void pm_fill_pieces(struct pm_rt *rt, struct pm_trec *rec, void *dst, const void *src,
+                    size_t n);
+static inline void pm_fill_block(struct pm_rt *rt, struct pm_trec *rec, void *dst,
+                                 const void *src, size_t n)
+{
+    pm_hook(PM_HOOK_BLOCK_FILL);
+    if (PM_UNLIKELY(n > PM_FILL_PIECE))
+        pm_fill_pieces(rt, rec, dst, src, n);
+    else
+        pm_fill_piece(rt, rec, dst, src, n);
 }
 
 /* ---- bits ---- */

@@ -1045,23 +1045,9 @@ __attribute__((constructor)) static void key_at_load(void)
         memcpy(dst, src, n);
     else
         memset(dst, 0, n);""",
-         what="realloc's copy and calloc's zeros written outside an operation: another "
+         what="realloc's copy and calloc's zeros (one piece or several) written outside an operation: another "
               "thread's automatic transaction that began meanwhile takes them for the "
               "program's plain writes, and its abort stops the process"),
-    dict(id="fill-pieces-outside-op", file="src/alloc.c",
-         find="""        pm_op_enter(rt, rec);
-        if (s != NULL)
-            memcpy(d, s, k);
-        else
-            memset(d, 0, k);
-        pm_op_end(rec);""",
-         replace="""        if (s != NULL)
-            memcpy(d, s, k);
-        else
-            memset(d, 0, k);""",
-         what="a fill of more than one piece (a calloc or a realloc's copy past 256 KiB) "
-              "written outside operations: taken for the program's plain writes by "
-              "another thread's automatic transaction, whose abort stops the process"),
     dict(id="txlog-upgrade-outside-op", file="src/tx.c",
          find="""            pm_op_enter(rt, rec);
             tx->log->magic = PM_TXLOG_MAGIC;
