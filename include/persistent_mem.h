@@ -355,7 +355,9 @@ int persistent_sync(allocator_space_t *space);
  * are inside calls it asks them for those and tries again for up to
  * 10 ms (twice for a small block, which then tries a run of pages), so a
  * NULL can take that long.  A thread stopped for good inside a call keeps
- * its own superblocks until the space is opened again. */
+ * its own superblocks until the space is opened again; one stopped inside
+ * the common case of a malloc or a free of its own block keeps only the
+ * superblock of the block it is handing out or taking back. */
 void *persistent_malloc(allocator_space_t *space, size_t size);
 
 /* NULL is a no-op.  A pointer that is not a live block of this space

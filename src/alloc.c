@@ -35,16 +35,14 @@ __attribute__((noinline)) static void *small_alloc_slow(struct pm_rt *rt,
 }
 
 /* The next free block of the class's current word, inside the operation;
- * m is t->mask, not 0: one plain load and store of the allocation word.
- * The bit is not yet durable (taken_end). */
+ * m is t->mask, not 0, and w is t->aword: one plain load and store of the
+ * allocation word.  The bit is not yet durable (taken_end). */
 __attribute__((always_inline)) static inline void *
-take_cached(struct pm_tcache *t, uint64_t m, pm_atomic_u64 **wp)
+take_cached(struct pm_tcache *t, uint64_t m, pm_atomic_u64 *w)
 {
     uint64_t i = pm_ctz64_nz(m);
     t->mask = m & (m - 1);
-    pm_atomic_u64 *w = t->aword;
     pm_store_relaxed(w, pm_load_relaxed(w) | (UINT64_C(1) << i));
-    *wp = w;
     return t->wbase + i * t->bsize;
 }
 
@@ -79,8 +77,8 @@ small_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c, size_t align)
     pm_op_begin(rec);
     uint64_t m = t->mask;
     if (PM_LIKELY(m != 0 && pm_load_relaxed(&rec->revokes) == rec->seen_revokes)) {
-        pm_atomic_u64 *w;
-        void *p = take_cached(t, m, &w);
+        pm_atomic_u64 *w = t->aword;
+        void *p = take_cached(t, m, w);
         return taken_end(rt, rec, w, p);
     }
     return small_alloc_slow(rt, rec, c, align);
@@ -126,10 +124,15 @@ __attribute__((noinline)) static void *malloc_next_word(size_t size)
     struct pm_rt *rt = pm_tls.rt;
     struct pm_trec *rec = pm_tls.rec;
     struct pm_tcache *t = &rec->cls[pm_size_class(size)];
+    /* the fast path's flag names t->aword, a word of the current
+     * superblock (set_current puts it there before any is chosen); widened
+     * all the same, so that what a thief may take here does not rest on
+     * that: the counter is read again after it */
+    pm_op_widen(rec);
     if (PM_LIKELY(pm_load_relaxed(&rec->revokes) == rec->seen_revokes &&
                   sb_next_word(rt, t))) {
-        pm_atomic_u64 *w;
-        void *p = take_cached(t, t->mask, &w);
+        pm_atomic_u64 *w = t->aword;
+        void *p = take_cached(t, t->mask, w);
         p = taken_end(rt, rec, w, p);
         pm_vg_user(rt, p, 0, false);
         return p;
@@ -162,11 +165,14 @@ void *persistent_malloc(allocator_space_t *space, size_t size)
         struct pm_rt *rt = pm_tls.rt;
         struct pm_trec *rec = pm_tls.rec;
         struct pm_tcache *t = &rec->cls[c];
-        pm_op_begin(rec);
+        /* the word it takes from, if m is not 0, names the operation's
+         * superblock for a thief: it takes the thread's others while this
+         * thread is stopped here (pm_op_begin_word) */
+        pm_atomic_u64 *w = t->aword;
+        pm_op_begin_word(rec, w);
         uint64_t m = t->mask;
         if (PM_LIKELY(m != 0 && pm_load_relaxed(&rec->revokes) == rec->seen_revokes)) {
-            pm_atomic_u64 *w;
-            void *p = take_cached(t, m, &w);
+            void *p = take_cached(t, m, w);
             p = taken_end(rt, rec, w, p);
             pm_vg_user(rt, p, 0, false);
             return p;
@@ -269,10 +275,13 @@ size_t pm_usable_settled(struct pm_rt *rt, const void *ptr)
     }
 }
 
-/* pm_fill_block past one piece (PM_FILL_PIECE): an operation keeps the
- * thread's superblocks from a thief's revocation (superblock.c), and a
- * copy of many megabytes in one would let a thread that needs room give
- * up first (G5b).
+/* pm_fill_block past one piece (PM_FILL_PIECE): an operation keeps an
+ * automatic transaction's begin waiting (it refuses while another thread
+ * is inside one), so a copy of many megabytes is several.  (Until
+ * 2026-12-07 an operation also kept the thread's superblocks from a
+ * thief's revocation, and a long one would let a thread that needed room
+ * give up first, G5b; a fill's operation now names none of them,
+ * PM_BUSY_NONE.)
  * Inside operations: another thread's automatic transaction that began
  * between the allocation and these writes (the thread not inside a call
  * then) made them plain writes of the program's, caught at a page's

@@ -142,7 +142,9 @@ free_owned(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *t,
     uint64_t bit = UINT64_C(1) << (idx & 63);
     /* the word in the current superblock's free-word hint, 0 in another */
     uint64_t hint = (UINT64_C(1) << (idx >> 6)) & ((uint64_t)0 - current);
-    pm_op_begin(rec);
+    /* s alone: a thief takes the thread's other superblocks while it is
+     * stopped here (pm_op_begin_word) */
+    pm_op_begin_word(rec, aw);
     /* revokes after busy: see the revocation protocol in superblock.c */
     uint64_t word = pm_load_relaxed(aw);
     /* the remote word itself (n_words on), not its summary bit: a remote

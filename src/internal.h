@@ -198,7 +198,8 @@ struct pm_tcache {
 /* One thread's state in one open space.  Records are type-stable: they are
  * recycled, never freed, while the space is open. */
 struct pm_trec {
-    pm_atomic_u32 busy;           /* inside an owner operation */
+    pm_atomic_uptr busy;          /* inside an owner operation: what it
+                                     may touch (pm_op_begin_word) */
     pm_atomic_u32 revokes;        /* bumped by a thief before membarrier */
     uint32_t seen_revokes;
     uint32_t id;                  /* index in rt->recs, >= 1 */
@@ -629,15 +630,43 @@ static inline struct pm_trec *pm_thread_rec(allocator_space_t *space,
     return pm_thread_attach(space, rtp);
 }
 
-/* Owner operations are bracketed by these; see superblock.c (revocation). */
+/* Owner operations are bracketed by these; see superblock.c (revocation).
+ * The busy flag says what the operation may touch of the thread's own
+ * superblocks, for a thief (superblock.c, revoke_others): PM_BUSY_ANY any
+ * of them; PM_BUSY_NONE none (it writes the bytes of a block it holds,
+ * nothing of a superblock's state); otherwise the address of an
+ * allocation-bitmap word, and then nothing but the superblock holding it
+ * (the fast paths: a thread stopped inside one keeps that superblock
+ * alone).  An operation that goes on past what its flag names raises
+ * PM_BUSY_ANY and reads its revocation counter again before it touches
+ * anything more (pm_op_widen), as the begin does. */
+#define PM_BUSY_ANY ((uintptr_t)1)
+#define PM_BUSY_NONE ((uintptr_t)2)
+static inline void pm_op_begin_as(struct pm_trec *rec, uintptr_t what)
+{
+    pm_store_relaxed(&rec->busy, what);
+    pm_compiler_fence();   /* ordered against a thief by membarrier */
+}
 static inline void pm_op_begin(struct pm_trec *rec)
 {
-    pm_store_relaxed(&rec->busy, 1u);
-    pm_compiler_fence();   /* ordered against a thief by membarrier */
+    pm_op_begin_as(rec, PM_BUSY_ANY);
+}
+/* The fast paths': the operation touches the superblock of word w only. */
+static inline void pm_op_begin_word(struct pm_trec *rec, const pm_atomic_u64 *w)
+{
+    pm_op_begin_as(rec, (uintptr_t)w);
+}
+/* Inside an operation begun with a narrower flag: from here on it may
+ * touch any of the thread's superblocks.  The caller reads its revocation
+ * counter after this, before it touches one (a thief that read the
+ * narrower flag fenced before this store, so that read sees its bump). */
+static inline void pm_op_widen(struct pm_trec *rec)
+{
+    pm_op_begin_as(rec, PM_BUSY_ANY);
 }
 static inline void pm_op_end(struct pm_trec *rec)
 {
-    pm_store_release(&rec->busy, 0u);  /* thief reads it with acquire */
+    pm_store_release(&rec->busy, (uintptr_t)0);  /* thief reads it with acquire */
 }
 
 /* The space of the open automatic transaction, if any (tx.c; one per
@@ -1419,7 +1448,11 @@ static inline void pm_hook(int point)
 static inline void pm_fill_piece(struct pm_rt *rt, struct pm_trec *rec, void *dst,
                                  const void *src, size_t n)
 {
-    pm_op_enter(rt, rec);
+    /* the block's bytes only: a thief may take any of the thread's
+     * superblocks meanwhile (the block stays allocated, so none is
+     * released under the write) */
+    pm_op_begin_as(rec, PM_BUSY_NONE);
+    pm_auto_gate(rt, rec);
     if (src != NULL)
         memcpy(dst, src, n);
     else

@@ -47,6 +47,9 @@
  *    reads its revokes counter right after raising busy, so either the
  *    thief sees busy (and gives the superblock back) or the owner sees the
  *    bump (and re-validates before touching anything).  Nobody waits.
+ *    What busy names narrows "inside an operation": a fast path's flag is
+ *    the bitmap word it works on, and the thief takes every superblock
+ *    but the one holding it (busy_keeps, pm_op_begin_word).
  *    The thief's decision is a CAS from exactly the REVOKING word it made
  *    or found: a REVOKING superblock is any thief's to go on with (its own
  *    bump, fence and look at busy), so a thief stopped between its CAS
@@ -385,6 +388,9 @@ static void set_current(struct pm_rt *rt, struct pm_tcache *t, uint32_t s)
     struct pm_sb_header *h = sb_header(rt, s);
     t->sb = s;
     t->word = h->n_words;           /* none yet */
+    t->aword = alloc_bits(h);       /* in s all the same: malloc's fast path
+                                       names its word to a thief before it
+                                       looks at the mask (pm_op_begin_word) */
     t->mask = 0;
     t->bsize = h->block_size;
     rebuild_freemap(rt, t);
@@ -951,8 +957,27 @@ void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t s, const struct pm_sb_header *h
     }
 }
 
-/* Takes superblocks from other threads that are not inside an operation;
- * each stolen one is collected and released if empty, else listed. */
+/* Whether an owner whose busy flag reads b, after the thief's fence, may
+ * touch superblock s (which it owns, REVOKING: its header is stable) in
+ * the operation it is in: any of its superblocks, none, or the one
+ * holding the bitmap word b names (pm_op_begin_word).  An operation that
+ * goes on to others widens its flag and then reads its revocation counter
+ * (pm_op_widen), which the thief bumped before its fence: one the thief
+ * saw narrow sees the bump there and re-validates. */
+static bool busy_keeps(struct pm_rt *rt, uintptr_t b, uint32_t s)
+{
+    if (b == 0 || b == PM_BUSY_NONE)
+        return false;
+    if (b == PM_BUSY_ANY)
+        return true;
+    const struct pm_sb_header *h = sb_header(rt, s);
+    return b - (uintptr_t)h < ((uintptr_t)h->n_pages << rt->page_shift);
+}
+
+/* Takes superblocks from other threads that are not inside an operation,
+ * or are inside one that touches none of them or only another superblock
+ * (busy_keeps); each stolen one is collected and released if empty, else
+ * listed. */
 /* *kept: superblocks other threads keep because they were inside a call
  * (or NULL); *reowned (or NULL): those and the ones their owners took
  * back themselves meanwhile (a call begun after the counter moved). */
@@ -1015,7 +1040,7 @@ static uint32_t revoke_others(struct pm_rt *rt, struct pm_trec *rec, uint32_t *k
             uint32_t v = pm_anchor_owner(a);
             /* each CAS below fails when the owner took s back meanwhile,
              * or another thief decided first */
-            if (!fenced || pm_load_acquire(&rt->recs[v].busy) != 0) {
+            if (!fenced || busy_keeps(rt, pm_load_acquire(&rt->recs[v].busy), s)) {
                 if (pm_cas_strong_seq_cst(aw, &a, pm_anchor_make(a, PM_SB_OWNED, v)) && kept)
                     ++*kept;
                 if (reowned && owned_by(pm_load_acquire(aw), v))

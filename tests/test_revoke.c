@@ -36,7 +36,10 @@
 #include "check.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -565,6 +568,219 @@ static void run_stale(void)
     x_finish(path, "stale", "a scavenge by an owner whose superblock a thief took");
 }
 
+/* parked: a thread stopped for good inside a fast path's operation keeps
+ * the one superblock that operation works on, not all of its own (G5b:
+ * "a thread whose own superblocks are full takes from other threads'
+ * partly free superblocks").  The owner fills a small space with blocks
+ * of one class, frees every other block of the superblocks it owns, and
+ * then mallocs and frees one block in a loop (the fast paths).  Signals
+ * stop it, until one lands inside a fast path's operation (its busy flag
+ * names a bitmap word); there it stays.  Another thread then allocates
+ * blocks of the class until NULL: it must get every free block but those
+ * of the stopped operation's superblock (until 2026-12-07 a busy owner
+ * kept all of them, and its free blocks were out of reach until it went
+ * on).  Every block carries a pattern, checked before it is freed. */
+enum { PK_SIZE = 64, PK_SPACE = 4u << 20 };
+static _Atomic int pk_looping, pk_parked, pk_release, pk_stop;
+static int pk_fill;                     /* stop inside a calloc's zeros */
+static _Atomic uintptr_t pk_busy;
+static _Atomic uint64_t pk_signals;
+static void **pk_blocks;
+static int pk_n;
+static struct pm_trec *pk_rec;          /* the owner's */
+
+static void pk_handler(int sig)
+{
+    (void)sig;
+    uintptr_t b = pm_load_relaxed(&pm_tls.rec->busy);
+    if (pk_fill ? b != PM_BUSY_NONE : b <= PM_BUSY_NONE) {
+        atomic_fetch_add(&pk_signals, 1);
+        return;                 /* not inside the operation wanted: go on */
+    }
+    atomic_store(&pk_busy, b);
+    atomic_store(&pk_parked, 1);
+    atomic_fetch_add(&pk_signals, 1);   /* after: the sender looks at parked */
+    struct timespec ts = {0, 200000};
+    while (!atomic_load(&pk_release))
+        nanosleep(&ts, NULL);   /* async-signal-safe */
+}
+
+static uint64_t pk_pattern(int i)
+{
+    return UINT64_C(0x9e3779b97f4a7c15) * (uint64_t)(i + 1);
+}
+
+/* Whether block p of the owner's is in a superblock the owner owns. */
+static bool pk_owned(struct pm_rt *rt, struct pm_trec *rec, const void *p)
+{
+    uint64_t off = (uint64_t)((const char *)p - rt->data);
+    uint32_t f1 = pm_pagemap_first1(pm_load_acquire(&rt->pagemap[off >> rt->page_shift]));
+    uint64_t a = f1 != 0 ? pm_load_acquire(&rt->ctl[f1 - 1].anchor) : 0;
+    return f1 != 0 && pm_anchor_state(a) == PM_SB_OWNED && pm_anchor_owner(a) == rec->id;
+}
+
+static void *parked_owner(void *arg)
+{
+    (void)arg;
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(x_space, &rt);
+    REQUIRE(rec != NULL);
+    pk_rec = rec;
+    void *p;
+    while ((p = persistent_malloc(x_space, PK_SIZE)) != NULL) {
+        REQUIRE(pk_n < (int)(PK_SPACE / PK_SIZE));
+        *(uint64_t *)p = pk_pattern(pk_n);
+        pk_blocks[pk_n++] = p;
+    }
+    /* every other block of the superblocks it owns (its current one and
+     * the set-aside ones) */
+    for (int i = 1; i < pk_n; i += 2)
+        if (pk_owned(rt, rec, pk_blocks[i])) {
+            CHECK_EQ(*(uint64_t *)pk_blocks[i], pk_pattern(i));
+            persistent_free(x_space, pk_blocks[i]);
+            pk_blocks[i] = NULL;
+        }
+    atomic_store(&pk_looping, 1);
+    uint64_t k = 0;
+    while (!atomic_load(&pk_stop)) {
+        uint64_t *q = pk_fill ? persistent_calloc(x_space, 1, PK_SIZE)
+                              : persistent_malloc(x_space, PK_SIZE);
+        REQUIRE(q != NULL);
+        *q = ~k;
+        CHECK_EQ(*q, ~k);
+        persistent_free(x_space, q);
+        k++;
+    }
+    return NULL;
+}
+
+/* Free blocks of class c in the superblocks of the space: all, those of
+ * the superblock holding the word at b, and those of superblocks owner
+ * owns (b's excluded). */
+static void pk_count(struct pm_rt *rt, uint32_t c, uint32_t owner, uintptr_t b,
+                     uint64_t *all, uint64_t *at_b, uint64_t *owned_other)
+{
+    *all = *at_b = *owned_other = 0;
+    uint64_t n = pm_load_acquire(&rt->n_pages), p = 0;
+    while ((p = pg_next_set(rt->start_bits, p, n)) != PG_NONE) {
+        if (pg_bit(rt->kind_bits, p)) {
+            struct pm_sb_header *h = sb_header(rt, (uint32_t)p);
+            if (h->cls == c) {
+                uint64_t used = 0;
+                for (uint32_t w = 0; w < h->n_words; w++)
+                    used += (uint64_t)__builtin_popcountll(pm_load_acquire(&h->bits[w]));
+                uint64_t f = h->n_blocks - used;
+                *all += f;
+                if (b - (uintptr_t)h < ((uintptr_t)h->n_pages << rt->page_shift))
+                    *at_b += f;
+                else {
+                    uint64_t a = pm_load_acquire(&rt->ctl[p].anchor);
+                    if (pm_anchor_state(a) == PM_SB_OWNED && pm_anchor_owner(a) == owner)
+                        *owned_other += f;
+                }
+            }
+        }
+        p++;
+    }
+}
+
+static void run_parked(int fill)
+{
+#if defined(__SANITIZE_THREAD__)
+    printf("%-10s: skipped under ThreadSanitizer (it defers signals to its own "
+           "points, never inside a fast path)\n", "parked");
+    return;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+    printf("%-10s: skipped under ThreadSanitizer (it defers signals to its own "
+           "points, never inside a fast path)\n", "parked");
+    return;
+#endif
+#endif
+    const char *path = t_path("revoke-parked");
+    pk_fill = fill;
+    pk_n = 0;
+    atomic_store(&pk_looping, 0);
+    atomic_store(&pk_parked, 0);
+    atomic_store(&pk_release, 0);
+    atomic_store(&pk_stop, 0);
+    x_space = create_persistent_allocator(path, PK_SPACE);
+    REQUIRE(x_space != NULL);
+    struct pm_rt *rt = pm_rt_of(x_space);
+    uint32_t c = pm_size_class(PK_SIZE);
+    pk_blocks = calloc(PK_SPACE / PK_SIZE, sizeof *pk_blocks);
+    REQUIRE(pk_blocks != NULL);
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = pk_handler;
+    sigemptyset(&sa.sa_mask);
+    REQUIRE(sigaction(SIGUSR1, &sa, &old) == 0);
+    pthread_t o;
+    pthread_create(&o, NULL, parked_owner, NULL);
+    while (!atomic_load(&pk_looping))
+        sched_yield();
+    uint64_t deadline = t_now_ns() + 60ull * 1000000000u, sent = 0;
+    while (!atomic_load(&pk_parked)) {
+        REQUIRE(t_now_ns() < deadline);
+        uint64_t before = atomic_load(&pk_signals);
+        pthread_kill(o, SIGUSR1);
+        sent++;
+        while (atomic_load(&pk_signals) == before)
+            sched_yield();
+    }
+    /* a fill names no superblock: then the owner's current one (whose
+     * block it is writing) counts with its others, at_b is 0 */
+    uintptr_t b = fill ? (uintptr_t)pk_rec->cls[c].aword : atomic_load(&pk_busy);
+    uint32_t owner = pm_anchor_owner(pm_load_acquire(
+        &rt->ctl[pm_pagemap_first1(pm_load_acquire(
+                     &rt->pagemap[(uint64_t)(b - (uintptr_t)rt->data) >> rt->page_shift])) - 1]
+             .anchor));
+    uint64_t all, at_b, owned_other;
+    pk_count(rt, c, owner, fill ? 0 : b, &all, &at_b, &owned_other);
+    /* the scene holds what it is about: free blocks in superblocks the
+     * stopped owner owns, besides its operation's */
+    REQUIRE(owned_other >= rt->cls[c].n_blocks / 2);
+    /* this thread: every free block of the class but at_b (one more or
+     * less: the stopped operation may be about to set or clear a bit) */
+    void **mine = calloc(PK_SPACE / PK_SIZE, sizeof *mine);
+    REQUIRE(mine != NULL);
+    uint64_t got = 0;
+    void *p;
+    while ((p = persistent_malloc(x_space, PK_SIZE)) != NULL) {
+        REQUIRE(got < PK_SPACE / PK_SIZE);
+        *(uint64_t *)p = ~pk_pattern((int)got);
+        mine[got++] = p;
+    }
+    printf("%-10s: owner stopped inside %s after %llu signals; %llu free "
+           "blocks, %llu in its operation's superblock, %llu in its others; "
+           "another thread got %llu\n",
+           fill ? "parked-fill" : "parked", fill ? "a calloc's zeros" : "a fast path", (unsigned long long)sent, (unsigned long long)all,
+           (unsigned long long)at_b, (unsigned long long)owned_other,
+           (unsigned long long)got);
+    CHECK(got + at_b + 1 >= all);
+    /* and none of the operation's own superblock, which it may be
+     * writing (one more: the bit the operation may be about to clear) */
+    CHECK(got <= all - at_b + 1);
+    atomic_store(&pk_stop, 1);
+    atomic_store(&pk_release, 1);
+    pthread_join(o, NULL);
+    REQUIRE(sigaction(SIGUSR1, &old, NULL) == 0);
+    for (uint64_t i = 0; i < got; i++) {
+        CHECK_EQ(*(uint64_t *)mine[i], ~pk_pattern((int)i));
+        persistent_free(x_space, mine[i]);
+    }
+    for (int i = 0; i < pk_n; i++)
+        if (pk_blocks[i] != NULL) {
+            CHECK_EQ(*(uint64_t *)pk_blocks[i], pk_pattern(i));
+            persistent_free(x_space, pk_blocks[i]);
+        }
+    free(mine);
+    free(pk_blocks);
+    x_finish(path, fill ? "parked-fill" : "parked",
+             fill ? "a thread stopped inside a calloc's zeros keeps no superblock"
+                  : "a thread stopped inside a fast path keeps that superblock alone");
+}
+
 int main(void)
 {
     if (os_membarrier_init() != 0)
@@ -581,5 +797,7 @@ int main(void)
     run_detach();
     run_busy();
     run_stale();
+    run_parked(0);
+    run_parked(1);
     return t_done();
 }

@@ -358,7 +358,7 @@ MUTANTS = [
          replace="""    (void)c;""",
          what="G5b: a remote free into a detached superblock does not list it"),
     dict(id="sb-revoke-ignores-busy", file="src/superblock.c",
-         find="""            if (!fenced || pm_load_acquire(&rt->recs[v].busy) != 0) {""",
+         find="""            if (!fenced || busy_keeps(rt, pm_load_acquire(&rt->recs[v].busy), s)) {""",
          replace="""            if (!fenced) {""",
          what="a thief takes a superblock from an owner inside an operation"),
     dict(id="sb-no-revoke", file="src/superblock.c",
@@ -486,6 +486,37 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a scavenge collects the superblocks in the thread's books without "
               "re-validating them: one a thief took while the thread was between calls "
               "is collected under its new owner's plain stores"),
+    dict(id="busy-word-keeps-all", file="src/superblock.c",
+         find="""    if (b == PM_BUSY_ANY)
+        return true;""",
+         replace="""    if (b != 0)
+        return true;""",
+         what="a thief gives back every superblock of an owner inside a fast path's "
+              "operation, not only the one its busy flag names: a thread stopped there "
+              "keeps all of its free blocks from everyone (G5b)"),
+    dict(id="busy-word-keeps-none", file="src/superblock.c",
+         find="""    return b - (uintptr_t)h < ((uintptr_t)h->n_pages << rt->page_shift);""",
+         replace="""    return false;""",
+         what="a thief takes the superblock a fast path's operation is writing, under "
+              "the owner's plain stores (G2: a block handed out twice)"),
+    dict(id="malloc-next-word-narrow", file="src/alloc.c",
+         find="""    pm_op_widen(rec);
+    if (PM_LIKELY(pm_load_relaxed(&rec->revokes) == rec->seen_revokes &&
+                  sb_next_word(rt, t))) {""",
+         replace="""    if (PM_LIKELY(pm_load_relaxed(&rec->revokes) == rec->seen_revokes &&
+                  sb_next_word(rt, t))) {""",
+         what="malloc's move to the next word keeps the fast path's flag, naming a word "
+              "of the current superblock only because set_current put t->aword there",
+         equivalent="set_current leaves t->aword in the new current superblock, so the "
+                     "fast path's flag names the superblock malloc_next_word works on; the "
+                     "widening keeps that from resting on this one store"),
+    dict(id="fill-busy-any", file="src/internal.h",
+         find="""    pm_op_begin_as(rec, PM_BUSY_NONE);
+    pm_auto_gate(rt, rec);""",
+         replace="""    pm_op_begin(rec);
+    pm_auto_gate(rt, rec);""",
+         what="a calloc's or realloc's fill names every superblock of the thread: one "
+              "stopped inside it keeps all of their free blocks from everyone (G5b)"),
     dict(id="sb-scavenge-private-chain", file="src/superblock.c",
          find="""            for (uint64_t taken = 0; taken < bound; taken++) {
                 /* raised before the take and after the put: a pop that
@@ -567,9 +598,11 @@ __attribute__((constructor)) static void key_at_load(void)
          what="malloc's fast path returns a block whose alloc bit is not durable"),
     dict(id="alloc-fast-no-revokes", file="src/alloc.c",
          find="""        if (PM_LIKELY(m != 0 && pm_load_relaxed(&rec->revokes) == rec->seen_revokes)) {
-            pm_atomic_u64 *w;""",
+            void *p = take_cached(t, m, w);
+            p = taken_end(rt, rec, w, p);""",
          replace="""        if (PM_LIKELY(m != 0)) {
-            pm_atomic_u64 *w;""",
+            void *p = take_cached(t, m, w);
+            p = taken_end(rt, rec, w, p);""",
          what="malloc's fast path hands out a block of a superblock a thief is revoking"),
     dict(id="alloc-next-word-no-revokes", file="src/alloc.c",
          find="""    if (PM_LIKELY(pm_load_relaxed(&rec->revokes) == rec->seen_revokes &&
@@ -1035,7 +1068,8 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a realloc's move frees the old block with a lookup that an automatic "
               "transaction's rebuild makes miss: the block reported and leaked"),
     dict(id="fill-outside-op", file="src/internal.h",
-         find="""    pm_op_enter(rt, rec);
+         find="""    pm_op_begin_as(rec, PM_BUSY_NONE);
+    pm_auto_gate(rt, rec);
     if (src != NULL)
         memcpy(dst, src, n);
     else
