@@ -356,8 +356,9 @@ int persistent_sync(allocator_space_t *space);
  * 10 ms (twice for a small block, which then tries a run of pages), so a
  * NULL can take that long.  A thread stopped for good inside a call keeps
  * its own superblocks until the space is opened again; one stopped inside
- * the common case of a malloc or a free of its own block keeps only the
- * superblock of the block it is handing out or taking back. */
+ * the common case of a malloc or a free keeps only the superblock of the
+ * block it is handing out or taking back (none when that block is another
+ * thread's), and one stopped inside calloc's zeros or realloc's copy none. */
 void *persistent_malloc(allocator_space_t *space, size_t size);
 
 /* NULL is a no-op.  A pointer that is not a live block of this space

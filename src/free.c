@@ -238,8 +238,11 @@ void persistent_free(allocator_space_t *space, void *ptr)
         } else if (pm_anchor_owner(a) != rec->id) {
             /* another thread's superblock: atomic bits only, as
              * free_general does (which waits for an automatic
-             * transaction on the space: pm_auto_gate) */
-            pm_op_begin(rec);
+             * transaction on the space: pm_auto_gate); none of this
+             * thread's superblocks (s is not, and nothing but this
+             * thread could make it so), so a thief may take them all
+             * meanwhile (PM_BUSY_NONE) */
+            pm_op_begin_as(rec, PM_BUSY_NONE);
             if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {
                 pm_op_end(rec);
                 goto here;

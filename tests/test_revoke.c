@@ -579,10 +579,19 @@ static void run_stale(void)
  * blocks of the class until NULL: it must get every free block but those
  * of the stopped operation's superblock (until 2026-12-07 a busy owner
  * kept all of them, and its free blocks were out of reach until it went
- * on).  Every block carries a pattern, checked before it is freed. */
+ * on).  The same with the owner stopped inside a calloc's zeros, and
+ * inside the remote free's fast path (freeing blocks of a thread that
+ * stays between calls): those name none of its superblocks, and the
+ * other thread gets every free block.  Every block carries a pattern,
+ * checked before it is freed. */
 enum { PK_SIZE = 64, PK_SPACE = 4u << 20 };
 static _Atomic int pk_looping, pk_parked, pk_release, pk_stop;
-static int pk_fill;                     /* stop inside a calloc's zeros */
+enum { PK_FAST, PK_FILL, PK_REMOTE };
+static int pk_mode;                     /* where the owner is stopped */
+static const char *pk_name[] = {"parked", "parked-fill", "parked-remote"};
+enum { PK_SUPPLY = 16384 };
+static void **pk_supply;                /* PK_REMOTE: another thread's blocks */
+static _Atomic int pk_supplier_go;
 static _Atomic uintptr_t pk_busy;
 static _Atomic uint64_t pk_signals;
 static void **pk_blocks;
@@ -593,7 +602,7 @@ static void pk_handler(int sig)
 {
     (void)sig;
     uintptr_t b = pm_load_relaxed(&pm_tls.rec->busy);
-    if (pk_fill ? b != PM_BUSY_NONE : b <= PM_BUSY_NONE) {
+    if (pk_mode != PK_FAST ? b != PM_BUSY_NONE : b <= PM_BUSY_NONE) {
         atomic_fetch_add(&pk_signals, 1);
         return;                 /* not inside the operation wanted: go on */
     }
@@ -626,9 +635,13 @@ static void *parked_owner(void *arg)
     struct pm_trec *rec = pm_thread_rec(x_space, &rt);
     REQUIRE(rec != NULL);
     pk_rec = rec;
+    /* PK_REMOTE: a few superblocks' worth, the space not full (a fill
+     * until NULL would take the supplier's superblocks: it is between
+     * calls) */
+    int limit = pk_mode == PK_REMOTE ? 4 * (int)rt->cls[pm_size_class(PK_SIZE)].n_blocks
+                                     : (int)(PK_SPACE / PK_SIZE);
     void *p;
-    while ((p = persistent_malloc(x_space, PK_SIZE)) != NULL) {
-        REQUIRE(pk_n < (int)(PK_SPACE / PK_SIZE));
+    while (pk_n < limit && (p = persistent_malloc(x_space, PK_SIZE)) != NULL) {
         *(uint64_t *)p = pk_pattern(pk_n);
         pk_blocks[pk_n++] = p;
     }
@@ -642,9 +655,23 @@ static void *parked_owner(void *arg)
         }
     atomic_store(&pk_looping, 1);
     uint64_t k = 0;
+    while (!atomic_load(&pk_stop) && pk_mode == PK_REMOTE) {
+        /* remote frees, the fast path's (the supplier owns the blocks'
+         * superblocks and waits between calls while they are freed), a
+         * supply at a time */
+        while (atomic_load(&pk_supplier_go) != 1 && !atomic_load(&pk_stop))
+            sched_yield();
+        for (int i = 0; i < PK_SUPPLY && !atomic_load(&pk_stop); i++) {
+            CHECK_EQ(*(uint64_t *)pk_supply[i], ~pk_pattern(i));
+            persistent_free(x_space, pk_supply[i]);
+            pk_supply[i] = NULL;
+        }
+        if (!atomic_load(&pk_stop))
+            atomic_store(&pk_supplier_go, 0);   /* another supply */
+    }
     while (!atomic_load(&pk_stop)) {
-        uint64_t *q = pk_fill ? persistent_calloc(x_space, 1, PK_SIZE)
-                              : persistent_malloc(x_space, PK_SIZE);
+        uint64_t *q = pk_mode == PK_FILL ? persistent_calloc(x_space, 1, PK_SIZE)
+                                         : persistent_malloc(x_space, PK_SIZE);
         REQUIRE(q != NULL);
         *q = ~k;
         CHECK_EQ(*q, ~k);
@@ -666,9 +693,11 @@ static void pk_count(struct pm_rt *rt, uint32_t c, uint32_t owner, uintptr_t b,
         if (pg_bit(rt->kind_bits, p)) {
             struct pm_sb_header *h = sb_header(rt, (uint32_t)p);
             if (h->cls == c) {
-                uint64_t used = 0;
+                uint64_t used = 0;       /* a remote free's block is free */
                 for (uint32_t w = 0; w < h->n_words; w++)
-                    used += (uint64_t)__builtin_popcountll(pm_load_acquire(&h->bits[w]));
+                    used += (uint64_t)__builtin_popcountll(
+                        pm_load_acquire(&h->bits[w]) &
+                        ~pm_load_acquire(&h->bits[h->n_words + w]));
                 uint64_t f = h->n_blocks - used;
                 *all += f;
                 if (b - (uintptr_t)h < ((uintptr_t)h->n_pages << rt->page_shift))
@@ -684,7 +713,29 @@ static void pk_count(struct pm_rt *rt, uint32_t c, uint32_t owner, uintptr_t b,
     }
 }
 
-static void run_parked(int fill)
+/* PK_REMOTE: blocks for the owner to free, from a thread that stays
+ * (its record, and so its ownership of their superblocks, with it)
+ * between calls until the end. */
+static void *pk_supplier(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        for (int i = 0; i < PK_SUPPLY; i++) {
+            void *p = persistent_malloc(x_space, PK_SIZE);
+            REQUIRE(p != NULL);
+            *(uint64_t *)p = ~pk_pattern(i);
+            pk_supply[i] = p;
+        }
+        atomic_store(&pk_supplier_go, 1);
+        int go;
+        while ((go = atomic_load(&pk_supplier_go)) == 1)
+            sched_yield();
+        if (go == 2)
+            return NULL;
+    }
+}
+
+static void run_parked(int mode)
 {
 #if defined(__SANITIZE_THREAD__)
     printf("%-10s: skipped under ThreadSanitizer (it defers signals to its own "
@@ -698,8 +749,9 @@ static void run_parked(int fill)
 #endif
 #endif
     const char *path = t_path("revoke-parked");
-    pk_fill = fill;
+    pk_mode = mode;
     pk_n = 0;
+    atomic_store(&pk_supplier_go, 0);
     atomic_store(&pk_looping, 0);
     atomic_store(&pk_parked, 0);
     atomic_store(&pk_release, 0);
@@ -715,7 +767,14 @@ static void run_parked(int fill)
     sa.sa_handler = pk_handler;
     sigemptyset(&sa.sa_mask);
     REQUIRE(sigaction(SIGUSR1, &sa, &old) == 0);
-    pthread_t o;
+    pthread_t o, sup;
+    if (mode == PK_REMOTE) {
+        pk_supply = calloc(PK_SUPPLY, sizeof *pk_supply);
+        REQUIRE(pk_supply != NULL);
+        pthread_create(&sup, NULL, pk_supplier, NULL);
+        while (atomic_load(&pk_supplier_go) != 1)
+            sched_yield();
+    }
     pthread_create(&o, NULL, parked_owner, NULL);
     while (!atomic_load(&pk_looping))
         sched_yield();
@@ -728,23 +787,35 @@ static void run_parked(int fill)
         while (atomic_load(&pk_signals) == before)
             sched_yield();
     }
-    /* a fill names no superblock: then the owner's current one (whose
-     * block it is writing) counts with its others, at_b is 0 */
-    uintptr_t b = fill ? (uintptr_t)pk_rec->cls[c].aword : atomic_load(&pk_busy);
-    uint32_t owner = pm_anchor_owner(pm_load_acquire(
-        &rt->ctl[pm_pagemap_first1(pm_load_acquire(
-                     &rt->pagemap[(uint64_t)(b - (uintptr_t)rt->data) >> rt->page_shift])) - 1]
-             .anchor));
-    uint64_t all, at_b, owned_other;
-    pk_count(rt, c, owner, fill ? 0 : b, &all, &at_b, &owned_other);
+    /* a fill and a remote free name no superblock: then the owner's
+     * current one counts with its others, at_b is 0 */
+    uintptr_t b = mode != PK_FAST ? (uintptr_t)pk_rec->cls[c].aword : atomic_load(&pk_busy);
+    uint32_t owner = pk_rec->id;
+    uint64_t all, at_b, owned_other, got = 0;
+    void **mine = NULL;
+    pk_count(rt, c, owner, mode != PK_FAST ? 0 : b, &all, &at_b, &owned_other);
     /* the scene holds what it is about: free blocks in superblocks the
      * stopped owner owns, besides its operation's */
     REQUIRE(owned_other >= rt->cls[c].n_blocks / 2);
+    if (mode == PK_REMOTE) {
+        /* the space is not full (the supplier's blocks are the owner's
+         * others' to free): a thief's scavenge, as a malloc that found no
+         * room makes it, must take every superblock of the owner's */
+        steal();
+        uint64_t left;
+        pk_count(rt, c, owner, 0, &all, &at_b, &left);
+        printf("%-10s: owner stopped inside a remote free's fast path after %llu signals; "
+               "%llu free blocks in its superblocks before a thief's scavenge, %llu "
+               "after\n",
+               pk_name[mode], (unsigned long long)sent, (unsigned long long)owned_other,
+               (unsigned long long)left);
+        CHECK_EQ(left, 0);
+        goto done;
+    }
     /* this thread: every free block of the class but at_b (one more or
      * less: the stopped operation may be about to set or clear a bit) */
-    void **mine = calloc(PK_SPACE / PK_SIZE, sizeof *mine);
+    mine = calloc(PK_SPACE / PK_SIZE, sizeof *mine);
     REQUIRE(mine != NULL);
-    uint64_t got = 0;
     void *p;
     while ((p = persistent_malloc(x_space, PK_SIZE)) != NULL) {
         REQUIRE(got < PK_SPACE / PK_SIZE);
@@ -754,17 +825,32 @@ static void run_parked(int fill)
     printf("%-10s: owner stopped inside %s after %llu signals; %llu free "
            "blocks, %llu in its operation's superblock, %llu in its others; "
            "another thread got %llu\n",
-           fill ? "parked-fill" : "parked", fill ? "a calloc's zeros" : "a fast path", (unsigned long long)sent, (unsigned long long)all,
+           pk_name[mode],
+           mode == PK_FILL     ? "a calloc's zeros"
+           : mode == PK_REMOTE ? "a remote free's fast path"
+                               : "a fast path",
+           (unsigned long long)sent, (unsigned long long)all,
            (unsigned long long)at_b, (unsigned long long)owned_other,
            (unsigned long long)got);
     CHECK(got + at_b + 1 >= all);
     /* and none of the operation's own superblock, which it may be
      * writing (one more: the bit the operation may be about to clear) */
     CHECK(got <= all - at_b + 1);
+done:
     atomic_store(&pk_stop, 1);
     atomic_store(&pk_release, 1);
     pthread_join(o, NULL);
     REQUIRE(sigaction(SIGUSR1, &old, NULL) == 0);
+    if (mode == PK_REMOTE) {
+        atomic_store(&pk_supplier_go, 2);
+        pthread_join(sup, NULL);
+        for (int i = 0; i < PK_SUPPLY; i++)
+            if (pk_supply[i] != NULL) {
+                CHECK_EQ(*(uint64_t *)pk_supply[i], ~pk_pattern(i));
+                persistent_free(x_space, pk_supply[i]);
+            }
+        free(pk_supply);
+    }
     for (uint64_t i = 0; i < got; i++) {
         CHECK_EQ(*(uint64_t *)mine[i], ~pk_pattern((int)i));
         persistent_free(x_space, mine[i]);
@@ -776,9 +862,10 @@ static void run_parked(int fill)
         }
     free(mine);
     free(pk_blocks);
-    x_finish(path, fill ? "parked-fill" : "parked",
-             fill ? "a thread stopped inside a calloc's zeros keeps no superblock"
-                  : "a thread stopped inside a fast path keeps that superblock alone");
+    x_finish(path, pk_name[mode],
+             mode == PK_FILL     ? "a thread stopped inside a calloc's zeros keeps no superblock"
+             : mode == PK_REMOTE ? "a thread stopped inside a remote free keeps no superblock"
+                                 : "a thread stopped inside a fast path keeps that superblock alone");
 }
 
 int main(void)
@@ -797,7 +884,8 @@ int main(void)
     run_detach();
     run_busy();
     run_stale();
-    run_parked(0);
-    run_parked(1);
+    run_parked(PK_FAST);
+    run_parked(PK_FILL);
+    run_parked(PK_REMOTE);
     return t_done();
 }

@@ -510,6 +510,13 @@ __attribute__((constructor)) static void key_at_load(void)
          equivalent="set_current leaves t->aword in the new current superblock, so the "
                      "fast path's flag names the superblock malloc_next_word works on; the "
                      "widening keeps that from resting on this one store"),
+    dict(id="remote-fast-busy-any", file="src/free.c",
+         find="""            pm_op_begin_as(rec, PM_BUSY_NONE);
+            if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {""",
+         replace="""            pm_op_begin(rec);
+            if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {""",
+         what="the remote free's fast path names every superblock of the thread: one "
+              "stopped inside it keeps all of their free blocks from everyone (G5b)"),
     dict(id="fill-busy-any", file="src/internal.h",
          find="""    pm_op_begin_as(rec, PM_BUSY_NONE);
     pm_auto_gate(rt, rec);""",
