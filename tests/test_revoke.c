@@ -748,6 +748,13 @@ static void run_parked(int mode)
     return;
 #endif
 #endif
+    if (mode == PK_REMOTE && PM_VG_ACTIVE) {
+        /* free's fast paths step aside where memcheck or ASan watch the
+         * blocks: a remote free goes the general way, which names all */
+        printf("%-10s: skipped (free's fast paths are off under memcheck and ASan)\n",
+               pk_name[mode]);
+        return;
+    }
     const char *path = t_path("revoke-parked");
     pk_mode = mode;
     pk_n = 0;
