@@ -94,22 +94,30 @@ private:
 };
 
 /* Runs fn() in a transaction on space: committed when fn returns, aborted
- * (and the exception rethrown) when it throws. */
-template <class F> auto transaction(allocator_space_t *space, F &&fn) -> decltype(fn())
+ * (and the exception rethrown) when it throws.  Returns what fn returns,
+ * as it returns it: a reference stays a reference to the same object. */
+template <class F>
+auto transaction(allocator_space_t *space, F &&fn) -> std::invoke_result_t<F>
 {
+    using R = std::invoke_result_t<F>;
     Transaction tx(space);
-    if constexpr (std::is_void_v<decltype(fn())>) {
+    if constexpr (std::is_void_v<R>) {
         std::forward<F>(fn)();
         tx.commit();
+    } else if constexpr (std::is_reference_v<R>) {
+        /* bound, not copied: a copy would be a local returned by reference */
+        R result = std::forward<F>(fn)();
+        tx.commit();
+        return std::forward<R>(result);
     } else {
-        auto result = std::forward<F>(fn)();
+        R result = std::forward<F>(fn)();
         tx.commit();
         return result;
     }
 }
 
 template <class S, class F, class = decltype(std::declval<const S &>().unwrap())>
-auto transaction(const S &space, F &&fn) -> decltype(fn())
+auto transaction(const S &space, F &&fn) -> std::invoke_result_t<F>
 {
     return transaction(space.unwrap(), std::forward<F>(fn));
 }

@@ -165,6 +165,34 @@ void test_list(allocator_space_t *s)
     CHECK_EQ(got, 34);
 }
 
+// transaction() hands back what fn returns as fn returns it: a reference to
+// the object itself, not to a copy that dies with the call.
+void test_return_reference(allocator_space_t *s)
+{
+    long *v = static_cast<long *>(persistent_malloc(s, sizeof(long)));
+    REQUIRE(v != nullptr);
+    *v = 41;
+    long &ref = transaction(s, [&]() -> long & {
+        tx_add(s, *v);
+        ++*v;
+        return *v;
+    });
+    CHECK(&ref == v);
+    ref = 100;
+    CHECK_EQ(*v, 100);
+    const long &cref = transaction(s, [&]() -> const long & { return *v; });
+    CHECK(&cref == v);
+    long &&rref = transaction(s, [&]() -> long && { return std::move(*v); });
+    CHECK(&rref == v);
+    PersistentSpace ps(s);
+    long &through_handle = transaction(ps, [&]() -> long & { return *v; });
+    CHECK(&through_handle == v);
+    // by value stays by value
+    long copy = transaction(s, [&] { return *v + 1; });
+    CHECK_EQ(copy, 101);
+    persistent_free(s, v);
+}
+
 } // namespace
 
 int main()
@@ -174,6 +202,7 @@ int main()
     REQUIRE(s != nullptr);
     test_raii(s);
     test_list(s);
+    test_return_reference(s);
     destroy_persistent_allocator(s);
     return pmt::done();
 }
