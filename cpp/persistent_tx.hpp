@@ -10,7 +10,9 @@
  *                 runs fn() in a transaction: commits when it returns,
  *                 aborts and rethrows when it throws; returns what fn does.
  *   tx_add(space, obj) / tx_add(space, ptr, n)
- *                 snapshot an object (or n of them) before changing it.
+ *                 snapshot an object (the whole of it: an array, a pointer
+ *                 field rather than its target), or the n objects at ptr,
+ *                 before changing it.
  *   tx_new<T>(space, args...) / tx_delete(space, p)
  *                 construct in a block allocated in the transaction (freed
  *                 if it aborts); destroy and free at commit.
@@ -25,6 +27,7 @@
 
 #include <cstddef>
 #include <exception>
+#include <memory>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -122,19 +125,25 @@ auto transaction(const S &space, F &&fn) -> std::invoke_result_t<F>
     return transaction(space.unwrap(), std::forward<F>(fn));
 }
 
-/* Snapshots n objects at p (one by default) before they change. */
-template <class T> void tx_add(allocator_space_t *space, T *p, std::size_t n = 1)
+/* Snapshots the n objects at p before they change.  The count has no
+ * default: with one, tx_add(space, x) on a pointer x (a raw pointer member)
+ * or on an array (which decays) would snapshot what x points at, or its
+ * first element, rather than x itself. */
+template <class T> void tx_add(allocator_space_t *space, T *p, std::size_t n)
 {
     /* bytes restored where they were: right for any T that lives in the
      * space (PersistentPtr is relative to its own address) */
-    detail::tx_check(persistent_tx_add(space, const_cast<std::remove_cv_t<T> *>(p),
+    detail::tx_check(persistent_tx_add(space,
+                                       const_cast<void *>(static_cast<const volatile void *>(p)),
                                        n * sizeof(T)),
                      "persistent_tx_add");
 }
 
+/* Snapshots obj itself, all sizeof(obj) bytes: a whole array, the pointer
+ * field and not its target. */
 template <class T> void tx_add(allocator_space_t *space, T &obj)
 {
-    tx_add(space, &obj, 1);
+    tx_add(space, std::addressof(obj), 1);
 }
 
 /* A T constructed in a block of the open transaction: freed if it aborts. */
@@ -153,7 +162,7 @@ template <class T> void tx_delete(allocator_space_t *space, T *p)
 {
     if (p == nullptr)
         return;
-    tx_add(space, p);
+    tx_add(space, p, 1);
     p->~T();
     detail::tx_check(persistent_tx_free(space, p), "persistent_tx_free");
 }

@@ -193,6 +193,49 @@ void test_return_reference(allocator_space_t *s)
     persistent_free(s, v);
 }
 
+// tx_add(space, x) snapshots x itself, whatever its type: the whole of an
+// array member, and a pointer member rather than what it points at.
+void test_add_whole_object(allocator_space_t *s)
+{
+    struct Rec {
+        long arr[4];
+        long *cursor;
+        long other[4];
+    };
+    Rec *r = static_cast<Rec *>(persistent_malloc(s, sizeof(Rec)));
+    REQUIRE(r != nullptr);
+    for (int i = 0; i < 4; i++) {
+        r->arr[i] = i;
+        r->other[i] = 100 + i;
+    }
+    r->cursor = &r->other[0];
+    try {
+        transaction(s, [&] {
+            tx_add(s, r->arr);
+            tx_add(s, r->cursor);
+            for (int i = 0; i < 4; i++)
+                r->arr[i] = -1;
+            r->cursor = &r->other[3];
+            throw std::runtime_error("abort");
+        });
+    } catch (const std::runtime_error &) {
+    }
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(r->arr[i], i);
+    CHECK(r->cursor == &r->other[0]);
+    CHECK_EQ(r->other[0], 100);
+    // the counted form still snapshots the objects the pointer designates
+    {
+        Transaction tx(s);
+        tx_add(s, r->other, 4);
+        for (int i = 0; i < 4; i++)
+            r->other[i] = 0;
+    }
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(r->other[i], 100 + i);
+    persistent_free(s, r);
+}
+
 } // namespace
 
 int main()
@@ -203,6 +246,7 @@ int main()
     test_raii(s);
     test_list(s);
     test_return_reference(s);
+    test_add_whole_object(s);
     destroy_persistent_allocator(s);
     return pmt::done();
 }
