@@ -61,12 +61,19 @@
 
 #include "persistent_mem.h"
 
+/* <iterator> and <memory> come before <functional>.  libstdc++ 12's
+ * <functional> reads <bits/allocator.h>, whose shrink-to-fit helper calls
+ * __make_move_if_noexcept_iterator, before <bits/stl_iterator.h> declares
+ * it; the call is then found only by argument-dependent lookup, which
+ * fails with _GLIBCXX_DEBUG for a container with PersistentAllocator (its
+ * debug iterator has no associated namespace std), so vector's and
+ * deque's shrink_to_fit() did not compile when this header came first. */
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <iterator>
 #include <memory>
+#include <functional>
 #include <type_traits>
 #include <utility>
 
