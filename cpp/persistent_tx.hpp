@@ -15,7 +15,8 @@
  *                 before changing it.
  *   tx_new<T>(space, args...) / tx_delete(space, p)
  *                 construct in a block allocated in the transaction (freed
- *                 if it aborts); destroy and free at commit.
+ *                 if it aborts, or if the constructor throws; T aligned to
+ *                 16 bytes at most); destroy and free at commit.
  *
  * Errors throw TxError (a SpaceError: std::system_error with the
  * library's code); allocations that fail throw std::bad_alloc.  Either
@@ -146,13 +147,28 @@ template <class T> void tx_add(allocator_space_t *space, T &obj)
     tx_add(space, std::addressof(obj), 1);
 }
 
-/* A T constructed in a block of the open transaction: freed if it aborts. */
+/* A T constructed in a block of the open transaction: freed if it aborts.
+ * If T's constructor throws, the block is given back to the transaction
+ * (freed at its end whichever way it ends) and the exception propagates,
+ * so a caller that catches it and commits leaks nothing. */
 template <class T, class... Args> T *tx_new(allocator_space_t *space, Args &&...args)
 {
+    /* persistent_tx_alloc promises 16 bytes, and an over-aligned block
+     * could not be given to persistent_tx_free by the object's address */
+    static_assert(alignof(T) <= 16, "tx_new: T must not need more than 16-byte alignment");
     void *p = persistent_tx_alloc(space, sizeof(T));
     if (p == nullptr)
         throw std::bad_alloc();
-    return ::new (p) T(std::forward<Args>(args)...);
+    if constexpr (std::is_nothrow_constructible<T, Args...>::value) {
+        return ::new (p) T(std::forward<Args>(args)...);
+    } else {
+        try {
+            return ::new (p) T(std::forward<Args>(args)...);
+        } catch (...) {
+            (void)persistent_tx_free(space, p);
+            throw;
+        }
+    }
 }
 
 /* Destroys *p now and frees its block when the transaction commits (the

@@ -236,6 +236,63 @@ void test_add_whole_object(allocator_space_t *s)
     persistent_free(s, r);
 }
 
+long live_blocks(allocator_space_t *s)
+{
+    persistent_stats st;
+    REQUIRE(persistent_stats_get(s, &st) == 0);
+    return static_cast<long>(st.live_blocks);
+}
+
+int hook_calls = 0;
+void count_hook(allocator_space_t *, int code, const void *, const char *msg, void *)
+{
+    std::fprintf(stderr, "error hook: %d %s\n", code, msg);
+    hook_calls++;
+}
+
+struct Picky {
+    long v;
+    explicit Picky(long x) : v(x)
+    {
+        if (x < 0)
+            throw std::invalid_argument("negative");
+    }
+};
+
+// A constructor that throws inside tx_new gives its block back, whether the
+// caller goes on and commits or lets the exception abort the transaction.
+void test_new_throws(allocator_space_t *s)
+{
+    persistent_error_hook_set(count_hook, nullptr);
+    transaction(s, [&] { tx_delete(s, tx_new<Picky>(s, 1)); }); // the log's blocks
+    const long before = live_blocks(s);
+    Picky *kept = nullptr;
+    transaction(s, [&] {
+        for (long i = 0; i < 20; i++) {
+            try {
+                (void)tx_new<Picky>(s, -1);
+                CHECK(false);
+            } catch (const std::invalid_argument &) {
+            }
+        }
+        kept = tx_new<Picky>(s, 7);
+    });
+    CHECK_EQ(live_blocks(s), before + 1);
+    CHECK_EQ(kept->v, 7);
+    try {
+        transaction(s, [&] { (void)tx_new<Picky>(s, -2); });
+        CHECK(false);
+    } catch (const std::invalid_argument &) {
+    }
+    CHECK_EQ(live_blocks(s), before + 1);
+    transaction(s, [&] { tx_delete(s, kept); });
+    CHECK_EQ(live_blocks(s), before);
+    CHECK_EQ(hook_calls, 0);
+    persistent_error_hook_set(nullptr, nullptr);
+    struct persistent_check_report rep;
+    CHECK_EQ(persistent_check(s, &rep), 0);
+}
+
 } // namespace
 
 int main()
@@ -247,6 +304,7 @@ int main()
     test_list(s);
     test_return_reference(s);
     test_add_whole_object(s);
+    test_new_throws(s);
     destroy_persistent_allocator(s);
     return pmt::done();
 }
