@@ -16,7 +16,8 @@
  *   tx_new<T>(space, args...) / tx_delete(space, p)
  *                 construct in a block allocated in the transaction (freed
  *                 if it aborts, or if the constructor throws; T aligned to
- *                 16 bytes at most); destroy and free at commit.
+ *                 16 bytes at most); free at commit (T trivially
+ *                 destructible: see tx_delete).
  *
  * Errors throw TxError (a SpaceError: std::system_error with the
  * library's code); allocations that fail throw std::bad_alloc.  Either
@@ -171,16 +172,29 @@ template <class T, class... Args> T *tx_new(allocator_space_t *space, Args &&...
     }
 }
 
-/* Destroys *p now and frees its block when the transaction commits (the
- * block's bytes are snapshotted first, so an abort brings the object back
- * as it was). */
+/* Ends *p's lifetime and frees its block when the transaction commits; an
+ * abort leaves the object as it was.  Only for a trivially destructible T:
+ * a destructor that does anything would do it now, outside what an abort
+ * undoes (a container member's buffer freed by a plain free, still
+ * pointed to by the object an abort brings back), and deferring it to the
+ * commit would make the commit and the destructor's frees two steps a
+ * crash can split.  For an object that owns other blocks, free those in
+ * the transaction first (tx_delete them, or persistent_tx_free), then
+ * tx_delete it as a trivially destructible type; or, in an automatic
+ * transaction (persistent_tx_begin_auto), where plain frees are undone by
+ * an abort too, free it with PersistentSpace::free.  Throws TxError when
+ * the library refuses the free (p is not a live block, or another
+ * transaction holds it), with nothing changed. */
 template <class T> void tx_delete(allocator_space_t *space, T *p)
 {
+    static_assert(std::is_trivially_destructible<T>::value,
+                  "tx_delete: T must be trivially destructible (see persistent_tx.hpp)");
     if (p == nullptr)
         return;
-    tx_add(space, p, 1);
+    detail::tx_check(persistent_tx_free(space, const_cast<void *>(
+                                                   static_cast<const volatile void *>(p))),
+                     "persistent_tx_free");
     p->~T();
-    detail::tx_check(persistent_tx_free(space, p), "persistent_tx_free");
 }
 
 } // namespace persistent_mem
