@@ -249,34 +249,80 @@ public:
 
     /* Runs ~T on the root with this tag and removes the root (freeing its
      * block).  For roots made by alloc_root or find_or_construct_root; no
-     * other thread may be using it.  0, or -ENOENT. */
+     * other thread may be using it.
+     *
+     * ~T cannot be undone, so what can be asked before it runs is asked:
+     * 0, or with nothing done
+     *   -ENOENT  no root with this tag (or no space);
+     *   -EROFS   the space is open read-only, or with allocation disabled
+     *            (PERSISTENT_OPEN_NO_RECOVER, or a private open that
+     *            skipped recovery): nothing is freed there;
+     *   -EBUSY   the calling thread has a transaction open on the space.
+     *            persistent_root_remove refuses (-EBUSY) a root in which
+     *            an open transaction has a snapshot, and no call tells
+     *            whether this one has; remove the root after the commit.
+     * persistent_root_remove's other refusals come after ~T has run: a
+     * snapshot of another thread's open transaction in the block (-EBUSY;
+     * changing such a block is a race the program must not have), a thread
+     * that cannot write to the space (-EAGAIN, -EMFILE: see
+     * persistent_free).  The root then stays, holding a destroyed T: its
+     * bytes as ~T left them, the blocks ~T freed gone.  Do not use it as a
+     * T or destroy it again; persistent_root_remove removes it. */
     template <class T> int destroy_root(std::uint64_t tag) const noexcept
     {
         allocator_space_t *s = space();
         T *p = s ? static_cast<T *>(persistent_find_root(s, tag)) : nullptr;
         if (p == nullptr)
             return -ENOENT;
+        persistent_info in;
+        const int r = persistent_space_info(s, &in);
+        if (r != 0)
+            return r;
+        if ((in.open_flags & (PERSISTENT_OPEN_READONLY | PERSISTENT_OPEN_NO_RECOVER)) != 0)
+            return -EROFS;
+        if (persistent_tx_depth(s) > 0)
+            return -EBUSY;
         p->~T();
         return persistent_root_remove(s, tag);
     }
 
-    /* [seed] Runs ~T and frees the block; nullptr is a no-op. */
+    /* [seed] Runs ~T and frees the block; nullptr is a no-op.
+     *
+     * A p that is not a live block of this space (freed already, from
+     * another space, inside a block) is not destroyed: persistent_free
+     * reports it to the error hook and nothing changes.  Refusals that no
+     * call can tell beforehand come after ~T has run: a root's block (use
+     * destroy_root), a block in which an open transaction has a snapshot
+     * (free it after that transaction ends, or tx_delete it inside), a
+     * space this thread cannot write to (open read-only: then do not call
+     * free at all, ~T may write to pages mapped read-only).  The library
+     * reports them to the error hook and the block stays allocated,
+     * holding a destroyed T: its bytes as ~T left them, the blocks ~T
+     * freed gone.  Do not use it as a T or free it with this call again. */
     template <class T> void free(T *p) const noexcept
     {
         if (p == nullptr)
             return;
-        p->~T();
-        persistent_free(space(), const_cast<std::remove_cv_t<T> *>(p));
+        allocator_space_t *s = space();
+        void *block = const_cast<void *>(static_cast<const volatile void *>(p));
+        if (live(s, block))
+            p->~T();
+        persistent_free(s, block);
     }
 
-    /* Runs ~T on count elements (last first) and frees the block. */
+    /* Runs ~T on count elements (last first) and frees the block: as
+     * free, each refusal included. */
     template <class T> void free_array(T *p, std::size_t count) const noexcept
     {
         if (p == nullptr)
             return;
-        while (count-- > 0)
-            p[count].~T();
-        persistent_free(space(), const_cast<std::remove_cv_t<T> *>(p));
+        allocator_space_t *s = space();
+        void *block = const_cast<void *>(static_cast<const volatile void *>(p));
+        if (live(s, block)) {
+            while (count-- > 0)
+                p[count].~T();
+        }
+        persistent_free(s, block);
     }
 
     /* [seed] A raw pointer stored in the space during an earlier mapping,
@@ -292,6 +338,13 @@ public:
     }
 
 private:
+    /* block is a live block of s: a free of it is not refused for being
+     * foreign, interior or freed already */
+    static bool live(allocator_space_t *s, const void *block) noexcept
+    {
+        return s != nullptr && persistent_usable_size(s, block) != 0;
+    }
+
     void *raw_alloc(std::size_t size, std::size_t align) const noexcept
     {
         allocator_space_t *s = space();

@@ -5,6 +5,7 @@
  * read-only opener. */
 #include <persistent_allocator.hpp>
 #include <persistent_space.hpp>
+#include <persistent_tx.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -299,6 +300,80 @@ void test_typed(allocator_space_t *s)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Frees the library would refuse: asked before ~T where they can be         */
+
+int hook_calls = 0;
+int hook_code = 0;
+void count_hook(allocator_space_t *, int code, const void *, const char *, void *)
+{
+    hook_calls++;
+    hook_code = code;
+}
+
+struct Owner {
+    std::uint64_t version;
+    std::vector<long, PersistentAllocator<long>> v;
+};
+
+void test_refused(allocator_space_t *s)
+{
+    PersistentSpace ps(s);
+    persistent_error_hook_set(count_hook, nullptr);
+
+    /* not a live block: reported, not destroyed */
+    n_dtor = 0;
+    Counted *c = ps.alloc<Counted>();
+    REQUIRE(c != nullptr);
+    ps.free(c);
+    CHECK_EQ(n_dtor.load(), 1);
+    CHECK_EQ(hook_calls, 0);
+    ps.free(c); /* freed already */
+    CHECK_EQ(n_dtor.load(), 1);
+    CHECK_EQ(hook_calls, 1);
+    Counted *two = ps.alloc_array<Counted>(2);
+    REQUIRE(two != nullptr);
+    n_dtor = 0;
+    ps.free(two + 1); /* inside a block */
+    ps.free_array(two + 1, 1);
+    CHECK_EQ(n_dtor.load(), 0);
+    CHECK_EQ(hook_calls, 3);
+    ps.free_array(two, 2);
+    CHECK_EQ(n_dtor.load(), 2);
+    CHECK_EQ(hook_calls, 3);
+
+    /* destroy_root inside the caller's transaction, which holds the root
+     * (a snapshot in it): -EBUSY before ~T, the root whole */
+    const std::uint64_t tag = 0x62757379ull;
+    Owner *o = ps.find_or_construct_root<Owner>(tag);
+    REQUIRE(o != nullptr);
+    for (long i = 0; i < 100; i++)
+        o->v.push_back(i);
+    {
+        Transaction tx(s);
+        tx_add(s, o->version);
+        o->version++;
+        CHECK_EQ(ps.destroy_root<Owner>(tag), -EBUSY);
+        tx.commit();
+    }
+    CHECK(ps.find_root<Owner>(tag) == o);
+    CHECK_EQ(o->version, 1);
+    CHECK_EQ(o->v.size(), 100);
+    CHECK(persistent_usable_size(s, o->v.data()) >= 100 * sizeof(long));
+    CHECK_EQ(o->v[99], 99);
+    CHECK_EQ(hook_calls, 3);
+    /* and in one that does not hold it: still refused, nothing is known */
+    {
+        Transaction tx(s);
+        CHECK_EQ(ps.destroy_root<Owner>(tag), -EBUSY);
+    }
+    CHECK_EQ(o->v.size(), 100);
+    CHECK_EQ(ps.destroy_root<Owner>(tag), 0);
+    CHECK(ps.find_root<Owner>(tag) == nullptr);
+    CHECK_EQ(hook_calls, 3);
+    persistent_error_hook_set(nullptr, nullptr);
+}
+
+/* ------------------------------------------------------------------------ */
 /* find_or_construct_root                                                     */
 
 constexpr std::uint64_t race_tag = 0x72616365726f6f74ull;
@@ -469,6 +544,7 @@ void test_readonly(const std::string &path)
     {
         Space sp(path, 1u << 20);
         CHECK(sp.find_or_construct_root<std::uint64_t>(ro_tag + 1, 77u) != nullptr);
+        CHECK(sp.find_or_construct_root<Counted>(ro_tag + 3) != nullptr);
     }
     Space ro(path, Space::open_options(PERSISTENT_OPEN_READONLY));
     errno = 0;
@@ -477,6 +553,11 @@ void test_readonly(const std::string &path)
     std::uint64_t *done = ro.find_or_construct_root<std::uint64_t>(ro_tag + 1, 1u);
     REQUIRE(done != nullptr);
     CHECK_EQ(*done, 77);
+    /* nothing is freed read-only: destroy_root refuses before ~T */
+    n_dtor = 0;
+    CHECK_EQ(ro.destroy_root<Counted>(ro_tag + 3), -EROFS);
+    CHECK_EQ(n_dtor.load(), 0);
+    CHECK(ro.find_root<Counted>(ro_tag + 3) != nullptr);
 }
 
 } // namespace
@@ -490,6 +571,7 @@ int main(int argc, char **argv)
     {
         Space sp(pmt::path("typed"), 8u << 20);
         test_typed(sp.get());
+        test_refused(sp.get());
         test_race(sp.get());
         persistent_check_report rep;
         CHECK_EQ(persistent_check(sp.get(), &rep), 0);
