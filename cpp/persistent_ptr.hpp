@@ -525,42 +525,45 @@ inline std::ptrdiff_t operator-(const PersistentPtr<T> &a, const PersistentPtr<U
 }
 
 namespace detail {
-template <class T> inline std::uintptr_t addr(const PersistentPtr<T> &p) noexcept
-{
-    return reinterpret_cast<std::uintptr_t>(p.get());
-}
-template <class T> inline std::uintptr_t addr(T *p) noexcept
-{
-    return reinterpret_cast<std::uintptr_t>(p);
-}
-} // namespace detail
-
-namespace detail {
 /* Pointers to T and to U may be compared (as raw pointers could be). */
 template <class T, class U>
 using if_comparable = std::enable_if_t<std::is_convertible<T *, U *>::value ||
                                            std::is_convertible<U *, T *>::value,
                                        int>;
+
+/* The address of p as a C * (C the composite pointer type of p and the
+ * other operand), as a number: converting first is what moves a pointer to
+ * a derived class onto its base subobject, which need not be at the same
+ * address (multiple inheritance); comparing numbers gives a total order. */
+template <class C, class T> inline std::uintptr_t addr_as(T *p) noexcept
+{
+    return reinterpret_cast<std::uintptr_t>(static_cast<C>(p));
+}
+template <class T, class U> using common_ptr = std::common_type_t<T *, U *>;
 } // namespace detail
 
 /* Comparisons are of addresses in the current mapping, between two
  * PersistentPtrs, a PersistentPtr and a raw pointer, or nullptr; the
- * pointee types must be comparable as for raw pointers. */
+ * pointee types must be comparable as for raw pointers, and both sides are
+ * converted to their common pointer type first, as for raw pointers. */
 #define PERSISTENT_MEM_PTR_CMP(op)                                                   \
     template <class T, class U, detail::if_comparable<T, U> = 0>                     \
     inline bool operator op(const PersistentPtr<T> &a, const PersistentPtr<U> &b) noexcept \
     {                                                                                \
-        return detail::addr(a) op detail::addr(b);                                   \
+        using C = detail::common_ptr<T, U>;                                          \
+        return detail::addr_as<C>(a.get()) op detail::addr_as<C>(b.get());           \
     }                                                                                \
     template <class T, class U, detail::if_comparable<T, U> = 0>                     \
     inline bool operator op(const PersistentPtr<T> &a, U *b) noexcept                \
     {                                                                                \
-        return detail::addr(a) op detail::addr(b);                                   \
+        using C = detail::common_ptr<T, U>;                                          \
+        return detail::addr_as<C>(a.get()) op detail::addr_as<C>(b);                 \
     }                                                                                \
     template <class T, class U, detail::if_comparable<T, U> = 0>                     \
     inline bool operator op(T *a, const PersistentPtr<U> &b) noexcept                \
     {                                                                                \
-        return detail::addr(a) op detail::addr(b);                                   \
+        using C = detail::common_ptr<T, U>;                                          \
+        return detail::addr_as<C>(a) op detail::addr_as<C>(b.get());                 \
     }
 PERSISTENT_MEM_PTR_CMP(==)
 PERSISTENT_MEM_PTR_CMP(!=)

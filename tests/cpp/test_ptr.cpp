@@ -551,6 +551,55 @@ void test_two_spaces(const std::string &pa, const std::string &pb)
 
 } // namespace
 
+namespace {
+
+struct B1 {
+    long a;
+};
+struct B2 {
+    long b;
+};
+struct D : B1, B2 {
+    long c;
+};
+
+/* Pointers to a class and to its second base, designating one object:
+ * equal, as the raw pointers are, though the addresses differ. */
+void test_compare_bases(allocator_space_t *s)
+{
+    D *in_space = static_cast<D *>(persistent_malloc(s, sizeof(D)));
+    REQUIRE(in_space != nullptr);
+    D on_stack{};
+    for (D *rd : {in_space, &on_stack}) {
+        B2 *rb = rd;
+        REQUIRE(static_cast<void *>(rb) != static_cast<void *>(rd));
+        PersistentPtr<D> pd(rd);
+        PersistentPtr<B2> pb(pd);
+        CHECK(pb.get() == rb);
+        CHECK(pd == pb);
+        CHECK(pb == pd);
+        CHECK(!(pd != pb));
+        CHECK(!(pd < pb) && !(pb < pd) && pd <= pb && pd >= pb);
+        CHECK(pd == rb);
+        CHECK(rb == pd);
+        CHECK(rd == pb);
+        CHECK(pb == rd);
+        CHECK(!(pd != rb) && !(rd != pb));
+        CHECK(!(pd < rb) && !(rb < pd) && !(rd > pb) && !(pb > rd));
+        PersistentPtr<const B2> pcb(pd);
+        CHECK(pcb == pd && pd == pcb);
+        /* still an order of addresses: the next object is greater */
+        PersistentPtr<B2> after(rb + 1);
+        CHECK(pd < after && after > pd && pd != after);
+        PersistentPtr<D> none;
+        PersistentPtr<B2> none2;
+        CHECK(none == none2 && none != pb && pd != none2);
+    }
+    persistent_free(s, in_space);
+}
+
+} // namespace
+
 int main()
 {
     const std::string path = pmt::path("ptr");
@@ -559,6 +608,7 @@ int main()
     test_operators(s);
     test_raw_memory(s);
     test_relocation(s);
+    test_compare_bases(s);
     struct persistent_check_report rep;
     CHECK_EQ(persistent_check(s, &rep), 0);
     destroy_persistent_allocator(s);
