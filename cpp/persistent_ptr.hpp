@@ -34,8 +34,8 @@
  * assignment always re-encode for the destination.  Copying the bytes of
  * pointers within one space is always right; bytes copied into a space from
  * outside keep an address (right until the space moves); bytes copied out
- * of a space read as nullptr (a tagged word means nothing outside every
- * space).  Limits of the encoding:
+ * of a space read as nullptr, and test false (a tagged word means nothing
+ * outside every space).  Limits of the encoding:
  *   - a pointer stored in one space that points into another space, or
  *     outside any space, is kept relative to the base of the space holding
  *     it: it is exact while both stay mapped where they are, and
@@ -462,7 +462,10 @@ public:
         return get()[static_cast<difference_type>(i)];
     }
 
-    explicit operator bool() const noexcept { return word_ != 0; }
+    /* get() != nullptr.  Not word_ != 0: a word tagged as an offset whose
+     * bytes were copied out of every space designates nothing (get() is
+     * null), and a test must agree with the dereference it guards. */
+    explicit operator bool() const noexcept { return get() != nullptr; }
 
     /* Only for character types: an implicit conversion to the raw pointer.
      * libstdc++'s std::basic_string needs it (c_str() and data() return

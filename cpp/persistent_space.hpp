@@ -542,7 +542,8 @@ public:
         word_ = detail::encode(detail::at(this), space);
         return *this;
     }
-    explicit operator bool() const noexcept { return word_ != 0; }
+    /* unwrap() != nullptr (bytes copied out of every space name none) */
+    explicit operator bool() const noexcept { return unwrap() != nullptr; }
 
     /* [seed] The space, at its current address; nullptr for a null handle. */
     allocator_space_t *unwrap() const noexcept

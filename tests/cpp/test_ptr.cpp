@@ -346,6 +346,20 @@ void test_raw_memory(allocator_space_t *s)
     std::memcpy(static_cast<void *>(&copied_bytes), static_cast<const void *>(&g[0]),
                 sizeof copied_bytes);
     CHECK(copied_bytes.get() == nullptr);
+    /* and test as null, so that a test guards the dereference */
+    CHECK(!copied_bytes);
+    CHECK(copied_bytes == nullptr && nullptr == copied_bytes);
+    CHECK(!(copied_bytes != nullptr));
+    /* the same for a space handle stored in the space */
+    auto *handle = ::new (persistent_malloc(s, sizeof(PersistentSpace))) PersistentSpace(s);
+    REQUIRE(handle != nullptr);
+    CHECK(static_cast<bool>(*handle) && handle->unwrap() == s);
+    PersistentSpace handle_bytes;
+    std::memcpy(static_cast<void *>(&handle_bytes), static_cast<const void *>(handle),
+                sizeof handle_bytes);
+    CHECK(handle_bytes.unwrap() == nullptr);
+    CHECK(!handle_bytes);
+    persistent_free(s, handle);
     /* a copy made by the copy constructor is right */
     PersistentPtr<int> copied(g[0]);
     CHECK(copied.get() == target);
