@@ -39,6 +39,16 @@
  *                       to each other with raw pointers, so the container
  *                       would compile and then break at the first remap.
  *
+ *   Refused at compile time:
+ *     std::vector<bool>: libstdc++ keeps its begin and end as bit iterators
+ *                       (_Bit_iterator) that hold raw word pointers, not the
+ *                       allocator's pointer, so it would compile and then
+ *                       crash after a remap.  This header declares the
+ *                       specialization for PersistentAllocator<bool> and
+ *                       never defines it: using it is an "incomplete type"
+ *                       error.  Use a vector of char, or
+ *                       boost::container::vector<bool> (a plain vector).
+ *
  *   Compile, but are not remap-safe (use within one mapping only):
  *     std::forward_list, std::unordered_map/set/multimap/multiset: they
  *                       convert the allocator's pointer with to_address and
@@ -76,6 +86,7 @@
 #include <limits>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 namespace persistent_mem {
 
@@ -187,5 +198,12 @@ private:
 static_assert(sizeof(PersistentAllocator<int>) == 8, "PersistentAllocator is one word");
 
 } // namespace persistent_mem
+
+namespace std {
+/* Declared, never defined: see "Refused at compile time" above.  (A
+ * specialization that depends on a program-defined type, which the
+ * standard allows.) */
+template <> class vector<bool, persistent_mem::PersistentAllocator<bool>>;
+} // namespace std
 
 #endif
