@@ -16,7 +16,10 @@
  * instead; info() and sync() throw SpaceError too.
  * The typed calls follow the C API: nullptr with errno set (ENOMEM when the
  * space is full, EINVAL without a space).  A constructor that throws frees
- * its block and the exception propagates.
+ * its block and the exception propagates.  free, free_array and
+ * destroy_root ask first what the library lets them ask (is it a live
+ * block, is the space writable, is a transaction open) and run ~T only
+ * when the free can go ahead; what cannot be asked is listed at each.
  */
 #ifndef PERSISTENT_MEM_PERSISTENT_SPACE_HPP
 #define PERSISTENT_MEM_PERSISTENT_SPACE_HPP
