@@ -289,7 +289,10 @@ public:
         return persistent_root_remove(s, tag);
     }
 
-    /* [seed] Runs ~T and frees the block; nullptr is a no-op.
+    /* [seed] Runs ~T and frees the block; nullptr is a no-op.  For a
+     * polymorphic T, the block is that of the most-derived object, as with
+     * delete: p may point to a base (a second base lies inside the block),
+     * and ~T must then be virtual.
      *
      * A p that is not a live block of this space (freed already, from
      * another space, inside a block) is not destroyed: persistent_free
@@ -307,7 +310,12 @@ public:
         if (p == nullptr)
             return;
         allocator_space_t *s = space();
-        void *block = const_cast<void *>(static_cast<const volatile void *>(p));
+        const volatile void *whole;
+        if constexpr (std::is_polymorphic<T>::value)
+            whole = dynamic_cast<const volatile void *>(p);
+        else
+            whole = p;
+        void *block = const_cast<void *>(whole);
         if (live(s, block))
             p->~T();
         persistent_free(s, block);

@@ -310,6 +310,19 @@ void count_hook(allocator_space_t *, int code, const void *, const char *, void 
     hook_code = code;
 }
 
+struct PolyBase1 {
+    virtual ~PolyBase1() = default;
+    long a = 1;
+};
+struct PolyBase2 {
+    virtual ~PolyBase2() = default;
+    long b = 2;
+};
+struct PolyDerived : PolyBase1, PolyBase2 {
+    long c = 3;
+    ~PolyDerived() override { n_dtor++; }
+};
+
 struct Owner {
     std::uint64_t version;
     std::vector<long, PersistentAllocator<long>> v;
@@ -339,6 +352,23 @@ void test_refused(allocator_space_t *s)
     CHECK_EQ(hook_calls, 3);
     ps.free_array(two, 2);
     CHECK_EQ(n_dtor.load(), 2);
+    CHECK_EQ(hook_calls, 3);
+
+    /* through a pointer to a second, polymorphic base: the whole object's
+     * block, as delete would free it */
+    const std::uint64_t blocks0 = live_blocks(s);
+    n_dtor = 0;
+    PolyBase2 *pb = ps.alloc<PolyDerived>();
+    REQUIRE(pb != nullptr);
+    CHECK(static_cast<void *>(pb) != static_cast<void *>(static_cast<PolyDerived *>(pb)));
+    ps.free(pb);
+    CHECK_EQ(n_dtor.load(), 1);
+    CHECK_EQ(live_blocks(s), blocks0);
+    const PolyBase2 *cpb = ps.alloc<PolyDerived>();
+    REQUIRE(cpb != nullptr);
+    ps.free(cpb);
+    CHECK_EQ(n_dtor.load(), 2);
+    CHECK_EQ(live_blocks(s), blocks0);
     CHECK_EQ(hook_calls, 3);
 
     /* destroy_root inside the caller's transaction, which holds the root
