@@ -178,11 +178,12 @@ template <class T, class... Args> T *tx_new(allocator_space_t *space, Args &&...
  * undoes (a container member's buffer freed by a plain free, still
  * pointed to by the object an abort brings back), and deferring it to the
  * commit would make the commit and the destructor's frees two steps a
- * crash can split.  For an object that owns other blocks, free those in
- * the transaction first (tx_delete them, or persistent_tx_free), then
- * tx_delete it as a trivially destructible type; or, in an automatic
- * transaction (persistent_tx_begin_auto), where plain frees are undone by
- * an abort too, free it with PersistentSpace::free.  Throws TxError when
+ * crash can split.  An object that owns blocks through PersistentPtr
+ * members (trivially destructible) is deleted by tx_delete of what they
+ * point to, then of the object.  One whose destructor must run (a
+ * container member) is freed with PersistentSpace::free inside an
+ * automatic transaction (persistent_tx_begin_auto), where the plain frees
+ * of the destructor are undone by an abort too.  Throws TxError when
  * the library refuses the free (p is not a live block, or another
  * transaction holds it), with nothing changed. */
 template <class T> void tx_delete(allocator_space_t *space, T *p)
