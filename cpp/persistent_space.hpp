@@ -299,12 +299,13 @@ public:
      * reports it to the error hook and nothing changes.  Refusals that no
      * call can tell beforehand come after ~T has run: a root's block (use
      * destroy_root), a block in which an open transaction has a snapshot
-     * (free it after that transaction ends, or tx_delete it inside), a
-     * space this thread cannot write to (open read-only: then do not call
-     * free at all, ~T may write to pages mapped read-only).  The library
-     * reports them to the error hook and the block stays allocated,
-     * holding a destroyed T: its bytes as ~T left them, the blocks ~T
-     * freed gone.  Do not use it as a T or free it with this call again. */
+     * (free it after that transaction ends; inside it, tx_delete frees a
+     * trivially destructible T), a space this thread cannot write to (open
+     * read-only: then do not call free at all, ~T may write to pages
+     * mapped read-only).  The library reports them to the error hook and
+     * the block stays allocated, holding a destroyed T: its bytes as ~T
+     * left them, the blocks ~T freed gone.  Do not use it as a T or free
+     * it with this call again. */
     template <class T> void free(T *p) const noexcept
     {
         if (p == nullptr)
