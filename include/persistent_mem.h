@@ -37,7 +37,14 @@
  *     longer open), its fork handler copies the space's pages into memory
  *     of the child's own instead, as the child starts (what the parent's
  *     other threads write meanwhile may be in it), at the cost of the
- *     copy; the child reads and writes it as it would the mapping.  An
+ *     copy; the child reads and writes it as it would the mapping.  A
+ *     private open that recovered (PERSISTENT_OPEN_PRIVATE without
+ *     NO_RECOVER) always gets that copy: its heap is its private pages,
+ *     not the file, and the child has them as the parent had them at the
+ *     fork, its writes and allocations included (and the shared lock
+ *     goes).  A read-only view stays as it is (read-only, showing what
+ *     the writer writes), and so does a private view without recovery
+ *     (its pages copy-on-write, as any private mapping across a fork).  An
  *     automatic transaction the parent had open is not the child's.
  *     Until the child has run its fork handlers, its first instructions,
  *     it still holds the writer's lock.  A fork waits for the opens and

@@ -733,7 +733,14 @@ static uint32_t resolve_durability(uint32_t asked, bool created, bool dax,
  * is its own) and closes its copy of the descriptor -- only where the
  * number still names the space's file: the program may have closed it
  * and opened something else under it, and then the child gets a copy of
- * the pages instead (os_release_after_fork).  fstat, lseek, open and close are
+ * the pages instead (os_release_after_fork).  A private open that owns its
+ * heap (own_copy: it recovered, allocates) always gets the copy: its truth
+ * is the private pages, which a mapping of the file again would throw
+ * away, and the child's copy of them holds no description of the file;
+ * its descriptor (the shared lock) is closed apart.  A read-only view and
+ * a private view without recovery hold no lock and stay as they are: the
+ * kernel gives the child their pages, shared read-only or copy-on-write.
+ * fstat, lseek, open and close are
  * async-signal-safe, as a child of a threaded program needs; mmap is a
  * system call with no lock in the C library.  A space another thread is
  * opening or closing is not in the registry: the fork waits for those
@@ -754,7 +761,18 @@ static void forget_after_fork(void)
             /* the child's pages are its own to read, free blocks too (an
              * ASan build poisons them; the copy below reads them all) */
             pm_vg_unmap(rt);
-            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size, used);
+            if (rt->own_copy) {
+                /* a private heap: its truth is the mapping's pages, not
+                 * the file, so they are copied, never mapped again from
+                 * the file (which would throw the parent's private
+                 * writes away); the descriptor, with the shared lock,
+                 * is let go all the same */
+                os_release_after_fork(-1, rt->base, rt->reserve_size, used);
+                if (ours)
+                    os_close(rt->fd);
+            } else {
+                os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size, used);
+            }
         }
         pm_store_relaxed(&registry[i].base, (uintptr_t)0);
         pm_store_relaxed(&registry[i].rt, (struct pm_rt *)NULL);

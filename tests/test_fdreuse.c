@@ -293,6 +293,141 @@ static void fork_without_file(void)
     }
 }
 
+/* A pattern that depends on a byte's offset in its space, not on its
+ * address: the same bytes seen through two mappings. */
+static void k_fill(allocator_space_t *s, char *p, size_t n, unsigned gen)
+{
+    size_t off = (size_t)(p - (char *)s);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)((off + i) * 131u ^ gen * 77u);
+}
+
+static int k_verify(allocator_space_t *s, const char *p, size_t n, unsigned gen)
+{
+    size_t off = (size_t)(p - (const char *)s);
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (char)((off + i) * 131u ^ gen * 77u))
+            return 0;
+    return 1;
+}
+
+/* A fork, for each kind of open: the child reads the parent's bytes at
+ * the same addresses, what it writes there is its own, and it holds no
+ * lock of the file (the parent closes its space and a writer opens the
+ * file while the child lives).  kind: 0 writer, 1 read-only view beside
+ * the writer, 2 private open that recovered a killed writer's space (its
+ * own heap, the shared lock), 3 private view without recovery.  The
+ * child of a private open that recovered had the file mapped again over
+ * its range, and lost its parent's private heap: the block the parent
+ * changed showed the file's bytes, the one it allocated zeros (a
+ * review). */
+static void fork_kind(int kind)
+{
+    static const char *names[] = {"a writer", "a read-only view", "a private heap",
+                                  "a private view"};
+    const size_t n = 3000;
+    const char *sp = t_path("forkkind");
+    /* the file: a rooted block of pattern 1, the writer killed (kind 2)
+     * or closed */
+    fflush(NULL);
+    pid_t w = fork();
+    REQUIRE(w >= 0);
+    if (w == 0) {
+        allocator_space_t *s = t_create(sp, 1u << 20, 0);
+        char *b = persistent_malloc_root(s, 1, n);
+        if (b == NULL)
+            _exit(2);
+        k_fill(s, b, n, 1);
+        if (kind == 2)
+            _exit(0);                   /* no close: recovered at the next open */
+        _exit(persistent_space_close(s) == 0 ? 0 : 3);
+    }
+    int st;
+    REQUIRE(waitpid(w, &st, 0) == w && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    allocator_space_t *s = NULL, *wr = NULL;
+    struct persistent_options o = {0};
+    if (kind == 1) {
+        REQUIRE(persistent_space_open(sp, &o, &wr) == 0);
+        o.flags = PERSISTENT_OPEN_READONLY;
+    } else if (kind >= 2) {
+        o.flags = PERSISTENT_OPEN_PRIVATE | (kind == 3 ? PERSISTENT_OPEN_NO_RECOVER : 0u);
+    }
+    REQUIRE(persistent_space_open(sp, &o, &s) == 0);
+    if (kind == 2) {
+        struct persistent_info in;
+        REQUIRE(persistent_space_info(s, &in) == 0);
+        CHECK(in.recovered == 1 && in.recovery_skipped == 0);
+    }
+    char *b = persistent_find_root(s, 1);
+    REQUIRE(b != NULL);
+    REQUIRE(k_verify(s, b, n, 1));
+    /* the parent's writes: through the writer for a view, else its own */
+    char *wb = kind == 1 ? persistent_find_root(wr, 1) : b;
+    REQUIRE(wb != NULL);
+    k_fill(kind == 1 ? wr : s, wb, n, 2);
+    char *nb = NULL;                    /* a block allocated after the open */
+    if (kind != 3) {
+        nb = persistent_malloc(kind == 1 ? wr : s, n);
+        REQUIRE(nb != NULL);
+        k_fill(kind == 1 ? wr : s, nb, n, 3);
+        if (kind == 1)
+            nb = (char *)s + (nb - (char *)wr);
+    }
+    int go[2], done[2];
+    REQUIRE(pipe(go) == 0 && pipe(done) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(go[1]);
+        close(done[0]);
+        int bad = !k_verify(s, b, n, 2) ? 1 : nb != NULL && !k_verify(s, nb, n, 3) ? 2 : 0;
+        if (kind != 1) {                /* a read-only view stays read-only */
+            k_fill(s, b, n, 9);            /* its own copy */
+            bad = bad ? bad : !k_verify(s, b, n, 9) ? 3 : 0;
+        }
+        char c = 1;
+        if (write(done[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(9);
+        _exit(bad);
+    }
+    close(go[0]);
+    close(done[1]);
+    char c;
+    REQUIRE(read(done[0], &c, 1) == 1);
+    CHECK(k_verify(s, b, n, 2));           /* the child's write is its own */
+    if (nb != NULL)
+        CHECK(k_verify(s, nb, n, 3));
+    /* the parent lets go of the file; a writer opens it while the child
+     * lives: the child holds no lock */
+    REQUIRE(persistent_space_close(s) == 0);
+    if (wr != NULL)
+        REQUIRE(persistent_space_close(wr) == 0);
+    o.flags = 0;
+    int r = persistent_space_open(sp, &o, &wr);
+    CHECK_EQ(r, 0);
+    if (r == 0) {
+        char *fb = persistent_find_root(wr, 1);
+        /* a private open never wrote the file */
+        CHECK(fb != NULL && k_verify(wr, fb, n, kind >= 2 ? 1 : 2));
+        CHECK_EQ(persistent_space_close(wr), 0);
+    }
+    REQUIRE(write(go[1], &c, 1) == 1);
+    close(go[1]);
+    close(done[0]);
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fprintf(stderr, "a fork with %s open: child %s %d\n", names[kind],
+                WIFEXITED(st) ? "exit" : "signal",
+                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    else
+        printf("a fork with %s open: the child read the parent's bytes, and held no lock\n",
+               names[kind]);
+    unlink(sp);
+}
+
 /* Under a low limit on descriptors (`ulimit -n 20`) the space's goes as
  * high as the limit allows, not to the lowest free number: it stayed at
  * 3 where 64 was past the limit, and a shell's `exec 3>file` took it (a
@@ -328,6 +463,8 @@ int main(void)
     low_numbers();
     low_limit();
     fork_without_file();
+    for (int kind = 0; kind < 4; kind++)
+        fork_kind(kind);
     run(0);
     run(1);
     run(2);

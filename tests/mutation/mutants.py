@@ -1889,6 +1889,18 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a forked child keeps the parent's writer description (descriptor and "
               "mapping): nobody can open the space for writing while it lives, and what "
               "it writes reaches the parent's file"),
+    dict(id="fork-private-heap-remapped", file="src/space.c",
+         find="""            if (rt->own_copy) {""",
+         replace="""            if (false) {""",
+         what="a child forked beside a private open that recovered maps the file again "
+              "over the private heap: the parent's private writes and blocks are gone "
+              "in the child (the header promises its pages)"),
+    dict(id="fork-private-heap-keeps-fd", file="src/space.c",
+         find="""                if (ours)
+                    os_close(rt->fd);""",
+         replace="""                (void)ours;""",
+         what="a child forked beside a private open that recovered keeps its descriptor, "
+              "and with it the shared lock: writers kept out while the child lives (G6)"),
     dict(id="fork-lost-fd-keeps-mapping", file="src/space.c",
          find="""            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size, used);""",
          replace="""            if (ours)
