@@ -22,7 +22,13 @@
  *     given back when it exits).  A call by one more fails with EAGAIN
  *     (persistent_free: reported through the error hook, the block left as
  *     it is, allocated); so does one by a thread using more spaces at once
- *     than its table of them holds, with EMFILE.
+ *     than its table of them holds, with EMFILE: a thread's table holds
+ *     16, the spaces it has allocated from or freed into (or used for any
+ *     call that needs its record) that are still open; a space's entry
+ *     is free again once that space is closed.  At most 256 spaces are
+ *     open at once in a process (PM_MAX_OPEN; scratch spaces and every
+ *     kind of open count, opens under way included): one more open fails
+ *     with EMFILE, see persistent_space_open.
  *   - After fork(), a space the parent had open does not exist in the child
  *     (calls on it fail as on any unknown space): the two processes would
  *     share its lock and pages.  The child may open it again once the
@@ -297,7 +303,13 @@ struct persistent_options {
  * (checked every time: growth, hole punching, sync), reports
  * PERSISTENT_E_FILE_LOST once through the error hook, and from then on
  * never touches whatever file the number names: the space goes on in the
- * pages it has and stops growing and syncing. */
+ * pages it has and stops growing and syncing.
+ *
+ * At most 256 spaces may be open in a process at once (every kind of open,
+ * scratch spaces too).  An open past that fails with -EMFILE before it
+ * looks at the file: an existing file is left byte for byte as it was (not
+ * marked in use, not recovered), and with PERSISTENT_OPEN_CREATE no file
+ * is created, not even a partial one. */
 int persistent_space_open(const char *path,
                           const struct persistent_options *opts,
                           allocator_space_t **out);

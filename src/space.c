@@ -27,6 +27,11 @@ static struct {
     struct pm_rt *_Atomic rt;
 } registry[PM_MAX_OPEN];
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Slots taken, open spaces and opens under way together, under
+ * registry_lock: an open takes its place first (registry_reserve), so
+ * that one past the limit is refused before it writes a byte. */
+static int registry_used;
+static _Thread_local int registry_mine;   /* of those, this thread's opens */
 static pm_atomic_u32 exit_pins;         /* thread exits handing back (pm_rt_pin) */
 /* [span_lo, span_hi): the lowest and highest address of any open space's
  * reservation (0, 0 when none is open), so persistent_space_of answers a
@@ -777,6 +782,9 @@ static void forget_after_fork(void)
         pm_store_relaxed(&registry[i].base, (uintptr_t)0);
         pm_store_relaxed(&registry[i].rt, (struct pm_rt *)NULL);
     }
+    /* no other thread's open is under way (the fork waited for them): the
+     * places taken are those of this thread's, a hook's fork inside one */
+    registry_used = registry_mine;
     pm_store_relaxed(&span_lo, (uintptr_t)0);
     pm_store_relaxed(&span_hi, (uintptr_t)0);
     pm_fetch_add_acq_rel(&pm_close_epoch, 1);
@@ -887,15 +895,45 @@ __attribute__((constructor)) static void fork_init_at_load(void)
     pthread_once(&fork_once, fork_init);
 }
 
-static int registry_add(struct pm_rt *rt)
+/* An open's place among the PM_MAX_OPEN, taken before it looks at the
+ * file: one past the limit is refused (-EMFILE) before anything is
+ * created or written (G8).  Given back by registry_unreserve when the
+ * open fails, or kept by registry_add. */
+static int registry_reserve(void)
 {
     pthread_once(&fork_once, fork_init);
+    pthread_mutex_lock(&registry_lock);
+    bool full = registry_used >= PM_MAX_OPEN;
+    if (!full) {
+        registry_used++;
+        registry_mine++;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (full)
+        return pm_err(-EMFILE, "more than %d spaces open in this process: the "
+                      "file is left as it was", PM_MAX_OPEN);
+    return 0;
+}
+
+static void registry_unreserve(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    registry_used--;
+    registry_mine--;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* The space published in the place its open reserved: a slot is free
+ * (registry_used counts every slot in use and every reservation). */
+static int registry_add(struct pm_rt *rt)
+{
     pthread_mutex_lock(&registry_lock);
     for (int i = 0; i < PM_MAX_OPEN; i++) {
         if (pm_load_relaxed(&registry[i].rt) == NULL) {
             span_update(rt);
             pm_store_release(&registry[i].rt, rt);
             pm_store_release(&registry[i].base, (uintptr_t)rt->base);
+            registry_mine--;            /* the place the open's for good */
             pthread_mutex_unlock(&registry_lock);
             return 0;
         }
@@ -914,6 +952,7 @@ static struct pm_rt *registry_remove(const allocator_space_t *space)
             pm_store_release(&registry[i].base, (uintptr_t)0);
             pm_store_seq_cst(&registry[i].rt, (struct pm_rt *)NULL);   /* pm_rt_pin */
             span_update(NULL);
+            registry_used--;
             break;
         }
     }
@@ -1258,7 +1297,14 @@ int persistent_space_open(const char *path, const struct persistent_options *opt
 {
     pthread_once(&fork_once, fork_init);
     fork_shield_enter();
-    int r = space_open(path, opts, out);
+    int r = registry_reserve();
+    if (r == 0) {
+        r = space_open(path, opts, out);
+        if (r < 0)
+            registry_unreserve();
+    } else if (out != NULL) {
+        *out = NULL;
+    }
     fork_shield_leave();
     return r;
 }

@@ -295,6 +295,110 @@ static void test_not_interrupted(void)
     }
 }
 
+/* 256 spaces open in the process (the limit): an open past it is refused
+ * with EMFILE before it looks at its file.  Refused were, before, only
+ * the open's last step: an existing file had been marked in use (clean 0,
+ * one more open, a base entry) and a crashed one recovered, and a create
+ * left its new file behind, marked in use (a review).  Now the file is
+ * byte for byte as it was, a create makes none, and every failed open
+ * gives its place back. */
+static void test_open_limit(void)
+{
+    char clean[300], dirty[300], fresh[300], junk[300];
+    snprintf(clean, sizeof clean, "%s/clean", dir);
+    snprintf(dirty, sizeof dirty, "%s/dirty", dir);
+    snprintf(fresh, sizeof fresh, "%s/fresh", dir);
+    snprintf(junk, sizeof junk, "%s/junk", dir);
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 64u << 10;
+    allocator_space_t *s = NULL;
+    REQUIRE(persistent_space_open(clean, &o, &s) == 0);
+    REQUIRE(persistent_malloc_root(s, 1, 100) != NULL);
+    REQUIRE(persistent_space_close(s) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {                     /* a writer killed: a dirty file */
+        if (persistent_space_open(dirty, &o, &s) != 0 ||
+            persistent_malloc_root(s, 1, 100) == NULL)
+            _exit(1);
+        _exit(0);
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    FILE *f = fopen(junk, "w");
+    REQUIRE(f != NULL);
+    fputs("not a space\n", f);
+    fclose(f);
+    uint64_t h_clean = t_file_hash(clean), h_dirty = t_file_hash(dirty);
+    char names[1024], now[1024];
+    list_dir(names, sizeof names);
+
+    static allocator_space_t *sc[300];
+    int n = 0;
+    struct persistent_options so = {0};
+    so.flags = PERSISTENT_OPEN_SCRATCH;
+    so.size = 64u << 10;
+    int r = 0;
+    while (n < 300 && (r = persistent_space_open(NULL, &so, &sc[n])) == 0)
+        n++;
+    CHECK_EQ(r, -EMFILE);
+    CHECK_EQ(n, 256);
+    const uint32_t flags[] = {0, PERSISTENT_OPEN_CREATE, PERSISTENT_OPEN_PRIVATE,
+                              PERSISTENT_OPEN_READONLY};
+    for (int round = 0; round < 2; round++) {
+        /* the refused opens: every kind, an existing file clean or dirty,
+         * a new one */
+        for (int k = 0; k < 4; k++) {
+            struct persistent_options ko = o;
+            ko.flags = flags[k];
+            const char *paths[] = {clean, dirty};
+            for (int i = 0; i < 2; i++) {
+                s = (allocator_space_t *)1;
+                CHECK_EQ(persistent_space_open(paths[i], &ko, &s), -EMFILE);
+                CHECK(s == NULL);
+            }
+        }
+        o.flags = PERSISTENT_OPEN_CREATE;
+        CHECK_EQ(persistent_space_open(fresh, &o, &s), -EMFILE);
+        o.flags = PERSISTENT_OPEN_CREATE | PERSISTENT_OPEN_EXCL;
+        CHECK_EQ(persistent_space_open(fresh, &o, &s), -EMFILE);
+        CHECK_EQ(persistent_space_open(NULL, &so, &s), -EMFILE);
+        CHECK_EQ(t_file_hash(clean), h_clean);
+        CHECK_EQ(t_file_hash(dirty), h_dirty);
+        list_dir(now, sizeof now);
+        CHECK(strcmp(now, names) == 0);
+        if (round == 1)
+            break;
+        /* one place free: opens that fail for another reason give it back */
+        REQUIRE(persistent_space_close(sc[--n]) == 0);
+        struct persistent_options no = {0};
+        for (int i = 0; i < 3; i++) {
+            CHECK(persistent_space_open(junk, &no, &s) < 0);
+            CHECK_EQ(persistent_space_open(fresh, &no, &s), -ENOENT);
+            no.flags = 0x8000u;
+            CHECK_EQ(persistent_space_open(clean, &no, &s), -EINVAL);
+            no.flags = 0;
+        }
+        REQUIRE(persistent_space_open(clean, &no, &sc[n]) == 0);
+        n++;
+        h_clean = t_file_hash(clean);   /* now open: marked in use */
+    }
+    while (n > 0)
+        REQUIRE(persistent_space_close(sc[--n]) == 0);
+    /* the dirty file was not recovered by the refused opens: the first
+     * open that goes through does */
+    struct persistent_options wo = {0};
+    REQUIRE(persistent_space_open(dirty, &wo, &s) == 0);
+    struct persistent_info in;
+    REQUIRE(persistent_space_info(s, &in) == 0);
+    CHECK(in.clean_at_open == 0 && in.recovered == 1);
+    CHECK(persistent_find_root(s, 1) != NULL);
+    REQUIRE(persistent_space_close(s) == 0);
+    printf("open limit: 256 spaces; the refused opens wrote and created nothing\n");
+}
+
 int main(void)
 {
     pm_store_release(&pm_test_hook, hook);
@@ -303,6 +407,8 @@ int main(void)
     test_killed_creates();
     empty_dir();
     test_not_interrupted();
+    empty_dir();
+    test_open_limit();
     empty_dir();
     rmdir(dir);
     return t_done();

@@ -1901,6 +1901,19 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""                (void)ours;""",
          what="a child forked beside a private open that recovered keeps its descriptor, "
               "and with it the shared lock: writers kept out while the child lives (G6)"),
+    dict(id="open-limit-checked-last", file="src/space.c",
+         find="""    bool full = registry_used >= PM_MAX_OPEN;""",
+         replace="""    bool full = false;""",
+         what="G8: an open past the 256-space limit is refused only when it registers: "
+              "the file is marked in use (or recovered) first, and a create leaves its "
+              "file behind"),
+    dict(id="open-limit-place-kept", file="src/space.c",
+         find="""        if (r < 0)
+            registry_unreserve();""",
+         replace="""        if (r < 0)
+            (void)registry_unreserve;""",
+         what="an open that fails keeps its place among the 256: every failed open "
+              "lowers the limit for good"),
     dict(id="fork-lost-fd-keeps-mapping", file="src/space.c",
          find="""            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size, used);""",
          replace="""            if (ours)
