@@ -488,7 +488,7 @@ uint32_t os_ncpu(void);            /* this thread's affinity, at least 1 */
 /* ---- space.c ---- */
 struct pm_rt *pm_rt_of(const allocator_space_t *space);
 int pm_state_commit(struct pm_rt *rt, const struct pm_state *next);
-struct pm_rt *pm_rt_by_instance(uint64_t instance);
+bool pm_instance_open(uint64_t instance);
 struct pm_rt *pm_rt_pin(uint64_t instance);
 void pm_rt_unpin(struct pm_rt *rt);
 void pm_rt_pins_drain(void);
@@ -1427,8 +1427,12 @@ enum pm_hook_point {
                                      a move's free of the old block: no
                                      automatic transaction waited for,
                                      the block not yet looked up */
-    PM_HOOK_BLOCK_FILL            /* calloc, realloc: the block allocated,
+    PM_HOOK_BLOCK_FILL,           /* calloc, realloc: the block allocated,
                                      its bytes not yet written (alloc.c) */
+    PM_HOOK_REGISTRY_SCAN         /* a lock-free scan of the open spaces
+                                     (persistent_space_of, pm_instance_open)
+                                     found a slot in use, its space not yet
+                                     compared (space.c) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

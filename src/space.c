@@ -22,9 +22,16 @@
 
 #define PM_MAX_OPEN 256
 
+/* A slot keeps, beside the runtime, what the lock-free scans of every
+ * slot compare (persistent_space_of, pm_instance_open): such a scan never
+ * reads another space's runtime, which a close of that space frees under
+ * it (a review: persistent_space_of read a freed pm_rt's base).  Written
+ * before base is published (release), cleared with it. */
 static struct {
     pm_atomic_uptr base;
     struct pm_rt *_Atomic rt;
+    pm_atomic_u64 size;                 /* rt->reserve_size */
+    pm_atomic_u64 instance;             /* rt->instance */
 } registry[PM_MAX_OPEN];
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Slots taken, open spaces and opens under way together, under
@@ -75,14 +82,19 @@ allocator_space_t *persistent_space_of(const void *ptr)
     if (p - lo >= hi - lo)
         return NULL;
     for (int i = 0; i < PM_MAX_OPEN; i++) {
-        struct pm_rt *rt = pm_load_acquire(&registry[i].rt);
-        if (rt == NULL || pm_load_acquire(&registry[i].base) != (uintptr_t)rt->base)
+        uintptr_t b = pm_load_acquire(&registry[i].base);
+        if (b == 0)
             continue;
-        uintptr_t b = (uintptr_t)rt->base;
-        if (p - b < rt->reserve_size) {
-            last_hit = (struct space_hit){b, b + rt->reserve_size,
-                                          (allocator_space_t *)rt->base, epoch};
-            return (allocator_space_t *)rt->base;
+        pm_hook(PM_HOOK_REGISTRY_SCAN);
+        uint64_t size = pm_load_acquire(&registry[i].size);
+        /* the slot still the space's whose base was read: a size of
+         * another space published there since is stored (release) after
+         * this one's base was cleared */
+        if (pm_load_acquire(&registry[i].base) != b)
+            continue;
+        if (p - b < size) {
+            last_hit = (struct space_hit){b, b + size, (allocator_space_t *)b, epoch};
+            return (allocator_space_t *)b;
         }
     }
     return NULL;
@@ -781,6 +793,7 @@ static void forget_after_fork(void)
         }
         pm_store_relaxed(&registry[i].base, (uintptr_t)0);
         pm_store_relaxed(&registry[i].rt, (struct pm_rt *)NULL);
+        pm_store_relaxed(&registry[i].instance, (uint64_t)0);
     }
     /* no other thread's open is under way (the fork waited for them): the
      * places taken are those of this thread's, a hook's fork inside one */
@@ -931,6 +944,8 @@ static int registry_add(struct pm_rt *rt)
     for (int i = 0; i < PM_MAX_OPEN; i++) {
         if (pm_load_relaxed(&registry[i].rt) == NULL) {
             span_update(rt);
+            pm_store_release(&registry[i].size, rt->reserve_size);
+            pm_store_release(&registry[i].instance, rt->instance);
             pm_store_release(&registry[i].rt, rt);
             pm_store_release(&registry[i].base, (uintptr_t)rt->base);
             registry_mine--;            /* the place the open's for good */
@@ -951,6 +966,7 @@ static struct pm_rt *registry_remove(const allocator_space_t *space)
             rt = pm_load_relaxed(&registry[i].rt);
             pm_store_release(&registry[i].base, (uintptr_t)0);
             pm_store_seq_cst(&registry[i].rt, (struct pm_rt *)NULL);   /* pm_rt_pin */
+            pm_store_release(&registry[i].instance, (uint64_t)0);
             span_update(NULL);
             registry_used--;
             break;
@@ -960,14 +976,18 @@ static struct pm_rt *registry_remove(const allocator_space_t *space)
     return rt;
 }
 
-struct pm_rt *pm_rt_by_instance(uint64_t instance)
+/* Whether the open with this instance number is still open: the slots'
+ * copies compared, never a runtime (one a close frees meanwhile). */
+bool pm_instance_open(uint64_t instance)
 {
     for (int i = 0; i < PM_MAX_OPEN; i++) {
-        struct pm_rt *rt = pm_load_acquire(&registry[i].rt);
-        if (rt && rt->instance == instance)
-            return rt;
+        if (pm_load_acquire(&registry[i].base) == 0)
+            continue;
+        pm_hook(PM_HOOK_REGISTRY_SCAN);
+        if (pm_load_acquire(&registry[i].instance) == instance)
+            return true;
     }
-    return NULL;
+    return false;
 }
 
 /* Thread exit: keeps rt alive while the exiting thread hands back its

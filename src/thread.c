@@ -151,7 +151,7 @@ struct pm_trec *pm_thread_attach(allocator_space_t *space, struct pm_rt **rtp)
             break;
         }
         if (free_slot < 0 && (tls_ents[i].instance == 0 ||
-                              pm_rt_by_instance(tls_ents[i].instance) == NULL))
+                              !pm_instance_open(tls_ents[i].instance)))
             free_slot = i;
     }
     if (rec == NULL) {

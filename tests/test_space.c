@@ -554,6 +554,120 @@ static void test_view_follows_bases(void)
     view_follows_bases(PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER);
 }
 
+/* The lock-free scans of the open spaces -- persistent_space_of, and a
+ * thread's look for a free entry of its table of spaces (is the space of
+ * an entry still open?) -- read, in each slot, the runtime of a space that
+ * another thread may be closing, and a close frees it: a use after free
+ * (a review, under gdb; ASan names it here).  The hook closes the space of
+ * the first slot the scan finds in use, at the moment it found it. */
+static allocator_space_t *scan_victim;
+static _Atomic int scan_armed;
+
+static void scan_hook(int point)
+{
+    int one = 1;
+    if (point == PM_HOOK_REGISTRY_SCAN && atomic_compare_exchange_strong(&scan_armed, &one, 0))
+        CHECK(persistent_space_close(scan_victim) == 0);
+}
+
+static allocator_space_t *scan_open(void)
+{
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_SCRATCH;
+    o.size = 256u << 10;
+    allocator_space_t *s;
+    REQUIRE(persistent_space_open(NULL, &o, &s) == 0);
+    return s;
+}
+
+static void *scan_table_thread(void *arg)
+{
+    allocator_space_t **sp = arg;       /* victim, x, y */
+    void *a = persistent_malloc(sp[1], 64);     /* x: the table's first entry */
+    REQUIRE(a != NULL);
+    scan_victim = sp[0];
+    atomic_store(&scan_armed, 1);
+    /* y: not in the table; is x's space still open? the scan meets the
+     * victim's slot first */
+    void *b = persistent_malloc(sp[2], 64);
+    CHECK(b != NULL);
+    CHECK_EQ(atomic_load(&scan_armed), 0);
+    persistent_free(sp[1], a);
+    persistent_free(sp[2], b);
+    return NULL;
+}
+
+/* Threads that look up pointers and use one more space after another,
+ * while one opens and closes spaces: for TSan. */
+static _Atomic int scan_stop;
+
+static void *scan_churn(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        allocator_space_t *s = scan_open();
+        void *p = persistent_malloc(s, 32);
+        CHECK(p != NULL && persistent_space_of(p) == s);
+        persistent_free(s, p);
+        REQUIRE(persistent_space_close(s) == 0);
+    }
+    atomic_store(&scan_stop, 1);
+    return NULL;
+}
+
+static void *scan_looker(void *arg)
+{
+    allocator_space_t *b = arg;
+    char *p = persistent_malloc(b, 64);
+    REQUIRE(p != NULL);
+    while (!atomic_load(&scan_stop)) {
+        CHECK(persistent_space_of(p) == b);
+        CHECK(persistent_space_of(&scan_stop) == NULL);
+        /* a thread new each time: its first call scans for a free entry */
+        allocator_space_t *s = scan_open();
+        void *q = persistent_malloc(s, 32);
+        CHECK(q != NULL);
+        persistent_free(s, q);
+        REQUIRE(persistent_space_close(s) == 0);
+    }
+    persistent_free(b, p);
+    return NULL;
+}
+
+static void test_scan_beside_close(void)
+{
+    /* a close first: the thread's cached answer of persistent_space_of
+     * is stale, the next one scans */
+    REQUIRE(persistent_space_close(scan_open()) == 0);
+    /* the victim takes a lower slot than b: the scan meets it first */
+    allocator_space_t *victim = scan_open(), *b = scan_open();
+    char *p = persistent_malloc(b, 64);
+    REQUIRE(p != NULL);
+    pm_store_release(&pm_test_hook, scan_hook);
+    scan_victim = victim;
+    atomic_store(&scan_armed, 1);
+    CHECK(persistent_space_of(p) == b);
+    CHECK_EQ(atomic_load(&scan_armed), 0);
+    persistent_free(b, p);
+
+    allocator_space_t *sp[3] = {scan_open(), scan_open(), scan_open()};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, scan_table_thread, sp) == 0);
+    REQUIRE(pthread_join(t, NULL) == 0);
+    pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+    REQUIRE(persistent_space_close(sp[1]) == 0);
+    REQUIRE(persistent_space_close(sp[2]) == 0);
+
+    pthread_t c, l;
+    atomic_store(&scan_stop, 0);
+    REQUIRE(pthread_create(&l, NULL, scan_looker, b) == 0);
+    REQUIRE(pthread_create(&c, NULL, scan_churn, NULL) == 0);
+    REQUIRE(pthread_join(c, NULL) == 0);
+    REQUIRE(pthread_join(l, NULL) == 0);
+    REQUIRE(persistent_space_close(b) == 0);
+    printf("scans of the open spaces beside closes: nothing freed read\n");
+}
+
 int main(void)
 {
     test_close_while_threads_exit();
@@ -568,5 +682,6 @@ int main(void)
     test_scratch();
     test_view_follows_bases();
     test_check_progress();
+    test_scan_beside_close();
     return t_done();
 }

@@ -1914,6 +1914,28 @@ __attribute__((constructor)) static void key_at_load(void)
             (void)registry_unreserve;""",
          what="an open that fails keeps its place among the 256: every failed open "
               "lowers the limit for good"),
+    dict(id="space-of-reads-rt", file="src/space.c",
+         find="""        pm_hook(PM_HOOK_REGISTRY_SCAN);
+        uint64_t size = pm_load_acquire(&registry[i].size);""",
+         replace="""        struct pm_rt *rt = pm_load_acquire(&registry[i].rt);
+        if (rt == NULL)
+            continue;
+        pm_hook(PM_HOOK_REGISTRY_SCAN);
+        uint64_t size = rt->reserve_size;""",
+         build="asan",
+         what="persistent_space_of reads each slot's runtime, which a close of that "
+              "space frees meanwhile (use after free)"),
+    dict(id="instance-open-reads-rt", file="src/space.c",
+         find="""        pm_hook(PM_HOOK_REGISTRY_SCAN);
+        if (pm_load_acquire(&registry[i].instance) == instance)""",
+         replace="""        struct pm_rt *rt = pm_load_acquire(&registry[i].rt);
+        if (rt == NULL)
+            continue;
+        pm_hook(PM_HOOK_REGISTRY_SCAN);
+        if (rt->instance == instance)""",
+         build="asan",
+         what="a thread's look for a free entry of its table reads each slot's "
+              "runtime, which a close of that space frees meanwhile (use after free)"),
     dict(id="fork-lost-fd-keeps-mapping", file="src/space.c",
          find="""            os_release_after_fork(ours ? rt->fd : -1, rt->base, rt->reserve_size, used);""",
          replace="""            if (ours)
