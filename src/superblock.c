@@ -964,14 +964,22 @@ void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t s, const struct pm_sb_header *h
  * goes on to others widens its flag and then reads its revocation counter
  * (pm_op_widen), which the thief bumped before its fence: one the thief
  * saw narrow sees the bump there and re-validates. */
+/* Nothing of s's pages is read: s's REVOKING word may be stale by now
+ * (its owner took it back and released it, and the pages hold another
+ * superblock's header being formatted, or a block being written); the
+ * decision is then thrown away by the CAS from that word, but a read of
+ * the header would race with those writes.  The page map says which
+ * superblock b's page is in, and it is s's while that word stands. */
 static bool busy_keeps(struct pm_rt *rt, uintptr_t b, uint32_t s)
 {
     if (b == 0 || b == PM_BUSY_NONE)
         return false;
     if (b == PM_BUSY_ANY)
         return true;
-    const struct pm_sb_header *h = sb_header(rt, s);
-    return b - (uintptr_t)h < ((uintptr_t)h->n_pages << rt->page_shift);
+    uintptr_t off = b - (uintptr_t)rt->data;
+    if (off >= (pm_load_acquire(&rt->n_pages) << rt->page_shift))
+        return false;
+    return pm_pagemap_first1(pm_load_relaxed(&rt->pagemap[off >> rt->page_shift])) == s + 1;
 }
 
 /* Takes superblocks from other threads that are not inside an operation,

@@ -739,12 +739,12 @@ static void run_parked(int mode)
 {
 #if defined(__SANITIZE_THREAD__)
     printf("%-10s: skipped under ThreadSanitizer (it defers signals to its own "
-           "points, never inside a fast path)\n", "parked");
+           "points, never inside a fast path)\n", pk_name[mode]);
     return;
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
     printf("%-10s: skipped under ThreadSanitizer (it defers signals to its own "
-           "points, never inside a fast path)\n", "parked");
+           "points, never inside a fast path)\n", pk_name[mode]);
     return;
 #endif
 #endif
@@ -875,6 +875,162 @@ done:
                                  : "a thread stopped inside a fast path keeps that superblock alone");
 }
 
+/* parked-aside, parked-malloc: the superblock a stopped fast path's
+ * operation writes stays its owner's.  parked frees and mallocs in the
+ * current superblock only, where the block's word, t->aword and the
+ * current superblock are one superblock, and parks on any word: a free
+ * that named the current word instead of its block's, or a malloc that
+ * named none, passed it (and every other test).  Here the owner is stopped
+ * inside a free's fast path of a block in a set-aside superblock
+ * (parked-aside), or inside malloc's fast path with any flag but ANY
+ * (parked-malloc); a thief scavenges; the freed block's superblock, or the
+ * one holding t->aword, must still be OWNED by the owner. */
+enum { PN_ASIDE, PN_MALLOC };
+static int pn_mode;
+static volatile sig_atomic_t pn_phase;  /* 1 inside the free, 2 the malloc */
+static void *volatile pn_x;             /* the block being freed */
+static _Atomic int pn_parked, pn_release, pn_stop, pn_looping;
+static _Atomic uint64_t pn_signals;
+static _Atomic uintptr_t pn_busy, pn_target;
+static struct pm_trec *pn_rec;
+static uint32_t pn_c;
+static void **pn_blocks;
+static int pn_n;
+
+static uint32_t pn_sb_of(struct pm_rt *rt, uintptr_t p)
+{
+    uint64_t off = (uint64_t)(p - (uintptr_t)rt->data);
+    uint32_t f1 = pm_pagemap_first1(pm_load_acquire(&rt->pagemap[off >> rt->page_shift]));
+    return f1 ? f1 - 1 : UINT32_MAX;
+}
+
+static void pn_handler(int sig)
+{
+    (void)sig;
+    uintptr_t b = pm_load_relaxed(&pm_tls.rec->busy);
+    if (b == 0 || b == PM_BUSY_ANY || pn_phase != (pn_mode == PN_ASIDE ? 1 : 2)) {
+        atomic_fetch_add(&pn_signals, 1);
+        return;
+    }
+    atomic_store(&pn_busy, b);
+    atomic_store(&pn_target, pn_mode == PN_ASIDE ? (uintptr_t)pn_x
+                                                 : (uintptr_t)pm_tls.rec->cls[pn_c].aword);
+    atomic_store(&pn_parked, 1);
+    atomic_fetch_add(&pn_signals, 1);
+    struct timespec ts = {0, 200000};
+    while (!atomic_load(&pn_release))
+        nanosleep(&ts, NULL);
+}
+
+static void *pn_owner(void *arg)
+{
+    (void)arg;
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(x_space, &rt);
+    REQUIRE(rec != NULL);
+    pn_rec = rec;
+    uint32_t nb = rt->cls[pn_c].n_blocks;
+    for (pn_n = 0; pn_n < (int)(3 * nb - nb / 2); pn_n++)
+        REQUIRE((pn_blocks[pn_n] = persistent_malloc(x_space, PK_SIZE)) != NULL);
+    struct pm_tcache *t = &rec->cls[pn_c];
+    REQUIRE(t->n_owned >= 1);
+    atomic_store(&pn_looping, 1);
+    while (!atomic_load(&pn_stop)) {
+        if (pn_mode == PN_MALLOC) {
+            pn_phase = 2;
+            void *q = persistent_malloc(x_space, PK_SIZE);
+            pn_phase = 0;
+            REQUIRE(q != NULL);
+            persistent_free(x_space, q);
+            continue;
+        }
+        /* the blocks of the set-aside superblocks (a word's last one goes
+         * the general way, ANY), then malloc'd back */
+        for (int i = 0; i < pn_n && !atomic_load(&pn_stop); i++) {
+            if (pn_blocks[i] == NULL || pn_sb_of(rt, (uintptr_t)pn_blocks[i]) == t->sb)
+                continue;
+            pn_x = pn_blocks[i];
+            pn_phase = 1;
+            persistent_free(x_space, pn_blocks[i]);
+            pn_phase = 0;
+            pn_blocks[i] = NULL;
+        }
+        for (int i = 0; i < pn_n && !atomic_load(&pn_stop); i++)
+            if (pn_blocks[i] == NULL)
+                REQUIRE((pn_blocks[i] = persistent_malloc(x_space, PK_SIZE)) != NULL);
+    }
+    return NULL;
+}
+
+static void run_parked_named(int mode)
+{
+    const char *name = mode == PN_ASIDE ? "parked-aside" : "parked-malloc";
+#if defined(__SANITIZE_THREAD__)
+    printf("%-10s: skipped under ThreadSanitizer (signals)\n", name);
+    return;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+    printf("%-10s: skipped under ThreadSanitizer (signals)\n", name);
+    return;
+#endif
+#endif
+    if (mode == PN_ASIDE && PM_VG_ACTIVE) {
+        printf("%-10s: skipped (free's fast paths are off under memcheck and ASan)\n", name);
+        return;
+    }
+    const char *path = t_path("revoke-parked-named");
+    pn_mode = mode;
+    atomic_store(&pn_parked, 0);
+    atomic_store(&pn_release, 0);
+    atomic_store(&pn_stop, 0);
+    atomic_store(&pn_looping, 0);
+    x_space = create_persistent_allocator(path, 16u << 20);
+    REQUIRE(x_space != NULL);
+    struct pm_rt *rt = pm_rt_of(x_space);
+    pn_c = pm_size_class(PK_SIZE);
+    pn_blocks = calloc(3 * (size_t)rt->cls[pn_c].n_blocks, sizeof *pn_blocks);
+    REQUIRE(pn_blocks != NULL);
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = pn_handler;
+    sigemptyset(&sa.sa_mask);
+    REQUIRE(sigaction(SIGUSR1, &sa, &old) == 0);
+    pthread_t o;
+    pthread_create(&o, NULL, pn_owner, NULL);
+    while (!atomic_load(&pn_looping))
+        sched_yield();
+    uint64_t deadline = t_now_ns() + 60ull * 1000000000u, sent = 0;
+    while (!atomic_load(&pn_parked)) {
+        REQUIRE(t_now_ns() < deadline);
+        uint64_t before = atomic_load(&pn_signals);
+        pthread_kill(o, SIGUSR1);
+        sent++;
+        while (atomic_load(&pn_signals) == before)
+            sched_yield();
+    }
+    uint32_t ts = pn_sb_of(rt, atomic_load(&pn_target));
+    steal();
+    uint64_t a = pm_load_acquire(&rt->ctl[ts].anchor);
+    bool kept = pm_anchor_state(a) == PM_SB_OWNED && pm_anchor_owner(a) == pn_rec->id;
+    printf("%-10s: owner stopped inside %s after %llu signals; a thief's scavenge %s the "
+           "superblock it writes\n",
+           name, mode == PN_ASIDE ? "a free's fast path into a set-aside superblock"
+                                  : "malloc's fast path",
+           (unsigned long long)sent, kept ? "left it" : "TOOK");
+    CHECK(kept);
+    atomic_store(&pn_stop, 1);
+    atomic_store(&pn_release, 1);
+    pthread_join(o, NULL);
+    REQUIRE(sigaction(SIGUSR1, &old, NULL) == 0);
+    for (int i = 0; i < pn_n; i++)
+        if (pn_blocks[i] != NULL)
+            persistent_free(x_space, pn_blocks[i]);
+    free(pn_blocks);
+    x_finish(path, name, mode == PN_ASIDE
+                             ? "a free stopped in a set-aside superblock keeps that one"
+                             : "a malloc stopped in its fast path keeps its superblock");
+}
+
 int main(void)
 {
     if (os_membarrier_init() != 0)
@@ -894,5 +1050,7 @@ int main(void)
     run_parked(PK_FAST);
     run_parked(PK_FILL);
     run_parked(PK_REMOTE);
+    run_parked_named(PN_ASIDE);
+    run_parked_named(PN_MALLOC);
     return t_done();
 }

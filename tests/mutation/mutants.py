@@ -486,6 +486,15 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a scavenge collects the superblocks in the thread's books without "
               "re-validating them: one a thief took while the thread was between calls "
               "is collected under its new owner's plain stores"),
+    dict(id="malloc-fast-names-none", file="src/alloc.c",
+         find="""        pm_op_begin_word(rec, w);""",
+         replace="""        pm_op_begin_as(rec, PM_BUSY_NONE);""",
+         what="malloc's fast path names no superblock: a thief takes the one it takes a bit from"),
+    dict(id="free-fast-names-current", file="src/free.c",
+         find="""    pm_op_begin_word(rec, aw);""",
+         replace="""    pm_op_begin_word(rec, t->aword);""",
+         what="a local free's fast path names the class's current word, not the block's: "
+              "a thief takes the set-aside superblock it clears a bit in"),
     dict(id="busy-word-keeps-all", file="src/superblock.c",
          find="""    if (b == PM_BUSY_ANY)
         return true;""",
@@ -495,7 +504,7 @@ __attribute__((constructor)) static void key_at_load(void)
               "operation, not only the one its busy flag names: a thread stopped there "
               "keeps all of its free blocks from everyone (G5b)"),
     dict(id="busy-word-keeps-none", file="src/superblock.c",
-         find="""    return b - (uintptr_t)h < ((uintptr_t)h->n_pages << rt->page_shift);""",
+         find="""    return pm_pagemap_first1(pm_load_relaxed(&rt->pagemap[off >> rt->page_shift])) == s + 1;""",
          replace="""    return false;""",
          what="a thief takes the superblock a fast path's operation is writing, under "
               "the owner's plain stores (G2: a block handed out twice)"),
