@@ -1732,11 +1732,14 @@ void pm_auto_wait_outside(struct pm_rt *rt)
  * at busy flags), and a transaction begun meanwhile is waited for too. */
 void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
 {
+    /* the operation's flag again after the wait (PM_BUSY_NONE for a fill:
+     * still nothing of the thread's superblocks) */
+    uintptr_t what = pm_load_relaxed(&rec->busy) == PM_BUSY_NONE ? PM_BUSY_NONE : PM_BUSY_ANY;
     while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
         pm_hook(PM_HOOK_AUTO_GATE);
         pm_op_end(rec);
         pm_auto_wait_outside(rt);
-        pm_op_begin(rec);
+        pm_op_begin_as(rec, what);
     }
 }
 
