@@ -899,7 +899,13 @@ int pm_lanes_in_flight(struct pm_rt *rt);
 /* ---- verify.c ---- */
 struct pm_run {
     uint64_t first, last;
-    struct pm_sb_header *h;       /* NULL for a large run */
+    /* NULL for a large run; else a copy of the superblock's header and
+     * bitmaps, taken and validated by the walk (pm_walk_runs): what the
+     * callbacks read, all of one moment, while a view's file may change
+     * under the walk (a review: stats read the class again from the
+     * mapping, changed meanwhile, and wrote past its table) */
+    const struct pm_sb_header *h;
+    char *at;                     /* where the run is mapped */
 };
 #define PM_LANE_CHUNK 64u         /* lanes per overflow lane table */
 #define PM_LANE_MAX_CHUNKS 64u    /* overflow lane tables at most */
@@ -1429,10 +1435,13 @@ enum pm_hook_point {
                                      the block not yet looked up */
     PM_HOOK_BLOCK_FILL,           /* calloc, realloc: the block allocated,
                                      its bytes not yet written (alloc.c) */
-    PM_HOOK_REGISTRY_SCAN         /* a lock-free scan of the open spaces
+    PM_HOOK_REGISTRY_SCAN,        /* a lock-free scan of the open spaces
                                      (persistent_space_of, pm_instance_open)
                                      found a slot in use, its space not yet
                                      compared (space.c) */
+    PM_HOOK_WALK_VALIDATED        /* a walk of the runs copied and judged a
+                                     superblock's header, its callback not
+                                     yet called (verify.c pm_walk_runs) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

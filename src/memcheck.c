@@ -241,7 +241,7 @@ static int free_parts(struct pm_rt *rt, const struct pm_run *r, void *arg)
     const struct pm_sb_header *h = r->h;
     if (h == NULL)
         return 0;
-    char *d = (char *)h + h->data_start;
+    char *d = r->at + h->data_start;
     for (uint32_t i = 0; i < h->n_blocks; i++) {
         uint64_t bit = UINT64_C(1) << (i & 63);
         if (!(pm_load_relaxed(&h->bits[i >> 6]) & bit) ||

@@ -279,10 +279,18 @@ int pm_walk_runs(struct pm_rt *rt, int (*fn)(struct pm_rt *, const struct pm_run
 {
     uint64_t n = pm_load_acquire(&rt->n_pages);
     uint64_t p = 0, s, k = 0;
+    /* the header and both bitmaps of the superblock at hand, copied (a
+     * union: a structure with a flexible array member is no member of a
+     * structure, C11 6.7.2.1) */
+    union {
+        struct pm_sb_header h;
+        uint64_t room[(sizeof(struct pm_sb_header) + 2 * (PM_SB_MAX_BLOCKS / 64) * 8) / 8];
+    } copy;
     while (p < n && (s = pg_next_set(rt->start_bits, p, n)) != PG_NONE) {
         if (PM_UNLIKELY(pm_walk_progress != NULL) && (++k & 255) == 0)
             pm_walk_progress(s, n, pm_walk_progress_arg);
-        struct pm_run r = {s, pg_next_set(rt->end_bits, s, n), NULL};
+        struct pm_run r = {s, pg_next_set(rt->end_bits, s, n), NULL,
+                           rt->data + (s << rt->page_shift)};
         *where = s;
         if (r.last == PG_NONE) {
             *why = "run has no end";
@@ -293,17 +301,30 @@ int pm_walk_runs(struct pm_rt *rt, int (*fn)(struct pm_rt *, const struct pm_run
             return PERSISTENT_E_CORRUPT;
         }
         if (pg_bit(rt->kind_bits, s)) {
-            /* an open's walk (no fn) may read the open's copy */
-            r.h = fn == NULL ? sb_header_seen(rt, (uint32_t)s) : sb_header(rt, (uint32_t)s);
-            if (!sb_header_valid(rt, r.h, s) || s + r.h->n_pages - 1 != r.last) {
+            /* an open's walk (no fn) may read the open's copy; the
+             * header is judged, and then used, as copied here: the file
+             * of a view may change under it (the bitmaps are copied too
+             * when a callback reads them, a word at a time: each word is
+             * one moment's, which is all a live file gives) */
+            const struct pm_sb_header *m =
+                fn == NULL ? sb_header_seen(rt, (uint32_t)s) : sb_header(rt, (uint32_t)s);
+            memcpy(&copy.h, m, sizeof copy.h);
+            if (!sb_header_valid(rt, &copy.h, s) || s + copy.h.n_pages - 1 != r.last) {
                 *why = "superblock header is invalid";
                 return PERSISTENT_E_CORRUPT;
             }
-            if ((pm_load_relaxed(&r.h->bits[r.h->n_words - 1]) & ~sb_last_mask(r.h)) ||
-                (pm_load_relaxed(&r.h->bits[2 * r.h->n_words - 1]) & ~sb_last_mask(r.h))) {
+            uint32_t nw = copy.h.n_words;      /* <= PM_SB_MAX_BLOCKS / 64: valid */
+            for (uint32_t w = fn == NULL ? nw - 1 : 0; w < nw; w++) {
+                pm_store_relaxed(&copy.h.bits[w], pm_load_relaxed(&m->bits[w]));
+                pm_store_relaxed(&copy.h.bits[nw + w], pm_load_relaxed(&m->bits[nw + w]));
+            }
+            r.h = &copy.h;
+            if ((pm_load_relaxed(&copy.h.bits[nw - 1]) & ~sb_last_mask(r.h)) ||
+                (pm_load_relaxed(&copy.h.bits[2 * nw - 1]) & ~sb_last_mask(r.h))) {
                 *why = "superblock bitmap has bits past its last block";
                 return PERSISTENT_E_CORRUPT;
             }
+            pm_hook(PM_HOOK_WALK_VALIDATED);
         }
         if (fn != NULL) {
             int rc = fn(rt, &r, arg);
@@ -332,7 +353,7 @@ static int count_run(struct pm_rt *rt, const struct pm_run *r, void *arg)
     }
     rep->superblocks++;
     const struct pm_sb_header *h = r->h;
-    pm_atomic_u64 *al = r->h->bits, *rm = r->h->bits + h->n_words;
+    const pm_atomic_u64 *al = h->bits, *rm = h->bits + h->n_words;
     for (uint32_t w = 0; w < h->n_words; w++) {
         uint64_t a = pm_load_relaxed(&al[w]), m = pm_load_relaxed(&rm[w]);
         rep->pending_remote_frees += pm_popcount64(a & m);

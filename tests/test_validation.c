@@ -490,6 +490,84 @@ static void test_sb_header_changed_under_view(void)
     unlink(p);
 }
 
+/* A superblock's header changed by another process while a view's walk
+ * of the runs (stats, frag, check) is at it (a helper's hunt: stats read
+ * the class again from the mapping after the walk had judged it, and
+ * wrote past its table of classes; the inspector's `stats` crashed).  The
+ * walk hands its callbacks the copy it judged.  The hook changes the
+ * header through the file right after the judgement, to a class just past
+ * the table; the caller's report has a canary after it. */
+static const char *wv_path;
+static uint64_t wv_off;                 /* the header's offset in the file */
+static int wv_armed;
+
+static void wv_hook(int point)
+{
+    if (point != PM_HOOK_WALK_VALIDATED || !wv_armed)
+        return;
+    wv_armed = 0;
+    struct pm_sb_header h;
+    int fd = open(wv_path, O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &h, sizeof h, (off_t)wv_off) == (ssize_t)sizeof h);
+    h.cls = PERSISTENT_N_CLASSES;
+    h.n_blocks = 0;
+    REQUIRE(pwrite(fd, &h, sizeof h, (off_t)wv_off) == (ssize_t)sizeof h);
+    close(fd);
+}
+
+static void test_sb_header_changed_under_walk(void)
+{
+    const char *p = t_path("walkchg");
+    wv_path = p;
+    make_space(p, 1u << 20, 0);
+    for (int what = 0; what < 2; what++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(20);
+            struct persistent_options o = {0};
+            o.flags = PERSISTENT_OPEN_READONLY;
+            allocator_space_t *s;
+            if (persistent_space_open(p, &o, &s) != 0)
+                _exit(2);
+            struct pm_rt *rt = pm_rt_of(s);
+            uint64_t q = pg_next_set(rt->kind_bits, 0, pm_load_acquire(&rt->n_pages));
+            if (q == PG_NONE)
+                _exit(3);
+            wv_off = (uint64_t)((char *)sb_header(rt, (uint32_t)q) - rt->base);
+            static struct {
+                union {
+                    struct persistent_stats st;
+                    struct persistent_frag fr;
+                } u;
+                uint64_t canary[256];
+            } buf;
+            memset(buf.canary, 0xa5, sizeof buf.canary);
+            pm_store_release(&pm_test_hook, wv_hook);
+            wv_armed = 1;
+            int r = what == 0 ? persistent_stats_get(s, &buf.u.st)
+                              : persistent_frag_get(s, &buf.u.fr);
+            pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
+            for (size_t i = 0; i < sizeof buf.canary / sizeof buf.canary[0]; i++)
+                if (buf.canary[i] != UINT64_C(0xa5a5a5a5a5a5a5a5))
+                    _exit(4);
+            /* the walk judged the header as it was: counted it so; the next
+             * one finds it damaged */
+            int again = what == 0 ? persistent_stats_get(s, &buf.u.st)
+                                  : persistent_frag_get(s, &buf.u.fr);
+            _exit(r == 0 && again != 0 ? 0 : 5);
+        }
+        REQUIRE(pid > 0);
+        CHECK(t_child_ok(pid, what == 0 ? "stats of a view, a header changed under its walk"
+                                        : "frag of a view, a header changed under its walk"));
+        /* the header back as it was for the next round: made again */
+        unlink(p);
+        make_space(p, 1u << 20, 0);
+    }
+    unlink(p);
+}
+
 /* The check's verdict on the file at p, by a private open that recovers
  * nothing: consistent when accepted, else corrupt. */
 static void check_verdict(const char *p, bool accepted)
@@ -754,6 +832,7 @@ int main(void)
     test_damaged_heap();
     test_header_changed_under_view();
     test_sb_header_changed_under_view();
+    test_sb_header_changed_under_walk();
     test_v1_log_too_small();
     test_v1_log_beside_auto();
     test_log_generation_last();

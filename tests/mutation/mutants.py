@@ -495,6 +495,12 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    pm_op_begin_word(rec, t->aword);""",
          what="a local free's fast path names the class's current word, not the block's: "
               "a thief takes the set-aside superblock it clears a bit in"),
+    dict(id="walk-hands-mapping", file="src/verify.c",
+         find="""            r.h = &copy.h;""",
+         replace="""            r.h = m;""",
+         what="a walk of the runs hands its callbacks the mapping's header, not the copy it "
+              "judged: a view's stats or frag reads a class changed under it since and "
+              "writes past its table (G8)"),
     dict(id="busy-word-keeps-all", file="src/superblock.c",
          find="""    if (b == PM_BUSY_ANY)
         return true;""",
@@ -1520,12 +1526,12 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""        if (false) {""",
          what="validation: overlapping runs accepted"),
     dict(id="ver-sb-length", file="src/verify.c",
-         find="""            if (!sb_header_valid(rt, r.h, s) || s + r.h->n_pages - 1 != r.last) {""",
-         replace="""            if (!sb_header_valid(rt, r.h, s)) {""",
+         find="""            if (!sb_header_valid(rt, &copy.h, s) || s + copy.h.n_pages - 1 != r.last) {""",
+         replace="""            if (!sb_header_valid(rt, &copy.h, s)) {""",
          what="validation: a superblock shorter or longer than its run accepted"),
     dict(id="ver-bits-past-end", file="src/verify.c",
-         find="""            if ((pm_load_relaxed(&r.h->bits[r.h->n_words - 1]) & ~sb_last_mask(r.h)) ||
-                (pm_load_relaxed(&r.h->bits[2 * r.h->n_words - 1]) & ~sb_last_mask(r.h))) {""",
+         find="""            if ((pm_load_relaxed(&copy.h.bits[nw - 1]) & ~sb_last_mask(r.h)) ||
+                (pm_load_relaxed(&copy.h.bits[2 * nw - 1]) & ~sb_last_mask(r.h))) {""",
          replace="""            if (false) {""",
          what="validation: bitmap bits past a superblock's last block accepted"),
     dict(id="ver-no-tail", file="src/verify.c",
@@ -2632,11 +2638,14 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
  * at busy flags), and a transaction begun meanwhile is waited for too. */
 void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
 {
+    /* the operation's flag again after the wait (PM_BUSY_NONE for a fill:
+     * still nothing of the thread's superblocks) */
+    uintptr_t what = pm_load_relaxed(&rec->busy) == PM_BUSY_NONE ? PM_BUSY_NONE : PM_BUSY_ANY;
     while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
         pm_hook(PM_HOOK_AUTO_GATE);
         pm_op_end(rec);
         pm_auto_wait_outside(rt);
-        pm_op_begin(rec);
+        pm_op_begin_as(rec, what);
     }
 }
 
@@ -2652,6 +2661,7 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
 
 void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
 {
+    uintptr_t what = pm_load_relaxed(&rec->busy) == PM_BUSY_NONE ? PM_BUSY_NONE : PM_BUSY_ANY;
     while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
         pm_hook(PM_HOOK_AUTO_GATE);
         pm_op_end(rec);
@@ -2660,7 +2670,7 @@ void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
         pm_hook(PM_HOOK_AUTO_WAIT);
         while (pm_load_acquire(&pm_auto_rt) == rt)
             os_sleep_us(200);
-        pm_op_begin(rec);
+        pm_op_begin_as(rec, what);
     }
 }
 
