@@ -353,7 +353,10 @@ struct persistent_info {
                                     file instead, allocation disabled;
                                     persistent_errormsg() right after the
                                     open says why */
-    uint32_t reserved;
+    uint32_t recorded_durability; /* enum persistent_durability the file
+                                    records, its last writer's (a view's
+                                    durability above is PROCESS: it
+                                    writes nothing back) */
 };
 
 int persistent_space_info(allocator_space_t *space,

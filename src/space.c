@@ -1748,6 +1748,11 @@ int persistent_space_info(allocator_space_t *space, struct persistent_info *info
     memcpy(info->uuid, f->uuid, sizeof info->uuid);
     info->growable = (f->flags & PM_FLAG_GROWABLE) ? 1u : 0u;
     info->durability = rt->durability;
+    /* what the file says (a view's own is PROCESS: a helper's hunt found
+     * the inspector calling every file's mode "process-crash") */
+    info->recorded_durability = k.durability >= PM_DUR_PROCESS && k.durability <= PM_DUR_SYNC
+                                    ? k.durability
+                                    : PM_DUR_PROCESS;
     info->clean_at_open = rt->clean_at_open;
     info->recovered = rt->recovered;
     info->open_flags = rt->open_flags |
