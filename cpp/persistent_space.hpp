@@ -58,6 +58,24 @@ public:
         return std::error_condition(code, *this);
     }
 };
+
+/* A T built from args at p; if its constructor throws, undo() gives the
+ * block back (each caller's way) before the exception goes on. */
+template <class T, class Undo, class... Args>
+T *construct_or_undo(void *p, Undo &&undo, Args &&...args)
+    noexcept(std::is_nothrow_constructible<T, Args...>::value)
+{
+    if constexpr (std::is_nothrow_constructible<T, Args...>::value) {
+        return ::new (p) T(std::forward<Args>(args)...);
+    } else {
+        try {
+            return ::new (p) T(std::forward<Args>(args)...);
+        } catch (...) {
+            undo();
+            throw;
+        }
+    }
+}
 } // namespace detail
 
 /* The category of the library's codes (PERSISTENT_E_* and -errno). */
@@ -189,16 +207,8 @@ public:
         void *p = persistent_malloc_root(s, tag, sizeof(T));
         if (p == nullptr)
             return nullptr;
-        if constexpr (std::is_nothrow_constructible<T, Args...>::value) {
-            return ::new (p) T(std::forward<Args>(args)...);
-        } else {
-            try {
-                return ::new (p) T(std::forward<Args>(args)...);
-            } catch (...) {
-                (void)persistent_root_remove(s, tag);
-                throw;
-            }
-        }
+        return detail::construct_or_undo<T>(
+            p, [s, tag] { (void)persistent_root_remove(s, tag); }, std::forward<Args>(args)...);
     }
 
     /* The root with this tag, built from args the first time it is asked
@@ -371,16 +381,8 @@ private:
     template <class T, class... Args> T *construct(void *p, Args &&...args) const
         noexcept(std::is_nothrow_constructible<T, Args...>::value)
     {
-        if constexpr (std::is_nothrow_constructible<T, Args...>::value) {
-            return ::new (p) T(std::forward<Args>(args)...);
-        } else {
-            try {
-                return ::new (p) T(std::forward<Args>(args)...);
-            } catch (...) {
-                persistent_free(space(), p);
-                throw;
-            }
-        }
+        return detail::construct_or_undo<T>(
+            p, [this, p] { persistent_free(space(), p); }, std::forward<Args>(args)...);
     }
 };
 

@@ -160,16 +160,8 @@ template <class T, class... Args> T *tx_new(allocator_space_t *space, Args &&...
     void *p = persistent_tx_alloc(space, sizeof(T));
     if (p == nullptr)
         throw std::bad_alloc();
-    if constexpr (std::is_nothrow_constructible<T, Args...>::value) {
-        return ::new (p) T(std::forward<Args>(args)...);
-    } else {
-        try {
-            return ::new (p) T(std::forward<Args>(args)...);
-        } catch (...) {
-            (void)persistent_tx_free(space, p);
-            throw;
-        }
-    }
+    return detail::construct_or_undo<T>(
+        p, [space, p] { (void)persistent_tx_free(space, p); }, std::forward<Args>(args)...);
 }
 
 /* Ends *p's lifetime and frees its block when the transaction commits; an

@@ -94,6 +94,25 @@ static void live(const char *path)
     }
 }
 
+/* A 1 MiB space with one block, closed: in durability dur, growable to
+ * max (0: fixed).  The exit status. */
+static int small_space(const char *path, uint32_t dur, uint64_t max)
+{
+    unlink(path);
+    struct persistent_options o = {0};
+    o.flags = PERSISTENT_OPEN_CREATE;
+    o.size = 1u << 20;
+    o.max_size = max;
+    o.durability = dur;
+    allocator_space_t *s;
+    if (persistent_space_open(path, &o, &s) != 0) {
+        fprintf(stderr, "%s\n", persistent_errormsg());
+        return 1;
+    }
+    memset(persistent_malloc(s, 100), 0x33, 100);
+    return persistent_space_close(s) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3)
@@ -110,36 +129,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "live") == 0)
         live(path);
-    if (strcmp(mode, "pmem") == 0 || strcmp(mode, "sync") == 0) {
-        /* a space whose file records another durability than a view's */
-        unlink(path);
-        struct persistent_options o = {0};
-        o.flags = PERSISTENT_OPEN_CREATE;
-        o.size = 1u << 20;
-        o.durability = mode[0] == 'p' ? PERSISTENT_DURABILITY_PMEM : PERSISTENT_DURABILITY_SYNC;
-        allocator_space_t *s;
-        if (persistent_space_open(path, &o, &s) != 0) {
-            fprintf(stderr, "%s\n", persistent_errormsg());
-            return 1;
-        }
-        memset(persistent_malloc(s, 100), 0x44, 100);
-        return persistent_space_close(s) == 0 ? 0 : 1;
-    }
-    if (strcmp(mode, "sparse") == 0) {
-        /* growable to 1 TiB: the run bitmaps' tail is holes in the file */
-        unlink(path);
-        struct persistent_options o = {0};
-        o.flags = PERSISTENT_OPEN_CREATE;
-        o.size = 1u << 20;
-        o.max_size = UINT64_C(1) << 40;
-        allocator_space_t *s;
-        if (persistent_space_open(path, &o, &s) != 0) {
-            fprintf(stderr, "%s\n", persistent_errormsg());
-            return 1;
-        }
-        memset(persistent_malloc(s, 100), 0x33, 100);
-        return persistent_space_close(s) == 0 ? 0 : 1;
-    }
+    if (strcmp(mode, "pmem") == 0)     /* the file records another durability */
+        return small_space(path, PERSISTENT_DURABILITY_PMEM, 0);
+    if (strcmp(mode, "sync") == 0)     /* than a view's own */
+        return small_space(path, PERSISTENT_DURABILITY_SYNC, 0);
+    if (strcmp(mode, "sparse") == 0)   /* the run bitmaps' tail is holes */
+        return small_space(path, PERSISTENT_DURABILITY_DEFAULT, UINT64_C(1) << 40);
     allocator_space_t *s = make(path, &victim);
     if (strcmp(mode, "dirty") == 0)
         _exit(0);

@@ -614,6 +614,27 @@ static void pk_handler(int sig)
         nanosleep(&ts, NULL);   /* async-signal-safe */
 }
 
+/* Once o is looping, SIGUSR1 until its handler parks it (*parked): each
+ * signal waits for the handler's count before the next (a second one sent
+ * while the first handler runs would wait, masked, for ever).  The count
+ * of signals sent; 60 s without a park is a failure. */
+static uint64_t park_by_signal(pthread_t o, _Atomic int *looping, _Atomic int *parked,
+                               _Atomic uint64_t *signals)
+{
+    while (!atomic_load(looping))
+        sched_yield();
+    uint64_t deadline = t_now_ns() + 60ull * 1000000000u, sent = 0;
+    while (!atomic_load(parked)) {
+        REQUIRE(t_now_ns() < deadline);
+        uint64_t before = atomic_load(signals);
+        pthread_kill(o, SIGUSR1);
+        sent++;
+        while (atomic_load(signals) == before)
+            sched_yield();
+    }
+    return sent;
+}
+
 static uint64_t pk_pattern(int i)
 {
     return UINT64_C(0x9e3779b97f4a7c15) * (uint64_t)(i + 1);
@@ -783,17 +804,7 @@ static void run_parked(int mode)
             sched_yield();
     }
     pthread_create(&o, NULL, parked_owner, NULL);
-    while (!atomic_load(&pk_looping))
-        sched_yield();
-    uint64_t deadline = t_now_ns() + 60ull * 1000000000u, sent = 0;
-    while (!atomic_load(&pk_parked)) {
-        REQUIRE(t_now_ns() < deadline);
-        uint64_t before = atomic_load(&pk_signals);
-        pthread_kill(o, SIGUSR1);
-        sent++;
-        while (atomic_load(&pk_signals) == before)
-            sched_yield();
-    }
+    uint64_t sent = park_by_signal(o, &pk_looping, &pk_parked, &pk_signals);
     /* a fill and a remote free name no superblock: then the owner's
      * current one counts with its others, at_b is 0 */
     uintptr_t b = mode != PK_FAST ? (uintptr_t)pk_rec->cls[c].aword : atomic_load(&pk_busy);
@@ -997,17 +1008,7 @@ static void run_parked_named(int mode)
     REQUIRE(sigaction(SIGUSR1, &sa, &old) == 0);
     pthread_t o;
     pthread_create(&o, NULL, pn_owner, NULL);
-    while (!atomic_load(&pn_looping))
-        sched_yield();
-    uint64_t deadline = t_now_ns() + 60ull * 1000000000u, sent = 0;
-    while (!atomic_load(&pn_parked)) {
-        REQUIRE(t_now_ns() < deadline);
-        uint64_t before = atomic_load(&pn_signals);
-        pthread_kill(o, SIGUSR1);
-        sent++;
-        while (atomic_load(&pn_signals) == before)
-            sched_yield();
-    }
+    uint64_t sent = park_by_signal(o, &pn_looping, &pn_parked, &pn_signals);
     uint32_t ts = pn_sb_of(rt, atomic_load(&pn_target));
     steal();
     uint64_t a = pm_load_acquire(&rt->ctl[ts].anchor);

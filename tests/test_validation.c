@@ -26,6 +26,14 @@ static void patch(const char *path, uint64_t off, const void *buf, size_t len)
     close(fd);
 }
 
+static void peek(const char *path, uint64_t off, void *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, buf, len, (off_t)off) == (ssize_t)len);
+    close(fd);
+}
+
 static void read_header(const char *path, struct pm_header *h)
 {
     int fd = open(path, O_RDONLY);
@@ -442,13 +450,10 @@ static void hv_hook(int point)
         return;
     hv_armed = 0;
     struct pm_sb_header h;
-    int fd = open(hv_path, O_RDWR);
-    REQUIRE(fd >= 0);
-    REQUIRE(pread(fd, &h, sizeof h, (off_t)hv_off) == (ssize_t)sizeof h);
+    peek(hv_path, hv_off, &h, sizeof h);
     h.block_size = 0;
     h.n_words = 0xffff;
-    REQUIRE(pwrite(fd, &h, sizeof h, (off_t)hv_off) == (ssize_t)sizeof h);
-    close(fd);
+    patch(hv_path, hv_off, &h, sizeof h);
 }
 
 static void test_sb_header_changed_under_view(void)
@@ -507,13 +512,10 @@ static void wv_hook(int point)
         return;
     wv_armed = 0;
     struct pm_sb_header h;
-    int fd = open(wv_path, O_RDWR);
-    REQUIRE(fd >= 0);
-    REQUIRE(pread(fd, &h, sizeof h, (off_t)wv_off) == (ssize_t)sizeof h);
+    peek(wv_path, wv_off, &h, sizeof h);
     h.cls = PERSISTENT_N_CLASSES;
     h.n_blocks = 0;
-    REQUIRE(pwrite(fd, &h, sizeof h, (off_t)wv_off) == (ssize_t)sizeof h);
-    close(fd);
+    patch(wv_path, wv_off, &h, sizeof h);
 }
 
 static void test_sb_header_changed_under_walk(void)
