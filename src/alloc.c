@@ -74,7 +74,9 @@ __attribute__((always_inline)) static inline void *
 small_alloc(struct pm_rt *rt, struct pm_trec *rec, uint32_t c, size_t align)
 {
     struct pm_tcache *t = &rec->cls[c];
-    pm_op_begin(rec);
+    /* class c's books only (superblock.c, refill_in: what goes past them
+     * widens the flag first) */
+    pm_op_begin_as(rec, PM_BUSY_CLASS(c));
     uint64_t m = t->mask;
     if (PM_LIKELY(m != 0 && pm_load_relaxed(&rec->revokes) == rec->seen_revokes)) {
         pm_atomic_u64 *w = t->aword;
@@ -123,12 +125,13 @@ __attribute__((noinline)) static void *malloc_next_word(size_t size)
     allocator_space_t *space = (allocator_space_t *)pm_tls.space;
     struct pm_rt *rt = pm_tls.rt;
     struct pm_trec *rec = pm_tls.rec;
-    struct pm_tcache *t = &rec->cls[pm_size_class(size)];
+    uint32_t c = pm_size_class(size);
+    struct pm_tcache *t = &rec->cls[c];
     /* the fast path's flag names t->aword, a word of the current
      * superblock (set_current puts it there before any is chosen); widened
-     * all the same, so that what a thief may take here does not rest on
-     * that: the counter is read again after it */
-    pm_op_widen(rec);
+     * to the class all the same, so that what a thief may take here does
+     * not rest on that: the counter is read again after it */
+    pm_op_widen_to(rec, PM_BUSY_CLASS(c));
     if (PM_LIKELY(pm_load_relaxed(&rec->revokes) == rec->seen_revokes &&
                   sb_next_word(rt, t))) {
         pm_atomic_u64 *w = t->aword;

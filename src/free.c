@@ -16,7 +16,7 @@ static int free_block_quiet(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
     if (r == 0) {
         r = pm_block_held(rt, s, off);
         if (r == 0)
-            pm_free_small(rt, rec, s, h, idx);
+            pm_free_small(rt, rec, s, h, idx, UINT32_MAX);
     } else if (r == 1) {
         /* a large block's marks are counted at its first page, which its
          * start is; no mark can be at a pointer that is not one */
@@ -86,7 +86,7 @@ again:;
         }
         uint64_t a = pm_load_relaxed(&rt->ctl[s].anchor);
         if (pm_anchor_owner(a) == rec->id) {
-            pm_free_small(rt, rec, s, h, idx);  /* re-adoption, misuse, ... */
+            pm_free_small(rt, rec, s, h, idx, c);  /* re-adoption, misuse, ... */
             return;
         }
         /* another thread's superblock: atomic bits only (inside an

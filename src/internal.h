@@ -634,14 +634,29 @@ static inline struct pm_trec *pm_thread_rec(allocator_space_t *space,
  * The busy flag says what the operation may touch of the thread's own
  * superblocks, for a thief (superblock.c, revoke_others): PM_BUSY_ANY any
  * of them; PM_BUSY_NONE none (it writes the bytes of a block it holds,
- * nothing of a superblock's state); otherwise the address of an
- * allocation-bitmap word, and then nothing but the superblock holding it
- * (the fast paths: a thread stopped inside one keeps that superblock
- * alone).  An operation that goes on past what its flag names raises
- * PM_BUSY_ANY and reads its revocation counter again before it touches
- * anything more (pm_op_widen), as the begin does. */
+ * nothing of a superblock's state); PM_BUSY_CLASS(c) those of size class
+ * c only (the slow halves of a small malloc and of an owner's free, which
+ * work on one class's books: a thread stopped inside one keeps that
+ * class's superblocks); otherwise the address of an allocation-bitmap
+ * word, and then nothing but the superblock holding it (the fast paths: a
+ * thread stopped inside one keeps that superblock alone).  An operation
+ * that goes on past what its flag names raises PM_BUSY_ANY (or, from a
+ * word, its class) and reads its revocation counter again before it
+ * touches anything more (pm_op_widen, pm_op_widen_to), as the begin does.
+ * A word's address is a multiple of 8, so the low three bits tell the
+ * kinds apart. */
 #define PM_BUSY_ANY ((uintptr_t)1)
 #define PM_BUSY_NONE ((uintptr_t)2)
+#define PM_BUSY_CLASS_TAG ((uintptr_t)3)
+#define PM_BUSY_CLASS(c) ((uintptr_t)(c) << 3 | PM_BUSY_CLASS_TAG)
+static inline bool pm_busy_is_class(uintptr_t b)
+{
+    return (b & 7u) == PM_BUSY_CLASS_TAG;
+}
+static inline uint32_t pm_busy_class(uintptr_t b)
+{
+    return (uint32_t)(b >> 3);
+}
 static inline void pm_op_begin_as(struct pm_trec *rec, uintptr_t what)
 {
     pm_store_relaxed(&rec->busy, what);
@@ -663,6 +678,12 @@ static inline void pm_op_begin_word(struct pm_trec *rec, const pm_atomic_u64 *w)
 static inline void pm_op_widen(struct pm_trec *rec)
 {
     pm_op_begin_as(rec, PM_BUSY_ANY);
+}
+/* The same to a flag that names more than the one before (a word's class,
+ * or PM_BUSY_ANY): nothing is ever narrowed inside an operation. */
+static inline void pm_op_widen_to(struct pm_trec *rec, uintptr_t what)
+{
+    pm_op_begin_as(rec, what);
 }
 static inline void pm_op_end(struct pm_trec *rec)
 {
@@ -691,6 +712,12 @@ static inline void pm_auto_gate(struct pm_rt *rt, struct pm_trec *rec)
 static inline void pm_op_enter(struct pm_rt *rt, struct pm_trec *rec)
 {
     pm_op_begin(rec);
+    pm_auto_gate(rt, rec);
+}
+/* The same for an operation on class c's superblocks only. */
+static inline void pm_op_enter_class(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
+{
+    pm_op_begin_as(rec, PM_BUSY_CLASS(c));
     pm_auto_gate(rt, rec);
 }
 /* Lookups made before an operation (free's general way, the publishing
@@ -769,8 +796,12 @@ void sb_free_local(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
 void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
                     struct pm_sb_header *h, uint32_t idx, uint32_t n_words,
                     const void *blk);
+/* An owner's free (or a re-adoption, or a remote free after all); cls:
+ * the block's class as the caller's lookup found it, the only class's
+ * superblocks the operation then names for a thief (PM_BUSY_CLASS), or
+ * UINT32_MAX for any. */
 void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
-                   struct pm_sb_header *h, uint32_t idx);
+                   struct pm_sb_header *h, uint32_t idx, uint32_t cls);
 void sb_thread_exit(struct pm_rt *rt, struct pm_trec *rec);
 /* Releases the superblocks rec emptied and kept (its spares), inside an
  * operation: before the space grows.  True if it had any. */
@@ -1439,9 +1470,12 @@ enum pm_hook_point {
                                      (persistent_space_of, pm_instance_open)
                                      found a slot in use, its space not yet
                                      compared (space.c) */
-    PM_HOOK_WALK_VALIDATED        /* a walk of the runs copied and judged a
+    PM_HOOK_WALK_VALIDATED,       /* a walk of the runs copied and judged a
                                      superblock's header, its callback not
                                      yet called (verify.c pm_walk_runs) */
+    PM_HOOK_OWNER_FREE            /* an owner's free on the general way:
+                                     inside its operation, the anchor not
+                                     yet read (superblock.c pm_free_small) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;

@@ -622,10 +622,32 @@ static void owner_sync_pressed(struct pm_rt *rt, struct pm_trec *rec, uint32_t k
         give_back(rt, rec, keep);
 }
 
+/* Inside an operation whose flag may name one class (PM_BUSY_CLASS, a
+ * small malloc's or an owner's free's): from here on it may touch any of
+ * the thread's superblocks, so the flag says so first and the revocation
+ * counter is read after it (pm_op_widen).  True when a revocation was
+ * seen and the books synced (keep as for owner_sync_pressed): the caller
+ * looks at them again. */
+static bool widen_any(struct pm_rt *rt, struct pm_trec *rec, uint32_t keep)
+{
+    if (pm_load_relaxed(&rec->busy) == PM_BUSY_ANY)
+        return false;           /* the counter was read after it went up */
+    pm_op_widen(rec);
+    if (pm_load_relaxed(&rec->revokes) == rec->seen_revokes)
+        return false;
+    owner_sync_pressed(rt, rec, keep);
+    return true;
+}
+
 /* Makes rec's cache for class c hold a free block (t->mask != 0): the
  * current superblock, then one it owns, then the partial list, then a new
  * one, growing the space or scavenging when pages run out.  The caller is
- * inside an operation; false (errno ENOMEM) when nothing can be found. */
+ * inside an operation; false (errno ENOMEM) when nothing can be found.
+ * Its flag may name class c alone (PM_BUSY_CLASS): up to the carve this
+ * touches class c's books and superblocks only (its current one, its
+ * owned set, its partial lists, a new one); a revocation's sync, the
+ * reclaim (every class's spares, the held frees), growth and the
+ * starvation rounds widen it first (widen_any). */
 static bool refill_in(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
                       bool may_carve, struct sb_starve *st)
 {
@@ -633,8 +655,10 @@ static bool refill_in(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
     const struct pm_class *k = &rt->cls[c];
     bool reclaimed = false;
 
-    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes) {
+        pm_op_widen(rec);       /* the sync looks at every class's books */
         owner_sync_pressed(rt, rec, c);
+    }
     for (;;) {
         if (t->mask != 0)
             return true;
@@ -666,6 +690,10 @@ static bool refill_in(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
                 return true;
             continue;
         }
+        /* nothing more of class c's own: what follows may touch every
+         * class's superblocks (spares, held frees, a scavenge's give-back) */
+        if (widen_any(rt, rec, c))
+            continue;
         /* runs kept by threads, this one's held frees (PMEM) and spares
          * first: growing past them wastes the file */
         if (!reclaimed) {
@@ -713,6 +741,8 @@ static void *take(struct pm_tcache *t, pm_atomic_u64 **aword, uint64_t *bit)
 static void *take_larger(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
                          size_t align, pm_atomic_u64 **w, uint64_t *bit)
 {
+    /* other classes' books: refill_in reads the counter after this */
+    pm_op_widen(rec);
     for (uint32_t d = c + 1; d < rt->n_small; d++)
         if (rt->cls[d].align >= align && refill(rt, rec, d, false))
             return take(&rec->cls[d], w, bit);
@@ -910,15 +940,33 @@ void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
 }
 
 void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
-                   struct pm_sb_header *h, uint32_t idx)
+                   struct pm_sb_header *h, uint32_t idx, uint32_t c)
 {
-    pm_op_enter(rt, rec);
-    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes)
+    /* c: the class the caller's lookup found (the page map's), and then
+     * the operation touches that class's superblocks only (the block's,
+     * a spare a re-adoption gives back, the block's superblock
+     * released); UINT32_MAX: any */
+    if (c == UINT32_MAX)
+        pm_op_enter(rt, rec);
+    else
+        pm_op_enter_class(rt, rec, c);
+    if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes) {
+        pm_op_widen(rec);       /* the sync looks at every class's books */
         owner_sync_pressed(rt, rec, UINT32_MAX);
+    }
+    /* a superblock the thread owns, or an orphan it owned last, keeps the
+     * class it was carved with until the thread releases it; any other
+     * may have been carved again meanwhile, and then the flag is widened
+     * rather than trusted (its re-adoption fails: the anchor moved) */
+    if (c != UINT32_MAX && pm_load_relaxed(&ctl_of(rt, s)->cls) != c) {
+        c = UINT32_MAX;
+        (void)widen_any(rt, rec, UINT32_MAX);
+    }
+    pm_hook(PM_HOOK_OWNER_FREE);
     uint64_t a = pm_load_relaxed(&ctl_of(rt, s)->anchor);
     if (owned_by(a, rec->id) ||
         (pm_anchor_state(a) == PM_SB_ORPHAN && pm_anchor_owner(a) == rec->id &&
-         sb_readopt(rt, rec, s, h->cls)))
+         sb_readopt(rt, rec, s, c == UINT32_MAX ? h->cls : c)))
         sb_free_local(rt, rec, s, h, idx);
     else
         sb_free_remote(rt, rec, s, h, idx, h->n_words,
@@ -959,8 +1007,9 @@ void sb_adopt_rebuilt(struct pm_rt *rt, uint32_t s, const struct pm_sb_header *h
 
 /* Whether an owner whose busy flag reads b, after the thief's fence, may
  * touch superblock s (which it owns, REVOKING: its header is stable) in
- * the operation it is in: any of its superblocks, none, or the one
- * holding the bitmap word b names (pm_op_begin_word).  An operation that
+ * the operation it is in: any of its superblocks, none, those of one
+ * class (PM_BUSY_CLASS), or the one holding the bitmap word b names
+ * (pm_op_begin_word).  An operation that
  * goes on to others widens its flag and then reads its revocation counter
  * (pm_op_widen), which the thief bumped before its fence: one the thief
  * saw narrow sees the bump there and re-validates. */
@@ -976,6 +1025,11 @@ static bool busy_keeps(struct pm_rt *rt, uintptr_t b, uint32_t s)
         return false;
     if (b == PM_BUSY_ANY)
         return true;
+    if (pm_busy_is_class(b))
+        /* s's class, from its control word as sb_list_if_orphan takes
+         * it: written at the carve, before s was anyone's, and the same
+         * while the REVOKING word stands */
+        return pm_load_relaxed(&ctl_of(rt, s)->cls) == pm_busy_class(b);
     uintptr_t off = b - (uintptr_t)rt->data;
     if (off >= (pm_load_acquire(&rt->n_pages) << rt->page_shift))
         return false;

@@ -1733,8 +1733,11 @@ void pm_auto_wait_outside(struct pm_rt *rt)
 void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
 {
     /* the operation's flag again after the wait (PM_BUSY_NONE for a fill:
-     * still nothing of the thread's superblocks) */
-    uintptr_t what = pm_load_relaxed(&rec->busy) == PM_BUSY_NONE ? PM_BUSY_NONE : PM_BUSY_ANY;
+     * still nothing of the thread's superblocks; a class's slow path:
+     * still that class's, its caller reading the revocation counter
+     * after the gate) */
+    uintptr_t b = pm_load_relaxed(&rec->busy);
+    uintptr_t what = b == PM_BUSY_NONE || pm_busy_is_class(b) ? b : PM_BUSY_ANY;
     while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
         pm_hook(PM_HOOK_AUTO_GATE);
         pm_op_end(rec);

@@ -602,7 +602,8 @@ static void pk_handler(int sig)
 {
     (void)sig;
     uintptr_t b = pm_load_relaxed(&pm_tls.rec->busy);
-    if (pk_mode != PK_FAST ? b != PM_BUSY_NONE : b <= PM_BUSY_NONE) {
+    /* a fast path's flag is a word's address (a multiple of 8) */
+    if (pk_mode != PK_FAST ? b != PM_BUSY_NONE : b == 0 || (b & 7u) != 0) {
         atomic_fetch_add(&pk_signals, 1);
         return;                 /* not inside the operation wanted: go on */
     }
@@ -1032,6 +1033,290 @@ static void run_parked_named(int mode)
                              : "a malloc stopped in its fast path keeps its superblock");
 }
 
+/* parked-slow-malloc, parked-slow-free: a thread stopped inside the slow
+ * half of a small malloc or of its own free keeps only the superblocks of
+ * that call's class (PM_BUSY_CLASS).  The owner holds superblocks of two
+ * classes: A (32 B) and B (64 B, filling the space until NULL, every
+ * other block of those it owns freed again).  It is stopped at a hook
+ * inside a call of class A: a malloc that has just taken a listed
+ * superblock of A (PM_HOOK_SB_TAKEN; a thread that exited left it
+ * listed), or a free on the general way (PM_HOOK_OWNER_FREE: the last
+ * block of a word of a set-aside superblock).  Meanwhile another thread
+ * allocates B until NULL: it must get every free block of the owner's B
+ * superblocks (with a flag of ANY it got none of them), and the owner's
+ * A superblock the call works on must still be the owner's.
+ * parked-slow-reclaim: what such a call does past its class's books
+ * widens its flag first.  The owner has a spare superblock of class C
+ * (128 B: set aside, then emptied by its frees) and the space is full;
+ * its malloc of A finds nothing of A and no room, and gives its spares
+ * back before it grows the space; it is stopped there, having just taken
+ * the spare in hand (PM_HOOK_OWNER_ANCHOR_DONE in hand_back's own), and
+ * a thief's scavenge must leave the spare to it.
+ * parked-sync-malloc, parked-sync-free: the same for a call of class A
+ * that finds its revocation counter moved while another thread is about
+ * to report ENOMEM (rt->pressure): it syncs every class's books and
+ * gives its superblocks back (give_back), its class C one among them, and
+ * is stopped there (hand_back's own of it); a thief's scavenge must leave
+ * it to the owner.  The counter and the pressure are raised by the test,
+ * as a thief that found the owner inside a call and a starving thread
+ * would. */
+enum { PS_MALLOC, PS_FREE, PS_RECLAIM, PS_SYNC_MALLOC, PS_SYNC_FREE };
+enum { PS_A = 32 };
+enum { PS_C = 128 };   /* below B: a fill of B that finds no room takes larger classes (take_larger), never A */
+static int ps_mode;
+static struct pm_trec *ps_rec;
+static uint32_t ps_sa;                  /* the class A superblock the call touches */
+static uint64_t ps_got, ps_all, ps_owned_b;
+static bool ps_kept;
+static void **ps_a;                     /* the owner's class A blocks */
+static int ps_na;
+
+static uint32_t ps_sb_of(const void *p)
+{
+    struct pm_rt *rt = pm_rt_of(x_space);
+    uint64_t off = (uint64_t)((const char *)p - rt->data);
+    uint32_t f1 = pm_pagemap_first1(pm_load_acquire(&rt->pagemap[off >> rt->page_shift]));
+    REQUIRE(f1 != 0);
+    return f1 - 1;
+}
+
+static bool ps_owned_by(uint32_t s, uint32_t id)
+{
+    uint64_t a = pm_load_acquire(&pm_rt_of(x_space)->ctl[s].anchor);
+    return pm_anchor_state(a) == PM_SB_OWNED && pm_anchor_owner(a) == id;
+}
+
+/* x_call, at the owner's hook: class B until NULL */
+static void ps_take_b(void)
+{
+    struct pm_rt *rt = pm_rt_of(x_space);
+    uint32_t b = pm_size_class(PK_SIZE);
+    uint64_t at_b;
+    pk_count(rt, b, ps_rec->id, 0, &ps_all, &at_b, &ps_owned_b);
+    void **got = calloc(PK_SPACE / PK_SIZE, sizeof *got);
+    REQUIRE(got != NULL);
+    void *p;
+    ps_got = 0;
+    while ((p = persistent_malloc(x_space, PK_SIZE)) != NULL) {
+        REQUIRE(ps_got < PK_SPACE / PK_SIZE);
+        *(uint64_t *)p = ~pk_pattern((int)ps_got);
+        got[ps_got++] = p;
+    }
+    ps_kept = ps_owned_by(ps_sa, ps_rec->id);
+    for (uint64_t i = 0; i < ps_got; i++) {
+        CHECK_EQ(*(uint64_t *)got[i], ~pk_pattern((int)i));
+        persistent_free(x_space, got[i]);
+    }
+    free(got);
+}
+
+/* x_call, at the owner's hook in PS_RECLAIM: a thief's scavenge */
+static void ps_steal(void)
+{
+    steal();
+    ps_kept = ps_owned_by(ps_sa, ps_rec->id);
+}
+
+/* PS_SYNC_*: x_hook at hand_back's own of the class C superblock alone
+ * (give_back dropped it from the books first; the sync's own before it
+ * found it current) */
+static _Atomic int ps_sync_armed;
+static void ps_sync_hook(int point)
+{
+    if (!x_victim || point != PM_HOOK_OWNER_ANCHOR_DONE || !atomic_load(&ps_sync_armed) ||
+        ps_rec->cls[pm_size_class(PS_C)].sb != PM_NO_SB)
+        return;
+    atomic_store(&ps_sync_armed, 0);
+    x_hook(point);
+}
+
+static void *ps_leaver(void *arg)
+{
+    (void)arg;
+    /* a class A superblock with free blocks, listed at this thread's exit */
+    void *q[8];
+    for (int i = 0; i < 8; i++)
+        REQUIRE((q[i] = persistent_malloc(x_space, PS_A)) != NULL);
+    ps_sa = ps_sb_of(q[0]);
+    for (int i = 1; i < 8; i++)
+        persistent_free(x_space, q[i]);
+    ps_a[ps_na++] = q[0];               /* freed at the end, remotely */
+    return NULL;
+}
+
+static void *ps_owner(void *arg)
+{
+    (void)arg;
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(x_space, &rt);
+    REQUIRE(rec != NULL);
+    ps_rec = rec;
+    uint32_t a = pm_size_class(PS_A);
+    int first_a = ps_na;
+    if (ps_mode == PS_SYNC_MALLOC || ps_mode == PS_SYNC_FREE) {
+        uint32_t cc = pm_size_class(PS_C);
+        void *pa = NULL;
+        if (ps_mode == PS_SYNC_FREE)
+            REQUIRE((pa = persistent_malloc(x_space, PS_A)) != NULL);
+        for (int i = 0; i < 2; i++)
+            REQUIRE((ps_a[ps_na++] = persistent_malloc(x_space, PS_C)) != NULL);
+        ps_sa = rec->cls[cc].sb;
+        REQUIRE(ps_sa != PM_NO_SB && ps_owned_by(ps_sa, rec->id));
+        pm_fetch_add_acq_rel(&rt->pressure, 1u);
+        pm_fetch_add_acq_rel(&rec->revokes, 1u);
+        pthread_t helper;
+        x_victim = 1;
+        atomic_store(&ps_sync_armed, 1);
+        pm_store_release(&pm_test_hook, ps_sync_hook);
+        x_arm(PM_HOOK_OWNER_ANCHOR_DONE, ps_steal, &helper);
+        if (ps_mode == PS_SYNC_MALLOC)
+            REQUIRE((ps_a[ps_na++] = persistent_malloc(x_space, PS_A)) != NULL);
+        else
+            persistent_free(x_space, pa);
+        CHECK(atomic_load(&x_done) == 1);
+        x_disarm(helper);
+        x_victim = 0;
+        pm_store_release(&pm_test_hook, x_hook);
+        pm_fetch_sub_acq_rel(&rt->pressure, 1u);
+        return NULL;
+    }
+    size_t first_size = ps_mode == PS_RECLAIM ? PS_C : PS_A;
+    uint32_t first_c = pm_size_class(first_size);
+    if (ps_mode != PS_MALLOC) {
+        /* one superblock of A (of C) full and set aside, a second one
+         * current */
+        int n = (int)rt->cls[first_c].n_blocks + 1;
+        for (int i = 0; i < n; i++) {
+            REQUIRE((ps_a[ps_na] = persistent_malloc(x_space, first_size)) != NULL);
+            *(uint64_t *)ps_a[ps_na] = pk_pattern(ps_na);
+            ps_na++;
+        }
+        ps_sa = ps_sb_of(ps_a[first_a]);
+    }
+    void *p;
+    while (pk_n < (int)(PK_SPACE / PK_SIZE) &&
+           (p = persistent_malloc(x_space, PK_SIZE)) != NULL) {
+        *(uint64_t *)p = pk_pattern(pk_n);
+        pk_blocks[pk_n++] = p;
+    }
+    for (int i = 1; i < pk_n && ps_mode != PS_RECLAIM; i += 2)
+        if (pk_owned(rt, rec, pk_blocks[i])) {
+            CHECK_EQ(*(uint64_t *)pk_blocks[i], pk_pattern(i));
+            persistent_free(x_space, pk_blocks[i]);
+            pk_blocks[i] = NULL;
+        }
+    pthread_t helper;
+    x_victim = 1;
+    if (ps_mode == PS_RECLAIM) {
+        /* the set-aside one of C emptied: a spare */
+        int n = (int)rt->cls[first_c].n_blocks;
+        for (int i = first_a; i < first_a + n; i++) {
+            CHECK_EQ(*(uint64_t *)ps_a[i], pk_pattern(i));
+            persistent_free(x_space, ps_a[i]);
+            ps_a[i] = NULL;
+        }
+        struct pm_tcache *t = &rec->cls[first_c];
+        uint32_t i = 0;
+        while (i < t->n_owned && t->owned[i] != ps_sa)
+            i++;
+        REQUIRE(i < t->n_owned && (t->spare & (1u << i)) && ps_owned_by(ps_sa, rec->id));
+        REQUIRE(rec->cls[a].sb == PM_NO_SB && rec->cls[a].n_owned == 0);
+        x_arm(PM_HOOK_OWNER_ANCHOR_DONE, ps_steal, &helper);
+        REQUIRE((ps_a[ps_na] = persistent_malloc(x_space, PS_A)) != NULL);
+        *(uint64_t *)ps_a[ps_na] = pk_pattern(ps_na);
+        ps_na++;
+    } else if (ps_mode == PS_MALLOC) {
+        REQUIRE(rec->cls[a].sb == PM_NO_SB && rec->cls[a].n_owned == 0);
+        x_arm(PM_HOOK_SB_TAKEN, ps_take_b, &helper);
+        REQUIRE((ps_a[ps_na] = persistent_malloc(x_space, PS_A)) != NULL);
+        *(uint64_t *)ps_a[ps_na] = pk_pattern(ps_na);
+        ps_na++;
+    } else {
+        /* the set-aside one is still this thread's: its first word's
+         * blocks freed, the last of them the general way */
+        REQUIRE(ps_owned_by(ps_sa, rec->id) && rec->cls[a].sb != ps_sa);
+        x_arm(PM_HOOK_OWNER_FREE, ps_take_b, &helper);
+        for (int i = first_a; i < first_a + 64; i++) {
+            CHECK_EQ(*(uint64_t *)ps_a[i], pk_pattern(i));
+            persistent_free(x_space, ps_a[i]);
+            ps_a[i] = NULL;
+        }
+    }
+    CHECK(atomic_load(&x_done) == 1);
+    x_disarm(helper);
+    x_victim = 0;
+    return NULL;
+}
+
+static void run_parked_slow(int mode)
+{
+    static const char *names[] = {"parked-slow-malloc", "parked-slow-free",
+                                  "parked-slow-reclaim", "parked-sync-malloc",
+                                  "parked-sync-free"};
+    const char *name = names[mode];
+    const char *path = t_path("revoke-parked-slow");
+    ps_mode = mode;
+    pk_n = 0;
+    ps_na = 0;
+    x_space = create_persistent_allocator(path, PK_SPACE);
+    REQUIRE(x_space != NULL);
+    struct pm_rt *rt = pm_rt_of(x_space);
+    REQUIRE(pm_size_class(PS_A) != pm_size_class(PK_SIZE));
+    pk_blocks = calloc(PK_SPACE / PK_SIZE, sizeof *pk_blocks);
+    ps_a = calloc(2 * (size_t)rt->cls[pm_size_class(PS_A)].n_blocks +
+                      2 * (size_t)rt->cls[pm_size_class(PS_C)].n_blocks + 16,
+                  sizeof *ps_a);
+    REQUIRE(pk_blocks != NULL && ps_a != NULL);
+    pthread_t t;
+    if (mode == PS_MALLOC) {
+        pthread_create(&t, NULL, ps_leaver, NULL);
+        pthread_join(t, NULL);
+    }
+    pthread_create(&t, NULL, ps_owner, NULL);
+    pthread_join(t, NULL);
+    if (mode == PS_RECLAIM) {
+        printf("%-10s: owner stopped giving its spare of class C back inside a malloc of "
+               "class A; a thief's scavenge %s the spare\n",
+               name, ps_kept ? "left it" : "TOOK");
+        CHECK(ps_kept);
+        goto done;
+    }
+    if (mode == PS_SYNC_MALLOC || mode == PS_SYNC_FREE) {
+        printf("%-10s: owner stopped giving its class C superblock back under pressure "
+               "inside a %s of class A; a thief's scavenge %s it\n",
+               name, mode == PS_SYNC_MALLOC ? "malloc" : "free", ps_kept ? "left" : "TOOK");
+        CHECK(ps_kept);
+        goto done;
+    }
+    printf("%-10s: owner stopped inside %s of class A; %llu free blocks of class B, "
+           "%llu in the owner's superblocks; another thread got %llu; the owner's "
+           "class A superblock %s\n",
+           name, mode == PS_MALLOC ? "a malloc's refill" : "a free's general way",
+           (unsigned long long)ps_all, (unsigned long long)ps_owned_b,
+           (unsigned long long)ps_got, ps_kept ? "stayed its own" : "was TAKEN");
+    /* the scene holds what it is about */
+    REQUIRE(ps_owned_b >= rt->cls[pm_size_class(PK_SIZE)].n_blocks / 2);
+    CHECK(ps_got >= ps_owned_b);
+    CHECK(ps_got <= ps_all);
+    CHECK(ps_kept);
+done:
+    for (int i = 0; i < pk_n; i++)
+        if (pk_blocks[i] != NULL) {
+            CHECK_EQ(*(uint64_t *)pk_blocks[i], pk_pattern(i));
+            persistent_free(x_space, pk_blocks[i]);
+        }
+    for (int i = 0; i < ps_na; i++)
+        if (ps_a[i] != NULL)
+            persistent_free(x_space, ps_a[i]);
+    free(pk_blocks);
+    free(ps_a);
+    x_finish(path, name,
+             mode == PS_MALLOC ? "a malloc stopped in its refill keeps only its class's superblocks"
+             : mode == PS_FREE ? "a free stopped on its general way keeps only its class's "
+                                 "superblocks"
+                               : "a call past its class's books widens its flag first");
+}
+
 int main(void)
 {
     if (os_membarrier_init() != 0)
@@ -1053,5 +1338,10 @@ int main(void)
     run_parked(PK_REMOTE);
     run_parked_named(PN_ASIDE);
     run_parked_named(PN_MALLOC);
+    run_parked_slow(PS_MALLOC);
+    run_parked_slow(PS_FREE);
+    run_parked_slow(PS_RECLAIM);
+    run_parked_slow(PS_SYNC_MALLOC);
+    run_parked_slow(PS_SYNC_FREE);
     return t_done();
 }

@@ -515,16 +515,86 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a thief takes the superblock a fast path's operation is writing, under "
               "the owner's plain stores (G2: a block handed out twice)"),
     dict(id="malloc-next-word-narrow", file="src/alloc.c",
-         find="""    pm_op_widen(rec);
+         find="""    pm_op_widen_to(rec, PM_BUSY_CLASS(c));
     if (PM_LIKELY(pm_load_relaxed(&rec->revokes) == rec->seen_revokes &&
                   sb_next_word(rt, t))) {""",
-         replace="""    if (PM_LIKELY(pm_load_relaxed(&rec->revokes) == rec->seen_revokes &&
+         replace="""    (void)c;
+    if (PM_LIKELY(pm_load_relaxed(&rec->revokes) == rec->seen_revokes &&
                   sb_next_word(rt, t))) {""",
          what="malloc's move to the next word keeps the fast path's flag, naming a word "
               "of the current superblock only because set_current put t->aword there",
          equivalent="set_current leaves t->aword in the new current superblock, so the "
                      "fast path's flag names the superblock malloc_next_word works on; the "
                      "widening keeps that from resting on this one store"),
+    dict(id="alloc-slow-names-any", file="src/alloc.c",
+         find="""    pm_op_begin_as(rec, PM_BUSY_CLASS(c));
+    uint64_t m = t->mask;""",
+         replace="""    pm_op_begin(rec);
+    uint64_t m = t->mask;""",
+         what="a small malloc's slow half names every superblock of the thread, as before "
+              "2026-12-07 (afternoon): a thread stopped in its refill keeps all of them (G5b)"),
+    dict(id="free-slow-names-any", file="src/superblock.c",
+         find="""    else
+        pm_op_enter_class(rt, rec, c);""",
+         replace="""    else
+        pm_op_enter(rt, rec);""",
+         what="an owner's free on the general way names every superblock of the thread: "
+              "a thread stopped there keeps all of them (G5b)"),
+    dict(id="busy-class-keeps-all", file="src/superblock.c",
+         find="""        return pm_load_relaxed(&ctl_of(rt, s)->cls) == pm_busy_class(b);""",
+         replace="""        return true;""",
+         what="a thief gives back every superblock of an owner inside a class's slow path"),
+    dict(id="busy-class-keeps-none", file="src/superblock.c",
+         find="""        return pm_load_relaxed(&ctl_of(rt, s)->cls) == pm_busy_class(b);""",
+         replace="""        return false;""",
+         what="a thief takes the superblocks of the class an owner's slow path works on"),
+    dict(id="busy-class-other", file="src/superblock.c",
+         find="""        return pm_load_relaxed(&ctl_of(rt, s)->cls) == pm_busy_class(b);""",
+         replace="""        return pm_load_relaxed(&ctl_of(rt, s)->cls) != pm_busy_class(b);""",
+         what="a thief keeps the classes the owner's slow path does not work on and takes "
+              "the one it does"),
+    dict(id="reclaim-not-widened", file="src/superblock.c",
+         find="""        if (widen_any(rt, rec, c))
+            continue;""",
+         replace="""        (void)widen_any;""",
+         what="a refill that gives every class's spares back (and grows, and scavenges) "
+              "keeps its class's flag: a thief takes a spare the owner is releasing"),
+    dict(id="widen-any-no-store", file="src/superblock.c",
+         find="""        return false;           /* the counter was read after it went up */
+    pm_op_widen(rec);""",
+         replace="""        return false;           /* the counter was read after it went up */""",
+         what="widening reads the revocation counter but leaves the class's flag up"),
+    dict(id="refill-sync-narrow", file="src/superblock.c",
+         find="""        pm_op_widen(rec);       /* the sync looks at every class's books */
+        owner_sync_pressed(rt, rec, c);""",
+         replace="""        owner_sync_pressed(rt, rec, c);""",
+         what="a refill that saw a revocation syncs every class's books (and gives them "
+              "back under pressure) under its class's flag"),
+    dict(id="free-sync-narrow", file="src/superblock.c",
+         find="""        pm_op_widen(rec);       /* the sync looks at every class's books */
+        owner_sync_pressed(rt, rec, UINT32_MAX);""",
+         replace="""        owner_sync_pressed(rt, rec, UINT32_MAX);""",
+         what="an owner's free that saw a revocation syncs every class's books under the "
+              "block's class's flag"),
+    dict(id="take-larger-narrow", file="src/superblock.c",
+         find="""    /* other classes' books: refill_in reads the counter after this */
+    pm_op_widen(rec);""",
+         replace="""    /* other classes' books: refill_in reads the counter after this */""",
+         what="a malloc that takes a block of a larger class refills that class under its "
+              "own class's flag",
+         equivalent="sb_refill_alloc calls take_larger only after refill(c, true) failed, "
+                    "and refill_in with may_carve fails only past widen_any: the flag is "
+                    "PM_BUSY_ANY by then; the widening keeps that from resting on it"),
+    dict(id="free-class-trusted", file="src/superblock.c",
+         find="""    if (c != UINT32_MAX && pm_load_relaxed(&ctl_of(rt, s)->cls) != c) {""",
+         replace="""    if (0) {""",
+         what="an owner's free trusts the class its lookup found, before the operation, "
+              "without asking the control word inside it",
+         equivalent="a superblock the thread owns, or an orphan it owned last, was carved "
+                    "by it before the call and keeps its class until it releases it; any "
+                    "other is freed into with atomic remote bits, which touch nothing of "
+                    "the thread's, and its re-adoption's CAS fails: the check guards what "
+                    "that argument rests on"),
     dict(id="remote-fast-busy-any", file="src/free.c",
          find="""            pm_op_begin_as(rec, PM_BUSY_NONE);
             if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {""",
@@ -2639,8 +2709,11 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
 void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
 {
     /* the operation's flag again after the wait (PM_BUSY_NONE for a fill:
-     * still nothing of the thread's superblocks) */
-    uintptr_t what = pm_load_relaxed(&rec->busy) == PM_BUSY_NONE ? PM_BUSY_NONE : PM_BUSY_ANY;
+     * still nothing of the thread's superblocks; a class's slow path:
+     * still that class's, its caller reading the revocation counter
+     * after the gate) */
+    uintptr_t b = pm_load_relaxed(&rec->busy);
+    uintptr_t what = b == PM_BUSY_NONE || pm_busy_is_class(b) ? b : PM_BUSY_ANY;
     while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
         pm_hook(PM_HOOK_AUTO_GATE);
         pm_op_end(rec);
@@ -2661,7 +2734,8 @@ bool pm_auto_moved(struct pm_rt *rt, uint64_t seen)
 
 void pm_auto_wait(struct pm_rt *rt, struct pm_trec *rec)
 {
-    uintptr_t what = pm_load_relaxed(&rec->busy) == PM_BUSY_NONE ? PM_BUSY_NONE : PM_BUSY_ANY;
+    uintptr_t b = pm_load_relaxed(&rec->busy);
+    uintptr_t what = b == PM_BUSY_NONE || pm_busy_is_class(b) ? b : PM_BUSY_ANY;
     while (pm_load_acquire(&pm_auto_rt) == rt && auto_mine() == NULL) {
         pm_hook(PM_HOOK_AUTO_GATE);
         pm_op_end(rec);
