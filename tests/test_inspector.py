@@ -8,6 +8,7 @@ MAKER is tests/inspector_mk (it makes the spaces); DIR a scratch directory."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -285,6 +286,63 @@ if os.path.isdir(shm) and os.access(shm, os.W_OK):
         for f in (sparse, sparse + ".copy"):
             if os.path.exists(f):
                 os.unlink(f)
+
+# the output lost (a full disk, a closed stdout, a pipe nobody reads with
+# SIGPIPE ignored): exit 8 and one line on stderr that says so, whatever the
+# command found -- not 0 with the verdict gone (a helper's hunt: `info
+# FILE > /dev/full` exited 0)
+def lost(args, label, **kw):
+    p = subprocess.run([tool, *args], stderr=subprocess.PIPE, text=True, **kw)
+    lines = p.stderr.splitlines()
+    if p.returncode != 8 or len(lines) != 1 or "standard output" not in lines[0]:
+        fail(f"{' '.join(args)} {label}: exit {p.returncode}, want 8 and one line "
+             f"on stderr ({p.stderr.strip()!r})")
+    return p
+
+
+healthy = make("healthy", "insp-healthy.space")
+base = hex(js("info", healthy).get("bases", [{"base": 0}])[0]["base"] + 4096)
+lostcopy = os.path.join(tmp, "insp-copy.space")
+printing = [["info", healthy], ["check", healthy], ["stats", healthy], ["roots", healthy],
+            ["ptr", healthy, base], ["dump", healthy, "0", "4096"], ["recover", healthy],
+            ["flush"], ["check", corrupt], ["copy", healthy, lostcopy]] + \
+           [[c, "--json", p] for c in ("info", "check", "stats", "roots") for p in (healthy, garbage)]
+if os.path.exists("/dev/full"):
+    for args in printing + [["dump", healthy, "0", str(os.path.getsize(healthy))]]:
+        with open("/dev/full", "w") as full:
+            p = lost(args, "> /dev/full", stdout=full)
+        if "No space left" not in p.stderr:
+            fail(f"{args[0]} > /dev/full: the cause is not said: {p.stderr.strip()!r}")
+        if args[0] == "copy":      # done, its line lost: the copy is there
+            if not os.path.exists(lostcopy):
+                fail("copy > /dev/full: no copy")
+            else:
+                os.unlink(lostcopy)
+# stdout closed: the same; a command that wrote nothing to it keeps its status
+for args in (["info", healthy], ["check", "--json", healthy], ["flush"]):
+    lost(args, ">&-", preexec_fn=lambda: os.close(1))
+open(lostcopy, "w").close()
+p = subprocess.run([tool, "copy", healthy, lostcopy], stderr=subprocess.PIPE, text=True,
+                   preexec_fn=lambda: os.close(1))
+if p.returncode != 16:
+    fail(f"copy onto a file with stdout closed: exit {p.returncode}, want 16 ({p.stderr.strip()})")
+os.unlink(lostcopy)
+# a pipe whose reader is gone: SIGPIPE as usual (killed, silent) ...
+for ignore in (False, True):
+    for args in (["info", healthy], ["check", "--json", healthy], ["dump", healthy, "0", "1048576"]):
+        r, w = os.pipe()
+        os.close(r)
+        pre = (lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN)) if ignore else None
+        if ignore:      # ... or, with SIGPIPE ignored, EPIPE: 8 and one line
+            p = lost(args, "| (closed), SIGPIPE ignored", stdout=w, preexec_fn=pre)
+            if "Broken pipe" not in p.stderr:
+                fail(f"{args[0]} into a closed pipe: the cause is not said: {p.stderr.strip()!r}")
+        else:
+            p = subprocess.run([tool, *args], stdout=w, stderr=subprocess.PIPE, text=True)
+            if p.returncode != -signal.SIGPIPE or p.stderr:
+                fail(f"{args[0]} into a closed pipe: exit {p.returncode}, want SIGPIPE "
+                     f"({p.stderr.strip()!r})")
+        os.close(w)
 
 # usage: 16
 for args in ([], ["info"], ["bogus", healthy], ["dump", "--json", healthy, "0"]):

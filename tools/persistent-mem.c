@@ -9,7 +9,13 @@
  * the space not closed cleanly and recovered it), 4 corrupt (a space whose
  * metadata is damaged), 8 not a space or not readable (no such file, not
  * a space, another format version or machine; or a check that a writer
- * kept from a verdict), 16 usage. */
+ * kept from a verdict; or the output lost: standard output could not be
+ * written, as to a full disk, a closed descriptor or, with SIGPIPE
+ * ignored, a pipe nobody reads -- then one line on stderr says so, and 8
+ * replaces what the command found, though what it did, it did: a copy is
+ * there, a recovered space recovered), 16 usage.  Into a pipe whose
+ * reader is gone, with SIGPIPE as usual, the tool dies of SIGPIPE, quietly
+ * (as `persistent-mem dump FILE 0 | head` wants). */
 #define _GNU_SOURCE             /* copy_file_range, FICLONE (Linux) */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,8 +59,45 @@ static int usage(void)
             "  flush                  the cache flush method this CPU gets\n"
             "--json (info, check, stats, roots): one JSON object on stdout.\n"
             "Exit status: 0 healthy, 1 repaired, 4 corrupt, 8 not a space or not\n"
-            "readable, 16 usage.\n");
+            "readable (or the output could not be written), 16 usage.\n");
     return EX_USAGE;
+}
+
+/* ---- output ---- */
+
+/* errno of a write to stdout seen failing before the end (dump stops
+ * there), for the message: the final fflush may then have nothing left to
+ * fail on */
+static int out_errno;
+
+/* Whether stdout has failed so far; notes the cause. */
+static bool out_failed(void)
+{
+    if (!ferror(stdout))
+        return false;
+    if (out_errno == 0)
+        out_errno = errno ? errno : EIO;
+    return true;
+}
+
+/* The exit status, once everything is written: a stdout that could not be
+ * written (a full disk, a closed descriptor, a pipe nobody reads with
+ * SIGPIPE ignored) is 8 and one line on stderr, whatever the command
+ * found -- its verdict is lost.  A closed stdout nothing was written to
+ * is no failure (fclose's EBADF with nothing pending). */
+static int finish(int status)
+{
+    int e = 0;
+    if (fflush(stdout) != 0)
+        e = errno;
+    else if (ferror(stdout))
+        e = out_errno ? out_errno : EIO;
+    if (fclose(stdout) != 0 && e == 0 && errno != EBADF)
+        e = errno;
+    if (e == 0)
+        return status;
+    fprintf(stderr, "persistent-mem: writing standard output: %s\n", strerror(e));
+    return EX_NOT_SPACE;
 }
 
 /* ---- JSON ---- */
@@ -510,6 +553,8 @@ static int cmd_dump(const char *offs, const char *lens)
     uint64_t have = 0, at = 0;          /* b holds [at, at + have) */
     for (uint64_t i = 0; i < len; i += 16) {
         if (i >= at + have) {
+            if (out_failed())
+                break;                  /* no use dumping the rest */
             at = i;
             have = len - i < sizeof b ? len - i : sizeof b;
             ssize_t n = pread(fd, b, (size_t)have, (off_t)(off + i));
@@ -731,7 +776,7 @@ static int cmd_recover(void)
     return in.recovered ? EX_REPAIRED : EX_HEALTHY;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     /* --json anywhere after the command */
     int n = 0;
@@ -772,4 +817,9 @@ int main(int argc, char **argv)
     if (strcmp(command, "copy") == 0 && n == 3)
         return cmd_copy(argv[2]);
     return usage();
+}
+
+int main(int argc, char **argv)
+{
+    return finish(run(argc, argv));
 }
