@@ -184,6 +184,45 @@ if os.path.exists(dst) or any(n.startswith("insp-copy.space.") for n in os.listd
     fail("copy of a damaged space left files")
 copy(garbage, "insp-copy.space", 8)
 
+# copy's failures name the destination the user gave, never the temporary
+# file copy writes beside it and deletes (NEW.PID.tmp), and leave nothing:
+# no directory, a parent that is a file, a copy larger than RLIMIT_FSIZE
+# allows (SIGXFSZ must not kill it before it cleans up), a read-only
+# directory (not as root), a source that is not a space or is damaged
+import resource
+
+
+def copy_fails(src, dst, why, **kw):
+    p = subprocess.run([tool, "copy", src, dst], capture_output=True, text=True, **kw)
+    d = os.path.dirname(dst)
+    left = [n for n in os.listdir(d) if n.startswith(os.path.basename(dst))] \
+        if os.path.isdir(d) else []
+    if p.returncode <= 0 or dst not in p.stderr or ".tmp" in p.stderr or \
+            len(p.stderr.splitlines()) != 1 or left:
+        fail(f"copy {why}: exit {p.returncode}, stderr {p.stderr.strip()!r}, left {left}; "
+             f"want a failure naming {dst} and nothing left")
+    for n in left:
+        os.unlink(os.path.join(d, n))
+
+
+def small_files():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+
+copy_fails(healthy, os.path.join(tmp, "insp-nodir", "insp-copy.space"), "into no directory")
+copy_fails(healthy, os.path.join(healthy, "insp-copy.space"), "under a file")
+copy_fails(healthy, os.path.join(tmp, "insp-copy.space"), "past RLIMIT_FSIZE",
+           preexec_fn=small_files)
+copy_fails(garbage, os.path.join(tmp, "insp-copy.space"), "of no space")
+copy_fails(corrupt, os.path.join(tmp, "insp-copy.space"), "of a damaged space")
+if os.geteuid() != 0:
+    ro = os.path.join(tmp, "insp-ro")
+    os.mkdir(ro, 0o555)
+    try:
+        copy_fails(healthy, os.path.join(ro, "insp-copy.space"), "into a read-only directory")
+    finally:
+        os.rmdir(ro)
+
 # a file name that is not UTF-8: the JSON still parses, and the name comes
 # back byte for byte (bytes outside UTF-8 as \udcXX, Python's
 # surrogateescape); a well-formed multi-byte name passes through

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -645,8 +646,11 @@ static int copy_bytes(int in, int out, uint64_t len, const char **how)
         if ((uint64_t)d >= len)
             break;
         int r = copy_range(in, out, (uint64_t)d, (uint64_t)e, &cfr, progress, len);
-        if (r < 0)
+        if (r < 0) {
+            if (progress)
+                fprintf(stderr, "\n");     /* the message on a line of its own */
             return r;
+        }
         at = (uint64_t)e;
     }
     if (ftruncate(out, (off_t)len) != 0)
@@ -656,13 +660,38 @@ static int copy_bytes(int in, int out, uint64_t len, const char **how)
     return 0;
 }
 
+/* msg with every tmp in it said as dst, and without a leading "dst: "
+ * (the caller names dst): the library's messages name the file it opened,
+ * which for copy is the temporary the user never asked for. */
+static void as_dst(char *out, size_t size, const char *msg, const char *tmp, const char *dst)
+{
+    size_t tl = strlen(tmp), n = 0;
+    out[0] = '\0';
+    for (const char *m = msg; *m && n + 1 < size;) {
+        if (strncmp(m, tmp, tl) == 0) {
+            n += (size_t)snprintf(out + n, size - n, "%s", dst);
+            m += tl;
+        } else {
+            out[n++] = *m++;
+            out[n] = '\0';
+        }
+    }
+    if (n >= size)
+        n = size - 1;
+    size_t dl = strlen(dst);
+    if (strncmp(out, dst, dl) == 0 && strncmp(out + dl, ": ", 2) == 0)
+        memmove(out, out + dl + 2, n - dl - 2 + 1);
+}
+
 /* A consistent copy of file at dst.  Without a writer the source is held
  * (a shared lock: a writer's open meanwhile gets PERSISTENT_E_BUSY) and
  * the copy is an instant of it.  With a writer at work, a reflink is an
  * instant too; a byte copy is not, so the copy is recovered and checked
  * like a crashed space's file, and taken again (five tries) if the writer
  * tore it.  Either way the copy is then opened for writing once (which
- * recovers it) and checked. */
+ * recovers it) and checked.  The bytes go to a temporary beside dst
+ * (dst.PID.tmp), linked to dst once checked; every message names dst, the
+ * path the user gave, never the temporary. */
 static int cmd_copy(const char *dst)
 {
     /* without waiting: a FIFO's open would wait for a writer */
@@ -688,14 +717,17 @@ static int cmd_copy(const char *dst)
         return EX_USAGE;
     }
     bool live = flock(in, LOCK_SH | LOCK_NB) != 0;
+    /* a copy past RLIMIT_FSIZE: EFBIG, a message and the temporary
+     * deleted, not death by SIGXFSZ leaving the temporary behind */
+    signal(SIGXFSZ, SIG_IGN);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", dst, (long)getpid());
     int status = EX_CORRUPT;
-    char why[8400] = "";
+    char why[8400] = "", cause[4096];
     for (int attempt = 1; attempt <= 5; attempt++) {
         int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, sb.st_mode & 0777);
         if (out < 0) {
-            snprintf(why, sizeof why, "%s: %s", tmp, strerror(errno));
+            snprintf(why, sizeof why, "cannot create %s: %s", dst, strerror(errno));
             status = EX_USAGE;
             break;
         }
@@ -714,7 +746,7 @@ static int cmd_copy(const char *dst)
             r = -errno;
         close(out);
         if (r < 0) {
-            snprintf(why, sizeof why, "copying: %s", strerror(-r));
+            snprintf(why, sizeof why, "cannot copy %s to %s: %s", file, dst, strerror(-r));
             status = EX_NOT_SPACE;
             unlink(tmp);
             break;
@@ -731,7 +763,7 @@ static int cmd_copy(const char *dst)
                 c = -EIO;
             if (c == 0) {
                 if (link(tmp, dst) != 0) {
-                    snprintf(why, sizeof why, "%s: %s", dst, strerror(errno));
+                    snprintf(why, sizeof why, "cannot create %s: %s", dst, strerror(errno));
                     unlink(tmp);
                     status = EX_USAGE;
                     break;
@@ -743,10 +775,15 @@ static int cmd_copy(const char *dst)
                 close(in);
                 return EX_HEALTHY;
             }
-            snprintf(why, sizeof why, "the copy fails its check: %s",
-                     c == PERSISTENT_E_CORRUPT ? rep.first_error : persistent_strerror(c));
+            as_dst(cause, sizeof cause,
+                   c == PERSISTENT_E_CORRUPT ? rep.first_error : persistent_strerror(c), tmp,
+                   dst);
+            snprintf(why, sizeof why, "cannot copy %s to %s: the copy fails its check: %s", file,
+                     dst, cause);
         } else {
-            snprintf(why, sizeof why, "the copy does not open: %s", persistent_errormsg());
+            as_dst(cause, sizeof cause, persistent_errormsg(), tmp, dst);
+            snprintf(why, sizeof why, "cannot copy %s to %s: the copy does not open: %s", file,
+                     dst, cause);
             if (open_status(r) == EX_NOT_SPACE) {
                 unlink(tmp);
                 status = EX_NOT_SPACE;
