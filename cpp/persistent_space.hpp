@@ -59,6 +59,21 @@ public:
     }
 };
 
+/* 0 when s is open so that the library frees there, -EROFS when it is
+ * open read-only or with allocation disabled (PERSISTENT_OPEN_NO_RECOVER,
+ * or a private open that skipped recovery), else persistent_space_info's
+ * code (no space).  One persistent_space_info call. */
+inline int free_refusal(allocator_space_t *s) noexcept
+{
+    persistent_info in;
+    const int r = persistent_space_info(s, &in);
+    if (r != 0)
+        return r;
+    if ((in.open_flags & (PERSISTENT_OPEN_READONLY | PERSISTENT_OPEN_NO_RECOVER)) != 0)
+        return -EROFS;
+    return 0;
+}
+
 /* A T built from args at p; if its constructor throws, undo() gives the
  * block back (each caller's way) before the exception goes on. */
 template <class T, class Undo, class... Args>
@@ -104,11 +119,17 @@ public:
 /* ------------------------------------------------------------------------ */
 /* The typed calls, shared by PersistentSpace and Space                       */
 
-/* Derived provides allocator_space_t *unwrap() const. */
+/* Derived provides allocator_space_t *unwrap() const, and to SpaceOps
+ * int free_refusal() const noexcept: detail::free_refusal(unwrap()), asked
+ * or known. */
 template <class Derived> class SpaceOps {
     allocator_space_t *space() const noexcept
     {
         return static_cast<const Derived *>(this)->unwrap();
+    }
+    int free_refusal() const noexcept
+    {
+        return static_cast<const Derived *>(this)->free_refusal();
     }
 
 public:
@@ -287,12 +308,9 @@ public:
         T *p = s ? static_cast<T *>(persistent_find_root(s, tag)) : nullptr;
         if (p == nullptr)
             return -ENOENT;
-        persistent_info in;
-        const int r = persistent_space_info(s, &in);
+        const int r = free_refusal();
         if (r != 0)
             return r;
-        if ((in.open_flags & (PERSISTENT_OPEN_READONLY | PERSISTENT_OPEN_NO_RECOVER)) != 0)
-            return -EROFS;
         if (persistent_tx_depth(s) > 0)
             return -EBUSY;
         p->~T();
@@ -305,14 +323,19 @@ public:
      * and ~T must then be virtual.
      *
      * A p that is not a live block of this space (freed already, from
-     * another space, inside a block) is not destroyed: persistent_free
-     * reports it to the error hook and nothing changes.  Refusals that no
-     * call can tell beforehand come after ~T has run: a root's block (use
-     * destroy_root), a block in which an open transaction has a snapshot
-     * (free it after that transaction ends; inside it, tx_delete frees a
-     * trivially destructible T), a space this thread cannot write to (open
-     * read-only: then do not call free at all, ~T may write to pages
-     * mapped read-only).  The library reports them to the error hook and
+     * another space, inside a block), and any p on a space where nothing
+     * is freed (open read-only, or with allocation disabled:
+     * PERSISTENT_OPEN_NO_RECOVER, a private open that skipped recovery),
+     * is not destroyed: persistent_free reports it to the error hook
+     * (PERSISTENT_E_BAD_POINTER) and nothing changes.  A Space knows its
+     * mode from its open; a PersistentSpace, one word with no room to keep
+     * it, asks persistent_space_info at each free of a live block.
+     * Refusals that no call can tell beforehand come after ~T has run: a
+     * root's block (use destroy_root), a block in which an open
+     * transaction has a snapshot (free it after that transaction ends;
+     * inside it, tx_delete frees a trivially destructible T), a thread
+     * that cannot write to the space (-EAGAIN, -EMFILE: see
+     * persistent_free).  The library reports them to the error hook and
      * the block stays allocated, holding a destroyed T: its bytes as ~T
      * left them, the blocks ~T freed gone.  Do not use it as a T or free
      * it with this call again. */
@@ -327,7 +350,7 @@ public:
         else
             whole = p;
         void *block = const_cast<void *>(whole);
-        if (live(s, block))
+        if (live(s, block) && free_refusal() == 0)
             p->~T();
         persistent_free(s, block);
     }
@@ -340,7 +363,7 @@ public:
             return;
         allocator_space_t *s = space();
         void *block = const_cast<void *>(static_cast<const volatile void *>(p));
-        if (live(s, block)) {
+        if (live(s, block) && free_refusal() == 0) {
             while (count-- > 0)
                 p[count].~T();
         }
@@ -392,8 +415,14 @@ private:
 /* Opens a space on construction and closes it on destruction.  Move-only.
  * Not meant to be stored inside a space (it holds the mapping's address);
  * store a PersistentSpace there.  Closing requires that no thread is inside
- * a call on the space (persistent_space_close). */
+ * a call on the space (persistent_space_close).
+ *
+ * The open's mode (may blocks be freed here) is learnt once, when the
+ * space is opened or adopted, so free, free_array and destroy_root ask
+ * nothing to refuse a read-only space. */
 class Space : public SpaceOps<Space> {
+    template <class> friend class SpaceOps;
+
 public:
     /* Options for creating a space of size bytes (growable up to max_size
      * when that is larger), or opening it read-write if it exists. */
@@ -414,12 +443,15 @@ public:
         o.flags = flags;
         return o;
     }
-
     /* No space. */
     Space() noexcept = default;
 
-    /* Takes ownership of a space opened with the C API. */
-    explicit Space(allocator_space_t *adopt) noexcept : space_(adopt) {}
+    /* Takes ownership of a space opened with the C API (and asks it its
+     * mode: one persistent_space_info). */
+    explicit Space(allocator_space_t *adopt) noexcept
+        : space_(adopt), free_refusal_(detail::free_refusal(adopt))
+    {
+    }
 
     /* Creates path with room for size bytes, or opens it read-write when it
      * is already a space (create_persistent_allocator's behaviour).  Throws
@@ -429,36 +461,35 @@ public:
     /* persistent_space_open(path, &opts).  Throws SpaceError. */
     Space(const std::string &path, const persistent_options &opts)
     {
-        int r = persistent_space_open(path.c_str(), &opts, &space_);
-        if (r < 0) {
-            space_ = nullptr;
-            throw SpaceError(r, "persistent_mem: open " + path + ": " + persistent_errormsg());
-        }
+        std::error_code ec;
+        *this = open(path, opts, ec);
+        if (ec)
+            throw SpaceError(ec.value(),
+                             "persistent_mem: open " + path + ": " + persistent_errormsg());
     }
 
     /* The same without exceptions: an empty Space and ec set on failure. */
     static Space open(const std::string &path, const persistent_options &opts,
                       std::error_code &ec) noexcept
     {
-        allocator_space_t *s = nullptr;
-        int r = persistent_space_open(path.c_str(), &opts, &s);
-        if (r < 0) {
-            ec = make_error_code(r);
-            return Space();
-        }
-        ec.clear();
-        return Space(s);
+        return open_at(path.c_str(), opts, ec);
     }
 
     Space(const Space &) = delete;
     Space &operator=(const Space &) = delete;
-    Space(Space &&other) noexcept : space_(other.release()) {}
+    Space(Space &&other) noexcept
+        : space_(other.space_), free_refusal_(other.free_refusal_)
+    {
+        other.release();
+    }
     Space &operator=(Space &&other) noexcept
     {
         if (this != &other) {
             std::error_code ignored;
             close(ignored);
-            space_ = other.release();
+            space_ = other.space_;
+            free_refusal_ = other.free_refusal_;
+            other.release();
         }
         return *this;
     }
@@ -488,6 +519,7 @@ public:
             return;
         int r = persistent_space_close(space_);
         space_ = nullptr;
+        free_refusal_ = -EINVAL;
         if (r < 0)
             ec = make_error_code(r);
     }
@@ -497,6 +529,7 @@ public:
     {
         allocator_space_t *s = space_;
         space_ = nullptr;
+        free_refusal_ = -EINVAL;
         return s;
     }
 
@@ -523,7 +556,25 @@ public:
     }
 
 private:
+    /* persistent_space_open(path, &opts) */
+    static Space open_at(const char *path, const persistent_options &opts,
+                         std::error_code &ec) noexcept
+    {
+        allocator_space_t *s = nullptr;
+        int r = persistent_space_open(path, &opts, &s);
+        if (r < 0) {
+            ec = make_error_code(r);
+            return Space();
+        }
+        ec.clear();
+        return Space(s);
+    }
+
+    /* for SpaceOps: known since the open */
+    int free_refusal() const noexcept { return free_refusal_; }
+
     allocator_space_t *space_ = nullptr;
+    int free_refusal_ = -EINVAL; /* detail::free_refusal(space_) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -575,6 +626,11 @@ public:
     }
 
 private:
+    template <class> friend class SpaceOps;
+
+    /* for SpaceOps: asked each time (no room to keep it) */
+    int free_refusal() const noexcept { return detail::free_refusal(unwrap()); }
+
     std::uint64_t word_;
 };
 

@@ -569,12 +569,22 @@ void test_crash(const std::string &path)
 
 /* A read-only opener never writes, so it cannot construct; it finds what
  * is there. */
+struct RoRefs {
+    PersistentPtr<Counted> one;
+    PersistentPtr<Counted> three;
+};
+
 void test_readonly(const std::string &path)
 {
     {
         Space sp(path, 1u << 20);
         CHECK(sp.find_or_construct_root<std::uint64_t>(ro_tag + 1, 77u) != nullptr);
         CHECK(sp.find_or_construct_root<Counted>(ro_tag + 3) != nullptr);
+        RoRefs *refs = sp.find_or_construct_root<RoRefs>(ro_tag + 4);
+        REQUIRE(refs != nullptr);
+        refs->one = sp.alloc<Counted>(41u, 42u);
+        refs->three = sp.alloc_array<Counted>(3);
+        REQUIRE(refs->one != nullptr && refs->three != nullptr);
     }
     Space ro(path, Space::open_options(PERSISTENT_OPEN_READONLY));
     errno = 0;
@@ -588,6 +598,89 @@ void test_readonly(const std::string &path)
     CHECK_EQ(ro.destroy_root<Counted>(ro_tag + 3), -EROFS);
     CHECK_EQ(n_dtor.load(), 0);
     CHECK(ro.find_root<Counted>(ro_tag + 3) != nullptr);
+
+    /* nor by free and free_array: refused before ~T, and the library's
+     * refusal reported to the error hook; through Space (which knows its
+     * mode from the open) and through PersistentSpace (which asks) */
+    RoRefs *refs = ro.find_root<RoRefs>(ro_tag + 4);
+    REQUIRE(refs != nullptr);
+    Counted *one = refs->one.get();
+    Counted *three = refs->three.get();
+    REQUIRE(one != nullptr && three != nullptr);
+    const std::uint64_t blocks = live_blocks(ro.get());
+    persistent_error_hook_set(count_hook, nullptr);
+    hook_calls = 0;
+    hook_code = 0;
+    n_dtor = 0;
+    ro.free(one);
+    CHECK_EQ(n_dtor.load(), 0);
+    CHECK_EQ(hook_calls, 1);
+    CHECK_EQ(hook_code, PERSISTENT_E_BAD_POINTER);
+    ro.free_array(three, 3);
+    CHECK_EQ(n_dtor.load(), 0);
+    CHECK_EQ(hook_calls, 2);
+    PersistentSpace ps(ro.get());
+    ps.free(one);
+    ps.free_array(three, 3);
+    CHECK_EQ(n_dtor.load(), 0);
+    CHECK_EQ(hook_calls, 4);
+    CHECK_EQ(live_blocks(ro.get()), blocks);
+    CHECK(persistent_usable_size(ro.get(), one) >= sizeof(Counted));
+    persistent_error_hook_set(nullptr, nullptr);
+    ro.close();
+
+    /* a private view without recovery cannot free either (its pages are
+     * writable, copy-on-write) */
+    {
+        Space priv(path, Space::open_options(PERSISTENT_OPEN_PRIVATE | PERSISTENT_OPEN_NO_RECOVER));
+        RoRefs *r = priv.find_root<RoRefs>(ro_tag + 4);
+        REQUIRE(r != nullptr);
+        persistent_error_hook_set(count_hook, nullptr);
+        hook_calls = 0;
+        priv.free(r->one.get());
+        PersistentSpace(priv.get()).free_array(r->three.get(), 3);
+        CHECK_EQ(n_dtor.load(), 0);
+        CHECK_EQ(hook_calls, 2);
+        persistent_error_hook_set(nullptr, nullptr);
+    }
+
+    /* a space adopted from the C API: its mode is asked at the adoption */
+    {
+        allocator_space_t *raw = nullptr;
+        const persistent_options o = Space::open_options(PERSISTENT_OPEN_READONLY);
+        REQUIRE(persistent_space_open(path.c_str(), &o, &raw) == 0);
+        Space adopted(raw);
+        RoRefs *r = adopted.find_root<RoRefs>(ro_tag + 4);
+        REQUIRE(r != nullptr);
+        persistent_error_hook_set(count_hook, nullptr);
+        hook_calls = 0;
+        adopted.free(r->one.get());
+        adopted.free_array(r->three.get(), 3);
+        CHECK_EQ(n_dtor.load(), 0);
+        CHECK_EQ(hook_calls, 2);
+        persistent_error_hook_set(nullptr, nullptr);
+    }
+
+    /* the objects are whole: a writer frees them, destructors and all */
+    Space sp(path, 0);
+    RoRefs *w = sp.find_root<RoRefs>(ro_tag + 4);
+    REQUIRE(w != nullptr);
+    CHECK_EQ(w->one->a, 41);
+    CHECK_EQ(w->one->b, 42);
+    CHECK_EQ(w->three.get()[2].b, 22);
+    const std::uint64_t before = live_blocks(sp.get());
+    sp.free(w->one.get());
+    sp.free_array(w->three.get(), 3);
+    CHECK_EQ(n_dtor.load(), 4);
+    CHECK_EQ(live_blocks(sp.get()), before - 2);
+    /* and so does a writer's space adopted, or moved */
+    Space adopted(sp.release());
+    adopted.free(adopted.alloc<Counted>());
+    CHECK_EQ(n_dtor.load(), 5);
+    Space moved(std::move(adopted));
+    moved.free_array(moved.alloc_array<Counted>(2), 2);
+    CHECK_EQ(n_dtor.load(), 7);
+    CHECK_EQ(live_blocks(moved.get()), before - 2);
 }
 
 } // namespace
