@@ -5,9 +5,10 @@
  *                    seed's calls: unwrap, find_root<T>, alloc<T>(args...),
  *                    alloc_root<T>, free<T>, restore<T>, plus alloc_array<T>,
  *                    find_or_construct_root<T> and destroy_root<T>.
- *   Space            the owning handle: opens a space in its constructor and
- *                    closes it in its destructor; move-only; the same typed
- *                    calls.
+ *   Space            the owning handle: opens a space in its constructor (a
+ *                    file by its path) or with Space::scratch (a scratch
+ *                    space in memory, gone at close) and closes it in its
+ *                    destructor; move-only; the same typed calls.
  *
  * Errors.  Space's open and close throw SpaceError (a std::system_error
  * whose code() is the library's negative code in
@@ -417,6 +418,12 @@ private:
  * store a PersistentSpace there.  Closing requires that no thread is inside
  * a call on the space (persistent_space_close).
  *
+ * A scratch space (PERSISTENT_OPEN_SCRATCH: a new space with no name, gone
+ * at close; for caches and tests) in memory is Space::scratch(size), never
+ * a path: the constructors take a std::string, and Space(nullptr, ...) is
+ * deleted rather than read as "no path".  One in an unnamed file in a
+ * directory is Space(dir, Space::scratch_options(size)).
+ *
  * The open's mode (may blocks be freed here) is learnt once, when the
  * space is opened or adopted, so free, free_array and destroy_root ask
  * nothing to refuse a read-only space. */
@@ -443,6 +450,46 @@ public:
         o.flags = flags;
         return o;
     }
+    /* Options for a scratch space of size bytes (growable up to max_size
+     * when that is larger); flags may add PERSISTENT_OPEN_LAZY, the one
+     * other flag a scratch space takes. */
+    static persistent_options scratch_options(std::uint64_t size, std::uint64_t max_size = 0,
+                                              std::uint32_t flags = 0) noexcept
+    {
+        persistent_options o{};
+        o.flags = PERSISTENT_OPEN_SCRATCH | flags;
+        o.size = size;
+        o.max_size = max_size;
+        return o;
+    }
+
+    /* A scratch space in memory (a memfd; nothing in any directory) with
+     * room for size bytes, growable up to max_size when that is larger: a
+     * writer's space like any other (allocation, roots, transactions),
+     * gone when it is closed.  Throws SpaceError. */
+    static Space scratch(std::uint64_t size, std::uint64_t max_size = 0)
+    {
+        return scratch(scratch_options(size, max_size));
+    }
+    /* persistent_space_open(NULL, &opts) with PERSISTENT_OPEN_SCRATCH added
+     * to opts.flags.  Throws SpaceError. */
+    static Space scratch(const persistent_options &opts)
+    {
+        std::error_code ec;
+        Space s = scratch(opts, ec);
+        if (ec)
+            throw SpaceError(ec.value(), std::string("persistent_mem: open scratch space: ") +
+                                             persistent_errormsg());
+        return s;
+    }
+    /* The same without exceptions: an empty Space and ec set on failure. */
+    static Space scratch(const persistent_options &opts, std::error_code &ec) noexcept
+    {
+        persistent_options o = opts;
+        o.flags |= PERSISTENT_OPEN_SCRATCH;
+        return open_at(nullptr, o, ec);
+    }
+
     /* No space. */
     Space() noexcept = default;
 
@@ -458,7 +505,9 @@ public:
      * SpaceError. */
     Space(const std::string &path, std::uint64_t size) : Space(path, create_options(size)) {}
 
-    /* persistent_space_open(path, &opts).  Throws SpaceError. */
+    /* persistent_space_open(path, &opts).  Throws SpaceError.  With
+     * PERSISTENT_OPEN_SCRATCH in opts, path is the directory of the
+     * scratch space's unnamed file. */
     Space(const std::string &path, const persistent_options &opts)
     {
         std::error_code ec;
@@ -468,12 +517,17 @@ public:
                              "persistent_mem: open " + path + ": " + persistent_errormsg());
     }
 
+    /* A null path is no path: a scratch space in memory is Space::scratch. */
+    Space(std::nullptr_t, std::uint64_t) = delete;
+    Space(std::nullptr_t, const persistent_options &) = delete;
+
     /* The same without exceptions: an empty Space and ec set on failure. */
     static Space open(const std::string &path, const persistent_options &opts,
                       std::error_code &ec) noexcept
     {
         return open_at(path.c_str(), opts, ec);
     }
+    static Space open(std::nullptr_t, const persistent_options &, std::error_code &) = delete;
 
     Space(const Space &) = delete;
     Space &operator=(const Space &) = delete;
@@ -556,7 +610,8 @@ public:
     }
 
 private:
-    /* persistent_space_open(path, &opts) */
+    /* persistent_space_open(path, &opts); path NULL only for a scratch
+     * space in memory */
     static Space open_at(const char *path, const persistent_options &opts,
                          std::error_code &ec) noexcept
     {
