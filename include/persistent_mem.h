@@ -381,9 +381,9 @@ int persistent_sync(allocator_space_t *space);
  * the common case of a malloc or a free keeps only the superblock of the
  * block it is handing out or taking back (none when that block is another
  * thread's), one inside a small malloc's or free's less common case only
- * its superblocks of that block's size class (all of them once the call
- * has found no room left), and one stopped inside calloc's zeros or
- * realloc's copy none. */
+ * its superblocks of that block's size class, and one inside a large
+ * block's malloc, free or in-place realloc, or calloc's zeros or
+ * realloc's copy, none (a call that has found no room left keeps all). */
 void *persistent_malloc(allocator_space_t *space, size_t size);
 
 /* NULL is a no-op.  A pointer that is not a live block of this space

@@ -13,7 +13,9 @@
 static void *large_alloc(struct pm_rt *rt, struct pm_trec *rec, size_t size,
                          size_t align)
 {
-    pm_op_enter(rt, rec);   /* a scavenge may touch this thread's superblocks */
+    /* pages, none of this thread's superblocks, until the search finds no
+     * room (lg_reserve widens the flag before its reclaim and scavenge) */
+    pm_op_enter_as(rt, rec, PM_BUSY_NONE);
     void *p = lg_alloc(rt, rec, size, align);
     pm_op_end(rec);
     return p;
@@ -404,7 +406,8 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
         errno = EINVAL;
         return NULL;
     } else if (n > rt->max_small || n > us / 2) {
-        pm_op_enter(rt, rec);
+        /* pages only: none of this thread's superblocks */
+        pm_op_enter_as(rt, rec, PM_BUSY_NONE);
         bool ok = lg_resize_in_place(rt, rec, p, n);
         pm_op_end(rec);
         if (ok)
@@ -424,7 +427,7 @@ static void *realloc_core(struct pm_rt *rt, struct pm_trec *rec, void *p, size_t
          * one cut to the pages it needs where it can be (no snapshot of an
          * open transaction is in it: looked at above) */
         if (!small) {
-            pm_op_enter(rt, rec);
+            pm_op_enter_as(rt, rec, PM_BUSY_NONE);
             (void)lg_resize_in_place(rt, rec, p, n);
             pm_op_end(rec);
         }

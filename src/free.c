@@ -15,8 +15,9 @@ static int free_block_quiet(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
     int r = sb_locate(rt, ptr, &s, &h, &idx);
     if (r == 0) {
         r = pm_block_held(rt, s, off);
-        if (r == 0)
-            pm_free_small(rt, rec, s, h, idx, UINT32_MAX);
+        if (r == 0)     /* the class as sb_locate found it valid: its own
+                           check inside the operation judges it again */
+            pm_free_small(rt, rec, s, h, idx, h->cls);
     } else if (r == 1) {
         /* a large block's marks are counted at its first page, which its
          * start is; no mark can be at a pointer that is not one */
@@ -26,8 +27,9 @@ static int free_block_quiet(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
             /* inside an operation, as a large malloc is: an automatic
              * transaction's abort, which rebuilds the used bitmap from the
              * file, must see that this thread is between the file's bits
-             * and its volatile release of the pages */
-            pm_op_enter(rt, rec);
+             * and its volatile release of the pages; it touches none of
+             * this thread's superblocks */
+            pm_op_enter_as(rt, rec, PM_BUSY_NONE);
             r = lg_free(rt, rec, ptr);
             pm_op_end(rec);
         }

@@ -714,10 +714,11 @@ static inline void pm_op_enter(struct pm_rt *rt, struct pm_trec *rec)
     pm_op_begin(rec);
     pm_auto_gate(rt, rec);
 }
-/* The same for an operation on class c's superblocks only. */
-static inline void pm_op_enter_class(struct pm_rt *rt, struct pm_trec *rec, uint32_t c)
+/* The same for an operation that names less (PM_BUSY_CLASS, PM_BUSY_NONE):
+ * the gate takes the flag up again as it was. */
+static inline void pm_op_enter_as(struct pm_rt *rt, struct pm_trec *rec, uintptr_t what)
 {
-    pm_op_begin_as(rec, PM_BUSY_CLASS(c));
+    pm_op_begin_as(rec, what);
     pm_auto_gate(rt, rec);
 }
 /* Lookups made before an operation (free's general way, the publishing
@@ -796,12 +797,21 @@ void sb_free_local(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
 void sb_free_remote(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
                     struct pm_sb_header *h, uint32_t idx, uint32_t n_words,
                     const void *blk);
-/* An owner's free (or a re-adoption, or a remote free after all); cls:
- * the block's class as the caller's lookup found it, the only class's
- * superblocks the operation then names for a thief (PM_BUSY_CLASS), or
+/* An owner's free (or a re-adoption, or a remote free after all), outside
+ * any operation; cls: the block's class as the caller's lookup found it,
+ * the only class's superblocks the operation then names for a thief
+ * (PM_BUSY_CLASS; judged again inside it against the control word), or
  * UINT32_MAX for any. */
 void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t first,
                    struct pm_sb_header *h, uint32_t idx, uint32_t cls);
+/* Inside an operation whose flag names less than every superblock of the
+ * thread (PM_BUSY_CLASS, PM_BUSY_NONE): from here on it may touch any of
+ * them, so the flag says so first and the revocation counter is read
+ * after it (pm_op_widen).  True when a revocation was seen and the books
+ * synced (keep: the class whose current superblock stays under pressure,
+ * UINT32_MAX none): the caller looks at them again.  Nothing when the
+ * flag is PM_BUSY_ANY already. */
+bool sb_widen_any(struct pm_rt *rt, struct pm_trec *rec, uint32_t keep);
 void sb_thread_exit(struct pm_rt *rt, struct pm_trec *rec);
 /* Releases the superblocks rec emptied and kept (its spares), inside an
  * operation: before the space grows.  True if it had any. */

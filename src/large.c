@@ -55,6 +55,11 @@ uint64_t lg_reserve(struct pm_rt *rt, struct pm_trec *rec, size_t size,
             *n_pages = n;
             return first;
         }
+        /* what follows may touch this thread's superblocks (its spares,
+         * held frees, a scavenge's give-back): a large malloc's flag names
+         * none up to here (a publishing call's and a transaction's name
+         * all, and this is nothing for them) */
+        (void)sb_widen_any(rt, rec, UINT32_MAX);
         /* runs kept by threads, this one's held frees (PMEM) and its spare
          * superblocks first: growing past them wastes the file */
         if (!reclaimed) {

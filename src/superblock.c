@@ -622,13 +622,7 @@ static void owner_sync_pressed(struct pm_rt *rt, struct pm_trec *rec, uint32_t k
         give_back(rt, rec, keep);
 }
 
-/* Inside an operation whose flag may name one class (PM_BUSY_CLASS, a
- * small malloc's or an owner's free's): from here on it may touch any of
- * the thread's superblocks, so the flag says so first and the revocation
- * counter is read after it (pm_op_widen).  True when a revocation was
- * seen and the books synced (keep as for owner_sync_pressed): the caller
- * looks at them again. */
-static bool widen_any(struct pm_rt *rt, struct pm_trec *rec, uint32_t keep)
+bool sb_widen_any(struct pm_rt *rt, struct pm_trec *rec, uint32_t keep)
 {
     if (pm_load_relaxed(&rec->busy) == PM_BUSY_ANY)
         return false;           /* the counter was read after it went up */
@@ -647,7 +641,7 @@ static bool widen_any(struct pm_rt *rt, struct pm_trec *rec, uint32_t keep)
  * touches class c's books and superblocks only (its current one, its
  * owned set, its partial lists, a new one); a revocation's sync, the
  * reclaim (every class's spares, the held frees), growth and the
- * starvation rounds widen it first (widen_any). */
+ * starvation rounds widen it first (sb_widen_any). */
 static bool refill_in(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
                       bool may_carve, struct sb_starve *st)
 {
@@ -692,7 +686,7 @@ static bool refill_in(struct pm_rt *rt, struct pm_trec *rec, uint32_t c,
         }
         /* nothing more of class c's own: what follows may touch every
          * class's superblocks (spares, held frees, a scavenge's give-back) */
-        if (widen_any(rt, rec, c))
+        if (sb_widen_any(rt, rec, c))
             continue;
         /* runs kept by threads, this one's held frees (PMEM) and spares
          * first: growing past them wastes the file */
@@ -949,7 +943,7 @@ void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
     if (c == UINT32_MAX)
         pm_op_enter(rt, rec);
     else
-        pm_op_enter_class(rt, rec, c);
+        pm_op_enter_as(rt, rec, PM_BUSY_CLASS(c));
     if (pm_load_relaxed(&rec->revokes) != rec->seen_revokes) {
         pm_op_widen(rec);       /* the sync looks at every class's books */
         owner_sync_pressed(rt, rec, UINT32_MAX);
@@ -960,7 +954,7 @@ void pm_free_small(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
      * rather than trusted (its re-adoption fails: the anchor moved) */
     if (c != UINT32_MAX && pm_load_relaxed(&ctl_of(rt, s)->cls) != c) {
         c = UINT32_MAX;
-        (void)widen_any(rt, rec, UINT32_MAX);
+        (void)sb_widen_any(rt, rec, UINT32_MAX);
     }
     pm_hook(PM_HOOK_OWNER_FREE);
     uint64_t a = pm_load_relaxed(&ctl_of(rt, s)->anchor);

@@ -1059,10 +1059,24 @@ static void run_parked_named(int mode)
  * is stopped there (hand_back's own of it); a thief's scavenge must leave
  * it to the owner.  The counter and the pressure are raised by the test,
  * as a thief that found the owner inside a call and a starving thread
- * would. */
-enum { PS_MALLOC, PS_FREE, PS_RECLAIM, PS_SYNC_MALLOC, PS_SYNC_FREE };
+ * would.
+ * parked-slow-move: as parked-slow-free, the free of a realloc's move (a
+ * block of A grown to 48 B: the old block freed by pm_free_block, its
+ * class from the header sb_locate judged).
+ * parked-large-malloc, parked-large-free, parked-large-shrink: a large
+ * block's call names none of the thread's superblocks (PM_BUSY_NONE): the
+ * owner, its space full as for parked-slow-*, is stopped inside a malloc
+ * of 256 KiB that has claimed its pages (PM_HOOK_LARGE_CLAIM), inside the
+ * free of such a block (PM_HOOK_LARGE_FREED) or inside a realloc that
+ * halves it in place (PM_HOOK_LARGE_SHRUNK), and the other thread must
+ * get every free block of its superblocks of B.  parked-large-reclaim: the same malloc
+ * in a full space widens its flag before it gives a spare back, as
+ * parked-slow-reclaim's does. */
+enum { PS_MALLOC, PS_FREE, PS_RECLAIM, PS_SYNC_MALLOC, PS_SYNC_FREE, PS_LARGE_MALLOC,
+       PS_LARGE_FREE, PS_LARGE_RECLAIM, PS_LARGE_SHRINK, PS_MOVE };
 enum { PS_A = 32 };
-enum { PS_C = 128 };   /* below B: a fill of B that finds no room takes larger classes (take_larger), never A */
+enum { PS_C = 128 };
+enum { PS_L = 256u << 10 };             /* a large block: pages */   /* below B: a fill of B that finds no room takes larger classes (take_larger), never A */
 static int ps_mode;
 static struct pm_trec *ps_rec;
 static uint32_t ps_sa;                  /* the class A superblock the call touches */
@@ -1180,9 +1194,25 @@ static void *ps_owner(void *arg)
         pm_fetch_sub_acq_rel(&rt->pressure, 1u);
         return NULL;
     }
-    size_t first_size = ps_mode == PS_RECLAIM ? PS_C : PS_A;
+    bool reclaim = ps_mode == PS_RECLAIM || ps_mode == PS_LARGE_RECLAIM;
+    bool large = ps_mode == PS_LARGE_MALLOC || ps_mode == PS_LARGE_FREE ||
+                 ps_mode == PS_LARGE_SHRINK;
+    size_t first_size = reclaim ? PS_C : PS_A;
     uint32_t first_c = pm_size_class(first_size);
-    if (ps_mode != PS_MALLOC) {
+    void *big = NULL, *moving = NULL;
+    if (ps_mode == PS_MOVE) {
+        /* a block of A to move, and room for it in a class of 48 B (the
+         * current superblock of that class) */
+        REQUIRE(pm_size_class(48) != pm_size_class(PS_A) &&
+                pm_size_class(48) != pm_size_class(PK_SIZE));
+        REQUIRE((moving = persistent_malloc(x_space, PS_A)) != NULL);
+        memset(moving, 0x5a, PS_A);
+        REQUIRE((ps_a[ps_na++] = persistent_malloc(x_space, 48)) != NULL);
+        ps_sa = ps_sb_of(moving);
+    } else if (large) {
+        REQUIRE(PS_L > rt->max_small);
+        REQUIRE((big = persistent_malloc(x_space, PS_L)) != NULL);
+    } else if (ps_mode != PS_MALLOC) {
         /* one superblock of A (of C) full and set aside, a second one
          * current */
         int n = (int)rt->cls[first_c].n_blocks + 1;
@@ -1199,7 +1229,7 @@ static void *ps_owner(void *arg)
         *(uint64_t *)p = pk_pattern(pk_n);
         pk_blocks[pk_n++] = p;
     }
-    for (int i = 1; i < pk_n && ps_mode != PS_RECLAIM; i += 2)
+    for (int i = 1; i < pk_n && !reclaim; i += 2)
         if (pk_owned(rt, rec, pk_blocks[i])) {
             CHECK_EQ(*(uint64_t *)pk_blocks[i], pk_pattern(i));
             persistent_free(x_space, pk_blocks[i]);
@@ -1207,7 +1237,23 @@ static void *ps_owner(void *arg)
         }
     pthread_t helper;
     x_victim = 1;
-    if (ps_mode == PS_RECLAIM) {
+    if (large) {
+        if (ps_mode == PS_LARGE_MALLOC) {
+            persistent_free(x_space, big);  /* its pages, for the malloc */
+            x_arm(PM_HOOK_LARGE_CLAIM, ps_take_b, &helper);
+            REQUIRE((big = persistent_malloc(x_space, PS_L)) != NULL);
+            ps_a[ps_na++] = big;
+        } else if (ps_mode == PS_LARGE_FREE) {
+            x_arm(PM_HOOK_LARGE_FREED, ps_take_b, &helper);
+            persistent_free(x_space, big);
+        } else {
+            x_arm(PM_HOOK_LARGE_SHRUNK, ps_take_b, &helper);
+            void *q = big;
+            CHECK(persistent_realloc(x_space, q, PS_L / 2));
+            CHECK(q == big);            /* in place */
+            ps_a[ps_na++] = q;
+        }
+    } else if (reclaim) {
         /* the set-aside one of C emptied: a spare */
         int n = (int)rt->cls[first_c].n_blocks;
         for (int i = first_a; i < first_a + n; i++) {
@@ -1222,9 +1268,22 @@ static void *ps_owner(void *arg)
         REQUIRE(i < t->n_owned && (t->spare & (1u << i)) && ps_owned_by(ps_sa, rec->id));
         REQUIRE(rec->cls[a].sb == PM_NO_SB && rec->cls[a].n_owned == 0);
         x_arm(PM_HOOK_OWNER_ANCHOR_DONE, ps_steal, &helper);
-        REQUIRE((ps_a[ps_na] = persistent_malloc(x_space, PS_A)) != NULL);
-        *(uint64_t *)ps_a[ps_na] = pk_pattern(ps_na);
-        ps_na++;
+        if (ps_mode == PS_RECLAIM) {
+            REQUIRE((ps_a[ps_na] = persistent_malloc(x_space, PS_A)) != NULL);
+            *(uint64_t *)ps_a[ps_na] = pk_pattern(ps_na);
+            ps_na++;
+        } else {
+            /* the spare's pages may not be enough: NULL is no failure */
+            ps_a[ps_na++] = persistent_malloc(x_space, PS_L);
+        }
+    } else if (ps_mode == PS_MOVE) {
+        x_arm(PM_HOOK_OWNER_FREE, ps_take_b, &helper);
+        void *q = moving;
+        REQUIRE(persistent_realloc(x_space, q, 48));
+        CHECK(q != moving);
+        for (int i = 0; i < PS_A; i++)
+            CHECK_EQ(((unsigned char *)q)[i], 0x5a);
+        ps_a[ps_na++] = q;
     } else if (ps_mode == PS_MALLOC) {
         REQUIRE(rec->cls[a].sb == PM_NO_SB && rec->cls[a].n_owned == 0);
         x_arm(PM_HOOK_SB_TAKEN, ps_take_b, &helper);
@@ -1250,10 +1309,13 @@ static void *ps_owner(void *arg)
 
 static void run_parked_slow(int mode)
 {
-    static const char *names[] = {"parked-slow-malloc", "parked-slow-free",
+    static const char *names[] = {"parked-slow-malloc",  "parked-slow-free",
                                   "parked-slow-reclaim", "parked-sync-malloc",
-                                  "parked-sync-free"};
+                                  "parked-sync-free",    "parked-large-malloc",
+                                  "parked-large-free",   "parked-large-reclaim",
+                                  "parked-large-shrink", "parked-slow-move"};
     const char *name = names[mode];
+    bool large = mode == PS_LARGE_MALLOC || mode == PS_LARGE_FREE || mode == PS_LARGE_SHRINK;
     const char *path = t_path("revoke-parked-slow");
     ps_mode = mode;
     pk_n = 0;
@@ -1274,10 +1336,11 @@ static void run_parked_slow(int mode)
     }
     pthread_create(&t, NULL, ps_owner, NULL);
     pthread_join(t, NULL);
-    if (mode == PS_RECLAIM) {
+    if (mode == PS_RECLAIM || mode == PS_LARGE_RECLAIM) {
         printf("%-10s: owner stopped giving its spare of class C back inside a malloc of "
-               "class A; a thief's scavenge %s the spare\n",
-               name, ps_kept ? "left it" : "TOOK");
+               "%s; a thief's scavenge %s the spare\n",
+               name, mode == PS_RECLAIM ? "class A" : "a large block",
+               ps_kept ? "left it" : "TOOK");
         CHECK(ps_kept);
         goto done;
     }
@@ -1288,17 +1351,27 @@ static void run_parked_slow(int mode)
         CHECK(ps_kept);
         goto done;
     }
-    printf("%-10s: owner stopped inside %s of class A; %llu free blocks of class B, "
-           "%llu in the owner's superblocks; another thread got %llu; the owner's "
-           "class A superblock %s\n",
-           name, mode == PS_MALLOC ? "a malloc's refill" : "a free's general way",
+    printf("%-10s: owner stopped inside %s; %llu free blocks of class B, "
+           "%llu in the owner's superblocks; another thread got %llu",
+           name,
+           mode == PS_MALLOC   ? "a malloc's refill of class A"
+           : mode == PS_FREE   ? "a free's general way of class A"
+           : mode == PS_MOVE   ? "a realloc's move freeing its block of class A"
+           : mode == PS_LARGE_MALLOC ? "a large malloc"
+           : mode == PS_LARGE_FREE   ? "a large free"
+                                     : "a realloc shrinking a large block in place",
            (unsigned long long)ps_all, (unsigned long long)ps_owned_b,
-           (unsigned long long)ps_got, ps_kept ? "stayed its own" : "was TAKEN");
+           (unsigned long long)ps_got);
+    if (!large)
+        printf("; the owner's class A superblock %s", ps_kept ? "stayed its own" : "was TAKEN");
+    printf("\n");
     /* the scene holds what it is about */
     REQUIRE(ps_owned_b >= rt->cls[pm_size_class(PK_SIZE)].n_blocks / 2);
     CHECK(ps_got >= ps_owned_b);
-    CHECK(ps_got <= ps_all);
-    CHECK(ps_kept);
+    /* (the tail a shrink released is free pages, which the other thread
+     * carves into more) */
+    CHECK(ps_got <= ps_all || mode == PS_LARGE_SHRINK);
+    CHECK(ps_kept || large);
 done:
     for (int i = 0; i < pk_n; i++)
         if (pk_blocks[i] != NULL) {
@@ -1314,7 +1387,10 @@ done:
              mode == PS_MALLOC ? "a malloc stopped in its refill keeps only its class's superblocks"
              : mode == PS_FREE ? "a free stopped on its general way keeps only its class's "
                                  "superblocks"
-                               : "a call past its class's books widens its flag first");
+             : mode == PS_MOVE ? "a realloc's move stopped in its free keeps only its class's "
+                                 "superblocks"
+             : large           ? "a large block's call keeps none of its superblocks"
+                               : "a call past what its flag names widens it first");
 }
 
 int main(void)
@@ -1343,5 +1419,10 @@ int main(void)
     run_parked_slow(PS_RECLAIM);
     run_parked_slow(PS_SYNC_MALLOC);
     run_parked_slow(PS_SYNC_FREE);
+    run_parked_slow(PS_LARGE_MALLOC);
+    run_parked_slow(PS_LARGE_FREE);
+    run_parked_slow(PS_LARGE_RECLAIM);
+    run_parked_slow(PS_LARGE_SHRINK);
+    run_parked_slow(PS_MOVE);
     return t_done();
 }

@@ -535,7 +535,7 @@ __attribute__((constructor)) static void key_at_load(void)
               "2026-12-07 (afternoon): a thread stopped in its refill keeps all of them (G5b)"),
     dict(id="free-slow-names-any", file="src/superblock.c",
          find="""    else
-        pm_op_enter_class(rt, rec, c);""",
+        pm_op_enter_as(rt, rec, PM_BUSY_CLASS(c));""",
          replace="""    else
         pm_op_enter(rt, rec);""",
          what="an owner's free on the general way names every superblock of the thread: "
@@ -554,9 +554,9 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a thief keeps the classes the owner's slow path does not work on and takes "
               "the one it does"),
     dict(id="reclaim-not-widened", file="src/superblock.c",
-         find="""        if (widen_any(rt, rec, c))
+         find="""        if (sb_widen_any(rt, rec, c))
             continue;""",
-         replace="""        (void)widen_any;""",
+         replace="""        (void)sb_widen_any;""",
          what="a refill that gives every class's spares back (and grows, and scavenges) "
               "keeps its class's flag: a thief takes a spare the owner is releasing"),
     dict(id="widen-any-no-store", file="src/superblock.c",
@@ -583,7 +583,7 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a malloc that takes a block of a larger class refills that class under its "
               "own class's flag",
          equivalent="sb_refill_alloc calls take_larger only after refill(c, true) failed, "
-                    "and refill_in with may_carve fails only past widen_any: the flag is "
+                    "and refill_in with may_carve fails only past sb_widen_any: the flag is "
                     "PM_BUSY_ANY by then; the widening keeps that from resting on it"),
     dict(id="free-class-trusted", file="src/superblock.c",
          find="""    if (c != UINT32_MAX && pm_load_relaxed(&ctl_of(rt, s)->cls) != c) {""",
@@ -595,6 +595,38 @@ __attribute__((constructor)) static void key_at_load(void)
                     "other is freed into with atomic remote bits, which touch nothing of "
                     "the thread's, and its re-adoption's CAS fails: the check guards what "
                     "that argument rests on"),
+    dict(id="large-alloc-names-any", file="src/alloc.c",
+         find="""     * room (lg_reserve widens the flag before its reclaim and scavenge) */
+    pm_op_enter_as(rt, rec, PM_BUSY_NONE);""",
+         replace="""     * room (lg_reserve widens the flag before its reclaim and scavenge) */
+    pm_op_enter(rt, rec);""",
+         what="a large malloc names every superblock of the thread, as before 2026-12-07 "
+              "(afternoon): a thread stopped in it keeps all of them (G5b)"),
+    dict(id="large-free-names-any", file="src/free.c",
+         find="""            pm_op_enter_as(rt, rec, PM_BUSY_NONE);
+            r = lg_free(rt, rec, ptr);""",
+         replace="""            pm_op_enter(rt, rec);
+            r = lg_free(rt, rec, ptr);""",
+         what="a large free names every superblock of the thread: a thread stopped in it "
+              "keeps all of them (G5b)"),
+    dict(id="large-reclaim-not-widened", file="src/large.c",
+         find="""        (void)sb_widen_any(rt, rec, UINT32_MAX);
+        /* runs kept by threads""",
+         replace="""        /* runs kept by threads""",
+         what="a large malloc that finds no room gives the thread's spares back (and "
+              "scavenges) under a flag that names none of its superblocks"),
+    dict(id="large-shrink-names-any", file="src/alloc.c",
+         find="""        /* pages only: none of this thread's superblocks */
+        pm_op_enter_as(rt, rec, PM_BUSY_NONE);""",
+         replace="""        /* pages only: none of this thread's superblocks */
+        pm_op_enter(rt, rec);""",
+         what="a realloc that resizes a large block in place names every superblock of "
+              "the thread: a thread stopped in it keeps all of them (G5b)"),
+    dict(id="free-block-names-any", file="src/free.c",
+         find="""            pm_free_small(rt, rec, s, h, idx, h->cls);""",
+         replace="""            pm_free_small(rt, rec, s, h, idx, UINT32_MAX);""",
+         what="the free of a realloc's move (and of an automatic transaction) names every "
+              "superblock of the thread: a thread stopped there keeps all of them (G5b)"),
     dict(id="remote-fast-busy-any", file="src/free.c",
          find="""            pm_op_begin_as(rec, PM_BUSY_NONE);
             if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {""",
@@ -836,7 +868,7 @@ __attribute__((constructor)) static void key_at_load(void)
                      (pm_load_relaxed(aw + n_words) & bit)) ||""",
          what="the owner's fast free reads the remote word only when its summary bit is set, so it misses a remote free of the same block between its remote bit and its summary bit (and hands the block out twice)"),
     dict(id="free-large-outside-op", file="src/free.c",
-         find="""            pm_op_enter(rt, rec);
+         find="""            pm_op_enter_as(rt, rec, PM_BUSY_NONE);
             r = lg_free(rt, rec, ptr);
             pm_op_end(rec);""",
          replace="""            r = lg_free(rt, rec, ptr);""",
