@@ -92,8 +92,9 @@ again:;
             return;
         }
         /* another thread's superblock: atomic bits only (inside an
-         * operation for an automatic transaction's sake: pm_auto_gate) */
-        pm_op_enter(rt, rec);
+         * operation for an automatic transaction's sake: pm_auto_gate),
+         * none of this thread's superblocks, as in the fast path */
+        pm_op_enter_as(rt, rec, PM_BUSY_NONE);
         sb_free_remote(rt, rec, s, h, idx, (n + 63) >> 6, ptr);
         pm_op_end(rec);
         return;

@@ -1483,9 +1483,12 @@ enum pm_hook_point {
     PM_HOOK_WALK_VALIDATED,       /* a walk of the runs copied and judged a
                                      superblock's header, its callback not
                                      yet called (verify.c pm_walk_runs) */
-    PM_HOOK_OWNER_FREE            /* an owner's free on the general way:
+    PM_HOOK_OWNER_FREE,           /* an owner's free on the general way:
                                      inside its operation, the anchor not
                                      yet read (superblock.c pm_free_small) */
+    PM_HOOK_FILL_PIECE            /* calloc's zeros, realloc's copy: inside
+                                     the piece's operation, its bytes not
+                                     yet written (pm_fill_piece) */
 };
 typedef void pm_hook_fn(int point);
 extern pm_hook_fn *_Atomic pm_test_hook;
@@ -1510,6 +1513,7 @@ static inline void pm_fill_piece(struct pm_rt *rt, struct pm_trec *rec, void *ds
      * released under the write) */
     pm_op_begin_as(rec, PM_BUSY_NONE);
     pm_auto_gate(rt, rec);
+    pm_hook(PM_HOOK_FILL_PIECE);
     if (src != NULL)
         memcpy(dst, src, n);
     else

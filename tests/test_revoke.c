@@ -1069,11 +1069,16 @@ static void run_parked_named(int mode)
  * of 256 KiB that has claimed its pages (PM_HOOK_LARGE_CLAIM), inside the
  * free of such a block (PM_HOOK_LARGE_FREED) or inside a realloc that
  * halves it in place (PM_HOOK_LARGE_SHRUNK), and the other thread must
- * get every free block of its superblocks of B.  parked-large-reclaim: the same malloc
+ * get every free block of its superblocks of B.  parked-fill-hook and
+ * parked-remote-hook do the same inside a calloc's zeros
+ * (PM_HOOK_FILL_PIECE) and inside the free of another thread's block
+ * (PM_HOOK_REMOTE_PUSH; the general way's under ASan), whose flags name
+ * none either: parked-fill and parked-remote stop there by signal, and
+ * with a wrong flag found none to stop at within their deadline.  parked-large-reclaim: the same malloc
  * in a full space widens its flag before it gives a spare back, as
  * parked-slow-reclaim's does. */
 enum { PS_MALLOC, PS_FREE, PS_RECLAIM, PS_SYNC_MALLOC, PS_SYNC_FREE, PS_LARGE_MALLOC,
-       PS_LARGE_FREE, PS_LARGE_RECLAIM, PS_LARGE_SHRINK, PS_MOVE };
+       PS_LARGE_FREE, PS_LARGE_RECLAIM, PS_LARGE_SHRINK, PS_MOVE, PS_FILL, PS_REMOTE };
 enum { PS_A = 32 };
 enum { PS_C = 128 };
 enum { PS_L = 256u << 10 };             /* a large block: pages */   /* below B: a fill of B that finds no room takes larger classes (take_larger), never A */
@@ -1200,7 +1205,10 @@ static void *ps_owner(void *arg)
     size_t first_size = reclaim ? PS_C : PS_A;
     uint32_t first_c = pm_size_class(first_size);
     void *big = NULL, *moving = NULL;
-    if (ps_mode == PS_MOVE) {
+    if (ps_mode == PS_FILL) {
+        /* room for a block of A: its class's current superblock */
+        REQUIRE((ps_a[ps_na++] = persistent_malloc(x_space, PS_A)) != NULL);
+    } else if (ps_mode == PS_MOVE) {
         /* a block of A to move, and room for it in a class of 48 B (the
          * current superblock of that class) */
         REQUIRE(pm_size_class(48) != pm_size_class(PS_A) &&
@@ -1212,7 +1220,7 @@ static void *ps_owner(void *arg)
     } else if (large) {
         REQUIRE(PS_L > rt->max_small);
         REQUIRE((big = persistent_malloc(x_space, PS_L)) != NULL);
-    } else if (ps_mode != PS_MALLOC) {
+    } else if (ps_mode == PS_FREE || reclaim) {
         /* one superblock of A (of C) full and set aside, a second one
          * current */
         int n = (int)rt->cls[first_c].n_blocks + 1;
@@ -1276,6 +1284,19 @@ static void *ps_owner(void *arg)
             /* the spare's pages may not be enough: NULL is no failure */
             ps_a[ps_na++] = persistent_malloc(x_space, PS_L);
         }
+    } else if (ps_mode == PS_FILL) {
+        x_arm(PM_HOOK_FILL_PIECE, ps_take_b, &helper);
+        unsigned char *q = persistent_calloc(x_space, 1, PS_A);
+        REQUIRE(q != NULL);
+        for (int i = 0; i < PS_A; i++)
+            CHECK_EQ(q[i], 0);
+        ps_a[ps_na++] = q;
+    } else if (ps_mode == PS_REMOTE) {
+        /* the exited thread's block: its superblock is nobody's */
+        REQUIRE(!ps_owned_by(ps_sb_of(ps_a[0]), rec->id));
+        x_arm(PM_HOOK_REMOTE_PUSH, ps_take_b, &helper);
+        persistent_free(x_space, ps_a[0]);
+        ps_a[0] = NULL;
     } else if (ps_mode == PS_MOVE) {
         x_arm(PM_HOOK_OWNER_FREE, ps_take_b, &helper);
         void *q = moving;
@@ -1313,9 +1334,11 @@ static void run_parked_slow(int mode)
                                   "parked-slow-reclaim", "parked-sync-malloc",
                                   "parked-sync-free",    "parked-large-malloc",
                                   "parked-large-free",   "parked-large-reclaim",
-                                  "parked-large-shrink", "parked-slow-move"};
+                                  "parked-large-shrink", "parked-slow-move",
+                                  "parked-fill-hook",    "parked-remote-hook"};
     const char *name = names[mode];
     bool large = mode == PS_LARGE_MALLOC || mode == PS_LARGE_FREE || mode == PS_LARGE_SHRINK;
+    bool none = mode == PS_FILL || mode == PS_REMOTE;
     const char *path = t_path("revoke-parked-slow");
     ps_mode = mode;
     pk_n = 0;
@@ -1330,7 +1353,7 @@ static void run_parked_slow(int mode)
                   sizeof *ps_a);
     REQUIRE(pk_blocks != NULL && ps_a != NULL);
     pthread_t t;
-    if (mode == PS_MALLOC) {
+    if (mode == PS_MALLOC || mode == PS_REMOTE) {
         pthread_create(&t, NULL, ps_leaver, NULL);
         pthread_join(t, NULL);
     }
@@ -1359,10 +1382,12 @@ static void run_parked_slow(int mode)
            : mode == PS_MOVE   ? "a realloc's move freeing its block of class A"
            : mode == PS_LARGE_MALLOC ? "a large malloc"
            : mode == PS_LARGE_FREE   ? "a large free"
+           : mode == PS_FILL         ? "a calloc's zeros"
+           : mode == PS_REMOTE       ? "the free of another thread's block"
                                      : "a realloc shrinking a large block in place",
            (unsigned long long)ps_all, (unsigned long long)ps_owned_b,
            (unsigned long long)ps_got);
-    if (!large)
+    if (!large && !none)
         printf("; the owner's class A superblock %s", ps_kept ? "stayed its own" : "was TAKEN");
     printf("\n");
     /* the scene holds what it is about */
@@ -1371,7 +1396,7 @@ static void run_parked_slow(int mode)
     /* (the tail a shrink released is free pages, which the other thread
      * carves into more) */
     CHECK(ps_got <= ps_all || mode == PS_LARGE_SHRINK);
-    CHECK(ps_kept || large);
+    CHECK(ps_kept || large || none);
 done:
     for (int i = 0; i < pk_n; i++)
         if (pk_blocks[i] != NULL) {
@@ -1390,6 +1415,8 @@ done:
              : mode == PS_MOVE ? "a realloc's move stopped in its free keeps only its class's "
                                  "superblocks"
              : large           ? "a large block's call keeps none of its superblocks"
+             : mode == PS_FILL ? "a calloc stopped in its zeros keeps none of its superblocks"
+             : mode == PS_REMOTE ? "a remote free keeps none of its superblocks"
                                : "a call past what its flag names widens it first");
 }
 
@@ -1409,11 +1436,8 @@ int main(void)
     run_detach();
     run_busy();
     run_stale();
-    run_parked(PK_FAST);
-    run_parked(PK_FILL);
-    run_parked(PK_REMOTE);
-    run_parked_named(PN_ASIDE);
-    run_parked_named(PN_MALLOC);
+    /* the hooks' cases first: a wrong flag fails them at once, where the
+     * signals' cases wait out their deadline for a flag to stop at */
     run_parked_slow(PS_MALLOC);
     run_parked_slow(PS_FREE);
     run_parked_slow(PS_RECLAIM);
@@ -1424,5 +1448,12 @@ int main(void)
     run_parked_slow(PS_LARGE_RECLAIM);
     run_parked_slow(PS_LARGE_SHRINK);
     run_parked_slow(PS_MOVE);
+    run_parked_slow(PS_FILL);
+    run_parked_slow(PS_REMOTE);
+    run_parked(PK_FAST);
+    run_parked(PK_FILL);
+    run_parked(PK_REMOTE);
+    run_parked_named(PN_ASIDE);
+    run_parked_named(PN_MALLOC);
     return t_done();
 }

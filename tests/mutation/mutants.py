@@ -627,6 +627,15 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""            pm_free_small(rt, rec, s, h, idx, UINT32_MAX);""",
          what="the free of a realloc's move (and of an automatic transaction) names every "
               "superblock of the thread: a thread stopped there keeps all of them (G5b)"),
+    dict(id="remote-general-names-any", file="src/free.c",
+         find="""         * none of this thread's superblocks, as in the fast path */
+        pm_op_enter_as(rt, rec, PM_BUSY_NONE);""",
+         replace="""         * none of this thread's superblocks, as in the fast path */
+        pm_op_enter(rt, rec);""",
+         build="asan",
+         what="a remote free on free's general way (the only way under ASan and memcheck) "
+              "names every superblock of the thread: a thread stopped there keeps all of "
+              "them (G5b)"),
     dict(id="remote-fast-busy-any", file="src/free.c",
          find="""            pm_op_begin_as(rec, PM_BUSY_NONE);
             if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {""",
