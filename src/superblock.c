@@ -63,7 +63,10 @@
  *    (and remote frees into an OWNED superblock are never listed).  So a
  *    superblock in an owner's books leaves them only by that owner's own
  *    successful CAS, or by a thief's successful one (then it is the
- *    thief's to hand back).
+ *    thief's to hand back).  An entry whose pages the thief released and
+ *    the owner's same operation took again, for the operation's class
+ *    (PM_BUSY_CLASS), finds an anchor OWNED by the owner at its page: the
+ *    entry is recognised as stale by its class (own), not by its anchor.
  *
  * Order of persists (PMEM durability; each step fenced before the next)
  *   carve:       header and bitmaps; KIND and END; START (the commit)
@@ -200,10 +203,22 @@ static bool anchor_move(struct pm_rt *rt, uint32_t s, uint32_t from_state,
     }
 }
 
-/* Whether rec owns s, taking it back first from a thief that is revoking
- * it (see the invariants): the caller is inside an operation. */
-static bool own(struct pm_rt *rt, struct pm_trec *rec, uint32_t s)
+/* Whether rec owns s, listed in its books for class c, taking it back
+ * first from a thief that is revoking it (see the invariants): the caller
+ * is inside an operation.  A superblock of another class at s is not the
+ * one the books mean, whatever its anchor says: a thief took and released
+ * the one they mean while this thread was inside an operation that names
+ * one class (PM_BUSY_CLASS), and that same operation carved or adopted
+ * the pages again for its own class, OWNED by this thread (a review's
+ * schedule, test_revoke parked-reuse; the books kept it in two classes,
+ * and one block went out twice).  The same class cannot come back so:
+ * such a thief takes no superblock of the operation's class, and every
+ * later operation reads the revocation counter, and syncs, before it
+ * takes a superblock. */
+static bool own(struct pm_rt *rt, struct pm_trec *rec, uint32_t s, uint32_t c)
 {
+    if (pm_load_relaxed(&ctl_of(rt, s)->cls) != c)
+        return false;
     pm_atomic_u64 *a = &ctl_of(rt, s)->anchor;
     pm_hook(PM_HOOK_OWNER_ANCHOR);
     uint64_t old = pm_load_acquire(a);
@@ -452,7 +467,7 @@ static void owned_drop(struct pm_rt *rt, struct pm_trec *rec, struct pm_tcache *
 static void hand_back(struct pm_rt *rt, struct pm_trec *rec, uint32_t s,
                       uint32_t c)
 {
-    if (!own(rt, rec, s))
+    if (!own(rt, rec, s, c))
         return;
     collect(rt, s);
     if (all_clear(sb_header(rt, s)) && release(rt, rec, s))
@@ -545,7 +560,7 @@ static bool switch_owned(struct pm_rt *rt, struct pm_trec *rec,
             return false;
         /* a thief may have taken it while this thread was outside an
          * operation (sb_owner_sync drops those too) */
-        if (own(rt, rec, s) && use_adopted(rt, rec, t, s, c))
+        if (own(rt, rec, s, c) && use_adopted(rt, rec, t, s, c))
             return true;
     }
 }
@@ -556,12 +571,12 @@ bool sb_owner_sync(struct pm_rt *rt, struct pm_trec *rec)
     bool lost = false;
     for (uint32_t c = 0; c < rt->n_small; c++) {
         struct pm_tcache *t = &rec->cls[c];
-        if (t->sb != PM_NO_SB && !own(rt, rec, t->sb)) {
+        if (t->sb != PM_NO_SB && !own(rt, rec, t->sb, c)) {
             drop_current(t);
             lost = true;
         }
         for (uint32_t i = 0; i < t->n_owned;) {
-            if (!own(rt, rec, t->owned[i])) {
+            if (!own(rt, rec, t->owned[i], c)) {
                 owned_drop(rt, rec, t, i);
                 lost = true;
             } else {
@@ -624,8 +639,12 @@ static void owner_sync_pressed(struct pm_rt *rt, struct pm_trec *rec, uint32_t k
 
 bool sb_widen_any(struct pm_rt *rt, struct pm_trec *rec, uint32_t keep)
 {
+    /* under ANY already: a thief has kept every superblock since it went
+     * up, and what a thief took before (the publishing calls' and the
+     * transactions' logs raise ANY and read no counter) own() refuses
+     * where the books are used */
     if (pm_load_relaxed(&rec->busy) == PM_BUSY_ANY)
-        return false;           /* the counter was read after it went up */
+        return false;
     pm_op_widen(rec);
     if (pm_load_relaxed(&rec->revokes) == rec->seen_revokes)
         return false;

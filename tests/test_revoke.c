@@ -1420,6 +1420,136 @@ done:
                                : "a call past what its flag names widens it first");
 }
 
+/* parked-reuse (a review's schedule, 2026-12-07): a thief takes, and
+ * releases, an empty superblock X1 of class C (a spare) from an owner
+ * stopped inside a refill of class D (PM_BUSY_CLASS(D) names D only), at
+ * the point where D's partial lists were found empty
+ * (PM_HOOK_POP_LOOKED).  The owner, in the same operation, carves D's new
+ * superblock from the pages just released, at X1's first page, OWNED by
+ * it.  Its class C books still list X1 there, and the sync of its next
+ * call kept the entry (the anchor said OWNED by this thread): one
+ * superblock in two classes' books, and a malloc of C and one of D
+ * handed out the same block (C = 32, D = 128), or a malloc of 128 B a
+ * 32-byte block (parked-reuse-rev, C = 128, D = 32).  parked-reuse-auto:
+ * the thief is another thread's automatic transaction's begin, refused
+ * (the owner is inside a call) after its revocation took the rest, so no
+ * shortage is needed.  Now own() refuses an entry whose superblock's
+ * class is not its books'. */
+static size_t ru_c, ru_d;
+static int ru_auto;
+
+static void ru_thief(void)
+{
+    if (ru_auto) {
+        if (persistent_tx_begin_auto(x_space) == 0)
+            (void)persistent_tx_commit(x_space);
+    } else {
+        steal();
+    }
+}
+
+static bool ru_listed(struct pm_tcache *t, uint32_t s)
+{
+    for (uint32_t i = 0; i < t->n_owned; i++)
+        if (t->owned[i] == s)
+            return true;
+    return t->sb == s;
+}
+
+static void *ru_owner(void *arg)
+{
+    (void)arg;
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(x_space, &rt);
+    REQUIRE(rec != NULL);
+    uint32_t c = pm_size_class(ru_c), d = pm_size_class(ru_d);
+    int n = (int)rt->cls[c].n_blocks;
+    void **a = calloc(2 * (size_t)n, sizeof *a);
+    REQUIRE(a != NULL);
+    /* class C: X1 full and set aside, X2 full and current; X1 emptied */
+    for (int i = 0; i < 2 * n; i++) {
+        REQUIRE((a[i] = persistent_malloc(x_space, ru_c)) != NULL);
+        *(uint64_t *)a[i] = pk_pattern(i);
+    }
+    uint32_t x1 = ps_sb_of(a[0]);
+    REQUIRE(x1 != ps_sb_of(a[n]) && rec->cls[c].sb == ps_sb_of(a[n]));
+    for (int i = 0; i < n; i++)
+        persistent_free(x_space, a[i]);
+    REQUIRE(ru_listed(&rec->cls[c], x1) && rec->cls[c].spare != 0);
+    REQUIRE(rec->cls[d].sb == PM_NO_SB && rec->cls[d].n_owned == 0);
+    pthread_t helper;
+    x_victim = 1;
+    x_arm(PM_HOOK_POP_LOOKED, ru_thief, &helper);
+    unsigned char *pd = persistent_malloc(x_space, ru_d);
+    CHECK(atomic_load(&x_done) == 1);
+    x_disarm(helper);
+    x_victim = 0;
+    REQUIRE(pd != NULL);
+    memset(pd, 0xd1, ru_d);
+    /* the next calls sync (the thief moved the counter) */
+    unsigned char *pc = persistent_malloc(x_space, ru_c);
+    REQUIRE(pc != NULL);
+    memset(pc, 0xc1, ru_c);
+    unsigned char *pd2 = persistent_malloc(x_space, ru_d);
+    REQUIRE(pd2 != NULL);
+    memset(pd2, 0xd2, ru_d);
+    uint32_t sd = ps_sb_of(pd);
+    printf("%-10s: class D's superblock at page %u (the stolen spare's was %u); class C's "
+           "books list it after the sync: %s; mallocs of %zu and %zu B: %s\n",
+           ru_auto ? "parked-reuse-auto" : ru_c < ru_d ? "parked-reuse" : "parked-reuse-rev",
+           sd, x1, ru_listed(&rec->cls[c], sd) ? "YES" : "no", ru_c, ru_d,
+           pc == pd2 ? "THE SAME BLOCK" : "two blocks");
+    CHECK(!ru_listed(&rec->cls[c], sd));
+    CHECK(pc != pd2);
+    CHECK(persistent_usable_size(x_space, pc) >= ru_c);
+    CHECK(persistent_usable_size(x_space, pd2) >= ru_d);
+    for (size_t i = 0; i < ru_d; i++) {
+        CHECK_EQ(pd[i], 0xd1);
+        CHECK_EQ(pd2[i], 0xd2);
+    }
+    for (size_t i = 0; i < ru_c; i++)
+        CHECK_EQ(pc[i], 0xc1);
+    persistent_free(x_space, pd);
+    persistent_free(x_space, pd2);
+    persistent_free(x_space, pc);
+    for (int i = n; i < 2 * n; i++) {
+        CHECK_EQ(*(uint64_t *)a[i], pk_pattern(i));
+        persistent_free(x_space, a[i]);
+    }
+    free(a);
+    return NULL;
+}
+
+static void run_reuse(size_t c, size_t d, int automatic)
+{
+    const char *name = automatic ? "parked-reuse-auto" : c < d ? "parked-reuse" : "parked-reuse-rev";
+    const char *path = t_path("revoke-reuse");
+    ru_c = c;
+    ru_d = d;
+    ru_auto = automatic;
+    x_space = create_persistent_allocator(path, PK_SPACE);
+    REQUIRE(x_space != NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, ru_owner, NULL);
+    pthread_join(t, NULL);
+    const char *what = "a superblock stolen and carved again for another class leaves the "
+                       "first class's books";
+    if (!automatic) {
+        x_finish(path, name, what);
+        return;
+    }
+    t_check_clean(x_space, name);
+    struct persistent_stats st;
+    REQUIRE(persistent_stats_get(x_space, &st) == 0);
+    /* and the library's own: the log block the thief's transaction added,
+     * kept for the space's next one (a thread's first transaction adds
+     * one; a later thread's reuses it) */
+    CHECK_EQ(st.live_blocks, 1);
+    persistent_space_close(x_space);
+    unlink(path);
+    printf("%-10s: %s\n", name, what);
+}
+
 int main(void)
 {
     if (os_membarrier_init() != 0)
@@ -1450,6 +1580,9 @@ int main(void)
     run_parked_slow(PS_MOVE);
     run_parked_slow(PS_FILL);
     run_parked_slow(PS_REMOTE);
+    run_reuse(32, 128, 0);
+    run_reuse(128, 32, 0);
+    run_reuse(32, 128, 1);
     run_parked(PK_FAST);
     run_parked(PK_FILL);
     run_parked(PK_REMOTE);

@@ -560,9 +560,11 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a refill that gives every class's spares back (and grows, and scavenges) "
               "keeps its class's flag: a thief takes a spare the owner is releasing"),
     dict(id="widen-any-no-store", file="src/superblock.c",
-         find="""        return false;           /* the counter was read after it went up */
-    pm_op_widen(rec);""",
-         replace="""        return false;           /* the counter was read after it went up */""",
+         find="""        return false;
+    pm_op_widen(rec);
+    if (pm_load_relaxed(&rec->revokes) == rec->seen_revokes)""",
+         replace="""        return false;
+    if (pm_load_relaxed(&rec->revokes) == rec->seen_revokes)""",
          what="widening reads the revocation counter but leaves the class's flag up"),
     dict(id="refill-sync-narrow", file="src/superblock.c",
          find="""        pm_op_widen(rec);       /* the sync looks at every class's books */
@@ -636,6 +638,16 @@ __attribute__((constructor)) static void key_at_load(void)
          what="a remote free on free's general way (the only way under ASan and memcheck) "
               "names every superblock of the thread: a thread stopped there keeps all of "
               "them (G5b)"),
+    dict(id="own-ignores-class", file="src/superblock.c",
+         find="""    if (pm_load_relaxed(&ctl_of(rt, s)->cls) != c)
+        return false;
+    pm_atomic_u64 *a = &ctl_of(rt, s)->anchor;""",
+         replace="""    (void)c;
+    pm_atomic_u64 *a = &ctl_of(rt, s)->anchor;""",
+         what="own() trusts the anchor alone: an entry of one class's books whose pages a "
+              "thief released and the owner's same operation carved again for its own class "
+              "stays in both classes' books, and one block goes out twice (the first "
+              "version of PM_BUSY_CLASS, found by a review)"),
     dict(id="remote-fast-busy-any", file="src/free.c",
          find="""            pm_op_begin_as(rec, PM_BUSY_NONE);
             if (PM_UNLIKELY(pm_load_relaxed(&pm_auto_rt) == rt)) {""",
@@ -1203,6 +1215,7 @@ __attribute__((constructor)) static void key_at_load(void)
     dict(id="fill-outside-op", file="src/internal.h",
          find="""    pm_op_begin_as(rec, PM_BUSY_NONE);
     pm_auto_gate(rt, rec);
+    pm_hook(PM_HOOK_FILL_PIECE);
     if (src != NULL)
         memcpy(dst, src, n);
     else
