@@ -1982,7 +1982,8 @@ static int explore(allocator_space_t *s, const char *cs, const struct derived *d
  * this harness's (2026-12-07, CI's fuzz-short: a fixed space with 8 KiB
  * of free pages, whose lane's log, as the file left it and the begin
  * reused, had no room for one page image, so that even a write of one
- * page stopped the process).  Below this room no automatic transaction. */
+ * page stopped the process).  Below this room an automatic transaction
+ * writes nothing: its begin, commit and abort still run. */
 #define AUTO_ROOM (UINT64_C(256) << 10)
 static bool auto_room(allocator_space_t *s)
 {
@@ -2017,13 +2018,17 @@ static void churn_tx(allocator_space_t *s, struct rng *r, void *blk, bool alone)
         if (persistent_tx_depth(s) > 0)
             (void)persistent_tx_abort(s);
     }
-    if (chance(r, 50) && auto_room(s) && persistent_tx_begin_auto(s) == 0) {
-        char *q = persistent_malloc(s, 16 + below(r, 500));
-        if (q != NULL)
-            memset(q, 0x44, 16);
-        char *rt = persistent_root_get(s, UINT64_C(0xf023000000000000) + below(r, 4), 40, NULL);
-        if (rt != NULL)
-            rt[0]++;
+    bool roomy = auto_room(s);
+    if (chance(r, 50) && persistent_tx_begin_auto(s) == 0) {
+        if (roomy) {
+            char *q = persistent_malloc(s, 16 + below(r, 500));
+            if (q != NULL)
+                memset(q, 0x44, 16);
+            char *rt = persistent_root_get(s, UINT64_C(0xf023000000000000) + below(r, 4), 40,
+                                           NULL);
+            if (rt != NULL)
+                rt[0]++;
+        }
         if (!alone || chance(r, 50))
             (void)persistent_tx_commit(s);
         else
