@@ -389,6 +389,21 @@ for args in ([], ["info"], ["bogus", healthy], ["dump", "--json", healthy, "0"])
     if rc != 16:
         fail(f"usage {args}: exit {rc}, want 16")
 
+# a number argument is a whole number or a usage error that names it (dump
+# FILE abc dumped offset 0, dump FILE 0 12x 12 bytes, dump FILE -1 the
+# range check's message); the good forms still work
+for args, what in ((["dump", healthy, "abc"], "OFF"), (["dump", healthy, "0", "12x"], "LEN"),
+                   (["dump", healthy, "-1"], "OFF"), (["dump", healthy, ""], "OFF"),
+                   (["dump", healthy, "0", "99999999999999999999999"], "LEN"),
+                   (["ptr", healthy, "zz"], "ADDR"), (["ptr", healthy, base, "1q"], "GEN")):
+    rc, out, err = run(*args)
+    if rc != 16 or out or f"{what}: not a number" not in err:
+        fail(f"number {args[2:]}: exit {rc}, stdout {out[:40]!r}, stderr {err.strip()!r}")
+for args, lines in ((["dump", healthy, "0x10", "32"], 2), (["dump", healthy, "16", "0x20"], 2)):
+    rc, out, err = run(*args)
+    if rc != 0 or out.count("\n") != lines:
+        fail(f"number {args[2:]}: exit {rc}, {out.count(chr(10))} lines ({err.strip()})")
+
 for name in ("healthy", "dirty", "corrupt", "garbage", "copy"):
     try:
         os.unlink(os.path.join(tmp, f"insp-{name}.space"))

@@ -499,15 +499,33 @@ static int cmd_roots(void)
     return EX_HEALTHY;
 }
 
+/* A number argument, whole (decimal, 0x hex or 0 octal, as strtoull
+ * reads them), or a usage error that names it: `dump FILE abc` dumped
+ * offset 0, and `dump FILE 0 12x` 12 bytes. */
+static bool number(const char *what, const char *arg, uint64_t *v)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = arg[0] == '-' || arg[0] == '+' ? 0 : strtoull(arg, &end, 0);
+    if (end == NULL || end == arg || *end != '\0' || errno != 0) {
+        fprintf(stderr, "persistent-mem: %s: not a number: %s\n", what, arg);
+        return false;
+    }
+    *v = x;
+    return true;
+}
+
 static int cmd_ptr(const char *addr, const char *gen)
 {
+    uint64_t a, g = 0;
+    if (!number("ADDR", addr, &a) || (gen != NULL && !number("GEN", gen, &g)))
+        return EX_USAGE;
     int rc;
     allocator_space_t *s = open_forensic(&rc);
     if (s == NULL)
         return rc;
-    void *raw = (void *)(uintptr_t)strtoull(addr, NULL, 0);
-    void *now = gen ? persistent_ptr_from(s, raw, strtoull(gen, NULL, 0))
-                    : persistent_ptr(s, raw);
+    void *raw = (void *)(uintptr_t)a;
+    void *now = gen ? persistent_ptr_from(s, raw, g) : persistent_ptr(s, raw);
     rc = EX_HEALTHY;
     if (now == NULL) {
         printf("%s is not inside any recorded mapping\n", addr);
@@ -526,13 +544,15 @@ static int cmd_ptr(const char *addr, const char *gen)
 
 static int cmd_dump(const char *offs, const char *lens)
 {
+    uint64_t off, len = 256;
+    if (!number("OFF", offs, &off) || (lens != NULL && !number("LEN", lens, &len)))
+        return EX_USAGE;
     int rc;
     allocator_space_t *s = open_forensic(&rc);
     if (s == NULL)
         return rc;
     struct persistent_info in;
     persistent_space_info(s, &in);
-    uint64_t off = strtoull(offs, NULL, 0), len = lens ? strtoull(lens, NULL, 0) : 256;
     if (off >= in.file_size || len > in.file_size - off) {
         fprintf(stderr, "range outside the file (%" PRIu64 " bytes)\n", in.file_size);
         persistent_space_close(s);
