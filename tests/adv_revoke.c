@@ -86,6 +86,37 @@ static void check_new(unsigned char *p, size_t n, struct blk *mine, int skip)
     }
 }
 
+/* The helper's mallocs (up to 5) and frees (up to max_free - 1) of its own
+ * blocks; check: the new blocks against the owner's (only while the owner
+ * is stopped: beside it, its table is changing). */
+static void helper_churn(int max_free, bool check)
+{
+    int k = (int)(rnd() % 6);
+    for (int i = 0; i < k && n_help < MAX_LIVE; i++) {
+        size_t n = sizes[rnd() % (N_SIZES - 3)];
+        unsigned char *p = persistent_malloc(fz_space, n);
+        if (p == NULL)
+            break;
+        if (check)
+            check_new(p, n, help_live, -1);
+        struct blk *b = &help_live[n_help++];
+        b->p = p;
+        b->n = n;
+        b->tag = (unsigned char)(rnd() | 1);
+        fill(b);
+    }
+    k = (int)(rnd() % (uint64_t)max_free);
+    for (int i = 0; i < k && n_help > 0; i++) {
+        int j = (int)(rnd() % (uint64_t)n_help);
+        if (!intact(&help_live[j])) {
+            fprintf(stderr, "helper block %p changed under it\n", (void *)help_live[j].p);
+            fz_bad_bytes++;
+        }
+        persistent_free(fz_space, help_live[j].p);
+        help_live[j] = help_live[--n_help];
+    }
+}
+
 /* The helper's turn, while the owner is stopped at a hook. */
 static void helper_act(void)
 {
@@ -102,29 +133,7 @@ static void helper_act(void)
             (void)persistent_tx_commit(fz_space);
     }
     /* mallocs that may carve the pages just released, and some frees */
-    int k = (int)(rnd() % 6);
-    for (int i = 0; i < k && n_help < MAX_LIVE; i++) {
-        size_t n = sizes[rnd() % (N_SIZES - 3)];
-        unsigned char *p = persistent_malloc(fz_space, n);
-        if (p == NULL)
-            break;
-        check_new(p, n, help_live, -1);
-        struct blk *b = &help_live[n_help++];
-        b->p = p;
-        b->n = n;
-        b->tag = (unsigned char)(rnd() | 1);
-        fill(b);
-    }
-    k = (int)(rnd() % 4);
-    for (int i = 0; i < k && n_help > 0; i++) {
-        int j = (int)(rnd() % (uint64_t)n_help);
-        if (!intact(&help_live[j])) {
-            fprintf(stderr, "helper block %p changed under it\n", (void *)help_live[j].p);
-            fz_bad_bytes++;
-        }
-        persistent_free(fz_space, help_live[j].p);
-        help_live[j] = help_live[--n_help];
-    }
+    helper_churn(4, true);
 }
 
 /* STOP_ONE_IN 0: the helper runs beside the owner instead, scavenging,
@@ -142,28 +151,7 @@ static void helper_concurrent(void)
             sb_scavenge(rt, rec, NULL);
             pm_op_end(rec);
         }
-        int k = (int)(rnd() % 6);
-        for (int i = 0; i < k && n_help < MAX_LIVE; i++) {
-            size_t n = sizes[rnd() % (N_SIZES - 3)];
-            unsigned char *p = persistent_malloc(fz_space, n);
-            if (p == NULL)
-                break;
-            struct blk *b = &help_live[n_help++];
-            b->p = p;
-            b->n = n;
-            b->tag = (unsigned char)(rnd() | 1);
-            fill(b);
-        }
-        k = (int)(rnd() % 7);
-        for (int i = 0; i < k && n_help > 0; i++) {
-            int j = (int)(rnd() % (uint64_t)n_help);
-            if (!intact(&help_live[j])) {
-                fprintf(stderr, "helper block %p changed under it\n", (void *)help_live[j].p);
-                fz_bad_bytes++;
-            }
-            persistent_free(fz_space, help_live[j].p);
-            help_live[j] = help_live[--n_help];
-        }
+        helper_churn(7, false);
     }
 }
 

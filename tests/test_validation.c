@@ -440,26 +440,39 @@ static void test_header_changed_under_view(void)
  * SIGFPE in usable_size).  The view uses the copy it validated; the hook
  * makes the change at exactly that point (a header write through the
  * file), in a child, so that a crash fails the test. */
-static const char *hv_path;
-static uint64_t hv_off;                 /* the header's offset in the file */
-static int hv_armed;
+/* A header's change through the file at one hook point, once (this test
+ * and the walk's below). */
+static struct {
+    const char *path;
+    uint64_t off;                       /* the header's offset in the file */
+    int point;
+    int armed;
+    void (*change)(struct pm_sb_header *h);
+} hc;
 
-static void hv_hook(int point)
+static void hc_hook(int point)
 {
-    if (point != PM_HOOK_RUN_VALIDATED || !hv_armed)
+    if (point != hc.point || !hc.armed)
         return;
-    hv_armed = 0;
+    hc.armed = 0;
     struct pm_sb_header h;
-    peek(hv_path, hv_off, &h, sizeof h);
-    h.block_size = 0;
-    h.n_words = 0xffff;
-    patch(hv_path, hv_off, &h, sizeof h);
+    peek(hc.path, hc.off, &h, sizeof h);
+    hc.change(&h);
+    patch(hc.path, hc.off, &h, sizeof h);
+}
+
+static void hv_change(struct pm_sb_header *h)
+{
+    h->block_size = 0;
+    h->n_words = 0xffff;
 }
 
 static void test_sb_header_changed_under_view(void)
 {
     const char *p = t_path("sbchg");
-    hv_path = p;
+    hc.path = p;
+    hc.point = PM_HOOK_RUN_VALIDATED;
+    hc.change = hv_change;
     make_space(p, 1u << 20, 0);
     fflush(NULL);
     pid_t pid = fork();
@@ -481,10 +494,10 @@ static void test_sb_header_changed_under_view(void)
                 f1 = (uint32_t)q + 1;
         if (f1 == 0)
             _exit(4);
-        hv_off = (uint64_t)((char *)sb_header(rt, f1 - 1) - rt->base);
+        hc.off = (uint64_t)((char *)sb_header(rt, f1 - 1) - rt->base);
         size_t before = persistent_usable_size(s, r);
-        pm_store_release(&pm_test_hook, hv_hook);
-        hv_armed = 1;
+        pm_store_release(&pm_test_hook, hc_hook);
+        hc.armed = 1;
         size_t during = persistent_usable_size(s, r);   /* changed under it */
         size_t after = persistent_usable_size(s, r);    /* and now invalid */
         pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
@@ -502,26 +515,18 @@ static void test_sb_header_changed_under_view(void)
  * walk hands its callbacks the copy it judged.  The hook changes the
  * header through the file right after the judgement, to a class just past
  * the table; the caller's report has a canary after it. */
-static const char *wv_path;
-static uint64_t wv_off;                 /* the header's offset in the file */
-static int wv_armed;
-
-static void wv_hook(int point)
+static void wv_change(struct pm_sb_header *h)
 {
-    if (point != PM_HOOK_WALK_VALIDATED || !wv_armed)
-        return;
-    wv_armed = 0;
-    struct pm_sb_header h;
-    peek(wv_path, wv_off, &h, sizeof h);
-    h.cls = PERSISTENT_N_CLASSES;
-    h.n_blocks = 0;
-    patch(wv_path, wv_off, &h, sizeof h);
+    h->cls = PERSISTENT_N_CLASSES;
+    h->n_blocks = 0;
 }
 
 static void test_sb_header_changed_under_walk(void)
 {
     const char *p = t_path("walkchg");
-    wv_path = p;
+    hc.path = p;
+    hc.point = PM_HOOK_WALK_VALIDATED;
+    hc.change = wv_change;
     make_space(p, 1u << 20, 0);
     for (int what = 0; what < 2; what++) {
         fflush(NULL);
@@ -537,7 +542,7 @@ static void test_sb_header_changed_under_walk(void)
             uint64_t q = pg_next_set(rt->kind_bits, 0, pm_load_acquire(&rt->n_pages));
             if (q == PG_NONE)
                 _exit(3);
-            wv_off = (uint64_t)((char *)sb_header(rt, (uint32_t)q) - rt->base);
+            hc.off = (uint64_t)((char *)sb_header(rt, (uint32_t)q) - rt->base);
             static struct {
                 union {
                     struct persistent_stats st;
@@ -546,8 +551,8 @@ static void test_sb_header_changed_under_walk(void)
                 uint64_t canary[256];
             } buf;
             memset(buf.canary, 0xa5, sizeof buf.canary);
-            pm_store_release(&pm_test_hook, wv_hook);
-            wv_armed = 1;
+            pm_store_release(&pm_test_hook, hc_hook);
+            hc.armed = 1;
             int r = what == 0 ? persistent_stats_get(s, &buf.u.st)
                               : persistent_frag_get(s, &buf.u.fr);
             pm_store_release(&pm_test_hook, (pm_hook_fn *)NULL);
