@@ -631,9 +631,11 @@ void *persistent_tx_realloc(allocator_space_t *space, void *ptr, size_t size);
  * space (read(2) into a block) fail with EFAULT until their page has been
  * written once.
  * Each page's snapshot needs log room, taken from pages that were free at
- * the begin, growing a growable space when there are none; a write whose
- * page finds no room at all (the space full at its maximum) stops the
- * process, and the next open rolls the transaction back.
+ * the begin, growing a growable space when there are none; the begin
+ * makes sure of room for the first page (-ENOMEM, nothing changed, when
+ * even that cannot be had), and a later write whose page finds no room
+ * at all (the space full at its maximum) stops the process, and the next
+ * open rolls the transaction back.
  * Under valgrind, run it with --px-default=allregs-at-mem-access: a store
  * that faults is resumed after the handler, and by default valgrind may
  * resume it with a stale register (a wrong value written).

@@ -1779,6 +1779,20 @@ static bool auto_fault(void *addr)
     return true;
 }
 
+/* A begin that cannot go on after the transaction was made the space's
+ * (pm_auto_rt, the state word, every page read-only): all of it undone,
+ * nothing logged. */
+static void auto_begin_undo(struct pm_rt *rt, struct pm_tx *tx)
+{
+    (void)os_protect(rt->base, pm_data_limit(rt), true);
+    set_state(rt, tx, PM_TX_IDLE, true);
+    depth_set(tx, 0);
+    tx->written = false;
+    tx->automatic = false;
+    auto_tx = NULL;
+    pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
+}
+
 int persistent_tx_begin_auto(allocator_space_t *space)
 {
     struct pm_rt *rt;
@@ -1897,14 +1911,21 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     /* every page read-only, but the log's */
     if (os_protect(rt->base, pm_data_limit(rt), false) != 0 ||
         os_protect(tx->log, tx->log->size, true) != 0) {
-        (void)os_protect(rt->base, pm_data_limit(rt), true);
-        set_state(rt, tx, PM_TX_IDLE, true);
-        depth_set(tx, 0);
-        tx->written = false;
-        tx->automatic = false;
-        auto_tx = NULL;
-        pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
-        return pm_err(-errno, "tx_begin_auto: mprotect failed");
+        int e = -errno;
+        auto_begin_undo(rt, tx);
+        return pm_err(e, "tx_begin_auto: mprotect failed");
+    }
+    /* room for the first page's image now, not at the first write: a log
+     * the file left smaller than that (an earlier format's, or a lane's
+     * log of a page or two, which pm_txlog_head_ok accepts) and no pages
+     * to continue it in would make that write stop the process
+     * (auto_fault); here the begin can refuse.  After the protection:
+     * log_room_slow leaves a continuation it claims writable. */
+    if ((uint64_t)(tx->end - tx->at) < ENT + page_of_os() &&
+        !log_room_slow(rt, tx, ENT + page_of_os())) {
+        auto_begin_undo(rt, tx);
+        return pm_err(-ENOMEM, "tx_begin_auto: no room for the transaction log (its "
+                               "first page's image)");
     }
     return 0;
 }

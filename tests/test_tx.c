@@ -3148,6 +3148,80 @@ static void test_auto_log_grows(void)
     }
 }
 
+/* A lane's log that the file left smaller than one page's image (the
+ * header says one page: pm_txlog_head_ok accepts it, an earlier format's
+ * log could be so), in a fixed space with no pages left to continue it
+ * in: persistent_tx_begin_auto refuses (-ENOMEM, nothing changed, every
+ * page writable), where it used to begin and the first write stopped the
+ * process.  With pages free again the same log begins, its first page's
+ * image in a continuation claimed at the begin, and commit and abort do
+ * as ever. */
+static void test_auto_small_log(void)
+{
+    const char *p = t_path("tx-auto-smalllog");
+    unlink(p);
+    allocator_space_t *s = t_create(p, 2u << 20, 0);
+    warm(s);                            /* the lane's log */
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(s, &rt);
+    REQUIRE(rec != NULL);
+    struct pm_lane *l = pub_lane(rt, rec);
+    REQUIRE(l != NULL && l->tx_off != 0);
+    struct pm_txlog *lg = (struct pm_txlog *)(rt->base + l->tx_off);
+    REQUIRE(lg->size >= 2 * 4096);
+    lg->size = 4096;
+    persistent_space_close(s);
+    REQUIRE(persistent_space_open(p, NULL, &s) == 0);
+
+    /* no free page: large blocks, then pages, then small blocks */
+    enum { FILL = 4096 };
+    static char *blk[FILL];
+    size_t n = 0;
+    for (size_t sz = 256u << 10; sz >= 64; sz /= 4)
+        while (n < FILL && (blk[n] = persistent_malloc(s, sz)) != NULL) {
+            t_fill(blk[n], sz < 64 ? sz : 64, n);
+            n++;
+        }
+    REQUIRE(n < FILL);
+    static struct persistent_frag fr;
+    REQUIRE(persistent_frag_get(s, &fr) == 0);
+    CHECK(fr.free_pages * fr.page_size < 64u << 10);   /* less than a continuation */
+
+    int r = persistent_tx_begin_auto(s);
+    CHECK_EQ(r, -ENOMEM);
+    CHECK(strstr(persistent_errormsg(), "no room for the transaction log") != NULL);
+    CHECK_EQ(persistent_tx_depth(s), 0);
+    /* nothing read-only, nothing logged: plain writes and calls as before */
+    blk[0][0] ^= 1;
+    blk[0][0] ^= 1;
+    for (size_t i = 0; i < n; i++)
+        CHECK(t_verify(blk[i], 64, i));
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_add(s, blk[1], 8) == 0);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    t_check_clean(s, "after an automatic transaction refused for its log");
+
+    /* pages free again: it begins on the same log */
+    persistent_free(s, blk[0]);         /* 256 KiB */
+    for (int commit = 0; commit < 2; commit++) {
+        REQUIRE(persistent_tx_begin_auto(s) == 0);
+        for (size_t i = 1; i < 6; i++)
+            memset(blk[i], 0x5a, 64);   /* pages of their own */
+        if (commit)
+            REQUIRE(persistent_tx_commit(s) == 0);
+        else
+            REQUIRE(persistent_tx_abort(s) == 0);
+        for (size_t i = 1; i < 6; i++)
+            CHECK(commit ? blk[i][63] == 0x5a : t_verify(blk[i], 64, i));
+    }
+    t_check_clean(s, "after automatic transactions on a one-page log");
+    persistent_space_close(s);
+    REQUIRE(persistent_space_open(p, NULL, &s) == 0);
+    t_check_clean(s, "reopened");
+    persistent_space_close(s);
+    unlink(p);
+}
+
 /* PMEM durability, the power-failure model (only lines written back and
  * fenced reach the file): a block an automatic transaction allocates in
  * pages the space grew by meanwhile (pages never made read-only, so no
@@ -4192,6 +4266,7 @@ int main(void)
     test_auto_abort_crash_points();
     test_auto_torn_run_bits();
     test_auto_log_grows();
+    test_auto_small_log();
     test_auto_grown_durable();
     test_auto_close_open();
     test_auto_fork();

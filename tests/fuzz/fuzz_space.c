@@ -1982,8 +1982,10 @@ static int explore(allocator_space_t *s, const char *cs, const struct derived *d
  * this harness's (2026-12-07, CI's fuzz-short: a fixed space with 8 KiB
  * of free pages, whose lane's log, as the file left it and the begin
  * reused, had no room for one page image, so that even a write of one
- * page stopped the process).  Below this room an automatic transaction
- * writes nothing: its begin, commit and abort still run. */
+ * page stopped the process; since the same day the begin refuses that
+ * case, -ENOMEM, but a second page may still find none).  Below this room
+ * an automatic transaction writes nothing: its begin, commit and abort
+ * still run. */
 #define AUTO_ROOM (UINT64_C(256) << 10)
 static bool auto_room(allocator_space_t *s)
 {

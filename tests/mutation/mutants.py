@@ -438,6 +438,12 @@ __attribute__((constructor)) static void key_at_load(void)
          what="an automatic transaction begins while another thread, outside a call, owns a "
               "superblock it took back after the begin's revocation: its fast paths use it "
               "during the transaction"),
+    dict(id="auto-begin-no-room-check", file="src/tx.c",
+         find="""    if ((uint64_t)(tx->end - tx->at) < ENT + page_of_os() &&
+        !log_room_slow(rt, tx, ENT + page_of_os())) {""",
+         replace="""    if (false) {""",
+         what="an automatic transaction begins on a log with no room for one page's image "
+              "and no pages to continue it in: its first write stops the process"),
     dict(id="sb-adopt-offbyone", file="src/superblock.c",
          find="""    if (n_used < h->n_blocks) {""",
          replace="""    if (n_used + 1 < h->n_blocks) {""",
