@@ -323,23 +323,22 @@ public:
      * delete: p may point to a base (a second base lies inside the block),
      * and ~T must then be virtual.
      *
-     * A p that is not a live block of this space (freed already, from
-     * another space, inside a block), and any p on a space where nothing
-     * is freed (open read-only, or with allocation disabled:
-     * PERSISTENT_OPEN_NO_RECOVER, a private open that skipped recovery),
-     * is not destroyed: persistent_free reports it to the error hook
-     * (PERSISTENT_E_BAD_POINTER) and nothing changes.  A Space knows its
-     * mode from its open; a PersistentSpace, one word with no room to keep
-     * it, asks persistent_space_info at each free of a live block.
-     * Refusals that no call can tell beforehand come after ~T has run: a
-     * root's block (use destroy_root), a block in which an open
-     * transaction has a snapshot (free it after that transaction ends;
-     * inside it, tx_delete frees a trivially destructible T), a thread
-     * that cannot write to the space (-EAGAIN, -EMFILE: see
-     * persistent_free).  The library reports them to the error hook and
-     * the block stays allocated, holding a destroyed T: its bytes as ~T
-     * left them, the blocks ~T freed gone.  Do not use it as a T or free
-     * it with this call again. */
+     * ~T runs only when the library would free the block
+     * (persistent_free_check, asked first).  Otherwise the block is not
+     * destroyed: persistent_free reports it to the error hook and nothing
+     * changes.  So it is with a p that is not a live block of this space
+     * (freed already, from another space, inside a block), any p on a
+     * space where nothing is freed (open read-only, or with allocation
+     * disabled: PERSISTENT_OPEN_NO_RECOVER, a private open that skipped
+     * recovery), a root's block (use destroy_root), a block an open
+     * transaction allocated, frees or has a snapshot in (the caller's own
+     * included: free it after that transaction ends; inside it, tx_delete
+     * frees a trivially destructible T), and a thread that cannot write to
+     * the space (-EAGAIN, -EMFILE: see persistent_free_check).  Only a
+     * refusal that comes between the check and the free (another thread
+     * freeing the same block, or making it a root's, at that moment: a
+     * race in the program) leaves the block allocated holding a destroyed
+     * T. */
     template <class T> void free(T *p) const noexcept
     {
         if (p == nullptr)
@@ -351,7 +350,7 @@ public:
         else
             whole = p;
         void *block = const_cast<void *>(whole);
-        if (live(s, block) && free_refusal() == 0)
+        if (persistent_free_check(s, block) == 0)
             p->~T();
         persistent_free(s, block);
     }
@@ -364,7 +363,7 @@ public:
             return;
         allocator_space_t *s = space();
         void *block = const_cast<void *>(static_cast<const volatile void *>(p));
-        if (live(s, block) && free_refusal() == 0) {
+        if (persistent_free_check(s, block) == 0) {
             while (count-- > 0)
                 p[count].~T();
         }
@@ -384,13 +383,6 @@ public:
     }
 
 private:
-    /* block is a live block of s: a free of it is not refused for being
-     * foreign, interior or freed already */
-    static bool live(allocator_space_t *s, const void *block) noexcept
-    {
-        return s != nullptr && persistent_usable_size(s, block) != 0;
-    }
-
     void *raw_alloc(std::size_t size, std::size_t align) const noexcept
     {
         allocator_space_t *s = space();
@@ -425,8 +417,9 @@ private:
  * directory is Space(dir, Space::scratch_options(size)).
  *
  * The open's mode (may blocks be freed here) is learnt once, when the
- * space is opened or adopted, so free, free_array and destroy_root ask
- * nothing to refuse a read-only space. */
+ * space is opened or adopted, so destroy_root asks nothing to refuse a
+ * read-only space (free and free_array ask persistent_free_check, which
+ * knows it too). */
 class Space : public SpaceOps<Space> {
     template <class> friend class SpaceOps;
 
@@ -683,7 +676,7 @@ public:
 private:
     template <class> friend class SpaceOps;
 
-    /* for SpaceOps: asked each time (no room to keep it) */
+    /* for SpaceOps (destroy_root): asked each time (no room to keep it) */
     int free_refusal() const noexcept { return detail::free_refusal(unwrap()); }
 
     std::uint64_t word_;

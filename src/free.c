@@ -53,6 +53,52 @@ int pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
     return r;
 }
 
+/* What a free of ptr would say, changing nothing: 0 when it would free
+ * it.  In free's order: marks first, then the bits. */
+static int free_judge(struct pm_rt *rt, const void *ptr)
+{
+    uint32_t s, idx;
+    struct pm_sb_header *h;
+    uint64_t off = (uint64_t)((const char *)ptr - rt->base);
+    int r = sb_locate(rt, ptr, &s, &h, &idx);
+    if (r == 0) {
+        r = pm_block_held(rt, s, off);
+        if (r != 0)
+            return r;
+        /* not live, or a pending remote free: a double free */
+        uint64_t bit = UINT64_C(1) << (idx & 63);
+        uint32_t w = idx >> 6, n_words = (h->n_blocks + 63) >> 6;
+        if (!(pm_load_acquire(&h->bits[w]) & bit) ||
+            (pm_load_acquire(&h->bits[n_words + w]) & bit))
+            return PERSISTENT_E_DOUBLE_FREE;
+        return 0;
+    }
+    if (r == 1) {
+        if (pm_usable(rt, ptr) == 0)    /* not a large block's start */
+            return PERSISTENT_E_BAD_POINTER;
+        uint64_t page = (off - rt->data_off) >> rt->page_shift;
+        return pm_block_held(rt, page < rt->max_pages ? (uint32_t)page : UINT32_MAX, off);
+    }
+    return r;
+}
+
+int persistent_free_check(allocator_space_t *space, const void *ptr)
+{
+    if (ptr == NULL)
+        return 0;
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(space, &rt);
+    if (rec == NULL)
+        return -errno;
+    /* as free's lookup: after another thread's automatic transaction, and
+     * again after an abort's rebuild */
+    uint64_t seen = pm_auto_settle(rt);
+    int r;
+    while ((r = free_judge(rt, ptr)) != 0 && pm_auto_moved(rt, seen))
+        seen = pm_auto_settle(rt);
+    return r;
+}
+
 /* All of free; persistent_free tries its commonest case first. */
 __attribute__((noinline)) static void free_general(allocator_space_t *space,
                                                    void *ptr)

@@ -9,6 +9,7 @@
 #include "internal.h"                  /* test hooks */
 
 static allocator_space_t *s;
+static char s_path[256];
 static struct t_misuse mis;
 
 static void expect_misuse(int code, const void *ptr, const char *what)
@@ -761,6 +762,76 @@ static void test_null_space(void)
     CHECK_EQ(mis.count, 0);
 }
 
+/* persistent_free_check: what a free would say, nothing reported or
+ * changed */
+static void test_free_check(void)
+{
+    CHECK_EQ(persistent_free_check(s, NULL), 0);
+    char *p = persistent_malloc(s, 100), *big = persistent_malloc(s, 1u << 20);
+    REQUIRE(p != NULL && big != NULL);
+    CHECK_EQ(persistent_free_check(s, p), 0);
+    CHECK_EQ(persistent_free_check(s, big), 0);
+    CHECK_EQ(persistent_free_check(s, p + 16), PERSISTENT_E_BAD_POINTER);
+    CHECK_EQ(persistent_free_check(s, p + 1), PERSISTENT_E_BAD_POINTER);
+    CHECK_EQ(persistent_free_check(s, big + 4096), PERSISTENT_E_BAD_POINTER);
+    int on_stack;
+    CHECK_EQ(persistent_free_check(s, &on_stack), PERSISTENT_E_BAD_POINTER);
+    CHECK_EQ(persistent_free_check(s, (char *)s + 64), PERSISTENT_E_BAD_POINTER);
+    CHECK_EQ(persistent_free_check(NULL, p), -EINVAL);
+    CHECK_EQ(mis.count, 0);
+    CHECK(persistent_usable_size(s, p) >= 100);     /* nothing changed */
+    CHECK(persistent_usable_size(s, big) >= (1u << 20));
+
+    /* freed: as free would report it (a small block's second free is a
+     * double free, a large one's a bad pointer); a remote free not yet
+     * collected too */
+    char *q = persistent_malloc(s, 100);
+    REQUIRE(q != NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, free_elsewhere, q);
+    pthread_join(th, NULL);
+    CHECK_EQ(persistent_free_check(s, q), PERSISTENT_E_DOUBLE_FREE);
+    persistent_free(s, p);
+    persistent_free(s, big);
+    CHECK_EQ(persistent_free_check(s, p), PERSISTENT_E_DOUBLE_FREE);
+    CHECK_EQ(persistent_free_check(s, big), PERSISTENT_E_BAD_POINTER);
+    CHECK_EQ(mis.count, 0);
+
+    /* a root's block; blocks of an open transaction (held by a snapshot,
+     * freed by it, allocated by it), the caller's own */
+    const uint64_t tag = UINT64_C(0x66726565636b);
+    char *r = persistent_malloc_root(s, tag, 40);
+    REQUIRE(r != NULL);
+    CHECK_EQ(persistent_free_check(s, r), PERSISTENT_E_ROOT_BLOCK);
+    REQUIRE(persistent_root_remove(s, tag) == 0);
+    char *held = persistent_malloc(s, 64), *gone = persistent_malloc(s, 5000);
+    REQUIRE(held != NULL && gone != NULL);
+    REQUIRE(persistent_tx_begin(s) == 0);
+    REQUIRE(persistent_tx_add(s, held, 8) == 0);
+    REQUIRE(persistent_tx_free(s, gone) == 0);
+    char *fresh = persistent_tx_alloc(s, 64);
+    REQUIRE(fresh != NULL);
+    CHECK_EQ(persistent_free_check(s, held), PERSISTENT_E_TX_BLOCK);
+    CHECK_EQ(persistent_free_check(s, gone), PERSISTENT_E_TX_BLOCK);
+    CHECK_EQ(persistent_free_check(s, fresh), PERSISTENT_E_TX_BLOCK);
+    REQUIRE(persistent_tx_commit(s) == 0);
+    CHECK_EQ(persistent_free_check(s, held), 0);
+    CHECK_EQ(persistent_free_check(s, fresh), 0);
+    CHECK_EQ(persistent_free_check(s, gone), PERSISTENT_E_DOUBLE_FREE);  /* at the commit */
+    CHECK_EQ(mis.count, 0);
+
+    /* a read-only open beside the writer: nothing is freed there */
+    struct persistent_options ro = {.flags = PERSISTENT_OPEN_READONLY};
+    allocator_space_t *v = NULL;
+    REQUIRE(persistent_space_open(s_path, &ro, &v) == 0);
+    char *in_view = (char *)v + ((char *)held - (char *)s);
+    CHECK_EQ(persistent_free_check(v, in_view), -EROFS);
+    persistent_space_close(v);
+    persistent_free(s, held);
+    persistent_free(s, fresh);
+    CHECK_EQ(mis.count, 0);
+}
+
 int main(void)
 {
     /* before any space was opened or closed: the thread's cache is empty
@@ -774,6 +845,7 @@ int main(void)
     expect_misuse(PERSISTENT_E_BAD_POINTER, &local, "free with a NULL space, nothing open");
 
     const char *p = t_path("alloc");
+    snprintf(s_path, sizeof s_path, "%s", p);
     s = create_persistent_allocator(p, 64u << 20);
     REQUIRE(s != NULL);
     test_malloc();
@@ -793,6 +865,7 @@ int main(void)
     test_spare_after_abort();
     test_current_reused();
     test_calls_after_thread_exit();
+    test_free_check();                  /* last: its transaction keeps a log */
     t_check_clean(s, "at the end");
     destroy_persistent_allocator(s);
     unlink(p);

@@ -371,6 +371,60 @@ void test_refused(allocator_space_t *s)
     CHECK_EQ(live_blocks(s), blocks0);
     CHECK_EQ(hook_calls, 3);
 
+    /* a root's block, and blocks the caller's own transaction holds (a
+     * snapshot in one, one it frees, one it allocated): refused before ~T
+     * (persistent_free_check), reported once each, the blocks whole */
+    n_dtor = 0;
+    Counted *rootc = static_cast<Counted *>(persistent_malloc_root(s, 0x726f6f74ull, sizeof(Counted)));
+    REQUIRE(rootc != nullptr);
+    rootc->a = 41;
+    const int calls0 = hook_calls;
+    hook_calls = 0;
+    ps.free(rootc);
+    CHECK_EQ(n_dtor.load(), 0);
+    CHECK_EQ(hook_calls, 1);
+    CHECK_EQ(hook_code, PERSISTENT_E_ROOT_BLOCK);
+    CHECK(persistent_find_root(s, 0x726f6f74ull) == rootc);
+    CHECK_EQ(rootc->a, 41u);
+    CHECK_EQ(persistent_root_remove(s, 0x726f6f74ull), 0);
+    Counted *held = ps.alloc<Counted>(7u);
+    Counted *arr = ps.alloc_array<Counted>(3);
+    Counted *gone = ps.alloc<Counted>(9u);
+    REQUIRE(held != nullptr && arr != nullptr && gone != nullptr);
+    Counted *fresh = nullptr;
+    {
+        Transaction tx(s);
+        tx_add(s, held->a);
+        held->a = 8;
+        tx_add(s, arr[1].a);
+        REQUIRE(persistent_tx_free(s, gone) == 0);
+        fresh = static_cast<Counted *>(persistent_tx_alloc(s, sizeof(Counted)));
+        REQUIRE(fresh != nullptr);
+        CHECK_EQ(persistent_free_check(s, held), PERSISTENT_E_TX_BLOCK);
+        CHECK_EQ(persistent_free_check(s, gone), PERSISTENT_E_TX_BLOCK);
+        CHECK_EQ(persistent_free_check(s, fresh), PERSISTENT_E_TX_BLOCK);
+        n_dtor = 0;
+        ps.free(held);
+        ps.free_array(arr, 3);
+        ps.free(gone);
+        ps.free(fresh);
+        CHECK_EQ(n_dtor.load(), 0);
+        CHECK_EQ(hook_calls, 5);
+        CHECK_EQ(hook_code, PERSISTENT_E_TX_BLOCK);
+        tx.commit();
+    }
+    CHECK_EQ(held->a, 8u);
+    CHECK_EQ(arr[2].a, 11u);
+    CHECK_EQ(persistent_free_check(s, held), 0);
+    ps.free(held);
+    ps.free_array(arr, 3);
+    CHECK_EQ(n_dtor.load(), 4);
+    CHECK_EQ(hook_calls, 5);
+    CHECK_EQ(persistent_free_check(s, gone), PERSISTENT_E_DOUBLE_FREE);   /* freed at commit */
+    persistent_free(s, fresh);
+    CHECK_EQ(hook_calls, 5);
+    hook_calls = calls0;
+
     /* destroy_root inside the caller's transaction, which holds the root
      * (a snapshot in it): -EBUSY before ~T, the root whole */
     const std::uint64_t tag = 0x62757379ull;

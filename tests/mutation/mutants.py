@@ -444,6 +444,20 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""    if (false) {""",
          what="an automatic transaction begins on a log with no room for one page's image "
               "and no pages to continue it in: its first write stops the process"),
+    dict(id="free-check-no-marks", file="src/free.c",
+         find="""        r = pm_block_held(rt, s, off);
+        if (r != 0)
+            return r;
+        /* not live""",
+         replace="""        /* not live""",
+         what="persistent_free_check says a root's block, or one an open transaction holds, "
+              "may be freed: the C++ layer's free runs ~T and the free is then refused"),
+    dict(id="free-check-no-remote", file="src/free.c",
+         find="""        if (!(pm_load_acquire(&h->bits[w]) & bit) ||
+            (pm_load_acquire(&h->bits[n_words + w]) & bit))""",
+         replace="""        if (!(pm_load_acquire(&h->bits[w]) & bit))""",
+         what="persistent_free_check says a block another thread has freed (its remote free "
+              "not yet collected) may be freed again"),
     dict(id="sb-adopt-offbyone", file="src/superblock.c",
          find="""    if (n_used < h->n_blocks) {""",
          replace="""    if (n_used + 1 < h->n_blocks) {""",
