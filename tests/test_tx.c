@@ -3154,8 +3154,8 @@ static void test_auto_log_grows(void)
  * in: persistent_tx_begin_auto refuses (-ENOMEM, nothing changed, every
  * page writable), where it used to begin and the first write stopped the
  * process.  With pages free again the same log begins, its first page's
- * image in a continuation claimed at the begin, and commit and abort do
- * as ever. */
+ * image in a continuation claimed at the begin, and commit, abort and a
+ * kill's rollback at the next open do as ever. */
 static void test_auto_small_log(void)
 {
     const char *p = t_path("tx-auto-smalllog");
@@ -3215,6 +3215,35 @@ static void test_auto_small_log(void)
             CHECK(commit ? blk[i][63] == 0x5a : t_verify(blk[i], 64, i));
     }
     t_check_clean(s, "after automatic transactions on a one-page log");
+    persistent_offset_t at[6];
+    for (size_t i = 1; i < 6; i++)
+        at[i] = ptr_to_persistent_offset(s, blk[i]);
+    persistent_space_close(s);
+
+    /* killed inside one, after its writes: the next open rolls it back */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        allocator_space_t *c = NULL;
+        if (persistent_space_open(p, NULL, &c) != 0 || persistent_tx_begin_auto(c) != 0)
+            _exit(3);
+        for (size_t i = 1; i < 6; i++)
+            memset(persistent_offset_to_ptr(c, at[i]), 0x77, 64);
+        kill(getpid(), SIGKILL);
+        _exit(4);
+    }
+    int ws;
+    REQUIRE(waitpid(pid, &ws, 0) == pid);
+    CHECK(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+    REQUIRE(persistent_space_open(p, NULL, &s) == 0);
+    struct persistent_info info;
+    REQUIRE(persistent_space_info(s, &info) == 0);
+    CHECK_EQ(info.recovered, 1u);
+    for (size_t i = 1; i < 6; i++) {
+        const char *b = persistent_offset_to_ptr(s, at[i]);
+        CHECK(b[0] == 0x5a && b[63] == 0x5a);
+    }
+    t_check_clean(s, "after a kill inside an automatic transaction on a one-page log");
     persistent_space_close(s);
     REQUIRE(persistent_space_open(p, NULL, &s) == 0);
     t_check_clean(s, "reopened");
