@@ -4,7 +4,8 @@
  *   dirty     the same, then the process ends without closing
  *   corrupt   healthy, then a superblock's header overwritten in the file
  *   garbage   a file that is not a space
- *   live      a writer at work on it until killed ("ready" on stdout) */
+ *   live      a writer at work on it until killed ("ready" on stdout)
+ *   big       192 MiB of blocks written (a copy takes a while) */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
 #include <stdio.h>
@@ -135,6 +136,15 @@ int main(int argc, char **argv)
         return small_space(path, PERSISTENT_DURABILITY_SYNC, 0);
     if (strcmp(mode, "sparse") == 0)   /* the run bitmaps' tail is holes */
         return small_space(path, PERSISTENT_DURABILITY_DEFAULT, UINT64_C(1) << 40);
+    if (strcmp(mode, "big") == 0) {
+        unlink(path);
+        allocator_space_t *b = create_persistent_allocator(path, 200u << 20);
+        char *p = b != NULL ? persistent_malloc(b, 192u << 20) : NULL;
+        if (p == NULL)
+            return 1;
+        memset(p, 0x5a, 192u << 20);
+        return persistent_space_close(b) == 0 ? 0 : 1;
+    }
     allocator_space_t *s = make(path, &victim);
     if (strcmp(mode, "dirty") == 0)
         _exit(0);

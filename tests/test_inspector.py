@@ -223,6 +223,40 @@ if os.geteuid() != 0:
     finally:
         os.rmdir(ro)
 
+# a copy killed (SIGKILL) while it writes leaves nothing in NEW's directory:
+# its bytes go to an unnamed file there (O_TMPFILE), not to NEW.PID.tmp,
+# which a kill left behind.  Killed as soon as it holds a file of that
+# directory open besides the source; a copy done before that is tried again.
+big = make("big", "insp-big.space")
+kdst = os.path.join(tmp, "insp-killed.space")
+before = sorted(os.listdir(tmp))
+seen = False
+for attempt in range(5):
+    p = subprocess.Popen([tool, "copy", big, kdst], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    while p.poll() is None and not seen:
+        try:
+            links = [os.readlink(f"/proc/{p.pid}/fd/{n}") for n in os.listdir(f"/proc/{p.pid}/fd")]
+        except OSError:
+            continue
+        if any(l.startswith(tmp + "/") and l != big for l in links):
+            seen = True
+            p.send_signal(signal.SIGKILL)
+    p.wait()
+    if seen:
+        break
+    if os.path.exists(kdst):
+        os.unlink(kdst)
+if not seen:
+    print("copy killed while writing: never caught it writing (5 tries)")
+else:
+    left = sorted(set(os.listdir(tmp)) - set(before))
+    if p.returncode != -signal.SIGKILL or left:
+        fail(f"copy killed while writing: status {p.returncode}, left {left}; want nothing left")
+    for n in left:
+        os.unlink(os.path.join(tmp, n))
+os.unlink(big)
+
 # a file name that is not UTF-8: the JSON still parses, and the name comes
 # back byte for byte (bytes outside UTF-8 as \udcXX, Python's
 # surrogateescape); a well-formed multi-byte name passes through

@@ -703,15 +703,26 @@ static void as_dst(char *out, size_t size, const char *msg, const char *tmp, con
         memmove(out, out + dl + 2, n - dl - 2 + 1);
 }
 
+/* The copy's temporary gone: an unnamed one (anon) by closing out, a
+ * named one by unlinking tmp. */
+static void drop_tmp(int out, bool anon, const char *tmp)
+{
+    if (anon)
+        close(out);
+    else
+        unlink(tmp);
+}
+
 /* A consistent copy of file at dst.  Without a writer the source is held
  * (a shared lock: a writer's open meanwhile gets PERSISTENT_E_BUSY) and
  * the copy is an instant of it.  With a writer at work, a reflink is an
  * instant too; a byte copy is not, so the copy is recovered and checked
  * like a crashed space's file, and taken again (five tries) if the writer
  * tore it.  Either way the copy is then opened for writing once (which
- * recovers it) and checked.  The bytes go to a temporary beside dst
- * (dst.PID.tmp), linked to dst once checked; every message names dst, the
- * path the user gave, never the temporary. */
+ * recovers it) and checked.  The bytes go to a temporary beside dst (an
+ * unnamed file where the file system has them, else dst.PID.tmp), linked
+ * to dst once checked; every message names dst, the path the user gave,
+ * never the temporary. */
 static int cmd_copy(const char *dst)
 {
     /* without waiting: a FIFO's open would wait for a writer */
@@ -740,12 +751,42 @@ static int cmd_copy(const char *dst)
     /* a copy past RLIMIT_FSIZE: EFBIG, a message and the temporary
      * deleted, not death by SIGXFSZ leaving the temporary behind */
     signal(SIGXFSZ, SIG_IGN);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", dst, (long)getpid());
+    char tmp[4200], dir[4200];
+    /* NEW's directory, for an unnamed temporary */
+    snprintf(dir, sizeof dir, "%s", dst);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    bool proc = access("/proc/self/fd", X_OK) == 0;
     int status = EX_CORRUPT;
     char why[8400] = "", cause[4096];
     for (int attempt = 1; attempt <= 5; attempt++) {
-        int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, sb.st_mode & 0777);
+        /* the bytes go to an unnamed file in NEW's directory where the
+         * file system has them (O_TMPFILE: nothing is left behind however
+         * the tool ends, SIGKILL and Ctrl-C included), opened by the
+         * library through /proc and linked to NEW once checked; else to
+         * NEW.PID.tmp, deleted on every failure the tool sees */
+        int out = -1;
+        bool anon = false;
+        if (proc) {
+            out = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, sb.st_mode & 0777);
+            if (out >= 0) {
+                anon = true;
+                snprintf(tmp, sizeof tmp, "/proc/self/fd/%d", out);
+            } else if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+                snprintf(why, sizeof why, "cannot create %s: %s", dst, strerror(errno));
+                status = EX_USAGE;
+                break;
+            }
+        }
+        if (!anon) {
+            snprintf(tmp, sizeof tmp, "%s.%ld.tmp", dst, (long)getpid());
+            out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, sb.st_mode & 0777);
+        }
         if (out < 0) {
             snprintf(why, sizeof why, "cannot create %s: %s", dst, strerror(errno));
             status = EX_USAGE;
@@ -755,8 +796,7 @@ static int cmd_copy(const char *dst)
          * try (a copy of the old size is torn for good) */
         if (fstat(in, &sb) != 0) {
             snprintf(why, sizeof why, "%s: %s", file, strerror(errno));
-            close(out);
-            unlink(tmp);
+            drop_tmp(out, anon, tmp);
             status = EX_NOT_SPACE;
             break;
         }
@@ -764,11 +804,12 @@ static int cmd_copy(const char *dst)
         int r = copy_bytes(in, out, (uint64_t)sb.st_size, &how);
         if (r == 0 && fsync(out) != 0)
             r = -errno;
-        close(out);
+        if (!anon)
+            close(out);                 /* an unnamed one lives while it is open */
         if (r < 0) {
             snprintf(why, sizeof why, "cannot copy %s to %s: %s", file, dst, strerror(-r));
             status = EX_NOT_SPACE;
-            unlink(tmp);
+            drop_tmp(anon ? out : -1, anon, tmp);
             break;
         }
         struct persistent_options o = {0};
@@ -782,13 +823,15 @@ static int cmd_copy(const char *dst)
             if (persistent_space_close(s) != 0 && c == 0)
                 c = -EIO;
             if (c == 0) {
-                if (link(tmp, dst) != 0) {
+                /* through /proc's link for an unnamed one (link(2) would
+                 * link the symbolic link itself) */
+                if (linkat(AT_FDCWD, tmp, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) != 0) {
                     snprintf(why, sizeof why, "cannot create %s: %s", dst, strerror(errno));
-                    unlink(tmp);
+                    drop_tmp(anon ? out : -1, anon, tmp);
                     status = EX_USAGE;
                     break;
                 }
-                unlink(tmp);
+                drop_tmp(anon ? out : -1, anon, tmp);
                 printf("copied by %s%s%s, %s\n", how, live ? " while a writer had it open" : "",
                        attempt > 1 ? " (taken again: a byte copy was torn)" : "",
                        inf.recovered ? "recovered and checked" : "checked");
@@ -805,12 +848,12 @@ static int cmd_copy(const char *dst)
             snprintf(why, sizeof why, "cannot copy %s to %s: the copy does not open: %s", file,
                      dst, cause);
             if (open_status(r) == EX_NOT_SPACE) {
-                unlink(tmp);
+                drop_tmp(anon ? out : -1, anon, tmp);
                 status = EX_NOT_SPACE;
                 break;
             }
         }
-        unlink(tmp);
+        drop_tmp(anon ? out : -1, anon, tmp);
         if (!live || strcmp(how, "reflink") == 0)
             break;                      /* an instant of a damaged space */
     }
