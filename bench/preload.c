@@ -25,10 +25,10 @@
  * own for what it allocates next.  Frees of inherited blocks are ignored
  * (the copy goes with the process); malloc_usable_size of one is 0; realloc
  * of one copies it.  exec starts over with a fresh space.  The copy is of
- * the file's pages that are not all zeros, made at every fork: a fork
- * costs a read of the heap (10 MB at least, the metadata of a 64 GiB
- * maximum) and a copy of what it holds, which makes fork-heavy programs
- * (shell scripts) slower than on glibc.  Limits:
+ * the file's pages that hold data (SEEK_DATA) and are not all zeros, made
+ * at every fork: a fork costs a read of the heap's data and a copy of
+ * what it holds, which makes fork-heavy programs (shell scripts) slower
+ * than on glibc.  Limits:
  * forks without exec nested more than 256 deep end the child; from a
  * multithreaded parent, its other threads do not wait for the copy; what
  * libc allocates for itself is glibc's (libc_code: glibc writes into some
@@ -53,7 +53,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
+
+#include <dirent.h>
 
 #include <dlfcn.h>
 #include <link.h>
@@ -74,6 +78,9 @@ enum { UNINIT, OPENING, READY, FAILED };
 static _Atomic int state = UNINIT;
 static allocator_space_t *S;
 static uintptr_t lo, hi;                /* the space's reserved range */
+static int data_fd = -1;                /* the space's file, a description of
+                                           our own (space_file): where a
+                                           fork's child finds the holes */
 static _Thread_local bool opening;      /* this thread is opening it */
 static uintptr_t libc_lo, libc_hi;      /* libc's code (libc_code) */
 static size_t (*libc_usable)(void *);   /* glibc's malloc_usable_size */
@@ -110,6 +117,47 @@ static void say(const char *msg)
 {
     ssize_t r = write(2, msg, strlen(msg));
     (void)r;
+}
+
+/* A read-only description of its own of the file mapped at base (the
+ * descriptor the library opened, found by the mapping's device and inode
+ * in /proc/self/maps, opened again through /proc/self/fd: a description
+ * of our own, whose offset SEEK_DATA may move and which holds no lock);
+ * -1 when it cannot be found.  Its allocations are glibc's (opening). */
+static int space_file(uintptr_t base)
+{
+    FILE *m = fopen("/proc/self/maps", "re");
+    if (m == NULL)
+        return -1;
+    char line[512];
+    unsigned long long ino = 0;
+    unsigned maj = 0, mnr = 0;
+    bool found = false;
+    while (!found && fgets(line, sizeof line, m) != NULL) {
+        unsigned long long a, b, off;
+        char perm[8];
+        if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &a, &b, perm, &off, &maj, &mnr,
+                   &ino) == 7 && a == base && off == 0 && ino != 0)
+            found = true;
+    }
+    fclose(m);
+    if (!found)
+        return -1;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    int fd = -1;
+    for (struct dirent *e; fd < 0 && (e = readdir(d)) != NULL;) {
+        char path[300];
+        struct stat st;
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        if (e->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+            (unsigned long long)st.st_ino == ino && major(st.st_dev) == maj &&
+            minor(st.st_dev) == mnr)
+            fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    }
+    closedir(d);
+    return fd;
 }
 
 static void before_fork(void);
@@ -210,6 +258,7 @@ static void open_space(void)
         S = s;
         lo = in.bases[0].base;
         hi = lo + in.bases[0].size;
+        data_fd = space_file(lo);
         opening = false;
         atomic_store(&state, READY);
         errno = saved_errno;
@@ -277,6 +326,30 @@ static void after_fork_parent(void)
     close(fork_pipe[0]);
 }
 
+/* The pages of [from, to) of the space (at lo) that hold something, into
+ * copy at the same offsets; a page of zeros is left as the fresh
+ * mapping's.  The source's page table is filled in one call
+ * (MADV_POPULATE_READ, Linux 5.14; an older kernel refuses the advice and
+ * the reads fault as before). */
+static void copy_pages(void *copy, uint64_t from, uint64_t to)
+{
+    (void)madvise((void *)(lo + from), to - from, 22 /* MADV_POPULATE_READ */);
+    for (uint64_t o = from; o < to; o += 4096) {
+        size_t n = to - o < 4096 ? (size_t)(to - o) : 4096;
+        const unsigned char *src = (const unsigned char *)(lo + o);
+        uint64_t any = 0;
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, src + i, 8);
+            any |= w;
+        }
+        for (size_t i = n & ~(size_t)7; i < n; i++)
+            any |= src[i];
+        if (any != 0)
+            memcpy((char *)copy + o, src, n);
+    }
+}
+
 /* In the child: the parent's pages become a private copy at the same
  * addresses, the rest of the range an inaccessible reservation, and the
  * child's next allocation opens a space of its own.  The library's own
@@ -319,24 +392,36 @@ static void after_fork_child(void)
      * (of pages read through a mapping the library has just made, so each
      * read and each write faulted) was the whole cost of a fork: 40
      * `$(true)` of bash took 4-6 s against glibc's 0.5 (a helper's hunt;
-     * now 1-2.6 s, on a loaded 2-core guest).  The source's page table is
-     * filled in one call (MADV_POPULATE_READ, Linux 5.14; an older kernel
-     * refuses the advice and the reads fault as before); a page of zeros
-     * is left as the fresh mapping's. */
-    (void)madvise((void *)lo, len, 22 /* MADV_POPULATE_READ */);
-    for (uint64_t o = 0; o < len; o += 4096) {
-        size_t n = len - o < 4096 ? (size_t)(len - o) : 4096;
-        const unsigned char *src = (const unsigned char *)(lo + o);
-        uint64_t any = 0;
-        for (size_t i = 0; i + 8 <= n; i += 8) {
-            uint64_t w;
-            memcpy(&w, src + i, 8);
-            any |= w;
+     * then 1-2.6 s, on a loaded 2-core guest): copy_pages. */
+    /* And only where the file holds data (SEEK_DATA, SEEK_HOLE on a
+     * description of our own, when the open found one): a read of a hole
+     * through the mapping backs it on tmpfs, so every fork made the
+     * parent's file hold its whole size (a scratch space of 4 MiB of data
+     * and 10 MiB of metadata mostly holes: 10 MiB after one fork, the
+     * metadata of the 64 GiB maximum; a huge block freed and punched, all
+     * of it again) and read it all. */
+    for (uint64_t o = 0; o < len;) {
+        uint64_t from = o, to = len;
+        if (data_fd >= 0) {
+            off_t dd = lseek(data_fd, (off_t)o, SEEK_DATA);
+            if (dd < 0 && errno == ENXIO)
+                break;                  /* holes to the end */
+            if (dd >= 0) {
+                off_t hh = lseek(data_fd, dd, SEEK_HOLE);
+                from = (uint64_t)dd & ~(uint64_t)4095;
+                to = hh >= 0 ? ((uint64_t)hh + 4095) & ~(uint64_t)4095 : len;
+                if (from >= len)
+                    break;
+                if (to > len || to <= from)
+                    to = len;
+            }
         }
-        for (size_t i = n & ~(size_t)7; i < n; i++)
-            any |= src[i];
-        if (any != 0)
-            memcpy((char *)copy + o, src, n);
+        copy_pages(copy, from, to);
+        o = to;
+    }
+    if (data_fd >= 0) {                 /* the parent's file: not the child's */
+        close(data_fd);
+        data_fd = -1;
     }
     if (mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)lo) == MAP_FAILED) {
         say("libpmpreload: fork: cannot place the copy\n");

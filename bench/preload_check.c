@@ -14,8 +14,11 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <dirent.h>
 
 #include <pthread.h>
 
@@ -30,6 +33,26 @@ static int failures;
             failures++;                                                      \
         }                                                                    \
     } while (0)
+
+/* KiB of storage the space's file (a memfd, the interposer's default)
+ * holds, -1 if no descriptor names it. */
+static long space_file_kib(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    long kib = -1;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+        char path[300], link[300];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        struct stat st;
+        if (n > 0 && (link[n] = '\0', strstr(link, "memfd:persistent_mem scratch") != NULL) &&
+            stat(path, &st) == 0)
+            kib = (long)(st.st_blocks / 2);
+    }
+    if (d != NULL)
+        closedir(d);
+    return kib;
+}
 
 /* glibc frees a thread's strerror buffer after the thread's destructors:
  * through us, a call from a thread whose library record was handed back */
@@ -259,6 +282,35 @@ int main(int argc, char **argv)
     }
     EXPECT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     free(zp);
+
+    /* a child reads the parent's heap only where the file holds data:
+     * its holes (the metadata of the maximum never written, a punched block
+     * freed and punched) stay holes, and what lies past them is copied.
+     * Reading them through the mapping backed them: every fork made the
+     * memfd hold its whole size */
+    unsigned char *punched = malloc(8u << 20), *after = malloc(4u << 20);
+    EXPECT(punched != NULL && after != NULL && persistent_space_of(after) == mine);
+    memset(punched, 0x11, 8u << 20);
+    for (size_t i = 0; i < (4u << 20); i++)
+        after[i] = (unsigned char)(i * 7 + 3);
+    free(punched);                         /* 2 MiB and up: punched */
+    long kib0 = space_file_kib();
+    pid = fork();
+    if (pid == 0) {
+        int bad = 0;
+        for (size_t i = 0; i < (4u << 20); i++)
+            bad |= after[i] != (unsigned char)(i * 7 + 3);
+        _exit(bad);
+    }
+    EXPECT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    long kib1 = space_file_kib();
+    if (kib0 < 0)
+        printf("the space's file not found: its holes after a fork not checked\n");
+    else if (kib1 > kib0 + 1024) {
+        fprintf(stderr, "a fork backed the space's holes: %ld KiB -> %ld KiB\n", kib0, kib1);
+        failures++;
+    }
+    free(after);
 
     /* a shell's `exec 3>file`: the low numbers taken by the program, then
      * a fork, and the heap grown in the child and the parent (the space's
