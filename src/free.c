@@ -54,25 +54,30 @@ int pm_free_block(struct pm_rt *rt, struct pm_trec *rec, void *ptr)
 }
 
 /* What a free of ptr would say, changing nothing: 0 when it would free
- * it.  In free's order: marks first, then the bits. */
-static int free_judge(struct pm_rt *rt, const void *ptr)
+ * it.  In free's order: marks first, then the bits.  A small block is
+ * found by its page map entry, as free finds it (the header's fields are
+ * not trusted: a stray write there could send the bitmap's index
+ * anywhere, a review found). */
+static int free_judge(struct pm_rt *rt, const struct pm_trec *rec, const void *ptr)
 {
-    uint32_t s, idx;
+    uint32_t s, c, idx, n;
     struct pm_sb_header *h;
     uint64_t off = (uint64_t)((const char *)ptr - rt->base);
-    int r = sb_locate(rt, ptr, &s, &h, &idx);
-    if (r == 0) {
-        r = pm_block_held(rt, s, off);
+    if (pm_locate_small(rt, rec, ptr, &s, &h, &c, &idx, &n)) {
+        int r = pm_block_held(rt, s, off);
         if (r != 0)
             return r;
         /* not live, or a pending remote free: a double free */
         uint64_t bit = UINT64_C(1) << (idx & 63);
-        uint32_t w = idx >> 6, n_words = (h->n_blocks + 63) >> 6;
+        uint32_t w = idx >> 6, n_words = (n + 63) >> 6;     /* n <= PM_SB_MAX_BLOCKS */
         if (!(pm_load_acquire(&h->bits[w]) & bit) ||
             (pm_load_acquire(&h->bits[n_words + w]) & bit))
             return PERSISTENT_E_DOUBLE_FREE;
         return 0;
     }
+    int r = sb_locate(rt, ptr, &s, &h, &idx);
+    if (r == 0)                         /* a header that says a block its entry does not */
+        return PERSISTENT_E_BAD_POINTER;
     if (r == 1) {
         if (pm_usable(rt, ptr) == 0)    /* not a large block's start */
             return PERSISTENT_E_BAD_POINTER;
@@ -94,7 +99,7 @@ int persistent_free_check(allocator_space_t *space, const void *ptr)
      * again after an abort's rebuild */
     uint64_t seen = pm_auto_settle(rt);
     int r;
-    while ((r = free_judge(rt, ptr)) != 0 && pm_auto_moved(rt, seen))
+    while ((r = free_judge(rt, rec, ptr)) != 0 && pm_auto_moved(rt, seen))
         seen = pm_auto_settle(rt);
     return r;
 }

@@ -1886,6 +1886,13 @@ int persistent_tx_begin_auto(allocator_space_t *space)
         pm_store_release(&pm_auto_rt, (struct pm_rt *)NULL);
         return pm_err(r, "tx_begin_auto: another thread is inside a call on the space");
     }
+    tx_start(rt, tx);
+    /* a log short of one page's image (below) takes its continuation
+     * from the pages free now: those the threads keep in their caches
+     * are given back first, or the copy below would count them in use
+     * and the begin refuse with free pages in the space (a review) */
+    if ((uint64_t)(tx->end - tx->at) < ENT + page_of_os())
+        (void)pg_cache_reclaim(rt);
     /* the pages in use now, the space alone: the log goes on in no other */
     uint64_t n0 = pm_load_acquire(&rt->n_pages);
     /* (the room kept from the last one) */
@@ -1899,7 +1906,6 @@ int persistent_tx_begin_auto(allocator_space_t *space)
         tx->free0[w] = pm_load_relaxed(&rt->used[w]);
     tx->n0 = n0;
     tx->seg_from = 0;
-    tx_start(rt, tx);
     tx->automatic = true;
     tx->fenced = fenced;
     set_state(rt, tx, PM_TX_ACTIVE, true);

@@ -820,6 +820,26 @@ static void test_free_check(void)
     CHECK_EQ(persistent_free_check(s, gone), PERSISTENT_E_DOUBLE_FREE);  /* at the commit */
     CHECK_EQ(mis.count, 0);
 
+    /* a superblock header's block count overwritten (a stray write): the
+     * check finds the block by its page map entry, as free does, and reads
+     * nothing past the bitmap (a review: it read 512 MiB past the header
+     * for one count, and called a live block freed for another) */
+    char *hv = persistent_malloc(s, 64);
+    REQUIRE(hv != NULL);
+    struct pm_rt *rt;
+    struct pm_trec *rec = pm_thread_rec(s, &rt);
+    uint32_t sb, c, idx, n;
+    struct pm_sb_header *h;
+    REQUIRE(rec != NULL && pm_locate_small(rt, rec, hv, &sb, &h, &c, &idx, &n));
+    uint32_t nb = h->n_blocks;
+    h->n_blocks = UINT32_C(0xFFFFFF00);
+    CHECK_EQ(persistent_free_check(s, hv), 0);
+    h->n_blocks = UINT32_C(0xFFFFFFFF);
+    CHECK_EQ(persistent_free_check(s, hv), 0);
+    h->n_blocks = nb;
+    persistent_free(s, hv);
+    CHECK_EQ(persistent_free_check(s, hv), PERSISTENT_E_DOUBLE_FREE);
+
     /* a read-only open beside the writer: nothing is freed there */
     struct persistent_options ro = {.flags = PERSISTENT_OPEN_READONLY};
     allocator_space_t *v = NULL;

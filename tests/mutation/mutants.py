@@ -445,7 +445,7 @@ __attribute__((constructor)) static void key_at_load(void)
          what="an automatic transaction begins on a log with no room for one page's image "
               "and no pages to continue it in: its first write stops the process"),
     dict(id="free-check-no-marks", file="src/free.c",
-         find="""        r = pm_block_held(rt, s, off);
+         find="""        int r = pm_block_held(rt, s, off);
         if (r != 0)
             return r;
         /* not live""",
@@ -458,6 +458,19 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""        if (!(pm_load_acquire(&h->bits[w]) & bit))""",
          what="persistent_free_check says a block another thread has freed (its remote free "
               "not yet collected) may be freed again"),
+    dict(id="free-check-header-count", file="src/free.c",
+         find="""uint32_t w = idx >> 6, n_words = (n + 63) >> 6;""",
+         replace="""uint32_t w = idx >> 6, n_words = (h->n_blocks + 63) >> 6;""",
+         what="persistent_free_check sizes the bitmap by the header's block count, which a "
+              "stray write can change: it reads far past the bitmap, or calls a live block "
+              "freed"),
+    dict(id="auto-begin-no-cache-reclaim", file="src/tx.c",
+         find="""    if ((uint64_t)(tx->end - tx->at) < ENT + page_of_os())
+        (void)pg_cache_reclaim(rt);""",
+         replace="""    (void)pg_cache_reclaim;""",
+         what="an automatic transaction's begin on a log short of one page's image counts "
+              "the pages threads keep in their caches as in use: it refuses with free pages "
+              "in the space"),
     dict(id="sb-adopt-offbyone", file="src/superblock.c",
          find="""    if (n_used < h->n_blocks) {""",
          replace="""    if (n_used + 1 < h->n_blocks) {""",
