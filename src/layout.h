@@ -252,16 +252,27 @@ static inline uint64_t pm_lane_op(const struct pm_lane *l, uint64_t word)
  * from 1, so another log's transaction of the same generation that goes
  * on in them and writes fewer entries would otherwise have the rest taken
  * for its own (PM_TXLOG_MAGIC_V2 logs, the second format, check without
- * it; a writer's first transaction on one makes it the third). */
+ * it; a writer's first transaction on one makes it the third).  From the
+ * fourth format on, the key also holds a salt drawn at random by each
+ * transaction and written beside the state word, in the same line, before
+ * the state says it is active (one per stream, so that the previous
+ * transaction's stays readable while its frees are finished): entries a
+ * file holds for the generation that comes next -- a state word rewound,
+ * or crossed with another file's log -- are no transaction's (a fuzzer
+ * found an automatic transaction's abort putting back a page image of a
+ * transaction of the same generation that had committed long before). */
 struct pm_txlog {
     uint64_t magic;               /* PM_TXLOG_MAGIC */
     uint64_t size;                /* bytes of the block, head included */
     pm_atomic_u64 state;          /* PM_TX_* | generation << 8 */
-    uint64_t reserved[5];
+    pm_atomic_u64 salt[2];        /* of the last transaction of each
+                                     stream (generation parity) */
+    uint64_t reserved[3];
 };
 #define PM_TXLOG_MAGIC_V1 UINT64_C(0x474f4c58544d5001)  /* "\1PMTXLOG" */
 #define PM_TXLOG_MAGIC_V2 UINT64_C(0x474f4c58544d5002)  /* "\2PMTXLOG" */
-#define PM_TXLOG_MAGIC    UINT64_C(0x474f4c58544d5003)  /* "\3PMTXLOG" */
+#define PM_TXLOG_MAGIC_V3 UINT64_C(0x474f4c58544d5003)  /* "\3PMTXLOG" */
+#define PM_TXLOG_MAGIC    UINT64_C(0x474f4c58544d5004)  /* "\4PMTXLOG" */
 #define PM_TX_IDLE          0u
 #define PM_TX_ACTIVE        1u
 #define PM_TX_COMMITTED     2u
@@ -276,15 +287,21 @@ struct pm_txlog {
 /* Whether a log of this magic has two streams (the second format on). */
 static inline bool pm_txlog_two_streams(uint64_t magic)
 {
-    return magic == PM_TXLOG_MAGIC || magic == PM_TXLOG_MAGIC_V2;
+    return magic == PM_TXLOG_MAGIC || magic == PM_TXLOG_MAGIC_V3 ||
+           magic == PM_TXLOG_MAGIC_V2;
 }
 
-/* What the checks of the entries of the log at off are keyed by, besides
- * the generation: its offset (never 0) in the third format, nothing
- * before. */
-static inline uint64_t pm_txlog_key(const struct pm_txlog *lg, uint64_t off)
+/* What the checks of the entries of a log of this magic at off are keyed
+ * by, besides the generation: its offset (never 0) and the salt of the
+ * generation's stream in the fourth format, its offset in the third,
+ * nothing before. */
+static inline uint64_t pm_txlog_key_of(uint64_t magic, uint64_t off, uint64_t salt)
 {
-    return lg->magic == PM_TXLOG_MAGIC ? off : 0;
+    return magic == PM_TXLOG_MAGIC ? off ^ salt : magic == PM_TXLOG_MAGIC_V3 ? off : 0;
+}
+static inline uint64_t pm_txlog_key(const struct pm_txlog *lg, uint64_t off, uint64_t gen)
+{
+    return pm_txlog_key_of(lg->magic, off, pm_load_relaxed(&lg->salt[gen & 1]));
 }
 
 /* The stream of entries of generation gen in the log at off (bytes

@@ -103,6 +103,9 @@ struct pm_tx {
                                      space */
     uint64_t gen;
     uint64_t key;                 /* of its entries' checks (pm_txlog_key) */
+    uint64_t salt;                /* in the key, this transaction's (fourth
+                                     format: salt_write) */
+    uint64_t salt_seed;           /* the thread's draws of salts */
     struct pm_txlog *log;
     char *at, *end;               /* next entry; end of the segment less the
                                      room for a JUMP */
@@ -329,7 +332,7 @@ void pm_txit_start(struct pm_rt *rt, const struct pm_txlog *lg, uint64_t gen,
                    struct pm_txit *it)
 {
     it->gen = gen;
-    it->key = pm_txlog_key(lg, (uint64_t)((const char *)lg - rt->base));
+    it->key = pm_txlog_key(lg, (uint64_t)((const char *)lg - rt->base), gen);
     pm_txlog_stream(lg, (uint64_t)((const char *)lg - rt->base), gen, &it->at, &it->end);
     it->budget = pm_data_limit(rt) / ENT;
     it->loose = false;
@@ -424,6 +427,14 @@ const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it)
     return NULL;
 }
 
+/* The transaction's salt into its stream's slot, before the state word
+ * says it is active (the same line: written back with it). */
+static inline void salt_write(struct pm_tx *tx)
+{
+    if (tx->log->magic == PM_TXLOG_MAGIC)
+        pm_store_relaxed(&tx->log->salt[tx->gen & 1], tx->salt);
+}
+
 /* Inline (a GNU attribute): three in every transaction, and the test
  * hook made gcc call it out of line. */
 __attribute__((always_inline)) static inline void
@@ -486,6 +497,7 @@ static uint64_t seg_claim(struct pm_rt *rt, struct pm_tx *tx, uint64_t n, uint64
 static inline void log_first(struct pm_rt *rt, struct pm_tx *tx)
 {
     if (!tx->written) {
+        salt_write(tx);
         set_state(rt, tx, PM_TX_ACTIVE | (tx->n_held ? PM_TX_PREV : 0), false);
         tx->written = true;
     }
@@ -644,12 +656,16 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
             /* an earlier format's, idle since recovery (no entry is read
              * again): two streams from here on (the first format's size
              * allows them: pm_txlog_head_ok), and checks keyed by the log
-             * (the second's had the generation alone).  Inside an
+             * (the second's had the generation alone) and each
+             * transaction's salt (the third's had none: its slots,
+             * reserved then, start at 0).  Inside an
              * operation, as every write of the library to the space:
              * another thread's automatic transaction took it for the
              * program's plain write, and its abort stopped the process (a
              * review) */
             pm_op_enter(rt, rec);
+            pm_store_relaxed(&tx->log->salt[0], 0);
+            pm_store_relaxed(&tx->log->salt[1], 0);
             tx->log->magic = PM_TXLOG_MAGIC;
             pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);
             pm_op_end(rec);
@@ -991,7 +1007,18 @@ static void tx_start(struct pm_rt *rt, struct pm_tx *tx)
      * with 2^56: none passed, and a transaction killed open was not rolled
      * back; a helper's hunt, 2026-12-06) */
     tx->gen = ((pm_load_acquire(&tx->log->state) >> 8) + 1) & PM_TX_GEN_MASK;
-    tx->key = pm_txlog_key(tx->log, (uint64_t)((char *)tx->log - rt->base));
+    /* a salt of its own, in the file before the state says active
+     * (salt_write): no entry the stream held before is this one's */
+    if (tx->salt_seed == 0) {
+        os_random(&tx->salt_seed, sizeof tx->salt_seed);
+        tx->salt_seed |= 1;
+    }
+    tx->salt_seed += UINT64_C(0x9e3779b97f4a7c15);
+    uint64_t z = tx->salt_seed;
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    tx->salt = z ^ (z >> 31);
+    tx->key = pm_txlog_key_of(tx->log->magic, (uint64_t)((char *)tx->log - rt->base), tx->salt);
     uint64_t start, end;
     pm_txlog_stream(tx->log, (uint64_t)((char *)tx->log - rt->base), tx->gen, &start, &end);
     tx->at = rt->base + start;
@@ -1908,6 +1935,7 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     tx->seg_from = 0;
     tx->automatic = true;
     tx->fenced = fenced;
+    salt_write(tx);
     set_state(rt, tx, PM_TX_ACTIVE, true);
     tx->written = true;
     pm_store_relaxed(&auto_reported, 0u);

@@ -1022,6 +1022,19 @@ static void set_entry(const char *path, uint64_t off, uint64_t gen, uint64_t key
     patch(path, off, &x.e, sizeof x.e);
 }
 
+/* The key of generation gen's entries in the log at log, as the file
+ * says (pm_txlog_key: its offset, and the salt of the stream from the
+ * fourth format on). */
+static uint64_t log_key(const char *path, uint64_t log, uint64_t gen)
+{
+    struct pm_txlog lg;
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
+    close(fd);
+    return pm_txlog_key(&lg, log, gen);
+}
+
 /* A writer's open of an older format's log, of make_tx_dirty's open
  * transaction: rolled back (root 1 as it was), and the thread's next
  * transaction writes the log in the current format. */
@@ -1076,25 +1089,25 @@ static void test_tx_logs(void)
         sb -= page;
     }
 
-    set_entry(p, e1, gen, log, PM_TXE_SNAPSHOT, 24, sb, 3);
+    set_entry(p, e1, gen, log_key(p, log, gen), PM_TXE_SNAPSHOT, 24, sb, 3);
     judge(p, "a snapshot that would be restored over a superblock header", false);
-    set_entry(p, e1, gen, log, PM_TXE_SNAPSHOT, 24, blk - 8, 3);
+    set_entry(p, e1, gen, log_key(p, log, gen), PM_TXE_SNAPSHOT, 24, blk - 8, 3);
     judge(p, "a snapshot across the start of a block", false);
-    set_entry(p, e1, gen, log, PM_TXE_PAGE, 24, page, 3);
+    set_entry(p, e1, gen, log_key(p, log, gen), PM_TXE_PAGE, 24, page, 3);
     judge(p, "a page snapshot that is not a page", false);
-    set_entry(p, e1, gen, log, PM_TXE_SNAPSHOT, 24, root, 3);
-    set_entry(p, e2, gen, log, PM_TXE_ALLOC, 100, blk + 16, 0);
+    set_entry(p, e1, gen, log_key(p, log, gen), PM_TXE_SNAPSHOT, 24, root, 3);
+    set_entry(p, e2, gen, log_key(p, log, gen), PM_TXE_ALLOC, 100, blk + 16, 0);
     judge(p, "an allocation where no block starts", false);
-    set_entry(p, e2, gen, log, PM_TXE_ALLOC, 100, blk, 0);
+    set_entry(p, e2, gen, log_key(p, log, gen), PM_TXE_ALLOC, 100, blk, 0);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | 7);
     judge(p, "a transaction log in an unknown state", false);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_COMMITTED | PM_TX_PREV);
     judge(p, "a committed transaction log that says the one before has frees", false);
     /* the previous transaction's frees, read from the other stream */
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE | PM_TX_PREV);
-    set_entry(p, other, gen - 1, log, PM_TXE_FREE, 0, blk + 16, 0);
+    set_entry(p, other, gen - 1, log_key(p, log, gen - 1), PM_TXE_FREE, 0, blk + 16, 0);
     judge(p, "the previous transaction frees where no block starts", false);
-    set_entry(p, other, gen - 2, log, PM_TXE_FREE, 0, blk + 16, 0);
+    set_entry(p, other, gen - 2, log_key(p, log, gen - 2), PM_TXE_FREE, 0, blk + 16, 0);
     judge(p, "an entry of an older transaction in the other stream (not read)", true);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE);
     patch64(p, log + offsetof(struct pm_txlog, state), gen << 8 | PM_TX_ACTIVE);
@@ -1227,7 +1240,7 @@ static void test_rollback_judged(void)
     uint64_t key_off, root = peek64(p, root_val_off(p, 1, &key_off));
     uint64_t os_page = (uint64_t)sysconf(_SC_PAGESIZE);
     uint64_t page_off = root & ~(os_page - 1);
-    uint64_t at = find_page_entry(p, start, end, gen, log, page_off);
+    uint64_t at = find_page_entry(p, start, end, gen, log_key(p, log, gen), page_off);
     REQUIRE(at != 0);
     uint64_t spage = UINT64_C(1) << h.fixed.page_shift;
     uint64_t sb = h.fixed.data_off + ((root - h.fixed.data_off) & ~(spage - 1));
@@ -1243,7 +1256,7 @@ static void test_rollback_judged(void)
     REQUIRE(pread(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
     REQUIRE(pread(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
     ((uint32_t *)img)[(sb - page_off) / 4] ^= 0x01010101u;  /* its magic */
-    e.check = pm_txent_check(gen, log, e.kind_len, e.off, img, os_page / 8);
+    e.check = pm_txent_check(gen, log_key(p, log, gen), e.kind_len, e.off, img, os_page / 8);
     REQUIRE(pwrite(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
     REQUIRE(pwrite(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
     close(fd);
@@ -1258,8 +1271,9 @@ static void test_rollback_judged(void)
     REQUIRE(pwrite(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
     close(fd);
     REQUIRE(log % os_page == 0);
-    set_entry(p, at, gen, log, PM_TXE_PAGE, os_page, log, 0);
-    e.check = pm_txent_check(gen, log, PM_TXE_PAGE | os_page << 8, log, img, os_page / 8);
+    set_entry(p, at, gen, log_key(p, log, gen), PM_TXE_PAGE, os_page, log, 0);
+    e.check = pm_txent_check(gen, log_key(p, log, gen), PM_TXE_PAGE | os_page << 8, log, img,
+                             os_page / 8);
     patch(p, at + offsetof(struct pm_txent, check), &e.check, sizeof e.check);
     judge(p, "a page image that would be put back over the log itself", false);
     {
@@ -1318,7 +1332,7 @@ static void test_rollback_judged(void)
         pm_txlog_stream(&lg, log, gen, &start, &end);
         root = peek64(p, root_val_off(p, 1, &key_off));
         page_off = root & ~(os_page - 1);
-        at = find_page_entry(p, start, end, gen, log, page_off);
+        at = find_page_entry(p, start, end, gen, log_key(p, log, gen), page_off);
         REQUIRE(at != 0);
         uint64_t words = (h.live.n_pages + 63) / 64 * 8;
         uint64_t tail = (h.fixed.start_bits_off + words + os_page - 1) & ~(os_page - 1);
@@ -1335,7 +1349,7 @@ static void test_rollback_judged(void)
             tail = 0;
             for (int i = 0; i < 3 && tail == 0; i++) {
                 uint64_t pg = (bits_at[i] + words) & ~(os_page - 1);
-                if (pg != 0 && find_page_entry(p, start, end, gen, log, pg) == 0)
+                if (pg != 0 && find_page_entry(p, start, end, gen, log_key(p, log, gen), pg) == 0)
                     tail = pg;
             }
             REQUIRE(tail != 0);
@@ -1346,7 +1360,7 @@ static void test_rollback_judged(void)
         }
         REQUIRE(pread(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
         e.off = tail;
-        e.check = pm_txent_check(gen, log, e.kind_len, e.off, img, os_page / 8);
+        e.check = pm_txent_check(gen, log_key(p, log, gen), e.kind_len, e.off, img, os_page / 8);
         REQUIRE(pwrite(fd, img, os_page, (off_t)(at + sizeof e)) == (ssize_t)os_page);
         REQUIRE(pwrite(fd, &e, sizeof e, (off_t)at) == (ssize_t)sizeof e);
         close(fd);
@@ -1380,7 +1394,7 @@ static void test_rollback_judged(void)
             (PM_TXE_SNAPSHOT | 24u << 8));
     uint64_t head[3] = {PM_TXLOG_MAGIC, 8, gen << 8 | PM_TX_ACTIVE};
     patch(p, start + sizeof(struct pm_txent), head, sizeof head);
-    set_entry(p, start, gen, log, PM_TXE_SNAPSHOT, 24, log, 3);
+    set_entry(p, start, gen, log_key(p, log, gen), PM_TXE_SNAPSHOT, 24, log, 3);
     judge(p, "a snapshot that would put back a log head of 8 bytes", false);
     unlink(p);
 }
@@ -1500,9 +1514,10 @@ static void test_jump_cycle(void)
     pm_txlog_stream(&lg, log, gen, &start, &end);
     uint64_t page = UINT64_C(1) << h.fixed.page_shift;
     uint64_t x = h.fixed.data_off + (h.live.n_pages - 4) * page;   /* free pages */
-    put_entry(fd, gen, log, start, PM_TXE_JUMP, page, x, NULL);
-    put_entry(fd, gen, log, x, PM_TXE_SNAPSHOT, 8, roff, &val);
-    put_entry(fd, gen, log, x + sizeof(struct pm_txent) + 8, PM_TXE_JUMP, page, x, NULL);
+    put_entry(fd, gen, log_key(p, log, gen), start, PM_TXE_JUMP, page, x, NULL);
+    put_entry(fd, gen, log_key(p, log, gen), x, PM_TXE_SNAPSHOT, 8, roff, &val);
+    put_entry(fd, gen, log_key(p, log, gen), x + sizeof(struct pm_txent) + 8, PM_TXE_JUMP, page,
+              x, NULL);
     close(fd);
     uint64_t t0 = t_now_ns();
     judge(p, "a log whose segment jumps to itself", true);
@@ -1535,8 +1550,8 @@ static void test_jump_cycle(void)
     pm_txlog_stream(&lg, log, gen, &start, &end);
     page = UINT64_C(1) << h.fixed.page_shift;
     x = h.fixed.data_off + (h.live.n_pages + 10) * page;     /* past the pages */
-    put_entry(fd, gen, log, start, PM_TXE_JUMP, page, x, NULL);
-    put_entry(fd, gen, log, x, PM_TXE_JUMP, page, x, NULL);
+    put_entry(fd, gen, log_key(p, log, gen), start, PM_TXE_JUMP, page, x, NULL);
+    put_entry(fd, gen, log_key(p, log, gen), x, PM_TXE_JUMP, page, x, NULL);
     uint64_t n = UINT64_C(1) << (35 - h.fixed.page_shift);
     REQUIRE(pwrite(fd, &n, 8, (off_t)offsetof(struct pm_header, live.n_pages)) == 8);
     REQUIRE(ftruncate(fd, (off_t)(h.fixed.data_off + (n << h.fixed.page_shift))) == 0);
@@ -1599,6 +1614,7 @@ static void test_many_frees_many_roots(void)
     uint64_t state = PM_TX_COMMITTED | gen << 8;
     REQUIRE(pwrite(fd, &state, 8, (off_t)(log + offsetof(struct pm_txlog, state))) == 8);
     pm_txlog_stream(&lg, log, gen, &start, &end);
+    uint64_t key = log_key(p, log, gen);
     uint64_t page = UINT64_C(1) << h.fixed.page_shift;
     enum { PAGES = 4000, PER = 127 };
     uint64_t first = h.fixed.data_off + in.used_size + 16 * page;  /* free pages */
@@ -1607,20 +1623,20 @@ static void test_many_frees_many_roots(void)
     ents[0].kind_len = PM_TXE_JUMP | page << 8;
     ents[0].off = first;
     ents[0].reserved = 0;
-    ents[0].check = pm_txent_check(gen, log, ents[0].kind_len, first, NULL, 0);
+    ents[0].check = pm_txent_check(gen, key, ents[0].kind_len, first, NULL, 0);
     REQUIRE(pwrite(fd, ents, sizeof ents[0], (off_t)start) == (ssize_t)sizeof ents[0]);
     for (uint64_t i = 0; i < PAGES; i++) {
         for (int k = 0; k < PER; k++) {
             ents[k].kind_len = PM_TXE_FREE;
             ents[k].off = xoff;
             ents[k].reserved = 0;
-            ents[k].check = pm_txent_check(gen, log, PM_TXE_FREE, xoff, NULL, 0);
+            ents[k].check = pm_txent_check(gen, key, PM_TXE_FREE, xoff, NULL, 0);
         }
         uint64_t next = first + (i + 1) * page;
         ents[PER].kind_len = i + 1 < PAGES ? PM_TXE_JUMP | page << 8 : 0;
         ents[PER].off = next;
         ents[PER].reserved = 0;
-        ents[PER].check = i + 1 < PAGES ? pm_txent_check(gen, log, ents[PER].kind_len, next,
+        ents[PER].check = i + 1 < PAGES ? pm_txent_check(gen, key, ents[PER].kind_len, next,
                                                          NULL, 0)
                                         : 0;
         REQUIRE(pwrite(fd, ents, sizeof ents, (off_t)(first + i * page)) == (ssize_t)sizeof ents);

@@ -1199,7 +1199,7 @@ static int log_entries(const struct img *m, uint64_t off, uint64_t gen, uint64_t
         uint64_t words = kind == PM_TXE_SNAPSHOT || kind == PM_TXE_PAGE ? (len + 7) / 8 : 0;
         if (words > m->n / 8 || !in_img(m, at + ENT_SIZE, words * 8) ||
             at + ENT_SIZE + words * 8 > end ||
-            e.check != pm_txent_check(gen, pm_txlog_key(&lg, off), e.kind_len, e.off,
+            e.check != pm_txent_check(gen, pm_txlog_key(&lg, off, gen), e.kind_len, e.off,
                                       (const uint64_t *)(const void *)(m->d + at + ENT_SIZE),
                                       words))
             break;
@@ -1254,7 +1254,7 @@ static void mut_txlog(struct img *m, struct rng *r)
     uint64_t state = rd64(m, state_at), gen = state >> 8;
     struct pm_txlog lg;
     memcpy(&lg, m->d + log, sizeof lg);
-    uint64_t key = pm_txlog_key(&lg, log);
+    uint64_t key = pm_txlog_key(&lg, log, gen);
     uint64_t ents[MAX_ENTS], tail, tail_end;
     int n = log_entries(m, log, gen, ents, &tail, &tail_end);
     uint64_t os_page = 4096;
@@ -1509,7 +1509,7 @@ static void mut_chunk(struct img *m, struct rng *r)
                 break;
         }
         uint64_t magic = (uint64_t[]){PM_TXLOG_MAGIC_V1, PM_TXLOG_MAGIC_V2,
-                                      PM_TXLOG_MAGIC}[below(r, 3)];
+                                      PM_TXLOG_MAGIC_V3, PM_TXLOG_MAGIC}[below(r, 4)];
         uint64_t size = (uint64_t[]){128, 160, 191, 192, 200, 255, 256, bs, bs + 64,
                                      4096}[below(r, 10)];
         memset(m->d + blk, 0, 64);
@@ -1533,7 +1533,7 @@ static void mut_chunk(struct img *m, struct rng *r)
         uint64_t lg = logs[below(r, (uint64_t)n)];
         if (chance(r, 50)) {
             wr64(m, lg, (uint64_t[]){PM_TXLOG_MAGIC_V1, PM_TXLOG_MAGIC_V2,
-                                     PM_TXLOG_MAGIC}[below(r, 3)]);
+                                     PM_TXLOG_MAGIC_V3, PM_TXLOG_MAGIC}[below(r, 4)]);
         } else {
             uint64_t sz = rd64(m, lg + 8);
             wr64(m, lg + 8, (uint64_t[]){0, 64, 64 + 64, 64 + 128, sz / 2, sz * 2, sz + 64,

@@ -1263,10 +1263,14 @@ __attribute__((constructor)) static void key_at_load(void)
               "program's plain writes, and its abort stops the process"),
     dict(id="txlog-upgrade-outside-op", file="src/tx.c",
          find="""            pm_op_enter(rt, rec);
+            pm_store_relaxed(&tx->log->salt[0], 0);
+            pm_store_relaxed(&tx->log->salt[1], 0);
             tx->log->magic = PM_TXLOG_MAGIC;
             pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);
             pm_op_end(rec);""",
-         replace="""            tx->log->magic = PM_TXLOG_MAGIC;
+         replace="""            pm_store_relaxed(&tx->log->salt[0], 0);
+            pm_store_relaxed(&tx->log->salt[1], 0);
+            tx->log->magic = PM_TXLOG_MAGIC;
             pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);""",
          what="a first transaction's upgrade of an earlier format's log written outside "
               "an operation: another thread's automatic transaction takes it for a plain "
@@ -2507,13 +2511,27 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
               "transaction, whose log says they are pending (and, once it has written, "
               "overwrites its ACTIVE state word with IDLE)"),
     dict(id="txlog-key-ignored", file="src/layout.h",
-         find="""    return lg->magic == PM_TXLOG_MAGIC ? off : 0;""",
-         replace="""    (void)lg;
+         find="""    return magic == PM_TXLOG_MAGIC ? off ^ salt : magic == PM_TXLOG_MAGIC_V3 ? off : 0;""",
+         replace="""    (void)magic;
     (void)off;
+    (void)salt;
     return 0;""",
          what="a log entry's check is not keyed by its log: another log's leftover "
               "entries of the same generation, in pages a continuation reuses, are "
               "read as the killed transaction's and undo a committed one"),
+    dict(id="txlog-salt-ignored", file="src/layout.h",
+         find="""    return magic == PM_TXLOG_MAGIC ? off ^ salt : magic == PM_TXLOG_MAGIC_V3 ? off : 0;""",
+         replace="""    (void)salt;
+    return magic == PM_TXLOG_MAGIC || magic == PM_TXLOG_MAGIC_V3 ? off : 0;""",
+         what="a log entry's check is not keyed by its transaction's salt: entries a file "
+              "holds for the next generation (a state word rewound) are taken for the next "
+              "transaction's, and its abort or recovery puts back their old bytes"),
+    dict(id="txlog-salt-unwritten", file="src/tx.c",
+         find="""    if (tx->log->magic == PM_TXLOG_MAGIC)
+        pm_store_relaxed(&tx->log->salt[tx->gen & 1], tx->salt);""",
+         replace="""    (void)tx;""",
+         what="a transaction's salt is not written beside its state word: recovery checks "
+              "its entries with another salt, finds none, and rolls nothing back"),
     dict(id="txlog-v2-kept", file="src/tx.c",
          find="""        if (tx->log->magic != PM_TXLOG_MAGIC &&
             (pm_load_acquire(&tx->log->state) & PM_TX_PHASE) == PM_TX_IDLE) {""",
