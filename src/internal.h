@@ -1239,6 +1239,7 @@ const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it);
 bool pm_txit_clear(const struct pm_txit *it, uint64_t off, uint64_t len);
 void pm_txit_done(struct pm_txit *it);
 int pm_tx_recover(struct pm_rt *rt);          /* a writer's open, first */
+void pm_tx_salt_logs(struct pm_rt *rt);       /* and after its recovery */
 int pm_tx_restore_pages(struct pm_rt *rt);    /* before it verifies */
 bool pm_tx_rollback_pending(struct pm_rt *rt); /* a log says ACTIVE */
 /* persistent_check of a view: the heap judged as a writer's open judges

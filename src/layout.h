@@ -253,20 +253,21 @@ static inline uint64_t pm_lane_op(const struct pm_lane *l, uint64_t word)
  * on in them and writes fewer entries would otherwise have the rest taken
  * for its own (PM_TXLOG_MAGIC_V2 logs, the second format, check without
  * it; a writer's first transaction on one makes it the third).  From the
- * fourth format on, the key also holds a salt drawn at random by each
- * transaction and written beside the state word, in the same line, before
- * the state says it is active (one per stream, so that the previous
- * transaction's stays readable while its frees are finished): entries a
- * file holds for the generation that comes next -- a state word rewound,
- * or crossed with another file's log -- are no transaction's (a fuzzer
- * found an automatic transaction's abort putting back a page image of a
- * transaction of the same generation that had committed long before). */
+ * fourth format on, the key also holds a salt of the generation's stream
+ * (salt[gen & 1]), drawn at random when the log is made and again by
+ * every writer's open once its recovery is done, and written back then
+ * (tx.c pm_tx_salt_logs): entries a file holds for a generation that
+ * comes again -- a transaction's that a crash cut before its state word
+ * said it was active, a state word rewound, a log crossed with another
+ * file's -- are no later transaction's (a fuzzer found an automatic
+ * transaction's abort putting back a page image of a transaction of the
+ * same generation that had committed long before). */
 struct pm_txlog {
     uint64_t magic;               /* PM_TXLOG_MAGIC */
     uint64_t size;                /* bytes of the block, head included */
     pm_atomic_u64 state;          /* PM_TX_* | generation << 8 */
-    pm_atomic_u64 salt[2];        /* of the last transaction of each
-                                     stream (generation parity) */
+    pm_atomic_u64 salt[2];        /* of each stream (generation parity),
+                                     since the last writer's open */
     uint64_t reserved[3];
 };
 #define PM_TXLOG_MAGIC_V1 UINT64_C(0x474f4c58544d5001)  /* "\1PMTXLOG" */

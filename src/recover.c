@@ -914,6 +914,7 @@ int pm_engine_start(struct pm_rt *rt)
             r = pm_lanes_recover(rt);
         if (r < 0)
             return r;
+        pm_tx_salt_logs(rt);
     }
     /* a restored page image dropped the copy, or none was made (a trial
      * that restored pages builds none): read now, the file is what the

@@ -103,9 +103,6 @@ struct pm_tx {
                                      space */
     uint64_t gen;
     uint64_t key;                 /* of its entries' checks (pm_txlog_key) */
-    uint64_t salt;                /* in the key, this transaction's (fourth
-                                     format: salt_write) */
-    uint64_t salt_seed;           /* the thread's draws of salts */
     struct pm_txlog *log;
     char *at, *end;               /* next entry; end of the segment less the
                                      room for a JUMP */
@@ -427,14 +424,6 @@ const struct pm_txent *pm_txit_next(struct pm_rt *rt, struct pm_txit *it)
     return NULL;
 }
 
-/* The transaction's salt into its stream's slot, before the state word
- * says it is active (the same line: written back with it). */
-static inline void salt_write(struct pm_tx *tx)
-{
-    if (tx->log->magic == PM_TXLOG_MAGIC)
-        pm_store_relaxed(&tx->log->salt[tx->gen & 1], tx->salt);
-}
-
 /* Inline (a GNU attribute): three in every transaction, and the test
  * hook made gcc call it out of line. */
 __attribute__((always_inline)) static inline void
@@ -497,7 +486,6 @@ static uint64_t seg_claim(struct pm_rt *rt, struct pm_tx *tx, uint64_t n, uint64
 static inline void log_first(struct pm_rt *rt, struct pm_tx *tx)
 {
     if (!tx->written) {
-        salt_write(tx);
         set_state(rt, tx, PM_TX_ACTIVE | (tx->n_held ? PM_TX_PREV : 0), false);
         tx->written = true;
     }
@@ -623,6 +611,16 @@ static inline struct pm_tx *tx_open(allocator_space_t *space, struct pm_rt **rtp
     return rec->tx;
 }
 
+/* Fresh salts for both streams of the log (not 0: the key would be the
+ * third format's). */
+static void salts_draw(struct pm_txlog *lg)
+{
+    uint64_t r[2];
+    os_random(r, sizeof r);
+    pm_store_relaxed(&lg->salt[0], r[0] | 1);
+    pm_store_relaxed(&lg->salt[1], r[1] | 1);
+}
+
 /* A new log's head, written back before anything names it. */
 static void log_init(struct pm_rt *rt, void *blk)
 {
@@ -634,6 +632,7 @@ static void log_init(struct pm_rt *rt, void *blk)
     memset(lg, 0, sizeof *lg + ENT);
     lg->magic = PM_TXLOG_MAGIC;
     lg->size = LOG_BYTES;
+    salts_draw(lg);
     pm_store_relaxed(&lg->state, (uint64_t)PM_TX_IDLE);
     pm_persist(rt, lg, sizeof *lg + ENT);
 }
@@ -656,16 +655,16 @@ static int log_attach(struct pm_rt *rt, struct pm_trec *rec, struct pm_tx *tx)
             /* an earlier format's, idle since recovery (no entry is read
              * again): two streams from here on (the first format's size
              * allows them: pm_txlog_head_ok), and checks keyed by the log
-             * (the second's had the generation alone) and each
-             * transaction's salt (the third's had none: its slots,
-             * reserved then, start at 0).  Inside an
+             * (the second's had the generation alone) and salts (the
+             * third's had none: its slots were reserved words), written
+             * back before the magic that says they count.  Inside an
              * operation, as every write of the library to the space:
              * another thread's automatic transaction took it for the
              * program's plain write, and its abort stopped the process (a
              * review) */
             pm_op_enter(rt, rec);
-            pm_store_relaxed(&tx->log->salt[0], 0);
-            pm_store_relaxed(&tx->log->salt[1], 0);
+            salts_draw(tx->log);
+            pm_persist(rt, tx->log->salt, sizeof tx->log->salt);    /* before the magic */
             tx->log->magic = PM_TXLOG_MAGIC;
             pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);
             pm_op_end(rec);
@@ -1007,18 +1006,9 @@ static void tx_start(struct pm_rt *rt, struct pm_tx *tx)
      * with 2^56: none passed, and a transaction killed open was not rolled
      * back; a helper's hunt, 2026-12-06) */
     tx->gen = ((pm_load_acquire(&tx->log->state) >> 8) + 1) & PM_TX_GEN_MASK;
-    /* a salt of its own, in the file before the state says active
-     * (salt_write): no entry the stream held before is this one's */
-    if (tx->salt_seed == 0) {
-        os_random(&tx->salt_seed, sizeof tx->salt_seed);
-        tx->salt_seed |= 1;
-    }
-    tx->salt_seed += UINT64_C(0x9e3779b97f4a7c15);
-    uint64_t z = tx->salt_seed;
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    tx->salt = z ^ (z >> 31);
-    tx->key = pm_txlog_key_of(tx->log->magic, (uint64_t)((char *)tx->log - rt->base), tx->salt);
+    /* the stream's salt as the file holds it: drawn at this open, or when
+     * the log was made (pm_tx_salt_logs) */
+    tx->key = pm_txlog_key(tx->log, (uint64_t)((char *)tx->log - rt->base), tx->gen);
     uint64_t start, end;
     pm_txlog_stream(tx->log, (uint64_t)((char *)tx->log - rt->base), tx->gen, &start, &end);
     tx->at = rt->base + start;
@@ -1935,7 +1925,6 @@ int persistent_tx_begin_auto(allocator_space_t *space)
     tx->seg_from = 0;
     tx->automatic = true;
     tx->fenced = fenced;
-    salt_write(tx);
     set_state(rt, tx, PM_TX_ACTIVE, true);
     tx->written = true;
     pm_store_relaxed(&auto_reported, 0u);
@@ -2277,6 +2266,33 @@ bool pm_tx_rollback_pending(struct pm_rt *rt)
             return true;
     }
     return false;
+}
+
+/* After a writer's recovery (every log idle, and durably so): fresh
+ * salts for every fourth-format log, written back.  The entries a stream
+ * holds -- a transaction's that a crash cut before its state word said
+ * it was active (a power failure may land that line's words one by one),
+ * or a forged file's for a generation its state word was rewound past --
+ * are then no later transaction's, whatever generation it has (a review:
+ * salts drawn by each transaction and written beside its state word
+ * reached the file after the state, or not at all).  Both streams: the
+ * first transaction after an open has no frees of the one before to
+ * finish (PM_TX_PREV), which would read the other. */
+void pm_tx_salt_logs(struct pm_rt *rt)
+{
+    struct pm_lane *l;
+    for (uint32_t i = 0; (l = pub_lane_at(rt, i)) != NULL; i++) {
+        uint64_t off = pm_load_acquire(&l->tx_off);
+        if (off == 0 || !pm_txlog_head_ok(rt, off))
+            continue;
+        struct pm_txlog *lg = (struct pm_txlog *)(rt->base + off);
+        if (lg->magic != PM_TXLOG_MAGIC ||
+            (pm_load_acquire(&lg->state) & PM_TX_PHASE) != PM_TX_IDLE)
+            continue;                   /* log_attach draws them for older ones */
+        pm_snap_forget(rt, lg, sizeof *lg);
+        salts_draw(lg);
+        pm_persist(rt, lg->salt, sizeof lg->salt);
+    }
 }
 
 int pm_tx_recover(struct pm_rt *rt)

@@ -1,6 +1,7 @@
 /* Power failures after, and inside, an open's recovery; and what abort,
  * sync and a writer's open promise to make durable (G3, G7).
- *   test_recpower [tx-rollback|sync|state|abort|lanes|recovery|auto-log|run-end]
+ *   test_recpower [tx-rollback|sync|state|abort|lanes|recovery|auto-log|run-end|
+ *                  stale-salt]
  *
  * Each step runs in a child under the power model with no crash point
  * armed: the file then holds only what was written back and fenced, and
@@ -710,6 +711,130 @@ static void case_run_end(void)
     space_size = was;
 }
 
+/* stale-salt: entries of a transaction cut before its state word said it
+ * was active, read as a later one's (a review of the fourth log format,
+ * its reproducer made a case).  A: a transaction's first tx_add (or
+ * tx_alloc) loses the power at its entry's fence, the log head's line
+ * landing torn (the power model lands a pending line word by word): the
+ * entry whole, the state word still idle.  B: the program writes the
+ * root's word 1 -> 2 and writes it back (or allocates a block into the
+ * root).  C: the next transaction, of the same generation, loses the
+ * power at its first write-back, the state word landing active.  D: the
+ * open that recovers C must not take A's entry for C's: the word stays
+ * 2, the root's block live.  Salts drawn by each transaction and written
+ * beside the state word failed it at trial 30 (the state landed, the
+ * salt not); salts drawn at each open, after recovery, and written back
+ * (pm_tx_salt_logs) pass.  Mutant txlog-salts-not-drawn. */
+static int stale_salt_step(const char *path, int which, bool alloc, uint64_t seed, uint64_t k)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pm_crash_arm(0, which == 0 ? PM_CRASH_POWER : PM_CRASH_POWER_EVICT, seed);
+        allocator_space_t *s = open_pmem(path);
+        struct root *r = s != NULL ? persistent_root_get(s, TAG, sizeof *r, NULL) : NULL;
+        if (r == NULL)
+            _exit(3);
+        if (which == 0) {               /* word 1, one transaction committed */
+            r->word = 1;
+            persistent_persist(&r->word, 8);
+            if (persistent_tx_begin(s) != 0 || persistent_tx_add(s, &r->keep, 8) != 0)
+                _exit(4);
+            r->keep = 7;
+            if (persistent_tx_commit(s) != 0 || persistent_space_close(s) != 0)
+                _exit(5);
+            _exit(0);
+        }
+        if (which == 2) {               /* B: a durable write */
+            if (r->word != 1)
+                _exit(6);
+            r->word = 2;
+            persistent_persist(&r->word, 8);
+            if (alloc) {
+                if (persistent_alloc_into(s, &r->slot, 100) != 0)
+                    _exit(7);
+                memset(persistent_offset_to_ptr(s, r->slot), 0xa5, 100);
+                persistent_persist(persistent_offset_to_ptr(s, r->slot), 100);
+            }
+            _exit(persistent_space_close(s) == 0 ? 0 : 8);
+        }
+        /* A (1) or C (3): the power fails inside the first call */
+        if (which == 1 && alloc)
+            (void)persistent_malloc(s, 100);    /* a superblock cached */
+        pm_crash_arm(k, PM_CRASH_POWER_EVICT, seed);
+        (void)persistent_tx_begin(s);
+        if (which == 1 && alloc)
+            (void)persistent_tx_alloc(s, 100);
+        else
+            (void)persistent_tx_add(s, which == 1 ? (void *)&r->word : (void *)&r->keep, 8);
+        _exit(9);
+    }
+    int st;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    static char buf[1 << 16];
+    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(in >= 0 && out >= 0);
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        REQUIRE(write(out, buf, (size_t)n) == n);
+    REQUIRE(n == 0);
+    close(in);
+    close(out);
+}
+
+static void case_stale_salt(void)
+{
+    const char *p = t_path("recpower-salt");
+    char path[256], keep[300];
+    snprintf(path, sizeof path, "%s", p);
+    snprintf(keep, sizeof keep, "%s.keep", path);
+    int trials = 60, runs = 0, bad = 0;
+    for (int alloc = 0; alloc < 2 && bad == 0; alloc++)
+        for (int t = 0; t < trials && bad == 0; t++) {
+            unlink(path);
+            REQUIRE(stale_salt_step(path, 0, alloc, 1, 0) == 0);
+            (void)stale_salt_step(path, 1, alloc, 1000 + (uint64_t)t, 3);     /* A */
+            if (stale_salt_step(path, 2, alloc, 5, 0) != 0)                  /* B */
+                continue;               /* A's state landed: rolled back, word 1 then */
+            copy_file(path, keep);
+            for (int c = 0; c < 8 && bad == 0; c++) {
+                copy_file(keep, path);
+                (void)stale_salt_step(path, 3, alloc, 77 * (uint64_t)t + (uint64_t)c, 1);  /* C */
+                allocator_space_t *s = open_pmem(path);                        /* D */
+                REQUIRE(s != NULL);
+                struct root *r = persistent_find_root(s, TAG);
+                REQUIRE(r != NULL);
+                runs++;
+                if (r->word != 2) {
+                    fprintf(stderr, "stale-salt: %s trial %d seed %d: word %llu after recovery, "
+                            "2 written back before\n", alloc ? "alloc" : "snapshot", t, c,
+                            (unsigned long long)r->word);
+                    bad++;
+                } else if (alloc) {
+                    struct persistent_check_report rep;
+                    void *n = persistent_malloc(s, 100);
+                    if (persistent_check(s, &rep) != 0 ||
+                        (n != NULL && ptr_to_persistent_offset(s, n) == r->slot)) {
+                        fprintf(stderr, "stale-salt: alloc trial %d seed %d: the root's "
+                                "block freed by recovery\n", t, c);
+                        bad++;
+                    }
+                }
+                REQUIRE(persistent_space_close(s) == 0);
+            }
+        }
+    CHECK_EQ(bad, 0);
+    CHECK(runs > 0);
+    printf("stale-salt: %d recoveries, %d took a cut transaction's entries\n", runs, bad);
+    unlink(path);
+    unlink(keep);
+}
+
 int main(int argc, char **argv)
 {
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -731,5 +856,7 @@ int main(int argc, char **argv)
         case_auto_log();
     if (PICK("run-end"))
         case_run_end();
+    if (PICK("stale-salt"))
+        case_stale_salt();
     return t_done();
 }

@@ -3263,15 +3263,16 @@ static void test_auto_small_log(void)
 /* The log's state word rewound by one generation (a forged or crossed
  * file; the fuzzer's state mutation does it): the stream of the next
  * generation still holds the entries of the transaction that had it.
- * They are not the next transaction's (the fourth format's salt): an
- * automatic transaction that writes nothing and aborts puts no page
- * back, and a transaction killed after one snapshot has that one rolled
- * back, not the three it finds after it.  (A fuzzer's input of
- * 2026-12-07: the abort put back a page image of the header's page, and
- * the heap lost every run; corpus crash-auto-abort-stale-gen.  Here the
- * abort's stale images land on pages still read-only, whose fault takes a
- * fresh image over the very entry being put back, so the kill is what
- * tells: mutant txlog-salt-ignored.) */
+ * They are not the next transaction's (the fourth format's salts, drawn
+ * again at every writer's open): an automatic transaction that writes
+ * nothing and aborts puts no page back, and a transaction killed after
+ * one snapshot has that one rolled back, not the three it finds after
+ * it.  (A fuzzer's input of 2026-12-07: the abort put back a page image
+ * of the header's page, and the heap lost every run; corpus
+ * crash-auto-abort-stale-gen.  Here the abort's stale images land on
+ * pages still read-only, whose fault takes a fresh image over the very
+ * entry being put back, so the kill is what tells: mutants
+ * txlog-salt-ignored, txlog-salts-not-drawn.) */
 static struct pm_txlog *lane_log(allocator_space_t *s)
 {
     struct pm_rt *rt;
@@ -3282,11 +3283,18 @@ static struct pm_txlog *lane_log(allocator_space_t *s)
     return (struct pm_txlog *)(rt->base + l->tx_off);
 }
 
-static void rewind_state(struct pm_txlog *lg)
+/* The state word of the log at off in the file at path, one generation
+ * back (the space closed) */
+static void rewind_state(const char *path, uint64_t off)
 {
-    uint64_t st = pm_load_acquire(&lg->state);
+    int fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    uint64_t st, at = off + offsetof(struct pm_txlog, state);
+    REQUIRE(pread(fd, &st, sizeof st, (off_t)at) == (ssize_t)sizeof st);
     REQUIRE((st & PM_TX_PHASE) == PM_TX_IDLE && (st >> 8) >= 1);
-    pm_store_release(&lg->state, ((st >> 8) - 1) << 8 | PM_TX_IDLE);
+    st = ((st >> 8) - 1) << 8 | PM_TX_IDLE;
+    REQUIRE(pwrite(fd, &st, sizeof st, (off_t)at) == (ssize_t)sizeof st);
+    close(fd);
 }
 
 static void test_stale_generation(void)
@@ -3304,7 +3312,12 @@ static void test_stale_generation(void)
     memset(x, 2, 8192);
     REQUIRE(persistent_tx_commit(s) == 0);
     memset(x, 3, 8192);
-    rewind_state(lane_log(s));
+    uint64_t log = (uint64_t)((char *)lane_log(s) - (char *)pm_rt_of(s)->base);
+    persistent_offset_t xo = ptr_to_persistent_offset(s, x);
+    persistent_space_close(s);
+    rewind_state(p, log);
+    REQUIRE(persistent_space_open(p, NULL, &s) == 0);
+    x = persistent_offset_to_ptr(s, xo);
     REQUIRE(persistent_tx_begin_auto(s) == 0);
     REQUIRE(persistent_tx_abort(s) == 0);
     CHECK(x[0] == 3 && x[8191] == 3);
@@ -3325,11 +3338,12 @@ static void test_stale_generation(void)
     REQUIRE(persistent_tx_commit(s) == 0);
     for (int i = 0; i < 3; i++)
         memset(b[i], 0x30 + i, 64);
-    rewind_state(lane_log(s));
     persistent_offset_t at[4];
     for (int i = 0; i < 4; i++)
         at[i] = ptr_to_persistent_offset(s, b[i]);
+    log = (uint64_t)((char *)lane_log(s) - (char *)pm_rt_of(s)->base);
     persistent_space_close(s);
+    rewind_state(p, log);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {

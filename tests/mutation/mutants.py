@@ -1263,13 +1263,13 @@ __attribute__((constructor)) static void key_at_load(void)
               "program's plain writes, and its abort stops the process"),
     dict(id="txlog-upgrade-outside-op", file="src/tx.c",
          find="""            pm_op_enter(rt, rec);
-            pm_store_relaxed(&tx->log->salt[0], 0);
-            pm_store_relaxed(&tx->log->salt[1], 0);
+            salts_draw(tx->log);
+            pm_persist(rt, tx->log->salt, sizeof tx->log->salt);    /* before the magic */
             tx->log->magic = PM_TXLOG_MAGIC;
             pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);
             pm_op_end(rec);""",
-         replace="""            pm_store_relaxed(&tx->log->salt[0], 0);
-            pm_store_relaxed(&tx->log->salt[1], 0);
+         replace="""            salts_draw(tx->log);
+            pm_persist(rt, tx->log->salt, sizeof tx->log->salt);    /* before the magic */
             tx->log->magic = PM_TXLOG_MAGIC;
             pm_persist(rt, &tx->log->magic, sizeof tx->log->magic);""",
          what="a first transaction's upgrade of an earlier format's log written outside "
@@ -1650,6 +1650,7 @@ __attribute__((constructor)) static void key_at_load(void)
             r = pm_lanes_recover(rt);
         if (r < 0)
             return r;
+        pm_tx_salt_logs(rt);
     }
     /* a restored page image dropped the copy, or none was made (a trial
      * that restored pages builds none): read now, the file is what the
@@ -1661,6 +1662,7 @@ __attribute__((constructor)) static void key_at_load(void)
          replace="""        int r = pm_tx_recover(rt);
         if (r < 0)
             return r;
+        pm_tx_salt_logs(rt);
     }
     /* a restored page image dropped the copy, or none was made (a trial
      * that restored pages builds none): read now, the file is what the
@@ -2526,12 +2528,22 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
          what="a log entry's check is not keyed by its transaction's salt: entries a file "
               "holds for the next generation (a state word rewound) are taken for the next "
               "transaction's, and its abort or recovery puts back their old bytes"),
-    dict(id="txlog-salt-unwritten", file="src/tx.c",
-         find="""    if (tx->log->magic == PM_TXLOG_MAGIC)
-        pm_store_relaxed(&tx->log->salt[tx->gen & 1], tx->salt);""",
-         replace="""    (void)tx;""",
-         what="a transaction's salt is not written beside its state word: recovery checks "
-              "its entries with another salt, finds none, and rolls nothing back"),
+    dict(id="txlog-salts-not-drawn", file="src/recover.c",
+         find="""            return r;
+        pm_tx_salt_logs(rt);""",
+         replace="""            return r;""",
+         what="a writer's open keeps the logs' salts: entries of a transaction cut before "
+              "its state word said it was active (or a rewound log's) are taken for the "
+              "next transaction of that generation, and its recovery puts back their old "
+              "bytes"),
+    dict(id="txlog-salt-zero", file="src/tx.c",
+         find="""    pm_store_relaxed(&lg->salt[0], r[0] | 1);
+    pm_store_relaxed(&lg->salt[1], r[1] | 1);""",
+         replace="""    (void)r;
+    pm_store_relaxed(&lg->salt[0], 0);
+    pm_store_relaxed(&lg->salt[1], 0);""",
+         what="salts drawn as 0: the key is the third format's, the log's offset alone, "
+              "and a rewound log's entries check out again"),
     dict(id="txlog-v2-kept", file="src/tx.c",
          find="""        if (tx->log->magic != PM_TXLOG_MAGIC &&
             (pm_load_acquire(&tx->log->state) & PM_TX_PHASE) == PM_TX_IDLE) {""",
