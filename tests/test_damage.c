@@ -1124,8 +1124,31 @@ static void test_tx_logs(void)
     destroy_persistent_allocator(s);
     unlink(p);
 
+    /* the third format's log (checks keyed by the log's offset alone; the
+     * words where the fourth keeps its salts were reserved, and are not
+     * read even when not zero): still rolled back, and it goes on in the
+     * fourth (a review found no case of it once make_tx_dirty wrote the
+     * fourth) */
+    make_tx_dirty(p, &log, &gen);
+    fd = open(p, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
+    close(fd);
+    pm_txlog_stream(&lg, log, gen, &e1, &end);
+    e2 = e1 + sizeof(struct pm_txent) + 24;
+    root = peek64(p, e1 + offsetof(struct pm_txent, off));
+    blk = peek64(p, e2 + offsetof(struct pm_txent, off));
+    patch64(p, log + offsetof(struct pm_txlog, magic), PM_TXLOG_MAGIC_V3);
+    patch64(p, log + offsetof(struct pm_txlog, salt), UINT64_C(0x5a5a5a5a5a5a5a5b));
+    patch64(p, log + offsetof(struct pm_txlog, salt) + 8, UINT64_C(0xa5a5a5a5a5a5a5a5));
+    set_entry(p, e1, gen, log, PM_TXE_SNAPSHOT, 24, root, 3);
+    set_entry(p, e2, gen, log, PM_TXE_ALLOC, 100, blk, 0);
+    judge(p, "a third-format log of an open transaction", true);
+    rolled_back_then_new_format(p, log, "the third-format log in the new format");
+    unlink(p);
+
     /* the second format's log (checks not keyed by the log): still rolled
-     * back, and it goes on in the third */
+     * back, and it goes on in the fourth */
     make_tx_dirty(p, &log, &gen);
     fd = open(p, O_RDONLY);
     REQUIRE(fd >= 0);

@@ -2544,6 +2544,11 @@ dict(id="pin-drop-loses-finish", file="src/publish.c",
     pm_store_relaxed(&lg->salt[1], 0);""",
          what="salts drawn as 0: the key is the third format's, the log's offset alone, "
               "and a rewound log's entries check out again"),
+    dict(id="txlog-v3-salted", file="src/layout.h",
+         find="""    return magic == PM_TXLOG_MAGIC ? off ^ salt : magic == PM_TXLOG_MAGIC_V3 ? off : 0;""",
+         replace="""    return magic == PM_TXLOG_MAGIC || magic == PM_TXLOG_MAGIC_V3 ? off ^ salt : 0;""",
+         what="a third-format log's entries checked with the words the fourth keeps its "
+              "salts in: a file killed mid-transaction under the third is not rolled back"),
     dict(id="txlog-v2-kept", file="src/tx.c",
          find="""        if (tx->log->magic != PM_TXLOG_MAGIC &&
             (pm_load_acquire(&tx->log->state) & PM_TX_PHASE) == PM_TX_IDLE) {""",
