@@ -394,20 +394,19 @@ void persistent_free(allocator_space_t *space, void *ptr);
 
 /* Whether persistent_free(space, ptr), called now by this thread, would
  * free the block: 0 if so (and for NULL), else why not, and nothing is
- * reported or changed -- the code free's report would carry for the
- * pointer, PERSISTENT_E_BAD_POINTER (not a
- * block of the program's in this space, or a large one freed already),
- * PERSISTENT_E_DOUBLE_FREE (a small block freed already),
- * PERSISTENT_E_ROOT_BLOCK,
- * PERSISTENT_E_TX_BLOCK (a block an open transaction allocated, frees or
- * holds a snapshot in, the caller's own included), -EROFS (a space where
- * nothing is freed: read-only, or allocation disabled), -EAGAIN (too
- * many threads in the space) or -EMFILE (this thread uses too many
- * spaces), -EINVAL (no space); for these four free reports
- * PERSISTENT_E_BAD_POINTER.  For code that must know before
- * it destroys what the block holds (the C++ layer's free runs ~T only
- * when this says 0).  The answer is as of the call: another thread may
- * free the block, or make it a root's, right after. */
+ * reported or changed.  The codes are those free's report would carry:
+ * PERSISTENT_E_BAD_POINTER (not a block of the program's in this space,
+ * or a large one freed already), PERSISTENT_E_DOUBLE_FREE (a small block
+ * freed already), PERSISTENT_E_ROOT_BLOCK, PERSISTENT_E_TX_BLOCK (a block
+ * an open transaction allocated, frees or holds a snapshot in, the
+ * caller's own included); and where free reports
+ * PERSISTENT_E_BAD_POINTER for a thread that cannot free here: -EROFS (a
+ * space where nothing is freed: read-only, or allocation disabled),
+ * -EAGAIN (too many threads in the space), -EMFILE (this thread uses too
+ * many spaces), -EINVAL (no space).  For code that must know before it
+ * destroys what the block holds (the C++ layer's free runs ~T only when
+ * this says 0).  The answer is as of the call: another thread may free
+ * the block, or make it a root's, right after. */
 int persistent_free_check(allocator_space_t *space, const void *ptr);
 
 /* Resizes *ptr in place when it can, else moves and copies.  Returns false,
