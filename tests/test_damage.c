@@ -1054,6 +1054,35 @@ static void rolled_back_then_new_format(const char *p, uint64_t log, const char 
     judge(p, what, true);
 }
 
+/* make_tx_dirty's open transaction with its log in an earlier format of
+ * two streams (magic): the head says so, the salt words hold something,
+ * the entries are signed with that format's key; rolled back, and the
+ * next transaction writes the current format. */
+static void two_stream_format(const char *p, uint64_t magic, const char *dirty,
+                              const char *after)
+{
+    uint64_t log, gen, e1, end;
+    make_tx_dirty(p, &log, &gen);
+    struct pm_txlog lg;
+    int fd = open(p, O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
+    close(fd);
+    pm_txlog_stream(&lg, log, gen, &e1, &end);
+    uint64_t e2 = e1 + sizeof(struct pm_txent) + 24;
+    uint64_t root = peek64(p, e1 + offsetof(struct pm_txent, off));
+    uint64_t blk = peek64(p, e2 + offsetof(struct pm_txent, off));
+    patch64(p, log + offsetof(struct pm_txlog, magic), magic);
+    patch64(p, log + offsetof(struct pm_txlog, salt), UINT64_C(0x5a5a5a5a5a5a5a5b));
+    patch64(p, log + offsetof(struct pm_txlog, salt) + 8, UINT64_C(0xa5a5a5a5a5a5a5a5));
+    uint64_t key = pm_txlog_key_of(magic, log, 0);
+    set_entry(p, e1, gen, key, PM_TXE_SNAPSHOT, 24, root, 3);
+    set_entry(p, e2, gen, key, PM_TXE_ALLOC, 100, blk, 0);
+    judge(p, dirty, true);
+    rolled_back_then_new_format(p, log, after);
+    unlink(p);
+}
+
 static void test_tx_logs(void)
 {
     const char *p = t_path("txlog");
@@ -1129,41 +1158,12 @@ static void test_tx_logs(void)
      * read even when not zero): still rolled back, and it goes on in the
      * fourth (a review found no case of it once make_tx_dirty wrote the
      * fourth) */
-    make_tx_dirty(p, &log, &gen);
-    fd = open(p, O_RDONLY);
-    REQUIRE(fd >= 0);
-    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
-    close(fd);
-    pm_txlog_stream(&lg, log, gen, &e1, &end);
-    e2 = e1 + sizeof(struct pm_txent) + 24;
-    root = peek64(p, e1 + offsetof(struct pm_txent, off));
-    blk = peek64(p, e2 + offsetof(struct pm_txent, off));
-    patch64(p, log + offsetof(struct pm_txlog, magic), PM_TXLOG_MAGIC_V3);
-    patch64(p, log + offsetof(struct pm_txlog, salt), UINT64_C(0x5a5a5a5a5a5a5a5b));
-    patch64(p, log + offsetof(struct pm_txlog, salt) + 8, UINT64_C(0xa5a5a5a5a5a5a5a5));
-    set_entry(p, e1, gen, log, PM_TXE_SNAPSHOT, 24, root, 3);
-    set_entry(p, e2, gen, log, PM_TXE_ALLOC, 100, blk, 0);
-    judge(p, "a third-format log of an open transaction", true);
-    rolled_back_then_new_format(p, log, "the third-format log in the new format");
-    unlink(p);
-
+    two_stream_format(p, PM_TXLOG_MAGIC_V3, "a third-format log of an open transaction",
+                      "the third-format log in the new format");
     /* the second format's log (checks not keyed by the log): still rolled
      * back, and it goes on in the fourth */
-    make_tx_dirty(p, &log, &gen);
-    fd = open(p, O_RDONLY);
-    REQUIRE(fd >= 0);
-    REQUIRE(pread(fd, &lg, sizeof lg, (off_t)log) == (ssize_t)sizeof lg);
-    close(fd);
-    pm_txlog_stream(&lg, log, gen, &e1, &end);
-    e2 = e1 + sizeof(struct pm_txent) + 24;
-    root = peek64(p, e1 + offsetof(struct pm_txent, off));
-    blk = peek64(p, e2 + offsetof(struct pm_txent, off));
-    patch64(p, log + offsetof(struct pm_txlog, magic), PM_TXLOG_MAGIC_V2);
-    set_entry(p, e1, gen, 0, PM_TXE_SNAPSHOT, 24, root, 3);
-    set_entry(p, e2, gen, 0, PM_TXE_ALLOC, 100, blk, 0);
-    judge(p, "a second-format log of an open transaction", true);
-    rolled_back_then_new_format(p, log, "the second-format log in the new format");
-    unlink(p);
+    two_stream_format(p, PM_TXLOG_MAGIC_V2, "a second-format log of an open transaction",
+                      "the second-format log in the new format");
 
     /* the first format's log (one stream from the head, checks not keyed
      * by the log): still rolled back */

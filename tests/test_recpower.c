@@ -774,19 +774,6 @@ static int stale_salt_step(const char *path, int which, bool alloc, uint64_t see
     return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 }
 
-static void copy_file(const char *from, const char *to)
-{
-    static char buf[1 << 16];
-    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    REQUIRE(in >= 0 && out >= 0);
-    ssize_t n;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        REQUIRE(write(out, buf, (size_t)n) == n);
-    REQUIRE(n == 0);
-    close(in);
-    close(out);
-}
-
 static void case_stale_salt(void)
 {
     const char *p = t_path("recpower-salt");
@@ -801,9 +788,9 @@ static void case_stale_salt(void)
             (void)stale_salt_step(path, 1, alloc, 1000 + (uint64_t)t, 3);     /* A */
             if (stale_salt_step(path, 2, alloc, 5, 0) != 0)                  /* B */
                 continue;               /* A's state landed: rolled back, word 1 then */
-            copy_file(path, keep);
+            ch_copy_file(path, keep);
             for (int c = 0; c < 8 && bad == 0; c++) {
-                copy_file(keep, path);
+                ch_copy_file(keep, path);
                 (void)stale_salt_step(path, 3, alloc, 77 * (uint64_t)t + (uint64_t)c, 1);  /* C */
                 allocator_space_t *s = open_pmem(path);                        /* D */
                 REQUIRE(s != NULL);
